@@ -1,0 +1,34 @@
+"""gradspec: declarative gradient checks for autograd engines, judged against exact SymPy references.
+
+The public surface::
+
+    check(expression, point, engine=...)   one expression at one point -> CheckResult
+    check_gradients(f, inputs)             numerically verify every gradient of a callable
+    Tolerance, CheckResult, Quantity, Verdict
+    errors: GradspecError and its subclasses
+    gradspec.engine.Value, gradspec.nn.MLP
+
+Everything else lives in private modules.
+"""
+
+from __future__ import annotations
+
+from gradspec._check import check, check_gradients
+from gradspec._results import CheckResult, Quantity, Tolerance, Verdict
+from gradspec.errors import CaseFileError, DomainError, EngineError, ExpressionError, GradspecError
+
+__all__ = [
+    "CaseFileError",
+    "CheckResult",
+    "DomainError",
+    "EngineError",
+    "ExpressionError",
+    "GradspecError",
+    "Quantity",
+    "Tolerance",
+    "Verdict",
+    "check",
+    "check_gradients",
+]
+
+__version__ = "0.1.0"

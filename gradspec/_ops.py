@@ -1,0 +1,148 @@
+"""The op table: every op gradspec knows, defined once.
+
+A row says everything the rest of gradspec needs about an op: how the expression language spells it,
+its arity, its exact SymPy form (the reference differentiates this), its float form (the numerical
+reference evaluates this), where it is defined, its declared convention at kinks, and how a
+micrograd-style engine spells it (an operator or a method). The parser, the references, the numerical
+check and every engine adapter read this table; adding an op is one row here plus cases that use it.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import mpmath
+import sympy
+
+__all__ = ["OPS", "CALLABLE", "INFIX", "Kink", "Op", "op"]
+
+Domain = Callable[[Sequence[mpmath.mpf], Sequence[bool]], "str | None"]
+
+
+@dataclass(frozen=True)
+class Kink:
+    """Where an op is continuous but not differentiable, and what gradient it declares there.
+
+    ``convention`` is the partial derivative (per argument) gradspec expects by default; ``interval``
+    the subgradients an engine may choose instead, which are reported as convention differences.
+    """
+
+    at: Callable[[Sequence[mpmath.mpf]], bool]
+    convention: tuple[float, ...]
+    interval: tuple[tuple[float, float], ...]
+    where: str
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    arity: int
+    sympy: Callable[..., sympy.Expr]
+    fn: Callable[..., float]
+    symbol: str | None = None  # infix or prefix spelling ("+", "**"); None: called as name(...)
+    method: str | None = None  # a Value method (x.tanh()); None: a Python operator
+    pyop: Callable[..., object] | None = None  # the Python operator (operator.add) for operator ops
+    dunders: tuple[str, ...] = ()  # special methods a Value class needs: own side, reflected side
+    domain: Domain | None = None
+    kink: Kink | None = None
+
+    def needs(self, value_left: bool) -> str:
+        """The special method or method a Value class must have to apply this op."""
+        if self.method:
+            return self.method
+        if self.arity == 1 or value_left:
+            return self.dunders[0]
+        return self.dunders[1]
+
+
+def _relu_sym(x: sympy.Expr) -> sympy.Expr:
+    # Piecewise rather than Max(0, x): SymPy differentiates Max into Heaviside(x), which is 1/2 at 0;
+    # this form makes the declared convention relu'(0) = 0 the derivative SymPy itself returns.
+    return sympy.Piecewise((0, x <= 0), (x, True))
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _div_domain(args: Sequence[mpmath.mpf], varying: Sequence[bool]) -> str | None:
+    return "division by zero" if args[1] == 0 else None
+
+
+def _log_domain(args: Sequence[mpmath.mpf], varying: Sequence[bool]) -> str | None:
+    return f"log needs x > 0, got x = {mpmath.nstr(args[0], 17)}" if args[0] <= 0 else None
+
+
+def _sqrt_domain(args: Sequence[mpmath.mpf], varying: Sequence[bool]) -> str | None:
+    return f"sqrt needs x >= 0, got x = {mpmath.nstr(args[0], 17)}" if args[0] < 0 else None
+
+
+def _pow_domain(args: Sequence[mpmath.mpf], varying: Sequence[bool]) -> str | None:
+    base, exponent = args
+    integral = exponent == mpmath.floor(exponent)
+    if base < 0 and not integral:
+        return f"pow of a negative base needs an integer exponent, got {mpmath.nstr(exponent, 17)}"
+    if base == 0 and exponent < 0:
+        return "pow: zero to a negative power"
+    if varying[1] and base <= 0:
+        return "pow: the exponent depends on an input, so the base must be > 0 (d/dy x**y = x**y*log(x))"
+    return None
+
+
+def _at_zero(args: Sequence[mpmath.mpf]) -> bool:
+    # Exact inputs are evaluated at high precision, so a kink reached through arithmetic (x - 0.3 at
+    # x = 0.3) can miss zero by rounding far below anything a float can resolve.
+    return bool(abs(args[0]) < mpmath.mpf("1e-40"))
+
+
+def _pow(x: float, y: float) -> float:
+    return math.pow(x, y)
+
+
+OPS: dict[str, Op] = {
+    o.name: o
+    for o in (
+        Op("add", 2, operator.add, operator.add, "+", pyop=operator.add, dunders=("__add__", "__radd__")),
+        Op("sub", 2, operator.sub, operator.sub, "-", pyop=operator.sub, dunders=("__sub__", "__rsub__")),
+        Op("mul", 2, operator.mul, operator.mul, "*", pyop=operator.mul, dunders=("__mul__", "__rmul__")),
+        Op(
+            "div", 2, operator.truediv, operator.truediv, "/",
+            pyop=operator.truediv, dunders=("__truediv__", "__rtruediv__"), domain=_div_domain,
+        ),
+        Op(
+            "pow", 2, lambda a, b: sympy.Pow(a, b), _pow, "**",
+            pyop=operator.pow, dunders=("__pow__", "__rpow__"), domain=_pow_domain,
+        ),
+        Op("neg", 1, operator.neg, operator.neg, "-", pyop=operator.neg, dunders=("__neg__",)),
+        Op(
+            "relu", 1, _relu_sym, lambda x: x if x > 0 else 0.0, method="relu",
+            kink=Kink(_at_zero, (0.0,), ((0.0, 1.0),), "relu at 0"),
+        ),
+        Op("tanh", 1, sympy.tanh, math.tanh, method="tanh"),
+        Op("exp", 1, sympy.exp, math.exp, method="exp"),
+        Op("log", 1, sympy.log, math.log, method="log", domain=_log_domain),
+        Op("sigmoid", 1, lambda x: 1 / (1 + sympy.exp(-x)), _sigmoid, method="sigmoid"),
+        Op("sin", 1, sympy.sin, math.sin, method="sin"),
+        Op("cos", 1, sympy.cos, math.cos, method="cos"),
+        Op("sqrt", 1, sympy.sqrt, math.sqrt, method="sqrt", domain=_sqrt_domain),
+        Op(
+            "abs", 1, sympy.Abs, abs, method="abs",
+            kink=Kink(_at_zero, (0.0,), ((-1.0, 1.0),), "abs at 0"),
+        ),
+    )
+}
+
+#: Infix and prefix spellings: (symbol, arity) -> op name.
+INFIX: dict[tuple[str, int], str] = {(o.symbol, o.arity): o.name for o in OPS.values() if o.symbol}
+#: Ops written as calls in expressions: name -> op.
+CALLABLE: dict[str, Op] = {o.name: o for o in OPS.values() if o.symbol is None}
+
+
+def op(name: str) -> Op:
+    return OPS[name]

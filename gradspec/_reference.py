@@ -1,0 +1,373 @@
+"""The two references an engine is judged against.
+
+*Exact*: the graph is rebuilt in SymPy over real symbols, differentiated with respect to every input
+and every named intermediate, and each derivative is evaluated at the point taken as exact decimals,
+with mpmath at ``DPS`` significant digits. Derivations are cached per graph, so many points cost one
+derivation. A forward pass at the same precision checks every op's domain and finds kinks.
+
+*Numerical*: the central difference of the float forms in the op table, refined by one Richardson
+step, ``(4 D(h/2) - D(h)) / 3``, with ``h`` scaled by the magnitude of the variable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import mpmath
+import sympy
+
+from gradspec._graph import Graph
+from gradspec._ops import OPS
+from gradspec.errors import DomainError
+
+__all__ = ["DPS", "Derivation", "Exact", "derive", "exact", "numerical", "relative_error"]
+
+DPS = 60  # working precision; results are trusted to well over 30 significant digits
+mp = mpmath.mp
+
+Scalar = mpmath.mpf
+Env = Mapping[object, Scalar]
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """The symbolic side of a graph: output and derivatives as SymPy expressions, compiled."""
+
+    symbols: dict[str, sympy.Symbol]
+    value: sympy.Expr
+    grads: dict[str, sympy.Expr]  # input or intermediate name -> d output / d name
+    _compiled: dict[str, Callable[[Env], Scalar]]
+
+    def evaluate(self, name: str, env: Env) -> Scalar:
+        return self._compiled[name](env)
+
+
+@dataclass(frozen=True)
+class Kinked:
+    step: int
+    where: str  # "relu at 0"
+
+
+@dataclass(frozen=True)
+class Exact:
+    """Exact value and gradients of a graph at one point."""
+
+    value: Scalar
+    grads: dict[str, Scalar]
+    kinks: tuple[Kinked, ...]
+    # Per name: the (low, high) range the gradient spans over every subgradient choice at the kinks.
+    subgradients: dict[str, tuple[Scalar, Scalar]]
+
+
+@lru_cache(maxsize=2048)
+def derive(graph: Graph) -> Derivation:
+    """Differentiate ``graph`` once; every later point reuses the result."""
+    symbols = {name: sympy.Symbol(name, real=True) for name, _ in graph.inputs}
+    exprs = _sympy_steps(graph, symbols, {})
+    value = exprs[graph.output]
+    grads: dict[str, sympy.Expr] = {name: sympy.diff(value, symbols[name]) for name, _ in graph.inputs}
+    input_steps = {i for _, i in graph.inputs}
+    for name, index in graph.intermediates:
+        if index in input_steps:  # `a = x`: the same node as an input
+            grads[name] = grads[graph.label(index)]
+            continue
+        hole = sympy.Dummy(name, real=True)
+        around = _sympy_steps(graph, symbols, {index: hole})[graph.output]
+        grads[name] = sympy.diff(around, hole).subs(hole, exprs[index])
+    compiled = {"": _compile(value)} | {n: _compile(g) for n, g in grads.items()}
+    compiled = {n: f for n, f in compiled.items()}
+    return Derivation(symbols, value, grads, compiled)
+
+
+def _sympy_steps(graph: Graph, symbols: dict[str, sympy.Symbol], holes: dict[int, sympy.Expr]) -> list[sympy.Expr]:
+    out: list[sympy.Expr] = []
+    for i, step in enumerate(graph.steps):
+        if i in holes:
+            out.append(holes[i])
+        elif step.name is not None:
+            out.append(symbols[step.name])
+        elif step.op is None:
+            assert step.const is not None
+            out.append(sympy.Rational(step.const.numerator, step.const.denominator))
+        else:
+            out.append(OPS[step.op].sympy(*(out[a] for a in step.args)))
+    return out
+
+
+def exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:
+    """Exact value and gradients at ``point``; raises :class:`DomainError` outside an op's domain."""
+    with mpmath.workdps(DPS):
+        env = {name: _mpf(point[name]) for name, _ in graph.inputs}
+        values, kinks = forward(graph, env)
+        d = derive(graph)
+        sym_env = {d.symbols[n]: v for n, v in env.items()}
+        value = d.evaluate("", sym_env)
+        grads = {n: d.evaluate(n, sym_env) for n in d.grads}
+        ranges = _subgradient_ranges(graph, values, kinks) if kinks else {}
+    return Exact(value, grads, tuple(kinks), ranges)
+
+
+def forward(graph: Graph, env: Mapping[str, Scalar]) -> tuple[list[Scalar], list[Kinked]]:
+    """Every step's exact value, checking domains and noting kinks on the way."""
+    values: list[Scalar] = []
+    kinks: list[Kinked] = []
+    for i, step in enumerate(graph.steps):
+        if step.name is not None:
+            values.append(env[step.name])
+            continue
+        if step.op is None:
+            assert step.const is not None
+            values.append(_mpf(step.const))
+            continue
+        op = OPS[step.op]
+        args = [values[a] for a in step.args]
+        if op.domain is not None:
+            problem = op.domain(args, [graph.varying[a] for a in step.args])
+            if problem:
+                raise DomainError(f"{problem} (in {_step_text(graph, i)})", col=step.col or None)
+        if op.kink is not None and op.kink.at(args):
+            kinks.append(Kinked(i, op.kink.where))
+        values.append(_mp_apply(step.op, args))
+    return values, kinks
+
+
+def _step_text(graph: Graph, index: int) -> str:
+    step = graph.steps[index]
+    return f"{step.op}({', '.join(graph.label(a) for a in step.args)})"
+
+
+@lru_cache(maxsize=None)
+def _local_partials(name: str) -> tuple[Callable[[Env], Scalar], ...]:
+    """d op / d argument for each argument, derived by SymPy from the op's own form."""
+    op = OPS[name]
+    dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
+    form = op.sympy(*dummies)
+    return tuple(_compile_with(sympy.diff(form, d), dummies) for d in dummies)
+
+
+@lru_cache(maxsize=None)
+def _op_value(name: str) -> Callable[[Env], Scalar]:
+    op = OPS[name]
+    dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
+    return _compile_with(op.sympy(*dummies), dummies)
+
+
+def _compile_with(expr: sympy.Expr, dummies: list[sympy.Dummy]) -> Callable[[Env], Scalar]:
+    body = _compile(expr)
+    return lambda args: body({d: args[i] for i, d in enumerate(dummies)})  # type: ignore[index]
+
+
+def _mp_apply(name: str, args: list[Scalar]) -> Scalar:
+    return _op_value(name)(args)  # type: ignore[arg-type]
+
+
+def adjoints(graph: Graph, values: list[Scalar], local: Mapping[tuple[int, int], Scalar] | None = None) -> list[Scalar]:
+    """Exact reverse accumulation: d output / d step for every step (chain rule at full precision).
+
+    ``local`` overrides chosen local partials ``(step, argument) -> value``, used to explore the
+    subgradients at kinks.
+    """
+    adj = [mpmath.mpf(0)] * len(graph.steps)
+    adj[graph.output] = mpmath.mpf(1)
+    for i in range(len(graph.steps) - 1, -1, -1):
+        step = graph.steps[i]
+        if step.op is None or adj[i] == 0:
+            continue
+        args = [values[a] for a in step.args]
+        partials = _local_partials(step.op)
+        for k, a in enumerate(step.args):
+            if not graph.varying[a]:
+                continue
+            p = local[(i, k)] if local and (i, k) in local else partials[k](args)  # type: ignore[arg-type]
+            adj[a] += adj[i] * p
+    return adj
+
+
+def _subgradient_ranges(graph: Graph, values: list[Scalar], kinks: list[Kinked]) -> dict[str, tuple[Scalar, Scalar]]:
+    """Gradient range over every corner of the kinks' subgradient intervals (multilinear in them)."""
+    corners: list[dict[tuple[int, int], Scalar]] = [{}]
+    for kink in kinks[:10]:  # 2**10 corners at most; more kinks than that keep the declared convention
+        step = graph.steps[kink.step]
+        interval = OPS[step.op or ""].kink.interval  # type: ignore[union-attr]
+        corners = [c | {(kink.step, k): mpmath.mpf(end)} for c in corners for k in range(len(step.args)) for end in interval[k]]
+    names = dict(graph.inputs + graph.intermediates)
+    ranges: dict[str, tuple[Scalar, Scalar]] = {}
+    for corner in corners:
+        adj = adjoints(graph, values, corner)
+        for name, index in names.items():
+            lo, hi = ranges.get(name, (adj[index], adj[index]))
+            ranges[name] = (min(lo, adj[index]), max(hi, adj[index]))
+    return ranges
+
+
+# -- numerical reference ----------------------------------------------------------------------------
+
+
+def float_forward(graph: Graph, inputs: Mapping[str, float], override: tuple[int, float] | None = None) -> float:
+    """The graph's output in float64 through the op table's float forms; nan where they fail."""
+    values: list[float] = []
+    for i, step in enumerate(graph.steps):
+        if override is not None and i == override[0]:
+            values.append(override[1])
+        elif step.name is not None:
+            values.append(inputs[step.name])
+        elif step.op is None:
+            values.append(float(step.const))  # type: ignore[arg-type]
+        else:
+            try:
+                values.append(float(OPS[step.op].fn(*(values[a] for a in step.args))))
+            except (ArithmeticError, ValueError, TypeError):
+                values.append(math.nan)
+    return values[graph.output]
+
+
+def numerical(graph: Graph, inputs: Mapping[str, float], name: str, h: float = 1e-4) -> float | None:
+    """Central difference with one Richardson step for input or intermediate ``name``; None if the
+    steps leave the function's domain."""
+    index = graph.names[name]
+    if name in dict(graph.inputs):
+        x0 = inputs[name]
+    else:
+        x0 = _float_value_of(graph, inputs, index)
+    step = h * max(1.0, abs(x0))
+
+    def f(x: float) -> float:
+        return float_forward(graph, inputs, (index, x))
+
+    def central(s: float) -> float:
+        return (f(x0 + s) - f(x0 - s)) / (2 * s)
+
+    for _ in range(4):  # shrink the step when it crosses a domain boundary
+        d1, d2 = central(step), central(step / 2)
+        if math.isfinite(d1) and math.isfinite(d2):
+            return (4 * d2 - d1) / 3
+        step /= 100
+    return None
+
+
+def _float_value_of(graph: Graph, inputs: Mapping[str, float], index: int) -> float:
+    sub = Graph(graph.program, graph.steps, index, graph.inputs, (), graph.varying)
+    return float_forward(sub, inputs)
+
+
+def relative_error(computed: float, reference: float, floor: float = 1e-8) -> float:
+    """|computed - reference| / max(|computed|, |reference|, floor): the classic gradient-check metric."""
+    if computed == reference:
+        return 0.0
+    if math.isnan(computed) or math.isnan(reference) or math.isinf(computed) or math.isinf(reference):
+        return math.inf
+    return abs(computed - reference) / max(abs(computed), abs(reference), floor)
+
+
+# -- SymPy to mpmath --------------------------------------------------------------------------------
+
+
+def _mpf(x: Fraction | float | int | str) -> Scalar:
+    if isinstance(x, Fraction):
+        return mpmath.mpf(x.numerator) / x.denominator
+    return mpmath.mpf(x)
+
+
+_FUNCS: dict[type, Callable[[Scalar], Scalar]] = {
+    sympy.exp: mpmath.exp,
+    sympy.log: lambda v: -mpmath.inf if v == 0 else (mpmath.log(v) if v > 0 else mpmath.nan),
+    sympy.tanh: mpmath.tanh,
+    sympy.sinh: mpmath.sinh,
+    sympy.cosh: mpmath.cosh,
+    sympy.sin: mpmath.sin,
+    sympy.cos: mpmath.cos,
+    sympy.tan: mpmath.tan,
+    sympy.Abs: mpmath.fabs,
+    sympy.sign: mpmath.sign,
+}
+
+_RELATIONS: dict[type, Callable[[Scalar, Scalar], bool]] = {
+    sympy.StrictLessThan: lambda a, b: a < b,
+    sympy.LessThan: lambda a, b: a <= b,
+    sympy.StrictGreaterThan: lambda a, b: a > b,
+    sympy.GreaterThan: lambda a, b: a >= b,
+}
+
+
+def _power(base: Scalar, exponent: Scalar) -> Scalar:
+    if base == 0 and exponent < 0:
+        return mpmath.inf
+    if base < 0 and exponent != mpmath.floor(exponent):
+        return mpmath.nan
+    return mpmath.power(base, exponent)
+
+
+def _compile(expr: sympy.Basic) -> Callable[[Env], Scalar]:
+    """Turn a SymPy expression into a closure over an environment of symbol -> mpf (no code strings)."""
+    if isinstance(expr, sympy.Symbol):
+        return lambda env: env[expr]
+    if expr.is_Number:
+        if expr is sympy.nan:
+            return lambda env: mpmath.nan
+        if expr in (sympy.oo, sympy.zoo):
+            return lambda env: mpmath.inf
+        if expr is sympy.S.NegativeInfinity:
+            return lambda env: -mpmath.inf
+        p, q = sympy.fraction(expr) if expr.is_Rational else (expr, 1)
+        if expr.is_Rational:
+            num, den = int(p), int(q)
+            return lambda env: mpmath.mpf(num) / den
+        text = str(expr)
+        return lambda env: mpmath.mpf(text)
+    if expr is sympy.pi:
+        return lambda env: +mpmath.pi
+    if expr is sympy.E:
+        return lambda env: mpmath.e
+    if isinstance(expr, sympy.Add):
+        parts = [_compile(a) for a in expr.args]
+        return lambda env: mpmath.fsum(p(env) for p in parts)
+    if isinstance(expr, sympy.Mul):
+        parts = [_compile(a) for a in expr.args]
+
+        def product(env: Env) -> Scalar:
+            out = mpmath.mpf(1)
+            for p in parts:
+                out *= p(env)
+            return out
+
+        return product
+    if isinstance(expr, sympy.Pow):
+        base, exponent = _compile(expr.args[0]), _compile(expr.args[1])
+        return lambda env: _power(base(env), exponent(env))
+    if isinstance(expr, sympy.Piecewise):
+        pieces = [(_compile(e), _compile_condition(c)) for e, c in expr.args]
+
+        def piecewise(env: Env) -> Scalar:
+            for value, cond in pieces:
+                if cond(env):
+                    return value(env)
+            return mpmath.nan
+
+        return piecewise
+    fn = _FUNCS.get(type(expr))
+    if fn is not None and len(expr.args) == 1:
+        arg = _compile(expr.args[0])
+        return lambda env: fn(arg(env))
+    raise NotImplementedError(f"no mpmath form for {type(expr).__name__}")
+
+
+def _compile_condition(cond: sympy.Basic) -> Callable[[Env], bool]:
+    if cond is sympy.true:
+        return lambda env: True
+    if cond is sympy.false:
+        return lambda env: False
+    rel = _RELATIONS.get(type(cond))
+    if rel is not None:
+        lhs, rhs = _compile(cond.args[0]), _compile(cond.args[1])
+        return lambda env: rel(lhs(env), rhs(env))
+    if isinstance(cond, sympy.And):
+        parts = [_compile_condition(c) for c in cond.args]
+        return lambda env: all(p(env) for p in parts)
+    if isinstance(cond, sympy.Or):
+        parts = [_compile_condition(c) for c in cond.args]
+        return lambda env: any(p(env) for p in parts)
+    raise NotImplementedError(f"no mpmath form for condition {type(cond).__name__}")

@@ -1,0 +1,120 @@
+"""The one result model every runner, report and plugin reads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = ["CheckResult", "Quantity", "Tolerance", "Verdict"]
+
+
+class Verdict(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    CONVENTION = "convention"  # an engine took another valid subgradient at a kink
+    SKIP = "skip"
+    ERROR = "error"  # the check itself is invalid (a point outside an op's domain)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_SEVERITY = [Verdict.PASS, Verdict.SKIP, Verdict.CONVENTION, Verdict.FAIL, Verdict.ERROR]
+
+
+def worst(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
+    return max(verdicts, key=_SEVERITY.index, default=Verdict.PASS)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A check passes when ``|engine - exact| <= atol + rtol * |exact|``.
+
+    ``h`` is the numerical reference's step (scaled by ``max(1, |x|)``).
+    """
+
+    rtol: float = 1e-7
+    atol: float = 1e-10
+    h: float = 1e-4
+
+    def bound(self, exact: float) -> float:
+        return self.atol + self.rtol * abs(exact) if math.isfinite(exact) else 0.0
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One compared number: the output value, or the gradient of one input or intermediate."""
+
+    name: str  # "value", or the input or intermediate it is the gradient of
+    role: str  # "value", "input", "intermediate"
+    engine: float | None
+    exact: float | None
+    numerical: float | None
+    abs_error: float | None
+    rel_error: float | None  # the classic |a - b| / max(|a|, |b|, 1e-8)
+    tolerance: float | None
+    verdict: Verdict
+    exact_text: str = ""  # the exact value to 30 significant digits
+    symbolic: str = ""  # the derivative as SymPy writes it
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One expression checked on one engine at one point."""
+
+    expression: str
+    point: dict[str, float]
+    engine: str
+    verdict: Verdict
+    quantities: tuple[Quantity, ...] = ()
+    message: str = ""
+    kinks: tuple[str, ...] = ()
+    case_id: str = ""
+    path: str = ""
+    line: int = 0
+    kind: str = "gradient"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in (Verdict.PASS, Verdict.CONVENTION, Verdict.SKIP)
+
+    @property
+    def point_text(self) -> str:
+        return ",".join(f"{k}={v:g}" for k, v in self.point.items())
+
+    def failures(self) -> list[Quantity]:
+        return [q for q in self.quantities if q.verdict in (Verdict.FAIL, Verdict.CONVENTION)]
+
+    def table(self) -> str:
+        """The comparison as a small plain-text table."""
+        head = f"{self.verdict.value.upper()}  {self.expression}  at {self.point_text}  on {self.engine}"
+        lines = [head]
+        if self.message:
+            lines.append(f"  {self.message}")
+        if self.kinks:
+            lines.append(f"  at a kink: {', '.join(self.kinks)}")
+        if self.quantities:
+            rows = [("", "engine", "exact", "numerical", "abs err", "rel err", "tol", "verdict")]
+            for q in self.quantities:
+                label = "value" if q.role == "value" else f"d/d{q.name}"
+                rows.append((label, _num(q.engine), _num(q.exact), _num(q.numerical), _num(q.abs_error, 2),
+                             _num(q.rel_error, 2), _num(q.tolerance, 2), q.verdict.value))
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            for r in rows:
+                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+            for q in self.quantities:
+                if q.symbolic and q.verdict is not Verdict.PASS:
+                    label = "value" if q.role == "value" else f"d/d{q.name}"
+                    lines.append(f"  {label} = {q.symbolic}")
+                if q.note:
+                    lines.append(f"  {q.name}: {q.note}")
+        return "\n".join(lines)
+
+
+def _num(x: float | None, digits: int = 10) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{digits}g}"
