@@ -13,7 +13,7 @@ import mpmath
 from gradspec._engines import Engine, Unsupported, resolve
 from gradspec._expr import parse
 from gradspec._graph import Graph, build
-from gradspec._reference import DPS, Exact, derive, exact, numerical, relative_error
+from gradspec._reference import DPS, Exact, derive, exact, numerical, relative_error, symbolic
 from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.errors import ExpressionError, GradspecError
 
@@ -99,13 +99,22 @@ def compare(
     floats: Mapping[str, float],
     tol: Tolerance,
 ) -> tuple[Quantity, ...]:
-    d = derive(graph)
-    out = [_judge("value", "value", value, ref.value, None, tol, None, str(d.value))]
+    formulas = _formulas(graph)
+    out = [_judge("value", "value", value, ref.value, None, tol, None, formulas.get("", ""))]
     roles = [(n, "input") for n, _ in graph.inputs] + [(n, "intermediate") for n, _ in graph.intermediates]
     for name, role in roles:
         num = numerical(graph, floats, name, tol.h)
-        out.append(_judge(name, role, grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name), str(d.grads[name])))
+        out.append(_judge(name, role, grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name),
+                          formulas.get(name, "")))
     return tuple(out)
+
+
+def _formulas(graph: Graph) -> dict[str, str]:
+    """The symbolic value and derivatives as text; empty for graphs differentiated step by step."""
+    if not symbolic(graph):
+        return {}
+    d = derive(graph)
+    return {"": str(d.value)} | {n: str(g) for n, g in d.grads.items()}
 
 
 def _judge(

@@ -113,3 +113,49 @@ def _varying(steps: Sequence[Step]) -> tuple[bool, ...]:
     for s in steps:
         out.append(s.name is not None or any(out[a] for a in s.args))
     return tuple(out)
+
+
+@lru_cache(maxsize=256)
+def unroll(init: Program, step: Program, var: str, repeat: int, inputs: tuple[str, ...]) -> Graph:
+    """The graph of ``z = init; z = step(z)`` applied ``repeat`` times, laid out without recursion.
+
+    Used for deep compositions; its exact reference is the chain rule evaluated step by step.
+    """
+    steps: list[Step] = []
+    env: dict[str, int] = {}
+    for name in inputs:
+        steps.append(Step(None, name=name))
+        env[name] = len(steps) - 1
+    consts: dict[Fraction, int] = {}
+
+    def emit(program: Program, names: dict[str, int]) -> int:
+        local = dict(names)
+        for name, node in program.assignments:
+            local[name] = _emit_tree(node, local)
+        return _emit_tree(program.output, local)
+
+    def _emit_tree(node: Node, names: dict[str, int]) -> int:
+        stack: list[tuple[Node, bool]] = [(node, False)]
+        done: dict[int, int] = {}
+        while stack:
+            item, ready = stack.pop()
+            if isinstance(item, Name):
+                done[id(item)] = names[item.name]
+            elif isinstance(item, Num):
+                if item.value not in consts:
+                    steps.append(Step(None, const=item.value, col=item.col))
+                    consts[item.value] = len(steps) - 1
+                done[id(item)] = consts[item.value]
+            elif not ready:
+                stack.append((item, True))
+                stack.extend((a, False) for a in reversed(item.args))
+            else:
+                steps.append(Step(item.op, tuple(done[id(a)] for a in item.args), col=item.col))
+                done[id(item)] = len(steps) - 1
+        return done[id(node)]
+
+    current = emit(init, env)
+    for _ in range(repeat):
+        current = emit(step, {**env, var: current})
+    program = Program(f"{var} = {init.source}; repeat {repeat}: {var} = {step.source}", (), Name(var), inputs)
+    return Graph(program, tuple(steps), current, tuple((n, env[n]) for n in inputs), (), _varying(steps))

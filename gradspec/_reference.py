@@ -98,15 +98,28 @@ def _sympy_steps(graph: Graph, symbols: dict[str, sympy.Symbol], holes: dict[int
     return out
 
 
+SYMBOLIC_LIMIT = 400  # op steps; larger graphs are differentiated step by step
+
+
+def symbolic(graph: Graph) -> bool:
+    """Whether ``graph`` is small enough to differentiate as one SymPy expression."""
+    return sum(1 for s in graph.steps if s.op is not None) <= SYMBOLIC_LIMIT
+
+
 def exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:
     """Exact value and gradients at ``point``; raises :class:`DomainError` outside an op's domain."""
     with mpmath.workdps(DPS):
         env = {name: _mpf(point[name]) for name, _ in graph.inputs}
         values, kinks = forward(graph, env)
-        d = derive(graph)
-        sym_env = {d.symbols[n]: v for n, v in env.items()}
-        value = d.evaluate("", sym_env)
-        grads = {n: d.evaluate(n, sym_env) for n in d.grads}
+        if symbolic(graph):
+            d = derive(graph)
+            sym_env = {d.symbols[n]: v for n, v in env.items()}
+            value = d.evaluate("", sym_env)
+            grads = {n: d.evaluate(n, sym_env) for n in d.grads}
+        else:  # too deep for one SymPy expression: the chain rule, one exact step at a time
+            adj = adjoints(graph, values)
+            value = values[graph.output]
+            grads = {n: adj[i] for n, i in graph.inputs + graph.intermediates}
         ranges = _subgradient_ranges(graph, values, kinks) if kinks else {}
     return Exact(value, grads, tuple(kinks), ranges)
 

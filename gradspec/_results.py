@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["CheckResult", "Quantity", "Tolerance", "Verdict"]
+__all__ = ["CheckResult", "Quantity", "Run", "Tolerance", "Verdict", "worst"]
 
 
 class Verdict(str, Enum):
@@ -14,13 +14,14 @@ class Verdict(str, Enum):
     FAIL = "fail"
     CONVENTION = "convention"  # an engine took another valid subgradient at a kink
     SKIP = "skip"
+    XFAIL = "xfail"  # failed, and the case says it is expected to
     ERROR = "error"  # the check itself is invalid (a point outside an op's domain)
 
     def __str__(self) -> str:
         return self.value
 
 
-_SEVERITY = [Verdict.PASS, Verdict.SKIP, Verdict.CONVENTION, Verdict.FAIL, Verdict.ERROR]
+_SEVERITY = [Verdict.PASS, Verdict.SKIP, Verdict.XFAIL, Verdict.CONVENTION, Verdict.FAIL, Verdict.ERROR]
 
 
 def worst(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
@@ -79,7 +80,7 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
-        return self.verdict in (Verdict.PASS, Verdict.CONVENTION, Verdict.SKIP)
+        return self.verdict in (Verdict.PASS, Verdict.CONVENTION, Verdict.SKIP, Verdict.XFAIL)
 
     @property
     def point_text(self) -> str:
@@ -118,3 +119,29 @@ def _num(x: float | None, digits: int = 10) -> str:
     if x is None:
         return "-"
     return f"{x:.{digits}g}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything one ``gradspec run`` produced: what every report renders."""
+
+    results: tuple[CheckResult, ...]
+    engines: tuple[str, ...]
+    files: tuple[str, ...]
+    errors: tuple[str, ...] = ()  # invalid input, each ``path:line:col: message``
+    seconds: float = 0.0
+    version: str = ""
+
+    def counts(self, engine: str | None = None, path: str | None = None) -> dict[Verdict, int]:
+        out = dict.fromkeys(Verdict, 0)
+        for r in self.results:
+            if (engine is None or r.engine == engine) and (path is None or r.path == path):
+                out[r.verdict] += 1
+        return out
+
+    @property
+    def exit_code(self) -> int:
+        """0 all passed, 1 a check failed, 2 invalid input."""
+        if self.errors or any(r.verdict is Verdict.ERROR for r in self.results):
+            return 2
+        return 1 if any(r.verdict is Verdict.FAIL for r in self.results) else 0

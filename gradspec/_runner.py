@@ -1,0 +1,229 @@
+"""Running cases on engines: every case kind becomes a list of :class:`CheckResult`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections.abc import Iterable, Iterator
+
+from gradspec._cases import Case, CaseFile, ChainRule, Linearity, Point, Training, cached_exact
+from gradspec._check import compare
+from gradspec._engines import Engine, Outcome, Unsupported
+from gradspec._graph import Graph
+from gradspec._reference import relative_error
+from gradspec._results import CheckResult, Quantity, Verdict, worst
+from gradspec.errors import DomainError
+
+__all__ = ["run_case", "run_files", "run_point", "applies"]
+
+
+def applies(case: Case, engine: Engine) -> str | None:
+    """Why ``case`` does not run on ``engine`` (a skip reason), or None."""
+    if case.skip:
+        return case.skip
+    if case.engines and engine.name not in case.engines and engine.name.split(":")[0] not in case.engines:
+        return f"case is only for engines: {', '.join(case.engines)}"
+    return None
+
+
+def run_case(case: Case, engine: Engine) -> list[CheckResult]:
+    if case.kind == "training":
+        return [run_point(case, None, engine)]
+    return [run_point(case, p, engine) for p in case.points]
+
+
+def run_files(files: Iterable[CaseFile], engines: Iterable[Engine]) -> Iterator[CheckResult]:
+    engines = list(engines)
+    for f in files:
+        for case in f.cases:
+            for engine in engines:
+                yield from run_case(case, engine)
+
+
+def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: bool = True) -> CheckResult:
+    """One case at one point (None for training) on one engine.
+
+    With ``apply_xfail``, a case marked ``xfail`` turns a failure into ``xfail`` and a pass into a
+    failure (strict), as pytest does; the pytest plugin leaves that to pytest's own mark.
+    """
+    result = _run(case, point, engine)
+    result = dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
+                                 kind=case.kind)
+    if apply_xfail and case.xfail:
+        if result.verdict is Verdict.FAIL:
+            return dataclasses.replace(result, verdict=Verdict.XFAIL, message=f"expected failure: {case.xfail}")
+        if result.verdict in (Verdict.PASS, Verdict.CONVENTION):
+            return dataclasses.replace(result, verdict=Verdict.FAIL, message=f"unexpectedly passed (xfail: {case.xfail})")
+    return result
+
+
+def _base(case: Case, point: Point | None, engine: Engine) -> dict[str, object]:
+    return {"expression": case.expression, "point": point.floats() if point else {}, "engine": engine.name}
+
+
+def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
+    base = _base(case, point, engine)
+    reason = applies(case, engine)
+    if reason:
+        return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
+    if isinstance(case.spec, Training):
+        return _train(case, case.spec, engine)
+    assert case.graph is not None and point is not None
+    graph = case.graph
+    try:
+        ref = cached_exact(graph, point)
+    except DomainError as exc:
+        if case.expect.error == "domain":
+            return _expected_domain_error(case, point, engine, exc.message)
+        return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)  # type: ignore[arg-type]
+    outcome = _engine_run(engine, graph, point)
+    if isinstance(outcome, CheckResult):
+        return dataclasses.replace(outcome, **base)  # type: ignore[arg-type]
+    floats = point.floats()
+    quantities = list(compare(graph, ref, outcome.value, outcome.grads, floats, case.tolerance))
+    quantities = [_apply_expectations(case, q, ref.kinks != ()) for q in quantities]
+    message = ""
+    if isinstance(case.spec, Linearity):
+        extra, message = _linearity(case, case.spec, point, engine, outcome)
+        quantities += extra
+    elif isinstance(case.spec, ChainRule):
+        extra, message = _chain_rule(case, case.spec, point, engine, outcome)
+        quantities += extra
+    kinks = tuple(k.where for k in ref.kinks)
+    return CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=tuple(quantities),  # type: ignore[arg-type]
+                       kinks=kinks, message=message)
+
+
+def _engine_run(engine: Engine, graph: Graph, point: Point) -> Outcome | CheckResult:
+    reason = engine.unsupported(graph)
+    if reason:
+        return CheckResult("", {}, engine.name, Verdict.SKIP, message=reason)
+    try:
+        return engine.run(graph, point.floats())
+    except Unsupported as exc:
+        return CheckResult("", {}, engine.name, Verdict.SKIP, message=str(exc))
+    except (Exception, RecursionError) as exc:  # the engine under test failed: that check fails, the run goes on
+        return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")
+
+
+def _apply_expectations(case: Case, q: Quantity, at_kink: bool) -> Quantity:
+    """Fold the case's declarations into one judged quantity."""
+    expect = case.expect
+    if expect.finite and q.engine is not None and not math.isfinite(q.engine):
+        return dataclasses.replace(q, verdict=Verdict.FAIL, note="expected a finite value")
+    if not at_kink or q.role == "value" or q.engine is None:
+        return q
+    declared = dict(expect.grad).get(q.name)
+    if case.kink == "any" and q.verdict is Verdict.CONVENTION:
+        return dataclasses.replace(q, verdict=Verdict.PASS, note="a valid subgradient at a kink (kink: any)")
+    if declared is not None and q.tolerance is not None:
+        bound = case.tolerance.bound(declared)
+        if abs(q.engine - declared) <= bound:
+            return dataclasses.replace(q, verdict=Verdict.PASS, note=f"the declared convention {declared:g} at a kink")
+        if q.verdict is Verdict.PASS:  # matched the op table's convention, not the case's declared one
+            return dataclasses.replace(q, verdict=Verdict.CONVENTION,
+                                       note=f"declared convention is {declared:g}; engine took another subgradient")
+    return q
+
+
+def _expected_domain_error(case: Case, point: Point, engine: Engine, problem: str) -> CheckResult:
+    base = _base(case, point, engine)
+    graph = case.graph
+    assert graph is not None
+    reason = engine.unsupported(graph)
+    if reason:
+        return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
+    try:
+        out = engine.run(graph, point.floats())
+    except Unsupported as exc:
+        return CheckResult(**base, verdict=Verdict.SKIP, message=str(exc))  # type: ignore[arg-type]
+    except (Exception, RecursionError) as exc:
+        return CheckResult(**base, verdict=Verdict.PASS,  # type: ignore[arg-type]
+                           message=f"outside the domain ({problem}); engine raised {type(exc).__name__} as expected")
+    if math.isfinite(out.value):
+        return CheckResult(**base, verdict=Verdict.FAIL,  # type: ignore[arg-type]
+                           message=f"outside the domain ({problem}), yet the engine returned the finite value {out.value:g}")
+    return CheckResult(**base, verdict=Verdict.PASS,  # type: ignore[arg-type]
+                       message=f"outside the domain ({problem}); engine returned {out.value}")
+
+
+def _property(name: str, engine_value: float | None, reference: float, case: Case, note: str) -> Quantity:
+    if engine_value is None:
+        return Quantity(name, "property", None, None, reference, None, None, None, Verdict.SKIP, note=note)
+    err = abs(engine_value - reference) if math.isfinite(engine_value) and math.isfinite(reference) else math.inf
+    bound = case.tolerance.bound(reference)
+    return Quantity(name, "property", engine_value, reference, None, err, relative_error(engine_value, reference), bound,
+                    Verdict.PASS if err <= bound else Verdict.FAIL, note=note)
+
+
+def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Outcome) -> tuple[list[Quantity], str]:
+    a, b = float(point.exact()["a"]), float(point.exact()["b"])
+    fun_point = Point(tuple((n, v) for n, v in point.values if n not in ("a", "b")), point.line)
+    runs = [_engine_run(engine, g, fun_point) for g in (spec.f, spec.g)]
+    if any(isinstance(r, CheckResult) for r in runs):
+        problem = next(r.message for r in runs if isinstance(r, CheckResult))
+        return [Quantity("linearity", "property", None, None, None, None, None, None, Verdict.FAIL, note=problem)], problem
+    f_out, g_out = runs
+    assert isinstance(f_out, Outcome) and isinstance(g_out, Outcome)
+    out = []
+    for name, _ in spec.f.inputs:
+        gf, gg, gh = f_out.grads.get(name), g_out.grads.get(name), h.grads.get(name)
+        if gf is None or gg is None:
+            continue
+        out.append(_property(f"linearity d/d{name}", gh, a * gf + b * gg, case,
+                             "engine's grad(a*f + b*g) against a*grad f + b*grad g from the same engine"))
+    return out, ""
+
+
+def _chain_rule(case: Case, spec: ChainRule, point: Point, engine: Engine, composed: Outcome) -> tuple[list[Quantity], str]:
+    inner = _engine_run(engine, spec.inner, point)
+    if isinstance(inner, CheckResult):
+        return [Quantity("chain rule", "property", None, None, None, None, None, None, Verdict.FAIL, note=inner.message)], inner.message
+    outer_grad = composed.grads.get(spec.via)
+    out = []
+    for name, _ in spec.inner.inputs:
+        inner_grad = inner.grads.get(name)
+        if outer_grad is None or inner_grad is None:
+            continue
+        out.append(_property(f"chain rule d/d{name}", composed.grads.get(name), outer_grad * inner_grad, case,
+                             f"engine's d outer(inner)/d{name} against outer'(inner) * inner' from the same engine"))
+    return out, ""
+
+
+def _train(case: Case, spec: Training, engine: Engine) -> CheckResult:
+    from gradspec.nn import MLP
+
+    base = _base(case, None, engine)
+    base["expression"] = f"MLP{list(spec.sizes)} {spec.activation}, {spec.steps} steps at lr {spec.lr:g}"
+    cls = getattr(engine, "cls", None)
+    if cls is None:
+        return CheckResult(**base, verdict=Verdict.SKIP, message="engine cannot run training cases")  # type: ignore[arg-type]
+    if not hasattr(cls, spec.activation):
+        return CheckResult(**base, verdict=Verdict.SKIP, message=f"engine has no {spec.activation}")  # type: ignore[arg-type]
+    try:
+        model = MLP(spec.sizes[0], list(spec.sizes[1:]), activation=spec.activation, value=cls, rng=random.Random(spec.seed))
+
+        def loss() -> object:
+            total: object = 0.0
+            for x, y in zip(spec.x, spec.y, strict=True):
+                diff = model(list(x)) - y
+                total = diff * diff + total
+            return total
+
+        initial = float(loss().data)  # type: ignore[attr-defined]
+        for _ in range(spec.steps):
+            current = loss()
+            model.zero_grad()
+            current.backward()  # type: ignore[attr-defined]
+            for p in model.parameters():
+                p.data -= spec.lr * p.grad
+        final = float(loss().data)  # type: ignore[attr-defined]
+    except (Exception, RecursionError) as exc:
+        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
+    ratio = final / initial if initial else math.inf
+    ok = math.isfinite(final) and final < spec.loss_ratio * initial
+    q = Quantity("loss", "value", final, None, None, None, ratio, spec.loss_ratio * initial,
+                 Verdict.PASS if ok else Verdict.FAIL, note=f"initial loss {initial:.6g}")
+    message = f"loss {initial:.6g} -> {final:.6g} (x{ratio:.3g}; must fall below x{spec.loss_ratio:g})"
+    return CheckResult(**base, verdict=q.verdict, quantities=(q,), message=message)  # type: ignore[arg-type]
