@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
+import gradspec
+from gradspec._cases import CaseFile, data_dir, discover, errors_of, load_file
 from gradspec._check import check
-from gradspec._results import Tolerance, Verdict
-from gradspec.errors import GradspecError
+from gradspec._engines import Engine, resolve
+from gradspec._results import CheckResult, Run, Tolerance, Verdict
+from gradspec._runner import run_case
+from gradspec.errors import CaseFileError, GradspecError
 
 __all__ = ["main"]
 
@@ -49,6 +55,17 @@ def _build_parser() -> _Parser:
     p.add_argument("--rtol", type=float, default=Tolerance.rtol)
     p.add_argument("--atol", type=float, default=Tolerance.atol)
     p.add_argument("--h", type=float, default=Tolerance.h, help="numerical reference step")
+
+    v = sub.add_parser("validate", help="check case files against the schema and SymPy without running engines")
+    v.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
+
+    r = sub.add_parser("run", help="run case files on engines and compare with the exact references")
+    r.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
+    r.add_argument("--engine", action="append", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'; repeatable")
+    r.add_argument("--report", action="append", default=[], metavar="FILE",
+                   help="write a report; the suffix picks the format (.json, .md, .html); repeatable")
+    r.add_argument("-k", dest="keyword", metavar="TEXT", help="only cases whose id contains TEXT")
+    r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     return parser
 
 
@@ -63,7 +80,11 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     try:
-        return _check_command(args, out)
+        if args.command == "check":
+            return _check_command(args, out)
+        if args.command == "validate":
+            return _validate_command(args, out, err)
+        return _run_command(args, out, err)
     except GradspecError as exc:
         print(f"gradspec: {exc}", file=err)
         return EXIT_INVALID
@@ -84,3 +105,103 @@ def _check_command(args: argparse.Namespace, out: TextIO) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _load_all(paths: Sequence[str], err: TextIO) -> tuple[list[CaseFile], list[str]]:
+    """Load every case file named; invalid ones are reported, the rest still load."""
+    files: list[CaseFile] = []
+    errors: list[str] = []
+    targets = list(paths) or [str(data_dir("cases"))]
+    for path in discover(targets):
+        if not path.exists():
+            errors.append(f"{path}: no such file or directory")
+            continue
+        try:
+            files.append(load_file(path))
+        except CaseFileError as exc:
+            errors.extend(str(e) for e in errors_of(exc))
+    for line in errors:
+        print(line, file=err)
+    return files, errors
+
+
+def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    files, errors = _load_all(args.paths, err)
+    cases = sum(len(f.cases) for f in files)
+    points = sum(max(1, len(c.points)) for f in files for c in f.cases)
+    print(f"{len(files)} valid file(s), {cases} cases, {points} points; {len(errors)} error(s)", file=out)
+    return EXIT_INVALID if errors else EXIT_OK
+
+
+def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    engines: list[Engine] = [resolve(spec) for spec in (args.engine or ["builtin"])]
+    from gradspec._report import check_report_paths, write_reports
+
+    check_report_paths(args.report)
+    start = time.perf_counter()
+    files, errors = _load_all(args.paths, err)
+    cases = [c for f in files for c in f.cases if not args.keyword or args.keyword in c.id]
+    total = len(cases) * len(engines)
+    progress = _Progress(err, total)
+    results: list[CheckResult] = []
+    for case in cases:
+        for engine in engines:
+            results.extend(run_case(case, engine))
+            progress.step(case.id)
+    progress.done()
+    run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
+              time.perf_counter() - start, gradspec.__version__)
+    if not args.quiet:
+        for r in results:
+            if r.verdict in (Verdict.FAIL, Verdict.ERROR):
+                print(f"{r.path}:{r.line}: {r.case_id}", file=out)
+                print(r.table(), file=out)
+                print(file=out)
+    print(summary(run), file=out)
+    write_reports(args.report, run)
+    for path in args.report:
+        print(f"report written: {path}", file=out)
+    return run.exit_code
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; silent when the stream is piped."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream, self.total, self.n = stream, total, 0
+        self.live = total > 20 and hasattr(stream, "isatty") and stream.isatty()
+
+    def step(self, label: str) -> None:
+        self.n += 1
+        if self.live:
+            width = 30
+            filled = width * self.n // max(self.total, 1)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.n}/{self.total} {label[:40]:<40}")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.live:
+            self.stream.write("\r" + " " * 90 + "\r")
+            self.stream.flush()
+
+
+_COLUMNS = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.SKIP, Verdict.XFAIL, Verdict.ERROR)
+
+
+def summary(run: Run) -> str:
+    """The terminal summary: checks per engine and per verdict, then the totals."""
+    rows = [("engine", *(v.value for v in _COLUMNS), "checks")]
+    for engine in run.engines:
+        c = run.counts(engine=engine)
+        rows.append((engine, *(str(c[v]) for v in _COLUMNS), str(sum(c.values()))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    totals = run.counts()
+    cases = len({(r.path, r.case_id) for r in run.results})
+    parts = [f"{totals[v]} {v.value}" for v in _COLUMNS if totals[v]]
+    verdict = {0: "OK", 1: "FAILED", 2: "INVALID INPUT"}[run.exit_code]
+    lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
+                 f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
+                 f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
+    return "\n".join(lines)

@@ -1,0 +1,194 @@
+"""Small inline SVG charts drawn in Python: a bar chart and a log-log line chart.
+
+No external fonts, scripts or images; every label is escaped. Charts scale with their container
+(``viewBox``, no fixed size) and take their colours and font from the page's CSS where they can.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from html import escape
+
+__all__ = ["PALETTE", "Bar", "Series", "bar_chart", "line_chart"]
+
+PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str  # under the bar
+    count: int
+    color: str
+    tip: str  # the tooltip
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    points: tuple[tuple[float, float], ...]  # (log10 x, log10 y)
+    color: str
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The drawing area inside a chart's margins."""
+
+    width: int
+    height: int
+    left: int = 48
+    right: int = 12
+    top: int = 28
+    bottom: int = 40
+
+    @property
+    def x0(self) -> int:
+        return self.left
+
+    @property
+    def x1(self) -> int:
+        return self.width - self.right
+
+    @property
+    def y0(self) -> int:
+        return self.height - self.bottom
+
+    @property
+    def y1(self) -> int:
+        return self.top
+
+
+def _f(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def _open(title: str, width: int, height: int) -> list[str]:
+    t = escape(title)
+    return [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{t}">',
+            f"<title>{t}</title>",
+            f'<text class="chart-title" x="{width / 2:.0f}" y="16" text-anchor="middle">{t}</text>']
+
+
+def _text(x: float, y: float, text: str, anchor: str = "middle", cls: str = "tick") -> str:
+    return f'<text class="{cls}" x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}">{escape(text)}</text>'
+
+
+def _line(x1: float, y1: float, x2: float, y2: float, cls: str) -> str:
+    return f'<line class="{cls}" x1="{_f(x1)}" y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}"/>'
+
+
+def _nice_top(n: int) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least ``n``."""
+    top = 1
+    while top < n:
+        for m in (2, 5, 10):
+            if top * m // (10 if m == 10 else 1) * (1 if m == 10 else 1) >= n:
+                break
+        top = _next_nice(top)
+    return top
+
+
+def _next_nice(top: int) -> int:
+    digits = 10 ** (len(str(top)) - 1)
+    lead = top // digits
+    return {1: 2, 2: 5, 5: 10}.get(lead, 10) * digits
+
+
+def bar_chart(title: str, bars: list[Bar], *, width: int = 420, height: int = 200, y_label: str = "count") -> str:
+    """Vertical bars with a count axis; each bar's tooltip is ``bar.tip``."""
+    fr = _Frame(width, height)
+    top = _nice_top(max((b.count for b in bars), default=0))
+    out = _open(title, width, height)
+    for frac in (0, 0.5, 1):
+        y = fr.y0 - frac * (fr.y0 - fr.y1)
+        out.append(_line(fr.x0, y, fr.x1, y, "grid"))
+        out.append(_text(fr.x0 - 4, y + 3, f"{top * frac:g}", "end"))
+    out.append(_vertical_label(12, (fr.y0 + fr.y1) / 2, y_label))
+    slot = (fr.x1 - fr.x0) / max(len(bars), 1)
+    for i, bar in enumerate(bars):
+        h = (fr.y0 - fr.y1) * bar.count / top
+        x = fr.x0 + i * slot
+        out.append(f'<rect x="{_f(x + slot * 0.12)}" y="{_f(fr.y0 - h)}" width="{_f(slot * 0.76)}" '
+                   f'height="{_f(h)}" fill="{bar.color}"><title>{escape(bar.tip)}</title></rect>')
+        if i % _label_every(len(bars)) == 0 or i == len(bars) - 1:
+            out.append(_text(x + slot / 2, fr.y0 + 13, bar.label))
+    out.append(_line(fr.x0, fr.y0, fr.x1, fr.y0, "axis"))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _label_every(n: int) -> int:
+    return 1 if n <= 12 else 2
+
+
+def _vertical_label(x: float, y: float, text: str) -> str:
+    return (f'<text class="axis-label" x="{_f(x)}" y="{_f(y)}" text-anchor="middle" '
+            f'transform="rotate(-90 {_f(x)} {_f(y)})">{escape(text)}</text>')
+
+
+def _decade(k: int) -> str:
+    return "1" if k == 0 else f"1e{k}"
+
+
+def line_chart(
+    title: str,
+    series: list[Series],
+    *,
+    x_range: tuple[int, int],
+    x_label: str,
+    y_label: str,
+    marker_x: float | None = None,
+    marker_label: str = "",
+    width: int = 640,
+    height: int = 320,
+) -> str:
+    """Log-log lines over decades: points are (log10 x, log10 y); ``marker_x`` draws a dashed vertical line."""
+    fr = _Frame(width, height, left=56)
+    ys = [y for s in series for _, y in s.points]
+    y_lo, y_hi = (math.floor(min(ys)), math.ceil(max(ys))) if ys else (-16, 0)
+    y_hi = max(y_hi, y_lo + 1)
+    x_lo, x_hi = x_range
+
+    def px(x: float) -> float:
+        return fr.x0 + (x - x_lo) / (x_hi - x_lo) * (fr.x1 - fr.x0)
+
+    def py(y: float) -> float:
+        return fr.y0 - (y - y_lo) / (y_hi - y_lo) * (fr.y0 - fr.y1)
+
+    out = _open(title, width, height)
+    out += _decade_grid(fr, (x_lo, x_hi), (y_lo, y_hi), px, py)
+    out.append(_text((fr.x0 + fr.x1) / 2, height - 6, x_label, cls="axis-label"))
+    out.append(_vertical_label(12, (fr.y0 + fr.y1) / 2, y_label))
+    if marker_x is not None:
+        out.append(_line(px(marker_x), fr.y0, px(marker_x), fr.y1, "marker"))
+        out.append(_text(px(marker_x) + 4, fr.y1 + 10, marker_label, "start", "marker-label"))
+    for s in series:
+        out.append(_polyline(s, px, py))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _decade_grid(fr: _Frame, xs: tuple[int, int], ys: tuple[int, int], px: _Scale, py: _Scale) -> list[str]:
+    out = []
+    for k in range(xs[0], xs[1] + 1):
+        out.append(_line(px(k), fr.y0, px(k), fr.y1, "grid"))
+        out.append(_text(px(k), fr.y0 + 13, _decade(k)))
+    step = max(1, math.ceil((ys[1] - ys[0]) / 8))
+    for k in range(ys[0], ys[1] + 1, step):
+        out.append(_line(fr.x0, py(k), fr.x1, py(k), "grid"))
+        out.append(_text(fr.x0 - 4, py(k) + 3, _decade(k), "end"))
+    out.append(_line(fr.x0, fr.y0, fr.x1, fr.y0, "axis"))
+    out.append(_line(fr.x0, fr.y0, fr.x0, fr.y1, "axis"))
+    return out
+
+
+def _polyline(s: Series, px: _Scale, py: _Scale) -> str:
+    coords = " ".join(f"{_f(px(x))},{_f(py(y))}" for x, y in s.points)
+    dots = "".join(f'<circle cx="{_f(px(x))}" cy="{_f(py(y))}" r="2.5" fill="{s.color}">'
+                   f"<title>{escape(s.label)}: h=1e{x:.0f}, error={10 ** y:.3g}</title></circle>" for x, y in s.points)
+    return (f'<g class="series"><polyline points="{coords}" fill="none" stroke="{s.color}" stroke-width="1.6"/>'
+            f"{dots}</g>")
+
+
+class _Scale:  # the type of px and py above, for the helpers' signatures
+    def __call__(self, v: float) -> float: ...
