@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import mpmath
@@ -109,6 +110,7 @@ def compare(
     return tuple(out)
 
 
+@lru_cache(maxsize=2048)
 def _formulas(graph: Graph) -> dict[str, str]:
     """The symbolic value and derivatives as text; empty for graphs differentiated step by step."""
     if not symbolic(graph):

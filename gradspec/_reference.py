@@ -70,16 +70,19 @@ def derive(graph: Graph) -> Derivation:
     exprs = _sympy_steps(graph, symbols, {})
     value = exprs[graph.output]
     grads: dict[str, sympy.Expr] = {name: sympy.diff(value, symbols[name]) for name, _ in graph.inputs}
-    input_steps = {i for _, i in graph.inputs}
+    input_of = {i: n for n, i in graph.inputs}
+    done: dict[int, sympy.Expr] = {}
     for name, index in graph.intermediates:
-        if index in input_steps:  # `a = x`: the same node as an input
-            grads[name] = grads[graph.label(index)]
+        if index in input_of:  # `a = x`: the same node as an input
+            grads[name] = grads[input_of[index]]
+            continue
+        if index in done:  # `b = a`: the same node as another intermediate
+            grads[name] = done[index]
             continue
         hole = sympy.Dummy(name, real=True)
         around = _sympy_steps(graph, symbols, {index: hole})[graph.output]
-        grads[name] = sympy.diff(around, hole).subs(hole, exprs[index])
+        grads[name] = done[index] = sympy.diff(around, hole).subs(hole, exprs[index])
     compiled = {"": _compile(value)} | {n: _compile(g) for n, g in grads.items()}
-    compiled = {n: f for n, f in compiled.items()}
     return Derivation(symbols, value, grads, compiled)
 
 

@@ -141,11 +141,13 @@ def _expected_domain_error(case: Case, point: Point, engine: Engine, problem: st
     except (Exception, RecursionError) as exc:
         return CheckResult(**base, verdict=Verdict.PASS,  # type: ignore[arg-type]
                            message=f"outside the domain ({problem}); engine raised {type(exc).__name__} as expected")
-    if math.isfinite(out.value):
+    signalled = [name for name, v in [("value", out.value), *out.grads.items()] if v is not None and not math.isfinite(v)]
+    if not signalled:
         return CheckResult(**base, verdict=Verdict.FAIL,  # type: ignore[arg-type]
-                           message=f"outside the domain ({problem}), yet the engine returned the finite value {out.value:g}")
+                           message=f"outside the domain ({problem}), yet the engine returned a finite value "
+                                   f"{out.value:g} and finite gradients")
     return CheckResult(**base, verdict=Verdict.PASS,  # type: ignore[arg-type]
-                       message=f"outside the domain ({problem}); engine returned {out.value}")
+                       message=f"outside the domain ({problem}); engine gave non-finite {', '.join(signalled)}")
 
 
 def _property(name: str, engine_value: float | None, reference: float, case: Case, note: str) -> Quantity:
