@@ -9,6 +9,7 @@ this module.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -32,7 +33,7 @@ from gradspec._results import Tolerance
 from gradspec._yaml import Document, load
 from gradspec.errors import CaseFileError, DomainError, ExpressionError, GradspecError
 
-__all__ = ["SUFFIXES", "Case", "CaseFile", "Point", "discover", "load_file", "schema", "data_dir"]
+__all__ = ["SUFFIXES", "Case", "CaseFile", "Point", "data_dir", "discover", "load_file", "schema"]
 
 SUFFIXES = (".gradspec.yaml", ".gradspec.yml")
 KINDS_WITH_POINTS = {"gradient", "stationary", "linearity", "chain-rule", "deep"}
@@ -209,7 +210,7 @@ class _Loader:
         data = doc.data
         if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
             raise _group(doc.path, self.errors)
-        defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+        defaults: dict[str, Any] = data["defaults"] if isinstance(data.get("defaults"), dict) else {}
         cases: list[Case] = []
         seen: dict[str, int] = {}
         for i, raw in enumerate(data["cases"]):
@@ -245,7 +246,7 @@ class _Loader:
         where = _dotted(path)
         case_id = _case_id(self.doc.data, path)
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-            allowed = set(err.schema.get("properties", {}))
+            allowed = set(err.schema.get("properties", {})) if isinstance(err.schema, dict) else set()
             extra = [k for k in err.instance if k not in allowed]
             if extra:
                 hint = _closest(str(extra[0]), allowed)
@@ -290,7 +291,7 @@ def _closest(word: str, options: Iterable[str]) -> str | None:
 
 
 class _CaseLoader:
-    def __init__(self, doc: Document, path: tuple[Hashable, ...], raw: dict[str, Any], defaults: dict[str, Any]) -> None:
+    def __init__(self, doc: Document, path: tuple[Hashable, ...], raw: dict[str, Any], defaults: Mapping[str, Any]) -> None:
         self.doc = doc
         self.path = path
         self.raw = raw
@@ -552,7 +553,7 @@ class _CaseLoader:
                 checks.append((("expect", "grad", name), f"d/d{name}", want, ref.grads[name]))
         for key, label, want, got in checks:
             exact_f = float(got)
-            if math.isnan(want) and math.isnan(exact_f) or want == exact_f:
+            if (math.isnan(want) and math.isnan(exact_f)) or want == exact_f:
                 continue
             if math.isfinite(want) and math.isfinite(exact_f) and abs(want - exact_f) <= tol.bound(exact_f):
                 continue
@@ -585,7 +586,7 @@ class _CaseLoader:
                 raise self.fail(f"{len(ys)} targets for {len(rows)} rows", "data", "y")
         else:
             ys = self.targets(rows)
-        work = len(rows) * int(raw["steps"]) * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+        work = len(rows) * int(raw["steps"]) * sum(a * b for a, b in itertools.pairwise(sizes))
         if work > 50_000_000:
             raise self.fail("training case is too large (rows x steps x weights > 5e7)", "steps")
         return Training(sizes, model.get("activation", "relu"), int(model.get("seed", 0)), tuple(rows), ys,

@@ -18,14 +18,15 @@ from __future__ import annotations
 import keyword
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
-from gradspec._ops import CALLABLE, INFIX, OPS
+from gradspec._ops import CALLABLE, OPS
 from gradspec.errors import ExpressionError
 
-__all__ = ["Apply", "Name", "Node", "Num", "Program", "parse", "MAX_LENGTH", "MAX_DEPTH"]
+__all__ = ["MAX_DEPTH", "MAX_LENGTH", "Apply", "Name", "Node", "Num", "Program", "parse"]
 
 MAX_LENGTH = 65_536  # characters in one expression
 MAX_DEPTH = 100  # nesting of parentheses, unary signs and powers
@@ -218,7 +219,7 @@ class _Parser:
         while True:
             tok = self.peek()
             if tok.text == "**":
-                if _POW_BP < min_bp:
+                if min_bp > _POW_BP:
                     break
                 self.take()
                 left = self.make("pow", (left, self.expr(_UNARY_BP)), tok.col)
@@ -312,6 +313,12 @@ class _Parser:
         return Apply(name, args, col)
 
 
+_FOLD: dict[str, Callable[..., Fraction]] = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b, "neg": lambda a: -a,
+}
+
+
 def _fold(name: str, vals: tuple[Fraction, ...], col: int) -> Fraction | None:
     """Exact value of a rational constant op, or None when the result is not rational."""
     if name == "div" and vals[1] == 0:
@@ -325,8 +332,7 @@ def _fold(name: str, vals: tuple[Fraction, ...], col: int) -> Fraction | None:
         if base != 0 and abs(e) * abs(math.log10(abs(base))) > 308:
             raise ExpressionError(f"constant {_show(base)}**{_show(e)} is outside the float64 range", col=col)
         return base**e.numerator
-    fold = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-            "div": lambda a, b: a / b, "neg": lambda a: -a}.get(name)
+    fold = _FOLD.get(name)
     if fold is None:
         return None
     result: Fraction = fold(*vals)

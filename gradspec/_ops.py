@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import mpmath
 import sympy
 
-__all__ = ["OPS", "CALLABLE", "INFIX", "Kink", "Op", "op"]
+__all__ = ["CALLABLE", "INFIX", "OPS", "Kink", "Op", "op"]
 
 Domain = Callable[[Sequence[mpmath.mpf], Sequence[bool]], "str | None"]
 

@@ -15,7 +15,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import Any, TypeAlias
 
 import mpmath
 import sympy
@@ -29,7 +30,7 @@ __all__ = ["DPS", "Derivation", "Exact", "derive", "exact", "numerical", "relati
 DPS = 60  # working precision; results are trusted to well over 30 significant digits
 mp = mpmath.mp
 
-Scalar = mpmath.mpf
+Scalar: TypeAlias = Any  # an mpmath.mpf (mpmath ships no type information)
 Env = Mapping[object, Scalar]
 
 
@@ -156,7 +157,7 @@ def _step_text(graph: Graph, index: int) -> str:
     return f"{step.op}({', '.join(graph.label(a) for a in step.args)})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _local_partials(name: str) -> tuple[Callable[[Env], Scalar], ...]:
     """d op / d argument for each argument, derived by SymPy from the op's own form."""
     op = OPS[name]
@@ -165,7 +166,7 @@ def _local_partials(name: str) -> tuple[Callable[[Env], Scalar], ...]:
     return tuple(_compile_with(sympy.diff(form, d), dummies) for d in dummies)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _op_value(name: str) -> Callable[[Env], Scalar]:
     op = OPS[name]
     dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
@@ -245,10 +246,7 @@ def numerical(graph: Graph, inputs: Mapping[str, float], name: str, h: float = 1
     """Central difference with one Richardson step for input or intermediate ``name``; None if the
     steps leave the function's domain."""
     index = graph.names[name]
-    if name in dict(graph.inputs):
-        x0 = inputs[name]
-    else:
-        x0 = _float_value_of(graph, inputs, index)
+    x0 = inputs[name] if name in dict(graph.inputs) else _float_value_of(graph, inputs, index)
     step = h * max(1.0, abs(x0))
 
     def f(x: float) -> float:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["CheckResult", "Quantity", "Run", "Tolerance", "Verdict", "worst"]
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     CONVENTION = "convention"  # an engine took another valid subgradient at a kink

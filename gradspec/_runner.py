@@ -15,7 +15,7 @@ from gradspec._reference import relative_error
 from gradspec._results import CheckResult, Quantity, Verdict, worst
 from gradspec.errors import DomainError
 
-__all__ = ["run_case", "run_files", "run_point", "applies"]
+__all__ = ["applies", "run_case", "run_files", "run_point"]
 
 
 def applies(case: Case, engine: Engine) -> str | None:

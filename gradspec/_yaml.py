@@ -19,7 +19,7 @@ import yaml
 
 from gradspec.errors import CaseFileError
 
-__all__ = ["Document", "Mark", "MAX_BYTES", "MAX_NODES", "load"]
+__all__ = ["MAX_BYTES", "MAX_NODES", "Document", "Mark", "load"]
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 200_000  # nodes after expanding aliases

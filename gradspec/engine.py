@@ -56,7 +56,7 @@ def _pow(a: float, b: float) -> float:
 class Value:
     """A scalar in a computation graph, with its value ``data`` and its gradient ``grad``."""
 
-    __slots__ = ("data", "grad", "_backward", "_parents", "_op", "label")
+    __slots__ = ("_backward", "_op", "_parents", "data", "grad", "label")
 
     def __init__(self, data: float, _parents: tuple[Value, ...] = (), _op: str = "", label: str = "") -> None:
         self.data = float(data)
@@ -108,7 +108,8 @@ class Value:
             out = Value(_pow(self.data, other.data), (self, other), "pow")
 
             def _backward() -> None:
-                self.grad += other.data * _pow(self.data, other.data - 1) * out.grad
+                if other.data:  # d/dx x**0 = 0 everywhere, even where 0 * x**-1 would be nan
+                    self.grad += other.data * _pow(self.data, other.data - 1) * out.grad
                 if out.grad:
                     other.grad += out.data * _ieee(math.log, self.data) * out.grad
 
@@ -118,7 +119,8 @@ class Value:
         out = Value(_pow(self.data, n), (self,), "pow")
 
         def _backward_const() -> None:
-            self.grad += n * _pow(self.data, n - 1) * out.grad
+            if n:
+                self.grad += n * _pow(self.data, n - 1) * out.grad
 
         out._backward = _backward_const
         return out

@@ -18,7 +18,7 @@ from typing import Any
 
 from gradspec.engine import Value
 
-__all__ = ["Layer", "MLP", "Module", "Neuron"]
+__all__ = ["MLP", "Layer", "Module", "Neuron"]
 
 
 class Module:
