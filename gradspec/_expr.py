@@ -41,7 +41,7 @@ class Num:
     col: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
-        return self.text
+        return f"({self.text})" if self.value < 0 else self.text
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,12 @@ class Program:
     ``inputs`` are the free names in order of first use; ``intermediates`` the assigned names.
     """
 
-    source: str = field(compare=False)
-    assignments: tuple[tuple[str, Node], ...]
-    output: Node
-    inputs: tuple[str, ...]
+    source: str
+    # A program is identified by its text: equal texts are the same program, and neither hashing nor
+    # comparing walks the tree (which may be thousands of nodes deep for a long flat sum).
+    assignments: tuple[tuple[str, Node], ...] = field(compare=False)
+    output: Node = field(compare=False)
+    inputs: tuple[str, ...] = field(compare=False)
 
     @property
     def intermediates(self) -> tuple[str, ...]:
@@ -356,11 +358,13 @@ def _describe(tok: _Tok) -> str:
 
 
 def _free_names(node: Node, into: dict[str, int]) -> None:
-    if isinstance(node, Name):
-        into.setdefault(node.name, node.col)
-    elif isinstance(node, Apply):
-        for a in node.args:
-            _free_names(a, into)
+    stack = [node]  # iterative: a flat sum of thousands of terms is a tree thousands deep
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Name):
+            into.setdefault(item.name, item.col)
+        elif isinstance(item, Apply):
+            stack.extend(reversed(item.args))
 
 
 @lru_cache(maxsize=4096)

@@ -27,7 +27,7 @@ class Step:
     col: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: graphs are built once per program and cached by it
 class Graph:
     program: Program
     steps: tuple[Step, ...]
@@ -35,6 +35,15 @@ class Graph:
     inputs: tuple[tuple[str, int], ...]  # (name, step), every input including unused ones
     intermediates: tuple[tuple[str, int], ...]  # (name, step)
     varying: tuple[bool, ...]  # does the step depend on an input
+
+    @property
+    def depth(self) -> int:
+        """The longest chain of ops from an input to the output."""
+        level = [0] * len(self.steps)
+        for i, s in enumerate(self.steps):
+            if s.op is not None:
+                level[i] = 1 + max(level[a] for a in s.args)
+        return level[self.output]
 
     @property
     def names(self) -> dict[str, int]:

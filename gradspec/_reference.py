@@ -103,11 +103,13 @@ def _sympy_steps(graph: Graph, symbols: dict[str, sympy.Symbol], holes: dict[int
 
 
 SYMBOLIC_LIMIT = 400  # op steps; larger graphs are differentiated step by step
+SYMBOLIC_DEPTH = 60  # nesting; SymPy and the compiled evaluators recurse once per level
 
 
+@lru_cache(maxsize=4096)
 def symbolic(graph: Graph) -> bool:
-    """Whether ``graph`` is small enough to differentiate as one SymPy expression."""
-    return sum(1 for s in graph.steps if s.op is not None) <= SYMBOLIC_LIMIT
+    """Whether ``graph`` is small and shallow enough to differentiate as one SymPy expression."""
+    return sum(1 for s in graph.steps if s.op is not None) <= SYMBOLIC_LIMIT and graph.depth <= SYMBOLIC_DEPTH
 
 
 def exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:

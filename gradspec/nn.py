@@ -43,7 +43,7 @@ class Neuron(Module):
         value: type = Value,
         rng: random.Random | None = None,
     ) -> None:
-        rng = rng or random.Random()
+        rng = rng if rng is not None else random  # the module: random.seed() makes weights repeatable
         self.w = [value(rng.uniform(-1.0, 1.0)) for _ in range(nin)]
         self.b = value(0.0)
         self.activation = activation
@@ -88,7 +88,6 @@ class MLP(Module):
         value: type = Value,
         rng: random.Random | None = None,
     ) -> None:
-        rng = rng or random.Random()
         sizes = [nin, *nouts]
         self.layers = [
             Layer(sizes[i], sizes[i + 1], activation=activation if i < len(nouts) - 1 else None, value=value, rng=rng)

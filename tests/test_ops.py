@@ -1,0 +1,243 @@
+"""The op table: SymPy forms agree with float forms, kink conventions agree with SymPy, tables agree."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import pytest
+import sympy
+
+from gradspec._ops import CALLABLE, INFIX, OPS, op
+from gradspec.engine import Value
+
+# Points inside each op's domain and away from its kinks: one tuple of arguments per point.
+POINTS: dict[str, list[tuple[float, ...]]] = {
+    "add": [(0.5, 1.5), (-2.0, 3.25), (7.0, -0.125)],
+    "sub": [(0.5, 1.5), (-2.0, 3.25), (7.0, -0.125)],
+    "mul": [(0.5, 1.5), (-2.0, 3.25), (7.0, -0.125)],
+    "div": [(0.5, 1.5), (-2.0, 3.25), (7.0, -0.125)],
+    "pow": [(2.0, 3.0), (0.7, -1.5), (1.3, 0.5), (5.0, 0.25)],
+    "neg": [(0.5,), (-2.0,), (3.0,)],
+    "relu": [(0.5,), (-2.0,), (3.0,), (-0.01,)],
+    "tanh": [(0.5,), (-2.0,), (0.0,), (1.25,)],
+    "exp": [(0.5,), (-2.0,), (0.0,), (3.0,)],
+    "log": [(0.5,), (2.0,), (1.0,), (10.0,)],
+    "sigmoid": [(0.5,), (-2.0,), (0.0,), (4.0,)],
+    "sin": [(0.5,), (-2.0,), (0.0,), (3.0,)],
+    "cos": [(0.5,), (-2.0,), (0.0,), (3.0,)],
+    "sqrt": [(0.5,), (2.0,), (9.0,), (0.01,)],
+    "abs": [(0.5,), (-2.0,), (3.0,), (-0.01,)],
+}
+
+# Hand-written derivatives, independent of both the SymPy and the float forms.
+KNOWN: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "div": ((3.0, 2.0), (0.5, -0.75)),
+    "pow": ((2.0, 3.0), (12.0, 8.0 * math.log(2.0))),
+    "tanh": ((0.0,), (1.0,)),
+    "sigmoid": ((0.0,), (0.25,)),
+    "log": ((4.0,), (0.25,)),
+    "sqrt": ((4.0,), (0.25,)),
+    "cos": ((math.pi / 2,), (-1.0,)),
+    "relu": ((-3.0,), (0.0,)),
+    "abs": ((-3.0,), (-1.0,)),
+}
+
+
+def _symbols(n: int) -> list[sympy.Symbol]:
+    return [sympy.Symbol(f"a{i}", real=True) for i in range(n)]
+
+
+def _sympy_partials(name: str, args: tuple[float, ...]) -> list[float]:
+    o = OPS[name]
+    syms = _symbols(o.arity)
+    form = o.sympy(*syms)
+    subs = {s: sympy.Rational(repr(v)) if math.isfinite(v) else v for s, v in zip(syms, args, strict=True)}
+    return [float(sympy.diff(form, s).subs(subs).evalf(30)) for s in syms]
+
+
+def _central(name: str, args: tuple[float, ...], k: int) -> float:
+    fn = OPS[name].fn
+    h = 1e-5 * max(1.0, abs(args[k]))
+
+    def at(x: float) -> float:
+        moved = list(args)
+        moved[k] = x
+        return float(fn(*moved))
+
+    d1 = (at(args[k] + h) - at(args[k] - h)) / (2 * h)
+    d2 = (at(args[k] + h / 2) - at(args[k] - h / 2)) / h
+    return (4 * d2 - d1) / 3
+
+
+def test_points_cover_every_op() -> None:
+    assert set(POINTS) == set(OPS)
+    assert len(OPS) == 15
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_sympy_derivative_matches_float_central_difference(name: str) -> None:
+    o = OPS[name]
+    for args in POINTS[name]:
+        assert len(args) == o.arity
+        exact = _sympy_partials(name, args)
+        for k in range(o.arity):
+            num = _central(name, args, k)
+            assert num == pytest.approx(exact[k], rel=1e-7, abs=1e-9), (name, args, k, num, exact[k])
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_sympy_value_matches_float_form(name: str) -> None:
+    o = OPS[name]
+    syms = _symbols(o.arity)
+    form = o.sympy(*syms)
+    for args in POINTS[name]:
+        exact = float(form.subs({s: sympy.Rational(repr(v)) for s, v in zip(syms, args, strict=True)}).evalf(30))
+        assert float(o.fn(*args)) == pytest.approx(exact, rel=1e-14, abs=1e-300)
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_sympy_derivative_matches_hand_derivative(name: str) -> None:
+    args, want = KNOWN[name]
+    got = _sympy_partials(name, args)
+    assert got == pytest.approx(list(want), rel=1e-12, abs=1e-15)
+
+
+def test_only_relu_and_abs_have_kinks() -> None:
+    assert {n for n, o in OPS.items() if o.kink is not None} == {"relu", "abs"}
+
+
+@pytest.mark.parametrize("name, convention", [("relu", 0.0), ("abs", 0.0)])
+def test_kink_convention_is_what_sympy_gives_at_the_kink(name: str, convention: float) -> None:
+    o = OPS[name]
+    assert o.kink is not None
+    assert o.kink.convention == (convention,)
+    (x,) = _symbols(1)
+    at_kink = sympy.diff(o.sympy(x), x).subs(x, 0)
+    assert at_kink.is_number
+    assert float(at_kink) == convention == o.kink.convention[0]
+    # The convention is one of the valid subgradients.
+    (lo, hi), = o.kink.interval
+    assert lo <= o.kink.convention[0] <= hi
+
+
+def test_kink_intervals_and_locations() -> None:
+    assert OPS["relu"].kink.interval == ((0.0, 1.0),)
+    assert OPS["abs"].kink.interval == ((-1.0, 1.0),)
+    assert OPS["relu"].kink.where == "relu at 0"
+    assert OPS["abs"].kink.where == "abs at 0"
+    for name in ("relu", "abs"):
+        at = OPS[name].kink.at
+        assert at([mpmath.mpf(0)])
+        assert at([mpmath.mpf("1e-50")])  # a kink reached through high-precision rounding
+        assert not at([mpmath.mpf("1e-30")])
+        assert not at([mpmath.mpf("-0.5")])
+
+
+def test_relu_sympy_derivative_sides() -> None:
+    (x,) = _symbols(1)
+    d = sympy.diff(OPS["relu"].sympy(x), x)
+    assert d.subs(x, sympy.Rational(1, 1000)) == 1
+    assert d.subs(x, sympy.Rational(-1, 1000)) == 0
+    assert OPS["relu"].fn(0.0) == 0.0
+    assert OPS["relu"].fn(-2.0) == 0.0
+    assert OPS["relu"].fn(2.5) == 2.5
+
+
+def test_abs_sympy_derivative_is_sign() -> None:
+    (x,) = _symbols(1)
+    d = sympy.diff(OPS["abs"].sympy(x), x)
+    assert d.subs(x, 3) == 1
+    assert d.subs(x, -3) == -1
+
+
+def test_sigmoid_float_form_is_stable_far_from_zero() -> None:
+    fn = OPS["sigmoid"].fn
+    assert fn(-1000.0) == 0.0
+    assert fn(1000.0) == 1.0
+    assert fn(-30.0) == pytest.approx(1 / (1 + math.exp(30.0)), rel=1e-14)
+
+
+def test_infix_table() -> None:
+    assert INFIX == {
+        ("+", 2): "add",
+        ("-", 2): "sub",
+        ("*", 2): "mul",
+        ("/", 2): "div",
+        ("**", 2): "pow",
+        ("-", 1): "neg",
+    }
+
+
+def test_callable_table() -> None:
+    assert set(CALLABLE) == {"relu", "tanh", "exp", "log", "sigmoid", "sin", "cos", "sqrt", "abs"}
+    for name, o in CALLABLE.items():
+        assert o is OPS[name]
+        assert o.symbol is None
+        assert o.method == name
+        assert o.pyop is None
+        assert o.arity == 1
+
+
+def test_infix_and_callable_partition_the_ops() -> None:
+    infix_names = set(INFIX.values())
+    assert infix_names.isdisjoint(CALLABLE)
+    assert infix_names | set(CALLABLE) == set(OPS)
+    assert len(INFIX) + len(CALLABLE) == len(OPS)
+    for (symbol, arity), name in INFIX.items():
+        o = OPS[name]
+        assert (o.symbol, o.arity) == (symbol, arity)
+        assert o.method is None
+        assert o.pyop is not None
+        assert len(o.dunders) == (2 if arity == 2 else 1)
+
+
+def test_rows_are_named_by_their_key_and_op_lookup() -> None:
+    for name, o in OPS.items():
+        assert o.name == name
+        assert op(name) is o
+    with pytest.raises(KeyError):
+        op("softmax")
+
+
+@pytest.mark.parametrize("name", sorted(n for n, o in OPS.items() if o.pyop is not None))
+def test_pyop_agrees_with_float_form(name: str) -> None:
+    o = OPS[name]
+    args = POINTS[name][0]
+    assert o.pyop(*args) == pytest.approx(o.fn(*args), rel=1e-15)
+
+
+def test_needs_spells_each_op_for_a_value_class() -> None:
+    assert OPS["add"].needs(value_left=True) == "__add__"
+    assert OPS["add"].needs(value_left=False) == "__radd__"
+    assert OPS["pow"].needs(value_left=False) == "__rpow__"
+    assert OPS["div"].needs(value_left=False) == "__rtruediv__"
+    assert OPS["neg"].needs(value_left=False) == "__neg__"
+    assert OPS["tanh"].needs(value_left=False) == "tanh"
+    # gradspec's own engine has everything the table asks for.
+    for o in OPS.values():
+        for side in (True, False):
+            assert hasattr(Value, o.needs(side)), (o.name, side)
+
+
+def test_domains() -> None:
+    mpf = mpmath.mpf
+    div = OPS["div"].domain
+    assert div([mpf(1), mpf(0)], [True, True]) == "division by zero"
+    assert div([mpf(0), mpf(2)], [True, True]) is None
+    log = OPS["log"].domain
+    assert log([mpf(0)], [True]) is not None and "log needs x > 0" in log([mpf(0)], [True])
+    assert log([mpf(-1)], [True]) is not None
+    assert log([mpf("1e-300")], [True]) is None
+    sqrt = OPS["sqrt"].domain
+    assert sqrt([mpf(0)], [True]) is None
+    assert "sqrt needs x >= 0" in sqrt([mpf("-0.5")], [True])
+    pw = OPS["pow"].domain
+    assert "integer exponent" in pw([mpf(-2), mpf("0.5")], [True, False])
+    assert pw([mpf(-2), mpf(3)], [True, False]) is None
+    assert "zero to a negative power" in pw([mpf(0), mpf(-1)], [True, False])
+    assert "exponent depends on an input" in pw([mpf(-2), mpf(3)], [True, True])
+    assert "exponent depends on an input" in pw([mpf(0), mpf(3)], [False, True])
+    assert pw([mpf(2), mpf("0.5")], [True, True]) is None
+    for name in ("add", "sub", "mul", "neg", "relu", "tanh", "exp", "sigmoid", "sin", "cos", "abs"):
+        assert OPS[name].domain is None
