@@ -7,10 +7,13 @@ No external fonts, scripts or images; every label is escaped. Charts scale with 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 
 __all__ = ["PALETTE", "Bar", "Series", "bar_chart", "line_chart"]
+
+_Scale = Callable[[float], float]
 
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 
@@ -28,6 +31,7 @@ class Series:
     label: str
     points: tuple[tuple[float, float], ...]  # (log10 x, log10 y)
     color: str
+    tips: tuple[str, ...] = ()  # one tooltip per point; default: the series label
 
 
 @dataclass(frozen=True)
@@ -81,9 +85,6 @@ def _nice_top(n: int) -> int:
     """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least ``n``."""
     top = 1
     while top < n:
-        for m in (2, 5, 10):
-            if top * m // (10 if m == 10 else 1) * (1 if m == 10 else 1) >= n:
-                break
         top = _next_nice(top)
     return top
 
@@ -94,9 +95,10 @@ def _next_nice(top: int) -> int:
     return {1: 2, 2: 5, 5: 10}.get(lead, 10) * digits
 
 
-def bar_chart(title: str, bars: list[Bar], *, width: int = 420, height: int = 200, y_label: str = "count") -> str:
-    """Vertical bars with a count axis; each bar's tooltip is ``bar.tip``."""
-    fr = _Frame(width, height)
+def bar_chart(title: str, bars: list[Bar], *, width: int = 420, height: int = 220, y_label: str = "count",
+              x_label: str = "") -> str:
+    """Vertical bars with a count axis; each bar's tooltip is ``bar.tip``; empty labels are not drawn."""
+    fr = _Frame(width, height, left=58)
     top = _nice_top(max((b.count for b in bars), default=0))
     out = _open(title, width, height)
     for frac in (0, 0.5, 1):
@@ -104,21 +106,19 @@ def bar_chart(title: str, bars: list[Bar], *, width: int = 420, height: int = 20
         out.append(_line(fr.x0, y, fr.x1, y, "grid"))
         out.append(_text(fr.x0 - 4, y + 3, f"{top * frac:g}", "end"))
     out.append(_vertical_label(12, (fr.y0 + fr.y1) / 2, y_label))
+    if x_label:
+        out.append(_text((fr.x0 + fr.x1) / 2, height - 6, x_label, cls="axis-label"))
     slot = (fr.x1 - fr.x0) / max(len(bars), 1)
     for i, bar in enumerate(bars):
         h = (fr.y0 - fr.y1) * bar.count / top
         x = fr.x0 + i * slot
         out.append(f'<rect x="{_f(x + slot * 0.12)}" y="{_f(fr.y0 - h)}" width="{_f(slot * 0.76)}" '
                    f'height="{_f(h)}" fill="{bar.color}"><title>{escape(bar.tip)}</title></rect>')
-        if i % _label_every(len(bars)) == 0 or i == len(bars) - 1:
+        if bar.label:
             out.append(_text(x + slot / 2, fr.y0 + 13, bar.label))
     out.append(_line(fr.x0, fr.y0, fr.x1, fr.y0, "axis"))
     out.append("</svg>")
     return "\n".join(out)
-
-
-def _label_every(n: int) -> int:
-    return 1 if n <= 12 else 2
 
 
 def _vertical_label(x: float, y: float, text: str) -> str:
@@ -161,7 +161,9 @@ def line_chart(
     out.append(_vertical_label(12, (fr.y0 + fr.y1) / 2, y_label))
     if marker_x is not None:
         out.append(_line(px(marker_x), fr.y0, px(marker_x), fr.y1, "marker"))
-        out.append(_text(px(marker_x) + 4, fr.y1 + 10, marker_label, "start", "marker-label"))
+        right = px(marker_x) > (fr.x0 + fr.x1) / 2  # label on the side with room
+        out.append(_text(px(marker_x) + (-4 if right else 4), fr.y1 + 10, marker_label, "end" if right else "start",
+                         "marker-label"))
     for s in series:
         out.append(_polyline(s, px, py))
     out.append("</svg>")
@@ -184,11 +186,8 @@ def _decade_grid(fr: _Frame, xs: tuple[int, int], ys: tuple[int, int], px: _Scal
 
 def _polyline(s: Series, px: _Scale, py: _Scale) -> str:
     coords = " ".join(f"{_f(px(x))},{_f(py(y))}" for x, y in s.points)
+    tips = s.tips or (s.label,) * len(s.points)
     dots = "".join(f'<circle cx="{_f(px(x))}" cy="{_f(py(y))}" r="2.5" fill="{s.color}">'
-                   f"<title>{escape(s.label)}: h=1e{x:.0f}, error={10 ** y:.3g}</title></circle>" for x, y in s.points)
+                   f"<title>{escape(tip)}</title></circle>" for (x, y), tip in zip(s.points, tips, strict=True))
     return (f'<g class="series"><polyline points="{coords}" fill="none" stroke="{s.color}" stroke-width="1.6"/>'
             f"{dots}</g>")
-
-
-class _Scale:  # the type of px and py above, for the helpers' signatures
-    def __call__(self, v: float) -> float: ...
