@@ -138,6 +138,7 @@ class Case:
     skip: str | None = None
     xfail: str | None = None
     engines: tuple[str, ...] = ()
+    sampled: bool = False  # points drawn from a sampled domain rather than listed
     spec: Linearity | ChainRule | Training | None = None
 
     @property
@@ -258,9 +259,8 @@ class _Loader:
 
 
 def _specific(err: ValidationError) -> ValidationError:
-    if err.context:
-        return best_match(err.context) or err
-    return err
+    """The most specific error under an anyOf/oneOf failure (the deepest relevant one)."""
+    return best_match([err]) or err
 
 
 def _dotted(path: tuple[Hashable, ...]) -> str:
@@ -335,7 +335,8 @@ class _CaseLoader:
         points = self.points()
         graph, spec = self.graph(points)
         expect = self.expect()
-        case = Case(**common, graph=graph, points=points, expect=expect, kink=raw.get("kink"), spec=spec)
+        case = Case(**common, graph=graph, points=points, expect=expect, kink=raw.get("kink"), spec=spec,
+                    sampled="sample" in raw)
         self.check_points(case)
         if self.errors:
             raise _group(self.doc.path, self.errors)
@@ -355,18 +356,7 @@ class _CaseLoader:
 
     def expression_error(self, exc: ExpressionError, key: str) -> CaseFileError:
         """Move an error's column inside the expression onto the file's own line and column."""
-        text = self.raw.get(key, "")
-        mark = self.doc.mark((*self.path, key))
-        offset = (exc.expr_col or 1) - 1
-        k = text.count("\n", 0, offset)
-        c = offset - (text.rfind("\n", 0, offset) + 1)
-        if mark.style in ("|", ">"):
-            line = mark.line + 1 + k
-            src = self.doc.lines[line - 1] if line - 1 < len(self.doc.lines) else ""
-            col = len(src) - len(src.lstrip(" ")) + c + 1
-        else:
-            line = mark.line + k
-            col = (mark.col + c + (1 if mark.style in ("'", '"') else 0)) if k == 0 else c + 1
+        line, col = self.doc.position((*self.path, key), (exc.expr_col or 1) - 1)
         return CaseFileError(f"{key}: {exc.message}", path=self.doc.path, line=line, col=col, case_id=self.id)
 
     def graph(self, points: tuple[Point, ...]) -> tuple[Graph, Linearity | ChainRule | None]:
@@ -423,7 +413,7 @@ class _CaseLoader:
     def layout(self, key: str, program: Program, names: list[str]) -> Graph:
         missing = [n for n in program.inputs if n not in names]
         if missing:
-            col = program.source.find(missing[0]) + 1
+            col = program.column_of(missing[0])
             exc = ExpressionError(f"undefined variable {missing[0]!r} (inputs: {', '.join(names) or 'none'})", col=col)
             raise self.expression_error(exc, key)
         try:

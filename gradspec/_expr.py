@@ -84,6 +84,13 @@ class Program:
     assignments: tuple[tuple[str, Node], ...] = field(compare=False)
     output: Node = field(compare=False)
     inputs: tuple[str, ...] = field(compare=False)
+    input_cols: tuple[int, ...] = field(default=(), compare=False)  # where each input is first used
+
+    def column_of(self, name: str) -> int | None:
+        """The column where input ``name`` is first used."""
+        if name in self.inputs and len(self.input_cols) == len(self.inputs):
+            return self.input_cols[self.inputs.index(name)]
+        return None
 
     @property
     def intermediates(self) -> tuple[str, ...]:
@@ -398,4 +405,4 @@ def parse(text: str) -> Program:
     for free, at in used.items():
         if free not in defined:
             inputs.setdefault(free, at)
-    return Program(text, tuple((n, e) for n, e, _ in assigns), output, tuple(inputs))
+    return Program(text, tuple((n, e) for n, e, _ in assigns), output, tuple(inputs), tuple(inputs.values()))

@@ -88,7 +88,7 @@ class CaseFileNode(pytest.File):
 def _labelled(case: Case) -> list[tuple[Point | None, str]]:
     if case.kind == "training":
         return [(None, "")]
-    sampled = len(case.points) > 1 and len({p.line for p in case.points}) == 1
+    sampled = case.sampled
     out: list[tuple[Point | None, str]] = []
     seen: dict[str, int] = {}
     for i, p in enumerate(case.points):

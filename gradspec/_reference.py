@@ -12,6 +12,7 @@ step, ``(4 D(h/2) - D(h)) / 3``, with ``h`` scaled by the magnitude of the varia
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,7 +26,7 @@ from gradspec._graph import Graph
 from gradspec._ops import OPS
 from gradspec.errors import DomainError
 
-__all__ = ["DPS", "Derivation", "Exact", "derive", "exact", "numerical", "relative_error"]
+__all__ = ["DPS", "Derivation", "Exact", "conditioning", "derive", "exact", "numerical", "relative_error"]
 
 DPS = 60  # working precision; results are trusted to well over 30 significant digits
 mp = mpmath.mp
@@ -184,11 +185,16 @@ def _mp_apply(name: str, args: list[Scalar]) -> Scalar:
     return _op_value(name)(args)  # type: ignore[arg-type]
 
 
-def adjoints(graph: Graph, values: list[Scalar], local: Mapping[tuple[int, int], Scalar] | None = None) -> list[Scalar]:
+def adjoints(
+    graph: Graph,
+    values: list[Scalar],
+    local: Mapping[tuple[int, int], Scalar] | None = None,
+    jitter: Callable[[str, Scalar], Scalar] | None = None,
+) -> list[Scalar]:
     """Exact reverse accumulation: d output / d step for every step (chain rule at full precision).
 
     ``local`` overrides chosen local partials ``(step, argument) -> value``, used to explore the
-    subgradients at kinks.
+    subgradients at kinks; ``jitter`` perturbs each local partial, used to measure conditioning.
     """
     adj = [mpmath.mpf(0)] * len(graph.steps)
     adj[graph.output] = mpmath.mpf(1)
@@ -202,8 +208,62 @@ def adjoints(graph: Graph, values: list[Scalar], local: Mapping[tuple[int, int],
             if not graph.varying[a]:
                 continue
             p = local[(i, k)] if local and (i, k) in local else partials[k](args)  # type: ignore[arg-type]
+            if jitter is not None:
+                p = jitter(step.op, p)
             adj[a] += adj[i] * p
     return adj
+
+
+# Backward formulas that lose absolute rather than relative accuracy: tanh' = 1 - t*t and
+# sigmoid' = s*(1 - s) are computed from a rounded output near 1.
+_ABSOLUTE_ROUNDING = {"tanh": 1, "sigmoid": 1}
+_CONDITION_SAMPLES = 4
+_CONDITION_SAFETY = 3
+
+
+@lru_cache(maxsize=8192)
+def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[str, Scalar]:
+    """How much rounding can move each quantity, in units of the engine's machine epsilon.
+
+    A float engine rounds every input, every op's result and every local partial it multiplies. This
+    replays the graph exactly with each of those perturbed by a tiny relative amount of random sign
+    (seeded, so results repeat), and measures how far the value and each gradient move. The largest
+    movement over a few samples, times a safety factor, estimates the first-order rounding error per
+    unit of epsilon: a float32 engine is allowed about 2**29 times more than a float64 one, and an
+    ill-conditioned point more than a well-conditioned one. Names map to scales; "" is the value.
+    """
+    tau = mpmath.mpf("1e-30")
+    names = dict(graph.inputs + graph.intermediates)
+    with mpmath.workdps(DPS):
+        env = {name: _mpf(v) for name, v in point}
+        values, _ = forward(graph, env)
+        base = adjoints(graph, values)
+        worst = dict.fromkeys(["", *names], mpmath.mpf(0))
+        rng = random.Random(len(graph.steps))
+        for _ in range(_CONDITION_SAMPLES):
+            def sign() -> int:
+                return 1 if rng.random() < 0.5 else -1
+
+            moved: list[Scalar] = []
+            for i, step in enumerate(graph.steps):
+                v = values[i] if step.op is None else _mp_apply(step.op, [moved[a] for a in step.args])
+                # Inputs and op results are rounded; constants (exponents above all) stay as written.
+                moved.append(v * (1 + sign() * tau) if graph.varying[i] else v)
+
+            def jitter(op: str, p: Scalar) -> Scalar:
+                return p * (1 + sign() * tau) + sign() * tau * _ABSOLUTE_ROUNDING.get(op, 0)
+
+            adj = adjoints(graph, moved, jitter=jitter)
+            for name, i in names.items():
+                worst[name] = _larger(worst[name], adj[i] - base[i], tau)
+            worst[""] = _larger(worst[""], moved[graph.output] - values[graph.output], tau)
+    return {k: v * _CONDITION_SAFETY for k, v in worst.items()}
+
+
+def _larger(current: Scalar, change: Scalar, tau: Scalar) -> Scalar:
+    if mpmath.isnan(change):  # a perturbation left the domain: rounding can break this quantity
+        return mpmath.inf
+    return max(current, abs(change) / tau)
 
 
 def _subgradient_ranges(graph: Graph, values: list[Scalar], kinks: list[Kinked]) -> dict[str, tuple[Scalar, Scalar]]:

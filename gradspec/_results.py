@@ -100,7 +100,7 @@ class CheckResult:
         if self.quantities:
             rows = [("", "engine", "exact", "numerical", "abs err", "rel err", "tol", "verdict")]
             for q in self.quantities:
-                label = "value" if q.role == "value" else f"d/d{q.name}"
+                label = _label(q)
                 rows.append((label, _num(q.engine), _num(q.exact), _num(q.numerical), _num(q.abs_error, 2),
                              _num(q.rel_error, 2), _num(q.tolerance, 2), q.verdict.value))
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -108,11 +108,16 @@ class CheckResult:
                 lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
             for q in self.quantities:
                 if q.symbolic and q.verdict is not Verdict.PASS:
-                    label = "value" if q.role == "value" else f"d/d{q.name}"
-                    lines.append(f"  {label} = {q.symbolic}")
+                    lines.append(f"  {_label(q)} = {q.symbolic}")
                 if q.note:
                     lines.append(f"  {q.name}: {q.note}")
         return "\n".join(lines)
+
+
+def _label(q: Quantity) -> str:
+    if q.role == "value":
+        return "value"
+    return q.name if q.role == "property" else f"d/d{q.name}"
 
 
 def _num(x: float | None, digits: int = 10) -> str:

@@ -80,8 +80,7 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
     outcome = _engine_run(engine, graph, point)
     if isinstance(outcome, CheckResult):
         return dataclasses.replace(outcome, **base)  # type: ignore[arg-type]
-    floats = point.floats()
-    quantities = list(compare(graph, ref, outcome.value, outcome.grads, floats, case.tolerance))
+    quantities = list(compare(graph, ref, outcome, point.exact(), case.tolerance, engine))
     quantities = [_apply_expectations(case, q, ref.kinks != ()) for q in quantities]
     message = ""
     if isinstance(case.spec, Linearity):

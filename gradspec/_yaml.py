@@ -52,6 +52,53 @@ class Document:
             path = path[:-1]
         return self.marks.get(path, Mark(1, 1))
 
+    def position(self, path: Path, offset: int) -> tuple[int, int]:
+        """Line and column in the file of character ``offset`` of the string scalar at ``path``.
+
+        Follows YAML's layouts: block scalars (``|``, ``>``) line by line after their indentation,
+        plain and quoted scalars folded across lines, and escapes inside quotes.
+        """
+        mark = self.mark(path)
+        if mark.style in ("|", ">"):
+            return self._in_block(mark, offset)
+        return self._in_flow(mark, offset)
+
+    def _in_block(self, mark: Mark, offset: int) -> tuple[int, int]:
+        remaining, indent = offset, None
+        for i in range(mark.line, len(self.lines)):  # mark.line is the header; content follows it
+            src = self.lines[i]
+            if not src.strip():
+                if remaining == 0:
+                    return i + 1, 1
+                remaining -= 1
+                continue
+            if indent is None:
+                indent = len(src) - len(src.lstrip(" "))
+            content = src[indent:]
+            if remaining <= len(content):
+                return i + 1, indent + remaining + 1
+            remaining -= len(content) + 1
+        return mark.line, mark.col
+
+    def _in_flow(self, mark: Mark, offset: int) -> tuple[int, int]:
+        quote = mark.style if mark.style in ("'", '"') else None
+        remaining = offset
+        for i in range(mark.line - 1, len(self.lines)):
+            src = self.lines[i]
+            j = mark.col - 1 + (1 if quote else 0) if i == mark.line - 1 else len(src) - len(src.lstrip())
+            while j < len(src):
+                if remaining == 0:
+                    return i + 1, j + 1
+                if (quote == '"' and src[j] == "\\") or (quote == "'" and src[j : j + 2] == "''"):
+                    j += 2  # an escape: two characters in the file, one in the text
+                else:
+                    j += 1
+                remaining -= 1
+            if remaining == 0:
+                return i + 1, j + 1
+            remaining -= 1  # a line break folds into one space
+        return mark.line, mark.col
+
     def error(self, message: str, path: Path = (), *, key: bool = False, case_id: str | None = None) -> CaseFileError:
         mark = self.key_marks.get(tuple(path)) if key else None
         mark = mark or self.mark(path)
@@ -98,6 +145,8 @@ def load(path: str, raw: bytes) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and "document" in exc.problem:
+            problem = f"{exc.context}, {exc.problem}"  # "expected a single document ..., but found another"
         if "\\t" in problem or "\t" in problem or "tab" in problem.lower():
             problem += " (YAML indentation must use spaces, not tabs)"
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

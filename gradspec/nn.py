@@ -43,8 +43,8 @@ class Neuron(Module):
         value: type = Value,
         rng: random.Random | None = None,
     ) -> None:
-        rng = rng if rng is not None else random  # the module: random.seed() makes weights repeatable
-        self.w = [value(rng.uniform(-1.0, 1.0)) for _ in range(nin)]
+        uniform = (rng or random).uniform  # the module's by default, so random.seed() repeats weights
+        self.w = [value(uniform(-1.0, 1.0)) for _ in range(nin)]
         self.b = value(0.0)
         self.activation = activation
 

@@ -1,0 +1,110 @@
+"""JAX: ``jax`` (float64, with x64 enabled) and ``jax:float32``.
+
+JAX differentiates functions, not objects, so the adapter records the graph on a small tape while
+gradspec builds it, then replays the tape as a function of the leaves and of one zero offset per
+requested intermediate, and takes ``jax.value_and_grad`` of that: the gradient with respect to an
+intermediate's offset is d output / d intermediate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gradspec._engines import Engine, Unavailable
+from gradspec._ops import Op
+from gradspec.errors import EngineError
+
+
+def create(options: str) -> Engine:
+    dtype = options or "float64"
+    if dtype not in ("float32", "float64"):
+        raise EngineError(f"unknown jax option {options!r}; use float32 or float64")
+    name = "jax" if dtype == "float64" else "jax:float32"
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return Unavailable(name, "jax is not installed (pip install 'gradspec[jax]')")
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    return JaxEngine(jax, jnp, name, getattr(jnp, dtype))
+
+
+class _Node:
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class JaxEngine(Engine):
+    def __init__(self, jax: Any, jnp: Any, name: str, dtype: Any) -> None:
+        self.jax = jax
+        self.jnp = jnp
+        self.name = name
+        self.dtype = dtype
+        self.eps = float(jnp.finfo(dtype).eps)
+        self.tape: list[tuple[Any, ...]] = []
+
+    def begin(self) -> None:
+        self.tape = []
+
+    def _fn(self, op: Op) -> Any:
+        if op.method is None:
+            return op.pyop
+        return getattr(self.jnp, op.method, None) or getattr(self.jax.nn, op.method, None)
+
+    def missing(self, op: Op, value_left: bool) -> str | None:
+        return None if self._fn(op) is not None else f"jax has no {op.method}"
+
+    def leaf(self, x: float) -> Any:
+        self.tape.append(("leaf", x))
+        return _Node(len(self.tape) - 1)
+
+    def apply(self, op: Op, args: Sequence[Any]) -> Any:
+        self.tape.append(("op", self._fn(op), tuple(args)))
+        return _Node(len(self.tape) - 1)
+
+    def _replay(self, leaves: Any, offsets: Any, offset_at: dict[int, int], upto: int) -> Any:
+        vals: list[Any] = []
+        k = 0
+        for i, entry in enumerate(self.tape[: upto + 1]):
+            if entry[0] == "leaf":
+                v = leaves[k]
+                k += 1
+            else:
+                _, fn, args = entry
+                v = fn(*(vals[a.index] if isinstance(a, _Node) else a for a in args))
+            if i in offset_at:
+                v = v + offsets[offset_at[i]]
+            vals.append(v)
+        return vals[upto]
+
+    def _leaves(self) -> Any:
+        return self.jnp.asarray([e[1] for e in self.tape if e[0] == "leaf"], dtype=self.dtype)
+
+    def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
+        leaf_pos: dict[int, int] = {}
+        for i, e in enumerate(self.tape):
+            if e[0] == "leaf":
+                leaf_pos[i] = len(leaf_pos)
+        offset_at: dict[int, int] = {}
+        for n in nodes:
+            if n.index not in leaf_pos and n.index not in offset_at:
+                offset_at[n.index] = len(offset_at)
+        offsets = self.jnp.zeros(len(offset_at), dtype=self.dtype)
+
+        def f(leaves: Any, offs: Any) -> Any:
+            return self._replay(leaves, offs, offset_at, out.index)
+
+        value, (g_leaves, g_offsets) = self.jax.value_and_grad(f, argnums=(0, 1))(self._leaves(), offsets)
+        self._last = (out.index, float(value))
+        return [float(g_leaves[leaf_pos[n.index]]) if n.index in leaf_pos else float(g_offsets[offset_at[n.index]])
+                for n in nodes]
+
+    def value(self, node: Any) -> float:
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] == node.index:
+            return last[1]
+        return float(self._replay(self._leaves(), None, {}, node.index))

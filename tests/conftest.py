@@ -1,0 +1,104 @@
+"""Shared fixtures for gradspec's tests."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+DATA = Path(__file__).resolve().parent / "data"
+HOSTILE = DATA / "hostile"
+VALID = DATA / "valid"
+
+
+@pytest.fixture
+def engines(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """tests/data/engines.py, importable as ``engines`` (so ``engines:Class`` specs resolve)."""
+    monkeypatch.syspath_prepend(str(DATA))
+    return importlib.import_module("engines")
+
+
+@pytest.fixture
+def write_case(tmp_path: Path) -> Callable[..., Path]:
+    """Write a case file (dedented text, or bytes) under tmp_path; returns its path."""
+
+    def write(text: str | bytes, name: str = "case.gradspec.yaml") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def kinds_file(tmp_path: Path) -> Path:
+    """A copy of tests/data/valid/kinds.yaml named as a case file."""
+    target = tmp_path / "kinds.gradspec.yaml"
+    shutil.copyfile(VALID / "kinds.yaml", target)
+    return target
+
+
+Expected = tuple[int, int, str]  # line, col, a fragment of the message
+
+
+@pytest.fixture
+def assert_invalid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., list[str]]:
+    """Check that a case file is refused with exactly the expected located errors.
+
+    Loads it with ``load_file`` (which must raise CaseFileError whose ``errors`` are, in order, one per
+    expected ``(line, col, fragment)``, each rendered ``path:line:col: ...``), within 2 seconds, and
+    runs ``gradspec validate`` on it (exit 2, the same lines on stderr, no traceback). Runs with the
+    working directory in an empty folder and returns the error lines. Time is CPU time (process_time), so
+    parallel workers on a small machine do not make the bound flaky.
+    """
+    import io
+    import time
+
+    from gradspec._cases import errors_of, load_file
+    from gradspec._cli import main
+    from gradspec.errors import CaseFileError
+
+    workdir = tmp_path / "cwd"
+    workdir.mkdir(exist_ok=True)
+    monkeypatch.chdir(workdir)
+
+    def check(path: Path, expected: list[Expected]) -> list[str]:
+        start = time.process_time()
+        with pytest.raises(CaseFileError) as info:
+            load_file(path)
+        elapsed = time.process_time() - start
+        assert elapsed < 2.0, f"loading {path.name} took {elapsed:.2f}s"
+        errors = errors_of(info.value)
+        lines = [str(e) for e in errors]
+        got = [(e.line, e.col) for e in errors]
+        assert got == [(line, col) for line, col, _ in expected], lines
+        for e, text, (line, col, fragment) in zip(errors, lines, expected, strict=True):
+            assert e.path == str(path)
+            assert text.startswith(f"{path}:{line}:{col}: "), text
+            assert fragment in e.message, (fragment, text)
+        # the group error itself is the first located error
+        assert str(info.value) == lines[0]
+
+        out, err = io.StringIO(), io.StringIO()
+        start = time.process_time()
+        code = main(["validate", str(path)], out, err)
+        assert time.process_time() - start < 2.0
+        assert code == 2, (out.getvalue(), err.getvalue())
+        assert "Traceback" not in err.getvalue() + out.getvalue()
+        assert err.getvalue().splitlines() == lines
+        assert out.getvalue().strip() == f"0 valid file(s), 0 cases, 0 points; {len(lines)} error(s)"
+        assert list(workdir.iterdir()) == [], "loading a case file created files"
+        return lines
+
+    return check

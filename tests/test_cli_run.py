@@ -1,0 +1,194 @@
+"""`gradspec run` and `gradspec validate` through gradspec._cli.main with StringIO streams: exit 0 pass, 1 fail,
+2 invalid input; failures printed with their measured errors; invalid files reported while the rest still run."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from gradspec._cli import main
+
+SUMMARY = re.compile(
+    r"^(OK|FAILED|INVALID INPUT): (\d+) checks of (\d+) cases in (\d+) files on (\d+) engine\(s\): (.*); "
+    r"(\d+) input error\(s\); \d+\.\d\ds$"
+)
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def summary(out: str) -> re.Match[str]:
+    last = out.rstrip("\n").splitlines()[-1]
+    match = SUMMARY.match(last)
+    assert match, last
+    return match
+
+
+def test_run_passing_file(kinds_file: Path) -> None:
+    code, out, err = run("run", str(kinds_file))
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["engine", "pass", "fail", "convention", "skip", "xfail", "error", "checks"]
+    assert lines[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "13"]
+    m = summary(out)
+    assert m.groups()[:6] == ("OK", "13", "7", "1", "1", "13 pass")
+    assert m.group(7) == "0"
+    assert len(lines) == 3  # nothing failed, so no tables
+
+
+def test_run_with_a_broken_engine(kinds_file: Path, engines: ModuleType) -> None:
+    code, out, err = run("run", str(kinds_file), "--engine", "engines:TanhSignFlip")
+    assert (code, err) == (1, "")
+    # grad-intermediates uses tanh(y): both of its points fail, on d/dy, and nothing else does
+    assert out.count(f"{kinds_file}:") == 2
+    assert f"{kinds_file}:19: grad-intermediates\n" in out
+    assert f"{kinds_file}:20: grad-intermediates\n" in out
+    assert "FAIL  a = x * y" in out
+    assert "  at x=2,y=3  on engines:TanhSignFlip" in out
+    fail_rows = [line.split() for line in out.splitlines() if line.strip().endswith(" fail")]
+    assert [r[0] for r in fail_rows] == ["d/dy", "d/dy"]
+    # engine, exact, numerical, abs err: d/dy = 2x(xy + x) - tanh'(y) at (2, 3) is 31 + tanh(3)**2 exactly; with
+    # tanh' = 1 + tanh**2 the engine gives 31 - tanh(3)**2, off by 2*tanh(3)**2 = 1.98 (printed to 2 digits)
+    engine_v, exact_v, numerical_v, abs_err = (float(v) for v in fail_rows[0][1:5])
+    t2 = math.tanh(3.0) ** 2
+    assert exact_v == pytest.approx(31 + t2, rel=1e-9)
+    assert engine_v == pytest.approx(31 - t2, rel=1e-9)
+    assert numerical_v == pytest.approx(exact_v, rel=1e-8)
+    assert abs_err == pytest.approx(2 * t2, rel=0.02)
+    assert "  d/dy = 2*x*(x*y + x) + tanh(y)**2 - 1" in out
+    m = summary(out)
+    assert m.groups()[:6] == ("FAILED", "13", "7", "1", "1", "11 pass, 2 fail")
+    assert out.splitlines()[-2].split() == ["engines:TanhSignFlip", "11", "2", "0", "0", "0", "0", "13"]
+
+
+def test_run_on_two_engines(kinds_file: Path, engines: ModuleType) -> None:
+    code, out, err = run("run", str(kinds_file), "--engine", "builtin", "--engine", "engines:ZeroGrad", "-q")
+    assert code == 1
+    assert err == ""
+    lines = out.splitlines()
+    assert len(lines) == 4  # -q: only the summary table and line
+    assert lines[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "13"]
+    # ZeroGrad: the stationary case is the only one whose exact gradient is zero
+    assert lines[2].split() == ["engines:ZeroGrad", "1", "12", "0", "0", "0", "0", "13"]
+    assert summary(out).groups()[:6] == ("FAILED", "26", "7", "1", "2", "14 pass, 12 fail")
+
+
+def test_run_keyword_filter(kinds_file: Path, engines: ModuleType) -> None:
+    code, out, _ = run("run", str(kinds_file), "-k", "grad-", "--engine", "engines:TanhSignFlip")
+    assert code == 1
+    assert summary(out).groups()[:6] == ("FAILED", "3", "2", "1", "1", "1 pass, 2 fail")
+    code, out, _ = run("run", str(kinds_file), "-k", "deep", "--engine", "engines:TanhSignFlip")
+    assert code == 0
+    assert summary(out).groups()[:6] == ("OK", "1", "1", "1", "1", "1 pass")
+
+
+def test_invalid_file_is_reported_and_the_rest_still_runs(tmp_path: Path, kinds_file: Path) -> None:
+    bad = tmp_path / "bad.gradspec.yaml"
+    bad.write_text("cases:\n  - id: a\n    expr: x\n    at: {x: 1}\n  - id: b\n    expr: sqrt(x)\n    at: {x: -4}\n")
+    code, out, err = run("run", str(tmp_path))
+    assert code == 2
+    assert err.splitlines() == [
+        f"{bad}:7:9: [b] point x=-4 is outside the domain: sqrt needs x >= 0, got x = -4.0 (in sqrt(x))",
+    ]
+    assert out.splitlines()[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "13"]
+    m = summary(out)
+    assert m.groups() == ("INVALID INPUT", "13", "7", "1", "1", "13 pass", "1")
+    assert "Traceback" not in out + err
+
+
+def test_invalid_and_failing(tmp_path: Path, kinds_file: Path, engines: ModuleType) -> None:
+    (tmp_path / "bad.gradspec.yaml").write_bytes(b"cases:\n  - id: \xff\n")
+    code, out, err = run("run", str(tmp_path), "--engine", "engines:TanhSignFlip")
+    assert code == 2  # invalid input outranks failed checks
+    assert err == f"{tmp_path / 'bad.gradspec.yaml'}:2:9: not UTF-8: byte 0xff cannot be decoded\n"
+    assert "grad-intermediates" in out
+    assert summary(out).groups() == ("INVALID INPUT", "13", "7", "1", "1", "11 pass, 2 fail", "1")
+
+
+def test_missing_path(tmp_path: Path, kinds_file: Path) -> None:
+    code, out, err = run("run", str(kinds_file), str(tmp_path / "gone.gradspec.yaml"))
+    assert code == 2
+    assert err == f"{tmp_path / 'gone.gradspec.yaml'}: no such file or directory\n"
+    assert summary(out).groups() == ("INVALID INPUT", "13", "7", "1", "1", "13 pass", "1")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope", "gradspec: unknown engine 'nope'"),
+        ("no_such_module_xyz:Value", "gradspec: cannot import engine module 'no_such_module_xyz': ModuleNotFoundError"),
+        ("engines:Missing", "gradspec: module 'engines' has no 'Missing'\n"),
+        ("engines:math", "gradspec: 'engines:math' is neither a Value class nor an engine\n"),
+        ("engines:_Missing", "gradspec: 'engines:_Missing' is not a Value class: it needs backward(), + and *\n"),
+    ],
+)
+def test_bad_engine_spec(kinds_file: Path, engines: ModuleType, spec: str, message: str) -> None:
+    code, out, err = run("run", str(kinds_file), "--engine", spec)
+    assert code == 2
+    assert out == ""
+    assert err.startswith(message)
+    assert "Traceback" not in err
+
+
+def test_engine_module_that_fails_to_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kinds_file: Path) -> None:
+    (tmp_path / "explodes_on_import.py").write_text("raise RuntimeError('no engine for you')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run("run", str(kinds_file), "--engine", "explodes_on_import:Value")
+    assert (code, out) == (2, "")
+    assert err == ("gradspec: cannot import engine module 'explodes_on_import': RuntimeError: no engine for you\n")
+
+
+def test_usage_errors() -> None:
+    code, out, err = run("run", "--no-such-option")
+    assert code == 2 and out == ""
+    assert err.startswith("gradspec: ")
+    code, out, err = run()
+    assert code == 2
+    assert "gradspec" in err
+
+
+def test_validate_directory(tmp_path: Path, kinds_file: Path) -> None:
+    (tmp_path / "deeper").mkdir()
+    (tmp_path / "deeper" / "x.gradspec.yaml").write_text("cases:\n  - id: a\n    expr: x\n    at: {x: 1}\n")
+    code, out, err = run("validate", str(tmp_path))
+    assert (code, err) == (0, "")
+    assert out == "2 valid file(s), 8 cases, 14 points; 0 error(s)\n"
+    (tmp_path / "deeper" / "y.gradspec.yaml").write_text("cases:\n  - id: a\n    expr: x\n    at: {x: 1}\n    foo: 1\n")
+    code, out, err = run("validate", str(tmp_path))
+    assert code == 2
+    assert err == f"{tmp_path / 'deeper' / 'y.gradspec.yaml'}:5:5: [a] unknown key 'foo' in cases[0]\n"
+    assert out == "2 valid file(s), 8 cases, 14 points; 1 error(s)\n"
+
+
+def test_check_command() -> None:
+    code, out, _ = run("check", "(x*y + x)**2 - tanh(y)", "--at", "x=2,y=3")
+    assert code == 0
+    assert out.startswith("PASS  (x*y + x)**2 - tanh(y)  at x=2,y=3  on builtin")
+    code, out, _ = run("check", "log(x)", "--at", "x=-1")
+    assert code == 2
+    assert out.startswith("ERROR  log(x)  at x=-1  on builtin")
+
+
+def test_check_command_with_a_broken_engine(engines: ModuleType) -> None:
+    code, out, _ = run("check", "x * x", "--at", "x=3", "--engine", "engines:MulAssign")
+    assert code == 1
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("d/dx"))
+    assert row[:5] == ["d/dx", "3", "6", "6", "3"]
+
+
+def test_run_builtin_library() -> None:
+    """No paths: the library shipped with gradspec (its content is not pinned here)."""
+    code, out, err = run("run", "-q")
+    assert code in (0, 1), err
+    m = summary(out)
+    assert m.group(1) == ("OK" if code == 0 else "FAILED")
+    assert int(m.group(2)) > 0 and int(m.group(4)) >= 1
+    assert m.group(7) == "0"

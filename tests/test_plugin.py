@@ -1,0 +1,346 @@
+"""The pytest plugin, run with pytester: case files collect with no conftest (the plugin comes from the installed
+pytest11 entry point), items are named case[point][engine], and gradspec's verdicts become pytest outcomes."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import gradspec._cli
+import gradspec.nn
+
+# pytester's in-process runs drop every module a run imported; import the heavy ones once, here. (The
+# hypothesis plugin, when installed, imports hypothesis at the end of every run.)
+with contextlib.suppress(ImportError):
+    import hypothesis  # noqa: F401
+
+assert gradspec._cli and gradspec.nn
+
+DATA = Path(__file__).resolve().parent / "data"
+
+OPS = """
+defaults:
+  tags: [ops]
+cases:
+  - id: mul
+    tags: [arith]
+    expr: x * y
+    at: {x: 2, y: 3}
+  - id: add
+    tags: [arith]
+    expr: x + y
+    at:
+      - {x: 1, y: 2}
+      - {x: 0.5, y: -1}
+  - id: tanh
+    tags: [trig]
+    expr: tanh(x)
+    sample:
+      count: 3
+      vars: {x: {uniform: [-1, 1]}}
+  - id: later
+    skip: not today
+    expr: x
+    at: {x: 1}
+  - id: square
+    xfail: the assignment bug
+    engines: [engines]
+    expr: x * x
+    at: {x: 3}
+  - id: train
+    kind: training
+    model: {sizes: [1, 2, 1], activation: relu, seed: 1}
+    data: {x: [0.0, 0.5, 1.0], y: [1.0, 2.0, 3.0]}
+    steps: 40
+    lr: 0.05
+    loss_ratio: 0.9
+"""
+
+OPS_IDS = [
+    "ops.gradspec.yaml::mul[x=2,y=3][builtin]",
+    "ops.gradspec.yaml::add[x=1,y=2][builtin]",
+    "ops.gradspec.yaml::add[x=0.5,y=-1][builtin]",
+    "ops.gradspec.yaml::tanh[sample0][builtin]",
+    "ops.gradspec.yaml::tanh[sample1][builtin]",
+    "ops.gradspec.yaml::tanh[sample2][builtin]",
+    "ops.gradspec.yaml::later[x=1][builtin]",
+    "ops.gradspec.yaml::square[x=3][builtin]",
+    "ops.gradspec.yaml::train[builtin]",
+]
+
+MORE = """
+cases:
+  - id: exp
+    expr: exp(x) * y
+    at: {x: 1, y: 2}
+  - id: relu-kink
+    expr: relu(x)
+    at: {x: 0}
+    kink: convention
+"""
+
+BAD = """
+cases:
+  - id: fine
+    expr: x
+    at: {x: 1}
+  - id: broken
+    expr: x * (y
+    at: {x: 1, y: 2}
+"""
+
+
+def write(pytester: pytest.Pytester, name: str, text: str) -> Path:
+    path = pytester.path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def collected_ids(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if "::" in line and not line.startswith(("ERROR", "FAILED"))]
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    write(pytester, "ops.gradspec.yaml", OPS)
+    write(pytester, "sub/more.gradspec.yml", MORE)
+    return pytester
+
+
+def test_no_conftest_is_needed(suite: pytest.Pytester) -> None:
+    assert not list(suite.path.rglob("conftest.py"))
+    assert not list(suite.path.glob("*.ini")) and not (suite.path / "pyproject.toml").exists()
+    result = suite.runpytest("--collect-only", "-q")
+    assert result.ret == 0
+    ids = collected_ids(result)
+    assert ids[: len(OPS_IDS)] == OPS_IDS
+    assert ids[len(OPS_IDS):] == ["sub/more.gradspec.yml::exp[x=1,y=2][builtin]", "sub/more.gradspec.yml::relu-kink[x=0][builtin]"]
+
+
+def test_plugin_is_the_installed_entry_point(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--trace-config", "--collect-only", "-q")
+    assert any("gradspec._plugin" in line for line in result.outlines)
+    result = suite.runpytest("-p", "no:gradspec", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_run_outcomes(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("-rA")
+    # square runs only on engines from the `engines` module, so on builtin it is a skip, like `later`
+    result.assert_outcomes(passed=9, skipped=2)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*SKIPPED*not today*", "*SKIPPED*case is only for engines: engines*"])
+
+
+def test_keyword_selects(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("-k", "mul", "-v")
+    result.assert_outcomes(passed=1, deselected=10)
+    result.stdout.fnmatch_lines(["ops.gradspec.yaml::mul[[]x=2,y=3[]][[]builtin[]] PASSED*"])
+    result = suite.runpytest("-k", "add and not mul")
+    result.assert_outcomes(passed=2, deselected=9)
+
+
+def test_tags_are_marks(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("-m", "arith", "--strict-markers")
+    result.assert_outcomes(passed=3, deselected=8)
+    result = suite.runpytest("-m", "trig", "--strict-markers")
+    result.assert_outcomes(passed=3, deselected=8)
+    # file defaults' tags too, and every item is marked `gradspec`
+    result = suite.runpytest("-m", "ops and not arith and not trig", "--strict-markers")
+    result.assert_outcomes(passed=1, skipped=2, deselected=8)
+    result = suite.runpytest("-m", "gradspec", "--strict-markers")
+    result.assert_outcomes(passed=9, skipped=2)
+
+
+def test_engines_multiply_items(suite: pytest.Pytester, engines: ModuleType) -> None:
+    result = suite.runpytest("--gradspec-engine", "builtin", "--gradspec-engine", "engines:MulAssign", "--collect-only", "-q")
+    ids = collected_ids(result)
+    assert len(ids) == 2 * 11
+    assert ids[:2] == ["ops.gradspec.yaml::mul[x=2,y=3][builtin]", "ops.gradspec.yaml::mul[x=2,y=3][engines:MulAssign]"]
+    result = suite.runpytest("--gradspec-engine", "builtin", "--gradspec-engine", "engines:MulAssign", "-rA")
+    # MulAssign fails x*x (square), which is xfail there; and its training is fine (no reused node in mul)
+    result.assert_outcomes(passed=18, skipped=3, xfailed=1)
+    result.stdout.fnmatch_lines(["XFAIL ops.gradspec.yaml::square[[]x=3[]][[]engines:MulAssign[]]*the assignment bug*"])
+
+
+def test_xfail_unexpected_pass_is_a_failure(pytester: pytest.Pytester, engines: ModuleType) -> None:
+    write(pytester, "x.gradspec.yaml", """
+        cases:
+          - id: square
+            xfail: the assignment bug
+            expr: x * x
+            at: {x: 3}
+        """)
+    result = pytester.runpytest("--gradspec-engine", "engines:Same")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*the assignment bug*"])
+
+
+def test_ini_default_engines(suite: pytest.Pytester, engines: ModuleType) -> None:
+    suite.makeini("[pytest]\ngradspec_engines = engines:Same builtin\n")
+    result = suite.runpytest("--collect-only", "-q")
+    ids = collected_ids(result)
+    assert ids[:2] == ["ops.gradspec.yaml::mul[x=2,y=3][engines:Same]", "ops.gradspec.yaml::mul[x=2,y=3][builtin]"]
+    assert len(ids) == 22
+    # the command line replaces the ini default
+    result = suite.runpytest("--collect-only", "-q", "--gradspec-engine", "builtin")
+    assert len(collected_ids(result)) == 11
+
+
+def test_ini_suffixes(pytester: pytest.Pytester) -> None:
+    write(pytester, "a.cases.yaml", "cases:\n  - id: a\n    expr: x\n    at: {x: 1}\n")
+    write(pytester, "b.gradspec.yaml", "cases:\n  - id: b\n    expr: x\n    at: {x: 1}\n")
+    pytester.makeini("[pytest]\ngradspec_suffixes = .cases.yaml\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert collected_ids(result) == ["a.cases.yaml::a[x=1][builtin]"]
+
+
+def test_unknown_engine_is_a_usage_error(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--gradspec-engine", "nonsense")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--gradspec-engine: unknown engine 'nonsense'*"])
+
+
+def test_unrelated_yaml_is_not_collected(suite: pytest.Pytester) -> None:
+    write(suite, "config.yaml", "cases: [this is not, a case file: at all\n")
+    write(suite, "data/values.yml", "- 1\n- 2\n")
+    write(suite, "notes.gradspec.yaml.orig", "!!python/object/apply:os.system ['touch SENTINEL']\n")
+    result = suite.runpytest()
+    result.assert_outcomes(passed=9, skipped=2)
+    assert not (suite.path / "SENTINEL").exists()
+
+
+def test_invalid_file_is_a_collection_error_and_others_run(suite: pytest.Pytester) -> None:
+    bad = write(suite, "bad.gradspec.yaml", BAD)
+    result = suite.runpytest()
+    result.assert_outcomes(passed=9, skipped=2, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    text = result.stdout.str()
+    assert f"{bad}:6:17: [broken] expr: expected ')', found the end of the expression" in text
+    result.stdout.fnmatch_lines(["*ERROR collecting bad.gradspec.yaml*", "ERROR bad.gradspec.yaml*"])
+    assert "Traceback" not in text
+
+
+def test_invalid_file_lists_every_error(pytester: pytest.Pytester) -> None:
+    bad = write(pytester, "bad.gradspec.yaml", """
+        cases:
+          - id: a
+            expr: log(x)
+            at: {x: -2}
+          - id: b
+            expr: x * w
+            at: {x: 1}
+          - id: c
+            expr: x
+            at: {x: 1}
+        """)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    text = result.stdout.str()
+    assert f"{bad}:4:9: [a] point x=-2 is outside the domain" in text
+    assert f"{bad}:6:15: [b] expr: undefined variable 'w' (inputs: x)" in text
+
+
+def test_failure_report_shows_the_table(pytester: pytest.Pytester, engines: ModuleType) -> None:
+    path = write(pytester, "t.gradspec.yaml", """
+        cases:
+          - id: tanh
+            expr: tanh(x) * y
+            at: {x: 0.5, y: 2}
+        """)
+    result = pytester.runpytest("--gradspec-engine", "engines:TanhSignFlip")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*gradspec: tanh[[]x=0.5,y=2[]][[]engines:TanhSignFlip[]]*",
+        f"{path}:4: case 'tanh'",
+        "FAIL  tanh(x) * y  at x=0.5,y=2  on engines:TanhSignFlip",
+        "*engine*exact*numerical*abs err*rel err*tol*verdict",
+        "*value*pass",
+        "*d/dx*2.427104534*1.572895466*1.572895466*0.85*fail",
+        "*d/dy*pass",
+        "  d/dx = y*(1 - tanh(x)**2)",
+        "FAILED t.gradspec.yaml::tanh[[]x=0.5,y=2[]][[]engines:TanhSignFlip[]]*",
+    ])
+
+
+def test_engine_exception_is_a_failure_not_an_internal_error(pytester: pytest.Pytester, engines: ModuleType) -> None:
+    write(pytester, "t.gradspec.yaml", "cases:\n  - id: m\n    expr: x * y\n    at: {x: 1, y: 2}\n")
+    result = pytester.runpytest("--gradspec-engine", "engines:Raises")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*engine raised RuntimeError: backward exploded*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_convention_differences_are_summarised(pytester: pytest.Pytester, engines: ModuleType) -> None:
+    write(pytester, "k.gradspec.yaml", MORE)
+    result = pytester.runpytest("--gradspec-engine", "engines:ReluOneAtZero")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*gradspec convention differences*",
+        "engines took another valid subgradient at a kink (not a failure):",
+        "  k.gradspec.yaml::relu-kink[[]x=0[]][[]engines:ReluOneAtZero[]]: relu at 0",
+    ])
+    plain = pytester.runpytest()
+    assert "convention differences" not in plain.stdout.str()
+
+
+def test_junitxml(suite: pytest.Pytester, engines: ModuleType) -> None:
+    result = suite.runpytest("--junitxml", "report.xml", "--gradspec-engine", "engines:TanhSignFlip")
+    # square is xfail, and TanhSignFlip gets x*x right: an unexpected pass, so a failure
+    result.assert_outcomes(passed=6, failed=4, skipped=1)
+    root = ET.parse(suite.path / "report.xml").getroot()
+    suite_el = root.find("testsuite")
+    assert suite_el is not None
+    assert (suite_el.get("tests"), suite_el.get("failures"), suite_el.get("errors")) == ("11", "4", "0")
+    cases = suite_el.findall("testcase")
+    names = [c.get("name") for c in cases]
+    assert "mul[x=2,y=3][engines:TanhSignFlip]" in names
+    failed = [c for c in cases if c.find("failure") is not None and c.get("name", "").startswith("tanh")]
+    assert sorted(c.get("name") for c in failed) == [f"tanh[sample{i}][engines:TanhSignFlip]" for i in range(3)]
+    message = failed[0].find("failure").get("message")  # type: ignore[union-attr]
+    assert "case 'tanh'" in message and "d/dx = 1 - tanh(x)**2" in message
+    verdicts = {p.get("value") for c in failed for p in c.iter("property") if p.get("name") == "gradspec_verdict"}
+    assert verdicts == {"fail"}
+
+
+def test_explicit_points_written_in_flow_style_keep_their_labels(pytester: pytest.Pytester) -> None:
+    write(pytester, "f.gradspec.yaml", "cases:\n  - id: add\n    expr: x + y\n    at: [{x: 1, y: 2}, {x: 0.5, y: -1}]\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert collected_ids(result) == ["f.gradspec.yaml::add[x=1,y=2][builtin]", "f.gradspec.yaml::add[x=0.5,y=-1][builtin]"]
+
+
+def test_duplicate_point_labels_are_made_unique(pytester: pytest.Pytester) -> None:
+    write(pytester, "d.gradspec.yaml", "cases:\n  - id: sq\n    expr: x * x\n    at:\n      - {x: 0.1}\n      - {x: 0.1}\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert collected_ids(result) == ["d.gradspec.yaml::sq[x=0.1][builtin]", "d.gradspec.yaml::sq[x=0.1#2][builtin]"]
+
+
+# -- pytest-xdist ---------------------------------------------------------------------------------------------
+
+needs_xdist = pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed")
+
+
+@needs_xdist
+def test_xdist_matches_serial(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(DATA))
+    write(suite, "bad.gradspec.yaml", BAD)
+    args = ("--gradspec-engine", "builtin", "--gradspec-engine", "engines:MulAssign", "--gradspec-engine",
+            "engines:TanhSignFlip", "-p", "no:cacheprovider")
+    serial = suite.runpytest_subprocess(*args, timeout=60)
+    parallel = suite.runpytest_subprocess("-n", "2", *args, timeout=60)
+    # builtin: 9 passed, 2 skipped; MulAssign: 9 passed, 1 skipped, square xfailed;
+    # TanhSignFlip: 6 passed, tanh x3 failed, square passed unexpectedly (failed), 1 skipped
+    expected = {"passed": 24, "failed": 4, "skipped": 4, "xfailed": 1, "errors": 1}
+    serial.assert_outcomes(**expected)
+    parallel.assert_outcomes(**expected)
+    assert serial.ret == parallel.ret == pytest.ExitCode.TESTS_FAILED
+    for result in (serial, parallel):
+        result.stdout.fnmatch_lines(["*bad.gradspec.yaml:6:17: [[]broken[]] expr: expected ')'*"])
+    assert "2 workers" in parallel.stdout.str()
