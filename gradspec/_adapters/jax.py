@@ -46,6 +46,8 @@ class JaxEngine(Engine):
         self.dtype = dtype
         self.eps = float(jnp.finfo(dtype).eps)
         self.tape: list[tuple[Any, ...]] = []
+        self._seen: set[Any] = set()
+        self._jitted: dict[Any, Any] = {}
 
     def begin(self) -> None:
         self.tape = []
@@ -94,14 +96,42 @@ class JaxEngine(Engine):
             if n.index not in leaf_pos and n.index not in offset_at:
                 offset_at[n.index] = len(offset_at)
         offsets = self.jnp.zeros(len(offset_at), dtype=self.dtype)
-
-        def f(leaves: Any, offs: Any) -> Any:
-            return self._replay(leaves, offs, offset_at, out.index)
-
-        value, (g_leaves, g_offsets) = self.jax.value_and_grad(f, argnums=(0, 1))(self._leaves(), offsets)
+        grad_fn = self._compiled(out.index, offset_at)
+        value, (g_leaves, g_offsets) = grad_fn(self._leaves(), offsets)
         self._last = (out.index, float(value))
         return [float(g_leaves[leaf_pos[n.index]]) if n.index in leaf_pos else float(g_offsets[offset_at[n.index]])
                 for n in nodes]
+
+    def _compiled(self, out: int, offset_at: dict[int, int]) -> Any:
+        """value_and_grad of the replayed tape; jitted once the same graph shape comes back.
+
+        A training loop rebuilds the same graph every step: a shape seen before, or a large one, is
+        compiled with ``jax.jit`` and reused. Small one-off graphs run eagerly (compiling costs more),
+        and so do huge ones (XLA compiles a 10,000-op chain slower than it runs it).
+        """
+        tape = tuple(self.tape)
+        shape = (out, tuple(offset_at.items()), tuple(
+            ("leaf",) if e[0] == "leaf" else (e[1], tuple(a.index if isinstance(a, _Node) else ("c", a) for a in e[2]))
+            for e in tape))
+
+        def f(leaves: Any, offs: Any) -> Any:
+            saved, self.tape = self.tape, list(tape)
+            try:
+                return self._replay(leaves, offs, offset_at, out)
+            finally:
+                self.tape = saved
+
+        fn = self._jitted.get(shape)
+        if fn is not None:
+            return fn
+        grad_fn = self.jax.value_and_grad(f, argnums=(0, 1))
+        if (shape in self._seen or len(tape) > 200) and len(tape) <= 5000:
+            fn = self._jitted[shape] = self.jax.jit(grad_fn)
+            return fn
+        if len(self._seen) > 256:
+            self._seen.clear()
+        self._seen.add(shape)
+        return grad_fn
 
     def value(self, node: Any) -> float:
         last = getattr(self, "_last", None)
