@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -68,10 +69,11 @@ def check(
     tol = tolerance or Tolerance(**tolerances)
     graph = prepare(expression, list(point))
     exact_point = {k: exact_number(v) for k, v in point.items()}
-    return check_graph(graph, exact_point, resolve(engine), tol)
+    return check_graph(graph, exact_point, resolve(engine), tol, localise_failures=True)
 
 
-def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance) -> CheckResult:
+def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, *,
+                localise_failures: bool = False) -> CheckResult:
     floats = {k: float(v) for k, v in point.items()}
     base = {"expression": graph.program.source, "point": floats, "engine": engine.name}
     try:
@@ -89,7 +91,12 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
     quantities = compare(graph, ref, outcome, point, tol, engine)
     kinks = tuple(k.where for k in ref.kinks)
-    return CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=quantities, kinks=kinks)  # type: ignore[arg-type]
+    result = CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=quantities, kinks=kinks)  # type: ignore[arg-type]
+    if result.verdict is Verdict.FAIL and localise_failures:
+        from gradspec._debug import localise  # the debugging layer builds on this module
+
+        result = dataclasses.replace(result, culprit=localise(graph, point, engine))
+    return result
 
 
 def compare(

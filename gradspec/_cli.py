@@ -13,7 +13,7 @@ from typing import TextIO
 
 import gradspec
 from gradspec._cases import CaseFile, data_dir, discover, errors_of, load_file
-from gradspec._check import check
+from gradspec._check import check, check_graph, exact_number, prepare
 from gradspec._engines import Engine, resolve
 from gradspec._results import CheckResult, Run, Tolerance, Verdict
 from gradspec._runner import run_case
@@ -55,6 +55,13 @@ def _build_parser() -> _Parser:
     p.add_argument("--atol", type=float, default=Tolerance.atol)
     p.add_argument("--h", type=float, default=Tolerance.h, help="numerical reference step")
 
+    e = sub.add_parser("explain", help="show the graph node by node and localise a wrong gradient")
+    e.add_argument("target", help="an expression, or FILE::CASE_ID from a case file")
+    e.add_argument("--at", type=_point, metavar="x=2,y=3", help="the point (for an expression)")
+    e.add_argument("--point", type=int, default=0, metavar="N", help="which point of the case (default 0)")
+    e.add_argument("--engine", default="builtin", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
+    e.add_argument("--dot", action="store_true", help="print the graph as Graphviz DOT instead")
+
     v = sub.add_parser("validate", help="check case files against the schema and SymPy without running engines")
     v.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
 
@@ -81,6 +88,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     try:
         if args.command == "check":
             return _check_command(args, out)
+        if args.command == "explain":
+            return _explain_command(args, out)
         if args.command == "validate":
             return _validate_command(args, out, err)
         return _run_command(args, out, err)
@@ -204,3 +213,55 @@ def summary(run: Run) -> str:
                  f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
                  f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
     return "\n".join(lines)
+
+
+def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
+    from gradspec._debug import explain, render_dot
+    from gradspec._runner import diagnose
+
+    engine = resolve(args.engine)
+    tol = Tolerance()
+    if "::" in args.target:
+        path, _, case_id = args.target.rpartition("::")
+        case = next((c for c in load_file(path).cases if c.id == case_id), None)
+        if case is None or case.graph is None:
+            raise GradspecError(f"{path} has no expression case {case_id!r}")
+        if not 0 <= args.point < len(case.points):
+            raise GradspecError(f"case {case_id!r} has {len(case.points)} point(s); --point {args.point} is out of range")
+        graph, point, tol = case.graph, case.points[args.point].exact(), case.tolerance
+        name = case.id
+    else:
+        if not args.at:
+            raise GradspecError("explain EXPR needs --at x=...,y=...")
+        graph = prepare(args.target, list(args.at))
+        name = "explained"
+        point = {k: exact_number(v) for k, v in args.at.items()}
+    rows, _ = explain(graph, point, engine)
+    if args.dot:
+        print(render_dot(graph, rows), file=out)
+        return EXIT_OK
+    result = check_graph(graph, point, engine, tol)
+    print(f"{graph.program.source}  at {result.point_text}  on {engine.name}", file=out)
+    table = [("step", "node", "op", "value", "exact value", "grad", "exact grad", "")]
+    for r in rows:
+        table.append((str(r.step), r.label, r.op, _fmt(r.value_engine), _fmt(r.value_exact), _fmt(r.grad_engine),
+                      _fmt(r.grad_exact), "ok" if r.ok else "WRONG"))
+    widths = [min(max(len(row[i]) for row in table), 48) for i in range(len(table[0]))]
+    for row in table:
+        print("  " + "  ".join(cell[:48].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out)
+    print(f"verdict: {result.verdict.value}", file=out)
+    if result.verdict is Verdict.FAIL:
+        result = diagnose(result, graph, point, engine, tol, name)
+        if result.culprit is not None:
+            print(f"culprit: {result.culprit.message}", file=out)
+        if result.shrunk:
+            print("smallest failing case:", file=out)
+            print(result.shrunk.rstrip(), file=out)
+    if result.verdict is Verdict.ERROR:
+        print(result.message, file=out)
+        return EXIT_INVALID
+    return EXIT_FAILED if result.verdict is Verdict.FAIL else EXIT_OK
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.10g}"

@@ -47,6 +47,8 @@ class Unsupported(Exception):
 class Outcome:
     value: float
     grads: dict[str, float | None] = field(default_factory=dict)
+    node_grads: dict[int, float | None] = field(default_factory=dict)  # step -> gradient, on request
+    node_values: dict[int, float] = field(default_factory=dict)  # step -> forward value, on request
 
 
 class Engine:
@@ -90,8 +92,11 @@ class Engine:
                     return reason
         return None
 
-    def run(self, graph: Graph, point: Mapping[str, float]) -> Outcome:
-        """Build ``graph`` at ``point``, backpropagate from the output, read every gradient."""
+    def run(self, graph: Graph, point: Mapping[str, float], *, every_node: bool = False) -> Outcome:
+        """Build ``graph`` at ``point``, backpropagate from the output, read every gradient.
+
+        With ``every_node``, also read the value and gradient of every op node (for localisation).
+        """
         self.begin()
         nodes: list[Any] = []
         for step in graph.steps:
@@ -107,10 +112,15 @@ class Engine:
         out = nodes[graph.output]
         used = _reaches_output(graph)
         wanted = [(n, i) for n, i in names if used[i]]
-        grads = self.gradients(out, [nodes[i] for _, i in wanted])
+        steps = [i for i, s in enumerate(graph.steps) if used[i] and graph.varying[i]] if every_node else []
+        grads = self.gradients(out, [nodes[i] for _, i in wanted] + [nodes[i] for i in steps])
         result: dict[str, float | None] = {n: 0.0 for n, _ in names}  # a node the output does not use: 0
-        result.update({n: g for (n, _), g in zip(wanted, grads, strict=True)})
-        return Outcome(self.value(out), result)
+        result.update({n: g for (n, _), g in zip(wanted, grads, strict=False)})
+        outcome = Outcome(self.value(out), result)
+        if every_node:
+            outcome.node_grads = dict(zip(steps, grads[len(wanted):], strict=True))
+            outcome.node_values = {i: self.value(nodes[i]) for i in steps}
+        return outcome
 
     def _apply(self, op: Op, args: list[Any], varying: list[bool]) -> Any:
         if not any(varying):

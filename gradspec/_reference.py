@@ -240,6 +240,11 @@ def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[
         base = adjoints(graph, values)
         worst = dict.fromkeys(["", *names], mpmath.mpf(0))
         rng = random.Random(len(graph.steps))
+        # A derivative that jumps (relu, abs) keeps its exact value: rounding that moves an argument
+        # across a kink is not a first-order effect, and the kink has its own rules.
+        kinks = {(i, k): _local_partials(step.op)[k]([values[a] for a in step.args])  # type: ignore[arg-type]
+                 for i, step in enumerate(graph.steps) if step.op and OPS[step.op].kink is not None
+                 for k in range(len(step.args))}
         for _ in range(_CONDITION_SAMPLES):
             def sign() -> int:
                 return 1 if rng.random() < 0.5 else -1
@@ -253,7 +258,7 @@ def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[
             def jitter(op: str, p: Scalar) -> Scalar:
                 return p * (1 + sign() * tau) + sign() * tau * _ABSOLUTE_ROUNDING.get(op, 0)
 
-            adj = adjoints(graph, moved, jitter=jitter)
+            adj = adjoints(graph, moved, local=kinks, jitter=jitter)
             for name, i in names.items():
                 worst[name] = _larger(worst[name], adj[i] - base[i], tau)
             worst[""] = _larger(worst[""], moved[graph.output] - values[graph.output], tau)

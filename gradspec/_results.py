@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["CheckResult", "Quantity", "Run", "Tolerance", "Verdict", "worst"]
+__all__ = ["CheckResult", "Culprit", "Quantity", "Run", "Tolerance", "Verdict", "worst"]
 
 
 class Verdict(StrEnum):
@@ -62,6 +62,23 @@ class Quantity:
 
 
 @dataclass(frozen=True)
+class Culprit:
+    """Where an engine's gradient first goes wrong, and why."""
+
+    op: str  # an op-table name, or "backward" for traversal and accumulation bugs
+    kind: str  # "rule", "accumulation", "traversal" or "forward"
+    node: str  # the node whose gradient (or value) is first wrong
+    argument: str = ""  # which input of the op: "left", "right", "x"
+    exact: float | None = None
+    engine: float | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"op": self.op, "kind": self.kind, "node": self.node, "argument": self.argument,
+                "exact": self.exact, "engine": self.engine, "message": self.message}
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """One expression checked on one engine at one point."""
 
@@ -77,6 +94,8 @@ class CheckResult:
     line: int = 0
     kind: str = "gradient"
     extra: dict[str, object] = field(default_factory=dict)
+    culprit: Culprit | None = None  # where a failing engine first goes wrong
+    shrunk: str = ""  # the smallest failing sub-expression, as a ready-to-paste YAML case
 
     @property
     def ok(self) -> bool:
@@ -111,6 +130,11 @@ class CheckResult:
                     lines.append(f"  {_label(q)} = {q.symbolic}")
                 if q.note:
                     lines.append(f"  {q.name}: {q.note}")
+        if self.culprit is not None:
+            lines.append(f"  culprit: {self.culprit.message}")
+        if self.shrunk:
+            lines.append("  smallest failing case:")
+            lines.extend(f"    {line}" for line in self.shrunk.splitlines())
         return "\n".join(lines)
 
 

@@ -6,21 +6,22 @@ import dataclasses
 import itertools
 import math
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
 import mpmath
 
 from gradspec._cases import Case, CaseFile, ChainRule, Linearity, Point, Training, cached_exact
-from gradspec._check import compare
+from gradspec._check import check_graph, compare, prepare
+from gradspec._debug import as_yaml_case, localise, shrink
 from gradspec._engines import Engine, Outcome, Unsupported
 from gradspec._expr import Name, Program
 from gradspec._graph import Graph, Step
 from gradspec._ops import OPS, Op
 from gradspec._reference import DPS, adjoints, forward, relative_error
-from gradspec._results import CheckResult, Quantity, Verdict, worst
-from gradspec.errors import DomainError
+from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec.errors import DomainError, GradspecError
 
 __all__ = ["applies", "run_case", "run_files", "run_point"]
 
@@ -35,9 +36,16 @@ def applies(case: Case, engine: Engine) -> str | None:
 
 
 def run_case(case: Case, engine: Engine) -> list[CheckResult]:
+    """Every point of ``case`` on ``engine``; the first failing point is also shrunk."""
     if case.kind == "training":
         return [run_point(case, None, engine)]
-    return [run_point(case, p, engine) for p in case.points]
+    results = []
+    shrunk = False
+    for p in case.points:
+        result = run_point(case, p, engine, shrink=not shrunk)
+        shrunk = shrunk or bool(result.shrunk)
+        results.append(result)
+    return results
 
 
 def run_files(files: Iterable[CaseFile], engines: Iterable[Engine]) -> Iterator[CheckResult]:
@@ -48,21 +56,47 @@ def run_files(files: Iterable[CaseFile], engines: Iterable[Engine]) -> Iterator[
                 yield from run_case(case, engine)
 
 
-def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: bool = True) -> CheckResult:
+def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: bool = True,
+              shrink: bool = True) -> CheckResult:
     """One case at one point (None for training) on one engine.
 
-    With ``apply_xfail``, a case marked ``xfail`` turns a failure into ``xfail`` and a pass into a
-    failure (strict), as pytest does; the pytest plugin leaves that to pytest's own mark.
+    A failing gradient check is localised (the culprit op, or ``backward``) and, with ``shrink``,
+    reduced to its smallest failing sub-expression. With ``apply_xfail``, a case marked ``xfail``
+    turns a failure into ``xfail`` and a pass into a failure (strict), as pytest does; the pytest
+    plugin leaves that to pytest's own mark.
     """
     result = _run(case, point, engine)
     result = dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
                                  kind=case.kind)
+    if result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None:
+        result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None)
     if apply_xfail and case.xfail:
         if result.verdict is Verdict.FAIL:
             return dataclasses.replace(result, verdict=Verdict.XFAIL, message=f"expected failure: {case.xfail}")
         if result.verdict in (Verdict.PASS, Verdict.CONVENTION):
             return dataclasses.replace(result, verdict=Verdict.FAIL, message=f"unexpectedly passed (xfail: {case.xfail})")
     return result
+
+
+def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance,
+             shrink_as: str | None) -> CheckResult:
+    """Attach the culprit of a failing check and, when ``shrink_as`` names the case, its smallest
+    failing sub-expression as a YAML case."""
+    culprit = localise(graph, point, engine)
+    shrunk = ""
+    if shrink_as is not None:
+        def still_fails(text: str, sub: Mapping[str, Fraction]) -> bool:
+            try:
+                return check_graph(prepare(text, list(sub)), sub, engine, tol).verdict is Verdict.FAIL
+            except GradspecError:
+                return False
+
+        found = shrink(graph, point, engine, still_fails)
+        if found is not None:
+            text, sub = found
+            shrunk = as_yaml_case(f"{shrink_as}-shrunk", text, sub,
+                                  f"smallest failing part of {shrink_as} on {engine.name}")
+    return dataclasses.replace(result, culprit=culprit, shrunk=shrunk)
 
 
 def _base(case: Case, point: Point | None, engine: Engine) -> dict[str, object]:

@@ -137,4 +137,14 @@ class JaxEngine(Engine):
         last = getattr(self, "_last", None)
         if last is not None and last[0] == node.index:
             return last[1]
-        return float(self._replay(self._leaves(), None, {}, node.index))
+        cached = getattr(self, "_values", None)
+        if cached is None or cached[0] is not self.tape:  # one replay serves every node of this tape
+            leaves = iter(self._leaves())
+            vals: list[Any] = []
+            for entry in self.tape:
+                if entry[0] == "leaf":
+                    vals.append(next(leaves))
+                else:
+                    vals.append(entry[1](*(vals[a.index] if isinstance(a, _Node) else a for a in entry[2])))
+            cached = self._values = (self.tape, vals)
+        return float(cached[1][node.index])

@@ -277,3 +277,45 @@ class ZeroGrad(Same):
 
 
 assert sys.getrecursionlimit() < 10_000, "RecursiveBackward relies on the default recursion limit"
+
+
+class BreadthFirst(Same):
+    """backward visits nodes breadth-first from the output: a node shared by a short and a long path
+    runs its backward before the long path's contribution arrives (a traversal bug; every rule is right)."""
+
+    __slots__ = ()
+
+    def backward(self) -> None:
+        order: list[Value] = []
+        seen: set[int] = set()
+        queue: list[Value] = [self]
+        while queue:
+            node = queue.pop(0)
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            order.append(node)
+            queue.extend(node._parents)
+        self.grad = 1.0
+        for node in order:
+            node._backward()
+
+
+class SubSignFlip(Same):
+    """d(a - b)/db = +1 instead of -1."""
+
+    __slots__ = ()
+
+    def __sub__(self, other):  # type: ignore[no-untyped-def]
+        other = other if isinstance(other, Value) else type(self)(other)
+        out = _node(type(self), self.data - other.data, (self, other), "sub")
+
+        def _backward() -> None:
+            self.grad += out.grad
+            other.grad += out.grad
+
+        out._backward = _backward
+        return out
+
+    def __rsub__(self, other):  # type: ignore[no-untyped-def]
+        return type(self)(other) - self

@@ -1,0 +1,134 @@
+"""Localisation and shrinking: single-bug engines are named by op, or as ``backward``."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from types import ModuleType
+
+import pytest
+
+from gradspec._check import check, prepare
+from gradspec._cli import main
+from gradspec._debug import explain, localise, render_dot, subprogram
+from gradspec._engines import resolve
+from gradspec._runner import diagnose
+from gradspec._results import Tolerance, Verdict
+
+EXPR = "a = x*y; b = a + x; c = tanh(b*0.1); d = exp(c)*2; b*a + d - y**3 + (x - y)"
+POINT = {"x": Fraction(2), "y": Fraction(3)}
+
+
+def culprit_of(engine: str, expr: str = EXPR, point: dict[str, Fraction] = POINT):  # type: ignore[no-untyped-def]
+    graph = prepare(expr, list(point))
+    return localise(graph, point, resolve(engine))
+
+
+@pytest.mark.parametrize(
+    ("engine", "op", "kind"),
+    [
+        ("engines:TanhSignFlip", "tanh", "rule"),  # a sign flip
+        ("engines:PowWrongFactor", "pow", "rule"),  # a wrong factor
+        ("engines:ExpNoChain", "exp", "rule"),  # a missing chain factor
+        ("engines:SubSignFlip", "sub", "rule"),  # a sign flip in a binary op
+        ("engines:MulAssign", "mul", "accumulation"),  # `=` instead of `+=`
+        ("engines:BreadthFirst", "backward", "traversal"),  # a wrong traversal order
+    ],
+)
+def test_single_bug_engines_are_localised(engines: ModuleType, engine: str, op: str, kind: str) -> None:
+    assert check(EXPR, {"x": 2, "y": 3}, engine=engine).verdict is Verdict.FAIL
+    culprit = culprit_of(engine)
+    assert culprit is not None
+    assert (culprit.op, culprit.kind) == (op, kind)
+    assert culprit.message
+
+
+def test_a_correct_engine_has_no_culprit(engines: ModuleType) -> None:
+    assert culprit_of("builtin") is None
+    assert culprit_of("engines:Same") is None
+
+
+def test_a_rule_bug_names_the_partial_that_was_passed(engines: ModuleType) -> None:
+    culprit = culprit_of("engines:PowWrongFactor", "q = x**3; exp(q*0.1)*2 + y*q", {"x": Fraction(3, 2), "y": Fraction(2)})
+    assert culprit is not None
+    # d/dx x**3 at 1.5 is 6.75; the upstream gradient into q is 2*0.1*exp(0.3375) + 2 = 2.2808...
+    upstream = 2 * 0.1 * 1.4014396076 + 2
+    assert culprit.exact == pytest.approx(6.75 * upstream, rel=1e-8)
+    assert culprit.engine == pytest.approx(2 * 1.5**2 * upstream, rel=1e-8)  # (n - 1) x**(n-1) with n = 3
+    assert culprit.message.startswith("pow at `q = x ** 3`: d/d(left) exact")
+
+
+def test_a_wrong_forward_value_is_blamed_on_its_op(engines: ModuleType) -> None:
+    culprit = culprit_of("engines:InfExp", "exp(x*0.5) + x", {"x": Fraction(1)})
+    assert culprit is not None
+    assert (culprit.op, culprit.kind) == ("exp", "forward")
+
+
+def test_localisation_works_through_the_torch_adapter() -> None:
+    pytest.importorskip("torch")
+    from gradspec._adapters.torch import TorchEngine, create
+
+    class TorchTanhBug(TorchEngine):
+        def apply(self, op, args):  # type: ignore[no-untyped-def]
+            if op.name == "tanh":  # tanh through a custom function whose backward forgets the square
+                torch = self.torch
+
+                class BadTanh(torch.autograd.Function):
+                    @staticmethod
+                    def forward(ctx, x):  # type: ignore[no-untyped-def]
+                        t = torch.tanh(x)
+                        ctx.save_for_backward(t)
+                        return t
+
+                    @staticmethod
+                    def backward(ctx, g):  # type: ignore[no-untyped-def]
+                        (t,) = ctx.saved_tensors
+                        return g * (1 - t)
+
+                return BadTanh.apply(args[0])
+            return super().apply(op, args)
+
+    base = create("")
+    engine = TorchTanhBug(base.torch, "torch-bug", base.dtype, base.device)  # type: ignore[attr-defined]
+    graph = prepare(EXPR, list(POINT))
+    culprit = localise(graph, POINT, engine)
+    assert culprit is not None and (culprit.op, culprit.kind) == ("tanh", "rule")
+
+
+def test_shrinking_keeps_sharing_and_gives_a_case_that_fails_there_and_passes_on_builtin(engines: ModuleType) -> None:
+    graph = prepare(EXPR, list(POINT))
+    engine = resolve("engines:MulAssign")
+    result = check(EXPR, {"x": 2, "y": 3}, engine="engines:MulAssign")
+    result = diagnose(result, graph, POINT, engine, Tolerance(), "demo")
+    assert result.shrunk.startswith("- id: demo-shrunk\n")
+    expr = result.shrunk.split('expr: "')[1].split('"')[0]
+    assert expr == "a = x * y; a + x"  # the smallest graph where mul's `=` loses x's other contribution
+    assert check(expr, {"x": 2, "y": 3}, engine="engines:MulAssign").verdict is Verdict.FAIL
+    assert check(expr, {"x": 2, "y": 3}).verdict is Verdict.PASS
+
+
+def test_subprogram_rebuilds_the_same_graph() -> None:
+    graph = prepare("a = x*y; b = a + x; b*a + tanh(b)", ["x", "y"])
+    text = subprogram(graph, graph.output)
+    assert text == "a = x * y; b = a + x; (b * a) + tanh(b)"
+    again = prepare(text, ["x", "y"])
+    assert [s.op for s in again.steps] == [s.op for s in graph.steps]
+
+
+def test_explain_rows_and_dot(engines: ModuleType) -> None:
+    graph = prepare("a = x*y; tanh(a) + x", ["x", "y"])
+    rows, _ = explain(graph, {"x": Fraction(1), "y": Fraction(2)}, resolve("engines:TanhSignFlip"))
+    by_label = {r.label: r for r in rows}
+    assert by_label["a = x * y"].ok is False  # the wrong tanh rule reaches a first
+    assert by_label["tanh(a)"].ok is True
+    dot = render_dot(graph, rows)
+    assert dot.startswith("digraph gradspec {") and 'color="red"' in dot
+
+
+def test_explain_command(engines: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["explain", "a = x*y; a*a + x", "--at", "x=2,y=3", "--engine", "engines:MulAssign"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "culprit: mul at `a * a`: overwrites the gradient" in out
+    assert "WRONG" in out and 'expr: "a = x * y; a * a"' in out
+    assert main(["explain", "x*y", "--at", "x=2,y=3"]) == 0
+    assert main(["explain", "x*y"]) == 2
