@@ -155,7 +155,7 @@ def _label(graph: Graph, index: int) -> str:
 
     def text(i: int, top: bool) -> str:
         step = graph.steps[i]
-        if i in named and not top or step.name is not None:
+        if (i in named and not top) or step.name is not None:
             return named.get(i, step.name or "")
         if step.op is None:
             return _number(step.const)

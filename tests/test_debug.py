@@ -11,8 +11,8 @@ from gradspec._check import check, prepare
 from gradspec._cli import main
 from gradspec._debug import explain, localise, render_dot, subprogram
 from gradspec._engines import resolve
-from gradspec._runner import diagnose
 from gradspec._results import Tolerance, Verdict
+from gradspec._runner import diagnose
 
 EXPR = "a = x*y; b = a + x; c = tanh(b*0.1); d = exp(c)*2; b*a + d - y**3 + (x - y)"
 POINT = {"x": Fraction(2), "y": Fraction(3)}
