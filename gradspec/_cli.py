@@ -62,6 +62,10 @@ def _build_parser() -> _Parser:
     e.add_argument("--engine", default="builtin", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
     e.add_argument("--dot", action="store_true", help="print the graph as Graphviz DOT instead")
 
+    m = sub.add_parser("mutate", help="score a case library against gradient mutants of the built-in engine")
+    m.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
+    m.add_argument("--first", action="store_true", help="stop at each mutant's first killer (faster)")
+
     v = sub.add_parser("validate", help="check case files against the schema and SymPy without running engines")
     v.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
 
@@ -90,6 +94,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _check_command(args, out)
         if args.command == "explain":
             return _explain_command(args, out)
+        if args.command == "mutate":
+            return _mutate_command(args, out, err)
         if args.command == "validate":
             return _validate_command(args, out, err)
         return _run_command(args, out, err)
@@ -265,3 +271,25 @@ def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
 
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.10g}"
+
+
+def _mutate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gradspec._mutate import MUTANTS, mutate
+
+    files, errors = _load_all(args.paths, err)
+    if errors:
+        return EXIT_INVALID
+    cases = [c for f in files for c in f.cases]
+    progress = _Progress(err, len(MUTANTS) * len(cases))
+    report = mutate(cases, first=args.first, progress=progress.step)
+    progress.done()
+    for mutant in MUTANTS:
+        killers = report.killers[mutant.name]
+        status = f"killed by {len(killers)}" if killers else "SURVIVED"
+        print(f"{mutant.name:<20} {status:<14} {mutant.description}", file=out)
+        for killer in killers[:5]:
+            print(f"{'':<20}   {killer}", file=out)
+        if len(killers) > 5:
+            print(f"{'':<20}   ... and {len(killers) - 5} more", file=out)
+    print(f"mutation score: {len(report.killed)}/{len(MUTANTS)} = {report.score:.0%}", file=out)
+    return EXIT_OK if report.score == 1.0 else EXIT_FAILED

@@ -14,7 +14,8 @@ import mpmath
 
 from gradspec._cases import Case, CaseFile, ChainRule, Linearity, Point, Training, cached_exact
 from gradspec._check import check_graph, compare, prepare
-from gradspec._debug import as_yaml_case, localise, shrink
+from gradspec._debug import as_yaml_case, shrink
+from gradspec._debug import localise as _localise
 from gradspec._engines import Engine, Outcome, Unsupported
 from gradspec._expr import Name, Program
 from gradspec._graph import Graph, Step
@@ -57,7 +58,7 @@ def run_files(files: Iterable[CaseFile], engines: Iterable[Engine]) -> Iterator[
 
 
 def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: bool = True,
-              shrink: bool = True) -> CheckResult:
+              shrink: bool = True, localise: bool = True) -> CheckResult:
     """One case at one point (None for training) on one engine.
 
     A failing gradient check is localised (the culprit op, or ``backward``) and, with ``shrink``,
@@ -68,7 +69,7 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
     result = _run(case, point, engine)
     result = dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
                                  kind=case.kind)
-    if result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None:
+    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None:
         result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None)
     if apply_xfail and case.xfail:
         if result.verdict is Verdict.FAIL:
@@ -82,7 +83,7 @@ def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], e
              shrink_as: str | None) -> CheckResult:
     """Attach the culprit of a failing check and, when ``shrink_as`` names the case, its smallest
     failing sub-expression as a YAML case."""
-    culprit = localise(graph, point, engine)
+    culprit = _localise(graph, point, engine)
     shrunk = ""
     if shrink_as is not None:
         def still_fails(text: str, sub: Mapping[str, Fraction]) -> bool:
