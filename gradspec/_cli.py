@@ -9,6 +9,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 import gradspec
@@ -62,6 +63,13 @@ def _build_parser() -> _Parser:
     e.add_argument("--engine", default="builtin", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
     e.add_argument("--dot", action="store_true", help="print the graph as Graphviz DOT instead")
 
+    f = sub.add_parser("fuzz", help="check random expression graphs on an engine; shrink and save a failure")
+    f.add_argument("--engine", default="builtin", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
+    f.add_argument("--count", type=int, default=200, help="graphs to try (default 200)")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default 0): the same seed, the same graphs")
+    f.add_argument("--max-depth", type=int, default=6, help="most steps in a graph (default 6)")
+    f.add_argument("--out", type=Path, metavar="DIR", help="write the shrunk failure here as a YAML case")
+
     m = sub.add_parser("mutate", help="score a case library against gradient mutants of the built-in engine")
     m.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
     m.add_argument("--first", action="store_true", help="stop at each mutant's first killer (faster)")
@@ -94,6 +102,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _check_command(args, out)
         if args.command == "explain":
             return _explain_command(args, out)
+        if args.command == "fuzz":
+            return _fuzz_command(args, out, err)
         if args.command == "mutate":
             return _mutate_command(args, out, err)
         if args.command == "validate":
@@ -293,3 +303,25 @@ def _mutate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"{'':<20}   ... and {len(killers) - 5} more", file=out)
     print(f"mutation score: {len(report.killed)}/{len(MUTANTS)} = {report.score:.0%}", file=out)
     return EXIT_OK if report.score == 1.0 else EXIT_FAILED
+
+
+def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gradspec._fuzz import fuzz
+
+    if args.count < 1 or args.max_depth < 1:
+        raise GradspecError("--count and --max-depth must be at least 1")
+    engine = resolve(args.engine)
+    progress = _Progress(err, args.count)
+    report = fuzz(engine, count=args.count, seed=args.seed, max_depth=args.max_depth, out=args.out,
+                  progress=progress.step)
+    progress.done()
+    if report.failure is None:
+        print(f"no failure in {report.tried} random graphs on {engine.name} (seed {args.seed})", file=out)
+        return EXIT_OK
+    print(f"FAILURE after {report.tried} graphs on {engine.name} (seed {args.seed}), shrunk to:", file=out)
+    print(report.failure.table(), file=out)
+    if report.culprit is not None:
+        print(f"culprit: {report.culprit.message}", file=out)
+    if report.written is not None:
+        print(f"regression case written: {report.written}", file=out)
+    return EXIT_FAILED

@@ -14,6 +14,7 @@ still fails, as a ready-to-paste YAML case.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -361,8 +362,7 @@ def _size(graph: Graph, index: int) -> int:
 def as_yaml_case(case_id: str, text: str, point: Mapping[str, Fraction], note: str) -> str:
     """A ready-to-paste case for a case file's ``cases:`` list."""
     at = ", ".join(f"{k}: {_number(v)}" for k, v in point.items())
-    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'- id: {case_id}\n  description: "{note}"\n  expr: "{quoted}"\n  at: {{{at}}}\n'
+    return f"- id: {case_id}\n  description: {json.dumps(note)}\n  expr: {json.dumps(text)}\n  at: {{{at}}}\n"
 
 
 def render_dot(graph: Graph, rows: list[NodeReport]) -> str:

@@ -451,4 +451,14 @@ def _compile_condition(cond: sympy.Basic) -> Callable[[Env], bool]:
     if isinstance(cond, sympy.Or):
         parts = [_compile_condition(c) for c in cond.args]
         return lambda env: any(p(env) for p in parts)
+    if isinstance(cond, sympy.Not):
+        inner = _compile_condition(cond.args[0])
+        return lambda env: not inner(env)
+    if isinstance(cond, sympy.ITE):  # nested Piecewise conditions: if a then b else c
+        a, b, c = (_compile_condition(x) for x in cond.args)
+        return lambda env: b(env) if a(env) else c(env)
+    if isinstance(cond, sympy.Eq | sympy.Ne):
+        lhs, rhs = _compile(cond.args[0]), _compile(cond.args[1])
+        equal = isinstance(cond, sympy.Eq)
+        return lambda env: (lhs(env) == rhs(env)) == equal
     raise NotImplementedError(f"no mpmath form for condition {type(cond).__name__}")
