@@ -54,10 +54,7 @@ def graphs(draw: st.DrawFn, max_depth: int = 6) -> tuple[str, dict[str, Fraction
 
         name = draw(st.sampled_from(_UNARY + _BINARY))
         a = operand()
-        if name in _UNARY:
-            text = _unary(name, a, draw)
-        else:
-            text = _binary(name, a, operand(), draw)
+        text = _unary(name, a, draw) if name in _UNARY else _binary(name, a, operand(), draw)
         lines.append(f"t{k} = {text}")
         available.append(f"t{k}")
     lines.append(available[-1])
