@@ -70,6 +70,15 @@ def _build_parser() -> _Parser:
     f.add_argument("--max-depth", type=int, default=6, help="most steps in a graph (default 6)")
     f.add_argument("--out", type=Path, metavar="DIR", help="write the shrunk failure here as a YAML case")
 
+    w = sub.add_parser("sweep", help="a gradient's accuracy across a range of one variable")
+    w.add_argument("expression", help="e.g. 'exp(x)'")
+    w.add_argument("--var", required=True, help="the variable to sweep")
+    w.add_argument("--range", nargs=2, type=float, required=True, metavar=("A", "B"), help="from A to B")
+    w.add_argument("--points", type=int, default=201, help="how many points, evenly spaced (default 201)")
+    w.add_argument("--at", type=_point, default={}, metavar="y=1", help="values of the other variables")
+    w.add_argument("--engine", action="append", metavar="SPEC", help="'builtin' (default) or another engine; repeatable")
+    w.add_argument("--plot", type=Path, metavar="FILE.svg", help="write correct digits against the variable as SVG")
+
     m = sub.add_parser("mutate", help="score a case library against gradient mutants of the built-in engine")
     m.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
     m.add_argument("--first", action="store_true", help="stop at each mutant's first killer (faster)")
@@ -104,6 +113,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _explain_command(args, out)
         if args.command == "fuzz":
             return _fuzz_command(args, out, err)
+        if args.command == "sweep":
+            return _sweep_command(args, out)
         if args.command == "mutate":
             return _mutate_command(args, out, err)
         if args.command == "validate":
@@ -325,3 +336,33 @@ def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if report.written is not None:
         print(f"regression case written: {report.written}", file=out)
     return EXIT_FAILED
+
+
+def _sweep_command(args: argparse.Namespace, out: TextIO) -> int:
+    from gradspec._sweep import ranges, render_svg, sweep
+
+    lo, hi = args.range
+    if not (args.points >= 2 and lo < hi) or args.points > 1_000_000:
+        raise GradspecError("--range needs A < B and --points between 2 and 1000000")
+    graph = prepare(args.expression, [args.var, *args.at])
+    fixed = {k: exact_number(v) for k, v in args.at.items()}
+    xs = [lo + (hi - lo) * i / (args.points - 1) for i in range(args.points)]
+    series = {}
+    for spec in args.engine or ["builtin"]:
+        engine = resolve(spec)
+        if engine.unsupported(graph):
+            print(f"{engine.name}: skipped: {engine.unsupported(graph)}", file=out)
+            continue
+        samples = series[engine.name] = sweep(graph, args.var, xs, engine, fixed)
+        print(f"d/d{args.var} {args.expression} on {engine.name}, {args.var} from {lo:g} to {hi:g} ({args.points} points):",
+              file=out)
+        for r in ranges(samples):
+            ex = r.example
+            engine_text = "-" if ex.engine is None else f"{ex.engine:.6g}"
+            print(f"  {args.var} in [{r.start:.6g}, {r.stop:.6g}]  {r.count:>6} points  {r.status}"
+                  f"  (worst: {r.worst_digits:.1f} digits at {args.var}={ex.x:.6g}: engine {engine_text},"
+                  f" exact {ex.exact:.6g})", file=out)
+    if args.plot and series:
+        args.plot.write_text(render_svg(f"d/d{args.var} {args.expression}: correct digits", series), encoding="utf-8")
+        print(f"plot written: {args.plot}", file=out)
+    return EXIT_OK
