@@ -91,7 +91,7 @@ def sweep(
     points = [{**{k: float(v) for k, v in fixed.items()}, var: x} for x in xs]
     batch = getattr(engine, "run_batch", None)
     if batch is not None:
-        values, grads = batch(graph, {k: [p[k] for p in points] for k in points[0]})
+        _, grads = batch(graph, {k: [p[k] for p in points] for k in points[0]})
         engine_grads: list[float | None] = list(grads[var])
     else:
         engine_grads = []
