@@ -89,6 +89,19 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """Where a sampled variable lives: an interval, minus its exclusions."""
+
+    name: str
+    low: float
+    high: float
+    exclude: tuple[tuple[float, float], ...] = ()
+
+    def allows(self, v: float) -> bool:
+        return self.low <= v <= self.high and not any(lo <= v <= hi for lo, hi in self.exclude)
+
+
+@dataclass(frozen=True)
 class Expect:
     value: float | None = None
     grad: tuple[tuple[str, float], ...] = ()
@@ -139,6 +152,7 @@ class Case:
     xfail: str | None = None
     engines: tuple[str, ...] = ()
     sampled: bool = False  # points drawn from a sampled domain rather than listed
+    domain: tuple[Bounds, ...] = ()  # for sampled cases: where each variable may be drawn
     spec: Linearity | ChainRule | Training | None = None
 
     @property
@@ -336,7 +350,7 @@ class _CaseLoader:
         graph, spec = self.graph(points)
         expect = self.expect()
         case = Case(**common, graph=graph, points=points, expect=expect, kink=raw.get("kink"), spec=spec,
-                    sampled="sample" in raw)
+                    sampled="sample" in raw, domain=self.domain())
         self.check_points(case)
         if self.errors:
             raise _group(self.doc.path, self.errors)
@@ -456,6 +470,22 @@ class _CaseLoader:
         return tuple(
             Point(tuple((n, exact_number(draws[n][i])) for n in draws), line) for i in range(int(spec["count"]))
         )
+
+    def domain(self) -> tuple[Bounds, ...]:
+        spec = self.raw.get("sample")
+        if spec is None:
+            return ()
+        out = []
+        for name, dist in spec["vars"].items():
+            exclude = tuple(tuple(e) for e in dist.get("exclude", []))
+            if "normal" in dist:
+                mean, sd = dist["normal"]
+                low, high = mean - 6 * sd, mean + 6 * sd
+            else:
+                values = dist.get("uniform") or dist.get("loguniform") or dist["choice"]
+                low, high = min(values), max(values)
+            out.append(Bounds(name, float(low), float(high), exclude))  # type: ignore[arg-type]
+        return tuple(out)
 
     def draw(self, name: str, dist: dict[str, Any], rng: random.Random, count: int) -> list[float]:
         kinds = [k for k in ("uniform", "loguniform", "normal", "choice") if k in dist]

@@ -384,3 +384,38 @@ def render_dot(graph: Graph, rows: list[NodeReport]) -> str:
             lines.append(f"  n{a} -> n{i};")
     lines.append("}")
     return "\n".join(lines)
+
+
+def shrink_input(point: Mapping[str, Fraction], bounds: Mapping[str, Any], still_fails: Any) -> dict[str, Fraction]:
+    """A simpler failing input, Hypothesis-style: each variable in turn moves to the simplest value it
+    can take (0, then integers, then fewer decimals, then halfway towards those) while the check still
+    fails and the value stays inside its sampled domain. Deterministic: no randomness at all."""
+    current = dict(point)
+    for name in current:
+        allows = bounds[name].allows if name in bounds else (lambda v: True)
+        for _ in range(60):  # each accepted step makes the value strictly simpler
+            better = next((c for c in _simpler(current[name]) if allows(float(c))
+                           and still_fails({**current, name: c})), None)
+            if better is None:
+                break
+            current[name] = better
+    return current
+
+
+def _simpler(v: Fraction) -> list[Fraction]:
+    """Candidates simpler than ``v``, simplest first."""
+    sign = 1 if v >= 0 else -1
+    out = [Fraction(0), *(Fraction(sign * k) for k in range(1, min(abs(round(v)), 20))), Fraction(round(v))]
+    out += [Fraction(round(float(v), k)).limit_denominator(10**k) for k in range(0, 6)]
+    out += [v / 2, Fraction(round(v)) + (v - round(v)) / 2]
+    seen = []
+    for c in out:
+        if c != v and c not in seen and _complexity(c) < _complexity(v):
+            seen.append(c)
+    return seen
+
+
+def _complexity(v: Fraction) -> tuple[int, float]:
+    """Fewer decimals first, then nearer 0."""
+    decimals = next((k for k in range(21) if (v * 10**k).denominator == 1), 99)
+    return (decimals, abs(float(v)))

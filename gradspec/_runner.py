@@ -12,9 +12,9 @@ from typing import Any
 
 import mpmath
 
-from gradspec._cases import Case, CaseFile, ChainRule, Linearity, Point, Training, cached_exact
+from gradspec._cases import Bounds, Case, CaseFile, ChainRule, Linearity, Point, Training, cached_exact
 from gradspec._check import check_graph, compare, prepare
-from gradspec._debug import as_yaml_case, shrink
+from gradspec._debug import as_yaml_case, shrink, shrink_input
 from gradspec._debug import localise as _localise
 from gradspec._engines import Engine, Outcome, Unsupported
 from gradspec._expr import Name, Program
@@ -70,7 +70,8 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
     result = dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
                                  kind=case.kind)
     if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None:
-        result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None)
+        result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None,
+                          case.domain)
     if apply_xfail and case.xfail:
         if result.verdict is Verdict.FAIL:
             return dataclasses.replace(result, verdict=Verdict.XFAIL, message=f"expected failure: {case.xfail}")
@@ -80,11 +81,13 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
 
 
 def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance,
-             shrink_as: str | None) -> CheckResult:
+             shrink_as: str | None, domain: Sequence[Bounds] = ()) -> CheckResult:
     """Attach the culprit of a failing check and, when ``shrink_as`` names the case, its smallest
-    failing sub-expression as a YAML case."""
+    failing sub-expression as a YAML case. For a sampled case (``domain``), the input is shrunk first:
+    the smallest failing input is reported next to the sampled one."""
     culprit = _localise(graph, point, engine)
     shrunk = ""
+    message = result.message
     if shrink_as is not None:
         def still_fails(text: str, sub: Mapping[str, Fraction]) -> bool:
             try:
@@ -92,12 +95,20 @@ def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], e
             except GradspecError:
                 return False
 
+        if domain:
+            smaller = shrink_input(point, {b.name: b for b in domain},
+                                   lambda p: still_fails(graph.program.source, p))
+            if smaller != dict(point):
+                point = smaller
+                text = ", ".join(f"{k}={float(v):g}" for k, v in smaller.items())
+                message = "; ".join(filter(None, [message, f"smallest failing input: {text}"]))
+
         found = shrink(graph, point, engine, still_fails)
         if found is not None:
             text, sub = found
             shrunk = as_yaml_case(f"{shrink_as}-shrunk", text, sub,
                                   f"smallest failing part of {shrink_as} on {engine.name}")
-    return dataclasses.replace(result, culprit=culprit, shrunk=shrunk)
+    return dataclasses.replace(result, culprit=culprit, shrunk=shrunk, message=message)
 
 
 def _base(case: Case, point: Point | None, engine: Engine) -> dict[str, object]:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from gradspec._cases import load_file
 from gradspec._check import check, prepare
 from gradspec._cli import main
-from gradspec._debug import explain, localise, render_dot, subprogram
+from gradspec._debug import explain, localise, render_dot, shrink_input, subprogram
 from gradspec._engines import resolve
 from gradspec._results import Tolerance, Verdict
-from gradspec._runner import diagnose
+from gradspec._runner import diagnose, run_case
 
 EXPR = "a = x*y; b = a + x; c = tanh(b*0.1); d = exp(c)*2; b*a + d - y**3 + (x - y)"
 POINT = {"x": Fraction(2), "y": Fraction(3)}
@@ -132,3 +134,26 @@ def test_explain_command(engines: ModuleType, capsys: pytest.CaptureFixture[str]
     assert "WRONG" in out and 'expr: "a = x * y; a * a"' in out
     assert main(["explain", "x*y", "--at", "x=2,y=3"]) == 0
     assert main(["explain", "x*y"]) == 2
+
+
+def test_a_sampled_failure_reports_its_smallest_failing_input(engines: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "s.gradspec.yaml"
+    path.write_text(
+        "cases:\n  - id: s\n    expr: tanh(x**2) + x\n    sample:\n      count: 20\n      seed: 4\n"
+        "      vars:\n        x: {uniform: [0.5, 5], exclude: [[0.9, 1.1]]}\n"
+    )
+    (case,) = load_file(path).cases
+    results = run_case(case, resolve("engines:TanhSignFlip"))
+    first = results[0]
+    assert first.verdict is Verdict.FAIL
+    # 0 and 1 are outside the sampled domain (below 0.5; excluded), so 2 is the simplest failing input
+    assert "smallest failing input: x=2" in first.message
+    assert "at: {x: 2}" in first.shrunk
+    assert all("smallest failing input" not in r.message for r in results[1:])  # shrunk once per case
+
+
+def test_shrink_input_prefers_fewer_decimals_then_smaller_magnitudes() -> None:
+    fails_above_half = lambda p: p["x"] > Fraction(1, 2)  # noqa: E731
+    assert shrink_input({"x": Fraction("3.14159")}, {}, fails_above_half) == {"x": Fraction(1)}
+    fails_near_pi = lambda p: abs(p["x"] - Fraction("3.14159")) < Fraction(1, 10)  # noqa: E731
+    assert shrink_input({"x": Fraction("3.14159")}, {}, fails_near_pi) == {"x": Fraction("3.1")}
