@@ -15,6 +15,7 @@ import mpmath
 from gradspec._engines import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, Unsupported, resolve
 from gradspec._expr import parse
 from gradspec._graph import Graph, build
+from gradspec._limits import LIMITS, TimeLimit, deadline
 from gradspec._reference import DPS, Exact, conditioning, derive, exact, numerical, relative_error, symbolic
 from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.errors import ExpressionError, GradspecError
@@ -80,11 +81,14 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         ref = exact(graph, point)
     except GradspecError as exc:
         return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)  # type: ignore[arg-type]
-    reason = engine.unsupported(graph)
+    reason = engine.unsupported(graph) or engine.unrepresentable(graph, floats)
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
     try:
-        outcome = engine.run(graph, floats)
+        with deadline(LIMITS.engine):
+            outcome = engine.run(graph, floats)
+    except TimeLimit as exc:
+        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc}")  # type: ignore[arg-type]
     except Unsupported as exc:
         return CheckResult(**base, verdict=Verdict.SKIP, message=str(exc))  # type: ignore[arg-type]
     except (Exception, RecursionError) as exc:  # the engine under test failed; report, don't crash
@@ -132,8 +136,12 @@ def _formulas(graph: Graph) -> dict[str, str]:
     """The symbolic value and derivatives as text; empty for graphs differentiated step by step."""
     if not symbolic(graph):
         return {}
-    d = derive(graph)
-    return {"": str(d.value)} | {n: str(g) for n, g in d.grads.items()}
+    try:
+        with deadline(LIMITS.derivation):
+            d = derive(graph)
+            return {"": str(d.value)} | {n: str(g) for n, g in d.grads.items()}
+    except TimeLimit:  # a derivative too large to print is left out, not waited for
+        return {}
 
 
 def _judge(

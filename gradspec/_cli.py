@@ -16,6 +16,7 @@ import gradspec
 from gradspec._cases import CaseFile, data_dir, discover, errors_of, load_file
 from gradspec._check import check, check_graph, exact_number, prepare
 from gradspec._engines import Engine, resolve
+from gradspec._limits import LIMITS
 from gradspec._results import CheckResult, Run, Tolerance, Verdict
 from gradspec._runner import run_case
 from gradspec.errors import CaseFileError, GradspecError
@@ -93,6 +94,8 @@ def _build_parser() -> _Parser:
                    help="write a report; the suffix picks the format (.json, .md, .html); repeatable")
     r.add_argument("-k", dest="keyword", metavar="TEXT", help="only cases whose id contains TEXT")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    r.add_argument("--time-limit", type=float, default=LIMITS.engine, metavar="SECONDS",
+                   help=f"fail a check whose engine call takes longer (default {LIMITS.engine:g})")
     return parser
 
 
@@ -169,6 +172,9 @@ def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.time_limit <= 0:
+        raise GradspecError("--time-limit must be positive")
+    LIMITS.engine = args.time_limit
     engines: list[Engine] = [resolve(spec) for spec in (args.engine or ["builtin"])]
     from gradspec._report import check_report_paths, write_reports
 

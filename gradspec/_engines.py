@@ -37,6 +37,7 @@ __all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "Outcome", "Un
 FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
 FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_SMALLEST = 1.401298464324817e-45  # the smallest subnormal
 
 
 class Unsupported(Exception):
@@ -83,6 +84,17 @@ class Engine:
         raise NotImplementedError
 
     # -- drivers --------------------------------------------------------------------------------
+    def unrepresentable(self, graph: Graph, point: Mapping[str, float]) -> str | None:
+        """Why the point (or a constant) cannot be given to this engine: it does not fit its dtype."""
+        if self.eps < FLOAT32_EPS:
+            return None  # float64 holds every value gradspec passes
+        values = [(f"input {n} = {point[n]:g}", point[n]) for n, _ in graph.inputs]
+        values += [(f"constant {float(s.const):g}", float(s.const)) for s in graph.steps if s.const is not None]
+        for what, v in values:
+            if abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_SMALLEST:
+                return f"{what} is not representable in float32, the engine's precision"
+        return None
+
     def unsupported(self, graph: Graph) -> str | None:
         """Why this engine cannot run ``graph``, or None."""
         for step in graph.steps:

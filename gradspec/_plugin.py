@@ -16,6 +16,7 @@ import pytest
 
 from gradspec._cases import SUFFIXES, Case, Point, errors_of, load_file
 from gradspec._engines import Engine, resolve
+from gradspec._limits import LIMITS
 from gradspec._results import CheckResult, Verdict
 from gradspec._runner import run_point
 from gradspec.errors import CaseFileError, GradspecError
@@ -35,6 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("gradspec_engines", type="args", default=["builtin"], help="default engines for case files")
     parser.addini("gradspec_suffixes", type="args", default=list(SUFFIXES), help="file name endings of case files")
+    parser.addini("gradspec_time_limit", default=str(LIMITS.engine),
+                  help="seconds one engine call may take before its check fails")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,6 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except GradspecError as exc:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
     config.stash[_CONVENTIONS] = []
+    try:
+        LIMITS.engine = float(config.getini("gradspec_time_limit"))
+    except ValueError:
+        raise pytest.UsageError("gradspec_time_limit must be a number of seconds") from None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -23,6 +23,7 @@ import mpmath
 import sympy
 
 from gradspec._graph import Graph
+from gradspec._limits import LIMITS, TimeLimit, deadline
 from gradspec._ops import OPS
 from gradspec.errors import DomainError
 
@@ -107,9 +108,16 @@ SYMBOLIC_LIMIT = 400  # op steps; larger graphs are differentiated step by step
 SYMBOLIC_DEPTH = 60  # nesting; SymPy and the compiled evaluators recurse once per level
 
 
-@lru_cache(maxsize=4096)
+_OVER_BUDGET: set[int] = set()  # graphs whose SymPy derivation ran out of time (by id; graphs are cached)
+
+
 def symbolic(graph: Graph) -> bool:
-    """Whether ``graph`` is small and shallow enough to differentiate as one SymPy expression."""
+    """Whether ``graph`` is differentiated as one SymPy expression: small, shallow, and within budget."""
+    return _small(graph) and id(graph) not in _OVER_BUDGET
+
+
+@lru_cache(maxsize=4096)
+def _small(graph: Graph) -> bool:
     return sum(1 for s in graph.steps if s.op is not None) <= SYMBOLIC_LIMIT and graph.depth <= SYMBOLIC_DEPTH
 
 
@@ -118,17 +126,28 @@ def exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:
     with mpmath.workdps(DPS):
         env = {name: _mpf(point[name]) for name, _ in graph.inputs}
         values, kinks = forward(graph, env)
-        if symbolic(graph):
-            d = derive(graph)
-            sym_env = {d.symbols[n]: v for n, v in env.items()}
-            value = d.evaluate("", sym_env)
-            grads = {n: d.evaluate(n, sym_env) for n in d.grads}
-        else:  # too deep for one SymPy expression: the chain rule, one exact step at a time
+        symbolic_result = _symbolic_exact(graph, env) if symbolic(graph) else None
+        if symbolic_result is not None:
+            value, grads = symbolic_result
+        else:  # too deep or too large for one SymPy expression: the chain rule, one exact step at a time
             adj = adjoints(graph, values)
             value = values[graph.output]
             grads = {n: adj[i] for n, i in graph.inputs + graph.intermediates}
         ranges = _subgradient_ranges(graph, values, kinks) if kinks else {}
     return Exact(value, grads, tuple(kinks), ranges)
+
+
+def _symbolic_exact(graph: Graph, env: Mapping[str, Scalar]) -> tuple[Scalar, dict[str, Scalar]] | None:
+    """Value and gradients from the SymPy derivatives, or None when the derivation or its evaluation
+    exploded past the time budget (the graph is then differentiated step by step from now on)."""
+    try:
+        with deadline(LIMITS.derivation):
+            d = derive(graph)
+            sym_env = {d.symbols[n]: v for n, v in env.items()}
+            return d.evaluate("", sym_env), {n: d.evaluate(n, sym_env) for n in d.grads}
+    except (TimeLimit, RecursionError):
+        _OVER_BUDGET.add(id(graph))
+        return None
 
 
 def forward(graph: Graph, env: Mapping[str, Scalar]) -> tuple[list[Scalar], list[Kinked]]:
@@ -214,9 +233,12 @@ def adjoints(
     return adj
 
 
+# How many units in the last place an engine may err per op: IEEE arithmetic rounds correctly (1),
+# while library transcendental functions (XLA's float32 tanh among them) are accurate to a few ulps.
+_ULPS = {"exp": 4, "log": 4, "tanh": 4, "sigmoid": 4, "sin": 4, "cos": 4, "pow": 4}
 # Backward formulas that lose absolute rather than relative accuracy: tanh' = 1 - t*t and
-# sigmoid' = s*(1 - s) are computed from a rounded output near 1.
-_ABSOLUTE_ROUNDING = {"tanh": 1, "sigmoid": 1}
+# sigmoid' = s*(1 - s) are computed from an output near 1 that is off by a few ulps.
+_ABSOLUTE_ROUNDING = {"tanh": 2 * _ULPS["tanh"], "sigmoid": _ULPS["sigmoid"]}
 _CONDITION_SAMPLES = 4
 _CONDITION_SAFETY = 3
 
@@ -252,8 +274,10 @@ def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[
             moved: list[Scalar] = []
             for i, step in enumerate(graph.steps):
                 v = values[i] if step.op is None else _mp_apply(step.op, [moved[a] for a in step.args])
-                # Inputs and op results are rounded; constants (exponents above all) stay as written.
-                moved.append(v * (1 + sign() * tau) if graph.varying[i] else v)
+                # Inputs, op results and constants that binary floats cannot hold (0.1, not 2 or 0.5) are
+                # rounded; a constant is rounded once, so every use shares its error.
+                ulps = _ULPS.get(step.op or "", 1)
+                moved.append(v * (1 + sign() * ulps * tau) if graph.varying[i] or _inexact(step.const) else v)
 
             def jitter(op: str, p: Scalar) -> Scalar:
                 return p * (1 + sign() * tau) + sign() * tau * _ABSOLUTE_ROUNDING.get(op, 0)
@@ -263,6 +287,11 @@ def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[
                 worst[name] = _larger(worst[name], adj[i] - base[i], tau)
             worst[""] = _larger(worst[""], moved[graph.output] - values[graph.output], tau)
     return {k: v * _CONDITION_SAFETY for k, v in worst.items()}
+
+
+def _inexact(const: Fraction | None) -> bool:
+    """A constant that a binary float cannot represent exactly (its denominator is not a power of 2)."""
+    return const is not None and const.denominator & (const.denominator - 1) != 0
 
 
 def _larger(current: Scalar, change: Scalar, tau: Scalar) -> Scalar:

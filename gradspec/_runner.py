@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import math
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -19,8 +19,9 @@ from gradspec._debug import localise as _localise
 from gradspec._engines import Engine, Outcome, Unsupported
 from gradspec._expr import Name, Program
 from gradspec._graph import Graph, Step
+from gradspec._limits import LIMITS, TimeLimit, deadline
 from gradspec._ops import OPS, Op
-from gradspec._reference import DPS, adjoints, forward, relative_error
+from gradspec._reference import DPS, adjoints, conditioning, forward, relative_error
 from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.errors import DomainError, GradspecError
 
@@ -148,11 +149,14 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
 
 
 def _engine_run(engine: Engine, graph: Graph, point: Point) -> Outcome | CheckResult:
-    reason = engine.unsupported(graph)
+    reason = engine.unsupported(graph) or engine.unrepresentable(graph, point.floats())
     if reason:
         return CheckResult("", {}, engine.name, Verdict.SKIP, message=reason)
     try:
-        return engine.run(graph, point.floats())
+        with deadline(LIMITS.engine):
+            return engine.run(graph, point.floats())
+    except TimeLimit as exc:
+        return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine {exc}")
     except Unsupported as exc:
         return CheckResult("", {}, engine.name, Verdict.SKIP, message=str(exc))
     except (Exception, RecursionError) as exc:  # the engine under test failed: that check fails, the run goes on
@@ -162,7 +166,9 @@ def _engine_run(engine: Engine, graph: Graph, point: Point) -> Outcome | CheckRe
 def _apply_expectations(case: Case, q: Quantity, at_kink: bool) -> Quantity:
     """Fold the case's declarations into one judged quantity."""
     expect = case.expect
-    if expect.finite and q.engine is not None and not math.isfinite(q.engine):
+    if expect.finite and q.engine is not None and not math.isfinite(q.engine) and q.exact is not None \
+            and math.isfinite(q.exact):
+        # (an exact value beyond the engine's float range is inf there: that is the right answer)
         return dataclasses.replace(q, verdict=Verdict.FAIL, note="expected a finite value")
     if not at_kink or q.role == "value" or q.engine is None:
         return q
@@ -202,13 +208,22 @@ def _expected_domain_error(case: Case, point: Point, engine: Engine, problem: st
                        message=f"outside the domain ({problem}); engine gave non-finite {', '.join(signalled)}")
 
 
-def _property(name: str, engine_value: float | None, reference: float, case: Case, note: str) -> Quantity:
+def _property(name: str, engine_value: float | None, reference: float, case: Case, note: str,
+              rounding: Callable[[], float]) -> Quantity:
+    """The engine against itself: both sides carry the engine's rounding, allowed as for exact checks."""
     if engine_value is None:
         return Quantity(name, "property", None, None, reference, None, None, None, Verdict.SKIP, note=note)
     err = abs(engine_value - reference) if math.isfinite(engine_value) and math.isfinite(reference) else math.inf
     bound = case.tolerance.bound(reference)
+    if bound < err < math.inf:
+        bound += rounding()
     return Quantity(name, "property", engine_value, reference, None, err, relative_error(engine_value, reference), bound,
                     Verdict.PASS if err <= bound else Verdict.FAIL, note=note)
+
+
+def _scale(engine: Engine, graph: Graph, point: Point, name: str) -> float:
+    """The rounding allowance of one quantity on ``engine`` (see :func:`gradspec._reference.conditioning`)."""
+    return engine.eps * float(conditioning(graph, tuple(sorted(point.values)))[name])
 
 
 def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Outcome) -> tuple[list[Quantity], str]:
@@ -225,8 +240,13 @@ def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Out
         gf, gg, gh = f_out.grads.get(name), g_out.grads.get(name), h.grads.get(name)
         if gf is None or gg is None:
             continue
+        def rounding(name: str = name) -> float:
+            assert case.graph is not None
+            return (_scale(engine, case.graph, point, name) + abs(a) * _scale(engine, spec.f, fun_point, name)
+                    + abs(b) * _scale(engine, spec.g, fun_point, name))
+
         out.append(_property(f"linearity d/d{name}", gh, a * gf + b * gg, case,
-                             "engine's grad(a*f + b*g) against a*grad f + b*grad g from the same engine"))
+                             "engine's grad(a*f + b*g) against a*grad f + b*grad g from the same engine", rounding))
     return out, ""
 
 
@@ -240,8 +260,14 @@ def _chain_rule(case: Case, spec: ChainRule, point: Point, engine: Engine, compo
         inner_grad = inner.grads.get(name)
         if outer_grad is None or inner_grad is None:
             continue
+        def rounding(name: str = name, inner_grad: float = inner_grad, outer_grad: float = outer_grad) -> float:
+            assert case.graph is not None
+            return (_scale(engine, case.graph, point, name) + abs(inner_grad) * _scale(engine, case.graph, point, spec.via)
+                    + abs(outer_grad) * _scale(engine, spec.inner, point, name))
+
         out.append(_property(f"chain rule d/d{name}", composed.grads.get(name), outer_grad * inner_grad, case,
-                             f"engine's d outer(inner)/d{name} against outer'(inner) * inner' from the same engine"))
+                             f"engine's d outer(inner)/d{name} against outer'(inner) * inner' from the same engine",
+                             rounding))
     return out, ""
 
 
@@ -332,17 +358,20 @@ def _train(case: Case, spec: Training, engine: Engine) -> CheckResult:
         losses: list[float] = []
         first: list[float | None] = []
         for step in range(spec.steps + 1):
-            engine.begin()
-            leaves = [engine.leaf(p) for p in params]
-            loss = _mlp_loss(engine, leaves, spec)
-            if step == spec.steps:
+            with deadline(LIMITS.engine):
+                engine.begin()
+                leaves = [engine.leaf(p) for p in params]
+                loss = _mlp_loss(engine, leaves, spec)
+                if step == spec.steps:
+                    losses.append(engine.value(loss))
+                    break
+                grads = engine.gradients(loss, leaves)
                 losses.append(engine.value(loss))
-                break
-            grads = engine.gradients(loss, leaves)
-            losses.append(engine.value(loss))
             if step == 0:
                 first = grads
             params = [p - spec.lr * (g or 0.0) for p, g in zip(params, grads, strict=True)]
+    except TimeLimit as exc:
+        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc} at training step {step}")  # type: ignore[arg-type]
     except (Exception, RecursionError) as exc:
         return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
     initial, final = losses[0], losses[-1]
