@@ -16,7 +16,17 @@ from gradspec._engines import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Out
 from gradspec._expr import parse
 from gradspec._graph import Graph, build
 from gradspec._limits import LIMITS, TimeLimit, deadline
-from gradspec._reference import DPS, Exact, conditioning, derive, exact, numerical, relative_error, symbolic
+from gradspec._reference import (
+    DPS,
+    Exact,
+    conditioning,
+    derive,
+    exact,
+    numerical,
+    over_budget,
+    relative_error,
+    symbolic,
+)
 from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.errors import ExpressionError, GradspecError
 
@@ -95,7 +105,8 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
     quantities = compare(graph, ref, outcome, point, tol, engine)
     kinks = tuple(k.where for k in ref.kinks)
-    result = CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=quantities, kinks=kinks)  # type: ignore[arg-type]
+    result = CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=quantities, kinks=kinks,  # type: ignore[arg-type]
+                         message=over_budget(graph))
     if result.verdict is Verdict.FAIL and localise_failures:
         from gradspec._debug import localise  # the debugging layer builds on this module
 

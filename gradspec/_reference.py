@@ -111,6 +111,14 @@ SYMBOLIC_DEPTH = 60  # nesting; SymPy and the compiled evaluators recurse once p
 _OVER_BUDGET: set[int] = set()  # graphs whose SymPy derivation ran out of time (by id; graphs are cached)
 
 
+def over_budget(graph: Graph) -> str:
+    """A note for a graph whose SymPy derivation ran out of time, else ""."""
+    if id(graph) in _OVER_BUDGET:
+        return (f"the symbolic derivative is too large (SymPy needed over {LIMITS.derivation:g} s); "
+                "exact values come from the chain rule, step by step")
+    return ""
+
+
 def symbolic(graph: Graph) -> bool:
     """Whether ``graph`` is differentiated as one SymPy expression: small, shallow, and within budget."""
     return _small(graph) and id(graph) not in _OVER_BUDGET

@@ -21,7 +21,7 @@ from gradspec._expr import Name, Program
 from gradspec._graph import Graph, Step
 from gradspec._limits import LIMITS, TimeLimit, deadline
 from gradspec._ops import OPS, Op
-from gradspec._reference import DPS, adjoints, conditioning, forward, relative_error
+from gradspec._reference import DPS, adjoints, conditioning, forward, over_budget, relative_error
 from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.errors import DomainError, GradspecError
 
@@ -136,13 +136,15 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
         return dataclasses.replace(outcome, **base)  # type: ignore[arg-type]
     quantities = list(compare(graph, ref, outcome, point.exact(), case.tolerance, engine))
     quantities = [_apply_expectations(case, q, ref.kinks != ()) for q in quantities]
-    message = ""
+    message = over_budget(graph)
     if isinstance(case.spec, Linearity):
-        extra, message = _linearity(case, case.spec, point, engine, outcome)
+        extra, problem = _linearity(case, case.spec, point, engine, outcome)
         quantities += extra
+        message = "; ".join(filter(None, [message, problem]))
     elif isinstance(case.spec, ChainRule):
-        extra, message = _chain_rule(case, case.spec, point, engine, outcome)
+        extra, problem = _chain_rule(case, case.spec, point, engine, outcome)
         quantities += extra
+        message = "; ".join(filter(None, [message, problem]))
     kinks = tuple(k.where for k in ref.kinks)
     return CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=tuple(quantities),  # type: ignore[arg-type]
                        kinks=kinks, message=message)
