@@ -75,7 +75,7 @@ def test_hostile_files_run_no_code_and_do_not_stop_the_others(corpus: Path, monk
     calls: list[str] = []
     monkeypatch.setattr("os.system", lambda cmd: calls.append(cmd) or 0)
     monkeypatch.chdir(corpus)
-    code, out, err = run("run", str(corpus), "--report", str(corpus / "r.json"))
+    code, _, err = run("run", str(corpus), "--report", str(corpus / "r.json"))
     assert code == 2  # invalid input outranks everything
     assert calls == []
     assert not list(corpus.glob("SENTINEL*")) and not list(Path.cwd().glob("pwned*"))
