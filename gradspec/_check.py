@@ -12,6 +12,7 @@ from typing import Any
 
 import mpmath
 
+from gradspec._cache import CACHE
 from gradspec._engines import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, Unsupported, resolve
 from gradspec._expr import parse
 from gradspec._graph import Graph, build
@@ -22,7 +23,7 @@ from gradspec._reference import (
     conditioning,
     derive,
     exact,
-    numerical,
+    numerical_all,
     over_budget,
     relative_error,
     symbolic,
@@ -85,7 +86,6 @@ def check(
 
 def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, *,
                 localise_failures: bool = False) -> CheckResult:
-    floats = {k: float(v) for k, v in point.items()}
     base = {"expression": graph.program.source, "point": floats, "engine": engine.name}
     try:
         ref = exact(graph, point)
@@ -124,7 +124,6 @@ def compare(
 ) -> tuple[Quantity, ...]:
     """Judge an engine's value and gradients against the exact reference, quantity by quantity."""
     formulas = _formulas(graph)
-    floats = {k: float(v) for k, v in point.items()}
     key = tuple(sorted(point.items()))
     eps = getattr(engine, "eps", FLOAT64_EPS)
     limit = getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
@@ -135,8 +134,9 @@ def compare(
     out = [_judge("value", "value", outcome.value, ref.value, None, tol, None, formulas.get("", ""),
                   lambda: rounding(""), limit)]
     roles = [(n, "input") for n, _ in graph.inputs] + [(n, "intermediate") for n, _ in graph.intermediates]
+    nums = numerical_all(graph, point, tol.h)
     for name, role in roles:
-        num = numerical(graph, floats, name, tol.h)
+        num = nums[name]
         out.append(_judge(name, role, outcome.grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name),
                           formulas.get(name, ""), lambda name=name: rounding(name), limit))  # type: ignore[misc]
     return tuple(out)
@@ -147,12 +147,17 @@ def _formulas(graph: Graph) -> dict[str, str]:
     """The symbolic value and derivatives as text; empty for graphs differentiated step by step."""
     if not symbolic(graph):
         return {}
+    cached = CACHE.formulas(graph)
+    if cached is not None:
+        return cached
     try:
         with deadline(LIMITS.derivation):
             d = derive(graph)
-            return {"": str(d.value)} | {n: str(g) for n, g in d.grads.items()}
+            formulas = {"": str(d.value)} | {n: str(g) for n, g in d.grads.items()}
     except TimeLimit:  # a derivative too large to print is left out, not waited for
         return {}
+    CACHE.put_formulas(graph, formulas)
+    return formulas
 
 
 def _judge(

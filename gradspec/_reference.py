@@ -22,12 +22,13 @@ from typing import Any, TypeAlias
 import mpmath
 import sympy
 
+from gradspec._cache import CACHE, decode, encode
 from gradspec._graph import Graph
 from gradspec._limits import LIMITS, TimeLimit, deadline
 from gradspec._ops import OPS
 from gradspec.errors import DomainError
 
-__all__ = ["DPS", "Derivation", "Exact", "conditioning", "derive", "exact", "numerical", "relative_error"]
+__all__ = ["DPS", "Derivation", "Exact", "conditioning", "derive", "exact", "numerical", "numerical_all", "relative_error"]
 
 DPS = 60  # working precision; results are trusted to well over 30 significant digits
 mp = mpmath.mp
@@ -113,7 +114,7 @@ _OVER_BUDGET: set[int] = set()  # graphs whose SymPy derivation ran out of time 
 
 def over_budget(graph: Graph) -> str:
     """A note for a graph whose SymPy derivation ran out of time, else ""."""
-    if id(graph) in _OVER_BUDGET:
+    if id(graph) in _OVER_BUDGET or CACHE.over_budget(graph):
         return (f"the symbolic derivative is too large (SymPy needed over {LIMITS.derivation:g} s); "
                 "exact values come from the chain rule, step by step")
     return ""
@@ -130,7 +131,38 @@ def _small(graph: Graph) -> bool:
 
 
 def exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:
-    """Exact value and gradients at ``point``; raises :class:`DomainError` outside an op's domain."""
+    """Exact value and gradients at ``point``; raises :class:`DomainError` outside an op's domain.
+
+    Results are remembered on disk (:mod:`gradspec._cache`), so a second run needs no SymPy.
+    """
+    key = {name: point[name] for name, _ in graph.inputs}
+    record = CACHE.get(graph, key)
+    if record is not None:
+        try:
+            return _decode(record)
+        except (KeyError, ValueError, TypeError):
+            pass  # a damaged record is recomputed and overwritten
+    result = _exact(graph, point)
+    CACHE.put(graph, key, _encode(result))
+    if id(graph) in _OVER_BUDGET:
+        CACHE.mark_over_budget(graph)
+    return result
+
+
+def _encode(e: Exact) -> dict[str, object]:
+    return {"v": encode(e.value), "g": {n: encode(g) for n, g in e.grads.items()},
+            "k": [[k.step, k.where] for k in e.kinks],
+            "s": {n: [encode(lo), encode(hi)] for n, (lo, hi) in e.subgradients.items()}}
+
+
+def _decode(r: dict[str, Any]) -> Exact:
+    with mpmath.workdps(DPS):
+        return Exact(decode(r["v"]), {n: decode(g) for n, g in r["g"].items()},
+                     tuple(Kinked(int(s), str(w)) for s, w in r["k"]),
+                     {n: (decode(lo), decode(hi)) for n, (lo, hi) in r["s"].items()})
+
+
+def _exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:
     with mpmath.workdps(DPS):
         env = {name: _mpf(point[name]) for name, _ in graph.inputs}
         values, kinks = forward(graph, env)
@@ -365,6 +397,19 @@ def numerical(graph: Graph, inputs: Mapping[str, float], name: str, h: float = 1
             return (4 * d2 - d1) / 3
         step /= 100
     return None
+
+
+def numerical_all(graph: Graph, point: Mapping[str, Fraction], h: float) -> dict[str, float | None]:
+    """The numerical reference for every input and intermediate, remembered on disk with the exact one."""
+    key = {name: point[name] for name, _ in graph.inputs}
+    field = f"n{h!r}"
+    record = CACHE.get(graph, key)
+    if record is not None and isinstance(record.get(field), dict):
+        return {n: (None if v is None else float(v)) for n, v in record[field].items()}
+    floats = {k: float(v) for k, v in key.items()}
+    result = {n: numerical(graph, floats, n, h) for n, _ in graph.inputs + graph.intermediates}
+    CACHE.note(graph, key, field, result)
+    return result
 
 
 def _float_value_of(graph: Graph, inputs: Mapping[str, float], index: int) -> float:
