@@ -86,6 +86,7 @@ def check(
 
 def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, *,
                 localise_failures: bool = False) -> CheckResult:
+    floats = {k: float(v) for k, v in point.items()}
     base = {"expression": graph.program.source, "point": floats, "engine": engine.name}
     try:
         ref = exact(graph, point)
