@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,10 @@ from types import ModuleType
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# The tests keep gradspec's disk cache of exact references to themselves (a fresh folder per run), so
+# they neither read a developer's cache nor leave files in it.
+os.environ["GRADSPEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradspec-test-cache-")
 
 DATA = Path(__file__).resolve().parent / "data"
 HOSTILE = DATA / "hostile"
