@@ -52,10 +52,14 @@ class DiskCache:
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
+        self._keys: dict[Graph, str] = {}  # graphs hash by identity, and are built once per text
 
     def _key(self, graph: Graph) -> str:
-        text = json.dumps([graph.program.source, [n for n, _ in graph.inputs], _versions()])
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        key = self._keys.get(graph)
+        if key is None:
+            text = json.dumps([graph.program.source, [n for n, _ in graph.inputs], _versions()])
+            key = self._keys[graph] = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return key
 
     def _entry(self, graph: Graph) -> dict[str, Any] | None:
         folder = _folder()
@@ -137,8 +141,11 @@ class DiskCache:
         self._dirty.clear()
 
     def clear_memory(self) -> None:
+        from gradspec._reference import _MEMO
+
         self._entries.clear()
         self._dirty.clear()
+        _MEMO.clear()
 
 
 def _point_key(point: dict[str, Fraction]) -> str:

@@ -173,8 +173,7 @@ def _judge(
     rounding: Callable[[], float],
     limit: float,
 ) -> Quantity:
-    with mpmath.workdps(DPS):
-        exact_text = mpmath.nstr(exact_mp, 30)
+    exact_text = _text(exact_mp)
     exact_f = float(exact_mp)
     if abs(exact_f) > limit:  # beyond the engine's float range: IEEE arithmetic overflows to inf
         exact_mp = mpmath.inf if exact_f > 0 else -mpmath.inf
@@ -211,8 +210,18 @@ def _abs_error(engine: float, exact_mp: mpmath.mpf) -> float:
         return 0.0 if math.isnan(exact_f) and math.isnan(engine) else math.inf
     if math.isinf(exact_f) or math.isinf(engine):
         return 0.0 if engine == exact_f else math.inf
+    err = abs(engine - exact_f)
+    if err > 8 * math.ulp(exact_f):  # rounding the exact value to float64 cannot matter here
+        return err
     with mpmath.workdps(DPS):
         return float(abs(mpmath.mpf(engine) - exact_mp))
+
+
+@lru_cache(maxsize=65536)
+def _text(exact_mp: mpmath.mpf) -> str:
+    """An exact value to 30 significant digits (the same numbers recur across engines and runs)."""
+    with mpmath.workdps(DPS):
+        return str(mpmath.nstr(exact_mp, 30))
 
 
 # -- exercise 5: check any callable built on an engine ------------------------------------------------

@@ -11,6 +11,7 @@ step, ``(4 D(h/2) - D(h)) / 3``, with ``h`` scaled by the magnitude of the varia
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -136,17 +137,27 @@ def exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:
     Results are remembered on disk (:mod:`gradspec._cache`), so a second run needs no SymPy.
     """
     key = {name: point[name] for name, _ in graph.inputs}
+    memo_key = (graph, tuple(key.items()))
+    found = _MEMO.get(memo_key)
+    if found is not None:
+        return found
     record = CACHE.get(graph, key)
+    result = None
     if record is not None:
-        try:
-            return _decode(record)
-        except (KeyError, ValueError, TypeError):
-            pass  # a damaged record is recomputed and overwritten
-    result = _exact(graph, point)
-    CACHE.put(graph, key, _encode(result))
-    if id(graph) in _OVER_BUDGET:
-        CACHE.mark_over_budget(graph)
+        with contextlib.suppress(KeyError, ValueError, TypeError):  # a damaged record is recomputed
+            result = _decode(record)
+    if result is None:
+        result = _exact(graph, point)
+        CACHE.put(graph, key, _encode(result))
+        if id(graph) in _OVER_BUDGET:
+            CACHE.mark_over_budget(graph)
+    if len(_MEMO) > 100_000:
+        _MEMO.clear()
+    _MEMO[memo_key] = result
     return result
+
+
+_MEMO: dict[tuple[Graph, tuple[tuple[str, Fraction], ...]], Exact] = {}  # this process's decoded results
 
 
 def _encode(e: Exact) -> dict[str, object]:

@@ -1,0 +1,252 @@
+"""gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
+
+    python benchmarks/bench.py [overhead gradcheck cache scale sweep]   (default: all)
+
+Each section prints what it compares, the median of several repetitions of each side, the ratio and the
+target. Nothing here is a test: timings vary with the machine, ratios much less.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GRADSPEC = [sys.executable, "-m", "gradspec._cli"]
+
+
+def median_time(fn: Callable[[], object], repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def row(label: str, value: str) -> None:
+    print(f"  {label:<58} {value}")
+
+
+def verdict(ratio: float, target: float, better: str) -> str:
+    ok = ratio <= target if better == "lower" else ratio >= target
+    return f"{ratio:.2f}x (target {'<=' if better == 'lower' else '>='} {target:g}x: {'met' if ok else 'NOT met'})"
+
+
+# -- 1. overhead over the engine itself ---------------------------------------------------------------
+
+
+def overhead() -> None:
+    from gradspec._cases import data_dir, discover, load_file
+    from gradspec._engines import resolve
+    from gradspec._runner import _initial_params, _mlp_loss, run_case
+
+    files = [load_file(p) for p in discover([data_dir("cases")])]
+    cases = [c for f in files for c in f.cases]
+    engine = resolve("builtin")
+    for case in cases:  # warm every cache: disk and memory
+        run_case(case, engine)
+
+    def bare() -> None:
+        for case in cases:
+            if case.spec is not None and case.kind == "training":
+                spec = case.spec
+                params = _initial_params(spec)  # type: ignore[arg-type]
+                for _ in range(spec.steps + 1):  # type: ignore[union-attr]
+                    leaves = [engine.leaf(p) for p in params]
+                    loss = _mlp_loss(engine, leaves, spec)  # type: ignore[arg-type]
+                    grads = engine.gradients(loss, leaves)
+                    params = [p - spec.lr * g for p, g in zip(params, grads, strict=True)]  # type: ignore[union-attr, operator]
+                continue
+            assert case.graph is not None
+            for point in case.points:
+                with contextlib.suppress(Exception):  # the domain-error cases: the engine may raise
+                    engine.run(case.graph, point.floats())
+
+    def gradspec_run() -> None:
+        for f in (load_file(p) for p in discover([data_dir("cases")])):
+            for case in f.cases:
+                run_case(case, engine)
+
+    checks = sum(max(1, len(c.points)) for c in cases)
+    t_bare, t_run = median_time(bare, 3), median_time(gradspec_run, 3)
+    print(f"overhead: the built-in library ({len(cases)} cases, {checks} checks) on the built-in engine")
+    row("bare forward + backward of the same graphs (median of 3)", f"{t_bare:.2f} s")
+    row("warm gradspec run: load, check, compare (median of 3)", f"{t_run:.2f} s")
+    row("ratio", verdict(t_run / t_bare, 1.5, "lower"))
+
+
+# -- 2. against torch.autograd.gradcheck ---------------------------------------------------------------
+
+
+def gradcheck() -> None:
+    import torch
+
+    from gradspec._cases import data_dir, load_file
+    from gradspec._check import check_graph
+    from gradspec._engines import resolve
+    from gradspec._ops import OPS
+    from gradspec._results import Tolerance
+
+    engine = resolve("torch")
+    cases = [c for c in load_file(data_dir("cases") / "compositions.gradspec.yaml").cases if c.kind == "gradient"]
+    work = [(c.graph, p) for c in cases for p in c.points[:10] if c.graph is not None]
+    tol = Tolerance()
+    for graph, point in work:  # warm: exact references cached
+        check_graph(graph, point.exact(), engine, tol)
+
+    def ours() -> None:
+        for graph, point in work:
+            check_graph(graph, point.exact(), engine, tol)
+
+    def function(graph):  # type: ignore[no-untyped-def]
+        names = [n for n, _ in graph.inputs]
+
+        def f(*tensors):  # type: ignore[no-untyped-def]
+            env = dict(zip(names, tensors, strict=True))
+            nodes = []
+            for step in graph.steps:
+                if step.name is not None:
+                    nodes.append(env[step.name])
+                elif step.op is None:
+                    nodes.append(float(step.const))
+                else:
+                    nodes.append(engine._apply(OPS[step.op], [nodes[a] for a in step.args],
+                                               [graph.varying[a] for a in step.args]))
+            return nodes[graph.output]
+
+        return f
+
+    def theirs() -> None:
+        for graph, point in work:
+            inputs = tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in point.floats().values())
+            torch.autograd.gradcheck(function(graph), inputs)
+
+    t_ours, t_theirs = median_time(ours), median_time(theirs)
+    n = len(work)
+    print(f"gradcheck: {n} checks of the composition cases, torch float64")
+    row("torch.autograd.gradcheck (numerical Jacobian), per check", f"{t_theirs / n * 1e3:.3f} ms")
+    row("gradspec torch adapter against the cached exact reference", f"{t_ours / n * 1e3:.3f} ms")
+    row("speed-up", verdict(t_theirs / t_ours, 3, "higher"))
+
+
+# -- 3. cold against warm --------------------------------------------------------------------------------
+
+
+def cache() -> None:
+    def timed(args: list[str], env: dict[str, str]) -> float:
+        start = time.perf_counter()
+        subprocess.run(GRADSPEC + args, env=env, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    print("cache: a cold run (empty disk cache) against a warm one, each a fresh process")
+    for label, args in (("built-in library", ["run", "-q"]), ("symbolic-heavy library", ["run", "-q", str(_heavy())])):
+        colds, warms = [], []
+        for _ in range(3):
+            folder = tempfile.mkdtemp()
+            env = {**os.environ, "GRADSPEC_CACHE_DIR": folder}
+            colds.append(timed(args, env))
+            warms.append(timed(args, env))
+        cold, warm = statistics.median(colds), statistics.median(warms)
+        row(f"{label}: cold / warm (median of 3)", f"{cold:.2f} s / {warm:.2f} s")
+        row(f"{label}: speed-up", verdict(cold / warm, 10, "higher"))
+
+
+def _heavy() -> Path:
+    """Cases whose cost is the SymPy derivation: long compositions, a few points each."""
+    folder = Path(tempfile.mkdtemp())
+    lines = ["cases:"]
+    for k in range(40):
+        steps = [f"t0 = x*{k + 1}"] + [f"t{i} = sin(t{i - 1}*y) * cos(t{i - 1} + y) + t{i - 1}*0.1" for i in range(1, 6)]
+        lines += [f"  - id: heavy-{k}", f"    expr: \"{'; '.join(steps)}; t5\"", "    at: [{x: 0.3, y: 0.7}, {x: -0.2, y: 0.4}]"]
+    path = folder / "heavy.gradspec.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- 4. scale ----------------------------------------------------------------------------------------------
+
+
+def scale() -> None:
+    folder = Path(tempfile.mkdtemp())
+    ops = ["x * y", "tanh(x) * y", "exp(x) - y", "sigmoid(x*y)", "log(x*x + 1) + y", "sin(x) * cos(y)",
+           "sqrt(x*x + y*y)", "x ** 3 - y", "relu(x) + abs(y) * 0.5", "(x + y) / (y*y + 1)"]
+    per_file = 1000
+    for f in range(10):
+        lines = ["cases:"]
+        for k in range(per_file):
+            i = f * per_file + k
+            lines += [f"  - id: c{i}", f"    expr: {ops[i % len(ops)]}",
+                      f"    at: {{x: {0.1 + (i % 97) / 50:.2f}, y: {1.3 - (i % 89) / 40:.3f}}}"]
+        (folder / f"gen{f}.gradspec.yaml").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "GRADSPEC_CACHE_DIR": tempfile.mkdtemp()}
+    print("scale: a generated library of 10,000 cases in 10 files")
+    subprocess.run([*GRADSPEC, "run", "-q", str(folder)], env=env, check=True, capture_output=True)  # warm the cache
+
+    def pytest_run(*extra: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(folder),
+                        str(folder), *extra], env=env, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    collect = statistics.median(pytest_run("--collect-only") for _ in range(3))
+    row("pytest --collect-only (median of 3; target < 3 s)", f"{collect:.2f} s")
+    start = time.perf_counter()
+    child = subprocess.run([sys.executable, "-c", "import resource, subprocess, sys; "
+                            f"subprocess.run({[*GRADSPEC, 'run', '-q', str(folder)]!r}); "
+                            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"],
+                           env=env, check=True, capture_output=True, text=True)
+    warm = time.perf_counter() - start
+    peak_mb = int(child.stdout.strip().splitlines()[-1]) / 1024
+    row("warm gradspec run (target < 30 s)", f"{warm:.2f} s")
+    row("peak memory of that run (target < 500 MB)", f"{peak_mb:.0f} MB")
+    serial = statistics.median(pytest_run() for _ in range(3))
+    parallel = statistics.median(pytest_run("-n", "2") for _ in range(3))
+    row("pytest serial / pytest -n 2 (median of 3)", f"{serial:.2f} s / {parallel:.2f} s")
+    row("speed-up on 2 cores", verdict(serial / parallel, 1.7, "higher"))
+
+
+# -- 5. sweeps -------------------------------------------------------------------------------------------
+
+
+def sweep() -> None:
+    from gradspec._check import prepare
+    from gradspec._engines import resolve
+
+    graph = prepare("exp(x) * tanh(x) + x*x", ["x"])
+    n = 1_000_000
+    xs = [-5 + 10 * i / (n - 1) for i in range(n)]
+    print(f"sweep: {n:,} points of d/dx (exp(x)*tanh(x) + x*x) in one batched call")
+    for spec in ("torch", "jax"):
+        engine = resolve(spec)
+        batch = getattr(engine, "run_batch", None)
+        if batch is None:
+            row(spec, "skipped: " + (getattr(engine, "reason", "") or "no batched evaluation"))
+            continue
+        batch(graph, {"x": xs[:1000]})  # warm up
+        t = median_time(lambda batch=batch: batch(graph, {"x": xs}), 3)
+        row(f"{spec}: engine values and gradients (median of 3; target < 2 s)", f"{t:.2f} s")
+    with tempfile.TemporaryDirectory():
+        start = time.perf_counter()
+        subprocess.run([*GRADSPEC, "sweep", "exp(x)", "--var", "x", "--range", "-800", "800", "--points", "10000", "--engine", "torch"], check=True, capture_output=True)
+        row("gradspec sweep exp(x), 10,000 points incl. exact references", f"{time.perf_counter() - start:.2f} s")
+
+
+SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep}
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or list(SECTIONS)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {json.dumps(chosen)}")
+    for name in chosen:
+        SECTIONS[name]()
+        print()
+    print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
