@@ -141,9 +141,6 @@ def _check_command(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILED if Verdict.FAIL in verdicts else EXIT_OK
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 def _load_all(paths: Sequence[str], err: TextIO) -> tuple[list[CaseFile], list[str]]:
     """Load every case file named; invalid ones are reported, the rest still load."""
@@ -372,3 +369,7 @@ def _sweep_command(args: argparse.Namespace, out: TextIO) -> int:
         args.plot.write_text(render_svg(f"d/d{args.var} {args.expression}: correct digits", series), encoding="utf-8")
         print(f"plot written: {args.plot}", file=out)
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
