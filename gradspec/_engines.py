@@ -110,14 +110,7 @@ class Engine:
         With ``every_node``, also read the value and gradient of every op node (for localisation).
         """
         self.begin()
-        nodes: list[Any] = []
-        for step in graph.steps:
-            if step.name is not None:
-                nodes.append(self.leaf(float(point[step.name])))
-            elif step.op is None:
-                nodes.append(float(step.const))  # type: ignore[arg-type]
-            else:
-                nodes.append(self._apply(OPS[step.op], [nodes[a] for a in step.args], [graph.varying[a] for a in step.args]))
+        nodes = self.build(graph, {n: self.leaf(float(point[n])) for n, _ in graph.inputs})
         names = graph.inputs + graph.intermediates
         if not graph.varying[graph.output]:
             return Outcome(float(nodes[graph.output]), {n: 0.0 for n, _ in names})
@@ -133,6 +126,21 @@ class Engine:
             outcome.node_grads = dict(zip(steps, grads[len(wanted):], strict=True))
             outcome.node_values = {i: self.value(nodes[i]) for i in steps}
         return outcome
+
+    def build(self, graph: Graph, leaves: Mapping[str, Any]) -> list[Any]:
+        """Every node of ``graph``, built from the given leaves with this engine's ops.
+
+        Constants stay plain floats, and a sub-expression of constants only is folded in float64.
+        """
+        nodes: list[Any] = []
+        for step in graph.steps:
+            if step.name is not None:
+                nodes.append(leaves[step.name])
+            elif step.op is None:
+                nodes.append(float(step.const))  # type: ignore[arg-type]
+            else:
+                nodes.append(self._apply(OPS[step.op], [nodes[a] for a in step.args], [graph.varying[a] for a in step.args]))
+        return nodes
 
     def _apply(self, op: Op, args: list[Any], varying: list[bool]) -> Any:
         if not any(varying):

@@ -13,7 +13,7 @@ from typing import Any
 
 from gradspec._engines import Engine, Unavailable
 from gradspec._graph import Graph
-from gradspec._ops import OPS, Op
+from gradspec._ops import Op
 from gradspec.errors import EngineError
 
 
@@ -137,15 +137,8 @@ class JaxEngine(Engine):
     def run_batch(self, graph: Graph, columns: Mapping[str, Sequence[float]]) -> tuple[list[float], dict[str, list[float]]]:
         """Every point at once: the replay acts elementwise on vectors; one vjp gives every gradient."""
         self.begin()
-        nodes: list[Any] = []
-        for step in graph.steps:
-            if step.name is not None:
-                nodes.append(self.leaf(0.0))
-            elif step.op is None:
-                nodes.append(float(step.const))  # type: ignore[arg-type]
-            else:
-                nodes.append(self._apply(OPS[step.op], [nodes[a] for a in step.args], [graph.varying[a] for a in step.args]))
-        names = [step.name for step in graph.steps if step.name is not None]
+        nodes = self.build(graph, {n: self.leaf(0.0) for n, _ in graph.inputs})  # leaf values: the columns below
+        names = [n for n, _ in graph.inputs]
         leaves = self.jnp.asarray([list(columns[n]) for n in names], dtype=self.dtype)
         out = nodes[graph.output]
 

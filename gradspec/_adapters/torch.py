@@ -11,7 +11,7 @@ from typing import Any
 
 from gradspec._engines import Engine, Unavailable
 from gradspec._graph import Graph
-from gradspec._ops import OPS, Op
+from gradspec._ops import Op
 from gradspec.errors import EngineError
 
 
@@ -61,16 +61,10 @@ class TorchEngine(Engine):
 
     def run_batch(self, graph: Graph, columns: Mapping[str, Sequence[float]]) -> tuple[list[float], dict[str, list[float]]]:
         """Every point at once: leaves are vectors, the ops act elementwise, one backward of the sum."""
-        nodes: list[Any] = []
         size = len(next(iter(columns.values())))
-        for step in graph.steps:
-            if step.name is not None:
-                nodes.append(self.torch.tensor(list(columns[step.name]), dtype=self.dtype, device=self.device,
-                                               requires_grad=True))
-            elif step.op is None:
-                nodes.append(float(step.const))  # type: ignore[arg-type]
-            else:
-                nodes.append(self._apply(OPS[step.op], [nodes[a] for a in step.args], [graph.varying[a] for a in step.args]))
+        leaves = {n: self.torch.tensor(list(columns[n]), dtype=self.dtype, device=self.device, requires_grad=True)
+                  for n, _ in graph.inputs}
+        nodes = self.build(graph, leaves)
         out = nodes[graph.output]
         out.sum().backward()
         grads = {n: nodes[i].grad.tolist() if nodes[i].grad is not None else [0.0] * size for n, i in graph.inputs}
