@@ -175,7 +175,7 @@ def scale() -> None:
         for k in range(per_file):
             i = f * per_file + k
             lines += [f"  - id: c{i}", f"    expr: {ops[i % len(ops)]}",
-                      f"    at: {{x: {0.1 + (i % 97) / 50:.2f}, y: {1.3 - (i % 89) / 40:.3f}}}"]
+                      f"    at: {{x: {0.1 + (i % 97) / 50:.2f}, y: {1.31 - (i % 89) / 40:.3f}}}"]
         (folder / f"gen{f}.gradspec.yaml").write_text("\n".join(lines) + "\n")
     env = {**os.environ, "GRADSPEC_CACHE_DIR": tempfile.mkdtemp()}
     print("scale: a generated library of 10,000 cases in 10 files")

@@ -121,13 +121,35 @@ _Resolver.add_implicit_resolver(
 _Resolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 
 
-class _Composer(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Resolver):
+class _PyComposer(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Resolver):
     def __init__(self, stream: str) -> None:
         yaml.reader.Reader.__init__(self, stream)
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
         yaml.composer.Composer.__init__(self)
         _Resolver.__init__(self)
+
+
+_FAST: type | None = None
+if getattr(yaml, "__with_libyaml__", False):
+    # libyaml scans and parses (the slow part in pure Python); the composer stays PyYAML's own, in
+    # Python, so nesting is bounded by the recursion limit rather than the C stack.
+    class _CComposer(yaml.composer.Composer, yaml.cyaml.CParser, _Resolver):  # type: ignore[misc, name-defined]
+        def __init__(self, stream: str) -> None:
+            yaml.cyaml.CParser.__init__(self, stream)  # type: ignore[attr-defined]
+            yaml.composer.Composer.__init__(self)
+            _Resolver.__init__(self)
+
+    _FAST = _CComposer
+
+
+def _compose(text: str) -> yaml.Node | None:
+    if _FAST is not None:
+        try:
+            return _FAST(text).get_single_node()  # type: ignore[no-any-return]
+        except yaml.YAMLError:
+            pass  # parse again in Python for PyYAML's own, fuller error message
+    return _PyComposer(text).get_single_node()  # type: ignore[no-any-return]
 
 
 _CORE = "tag:yaml.org,2002:"
@@ -140,8 +162,7 @@ def load(path: str, raw: bytes) -> Document:
     text = _decode(path, raw)
     lines = text.splitlines()
     try:
-        composer = _Composer(text)
-        node = composer.get_single_node()
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -212,7 +233,7 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise self.fail(f"YAML nested deeper than {MAX_DEPTH} levels", node)
         m = node.start_mark
-        style = getattr(node, "style", None)
+        style = getattr(node, "style", None) or None  # libyaml says "" for plain scalars
         self.marks[path] = Mark(m.line + 1, m.column + 1, style if isinstance(node, yaml.ScalarNode) else None)
         if isinstance(node, yaml.MappingNode):
             if node.tag != _CORE + "map":

@@ -147,7 +147,8 @@ class JaxEngine(Engine):
 
         values, pullback = self.jax.vjp(f, leaves)
         (grads,) = pullback(self.jnp.ones_like(values))
-        return [float(v) for v in values], {n: [float(g) for g in grads[k]] for k, n in enumerate(names)}
+        host_grads = self.jax.device_get(grads).tolist()  # one transfer, not a million scalar reads
+        return self.jax.device_get(values).tolist(), {n: host_grads[k] for k, n in enumerate(names)}
 
     def value(self, node: Any) -> float:
         last = getattr(self, "_last", None)
