@@ -8,16 +8,22 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import gradspec
+from gradspec._cases import load_file
+from gradspec._engines import resolve
 from gradspec._report import check_report_paths, format_for, render, write_reports
 from gradspec._report._json import to_dict
-from gradspec._report._markdown import MAX_FAILURES
+from gradspec._report._markdown import MATRIX_HEADING, MAX_FAILURES
+from gradspec._report._matrix import MAX_DETAIL, build_matrix
 from gradspec._report._plots import STEP_EXPONENTS, rel_error_bins, step_errors
 from gradspec._results import CheckResult, Quantity, Run, Verdict
+from gradspec._runner import run_case
 from gradspec.engine import Value
 from gradspec.errors import GradspecError
 
@@ -68,7 +74,7 @@ def _synthetic() -> list[CheckResult]:
 
 
 def make_run() -> Run:
-    expressions = [("(x*y + x)**2 - tanh(y)", {"x": 2, "y": 3}), ("tanh(x) * exp(y)", {"x": 0.5, "y": -1}),
+    expressions: list[tuple[str, dict[str, float]]] = [("(x*y + x)**2 - tanh(y)", {"x": 2, "y": 3}), ("tanh(x) * exp(y)", {"x": 0.5, "y": -1}),
                    ("a = x*y; b = a + x; b", {"x": 1.5, "y": 2}), ("relu(x)", {"x": 0})]
     results: list[CheckResult] = []
     for i, (expr, point) in enumerate(expressions):
@@ -104,8 +110,9 @@ def test_the_run_has_every_kind_of_result(run: Run) -> None:
 # -- JSON ----------------------------------------------------------------------------------------------
 
 
-TOP_KEYS = ["gradspec", "format", "summary", "engines", "files", "errors", "checks"]
-CHECK_KEYS = ["case", "file", "line", "kind", "engine", "point", "expression", "verdict", "message", "kinks", "quantities"]
+TOP_KEYS = ["gradspec", "format", "summary", "engines", "files", "errors", "matrix", "checks"]
+CHECK_KEYS = ["case", "file", "line", "kind", "engine", "point", "expression", "verdict", "message", "kinks", "quantities",
+              "culprit", "shrunk"]
 QUANTITY_KEYS = ["name", "role", "engine", "exact", "exact_text", "numerical", "abs_error", "rel_error", "tolerance",
                  "verdict", "symbolic", "note"]
 
@@ -171,6 +178,8 @@ def test_every_json_field_is_documented(run: Run) -> None:
     docs = DOCS.read_text(encoding="utf-8")
     data = to_dict(run)
     keys = set(data) | set(data["summary"]) | set(CHECK_KEYS) | set(QUANTITY_KEYS) | set(data["summary"]["totals"])
+    matrix = data["matrix"]
+    keys |= set(matrix) | set(matrix["rows"][0]) | set(next(iter(matrix["rows"][0]["cells"].values())))
     missing = sorted(k for k in keys if f"`{k}`" not in docs)
     assert not missing, f"fields missing from {DOCS.name}: {missing}"
 
@@ -194,10 +203,15 @@ def test_markdown_summary_and_failures(run: Run) -> None:
     assert "unknown key 'exprr'" in md
 
 
+def _outside_code_spans(md: str) -> str:
+    return re.sub(r"(`+)(.+?)\1", "", md)
+
+
 def test_markdown_puts_user_text_in_code_spans(run: Run) -> None:
     md = render("md", run)
     assert f"`engine raised RuntimeError: {SCRIPT_TEXT}`" in md
-    assert md.count("<script>") == 1  # only inside that code span
+    assert md.count("<script>") == 2  # the failure and its matrix cell, each in a code span
+    assert "<script>" not in _outside_code_spans(md)
 
 
 def test_markdown_is_bounded() -> None:
@@ -248,6 +262,186 @@ def test_html_escapes_user_text(run: Run) -> None:
 def test_html_of_an_empty_run() -> None:
     page = render("html", Run((), ("builtin",), ()))
     assert page.count('<tr class="check-row"') == 0 and "every check passed" in page
+
+
+# -- conformance matrix --------------------------------------------------------------------------------
+
+
+class Broken(Value):
+    """tanh' = 1 - t, relu'(0) = 1 (another valid subgradient), and exp raises with markup in its message."""
+
+    __slots__ = ()
+
+    def tanh(self) -> Value:
+        t = math.tanh(self.data)
+        return self._unary(t, "tanh", lambda: 1.0 - t)
+
+    def relu(self) -> Value:
+        return self._unary(max(self.data, 0.0), "relu", lambda: 1.0 if self.data >= 0 else 0.0)
+
+    def exp(self) -> Value:
+        raise RuntimeError(SCRIPT_TEXT)
+
+
+class _Hidden:
+    """A class attribute that is not there: ``hasattr(cls, name)`` is False."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[[], Value]:
+        raise AttributeError("hidden")
+
+
+class NoTanh(Value):
+    """The builtin engine without tanh."""
+
+    __slots__ = ()
+    tanh = _Hidden()
+
+
+MATRIX_CASES = """version: 1
+cases:
+  - id: mul
+    expr: x * y
+    sample: {{count: 20, seed: 1, vars: {{x: {{normal: [0, 3]}}, y: {{normal: [0, 3]}}}}}}
+  - id: tanh
+    expr: tanh(x)
+    at: [{{x: 0}}, {{x: 1}}, {{x: -2}}]
+  - id: relu-kink
+    expr: relu(x)
+    at: [{{x: 1}}, {{x: 0}}, {{x: -1}}]
+    kink: convention
+  - id: exp
+    expr: exp(x)
+    at: {{x: 1}}
+  - id: tanh-known
+    expr: tanh(x) * y
+    at: {{x: 1, y: 2}}
+    xfail: "tanh' is 1 - t"
+    engines: ["{broken}"]
+"""
+
+
+@pytest.fixture(scope="module")
+def matrix_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Real results of three engines on one case file, and a point outside log's domain on each."""
+    engines = [resolve("builtin"), resolve(Broken), resolve(NoTanh)]
+    path = tmp_path_factory.mktemp("matrix") / "m.gradspec.yaml"
+    path.write_text(MATRIX_CASES.format(broken=engines[1].name), encoding="utf-8")
+    cases = load_file(path)
+    results = [r for case in cases.cases for engine in engines for r in run_case(case, engine)]
+    results += [_at(gradspec.check("log(x)", {"x": -1}, engine=engine), "log-outside", cases.path, 30)
+                for engine in engines]
+    return Run(tuple(results), tuple(e.name for e in engines), (cases.path,), (), 2.5, "")
+
+
+def _names(run: Run) -> tuple[str, str, str]:
+    builtin, broken, no_tanh = run.engines
+    return builtin, broken, no_tanh
+
+
+def test_matrix_cells_summarise_each_case_on_each_engine(matrix_run: Run) -> None:
+    builtin, broken, no_tanh = _names(matrix_run)
+    m = build_matrix(matrix_run)
+    assert m.engines == matrix_run.engines
+    cells = {row.case: {e: c.summary for e, c in row.cells.items()} for row in m.rows}
+    only = f"– case is only for engines: {broken}"
+    domain = "⚠ log needs x > 0, got x = -1.0 (in log(x))"
+    assert cells == {
+        "mul": {builtin: "✓ 20", broken: "✓ 20", no_tanh: "✓ 20"},
+        "tanh": {builtin: "✓ 3", broken: "✗ 2/3 d/dx rel 0.43 (✓ 1)", no_tanh: "– engine has no tanh"},
+        "relu-kink": {builtin: "✓ 3", broken: "≈ 1/3 relu at 0: 1 (convention 0) (✓ 2)", no_tanh: "✓ 3"},
+        "exp": {builtin: "✓ 1", broken: f"✗ engine raised RuntimeError: {SCRIPT_TEXT}", no_tanh: "✓ 1"},
+        "tanh-known": {builtin: only, broken: "⊘ tanh' is 1 - t", no_tanh: only},
+        "log-outside": {builtin: domain, broken: domain, no_tanh: domain},
+    }
+
+
+def test_matrix_cells_count_every_verdict(matrix_run: Run) -> None:
+    _, broken, no_tanh = _names(matrix_run)
+    rows = {row.case: row for row in build_matrix(matrix_run).rows}
+    tanh = rows["tanh"].cells[broken]
+    assert tanh.verdict is Verdict.FAIL and tanh.checks == 3
+    assert tanh.counts == {**dict.fromkeys(Verdict, 0), Verdict.PASS: 1, Verdict.FAIL: 2}
+    assert rows["tanh"].cells[no_tanh].counts[Verdict.SKIP] == 3
+    assert rows["relu-kink"].cells[broken].counts[Verdict.CONVENTION] == 1
+    assert rows["tanh-known"].cells[broken].verdict is Verdict.XFAIL
+    assert [row.verdict for row in rows.values()] == [Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.FAIL,
+                                                     Verdict.XFAIL, Verdict.ERROR]
+    assert all(row.file == matrix_run.files[0] for row in rows.values())
+
+
+def test_matrix_worst_verdict_leads_and_long_details_are_cut() -> None:
+    fine = gradspec.check("tanh(x)", {"x": 1})
+    results = (_at(fine, "c", "f.yaml", 1), _at(dataclasses.replace(fine, verdict=Verdict.SKIP, message="no"), "c",
+                                                 "f.yaml", 2),
+               _at(dataclasses.replace(fine, verdict=Verdict.ERROR, message="x" * 500), "c", "f.yaml", 3))
+    cell = build_matrix(Run(results, ("builtin",), ("f.yaml",))).rows[0].cells["builtin"]
+    assert cell.verdict is Verdict.ERROR and cell.count == "1/3" and cell.others == "– 1, ✓ 1"
+    assert cell.detail.startswith("x" * MAX_DETAIL) and "more characters" in cell.detail
+
+
+def test_json_matrix(matrix_run: Run) -> None:
+    data = _strict_loads(render("json", matrix_run))
+    assert isinstance(data, dict)
+    matrix = data["matrix"]
+    assert matrix["engines"] == list(matrix_run.engines)
+    assert [row["case"] for row in matrix["rows"]] == ["mul", "tanh", "relu-kink", "exp", "tanh-known", "log-outside"]
+    _, broken, _ = _names(matrix_run)
+    tanh = matrix["rows"][1]
+    assert tanh["file"] == matrix_run.files[0] and list(tanh["cells"]) == list(matrix_run.engines)
+    assert tanh["cells"][broken] == {"verdict": "fail", "summary": "✗ 2/3 d/dx rel 0.43 (✓ 1)",
+                                     "counts": {"pass": 1, "fail": 2, "convention": 0, "skip": 0, "xfail": 0, "error": 0}}
+    total = sum(n for row in matrix["rows"] for cell in row["cells"].values() for n in cell["counts"].values())
+    assert total == len(matrix_run.results)
+
+
+def _matrix_part(md: str) -> str:
+    start = md.index(MATRIX_HEADING)
+    return md[start:md.index("\n### ", start + 1)]
+
+
+def test_markdown_matrix(matrix_run: Run) -> None:
+    builtin, broken, no_tanh = _names(matrix_run)
+    part = _matrix_part(render("markdown", matrix_run))
+    assert part.startswith(f"{MATRIX_HEADING} (6 cases x 3 engines)")
+    assert "- ✓ pass:" in part and "- ⊘ xfail:" in part
+    assert f"| file | case | `{builtin}` | `{broken}` | `{no_tanh}` |" in part
+    assert "| `m.gradspec.yaml` | `tanh` | ✓ 3 | ✗ 2/3 `d/dx rel 0.43` (✓ 1) | – `engine has no tanh` |" in part
+    assert "| `m.gradspec.yaml` | `relu-kink` | ✓ 3 | ≈ 1/3 `relu at 0: 1 (convention 0)` (✓ 2) | ✓ 3 |" in part
+    assert f"✗ `engine raised RuntimeError: {SCRIPT_TEXT}`" in part
+    assert "<script>" not in _outside_code_spans(part)
+    assert part.count("\n| `m.gradspec.yaml` |") == 6
+
+
+def test_markdown_matrix_escapes_pipes_and_backticks() -> None:
+    fine = gradspec.check("x", {"x": 1})
+    odd = _at(dataclasses.replace(fine, engine="b", verdict=Verdict.SKIP, message="a | b `c`"), "odd", "f.yaml", 1)
+    md = render("markdown", Run((_at(fine, "odd", "f.yaml", 1), odd), ("builtin", "b"), ("f.yaml",)))
+    assert "| `f.yaml` | `odd` | ✓ 1 | – `` a \\| b `c` `` |" in md
+
+
+def test_html_matrix(matrix_run: Run) -> None:
+    page = render("html", matrix_run)
+    section = page[page.index('<section id="matrix">'):]
+    section = section[:section.index("</section>")]
+    assert '<a href="#matrix">Conformance</a>' in page
+    assert 'id="matrix-table" class="sortable matrix"' in section
+    assert section.count('<tr class="matrix-row"') == 6
+    assert 'id="matrix-filter"' in section and 'id="matrix-only-failing"' in section
+    assert section.count('<td class="cell fail"') == 2 and section.count('<td class="cell convention"') == 1
+    assert section.count('<li><span class="cell') == 6  # the legend
+    assert '<span class="detail">engine has no tanh</span>' in section
+    assert '<span class="count">2/3</span> <span class="detail">d/dx rel 0.43</span>' in section
+    assert SCRIPT_TEXT not in page
+    assert "engine raised RuntimeError: &lt;script&gt;alert(&#x27;gradspec&#x27;)&lt;/script&gt;" in section
+    assert 'data-verdict="error"' in section and "http" not in section
+
+
+def test_single_engine_reports_have_no_matrix() -> None:
+    run = Run((_at(gradspec.check("x*y", {"x": 2, "y": 3}), "c", "f.yaml", 1),), ("builtin",), ("f.yaml",))
+    assert MATRIX_HEADING not in render("markdown", run)
+    page = render("html", run)
+    assert 'id="matrix"' not in page and 'href="#matrix"' not in page
+    assert to_dict(run)["matrix"]["rows"][0]["cells"]["builtin"]["summary"] == "✓ 1"
 
 
 # -- plots ---------------------------------------------------------------------------------------------
@@ -348,3 +542,55 @@ def test_html_renders_in_a_headless_browser(run: Run, tmp_path: Path) -> None:
     dom = _dump_dom(browser, clicked, tmp_path / "profile2")
     assert 'aria-sort="ascending"' in dom
     assert 'data-first-verdict="error"' in dom
+
+
+# Sorts the matrix by its second engine (worst first), then filters it twice, after the page's own script ran.
+_MATRIX_CLICK = """<script>
+var t = document.getElementById('matrix-table');
+t.tHead.rows[0].cells[3].click();
+document.body.setAttribute('data-first-case', t.tBodies[0].rows[0].cells[1].textContent);
+document.body.setAttribute('data-second-case', t.tBodies[0].rows[1].cells[1].textContent);
+var f = document.getElementById('matrix-filter');
+f.value = 'engine has no';
+f.dispatchEvent(new Event('input'));
+document.body.setAttribute('data-by-text', document.getElementById('matrix-shown').textContent);
+f.value = '';
+f.dispatchEvent(new Event('input'));
+var only = document.getElementById('matrix-only-failing');
+only.checked = true;
+only.dispatchEvent(new Event('change'));
+document.body.setAttribute('data-failing', document.getElementById('matrix-shown').textContent);
+</script></body>"""
+
+
+def test_html_matrix_sorts_and_filters_in_a_headless_browser(matrix_run: Run, tmp_path: Path) -> None:
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no chromium or google-chrome found (apt-get install -y chromium)")
+    html = render("html", matrix_run)
+    page = tmp_path / "matrix.html"
+    page.write_text(html[: html.rindex("</body>")] + _MATRIX_CLICK + "</html>\n", encoding="utf-8")
+    dom = _dump_dom(browser, page, tmp_path / "profile")
+    assert dom.count('data-sortable="ready"') == 2  # the matrix and the table of every check
+    assert 'data-first-case="log-outside"' in dom  # error first, then the larger share of failures
+    assert 'data-second-case="exp"' in dom  # 1 of 1 failed, before tanh's 2 of 3
+    assert 'data-by-text="1"' in dom
+    assert 'data-failing="3"' in dom  # tanh and exp failed on an engine, log-outside is an error
+
+
+def test_a_failing_record_names_its_culprit(tmp_path: Path, engines: ModuleType) -> None:
+    from gradspec._cases import load_file
+    from gradspec._engines import resolve
+    from gradspec._runner import run_case
+
+    path = tmp_path / "c.gradspec.yaml"
+    path.write_text("cases:\n  - id: t\n    expr: a = x*y; tanh(a) + x\n    at: {x: 0.5, y: 2}\n")
+    (case,) = load_file(path).cases
+    (result,) = run_case(case, resolve(engines.TanhSignFlip))
+    run = Run((result,), (result.engine,), (str(path),), (), 0.1, "test")
+    record = json.loads(render("json", run))["checks"][0]
+    assert record["verdict"] == "fail"
+    assert record["culprit"]["op"] == "tanh" and record["culprit"]["kind"] == "rule"
+    assert record["shrunk"].startswith("- id: t-shrunk")
+    assert "culprit (`tanh`)" in render("markdown", run)
+    assert "culprit <code>tanh</code>" in render("html", run)

@@ -3,8 +3,8 @@
 The suffix of a report's path picks its format::
 
     .json              every check in a stable, documented shape (docs/report-format.md)
-    .md, .markdown     a summary and the failures, bounded, for a CI job page
-    .html, .htm        one self-contained page: summaries, plots, a sortable table, derivatives
+    .md, .markdown     a summary, the conformance matrix (several engines) and the failures, for a CI job page
+    .html, .htm        one self-contained page: summaries, the matrix, plots, a sortable table, derivatives
 
 >>> format_for("out/report.HTML")
 'html'

@@ -78,6 +78,21 @@ details > .body { padding: 6px 12px 10px; }
 .controls { display: flex; gap: 16px; align-items: center; flex-wrap: wrap; margin: 8px 0; }
 .controls input[type="search"] { padding: 5px 8px; min-width: 280px; border: 1px solid var(--line);
                                  border-radius: 6px; background: var(--bg); color: var(--fg); }
+table.matrix td.cell, table.matrix td.case { white-space: nowrap; }
+table.matrix td.cell .detail { white-space: normal; overflow-wrap: anywhere; }
+table.matrix tr.matrix-row:hover td { filter: brightness(0.97); }
+.cell { --tone: var(--skip); }
+.cell.pass { --tone: var(--pass); } .cell.fail { --tone: var(--fail); } .cell.convention { --tone: var(--convention); }
+.cell.skip { --tone: var(--skip); } .cell.xfail { --tone: var(--xfail); } .cell.error { --tone: var(--error); }
+td.cell { background: color-mix(in srgb, var(--tone) 14%, transparent); box-shadow: inset 3px 0 0 var(--tone);
+          max-width: 340px; font-size: 13px; }
+td.cell.none { background: none; box-shadow: none; color: var(--muted); text-align: center; }
+.cell .sym { color: var(--tone); font-weight: 700; }
+.cell .count { font-variant-numeric: tabular-nums; }
+.cell .detail { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
+.cell .others { color: var(--muted); font-size: 12px; }
+.matrix-legend span.cell { display: inline-block; width: 22px; text-align: center; border-radius: 3px;
+                           background: color-mix(in srgb, var(--tone) 14%, transparent); }
 ul.errors li { font-family: ui-monospace, monospace; font-size: 12.5px; color: var(--error); }
 footer { margin: 40px auto 24px; color: var(--muted); font-size: 12px; }
 """
@@ -85,10 +100,6 @@ footer { margin: 40px auto 24px; color: var(--muted); font-size: 12px; }
 SCRIPT = """
 (function () {
   "use strict";
-  var table = document.getElementById("checks-table");
-  if (!table) { return; }
-  var body = table.tBodies[0];
-  var heads = table.tHead.rows[0].cells;
   var collator = new Intl.Collator(undefined, {numeric: true, sensitivity: "base"});
 
   function key(row, i, numeric) {
@@ -100,49 +111,64 @@ SCRIPT = """
     return isNaN(n) ? -Infinity : n;
   }
 
-  function sortBy(i) {
-    var th = heads[i];
-    var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
-    var numeric = th.getAttribute("data-type") === "number";
-    for (var j = 0; j < heads.length; j++) { heads[j].setAttribute("aria-sort", "none"); }
-    th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = key(a, i, numeric), y = key(b, i, numeric);
-      return dir * (numeric ? (x < y ? -1 : (x > y ? 1 : 0)) : collator.compare(x, y));
+  // A sortable table: click (or Enter on) a header to sort by it, again to reverse.
+  function sortable(table) {
+    var body = table.tBodies[0];
+    var heads = table.tHead.rows[0].cells;
+    function sortBy(i) {
+      var th = heads[i];
+      var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+      var numeric = th.getAttribute("data-type") === "number";
+      for (var j = 0; j < heads.length; j++) { heads[j].setAttribute("aria-sort", "none"); }
+      th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a, i, numeric), y = key(b, i, numeric);
+        return dir * (numeric ? (x < y ? -1 : (x > y ? 1 : 0)) : collator.compare(x, y));
+      });
+      var frag = document.createDocumentFragment();
+      rows.forEach(function (r) { frag.appendChild(r); });
+      body.appendChild(frag);
+    }
+    Array.prototype.forEach.call(heads, function (th, i) {
+      th.tabIndex = 0;
+      th.setAttribute("aria-sort", "none");
+      th.addEventListener("click", function () { sortBy(i); });
+      th.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(i); }
+      });
     });
-    var frag = document.createDocumentFragment();
-    rows.forEach(function (r) { frag.appendChild(r); });
-    body.appendChild(frag);
   }
 
-  Array.prototype.forEach.call(heads, function (th, i) {
-    th.tabIndex = 0;
-    th.setAttribute("aria-sort", "none");
-    th.addEventListener("click", function () { sortBy(i); });
-    th.addEventListener("keydown", function (e) {
-      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(i); }
-    });
-  });
-
-  var filter = document.getElementById("filter");
-  var only = document.getElementById("only-failing");
-  var shown = document.getElementById("shown");
-  function apply() {
-    var q = filter.value.toLowerCase(), n = 0;
-    Array.prototype.forEach.call(body.rows, function (r) {
-      var v = r.getAttribute("data-verdict");
-      var keep = (!only.checked || v === "fail" || v === "error") &&
-                 (!q || r.textContent.toLowerCase().indexOf(q) >= 0);
-      r.hidden = !keep;
-      if (keep) { n++; }
-    });
-    shown.textContent = String(n);
-  }
-  if (filter && only && shown) {
+  // Its filter: rows containing the text, optionally only those whose data-verdict is fail or error.
+  function filterable(table, filter, only, shown) {
+    if (!filter || !only || !shown) { return; }
+    var body = table.tBodies[0];
+    function apply() {
+      var q = filter.value.toLowerCase(), n = 0;
+      Array.prototype.forEach.call(body.rows, function (r) {
+        var v = r.getAttribute("data-verdict");
+        var keep = (!only.checked || v === "fail" || v === "error") &&
+                   (!q || r.textContent.toLowerCase().indexOf(q) >= 0);
+        r.hidden = !keep;
+        if (keep) { n++; }
+      });
+      shown.textContent = String(n);
+    }
     filter.addEventListener("input", apply);
     only.addEventListener("change", apply);
   }
-  table.setAttribute("data-sortable", "ready");
+
+  function setup(id, prefix) {
+    var table = document.getElementById(id);
+    if (!table) { return; }
+    sortable(table);
+    filterable(table, document.getElementById(prefix + "filter"), document.getElementById(prefix + "only-failing"),
+               document.getElementById(prefix + "shown"));
+    table.setAttribute("data-sortable", "ready");
+  }
+
+  setup("checks-table", "");
+  setup("matrix-table", "matrix-");
 })();
 """

@@ -1,10 +1,10 @@
 """The HTML report: one self-contained page that opens offline.
 
-Summary per engine and per case file, plots of the relative errors and of the numerical reference's
-error against step size (inline SVG drawn in Python), the failures with their numbers, a sortable and
-filterable table of every check, and the symbolic derivatives per expression. Styles and the small
-script are inline; a Content-Security-Policy forbids the page from loading anything. Every text a
-user wrote is escaped.
+Summary per engine and per case file, the conformance matrix (cases x engines, when there are several
+engines), plots of the relative errors and of the numerical reference's error against step size (inline
+SVG drawn in Python), the failures with their numbers, a sortable and filterable table of every check,
+and the symbolic derivatives per expression. Styles and the small script are inline; a
+Content-Security-Policy forbids the page from loading anything. Every text a user wrote is escaped.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from gradspec._report._common import (
     version_of,
     worst_rel_error,
 )
+from gradspec._report._html_matrix import matrix_section
+from gradspec._report._matrix import shows_matrix
 from gradspec._report._plots import error_histograms, step_colour, step_errors, step_plot
 from gradspec._results import CheckResult, Quantity, Run, Verdict
 
@@ -153,8 +155,12 @@ def failure_details(result: CheckResult, index: int) -> str:
         body.append(f"<div>message: {e(result.message)}</div>")
     if result.kinks:
         body.append(f"<div>at a kink: {e(', '.join(result.kinks))}</div>")
+    if result.culprit is not None:
+        body.append(f'<div>culprit <code>{e(result.culprit.op)}</code>: {e(result.culprit.message)}</div>')
     if result.quantities:
         body.append(quantity_table(result.quantities))
+    if result.shrunk:
+        body.append(f"<div>smallest failing case:</div><pre>{e(result.shrunk)}</pre>")
     symbolic = _symbolic(result.quantities, only_failing=True)
     if symbolic:
         body.append(f"<div>symbolic derivative:</div>{symbolic}")
@@ -253,9 +259,11 @@ def header(run: Run) -> str:
     meta = (f"gradspec {version_of(run)} · {len(run.results)} checks · {len(engines_of(run))} engine(s) · "
             f"{len(run.files)} case file(s) · {run.seconds:.2f} s · exit code {run.exit_code}")
     badges = "".join(badge(v, f"{totals[v]} {v.value}") for v in VERDICTS if totals[v])
-    nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in (("summary", "Summary"), ("rel-errors", "Relative errors"),
-                  ("step-size", "Step size"), ("failures", "Failures"), ("checks", "All checks"),
-                  ("derivatives", "Derivatives")))
+    links = [("summary", "Summary"), ("matrix", "Conformance"), ("rel-errors", "Relative errors"),
+             ("step-size", "Step size"), ("failures", "Failures"), ("checks", "All checks"), ("derivatives", "Derivatives")]
+    if not shows_matrix(run):
+        links.pop(1)
+    nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in links)
     return (f'<header><h1>gradspec report: <span class="status {"ok" if ok else "bad"}">{e(status)}</span></h1>'
             f'<div class="meta">{e(meta)}</div><div class="totals">{badges}</div><nav>{nav}</nav></header>')
 
@@ -263,8 +271,8 @@ def header(run: Run) -> str:
 def render_html(run: Run) -> str:
     """The whole page as one string."""
     anchors = _anchors(run)
-    sections = [summary_section(run), errors_plot_section(run), steps_section(run), failures_section(run),
-                checks_section(run, anchors), derivatives_section(run, anchors)]
+    sections = [summary_section(run), matrix_section(run), errors_plot_section(run), steps_section(run),
+                failures_section(run), checks_section(run, anchors), derivatives_section(run, anchors)]
     title = f"gradspec report: {len(run.results)} checks, exit code {run.exit_code}"
     return "\n".join([
         "<!DOCTYPE html>",

@@ -11,9 +11,10 @@ import math
 from typing import Any
 
 from gradspec._report._common import VERDICTS, engines_of, files_of, version_of
-from gradspec._results import CheckResult, Quantity, Run, Verdict
+from gradspec._report._matrix import Cell, build_matrix
+from gradspec._results import CheckResult, Culprit, Quantity, Run, Verdict
 
-__all__ = ["FORMAT_VERSION", "number", "render_json", "to_dict"]
+__all__ = ["FORMAT_VERSION", "matrix", "number", "render_json", "to_dict"]
 
 FORMAT_VERSION = 1  # bumped when a field changes meaning or goes away; adding a field does not bump it
 
@@ -81,7 +82,28 @@ def check_record(r: CheckResult) -> dict[str, Any]:
         "message": r.message,
         "kinks": list(r.kinks),
         "quantities": [quantity_record(q) for q in r.quantities],
+        "culprit": culprit_record(r.culprit) if r.culprit is not None else None,
+        "shrunk": r.shrunk or None,
     }
+
+
+def culprit_record(c: Culprit) -> dict[str, Any]:
+    """Where a failing engine first goes wrong: ``op`` is an op-table name, or "backward"."""
+    return {"op": c.op, "kind": c.kind, "node": c.node, "argument": c.argument, "exact": number(c.exact),
+            "engine": number(c.engine), "message": c.message}
+
+
+def cell_record(cell: Cell) -> dict[str, Any]:
+    """One case's checks on one engine, summarised."""
+    return {"verdict": cell.verdict.value, "counts": _counts(cell.counts), "summary": cell.summary}
+
+
+def matrix(run: Run) -> dict[str, Any]:
+    """The conformance matrix: a row per case, a cell per engine that ran it."""
+    m = build_matrix(run)
+    rows = [{"file": row.file, "case": row.case, "cells": {e: cell_record(c) for e, c in row.cells.items()}}
+            for row in m.rows]
+    return {"engines": list(m.engines), "rows": rows}
 
 
 def to_dict(run: Run) -> dict[str, Any]:
@@ -93,6 +115,7 @@ def to_dict(run: Run) -> dict[str, Any]:
         "engines": engines_of(run),
         "files": list(run.files),
         "errors": list(run.errors),
+        "matrix": matrix(run),
         "checks": [check_record(r) for r in run.results],
     }
 

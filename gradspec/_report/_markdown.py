@@ -1,7 +1,7 @@
 """The Markdown report: a summary for a CI job page (GitHub's ``$GITHUB_STEP_SUMMARY`` and the like).
 
-A table of verdicts per engine, the invalid input, then each failure with its numbers and the symbolic
-derivative. It stays bounded: the first ``MAX_FAILURES`` failures, then a line saying how many more.
+A table of verdicts per engine, the conformance matrix (cases x engines) when there are several engines,
+the invalid input, then each failure with its numbers and the symbolic derivative. It stays bounded: the first ``MAX_FAILURES`` failures, then a line saying how many more.
 Everything a user wrote (expressions, case ids, messages) goes in code spans, where Markdown and HTML
 mean nothing.
 """
@@ -22,15 +22,17 @@ from gradspec._report._common import (
     quantity_label,
     version_of,
 )
+from gradspec._report._matrix import LEGEND, SYMBOLS, Cell, build_matrix, display_names, shows_matrix
 from gradspec._results import CheckResult, Quantity, Run, Verdict
 
-__all__ = ["MAX_ERRORS", "MAX_FAILURES", "MAX_QUANTITIES", "render_markdown"]
+__all__ = ["MATRIX_HEADING", "MAX_ERRORS", "MAX_FAILURES", "MAX_QUANTITIES", "matrix_section", "render_markdown"]
 
 MAX_FAILURES = 50
 MAX_ERRORS = 50
 MAX_QUANTITIES = 12  # rows per failure; beyond that only the quantities that did not pass
 MAX_SYMBOLIC = 1500  # characters of one symbolic derivative
 MAX_TEXT = 500  # characters of an expression or message
+MATRIX_HEADING = "### Conformance matrix"
 
 
 def code(text: str, *, in_table: bool = False) -> str:
@@ -80,6 +82,35 @@ def summary_table(run: Run) -> list[str]:
 
 def _count(n: int, verdict: Verdict) -> str:
     return f"**{n}**" if n and verdict in NOT_PASSING else str(n)
+
+
+def matrix_cell(cell: Cell | None) -> str:
+    """A matrix cell: symbol and counts as they are, the quoted reason or quantity in a code span."""
+    if cell is None:
+        return ""
+    parts = [p for p in (cell.symbol, cell.count) if p]
+    if cell.detail:
+        parts.append(code(cell.detail, in_table=True))
+    if cell.others:
+        parts.append(f"({cell.others})")
+    return " ".join(parts)
+
+
+def matrix_section(run: Run) -> list[str]:
+    """Cases x engines, each cell the case's checks on that engine; only for a run with several engines."""
+    if not shows_matrix(run):
+        return []
+    m = build_matrix(run)
+    names = display_names([row.file for row in m.rows])
+    legend = [f"- {SYMBOLS[v]} {text}" for v, text in LEGEND]
+    head = ["file", "case", *(code(e, in_table=True) for e in m.engines)]
+    lines = [f"{MATRIX_HEADING} ({len(m.rows)} cases x {len(m.engines)} engines)", "", *legend, "",
+             "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for row in m.rows:
+        cells = [code(names.get(row.file, "-"), in_table=True), code(row.case, in_table=True),
+                 *(matrix_cell(row.cells.get(e)) for e in m.engines)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def errors_section(run: Run) -> list[str]:
@@ -133,10 +164,14 @@ def failure(index: int, result: CheckResult) -> list[str]:
         lines.append(f"- message: {code(clip(result.message, MAX_TEXT))}")
     if result.kinks:
         lines.append(f"- at a kink: {code(', '.join(result.kinks))}")
+    if result.culprit is not None:
+        lines.append(f"- culprit (`{result.culprit.op}`): {code(clip(result.culprit.message, MAX_TEXT))}")
     notes = [f"{quantity_label(q)}: {q.note}" for q in result.quantities if q.note and q.verdict is not Verdict.PASS]
     lines += [f"- note: {code(clip(n, MAX_TEXT))}" for n in notes[:MAX_QUANTITIES]]
     if result.quantities:
         lines += ["", *quantity_table(result)]
+    if result.shrunk:
+        lines += ["", "Smallest failing case:", "", "```yaml", result.shrunk.rstrip(), "```"]
     return [*lines, *_symbolic(result.quantities), ""]
 
 
@@ -155,5 +190,6 @@ def failures_section(run: Run) -> list[str]:
 
 def render_markdown(run: Run) -> str:
     """The whole Markdown report, ending in a newline."""
-    lines = [_title(run), "", _meta(run), "", *summary_table(run), "", *errors_section(run), *failures_section(run)]
+    lines = [_title(run), "", _meta(run), "", *summary_table(run), "", *matrix_section(run), *errors_section(run),
+             *failures_section(run)]
     return "\n".join(lines).rstrip("\n") + "\n"
