@@ -274,9 +274,9 @@ def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str |
     step = graph.steps[i]
     op = OPS[step.op or ""]
     args = [(float(values[a]), graph.varying[a]) for a in step.args]
-    scaled = _mini(op.name, args, accumulate=False, shared=False)
-    if _fails(scaled, engine):
-        return "rule"
+    for upstream in (None, _UPSTREAM):  # alone, then under an upstream gradient that is not 1
+        if _fails(_mini(op.name, args, accumulate=False, shared=False, upstream=upstream), engine):
+            return "rule"
     if _fails(_mini(op.name, args, accumulate=True, shared=False), engine):
         return "accumulation"
     if op.arity == 2 and all(v for _, v in args) and _fails(_mini(op.name, args, accumulate=False, shared=True), engine):
@@ -284,8 +284,10 @@ def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str |
     return None
 
 
-def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: bool) -> tuple[Graph, dict[str, Fraction]]:
-    """``1.75 * op(a, b)`` (optionally ``+ a + b``, or ``op(a, a)``) as a graph with its point."""
+def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: bool,
+          upstream: float | None = _UPSTREAM) -> tuple[Graph, dict[str, Fraction]]:
+    """``1.75 * op(a, b)`` (optionally ``+ a + b``, or ``op(a, a)``; ``op(a, b)`` alone without
+    ``upstream``) as a graph with its point."""
     steps: list[Step] = []
     point: dict[str, Fraction] = {}
     operands: list[int] = []
@@ -301,8 +303,9 @@ def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: 
             steps.append(Step(None, const=Fraction(value)))
             operands.append(len(steps) - 1)
     steps.append(Step(op, tuple(operands)))
-    steps.append(Step(None, const=Fraction(_UPSTREAM)))
-    steps.append(Step("mul", (len(steps) - 2, len(steps) - 1)))
+    if upstream is not None:
+        steps.append(Step(None, const=Fraction(upstream)))
+        steps.append(Step("mul", (len(steps) - 2, len(steps) - 1)))
     if accumulate:
         for k in dict.fromkeys(o for o, (_, v) in zip(operands, args, strict=True) if v):
             steps.append(Step("add", (len(steps) - 1, k)))

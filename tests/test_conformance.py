@@ -1,0 +1,81 @@
+"""The built-in library on every adapter: the conformance matrix, pinned.
+
+Every engine passes everything it can run, except for the real differences gradspec is there to show:
+JAX's d|x|/dx at 0 is 1 (a convention difference, not a failure); micrograd has no tanh, exp, log, ...
+(skips, each with its reason) and its recursive backward dies on the 10,000-deep composition; tinygrad's
+sigmoid gradient is nan far in the negative tail (exp(800) overflows in its backward), where the exact
+gradient is 0. tinygrad runs every case but the deep compositions and the learning cases, which take it
+minutes here (its lazy scheduler under DEV=PYTHON); those run in docs/conformance.md's full matrix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from gradspec._cases import data_dir, discover, load_file
+from gradspec._engines import resolve
+from gradspec._results import CheckResult, Verdict
+from gradspec._runner import run_case
+
+CASES = [c for p in discover([data_dir("cases")]) for c in load_file(p).cases]
+SLOW_ON_TINYGRAD = {"deep-10000", "deep-nonlinear"}
+
+
+def run_library(spec: str) -> list[CheckResult]:
+    engine = resolve(spec)
+    if getattr(engine, "reason", None):
+        pytest.skip(str(engine.reason))
+    chosen = CASES
+    if spec.startswith("tinygrad"):
+        chosen = [c for c in CASES if c.id not in SLOW_ON_TINYGRAD and c.kind != "training"]
+    return [r for case in chosen for r in run_case(case, engine)]
+
+
+def outcomes(results: list[CheckResult]) -> Counter[tuple[str, str]]:
+    return Counter((r.case_id, r.verdict.value) for r in results if r.verdict is not Verdict.PASS)
+
+
+def test_torch_passes_everything() -> None:
+    pytest.importorskip("torch")
+    results = run_library("torch")
+    assert outcomes(results) == Counter()
+    assert len(results) > 4000
+
+
+def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail() -> None:
+    pytest.importorskip("tinygrad")
+    results = run_library("tinygrad")
+    assert outcomes(results) == Counter({("sigmoid-extremes", "fail"): 1, ("sigmoid-far-negative", "fail"): 1})
+    for r in results:
+        if r.verdict is Verdict.FAIL:
+            assert r.point == {"x": -800.0}
+            (q,) = [q for q in r.quantities if q.verdict is Verdict.FAIL]
+            assert (q.name, q.exact) == ("x", 0.0) and q.engine != q.engine  # nan
+            assert r.culprit is not None and r.culprit.op == "sigmoid"
+    assert len(results) > 4000
+
+
+def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
+    pytest.importorskip("jax")
+    results = run_library("jax")
+    assert outcomes(results) == Counter({("abs-at-zero", "convention"): 1})
+    (abs_at_zero,) = [r for r in results if r.case_id == "abs-at-zero"]
+    (q,) = [q for q in abs_at_zero.quantities if q.name == "x"]
+    assert (q.engine, q.exact) == (1.0, 0.0)
+    assert "another subgradient at a kink" in q.note
+
+
+def test_micrograd_skips_what_it_lacks_and_fails_the_deep_composition() -> None:
+    pytest.importorskip("micrograd")
+    results = run_library("micrograd")
+    failed = [r for r in results if r.verdict is Verdict.FAIL]
+    assert [(r.case_id, r.message.split(":")[0]) for r in failed] == [("deep-10000", "engine raised RecursionError")]
+    skipped = [r for r in results if r.verdict is Verdict.SKIP]
+    reasons = {re.sub(r"(engine has no) \w+", r"\1 OP", r.message.split(":")[0]) for r in skipped}
+    assert reasons == {"engine has no OP", "engine's ** does not take a Value exponent"}
+    missing = {r.message.removeprefix("engine has no ") for r in skipped if r.message.startswith("engine has no")}
+    assert missing == {"tanh", "exp", "log", "sigmoid", "sin", "cos", "sqrt", "abs", "__rpow__"}
+    assert sum(r.verdict is Verdict.PASS for r in results) > 1000
