@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache, lru_cache
-from typing import Any, TypeAlias
+from typing import Any
 
 import mpmath
 import sympy
@@ -26,6 +26,7 @@ import sympy
 from gradspec._cache import CACHE, decode, encode
 from gradspec._graph import Graph
 from gradspec._limits import LIMITS, TimeLimit, deadline
+from gradspec._mpeval import Env, Scalar, compile_expr, to_mpf
 from gradspec._ops import OPS
 from gradspec.errors import DomainError
 
@@ -34,8 +35,6 @@ __all__ = ["DPS", "Derivation", "Exact", "conditioning", "derive", "exact", "num
 DPS = 60  # working precision; results are trusted to well over 30 significant digits
 mp = mpmath.mp
 
-Scalar: TypeAlias = Any  # an mpmath.mpf (mpmath ships no type information)
-Env = Mapping[object, Scalar]
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def derive(graph: Graph) -> Derivation:
         hole = sympy.Dummy(name, real=True)
         around = _sympy_steps(graph, symbols, {index: hole})[graph.output]
         grads[name] = done[index] = sympy.diff(around, hole).subs(hole, exprs[index])
-    compiled = {"": _compile(value)} | {n: _compile(g) for n, g in grads.items()}
+    compiled = {"": compile_expr(value)} | {n: compile_expr(g) for n, g in grads.items()}
     return Derivation(symbols, value, grads, compiled)
 
 
@@ -175,7 +174,7 @@ def _decode(r: dict[str, Any]) -> Exact:
 
 def _exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:
     with mpmath.workdps(DPS):
-        env = {name: _mpf(point[name]) for name, _ in graph.inputs}
+        env = {name: to_mpf(point[name]) for name, _ in graph.inputs}
         values, kinks = forward(graph, env)
         symbolic_result = _symbolic_exact(graph, env) if symbolic(graph) else None
         if symbolic_result is not None:
@@ -211,7 +210,7 @@ def forward(graph: Graph, env: Mapping[str, Scalar]) -> tuple[list[Scalar], list
             continue
         if step.op is None:
             assert step.const is not None
-            values.append(_mpf(step.const))
+            values.append(to_mpf(step.const))
             continue
         op = OPS[step.op]
         args = [values[a] for a in step.args]
@@ -247,7 +246,7 @@ def _op_value(name: str) -> Callable[[Env], Scalar]:
 
 
 def _compile_with(expr: sympy.Expr, dummies: list[sympy.Dummy]) -> Callable[[Env], Scalar]:
-    body = _compile(expr)
+    body = compile_expr(expr)
     return lambda args: body({d: args[i] for i, d in enumerate(dummies)})  # type: ignore[index]
 
 
@@ -308,7 +307,7 @@ def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[
     tau = mpmath.mpf("1e-30")
     names = dict(graph.inputs + graph.intermediates)
     with mpmath.workdps(DPS):
-        env = {name: _mpf(v) for name, v in point}
+        env = {name: to_mpf(v) for name, v in point}
         values, _ = forward(graph, env)
         base = adjoints(graph, values)
         worst = dict.fromkeys(["", *names], mpmath.mpf(0))
@@ -435,123 +434,3 @@ def relative_error(computed: float, reference: float, floor: float = 1e-8) -> fl
     if math.isnan(computed) or math.isnan(reference) or math.isinf(computed) or math.isinf(reference):
         return math.inf
     return abs(computed - reference) / max(abs(computed), abs(reference), floor)
-
-
-# -- SymPy to mpmath --------------------------------------------------------------------------------
-
-
-def _mpf(x: Fraction | float | int | str) -> Scalar:
-    if isinstance(x, Fraction):
-        return mpmath.mpf(x.numerator) / x.denominator
-    return mpmath.mpf(x)
-
-
-_FUNCS: dict[type, Callable[[Scalar], Scalar]] = {
-    sympy.exp: mpmath.exp,
-    sympy.log: lambda v: -mpmath.inf if v == 0 else (mpmath.log(v) if v > 0 else mpmath.nan),
-    sympy.tanh: mpmath.tanh,
-    sympy.sinh: mpmath.sinh,
-    sympy.cosh: mpmath.cosh,
-    sympy.sin: mpmath.sin,
-    sympy.cos: mpmath.cos,
-    sympy.tan: mpmath.tan,
-    sympy.Abs: mpmath.fabs,
-    sympy.sign: mpmath.sign,
-}
-
-_RELATIONS: dict[type, Callable[[Scalar, Scalar], bool]] = {
-    sympy.StrictLessThan: lambda a, b: a < b,
-    sympy.LessThan: lambda a, b: a <= b,
-    sympy.StrictGreaterThan: lambda a, b: a > b,
-    sympy.GreaterThan: lambda a, b: a >= b,
-}
-
-
-def _power(base: Scalar, exponent: Scalar) -> Scalar:
-    if base == 0 and exponent < 0:
-        return mpmath.inf
-    if base < 0 and exponent != mpmath.floor(exponent):
-        return mpmath.nan
-    return mpmath.power(base, exponent)
-
-
-def _compile(expr: sympy.Basic) -> Callable[[Env], Scalar]:
-    """Turn a SymPy expression into a closure over an environment of symbol -> mpf (no code strings)."""
-    if isinstance(expr, sympy.Symbol):
-        return lambda env: env[expr]
-    if expr.is_Number:
-        if expr is sympy.nan:
-            return lambda env: mpmath.nan
-        if expr in (sympy.oo, sympy.zoo):
-            return lambda env: mpmath.inf
-        if expr is sympy.S.NegativeInfinity:
-            return lambda env: -mpmath.inf
-        p, q = sympy.fraction(expr) if expr.is_Rational else (expr, 1)
-        if expr.is_Rational:
-            num, den = int(p), int(q)
-            return lambda env: mpmath.mpf(num) / den
-        text = str(expr)
-        return lambda env: mpmath.mpf(text)
-    if expr is sympy.pi:
-        return lambda env: +mpmath.pi
-    if expr is sympy.E:
-        return lambda env: mpmath.e
-    if isinstance(expr, sympy.Add):
-        parts = [_compile(a) for a in expr.args]
-        return lambda env: mpmath.fsum(p(env) for p in parts)
-    if isinstance(expr, sympy.Mul):
-        parts = [_compile(a) for a in expr.args]
-
-        def product(env: Env) -> Scalar:
-            out = mpmath.mpf(1)
-            for p in parts:
-                out *= p(env)
-            return out
-
-        return product
-    if isinstance(expr, sympy.Pow):
-        base, exponent = _compile(expr.args[0]), _compile(expr.args[1])
-        return lambda env: _power(base(env), exponent(env))
-    if isinstance(expr, sympy.Piecewise):
-        pieces = [(_compile(e), _compile_condition(c)) for e, c in expr.args]
-
-        def piecewise(env: Env) -> Scalar:
-            for value, cond in pieces:
-                if cond(env):
-                    return value(env)
-            return mpmath.nan
-
-        return piecewise
-    fn = _FUNCS.get(type(expr))
-    if fn is not None and len(expr.args) == 1:
-        arg = _compile(expr.args[0])
-        return lambda env: fn(arg(env))
-    raise NotImplementedError(f"no mpmath form for {type(expr).__name__}")
-
-
-def _compile_condition(cond: sympy.Basic) -> Callable[[Env], bool]:
-    if cond is sympy.true:
-        return lambda env: True
-    if cond is sympy.false:
-        return lambda env: False
-    rel = _RELATIONS.get(type(cond))
-    if rel is not None:
-        lhs, rhs = _compile(cond.args[0]), _compile(cond.args[1])
-        return lambda env: rel(lhs(env), rhs(env))
-    if isinstance(cond, sympy.And):
-        parts = [_compile_condition(c) for c in cond.args]
-        return lambda env: all(p(env) for p in parts)
-    if isinstance(cond, sympy.Or):
-        parts = [_compile_condition(c) for c in cond.args]
-        return lambda env: any(p(env) for p in parts)
-    if isinstance(cond, sympy.Not):
-        inner = _compile_condition(cond.args[0])
-        return lambda env: not inner(env)
-    if isinstance(cond, sympy.ITE):  # nested Piecewise conditions: if a then b else c
-        a, b, c = (_compile_condition(x) for x in cond.args)
-        return lambda env: b(env) if a(env) else c(env)
-    if isinstance(cond, sympy.Eq | sympy.Ne):
-        lhs, rhs = _compile(cond.args[0]), _compile(cond.args[1])
-        equal = isinstance(cond, sympy.Eq)
-        return lambda env: (lhs(env) == rhs(env)) == equal
-    raise NotImplementedError(f"no mpmath form for condition {type(cond).__name__}")
