@@ -20,7 +20,7 @@ from gradspec._engines import resolve
 from gradspec._report import check_report_paths, format_for, render, write_reports
 from gradspec._report._json import to_dict
 from gradspec._report._markdown import MATRIX_HEADING, MAX_FAILURES
-from gradspec._report._matrix import MAX_DETAIL, build_matrix
+from gradspec._report._matrix import MAX_DETAIL, build_matrix, display_names
 from gradspec._report._plots import STEP_EXPONENTS, rel_error_bins, step_errors
 from gradspec._results import CheckResult, Quantity, Run, Verdict
 from gradspec._runner import run_case
@@ -376,7 +376,14 @@ def test_matrix_worst_verdict_leads_and_long_details_are_cut() -> None:
                _at(dataclasses.replace(fine, verdict=Verdict.ERROR, message="x" * 500), "c", "f.yaml", 3))
     cell = build_matrix(Run(results, ("builtin",), ("f.yaml",))).rows[0].cells["builtin"]
     assert cell.verdict is Verdict.ERROR and cell.count == "1/3" and cell.others == "– 1, ✓ 1"
-    assert cell.detail.startswith("x" * MAX_DETAIL) and "more characters" in cell.detail
+    assert cell.detail == "x" * (MAX_DETAIL - 1) + "…"
+
+
+def test_matrix_names_files_relative_to_their_shared_folder() -> None:
+    assert display_names(["/a/cases/x.yaml", "/a/cases/sub/y.yaml"]) == {"/a/cases/x.yaml": "x.yaml",
+                                                                         "/a/cases/sub/y.yaml": "sub/y.yaml"}
+    assert display_names(["/a/cases/x.yaml"]) == {"/a/cases/x.yaml": "x.yaml"}
+    assert display_names(["x.yaml", "", "d/y.yaml"]) == {"x.yaml": "x.yaml", "d/y.yaml": "d/y.yaml"}
 
 
 def test_json_matrix(matrix_run: Run) -> None:

@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from gradspec._report._common import VERDICTS, clip, engines_of, fmt, quantity_label, severity
+from gradspec._report._common import VERDICTS, engines_of, fmt, quantity_label, severity
 from gradspec._results import CheckResult, Quantity, Run, Verdict, worst
 
 __all__ = ["LEGEND", "MAX_DETAIL", "SYMBOLS", "Cell", "Matrix", "Row", "build_matrix", "display_names", "shows_matrix"]
@@ -41,7 +41,7 @@ LEGEND: tuple[tuple[Verdict, str], ...] = (
     (Verdict.XFAIL, "xfail: failed, as the case says it is expected to (the reason)"),
     (Verdict.ERROR, "error: the check itself is invalid, such as a point outside an op's domain"),
 )
-MAX_DETAIL = 80  # characters of the message or quantity a cell quotes
+MAX_DETAIL = 100  # characters of the message or quantity a cell quotes; longer ones end in "…"
 _CONVENTION = re.compile(r"convention (?:gives|is) ([^\s;,]+)")
 _MIXED_ORDER = sorted(VERDICTS, key=severity)  # worst first
 
@@ -97,7 +97,7 @@ def build_matrix(run: Run) -> Matrix:
     """The conformance matrix of ``run``: rows in the order cases first appear, engines as the run lists them."""
     groups: dict[tuple[str, str], dict[str, list[CheckResult]]] = {}
     for r in run.results:
-        key = (r.path, r.case_id or clip(r.expression, 60))
+        key = (r.path, r.case_id or _cut(r.expression, 60))
         groups.setdefault(key, {}).setdefault(r.engine, []).append(r)
     engines = tuple(engines_of(run))
     rows = tuple(Row(path, case, {e: summarise(by_engine[e]) for e in engines if e in by_engine})
@@ -114,7 +114,11 @@ def summarise(results: list[CheckResult]) -> Cell:
     first = next(r for r in results if r.verdict is verdict)
     others = ", ".join(f"{SYMBOLS[v]} {counts[v]}" for v in _MIXED_ORDER if counts[v] and v is not verdict)
     return Cell(verdict, counts, SYMBOLS[verdict], _count(counts[verdict], len(results), verdict),
-                clip(_detail(first, verdict), MAX_DETAIL), others)
+                _cut(_detail(first, verdict)), others)
+
+
+def _cut(text: str, limit: int = MAX_DETAIL) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def _count(n: int, total: int, verdict: Verdict) -> str:
