@@ -93,6 +93,8 @@ def _build_parser() -> _Parser:
     r.add_argument("--report", action="append", default=[], metavar="FILE",
                    help="write a report; the suffix picks the format (.json, .md, .html); repeatable")
     r.add_argument("-k", dest="keyword", metavar="TEXT", help="only cases whose id contains TEXT")
+    r.add_argument("--exclude", action="append", default=[], metavar="CASE_ID",
+                   help="leave out the case with this id (repeatable)")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     r.add_argument("--time-limit", type=float, default=LIMITS.engine, metavar="SECONDS",
                    help=f"fail a check whose engine call takes longer (default {LIMITS.engine:g})")
@@ -178,7 +180,8 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     check_report_paths(args.report)
     start = time.perf_counter()
     files, errors = _load_all(args.paths, err)
-    cases = [c for f in files for c in f.cases if not args.keyword or args.keyword in c.id]
+    cases = [c for f in files for c in f.cases
+             if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
     total = len(cases) * len(engines)
     progress = _Progress(err, total)
     results: list[CheckResult] = []

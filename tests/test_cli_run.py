@@ -195,3 +195,9 @@ def test_run_builtin_library() -> None:
     assert m.group(1) == ("OK" if code == 0 else "FAILED")
     assert int(m.group(2)) > 0 and int(m.group(4)) >= 1
     assert m.group(7) == "0"
+
+
+def test_run_can_leave_cases_out(kinds_file: Path) -> None:
+    code, out, _ = run("run", str(kinds_file), "--exclude", "train-line", "--exclude", "deep-contraction")
+    assert code == 0
+    assert summary(out).groups()[:3] == ("OK", "11", "5")
