@@ -443,6 +443,14 @@ def test_html_matrix(matrix_run: Run) -> None:
     assert 'data-verdict="error"' in section and "http" not in section
 
 
+def test_matrix_size_reads_right_for_one_case() -> None:
+    fine = gradspec.check("x", {"x": 1})
+    run = Run((_at(fine, "c", "f.yaml", 1), _at(dataclasses.replace(fine, engine="b"), "c", "f.yaml", 1)),
+              ("builtin", "b"), ("f.yaml",))
+    assert f"{MATRIX_HEADING} (1 case x 2 engines)" in render("markdown", run)
+    assert "Conformance matrix (1 case x 2 engines)</h2>" in render("html", run)
+
+
 def test_single_engine_reports_have_no_matrix() -> None:
     run = Run((_at(gradspec.check("x*y", {"x": 2, "y": 3}), "c", "f.yaml", 1),), ("builtin",), ("f.yaml",))
     assert MATRIX_HEADING not in render("markdown", run)

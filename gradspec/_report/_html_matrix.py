@@ -87,5 +87,5 @@ def matrix_section(run: Run) -> str:
                 'reason..." aria-label="filter the matrix"><label><input type="checkbox" id="matrix-only-failing"> '
                 f'only cases with a failure or error</label><span class="muted"><span id="matrix-shown">{n}</span> '
                 f"of {n} shown; click a header to sort</span></div>")
-    return (f'<section id="matrix"><h2>Conformance matrix ({n} cases x {len(m.engines)} engines)</h2>'
+    return (f'<section id="matrix"><h2>Conformance matrix ({_e(m.size)})</h2>'
             f'<p class="caption">{_e(caption)}</p>{legend()}{controls}{_table(m, names)}</section>')

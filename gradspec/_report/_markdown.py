@@ -104,7 +104,7 @@ def matrix_section(run: Run) -> list[str]:
     names = display_names([row.file for row in m.rows])
     legend = [f"- {SYMBOLS[v]} {text}" for v, text in LEGEND]
     head = ["file", "case", *(code(e, in_table=True) for e in m.engines)]
-    lines = [f"{MATRIX_HEADING} ({len(m.rows)} cases x {len(m.engines)} engines)", "", *legend, "",
+    lines = [f"{MATRIX_HEADING} ({m.size})", "", *legend, "",
              "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in m.rows:
         cells = [code(names.get(row.file, "-"), in_table=True), code(row.case, in_table=True),

@@ -87,6 +87,12 @@ class Matrix:
     engines: tuple[str, ...]
     rows: tuple[Row, ...]
 
+    @property
+    def size(self) -> str:
+        """``162 cases x 5 engines``."""
+        cases, engines = len(self.rows), len(self.engines)
+        return f"{cases} case{'s' * (cases != 1)} x {engines} engine{'s' * (engines != 1)}"
+
 
 def shows_matrix(run: Run) -> bool:
     """Whether the Markdown and HTML reports show a matrix: only when the run has several engines."""
