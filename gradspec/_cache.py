@@ -1,9 +1,16 @@
-"""A disk cache of exact references, so a second run skips SymPy altogether.
+"""Disk caches: exact references, so a second run skips SymPy altogether, and case files that loaded
+cleanly, so an unchanged file skips parsing and validation.
 
-One JSON file per graph, named by a hash of its text, its inputs and the versions of gradspec, SymPy
+Exact references: one JSON file per graph, named by a hash of its text, its inputs and the versions of gradspec, SymPy
 and mpmath: it holds the symbolic formulas and, per point, the exact value, gradients, kinks and
 subgradient ranges to 40 significant digits. A file that is unreadable, corrupt or written by other
 versions is ignored and rewritten; the cache never decides a result, it only remembers one.
+
+Case files: one JSON file per file content that loaded without a single error, named by a hash of the
+bytes, the schema, gradspec's own source and the versions above. It holds the YAML data and the line
+and column of every value, so the loader rebuilds the same cases without YAML parsing, the JSON Schema,
+or the exact checks of hand-written expectations. Any change to the file, the schema or gradspec
+changes the name, and an error-free file is the only kind remembered.
 
 The folder is ``$GRADSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/gradspec``, else ``~/.cache/gradspec``;
 ``GRADSPEC_CACHE=0`` turns the cache off.
@@ -24,8 +31,9 @@ import mpmath
 import sympy
 
 from gradspec._graph import Graph
+from gradspec._yaml import Document, Mark, decode_text
 
-__all__ = ["CACHE", "DiskCache"]
+__all__ = ["CACHE", "DOCUMENTS", "DiskCache", "DocumentCache"]
 
 _DIGITS = 40
 
@@ -62,13 +70,14 @@ class DiskCache:
         return key
 
     def _entry(self, graph: Graph) -> dict[str, Any] | None:
-        folder = _folder()
-        if folder is None:
-            return None
         key = self._key(graph)
-        if key not in self._entries:
-            self._entries[key] = self._read(folder / f"{key}.json")
-        return self._entries[key]
+        found = self._entries.get(key)
+        if found is None:
+            folder = _folder()
+            if folder is None:
+                return None
+            found = self._entries[key] = self._read(folder / f"{key}.json")
+        return found
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
@@ -148,6 +157,73 @@ class DiskCache:
         _MEMO.clear()
 
 
+class DocumentCache:
+    """Case files that loaded cleanly, by content: their YAML data and marks."""
+
+    def __init__(self) -> None:
+        self._fingerprint: str | None = None
+
+    def _path(self, raw: bytes) -> Path | None:
+        folder = _folder()
+        if folder is None:
+            return None
+        digest = hashlib.sha256(self.fingerprint().encode())
+        digest.update(raw)
+        return folder / "files" / f"{digest.hexdigest()[:40]}.json"
+
+    def fingerprint(self) -> str:
+        """What the outcome of loading depends on besides the file: the schema, gradspec's code, versions."""
+        if self._fingerprint is None:
+            from gradspec._cases import data_dir
+
+            digest = hashlib.sha256(json.dumps(_versions()).encode())
+            package = Path(__file__).resolve().parent
+            for source in [data_dir("schemas") / "case-file.schema.json", *sorted(package.rglob("*.py"))]:
+                digest.update(source.name.encode())
+                digest.update(source.read_bytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def get(self, path: str, raw: bytes) -> Document | None:
+        where = self._path(raw)
+        if where is None:
+            return None
+        try:
+            stored = json.loads(where.read_text(encoding="utf-8"))
+            marks = {tuple(p): Mark(line, col, style) for p, line, col, style in stored["marks"]}
+            key_marks = {tuple(p): Mark(line, col) for p, line, col in stored["key_marks"]}
+            return Document(path, stored["data"], marks, key_marks, decode_text(path, raw).splitlines())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # absent, unreadable or not ours: the file is loaded the long way
+
+    def put(self, raw: bytes, doc: Document) -> None:
+        where = self._path(raw)
+        if where is None or not _plain(doc.data):
+            return  # non-string keys do not survive JSON; such a file is simply not remembered
+        stored = {
+            "marks": [[list(p), m.line, m.col, m.style] for p, m in doc.marks.items()],
+            "key_marks": [[list(p), m.line, m.col] for p, m in doc.key_marks.items()],
+            "data": doc.data,
+        }
+        try:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=where.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(stored, f)
+            os.replace(tmp, where)
+        except OSError:
+            pass
+
+
+def _plain(data: Any) -> bool:
+    """Whether ``data`` survives a JSON round trip unchanged (mapping keys are strings)."""
+    if isinstance(data, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in data.items())
+    if isinstance(data, list):
+        return all(_plain(v) for v in data)
+    return True
+
+
 def _point_key(point: dict[str, Fraction]) -> str:
     return ",".join(f"{k}={v.numerator}/{v.denominator}" for k, v in sorted(point.items()))
 
@@ -162,3 +238,4 @@ def decode(text: str) -> Any:
 
 CACHE = DiskCache()
 atexit.register(CACHE.flush)
+DOCUMENTS = DocumentCache()

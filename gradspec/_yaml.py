@@ -19,7 +19,7 @@ import yaml
 
 from gradspec.errors import CaseFileError
 
-__all__ = ["MAX_BYTES", "MAX_NODES", "Document", "Mark", "load"]
+__all__ = ["MAX_BYTES", "MAX_NODES", "Document", "Mark", "decode_text", "load"]
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 200_000  # nodes after expanding aliases
@@ -159,7 +159,7 @@ def load(path: str, raw: bytes) -> Document:
     """Parse ``raw`` (the bytes of ``path``) into a :class:`Document`; raises :class:`CaseFileError`."""
     if len(raw) > MAX_BYTES:
         raise CaseFileError(f"file is {len(raw)} bytes; the limit is {MAX_BYTES}", path=path, line=1, col=1)
-    text = _decode(path, raw)
+    text = decode_text(path, raw)
     lines = text.splitlines()
     try:
         node = _compose(text)
@@ -184,7 +184,8 @@ def load(path: str, raw: bytes) -> Document:
     return Document(path, data, builder.marks, builder.key_marks, lines)
 
 
-def _decode(path: str, raw: bytes) -> str:
+def decode_text(path: str, raw: bytes) -> str:
+    """The text of a file: UTF-8, an optional BOM dropped; binary data or other encodings are errors."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:

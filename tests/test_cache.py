@@ -80,3 +80,103 @@ def test_the_cache_can_be_turned_off(folder: Path, monkeypatch: pytest.MonkeyPat
     exact(graph(), POINT)
     CACHE.flush()
     assert list(folder.glob("*.json")) == []
+
+
+# -- case files that loaded cleanly ---------------------------------------------------------------------
+
+import gradspec._cases as cases_module  # noqa: E402
+from gradspec._cache import DOCUMENTS  # noqa: E402
+from gradspec._cases import load_file  # noqa: E402
+from gradspec.errors import CaseFileError  # noqa: E402
+
+CASE_FILE = """\
+description: two cases
+cases:
+  - id: product
+    expr: "x*y + tanh(x)"
+    at: [{x: 0.5, y: -2}, {x: 0.5, y: 3}]
+    expect: {grad: {y: 0.5}}
+  - id: sampled
+    expr: exp(x)
+    sample: {count: 3, vars: {x: {uniform: [-1, 1]}}}
+"""
+
+
+def _cases(loaded):  # type: ignore[no-untyped-def]
+    return [(c.id, c.line, c.expression, c.points, c.expect, c.tolerance, c.domain) for c in loaded.cases]
+
+
+def test_an_unchanged_file_is_rebuilt_without_parsing_or_validation(folder: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.gradspec.yaml"
+    path.write_text(CASE_FILE)
+    cold = load_file(path)
+    assert len(list((folder / "files").glob("*.json"))) == 1
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed or validated again")
+
+    monkeypatch.setattr(cases_module, "load", refuse)
+    monkeypatch.setattr(cases_module._Loader, "schema_errors", refuse)
+    monkeypatch.setattr(cases_module._CaseLoader, "check_points", refuse)
+    warm = load_file(path)
+    assert _cases(warm) == _cases(cold)
+    assert [p.line for c in warm.cases for p in c.points] == [5, 5, 9, 9, 9]
+
+
+def test_an_edited_file_is_validated_again(folder: Path, tmp_path: Path) -> None:
+    path = tmp_path / "a.gradspec.yaml"
+    path.write_text(CASE_FILE)
+    load_file(path)
+    path.write_text(CASE_FILE.replace("y: 0.5", "y: 0.75"))  # now contradicts d/dy = x = 0.5
+    with pytest.raises(CaseFileError) as err:
+        load_file(path)
+    assert (err.value.line, err.value.col) == (6, 24)
+    assert "contradicts the exact d/dy = 0.5" in err.value.message
+
+
+def test_a_file_with_errors_is_never_remembered(folder: Path, tmp_path: Path) -> None:
+    path = tmp_path / "bad.gradspec.yaml"
+    path.write_text(CASE_FILE.replace("tanh(x)", "tanh(z)"))
+    for _ in range(2):
+        with pytest.raises(CaseFileError, match="undefined variable 'z'"):
+            load_file(path)
+    assert not (folder / "files").exists()
+
+
+def test_a_file_whose_keys_are_not_strings_is_not_remembered(folder: Path, tmp_path: Path) -> None:
+    path = tmp_path / "a.gradspec.yaml"
+    path.write_text(CASE_FILE + "  - id: numbered\n    expr: x\n    at: {x: 1}\n    description: {1: one}\n")
+    with pytest.raises(CaseFileError):
+        load_file(path)  # the schema refuses a mapping as a description; nothing is written either way
+    assert not (folder / "files").exists()
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", json.dumps({"marks": [[1]], "key_marks": [], "data": {}}),
+                                     json.dumps({"data": {"cases": []}})])
+def test_a_corrupt_case_file_record_is_ignored(folder: Path, tmp_path: Path, content: str) -> None:
+    path = tmp_path / "a.gradspec.yaml"
+    path.write_text(CASE_FILE)
+    cold = load_file(path)
+    (record,) = (folder / "files").glob("*.json")
+    record.write_text(content)
+    assert _cases(load_file(path)) == _cases(cold)
+    assert json.loads(record.read_text())["data"]["cases"][0]["id"] == "product"  # written again
+
+
+def test_the_record_depends_on_gradspec_itself(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.gradspec.yaml"
+    path.write_text(CASE_FILE)
+    load_file(path)
+    monkeypatch.setattr(DOCUMENTS, "_fingerprint", "another build of gradspec")
+    load_file(path)
+    assert len(list((folder / "files").glob("*.json"))) == 2
+
+
+def test_case_files_are_not_remembered_with_the_cache_off(folder: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADSPEC_CACHE", "0")
+    path = tmp_path / "a.gradspec.yaml"
+    path.write_text(CASE_FILE)
+    load_file(path)
+    assert not (folder / "files").exists()
