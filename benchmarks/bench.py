@@ -46,9 +46,11 @@ def verdict(ratio: float, target: float, better: str) -> str:
 
 
 def overhead() -> None:
-    from gradspec._cases import data_dir, discover, load_file
+    from gradspec._cases import data_dir, discover
     from gradspec._engines import resolve
-    from gradspec._runner import _initial_params, _mlp_loss, run_case
+    from gradspec._loader import load_file
+    from gradspec._runner import run_case
+    from gradspec._training import initial_params, mlp_loss
 
     files = [load_file(p) for p in discover([data_dir("cases")])]
     cases = [c for f in files for c in f.cases]
@@ -60,10 +62,10 @@ def overhead() -> None:
         for case in cases:
             if case.spec is not None and case.kind == "training":
                 spec = case.spec
-                params = _initial_params(spec)  # type: ignore[arg-type]
+                params = initial_params(spec)  # type: ignore[arg-type]
                 for _ in range(spec.steps + 1):  # type: ignore[union-attr]
                     leaves = [engine.leaf(p) for p in params]
-                    loss = _mlp_loss(engine, leaves, spec)  # type: ignore[arg-type]
+                    loss = mlp_loss(engine, leaves, spec)  # type: ignore[arg-type]
                     grads = engine.gradients(loss, leaves)
                     params = [p - spec.lr * g for p, g in zip(params, grads, strict=True)]  # type: ignore[union-attr, operator]
                 continue
@@ -91,9 +93,10 @@ def overhead() -> None:
 def gradcheck() -> None:
     import torch
 
-    from gradspec._cases import data_dir, load_file
+    from gradspec._cases import data_dir
     from gradspec._check import check_graph
     from gradspec._engines import resolve
+    from gradspec._loader import load_file
     from gradspec._results import Tolerance
 
     engine = resolve("torch")

@@ -134,16 +134,25 @@ class DiskCache:
             self._dirty.add(self._key(graph))
 
     def flush(self) -> None:
-        """Write what changed, atomically; a folder that cannot be written is skipped silently."""
+        """Write what changed, atomically; a folder that cannot be written is skipped silently.
+
+        What another process wrote meanwhile (a worker of the same run) is merged in, not overwritten.
+        """
         folder = _folder()
         if folder is None or not self._dirty:
             return
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for key in sorted(self._dirty):
+                entry = self._entries[key]
+                on_disk = self._read(folder / f"{key}.json")
+                entry["points"] = {**on_disk["points"], **entry["points"]}
+                for field in ("formulas", "over_budget"):
+                    if field in on_disk and field not in entry:
+                        entry[field] = on_disk[field]
                 fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(self._entries[key], f)
+                    json.dump(entry, f)
                 os.replace(tmp, folder / f"{key}.json")
         except OSError:
             pass

@@ -6,6 +6,7 @@ Exit codes: 0 every check passed, 1 a check failed, 2 invalid input or usage.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import TextIO
 
 import gradspec
-from gradspec._cases import CaseFile, data_dir, discover, errors_of, load_file
+from gradspec._cases import CaseFile, data_dir, discover
 from gradspec._check import check, check_graph, exact_number, prepare
 from gradspec._engines import Engine, resolve
 from gradspec._limits import LIMITS
+from gradspec._loader import errors_of, load_file
 from gradspec._results import CheckResult, Run, Tolerance, Verdict
 from gradspec._runner import run_case
 from gradspec.errors import CaseFileError, GradspecError
@@ -98,6 +100,9 @@ def _build_parser() -> _Parser:
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     r.add_argument("--time-limit", type=float, default=LIMITS.engine, metavar="SECONDS",
                    help=f"fail a check whose engine call takes longer (default {LIMITS.engine:g})")
+    r.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="run the checks in N worker processes (0: one per core); an engine stuck in native code "
+                        "past the time limit, or crashing, fails its check and the run goes on")
     return parser
 
 
@@ -173,22 +178,31 @@ def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.time_limit <= 0:
         raise GradspecError("--time-limit must be positive")
+    if args.jobs is not None and args.jobs < 0:
+        raise GradspecError("--jobs must be 0 (one per core) or more")
     LIMITS.engine = args.time_limit
-    engines: list[Engine] = [resolve(spec) for spec in (args.engine or ["builtin"])]
+    specs = args.engine or ["builtin"]
+    engines: list[Engine] = [resolve(spec) for spec in specs]
     from gradspec._report import check_report_paths, write_reports
 
     check_report_paths(args.report)
     start = time.perf_counter()
     files, errors = _load_all(args.paths, err)
-    cases = [c for f in files for c in f.cases
-             if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
-    total = len(cases) * len(engines)
-    progress = _Progress(err, total)
+    picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
+              if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
+    progress = _Progress(err, len(picked) * len(engines))
     results: list[CheckResult] = []
-    for case in cases:
-        for engine in engines:
-            results.extend(run_case(case, engine))
-            progress.step(case.id)
+    if args.jobs is not None:
+        from gradspec._workers import run_in_workers
+
+        jobs = args.jobs or os.cpu_count() or 1
+        results = run_in_workers(files, picked, [(s, e.name) for s, e in zip(specs, engines, strict=True)], jobs,
+                                 progress.step)
+    else:
+        for fi, ci in picked:
+            for engine in engines:
+                results.extend(run_case(files[fi].cases[ci], engine))
+                progress.step(files[fi].cases[ci].id)
     progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
               time.perf_counter() - start, gradspec.__version__)

@@ -5,13 +5,17 @@ On Unix, in the main thread, a limit is an interval timer whose signal raises :c
 the running code, so even a pure-Python infinite loop is interrupted. Elsewhere (another thread, or no
 ``SIGALRM``) the work runs unlimited: correctness first, and the caller's own timeout (pytest's, CI's)
 still applies.
+
+Native code (a C extension, a compiler) does not see the signal until it returns. For that, a run can
+use worker processes (:mod:`gradspec._workers`): ``LIMITS.watch`` is told when each limited call starts
+and ends, and the parent stops a worker that stays inside one past its limit.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -23,6 +27,7 @@ class _Limits:
 
     engine: float = 60.0  # one engine call: build a graph and backpropagate
     derivation: float = 20.0  # one SymPy derivation; past it the chain rule is used, step by step
+    watch: Callable[[float | None], None] | None = None  # told a limited call's seconds as it starts, None as it ends
 
 
 LIMITS = _Limits()
@@ -51,9 +56,14 @@ def deadline(seconds: float | None) -> Iterator[None]:
         raise TimeLimit(f"did not finish within {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, _expired)
+    watch = LIMITS.watch
+    if watch is not None:
+        watch(seconds)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if watch is not None:
+            watch(None)

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from gradspec._cases import SUFFIXES, Case, Point, errors_of, load_file
+from gradspec._cases import SUFFIXES, Case, Point
 from gradspec._engines import Engine, resolve
 from gradspec._limits import LIMITS
+from gradspec._loader import errors_of, load_file
 from gradspec._results import CheckResult, Verdict
 from gradspec._runner import run_point
 from gradspec.errors import CaseFileError, GradspecError

@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
-import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
-from typing import Any
-
-import mpmath
 
 from gradspec._cases import Bounds, Case, CaseFile, ChainRule, Linearity, Point, Training, cached_exact
 from gradspec._check import check_graph, compare, prepare
 from gradspec._debug import as_yaml_case, shrink, shrink_input
 from gradspec._debug import localise as _localise
 from gradspec._engines import Engine, Outcome, Unsupported
-from gradspec._expr import Name, Program
-from gradspec._graph import Graph, Step
+from gradspec._graph import Graph
 from gradspec._limits import LIMITS, TimeLimit, deadline
-from gradspec._ops import OPS, Op
-from gradspec._reference import DPS, adjoints, conditioning, forward, over_budget, relative_error
+from gradspec._reference import conditioning, over_budget, relative_error
 from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec._training import train
 from gradspec.errors import DomainError, GradspecError
 
-__all__ = ["applies", "run_case", "run_files", "run_point"]
+__all__ = ["applies", "failed", "run_case", "run_files", "run_point"]
 
 
 def applies(case: Case, engine: Engine) -> str | None:
@@ -67,13 +61,27 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
     turns a failure into ``xfail`` and a pass into a failure (strict), as pytest does; the pytest
     plugin leaves that to pytest's own mark.
     """
-    result = _run(case, point, engine)
-    result = dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
-                                 kind=case.kind)
+    result = _identify(_run(case, point, engine), case, point)
     if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None:
         result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None,
                           case.domain)
-    if apply_xfail and case.xfail:
+    return _expected(case, result) if apply_xfail else result
+
+
+def failed(case: Case, point: Point | None, engine_name: str, message: str) -> CheckResult:
+    """A failed check that never produced numbers: the engine was stopped, or took its process down."""
+    base = {"expression": case.expression, "point": point.floats() if point else {}, "engine": engine_name}
+    return _expected(case, _identify(CheckResult(**base, verdict=Verdict.FAIL, message=message), case, point))  # type: ignore[arg-type]
+
+
+def _identify(result: CheckResult, case: Case, point: Point | None) -> CheckResult:
+    return dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
+                               kind=case.kind)
+
+
+def _expected(case: Case, result: CheckResult) -> CheckResult:
+    """A case marked ``xfail``: a failure becomes ``xfail``, a pass becomes a failure (strict)."""
+    if case.xfail:
         if result.verdict is Verdict.FAIL:
             return dataclasses.replace(result, verdict=Verdict.XFAIL, message=f"expected failure: {case.xfail}")
         if result.verdict in (Verdict.PASS, Verdict.CONVENTION):
@@ -122,7 +130,7 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
     if isinstance(case.spec, Training):
-        return _train(case, case.spec, engine)
+        return train(case.spec, case.tolerance, engine, base)
     assert case.graph is not None and point is not None
     graph = case.graph
     try:
@@ -271,135 +279,3 @@ def _chain_rule(case: Case, spec: ChainRule, point: Point, engine: Engine, compo
                              f"engine's d outer(inner)/d{name} against outer'(inner) * inner' from the same engine",
                              rounding))
     return out, ""
-
-
-def _mlp_loss(engine: Engine, params: list[Any], spec: Training) -> Any:
-    """Sum of squared errors of the MLP over the data set, built from the engine's own ops.
-
-    The layout matches :class:`gradspec.nn.MLP`: per layer, per neuron, ``b + sum(w_i * x_i)``, the
-    activation on hidden layers, a linear output. ``params`` holds each neuron's weights then its bias.
-    """
-    add, sub, mul = OPS["add"], OPS["sub"], OPS["mul"]
-    act = OPS[spec.activation]
-    total: Any = None
-    for row, target in zip(spec.x, spec.y, strict=True):
-        acts: list[Any] = [engine.const(v) for v in row]
-        k = 0
-        for layer, (nin, nout) in enumerate(itertools.pairwise(spec.sizes)):
-            outs = []
-            for _ in range(nout):
-                z = params[k + nin]
-                for i in range(nin):
-                    z = engine.apply(add, [z, engine.apply(mul, [params[k + i], acts[i]])])
-                k += nin + 1
-                outs.append(engine.apply(act, [z]) if layer < len(spec.sizes) - 2 else z)
-            acts = outs
-        diff = engine.apply(sub, [acts[0], engine.const(target)])
-        sq = engine.apply(mul, [diff, diff])
-        total = sq if total is None else engine.apply(add, [total, sq])
-    return total
-
-
-def _initial_params(spec: Training) -> list[float]:
-    rng = random.Random(spec.seed)  # the same draws, in the same order, as gradspec.nn.MLP
-    params: list[float] = []
-    for nin, nout in itertools.pairwise(spec.sizes):
-        for _ in range(nout):
-            params += [rng.uniform(-1.0, 1.0) for _ in range(nin)] + [0.0]
-    return params
-
-
-class _Recorder(Engine):
-    """Records what the training code builds as a gradspec graph, for the exact first-step gradient."""
-
-    def __init__(self) -> None:
-        self.steps: list[Step] = []
-
-    def leaf(self, x: float) -> int:
-        self.steps.append(Step(None, name=f"p{len(self.steps)}"))
-        return len(self.steps) - 1
-
-    def const(self, x: float) -> Step:
-        return Step(None, const=Fraction(repr(float(x))))
-
-    def apply(self, op: Op, args: Sequence[Any]) -> int:
-        indices = []
-        for a in args:
-            if isinstance(a, Step):
-                self.steps.append(a)
-                a = len(self.steps) - 1
-            indices.append(a)
-        self.steps.append(Step(op.name, tuple(indices)))
-        return len(self.steps) - 1
-
-
-def _exact_first_gradient(spec: Training, params: list[float]) -> list[float]:
-    rec = _Recorder()
-    leaves = [rec.leaf(p) for p in params]
-    out = _mlp_loss(rec, leaves, spec)
-    inputs = tuple((rec.steps[i].name or "", i) for i in leaves)
-    varying: list[bool] = []
-    for st in rec.steps:
-        varying.append(st.name is not None or any(varying[a] for a in st.args))
-    graph = Graph(Program("training loss", (), Name("loss"), ()), tuple(rec.steps), out, inputs, (), tuple(varying))
-    with mpmath.workdps(DPS):
-        values, _ = forward(graph, {name: mpmath.mpf(p) for (name, _), p in zip(inputs, params, strict=True)})
-        adj = adjoints(graph, values)
-        return [float(adj[i]) for i in leaves]
-
-
-def _train(case: Case, spec: Training, engine: Engine) -> CheckResult:
-    base = _base(case, None, engine)
-    base["expression"] = f"MLP{list(spec.sizes)} {spec.activation}, {spec.steps} steps at lr {spec.lr:g}"
-    needed = [OPS[n] for n in ("add", "sub", "mul", spec.activation)]
-    reason = next((r for r in (engine.missing(o, True) for o in needed) if r), None)
-    if reason or getattr(engine, "reason", None):
-        return CheckResult(**base, verdict=Verdict.SKIP, message=reason or engine.reason)  # type: ignore[arg-type, attr-defined]
-    params = _initial_params(spec)
-    try:
-        losses: list[float] = []
-        first: list[float | None] = []
-        for step in range(spec.steps + 1):
-            with deadline(LIMITS.engine):
-                engine.begin()
-                leaves = [engine.leaf(p) for p in params]
-                loss = _mlp_loss(engine, leaves, spec)
-                if step == spec.steps:
-                    losses.append(engine.value(loss))
-                    break
-                grads = engine.gradients(loss, leaves)
-                losses.append(engine.value(loss))
-            if step == 0:
-                first = grads
-            params = [p - spec.lr * (g or 0.0) for p, g in zip(params, grads, strict=True)]
-    except TimeLimit as exc:
-        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc} at training step {step}")  # type: ignore[arg-type]
-    except (Exception, RecursionError) as exc:
-        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
-    initial, final = losses[0], losses[-1]
-    ratio = final / initial if initial else math.inf
-    ok = math.isfinite(final) and final < spec.loss_ratio * initial
-    quantities = [Quantity("loss", "value", final, None, None, None, ratio, spec.loss_ratio * initial,
-                           Verdict.PASS if ok else Verdict.FAIL, note=f"initial loss {initial:.6g}")]
-    quantities.append(_first_step(spec, _initial_params(spec), first, case, engine))
-    message = f"loss {initial:.6g} -> {final:.6g} (x{ratio:.3g}; must fall below x{spec.loss_ratio:g})"
-    verdict = worst([q.verdict for q in quantities])
-    return CheckResult(**base, verdict=verdict, quantities=tuple(quantities), message=message)  # type: ignore[arg-type]
-
-
-def _first_step(spec: Training, params: list[float], grads: list[float | None], case: Case, engine: Engine) -> Quantity:
-    """The engine's first gradient of the loss against the exact one, worst parameter shown."""
-    exact = _exact_first_gradient(spec, params)
-    scale = max((abs(e) for e in exact), default=1.0)
-    worst_q: tuple[float, int] = (-1.0, 0)
-    for i, (g, e) in enumerate(zip(grads, exact, strict=True)):
-        err = math.inf if g is None or not math.isfinite(g) else abs(g - e)
-        worst_q = max(worst_q, (err, i))
-    err, i = worst_q
-    g = grads[i]
-    # Rounding in the engine's precision across a whole training graph: relative to the largest gradient.
-    bound = case.tolerance.bound(exact[i]) + 64 * engine.eps * len(params) * scale
-    verdict = Verdict.PASS if err <= bound else Verdict.FAIL
-    return Quantity(f"d loss/d p{i} (first step)", "property", g, exact[i], None, err,
-                    relative_error(g, exact[i]) if g is not None else None, bound, verdict,
-                    note=f"worst of {len(params)} parameters against the exact gradient (chain rule at {DPS} digits)")

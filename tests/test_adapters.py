@@ -21,9 +21,10 @@ import pytest
 import sympy as sp
 
 from gradspec import check
-from gradspec._cases import Case, load_file
+from gradspec._cases import Case
 from gradspec._check import prepare
 from gradspec._engines import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
+from gradspec._loader import load_file
 from gradspec._ops import OPS
 from gradspec._results import CheckResult, Verdict
 from gradspec._runner import run_case

@@ -84,9 +84,9 @@ def test_the_cache_can_be_turned_off(folder: Path, monkeypatch: pytest.MonkeyPat
 
 # -- case files that loaded cleanly ---------------------------------------------------------------------
 
-import gradspec._cases as cases_module  # noqa: E402
+import gradspec._loader as loader_module  # noqa: E402
 from gradspec._cache import DOCUMENTS  # noqa: E402
-from gradspec._cases import load_file  # noqa: E402
+from gradspec._loader import load_file  # noqa: E402
 from gradspec.errors import CaseFileError  # noqa: E402
 
 CASE_FILE = """\
@@ -116,9 +116,9 @@ def test_an_unchanged_file_is_rebuilt_without_parsing_or_validation(folder: Path
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("parsed or validated again")
 
-    monkeypatch.setattr(cases_module, "load", refuse)
-    monkeypatch.setattr(cases_module._Loader, "schema_errors", refuse)
-    monkeypatch.setattr(cases_module._CaseLoader, "check_points", refuse)
+    monkeypatch.setattr(loader_module, "load", refuse)
+    monkeypatch.setattr(loader_module._Loader, "schema_errors", refuse)
+    monkeypatch.setattr(loader_module._CaseLoader, "check_points", refuse)
     warm = load_file(path)
     assert _cases(warm) == _cases(cold)
     assert [p.line for c in warm.cases for p in c.points] == [5, 5, 9, 9, 9]
@@ -180,3 +180,15 @@ def test_case_files_are_not_remembered_with_the_cache_off(folder: Path, tmp_path
     path.write_text(CASE_FILE)
     load_file(path)
     assert not (folder / "files").exists()
+
+
+def test_points_another_process_wrote_are_kept(folder: Path) -> None:
+    exact(graph(), POINT)
+    CACHE.flush()
+    (file,) = folder.glob("*.json")
+    data = json.loads(file.read_text())
+    data["points"]["x=1/7,y=1/1"] = next(iter(data["points"].values()))  # what another worker wrote meanwhile
+    file.write_text(json.dumps(data))
+    exact(graph(), {"x": Fraction(1, 5), "y": Fraction(3)})
+    CACHE.flush()
+    assert sorted(json.loads(file.read_text())["points"]) == ["x=1/3,y=2/1", "x=1/5,y=3/1", "x=1/7,y=1/1"]

@@ -15,8 +15,9 @@ from collections import Counter
 
 import pytest
 
-from gradspec._cases import data_dir, discover, load_file
+from gradspec._cases import data_dir, discover
 from gradspec._engines import resolve
+from gradspec._loader import load_file
 from gradspec._results import CheckResult, Verdict
 from gradspec._runner import run_case
 

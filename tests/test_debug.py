@@ -8,11 +8,11 @@ from types import ModuleType
 
 import pytest
 
-from gradspec._cases import load_file
 from gradspec._check import check, prepare
 from gradspec._cli import main
 from gradspec._debug import explain, localise, render_dot, shrink_input, subprogram
 from gradspec._engines import resolve
+from gradspec._loader import load_file
 from gradspec._results import Tolerance, Verdict
 from gradspec._runner import diagnose, run_case
 

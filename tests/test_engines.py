@@ -18,9 +18,9 @@ import pytest
 
 import gradspec._engines as engines_module
 from gradspec import check
-from gradspec._cases import load_file
 from gradspec._check import prepare
 from gradspec._engines import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
+from gradspec._loader import load_file
 from gradspec._ops import OPS
 from gradspec._results import Verdict
 from gradspec._runner import run_case

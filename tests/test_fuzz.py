@@ -10,11 +10,11 @@ from types import ModuleType
 import pytest
 from hypothesis import given, settings
 
-from gradspec._cases import load_file
 from gradspec._check import prepare
 from gradspec._cli import main
 from gradspec._engines import resolve
 from gradspec._fuzz import fuzz, graphs
+from gradspec._loader import load_file
 from gradspec._reference import exact
 from gradspec._results import Verdict
 from gradspec._runner import run_case

@@ -20,11 +20,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradspec._cases import load_file
 from gradspec._check import check
 from gradspec._cli import main
 from gradspec._expr import parse
 from gradspec._limits import LIMITS
+from gradspec._loader import load_file
 from gradspec._results import Verdict
 from gradspec.errors import CaseFileError, ExpressionError
 

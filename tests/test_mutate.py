@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gradspec import engine as builtin_engine
-from gradspec._cases import load_file
 from gradspec._check import check
 from gradspec._cli import main
+from gradspec._loader import load_file
 from gradspec._mutate import MUTANTS, Mutant, build, mutate
 from gradspec._results import Verdict
 

@@ -15,8 +15,8 @@ from types import ModuleType
 import pytest
 
 import gradspec
-from gradspec._cases import load_file
 from gradspec._engines import resolve
+from gradspec._loader import load_file
 from gradspec._report import check_report_paths, format_for, render, write_reports
 from gradspec._report._json import to_dict
 from gradspec._report._markdown import MATRIX_HEADING, MAX_FAILURES
@@ -594,8 +594,8 @@ def test_html_matrix_sorts_and_filters_in_a_headless_browser(matrix_run: Run, tm
 
 
 def test_a_failing_record_names_its_culprit(tmp_path: Path, engines: ModuleType) -> None:
-    from gradspec._cases import load_file
     from gradspec._engines import resolve
+    from gradspec._loader import load_file
     from gradspec._runner import run_case
 
     path = tmp_path / "c.gradspec.yaml"

@@ -10,8 +10,9 @@ from types import ModuleType
 
 import pytest
 
-from gradspec._cases import Case, load_file
+from gradspec._cases import Case
 from gradspec._engines import resolve
+from gradspec._loader import load_file
 from gradspec._results import CheckResult, Quantity, Verdict
 from gradspec._runner import applies, run_case, run_files, run_point
 

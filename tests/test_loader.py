@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gradspec._cases import Case, ChainRule, Linearity, Point, Training, errors_of, load_file
+from gradspec._cases import Case, ChainRule, Linearity, Point, Training
 from gradspec._cli import main
+from gradspec._loader import errors_of, load_file
 from gradspec._results import Tolerance
 from gradspec.errors import CaseFileError
 

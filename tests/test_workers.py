@@ -1,0 +1,126 @@
+"""``gradspec run --jobs N``: the same results as one process, and a hard limit on engines that hang or
+crash in native code."""
+
+from __future__ import annotations
+
+import json
+import time
+from io import StringIO
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from gradspec._cli import main
+from gradspec._workers import grace
+
+NATIVE = '''
+import os, signal, time
+from engines import Same
+
+class HangsNatively(Same):
+    """tanh never returns, and no signal reaches Python meanwhile: what a stuck C extension does."""
+    __slots__ = ()
+    def tanh(self):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(3600)
+
+class Crashes(Same):
+    """tanh takes the interpreter down, as a segfaulting extension would."""
+    __slots__ = ()
+    def tanh(self):
+        os.kill(os.getpid(), signal.SIGSEGV)
+'''
+
+CASES = """\
+cases:
+  - id: t
+    expr: tanh(x) * y
+    at: [{x: 0.5, y: 2}, {x: 1, y: 3}, {x: -1, y: 0.5}]
+  - id: m
+    expr: x * y + x
+    at: [{x: 2, y: 3}, {x: 1, y: 1}]
+"""
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    return main(list(argv), out, err), out.getvalue(), err.getvalue()
+
+
+def _checks(report: Path) -> list[tuple[object, ...]]:
+    data = json.loads(report.read_text())
+    return [(r["case"], r["engine"], r["point"], r["verdict"], r["message"], json.dumps(r["quantities"]),
+             json.dumps(r.get("culprit")), r.get("shrunk")) for r in data["checks"]]
+
+
+@pytest.fixture
+def native(engines: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "native.py").write_text(NATIVE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cases = tmp_path / "c.gradspec.yaml"
+    cases.write_text(CASES)
+    return cases
+
+
+def test_workers_give_the_results_of_one_process_in_the_same_order(engines: ModuleType, tmp_path: Path) -> None:
+    library = Path(__file__).parent.parent / "cases"
+    args = [str(library / "ops.gradspec.yaml"), str(library / "compositions.gradspec.yaml"), "-q",
+            "--engine", "builtin", "--engine", "engines:TanhSignFlip"]
+    serial, parallel = tmp_path / "serial.json", tmp_path / "parallel.json"
+    code_serial, _, _ = run("run", *args, f"--report={serial}")
+    code_parallel, out, _ = run("run", *args, "--jobs", "2", f"--report={parallel}")
+    assert code_serial == code_parallel == 1
+    checks = _checks(serial)
+    assert checks == _checks(parallel)
+    assert len(checks) > 500
+    shrunk = [c for c in checks if c[-1]]
+    assert shrunk and len({(c[0], c[1]) for c in shrunk}) == len(shrunk)  # one shrunk case per failing case
+    assert "FAILED" in out
+
+
+def test_an_engine_stuck_in_native_code_is_stopped_and_the_run_goes_on(native: Path, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    start = time.perf_counter()
+    code, out, _ = run("run", str(native), "--engine", "native:HangsNatively", "--engine", "builtin",
+                       "--time-limit", "0.5", "--jobs", "1", f"--report={report}")
+    took = time.perf_counter() - start
+    assert code == 1
+    assert "stuck outside Python" in out
+    assert took < 3 * (0.5 + grace(0.5)) + 15  # three stuck checks, each stopped; worker starts included
+    results = json.loads(report.read_text())["checks"]
+    stuck = [r for r in results if r["engine"] == "native:HangsNatively" and r["case"] == "t"]
+    assert [r["verdict"] for r in stuck] == ["fail", "fail", "fail"]
+    assert [r["point"] for r in stuck] == [{"x": 0.5, "y": 2.0}, {"x": 1.0, "y": 3.0}, {"x": -1.0, "y": 0.5}]
+    assert all("did not return within 0.5 s" in r["message"] and "stuck outside Python" in r["message"] for r in stuck)
+    rest = [r["verdict"] for r in results if r not in stuck]
+    assert rest == ["pass"] * 7  # case m on the stuck engine, and everything on the built-in engine
+
+
+def test_an_engine_that_crashes_its_process_fails_its_checks_only(native: Path, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    code, _, _ = run("run", str(native), "--engine", "native:Crashes", "--engine", "builtin", "--jobs", "2",
+                     f"--report={report}")
+    assert code == 1
+    results = json.loads(report.read_text())["checks"]
+    crashed = [r for r in results if r["verdict"] != "pass"]
+    assert [(r["case"], r["engine"]) for r in crashed] == [("t", "native:Crashes")] * 3
+    assert all(r["message"] == "the worker process died (signal 11) during this check" for r in crashed)
+    assert len(results) == 10
+
+
+def test_an_xfail_case_stopped_by_the_limit_is_an_expected_failure(native: Path, tmp_path: Path) -> None:
+    native.write_text("cases:\n  - id: t\n    expr: tanh(x)\n    at: {x: 0.5}\n    xfail: tanh hangs here\n")
+    report = tmp_path / "r.json"
+    code, _, _ = run("run", str(native), "--engine", "native:HangsNatively", "--time-limit", "0.3", "-j", "1",
+                     f"--report={report}")
+    assert code == 0
+    (result,) = json.loads(report.read_text())["checks"]
+    assert (result["verdict"], result["message"]) == ("xfail", "expected failure: tanh hangs here")
+
+
+@pytest.mark.parametrize("jobs", ["-1", "x"])
+def test_a_bad_job_count_is_a_usage_error(jobs: str) -> None:
+    code, _, err = run("run", "--jobs", jobs)
+    assert code == 2
+    assert "jobs" in err
