@@ -4,10 +4,10 @@ Each worker is a fresh interpreter that loads the same case files and resolves t
 runs whole (case, engine) pairs exactly as a run in one process does, and sends each result back as it
 is made. The parent keeps the order of a serial run, so reports do not depend on ``N``.
 
-Workers also make the time limit hard. Every limited call (an engine call, a SymPy derivation) tells
-the parent when it starts and ends (:data:`gradspec._limits.LIMITS.watch`); a worker that stays inside
-one past its limit plus a grace period is stuck in native code, where the in-process timer cannot reach
-it. The parent stops that worker, fails the check with that message, and a fresh worker goes on from
+Workers also make the time limit hard. Every limited call (an engine call, a SymPy derivation) writes
+when it started and its limit into memory shared with the parent (:data:`gradspec._limits.LIMITS.watch`),
+with no message and no system call; a worker that stays inside one past its limit plus a grace period is
+stuck in native code, where the in-process timer cannot reach it. The parent stops that worker, fails the check with that message, and a fresh worker goes on from
 the next point. A worker that dies (an engine that crashes the interpreter) fails its check the same way.
 """
 
@@ -30,12 +30,17 @@ from gradspec.errors import GradspecError
 
 __all__ = ["grace", "run_in_workers"]
 
+Unit = tuple[int, int, int, int]  # file, case in the file, engine, first point
+_UNIT, _POINT, _STARTED, _SECONDS = range(4)  # the slots of a worker's shared state
+_NOT_STARTED, _BETWEEN = -1.0, -2.0  # a worker's unit before its first one, and between two
+_POLL = 0.25  # seconds between looks at the workers' state while no result arrives
+_AHEAD = 4  # small units sent to a worker before it finishes the one it is on, so it never waits for the next
+_SMALL = 4  # points in a small unit
+
 
 def grace(seconds: float) -> float:
     """How long past a call's own limit its worker is given before it counts as stuck."""
     return 1.0 + 0.1 * seconds
-
-Unit = tuple[int, int, int, int, bool]  # file, case in file, engine, first point, a point was shrunk already
 
 
 @dataclass(frozen=True)
@@ -49,130 +54,163 @@ class _Setup:
     derivation_limit: float
 
 
+class _Pool:
+    """The parent's side: the units still to run, their results, and the workers."""
+
+    def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, str]],
+                 jobs: int) -> None:
+        self.files, self.names = files, [name for _, name in engines]
+        self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
+                            tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation)
+        self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
+        self.results: list[dict[int, CheckResult]] = [{} for _ in self.units]
+        # The longest units first (training, then the most points), so that no worker is left with a
+        # long one at the end while the others wait; the results keep the serial order all the same.
+        order = sorted(range(len(self.units)), key=lambda u: _cost(self.case(u)), reverse=True)
+        self.queue: deque[int] = deque(order)
+        self.resume: dict[int, int] = {}  # unit -> the point a fresh worker starts from
+        context = multiprocessing.get_context("spawn")
+        self.workers = [_Worker(context, self) for _ in range(max(1, min(jobs, len(self.units))))]
+
+    def case(self, unit: int) -> Case:
+        fi, ci, _ = self.units[unit]
+        return self.files[fi].cases[ci]
+
+    def run(self, on_unit: Callable[[str], None]) -> list[CheckResult]:
+        try:
+            while self.queue or any(w.inflight for w in self.workers):
+                for w in self.workers:
+                    while self.queue and w.wants_more():
+                        w.give(self.queue.popleft())
+                busy = [w for w in self.workers if w.inflight]
+                left = [t for t in (w.stuck_in() for w in busy) if t is not None]
+                ready = multiprocessing.connection.wait([w.conn for w in busy], max(0.0, min([*left, _POLL])))
+                for w in busy:
+                    if w.conn in ready:
+                        done = w.receive()
+                    elif (t := w.stuck_in()) is not None and t <= 0:
+                        done = w.stop()
+                    else:
+                        continue
+                    for unit in done:
+                        on_unit(self.case(unit).id)
+        finally:
+            for w in self.workers:
+                w.close()
+        return [r for per_unit in self.results for _, r in sorted(per_unit.items())]
+
+
 def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, str]],
                    jobs: int, on_unit: Callable[[str], None] = lambda _: None) -> list[CheckResult]:
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec and
     name), in ``jobs`` worker processes; results come back in serial order. ``on_unit`` hears each
     finished case id."""
-    setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
-                   tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation)
-    names = [name for _, name in engines]
-    units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
-    results: list[dict[int, CheckResult]] = [{} for _ in units]
-    # The longest units first (training, then the most points), so that no worker is left with a long
-    # one at the end while the others wait; the results keep the serial order all the same.
-    order = sorted(range(len(units)), key=lambda u: _cost(files[units[u][0]].cases[units[u][1]]), reverse=True)
-    queue: deque[tuple[int, Unit]] = deque((u, (*units[u], 0, False)) for u in order)
-    context = multiprocessing.get_context("spawn")
-    workers = [_Worker(context, setup, files, names) for _ in range(max(1, min(jobs, len(units))))]
-    try:
-        while queue or any(w.unit is not None for w in workers):
-            for w in workers:
-                if w.unit is None and queue:
-                    w.give(*queue.popleft())
-            busy = [w for w in workers if w.unit is not None]
-            left = [t for t in (w.stuck_in() for w in busy) if t is not None]
-            ready = multiprocessing.connection.wait([w.conn for w in busy], max(0.0, min(left, default=1.0)))
-            for w in busy:
-                if w.conn in ready:
-                    done = w.receive(results)
-                else:
-                    left_w = w.stuck_in()
-                    if left_w is None or left_w > 0:
-                        continue
-                    done = w.stop(results)
-                if done is not None:
-                    fi, ci, _ = units[done]
-                    on_unit(files[fi].cases[ci].id)
-    finally:
-        for w in workers:
-            w.close()
-    return [r for per_unit in results for _, r in sorted(per_unit.items())]
+    return _Pool(files, cases, engines, jobs).run(on_unit)
 
 
 class _Worker:
-    """The parent's handle on one worker process and the unit it is running."""
+    """The parent's handle on one worker process and the units sent to it, oldest (running) first."""
 
-    def __init__(self, context: Any, setup: _Setup, files: Sequence[CaseFile], names: Sequence[str]) -> None:
-        self.context, self.setup, self.files, self.names = context, setup, files, names
-        self.unit: int | None = None
+    def __init__(self, context: Any, pool: _Pool) -> None:
+        self.context, self.pool = context, pool
         self._start()
 
     def _start(self) -> None:
         self.conn, child = self.context.Pipe()
-        self.process = self.context.Process(target=_serve, args=(child, self.setup), daemon=True)
+        # What the worker is doing, written by it and read here: its unit and point, and the start
+        # (time.monotonic, the same clock in every process) and limit of the limited call it is in.
+        self.state = self.context.RawArray("d", 4)
+        self.state[_UNIT] = _NOT_STARTED
+        self.process = self.context.Process(target=_serve, args=(child, self.state, self.pool.setup), daemon=True)
         self.process.start()
         child.close()
-        self.spec: Unit | None = None
-        self.point = 0
-        self.limit: tuple[float, float] | None = None  # (started, seconds) of the limited call running now
-        self.shrunk = False
+        self.inflight: deque[int] = deque()
 
-    def give(self, unit: int, spec: Unit) -> None:
-        self.unit, self.spec = unit, spec
-        self.point, self.shrunk, self.limit = spec[3], spec[4], None
-        self.conn.send(spec)
+    def give(self, unit: int) -> None:
+        pool = self.pool
+        first = pool.resume.pop(unit, 0)
+        shrunk = any(r.shrunk for r in pool.results[unit].values())
+        self.inflight.append(unit)
+        self.conn.send((unit, *pool.units[unit], first, shrunk))
+
+    def wants_more(self) -> bool:
+        """A unit to start with, or a few small ones queued behind the one running; never a long one
+        behind another, so that long units spread over the workers."""
+        if not self.inflight:
+            return True
+        pool = self.pool
+        small = all(_cost(pool.case(u)) <= (False, _SMALL) for u in (*self.inflight, pool.queue[0]))
+        return small and len(self.inflight) < _AHEAD
 
     def stuck_in(self) -> float | None:
         """Seconds until the running limited call counts as stuck; None outside one."""
-        if self.limit is None:
+        started, seconds = self.state[_STARTED], self.state[_SECONDS]
+        if not started:
             return None
-        started, seconds = self.limit
         return started + seconds + grace(seconds) - time.monotonic()
 
-    def receive(self, results: list[dict[int, CheckResult]]) -> int | None:
-        """Handle one message; returns the unit index when the unit is finished."""
-        assert self.unit is not None
+    def receive(self) -> list[int]:
+        """Take one result; returns its unit when it was the unit's last."""
         try:
-            message = self.conn.recv()
+            unit, index, result, last = self.conn.recv()
         except (EOFError, OSError):
-            return self._died(results)
-        tag = message[0]
-        if tag == "limit":
-            self.limit = (time.monotonic(), message[1]) if message[1] is not None else None
-        elif tag == "point":
-            self.point, self.limit = message[1], None
-        elif tag == "result":
-            _, index, result = message
-            results[self.unit][index] = result
-            self.shrunk = self.shrunk or bool(result.shrunk)
-        elif tag == "done":
-            unit, self.unit, self.spec = self.unit, None, None
-            return unit
-        return None
+            return self._died()
+        return self._record(unit, index, result, last)
 
-    def _died(self, results: list[dict[int, CheckResult]]) -> int | None:
+    def _record(self, unit: int, index: int, result: CheckResult, last: bool) -> list[int]:
+        self.pool.results[unit][index] = result
+        if not last:
+            return []
+        self.inflight.popleft()
+        return [unit]
+
+    def _died(self) -> list[int]:
         self.process.join(1)
         code = self.process.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return self._fail_and_resume(results, f"the worker process died ({how}) during this check")
+        return self._fail_and_resume(f"the worker process died ({how}) during this check")
 
-    def stop(self, results: list[dict[int, CheckResult]]) -> int | None:
+    def stop(self) -> list[int]:
         """Stop a worker stuck in a limited call."""
-        seconds = self.limit[1] if self.limit else LIMITS.engine
+        seconds = self.state[_SECONDS]
         self.process.kill()
         self.process.join()
-        return self._fail_and_resume(results, f"engine did not return within {seconds:g} s (+{grace(seconds):g} s grace) "
+        return self._fail_and_resume(f"engine did not return within {seconds:g} s (+{grace(seconds):g} s grace) "
                                      "and its worker process was stopped: it was stuck outside Python, where the "
                                      "in-process time limit cannot interrupt it")
 
-    def _fail_and_resume(self, results: list[dict[int, CheckResult]], message: str) -> int | None:
-        """Fail the point in progress, start a fresh process, and give it the rest of the unit."""
+    def _fail_and_resume(self, message: str) -> list[int]:
+        """Fail the point in progress, start a fresh process, and queue the rest of its units."""
         from gradspec._runner import failed
 
-        assert self.unit is not None and self.spec is not None
-        fi, ci, ei, _, _ = self.spec
-        case = self.files[fi].cases[ci]
-        point = case.points[self.point] if case.points else None
-        results[self.unit][self.point] = failed(case, point, self.names[ei], message)
-        unit, rest = self.unit, self.point + 1
+        finished: list[int] = []
+        while self.inflight:  # the results it sent before it went
+            try:
+                if not self.conn.poll():
+                    break
+                finished += self._record(*self.conn.recv())
+            except (EOFError, OSError):
+                break
+        pool = self.pool
+        unit, index = int(self.state[_UNIT]), int(self.state[_POINT])
+        if unit == _NOT_STARTED:
+            raise GradspecError(f"a worker process could not start ({message}); its error is above")
+        rest = list(self.inflight)
+        if unit >= 0 and rest and unit == rest[0]:
+            case = pool.case(unit)
+            _, _, ei = pool.units[unit]
+            point = case.points[index] if case.points else None
+            pool.results[unit][index] = failed(case, point, pool.names[ei], message)
+            rest.pop(0)
+            if index + 1 < len(case.points):
+                pool.resume[unit] = index + 1
+                rest.insert(0, unit)
+            else:
+                finished.append(unit)
+        pool.queue.extendleft(reversed(rest))
         self.conn.close()
         self._start()
-        if rest < len(case.points):
-            self.give(unit, (fi, ci, ei, rest, self.shrunk))
-            return None
-        self.unit = None
-        return unit
+        return finished
 
     def close(self) -> None:
         try:
@@ -201,7 +239,7 @@ def _case(file: CaseFile, case_id: str) -> Case:
 # -- the worker side ------------------------------------------------------------------------------------
 
 
-def _serve(conn: Connection, setup: _Setup) -> None:
+def _serve(conn: Connection, state: Any, setup: _Setup) -> None:
     """A worker's life: rebuild the cases and engines, then run units until told to stop."""
     from gradspec._cache import CACHE
     from gradspec._engines import resolve
@@ -210,23 +248,34 @@ def _serve(conn: Connection, setup: _Setup) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
     LIMITS.engine, LIMITS.derivation = setup.engine_limit, setup.derivation_limit
-    LIMITS.watch = lambda seconds: conn.send(("limit", seconds))
+
+    def watch(seconds: float | None) -> None:
+        if seconds is None:
+            state[_STARTED] = 0.0
+        else:
+            state[_SECONDS] = seconds
+            state[_STARTED] = time.monotonic()
+
+    LIMITS.watch = watch
     files = [load_file(p) for p in setup.paths]
     cases = [[_case(f, cid) for cid in ids] for f, ids in zip(files, setup.case_ids, strict=True)]
     engines = [resolve(s) for s in setup.engines]
     try:
         while (spec := conn.recv()) is not None:
-            fi, ci, ei, first, shrunk = spec
+            unit, fi, ci, ei, first, shrunk = spec
             case, engine = cases[fi][ci], engines[ei]
+            state[_UNIT] = unit
             if case.kind == "training":
-                conn.send(("point", 0))
-                conn.send(("result", 0, run_point(case, None, engine)))
+                state[_POINT] = 0
+                result = run_point(case, None, engine)
+                state[_UNIT] = _BETWEEN
+                conn.send((unit, 0, result, True))
             for i in range(first, len(case.points)):
-                conn.send(("point", i))
+                state[_POINT] = i
                 result = run_point(case, case.points[i], engine, shrink=not shrunk)
                 shrunk = shrunk or bool(result.shrunk)
-                conn.send(("result", i, result))
-            conn.send(("done",))
+                conn.send((unit, i, result, i == len(case.points) - 1))
+            state[_UNIT] = _BETWEEN
     except (EOFError, OSError):
         pass  # the parent went away
     finally:
