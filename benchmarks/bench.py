@@ -215,6 +215,18 @@ def scale() -> None:
     serial = statistics.median(pytest_run(empty, cache) for _ in range(3))
     parallel = statistics.median(pytest_run(empty, cache, "-n", "2") for _ in range(3))
     row("baseline, 10,000 empty tests: serial / -n 2", f"{serial:.2f} s / {parallel:.2f} s ({serial / parallel:.2f}x)")
+    print("scale: gradspec's own workers, one process against `gradspec run --jobs 2` (median of 3)")
+    for label, target in (("the 10,000 generated cases", [str(folder)]), ("the built-in library", [])):
+        def timed(*extra: str, target: list[str] = target) -> float:
+            start = time.perf_counter()
+            subprocess.run([*GRADSPEC, "run", "-q", *target, *extra], env=_env(GRADSPEC_CACHE_DIR=cache), check=True,
+                           capture_output=True)
+            return time.perf_counter() - start
+
+        timed()  # warm the cache
+        serial = statistics.median(timed() for _ in range(3))
+        parallel = statistics.median(timed("--jobs", "2") for _ in range(3))
+        row(f"{label}: serial / --jobs 2", f"{serial:.2f} s / {parallel:.2f} s ({serial / parallel:.2f}x)")
 
 
 def _env(**extra: str) -> dict[str, str]:
