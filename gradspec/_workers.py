@@ -7,8 +7,9 @@ is made. The parent keeps the order of a serial run, so reports do not depend on
 Workers also make the time limit hard. Every limited call (an engine call, a SymPy derivation) writes
 when it started and its limit into memory shared with the parent (:data:`gradspec._limits.LIMITS.watch`),
 with no message and no system call; a worker that stays inside one past its limit plus a grace period is
-stuck in native code, where the in-process timer cannot reach it. The parent stops that worker, fails the check with that message, and a fresh worker goes on from
-the next point. A worker that dies (an engine that crashes the interpreter) fails its check the same way.
+stuck in native code, where the in-process timer cannot reach it. The parent stops that worker, fails
+the check with that message, and a fresh worker goes on from the next point. A worker that dies (an
+engine that crashes the interpreter) fails its check the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from gradspec.errors import GradspecError
 
 __all__ = ["grace", "run_in_workers"]
 
-Unit = tuple[int, int, int, int]  # file, case in the file, engine, first point
 _UNIT, _POINT, _STARTED, _SECONDS = range(4)  # the slots of a worker's shared state
 _NOT_STARTED, _BETWEEN = -1.0, -2.0  # a worker's unit before its first one, and between two
 _POLL = 0.25  # seconds between looks at the workers' state while no result arrives
