@@ -72,7 +72,10 @@ def load_file(path: str | Path) -> CaseFile:
         raise _group(name, [CaseFileError(f"cannot read: {exc.strerror or exc}", path=name)]) from None
     doc = DOCUMENTS.get(name, raw)
     if doc is not None:
-        return _Loader(doc, trusted=True).run()
+        try:
+            return _Loader(doc, trusted=True).run()
+        except Exception:  # a record that is not what it claims to be: load the long way
+            pass
     try:
         doc = load(name, raw)
     except CaseFileError as exc:

@@ -192,3 +192,14 @@ def test_points_another_process_wrote_are_kept(folder: Path) -> None:
     exact(graph(), {"x": Fraction(1, 5), "y": Fraction(3)})
     CACHE.flush()
     assert sorted(json.loads(file.read_text())["points"]) == ["x=1/3,y=2/1", "x=1/5,y=3/1", "x=1/7,y=1/1"]
+
+
+def test_a_record_that_does_not_build_is_loaded_the_long_way(folder: Path, tmp_path: Path) -> None:
+    path = tmp_path / "a.gradspec.yaml"
+    path.write_text(CASE_FILE)
+    cold = load_file(path)
+    (record,) = (folder / "files").glob("*.json")
+    stored = json.loads(record.read_text())
+    stored["data"]["cases"][0]["at"] = "not a list of points"  # what the schema would have refused
+    record.write_text(json.dumps(stored))
+    assert _cases(load_file(path)) == _cases(cold)
