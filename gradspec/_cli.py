@@ -98,8 +98,8 @@ def _build_parser() -> _Parser:
     r.add_argument("--exclude", action="append", default=[], metavar="CASE_ID",
                    help="leave out the case with this id (repeatable)")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
-    r.add_argument("--time-limit", type=float, default=LIMITS.engine, metavar="SECONDS",
-                   help=f"fail a check whose engine call takes longer (default {LIMITS.engine:g})")
+    r.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help=f"fail a check whose engine call takes longer (default {type(LIMITS).engine:g})")
     r.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="run the checks in N worker processes (0: one per core); an engine stuck in native code "
                         "past the time limit, or crashing, fails its check and the run goes on")
@@ -176,11 +176,19 @@ def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.time_limit <= 0:
+    if args.time_limit is not None and args.time_limit <= 0:
         raise GradspecError("--time-limit must be positive")
     if args.jobs is not None and args.jobs < 0:
         raise GradspecError("--jobs must be 0 (one per core) or more")
-    LIMITS.engine = args.time_limit
+    saved = LIMITS.engine
+    LIMITS.engine = args.time_limit or type(LIMITS).engine
+    try:
+        return _run(args, out, err)
+    finally:
+        LIMITS.engine = saved  # main() is a function: it leaves the process's limits as it found them
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     specs = args.engine or ["builtin"]
     engines: list[Engine] = [resolve(spec) for spec in specs]
     from gradspec._report import check_report_paths, write_reports

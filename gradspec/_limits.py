@@ -14,10 +14,12 @@ and ends, and the parent stops a worker that stays inside one past its limit.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 __all__ = ["LIMITS", "TimeLimit", "deadline"]
 
@@ -31,6 +33,7 @@ class _Limits:
 
 
 LIMITS = _Limits()
+_AGAIN = 0.01  # seconds before a limit whose exception was swallowed is raised again
 
 
 class TimeLimit(BaseException):
@@ -55,7 +58,18 @@ def deadline(seconds: float | None) -> Iterator[None]:
     def _expired(signum: int, frame: FrameType | None) -> None:
         raise TimeLimit(f"did not finish within {seconds:g} s")
 
+    previous_hook = sys.unraisablehook
+
+    def _swallowed(info: Any) -> None:
+        # The signal can land where Python ignores exceptions (a __del__, a weakref or gc callback); the
+        # limit would be lost, so it is raised again a moment later, in the code that ran too long.
+        if isinstance(info.exc_value, TimeLimit):
+            signal.setitimer(signal.ITIMER_REAL, _AGAIN)
+        else:
+            previous_hook(info)
+
     previous = signal.signal(signal.SIGALRM, _expired)
+    sys.unraisablehook = _swallowed
     watch = LIMITS.watch
     if watch is not None:
         watch(seconds)
@@ -65,5 +79,6 @@ def deadline(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        sys.unraisablehook = previous_hook
         if watch is not None:
             watch(None)

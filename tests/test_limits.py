@@ -1,0 +1,83 @@
+"""Time limits: a limited body is interrupted, even when the signal first lands where Python ignores
+exceptions, and everything the limit touched is put back afterwards."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import pytest
+
+from gradspec._limits import LIMITS, TimeLimit, deadline
+
+
+def spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_a_pure_python_loop_is_interrupted() -> None:
+    start = time.monotonic()
+    with pytest.raises(TimeLimit, match=r"did not finish within 0\.05 s"), deadline(0.05):
+        spin(5)
+    assert time.monotonic() - start < 1
+
+
+@pytest.mark.parametrize("seconds", [None, 0])
+def test_no_limit(seconds: float | None) -> None:
+    with deadline(seconds):
+        spin(0.05)
+
+
+def test_an_inner_limit_never_overrides_the_outer_one() -> None:
+    with pytest.raises(TimeLimit, match=r"within 0\.1 s"), deadline(0.1), deadline(10):
+        spin(5)
+
+
+class _SlowFinalizer:
+    def __del__(self) -> None:
+        spin(0.3)  # the alarm goes off in here, where Python prints an exception and carries on
+
+
+def test_a_limit_swallowed_by_a_finalizer_is_raised_again() -> None:
+    start = time.monotonic()
+    with pytest.raises(TimeLimit), deadline(0.05):
+        _SlowFinalizer()  # dropped at once: __del__ runs now, inside the limit
+        spin(3)
+    assert time.monotonic() - start < 1.5  # the finalizer's 0.3 s, then at once, not after the 3 s loop
+
+
+def test_other_unraisable_exceptions_still_reach_the_previous_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[type[BaseException]] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: seen.append(type(info.exc_value)))
+
+    class Broken:
+        def __del__(self) -> None:
+            raise ValueError("in a finalizer")
+
+    with deadline(5):
+        Broken()
+    assert seen == [ValueError]
+
+
+def test_the_signal_handler_timer_and_hook_are_restored() -> None:
+    handler, hook = signal.getsignal(signal.SIGALRM), sys.unraisablehook
+    with pytest.raises(TimeLimit), deadline(0.02):
+        spin(2)
+    with deadline(5):
+        pass
+    assert signal.getsignal(signal.SIGALRM) is handler
+    assert sys.unraisablehook is hook
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_the_watch_hears_each_limited_call_start_and_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    heard: list[float | None] = []
+    monkeypatch.setattr(LIMITS, "watch", heard.append)
+    with deadline(2), deadline(3):  # not a limited call of its own: the outer one is running
+        pass
+    with pytest.raises(TimeLimit), deadline(0.02):
+        spin(2)
+    assert heard == [2, None, 0.02, None]
