@@ -152,7 +152,7 @@ class DiskCache:
                         entry[field] = on_disk[field]
                 fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(entry, f)
+                    f.write(json.dumps(entry))  # dumps, not dump: only dumps uses the C encoder
                 os.replace(tmp, folder / f"{key}.json")
         except OSError:
             pass
@@ -218,7 +218,7 @@ class DocumentCache:
             where.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=where.parent, suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(stored, f)
+                f.write(json.dumps(stored))
             os.replace(tmp, where)
         except OSError:
             pass
