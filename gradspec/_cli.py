@@ -1,6 +1,6 @@
 """The ``gradspec`` command line: ``main(argv) -> exit code``, writing to the streams it is given.
 
-Exit codes: 0 every check passed, 1 a check failed, 2 invalid input or usage.
+Exit codes: 0 every check passed, 1 a check failed, 2 invalid input or usage, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from gradspec.errors import CaseFileError, GradspecError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,6 +134,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except GradspecError as exc:
         print(f"gradspec: {exc}", file=err)
         return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("gradspec: interrupted", file=err)
+        return EXIT_INTERRUPTED
 
 
 def _check_command(args: argparse.Namespace, out: TextIO) -> int:

@@ -94,6 +94,10 @@ class _Pool:
                         continue
                     for unit in done:
                         on_unit(self.case(unit).id)
+        except BaseException:  # Ctrl-C, or an error of gradspec's own: the workers go at once
+            for w in self.workers:
+                w.process.kill()
+            raise
         finally:
             for w in self.workers:
                 w.close()

@@ -124,3 +124,29 @@ def test_a_bad_job_count_is_a_usage_error(jobs: str) -> None:
     code, _, err = run("run", "--jobs", jobs)
     assert code == 2
     assert "jobs" in err
+
+
+def test_ctrl_c_stops_the_workers_at_once(native: Path) -> None:
+    import os
+    import signal
+    import threading
+
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        code, _, err = run("run", str(native), "--engine", "native:HangsNatively", "--time-limit", "600", "-j", "2")
+    finally:
+        timer.cancel()
+    assert (code, err.strip()) == (130, "gradspec: interrupted")
+    assert time.perf_counter() - start < 8  # not the 600 s limit, nor a wait for the stuck worker
+
+
+def test_a_run_leaves_the_process_limits_as_it_found_them(tmp_path: Path) -> None:
+    from gradspec._limits import LIMITS
+
+    before = LIMITS.engine
+    path = tmp_path / "c.gradspec.yaml"
+    path.write_text(CASES)
+    assert run("run", str(path), "--time-limit", "0.25", "-q")[0] == 0
+    assert LIMITS.engine == before
