@@ -208,8 +208,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from gradspec._workers import run_in_workers
 
         jobs = args.jobs or os.cpu_count() or 1
-        results = run_in_workers(files, picked, [(s, e.name) for s, e in zip(specs, engines, strict=True)], jobs,
-                                 progress.step)
+        results = run_in_workers(files, picked, list(zip(specs, engines, strict=True)), jobs, progress.step)
     else:
         for fi, ci in picked:
             for engine in engines:

@@ -1,8 +1,9 @@
 """Checks in worker processes: ``gradspec run --jobs N``.
 
-Each worker is a fresh interpreter that loads the same case files and resolves the same engines, then
-runs whole (case, engine) pairs exactly as a run in one process does, and sends each result back as it
-is made. The parent keeps the order of a serial run, so reports do not depend on ``N``.
+Each worker is a copy of the parent (forked, when the parent is single-threaded) or a fresh interpreter
+that loads the same case files and resolves the same engine specs (spawned, when a library such as
+PyTorch or JAX has started threads of its own). It runs whole (case, engine) pairs exactly as a run in
+one process does, and sends each result back as it is made. The parent keeps the order of a serial run, so reports do not depend on ``N``.
 
 Workers also make the time limit hard. Every limited call (an engine call, a SymPy derivation) writes
 when it started and its limit into memory shared with the parent (:data:`gradspec._limits.LIMITS.watch`),
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import time
 from collections import deque
@@ -25,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from gradspec._cases import Case, CaseFile
+from gradspec._engines import Engine
 from gradspec._limits import LIMITS
 from gradspec._results import CheckResult
 from gradspec.errors import GradspecError
@@ -57,9 +60,10 @@ class _Setup:
 class _Pool:
     """The parent's side: the units still to run, their results, and the workers."""
 
-    def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, str]],
-                 jobs: int) -> None:
-        self.files, self.names = files, [name for _, name in engines]
+    def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
+                 engines: Sequence[tuple[str, Engine]], jobs: int) -> None:
+        self.files, self.engines = files, [engine for _, engine in engines]
+        self.names = [engine.name for engine in self.engines]
         self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
                             tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation)
         self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
@@ -69,7 +73,7 @@ class _Pool:
         order = sorted(range(len(self.units)), key=lambda u: _cost(self.case(u)), reverse=True)
         self.queue: deque[int] = deque(order)
         self.resume: dict[int, int] = {}  # unit -> the point a fresh worker starts from
-        context = multiprocessing.get_context("spawn")
+        context = multiprocessing.get_context("fork" if _single_threaded() else "spawn")
         self.workers = [_Worker(context, self) for _ in range(max(1, min(jobs, len(self.units))))]
 
     def case(self, unit: int) -> Case:
@@ -104,11 +108,11 @@ class _Pool:
         return [r for per_unit in self.results for _, r in sorted(per_unit.items())]
 
 
-def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, str]],
+def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
                    jobs: int, on_unit: Callable[[str], None] = lambda _: None) -> list[CheckResult]:
-    """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec and
-    name), in ``jobs`` worker processes; results come back in serial order. ``on_unit`` hears each
-    finished case id."""
+    """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and
+    the engine it resolved to), in ``jobs`` worker processes; results come back in serial order.
+    ``on_unit`` hears each finished case id."""
     return _Pool(files, cases, engines, jobs).run(on_unit)
 
 
@@ -125,7 +129,10 @@ class _Worker:
         # (time.monotonic, the same clock in every process) and limit of the limited call it is in.
         self.state = self.context.RawArray("d", 4)
         self.state[_UNIT] = _NOT_STARTED
-        self.process = self.context.Process(target=_serve, args=(child, self.state, self.pool.setup), daemon=True)
+        # A forked worker starts with the parent's cases and engines; a spawned one rebuilds them.
+        built = (self.pool.files, self.pool.engines) if self.context.get_start_method() == "fork" else None
+        self.process = self.context.Process(target=_serve, args=(child, self.state, self.pool.setup, built),
+                                            daemon=True)
         self.process.start()
         child.close()
         self.inflight: deque[int] = deque()
@@ -229,6 +236,21 @@ class _Worker:
         self.conn.close()
 
 
+def _single_threaded() -> bool:
+    """Whether this process has one thread (Linux tells), so that forking it is safe.
+
+    Forking copies only the calling thread; libraries with thread pools of their own (PyTorch, JAX) can
+    deadlock in the child. Only a process known to be single-threaded is forked; others spawn fresh
+    interpreters, which cost a second or so of start-up each.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
 def _cost(case: Case) -> tuple[int, int]:
     return (case.kind == "training", len(case.points))
 
@@ -243,8 +265,9 @@ def _case(file: CaseFile, case_id: str) -> Case:
 # -- the worker side ------------------------------------------------------------------------------------
 
 
-def _serve(conn: Connection, state: Any, setup: _Setup) -> None:
-    """A worker's life: rebuild the cases and engines, then run units until told to stop."""
+def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[CaseFile], Sequence[Engine]] | None) -> None:
+    """A worker's life: rebuild the cases and engines (unless ``built`` brings them), then run units
+    until told to stop."""
     from gradspec._cache import CACHE
     from gradspec._engines import resolve
     from gradspec._loader import load_file
@@ -261,9 +284,9 @@ def _serve(conn: Connection, state: Any, setup: _Setup) -> None:
             state[_STARTED] = time.monotonic()
 
     LIMITS.watch = watch
-    files = [load_file(p) for p in setup.paths]
+    files = built[0] if built else [load_file(p) for p in setup.paths]
     cases = [[_case(f, cid) for cid in ids] for f, ids in zip(files, setup.case_ids, strict=True)]
-    engines = [resolve(s) for s in setup.engines]
+    engines = built[1] if built else [resolve(s) for s in setup.engines]
     try:
         while (spec := conn.recv()) is not None:
             unit, fi, ci, ei, first, shrunk = spec

@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 
+import gradspec._workers as workers
 from gradspec._cli import main
 from gradspec._workers import grace
 
@@ -63,7 +64,12 @@ def native(engines: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     return cases
 
 
-def test_workers_give_the_results_of_one_process_in_the_same_order(engines: ModuleType, tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_workers_give_the_results_of_one_process_in_the_same_order(engines: ModuleType, tmp_path: Path, start: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if start == "fork" and not workers._single_threaded():
+        pytest.skip("this process has threads of its own, so workers are spawned")
+    monkeypatch.setattr(workers, "_single_threaded", lambda: start == "fork")
     library = Path(__file__).parent.parent / "cases"
     args = [str(library / "ops.gradspec.yaml"), str(library / "compositions.gradspec.yaml"), "-q",
             "--engine", "builtin", "--engine", "engines:TanhSignFlip"]
@@ -98,9 +104,17 @@ def test_an_engine_stuck_in_native_code_is_stopped_and_the_run_goes_on(native: P
 
 
 def test_an_engine_that_crashes_its_process_fails_its_checks_only(native: Path, tmp_path: Path) -> None:
+    import faulthandler
+
     report = tmp_path / "r.json"
-    code, _, _ = run("run", str(native), "--engine", "native:Crashes", "--engine", "builtin", "--jobs", "2",
-                     f"--report={report}")
+    enabled = faulthandler.is_enabled()
+    faulthandler.disable()  # a forked worker inherits pytest's, which would print the planned crash
+    try:
+        code, _, _ = run("run", str(native), "--engine", "native:Crashes", "--engine", "builtin", "--jobs", "2",
+                         f"--report={report}")
+    finally:
+        if enabled:
+            faulthandler.enable()
     assert code == 1
     results = json.loads(report.read_text())["checks"]
     crashed = [r for r in results if r["verdict"] != "pass"]
@@ -150,3 +164,22 @@ def test_a_run_leaves_the_process_limits_as_it_found_them(tmp_path: Path) -> Non
     path.write_text(CASES)
     assert run("run", str(path), "--time-limit", "0.25", "-q")[0] == 0
     assert LIMITS.engine == before
+
+
+def test_a_process_with_threads_spawns_its_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    if not workers._single_threaded():
+        pytest.skip("this process has threads already")
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert not workers._single_threaded()
+    finally:
+        release.set()
+        thread.join()
+    deadline = time.monotonic() + 5  # the kernel lets a thread go a moment after Python's join returns
+    while not workers._single_threaded() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert workers._single_threaded()
