@@ -4,6 +4,9 @@ crash in native code."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from io import StringIO
 from pathlib import Path
@@ -14,6 +17,9 @@ import pytest
 import gradspec._workers as workers
 from gradspec._cli import main
 from gradspec._workers import grace
+
+ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).parent / "data"
 
 NATIVE = '''
 import os, signal, time
@@ -64,18 +70,36 @@ def native(engines: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     return cases
 
 
+# A fresh interpreter: single-threaded, so its workers fork (this test process may have PyTorch's threads).
+FORKING = """
+import multiprocessing, sys
+used = []
+get_context = multiprocessing.get_context
+multiprocessing.get_context = lambda method=None: (used.append(method), get_context(method))[1]
+from gradspec._cli import main
+code = main(sys.argv[1:])
+print("start methods:", used)
+sys.exit(code)
+"""
+
+
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_workers_give_the_results_of_one_process_in_the_same_order(engines: ModuleType, tmp_path: Path, start: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    if start == "fork" and not workers._single_threaded():
-        pytest.skip("this process has threads of its own, so workers are spawned")
-    monkeypatch.setattr(workers, "_single_threaded", lambda: start == "fork")
     library = Path(__file__).parent.parent / "cases"
     args = [str(library / "ops.gradspec.yaml"), str(library / "compositions.gradspec.yaml"), "-q",
             "--engine", "builtin", "--engine", "engines:TanhSignFlip"]
     serial, parallel = tmp_path / "serial.json", tmp_path / "parallel.json"
     code_serial, _, _ = run("run", *args, f"--report={serial}")
-    code_parallel, out, _ = run("run", *args, "--jobs", "2", f"--report={parallel}")
+    if start == "spawn":
+        monkeypatch.setattr(workers, "_single_threaded", lambda: False)
+        code_parallel, out, _ = run("run", *args, "--jobs", "2", f"--report={parallel}")
+    else:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(DATA), str(ROOT)])}
+        child = subprocess.run([sys.executable, "-c", FORKING, "run", *args, "--jobs", "2", f"--report={parallel}"],
+                               env=env, capture_output=True, text=True, timeout=300)
+        code_parallel, out = child.returncode, child.stdout
+        assert "start methods: ['fork']" in out, child.stderr
     assert code_serial == code_parallel == 1
     checks = _checks(serial)
     assert checks == _checks(parallel)
@@ -141,19 +165,21 @@ def test_a_bad_job_count_is_a_usage_error(jobs: str) -> None:
 
 
 def test_ctrl_c_stops_the_workers_at_once(native: Path) -> None:
-    import os
     import signal
     import threading
 
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C is Python's default handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()
     timer.start()
     try:
-        code, _, err = run("run", str(native), "--engine", "native:HangsNatively", "--time-limit", "600", "-j", "2")
+        code, _, err = run("run", str(native), "--engine", "native:HangsNatively", "--time-limit", "30", "-j", "2")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert (code, err.strip()) == (130, "gradspec: interrupted")
-    assert time.perf_counter() - start < 8  # not the 600 s limit, nor a wait for the stuck worker
+    assert time.perf_counter() - start < 10  # not the 30 s limit, nor a wait for the stuck workers
 
 
 def test_a_run_leaves_the_process_limits_as_it_found_them(tmp_path: Path) -> None:
