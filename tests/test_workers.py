@@ -192,20 +192,25 @@ def test_a_run_leaves_the_process_limits_as_it_found_them(tmp_path: Path) -> Non
     assert LIMITS.engine == before
 
 
-def test_a_process_with_threads_spawns_its_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
+THREADS = """
+import threading, time
+from gradspec._workers import _single_threaded
+assert _single_threaded(), "a fresh interpreter has one thread"
+release = threading.Event()
+thread = threading.Thread(target=release.wait)
+thread.start()
+assert not _single_threaded(), "a second thread is seen"
+release.set()
+thread.join()
+end = time.monotonic() + 5  # the kernel lets a thread go a moment after Python's join returns
+while not _single_threaded() and time.monotonic() < end:
+    time.sleep(0.01)
+assert _single_threaded(), "and seen gone"
+print("ok")
+"""
 
-    if not workers._single_threaded():
-        pytest.skip("this process has threads already")
-    release = threading.Event()
-    thread = threading.Thread(target=release.wait)
-    thread.start()
-    try:
-        assert not workers._single_threaded()
-    finally:
-        release.set()
-        thread.join()
-    deadline = time.monotonic() + 5  # the kernel lets a thread go a moment after Python's join returns
-    while not workers._single_threaded() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert workers._single_threaded()
+
+def test_a_process_with_threads_spawns_its_workers() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.run([sys.executable, "-c", THREADS], env=env, capture_output=True, text=True, timeout=60)
+    assert (child.returncode, child.stdout.strip()) == (0, "ok"), child.stderr
