@@ -7,7 +7,7 @@ subgradient ranges to 40 significant digits. A file that is unreadable, corrupt 
 versions is ignored and rewritten; the cache never decides a result, it only remembers one.
 
 Case files: one JSON file per file content that loaded without a single error, named by a hash of the
-bytes, the schema, gradspec's own source and the versions above. It holds the YAML data and the line
+bytes, the schema, gradspec's own source, the versions above and those of PyYAML and jsonschema. It holds the YAML data and the line
 and column of every value, so the loader rebuilds the same cases without YAML parsing, the JSON Schema,
 or the exact checks of hand-written expectations. Any change to the file, the schema or gradspec
 changes the name, and an error-free file is the only kind remembered.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -181,11 +182,16 @@ class DocumentCache:
         return folder / "files" / f"{digest.hexdigest()[:40]}.json"
 
     def fingerprint(self) -> str:
-        """What the outcome of loading depends on besides the file: the schema, gradspec's code, versions."""
+        """What the outcome of loading depends on besides the file: the schema, gradspec's code, and the
+        versions of the libraries that parse, validate and evaluate it."""
         if self._fingerprint is None:
+            import yaml
+
             from gradspec._cases import data_dir
 
-            digest = hashlib.sha256(json.dumps(_versions()).encode())
+            versions = {**_versions(), "pyyaml": yaml.__version__, "libyaml": str(getattr(yaml, "__with_libyaml__", False)),
+                        "jsonschema": importlib.metadata.version("jsonschema")}
+            digest = hashlib.sha256(json.dumps(versions, sort_keys=True).encode())
             package = Path(__file__).resolve().parent
             for source in [data_dir("schemas") / "case-file.schema.json", *sorted(package.rglob("*.py"))]:
                 digest.update(source.name.encode())
