@@ -203,3 +203,14 @@ def test_a_record_that_does_not_build_is_loaded_the_long_way(folder: Path, tmp_p
     stored["data"]["cases"][0]["at"] = "not a list of points"  # what the schema would have refused
     record.write_text(json.dumps(stored))
     assert _cases(load_file(path)) == _cases(cold)
+
+
+def test_the_record_depends_on_the_validating_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from gradspec._cache import DocumentCache
+
+    before = DocumentCache().fingerprint()
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "99.0" if name == "jsonschema" else real(name))
+    assert DocumentCache().fingerprint() != before
