@@ -9,13 +9,12 @@ Content-Security-Policy forbids the page from loading anything. Every text a use
 
 from __future__ import annotations
 
-from html import escape
-
 from gradspec._report._assets import CSP, SCRIPT, STYLE
 from gradspec._report._common import (
     NOT_PASSING,
     VERDICTS,
     clip,
+    e,
     engines_of,
     files_of,
     fmt,
@@ -39,11 +38,6 @@ OPEN_FAILURES = 10  # the first few are expanded
 MAX_DERIVATIVES = 300  # expressions whose derivatives are listed
 MAX_SYMBOLIC = 5000  # characters of one derivative
 MAX_MESSAGE = 300  # characters of a message in the table (the tooltip holds more)
-
-
-def e(text: object) -> str:
-    """Escape any text for an HTML element or a quoted attribute."""
-    return escape(str(text), quote=True)
 
 
 def badge(verdict: Verdict, text: str | None = None) -> str:

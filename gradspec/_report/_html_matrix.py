@@ -7,19 +7,13 @@ failed or errored on some engine.
 
 from __future__ import annotations
 
-from html import escape
-
-from gradspec._report._common import VERDICTS, severity
+from gradspec._report._common import VERDICTS, e, severity
 from gradspec._report._matrix import LEGEND, SYMBOLS, Cell, Matrix, Row, build_matrix, display_names, shows_matrix
 from gradspec._results import Run
 
 __all__ = ["EMPTY_SORT", "cell_html", "matrix_section", "sort_key"]
 
 EMPTY_SORT = 99  # an engine that ran none of the case's checks sorts after every verdict
-
-
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
 
 
 def sort_key(cell: Cell | None) -> float:
@@ -39,27 +33,27 @@ def cell_html(cell: Cell | None) -> str:
     """One matrix cell: a coloured symbol, the count, the quoted reason or quantity, the other outcomes."""
     if cell is None:
         return f'<td class="cell none" data-sort="{EMPTY_SORT}" title="no checks">·</td>'
-    parts = [f'<span class="sym">{_e(cell.symbol)}</span>']
+    parts = [f'<span class="sym">{e(cell.symbol)}</span>']
     if cell.count:
-        parts.append(f'<span class="count">{_e(cell.count)}</span>')
+        parts.append(f'<span class="count">{e(cell.count)}</span>')
     if cell.detail:
-        parts.append(f'<span class="detail">{_e(cell.detail)}</span>')
+        parts.append(f'<span class="detail">{e(cell.detail)}</span>')
     if cell.others:
-        parts.append(f'<span class="others">({_e(cell.others)})</span>')
+        parts.append(f'<span class="others">({e(cell.others)})</span>')
     return (f'<td class="cell {cell.verdict.value}" data-verdict="{cell.verdict.value}" '
-            f'data-sort="{sort_key(cell):.6f}" title="{_e(_tooltip(cell))}">{" ".join(parts)}</td>')
+            f'data-sort="{sort_key(cell):.6f}" title="{e(_tooltip(cell))}">{" ".join(parts)}</td>')
 
 
 def _row(row: Row, engines: tuple[str, ...], names: dict[str, str]) -> str:
     file = names.get(row.file, "")
     cells = "".join(cell_html(row.cells.get(engine)) for engine in engines)
-    return (f'<tr class="matrix-row" data-verdict="{row.verdict.value}"><td title="{_e(row.file)}">{_e(file)}</td>'
-            f'<td class="case"><code>{_e(row.case)}</code></td>{cells}</tr>')
+    return (f'<tr class="matrix-row" data-verdict="{row.verdict.value}"><td title="{e(row.file)}">{e(file)}</td>'
+            f'<td class="case"><code>{e(row.case)}</code></td>{cells}</tr>')
 
 
 def legend() -> str:
     """What each symbol and colour means."""
-    items = "".join(f'<li><span class="cell {v.value}"><span class="sym">{_e(SYMBOLS[v])}</span></span> {_e(text)}</li>'
+    items = "".join(f'<li><span class="cell {v.value}"><span class="sym">{e(SYMBOLS[v])}</span></span> {e(text)}</li>'
                     for v, text in LEGEND)
     return f'<ul class="legend matrix-legend">{items}</ul>'
 
@@ -67,7 +61,7 @@ def legend() -> str:
 def _table(m: Matrix, names: dict[str, str]) -> str:
     head = ('<th scope="col" data-type="text" class="text">file</th>'
             '<th scope="col" data-type="text" class="text">case</th>'
-            + "".join(f'<th scope="col" data-type="number" class="text"><code>{_e(x)}</code></th>' for x in m.engines))
+            + "".join(f'<th scope="col" data-type="number" class="text"><code>{e(x)}</code></th>' for x in m.engines))
     rows = "".join(_row(row, m.engines, names) for row in m.rows)
     return (f'<div class="wrap"><table id="matrix-table" class="sortable matrix"><thead><tr>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table></div>")
@@ -87,5 +81,5 @@ def matrix_section(run: Run) -> str:
                 'reason..." aria-label="filter the matrix"><label><input type="checkbox" id="matrix-only-failing"> '
                 f'only cases with a failure or error</label><span class="muted"><span id="matrix-shown">{n}</span> '
                 f"of {n} shown; click a header to sort</span></div>")
-    return (f'<section id="matrix"><h2>Conformance matrix ({_e(m.size)})</h2>'
-            f'<p class="caption">{_e(caption)}</p>{legend()}{controls}{_table(m, names)}</section>')
+    return (f'<section id="matrix"><h2>Conformance matrix ({e(m.size)})</h2>'
+            f'<p class="caption">{e(caption)}</p>{legend()}{controls}{_table(m, names)}</section>')
