@@ -19,7 +19,7 @@ from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec._training import train
 from gradspec.errors import DomainError, GradspecError
 
-__all__ = ["applies", "failed", "run_case", "run_files", "run_point"]
+__all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point"]
 
 
 def applies(case: Case, engine: Engine) -> str | None:
@@ -33,15 +33,23 @@ def applies(case: Case, engine: Engine) -> str | None:
 
 def run_case(case: Case, engine: Engine) -> list[CheckResult]:
     """Every point of ``case`` on ``engine``; the first failing point is also shrunk."""
+    return [result for _, result in iter_case(case, engine)]
+
+
+def iter_case(case: Case, engine: Engine, *, first: int = 0, shrunk: bool = False,
+              starting: Callable[[int], object] = lambda _: None) -> Iterator[tuple[int, CheckResult]]:
+    """The points of ``case`` from index ``first`` on, as (index, result), each told to ``starting``
+    before it runs. The first failing point that shrinks is shrunk, unless ``shrunk`` says an earlier
+    run of the case already shrank one. A training case is one check, index 0."""
     if case.kind == "training":
-        return [run_point(case, None, engine)]
-    results = []
-    shrunk = False
-    for p in case.points:
-        result = run_point(case, p, engine, shrink=not shrunk)
+        starting(0)
+        yield 0, run_point(case, None, engine)
+        return
+    for i in range(first, len(case.points)):
+        starting(i)
+        result = run_point(case, case.points[i], engine, shrink=not shrunk)
         shrunk = shrunk or bool(result.shrunk)
-        results.append(result)
-    return results
+        yield i, result
 
 
 def run_files(files: Iterable[CaseFile], engines: Iterable[Engine]) -> Iterator[CheckResult]:
@@ -70,8 +78,8 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
 
 def failed(case: Case, point: Point | None, engine_name: str, message: str) -> CheckResult:
     """A failed check that never produced numbers: the engine was stopped, or took its process down."""
-    base = {"expression": case.expression, "point": point.floats() if point else {}, "engine": engine_name}
-    return _expected(case, _identify(CheckResult(**base, verdict=Verdict.FAIL, message=message), case, point))  # type: ignore[arg-type]
+    result = CheckResult(**_base(case, point, engine_name), verdict=Verdict.FAIL, message=message)  # type: ignore[arg-type]
+    return _expected(case, _identify(result, case, point))
 
 
 def _identify(result: CheckResult, case: Case, point: Point | None) -> CheckResult:
@@ -120,12 +128,12 @@ def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], e
     return dataclasses.replace(result, culprit=culprit, shrunk=shrunk, message=message)
 
 
-def _base(case: Case, point: Point | None, engine: Engine) -> dict[str, object]:
-    return {"expression": case.expression, "point": point.floats() if point else {}, "engine": engine.name}
+def _base(case: Case, point: Point | None, engine_name: str) -> dict[str, object]:
+    return {"expression": case.expression, "point": point.floats() if point else {}, "engine": engine_name}
 
 
 def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
-    base = _base(case, point, engine)
+    base = _base(case, point, engine.name)
     reason = applies(case, engine)
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
@@ -196,7 +204,7 @@ def _apply_expectations(case: Case, q: Quantity, at_kink: bool) -> Quantity:
 
 
 def _expected_domain_error(case: Case, point: Point, engine: Engine, problem: str) -> CheckResult:
-    base = _base(case, point, engine)
+    base = _base(case, point, engine.name)
     graph = case.graph
     assert graph is not None
     reason = engine.unsupported(graph)

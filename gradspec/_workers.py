@@ -63,7 +63,6 @@ class _Pool:
     def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
                  engines: Sequence[tuple[str, Engine]], jobs: int) -> None:
         self.files, self.engines = files, [engine for _, engine in engines]
-        self.names = [engine.name for engine in self.engines]
         self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
                             tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation)
         self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
@@ -150,8 +149,7 @@ class _Worker:
         if not self.inflight:
             return True
         pool = self.pool
-        small = all(_cost(pool.case(u)) <= (False, _SMALL) for u in (*self.inflight, pool.queue[0]))
-        return small and len(self.inflight) < _AHEAD
+        return len(self.inflight) < _AHEAD and all(_small(pool.case(u)) for u in (*self.inflight, pool.queue[0]))
 
     def stuck_in(self) -> float | None:
         """Seconds until the running limited call counts as stuck; None outside one."""
@@ -211,7 +209,7 @@ class _Worker:
             case = pool.case(unit)
             _, _, ei = pool.units[unit]
             point = case.points[index] if case.points else None
-            pool.results[unit][index] = failed(case, point, pool.names[ei], message)
+            pool.results[unit][index] = failed(case, point, pool.engines[ei].name, message)
             rest.pop(0)
             if index + 1 < len(case.points):
                 pool.resume[unit] = index + 1
@@ -251,8 +249,12 @@ def _single_threaded() -> bool:
         return False
 
 
-def _cost(case: Case) -> tuple[int, int]:
+def _cost(case: Case) -> tuple[bool, int]:
     return (case.kind == "training", len(case.points))
+
+
+def _small(case: Case) -> bool:
+    return case.kind != "training" and len(case.points) <= _SMALL
 
 
 def _case(file: CaseFile, case_id: str) -> Case:
@@ -271,7 +273,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
     from gradspec._cache import CACHE
     from gradspec._engines import resolve
     from gradspec._loader import load_file
-    from gradspec._runner import run_point
+    from gradspec._runner import iter_case
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
     LIMITS.engine, LIMITS.derivation = setup.engine_limit, setup.derivation_limit
@@ -292,17 +294,12 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
             unit, fi, ci, ei, first, shrunk = spec
             case, engine = cases[fi][ci], engines[ei]
             state[_UNIT] = unit
-            if case.kind == "training":
-                state[_POINT] = 0
-                result = run_point(case, None, engine)
-                state[_UNIT] = _BETWEEN
-                conn.send((unit, 0, result, True))
-            for i in range(first, len(case.points)):
-                state[_POINT] = i
-                result = run_point(case, case.points[i], engine, shrink=not shrunk)
-                shrunk = shrunk or bool(result.shrunk)
-                conn.send((unit, i, result, i == len(case.points) - 1))
-            state[_UNIT] = _BETWEEN
+            last = max(len(case.points), 1) - 1  # a training case is one check
+            for i, result in iter_case(case, engine, first=first, shrunk=shrunk,
+                                       starting=lambda i: state.__setitem__(_POINT, i)):
+                if i == last:
+                    state[_UNIT] = _BETWEEN
+                conn.send((unit, i, result, i == last))
     except (EOFError, OSError):
         pass  # the parent went away
     finally:
