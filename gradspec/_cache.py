@@ -1,16 +1,16 @@
 """Disk caches: exact references, so a second run skips SymPy altogether, and case files that loaded
 cleanly, so an unchanged file skips parsing and validation.
 
-Exact references: one JSON file per graph, named by a hash of its text, its inputs and the versions of gradspec, SymPy
-and mpmath: it holds the symbolic formulas and, per point, the exact value, gradients, kinks and
-subgradient ranges to 40 significant digits. A file that is unreadable, corrupt or written by other
-versions is ignored and rewritten; the cache never decides a result, it only remembers one.
+Exact references: one JSON file per graph, named by a hash of its text, its inputs and the versions of
+gradspec, SymPy and mpmath. It holds the symbolic formulas and, per point, the exact value, gradients,
+kinks and subgradient ranges to 40 significant digits. A file that is unreadable, corrupt or written by
+other versions is ignored and rewritten; the cache never decides a result, it only remembers one.
 
 Case files: one JSON file per file content that loaded without a single error, named by a hash of the
-bytes, the schema, gradspec's own source, the versions above and those of PyYAML and jsonschema. It holds the YAML data and the line
-and column of every value, so the loader rebuilds the same cases without YAML parsing, the JSON Schema,
-or the exact checks of hand-written expectations. Any change to the file, the schema or gradspec
-changes the name, and an error-free file is the only kind remembered.
+bytes, the schema, gradspec's own source, the versions above and those of PyYAML and jsonschema. It
+holds the YAML data and the line and column of every value, so the loader rebuilds the same cases
+without YAML parsing, the JSON Schema, or the exact checks of hand-written expectations. Any change to
+the file, the schema or gradspec changes the name, and an error-free file is the only kind remembered.
 
 The folder is ``$GRADSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/gradspec``, else ``~/.cache/gradspec``;
 ``GRADSPEC_CACHE=0`` turns the cache off.
@@ -151,10 +151,7 @@ class DiskCache:
                 for field in ("formulas", "over_budget"):
                     if field in on_disk and field not in entry:
                         entry[field] = on_disk[field]
-                fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(json.dumps(entry))  # dumps, not dump: only dumps uses the C encoder
-                os.replace(tmp, folder / f"{key}.json")
+                _write(folder / f"{key}.json", entry)
         except OSError:
             pass
         self._dirty.clear()
@@ -222,12 +219,17 @@ class DocumentCache:
         }
         try:
             where.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=where.parent, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(json.dumps(stored))
-            os.replace(tmp, where)
+            _write(where, stored)
         except OSError:
             pass
+
+
+def _write(path: Path, data: Any) -> None:
+    """``data`` as JSON at ``path``, atomically: readers see the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data))  # dumps, not dump: only dumps uses the C encoder
+    os.replace(tmp, path)
 
 
 def _plain(data: Any) -> bool:
