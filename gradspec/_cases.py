@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 
 from gradspec._graph import Graph
-from gradspec._reference import Exact, exact
 from gradspec._results import Tolerance
 
 __all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Training",
-           "cached_exact", "data_dir", "discover"]
+           "data_dir", "discover"]
 
 SUFFIXES = (".gradspec.yaml", ".gradspec.yml")
 
@@ -146,9 +144,3 @@ def discover(paths: Iterable[str | Path], suffixes: Iterable[str] = SUFFIXES) ->
         else:
             found.append(p)
     return found
-
-
-@lru_cache(maxsize=65536)
-def cached_exact(graph: Graph, point: Point) -> Exact:
-    """The exact reference at a point, computed once for loading and running alike."""
-    return exact(graph, point.exact())

@@ -25,11 +25,11 @@ from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from gradspec import _sampling, _training
 from gradspec._cache import DOCUMENTS
-from gradspec._cases import Case, CaseFile, ChainRule, Expect, Linearity, Point, cached_exact, data_dir
+from gradspec._cases import Case, CaseFile, ChainRule, Expect, Linearity, Point, data_dir
 from gradspec._check import exact_number
 from gradspec._expr import Program, parse
 from gradspec._graph import Graph, build, unroll
-from gradspec._reference import Exact
+from gradspec._reference import Exact, exact
 from gradspec._results import Tolerance
 from gradspec._yaml import Document, load
 from gradspec.errors import CaseFileError, DomainError, ExpressionError
@@ -374,7 +374,7 @@ class _CaseLoader:
         for i, point in enumerate(case.points):
             where = ("sample",) if sampled else (("at",) if isinstance(self.raw["at"], dict) else ("at", i))
             try:
-                ref = cached_exact(case.graph, point)
+                ref = exact(case.graph, point.exact())
             except DomainError as exc:
                 if case.expect.error == "domain":
                     continue

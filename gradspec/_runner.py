@@ -7,14 +7,14 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 
-from gradspec._cases import Bounds, Case, CaseFile, ChainRule, Linearity, Point, Training, cached_exact
+from gradspec._cases import Bounds, Case, CaseFile, ChainRule, Linearity, Point, Training
 from gradspec._check import check_graph, compare, prepare
 from gradspec._debug import as_yaml_case, shrink, shrink_input
 from gradspec._debug import localise as _localise
 from gradspec._engines import Engine, Outcome, Unsupported
 from gradspec._graph import Graph
 from gradspec._limits import LIMITS, TimeLimit, deadline
-from gradspec._reference import conditioning, over_budget, relative_error
+from gradspec._reference import conditioning, exact, over_budget, relative_error
 from gradspec._results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec._training import train
 from gradspec.errors import DomainError, GradspecError
@@ -142,7 +142,7 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
     assert case.graph is not None and point is not None
     graph = case.graph
     try:
-        ref = cached_exact(graph, point)
+        ref = exact(graph, point.exact())
     except DomainError as exc:
         if case.expect.error == "domain":
             return _expected_domain_error(case, point, engine, exc.message)
