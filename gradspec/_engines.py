@@ -25,6 +25,7 @@ import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -161,14 +162,16 @@ def _kinds(varying: list[bool]) -> str:
     return ", ".join("Value" if v else "number" for v in varying)
 
 
-def _reaches_output(graph: Graph) -> list[bool]:
+@lru_cache(maxsize=4096)
+def _reaches_output(graph: Graph) -> tuple[bool, ...]:
+    """Which nodes the output depends on: a property of the graph, worked out once per graph."""
     used = [False] * len(graph.steps)
     used[graph.output] = True
     for i in range(len(graph.steps) - 1, -1, -1):
         if used[i]:
             for a in graph.steps[i].args:
                 used[a] = True
-    return used
+    return tuple(used)
 
 
 class ValueClassEngine(Engine):
