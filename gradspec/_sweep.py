@@ -19,7 +19,8 @@ import mpmath
 
 from gradspec._engines import Engine
 from gradspec._graph import Graph
-from gradspec._reference import DPS, derive, forward, symbolic
+from gradspec._mpeval import to_mpf
+from gradspec._reference import DPS, adjoints, derive, forward, symbolic
 from gradspec.errors import DomainError
 
 __all__ = ["Sample", "SweepRange", "classify", "ranges", "render_svg", "sweep"]
@@ -109,22 +110,22 @@ def sweep(
 
 
 def _exact_grads(graph: Graph, var: str, xs: Sequence[float], fixed: Mapping[str, Fraction]) -> list[mpmath.mpf]:
+    """The exact d output / d ``var`` at each x, taken at the float the engine receives (nan outside the
+    domain)."""
     d = derive(graph) if symbolic(graph) else None
     out = []
     with mpmath.workdps(DPS):
+        others = {k: to_mpf(v) for k, v in fixed.items()}
         for x in xs:
-            env = {**{k: mpmath.mpf(v.numerator) / v.denominator for k, v in fixed.items()}, var: mpmath.mpf(repr(x))}
+            env = {**others, var: to_mpf(x)}
             try:
-                forward(graph, env)
+                values, _ = forward(graph, env)  # also the domain check, for the symbolic path
             except DomainError:
                 out.append(mpmath.nan)
                 continue
             if d is not None:
                 out.append(d.evaluate(var, {d.symbols[k]: v for k, v in env.items()}))
             else:
-                from gradspec._reference import adjoints
-
-                values, _ = forward(graph, env)
                 out.append(adjoints(graph, values)[dict(graph.inputs)[var]])
     return out
 
