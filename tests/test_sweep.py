@@ -66,3 +66,10 @@ def test_bad_sweeps_are_usage_errors() -> None:
     assert main(["sweep", "exp(x)", "--var", "x", "--range", "1", "0"]) == 2
     assert main(["sweep", "exp(x)", "--var", "x", "--range", "0", "1", "--points", "1"]) == 2
     assert main(["sweep", "exp(y)", "--var", "x", "--range", "0", "1"]) == 2
+
+
+def test_the_exact_gradient_is_taken_at_the_float_the_engine_receives() -> None:
+    # 700.1 is not a binary float: at its decimal value the exact exp would differ from the engine's by
+    # the input's rounding times 700 (about 13 digits agreeing), which is not the engine's error.
+    (sample,) = sweep(prepare("exp(x)", ["x"]), "x", [700.1], resolve("builtin"), {})
+    assert sample.digits > 15
