@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GRADSPEC = [sys.executable, "-m", "gradspec._cli"]
+GRADSPEC = [sys.executable, "-m", "gradspec.cli"]
 
 
 def median_time(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -46,11 +46,11 @@ def verdict(ratio: float, target: float, better: str) -> str:
 
 
 def overhead() -> None:
-    from gradspec._cases import data_dir, discover
-    from gradspec._engines import resolve
-    from gradspec._loader import load_file
-    from gradspec._runner import run_case
-    from gradspec._training import initial_params, mlp_loss
+    from gradspec.casefile.loader import load_file
+    from gradspec.casefile.model import data_dir, discover
+    from gradspec.checks.training import initial_params, mlp_loss
+    from gradspec.engines.protocol import resolve
+    from gradspec.run.runner import run_case
 
     files = [load_file(p) for p in discover([data_dir("cases")])]
     cases = [c for f in files for c in f.cases]
@@ -93,11 +93,11 @@ def overhead() -> None:
 def gradcheck() -> None:
     import torch
 
-    from gradspec._cases import data_dir
-    from gradspec._check import check_graph
-    from gradspec._engines import resolve
-    from gradspec._loader import load_file
-    from gradspec._results import Tolerance
+    from gradspec.casefile.loader import load_file
+    from gradspec.casefile.model import data_dir
+    from gradspec.checks.check import check_graph
+    from gradspec.checks.results import Tolerance
+    from gradspec.engines.protocol import resolve
 
     engine = resolve("torch")
     cases = [c for c in load_file(data_dir("cases") / "compositions.gradspec.yaml").cases if c.kind == "gradient"]
@@ -243,8 +243,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def sweep() -> None:
-    from gradspec._check import prepare
-    from gradspec._engines import resolve
+    from gradspec.checks.check import prepare
+    from gradspec.engines.protocol import resolve
 
     graph = prepare("exp(x) * tanh(x) + x*x", ["x"])
     n = 1_000_000

@@ -13,8 +13,8 @@ Everything else lives in private modules.
 
 from __future__ import annotations
 
-from gradspec._check import check, check_gradients
-from gradspec._results import CheckResult, Quantity, Tolerance, Verdict
+from gradspec.checks.check import check, check_gradients
+from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
 from gradspec.errors import CaseFileError, DomainError, EngineError, ExpressionError, GradspecError
 
 __all__ = [

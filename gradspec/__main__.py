@@ -1,6 +1,6 @@
 """``python -m gradspec``: the same command line as ``gradspec``."""
 
-from gradspec._cli import main
+from gradspec.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

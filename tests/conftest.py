@@ -71,8 +71,8 @@ def assert_invalid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[
     import io
     import time
 
-    from gradspec._cli import main
-    from gradspec._loader import errors_of, load_file
+    from gradspec.casefile.loader import errors_of, load_file
+    from gradspec.cli import main
     from gradspec.errors import CaseFileError
 
     workdir = tmp_path / "cwd"

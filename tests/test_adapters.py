@@ -21,13 +21,13 @@ import pytest
 import sympy as sp
 
 from gradspec import check
-from gradspec._cases import Case
-from gradspec._check import prepare
-from gradspec._engines import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
-from gradspec._loader import load_file
-from gradspec._ops import OPS
-from gradspec._results import CheckResult, Verdict
-from gradspec._runner import run_case
+from gradspec.casefile.loader import load_file
+from gradspec.casefile.model import Case
+from gradspec.checks.check import prepare
+from gradspec.checks.results import CheckResult, Verdict
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
+from gradspec.ops.table import OPS
+from gradspec.run.runner import run_case
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ["torch", "torch:float32", "jax", "jax:float32", "tinygrad", "tinygrad:float32", "micrograd"]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import gradspec._reference as reference
-from gradspec._cache import CACHE
-from gradspec._check import prepare
-from gradspec._reference import exact, numerical_all
+import gradspec.reference.exact as reference
+from gradspec.checks.check import prepare
+from gradspec.reference.cache import CACHE
+from gradspec.reference.exact import exact, numerical_all
 
 
 @pytest.fixture
@@ -84,10 +84,10 @@ def test_the_cache_can_be_turned_off(folder: Path, monkeypatch: pytest.MonkeyPat
 
 # -- case files that loaded cleanly ---------------------------------------------------------------------
 
-import gradspec._loader as loader_module  # noqa: E402
-from gradspec._cache import DOCUMENTS  # noqa: E402
-from gradspec._loader import load_file  # noqa: E402
+import gradspec.casefile.loader as loader_module  # noqa: E402
+from gradspec.casefile.loader import load_file  # noqa: E402
 from gradspec.errors import CaseFileError  # noqa: E402
+from gradspec.reference.cache import DOCUMENTS  # noqa: E402
 
 CASE_FILE = """\
 description: two cases
@@ -208,7 +208,7 @@ def test_a_record_that_does_not_build_is_loaded_the_long_way(folder: Path, tmp_p
 def test_the_record_depends_on_the_validating_library(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.metadata
 
-    from gradspec._cache import DocumentCache
+    from gradspec.reference.cache import DocumentCache
 
     before = DocumentCache().fingerprint()
     real = importlib.metadata.version

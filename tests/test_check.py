@@ -195,8 +195,8 @@ def test_same_structure_written_differently_keeps_its_own_text_and_columns() -> 
     assert tight.expression == "p/q"
     assert tight.table().startswith("PASS  p/q  at")
     from gradspec import DomainError
-    from gradspec._check import prepare
-    from gradspec._reference import exact
+    from gradspec.checks.check import prepare
+    from gradspec.reference.exact import exact
 
     with pytest.raises(DomainError) as info:
         exact(prepare("p/q", ["p", "q"]), {"p": 1, "q": 0})

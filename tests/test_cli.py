@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gradspec._cli import main
+from gradspec.cli import main
 
 BROKEN_ENGINE = textwrap.dedent(
     """

@@ -1,4 +1,4 @@
-"""`gradspec run` and `gradspec validate` through gradspec._cli.main with StringIO streams: exit 0 pass, 1 fail,
+"""`gradspec run` and `gradspec validate` through gradspec.cli.main with StringIO streams: exit 0 pass, 1 fail,
 2 invalid input; failures printed with their measured errors; invalid files reported while the rest still run."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from gradspec._cli import main
+from gradspec.cli import main
 
 SUMMARY = re.compile(
     r"^(OK|FAILED|INVALID INPUT): (\d+) checks of (\d+) cases in (\d+) files on (\d+) engine\(s\): (.*); "

@@ -15,11 +15,11 @@ from collections import Counter
 
 import pytest
 
-from gradspec._cases import data_dir, discover
-from gradspec._engines import resolve
-from gradspec._loader import load_file
-from gradspec._results import CheckResult, Verdict
-from gradspec._runner import run_case
+from gradspec.casefile.loader import load_file
+from gradspec.casefile.model import data_dir, discover
+from gradspec.checks.results import CheckResult, Verdict
+from gradspec.engines.protocol import resolve
+from gradspec.run.runner import run_case
 
 CASES = [c for p in discover([data_dir("cases")]) for c in load_file(p).cases]
 SLOW_ON_TINYGRAD = {"deep-10000", "deep-nonlinear"}

@@ -8,13 +8,13 @@ from types import ModuleType
 
 import pytest
 
-from gradspec._check import check, prepare
-from gradspec._cli import main
-from gradspec._debug import explain, localise, render_dot, shrink_input, subprogram
-from gradspec._engines import resolve
-from gradspec._loader import load_file
-from gradspec._results import Tolerance, Verdict
-from gradspec._runner import diagnose, run_case
+from gradspec.casefile.loader import load_file
+from gradspec.checks.check import check, prepare
+from gradspec.checks.results import Tolerance, Verdict
+from gradspec.cli import main
+from gradspec.diagnose.debug import explain, localise, render_dot, shrink_input, subprogram
+from gradspec.engines.protocol import resolve
+from gradspec.run.runner import diagnose, run_case
 
 EXPR = "a = x*y; b = a + x; c = tanh(b*0.1); d = exp(c)*2; b*a + d - y**3 + (x - y)"
 POINT = {"x": Fraction(2), "y": Fraction(3)}
@@ -67,7 +67,7 @@ def test_a_wrong_forward_value_is_blamed_on_its_op(engines: ModuleType) -> None:
 
 def test_localisation_works_through_the_torch_adapter() -> None:
     pytest.importorskip("torch")
-    from gradspec._adapters.torch import TorchEngine, create
+    from gradspec.engines.adapters.torch import TorchEngine, create
 
     class TorchTanhBug(TorchEngine):
         def apply(self, op, args):  # type: ignore[no-untyped-def]

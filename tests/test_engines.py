@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-import gradspec._engines as engines_module
+import gradspec.engines.protocol as engines_module
 from gradspec import check
-from gradspec._check import prepare
-from gradspec._engines import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
-from gradspec._loader import load_file
-from gradspec._ops import OPS
-from gradspec._results import Verdict
-from gradspec._runner import run_case
+from gradspec.casefile.loader import load_file
+from gradspec.checks.check import prepare
+from gradspec.checks.results import Verdict
 from gradspec.engine import Value
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
 from gradspec.errors import EngineError
+from gradspec.ops.table import OPS
+from gradspec.run.runner import run_case
 
 DATA = Path(__file__).resolve().parent / "data"
 

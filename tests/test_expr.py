@@ -10,8 +10,8 @@ from fractions import Fraction
 
 import pytest
 
-from gradspec._expr import MAX_DEPTH, MAX_LENGTH, Apply, Name, Num, Program, parse
 from gradspec.errors import ExpressionError, GradspecError
+from gradspec.lang.expr import MAX_DEPTH, MAX_LENGTH, Apply, Name, Num, Program, parse
 
 
 def out(text: str):

@@ -10,14 +10,14 @@ from types import ModuleType
 import pytest
 from hypothesis import given, settings
 
-from gradspec._check import prepare
-from gradspec._cli import main
-from gradspec._engines import resolve
-from gradspec._fuzz import fuzz, graphs
-from gradspec._loader import load_file
-from gradspec._reference import exact
-from gradspec._results import Verdict
-from gradspec._runner import run_case
+from gradspec.casefile.loader import load_file
+from gradspec.checks.check import prepare
+from gradspec.checks.results import Verdict
+from gradspec.cli import main
+from gradspec.engines.protocol import resolve
+from gradspec.reference.exact import exact
+from gradspec.run.runner import run_case
+from gradspec.tools.fuzz import fuzz, graphs
 
 
 @settings(max_examples=300, deadline=None)

@@ -20,13 +20,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradspec._check import check
-from gradspec._cli import main
-from gradspec._expr import parse
-from gradspec._limits import LIMITS
-from gradspec._loader import load_file
-from gradspec._results import Verdict
+from gradspec.casefile.loader import load_file
+from gradspec.checks.check import check
+from gradspec.checks.results import Verdict
+from gradspec.cli import main
 from gradspec.errors import CaseFileError, ExpressionError
+from gradspec.lang.expr import parse
+from gradspec.limits import LIMITS
 
 DATA = Path(__file__).parent / "data"
 HOSTILE = sorted((DATA / "hostile").glob("*.yaml"))

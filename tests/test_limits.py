@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gradspec._limits import LIMITS, TimeLimit, deadline
+from gradspec.limits import LIMITS, TimeLimit, deadline
 
 
 def spin(seconds: float) -> None:

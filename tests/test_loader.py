@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from gradspec._cases import Case, ChainRule, Linearity, Point, Training
-from gradspec._cli import main
-from gradspec._loader import errors_of, load_file
-from gradspec._results import Tolerance
+from gradspec.casefile.loader import errors_of, load_file
+from gradspec.casefile.model import Case, ChainRule, Linearity, Point, Training
+from gradspec.checks.results import Tolerance
+from gradspec.cli import main
 from gradspec.errors import CaseFileError
 
 HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"

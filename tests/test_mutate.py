@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from gradspec import engine as builtin_engine
-from gradspec._check import check
-from gradspec._cli import main
-from gradspec._loader import load_file
-from gradspec._mutate import MUTANTS, Mutant, build, mutate
-from gradspec._results import Verdict
+from gradspec.casefile.loader import load_file
+from gradspec.checks.check import check
+from gradspec.checks.results import Verdict
+from gradspec.cli import main
+from gradspec.tools.mutate import MUTANTS, Mutant, build, mutate
 
 ROOT = Path(__file__).resolve().parent.parent
 

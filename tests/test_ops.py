@@ -8,8 +8,8 @@ import mpmath
 import pytest
 import sympy
 
-from gradspec._ops import CALLABLE, INFIX, OPS, op
 from gradspec.engine import Value
+from gradspec.ops.table import CALLABLE, INFIX, OPS, op
 
 # Points inside each op's domain and away from its kinks: one tuple of arguments per point.
 POINTS: dict[str, list[tuple[float, ...]]] = {

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-import gradspec._cli
+import gradspec.cli
 import gradspec.nn
 
 # pytester's in-process runs drop every module a run imported; import the heavy ones once, here. (The
@@ -20,7 +20,7 @@ import gradspec.nn
 with contextlib.suppress(ImportError):
     import hypothesis  # noqa: F401
 
-assert gradspec._cli and gradspec.nn
+assert gradspec.cli and gradspec.nn
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -126,7 +126,7 @@ def test_no_conftest_is_needed(suite: pytest.Pytester) -> None:
 
 def test_plugin_is_the_installed_entry_point(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--trace-config", "--collect-only", "-q")
-    assert any("gradspec._plugin" in line for line in result.outlines)
+    assert any("gradspec.plugin" in line for line in result.outlines)
     result = suite.runpytest("-p", "no:gradspec", "--collect-only", "-q")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
 

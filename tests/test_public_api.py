@@ -59,8 +59,8 @@ def test_errors_hierarchy_and_reexports() -> None:
 
 
 def test_check_and_results_are_the_implementations() -> None:
-    from gradspec._check import check, check_gradients
-    from gradspec._results import CheckResult, Quantity, Tolerance, Verdict
+    from gradspec.checks.check import check, check_gradients
+    from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
 
     assert gradspec.check is check
     assert gradspec.check_gradients is check_gradients

@@ -9,9 +9,9 @@ import mpmath
 import pytest
 
 from gradspec import DomainError, check
-from gradspec._check import prepare
-from gradspec._reference import DPS, derive, exact, numerical, relative_error, symbolic
+from gradspec.checks.check import prepare
 from gradspec.engine import Value
+from gradspec.reference.exact import DPS, derive, exact, numerical, relative_error, symbolic
 
 
 def ref(expression: str, **point: object):

@@ -15,17 +15,17 @@ from types import ModuleType
 import pytest
 
 import gradspec
-from gradspec._engines import resolve
-from gradspec._loader import load_file
-from gradspec._report import check_report_paths, format_for, render, write_reports
-from gradspec._report._json import to_dict
-from gradspec._report._markdown import MATRIX_HEADING, MAX_FAILURES
-from gradspec._report._matrix import MAX_DETAIL, build_matrix, display_names
-from gradspec._report._plots import STEP_EXPONENTS, rel_error_bins, step_errors
-from gradspec._results import CheckResult, Quantity, Run, Verdict
-from gradspec._runner import run_case
+from gradspec.casefile.loader import load_file
+from gradspec.checks.results import CheckResult, Quantity, Run, Verdict
 from gradspec.engine import Value
+from gradspec.engines.protocol import resolve
 from gradspec.errors import GradspecError
+from gradspec.report import check_report_paths, format_for, render, write_reports
+from gradspec.report.json_format import to_dict
+from gradspec.report.markdown import MATRIX_HEADING, MAX_FAILURES
+from gradspec.report.matrix import MAX_DETAIL, build_matrix, display_names
+from gradspec.report.plots import STEP_EXPONENTS, rel_error_bins, step_errors
+from gradspec.run.runner import run_case
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "report-format.md"
 SCRIPT_TEXT = "<script>alert('gradspec')</script>"
@@ -594,9 +594,9 @@ def test_html_matrix_sorts_and_filters_in_a_headless_browser(matrix_run: Run, tm
 
 
 def test_a_failing_record_names_its_culprit(tmp_path: Path, engines: ModuleType) -> None:
-    from gradspec._engines import resolve
-    from gradspec._loader import load_file
-    from gradspec._runner import run_case
+    from gradspec.casefile.loader import load_file
+    from gradspec.engines.protocol import resolve
+    from gradspec.run.runner import run_case
 
     path = tmp_path / "c.gradspec.yaml"
     path.write_text("cases:\n  - id: t\n    expr: a = x*y; tanh(a) + x\n    at: {x: 0.5, y: 2}\n")

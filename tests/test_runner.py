@@ -10,11 +10,11 @@ from types import ModuleType
 
 import pytest
 
-from gradspec._cases import Case
-from gradspec._engines import resolve
-from gradspec._loader import load_file
-from gradspec._results import CheckResult, Quantity, Verdict
-from gradspec._runner import applies, run_case, run_files, run_point
+from gradspec.casefile.loader import load_file
+from gradspec.casefile.model import Case
+from gradspec.checks.results import CheckResult, Quantity, Verdict
+from gradspec.engines.protocol import resolve
+from gradspec.run.runner import applies, run_case, run_files, run_point
 
 BUILTIN = resolve("builtin")
 

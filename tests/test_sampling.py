@@ -7,8 +7,8 @@ from collections.abc import Hashable
 
 import pytest
 
-from gradspec._cases import Bounds
-from gradspec._sampling import domain, points
+from gradspec.casefile.model import Bounds
+from gradspec.casefile.sampling import domain, points
 from gradspec.errors import CaseFileError
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from gradspec._cases import data_dir, discover
-from gradspec._loader import schema
+from gradspec.casefile.loader import schema
+from gradspec.casefile.model import data_dir, discover
 
 ROOT = Path(__file__).resolve().parent.parent
 # Keywords that draft-07 editors (the YAML language server among them) do not know.

@@ -8,10 +8,10 @@ from pathlib import Path
 import mpmath
 import pytest
 
-from gradspec._check import prepare
-from gradspec._cli import main
-from gradspec._engines import resolve
-from gradspec._sweep import classify, ranges, sweep
+from gradspec.checks.check import prepare
+from gradspec.cli import main
+from gradspec.engines.protocol import resolve
+from gradspec.tools.sweep import classify, ranges, sweep
 
 
 def test_exp_over_its_whole_float64_range(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from gradspec._cases import Training
-from gradspec._engines import resolve
-from gradspec._training import initial_params, load, mlp_loss
+from gradspec.casefile.model import Training
+from gradspec.checks.training import initial_params, load, mlp_loss
+from gradspec.engines.protocol import resolve
 from gradspec.errors import CaseFileError
 from gradspec.nn import MLP
 

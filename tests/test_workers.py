@@ -14,9 +14,9 @@ from types import ModuleType
 
 import pytest
 
-import gradspec._workers as workers
-from gradspec._cli import main
-from gradspec._workers import grace
+import gradspec.run.workers as workers
+from gradspec.cli import main
+from gradspec.run.workers import grace
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -76,7 +76,7 @@ import multiprocessing, sys
 used = []
 get_context = multiprocessing.get_context
 multiprocessing.get_context = lambda method=None: (used.append(method), get_context(method))[1]
-from gradspec._cli import main
+from gradspec.cli import main
 code = main(sys.argv[1:])
 print("start methods:", used)
 sys.exit(code)
@@ -183,7 +183,7 @@ def test_ctrl_c_stops_the_workers_at_once(native: Path) -> None:
 
 
 def test_a_run_leaves_the_process_limits_as_it_found_them(tmp_path: Path) -> None:
-    from gradspec._limits import LIMITS
+    from gradspec.limits import LIMITS
 
     before = LIMITS.engine
     path = tmp_path / "c.gradspec.yaml"
@@ -194,7 +194,7 @@ def test_a_run_leaves_the_process_limits_as_it_found_them(tmp_path: Path) -> Non
 
 THREADS = """
 import threading, time
-from gradspec._workers import _single_threaded
+from gradspec.run.workers import _single_threaded
 assert _single_threaded(), "a fresh interpreter has one thread"
 release = threading.Event()
 thread = threading.Thread(target=release.wait)

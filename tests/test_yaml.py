@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gradspec._yaml import MAX_BYTES, MAX_NODES, Mark, load
+from gradspec.casefile.source import MAX_BYTES, MAX_NODES, Mark, load
 from gradspec.errors import CaseFileError
 
 HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"
@@ -240,7 +240,7 @@ def test_gradspec_validate_on_the_hostile_corpus_in_a_subprocess(tmp_path: Path)
     assert len(files) >= 40
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from gradspec._cli import main; sys.exit(main(sys.argv[1:]))",
+        [sys.executable, "-c", "import sys; from gradspec.cli import main; sys.exit(main(sys.argv[1:]))",
          "validate", *map(str, files)],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )

@@ -15,8 +15,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gradspec._engines import Engine
-from gradspec._ops import Op
+from gradspec.engines.protocol import Engine
+from gradspec.ops.table import Op
 
 __all__ = ["ENGINE", "DualEngine", "Node"]
 

@@ -1,0 +1,1 @@
+"""Case files: YAML with locations, schema validation, loading into frozen cases, sampling."""

@@ -1,0 +1,426 @@
+"""Case files: the boundary where YAML becomes frozen, validated :class:`Case` objects.
+
+Loading a file runs three passes and reports every error of the file at once, each as
+``path:line:col: message``: YAML (safe, marked: :mod:`gradspec.casefile.source`), the JSON Schema in ``schemas/``,
+and the meaning of each case (expressions parse, names are defined, points are inside every op's
+domain, kinks are declared, and hand-written expectations agree with SymPy). Raw dicts never leave
+this module; sampled inputs (:mod:`gradspec.casefile.sampling`) and training specs (:mod:`gradspec.checks.training`)
+are read from them here. A file that once loaded without errors is remembered by its bytes
+(:class:`gradspec.reference.cache.DocumentCache`), and loading it again skips the YAML, the schema and the
+exact checks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Hashable, Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import mpmath
+from jsonschema.exceptions import ValidationError, best_match, relevance
+
+from gradspec.casefile import sampling as _sampling
+from gradspec.casefile.model import Case, CaseFile, ChainRule, Expect, Linearity, Point, data_dir
+from gradspec.casefile.source import Document, load
+from gradspec.checks import training as _training
+from gradspec.checks.check import exact_number
+from gradspec.checks.results import Tolerance
+from gradspec.errors import CaseFileError, DomainError, ExpressionError
+from gradspec.graph.ir import Graph, build, unroll
+from gradspec.lang.expr import Program, parse
+from gradspec.reference.cache import DOCUMENTS
+from gradspec.reference.exact import Exact, exact
+
+__all__ = ["errors_of", "load_file", "schema"]
+
+KINDS_WITH_POINTS = {"gradient", "stationary", "linearity", "chain-rule", "deep"}
+_KIND_KEYS = {
+    "gradient": {"expr"},
+    "stationary": {"expr"},
+    "linearity": {"f", "g"},
+    "chain-rule": {"outer", "inner", "via"},
+    "deep": {"init", "step", "var", "repeat"},
+    "training": {"model", "data", "steps", "lr", "loss_ratio"},
+}
+_REQUIRED = {"gradient": ("expr",), "stationary": ("expr",), "linearity": ("f", "g"), "chain-rule": ("outer", "inner"),
+             "deep": ("init", "step", "repeat"), "training": ("model", "data", "steps", "lr", "loss_ratio")}
+_ALL_KIND_KEYS = set().union(*_KIND_KEYS.values())
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads((data_dir("schemas") / "case-file.schema.json").read_text(encoding="utf-8"))
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+# -- loading --------------------------------------------------------------------------------------------
+
+
+def load_file(path: str | Path) -> CaseFile:
+    """Load and validate one case file; raises :class:`CaseFileError` whose ``errors`` lists them all."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise _group(name, [CaseFileError(f"cannot read: {exc.strerror or exc}", path=name)]) from None
+    doc = DOCUMENTS.get(name, raw)
+    if doc is not None:
+        try:
+            return _Loader(doc, trusted=True).run()
+        except Exception:  # a record that is not what it claims to be: load the long way
+            pass
+    try:
+        doc = load(name, raw)
+    except CaseFileError as exc:
+        raise _group(name, [exc]) from None
+    loaded = _Loader(doc).run()
+    DOCUMENTS.put(raw, doc)
+    return loaded
+
+
+def _group(path: str, errors: list[CaseFileError]) -> CaseFileError:
+    first = errors[0]
+    group = CaseFileError(first.message, path=first.path or path, line=first.line, col=first.col, case_id=first.case_id)
+    group.errors = tuple(errors)  # type: ignore[attr-defined]
+    return group
+
+
+def errors_of(exc: CaseFileError) -> tuple[CaseFileError, ...]:
+    return getattr(exc, "errors", (exc,))
+
+
+class _Loader:
+    """The schema and meaning passes over one document.
+
+    A ``trusted`` document is one that already passed both, byte for byte, under the same schema and
+    code (see :class:`gradspec.reference.cache.DocumentCache`): only the cases are rebuilt.
+    """
+
+    def __init__(self, doc: Document, *, trusted: bool = False) -> None:
+        self.doc = doc
+        self.trusted = trusted
+        self.errors: list[CaseFileError] = []
+
+    def run(self) -> CaseFile:
+        doc = self.doc
+        bad_cases = set() if self.trusted else self.schema_errors()
+        data = doc.data
+        if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+            raise _group(doc.path, self.errors)
+        defaults: dict[str, Any] = data["defaults"] if isinstance(data.get("defaults"), dict) else {}
+        cases: list[Case] = []
+        seen: dict[str, int] = {}
+        for i, raw in enumerate(data["cases"]):
+            if i in bad_cases or not isinstance(raw, dict):
+                continue
+            cid = raw["id"]
+            if cid in seen:
+                self.errors.append(doc.error(f"duplicate case id {cid!r} (first at line {seen[cid]})", ("cases", i, "id"),
+                                             case_id=cid))
+                continue
+            seen[cid] = doc.mark(("cases", i)).line
+            try:
+                cases.append(_CaseLoader(doc, ("cases", i), raw, defaults, self.trusted).run())
+            except CaseFileError as exc:
+                self.errors.extend(errors_of(exc))
+        if self.errors:
+            raise _group(doc.path, self.errors)
+        return CaseFile(doc.path, str(data.get("description", "")), tuple(cases))
+
+    def schema_errors(self) -> set[int]:
+        """Validate against the schema; returns the indices of cases with errors."""
+        bad: set[int] = set()
+        errors = sorted(_validator().iter_errors(self.doc.data), key=relevance)
+        for err in errors:
+            err = _specific(err)
+            path = tuple(err.absolute_path)
+            if len(path) >= 2 and path[0] == "cases" and isinstance(path[1], int):
+                bad.add(path[1])
+            self.errors.append(self._schema_error(err, path))
+        return bad
+
+    def _schema_error(self, err: ValidationError, path: tuple[Hashable, ...]) -> CaseFileError:
+        where = _dotted(path)
+        case_id = _case_id(self.doc.data, path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = set(err.schema.get("properties", {})) if isinstance(err.schema, dict) else set()
+            extra = [k for k in err.instance if k not in allowed]
+            if extra:
+                hint = _closest(str(extra[0]), allowed)
+                message = f"unknown key {extra[0]!r}" + (f" in {where}" if where else "") + (f"; did you mean {hint!r}?" if hint else "")
+                return self.doc.error(message, (*path, extra[0]), key=True, case_id=case_id)
+        if err.validator == "required":
+            return self.doc.error(f"{where or 'the file'}: {err.message}", path, case_id=case_id)
+        return self.doc.error(f"{where}: {err.message}" if where else err.message, path, case_id=case_id)
+
+
+def _specific(err: ValidationError) -> ValidationError:
+    """The most specific error under an anyOf/oneOf failure (the deepest relevant one)."""
+    return best_match([err]) or err
+
+
+def _dotted(path: tuple[Hashable, ...]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _case_id(data: Any, path: tuple[Hashable, ...]) -> str | None:
+    if len(path) >= 2 and path[0] == "cases" and isinstance(data, dict):
+        try:
+            cid = data["cases"][path[1]].get("id")
+        except (IndexError, TypeError, AttributeError, KeyError):
+            return None
+        return cid if isinstance(cid, str) else None
+    return None
+
+
+def _closest(word: str, options: Iterable[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(word, list(options), n=1)
+    return match[0] if match else None
+
+
+# -- one case -------------------------------------------------------------------------------------------
+
+
+class _CaseLoader:
+    def __init__(self, doc: Document, path: tuple[Hashable, ...], raw: dict[str, Any], defaults: Mapping[str, Any],
+                 trusted: bool = False) -> None:
+        self.doc = doc
+        self.trusted = trusted
+        self.path = path
+        self.raw = raw
+        self.defaults = defaults
+        self.id: str = raw["id"]
+        self.kind: str = raw.get("kind", "gradient")
+        self.errors: list[CaseFileError] = []
+
+    def fail(self, message: str, *key: Hashable, is_key: bool = False) -> CaseFileError:
+        return self.doc.error(message, (*self.path, *key), key=is_key, case_id=self.id)
+
+    def run(self) -> Case:
+        raw, kind = self.raw, self.kind
+        for key in _ALL_KIND_KEYS - _KIND_KEYS[kind]:
+            if key in raw:
+                self.errors.append(self.fail(f"{key!r} does not apply to a {kind} case", key, is_key=True))
+        for key in _REQUIRED[kind]:
+            if key not in raw:
+                self.errors.append(self.fail(f"a {kind} case needs {key!r}"))
+        has_points = "at" in raw or "sample" in raw
+        if kind in KINDS_WITH_POINTS:
+            if "at" in raw and "sample" in raw:
+                self.errors.append(self.fail("give the inputs as `at` or as `sample`, not both", "sample", is_key=True))
+            elif not has_points:
+                self.errors.append(self.fail(f"a {kind} case needs inputs: `at` (points) or `sample` (a sampled domain)"))
+        elif has_points:
+            key = "at" if "at" in raw else "sample"
+            self.errors.append(self.fail(f"{key!r} does not apply to a {kind} case", key, is_key=True))
+        if self.errors:
+            raise _group(self.doc.path, self.errors)
+        tol = self.tolerance()
+        common: dict[str, Any] = {
+            "id": self.id, "kind": kind, "path": self.doc.path, "line": self.doc.mark(self.path).line,
+            "description": str(raw.get("description", "")), "tolerance": tol,
+            "tags": tuple(dict.fromkeys([*self.defaults.get("tags", []), *raw.get("tags", [])])),
+            "skip": raw.get("skip"), "xfail": raw.get("xfail"),
+            "engines": tuple(raw.get("engines", self.defaults.get("engines", []))),
+        }
+        if kind == "training":
+            return Case(**common, spec=_training.load(raw, self.fail))
+        points = self.points()
+        graph, spec = self.graph(points)
+        expect = self.expect()
+        case = Case(**common, graph=graph, points=points, expect=expect, kink=raw.get("kink"), spec=spec,
+                    sampled="sample" in raw,
+                    domain=_sampling.domain(raw["sample"]) if "sample" in raw else ())
+        if not self.trusted:
+            self.check_points(case)
+        if self.errors:
+            raise _group(self.doc.path, self.errors)
+        return case
+
+    def tolerance(self) -> Tolerance:
+        merged = {**self.defaults.get("tolerance", {}), **self.raw.get("tolerance", {})}
+        return Tolerance(**{k: float(v) for k, v in merged.items()})
+
+    # -- expressions --------------------------------------------------------------------------------
+    def parse(self, key: str) -> Program:
+        text = self.raw[key]
+        try:
+            return parse(text)
+        except ExpressionError as exc:
+            raise self.expression_error(exc, key) from None
+
+    def expression_error(self, exc: ExpressionError, key: str) -> CaseFileError:
+        """Move an error's column inside the expression onto the file's own line and column."""
+        line, col = self.doc.position((*self.path, key), (exc.expr_col or 1) - 1)
+        return CaseFileError(f"{key}: {exc.message}", path=self.doc.path, line=line, col=col, case_id=self.id)
+
+    def graph(self, points: tuple[Point, ...]) -> tuple[Graph, Linearity | ChainRule | None]:
+        names = list(dict.fromkeys(n for p in points for n, _ in p.values))
+        kind = self.kind
+        if kind in ("gradient", "stationary"):
+            return self.layout("expr", self.parse("expr"), names), None
+        if kind == "linearity":
+            f, g = self.single("f"), self.single("g")
+            for key, prog in (("f", f), ("g", g)):
+                for coef in ("a", "b"):
+                    if coef in prog.inputs:
+                        raise self.fail(f"{key} uses {coef!r}, which names a linearity coefficient", key)
+            for coef in ("a", "b"):
+                if coef not in names:
+                    raise self.fail(f"a linearity case needs the coefficient {coef!r} among its inputs",
+                                    "sample" if "sample" in self.raw else "at")
+            fun = [n for n in names if n not in ("a", "b")]
+            h = parse(f"a*({f.source}) + b*({g.source})")
+            return (self.layout("f", h, names),
+                    Linearity(self.layout("f", f, fun), self.layout("g", g, fun)))
+        if kind == "chain-rule":
+            via = self.raw.get("via", "u")
+            inner, outer = self.single("inner"), self.single("outer")
+            stray = [n for n in outer.inputs if n != via]
+            if stray:
+                raise self.fail(f"outer may only use {via!r} (the inner function's value), not {stray[0]!r}", "outer")
+            if via in names:
+                raise self.fail(f"{via!r} names the inner function's value; it cannot also be an input", "via")
+            composed = parse(f"{via} = {inner.source}\n{outer.source}")
+            return self.layout("outer", composed, names), ChainRule(self.layout("inner", inner, names), via)
+        # deep
+        var = self.raw.get("var", "z")
+        init, step = self.parse("init"), self.parse("step")
+        if var in names:
+            raise self.fail(f"{var!r} names the running value; it cannot also be an input", "var")
+        for key, prog, allowed in (("init", init, set(names)), ("step", step, {*names, var})):
+            stray = [n for n in prog.inputs if n not in allowed]
+            if stray:
+                raise self.fail(f"{key}: undefined variable {stray[0]!r}", key)
+        if var not in step.inputs:
+            raise self.fail(f"step does not use {var!r}, so nothing is composed", "step")
+        try:
+            return unroll(init, step, var, int(self.raw["repeat"]), tuple(names)), None
+        except ExpressionError as exc:
+            raise self.expression_error(exc, "step") from None
+
+    def single(self, key: str) -> Program:
+        prog = self.parse(key)
+        if prog.assignments:
+            raise self.fail(f"{key} must be a single expression, without assignments", key)
+        return prog
+
+    def layout(self, key: str, program: Program, names: list[str]) -> Graph:
+        missing = [n for n in program.inputs if n not in names]
+        if missing:
+            col = program.column_of(missing[0])
+            exc = ExpressionError(f"undefined variable {missing[0]!r} (inputs: {', '.join(names) or 'none'})", col=col)
+            raise self.expression_error(exc, key)
+        try:
+            return build(program, tuple(n for n in names if n not in program.inputs and n not in program.intermediates))
+        except ExpressionError as exc:
+            raise self.expression_error(exc, key) from None
+
+    # -- inputs -------------------------------------------------------------------------------------
+    def points(self) -> tuple[Point, ...]:
+        if "sample" in self.raw:
+            line = self.doc.mark((*self.path, "sample")).line
+            return _sampling.points(self.raw["sample"], self.id, self.defaults.get("seed", 0), line, self.fail)
+        at = self.raw["at"]
+        items = [at] if isinstance(at, dict) else at
+        key_path = ("at",) if isinstance(at, dict) else None
+        out = []
+        names: tuple[str, ...] | None = None
+        for i, item in enumerate(items):
+            where = key_path or ("at", i)
+            values = []
+            for name, v in item.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise self.fail(f"input {name} is {v}; inputs must be finite numbers", *where, name)
+                values.append((name, exact_number(v)))
+            if names is not None and tuple(sorted(item)) != names:
+                raise self.fail("every point must give the same variables", *where)
+            names = tuple(sorted(item))
+            out.append(Point(tuple(values), self.doc.mark((*self.path, *where)).line))
+        return tuple(out)
+
+    def expect(self) -> Expect:
+        e = self.raw.get("expect", {})
+        if e.get("error") and ({"value", "grad"} & set(e) or e.get("finite")):
+            raise self.fail("expect.error cannot be combined with value, grad or finite", "expect", "error")
+        return Expect(
+            value=_special(e["value"]) if "value" in e else None,
+            grad=tuple((k, _special(v)) for k, v in e.get("grad", {}).items()),
+            finite=bool(e.get("finite", False)),
+            error=e.get("error"),
+        )
+
+    # -- meaning: every fixed point against the exact reference ---------------------------------------
+    def check_points(self, case: Case) -> None:
+        assert case.graph is not None
+        names = case.graph.names
+        for name, _ in case.expect.grad:
+            if name not in names:
+                self.errors.append(self.fail(f"expect.grad names {name!r}, which is neither an input nor an intermediate",
+                                             "expect", "grad", name, is_key=True))
+        sampled = "sample" in self.raw
+        for i, point in enumerate(case.points):
+            where = ("sample",) if sampled else (("at",) if isinstance(self.raw["at"], dict) else ("at", i))
+            try:
+                ref = exact(case.graph, point.exact())
+            except DomainError as exc:
+                if case.expect.error == "domain":
+                    continue
+                hint = "; narrow the sampled range or add an exclusion" if sampled else ""
+                self.errors.append(self.fail(f"point {point.label} is outside the domain: {exc.message}{hint}", *where))
+                if len(self.errors) > 20:
+                    return
+                continue
+            if case.expect.error == "domain":
+                self.errors.append(self.fail(f"expect.error is 'domain' but point {point.label} is inside every op's domain",
+                                             "expect", "error"))
+                continue
+            if ref.kinks and case.kink is None:
+                self.errors.append(self.fail(
+                    f"point {point.label} lies on a kink ({', '.join(k.where for k in ref.kinks)}); declare "
+                    "`kink: convention` or `kink: any`", *where))
+            self.check_expect(case, point, ref)
+            if case.kind == "stationary":
+                for name, g in ref.grads.items():
+                    if abs(float(g)) > case.tolerance.atol:
+                        self.errors.append(self.fail(
+                            f"point {point.label} is not stationary: d/d{name} = {mpmath.nstr(g, 12)} exactly", *where))
+
+    def check_expect(self, case: Case, point: Point, ref: Exact) -> None:
+        tol = case.tolerance
+        checks: list[tuple[tuple[Hashable, ...], str, float, Any]] = []
+        if case.expect.value is not None:
+            checks.append((("expect", "value"), "value", case.expect.value, ref.value))
+        for name, want in case.expect.grad:
+            if name in ref.grads:
+                checks.append((("expect", "grad", name), f"d/d{name}", want, ref.grads[name]))
+        for key, label, want, got in checks:
+            exact_f = float(got)
+            if (math.isnan(want) and math.isnan(exact_f)) or want == exact_f:
+                continue
+            if math.isfinite(want) and math.isfinite(exact_f) and abs(want - exact_f) <= tol.bound(exact_f):
+                continue
+            if ref.kinks and label != "value" and case.kink:
+                lo, hi = (float(v) for v in ref.subgradients.get(label[3:], (got, got)))
+                if lo - tol.bound(lo) <= want <= hi + tol.bound(hi):
+                    continue  # a declared convention: any subgradient may be the expected one
+            self.errors.append(self.fail(
+                f"{'.'.join(map(str, key))} = {want:g} contradicts the exact {label} = {mpmath.nstr(got, 17)} at {point.label}",
+                *key))
+
+
+def _special(v: Any) -> float:
+    return float(v) if not isinstance(v, str) else {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[v]

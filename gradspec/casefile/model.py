@@ -1,0 +1,146 @@
+"""What a case is: the frozen, validated objects every other module works with, and where files live.
+
+:mod:`gradspec.casefile.loader` is the only place these are made from YAML; the runner, the reports and the
+pytest plugin only read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from gradspec.checks.results import Tolerance
+from gradspec.graph.ir import Graph
+
+__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Training",
+           "data_dir", "discover"]
+
+SUFFIXES = (".gradspec.yaml", ".gradspec.yml")
+
+
+def data_dir(name: str) -> Path:
+    """A data folder shipped with gradspec (``cases``, ``schemas``): in the wheel, or in a checkout."""
+    package = Path(__file__).resolve().parent.parent  # gradspec/
+    for candidate in (package / name, package.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(name)
+
+
+# -- the frozen objects -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    values: tuple[tuple[str, Fraction], ...]
+    line: int = 0
+
+    def exact(self) -> dict[str, Fraction]:
+        return dict(self.values)
+
+    def floats(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.values}
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{k}={float(v):g}" for k, v in self.values)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Where a sampled variable lives: an interval, minus its exclusions."""
+
+    name: str
+    low: float
+    high: float
+    exclude: tuple[tuple[float, float], ...] = ()
+
+    def allows(self, v: float) -> bool:
+        return self.low <= v <= self.high and not any(lo <= v <= hi for lo, hi in self.exclude)
+
+
+@dataclass(frozen=True)
+class Expect:
+    value: float | None = None
+    grad: tuple[tuple[str, float], ...] = ()
+    finite: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Linearity:
+    f: Graph
+    g: Graph
+
+
+@dataclass(frozen=True)
+class ChainRule:
+    inner: Graph
+    via: str
+
+
+@dataclass(frozen=True)
+class Training:
+    sizes: tuple[int, ...]
+    activation: str
+    seed: int
+    x: tuple[tuple[float, ...], ...]
+    y: tuple[float, ...]
+    steps: int
+    lr: float
+    loss_ratio: float
+
+
+@dataclass(frozen=True)
+class Case:
+    """One validated case, ready to run on any engine."""
+
+    id: str
+    kind: str
+    path: str
+    line: int
+    description: str = ""
+    graph: Graph | None = None  # what the engine builds (linearity: a*f + b*g; chain-rule: outer(inner))
+    points: tuple[Point, ...] = ()
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    expect: Expect = field(default_factory=Expect)
+    kink: str | None = None
+    tags: tuple[str, ...] = ()
+    skip: str | None = None
+    xfail: str | None = None
+    engines: tuple[str, ...] = ()
+    sampled: bool = False  # points drawn from a sampled domain rather than listed
+    domain: tuple[Bounds, ...] = ()  # for sampled cases: where each variable may be drawn
+    spec: Linearity | ChainRule | Training | None = None
+
+    @property
+    def expression(self) -> str:
+        return self.graph.program.source if self.graph else ""
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    path: str
+    description: str
+    cases: tuple[Case, ...]
+
+
+# -- discovery ------------------------------------------------------------------------------------------
+
+
+def is_case_file(path: Path, suffixes: Iterable[str] = SUFFIXES) -> bool:
+    return path.is_file() and any(path.name.endswith(s) for s in suffixes)
+
+
+def discover(paths: Iterable[str | Path], suffixes: Iterable[str] = SUFFIXES) -> list[Path]:
+    """Case files named by ``paths`` (files as given; directories searched recursively), sorted."""
+    suffixes = tuple(suffixes)
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(f for f in p.rglob("*") if is_case_file(f, suffixes)))
+        else:
+            found.append(p)
+    return found

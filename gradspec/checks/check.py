@@ -1,0 +1,283 @@
+"""Checking: one graph on one engine at one point, against the exact and numerical references."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+import mpmath
+
+from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, Unsupported, resolve
+from gradspec.errors import ExpressionError, GradspecError
+from gradspec.graph.ir import Graph, build
+from gradspec.lang.expr import parse
+from gradspec.limits import LIMITS, TimeLimit, deadline
+from gradspec.reference.cache import CACHE
+from gradspec.reference.exact import (
+    DPS,
+    Exact,
+    conditioning,
+    derive,
+    exact,
+    numerical_all,
+    over_budget,
+    relative_error,
+    symbolic,
+)
+
+__all__ = ["check", "check_gradients", "check_graph", "exact_number", "prepare"]
+
+Number = float | int | str | Fraction | Decimal
+
+
+def exact_number(x: Number) -> Fraction:
+    """A number as the decimal a person wrote: 0.1 is 1/10, not the nearest binary float."""
+    if isinstance(x, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise ValueError(f"{x} is not a finite number")
+        return Fraction(repr(x))
+    if isinstance(x, str):
+        return Fraction(x.strip())
+    return Fraction(x)
+
+
+def prepare(expression: str, names: Sequence[str]) -> Graph:
+    """Parse and lay out ``expression`` for a point over ``names``; undefined names are errors."""
+    program = parse(expression)
+    missing = [n for n in program.inputs if n not in names]
+    if missing:
+        col = program.column_of(missing[0])
+        given = ", ".join(names) or "none"
+        raise ExpressionError(f"undefined variable {missing[0]!r} (inputs given: {given})", col=col)
+    extra = tuple(n for n in names if n not in program.inputs and n not in program.intermediates)
+    return build(program, extra)
+
+
+def check(
+    expression: str,
+    point: Mapping[str, Number],
+    *,
+    engine: str | Engine | type = "builtin",
+    tolerance: Tolerance | None = None,
+    **tolerances: float,
+) -> CheckResult:
+    """Check ``expression`` on ``engine`` at ``point``.
+
+    >>> result = check("(x*y + x)**2 - tanh(y)", {"x": 2.0, "y": 3.0})
+    >>> result.verdict.value, [q.name for q in result.quantities]
+    ('pass', ['value', 'x', 'y'])
+
+    Raises :class:`~gradspec.errors.ExpressionError` for an expression that does not parse or uses an
+    undefined name; a point outside an op's domain gives a result with verdict ``error``.
+    """
+    tol = tolerance or Tolerance(**tolerances)
+    graph = prepare(expression, list(point))
+    exact_point = {k: exact_number(v) for k, v in point.items()}
+    return check_graph(graph, exact_point, resolve(engine), tol, localise_failures=True)
+
+
+def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, *,
+                localise_failures: bool = False) -> CheckResult:
+    floats = {k: float(v) for k, v in point.items()}
+    base = {"expression": graph.program.source, "point": floats, "engine": engine.name}
+    try:
+        ref = exact(graph, point)
+    except GradspecError as exc:
+        return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)  # type: ignore[arg-type]
+    reason = engine.unsupported(graph) or engine.unrepresentable(graph, floats)
+    if reason:
+        return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
+    try:
+        with deadline(LIMITS.engine):
+            outcome = engine.run(graph, floats)
+    except TimeLimit as exc:
+        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc}")  # type: ignore[arg-type]
+    except Unsupported as exc:
+        return CheckResult(**base, verdict=Verdict.SKIP, message=str(exc))  # type: ignore[arg-type]
+    except (Exception, RecursionError) as exc:  # the engine under test failed; report, don't crash
+        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
+    quantities = compare(graph, ref, outcome, point, tol, engine)
+    kinks = tuple(k.where for k in ref.kinks)
+    result = CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=quantities, kinks=kinks,  # type: ignore[arg-type]
+                         message=over_budget(graph))
+    if result.verdict is Verdict.FAIL and localise_failures:
+        from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
+
+        result = dataclasses.replace(result, culprit=localise(graph, point, engine))
+    return result
+
+
+def compare(
+    graph: Graph,
+    ref: Exact,
+    outcome: Outcome,
+    point: Mapping[str, Fraction],
+    tol: Tolerance,
+    engine: Engine,
+) -> tuple[Quantity, ...]:
+    """Judge an engine's value and gradients against the exact reference, quantity by quantity."""
+    formulas = _formulas(graph)
+    key = tuple(sorted(point.items()))
+    eps = getattr(engine, "eps", FLOAT64_EPS)
+    limit = getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
+
+    def rounding(name: str) -> float:
+        return eps * float(conditioning(graph, key)[name])
+
+    out = [_judge("value", "value", outcome.value, ref.value, None, tol, None, formulas.get("", ""),
+                  lambda: rounding(""), limit)]
+    roles = [(n, "input") for n, _ in graph.inputs] + [(n, "intermediate") for n, _ in graph.intermediates]
+    nums = numerical_all(graph, point, tol.h)
+    for name, role in roles:
+        num = nums[name]
+        out.append(_judge(name, role, outcome.grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name),
+                          formulas.get(name, ""), lambda name=name: rounding(name), limit))  # type: ignore[misc]
+    return tuple(out)
+
+
+@lru_cache(maxsize=2048)
+def _formulas(graph: Graph) -> dict[str, str]:
+    """The symbolic value and derivatives as text; empty for graphs differentiated step by step."""
+    if not symbolic(graph):
+        return {}
+    cached = CACHE.formulas(graph)
+    if cached is not None:
+        return cached
+    try:
+        with deadline(LIMITS.derivation):
+            d = derive(graph)
+            formulas = {"": str(d.value)} | {n: str(g) for n, g in d.grads.items()}
+    except TimeLimit:  # a derivative too large to print is left out, not waited for
+        return {}
+    CACHE.put_formulas(graph, formulas)
+    return formulas
+
+
+def _judge(
+    name: str,
+    role: str,
+    engine: float | None,
+    exact_mp: mpmath.mpf,
+    num: float | None,
+    tol: Tolerance,
+    subgradients: tuple[mpmath.mpf, mpmath.mpf] | None,
+    symbolic: str,
+    rounding: Callable[[], float],
+    limit: float,
+) -> Quantity:
+    exact_text = _text(exact_mp)
+    exact_f = float(exact_mp)
+    if abs(exact_f) > limit:  # beyond the engine's float range: IEEE arithmetic overflows to inf
+        exact_mp = mpmath.inf if exact_f > 0 else -mpmath.inf
+        exact_f = float(exact_mp)
+    common: dict[str, Any] = {"name": name, "role": role, "exact": exact_f, "numerical": num,
+                              "exact_text": exact_text, "symbolic": symbolic}
+    if engine is None:
+        return Quantity(**common, engine=None, abs_error=None, rel_error=None, tolerance=None,
+                        verdict=Verdict.SKIP, note="the engine does not report this gradient")
+    bound = tol.bound(exact_f)
+    err = _abs_error(engine, exact_mp)
+    note = ""
+    if bound < err < math.inf:
+        # Beyond the case's tolerance: allow what rounding in the engine's precision can do here.
+        allowance = rounding()
+        if err <= bound + allowance:
+            note = f"within the rounding allowance of the engine's precision ({allowance:.2g})"
+        bound += allowance
+    verdict = Verdict.PASS if err <= bound else Verdict.FAIL
+    if verdict is Verdict.FAIL and subgradients is not None:
+        lo, hi = (float(v) for v in subgradients)
+        if lo - tol.bound(lo) <= engine <= hi + tol.bound(hi):
+            verdict = Verdict.CONVENTION
+            note = f"another subgradient at a kink: any value in [{lo:g}, {hi:g}] is valid, convention gives {exact_f:g}"
+    if num is not None and math.isfinite(exact_f) and relative_error(num, exact_f) > 1e-5 and not subgradients:
+        note = note or "the central difference is poor here; the exact value decides"
+    return Quantity(**common, engine=engine, abs_error=err, rel_error=relative_error(engine, exact_f),
+                    tolerance=bound, verdict=verdict, note=note)
+
+
+def _abs_error(engine: float, exact_mp: mpmath.mpf) -> float:
+    exact_f = float(exact_mp)  # overflow rounds to inf, as the engine's own arithmetic does
+    if math.isnan(exact_f) or math.isnan(engine):
+        return 0.0 if math.isnan(exact_f) and math.isnan(engine) else math.inf
+    if math.isinf(exact_f) or math.isinf(engine):
+        return 0.0 if engine == exact_f else math.inf
+    err = abs(engine - exact_f)
+    if err > 8 * math.ulp(exact_f):  # rounding the exact value to float64 cannot matter here
+        return err
+    with mpmath.workdps(DPS):
+        return float(abs(mpmath.mpf(engine) - exact_mp))
+
+
+@lru_cache(maxsize=65536)
+def _text(exact_mp: mpmath.mpf) -> str:
+    """An exact value to 30 significant digits (the same numbers recur across engines and runs)."""
+    with mpmath.workdps(DPS):
+        return str(mpmath.nstr(exact_mp, 30))
+
+
+# -- exercise 5: check any callable built on an engine ------------------------------------------------
+
+
+
+
+def check_gradients(
+    f: Callable[..., Any],
+    inputs: Mapping[str, float] | Sequence[float],
+    *,
+    value: type | None = None,
+    h: float = 1e-4,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+) -> CheckResult:
+    """Numerically verify every gradient of ``f``, a Python callable built on an engine.
+
+    ``f`` takes one engine Value per input (by keyword for a mapping, by position for a sequence) and
+    returns a Value. Each gradient from ``backward()`` is compared with a Richardson-refined central
+    difference of ``f``'s own forward pass.
+
+    >>> check_gradients(lambda x, y: (x * y + x) ** 2 - y.tanh(), [2.0, 3.0]).verdict.value
+    'pass'
+    """
+    if value is None:
+        from gradspec.engine import Value
+
+        value = Value
+    named = dict(inputs) if isinstance(inputs, Mapping) else {f"x{i}": float(v) for i, v in enumerate(inputs)}
+    by_name = isinstance(inputs, Mapping)
+
+    def call(vals: Mapping[str, float]) -> Any:
+        leaves = {k: value(v) for k, v in vals.items()}
+        out = f(**leaves) if by_name else f(*leaves.values())
+        return out, leaves
+
+    out, leaves = call(named)
+    out.backward()
+    tol = Tolerance(rtol=rtol, atol=atol, h=h)
+    quantities = []
+    for name, x0 in named.items():
+        step = h * max(1.0, abs(x0))
+
+        def at(x: float, name: str = name) -> float:
+            return float(call({**named, name: x})[0].data)
+
+        def central(s: float, at: Callable[[float], float] = at, x0: float = x0) -> float:
+            return (at(x0 + s) - at(x0 - s)) / (2 * s)
+
+        num = (4 * central(step / 2) - central(step)) / 3
+        grad = float(leaves[name].grad)
+        err = abs(grad - num)
+        bound = tol.bound(num)
+        quantities.append(Quantity(name, "input", grad, None, num, err, relative_error(grad, num), bound,
+                                   Verdict.PASS if err <= bound else Verdict.FAIL))
+    name = getattr(f, "__name__", "f")
+    return CheckResult(name, dict(named), value.__name__, worst([q.verdict for q in quantities]), tuple(quantities),
+                       kind="callable")

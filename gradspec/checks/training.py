@@ -1,0 +1,226 @@
+"""Training cases: a small MLP learns from data on the engine under test.
+
+A training case reads its model and data from the case file (:func:`load`), trains with the engine's
+own primitives (:func:`train`), and is judged twice: the loss must fall by the declared ratio, and the
+engine's first gradient must match the exact gradient of the same loss graph, replayed at high
+precision. The layout follows :class:`gradspec.nn.MLP`, so the same seed gives the same weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable, Hashable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import mpmath
+
+from gradspec.casefile.model import Training
+from gradspec.checks.check import exact_number
+from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec.engines.protocol import Engine
+from gradspec.errors import CaseFileError, ExpressionError, GradspecError
+from gradspec.graph.ir import Graph, Step, build
+from gradspec.lang.expr import Name, Program, parse
+from gradspec.limits import LIMITS, TimeLimit, deadline
+from gradspec.ops.table import OPS, Op
+from gradspec.reference.exact import DPS, adjoints, exact, forward, relative_error
+
+__all__ = ["MAX_WORK", "initial_params", "load", "mlp_loss", "train"]
+
+MAX_WORK = 50_000_000  # rows x steps x weights
+
+Fail = Callable[..., CaseFileError]  # fail(message, *key path inside the case) -> a located error
+
+
+# -- the spec, from a case's raw mapping ----------------------------------------------------------------
+
+
+def load(raw: dict[str, Any], fail: Fail) -> Training:
+    """The :class:`Training` spec of a schema-valid training case; located errors come from ``fail``."""
+    model, data = raw["model"], raw["data"]
+    sizes = tuple(int(s) for s in model["sizes"])
+    if sizes[-1] != 1:
+        raise fail("a training model has one output: the last size must be 1", "model", "sizes")
+    rows = [tuple(float(v) for v in (r if isinstance(r, list) else [r])) for r in data["x"]]
+    for i, r in enumerate(rows):
+        if len(r) != sizes[0]:
+            raise fail(f"row {i} has {len(r)} inputs; the model takes {sizes[0]}", "data", "x", i)
+        if not all(math.isfinite(v) for v in r):
+            raise fail(f"row {i} is not finite", "data", "x", i)
+    if ("y" in data) == ("target" in data):
+        raise fail("give the targets as `y` or as `target`, exactly one", "data")
+    if "y" in data:
+        ys = tuple(float(v) for v in data["y"])
+        if len(ys) != len(rows):
+            raise fail(f"{len(ys)} targets for {len(rows)} rows", "data", "y")
+    else:
+        ys = _targets(data["target"], rows, fail)
+    work = len(rows) * int(raw["steps"]) * sum(a * b for a, b in itertools.pairwise(sizes))
+    if work > MAX_WORK:
+        raise fail("training case is too large (rows x steps x weights > 5e7)", "steps")
+    return Training(sizes, model.get("activation", "relu"), int(model.get("seed", 0)), tuple(rows), ys,
+                    int(raw["steps"]), float(raw["lr"]), float(raw["loss_ratio"]))
+
+
+def _targets(text: str, rows: list[tuple[float, ...]], fail: Fail) -> tuple[float, ...]:
+    """``data.target`` evaluated exactly at every row (inputs ``x``, or ``x0``, ``x1``, ...)."""
+    where: tuple[Hashable, ...] = ("data", "target")
+    try:
+        program = parse(text)
+    except ExpressionError as exc:
+        raise fail(f"data.target: {exc.message}", *where) from None
+    names = ["x"] if len(rows[0]) == 1 else [f"x{i}" for i in range(len(rows[0]))]
+    missing = [n for n in program.inputs if n not in names]
+    if missing:
+        raise fail(f"data.target: undefined variable {missing[0]!r} (use {', '.join(names)})", *where)
+    graph = build(program, tuple(n for n in names if n not in program.inputs))
+    out = []
+    for r in rows:
+        try:
+            ref = exact(graph, {n: exact_number(v) for n, v in zip(names, r, strict=True)})
+        except GradspecError as exc:
+            raise fail(f"target at {r}: {exc.message}", *where) from None
+        out.append(float(ref.value))
+    return tuple(out)
+
+
+# -- the model, built from an engine's primitives ---------------------------------------------------------
+
+
+def mlp_loss(engine: Engine, params: list[Any], spec: Training) -> Any:
+    """Sum of squared errors of the MLP over the data set, built from the engine's own ops.
+
+    The layout matches :class:`gradspec.nn.MLP`: per layer, per neuron, ``b + sum(w_i * x_i)``, the
+    activation on hidden layers, a linear output. ``params`` holds each neuron's weights then its bias.
+    """
+    add, sub, mul = OPS["add"], OPS["sub"], OPS["mul"]
+    act = OPS[spec.activation]
+    total: Any = None
+    for row, target in zip(spec.x, spec.y, strict=True):
+        acts: list[Any] = [engine.const(v) for v in row]
+        k = 0
+        for layer, (nin, nout) in enumerate(itertools.pairwise(spec.sizes)):
+            outs = []
+            for _ in range(nout):
+                z = params[k + nin]
+                for i in range(nin):
+                    z = engine.apply(add, [z, engine.apply(mul, [params[k + i], acts[i]])])
+                k += nin + 1
+                outs.append(engine.apply(act, [z]) if layer < len(spec.sizes) - 2 else z)
+            acts = outs
+        diff = engine.apply(sub, [acts[0], engine.const(target)])
+        sq = engine.apply(mul, [diff, diff])
+        total = sq if total is None else engine.apply(add, [total, sq])
+    return total
+
+
+def initial_params(spec: Training) -> list[float]:
+    rng = random.Random(spec.seed)  # the same draws, in the same order, as gradspec.nn.MLP
+    params: list[float] = []
+    for nin, nout in itertools.pairwise(spec.sizes):
+        for _ in range(nout):
+            params += [rng.uniform(-1.0, 1.0) for _ in range(nin)] + [0.0]
+    return params
+
+
+class _Recorder(Engine):
+    """Records what the training code builds as a gradspec graph, for the exact first-step gradient."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    def leaf(self, x: float) -> int:
+        self.steps.append(Step(None, name=f"p{len(self.steps)}"))
+        return len(self.steps) - 1
+
+    def const(self, x: float) -> Step:
+        return Step(None, const=Fraction(repr(float(x))))
+
+    def apply(self, op: Op, args: Sequence[Any]) -> int:
+        indices = []
+        for a in args:
+            if isinstance(a, Step):
+                self.steps.append(a)
+                a = len(self.steps) - 1
+            indices.append(a)
+        self.steps.append(Step(op.name, tuple(indices)))
+        return len(self.steps) - 1
+
+
+def _exact_first_gradient(spec: Training, params: list[float]) -> list[float]:
+    rec = _Recorder()
+    leaves = [rec.leaf(p) for p in params]
+    out = mlp_loss(rec, leaves, spec)
+    inputs = tuple((rec.steps[i].name or "", i) for i in leaves)
+    varying: list[bool] = []
+    for st in rec.steps:
+        varying.append(st.name is not None or any(varying[a] for a in st.args))
+    graph = Graph(Program("training loss", (), Name("loss"), ()), tuple(rec.steps), out, inputs, (), tuple(varying))
+    with mpmath.workdps(DPS):
+        values, _ = forward(graph, {name: mpmath.mpf(p) for (name, _), p in zip(inputs, params, strict=True)})
+        adj = adjoints(graph, values)
+        return [float(adj[i]) for i in leaves]
+
+
+# -- training and judging -----------------------------------------------------------------------------
+
+
+def train(spec: Training, tolerance: Tolerance, engine: Engine, base: dict[str, object]) -> CheckResult:
+    """Train on ``engine``; ``base`` holds the result's identifying fields (point, engine)."""
+    base = {**base, "expression": f"MLP{list(spec.sizes)} {spec.activation}, {spec.steps} steps at lr {spec.lr:g}"}
+    needed = [OPS[n] for n in ("add", "sub", "mul", spec.activation)]
+    reason = next((r for r in (engine.missing(o, True) for o in needed) if r), None)
+    if reason or getattr(engine, "reason", None):
+        return CheckResult(**base, verdict=Verdict.SKIP, message=reason or engine.reason)  # type: ignore[arg-type, attr-defined]
+    params = initial_params(spec)
+    try:
+        losses: list[float] = []
+        first: list[float | None] = []
+        for step in range(spec.steps + 1):
+            with deadline(LIMITS.engine):
+                engine.begin()
+                leaves = [engine.leaf(p) for p in params]
+                loss = mlp_loss(engine, leaves, spec)
+                if step == spec.steps:
+                    losses.append(engine.value(loss))
+                    break
+                grads = engine.gradients(loss, leaves)
+                losses.append(engine.value(loss))
+            if step == 0:
+                first = grads
+            params = [p - spec.lr * (g or 0.0) for p, g in zip(params, grads, strict=True)]
+    except TimeLimit as exc:
+        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc} at training step {step}")  # type: ignore[arg-type]
+    except (Exception, RecursionError) as exc:
+        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
+    initial, final = losses[0], losses[-1]
+    ratio = final / initial if initial else math.inf
+    ok = math.isfinite(final) and final < spec.loss_ratio * initial
+    quantities = [Quantity("loss", "value", final, None, None, None, ratio, spec.loss_ratio * initial,
+                           Verdict.PASS if ok else Verdict.FAIL, note=f"initial loss {initial:.6g}")]
+    quantities.append(_first_step(spec, initial_params(spec), first, tolerance, engine))
+    message = f"loss {initial:.6g} -> {final:.6g} (x{ratio:.3g}; must fall below x{spec.loss_ratio:g})"
+    verdict = worst([q.verdict for q in quantities])
+    return CheckResult(**base, verdict=verdict, quantities=tuple(quantities), message=message)  # type: ignore[arg-type]
+
+
+def _first_step(spec: Training, params: list[float], grads: list[float | None], tolerance: Tolerance,
+                engine: Engine) -> Quantity:
+    """The engine's first gradient of the loss against the exact one, worst parameter shown."""
+    exact_grads = _exact_first_gradient(spec, params)
+    scale = max((abs(e) for e in exact_grads), default=1.0)
+    worst_q: tuple[float, int] = (-1.0, 0)
+    for i, (g, e) in enumerate(zip(grads, exact_grads, strict=True)):
+        err = math.inf if g is None or not math.isfinite(g) else abs(g - e)
+        worst_q = max(worst_q, (err, i))
+    err, i = worst_q
+    g = grads[i]
+    # Rounding in the engine's precision across a whole training graph: relative to the largest gradient.
+    bound = tolerance.bound(exact_grads[i]) + 64 * engine.eps * len(params) * scale
+    verdict = Verdict.PASS if err <= bound else Verdict.FAIL
+    return Quantity(f"d loss/d p{i} (first step)", "property", g, exact_grads[i], None, err,
+                    relative_error(g, exact_grads[i]) if g is not None else None, bound, verdict,
+                    note=f"worst of {len(params)} parameters against the exact gradient (chain rule at {DPS} digits)")

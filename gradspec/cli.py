@@ -1,0 +1,403 @@
+"""The ``gradspec`` command line: ``main(argv) -> exit code``, writing to the streams it is given.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 invalid input or usage, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import gradspec
+from gradspec.casefile.loader import errors_of, load_file
+from gradspec.casefile.model import CaseFile, data_dir, discover
+from gradspec.checks.check import check, check_graph, exact_number, prepare
+from gradspec.checks.results import CheckResult, Run, Tolerance, Verdict
+from gradspec.engines.protocol import Engine, resolve
+from gradspec.errors import CaseFileError, GradspecError
+from gradspec.limits import LIMITS
+from gradspec.run.runner import run_case
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _point(text: str) -> dict[str, str]:
+    point: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"expected name=value[,name=value...], got {text!r}")
+        point[name.strip()] = value.strip()
+    return point
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(prog="gradspec", description="Declarative gradient checks for autograd engines.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("check", help="check one expression at one or more points")
+    p.add_argument("expression", help="e.g. '(x*y + x)**2 - tanh(y)' or 'a = x*y; b = a + x; b'")
+    p.add_argument("--at", type=_point, action="append", required=True, metavar="x=2,y=3",
+                   help="a point (repeat for several)")
+    p.add_argument("--engine", action="append", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
+    p.add_argument("--rtol", type=float, default=Tolerance.rtol)
+    p.add_argument("--atol", type=float, default=Tolerance.atol)
+    p.add_argument("--h", type=float, default=Tolerance.h, help="numerical reference step")
+
+    e = sub.add_parser("explain", help="show the graph node by node and localise a wrong gradient")
+    e.add_argument("target", help="an expression, or FILE::CASE_ID from a case file")
+    e.add_argument("--at", type=_point, metavar="x=2,y=3", help="the point (for an expression)")
+    e.add_argument("--point", type=int, default=0, metavar="N", help="which point of the case (default 0)")
+    e.add_argument("--engine", default="builtin", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
+    e.add_argument("--dot", action="store_true", help="print the graph as Graphviz DOT instead")
+
+    f = sub.add_parser("fuzz", help="check random expression graphs on an engine; shrink and save a failure")
+    f.add_argument("--engine", default="builtin", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
+    f.add_argument("--count", type=int, default=200, help="graphs to try (default 200)")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default 0): the same seed, the same graphs")
+    f.add_argument("--max-depth", type=int, default=6, help="most steps in a graph (default 6)")
+    f.add_argument("--out", type=Path, metavar="DIR", help="write the shrunk failure here as a YAML case")
+
+    w = sub.add_parser("sweep", help="a gradient's accuracy across a range of one variable")
+    w.add_argument("expression", help="e.g. 'exp(x)'")
+    w.add_argument("--var", required=True, help="the variable to sweep")
+    w.add_argument("--range", nargs=2, type=float, required=True, metavar=("A", "B"), help="from A to B")
+    w.add_argument("--points", type=int, default=201, help="how many points, evenly spaced (default 201)")
+    w.add_argument("--at", type=_point, default={}, metavar="y=1", help="values of the other variables")
+    w.add_argument("--engine", action="append", metavar="SPEC", help="'builtin' (default) or another engine; repeatable")
+    w.add_argument("--plot", type=Path, metavar="FILE.svg", help="write correct digits against the variable as SVG")
+
+    m = sub.add_parser("mutate", help="score a case library against gradient mutants of the built-in engine")
+    m.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
+    m.add_argument("--first", action="store_true", help="stop at each mutant's first killer (faster)")
+
+    v = sub.add_parser("validate", help="check case files against the schema and SymPy without running engines")
+    v.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
+
+    r = sub.add_parser("run", help="run case files on engines and compare with the exact references")
+    r.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
+    r.add_argument("--engine", action="append", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'; repeatable")
+    r.add_argument("--report", action="append", default=[], metavar="FILE",
+                   help="write a report; the suffix picks the format (.json, .md, .html); repeatable")
+    r.add_argument("-k", dest="keyword", metavar="TEXT", help="only cases whose id contains TEXT")
+    r.add_argument("--exclude", action="append", default=[], metavar="CASE_ID",
+                   help="leave out the case with this id (repeatable)")
+    r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    r.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help=f"fail a check whose engine call takes longer (default {type(LIMITS).engine:g})")
+    r.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="run the checks in N worker processes (0: one per core); an engine stuck in native code "
+                        "past the time limit, or crashing, fails its check and the run goes on")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        args = _build_parser().parse_args(argv)
+    except _UsageError as exc:
+        print(exc, file=err)
+        return EXIT_INVALID
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    try:
+        if args.command == "check":
+            return _check_command(args, out)
+        if args.command == "explain":
+            return _explain_command(args, out)
+        if args.command == "fuzz":
+            return _fuzz_command(args, out, err)
+        if args.command == "sweep":
+            return _sweep_command(args, out)
+        if args.command == "mutate":
+            return _mutate_command(args, out, err)
+        if args.command == "validate":
+            return _validate_command(args, out, err)
+        return _run_command(args, out, err)
+    except GradspecError as exc:
+        print(f"gradspec: {exc}", file=err)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("gradspec: interrupted", file=err)
+        return EXIT_INTERRUPTED
+
+
+def _check_command(args: argparse.Namespace, out: TextIO) -> int:
+    tol = Tolerance(rtol=args.rtol, atol=args.atol, h=args.h)
+    verdicts = []
+    for engine in args.engine or ["builtin"]:
+        for point in args.at:
+            result = check(args.expression, point, engine=engine, tolerance=tol)
+            print(result.table(), file=out)
+            verdicts.append(result.verdict)
+    if Verdict.ERROR in verdicts:
+        return EXIT_INVALID
+    return EXIT_FAILED if Verdict.FAIL in verdicts else EXIT_OK
+
+
+
+def _load_all(paths: Sequence[str], err: TextIO) -> tuple[list[CaseFile], list[str]]:
+    """Load every case file named; invalid ones are reported, the rest still load."""
+    files: list[CaseFile] = []
+    errors: list[str] = []
+    targets = list(paths) or [str(data_dir("cases"))]
+    for path in discover(targets):
+        if not path.exists():
+            errors.append(f"{path}: no such file or directory")
+            continue
+        try:
+            files.append(load_file(path))
+        except CaseFileError as exc:
+            errors.extend(str(e) for e in errors_of(exc))
+    for line in errors:
+        print(line, file=err)
+    return files, errors
+
+
+def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    files, errors = _load_all(args.paths, err)
+    cases = sum(len(f.cases) for f in files)
+    points = sum(max(1, len(c.points)) for f in files for c in f.cases)
+    print(f"{len(files)} valid file(s), {cases} cases, {points} points; {len(errors)} error(s)", file=out)
+    return EXIT_INVALID if errors else EXIT_OK
+
+
+def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise GradspecError("--time-limit must be positive")
+    if args.jobs is not None and args.jobs < 0:
+        raise GradspecError("--jobs must be 0 (one per core) or more")
+    saved = LIMITS.engine
+    LIMITS.engine = args.time_limit or type(LIMITS).engine
+    try:
+        return _run(args, out, err)
+    finally:
+        LIMITS.engine = saved  # main() is a function: it leaves the process's limits as it found them
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    specs = args.engine or ["builtin"]
+    engines: list[Engine] = [resolve(spec) for spec in specs]
+    from gradspec.report import check_report_paths, write_reports
+
+    check_report_paths(args.report)
+    start = time.perf_counter()
+    files, errors = _load_all(args.paths, err)
+    picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
+              if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
+    progress = _Progress(err, len(picked) * len(engines))
+    results: list[CheckResult] = []
+    if args.jobs is not None:
+        from gradspec.run.workers import run_in_workers
+
+        jobs = args.jobs or os.cpu_count() or 1
+        results = run_in_workers(files, picked, list(zip(specs, engines, strict=True)), jobs, progress.step)
+    else:
+        for fi, ci in picked:
+            for engine in engines:
+                results.extend(run_case(files[fi].cases[ci], engine))
+                progress.step(files[fi].cases[ci].id)
+    progress.done()
+    run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
+              time.perf_counter() - start, gradspec.__version__)
+    if not args.quiet:
+        for r in results:
+            if r.verdict in (Verdict.FAIL, Verdict.ERROR):
+                print(f"{r.path}:{r.line}: {r.case_id}", file=out)
+                print(r.table(), file=out)
+                print(file=out)
+    print(summary(run), file=out)
+    write_reports(args.report, run)
+    for path in args.report:
+        print(f"report written: {path}", file=out)
+    return run.exit_code
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; silent when the stream is piped."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream, self.total, self.n = stream, total, 0
+        self.live = total > 20 and hasattr(stream, "isatty") and stream.isatty()
+
+    def step(self, label: str) -> None:
+        self.n += 1
+        if self.live:
+            width = 30
+            filled = width * self.n // max(self.total, 1)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.n}/{self.total} {label[:40]:<40}")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.live:
+            self.stream.write("\r" + " " * 90 + "\r")
+            self.stream.flush()
+
+
+_COLUMNS = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.SKIP, Verdict.XFAIL, Verdict.ERROR)
+
+
+def summary(run: Run) -> str:
+    """The terminal summary: checks per engine and per verdict, then the totals."""
+    rows = [("engine", *(v.value for v in _COLUMNS), "checks")]
+    for engine in run.engines:
+        c = run.counts(engine=engine)
+        rows.append((engine, *(str(c[v]) for v in _COLUMNS), str(sum(c.values()))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    totals = run.counts()
+    cases = len({(r.path, r.case_id) for r in run.results})
+    parts = [f"{totals[v]} {v.value}" for v in _COLUMNS if totals[v]]
+    verdict = {0: "OK", 1: "FAILED", 2: "INVALID INPUT"}[run.exit_code]
+    lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
+                 f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
+                 f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
+    return "\n".join(lines)
+
+
+def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
+    from gradspec.diagnose.debug import explain, render_dot
+    from gradspec.run.runner import diagnose
+
+    engine = resolve(args.engine)
+    tol = Tolerance()
+    if "::" in args.target:
+        path, _, case_id = args.target.rpartition("::")
+        case = next((c for c in load_file(path).cases if c.id == case_id), None)
+        if case is None or case.graph is None:
+            raise GradspecError(f"{path} has no expression case {case_id!r}")
+        if not 0 <= args.point < len(case.points):
+            raise GradspecError(f"case {case_id!r} has {len(case.points)} point(s); --point {args.point} is out of range")
+        graph, point, tol = case.graph, case.points[args.point].exact(), case.tolerance
+        name = case.id
+    else:
+        if not args.at:
+            raise GradspecError("explain EXPR needs --at x=...,y=...")
+        graph = prepare(args.target, list(args.at))
+        name = "explained"
+        point = {k: exact_number(v) for k, v in args.at.items()}
+    rows, _ = explain(graph, point, engine)
+    if args.dot:
+        print(render_dot(graph, rows), file=out)
+        return EXIT_OK
+    result = check_graph(graph, point, engine, tol)
+    print(f"{graph.program.source}  at {result.point_text}  on {engine.name}", file=out)
+    table = [("step", "node", "op", "value", "exact value", "grad", "exact grad", "")]
+    for r in rows:
+        table.append((str(r.step), r.label, r.op, _fmt(r.value_engine), _fmt(r.value_exact), _fmt(r.grad_engine),
+                      _fmt(r.grad_exact), "ok" if r.ok else "WRONG"))
+    widths = [min(max(len(row[i]) for row in table), 48) for i in range(len(table[0]))]
+    for row in table:
+        print("  " + "  ".join(cell[:48].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out)
+    print(f"verdict: {result.verdict.value}", file=out)
+    if result.verdict is Verdict.FAIL:
+        result = diagnose(result, graph, point, engine, tol, name)
+        if result.culprit is not None:
+            print(f"culprit: {result.culprit.message}", file=out)
+        if result.shrunk:
+            print("smallest failing case:", file=out)
+            print(result.shrunk.rstrip(), file=out)
+    if result.verdict is Verdict.ERROR:
+        print(result.message, file=out)
+        return EXIT_INVALID
+    return EXIT_FAILED if result.verdict is Verdict.FAIL else EXIT_OK
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.10g}"
+
+
+def _mutate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gradspec.tools.mutate import MUTANTS, mutate
+
+    files, errors = _load_all(args.paths, err)
+    if errors:
+        return EXIT_INVALID
+    cases = [c for f in files for c in f.cases]
+    progress = _Progress(err, len(MUTANTS) * len(cases))
+    report = mutate(cases, first=args.first, progress=progress.step)
+    progress.done()
+    for mutant in MUTANTS:
+        killers = report.killers[mutant.name]
+        status = f"killed by {len(killers)}" if killers else "SURVIVED"
+        print(f"{mutant.name:<20} {status:<14} {mutant.description}", file=out)
+        for killer in killers[:5]:
+            print(f"{'':<20}   {killer}", file=out)
+        if len(killers) > 5:
+            print(f"{'':<20}   ... and {len(killers) - 5} more", file=out)
+    print(f"mutation score: {len(report.killed)}/{len(MUTANTS)} = {report.score:.0%}", file=out)
+    return EXIT_OK if report.score == 1.0 else EXIT_FAILED
+
+
+def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gradspec.tools.fuzz import fuzz
+
+    if args.count < 1 or args.max_depth < 1:
+        raise GradspecError("--count and --max-depth must be at least 1")
+    engine = resolve(args.engine)
+    progress = _Progress(err, args.count)
+    report = fuzz(engine, count=args.count, seed=args.seed, max_depth=args.max_depth, out=args.out,
+                  progress=progress.step)
+    progress.done()
+    if report.failure is None:
+        print(f"no failure in {report.tried} random graphs on {engine.name} (seed {args.seed})", file=out)
+        return EXIT_OK
+    print(f"FAILURE after {report.tried} graphs on {engine.name} (seed {args.seed}), shrunk to:", file=out)
+    print(report.failure.table(), file=out)
+    if report.culprit is not None:
+        print(f"culprit: {report.culprit.message}", file=out)
+    if report.written is not None:
+        print(f"regression case written: {report.written}", file=out)
+    return EXIT_FAILED
+
+
+def _sweep_command(args: argparse.Namespace, out: TextIO) -> int:
+    from gradspec.tools.sweep import ranges, render_svg, sweep
+
+    lo, hi = args.range
+    if not (args.points >= 2 and lo < hi) or args.points > 1_000_000:
+        raise GradspecError("--range needs A < B and --points between 2 and 1000000")
+    graph = prepare(args.expression, [args.var, *args.at])
+    fixed = {k: exact_number(v) for k, v in args.at.items()}
+    xs = [lo + (hi - lo) * i / (args.points - 1) for i in range(args.points)]
+    series = {}
+    for spec in args.engine or ["builtin"]:
+        engine = resolve(spec)
+        if engine.unsupported(graph):
+            print(f"{engine.name}: skipped: {engine.unsupported(graph)}", file=out)
+            continue
+        samples = series[engine.name] = sweep(graph, args.var, xs, engine, fixed)
+        print(f"d/d{args.var} {args.expression} on {engine.name}, {args.var} from {lo:g} to {hi:g} ({args.points} points):",
+              file=out)
+        for r in ranges(samples):
+            ex = r.example
+            engine_text = "-" if ex.engine is None else f"{ex.engine:.6g}"
+            print(f"  {args.var} in [{r.start:.6g}, {r.stop:.6g}]  {r.count:>6} points  {r.status}"
+                  f"  (worst: {r.worst_digits:.1f} digits at {args.var}={ex.x:.6g}: engine {engine_text},"
+                  f" exact {ex.exact:.6g})", file=out)
+    if args.plot and series:
+        args.plot.write_text(render_svg(f"d/d{args.var} {args.expression}: correct digits", series), encoding="utf-8")
+        print(f"plot written: {args.plot}", file=out)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Diagnosis of a failing check: localising the culprit, explaining, shrinking."""

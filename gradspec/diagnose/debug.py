@@ -1,0 +1,424 @@
+"""Debugging a failing check: the graph node by node, the culprit op, and the smallest failing case.
+
+*Localisation* reads the engine's gradient at every node and compares it with the exact adjoint. The
+first wrong node, walking back from the output, is where a backward went wrong; the ops that wrote
+into it are the suspects. Each suspect is then unit-tested on its own, at the same argument values,
+with an upstream gradient that is not 1, with its result accumulated alongside another use of its
+input, and with one leaf in both operand slots. A suspect that fails alone has a wrong rule; one that
+fails only when sharing a leaf does not accumulate (``=`` for ``+=``); when every suspect passes alone
+the rules are right and the engine's traversal or accumulation is not: the culprit is ``backward``.
+
+*Shrinking* tries every sub-expression of a failing graph on the engine and keeps the smallest that
+still fails, as a ready-to-paste YAML case.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import mpmath
+
+from gradspec.checks.results import Culprit
+from gradspec.engines.protocol import Engine, Outcome
+from gradspec.graph.ir import Graph, Step
+from gradspec.lang.expr import Name, Program
+from gradspec.ops.table import OPS
+from gradspec.reference.exact import DPS, _local_partials, adjoints, forward
+
+__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression", "subprogram"]
+
+_SHRINK_LIMIT = 200  # steps; larger graphs are not shrunk
+_UPSTREAM = 1.75  # an upstream gradient that is not 1, so a missing chain factor shows
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    step: int
+    label: str
+    op: str
+    value_engine: float | None
+    value_exact: float
+    grad_engine: float | None
+    grad_exact: float
+    ok: bool
+
+
+def subexpression(graph: Graph, index: int) -> str:
+    """The text of the sub-expression rooted at ``index``, intermediates written inline."""
+    memo: dict[int, str] = {}
+    for i in range(index + 1):
+        step = graph.steps[i]
+        if step.name is not None:
+            memo[i] = step.name
+        elif step.op is None:
+            memo[i] = _number(step.const)
+        else:
+            op = OPS[step.op]
+            args = [memo[a] for a in step.args]
+            if op.symbol is None:
+                memo[i] = f"{op.name}({', '.join(args)})"
+            elif op.arity == 1:
+                memo[i] = f"(-{args[0]})"
+            else:
+                memo[i] = f"({args[0]} {op.symbol} {args[1]})"
+    text = memo[index]
+    return text[1:-1] if text.startswith("(") and _balanced(text[1:-1]) else text
+
+
+def subprogram(graph: Graph, index: int) -> str:
+    """The sub-graph rooted at ``index`` as a program that keeps its sharing.
+
+    Named intermediates, and unnamed nodes used more than once, become assignments, so that the
+    program builds the same graph (an engine that fails to accumulate fails on it too).
+    """
+    nodes = sorted(_ancestors(graph, index))
+    uses: dict[int, int] = {}
+    for i in nodes:
+        for a in graph.steps[i].args:
+            uses[a] = uses.get(a, 0) + 1
+    taken = {n for n, _ in graph.inputs}
+    names: dict[int, str] = {}
+    for name, i in graph.intermediates:
+        if i in nodes and graph.steps[i].op is not None:
+            names.setdefault(i, name)
+            taken.add(name)
+    for i in nodes:
+        if graph.steps[i].op is not None and uses.get(i, 0) > 1 and i not in names:
+            name = f"t{i}"
+            while name in taken:
+                name += "_"
+            names[i] = name
+            taken.add(name)
+    text: dict[int, str] = {}
+    lines = []
+    for i in nodes:
+        step = graph.steps[i]
+        if step.name is not None:
+            text[i] = step.name
+            continue
+        if step.op is None:
+            text[i] = _number(step.const)
+            continue
+        op = OPS[step.op]
+        args = [text[a] for a in step.args]
+        if op.symbol is None:
+            body = f"{op.name}({', '.join(args)})"
+        elif op.arity == 1:
+            body = f"(-{args[0]})"
+        else:
+            body = f"({args[0]} {op.symbol} {args[1]})"
+        if i in names and i != index:
+            lines.append(f"{names[i]} = {_strip(body)}")
+            text[i] = names[i]
+        else:
+            text[i] = body
+    lines.append(_strip(text[index]))
+    return "; ".join(lines)
+
+
+def _strip(text: str) -> str:
+    return text[1:-1] if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]) else text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _number(value: Fraction | None) -> str:
+    assert value is not None
+    if value.denominator == 1:
+        return str(value.numerator)
+    text = repr(float(value))
+    return text if Fraction(text) == value else f"({value.numerator}/{value.denominator})"
+
+
+def _short(graph: Graph, index: int) -> str:
+    """A node's name where it has one, else its sub-expression."""
+    for name, i in graph.intermediates + graph.inputs:
+        if i == index:
+            return name
+    return f"({subexpression(graph, index)})"
+
+
+def _label(graph: Graph, index: int) -> str:
+    """A node as a person wrote it: ``a = x * y``, or its expression with intermediates by name."""
+    named = {i: n for n, i in graph.intermediates + graph.inputs}
+
+    def text(i: int, top: bool) -> str:
+        step = graph.steps[i]
+        if (i in named and not top) or step.name is not None:
+            return named.get(i, step.name or "")
+        if step.op is None:
+            return _number(step.const)
+        op = OPS[step.op]
+        args = [text(a, False) for a in step.args]
+        if op.symbol is None:
+            return f"{op.name}({', '.join(args)})"
+        return f"(-{args[0]})" if op.arity == 1 else f"({args[0]} {op.symbol} {args[1]})"
+
+    body = _strip(text(index, True)) if len(_ancestors(graph, index)) < 60 else f"step {index}"
+    return f"{named[index]} = {body}" if index in named and graph.steps[index].op else body
+
+
+def _exact_state(graph: Graph, point: Mapping[str, Fraction]) -> tuple[list[Any], list[Any]]:
+    with mpmath.workdps(DPS):
+        env = {n: mpmath.mpf(v.numerator) / v.denominator for n, v in point.items()}
+        values, _ = forward(graph, env)
+        return values, adjoints(graph, values)
+
+
+def _close(engine: float | None, exact: float, rtol: float = 1e-6, atol: float = 1e-9) -> bool:
+    if engine is None:
+        return False
+    if math.isinf(exact) or math.isnan(exact):
+        return engine == exact or (math.isnan(engine) and math.isnan(exact))
+    return abs(engine - exact) <= atol + rtol * abs(exact)
+
+
+def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tuple[list[NodeReport], Outcome]:
+    """Every node of ``graph`` at ``point``: the engine's value and gradient beside the exact ones."""
+    floats = {k: float(v) for k, v in point.items()}
+    outcome = engine.run(graph, floats, every_node=True)
+    values, adj = _exact_state(graph, point)
+    rows = []
+    for i, step in enumerate(graph.steps):
+        if not graph.varying[i] or i not in outcome.node_grads:
+            continue
+        ge, gx = outcome.node_grads.get(i), float(adj[i])
+        ve, vx = outcome.node_values.get(i), float(values[i])
+        ok = _close(ge, gx) and (ve is None or _close(ve, vx))
+        rows.append(NodeReport(i, _label(graph, i), step.op or "input", ve, vx, ge, gx, ok))
+    return rows, outcome
+
+
+def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Culprit | None:
+    """Name the op (or ``backward``) that makes ``engine`` wrong on ``graph`` at ``point``."""
+    floats = {k: float(v) for k, v in point.items()}
+    try:
+        outcome = engine.run(graph, floats, every_node=True)
+    except Exception:  # the engine raising is reported by the check itself
+        return None
+    values, adj = _exact_state(graph, point)
+    forward_bug = _first_wrong_value(graph, outcome, values)
+    if forward_bug is not None:
+        return forward_bug
+    grads = outcome.node_grads
+    for j in range(len(graph.steps) - 1, -1, -1):
+        if j not in grads or j == graph.output:
+            continue
+        if _close(grads[j], float(adj[j])):
+            continue
+        return _blame(graph, j, values, grads, engine)
+    return None
+
+
+def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any]) -> Culprit | None:
+    for i, step in enumerate(graph.steps):
+        if step.op is None or i not in outcome.node_values:
+            continue
+        ve, vx = outcome.node_values[i], float(values[i])
+        if not _close(ve, vx):
+            return Culprit(step.op, "forward", _label(graph, i), exact=vx, engine=ve,
+                           message=f"{step.op} at `{_label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
+                                   f"engine {ve:.10g}")
+    return None
+
+
+def _side(op: str, k: int) -> str:
+    return ("left", "right")[k] if OPS[op].arity == 2 else "input"
+
+
+def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | None], engine: Engine) -> Culprit:
+    """Node ``j`` is the first wrong one from the output: find which consumer's rule, or the traversal."""
+    consumers = [(i, k) for i, s in enumerate(graph.steps) for k, a in enumerate(s.args) if a == j and i in grads]
+    expected = 0.0
+    with mpmath.workdps(DPS):
+        for i, k in consumers:
+            args = [values[a] for a in graph.steps[i].args]
+            expected += (grads[i] or 0.0) * float(_local_partials(graph.steps[i].op or "")[k](args))  # type: ignore[arg-type]
+    got = grads[j]
+    node = _short(graph, j)
+    for op_name in dict.fromkeys(graph.steps[i].op or "" for i, _ in consumers):
+        i, k = next((i, k) for i, k in consumers if graph.steps[i].op == op_name)
+        verdict = _unit_test(graph, i, values, engine)
+        if verdict is None:
+            continue
+        where = f"{op_name} at `{_label(graph, i)}`"
+        if verdict == "rule":
+            single = len(consumers) == 1
+            exact_passed = expected if single else None
+            detail = (f"d/d({_side(op_name, k)}) exact {expected:.10g}, engine passed {got:.10g}" if single and got is not None
+                      else f"its backward rule is wrong in isolation (d/d{node} exact {expected:.10g}, engine {got})")
+            return Culprit(op_name, "rule", node, _side(op_name, k), exact_passed, got, f"{where}: {detail}")
+        return Culprit(op_name, "accumulation", node, _side(op_name, k), expected, got,
+                       f"{where}: overwrites the gradient of its input instead of adding to it (= for +=); "
+                       f"d/d{node} exact {expected:.10g}, engine {got}")
+    return Culprit("backward", "traversal", node, "", expected, got,
+                   f"every op's backward rule is right in isolation, yet d/d{node} is {got} where the ops above it "
+                   f"pass {expected:.10g}: the engine ran a backward before all of its gradient arrived, or dropped "
+                   "an accumulation")
+
+
+def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str | None:
+    """Test op ``i`` alone at its argument values: "rule" or "accumulation" when it fails, else None."""
+    step = graph.steps[i]
+    op = OPS[step.op or ""]
+    args = [(float(values[a]), graph.varying[a]) for a in step.args]
+    for upstream in (None, _UPSTREAM):  # alone, then under an upstream gradient that is not 1
+        if _fails(_mini(op.name, args, accumulate=False, shared=False, upstream=upstream), engine):
+            return "rule"
+    if _fails(_mini(op.name, args, accumulate=True, shared=False), engine):
+        return "accumulation"
+    if op.arity == 2 and all(v for _, v in args) and _fails(_mini(op.name, args, accumulate=False, shared=True), engine):
+        return "accumulation"
+    return None
+
+
+def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: bool,
+          upstream: float | None = _UPSTREAM) -> tuple[Graph, dict[str, Fraction]]:
+    """``1.75 * op(a, b)`` (optionally ``+ a + b``, or ``op(a, a)``; ``op(a, b)`` alone without
+    ``upstream``) as a graph with its point."""
+    steps: list[Step] = []
+    point: dict[str, Fraction] = {}
+    operands: list[int] = []
+    for k, (value, is_input) in enumerate(args):
+        if is_input and not (shared and k == 1):
+            name = "ab"[k] if len(args) == 2 else "a"
+            steps.append(Step(None, name=name))
+            point[name] = Fraction(value)
+            operands.append(len(steps) - 1)
+        elif is_input:
+            operands.append(operands[0])
+        else:
+            steps.append(Step(None, const=Fraction(value)))
+            operands.append(len(steps) - 1)
+    steps.append(Step(op, tuple(operands)))
+    if upstream is not None:
+        steps.append(Step(None, const=Fraction(upstream)))
+        steps.append(Step("mul", (len(steps) - 2, len(steps) - 1)))
+    if accumulate:
+        for k in dict.fromkeys(o for o, (_, v) in zip(operands, args, strict=True) if v):
+            steps.append(Step("add", (len(steps) - 1, k)))
+    inputs = tuple((s.name or "", i) for i, s in enumerate(steps) if s.name is not None)
+    varying: list[bool] = []
+    for s in steps:
+        varying.append(s.name is not None or any(varying[a] for a in s.args))
+    program = Program(f"unit test of {op}", (), Name("out"), tuple(n for n, _ in inputs))
+    return Graph(program, tuple(steps), len(steps) - 1, inputs, (), tuple(varying)), point
+
+
+def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine) -> bool:
+    graph, point = mini
+    try:
+        outcome = engine.run(graph, {k: float(v) for k, v in point.items()})
+        _, adj = _exact_state(graph, point)
+    except Exception:
+        return True
+    return any(not _close(outcome.grads.get(name), float(adj[i])) for name, i in graph.inputs)
+
+
+def shrink(graph: Graph, point: Mapping[str, Fraction], engine: Engine, still_fails: Any) -> tuple[str, dict[str, Fraction]] | None:
+    """The smallest sub-expression of ``graph`` that still fails on ``engine``, with its point.
+
+    ``still_fails(text, point)`` decides whether a candidate fails (the caller's own check).
+    """
+    if len(graph.steps) > _SHRINK_LIMIT:
+        return None
+    candidates = []
+    for i, step in enumerate(graph.steps):
+        if step.op is None or not graph.varying[i]:
+            continue
+        text = subprogram(graph, i)
+        used = {graph.steps[a].name for a in _ancestors(graph, i)} - {None}
+        candidates.append((_size(graph, i), text, {n: v for n, v in point.items() if n in used}))
+    for _, text, sub_point in sorted(candidates, key=lambda c: (c[0], c[1])):
+        if still_fails(text, sub_point):
+            return text, sub_point
+    return None
+
+
+def _ancestors(graph: Graph, index: int) -> set[int]:
+    seen = {index}
+    stack = [index]
+    while stack:
+        for a in graph.steps[stack.pop()].args:
+            if a not in seen:
+                seen.add(a)
+                stack.append(a)
+    return seen
+
+
+def _size(graph: Graph, index: int) -> int:
+    return sum(1 for i in _ancestors(graph, index) if graph.steps[i].op is not None)
+
+
+def as_yaml_case(case_id: str, text: str, point: Mapping[str, Fraction], note: str) -> str:
+    """A ready-to-paste case for a case file's ``cases:`` list."""
+    at = ", ".join(f"{k}: {_number(v)}" for k, v in point.items())
+    return f"- id: {case_id}\n  description: {json.dumps(note)}\n  expr: {json.dumps(text)}\n  at: {{{at}}}\n"
+
+
+def render_dot(graph: Graph, rows: list[NodeReport]) -> str:
+    """The graph as Graphviz DOT, each node with its value and gradients, wrong ones in red."""
+    by_step = {r.step: r for r in rows}
+    lines = ["digraph gradspec {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
+    for i, step in enumerate(graph.steps):
+        if step.op is None and step.name is None:
+            lines.append(f'  n{i} [label="{_number(step.const)}", shape=plaintext];')
+            continue
+        r = by_step.get(i)
+        title = step.name or step.op or ""
+        detail = ""
+        if r is not None:
+            detail = f"\\nvalue {r.value_exact:.6g}\\ngrad {r.grad_engine} (exact {r.grad_exact:.6g})"
+        colour = ', color="red", fontcolor="red"' if r is not None and not r.ok else ""
+        lines.append(f'  n{i} [label="{title}{detail}"{colour}];')
+        for a in step.args:
+            lines.append(f"  n{a} -> n{i};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def shrink_input(point: Mapping[str, Fraction], bounds: Mapping[str, Any], still_fails: Any) -> dict[str, Fraction]:
+    """A simpler failing input, Hypothesis-style: each variable in turn moves to the simplest value it
+    can take (0, then integers, then fewer decimals, then halfway towards those) while the check still
+    fails and the value stays inside its sampled domain. Deterministic: no randomness at all."""
+    current = dict(point)
+    for name in current:
+        allows = bounds[name].allows if name in bounds else (lambda v: True)
+        for _ in range(60):  # each accepted step makes the value strictly simpler
+            better = next((c for c in _simpler(current[name]) if allows(float(c))
+                           and still_fails({**current, name: c})), None)
+            if better is None:
+                break
+            current[name] = better
+    return current
+
+
+def _simpler(v: Fraction) -> list[Fraction]:
+    """Candidates simpler than ``v``, simplest first."""
+    sign = 1 if v >= 0 else -1
+    out = [Fraction(0), *(Fraction(sign * k) for k in range(1, min(abs(round(v)), 20))), Fraction(round(v))]
+    out += [Fraction(round(float(v), k)).limit_denominator(10**k) for k in range(0, 6)]
+    out += [v / 2, Fraction(round(v)) + (v - round(v)) / 2]
+    seen = []
+    for c in out:
+        if c != v and c not in seen and _complexity(c) < _complexity(v):
+            seen.append(c)
+    return seen
+
+
+def _complexity(v: Fraction) -> tuple[int, float]:
+    """Fewer decimals first, then nearer 0."""
+    decimals = next((k for k in range(21) if (v * 10**k).denominator == 1), 99)
+    return (decimals, abs(float(v)))

@@ -1,0 +1,1 @@
+"""Engines: the protocol, the guarded call into code under test, and the adapters."""

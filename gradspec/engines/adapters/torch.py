@@ -1,0 +1,71 @@
+"""PyTorch: ``torch`` (float64, CPU), ``torch:float32``, ``torch:cuda``, ``torch:cuda:float32``.
+
+Leaves are 0-d tensors with ``requires_grad``; named intermediates keep their gradients through
+``retain_grad()``. Ops are the tensors' own methods and Python operators, as the op table spells them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gradspec.engines.protocol import Engine, Unavailable
+from gradspec.errors import EngineError
+from gradspec.graph.ir import Graph
+from gradspec.ops.table import Op
+
+
+def create(options: str) -> Engine:
+    dtype, device = "float64", "cpu"
+    for part in filter(None, options.split(":")):
+        if part in ("float32", "float64"):
+            dtype = part
+        elif part == "cpu" or part.startswith("cuda"):
+            device = part
+        else:
+            raise EngineError(f"unknown torch option {part!r}; use float32, float64, cpu or cuda")
+    name = ":".join(["torch", *([device] if device != "cpu" else []), *([dtype] if dtype != "float64" else [])])
+    try:
+        import torch
+    except ImportError:
+        return Unavailable(name, "torch is not installed (pip install 'gradspec[torch]')")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return Unavailable(name, "CUDA is not available on this machine")
+    return TorchEngine(torch, name, getattr(torch, dtype), device)
+
+
+class TorchEngine(Engine):
+    def __init__(self, torch: Any, name: str, dtype: Any, device: str) -> None:
+        self.torch = torch
+        self.name = name
+        self.dtype = dtype
+        self.device = device
+        self.eps = float(torch.finfo(dtype).eps)
+
+    def missing(self, op: Op, value_left: bool) -> str | None:
+        needed = op.needs(value_left)
+        return None if hasattr(self.torch.Tensor, needed) else f"torch.Tensor has no {needed}"
+
+    def leaf(self, x: float) -> Any:
+        return self.torch.tensor(x, dtype=self.dtype, device=self.device, requires_grad=True)
+
+    def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
+        for n in nodes:
+            if not n.is_leaf:
+                n.retain_grad()
+        out.backward()
+        return [None if n.grad is None else float(n.grad.item()) for n in nodes]
+
+    def value(self, node: Any) -> float:
+        return float(node.item())
+
+    def run_batch(self, graph: Graph, columns: Mapping[str, Sequence[float]]) -> tuple[list[float], dict[str, list[float]]]:
+        """Every point at once: leaves are vectors, the ops act elementwise, one backward of the sum."""
+        size = len(next(iter(columns.values())))
+        leaves = {n: self.torch.tensor(list(columns[n]), dtype=self.dtype, device=self.device, requires_grad=True)
+                  for n, _ in graph.inputs}
+        nodes = self.build(graph, leaves)
+        out = nodes[graph.output]
+        out.sum().backward()
+        grads = {n: nodes[i].grad.tolist() if nodes[i].grad is not None else [0.0] * size for n, i in graph.inputs}
+        return out.tolist(), grads

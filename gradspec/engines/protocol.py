@@ -1,0 +1,291 @@
+"""Engines: how gradspec builds a graph in an autograd engine and reads its gradients.
+
+The engine protocol is a handful of primitives; gradspec drives every check, property and training
+case through them, so an engine that implements them runs the whole library::
+
+    name           how reports name it ("torch:float32")
+    eps            machine epsilon of its floating-point type (tolerances scale with it)
+    missing(op, value_left) -> str | None     why it cannot apply an op ("engine has no tanh")
+    begin()        start a new graph (a tape-based engine clears its tape)
+    leaf(x)        a differentiable input holding the float x
+    const(x)       a constant operand (a plain float unless the engine needs its own type)
+    apply(op, args)                           apply an op-table op to leaves, results and constants
+    gradients(out, nodes) -> [float | None]   backpropagate from out; d out / d node for each node
+    value(node) -> float                      a node's forward value
+
+:class:`ValueClassEngine` serves any micrograd-style class: a constructor from a float, ``.data``,
+``.grad``, ``.backward()``, Python operators with Values and numbers on either side, and whichever op
+methods it has. Adapters for PyTorch, JAX and tinygrad live in :mod:`gradspec.engines.adapters`; third-party
+engines register a factory under the ``gradspec.engines`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from gradspec.errors import EngineError
+from gradspec.graph.ir import Graph
+from gradspec.ops.table import OPS, Op
+
+__all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "Outcome", "Unavailable", "Unsupported", "ValueClassEngine", "resolve"]
+
+FLOAT64_EPS = 2.0**-52
+FLOAT32_EPS = 2.0**-23
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_SMALLEST = 1.401298464324817e-45  # the smallest subnormal
+
+
+class Unsupported(Exception):
+    """Raised by an engine for an op or operand kind it does not have; the check is skipped."""
+
+
+@dataclass
+class Outcome:
+    value: float
+    grads: dict[str, float | None] = field(default_factory=dict)
+    node_grads: dict[int, float | None] = field(default_factory=dict)  # step -> gradient, on request
+    node_values: dict[int, float] = field(default_factory=dict)  # step -> forward value, on request
+
+
+class Engine:
+    """Base class of engines: subclasses provide the primitives, this class drives them."""
+
+    name: str = "engine"
+    eps: float = FLOAT64_EPS
+
+    # -- primitives -----------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Called before each graph is built (engines that record a tape start a new one)."""
+
+    def missing(self, op: Op, value_left: bool) -> str | None:
+        return None
+
+    def leaf(self, x: float) -> Any:
+        raise NotImplementedError
+
+    def const(self, x: float) -> Any:
+        return x
+
+    def apply(self, op: Op, args: Sequence[Any]) -> Any:
+        if op.method is not None:
+            return getattr(args[0], op.method)()
+        assert op.pyop is not None
+        return op.pyop(*args)
+
+    def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
+        raise NotImplementedError
+
+    def value(self, node: Any) -> float:
+        raise NotImplementedError
+
+    # -- drivers --------------------------------------------------------------------------------
+    def unrepresentable(self, graph: Graph, point: Mapping[str, float]) -> str | None:
+        """Why the point (or a constant) cannot be given to this engine: it does not fit its dtype."""
+        if self.eps < FLOAT32_EPS:
+            return None  # float64 holds every value gradspec passes
+        values = [(f"input {n} = {point[n]:g}", point[n]) for n, _ in graph.inputs]
+        values += [(f"constant {float(s.const):g}", float(s.const)) for s in graph.steps if s.const is not None]
+        for what, v in values:
+            if abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_SMALLEST:
+                return f"{what} is not representable in float32, the engine's precision"
+        return None
+
+    def unsupported(self, graph: Graph) -> str | None:
+        """Why this engine cannot run ``graph``, or None."""
+        for step in graph.steps:
+            if step.op is not None and any(graph.varying[a] for a in step.args):
+                reason = self.missing(OPS[step.op], graph.varying[step.args[0]])
+                if reason:
+                    return reason
+        return None
+
+    def run(self, graph: Graph, point: Mapping[str, float], *, every_node: bool = False) -> Outcome:
+        """Build ``graph`` at ``point``, backpropagate from the output, read every gradient.
+
+        With ``every_node``, also read the value and gradient of every op node (for localisation).
+        """
+        self.begin()
+        nodes = self.build(graph, {n: self.leaf(float(point[n])) for n, _ in graph.inputs})
+        names = graph.inputs + graph.intermediates
+        if not graph.varying[graph.output]:
+            return Outcome(float(nodes[graph.output]), {n: 0.0 for n, _ in names})
+        out = nodes[graph.output]
+        used = _reaches_output(graph)
+        wanted = [(n, i) for n, i in names if used[i]]
+        steps = [i for i, s in enumerate(graph.steps) if used[i] and graph.varying[i]] if every_node else []
+        grads = self.gradients(out, [nodes[i] for _, i in wanted] + [nodes[i] for i in steps])
+        result: dict[str, float | None] = {n: 0.0 for n, _ in names}  # a node the output does not use: 0
+        result.update({n: g for (n, _), g in zip(wanted, grads, strict=False)})
+        outcome = Outcome(self.value(out), result)
+        if every_node:
+            outcome.node_grads = dict(zip(steps, grads[len(wanted):], strict=True))
+            outcome.node_values = {i: self.value(nodes[i]) for i in steps}
+        return outcome
+
+    def build(self, graph: Graph, leaves: Mapping[str, Any]) -> list[Any]:
+        """Every node of ``graph``, built from the given leaves with this engine's ops.
+
+        Constants stay plain floats, and a sub-expression of constants only is folded in float64.
+        """
+        nodes: list[Any] = []
+        for step in graph.steps:
+            if step.name is not None:
+                nodes.append(leaves[step.name])
+            elif step.op is None:
+                nodes.append(float(step.const))  # type: ignore[arg-type]
+            else:
+                nodes.append(self._apply(OPS[step.op], [nodes[a] for a in step.args], [graph.varying[a] for a in step.args]))
+        return nodes
+
+    def _apply(self, op: Op, args: list[Any], varying: list[bool]) -> Any:
+        if not any(varying):
+            return float(op.fn(*args))
+        args = [a if v else self.const(a) for a, v in zip(args, varying, strict=True)]
+        try:
+            return self.apply(op, args)
+        except (TypeError, NotImplementedError) as exc:
+            raise Unsupported(f"engine cannot apply {op.name} to {_kinds(varying)}: {exc}") from exc
+        except AssertionError as exc:
+            # micrograd-style classes assert on operand kinds they do not take (a Value exponent).
+            if op.name == "pow" and varying[1]:
+                raise Unsupported(f"engine's ** does not take a Value exponent: {exc}") from exc
+            raise
+
+
+def _kinds(varying: list[bool]) -> str:
+    return ", ".join("Value" if v else "number" for v in varying)
+
+
+@lru_cache(maxsize=4096)
+def _reaches_output(graph: Graph) -> tuple[bool, ...]:
+    """Which nodes the output depends on: a property of the graph, worked out once per graph."""
+    used = [False] * len(graph.steps)
+    used[graph.output] = True
+    for i in range(len(graph.steps) - 1, -1, -1):
+        if used[i]:
+            for a in graph.steps[i].args:
+                used[a] = True
+    return tuple(used)
+
+
+class ValueClassEngine(Engine):
+    """Adapter for a micrograd-style scalar ``Value`` class."""
+
+    def __init__(self, cls: type, name: str | None = None) -> None:
+        self.cls = cls
+        self.name = name or f"{cls.__module__}:{cls.__qualname__}"
+
+    def __repr__(self) -> str:
+        return f"ValueClassEngine({self.name})"
+
+    def unsupported(self, graph: Graph) -> str | None:
+        if not hasattr(self.cls, "backward"):
+            return "engine has no backward()"
+        return super().unsupported(graph)
+
+    def missing(self, op: Op, value_left: bool) -> str | None:
+        needed = op.needs(value_left)
+        return None if hasattr(self.cls, needed) else f"engine has no {needed}"
+
+    def leaf(self, x: float) -> Any:
+        return self.cls(x)
+
+    def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
+        out.backward()
+        return [_float_or_none(getattr(n, "grad", None)) for n in nodes]
+
+    def value(self, node: Any) -> float:
+        return float(node.data)
+
+
+def _float_or_none(g: Any) -> float | None:
+    if g is None:
+        return None
+    try:
+        return float(g)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class Unavailable(Engine):
+    """An engine whose library is missing here: every check skips with the reason."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def unsupported(self, graph: Graph) -> str | None:
+        return self.reason
+
+
+_ADAPTERS = {"torch": "gradspec.engines.adapters.torch", "jax": "gradspec.engines.adapters.jax", "tinygrad": "gradspec.engines.adapters.tinygrad",
+             "micrograd": "gradspec.engines.adapters.micrograd"}
+
+
+def resolve(spec: str | Engine | type) -> Engine:
+    """An engine from a spec.
+
+    ``builtin``; ``torch``, ``torch:float32``, ``torch:cuda``, ``torch:cuda:float32``; ``jax``,
+    ``jax:float32``; ``tinygrad``, ``tinygrad:float32``; ``micrograd``; a name registered under the
+    ``gradspec.engines`` entry-point group; ``module.path:Name`` (a Value class, an :class:`Engine`
+    subclass or instance); or a Value class or engine object itself.
+    """
+    if isinstance(spec, Engine):
+        return spec
+    if isinstance(spec, type):
+        return spec() if issubclass(spec, Engine) else ValueClassEngine(spec)
+    if not isinstance(spec, str):
+        raise EngineError(f"not an engine: {spec!r}")
+    if spec == "builtin":
+        from gradspec.engine import Value
+
+        return ValueClassEngine(Value, "builtin")
+    head, _, options = spec.partition(":")
+    if head in _ADAPTERS:
+        return importlib.import_module(_ADAPTERS[head]).create(options)  # type: ignore[no-any-return]
+    registered = _registered(head)
+    if registered is not None:
+        made = registered(options) if options else registered()
+        return resolve(made)
+    return _from_module(spec)
+
+
+def _registered(name: str) -> Any:
+    for ep in entry_points(group="gradspec.engines"):
+        if ep.name == name:
+            try:
+                return ep.load()
+            except Exception as exc:  # a broken plugin is the user's to see, not a crash
+                raise EngineError(f"engine {name!r} from entry point {ep.value!r} failed to load: {exc}") from exc
+    return None
+
+
+def _from_module(spec: str) -> Engine:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        known = ", ".join(["builtin", *_ADAPTERS])
+        raise EngineError(f"unknown engine {spec!r}; use one of {known}, or 'module.path:ClassName'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # an engine module that fails to import is the user's error to see
+        raise EngineError(f"cannot import engine module {module_name!r}: {type(exc).__name__}: {exc}") from exc
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise EngineError(f"module {module_name!r} has no {attr!r}")
+    if isinstance(target, Engine):
+        return target
+    if isinstance(target, type):
+        if issubclass(target, Engine):
+            return target()
+        if all(hasattr(target, a) for a in ("backward", "__add__", "__mul__")):
+            return ValueClassEngine(target, spec)
+        raise EngineError(f"{spec!r} is not a Value class: it needs backward(), + and *")
+    raise EngineError(f"{spec!r} is neither a Value class nor an engine")

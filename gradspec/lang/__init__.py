@@ -1,0 +1,1 @@
+"""The expression language: tokenizer, parser and syntax tree of gradspec's own grammar."""

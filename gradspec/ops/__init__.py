@@ -1,0 +1,1 @@
+"""The op table: every op gradspec knows, defined once."""

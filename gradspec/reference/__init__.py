@@ -1,0 +1,1 @@
+"""Exact and numerical references: what an engine's numbers are judged against."""

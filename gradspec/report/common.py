@@ -1,0 +1,112 @@
+"""Helpers every renderer shares: which engines and files a run has, and how numbers read."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from gradspec.checks.results import CheckResult, Quantity, Run, Verdict
+
+__all__ = [
+    "NOT_PASSING",
+    "VERDICTS",
+    "clip",
+    "e",
+    "engines_of",
+    "files_of",
+    "fmt",
+    "location",
+    "not_passing",
+    "point_text",
+    "quantity_label",
+    "severity",
+    "version_of",
+    "worst_rel_error",
+]
+
+VERDICTS: tuple[Verdict, ...] = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.SKIP, Verdict.XFAIL,
+                                 Verdict.ERROR)
+NOT_PASSING: frozenset[Verdict] = frozenset({Verdict.FAIL, Verdict.ERROR})
+_SEVERITY = (Verdict.ERROR, Verdict.FAIL, Verdict.CONVENTION, Verdict.XFAIL, Verdict.SKIP, Verdict.PASS)
+
+
+def e(text: object) -> str:
+    """Escape any text for an HTML element or a quoted attribute."""
+    return escape(str(text), quote=True)
+
+
+def severity(verdict: Verdict) -> int:
+    """0 for the most serious verdict (error) up to 5 for pass: sorts the worst first."""
+    return _SEVERITY.index(verdict)
+
+
+def version_of(run: Run) -> str:
+    """The gradspec version that produced ``run``; the installed one where the run does not say."""
+    if run.version:
+        return run.version
+    from gradspec import __version__  # late: gradspec/__init__ may import the reports one day
+
+    return __version__
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def engines_of(run: Run) -> list[str]:
+    """The run's engines in order, then any engine a result names that the run does not list."""
+    return _unique([*run.engines, *(r.engine for r in run.results)])
+
+
+def files_of(run: Run) -> list[str]:
+    """The run's case files in order, then any other file a result comes from (never the empty path)."""
+    return [f for f in _unique([*run.files, *(r.path for r in run.results)]) if f]
+
+
+def not_passing(run: Run) -> list[CheckResult]:
+    """Results that fail the run: verdict ``fail`` or ``error``, in run order."""
+    return [r for r in run.results if r.verdict in NOT_PASSING]
+
+
+def worst_rel_error(result: CheckResult) -> float | None:
+    """The largest relative error over the result's quantities (nan counts as inf); None if it has none."""
+    errors = [math.inf if math.isnan(q.rel_error) else q.rel_error for q in result.quantities
+              if q.rel_error is not None]
+    return max(errors, default=None)
+
+
+def fmt(x: float | None, digits: int = 10) -> str:
+    """A number for people: ``digits`` significant digits, ``-`` for a missing one, nan and inf spelled out."""
+    if x is None:
+        return "-"
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.{digits}g}"
+
+
+def point_text(point: dict[str, float], digits: int = 17) -> str:
+    """``x=2, y=0.1``: every coordinate, exact enough to repeat the check (17 digits round-trip)."""
+    return ", ".join(f"{k}={fmt(v, digits)}" for k, v in point.items())
+
+
+def location(result: CheckResult) -> str:
+    """``file:line`` of the result's case, ``file`` alone, or empty when it did not come from a file."""
+    if not result.path:
+        return ""
+    return f"{result.path}:{result.line}" if result.line else result.path
+
+
+def quantity_label(q: Quantity) -> str:
+    """``value``, ``d/dx`` for a gradient, or the property's own name."""
+    if q.role in ("input", "intermediate"):
+        return f"d/d{q.name}"
+    return q.name
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} ... ({len(text) - limit} more characters)"

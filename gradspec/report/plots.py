@@ -1,0 +1,193 @@
+"""The HTML report's plots, computed from a run: relative errors per engine, and error against step size.
+
+*Relative errors*: every quantity judged against an exact reference (training losses and checks of
+callables have none), binned by decade of its relative error; exact zeros and non-finite errors get
+bars of their own.
+
+*Step size*: for the first few gradient checks (one per expression, none at a kink), the central difference
+``(f(x+h) - f(x-h)) / 2h`` of the float forward pass for ``h = 1e-1 ... 1e-13``, against the exact
+gradient. Truncation error falls with ``h``; rounding error grows as ``h`` shrinks: the V shows why the
+numerical reference is a witness and the exact value the judge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gradspec.checks.check import prepare
+from gradspec.checks.results import CheckResult, Quantity, Run, Tolerance, Verdict
+from gradspec.errors import GradspecError
+from gradspec.graph.ir import Graph
+from gradspec.reference.exact import float_forward
+from gradspec.report.common import clip, engines_of, fmt, point_text
+from gradspec.report.svg import PALETTE, Bar, Series, bar_chart, line_chart
+
+__all__ = ["STEP_EXPONENTS", "StepErrors", "error_histograms", "rel_error_bins", "step_colour", "step_errors", "step_plot"]
+
+LOWEST_DECADE = -16  # relative errors below 1e-16 share the first bar
+HIGHEST_DECADE = 0  # relative errors of 1 and more share the last finite bar
+STEP_EXPONENTS = tuple(range(-1, -14, -1))  # h = 1e-1 ... 1e-13
+ZERO_FLOOR = -18  # an error of exactly 0 is drawn here on the log axis
+MAX_STEP_SERIES = 5
+MAX_SCANNED = 200  # distinct expressions tried for the step-size plot
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Relative errors of one engine, by decade."""
+
+    engine: str
+    zeros: int
+    decades: dict[int, int]  # floor(log10 rel error), clamped to [LOWEST_DECADE, HIGHEST_DECADE] -> count
+    non_finite: int
+
+    @property
+    def total(self) -> int:
+        return self.zeros + self.non_finite + sum(self.decades.values())
+
+
+def _judged(q: Quantity) -> bool:
+    return q.exact is not None and q.rel_error is not None
+
+
+def rel_error_bins(run: Run, engine: str) -> Histogram:
+    """Bin the relative errors of ``engine``'s quantities that have an exact reference."""
+    decades = dict.fromkeys(range(LOWEST_DECADE, HIGHEST_DECADE + 1), 0)
+    zeros = non_finite = 0
+    for r in run.results:
+        if r.engine != engine:
+            continue
+        for q in filter(_judged, r.quantities):
+            e = q.rel_error
+            assert e is not None
+            if e == 0:
+                zeros += 1
+            elif not math.isfinite(e):
+                non_finite += 1
+            else:
+                k = min(max(math.floor(math.log10(e)), LOWEST_DECADE), HIGHEST_DECADE)
+                decades[k] += 1
+    return Histogram(engine, zeros, decades, non_finite)
+
+
+def _bars(h: Histogram) -> list[Bar]:
+    bars = [Bar("0", h.zeros, "#059669", f"{h.zeros} exactly equal to the reference")]
+    for k, n in h.decades.items():
+        label = ("1" if k == 0 else f"1e{k}") if k % 4 == 0 and k > LOWEST_DECADE else ""
+        low = "below 1e-15" if k == LOWEST_DECADE else f"in [1e{k}, 1e{k + 1})"
+        tip = f"{n} with relative error {'1 or more' if k == HIGHEST_DECADE else low}"
+        color = "#2563eb" if k < -6 else ("#d97706" if k < -2 else "#dc2626")
+        bars.append(Bar(label, n, color, tip))
+    bars.append(Bar("∞", h.non_finite, "#7f1d1d", f"{h.non_finite} with a nan or infinite error"))
+    return bars
+
+
+def error_histograms(run: Run) -> list[str]:
+    """One SVG bar chart per engine (engines with no judged quantity are left out)."""
+    charts = []
+    for engine in engines_of(run):
+        h = rel_error_bins(run, engine)
+        if h.total:
+            title = f"{clip(engine, 48)}: {h.total} quantities"
+            charts.append(bar_chart(title, _bars(h), y_label="quantities", x_label="relative error (0: exact, ∞: nan or inf)"))
+    return charts
+
+
+@dataclass(frozen=True)
+class StepErrors:
+    """Central-difference error against step size for one gradient of one check."""
+
+    result: CheckResult
+    quantity: Quantity
+    errors: tuple[tuple[int, float], ...]  # (log10 h, |central difference - exact|)
+
+    @property
+    def label(self) -> str:
+        case = self.result.case_id or clip(self.result.expression, 40)
+        return f"{case}: d/d{self.quantity.name} at {point_text(self.result.point, 6)}"
+
+
+def _graph(result: CheckResult) -> Graph | None:
+    try:
+        return prepare(result.expression, list(result.point))
+    except (GradspecError, RecursionError, KeyError, ValueError):  # deep or training text, not the grammar
+        return None
+
+
+def central_errors(graph: Graph, point: dict[str, float], name: str, exact: float) -> tuple[tuple[int, float], ...]:
+    """``|(f(x+h) - f(x-h)) / 2h - exact|`` for each ``h = 10**k`` of ``STEP_EXPONENTS`` (non-finite left out)."""
+    index = graph.names[name]
+    x0 = point[name]
+    out = []
+    for k in STEP_EXPONENTS:
+        h = 10.0**k
+        try:
+            diff = (float_forward(graph, point, (index, x0 + h)) - float_forward(graph, point, (index, x0 - h))) / (2 * h)
+        except (ArithmeticError, ValueError):
+            continue
+        err = abs(diff - exact)
+        if math.isfinite(err):
+            out.append((k, err))
+    return tuple(out)
+
+
+def _candidate(result: CheckResult) -> Quantity | None:
+    if result.kind != "gradient" or result.verdict in (Verdict.ERROR, Verdict.SKIP) or not result.point:
+        return None
+    if result.kinks:  # a difference across a kink measures the kink, not the step size
+        return None
+    for q in result.quantities:
+        if q.role == "input" and q.exact is not None and math.isfinite(q.exact) and q.name in result.point:
+            return q
+    return None
+
+
+def _curved(errors: tuple[tuple[int, float], ...]) -> bool:
+    """Whether large steps show truncation error (a linear function's difference is exact at any h)."""
+    return any(err > 1e-10 for k, err in errors if k >= -2)
+
+
+def step_errors(run: Run, limit: int = MAX_STEP_SERIES) -> list[StepErrors]:
+    """Representative gradient checks and their errors: one per expression, curved functions first.
+
+    At most ``MAX_SCANNED`` distinct expressions are tried, in run order.
+    """
+    curved: list[StepErrors] = []
+    straight: list[StepErrors] = []
+    seen: set[str] = set()
+    for result in run.results:
+        if len(curved) >= limit or len(seen) >= MAX_SCANNED:
+            break
+        q = _candidate(result)
+        if q is None or q.exact is None or result.expression in seen:
+            continue
+        seen.add(result.expression)
+        graph = _graph(result)
+        if graph is None or q.name not in graph.names:
+            continue
+        errors = central_errors(graph, result.point, q.name, q.exact)
+        if errors:
+            (curved if _curved(errors) else straight).append(StepErrors(result, q, errors))
+    return (curved + straight)[:limit]
+
+
+def step_colour(i: int) -> str:
+    """The colour of the ``i``-th series of :func:`step_plot`, for a legend."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def step_plot(data: list[StepErrors]) -> str:
+    """The log-log plot of central-difference error against ``h``; empty when there is no data."""
+    if not data:
+        return ""
+    series = []
+    for i, d in enumerate(data):
+        points = tuple((float(k), math.log10(e) if e > 0 else ZERO_FLOOR) for k, e in d.errors)
+        tips = tuple(f"{d.label}: h=1e{k}, error={fmt(e, 3)}" for k, e in d.errors)
+        series.append(Series(d.label, points, step_colour(i), tips))
+    h = Tolerance().h
+    return line_chart("central-difference error against step size", series, x_range=(min(STEP_EXPONENTS), -1),
+                      x_label="step h", y_label="|central difference - exact|", marker_x=math.log10(h),
+                      marker_label=f"default h = {h:g}")
+

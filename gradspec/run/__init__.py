@@ -1,0 +1,1 @@
+"""Running case files on engines: the runner and the worker pool."""

@@ -1,0 +1,1 @@
+"""Tools built on checks: fuzzing, sweeps, mutation testing."""

@@ -1,0 +1,168 @@
+"""Mutation testing of a case library against gradient mutants of the built-in engine.
+
+Each mutant is the source of :mod:`gradspec.engine` with one plausible gradient bug written in: an
+assignment for an accumulation, a flipped sign, a wrong or dropped factor, swapped operands, a wrong
+traversal order, a recursion that dies on deep graphs, a changed kink convention, a forward formula
+that overflows. A library *kills* a mutant when at least one of its checks fails on it, or reports a
+convention difference; the score is the share of mutants killed.
+
+The mutated source is gradspec's own engine, compiled into a fresh module: no case text is ever
+executed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from gradspec import engine as _engine
+from gradspec.casefile.model import Case
+from gradspec.checks.results import Verdict
+from gradspec.engines.protocol import Engine, ValueClassEngine
+from gradspec.run.runner import run_point
+
+__all__ = ["MUTANTS", "Mutant", "MutationReport", "build", "mutate"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    description: str
+    old: str  # a snippet of gradspec/engine.py, present exactly once
+    new: str
+
+
+_RECURSIVE_BACKWARD = '''        order: list[Value] = []
+        seen: set[int] = set()
+
+        def visit(node: Value) -> None:
+            if id(node) not in seen:
+                seen.add(id(node))
+                for p in node._parents:
+                    visit(p)
+                order.append(node)
+
+        visit(self)
+        self.grad = 1.0
+        for node in reversed(order):
+            node._backward()'''
+
+_ITERATIVE_BACKWARD_START = '''        order: list[Value] = []
+        seen: set[int] = set()
+        stack: list[tuple[Value, bool]] = [(self, False)]'''
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant("add-assign", "add's backward assigns the left gradient instead of accumulating it",
+           "            self.grad += out.grad\n            other.grad += out.grad",
+           "            self.grad = out.grad\n            other.grad += out.grad"),
+    Mutant("mul-assign", "mul's backward assigns (=) instead of accumulating (+=)",
+           "            self.grad += other.data * out.grad", "            self.grad = other.data * out.grad"),
+    Mutant("mul-swapped", "mul's backward multiplies by its own value instead of the other operand's",
+           "            self.grad += other.data * out.grad", "            self.grad += self.data * out.grad"),
+    Mutant("sub-sign", "sub passes +grad to its right operand", "            other.grad += -out.grad",
+           "            other.grad += out.grad"),
+    Mutant("neg-sign", "neg passes the gradient through unchanged", "            self.grad += -out.grad",
+           "            self.grad += out.grad"),
+    Mutant("div-square", "d(a/b)/db drops the square: -a/b instead of -a/b**2",
+           "-_div(self.data, other.data * other.data)", "-_div(self.data, other.data)"),
+    Mutant("div-swapped", "d(a/b)/da uses a instead of b", "self.grad += _div(out.grad, other.data)",
+           "self.grad += _div(out.grad, self.data)"),
+    Mutant("pow-factor", "d(x**n)/dx = (n - 1) * x**(n - 1)", "self.grad += n * _pow(self.data, n - 1) * out.grad",
+           "self.grad += (n - 1) * _pow(self.data, n - 1) * out.grad"),
+    Mutant("pow-log", "d(x**y)/dy drops the log(x) factor", "other.grad += out.data * _ieee(math.log, self.data) * out.grad",
+           "other.grad += out.data * out.grad"),
+    Mutant("unary-chain", "unary ops drop the chain factor out.grad", "            self.grad += local() * out.grad",
+           "            self.grad += local()"),
+    Mutant("tanh-sign", "tanh' = 1 + t**2", 'lambda: 1.0 - t * t', 'lambda: 1.0 + t * t'),
+    Mutant("log-square", "log' = 1/x**2", 'lambda: _div(1.0, x))', 'lambda: _div(1.0, x * x))'),
+    Mutant("sigmoid-factor", "sigmoid' = s instead of s*(1 - s)", 'lambda: s * (1.0 - s)', 'lambda: s'),
+    Mutant("cos-sign", "cos' = +sin", 'lambda: -_ieee(math.sin, x)', 'lambda: _ieee(math.sin, x)'),
+    Mutant("sin-shift", "sin' = -cos", '"sin", lambda: _ieee(math.cos, x)', '"sin", lambda: -_ieee(math.cos, x)'),
+    Mutant("sqrt-factor", "sqrt' = 1/sqrt(x)", 'lambda: _div(0.5, r)', 'lambda: _div(1.0, r)'),
+    Mutant("abs-sign", "abs' = 1 everywhere", 'lambda: 0.0 if x == 0 else math.copysign(1.0, x)', 'lambda: 1.0'),
+    Mutant("relu-kink", "relu'(0) = 1 instead of the declared 0", 'lambda: 1.0 if self.data > 0 else 0.0',
+           'lambda: 1.0 if self.data >= 0 else 0.0'),
+    Mutant("rsub-swapped", "number - Value computes Value - number", "        return _lift(other) - self",
+           "        return self - _lift(other)"),
+    Mutant("rtruediv-swapped", "number / Value computes Value / number", "        return _lift(other) / self",
+           "        return self / _lift(other)"),
+    Mutant("exp-overflow", "exp raises OverflowError instead of returning inf", "e = _ieee(math.exp, self.data)",
+           "e = math.exp(self.data)"),
+    Mutant("sigmoid-overflow", "sigmoid computed as 1/(1 + exp(-x)), which overflows for x < -709",
+           "s = 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))",
+           "s = 1.0 / (1.0 + math.exp(-x))"),
+    Mutant("traversal-order", "backward runs the nodes from the leaves up instead of from the output down",
+           "        for node in reversed(order):\n            node._backward()",
+           "        for node in order:\n            node._backward()"),
+    Mutant("recursive-backward", "backward sorts the graph recursively, which dies on deep graphs",
+           _ITERATIVE_BACKWARD_START, "        return self._recursive()\n" + _ITERATIVE_BACKWARD_START),
+)
+
+# The recursive sort the last mutant switches to, appended to the mutated class.
+_RECURSIVE_METHOD = "\n    def _recursive(self) -> None:\n" + _RECURSIVE_BACKWARD + "\n"
+
+
+def build(mutant: Mutant) -> type:
+    """The mutant's Value class, compiled from gradspec's engine source with the bug written in."""
+    source = inspect.getsource(_engine)
+    if source.count(mutant.old) != 1:
+        raise ValueError(f"mutant {mutant.name}: its snippet occurs {source.count(mutant.old)} times in engine.py")
+    source = source.replace(mutant.old, mutant.new)
+    if mutant.name == "recursive-backward":
+        source = source.replace("\n\ndef _noop() -> None:", _RECURSIVE_METHOD + "\n\ndef _noop() -> None:")
+    spec = importlib.util.spec_from_loader(f"gradspec_mutant_{mutant.name.replace('-', '_')}", loader=None)
+    assert spec is not None
+    module = types.ModuleType(spec.name)
+    sys.modules[spec.name] = module  # dataclasses and annotations resolve names through sys.modules
+    exec(compile(source, f"<mutant {mutant.name} of gradspec/engine.py>", "exec"), module.__dict__)  # gradspec's own engine source, never case text
+    return module.Value  # type: ignore[no-any-return]
+
+
+@dataclass
+class MutationReport:
+    killers: dict[str, list[str]] = field(default_factory=dict)  # mutant -> "file::case[engine verdict]"
+
+    @property
+    def killed(self) -> list[str]:
+        return [m for m, k in self.killers.items() if k]
+
+    @property
+    def score(self) -> float:
+        return len(self.killed) / len(self.killers) if self.killers else 0.0
+
+
+def mutate(
+    cases: Iterable[Case],
+    mutants: Iterable[Mutant] = MUTANTS,
+    *,
+    first: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> MutationReport:
+    """Run ``cases`` on every mutant; with ``first``, stop at each mutant's first killer."""
+    # Cheap cases first, so that with ``first`` most mutants die after a handful of checks.
+    cases = sorted(cases, key=lambda c: (c.kind == "training", c.kind == "deep", len(c.points)))
+    report = MutationReport()
+    for mutant in mutants:
+        engine: Engine = ValueClassEngine(build(mutant), f"mutant:{mutant.name}")
+        killers = report.killers.setdefault(mutant.name, [])
+        for case in cases:
+            if progress:
+                progress(f"{mutant.name}: {case.id}")
+            if _kills(case, engine):
+                killers.append(f"{case.path}::{case.id}")
+                if first:
+                    break
+    return report
+
+
+def _kills(case: Case, engine: Engine) -> bool:
+    points = [None] if case.kind == "training" else list(case.points)
+    for point in points:
+        result = run_point(case, point, engine, apply_xfail=False, shrink=False, localise=False)
+        if result.verdict in (Verdict.FAIL, Verdict.CONVENTION):
+            return True
+    return False
