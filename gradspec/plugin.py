@@ -71,7 +71,11 @@ class CaseFileNode(pytest.File):
             for point, label in _labelled(case):
                 for engine in engines:
                     name = f"{case.id}[{label}][{engine.name}]" if label else f"{case.id}[{engine.name}]"
-                    item = CheckItem.from_parent(self, name=name, case=case, point=point, engine=engine)
+                    # The id is given as text: pytest parses the ids it caches for --lf, --ff and --sw
+                    # ("path::name[params]", split at the first "["), and an id it built itself from a
+                    # name holding brackets would never equal the parsed one.
+                    item = CheckItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", case=case,
+                                                 point=point, engine=engine)
                     for mark in marks:
                         item.add_marker(mark)
                     yield item

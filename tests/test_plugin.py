@@ -346,3 +346,54 @@ def test_xdist_matches_serial(suite: pytest.Pytester, monkeypatch: pytest.Monkey
     for result in (serial, parallel):
         result.stdout.fnmatch_lines(["*bad.gradspec.yaml:6:17: [[]broken[]] expr: expected ')'*"])
     assert "2 workers" in parallel.stdout.str()
+
+
+# -- pytest's cache: --lf, --ff and --sw on case items ---------------------------------------------------
+
+TANH_IDS = [f"ops.gradspec.yaml::tanh[sample{i}][engines:TanhSignFlip]" for i in range(3)]
+SQUARE_ID = "ops.gradspec.yaml::square[x=3][engines:TanhSignFlip]"  # xfail, but TanhSignFlip gets x*x right
+
+
+def outcome_lines(result: pytest.RunResult) -> list[str]:
+    return [line.split(" ")[0] for line in result.outlines if line.startswith(("ops.", "sub/")) and "::" in line]
+
+
+def test_last_failed_reruns_only_the_failures(suite: pytest.Pytester, engines: ModuleType) -> None:
+    engine = ("--gradspec-engine", "engines:TanhSignFlip")
+    first = suite.runpytest(*engine)
+    first.assert_outcomes(passed=6, failed=4, skipped=1)
+    again = suite.runpytest(*engine, "--lf", "-v")
+    again.assert_outcomes(failed=4)
+    again.stdout.fnmatch_lines(["run-last-failure: rerun previous 4 failures (skipped 1 file)"])
+    assert sorted(outcome_lines(again)) == sorted([*TANH_IDS, SQUARE_ID])
+    # another engine's items are other items: none of them failed before
+    other = suite.runpytest("--lf")
+    other.stdout.fnmatch_lines(["run-last-failure: 4 known failures not in selected tests"])
+    other.assert_outcomes(passed=9, skipped=2)
+
+
+def test_failed_first_runs_the_failures_first(suite: pytest.Pytester, engines: ModuleType) -> None:
+    engine = ("--gradspec-engine", "engines:TanhSignFlip")
+    suite.runpytest(*engine).assert_outcomes(passed=6, failed=4, skipped=1)
+    result = suite.runpytest(*engine, "--ff", "-v")
+    result.assert_outcomes(passed=6, failed=4, skipped=1)
+    result.stdout.fnmatch_lines(["run-last-failure: rerun previous 4 failures first"])
+    order = outcome_lines(result)
+    assert len(order) == 11
+    assert sorted(order[:4]) == sorted([*TANH_IDS, SQUARE_ID])
+
+
+def test_stepwise_resumes_at_the_last_failure(suite: pytest.Pytester, engines: ModuleType) -> None:
+    engine = ("--gradspec-engine", "engines:TanhSignFlip")
+    first = suite.runpytest(*engine, "--sw", "-v")
+    # mul and add's two points pass, then the first tanh sample fails and the run stops
+    first.assert_outcomes(passed=3, failed=1)
+    assert outcome_lines(first)[-1] == TANH_IDS[0]
+    again = suite.runpytest(*engine, "--sw", "-v")
+    again.assert_outcomes(failed=1, deselected=3)
+    again.stdout.fnmatch_lines(["stepwise: skipping 3 already passed items*"])
+    assert outcome_lines(again) == [TANH_IDS[0]]
+    # --sw-skip lets that failure be, and the run stops at the next one
+    past = suite.runpytest(*engine, "--sw-skip", "-v")
+    past.assert_outcomes(failed=2, deselected=3)
+    assert outcome_lines(past) == TANH_IDS[:2]
