@@ -18,6 +18,8 @@ from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
 from gradspec.checks.check import check, check_graph, exact_number, prepare
 from gradspec.checks.results import CheckResult, Run, Tolerance, Verdict
+from gradspec.config import Config, importable
+from gradspec.config import load as load_config
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
@@ -118,19 +120,11 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     try:
-        if args.command == "check":
-            return _check_command(args, out)
-        if args.command == "explain":
-            return _explain_command(args, out)
-        if args.command == "fuzz":
-            return _fuzz_command(args, out, err)
-        if args.command == "sweep":
-            return _sweep_command(args, out)
-        if args.command == "mutate":
-            return _mutate_command(args, out, err)
-        if args.command == "validate":
-            return _validate_command(args, out, err)
-        return _run_command(args, out, err)
+        # pyproject.toml's [tool.gradspec], and modules in the current folder and the project root
+        # importable (as `python -m` has the current folder), for the duration of the command.
+        args.config = Config() if args.command in _UNCONFIGURED else load_config()
+        with importable(Path.cwd(), args.config.root):
+            return _dispatch(args, out, err)
     except GradspecError as exc:
         print(f"gradspec: {exc}", file=err)
         return EXIT_INVALID
@@ -139,10 +133,30 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         return EXIT_INTERRUPTED
 
 
+_UNCONFIGURED = ("init", "schema")
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.command == "check":
+        return _check_command(args, out)
+    if args.command == "explain":
+        return _explain_command(args, out)
+    if args.command == "fuzz":
+        return _fuzz_command(args, out, err)
+    if args.command == "sweep":
+        return _sweep_command(args, out)
+    if args.command == "mutate":
+        return _mutate_command(args, out, err)
+    if args.command == "validate":
+        return _validate_command(args, out, err)
+    return _run_command(args, out, err)
+
+
 def _check_command(args: argparse.Namespace, out: TextIO) -> int:
     tol = Tolerance(rtol=args.rtol, atol=args.atol, h=args.h)
     verdicts = []
-    for engine in args.engine or ["builtin"]:
+    for spec in args.config.specs(args.engine):
+        engine = resolve(spec)
         for point in args.at:
             result = check(args.expression, point, engine=engine, tolerance=tol)
             print(result.table(), file=out)
@@ -172,7 +186,7 @@ def _load_all(paths: Sequence[str], err: TextIO) -> tuple[list[CaseFile], list[s
 
 
 def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    files, errors = _load_all(args.paths, err)
+    files, errors = _load_all(args.paths or args.config.case_paths, err)
     cases = sum(len(f.cases) for f in files)
     points = sum(max(1, len(c.points)) for f in files for c in f.cases)
     print(f"{len(files)} valid file(s), {cases} cases, {points} points; {len(errors)} error(s)", file=out)
@@ -185,7 +199,7 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.jobs is not None and args.jobs < 0:
         raise GradspecError("--jobs must be 0 (one per core) or more")
     saved = LIMITS.engine
-    LIMITS.engine = args.time_limit or type(LIMITS).engine
+    LIMITS.engine = args.time_limit or args.config.time_limit or type(LIMITS).engine
     try:
         return _run(args, out, err)
     finally:
@@ -193,13 +207,13 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    specs = args.engine or ["builtin"]
+    specs = args.config.specs(args.engine)
     engines: list[Engine] = [resolve(spec) for spec in specs]
     from gradspec.report import check_report_paths, write_reports
 
     check_report_paths(args.report)
     start = time.perf_counter()
-    files, errors = _load_all(args.paths, err)
+    files, errors = _load_all(args.paths or args.config.case_paths, err)
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
     progress = _Progress(err, len(picked) * len(engines))
@@ -277,7 +291,7 @@ def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
     from gradspec.diagnose.debug import explain, render_dot
     from gradspec.run.runner import diagnose
 
-    engine = resolve(args.engine)
+    engine = resolve(args.config.spec(args.engine))
     tol = Tolerance()
     if "::" in args.target:
         path, _, case_id = args.target.rpartition("::")
@@ -328,7 +342,7 @@ def _fmt(x: float | None) -> str:
 def _mutate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gradspec.tools.mutate import MUTANTS, mutate
 
-    files, errors = _load_all(args.paths, err)
+    files, errors = _load_all(args.paths or args.config.case_paths, err)
     if errors:
         return EXIT_INVALID
     cases = [c for f in files for c in f.cases]
@@ -352,7 +366,7 @@ def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.count < 1 or args.max_depth < 1:
         raise GradspecError("--count and --max-depth must be at least 1")
-    engine = resolve(args.engine)
+    engine = resolve(args.config.spec(args.engine))
     progress = _Progress(err, args.count)
     report = fuzz(engine, count=args.count, seed=args.seed, max_depth=args.max_depth, out=args.out,
                   progress=progress.step)
@@ -379,7 +393,7 @@ def _sweep_command(args: argparse.Namespace, out: TextIO) -> int:
     fixed = {k: exact_number(v) for k, v in args.at.items()}
     xs = [lo + (hi - lo) * i / (args.points - 1) for i in range(args.points)]
     series = {}
-    for spec in args.engine or ["builtin"]:
+    for spec in args.config.specs(args.engine):
         engine = resolve(spec)
         if engine.unsupported(graph):
             print(f"{engine.name}: skipped: {engine.unsupported(graph)}", file=out)
