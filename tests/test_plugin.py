@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -397,3 +398,68 @@ def test_stepwise_resumes_at_the_last_failure(suite: pytest.Pytester, engines: M
     past = suite.runpytest(*engine, "--sw-skip", "-v")
     past.assert_outcomes(failed=2, deselected=3)
     assert outcome_lines(past) == TANH_IDS[:2]
+
+
+# -- your own engine from your own folder, and named engines from pyproject.toml --------------------------
+
+MY_ENGINE = "from gradspec.engine import Value as _Builtin\n\n\nclass Value(_Builtin):\n    pass\n"
+CASE = "cases:\n  - id: mul\n    expr: x * y + tanh(x)\n    at: {x: 2, y: 3}\n"
+
+
+def pytest_as_installed(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """pytest as its console script runs it: -P keeps the current folder off sys.path (`python -m` adds it)."""
+    return pytester.run(sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", *args, timeout=120)
+
+
+def test_an_engine_module_in_the_folder_pytest_runs_in_is_found(pytester: pytest.Pytester) -> None:
+    write(pytester, "pluginengine.py", MY_ENGINE)
+    write(pytester, "my_cases/a.gradspec.yaml", CASE)
+    result = pytest_as_installed(pytester, "my_cases", "--gradspec-engine", "pluginengine:Value", "-v")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["my_cases/a.gradspec.yaml::mul[[]x=2,y=3[]][[]pluginengine:Value[]] PASSED*"])
+
+
+def test_an_engine_module_not_found_is_a_usage_error_that_says_what_to_do(pytester: pytest.Pytester) -> None:
+    write(pytester, "my_cases/a.gradspec.yaml", CASE)
+    result = pytest_as_installed(pytester, "my_cases", "--gradspec-engine", "absentengine:Value")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --gradspec-engine: cannot import engine module 'absentengine': ModuleNotFoundError: No module named "
+        "'absentengine' (gradspec looks in the current directory and the installed packages: run it from the folder "
+        "that holds absentengine.py or the absentengine/ package, add that folder to PYTHONPATH, or pip install the "
+        "package that provides it)",
+    ])
+
+
+PYPROJECT = """
+[tool.gradspec]
+engines = ["mine"]
+time-limit = 12.5
+
+[tool.gradspec.engine.mine]
+class = "renamed_plugin:Value"
+data = "value"
+grad = "derivative"
+methods = { tanh = "Tanh", backward = "backprop" }
+"""
+
+
+def test_named_engines_and_defaults_come_from_pyproject(pytester: pytest.Pytester) -> None:
+    write(pytester, "pyproject.toml", PYPROJECT)
+    write(pytester, "renamed_plugin.py", (DATA / "renamed.py").read_text(encoding="utf-8"))
+    write(pytester, "a.gradspec.yaml", CASE)
+    write(pytester, "test_limit.py", "from gradspec.limits import LIMITS\n\ndef test_limit():\n    assert LIMITS.engine == 12.5\n")
+    result = pytest_as_installed(pytester, "-v")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["a.gradspec.yaml::mul[[]x=2,y=3[]][[]mine[]] PASSED*", "test_limit.py::test_limit PASSED*"])
+    result = pytest_as_installed(pytester, "-v", "--gradspec-engine", "mine", "--gradspec-engine", "builtin", "a.gradspec.yaml")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*::mul[[]x=2,y=3[]][[]mine[]] PASSED*", "*::mul[[]x=2,y=3[]][[]builtin[]] PASSED*"])
+
+
+def test_bad_configuration_is_a_usage_error_naming_the_file_and_key(pytester: pytest.Pytester) -> None:
+    path = write(pytester, "pyproject.toml", "[tool.gradspec]\ntime-limit = -3\n")
+    write(pytester, "a.gradspec.yaml", CASE)
+    result = pytest_as_installed(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {path}: tool.gradspec.time-limit: expected a number of seconds above 0, found -3"])

@@ -54,14 +54,14 @@ class Value:
     def __rsub__(self, other: object) -> Value:
         return self._lift(other) - self
 
-    def ReLU(self) -> Value:  # noqa: N802
+    def ReLU(self) -> Value:
         return self._node(max(self.value, 0.0), (self,), (1.0 if self.value > 0 else 0.0,))
 
-    def Tanh(self) -> Value:  # noqa: N802
+    def Tanh(self) -> Value:
         t = math.tanh(self.value)
         return self._node(t, (self,), (1.0 - t * t,))
 
-    def Exp(self) -> Value:  # noqa: N802
+    def Exp(self) -> Value:
         e = math.exp(self.value)
         return self._node(e, (self,), (e,))
 
@@ -85,6 +85,6 @@ class Value:
 class TanhWrong(Value):
     __slots__ = ()
 
-    def Tanh(self) -> Value:  # noqa: N802
+    def Tanh(self) -> Value:
         t = math.tanh(self.value)
         return self._node(t, (self,), (1.0 + t * t,))
