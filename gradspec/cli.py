@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 import gradspec
+from gradspec import starter
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
 from gradspec.checks.check import check, check_graph, exact_number, prepare
@@ -106,6 +107,7 @@ def _build_parser() -> _Parser:
     r.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="run the checks in N worker processes (0: one per core); an engine stuck in native code "
                         "past the time limit, or crashing, fails its check and the run goes on")
+    starter.add_parsers(sub)
     return parser
 
 
@@ -137,6 +139,10 @@ _UNCONFIGURED = ("init", "schema")
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.command == "init":
+        return starter.init_command(args, out)
+    if args.command == "schema":
+        return starter.schema_command(args, out)
     if args.command == "check":
         return _check_command(args, out)
     if args.command == "explain":
