@@ -40,8 +40,9 @@ def create(options: str) -> Engine:
         missing = exc.filename or exc
         return Unavailable(name, f"tinygrad's device {os.environ.get('DEV')!r} cannot run here: {missing} is missing "
                                  f"(install it, or unset DEV to use tinygrad's {FALLBACK_DEVICE} device)")
-    except RuntimeError as exc:  # "no usable devices", or a device that fails to open
-        return Unavailable(name, f"tinygrad cannot run here: {exc}")
+    except Exception as exc:  # "no usable devices", a device that fails to open, a DEV tinygrad does not know
+        return Unavailable(name, f"tinygrad cannot run on device {os.environ.get('DEV')!r} here: "
+                                 f"{type(exc).__name__}: {exc}")
     return TinygradEngine(Tensor, name, dt, device)
 
 
