@@ -60,12 +60,7 @@ class Apply:
     col: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
-        o = OPS[self.op]
-        if o.symbol is None:
-            return f"{self.op}({', '.join(map(str, self.args))})"
-        if o.arity == 1:
-            return f"(-{self.args[0]})"
-        return f"({self.args[0]} {o.symbol} {self.args[1]})"
+        return OPS[self.op].render([str(a) for a in self.args])
 
 
 Node = Num | Name | Apply

@@ -49,6 +49,14 @@ class Op:
     domain: Domain | None = None
     kink: Kink | None = None
 
+    def render(self, args: Sequence[str]) -> str:
+        """This op applied to argument texts, fully parenthesised, as the expression language spells it."""
+        if self.symbol is None:
+            return f"{self.name}({', '.join(args)})"
+        if self.arity == 1:
+            return f"({self.symbol}{args[0]})"
+        return f"({args[0]} {self.symbol} {args[1]})"
+
     def needs(self, value_left: bool) -> str:
         """The special method or method a Value class must have to apply this op."""
         if self.method:

@@ -24,7 +24,8 @@ import mpmath
 import sympy
 
 from gradspec.errors import DomainError
-from gradspec.graph.ir import Graph
+from gradspec.graph.ir import Apply, Const, Graph, Leaf
+from gradspec.graph.printer import step_text
 from gradspec.limits import LIMITS, TimeLimit, deadline
 from gradspec.ops.table import OPS
 from gradspec.reference.cache import CACHE, decode, encode
@@ -95,13 +96,14 @@ def _sympy_steps(graph: Graph, symbols: dict[str, sympy.Symbol], holes: dict[int
     for i, step in enumerate(graph.steps):
         if i in holes:
             out.append(holes[i])
-        elif step.name is not None:
-            out.append(symbols[step.name])
-        elif step.op is None:
-            assert step.const is not None
-            out.append(sympy.Rational(step.const.numerator, step.const.denominator))
-        else:
-            out.append(OPS[step.op].sympy(*(out[a] for a in step.args)))
+            continue
+        match step:
+            case Leaf():
+                out.append(symbols[step.name])
+            case Const():
+                out.append(sympy.Rational(step.value.numerator, step.value.denominator))
+            case Apply():
+                out.append(OPS[step.op].sympy(*(out[a] for a in step.args)))
     return out
 
 
@@ -127,7 +129,7 @@ def symbolic(graph: Graph) -> bool:
 
 @lru_cache(maxsize=4096)
 def _small(graph: Graph) -> bool:
-    return sum(1 for s in graph.steps if s.op is not None) <= SYMBOLIC_LIMIT and graph.depth <= SYMBOLIC_DEPTH
+    return graph.op_count <= SYMBOLIC_LIMIT and graph.depth <= SYMBOLIC_DEPTH
 
 
 def exact(graph: Graph, point: Mapping[str, Fraction]) -> Exact:
@@ -205,28 +207,22 @@ def forward(graph: Graph, env: Mapping[str, Scalar]) -> tuple[list[Scalar], list
     values: list[Scalar] = []
     kinks: list[Kinked] = []
     for i, step in enumerate(graph.steps):
-        if step.name is not None:
+        if isinstance(step, Leaf):
             values.append(env[step.name])
             continue
-        if step.op is None:
-            assert step.const is not None
-            values.append(to_mpf(step.const))
+        if isinstance(step, Const):
+            values.append(to_mpf(step.value))
             continue
         op = OPS[step.op]
         args = [values[a] for a in step.args]
         if op.domain is not None:
             problem = op.domain(args, [graph.varying[a] for a in step.args])
             if problem:
-                raise DomainError(f"{problem} (in {_step_text(graph, i)})", col=step.col or None)
+                raise DomainError(f"{problem} (in {step_text(graph, i)})", col=step.col or None)
         if op.kink is not None and op.kink.at(args):
             kinks.append(Kinked(i, op.kink.where))
         values.append(_mp_apply(step.op, args))
     return values, kinks
-
-
-def _step_text(graph: Graph, index: int) -> str:
-    step = graph.steps[index]
-    return f"{step.op}({', '.join(graph.label(a) for a in step.args)})"
 
 
 @cache
@@ -269,7 +265,7 @@ def adjoints(
     adj[graph.output] = mpmath.mpf(1)
     for i in range(len(graph.steps) - 1, -1, -1):
         step = graph.steps[i]
-        if step.op is None or adj[i] == 0:
+        if not isinstance(step, Apply) or adj[i] == 0:
             continue
         args = [values[a] for a in step.args]
         partials = _local_partials(step.op)
@@ -315,7 +311,7 @@ def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[
         # A derivative that jumps (relu, abs) keeps its exact value: rounding that moves an argument
         # across a kink is not a first-order effect, and the kink has its own rules.
         kinks = {(i, k): _local_partials(step.op)[k]([values[a] for a in step.args])  # type: ignore[arg-type]
-                 for i, step in enumerate(graph.steps) if step.op and OPS[step.op].kink is not None
+                 for i, step in enumerate(graph.steps) if isinstance(step, Apply) and OPS[step.op].kink is not None
                  for k in range(len(step.args))}
         for _ in range(_CONDITION_SAMPLES):
             def sign() -> int:
@@ -323,11 +319,13 @@ def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[
 
             moved: list[Scalar] = []
             for i, step in enumerate(graph.steps):
-                v = values[i] if step.op is None else _mp_apply(step.op, [moved[a] for a in step.args])
+                op = step.op if isinstance(step, Apply) else ""
+                v = _mp_apply(op, [moved[a] for a in step.args]) if op else values[i]
                 # Inputs, op results and constants that binary floats cannot hold (0.1, not 2 or 0.5) are
                 # rounded; a constant is rounded once, so every use shares its error.
-                ulps = _ULPS.get(step.op or "", 1)
-                moved.append(v * (1 + sign() * ulps * tau) if graph.varying[i] or _inexact(step.const) else v)
+                ulps = _ULPS.get(op, 1)
+                inexact = isinstance(step, Const) and _inexact(step.value)
+                moved.append(v * (1 + sign() * ulps * tau) if graph.varying[i] or inexact else v)
 
             def jitter(op: str, p: Scalar) -> Scalar:
                 return p * (1 + sign() * tau) + sign() * tau * _ABSOLUTE_ROUNDING.get(op, 0)
@@ -355,7 +353,8 @@ def _subgradient_ranges(graph: Graph, values: list[Scalar], kinks: list[Kinked])
     corners: list[dict[tuple[int, int], Scalar]] = [{}]
     for kink in kinks[:10]:  # 2**10 corners at most; more kinks than that keep the declared convention
         step = graph.steps[kink.step]
-        interval = OPS[step.op or ""].kink.interval  # type: ignore[union-attr]
+        assert isinstance(step, Apply)
+        interval = OPS[step.op].kink.interval  # type: ignore[union-attr]
         corners = [c | {(kink.step, k): mpmath.mpf(end)} for c in corners for k in range(len(step.args)) for end in interval[k]]
     names = dict(graph.inputs + graph.intermediates)
     ranges: dict[str, tuple[Scalar, Scalar]] = {}
@@ -376,10 +375,10 @@ def float_forward(graph: Graph, inputs: Mapping[str, float], override: tuple[int
     for i, step in enumerate(graph.steps):
         if override is not None and i == override[0]:
             values.append(override[1])
-        elif step.name is not None:
+        elif isinstance(step, Leaf):
             values.append(inputs[step.name])
-        elif step.op is None:
-            values.append(float(step.const))  # type: ignore[arg-type]
+        elif isinstance(step, Const):
+            values.append(float(step.value))
         else:
             try:
                 values.append(float(OPS[step.op].fn(*(values[a] for a in step.args))))
@@ -423,8 +422,7 @@ def numerical_all(graph: Graph, point: Mapping[str, Fraction], h: float) -> dict
 
 
 def _float_value_of(graph: Graph, inputs: Mapping[str, float], index: int) -> float:
-    sub = Graph(graph.program, graph.steps, index, graph.inputs, (), graph.varying)
-    return float_forward(sub, inputs)
+    return float_forward(graph.rooted_at(index), inputs)
 
 
 def relative_error(computed: float, reference: float, floor: float = 1e-8) -> float:
