@@ -26,7 +26,10 @@ from gradspec.graph.ir import GraphBuilder, build
 from gradspec.lang.expr import Name, Program, parse
 from gradspec.limits import LIMITS, TimeLimit, deadline
 from gradspec.ops.table import OPS, Op
-from gradspec.reference.exact import DPS, adjoints, exact, forward, relative_error
+from gradspec.reference.chain import adjoints, forward
+from gradspec.reference.exact import DPS
+from gradspec.reference.numerical import relative_error
+from gradspec.reference.store import exact
 
 __all__ = ["MAX_WORK", "initial_params", "load", "mlp_loss", "train"]
 

@@ -33,7 +33,9 @@ from gradspec.graph.printer import short as _short
 from gradspec.graph.printer import subexpression, subprogram
 from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
-from gradspec.reference.exact import DPS, _local_partials, adjoints, forward
+from gradspec.reference.chain import adjoints, forward
+from gradspec.reference.chain import local_partials as _local_partials
+from gradspec.reference.exact import DPS
 
 __all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression", "subprogram"]
 

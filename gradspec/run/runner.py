@@ -17,7 +17,8 @@ from gradspec.engines.protocol import Engine, Outcome, Unsupported
 from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
-from gradspec.reference.exact import conditioning, exact, over_budget, relative_error
+from gradspec.reference.numerical import relative_error
+from gradspec.reference.store import reference
 
 __all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point"]
 
@@ -142,7 +143,7 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
     assert case.graph is not None and point is not None
     graph = case.graph
     try:
-        ref = exact(graph, point.exact())
+        ref = reference(graph, point.exact()).exact()
     except DomainError as exc:
         if case.expect.error == "domain":
             return _expected_domain_error(case, point, engine, exc.message)
@@ -152,7 +153,7 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
         return dataclasses.replace(outcome, **base)  # type: ignore[arg-type]
     quantities = list(compare(graph, ref, outcome, point.exact(), case.tolerance, engine))
     quantities = [_apply_expectations(case, q, ref.kinks != ()) for q in quantities]
-    message = over_budget(graph)
+    message = reference(graph, point.exact()).over_budget
     if isinstance(case.spec, Linearity):
         extra, problem = _linearity(case, case.spec, point, engine, outcome)
         quantities += extra
@@ -240,8 +241,8 @@ def _property(name: str, engine_value: float | None, reference: float, case: Cas
 
 
 def _scale(engine: Engine, graph: Graph, point: Point, name: str) -> float:
-    """The rounding allowance of one quantity on ``engine`` (see :func:`gradspec.reference.exact.conditioning`)."""
-    return engine.eps * float(conditioning(graph, tuple(sorted(point.values)))[name])
+    """The rounding allowance of one quantity on ``engine`` (see :meth:`gradspec.reference.store.Reference.conditioning`)."""
+    return engine.eps * float(reference(graph, point.exact()).conditioning()[name])
 
 
 def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Outcome) -> tuple[list[Quantity], str]:

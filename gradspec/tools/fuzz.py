@@ -29,7 +29,7 @@ from gradspec.diagnose.debug import as_yaml_case, localise, subprogram
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import GradspecError
 from gradspec.ops.table import OPS
-from gradspec.reference.exact import exact
+from gradspec.reference.store import exact
 
 __all__ = ["FuzzReport", "fuzz", "graphs"]
 
