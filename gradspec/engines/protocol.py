@@ -5,6 +5,7 @@ case through them, so an engine that implements them runs the whole library::
 
     name           how reports name it ("torch:float32")
     eps            machine epsilon of its floating-point type (tolerances scale with it)
+    capabilities   the modes it can be checked in (:class:`gradspec.ops.table.Capability`; reverse mode)
     missing(op, value_left) -> str | None     why it cannot apply an op ("engine has no tanh")
     begin()        start a new graph (a tape-based engine clears its tape)
     leaf(x)        a differentiable input holding the float x
@@ -30,7 +31,7 @@ from typing import Any
 
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
-from gradspec.ops.table import OPS, Op
+from gradspec.ops.table import OPS, REVERSE_ONLY, Capability, Op
 
 __all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "Outcome", "Unavailable", "Unsupported", "ValueClassEngine", "resolve"]
 
@@ -57,6 +58,7 @@ class Engine:
 
     name: str = "engine"
     eps: float = FLOAT64_EPS
+    capabilities: frozenset[Capability] = REVERSE_ONLY
 
     # -- primitives -----------------------------------------------------------------------------
     def begin(self) -> None:
@@ -153,9 +155,11 @@ class Engine:
         except (TypeError, NotImplementedError) as exc:
             raise Unsupported(f"engine cannot apply {op.name} to {_kinds(varying)}: {exc}") from exc
         except AssertionError as exc:
-            # micrograd-style classes assert on operand kinds they do not take (a Value exponent).
-            if op.name == "pow" and varying[1]:
-                raise Unsupported(f"engine's ** does not take a Value exponent: {exc}") from exc
+            # micrograd-style classes assert on operand kinds they do not take (a Value exponent); the
+            # op's row says which argument that is.
+            refused = op.asserts_on_value
+            if refused is not None and varying[refused[0]]:
+                raise Unsupported(f"{refused[1]}: {exc}") from exc
             raise
 
 
