@@ -19,8 +19,8 @@ from functools import cached_property, lru_cache
 from typing import ClassVar
 
 from gradspec.errors import ExpressionError
-from gradspec.lang import expr as tree
-from gradspec.lang.expr import Program
+from gradspec.lang import tree
+from gradspec.lang.tree import Program
 
 __all__ = ["Apply", "Const", "Graph", "GraphBuilder", "Leaf", "Step", "build", "unroll"]
 
