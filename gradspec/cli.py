@@ -112,7 +112,11 @@ def _build_parser() -> _Parser:
 
     m = sub.add_parser("mutate", help="score a case library against gradient mutants of the built-in engine")
     m.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
-    m.add_argument("--first", action="store_true", help="stop at each mutant's first killer (faster)")
+    m.add_argument("--all", dest="every", action="store_true",
+                   help="run every case on every mutant and list all its killers (default: stop at the first)")
+    m.add_argument("--first", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
+    m.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="score the mutants in N processes (0: one per core; default 1)")
 
     v = sub.add_parser("validate", help="check case files against the schema and SymPy without running engines")
     v.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
@@ -359,10 +363,14 @@ def _mutate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     files, errors = _load_all(args.paths, err)
     if errors:
         return EXIT_INVALID
+    if args.jobs < 0:
+        raise GradspecError("--jobs must be 0 (one per core) or more")
     cases = [c for f in files for c in f.cases]
-    progress = Progress(err, len(MUTANTS) * len(cases), "mutant x case pairs")
-    report = mutate(cases, first=args.first, progress=progress.step)
-    progress.done()
+    progress = Progress(err, len(MUTANTS), "mutants")
+    try:
+        report = mutate(cases, every=args.every, jobs=args.jobs or os.cpu_count() or 1, progress=progress.step)
+    finally:
+        progress.done()
     for mutant in MUTANTS:
         killers = report.killers[mutant.name]
         status = f"killed by {len(killers)}" if killers else "SURVIVED"
