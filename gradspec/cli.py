@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -20,12 +20,12 @@ import gradspec
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
 from gradspec.checks.check import check, check_graph, exact_number, prepare
-from gradspec.checks.results import CheckResult, Run, Tolerance, Verdict
+from gradspec.checks.results import Run, Tolerance, Verdict
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import Progress, failure_lines, next_steps, summary
-from gradspec.run.runner import iter_case
+from gradspec.run.session import run_picked
 
 __all__ = ["main"]
 
@@ -254,27 +254,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
     progress = Progress(err, len(picked) * len(engines), "cases" if len(engines) == 1 else "case runs")
-
-    def stop_after(result: CheckResult) -> bool:
-        progress.failed += result.verdict in (Verdict.FAIL, Verdict.ERROR)
-        return args.maxfail is not None and progress.failed >= args.maxfail
-
-    results: list[CheckResult] = []
     try:
-        if args.jobs is not None:
-            from gradspec.run.workers import run_in_workers
-
-            jobs = args.jobs or os.cpu_count() or 1
-            results = run_in_workers(files, picked, list(zip(specs, engines, strict=True)), jobs,
-                                     progress.step, stop_after)
-        else:
-            _run_serial(files, picked, engines, results, stop_after, progress)
+        results, stopped = run_picked(files, picked, list(zip(specs, engines, strict=True)), jobs=args.jobs,
+                                      maxfail=args.maxfail, on_case=progress.step, on_failure=progress.failure)
     finally:
         progress.done()
-    stopped = args.maxfail is not None and progress.failed >= args.maxfail
-    if stopped:  # workers may have finished more in the meantime: keep the serial order's first N
-        failing = [i for i, r in enumerate(results) if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
-        results = results[: failing[args.maxfail - 1] + 1]
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
               time.perf_counter() - start, gradspec.__version__)
     if not args.quiet:
@@ -290,19 +274,6 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if run.exit_code == EXIT_OK and not args.quiet and (tip := next_steps(specs, args.report)):
         print(tip, file=out)
     return run.exit_code
-
-
-def _run_serial(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]], engines: Sequence[Engine],
-                results: list[CheckResult], stop: Callable[[CheckResult], bool], progress: Progress) -> None:
-    """Run case by case in this process into ``results``, until ``stop`` says so."""
-    for fi, ci in picked:
-        case = files[fi].cases[ci]
-        for engine in engines:
-            for _, result in iter_case(case, engine):
-                results.append(result)
-                if stop(result):
-                    return
-            progress.step(case.id)
 
 
 def _explain_command(args: argparse.Namespace, out: TextIO) -> int:

@@ -241,3 +241,12 @@ def test_plugin_failure_text_is_one_compact_block_per_item(pytester: pytest.Pyte
     assert text.count("smallest failing case:") == 2
     assert text.count("culprit and derivatives: see square-sampled[sample0][engines:MulAssign]") == 4
     assert text.count("culprit and derivatives: see cube[x=2][engines:MulAssign]") == 1
+
+
+def test_a_case_id_is_not_markup_on_the_live_bar() -> None:
+    stream = _Terminal()
+    progress = Progress(stream, 30, "cases")
+    for label in ["[/bold]", "[red]x"] * 15:  # rich markup would raise on the stray closing tag
+        progress.step(label)
+    progress.done()
+    assert "30/30" in stream.getvalue()

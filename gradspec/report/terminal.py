@@ -176,7 +176,7 @@ class Progress:
     On a terminal, a live bar drawn by ``rich`` that disappears when done (only for runs of more than
     ``live_from`` steps). Elsewhere (a CI log), nothing for the first ``quiet_for`` seconds, so short
     runs stay quiet, then one line whenever another 10% is done or ``every`` seconds have passed.
-    ``failed`` is the caller's count of failing checks so far, shown when not 0.
+    The caller tells each failing check to :meth:`failure`; their count is shown when not 0.
     The bar is redrawn from :meth:`step` (no refresh thread): a process with a second thread is not
     forked by the worker pool, and spawning costs a second or more per worker.
     """
@@ -197,8 +197,10 @@ class Progress:
         self.n += 1
         now = self.clock()
         if self.bar is not None:
+            from rich.markup import escape
+
             bar, task = self.bar
-            bar.update(task, completed=self.n, label=label[:40],
+            bar.update(task, completed=self.n, label=escape(label[:40]),  # a case id is not rich markup
                        failing=f"{self.failed} failing" if self.failed else "")
             if now - self.last >= 0.1 or self.n == self.total:
                 bar.refresh()
@@ -212,6 +214,9 @@ class Progress:
         self.stream.write(f"gradspec: {self.n}/{self.total} {self.what} ({100 * self.n // max(self.total, 1)}%)"
                           f"{failing}, {now - self.start:.0f} s\n")
         self.stream.flush()
+
+    def failure(self) -> None:
+        self.failed += 1
 
     def done(self) -> None:
         if self.bar is not None:
