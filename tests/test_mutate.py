@@ -116,7 +116,7 @@ def test_a_mutant_tries_the_cases_that_use_its_op_first(tmp_path: Path, monkeypa
     # the one case with the mutant's op goes first, though it is later in the file; it kills, so it is the only one
     assert tried["tanh-sign"] == ["tanh"]
     assert tried["rsub-swapped"] == ["from-two"]  # a number on the left of -
-    assert tried["mul-swapped"] == ["scaled"]
+    assert tried["mul-swapped"] in (["scaled"], ["product"])  # both multiply; the cheaper (as measured) first
     # no case has exp: all four are tried, none kills
     assert sorted(tried["exp-overflow"]) == ["from-two", "product", "scaled", "tanh"]
     assert first.killers["exp-overflow"] == []

@@ -25,6 +25,7 @@ from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, s
 __all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "next_steps", "summary"]
 
 LISTED_POINTS = 3  # other failing points of a group named by their coordinates before "and N more"
+QUIET_FOR = 2.0  # seconds a run goes without progress lines in a log: short runs print none
 
 
 @dataclass(frozen=True)
@@ -174,19 +175,20 @@ class Progress:
     """Progress of ``total`` steps on ``stream``.
 
     On a terminal, a live bar drawn by ``rich`` that disappears when done (only for runs of more than
-    ``live_from`` steps). Elsewhere (a CI log), nothing for the first ``quiet_for`` seconds, so short
+    ``live_from`` steps). Elsewhere (a CI log), nothing for the first ``quiet_for`` seconds (default
+    :data:`QUIET_FOR`), so short
     runs stay quiet, then one line whenever another 10% is done or ``every`` seconds have passed.
     The caller tells each failing check to :meth:`failure`; their count is shown when not 0.
     The bar is redrawn from :meth:`step` (no refresh thread): a process with a second thread is not
     forked by the worker pool, and spawning costs a second or more per worker.
     """
 
-    def __init__(self, stream: TextIO, total: int, what: str = "cases", *, quiet_for: float = 2.0,
+    def __init__(self, stream: TextIO, total: int, what: str = "cases", *, quiet_for: float | None = None,
                  every: float = 5.0, live_from: int = 20, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream, self.total, self.what, self.clock = stream, total, what, clock
         self.n = self.failed = 0
         self.start = self.last = clock()
-        self.quiet_for, self.every = quiet_for, every
+        self.quiet_for, self.every = QUIET_FOR if quiet_for is None else quiet_for, every
         self.tenths = 0
         self.bar: Any = None
         isatty = getattr(stream, "isatty", None)

@@ -26,6 +26,7 @@ from gradspec import engine as _engine
 from gradspec.casefile.model import Case
 from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, ValueClassEngine
+from gradspec.graph.ir import Apply
 from gradspec.run.runner import run_point
 
 __all__ = ["MUTANTS", "Mutant", "MutationReport", "build", "mutate"]
@@ -222,9 +223,9 @@ def _targets(mutant: Mutant, case: Case) -> bool:
             return True
         if target in ("rsub", "rdiv"):
             op = {"rsub": "sub", "rdiv": "div"}[target]
-            if any(s.op == op and not graph.varying[s.args[0]] for s in graph.steps):
+            if any(isinstance(s, Apply) and s.op == op and not graph.varying[s.args[0]] for s in graph.steps):
                 return True
-        elif any(s.op == target for s in graph.steps):
+        elif any(isinstance(s, Apply) and s.op == target for s in graph.steps):
             return True
     return False
 
