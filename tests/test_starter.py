@@ -51,7 +51,8 @@ def test_init_writes_a_starter_that_is_valid_and_passes(tmp_path: Path, monkeypa
     assert "#" in starter.read_text(encoding="utf-8").split("cases:")[1]  # commented throughout
     code, out, _ = run("run", "my_cases")
     assert code == 0
-    assert out.splitlines()[-1].startswith("OK: 25 checks of 5 cases in 1 files on 1 engine(s): 25 pass;")
+    (totals,) = [line for line in out.splitlines() if line.startswith(("OK:", "FAILED:", "INVALID INPUT:"))]
+    assert totals.startswith("OK: 25 checks of 5 cases in 1 files on 1 engine(s): 25 pass;")
 
 
 def test_init_defaults_to_grad_cases_and_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
