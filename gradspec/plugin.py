@@ -16,6 +16,7 @@ import pytest
 
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import SUFFIXES, Case, Point
+from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult, Verdict
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
@@ -68,7 +69,7 @@ class CaseFileNode(pytest.File):
         engines = self.config.stash[_ENGINES]
         for case in case_file.cases:
             marks = self._marks(case)
-            for point, label in _labelled(case):
+            for point, label in KINDS[case.kind].checks(case):
                 for engine in engines:
                     name = f"{case.id}[{label}][{engine.name}]" if label else f"{case.id}[{engine.name}]"
                     item = CheckItem.from_parent(self, name=name, case=case, point=point, engine=engine)
@@ -91,19 +92,6 @@ class CaseFileNode(pytest.File):
         if isinstance(excinfo.value, CaseFileError):
             return "\n".join(str(e) for e in errors_of(excinfo.value))
         return str(super().repr_failure(excinfo))
-
-
-def _labelled(case: Case) -> list[tuple[Point | None, str]]:
-    if case.kind == "training":
-        return [(None, "")]
-    sampled = case.sampled
-    out: list[tuple[Point | None, str]] = []
-    seen: dict[str, int] = {}
-    for i, p in enumerate(case.points):
-        label = f"sample{i}" if sampled else p.label
-        seen[label] = seen.get(label, 0) + 1
-        out.append((p, label if seen[label] == 1 else f"{label}#{seen[label]}"))
-    return out
 
 
 class CheckFailed(Exception):

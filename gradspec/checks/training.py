@@ -17,7 +17,7 @@ from typing import Any
 
 import mpmath
 
-from gradspec.casefile.model import Training
+from gradspec.casefile.model import Case, Point, Reader, Training
 from gradspec.checks.check import exact_number
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.engines import call
@@ -28,7 +28,7 @@ from gradspec.lang.expr import Name, Program, parse
 from gradspec.ops.table import OPS, Op
 from gradspec.reference.exact import DPS, adjoints, exact, forward, relative_error
 
-__all__ = ["MAX_WORK", "initial_params", "load", "mlp_loss", "train"]
+__all__ = ["MAX_WORK", "initial_params", "load", "load_case", "mlp_loss", "run_case", "train"]
 
 MAX_WORK = 50_000_000  # rows x steps x weights
 
@@ -36,6 +36,16 @@ Fail = Callable[..., CaseFileError]  # fail(message, *key path inside the case) 
 
 
 # -- the spec, from a case's raw mapping ----------------------------------------------------------------
+
+
+def load_case(reader: Reader, names: list[str]) -> tuple[None, Training]:
+    """A training case builds no graph of its own: its spec is the model, the data and the schedule."""
+    return None, load(reader.raw, reader.fail)
+
+
+def run_case(case: Case, point: Point | None, engine: Engine) -> CheckResult:
+    assert isinstance(case.spec, Training)
+    return train(case.spec, case.tolerance, engine, {"point": {}, "engine": engine.name})
 
 
 def load(raw: dict[str, Any], fail: Fail) -> Training:

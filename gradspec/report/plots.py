@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from gradspec.checks.check import prepare
+from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult, Quantity, Run, Tolerance, Verdict
 from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
@@ -133,7 +134,7 @@ def central_errors(graph: Graph, point: dict[str, float], name: str, exact: floa
 
 
 def _candidate(result: CheckResult) -> Quantity | None:
-    if result.kind != "gradient" or result.verdict in (Verdict.ERROR, Verdict.SKIP) or not result.point:
+    if not (result.kind in KINDS and KINDS[result.kind].plotted) or result.verdict in (Verdict.ERROR, Verdict.SKIP) or not result.point:
         return None
     if result.kinks:  # a difference across a kink measures the kink, not the step size
         return None

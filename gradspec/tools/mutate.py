@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from gradspec import engine as _engine
 from gradspec.casefile.model import Case
+from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, ValueClassEngine
 from gradspec.run.runner import run_point
@@ -144,7 +145,7 @@ def mutate(
 ) -> MutationReport:
     """Run ``cases`` on every mutant; with ``first``, stop at each mutant's first killer."""
     # Cheap cases first, so that with ``first`` most mutants die after a handful of checks.
-    cases = sorted(cases, key=lambda c: (c.kind == "training", c.kind == "deep", len(c.points)))
+    cases = sorted(cases, key=lambda c: (KINDS[c.kind].cost, len(c.points)))
     report = MutationReport()
     for mutant in mutants:
         engine: Engine = ValueClassEngine(build(mutant), f"mutant:{mutant.name}")
@@ -160,8 +161,7 @@ def mutate(
 
 
 def _kills(case: Case, engine: Engine) -> bool:
-    points = [None] if case.kind == "training" else list(case.points)
-    for point in points:
+    for point, _ in KINDS[case.kind].checks(case):
         result = run_point(case, point, engine, apply_xfail=False, shrink=False, localise=False)
         if result.verdict in (Verdict.FAIL, Verdict.CONVENTION):
             return True
