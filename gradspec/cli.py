@@ -11,15 +11,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import gradspec
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
-from gradspec.checks.check import check, check_graph, exact_number, prepare
+from gradspec.checks.check import check, check_graph, prepare
 from gradspec.checks.results import CheckResult, Run, Tolerance, Verdict
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
+from gradspec.lang.numbers import exact_number
 from gradspec.limits import LIMITS
 from gradspec.run.runner import run_case
 
@@ -30,7 +31,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{self.prog}: {message}")
 
 

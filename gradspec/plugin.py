@@ -24,7 +24,9 @@ from gradspec.limits import LIMITS
 from gradspec.run.runner import run_point
 
 _ENGINES = pytest.StashKey[list[Engine]]()
-_CONVENTIONS = pytest.StashKey[list[str]]()
+_CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that passed by convention
+_CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
+_OTHER_ERRORS = pytest.StashKey[list[str]]()  # node ids of anything else that failed to collect
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_ENGINES] = [resolve(s) for s in specs]
     except GradspecError as exc:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
-    config.stash[_CONVENTIONS] = []
+    for key in (_CONVENTIONS, _CASE_FILE_ERRORS, _OTHER_ERRORS):
+        config.stash[key] = []
+    config.pluginmanager.register(_Reports(config), "gradspec-reports")
     try:
         LIMITS.engine = float(config.getini("gradspec_time_limit"))
     except ValueError:
@@ -88,7 +92,7 @@ class CaseFileNode(pytest.File):
             marks.append(pytest.mark.xfail(reason=case.xfail, strict=True, raises=CheckFailed))
         return marks
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFileError):
             return "\n".join(str(e) for e in errors_of(excinfo.value))
         return str(super().repr_failure(excinfo))
@@ -117,7 +121,7 @@ class CheckItem(pytest.Item):
         if result.verdict in (Verdict.FAIL, Verdict.ERROR):
             raise CheckFailed(result)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CheckFailed):
             r = excinfo.value.result
             return f"{r.path}:{r.line}: case {r.case_id!r}\n{r.table()}"
@@ -128,37 +132,36 @@ class CheckItem(pytest.Item):
         return self.path, line, f"gradspec: {self.name}"
 
 
-def pytest_collectreport(report: pytest.CollectReport) -> None:
-    if report.failed:
-        key = "case_file_errors" if report.nodeid.endswith(tuple(SUFFIXES)) else "other_errors"
-        _STATE.setdefault(key, []).append(report.nodeid)
+class _Reports:
+    """The report hooks: pytest hands them a report only, so they are bound to the config whose stash
+    holds what they gather."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            key = _CASE_FILE_ERRORS if report.nodeid.endswith(tuple(SUFFIXES)) else _OTHER_ERRORS
+            self.config.stash[key].append(report.nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            for key, value in report.user_properties:
+                if key == "gradspec_convention":
+                    self.config.stash[_CONVENTIONS].append(str(value))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     # An invalid case file is reported as a collection error, yet should not stop the other files from
     # running; pytest's own rule (stop on collection errors) still holds for everything else.
-    if _STATE.get("case_file_errors") and not _STATE.get("other_errors"):
+    stash = session.config.stash
+    if stash[_CASE_FILE_ERRORS] and not stash[_OTHER_ERRORS]:
         session.config.option.continue_on_collection_errors = True
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call":
-        for key, value in report.user_properties:
-            if key == "gradspec_convention":
-                _conventions(report).append(str(value))
-
-
-def _conventions(report: pytest.TestReport) -> list[str]:
-    return _STATE.setdefault("conventions", [])
-
-
-_STATE: dict[str, list[str]] = {}
-
-
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    found = _STATE.pop("conventions", [])
-    _STATE.clear()
+    found = config.stash[_CONVENTIONS]
     if found:
         terminalreporter.section("gradspec convention differences")
         terminalreporter.write_line("engines took another valid subgradient at a kink (not a failure):")

@@ -27,12 +27,12 @@ from jsonschema.exceptions import ValidationError, best_match, relevance
 from gradspec.casefile import sampling as _sampling
 from gradspec.casefile.model import Case, CaseFile, Expect, Point, data_dir
 from gradspec.casefile.source import Document, load
-from gradspec.checks.check import exact_number
 from gradspec.checks.kinds import KINDS, CaseKind
 from gradspec.checks.results import Tolerance
 from gradspec.errors import CaseFileError, DomainError, ExpressionError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import Program, parse
+from gradspec.lang.numbers import exact_number
 from gradspec.reference.cache import DOCUMENTS
 from gradspec.reference.exact import Exact, exact
 
@@ -83,12 +83,12 @@ def load_file(path: str | Path) -> CaseFile:
 def _group(path: str, errors: list[CaseFileError]) -> CaseFileError:
     first = errors[0]
     group = CaseFileError(first.message, path=first.path or path, line=first.line, col=first.col, case_id=first.case_id)
-    group.errors = tuple(errors)  # type: ignore[attr-defined]
+    group.errors = tuple(errors)
     return group
 
 
 def errors_of(exc: CaseFileError) -> tuple[CaseFileError, ...]:
-    return getattr(exc, "errors", (exc,))
+    return exc.errors or (exc,)
 
 
 class _Loader:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from gradspec.casefile.model import Case, ChainRule, Linearity, Point, Reader
 from gradspec.checks import expression
-from gradspec.checks.results import CheckResult, Quantity, Verdict
+from gradspec.checks.results import CheckResult, Quantity, Role, Verdict
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.graph.ir import Graph
@@ -67,12 +67,12 @@ def _property(name: str, engine_value: float | None, reference: float, case: Cas
               rounding: Callable[[], float]) -> Quantity:
     """The engine against itself: both sides carry the engine's rounding, allowed as for exact checks."""
     if engine_value is None:
-        return Quantity(name, "property", None, None, reference, None, None, None, Verdict.SKIP, note=note)
+        return Quantity(name, Role.PROPERTY, None, None, reference, None, None, None, Verdict.SKIP, note=note)
     err = abs(engine_value - reference) if math.isfinite(engine_value) and math.isfinite(reference) else math.inf
     bound = case.tolerance.bound(reference)
     if bound < err < math.inf:
         bound += rounding()
-    return Quantity(name, "property", engine_value, reference, None, err, relative_error(engine_value, reference), bound,
+    return Quantity(name, Role.PROPERTY, engine_value, reference, None, err, relative_error(engine_value, reference), bound,
                     Verdict.PASS if err <= bound else Verdict.FAIL, note=note)
 
 
@@ -87,7 +87,7 @@ def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Out
     runs = [call.run(engine, g, fun_point.floats()) for g in (spec.f, spec.g)]
     if any(r.verdict is not None for r in runs):
         problem = next(r.message for r in runs if r.verdict is not None)
-        return [Quantity("linearity", "property", None, None, None, None, None, None, Verdict.FAIL, note=problem)], problem
+        return [Quantity("linearity", Role.PROPERTY, None, None, None, None, None, None, Verdict.FAIL, note=problem)], problem
     f_out, g_out = (r.get() for r in runs)
     out = []
     for name, _ in spec.f.inputs:
@@ -107,7 +107,7 @@ def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Out
 def _chain_rule(case: Case, spec: ChainRule, point: Point, engine: Engine, composed: Outcome) -> tuple[list[Quantity], str]:
     called = call.run(engine, spec.inner, point.floats())
     if called.verdict is not None:
-        return [Quantity("chain rule", "property", None, None, None, None, None, None, Verdict.FAIL, note=called.message)], called.message
+        return [Quantity("chain rule", Role.PROPERTY, None, None, None, None, None, None, Verdict.FAIL, note=called.message)], called.message
     inner = called.get()
     outer_grad = composed.grads.get(spec.via)
     out = []

@@ -72,7 +72,7 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
 
 def failed(case: Case, point: Point | None, engine_name: str, message: str) -> CheckResult:
     """A failed check that never produced numbers: the engine was stopped, or took its process down."""
-    result = CheckResult(**_base(case, point, engine_name), verdict=Verdict.FAIL, message=message)  # type: ignore[arg-type]
+    result = CheckResult(case.expression, point.floats() if point else {}, engine_name, Verdict.FAIL, message=message)
     return _expected(case, _identify(result, case, point))
 
 
@@ -120,10 +120,6 @@ def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], e
             shrunk = as_yaml_case(f"{shrink_as}-shrunk", text, sub,
                                   f"smallest failing part of {shrink_as} on {engine.name}")
     return dataclasses.replace(result, culprit=culprit, shrunk=shrunk, message=message)
-
-
-def _base(case: Case, point: Point | None, engine_name: str) -> dict[str, object]:
-    return {"expression": case.expression, "point": point.floats() if point else {}, "engine": engine_name}
 
 
 def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
