@@ -13,6 +13,7 @@ from typing import Any
 import mpmath
 
 from gradspec.checks.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
+from gradspec.checks.stepsize import central_errors
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, resolve
 from gradspec.errors import DomainError, ExpressionError, GradspecError
@@ -106,6 +107,11 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         message = "; ".join(filter(None, [message, problem]))
     checked = CheckResult(graph.program.source, floats, engine.name, worst([q.verdict for q in quantities]),
                           tuple(quantities), message, tuple(k.where for k in ref.kinks))
+    if not ref.kinks:  # a difference across a kink measures the kink, not the step size
+        q = next((q for q in quantities if q.role is Role.INPUT and q.exact is not None and math.isfinite(q.exact)), None)
+        if q is not None and q.exact is not None:
+            checked = dataclasses.replace(checked, step_input=q.name,
+                                          step_errors=central_errors(graph, floats, q.name, q.exact))
     if checked.verdict is Verdict.FAIL and localise_failures:
         from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = ["CheckResult", "Culprit", "CulpritKind", "Quantity", "Role", "Run", "Tolerance", "Verdict", "worst"]
@@ -117,7 +117,8 @@ class CheckResult:
     path: str = ""
     line: int = 0
     kind: str = "gradient"
-    extra: dict[str, object] = field(default_factory=dict)
+    step_errors: tuple[tuple[int, float], ...] = ()  # (log10 h, central-difference error) for step_input
+    step_input: str = ""  # the input whose gradient the step-size series is of
     culprit: Culprit | None = None  # where a failing engine first goes wrong
     shrunk: str = ""  # the smallest failing sub-expression, as a ready-to-paste YAML case
 
