@@ -187,6 +187,24 @@ def test_an_answer_outside_the_protocol_fails(answer: object, problem: str) -> N
     assert not called.raised
 
 
+def test_an_engine_whose_run_takes_no_every_node_is_called_without_it() -> None:
+    class Plain(Engine):
+        def run(self, graph, point):  # type: ignore[no-untyped-def, override]
+            return Outcome(point["x"] * point["y"], {"x": point["y"], "y": point["x"]})
+
+    assert call.run(Plain(), GRAPH, {"x": 2.0, "y": 3.0}).get().grads == {"x": 3.0, "y": 2.0}
+
+
+def test_a_batch_answer_that_has_no_length_breaks_the_protocol() -> None:
+    class Scalar(Engine):
+        def run_batch(self, graph, columns):  # type: ignore[no-untyped-def]
+            return 1.0, {"x": 1.0, "y": 1.0}
+
+    called = call.batch(Scalar(), GRAPH, {"x": [1.0], "y": [2.0]})
+    assert called is not None and called.verdict is Verdict.FAIL and not called.raised
+    assert called.message == "engine broke the protocol: object of type 'float' has no len()"
+
+
 def test_a_missing_gradient_is_allowed_and_nan_is_a_float() -> None:
     called = call.run(Scripted(lambda: Outcome(math.nan, {"x": None})), GRAPH, {"x": 2.0, "y": 3.0})
     assert called.ok and called.get().grads == {"x": None}
