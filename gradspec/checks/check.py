@@ -113,7 +113,7 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
             checked = dataclasses.replace(checked, step_input=q.name,
                                           step_errors=central_errors(graph, floats, q.name, q.exact))
     if checked.verdict is Verdict.FAIL and localise_failures:
-        from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
+        from gradspec.diagnose.localise import localise  # the debugging layer builds on this module
 
         checked = dataclasses.replace(checked, culprit=localise(graph, point, engine))
     return checked

@@ -25,7 +25,9 @@ from hypothesis.errors import NoSuchExample
 from gradspec.casefile.model import data_dir
 from gradspec.checks.check import check_graph, prepare
 from gradspec.checks.results import CheckResult, Culprit, Tolerance, Verdict
-from gradspec.diagnose.debug import as_yaml_case, localise, subprogram
+from gradspec.diagnose.localise import localise
+from gradspec.diagnose.shrink import as_yaml_case
+from gradspec.diagnose.text import subprogram
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import GradspecError
 from gradspec.ops.table import OPS
