@@ -27,7 +27,7 @@ def central_errors(graph: Graph, point: Mapping[str, float], name: str, exact: f
     return _central_errors(graph, tuple(point.items()), name, exact)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=32768)  # above the checks of a library, so a run's second engine finds them all
 def _central_errors(graph: Graph, point: tuple[tuple[str, float], ...], name: str, exact: float) -> tuple[tuple[int, float], ...]:
     # The same graph and point recur on every engine of a run: the series is worked out once.
     inputs = dict(point)
