@@ -275,7 +275,7 @@ def summary(run: Run) -> str:
 
 
 def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
-    from gradspec.diagnose.explain import explain, render_dot
+    from gradspec.diagnose.debug import explain, render_dot
     from gradspec.run.runner import diagnose
 
     engine = resolve(args.engine)

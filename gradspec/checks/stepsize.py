@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from gradspec.graph.ir import Graph
-from gradspec.reference.exact import float_forward
+from gradspec.reference.numerical import float_forward
 
 __all__ = ["MAX_STEPS", "STEP_EXPONENTS", "central_errors"]
 

@@ -10,18 +10,296 @@ the rules are right and the engine's traversal or accumulation is not: the culpr
 
 *Shrinking* tries every sub-expression of a failing graph on the engine and keeps the smallest that
 still fails, as a ready-to-paste YAML case.
-
-The parts live in :mod:`~gradspec.diagnose.localise`, :mod:`~gradspec.diagnose.explain`,
-:mod:`~gradspec.diagnose.shrink` and :mod:`~gradspec.diagnose.text`; this module gathers them.
 """
 
 from __future__ import annotations
 
-from gradspec.checks.results import Culprit
-from gradspec.diagnose.explain import NodeReport, explain, render_dot
-from gradspec.diagnose.localise import localise
-from gradspec.diagnose.shrink import as_yaml_case, shrink, shrink_input
-from gradspec.diagnose.text import subexpression, subprogram
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
-__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "shrink_input",
-           "subexpression", "subprogram"]
+import mpmath
+
+from gradspec.checks.results import Culprit, CulpritKind
+from gradspec.engines import call
+from gradspec.engines.protocol import Engine, Outcome
+from gradspec.errors import EngineError
+from gradspec.graph.ir import Apply, Const, Graph, GraphBuilder, Leaf
+from gradspec.graph.printer import ancestors as _ancestors
+from gradspec.graph.printer import label as _label
+from gradspec.graph.printer import number as _number
+from gradspec.graph.printer import short as _short
+from gradspec.graph.printer import subexpression, subprogram
+from gradspec.lang.expr import Name, Program
+from gradspec.ops.table import OPS
+from gradspec.reference.chain import adjoints, forward
+from gradspec.reference.chain import local_partials as _local_partials
+from gradspec.reference.exact import DPS
+
+__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression", "subprogram"]
+
+_SHRINK_LIMIT = 200  # steps; larger graphs are not shrunk
+_UPSTREAM = 1.75  # an upstream gradient that is not 1, so a missing chain factor shows
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    step: int
+    label: str
+    op: str
+    value_engine: float | None
+    value_exact: float
+    grad_engine: float | None
+    grad_exact: float
+    ok: bool
+
+
+def _exact_state(graph: Graph, point: Mapping[str, Fraction]) -> tuple[list[Any], list[Any]]:
+    with mpmath.workdps(DPS):
+        env = {n: mpmath.mpf(v.numerator) / v.denominator for n, v in point.items()}
+        values, _ = forward(graph, env)
+        return values, adjoints(graph, values)
+
+
+def _close(engine: float | None, exact: float, rtol: float = 1e-6, atol: float = 1e-9) -> bool:
+    if engine is None:
+        return False
+    if math.isinf(exact) or math.isnan(exact):
+        return engine == exact or (math.isnan(engine) and math.isnan(exact))
+    return abs(engine - exact) <= atol + rtol * abs(exact)
+
+
+def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tuple[list[NodeReport], Outcome]:
+    """Every node of ``graph`` at ``point``: the engine's value and gradient beside the exact ones."""
+    floats = {k: float(v) for k, v in point.items()}
+    called = call.run(engine, graph, floats, every_node=True, representable=False)
+    if called.verdict is not None:
+        raise EngineError(f"{engine.name} cannot be explained here: {called.message}")
+    outcome = called.get()
+    values, adj = _exact_state(graph, point)
+    rows = []
+    for i, step in enumerate(graph.steps):
+        if not graph.varying[i] or i not in outcome.node_grads:
+            continue
+        ge, gx = outcome.node_grads.get(i), float(adj[i])
+        ve, vx = outcome.node_values.get(i), float(values[i])
+        ok = _close(ge, gx) and (ve is None or _close(ve, vx))
+        rows.append(NodeReport(i, _label(graph, i), step.op if isinstance(step, Apply) else "input", ve, vx, ge, gx, ok))
+    return rows, outcome
+
+
+def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Culprit | None:
+    """Name the op (or ``backward``) that makes ``engine`` wrong on ``graph`` at ``point``."""
+    floats = {k: float(v) for k, v in point.items()}
+    called = call.run(engine, graph, floats, every_node=True, representable=False)
+    if called.verdict is not None:  # the engine failing to run is reported by the check itself
+        return None
+    outcome = called.get()
+    values, adj = _exact_state(graph, point)
+    forward_bug = _first_wrong_value(graph, outcome, values)
+    if forward_bug is not None:
+        return forward_bug
+    grads = outcome.node_grads
+    for j in range(len(graph.steps) - 1, -1, -1):
+        if j not in grads or j == graph.output:
+            continue
+        if _close(grads[j], float(adj[j])):
+            continue
+        return _blame(graph, j, values, grads, engine)
+    return None
+
+
+def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any]) -> Culprit | None:
+    for i, step in enumerate(graph.steps):
+        if not isinstance(step, Apply) or i not in outcome.node_values:
+            continue
+        ve, vx = outcome.node_values[i], float(values[i])
+        if not _close(ve, vx):
+            return Culprit(step.op, CulpritKind.FORWARD, _label(graph, i), exact=vx, engine=ve,
+                           message=f"{step.op} at `{_label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
+                                   f"engine {ve:.10g}")
+    return None
+
+
+def _op(graph: Graph, i: int) -> str:
+    step = graph.steps[i]
+    assert isinstance(step, Apply), "only an op step has consumers' rules to blame"
+    return step.op
+
+
+def _side(op: str, k: int) -> str:
+    return ("left", "right")[k] if OPS[op].arity == 2 else "input"
+
+
+def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | None], engine: Engine) -> Culprit:
+    """Node ``j`` is the first wrong one from the output: find which consumer's rule, or the traversal."""
+    consumers = [(i, k) for i, s in enumerate(graph.steps) for k, a in enumerate(s.args) if a == j and i in grads]
+    expected = 0.0
+    with mpmath.workdps(DPS):
+        for i, k in consumers:
+            args = [values[a] for a in graph.steps[i].args]
+            expected += (grads[i] or 0.0) * float(_local_partials(_op(graph, i))[k](args))  # type: ignore[arg-type]
+    got = grads[j]
+    node = _short(graph, j)
+    for op_name in dict.fromkeys(_op(graph, i) for i, _ in consumers):
+        i, k = next((i, k) for i, k in consumers if _op(graph, i) == op_name)
+        verdict = _unit_test(graph, i, values, engine)
+        if verdict is None:
+            continue
+        where = f"{op_name} at `{_label(graph, i)}`"
+        if verdict == "rule":
+            single = len(consumers) == 1
+            exact_passed = expected if single else None
+            detail = (f"d/d({_side(op_name, k)}) exact {expected:.10g}, engine passed {got:.10g}" if single and got is not None
+                      else f"its backward rule is wrong in isolation (d/d{node} exact {expected:.10g}, engine {got})")
+            return Culprit(op_name, CulpritKind.RULE, node, _side(op_name, k), exact_passed, got, f"{where}: {detail}")
+        return Culprit(op_name, CulpritKind.ACCUMULATION, node, _side(op_name, k), expected, got,
+                       f"{where}: overwrites the gradient of its input instead of adding to it (= for +=); "
+                       f"d/d{node} exact {expected:.10g}, engine {got}")
+    return Culprit("backward", CulpritKind.TRAVERSAL, node, "", expected, got,
+                   f"every op's backward rule is right in isolation, yet d/d{node} is {got} where the ops above it "
+                   f"pass {expected:.10g}: the engine ran a backward before all of its gradient arrived, or dropped "
+                   "an accumulation")
+
+
+def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str | None:
+    """Test op ``i`` alone at its argument values: "rule" or "accumulation" when it fails, else None."""
+    step = graph.steps[i]
+    op = OPS[_op(graph, i)]
+    args = [(float(values[a]), graph.varying[a]) for a in step.args]
+    for upstream in (None, _UPSTREAM):  # alone, then under an upstream gradient that is not 1
+        if _fails(_mini(op.name, args, accumulate=False, shared=False, upstream=upstream), engine):
+            return "rule"
+    if _fails(_mini(op.name, args, accumulate=True, shared=False), engine):
+        return "accumulation"
+    if op.arity == 2 and all(v for _, v in args) and _fails(_mini(op.name, args, accumulate=False, shared=True), engine):
+        return "accumulation"
+    return None
+
+
+def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: bool,
+          upstream: float | None = _UPSTREAM) -> tuple[Graph, dict[str, Fraction]]:
+    """``1.75 * op(a, b)`` (optionally ``+ a + b``, or ``op(a, a)``; ``op(a, b)`` alone without
+    ``upstream``) as a graph with its point."""
+    b = GraphBuilder()
+    point: dict[str, Fraction] = {}
+    operands: list[int] = []
+    for k, (value, is_input) in enumerate(args):
+        if is_input and not (shared and k == 1):
+            name = "ab"[k] if len(args) == 2 else "a"
+            point[name] = Fraction(value)
+            operands.append(b.leaf(name))
+        elif is_input:
+            operands.append(operands[0])
+        else:
+            operands.append(b.const(Fraction(value)))
+    out = b.apply(op, operands)
+    if upstream is not None:
+        out = b.apply("mul", (out, b.const(Fraction(upstream))))
+    if accumulate:
+        for k in dict.fromkeys(o for o, (_, v) in zip(operands, args, strict=True) if v):
+            out = b.apply("add", (out, k))
+    program = Program(f"unit test of {op}", (), Name("out"), tuple(point))
+    return b.graph(program, out), point
+
+
+def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine) -> bool:
+    graph, point = mini
+    called = call.run(engine, graph, {k: float(v) for k, v in point.items()}, representable=False)
+    if called.verdict is not None:  # the op alone cannot even be run: it is the culprit
+        return True
+    outcome = called.get()
+    try:
+        _, adj = _exact_state(graph, point)
+    except Exception:
+        return True
+    return any(not _close(outcome.grads.get(name), float(adj[i])) for name, i in graph.inputs)
+
+
+def shrink(graph: Graph, point: Mapping[str, Fraction], engine: Engine, still_fails: Any) -> tuple[str, dict[str, Fraction]] | None:
+    """The smallest sub-expression of ``graph`` that still fails on ``engine``, with its point.
+
+    ``still_fails(text, point)`` decides whether a candidate fails (the caller's own check).
+    """
+    if len(graph.steps) > _SHRINK_LIMIT:
+        return None
+    candidates = []
+    for i, step in enumerate(graph.steps):
+        if not isinstance(step, Apply) or not graph.varying[i]:
+            continue
+        text = subprogram(graph, i)
+        used = {s.name for s in (graph.steps[a] for a in _ancestors(graph, i)) if isinstance(s, Leaf)}
+        candidates.append((_size(graph, i), text, {n: v for n, v in point.items() if n in used}))
+    for _, text, sub_point in sorted(candidates, key=lambda c: (c[0], c[1])):
+        if still_fails(text, sub_point):
+            return text, sub_point
+    return None
+
+
+def _size(graph: Graph, index: int) -> int:
+    return sum(1 for i in _ancestors(graph, index) if isinstance(graph.steps[i], Apply))
+
+
+def as_yaml_case(case_id: str, text: str, point: Mapping[str, Fraction], note: str) -> str:
+    """A ready-to-paste case for a case file's ``cases:`` list."""
+    at = ", ".join(f"{k}: {_number(v)}" for k, v in point.items())
+    return f"- id: {case_id}\n  description: {json.dumps(note)}\n  expr: {json.dumps(text)}\n  at: {{{at}}}\n"
+
+
+def render_dot(graph: Graph, rows: list[NodeReport]) -> str:
+    """The graph as Graphviz DOT, each node with its value and gradients, wrong ones in red."""
+    by_step = {r.step: r for r in rows}
+    lines = ["digraph gradspec {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
+    for i, step in enumerate(graph.steps):
+        if isinstance(step, Const):
+            lines.append(f'  n{i} [label="{_number(step.value)}", shape=plaintext];')
+            continue
+        r = by_step.get(i)
+        title = step.name if isinstance(step, Leaf) else step.op
+        detail = ""
+        if r is not None:
+            detail = f"\\nvalue {r.value_exact:.6g}\\ngrad {r.grad_engine} (exact {r.grad_exact:.6g})"
+        colour = ', color="red", fontcolor="red"' if r is not None and not r.ok else ""
+        lines.append(f'  n{i} [label="{title}{detail}"{colour}];')
+        for a in step.args:
+            lines.append(f"  n{a} -> n{i};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def shrink_input(point: Mapping[str, Fraction], bounds: Mapping[str, Any], still_fails: Any) -> dict[str, Fraction]:
+    """A simpler failing input, Hypothesis-style: each variable in turn moves to the simplest value it
+    can take (0, then integers, then fewer decimals, then halfway towards those) while the check still
+    fails and the value stays inside its sampled domain. Deterministic: no randomness at all."""
+    current = dict(point)
+    for name in current:
+        allows = bounds[name].allows if name in bounds else (lambda v: True)
+        for _ in range(60):  # each accepted step makes the value strictly simpler
+            better = next((c for c in _simpler(current[name]) if allows(float(c))
+                           and still_fails({**current, name: c})), None)
+            if better is None:
+                break
+            current[name] = better
+    return current
+
+
+def _simpler(v: Fraction) -> list[Fraction]:
+    """Candidates simpler than ``v``, simplest first."""
+    sign = 1 if v >= 0 else -1
+    out = [Fraction(0), *(Fraction(sign * k) for k in range(1, min(abs(round(v)), 20))), Fraction(round(v))]
+    out += [Fraction(round(float(v), k)).limit_denominator(10**k) for k in range(0, 6)]
+    out += [v / 2, Fraction(round(v)) + (v - round(v)) / 2]
+    seen = []
+    for c in out:
+        if c != v and c not in seen and _complexity(c) < _complexity(v):
+            seen.append(c)
+    return seen
+
+
+def _complexity(v: Fraction) -> tuple[int, float]:
+    """Fewer decimals first, then nearer 0."""
+    decimals = next((k for k in range(21) if (v * 10**k).denominator == 1), 99)
+    return (decimals, abs(float(v)))

@@ -10,8 +10,8 @@ from gradspec.casefile.model import Bounds, Case, CaseFile, Point
 from gradspec.checks.check import check_graph, prepare
 from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult, Tolerance, Verdict
-from gradspec.diagnose.localise import localise as _localise
-from gradspec.diagnose.shrink import as_yaml_case, shrink, shrink_input
+from gradspec.diagnose.debug import as_yaml_case, shrink, shrink_input
+from gradspec.diagnose.debug import localise as _localise
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
