@@ -16,7 +16,7 @@ from gradspec.engine import Value
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, ValueClassEngine, resolve
 from gradspec.errors import CaseFileError
-from gradspec.reference.exact import exact
+from gradspec.reference.store import exact
 from gradspec.run.runner import iter_case, run_case
 
 
