@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from gradspec.errors import ExpressionError
 from gradspec.lang.expr import Apply, Name, Node, Num, Program
+from gradspec.ops.table import OPS
 
 __all__ = ["Graph", "Step", "build"]
 
@@ -96,6 +97,8 @@ def build(program: Program, extra_inputs: tuple[str, ...] = ()) -> Graph:
         return len(steps) - 1
 
     def _push_apply(node: Apply, args: tuple[int, ...]) -> None:
+        if node.op not in OPS:  # a tensor op: only a tensor case (inputs with shapes) lays it out
+            raise ExpressionError(f"{node.op} is a tensor op; give the inputs shapes (a tensor case)", col=node.col)
         applied[id(node)] = _push(Step(node.op, args, col=node.col))
 
     for name in (*program.inputs, *extra_inputs):

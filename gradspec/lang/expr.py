@@ -7,7 +7,13 @@ Grammar (Python's precedence and associativity)::
     expr       := expr ("+" | "-") expr | expr ("*" | "/") expr | unary
     unary      := ("-" | "+") unary | power
     power      := atom ("**" unary)?              right-associative: -x**2 is -(x**2)
-    atom       := NUMBER | NAME | NAME "(" expr ("," expr)* ")" | "(" expr ")"
+    atom       := NUMBER | NAME | NAME "(" args ")" | "(" expr ")"
+    args       := expr ("," expr)* ("," NAME "=" kwvalue)*
+    kwvalue    := ["-"] NUMBER | "[" ["-"] INT ("," ["-"] INT)* "]"
+
+``@`` (matrix product) binds like ``*``. Keyword arguments belong to tensor ops only and are checked
+against the op's keyword signature; their values are numbers or lists of integers, never expressions,
+so brackets appear nowhere else (no indexing, no list literals).
 
 Nothing in case text is ever handed to ``eval``, ``exec`` or SymPy's parsers: text becomes tokens,
 tokens become the nodes below, and every name is checked against the op table or the inputs.
@@ -24,7 +30,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from gradspec.errors import ExpressionError
-from gradspec.ops.table import CALLABLE, OPS
+from gradspec.ops.table import CALLABLE, OPS, TENSOR_OPS, TensorOp
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "Apply", "Name", "Node", "Num", "Program", "parse"]
 
@@ -53,13 +59,23 @@ class Name:
         return self.name
 
 
+KwValue = int | float | tuple[int, ...]
+
+
 @dataclass(frozen=True)
 class Apply:
     op: str
     args: tuple[Node, ...]
     col: int = field(default=0, compare=False)
+    kwargs: tuple[tuple[str, KwValue], ...] = ()  # a tensor op's keyword values, every keyword filled in
 
     def __str__(self) -> str:
+        t = TENSOR_OPS.get(self.op)
+        if t is not None:
+            if t.symbol:
+                return f"({self.args[0]} {t.symbol} {self.args[1]})"
+            kws = [f"{k}={_kw_text(v)}" for k, v in self.kwargs if v is not None]
+            return f"{self.op}({', '.join([*map(str, self.args), *kws])})"
         o = OPS[self.op]
         if o.symbol is None:
             return f"{self.op}({', '.join(map(str, self.args))})"
@@ -69,6 +85,10 @@ class Apply:
 
 
 Node = Num | Name | Apply
+
+
+def _kw_text(v: KwValue) -> str:
+    return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, tuple) else str(v)
 
 
 @dataclass(frozen=True)
@@ -105,7 +125,7 @@ _TOKEN = re.compile(
     r"""(?P<space>[ \t\r]+|\#[^\n]*)
       | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
       | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
-      | (?P<op>\*\*|==|!=|<=|>=|//|[-+*/(),=;\n])
+      | (?P<op>\*\*|==|!=|<=|>=|//|[-+*/@(),=;\n\[\]])
     """,
     re.VERBOSE,
 )
@@ -136,6 +156,7 @@ class _Tok:
 def _tokenize(text: str) -> list[_Tok]:
     toks: list[_Tok] = []
     pos = 0
+    in_list = False
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         col = pos + 1
@@ -147,7 +168,13 @@ def _tokenize(text: str) -> list[_Tok]:
         tok = m.group()
         if kind == "number" and pos + len(tok) < len(text) and (text[pos + len(tok)].isalpha() or text[pos + len(tok)] == "_"):
             raise ExpressionError(f"malformed number {tok + text[pos + len(tok)]!r}", col=col)
-        if kind == "op" and tok in _REFUSED:
+        # Brackets only open a keyword's integer list (`shape=[3, 4]`) and close it; anywhere else
+        # they would be indexing or a list literal.
+        if tok == "[" and toks and toks[-1].text == "=" and not in_list:
+            in_list = True
+        elif tok == "]" and in_list:
+            in_list = False
+        elif kind == "op" and tok in _REFUSED:
             raise ExpressionError(_REFUSED[tok], col=col)
         if kind == "name" and keyword.iskeyword(tok):
             raise ExpressionError(f"{tok!r} is a Python keyword; expressions cannot use it", col=col)
@@ -158,7 +185,7 @@ def _tokenize(text: str) -> list[_Tok]:
     return toks
 
 
-_BINARY = {"+": (10, "add"), "-": (10, "sub"), "*": (20, "mul"), "/": (20, "div")}
+_BINARY = {"+": (10, "add"), "-": (10, "sub"), "*": (20, "mul"), "/": (20, "div"), "@": (20, "matmul")}
 _POW_BP = 40  # binds tighter than unary minus on its left, accepts a unary on its right
 _UNARY_BP = 30
 
@@ -181,6 +208,8 @@ class _Parser:
 
     def take(self) -> _Tok:
         tok = self.peek()
+        if tok.text in ("[", "]"):
+            raise ExpressionError(_REFUSED[tok.text], col=tok.col)
         self.i += 1
         return tok
 
@@ -233,6 +262,8 @@ class _Parser:
                 self.take()
                 left = self.make("pow", (left, self.expr(_UNARY_BP)), tok.col)
                 continue
+            if tok.text == "[":
+                raise ExpressionError(_REFUSED["["], col=tok.col)
             entry = _BINARY.get(tok.text)
             if entry is None or entry[0] <= min_bp:
                 break
@@ -257,16 +288,19 @@ class _Parser:
         if tok.kind == "name":
             if self.peek().text == "(":
                 return self.call(tok)
-            if tok.text in OPS:
+            if tok.text in OPS or tok.text in TENSOR_OPS:
                 raise ExpressionError(f"{tok.text!r} is an op; call it as {tok.text}(...)", col=tok.col)
             self.count(tok.col)
             return Name(tok.text, tok.col)
         raise ExpressionError(f"expected a number, a name or '(', found {_describe(tok)}", col=tok.col)
 
     def call(self, name: _Tok) -> Node:
+        tensor_op = TENSOR_OPS.get(name.text)
+        if tensor_op is not None and not tensor_op.symbol:
+            return self.tensor_call(name, tensor_op)
         o = CALLABLE.get(name.text)
         if o is None:
-            known = ", ".join(sorted(CALLABLE))
+            known = ", ".join(sorted([*CALLABLE, *(t for t, r in TENSOR_OPS.items() if not r.symbol)]))
             raise ExpressionError(f"unknown function {name.text!r}; known: {known}", col=name.col)
         self.take()  # "("
         self.paren += 1
@@ -275,7 +309,7 @@ class _Parser:
             while True:
                 tok = self.peek()
                 if tok.kind == "name" and self.toks[self.i + 1].text == "=":
-                    raise ExpressionError("keyword arguments are not allowed", col=tok.col)
+                    raise ExpressionError(f"{name.text} takes no keyword arguments", col=tok.col)
                 args.append(self.expr(0))
                 if self.peek().text != ",":
                     break
@@ -286,6 +320,80 @@ class _Parser:
             plural = "s" if o.arity != 1 else ""
             raise ExpressionError(f"{name.text} takes {o.arity} argument{plural}, got {len(args)}", col=name.col)
         return self.make(o.name, tuple(args), name.col)
+
+    def tensor_call(self, name: _Tok, o: TensorOp) -> Node:
+        """A tensor op's call: positional operands, then keyword values checked against its signature."""
+        self.take()  # "("
+        self.paren += 1
+        args: list[Node] = []
+        given: dict[str, KwValue] = {}
+        signature = {k.name: k for k in o.keywords}
+        while self.peek().text != ")":
+            tok = self.peek()
+            if tok.kind == "name" and self.toks[self.i + 1].text == "=":
+                key = signature.get(tok.text)
+                if key is None:
+                    known = ", ".join(signature) or "none"
+                    raise ExpressionError(f"{o.name} has no keyword {tok.text!r} (keywords: {known})", col=tok.col)
+                if tok.text in given:
+                    raise ExpressionError(f"keyword {tok.text!r} is given twice", col=tok.col)
+                self.i += 2
+                given[tok.text] = self.kw_value(o.name, key.name, key.kind)
+            elif given:
+                raise ExpressionError("a positional argument cannot follow a keyword argument", col=tok.col)
+            else:
+                args.append(self.expr(0))
+            if self.peek().text != ",":
+                break
+            self.take()
+        self.paren -= 1
+        self.expect(")", f"',' or ')' in the call of {name.text}")
+        if len(args) != o.arity:
+            plural = "s" if o.arity != 1 else ""
+            raise ExpressionError(f"{name.text} takes {o.arity} argument{plural}, got {len(args)}", col=name.col)
+        missing = [k.name for k in o.keywords if k.required and k.name not in given]
+        if missing:
+            raise ExpressionError(f"{name.text} needs the keyword {missing[0]}=", col=name.col)
+        kwargs = tuple((k.name, given.get(k.name, k.default)) for k in o.keywords)  # type: ignore[misc]
+        self.count(name.col)
+        return Apply(o.name, tuple(args), name.col, kwargs)
+
+    def kw_value(self, op: str, key: str, kind: str) -> KwValue:
+        tok = self.peek()
+        if kind == "ints":
+            if tok.text != "[":
+                raise ExpressionError(f"{op}: {key}= takes a list of integers such as [2, 3]", col=tok.col)
+            self.i += 1
+            items: list[int] = []
+            while True:
+                items.append(int(self.signed(op, key, "int")))
+                end = self.peek()
+                self.i += 1
+                if end.text == "]":
+                    return tuple(items)
+                if end.text != ",":
+                    raise ExpressionError(f"expected ',' or ']' in {key}=, found {_describe(end)}", col=end.col)
+        return self.signed(op, key, kind)
+
+    def signed(self, op: str, key: str, kind: str) -> int | float:
+        tok = self.peek()
+        sign = 1
+        if tok.text == "-":
+            sign = -1
+            self.i += 1
+            tok = self.peek()
+        if tok.kind != "number":
+            what = "an integer" if kind == "int" else "a number"
+            raise ExpressionError(f"{op}: {key}= takes {what}, found {_describe(tok)}", col=tok.col)
+        self.i += 1
+        value = sign * Fraction(tok.text)
+        if kind == "int":
+            if value.denominator != 1:
+                raise ExpressionError(f"{op}: {key}= takes an integer, got {tok.text}", col=tok.col)
+            if abs(value) > 1_000_000:
+                raise ExpressionError(f"{op}: {key}= {value} is too large", col=tok.col)
+            return int(value)
+        return float(value)
 
     def number(self, tok: _Tok) -> Num:
         self.count(tok.col)
@@ -307,6 +415,8 @@ class _Parser:
             e = args[1].value
             if abs(e) > MAX_EXPONENT:
                 raise ExpressionError(f"exponent {_show(e)} is too large (limit {MAX_EXPONENT})", col=col)
+        if name in TENSOR_OPS:
+            return Apply(name, args, col)
         if all(isinstance(a, Num) for a in args):
             folded = _fold(name, tuple(a.value for a in args if isinstance(a, Num)), col)
             if folded is not None:
@@ -386,7 +496,7 @@ def parse(text: str) -> Program:
     defined: set[str] = set()
     inputs: dict[str, int] = {}
     for name, node, col in assigns:
-        if name in OPS:
+        if name in OPS or name in TENSOR_OPS:
             raise ExpressionError(f"{name!r} is an op and cannot be assigned", col=col)
         if name in defined:
             raise ExpressionError(f"{name!r} is assigned twice; each intermediate is named once", col=col)
