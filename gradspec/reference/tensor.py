@@ -224,6 +224,12 @@ class TensorExact:
     value: Any  # object array of mpf
     value_rounding: Any  # float array: the forward allowance in units of eps
     kinks: tuple[str, ...]
+    arrays: list[Any]  # every step's array of nodes (or data), for checking one op at a time
+
+    def values_of(self, step: int) -> Any:
+        """The exact values of one step (an object array of mpf, or the data's Fractions)."""
+        return np.vectorize(lambda n: self.tape.values[n.i] if isinstance(n, _Node) else n, otypes=[object])(
+            self.arrays[step])
 
     def vjp(self, cotangent: Any, override: Mapping[tuple[int, int], Scalar] | None = None) -> Grad:
         """The exact gradient of ``sum(cotangent * output)`` for every differentiable input."""
@@ -289,7 +295,8 @@ def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
         outputs = arrays[graph.output]
         value = np.vectorize(lambda n: tape.values[n.i], otypes=[object])(outputs)
         rounding = np.vectorize(lambda n: float(tape.error[n.i]) * _SAFETY, otypes=[float])(outputs)
-    return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)))
+    return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)),
+                       arrays)
 
 
 class _Hooked:
