@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gradspec.casefile.loader import errors_of, load_file
-from gradspec.casefile.model import SUFFIXES, Case, Point
+from gradspec.casefile.model import SUFFIXES, Case, Point, TensorPoint
 from gradspec.checks.results import CheckResult, Verdict
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
@@ -93,14 +93,14 @@ class CaseFileNode(pytest.File):
         return str(super().repr_failure(excinfo))
 
 
-def _labelled(case: Case) -> list[tuple[Point | None, str]]:
+def _labelled(case: Case) -> list[tuple[Point | TensorPoint | None, str]]:
     if case.kind == "training":
         return [(None, "")]
     sampled = case.sampled
-    out: list[tuple[Point | None, str]] = []
+    out: list[tuple[Point | TensorPoint | None, str]] = []
     seen: dict[str, int] = {}
     for i, p in enumerate(case.points):
-        label = f"sample{i}" if sampled else p.label
+        label = (f"draw{i}" if case.kind == "tensor" else f"sample{i}") if sampled else p.label
         seen[label] = seen.get(label, 0) + 1
         out.append((p, label if seen[label] == 1 else f"{label}#{seen[label]}"))
     return out
@@ -113,7 +113,7 @@ class CheckFailed(Exception):
 
 
 class CheckItem(pytest.Item):
-    def __init__(self, *, case: Case, point: Point | None, engine: Engine, **kwargs: Any) -> None:
+    def __init__(self, *, case: Case, point: Point | TensorPoint | None, engine: Engine, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
         self.point = point

@@ -24,29 +24,33 @@ import mpmath
 from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from gradspec.casefile import sampling as _sampling
-from gradspec.casefile.model import Case, CaseFile, ChainRule, Expect, Linearity, Point, data_dir
+from gradspec.casefile import tensors as _tensors
+from gradspec.casefile.model import Case, CaseFile, ChainRule, Expect, Linearity, Point, TensorSpec, data_dir
 from gradspec.casefile.source import Document, load
 from gradspec.checks import training as _training
 from gradspec.checks.check import exact_number
 from gradspec.checks.results import Tolerance
 from gradspec.errors import CaseFileError, DomainError, ExpressionError
 from gradspec.graph.ir import Graph, build, unroll
+from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import Program, parse
 from gradspec.reference.cache import DOCUMENTS
 from gradspec.reference.exact import Exact, exact
+from gradspec.reference.tensor import exact_tensor
 
 __all__ = ["errors_of", "load_file", "schema"]
 
-KINDS_WITH_POINTS = {"gradient", "stationary", "linearity", "chain-rule", "deep"}
+KINDS_WITH_POINTS = {"gradient", "stationary", "linearity", "chain-rule", "deep", "tensor"}
 _KIND_KEYS = {
-    "gradient": {"expr"},
+    "gradient": {"expr", "data_inputs"},
+    "tensor": {"expr", "data_inputs"},
     "stationary": {"expr"},
     "linearity": {"f", "g"},
     "chain-rule": {"outer", "inner", "via"},
     "deep": {"init", "step", "var", "repeat"},
     "training": {"model", "data", "steps", "lr", "loss_ratio"},
 }
-_REQUIRED = {"gradient": ("expr",), "stationary": ("expr",), "linearity": ("f", "g"), "chain-rule": ("outer", "inner"),
+_REQUIRED = {"gradient": ("expr",), "tensor": ("expr",), "stationary": ("expr",), "linearity": ("f", "g"), "chain-rule": ("outer", "inner"),
              "deep": ("init", "step", "repeat"), "training": ("model", "data", "steps", "lr", "loss_ratio")}
 _ALL_KIND_KEYS = set().union(*_KIND_KEYS.values())
 
@@ -238,6 +242,8 @@ class _CaseLoader:
         }
         if kind == "training":
             return Case(**common, spec=_training.load(raw, self.fail))
+        if kind in ("gradient", "tensor") and _tensors.is_tensor_case(raw, self.parse("expr")):
+            return self.tensor(common)
         points = self.points()
         graph, spec = self.graph(points)
         expect = self.expect()
@@ -246,6 +252,42 @@ class _CaseLoader:
                     domain=_sampling.domain(raw["sample"]) if "sample" in raw else ())
         if not self.trusted:
             self.check_points(case)
+        if self.errors:
+            raise _group(self.doc.path, self.errors)
+        return case
+
+    def tensor(self, common: dict[str, Any]) -> Case:
+        """A tensor case: inputs with shapes, a graph whose shapes are checked here, and every point
+        inside every op's domain (or on a declared kink)."""
+        raw = self.raw
+        if "expect" in raw:
+            raise self.fail("expect does not apply to a tensor case (the exact reference is the expectation)",
+                            "expect", is_key=True)
+        program = self.parse("expr")
+        points, shapes, data = _tensors.points(raw, self.id, self.defaults.get("seed", 0),
+                                               lambda p: self.doc.mark((*self.path, *p)).line, self.fail)
+        try:
+            graph = build_tensor(program, shapes, data)
+        except ExpressionError as exc:
+            raise self.expression_error(exc, "expr") from None
+        case = Case(**common | {"kind": "tensor"}, points=points, kink=raw.get("kink"), spec=TensorSpec(graph),
+                    sampled="sample" in raw)
+        if self.trusted:
+            return case
+        sampled = "sample" in raw
+        for i, point in enumerate(points):
+            where = ("sample",) if sampled else (("at",) if isinstance(raw["at"], dict) else ("at", i))
+            label = f"draw {i}" if sampled else f"point {i}"
+            try:
+                ref = exact_tensor(graph, point.arrays())
+            except DomainError as exc:
+                hint = "; narrow the sampled range or add an exclusion" if sampled else ""
+                self.errors.append(self.fail(f"{label} is outside the domain: {exc.message}{hint}", *where))
+                break
+            if ref.kinks and case.kink is None:
+                self.errors.append(self.fail(f"{label} lies on a kink ({', '.join(ref.kinks)}); declare "
+                                             "`kink: convention` or `kink: any`", *where))
+                break
         if self.errors:
             raise _group(self.doc.path, self.errors)
         return case

@@ -10,12 +10,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from gradspec.checks.results import Tolerance
 from gradspec.graph.ir import Graph
+from gradspec.graph.tensor import TensorGraph
 
-__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Training",
-           "data_dir", "discover"]
+__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "TensorPoint",
+           "TensorSpec", "Training", "data_dir", "discover"]
 
 SUFFIXES = (".gradspec.yaml", ".gradspec.yml")
 
@@ -46,6 +50,36 @@ class Point:
     @property
     def label(self) -> str:
         return ",".join(f"{k}={float(v):g}" for k, v in self.values)
+
+
+@dataclass(frozen=True)
+class TensorPoint:
+    """One draw (or listed point) of a tensor case: each input's shape and its elements, row-major."""
+
+    values: tuple[tuple[str, tuple[int, ...], tuple[Fraction, ...]], ...]
+    line: int = 0
+    seed: int = 0  # seeds this draw's cotangents
+
+    def arrays(self) -> dict[str, Any]:
+        """Input -> NumPy object array of Fractions."""
+        out = {}
+        for name, shape, flat in self.values:
+            arr = np.empty(len(flat), dtype=object)
+            arr[:] = list(flat)
+            out[name] = arr.reshape(shape)
+        return out
+
+    def floats(self) -> dict[str, float]:
+        return {}
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{n}={'x'.join(map(str, s)) or 'scalar'}" for n, s, _ in self.values)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    graph: TensorGraph
 
 
 @dataclass(frozen=True)
@@ -103,7 +137,7 @@ class Case:
     line: int
     description: str = ""
     graph: Graph | None = None  # what the engine builds (linearity: a*f + b*g; chain-rule: outer(inner))
-    points: tuple[Point, ...] = ()
+    points: tuple[Point, ...] | tuple[TensorPoint, ...] = ()
     tolerance: Tolerance = field(default_factory=Tolerance)
     expect: Expect = field(default_factory=Expect)
     kink: str | None = None
@@ -113,10 +147,12 @@ class Case:
     engines: tuple[str, ...] = ()
     sampled: bool = False  # points drawn from a sampled domain rather than listed
     domain: tuple[Bounds, ...] = ()  # for sampled cases: where each variable may be drawn
-    spec: Linearity | ChainRule | Training | None = None
+    spec: Linearity | ChainRule | Training | TensorSpec | None = None
 
     @property
     def expression(self) -> str:
+        if isinstance(self.spec, TensorSpec):
+            return self.spec.graph.program.source
         return self.graph.program.source if self.graph else ""
 
 

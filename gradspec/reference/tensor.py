@@ -277,7 +277,26 @@ class TensorExact:
 
 def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
     """Lower ``graph`` at ``point`` (input -> array of Fractions) onto an exact tape; raises
-    :class:`DomainError` at the op's column when an element leaves an op's domain."""
+    :class:`DomainError` at the op's column when an element leaves an op's domain.
+
+    The last few results are remembered by what they are (the graph's text and shapes, the point's
+    elements): loading a case computes them, and every engine's check then reuses them.
+    """
+    key = (graph.key, tuple((n, tuple(np.asarray(v, dtype=object).flat)) for n, v in sorted(point.items())))
+    found = _MEMO.get(key)
+    if found is not None:
+        return found
+    result = _exact_tensor(graph, point)
+    if len(_MEMO) >= 64:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[key] = result
+    return result
+
+
+_MEMO: dict[tuple[Any, ...], TensorExact] = {}
+
+
+def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
     tape = Tape()
     with mpmath.workdps(DPS):
         leaves: dict[str, Any] = {}

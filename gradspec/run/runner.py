@@ -7,9 +7,10 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 
-from gradspec.casefile.model import Bounds, Case, CaseFile, ChainRule, Linearity, Point, Training
+from gradspec.casefile.model import Bounds, Case, CaseFile, ChainRule, Linearity, Point, TensorPoint, TensorSpec, Training
 from gradspec.checks.check import check_graph, compare, prepare
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec.checks.tensor import check_tensor
 from gradspec.checks.training import train
 from gradspec.diagnose.debug import as_yaml_case, shrink, shrink_input
 from gradspec.diagnose.debug import localise as _localise
@@ -60,7 +61,7 @@ def run_files(files: Iterable[CaseFile], engines: Iterable[Engine]) -> Iterator[
                 yield from run_case(case, engine)
 
 
-def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: bool = True,
+def run_point(case: Case, point: Point | TensorPoint | None, engine: Engine, *, apply_xfail: bool = True,
               shrink: bool = True, localise: bool = True) -> CheckResult:
     """One case at one point (None for training) on one engine.
 
@@ -76,13 +77,13 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
     return _expected(case, result) if apply_xfail else result
 
 
-def failed(case: Case, point: Point | None, engine_name: str, message: str) -> CheckResult:
+def failed(case: Case, point: Point | TensorPoint | None, engine_name: str, message: str) -> CheckResult:
     """A failed check that never produced numbers: the engine was stopped, or took its process down."""
     result = CheckResult(**_base(case, point, engine_name), verdict=Verdict.FAIL, message=message)  # type: ignore[arg-type]
     return _expected(case, _identify(result, case, point))
 
 
-def _identify(result: CheckResult, case: Case, point: Point | None) -> CheckResult:
+def _identify(result: CheckResult, case: Case, point: Point | TensorPoint | None) -> CheckResult:
     return dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
                                kind=case.kind)
 
@@ -128,18 +129,21 @@ def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], e
     return dataclasses.replace(result, culprit=culprit, shrunk=shrunk, message=message)
 
 
-def _base(case: Case, point: Point | None, engine_name: str) -> dict[str, object]:
+def _base(case: Case, point: Point | TensorPoint | None, engine_name: str) -> dict[str, object]:
     return {"expression": case.expression, "point": point.floats() if point else {}, "engine": engine_name}
 
 
-def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
+def _run(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
     base = _base(case, point, engine.name)
     reason = applies(case, engine)
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
     if isinstance(case.spec, Training):
         return train(case.spec, case.tolerance, engine, base)
-    assert case.graph is not None and point is not None
+    if isinstance(case.spec, TensorSpec):
+        assert isinstance(point, TensorPoint)
+        return check_tensor(case.spec.graph, point.arrays(), engine, case.tolerance, seed=point.seed, kink=case.kink)
+    assert case.graph is not None and isinstance(point, Point)
     graph = case.graph
     try:
         ref = exact(graph, point.exact())
