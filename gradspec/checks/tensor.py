@@ -110,13 +110,14 @@ def _guarded(engine: Engine, graph: TensorGraph, floats: Mapping[str, Any], cota
 def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
     out = [_judge("value", "value", outcome.value, ref.value, eps * ref.value_rounding, tol)]
+    value = np.vectorize(float, otypes=[float])(ref.value) if ref.value.size else None
     for k in range(COTANGENTS):
         grad = ref.vjp(cotangents[k])
         ranges = ref.subgradient_range(cotangents[k]) if ref.kinks else None
         for name, _ in graph.differentiable:
             span = ranges.get(name) if ranges else None
             out.append(_judge(f"{name} (vjp{k})", "input", outcome.grads[k].get(name), grad.exact[name],
-                              eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ())))
+                              eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ()), value))
     if rows:
         grads = [ref.vjp(c) for c in cotangents[COTANGENTS:]]
         for name, _ in graph.differentiable:
@@ -130,7 +131,7 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
 
 
 def _judge(label: str, role: str, engine: Any, exact_mp: Any, allowance: Any, tol: Tolerance,
-           span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = ()) -> Quantity:
+           span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None) -> Quantity:
     exact = np.vectorize(float, otypes=[float])(exact_mp) if exact_mp.size else np.zeros(exact_mp.shape)
     if engine is None:
         return Quantity(label, role, None, None, None, None, None, None, Verdict.SKIP,
@@ -161,7 +162,7 @@ def _judge(label: str, role: str, engine: Any, exact_mp: Any, allowance: Any, to
     w = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), exact.shape)) if exact.size else ()
     if verdict is Verdict.FAIL:
         count = int(over.sum())
-        pattern = guess(engine, exact, bound, copies)
+        pattern = guess(engine, exact, bound, copies, output)
         note = f"{count} of {exact.size} elements over tolerance; worst at {list(w)}" + \
             (f"; pattern: {pattern}" if pattern else "")
     exact_w = exact_mp[w] if exact.shape else exact_mp[()]

@@ -19,8 +19,10 @@ def _close(engine: Any, candidate: Any, bound: Any) -> bool:
     return bool(candidate.shape == engine.shape and np.all(np.abs(engine - candidate) <= bound))
 
 
-def guess(engine: Any, exact: Any, bound: Any, copies: Sequence[tuple[tuple[int, ...], Any]] = ()) -> str:
-    """A short description of how ``engine`` relates to ``exact`` (float arrays), or ""."""
+def guess(engine: Any, exact: Any, bound: Any, copies: Sequence[tuple[tuple[int, ...], Any]] = (),
+          output: Any = None) -> str:
+    """A short description of how ``engine`` relates to ``exact`` (float arrays), or "". ``output`` is
+    the op's exact output when it has the gradient's shape (one op checked alone)."""
     if not np.all(np.isfinite(engine)) or exact.size == 0:
         return ""
     # A pattern must explain the elements well beyond rounding, so bound generously but not loosely.
@@ -36,10 +38,21 @@ def guess(engine: Any, exact: Any, bound: Any, copies: Sequence[tuple[tuple[int,
         found = _one_slice(engine, per_copy, exact.shape, loose)
         if found:
             return found
+    if output is not None and output.shape == exact.shape and exact.ndim >= 1 and _along_output(engine, exact, output, loose):
+        return ("a term along the output is missing: in every lane of the last axis, engine - exact is a "
+                "multiple of the op's output (a dropped normaliser or variance term)")
     scale = _scale(engine, exact)
     if scale is not None and abs(scale - 1) > 1e-6 and _close(engine, scale * exact, loose + 1e-6 * np.abs(exact)):
         return f"scaled by a constant: engine = {_fraction(scale)} * exact"
     return ""
+
+
+def _along_output(engine: Any, exact: Any, output: Any, bound: Any) -> bool:
+    diff = (engine - exact).reshape(-1, exact.shape[-1])
+    y = output.reshape(diff.shape)
+    norms = np.sum(y * y, axis=1, keepdims=True)
+    c = np.where(norms > 0, np.sum(diff * y, axis=1, keepdims=True) / np.where(norms > 0, norms, 1), 0.0)
+    return bool(np.any(np.abs(diff) > bound.reshape(diff.shape)) and np.all(np.abs(diff - c * y) <= bound.reshape(diff.shape)))
 
 
 def _scale(engine: Any, exact: Any) -> float | None:

@@ -13,7 +13,7 @@ from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
-from gradspec.ops.table import OPS, TENSOR_OPS, Op
+from gradspec.ops.table import OPS, TENSOR_OPS, Op, TensorOp
 
 
 def create(options: str) -> Engine:
@@ -71,6 +71,10 @@ class TorchEngine(Engine):
         grads = {n: nodes[i].grad.tolist() if nodes[i].grad is not None else [0.0] * size for n, i in graph.inputs}
         return out.tolist(), grads
 
+    def tensor_op(self, op: TensorOp, args: Sequence[Any], kw: dict[str, Any]) -> Any:
+        """Apply a tensor op as the op table spells it for torch (a subclass may substitute its own)."""
+        return op.torch(self.torch, args, kw)
+
     def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
         """A tensor case from torch's own ops (``torch.softmax``, ``F.layer_norm``, ...): the value, and
         ``torch.autograd.grad`` with each cotangent as ``grad_outputs``."""
@@ -89,7 +93,7 @@ class TorchEngine(Engine):
             elif step.op in OPS:
                 nodes.append(self.apply(OPS[step.op], [nodes[a] for a in step.args]))
             else:
-                nodes.append(TENSOR_OPS[step.op].torch(t, [nodes[a] for a in step.args], step.kw))
+                nodes.append(self.tensor_op(TENSOR_OPS[step.op], [nodes[a] for a in step.args], step.kw))
         out = nodes[graph.output]
         wanted = [leaves[n] for n, _ in graph.differentiable]
         grads = []
