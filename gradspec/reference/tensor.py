@@ -32,6 +32,9 @@ __all__ = ["TensorExact", "exact_tensor"]
 
 # Units in the last place an op's float result may be off (library transcendentals: a few).
 _ULPS = {"exp": 4, "log": 4, "tanh": 4, "sigmoid": 4, "sin": 4, "cos": 4, "pow": 4, "sqrt": 2}
+# Backward rules computed from the op's rounded output lose absolute accuracy: tanh' = 1 - t*t and
+# sigmoid' = s*(1 - s) with t, s a few ulps off (units of eps, absolute).
+_ABSOLUTE = {"tanh": 2 * _ULPS["tanh"], "sigmoid": _ULPS["sigmoid"]}
 _SAFETY = 2
 
 
@@ -132,7 +135,9 @@ class Tape:
             p = partials[k](vals)
             parents.append((a.i, p))
             err += abs(float(p)) * errs[k]
-            perr.append(self._moved(partials[k], vals, errs, p))
+            # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
+            perr.append(self._moved(partials[k], vals, errs, p) + _ULPS.get(name, 1) * abs(float(p))
+                        + _ABSOLUTE.get(name, 0))
         if op.kink is not None and op.kink.at(vals):
             self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval))
         return self._push(value, tuple(parents), tuple(perr), err)
