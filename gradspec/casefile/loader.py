@@ -415,6 +415,7 @@ class _CaseLoader:
                                              "expect", "grad", name, is_key=True))
         sampled = "sample" in self.raw
         for i, point in enumerate(case.points):
+            assert isinstance(point, Point)  # tensor cases are checked in tensor()
             where = ("sample",) if sampled else (("at",) if isinstance(self.raw["at"], dict) else ("at", i))
             try:
                 ref = exact(case.graph, point.exact())

@@ -137,7 +137,7 @@ class Case:
     line: int
     description: str = ""
     graph: Graph | None = None  # what the engine builds (linearity: a*f + b*g; chain-rule: outer(inner))
-    points: tuple[Point, ...] | tuple[TensorPoint, ...] = ()
+    points: tuple[Point | TensorPoint, ...] = ()  # TensorPoints for a tensor case
     tolerance: Tolerance = field(default_factory=Tolerance)
     expect: Expect = field(default_factory=Expect)
     kink: str | None = None

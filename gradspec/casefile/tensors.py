@@ -120,7 +120,10 @@ def _listed(at: Any, data: list[str], line_of: Callable[[tuple[Hashable, ...]], 
         where: tuple[Hashable, ...] = ("at",) if isinstance(at, dict) else ("at", i)
         values = []
         for name, v in item.items():
-            shape, flat = _nested(v, lambda message, name=name, where=where: fail(message, *where, name))
+            def located(message: str, name: str = name, where: tuple[Hashable, ...] = where) -> CaseFileError:
+                return fail(message, *where, name)
+
+            shape, flat = _nested(v, located)
             values.append((name, shape, tuple(flat)))
         found = {n: s for n, s, _ in values}
         if shapes is not None and found != shapes:

@@ -121,7 +121,7 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
     if rows:
         grads = [ref.vjp(c) for c in cotangents[COTANGENTS:]]
         for name, _ in graph.differentiable:
-            engine_rows = [outcome.grads[COTANGENTS + r].get(name) for r in range(rows)]
+            engine_rows: list[Any] = [outcome.grads[COTANGENTS + r].get(name) for r in range(rows)]
             stacked = None if any(g is None for g in engine_rows) or len({np.shape(g) for g in engine_rows}) > 1 \
                 else np.stack(engine_rows).reshape((*graph.shape, *np.shape(engine_rows[0])))
             exact = np.stack([g.exact[name] for g in grads]).reshape((*graph.shape, *grads[0].exact[name].shape))
@@ -138,8 +138,9 @@ def _judge(label: str, role: str, engine: Any, exact_mp: Any, allowance: Any, to
                         note="the engine does not report this gradient")
     engine = np.asarray(engine, dtype=float)
     if engine.shape != exact.shape:
-        unsummed = engine.size > exact.size and engine.ndim >= exact.ndim and \
-            engine.shape[engine.ndim - exact.ndim:] == exact.shape or any(shape == engine.shape for shape, _ in copies)
+        unsummed = (engine.size > exact.size and engine.ndim >= exact.ndim
+                    and engine.shape[engine.ndim - exact.ndim:] == exact.shape) \
+            or any(shape == engine.shape for shape, _ in copies)
         note = unsummed_shape(engine.shape, exact.shape) if unsummed else \
             f"the engine's array has shape {list(engine.shape)}, the exact one {list(exact.shape)}"
         return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)

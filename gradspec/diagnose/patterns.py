@@ -34,7 +34,7 @@ def guess(engine: Any, exact: Any, bound: Any, copies: Sequence[tuple[tuple[int,
     if exact.ndim >= 2 and exact.shape[-1] == exact.shape[-2] and _close(engine, np.swapaxes(exact, -1, -2), loose) \
             and not _close(engine, exact, loose):
         return "transposed: engine = exact with its last two axes swapped"
-    for shape, per_copy in copies:
+    for _shape, per_copy in copies:
         found = _one_slice(engine, per_copy, exact.shape, loose)
         if found:
             return found

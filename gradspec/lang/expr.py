@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 from gradspec.errors import ExpressionError
 from gradspec.ops.table import CALLABLE, OPS, TENSOR_OPS, TensorOp
@@ -354,7 +355,7 @@ class _Parser:
         missing = [k.name for k in o.keywords if k.required and k.name not in given]
         if missing:
             raise ExpressionError(f"{name.text} needs the keyword {missing[0]}=", col=name.col)
-        kwargs = tuple((k.name, given.get(k.name, k.default)) for k in o.keywords)  # type: ignore[misc]
+        kwargs: tuple[tuple[str, Any], ...] = tuple((k.name, given.get(k.name, k.default)) for k in o.keywords)
         self.count(name.col)
         return Apply(o.name, tuple(args), name.col, kwargs)
 

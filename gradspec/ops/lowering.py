@@ -193,11 +193,11 @@ def matmul(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[i
     xs = np.broadcast_to(x2, batch + x2.shape[-2:])
     ys = np.broadcast_to(y2, batch + y2.shape[-2:])
     m, k, n = x2.shape[-2], x2.shape[-1], y2.shape[-1]
-    out = np.empty(batch + (m, n), dtype=object)
+    out = np.empty((*batch, m, n), dtype=object)
     for idx in np.ndindex(batch):
         for i in range(m):
             for j in range(n):
-                out[idx + (i, j)] = _sum(b, [b.op("mul", xs[idx + (i, t)], ys[idx + (t, j)]) for t in range(k)])
+                out[(*idx, i, j)] = _sum(b, [b.op("mul", xs[(*idx, i, t)], ys[(*idx, t, j)]) for t in range(k)])
     return out.reshape(shape)
 
 

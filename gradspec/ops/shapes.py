@@ -93,7 +93,7 @@ def transpose(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     (shape,) = shapes
     if len(shape) < 2:
         raise ShapeError(f"{name}: needs at least two axes (it swaps the last two), got {show(shape)}")
-    return shape[:-2] + (shape[-1], shape[-2])
+    return (*shape[:-2], shape[-1], shape[-2])
 
 
 def permute(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:

@@ -132,7 +132,7 @@ class Tape:
         for k, a in enumerate(args):
             if not isinstance(a, _Node):
                 continue
-            p = partials[k](vals)
+            p = partials[k](vals)  # type: ignore[arg-type]
             parents.append((a.i, p))
             err += abs(float(p)) * errs[k]
             # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
@@ -314,24 +314,15 @@ def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
                 leaves[name] = given[name] = np.vectorize(tape.leaf, otypes=[object])(values) if values.size \
                     else values
         steps = graph.steps
-        hooked = _Hooked(tape, lambda i: (setattr(tape, "step", _describe(graph, i)), setattr(tape, "col", steps[i].col)))
-        arrays = evaluate(graph, hooked, given, on_step=hooked.at)
+        def at(i: int) -> None:
+            tape.step, tape.col = _describe(graph, i), steps[i].col
+
+        arrays = evaluate(graph, tape, given, on_step=at)
         outputs = arrays[graph.output]
         value = np.vectorize(lambda n: tape.values[n.i], otypes=[object])(outputs)
         rounding = np.vectorize(lambda n: float(tape.error[n.i]) * _SAFETY, otypes=[float])(outputs)
     return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)),
                        arrays)
-
-
-class _Hooked:
-    """The tape, told which step is being lowered (for located domain errors)."""
-
-    def __init__(self, tape: Tape, at: Callable[[int], object]) -> None:
-        self.tape = tape
-        self.at = at
-        self.op = tape.op
-        self.shift = tape.shift
-        self.expand = tape.expand
 
 
 def _describe(graph: TensorGraph, index: int) -> str:

@@ -7,7 +7,17 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 
-from gradspec.casefile.model import Bounds, Case, CaseFile, ChainRule, Linearity, Point, TensorPoint, TensorSpec, Training
+from gradspec.casefile.model import (
+    Bounds,
+    Case,
+    CaseFile,
+    ChainRule,
+    Linearity,
+    Point,
+    TensorPoint,
+    TensorSpec,
+    Training,
+)
 from gradspec.checks.check import check_graph, compare, prepare
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.checks.tensor import check_tensor
@@ -71,7 +81,7 @@ def run_point(case: Case, point: Point | TensorPoint | None, engine: Engine, *, 
     plugin leaves that to pytest's own mark.
     """
     result = _identify(_run(case, point, engine), case, point)
-    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None:
+    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and isinstance(point, Point):
         result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None,
                           case.domain)
     return _expected(case, result) if apply_xfail else result

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gradspec import engine as _engine
-from gradspec.casefile.model import Case
+from gradspec.casefile.model import Case, Point, TensorPoint
 from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, ValueClassEngine
 from gradspec.run.runner import run_point
@@ -160,7 +160,7 @@ def mutate(
 
 
 def _kills(case: Case, engine: Engine) -> bool:
-    points = [None] if case.kind == "training" else list(case.points)
+    points: list[Point | TensorPoint | None] = [None] if case.kind == "training" else list(case.points)
     for point in points:
         result = run_point(case, point, engine, apply_xfail=False, shrink=False, localise=False)
         if result.verdict in (Verdict.FAIL, Verdict.CONVENTION):
