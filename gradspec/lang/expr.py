@@ -60,7 +60,7 @@ class Name:
         return self.name
 
 
-KwValue = int | float | tuple[int, ...]
+KwValue = int | Fraction | tuple[int, ...]  # a number keyword is the exact decimal written
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,9 @@ Node = Num | Name | Apply
 
 
 def _kw_text(v: KwValue) -> str:
-    return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, tuple) else str(v)
+    if isinstance(v, tuple):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return repr(float(v)) if isinstance(v, Fraction) else str(v)
 
 
 @dataclass(frozen=True)
@@ -376,7 +378,7 @@ class _Parser:
                     raise ExpressionError(f"expected ',' or ']' in {key}=, found {_describe(end)}", col=end.col)
         return self.signed(op, key, kind)
 
-    def signed(self, op: str, key: str, kind: str) -> int | float:
+    def signed(self, op: str, key: str, kind: str) -> int | Fraction:
         tok = self.peek()
         sign = 1
         if tok.text == "-":
@@ -394,7 +396,9 @@ class _Parser:
             if abs(value) > 1_000_000:
                 raise ExpressionError(f"{op}: {key}= {value} is too large", col=tok.col)
             return int(value)
-        return float(value)
+        if not math.isfinite(float(value)):
+            raise ExpressionError(f"{op}: {key}= {tok.text} is outside the float64 range", col=tok.col)
+        return value
 
     def number(self, tok: _Tok) -> Num:
         self.count(tok.col)

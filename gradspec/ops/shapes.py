@@ -67,7 +67,7 @@ def layer_norm(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     if not shape:
         raise ShapeError(f"{name}: needs at least one axis, got a scalar")
     if kw["eps"] < 0:
-        raise ShapeError(f"{name}: eps must be >= 0, got {kw['eps']}")
+        raise ShapeError(f"{name}: eps must be >= 0, got {float(kw['eps']):g}")
     if shape[-1] == 1 and kw["eps"] == 0:
         raise ShapeError(f"{name}: a last axis of size 1 with eps = 0 divides by zero")
     return shape

@@ -13,6 +13,7 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import mpmath
@@ -244,9 +245,9 @@ TENSOR_OPS: dict[str, TensorOp] = {
         TensorOp("log_softmax", 1, (_LAST,), _shape.same_along_axis, _low.log_softmax,
                  lambda t, a, kw: t.log_softmax(a[0], dim=kw["axis"]),
                  lambda j, a, kw: j.nn.log_softmax(a[0], axis=kw["axis"]), "y_i = x_i - logsumexp(x) along axis"),
-        TensorOp("layer_norm", 1, (Keyword("eps", "number", 1e-5),), _shape.layer_norm, _low.layer_norm,
-                 lambda t, a, kw: t.nn.functional.layer_norm(a[0], a[0].shape[-1:], eps=kw["eps"]),
-                 lambda j, a, kw: j.nn.standardize(a[0], axis=-1, epsilon=kw["eps"]),
+        TensorOp("layer_norm", 1, (Keyword("eps", "number", Fraction(1, 100_000)),), _shape.layer_norm, _low.layer_norm,
+                 lambda t, a, kw: t.nn.functional.layer_norm(a[0], a[0].shape[-1:], eps=float(kw["eps"])),
+                 lambda j, a, kw: j.nn.standardize(a[0], axis=-1, epsilon=float(kw["eps"])),
                  "y_i = (x_i - mean) / sqrt(var + eps) over the last axis (biased variance, no affine)"),
         TensorOp("cross_entropy", 2, (), _shape.cross_entropy, _low.cross_entropy,
                  lambda t, a, kw: t.nn.functional.cross_entropy(a[0], a[1].long()), _jax_ce,

@@ -88,7 +88,7 @@ class SignFlippedSoftmax(_Buggy):
 class LayerNormWithoutVariance(_Buggy):
     def tensor_op(self, op: TensorOp, args: Any, kw: dict[str, Any]) -> Any:
         if op.name == "layer_norm":
-            return _LayerNormWithoutVariance.apply(args[0], kw["eps"])
+            return _LayerNormWithoutVariance.apply(args[0], float(kw["eps"]))
         return super().tensor_op(op, args, kw)
 
 
