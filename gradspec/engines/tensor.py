@@ -64,7 +64,7 @@ class _Values:
 
     def op(self, name: str, *args: Any) -> Any:
         op = OPS[name]
-        varying = [not isinstance(a, Fraction | float | int) for a in args]
+        varying = [not _constant(a) for a in args]
         if not any(varying):
             return float(op.fn(*(float(a) for a in args)))
         reason = self.engine.missing(op, varying[0])
@@ -74,7 +74,7 @@ class _Values:
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
         # A float engine needs exp's argument shifted by the lane's largest value to stay finite.
-        values = [self.engine.value(x) if not isinstance(x, Fraction | float | int) else float(x) for x in xs]
+        values = [float(x) if _constant(x) else self.engine.value(x) for x in xs]
         top = max(values)
         return Fraction(top) if np.isfinite(top) and top != 0 else None
 
@@ -95,9 +95,9 @@ def _lowered(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cota
                 leaves[name] = _objects(arr, engine.leaf)
         out = evaluate(graph, backend, leaves)[graph.output]
         if value is None:
-            value = np.vectorize(lambda n: n if isinstance(n, float) else engine.value(n), otypes=[float])(out)
+            value = np.vectorize(lambda n: float(n) if _constant(n) else engine.value(n), otypes=[float])(out)
         terms = [backend.op("mul", out[i], Fraction(float(cotangent[i]))) for i in np.ndindex(out.shape)
-                 if cotangent[i] and not isinstance(out[i], float)]
+                 if cotangent[i] and not _constant(out[i])]
         flat = [leaf for n in differentiable for leaf in leaves[n].flat]
         if not terms:
             grads.append({n: np.zeros(leaves[n].shape) for n in differentiable})
@@ -115,6 +115,10 @@ def _lowered(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cota
             result[n] = None if any(g is None for g in part) else np.asarray(part, dtype=float).reshape(leaves[n].shape)
         grads.append(result)
     return TensorOutcome(np.asarray(value, dtype=float), grads)
+
+
+def _constant(x: Any) -> bool:
+    return isinstance(x, Fraction | float | int)
 
 
 def _objects(arr: Any, make: Any) -> Any:

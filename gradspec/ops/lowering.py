@@ -38,8 +38,11 @@ def obj(x: Any) -> Array:
 
 
 def _sum(b: Scalars, xs: Sequence[Any]) -> Any:
-    """Pairwise: the graph stays log(n) deep, as a float engine's own reductions are."""
+    """Pairwise: the graph stays log(n) deep, as a float engine's own reductions are. An empty sum
+    (a convolution window entirely in the padding) is the constant 0."""
     xs = list(xs)
+    if not xs:
+        return Fraction(0)
     while len(xs) > 1:
         pairs = [b.op("add", xs[i], xs[i + 1]) for i in range(0, len(xs) - 1, 2)]
         xs = pairs + ([xs[-1]] if len(xs) % 2 else [])

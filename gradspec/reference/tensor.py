@@ -242,7 +242,7 @@ class TensorExact:
         with mpmath.workdps(DPS):
             for index in np.ndindex(self.outputs.shape):
                 c = cotangent[index]
-                if c:
+                if c and isinstance(self.outputs[index], _Node):  # a constant element has no gradient
                     node = self.outputs[index].i
                     seeds[node] = seeds.get(node, mpmath.mpf(0)) + to_mpf(Fraction(c))
             adj, err = self.tape.sweep(seeds, override)
@@ -319,8 +319,9 @@ def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
 
         arrays = evaluate(graph, tape, given, on_step=at)
         outputs = arrays[graph.output]
-        value = np.vectorize(lambda n: tape.values[n.i], otypes=[object])(outputs)
-        rounding = np.vectorize(lambda n: float(tape.error[n.i]) * _SAFETY, otypes=[float])(outputs)
+        value = np.vectorize(lambda n: tape.values[n.i] if isinstance(n, _Node) else to_mpf(n), otypes=[object])(outputs)
+        rounding = np.vectorize(lambda n: tape.error[n.i] * _SAFETY if isinstance(n, _Node) else 0.0,
+                                otypes=[float])(outputs)
     return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)),
                        arrays)
 
