@@ -22,12 +22,12 @@ import numpy as np
 
 from gradspec.checks.results import CheckResult, Culprit, Quantity, Tolerance, Verdict, worst
 from gradspec.diagnose.patterns import guess, unsummed_shape
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine, Unsupported
-from gradspec.engines.tensor import TensorOutcome, run_tensor, tensor_unsupported
+from gradspec.engines import call
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine
+from gradspec.engines.tensor import TensorOutcome
 from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
-from gradspec.limits import LIMITS, TimeLimit, deadline
 from gradspec.reference.exact import DPS, relative_error
 from gradspec.reference.tensor import TensorExact, exact_tensor
 
@@ -56,7 +56,7 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
         return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)
     floats = {n: np.asarray(np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)), dtype=float)
               for n, v in point.items()}
-    reason = tensor_unsupported(engine, graph) or _unrepresentable(engine, floats)
+    reason = _unrepresentable(engine, floats)
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)
     rng = random.Random(seed)
@@ -68,9 +68,11 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
         one_hot = np.zeros(size, dtype=object)
         one_hot[r] = Fraction(1)
         cotangents.append(one_hot.reshape(graph.shape))
-    outcome = _guarded(engine, graph, floats, [np.asarray(c, dtype=float) for c in cotangents])
-    if isinstance(outcome, CheckResult):
-        return CheckResult(**base, verdict=outcome.verdict, message=outcome.message)
+    called = call.tensor(engine, graph, floats, [np.asarray(c, dtype=float) for c in cotangents])
+    if not called.ok:
+        assert called.verdict is not None
+        return CheckResult(**base, verdict=called.verdict, message=called.message)
+    outcome = called.get()
     quantities = _compare(graph, ref, outcome, cotangents, rows, engine.eps, tol, kink)
     verdict = worst([q.verdict for q in quantities])
     shapes = ", ".join(f"{n}{list(s)}" for n, s in graph.shapes.items())
@@ -92,19 +94,6 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
         if values.size and float(np.max(np.abs(values))) > FLOAT32_MAX:
             return f"input {name} has an element beyond float32's range, the engine's precision"
     return None
-
-
-def _guarded(engine: Engine, graph: TensorGraph, floats: Mapping[str, Any], cotangents: list[Any]) -> TensorOutcome | CheckResult:
-    """The one call into the engine under test: time-limited, its exceptions turned into verdicts."""
-    try:
-        with deadline(LIMITS.engine):
-            return run_tensor(engine, graph, floats, cotangents)
-    except TimeLimit as exc:
-        return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine {exc}")
-    except Unsupported as exc:
-        return CheckResult("", {}, engine.name, Verdict.SKIP, message=str(exc))
-    except (Exception, RecursionError) as exc:  # the engine under test failed: this check fails, the run goes on
-        return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")
 
 
 def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
