@@ -38,11 +38,11 @@ JACOBIAN_LIMIT = 1000  # output elements x differentiable input elements
 
 
 def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
-    """A seeded random cotangent: nonzero multiples of 1/1024 in [-1, 1], exact in any binary float."""
-    out = np.empty(shape, dtype=object)
-    for index in np.ndindex(shape):
-        out[index] = Fraction(rng.choice((-1, 1)) * rng.randint(1, 1024), 1024)
-    return out
+    """A seeded random cotangent: nonzero multiples of 1/1024 in [-1, 1], held exactly by a float64 array
+    (and by float32), so the reference and the engine get the same numbers."""
+    size = math.prod(shape)
+    steps = [rng.choice((-1, 1)) * rng.randint(1, 1024) for _ in range(size)]
+    return (np.asarray(steps, dtype=float) / 1024).reshape(shape)
 
 
 def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance, *, seed: int = 0,
@@ -65,10 +65,10 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     inputs = sum(math.prod(graph.steps[i].shape) for _, i in graph.differentiable)
     rows = size if size * inputs <= JACOBIAN_LIMIT and not ref.kinks else 0
     for r in range(rows):
-        one_hot = np.zeros(size, dtype=object)
-        one_hot[r] = Fraction(1)
+        one_hot = np.zeros(size)
+        one_hot[r] = 1.0
         cotangents.append(one_hot.reshape(graph.shape))
-    called = call.tensor(engine, graph, floats, [np.asarray(c, dtype=float) for c in cotangents])
+    called = call.tensor(engine, graph, floats, cotangents)
     if not called.ok:
         assert called.verdict is not None
         return CheckResult(**base, verdict=called.verdict, message=called.message)
@@ -98,30 +98,32 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
 
 def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
-    out = [_judge("value", "value", outcome.value, ref.value, eps * ref.value_rounding, tol)]
-    value = np.vectorize(float, otypes=[float])(ref.value) if ref.value.size else None
+    value = ref.value_floats
+    out = [_judge("value", "value", outcome.value, ref.value, value, eps * ref.value_rounding, tol)]
     for k in range(COTANGENTS):
         grad = ref.vjp(cotangents[k])
         ranges = ref.subgradient_range(cotangents[k]) if ref.kinks else None
         for name, _ in graph.differentiable:
             span = ranges.get(name) if ranges else None
             out.append(_judge(f"{name} (vjp{k})", "input", outcome.grads[k].get(name), grad.exact[name],
-                              eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ()), value))
+                              grad.floats[name], eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ()),
+                              value))
     if rows:
         grads = [ref.vjp(c) for c in cotangents[COTANGENTS:]]
         for name, _ in graph.differentiable:
             engine_rows: list[Any] = [outcome.grads[COTANGENTS + r].get(name) for r in range(rows)]
             stacked = None if any(g is None for g in engine_rows) or len({np.shape(g) for g in engine_rows}) > 1 \
                 else np.stack(engine_rows).reshape((*graph.shape, *np.shape(engine_rows[0])))
-            exact = np.stack([g.exact[name] for g in grads]).reshape((*graph.shape, *grads[0].exact[name].shape))
-            allowed = np.stack([g.rounding[name] for g in grads]).reshape(exact.shape)
-            out.append(_judge(f"{name} (jacobian)", "input", stacked, exact, eps * allowed, tol))
+            shape = (*graph.shape, *grads[0].exact[name].shape)
+            exact = np.stack([g.exact[name] for g in grads]).reshape(shape)
+            floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
+            allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
+            out.append(_judge(f"{name} (jacobian)", "input", stacked, exact, floats, eps * allowed, tol))
     return out
 
 
-def _judge(label: str, role: str, engine: Any, exact_mp: Any, allowance: Any, tol: Tolerance,
+def _judge(label: str, role: str, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
            span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None) -> Quantity:
-    exact = np.vectorize(float, otypes=[float])(exact_mp) if exact_mp.size else np.zeros(exact_mp.shape)
     if engine is None:
         return Quantity(label, role, None, None, None, None, None, None, Verdict.SKIP,
                         note="the engine does not report this gradient")

@@ -15,7 +15,7 @@ of its local partial, which is how far the partial moves when its arguments move
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -202,10 +202,17 @@ class Tape:
         return adj, err
 
 
-def _nodes(shape: tuple[int, ...], make: Callable[[], Any]) -> Any:
-    out = np.empty(shape, dtype=object)
-    for index in np.ndindex(shape):
-        out[index] = make()
+def _cotangent_key(cotangent: Any) -> tuple[Any, ...]:
+    arr = np.asarray(cotangent)
+    if arr.dtype.kind == "f":  # float cotangents are exact binary fractions: their bytes identify them
+        return (arr.shape, arr.tobytes())
+    return (arr.shape, *arr.flat)
+
+
+def _floats(values: Any) -> Any:
+    out = np.empty(values.shape, dtype=float)
+    for index in np.ndindex(values.shape):
+        out[index] = float(values[index])
     return out
 
 
@@ -215,7 +222,8 @@ class Grad:
 
     exact: dict[str, Any]  # name -> object array of mpf
     rounding: dict[str, Any]  # name -> float array, the allowance in units of eps
-    copies: dict[str, list[tuple[tuple[int, ...], Any]]]  # name -> [(broadcast shape, per-copy adjoints)]
+    copies: dict[str, list[tuple[tuple[int, ...], Any]]]  # name -> [(broadcast shape, per-copy adjoints as floats)]
+    floats: dict[str, Any]  # name -> the exact array rounded to float64
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,6 +238,11 @@ class TensorExact:
     value_rounding: Any  # float array: the forward allowance in units of eps
     kinks: tuple[str, ...]
     arrays: list[Any]  # every step's array of nodes (or data), for checking one op at a time
+    grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)  # by cotangent (bounded)
+
+    @property
+    def value_floats(self) -> Any:
+        return _floats(self.value)
 
     def values_of(self, step: int) -> Any:
         """The exact values of one step (an object array of mpf, or the data's Fractions)."""
@@ -237,14 +250,26 @@ class TensorExact:
             self.arrays[step])
 
     def vjp(self, cotangent: Any, override: Mapping[tuple[int, int], Scalar] | None = None) -> Grad:
-        """The exact gradient of ``sum(cotangent * output)`` for every differentiable input."""
+        """The exact gradient of ``sum(cotangent * output)`` for every differentiable input (remembered
+        per cotangent, so every engine checked at this point shares one sweep)."""
+        key = _cotangent_key(cotangent) if override is None else None
+        if key is not None and key in self.grads:
+            return self.grads[key]
+        grad = self._vjp(cotangent, override)
+        if key is not None:
+            if len(self.grads) >= 2048:
+                self.grads.clear()
+            self.grads[key] = grad
+        return grad
+
+    def _vjp(self, cotangent: Any, override: Mapping[tuple[int, int], Scalar] | None) -> Grad:
         seeds: dict[int, Scalar] = {}
         with mpmath.workdps(DPS):
             for index in np.ndindex(self.outputs.shape):
                 c = cotangent[index]
                 if c and isinstance(self.outputs[index], _Node):  # a constant element has no gradient
                     node = self.outputs[index].i
-                    seeds[node] = seeds.get(node, mpmath.mpf(0)) + to_mpf(Fraction(c))
+                    seeds[node] = seeds.get(node, mpmath.mpf(0)) + (to_mpf(c) if isinstance(c, Fraction) else mpmath.mpf(float(c)))
             adj, err = self.tape.sweep(seeds, override)
 
             def read(nodes: Any, table: list[Scalar]) -> Any:
@@ -257,8 +282,8 @@ class TensorExact:
             for name, a in self.leaves.items():
                 for source, spread in self.tape.expanded:
                     if source is a:
-                        copies.setdefault(name, []).append((spread.shape, read(spread, adj)))
-        return Grad(exact, rounding, copies)
+                        copies.setdefault(name, []).append((spread.shape, _floats(read(spread, adj))))
+        return Grad(exact, rounding, copies, {n: _floats(a) for n, a in exact.items()})
 
     def subgradient_range(self, cotangent: Any) -> dict[str, tuple[Any, Any]] | None:
         """Per input, the element-wise range of the VJP over the corners of every kink's subgradient
