@@ -28,7 +28,8 @@ from gradspec.engines.tensor import TensorOutcome
 from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
-from gradspec.reference.exact import DPS, relative_error
+from gradspec.reference.exact import DPS
+from gradspec.reference.numerical import relative_error
 from gradspec.reference.tensor import TensorExact, exact_tensor
 
 __all__ = ["COTANGENTS", "JACOBIAN_LIMIT", "check_tensor", "cotangent"]

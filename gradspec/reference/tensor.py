@@ -3,7 +3,7 @@
 SymPy's element-wise Jacobians stop being practical at toy sizes, so a tensor graph is lowered
 (:mod:`gradspec.ops.lowering`) onto a tape of scalar nodes evaluated at ``DPS`` digits; each node
 records its local partials from the op table's exact forms, the same ones the scalar step-by-step path
-uses (:func:`gradspec.reference.exact._local_partials`). A vector-Jacobian product is then one reverse
+uses (:func:`gradspec.reference.chain.local_partials`). A vector-Jacobian product is then one reverse
 sweep from any cotangent, and a Jacobian row one sweep from a one-hot cotangent.
 
 Beside the exact numbers the tape carries a first-order running bound of what float rounding can do,
@@ -25,7 +25,8 @@ import numpy as np
 from gradspec.errors import DomainError
 from gradspec.graph.tensor import TensorGraph, evaluate
 from gradspec.ops.table import OPS
-from gradspec.reference.exact import DPS, _local_partials, _mp_apply
+from gradspec.reference.chain import local_partials, mp_apply
+from gradspec.reference.exact import DPS
 from gradspec.reference.mpeval import Scalar, to_mpf
 
 __all__ = ["TensorExact", "exact_tensor"]
@@ -54,7 +55,7 @@ class _Kink:
 
 def _rational(name: str, a: Scalar, b: Scalar) -> tuple[Scalar, tuple[Scalar, Scalar]]:
     """Value and local partials of the rational ops, which every lowering uses thousands of times;
-    equal to what :func:`_local_partials` derives from their SymPy forms (a test pins this)."""
+    equal to what :func:`local_partials` derives from their SymPy forms (a test pins this)."""
     if name == "add":
         return a + b, (_ONE, _ONE)
     if name == "sub":
@@ -121,10 +122,10 @@ class Tape:
             problem = op.domain(vals, varying)
             if problem:
                 raise DomainError(f"{problem} (in {self.step})", col=self.col or None)
-        value = _mp_apply(name, vals)
+        value = mp_apply(name, vals)
         if not mpmath.isfinite(value):
             raise DomainError(f"{name} is not finite here (in {self.step})", col=self.col or None)
-        partials = _local_partials(name)
+        partials = local_partials(name)
         parents: list[tuple[int, Scalar]] = []
         perr: list[float] = []
         err = _ULPS.get(name, 1) * abs(float(value))
