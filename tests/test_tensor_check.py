@@ -21,6 +21,7 @@ from gradspec.diagnose.patterns import guess
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
+from gradspec.ops.table import REVERSE_AND_TENSOR
 from gradspec.report.json_format import quantity_record
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -161,6 +162,7 @@ def test_patterns() -> None:
 
 class _Raises(Engine):
     name = "raises"
+    capabilities = REVERSE_AND_TENSOR
 
     def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
         raise RuntimeError("kernel exploded")
@@ -168,6 +170,7 @@ class _Raises(Engine):
 
 class _WrongShape(Engine):
     name = "wrong-shape"
+    capabilities = REVERSE_AND_TENSOR
 
     def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
         value = np.tanh(inputs["x"] + inputs["b"])
@@ -185,6 +188,19 @@ def test_a_gradient_of_the_broadcast_shape_is_an_unsummed_axis() -> None:
     assert result.verdict is Verdict.FAIL
     (bad,) = {q.note for q in result.quantities if q.verdict is Verdict.FAIL and q.name.startswith("b (vjp0)")}
     assert bad == "an axis left unsummed after broadcasting: the gradient has shape [3, 2], the input has shape [2]"
+
+
+class _ScalarOnly(Engine):
+    name = "scalar-only"
+
+    def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
+        raise AssertionError("never called: the engine does not declare tensors")
+
+
+def test_an_engine_that_does_not_declare_tensors_skips() -> None:
+    result = run("tanh(x)", {"x": (2,)}, _ScalarOnly())
+    assert result.verdict is Verdict.SKIP
+    assert result.message == "engine scalar-only does not run tensor cases (it does not declare the tensor capability)"
 
 
 def test_an_engine_without_an_op_skips_with_the_reason() -> None:

@@ -111,6 +111,18 @@ def test_keyword_defaults_are_filled_in_from_the_op_row() -> None:
     assert parse("conv2d(x, w, padding=1)").output.kwargs == (("stride", 1), ("padding", 1))  # type: ignore[union-attr]
 
 
+def test_an_op_row_that_does_not_declare_tensors_is_refused_in_a_tensor_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from gradspec.ops.table import REVERSE_ONLY, Capability
+
+    assert all(Capability.TENSOR in o.capabilities for o in OPS.values())
+    monkeypatch.setitem(OPS, "tanh", dataclasses.replace(OPS["tanh"], capabilities=REVERSE_ONLY))
+    with pytest.raises(ExpressionError, match="tanh does not apply to tensors") as info:
+        build_tensor(parse("x + tanh(x)"), {"x": (2,)})
+    assert info.value.col == 5
+
+
 def test_every_tensor_op_row_is_complete() -> None:
     for name, row in TENSOR_OPS.items():
         assert name not in OPS, name  # one spelling, one row

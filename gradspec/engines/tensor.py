@@ -20,7 +20,7 @@ import numpy as np
 from gradspec.engines.protocol import Engine, Unavailable, Unsupported
 from gradspec.graph.tensor import TensorGraph, evaluate
 from gradspec.ops.lowering import obj
-from gradspec.ops.table import OPS
+from gradspec.ops.table import OPS, Capability
 
 __all__ = ["TensorOutcome", "run_tensor", "tensor_unsupported"]
 
@@ -32,14 +32,15 @@ class TensorOutcome:
 
 
 def tensor_unsupported(engine: Engine, graph: TensorGraph) -> str | None:
-    """Why ``engine`` cannot run ``graph``, or None."""
+    """Why ``engine`` cannot run ``graph``, or None. An engine runs tensor cases when it declares the
+    tensor capability, and then it must: with a ``run_tensor`` of its own, or the scalar primitives."""
     if isinstance(engine, Unavailable):
         return engine.reason
-    if hasattr(engine, "run_tensor"):
-        return None
-    if type(engine).leaf is Engine.leaf:
-        return f"engine {engine.name} has neither tensors nor the scalar primitives to lower them onto"
-    return engine.unsupported_tensor(graph) if hasattr(engine, "unsupported_tensor") else None
+    if Capability.TENSOR not in engine.capabilities:
+        return f"engine {engine.name} does not run tensor cases (it does not declare the tensor capability)"
+    if not hasattr(engine, "run_tensor") and type(engine).leaf is Engine.leaf:
+        return f"engine {engine.name} declares tensors, yet has neither run_tensor nor the scalar primitives"
+    return None
 
 
 def run_tensor(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any],

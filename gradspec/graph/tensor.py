@@ -18,7 +18,7 @@ from gradspec.errors import ExpressionError
 from gradspec.lang.expr import Apply, Name, Node, Num, Program
 from gradspec.ops import lowering
 from gradspec.ops.shapes import Shape, ShapeError, broadcast, show
-from gradspec.ops.table import OPS, TENSOR_OPS
+from gradspec.ops.table import OPS, TENSOR_OPS, Capability
 
 __all__ = ["TStep", "TensorGraph", "build_tensor", "evaluate"]
 
@@ -133,6 +133,8 @@ def _step(node: Apply, args: tuple[int, ...], steps: list[TStep], data: frozense
     row = TENSOR_OPS.get(node.op)
     try:
         if row is None:
+            if Capability.TENSOR not in OPS[node.op].capabilities:
+                raise ShapeError(f"{node.op} does not apply to tensors (its op row does not declare it)")
             shape = broadcast(node.op, shapes)
         else:
             for position in row.data:

@@ -25,7 +25,7 @@ import sympy
 from gradspec.ops import lowering as _low
 from gradspec.ops import shapes as _shape
 
-__all__ = ["CALLABLE", "INFIX", "OPS", "PREFIX_BINDING", "REVERSE_ONLY", "TENSOR_INFIX", "TENSOR_OPS", "Capability", "Fuzz",
+__all__ = ["CALLABLE", "INFIX", "OPS", "PREFIX_BINDING", "REVERSE_AND_TENSOR", "REVERSE_ONLY", "TENSOR_INFIX", "TENSOR_OPS", "Capability", "Fuzz",
            "Keyword", "Kink", "Op", "TensorOp", "op", "show_number"]
 
 Domain = Callable[[Sequence[mpmath.mpf], Sequence[bool]], "str | None"]
@@ -59,6 +59,8 @@ class Capability(enum.Enum):
 
 #: What every op and engine supports today; a later mode adds its member to the rows that support it.
 REVERSE_ONLY = frozenset({Capability.VJP})
+#: Engines that also run tensor cases (:mod:`gradspec.engines.tensor`).
+REVERSE_AND_TENSOR = frozenset({Capability.VJP, Capability.TENSOR})
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ class Op:
     # (argument, meaning): a micrograd-style class asserts when this argument is a Value; that assertion
     # means the engine does not support it, not that it is wrong.
     asserts_on_value: tuple[int, str] | None = None
-    capabilities: frozenset[Capability] = REVERSE_ONLY
+    # Every scalar op also applies to tensors, element by element with broadcasting.
+    capabilities: frozenset[Capability] = REVERSE_AND_TENSOR
 
     def render(self, args: Sequence[str]) -> str:
         """This op applied to argument texts, fully parenthesised, as the expression language spells it."""

@@ -15,7 +15,7 @@ from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
-from gradspec.ops.table import OPS, TENSOR_OPS, Op
+from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op
 
 
 def create(options: str) -> Engine:
@@ -41,6 +41,8 @@ class _Node:
 
 
 class JaxEngine(Engine):
+    capabilities = REVERSE_AND_TENSOR
+
     def __init__(self, jax: Any, jnp: Any, name: str, dtype: Any) -> None:
         self.jax = jax
         self.jnp = jnp

@@ -13,7 +13,7 @@ from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
-from gradspec.ops.table import OPS, TENSOR_OPS, Op, TensorOp
+from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op, TensorOp
 
 
 def create(options: str) -> Engine:
@@ -36,6 +36,8 @@ def create(options: str) -> Engine:
 
 
 class TorchEngine(Engine):
+    capabilities = REVERSE_AND_TENSOR
+
     def __init__(self, torch: Any, name: str, dtype: Any, device: str) -> None:
         self.torch = torch
         self.name = name
