@@ -61,8 +61,10 @@ class _Pool:
     """The parent's side: the units still to run, their results, and the workers."""
 
     def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
-                 engines: Sequence[tuple[str, Engine]], jobs: int) -> None:
+                 engines: Sequence[tuple[str, Engine]], jobs: int,
+                 on_result: Callable[[CheckResult], bool] = lambda _: False) -> None:
         self.files, self.engines = files, [engine for _, engine in engines]
+        self.on_result, self.stopped = on_result, False
         self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
                             tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation)
         self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
@@ -81,7 +83,7 @@ class _Pool:
 
     def run(self, on_unit: Callable[[str], None]) -> list[CheckResult]:
         try:
-            while self.queue or any(w.inflight for w in self.workers):
+            while (self.queue or any(w.inflight for w in self.workers)) and not self.stopped:
                 for w in self.workers:
                     while self.queue and w.wants_more():
                         w.give(self.queue.popleft())
@@ -97,6 +99,9 @@ class _Pool:
                         continue
                     for unit in done:
                         on_unit(self.case(unit).id)
+            if self.stopped:  # told to stop (--maxfail): the units still running are not waited for
+                for w in self.workers:
+                    w.process.kill()
         except BaseException:  # Ctrl-C, or an error of gradspec's own: the workers go at once
             for w in self.workers:
                 w.process.kill()
@@ -108,11 +113,13 @@ class _Pool:
 
 
 def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
-                   jobs: int, on_unit: Callable[[str], None] = lambda _: None) -> list[CheckResult]:
+                   jobs: int, on_unit: Callable[[str], None] = lambda _: None,
+                   on_result: Callable[[CheckResult], bool] = lambda _: False) -> list[CheckResult]:
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and
     the engine it resolved to), in ``jobs`` worker processes; results come back in serial order.
-    ``on_unit`` hears each finished case id."""
-    return _Pool(files, cases, engines, jobs).run(on_unit)
+    ``on_unit`` hears each finished case id, ``on_result`` each result as it arrives: when it returns
+    True, the run stops and returns the results it has, still in serial order."""
+    return _Pool(files, cases, engines, jobs, on_result).run(on_unit)
 
 
 class _Worker:
@@ -168,6 +175,7 @@ class _Worker:
 
     def _record(self, unit: int, index: int, result: CheckResult, last: bool) -> list[int]:
         self.pool.results[unit][index] = result
+        self.pool.stopped = self.pool.on_result(result) or self.pool.stopped
         if not last:
             return []
         self.inflight.popleft()
