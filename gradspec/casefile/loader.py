@@ -37,7 +37,6 @@ from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import Program, parse
 from gradspec.reference.exact import Exact
 from gradspec.reference.store import exact
-from gradspec.reference.tensor import exact_tensor
 
 __all__ = ["errors_of", "load_file", "schema"]
 
@@ -260,6 +259,8 @@ class _CaseLoader:
     def tensor(self, common: dict[str, Any]) -> Case:
         """A tensor case: inputs with shapes, a graph whose shapes are checked here, and every point
         inside every op's domain (or on a declared kink)."""
+        from gradspec.reference.tensor import exact_tensor  # NumPy, imported only for tensor cases
+
         raw = self.raw
         if "expect" in raw:
             raise self.fail("expect does not apply to a tensor case (the exact reference is the expectation)",

@@ -12,8 +12,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gradspec.checks.results import Tolerance
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
@@ -62,6 +60,8 @@ class TensorPoint:
 
     def arrays(self) -> dict[str, Any]:
         """Input -> NumPy object array of Fractions."""
+        import numpy as np  # only tensor cases need NumPy; importing it starts BLAS threads
+
         out = {}
         for name, shape, flat in self.values:
             arr = np.empty(len(flat), dtype=object)

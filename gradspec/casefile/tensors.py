@@ -17,8 +17,6 @@ from collections.abc import Callable, Hashable, Mapping
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-
 from gradspec.casefile import sampling as _sampling
 from gradspec.casefile.model import TensorPoint
 from gradspec.checks.check import exact_number
@@ -139,6 +137,8 @@ def _listed(at: Any, data: list[str], line_of: Callable[[tuple[Hashable, ...]], 
 
 def _nested(value: Any, fail: Callable[[str], CaseFileError]) -> tuple[tuple[int, ...], list[Fraction]]:
     """A number or a rectangular nested list of numbers: its shape and its elements, row-major."""
+    import numpy as np  # imported on use: loading scalar case files needs no NumPy (nor its threads)
+
     if not isinstance(value, list):
         if isinstance(value, float) and not math.isfinite(value):
             raise fail(f"{value} is not a finite number")

@@ -20,14 +20,16 @@ import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, Outcome, Unsupported
-from gradspec.engines.tensor import TensorOutcome, run_tensor, tensor_unsupported
 from gradspec.graph.ir import Graph
-from gradspec.graph.tensor import TensorGraph
 from gradspec.limits import LIMITS, TimeLimit, deadline
+
+if TYPE_CHECKING:
+    from gradspec.engines.tensor import TensorOutcome
+    from gradspec.graph.tensor import TensorGraph
 
 __all__ = ["Called", "ProtocolError", "batch", "guarded", "run", "steps", "tensor"]
 
@@ -135,6 +137,8 @@ def tensor(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cotang
     """A tensor graph on ``engine`` (:mod:`gradspec.engines.tensor`): its value and one VJP per cotangent,
     skipped when the engine cannot run the graph. Arrays of the wrong shape are left to the comparison,
     which judges them (an unsummed broadcast axis has a shape of its own)."""
+
+    from gradspec.engines.tensor import run_tensor, tensor_unsupported  # NumPy, for tensor cases only
 
     def body() -> TensorOutcome:
         reason = tensor_unsupported(engine, graph)

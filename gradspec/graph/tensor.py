@@ -12,13 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gradspec.errors import ExpressionError
 from gradspec.lang.expr import Apply, Name, Node, Num, Program
-from gradspec.ops import lowering
 from gradspec.ops.shapes import Shape, ShapeError, broadcast, show
 from gradspec.ops.table import OPS, TENSOR_OPS, Capability
+
+if TYPE_CHECKING:
+    from gradspec.ops.lowering import Scalars
 
 __all__ = ["TStep", "TensorGraph", "build_tensor", "evaluate"]
 
@@ -149,10 +151,12 @@ def _step(node: Apply, args: tuple[int, ...], steps: list[TStep], data: frozense
     return TStep(node.op, args, node.kwargs, tuple(shape), col=node.col)
 
 
-def evaluate(graph: TensorGraph, backend: lowering.Scalars, leaves: Mapping[str, Any],
+def evaluate(graph: TensorGraph, backend: Scalars, leaves: Mapping[str, Any],
              on_step: Callable[[int], object] | None = None) -> list[Any]:
     """Every step as an object array of the backend's scalars; ``leaves`` maps each input to its array
     (nodes for differentiable inputs, Fractions for data). ``on_step`` hears each step's index first."""
+    from gradspec.ops import lowering  # NumPy: imported only when a tensor case runs
+
     out: list[Any] = []
     for i, step in enumerate(graph.steps):
         if on_step is not None:

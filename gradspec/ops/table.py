@@ -22,7 +22,6 @@ from typing import Any
 import mpmath
 import sympy
 
-from gradspec.ops import lowering as _low
 from gradspec.ops import shapes as _shape
 
 __all__ = ["CALLABLE", "INFIX", "OPS", "PREFIX_BINDING", "REVERSE_AND_TENSOR", "REVERSE_ONLY", "TENSOR_INFIX", "TENSOR_OPS", "Capability", "Fuzz",
@@ -277,13 +276,19 @@ class TensorOp:
     arity: int
     keywords: tuple[Keyword, ...]
     shape: Callable[[str, Sequence[tuple[int, ...]], dict[str, Any]], tuple[int, ...]]
-    lower: Callable[..., Any]
+    lowering: str  # the element-wise definition: a function of gradspec.ops.lowering (imported on use: NumPy)
     torch: Callable[[Any, Sequence[Any], dict[str, Any]], Any]
     jax: Callable[[Any, Sequence[Any], dict[str, Any]], Any]
     definition: str  # the element-wise definition, for reports
     symbol: str | None = None  # an infix spelling ("@")
     binding: tuple[int, int] | None = None  # an infix op's binding powers, as for scalar rows
     data: tuple[int, ...] = ()  # arguments that are integer data (class targets), never differentiated
+
+    def lower(self, backend: Any, args: Sequence[Any], kw: dict[str, Any], shape: tuple[int, ...]) -> Any:
+        """This op's element-wise definition applied to object arrays of ``backend``'s scalars."""
+        from gradspec.ops import lowering  # NumPy, only once a tensor case is lowered
+
+        return getattr(lowering, self.lowering)(backend, args, kw, shape)
 
 
 _AXIS = Keyword("axis", "int", None)
@@ -308,47 +313,47 @@ def _jax_conv(jax: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
 TENSOR_OPS: dict[str, TensorOp] = {
     o.name: o
     for o in (
-        TensorOp("sum", 1, (_AXIS,), _shape.reduce, _low.total,
+        TensorOp("sum", 1, (_AXIS,), _shape.reduce, "total",
                  lambda t, a, kw: a[0].sum(**_dims(kw)), lambda j, a, kw: j.numpy.sum(a[0], axis=kw["axis"]),
                  "sum of the elements (along axis)"),
-        TensorOp("mean", 1, (_AXIS,), _shape.reduce, _low.mean,
+        TensorOp("mean", 1, (_AXIS,), _shape.reduce, "mean",
                  lambda t, a, kw: a[0].mean(**_dims(kw)), lambda j, a, kw: j.numpy.mean(a[0], axis=kw["axis"]),
                  "sum / n (along axis)"),
-        TensorOp("max", 1, (_AXIS,), _shape.reduce, _low.maximum,
+        TensorOp("max", 1, (_AXIS,), _shape.reduce, "maximum",
                  lambda t, a, kw: t.amax(a[0], **_dims(kw)), lambda j, a, kw: j.numpy.max(a[0], axis=kw["axis"]),
                  "max(a, b) = b + relu(a - b), folded pairwise; a tie is relu's kink"),
-        TensorOp("min", 1, (_AXIS,), _shape.reduce, _low.minimum,
+        TensorOp("min", 1, (_AXIS,), _shape.reduce, "minimum",
                  lambda t, a, kw: t.amin(a[0], **_dims(kw)), lambda j, a, kw: j.numpy.min(a[0], axis=kw["axis"]),
                  "min(a, b) = b - relu(b - a), folded pairwise; a tie is relu's kink"),
-        TensorOp("logsumexp", 1, (_AXIS,), _shape.reduce, _low.logsumexp,
+        TensorOp("logsumexp", 1, (_AXIS,), _shape.reduce, "logsumexp",
                  lambda t, a, kw: t.logsumexp(a[0], dim=kw["axis"] if kw["axis"] is not None else tuple(range(a[0].dim()))),
                  lambda j, a, kw: j.nn.logsumexp(a[0], axis=kw["axis"]), "log(sum_j exp(x_j)) (along axis)"),
-        TensorOp("reshape", 1, (Keyword("shape", "ints"),), _shape.reshape, _low.reshape,
+        TensorOp("reshape", 1, (Keyword("shape", "ints"),), _shape.reshape, "reshape",
                  lambda t, a, kw: a[0].reshape(kw["shape"]), lambda j, a, kw: j.numpy.reshape(a[0], kw["shape"]),
                  "the elements in row-major order"),
-        TensorOp("transpose", 1, (), _shape.transpose, _low.transpose,
+        TensorOp("transpose", 1, (), _shape.transpose, "transpose",
                  lambda t, a, kw: a[0].transpose(-2, -1), lambda j, a, kw: j.numpy.swapaxes(a[0], -2, -1),
                  "the last two axes swapped"),
-        TensorOp("permute", 1, (Keyword("axes", "ints"),), _shape.permute, _low.permute,
+        TensorOp("permute", 1, (Keyword("axes", "ints"),), _shape.permute, "permute",
                  lambda t, a, kw: a[0].permute(kw["axes"]), lambda j, a, kw: j.numpy.transpose(a[0], kw["axes"]),
                  "the axes in the given order"),
-        TensorOp("matmul", 2, (), _shape.matmul, _low.matmul,
+        TensorOp("matmul", 2, (), _shape.matmul, "matmul",
                  lambda t, a, kw: a[0] @ a[1], lambda j, a, kw: j.numpy.matmul(a[0], a[1]),
                  "y_ij = sum_k a_ik b_kj (batched, broadcasting)", symbol="@", binding=(20, 20)),
-        TensorOp("softmax", 1, (_LAST,), _shape.same_along_axis, _low.softmax,
+        TensorOp("softmax", 1, (_LAST,), _shape.same_along_axis, "softmax",
                  lambda t, a, kw: t.softmax(a[0], dim=kw["axis"]), lambda j, a, kw: j.nn.softmax(a[0], axis=kw["axis"]),
                  "y_i = exp(x_i) / sum_j exp(x_j) along axis"),
-        TensorOp("log_softmax", 1, (_LAST,), _shape.same_along_axis, _low.log_softmax,
+        TensorOp("log_softmax", 1, (_LAST,), _shape.same_along_axis, "log_softmax",
                  lambda t, a, kw: t.log_softmax(a[0], dim=kw["axis"]),
                  lambda j, a, kw: j.nn.log_softmax(a[0], axis=kw["axis"]), "y_i = x_i - logsumexp(x) along axis"),
-        TensorOp("layer_norm", 1, (Keyword("eps", "number", Fraction(1, 100_000)),), _shape.layer_norm, _low.layer_norm,
+        TensorOp("layer_norm", 1, (Keyword("eps", "number", Fraction(1, 100_000)),), _shape.layer_norm, "layer_norm",
                  lambda t, a, kw: t.nn.functional.layer_norm(a[0], a[0].shape[-1:], eps=float(kw["eps"])),
                  lambda j, a, kw: j.nn.standardize(a[0], axis=-1, epsilon=float(kw["eps"])),
                  "y_i = (x_i - mean) / sqrt(var + eps) over the last axis (biased variance, no affine)"),
-        TensorOp("cross_entropy", 2, (), _shape.cross_entropy, _low.cross_entropy,
+        TensorOp("cross_entropy", 2, (), _shape.cross_entropy, "cross_entropy",
                  lambda t, a, kw: t.nn.functional.cross_entropy(a[0], a[1].long()), _jax_ce,
                  "mean over the batch of logsumexp(logits_n) - logits_n[target_n]", data=(1,)),
-        TensorOp("conv2d", 2, (Keyword("stride", "int", 1), Keyword("padding", "int", 0)), _shape.conv2d, _low.conv2d,
+        TensorOp("conv2d", 2, (Keyword("stride", "int", 1), Keyword("padding", "int", 0)), _shape.conv2d, "conv2d",
                  lambda t, a, kw: t.nn.functional.conv2d(a[0], a[1], stride=kw["stride"], padding=kw["padding"]),
                  _jax_conv, "y[n,o,i,j] = sum_{c,p,q} x[n,c,i*s+p-pad,j*s+q-pad] w[o,c,p,q] (zero padding)"),
     )

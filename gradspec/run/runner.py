@@ -20,7 +20,6 @@ from gradspec.casefile.model import (
 )
 from gradspec.checks.check import check_graph, prepare
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
-from gradspec.checks.tensor import check_tensor
 from gradspec.checks.training import train
 from gradspec.diagnose.debug import as_yaml_case, shrink, shrink_input
 from gradspec.diagnose.debug import localise as _localise
@@ -152,6 +151,8 @@ def _run(case: Case, point: Point | TensorPoint | None, engine: Engine) -> Check
     if isinstance(case.spec, Training):
         return train(case.spec, case.tolerance, engine, base)
     if isinstance(case.spec, TensorSpec):
+        from gradspec.checks.tensor import check_tensor  # NumPy: a scalar run never imports it (nor its threads)
+
         assert isinstance(point, TensorPoint)
         return check_tensor(case.spec.graph, point.arrays(), engine, case.tolerance, seed=point.seed, kink=case.kink)
     assert case.graph is not None and isinstance(point, Point)
