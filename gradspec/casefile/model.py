@@ -6,17 +6,19 @@ pytest plugin only read them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gradspec.checks.results import Tolerance
+from gradspec.errors import CaseFileError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
+from gradspec.lang.expr import Program
 
-__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "TensorPoint",
+__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Reader", "TensorPoint",
            "TensorSpec", "Training", "data_dir", "discover"]
 
 SUFFIXES = (".gradspec.yaml", ".gradspec.yml")
@@ -80,6 +82,7 @@ class TensorPoint:
 @dataclass(frozen=True)
 class TensorSpec:
     graph: TensorGraph
+    points: tuple[TensorPoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,13 +150,35 @@ class Case:
     engines: tuple[str, ...] = ()
     sampled: bool = False  # points drawn from a sampled domain rather than listed
     domain: tuple[Bounds, ...] = ()  # for sampled cases: where each variable may be drawn
-    spec: Linearity | ChainRule | Training | TensorSpec | None = None
+    spec: object = None  # the kind's own frozen spec (Linearity, ChainRule, Training, TensorSpec), read by its run
 
     @property
     def expression(self) -> str:
         if isinstance(self.spec, TensorSpec):
             return self.spec.graph.program.source
         return self.graph.program.source if self.graph else ""
+
+
+class Reader(Protocol):
+    """What a kind's loader may ask of the case being read: its raw mapping, and located parsing."""
+
+    raw: dict[str, Any]
+    id: str
+    defaults: Mapping[str, Any]
+
+    def line(self, key: tuple[Hashable, ...]) -> int:
+        """The file line of a key path inside the case."""
+        ...
+
+    def fail(self, message: str, *key: Hashable, is_key: bool = False) -> CaseFileError: ...
+
+    def parse(self, key: str) -> Program: ...
+
+    def single(self, key: str) -> Program: ...
+
+    def layout(self, key: str, program: Program, names: list[str]) -> Graph: ...
+
+    def expression_error(self, exc: ExpressionError, key: str) -> CaseFileError: ...
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,14 @@ from fractions import Fraction
 from typing import Any
 
 from gradspec.casefile import sampling as _sampling
-from gradspec.casefile.model import TensorPoint
+from gradspec.casefile.model import Reader, TensorPoint, TensorSpec
 from gradspec.checks.check import exact_number
-from gradspec.errors import CaseFileError
+from gradspec.errors import CaseFileError, ExpressionError
+from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import Apply, Program
 from gradspec.ops.table import TENSOR_OPS
 
-__all__ = ["MAX_ELEMENTS", "is_tensor_case", "points"]
+__all__ = ["MAX_ELEMENTS", "is_tensor_case", "load", "points"]
 
 MAX_ELEMENTS = 4096  # per input
 Fail = Callable[..., CaseFileError]
@@ -42,6 +43,21 @@ def is_tensor_case(raw: Mapping[str, Any], program: Program | None) -> bool:
         if isinstance(item, dict) and any(isinstance(v, list) for v in item.values()):
             return True
     return program is not None and _uses_tensor_ops(program)
+
+
+def load(reader: Reader, names: list[str]) -> tuple[None, TensorSpec]:
+    """The tensor kind's loader: the points (with every input's shape) and the graph over those shapes,
+    its shape errors located at the expression's column."""
+    if "expect" in reader.raw:
+        raise reader.fail("expect does not apply to a tensor case (the exact reference is the expectation)",
+                          "expect", is_key=True)
+    program = reader.parse("expr")
+    found, shapes, data = points(reader.raw, reader.id, reader.defaults.get("seed", 0), reader.line, reader.fail)
+    try:
+        graph = build_tensor(program, shapes, data)
+    except ExpressionError as exc:
+        raise reader.expression_error(exc, "expr") from None
+    return None, TensorSpec(graph, found)
 
 
 def _uses_tensor_ops(program: Program) -> bool:

@@ -20,7 +20,8 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from gradspec.checks.results import CheckResult, Culprit, Quantity, Tolerance, Verdict, worst
+from gradspec.casefile.model import Case, Point, TensorPoint, TensorSpec
+from gradspec.checks.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
 from gradspec.diagnose.patterns import guess, unsummed_shape
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine
@@ -32,7 +33,7 @@ from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.tensor import TensorExact, exact_tensor
 
-__all__ = ["COTANGENTS", "JACOBIAN_LIMIT", "check_tensor", "cotangent"]
+__all__ = ["COTANGENTS", "JACOBIAN_LIMIT", "check_tensor", "cotangent", "run_case"]
 
 COTANGENTS = 2  # seeded random cotangents per draw
 JACOBIAN_LIMIT = 1000  # output elements x differentiable input elements
@@ -46,11 +47,16 @@ def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
     return (np.asarray(steps, dtype=float) / 1024).reshape(shape)
 
 
+def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
+    """The tensor kind's run: one draw of ``case`` on ``engine``."""
+    assert isinstance(case.spec, TensorSpec) and isinstance(point, TensorPoint)
+    return check_tensor(case.spec.graph, point.arrays(), engine, case.tolerance, seed=point.seed, kink=case.kink)
+
+
 def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance, *, seed: int = 0,
                  kink: str | None = None, localise: bool = True) -> CheckResult:
     """Check ``graph`` at ``point`` (input -> array of Fractions) on ``engine``."""
-    base: dict[str, Any] = {"expression": graph.program.source, "point": {}, "engine": engine.name, "kind": "tensor",
-                            "extra": {"shapes": {n: list(s) for n, s in graph.shapes.items()}, "seed": seed}}
+    base: dict[str, Any] = {"expression": graph.program.source, "point": {}, "engine": engine.name, "kind": "tensor"}
     try:
         ref = exact_tensor(graph, point)
     except DomainError as exc:
@@ -77,7 +83,7 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     quantities = _compare(graph, ref, outcome, cotangents, rows, engine.eps, tol, kink)
     verdict = worst([q.verdict for q in quantities])
     shapes = ", ".join(f"{n}{list(s)}" for n, s in graph.shapes.items())
-    message = f"inputs {shapes}" + (f"; full Jacobian compared ({size} rows)" if rows else "")
+    message = f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else "")
     if ref.kinks and kink is None:
         message = "; ".join(filter(None, [message, "at a kink not declared by the case: the op table's convention applies"]))
     result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message)
@@ -100,13 +106,13 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
 def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
     value = ref.value_floats
-    out = [_judge("value", "value", outcome.value, ref.value, value, eps * ref.value_rounding, tol)]
+    out = [_judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol)]
     for k in range(COTANGENTS):
         grad = ref.vjp(cotangents[k])
         ranges = ref.subgradient_range(cotangents[k]) if ref.kinks else None
         for name, _ in graph.differentiable:
             span = ranges.get(name) if ranges else None
-            out.append(_judge(f"{name} (vjp{k})", "input", outcome.grads[k].get(name), grad.exact[name],
+            out.append(_judge(f"{name} (vjp{k})", Role.INPUT, outcome.grads[k].get(name), grad.exact[name],
                               grad.floats[name], eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ()),
                               value))
     if rows:
@@ -119,11 +125,11 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
             exact = np.stack([g.exact[name] for g in grads]).reshape(shape)
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
-            out.append(_judge(f"{name} (jacobian)", "input", stacked, exact, floats, eps * allowed, tol))
+            out.append(_judge(f"{name} (jacobian)", Role.INPUT, stacked, exact, floats, eps * allowed, tol))
     return out
 
 
-def _judge(label: str, role: str, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
+def _judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
            span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None) -> Quantity:
     if engine is None:
         return Quantity(label, role, None, None, None, None, None, None, Verdict.SKIP,
@@ -195,7 +201,7 @@ def _localise(graph: TensorGraph, ref: TensorExact, engine: Engine, tol: Toleran
             continue
         if result.verdict is Verdict.FAIL:
             bad = [q for q in result.quantities if q.verdict is Verdict.FAIL]
-            kind = "forward" if bad and bad[0].role == "value" else "rule"
+            kind = CulpritKind.FORWARD if bad and bad[0].role == Role.VALUE else CulpritKind.RULE
             detail = f"{bad[0].name}: {bad[0].note}" if bad else result.message
             label = graph.label(i)
             return Culprit(step.op, kind, label, message=f"{step.op} at column {step.col} ({text}) fails on its own: {detail}")
