@@ -246,3 +246,15 @@ def test_pytest_items_are_named_by_draw_and_engine(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(["*t.gradspec.yaml::attn[[]draw0[]][[]builtin[]] PASSED*",
                                  "*t.gradspec.yaml::attn[[]draw1[]][[]builtin[]] PASSED*",
                                  "*t.gradspec.yaml::fixed[[]x=1x2[]][[]builtin[]] PASSED*"])
+
+
+def test_the_public_check_takes_nested_lists_and_arrays() -> None:
+    import gradspec
+    from gradspec.errors import ExpressionError
+
+    result = gradspec.check("softmax(x, axis=-1) @ w", {"x": [[1, 2], [3, 4]], "w": np.array([0.5, -1.5])})
+    assert result.verdict is Verdict.PASS and result.kind == "tensor"
+    assert [q.name for q in result.quantities][:3] == ["value", "x (vjp0)", "w (vjp0)"]
+    assert gradspec.check("sum(x) * 2", {"x": 1.5}, engine="torch").verdict is Verdict.PASS  # a 0-d tensor
+    with pytest.raises(ExpressionError, match=r"matmul: \[2\] @ \[3\]: inner dimensions 2 and 3 differ"):
+        gradspec.check("x @ w", {"x": [1, 2], "w": [1, 2, 3]})

@@ -19,10 +19,10 @@ from typing import Any
 
 from gradspec.casefile import sampling as _sampling
 from gradspec.casefile.model import Reader, TensorPoint, TensorSpec
-from gradspec.checks.check import exact_number
 from gradspec.errors import CaseFileError, ExpressionError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import Apply, Program
+from gradspec.lang.numbers import exact_number
 from gradspec.ops.table import TENSOR_OPS
 
 __all__ = ["MAX_ELEMENTS", "is_tensor_case", "load", "points"]
