@@ -258,31 +258,12 @@ class _CaseLoader:
     def tensor(self, common: dict[str, Any]) -> Case:
         """A tensor case (its row's loader reads points and shapes), with every point inside every op's
         domain, or on a declared kink."""
-        from gradspec.reference.tensor import exact_tensor  # NumPy, imported only for tensor cases
-
-        raw = self.raw
         _, spec = KINDS[CaseKind.TENSOR].load(self, [])
         assert isinstance(spec, TensorSpec)
-        graph, points = spec.graph, spec.points
-        case = Case(**common, points=points, kink=raw.get("kink"), spec=spec, sampled="sample" in raw)
-        if self.trusted:
-            return case
-        sampled = "sample" in raw
-        for i, point in enumerate(points):
-            where = ("sample",) if sampled else (("at",) if isinstance(raw["at"], dict) else ("at", i))
-            label = f"draw {i}" if sampled else f"point {i}"
-            try:
-                ref = exact_tensor(graph, point.arrays())
-            except DomainError as exc:
-                hint = "; narrow the sampled range or add an exclusion" if sampled else ""
-                self.errors.append(self.fail(f"{label} is outside the domain: {exc.message}{hint}", *where))
-                break
-            if ref.kinks and case.kink is None:
-                self.errors.append(self.fail(f"{label} lies on a kink ({', '.join(ref.kinks)}); declare "
-                                             "`kink: convention` or `kink: any`", *where))
-                break
-        if self.errors:
-            raise _group(self.doc.path, self.errors)
+        case = Case(**common, points=spec.points, kink=self.raw.get("kink"), spec=spec, sampled="sample" in self.raw)
+        problem = None if self.trusted else _tensors.check_points(spec, self.raw, self.fail)
+        if problem is not None:
+            raise _group(self.doc.path, [problem])
         return case
 
     def tolerance(self) -> Tolerance:

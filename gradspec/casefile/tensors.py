@@ -19,13 +19,13 @@ from typing import Any
 
 from gradspec.casefile import sampling as _sampling
 from gradspec.casefile.model import Reader, TensorPoint, TensorSpec
-from gradspec.errors import CaseFileError, ExpressionError
+from gradspec.errors import CaseFileError, DomainError, ExpressionError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import Apply, Program
 from gradspec.lang.numbers import exact_number
 from gradspec.ops.table import TENSOR_OPS
 
-__all__ = ["MAX_ELEMENTS", "is_tensor_case", "load", "points"]
+__all__ = ["MAX_ELEMENTS", "check_points", "is_tensor_case", "load", "points"]
 
 MAX_ELEMENTS = 4096  # per input
 Fail = Callable[..., CaseFileError]
@@ -58,6 +58,25 @@ def load(reader: Reader, names: list[str]) -> tuple[None, TensorSpec]:
     except ExpressionError as exc:
         raise reader.expression_error(exc, "expr") from None
     return None, TensorSpec(graph, found)
+
+
+def check_points(spec: TensorSpec, raw: Mapping[str, Any], fail: Fail) -> CaseFileError | None:
+    """The first point outside an op's domain, or on a kink the case does not declare, as a located error."""
+    from gradspec.reference.tensor import exact_tensor  # NumPy, imported only for tensor cases
+
+    sampled = "sample" in raw
+    for i, point in enumerate(spec.points):
+        where = ("sample",) if sampled else (("at",) if isinstance(raw["at"], dict) else ("at", i))
+        label = f"draw {i}" if sampled else f"point {i}"
+        try:
+            ref = exact_tensor(spec.graph, point.arrays())
+        except DomainError as exc:
+            hint = "; narrow the sampled range or add an exclusion" if sampled else ""
+            return fail(f"{label} is outside the domain: {exc.message}{hint}", *where)
+        if ref.kinks and raw.get("kink") is None:
+            return fail(f"{label} lies on a kink ({', '.join(ref.kinks)}); declare `kink: convention` or `kink: any`",
+                        *where)
+    return None
 
 
 def _uses_tensor_ops(program: Program) -> bool:
