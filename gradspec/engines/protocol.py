@@ -32,7 +32,7 @@ from typing import Any
 
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
-from gradspec.ops.table import OPS, REVERSE_ONLY, Capability, Op
+from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, REVERSE_ONLY, Capability, Op
 
 __all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NamedEngine", "Outcome", "Unavailable", "Unsupported",
            "ValueClassEngine", "resolve"]
@@ -189,11 +189,13 @@ class NamedEngine:
 
 
 class ValueClassEngine(Engine):
-    """Adapter for a micrograd-style scalar ``Value`` class.
+    """Adapter for a micrograd-style scalar ``Value`` class (tensor cases run as a tensor of Values).
 
     ``data``, ``grad`` and ``methods`` are the class's names for the forward value, the gradient and
     the op methods (and ``backward``), where they differ from micrograd's.
     """
+
+    capabilities = REVERSE_AND_TENSOR
 
     def __init__(self, cls: type, name: str | None = None, *, data: str = "data", grad: str = "grad",
                  methods: Mapping[str, str] | None = None) -> None:
