@@ -22,7 +22,6 @@ from gradspec.reference.cache import CACHE
 from gradspec.reference.exact import (
     DPS,
     Exact,
-    conditioning,
     derive,
     exact,
     numerical_all,
@@ -30,8 +29,9 @@ from gradspec.reference.exact import (
     relative_error,
     symbolic,
 )
+from gradspec.reference.rounding import allowances
 
-__all__ = ["check", "check_gradients", "check_graph", "exact_number", "prepare"]
+__all__ = ["check", "check_gradients", "check_graph", "exact_number", "float_range", "overflow_verdict", "prepare"]
 
 Number = float | int | str | Fraction | Decimal
 
@@ -102,6 +102,9 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc}")  # type: ignore[arg-type]
     except Unsupported as exc:
         return CheckResult(**base, verdict=Verdict.SKIP, message=str(exc))  # type: ignore[arg-type]
+    except OverflowError as exc:
+        verdict, message = overflow_verdict(ref, engine, exc, ieee=False)
+        return CheckResult(**base, verdict=verdict, message=message)  # type: ignore[arg-type]
     except (Exception, RecursionError) as exc:  # the engine under test failed; report, don't crash
         return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
     quantities = compare(graph, ref, outcome, point, tol, engine)
@@ -113,6 +116,31 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
 
         result = dataclasses.replace(result, culprit=localise(graph, point, engine))
     return result
+
+
+def float_range(engine: Engine) -> float:
+    """The largest finite magnitude of the engine's float type (inf: whatever float64 holds)."""
+    eps = getattr(engine, "eps", FLOAT64_EPS)
+    return getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
+
+
+def overflow_verdict(ref: Exact, engine: Engine, exc: OverflowError, *, ieee: bool) -> tuple[Verdict, str]:
+    """The verdict on an engine that raised OverflowError.
+
+    Where the exact value or a gradient is beyond the engine's float range there is no right float to
+    return: IEEE 754 gives inf, Python's math raises, and both are accepted (a convention difference)
+    unless the case demands IEEE behaviour. Where every exact quantity is finite (sigmoid(-800) is
+    about 0) the overflow is a bug in how the engine computes it.
+    """
+    limit = float_range(engine)
+    beyond = [name or "value" for name, q in [("", ref.value), *ref.grads.items()]
+              if math.isinf(float(q)) or abs(float(q)) > limit]
+    raised = f"engine raised OverflowError: {exc}"
+    if not beyond:
+        return Verdict.FAIL, f"{raised}; the exact value and gradients are finite in the engine's precision"
+    if ieee:
+        return Verdict.FAIL, f"{raised}; the case expects IEEE 754 behaviour (inf for {', '.join(beyond)})"
+    return Verdict.CONVENTION, f"raised OverflowError where IEEE 754 gives inf ({', '.join(beyond)}: {exc})"
 
 
 def compare(
@@ -127,10 +155,10 @@ def compare(
     formulas = _formulas(graph)
     key = tuple(sorted(point.items()))
     eps = getattr(engine, "eps", FLOAT64_EPS)
-    limit = getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
+    limit = float_range(engine)
 
     def rounding(name: str) -> float:
-        return eps * float(conditioning(graph, key)[name])
+        return allowances(graph, key, eps)[name]
 
     out = [_judge("value", "value", outcome.value, ref.value, None, tol, None, formulas.get("", ""),
                   lambda: rounding(""), limit)]
@@ -140,7 +168,18 @@ def compare(
         num = nums[name]
         out.append(_judge(name, role, outcome.grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name),
                           formulas.get(name, ""), lambda name=name: rounding(name), limit))  # type: ignore[misc]
+    for spelling, other in outcome.spelled.items():
+        # The graph built with the other spelling: only numbers that differ can be judged differently.
+        same = {"value": outcome.value, **outcome.grads}
+        for q in compare(graph, ref, other, point, tol, engine):
+            if not _identical(q.engine, same.get(q.name)):
+                out.append(dataclasses.replace(q, name=f"{q.name} via {spelling}",
+                                               note="; ".join(filter(None, [f"built with {spelling}", q.note]))))
     return tuple(out)
+
+
+def _identical(a: float | None, b: float | None) -> bool:
+    return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
 
 
 @lru_cache(maxsize=2048)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,7 +29,7 @@ from gradspec.ops.table import OPS
 from gradspec.reference.cache import CACHE, decode, encode
 from gradspec.reference.mpeval import Env, Scalar, compile_expr, to_mpf
 
-__all__ = ["DPS", "Derivation", "Exact", "conditioning", "derive", "exact", "numerical", "numerical_all", "relative_error"]
+__all__ = ["DPS", "Derivation", "Exact", "derive", "exact", "numerical", "numerical_all", "relative_error"]
 
 DPS = 60  # working precision; results are trusted to well over 30 significant digits
 mp = mpmath.mp
@@ -258,12 +257,11 @@ def adjoints(
     graph: Graph,
     values: list[Scalar],
     local: Mapping[tuple[int, int], Scalar] | None = None,
-    jitter: Callable[[str, Scalar], Scalar] | None = None,
 ) -> list[Scalar]:
     """Exact reverse accumulation: d output / d step for every step (chain rule at full precision).
 
     ``local`` overrides chosen local partials ``(step, argument) -> value``, used to explore the
-    subgradients at kinks; ``jitter`` perturbs each local partial, used to measure conditioning.
+    subgradients at kinks.
     """
     adj = [mpmath.mpf(0)] * len(graph.steps)
     adj[graph.output] = mpmath.mpf(1)
@@ -277,77 +275,8 @@ def adjoints(
             if not graph.varying[a]:
                 continue
             p = local[(i, k)] if local and (i, k) in local else partials[k](args)  # type: ignore[arg-type]
-            if jitter is not None:
-                p = jitter(step.op, p)
             adj[a] += adj[i] * p
     return adj
-
-
-# How many units in the last place an engine may err per op: IEEE arithmetic rounds correctly (1),
-# while library transcendental functions (XLA's float32 tanh among them) are accurate to a few ulps.
-_ULPS = {"exp": 4, "log": 4, "tanh": 4, "sigmoid": 4, "sin": 4, "cos": 4, "pow": 4}
-# Backward formulas that lose absolute rather than relative accuracy: tanh' = 1 - t*t and
-# sigmoid' = s*(1 - s) are computed from an output near 1 that is off by a few ulps.
-_ABSOLUTE_ROUNDING = {"tanh": 2 * _ULPS["tanh"], "sigmoid": _ULPS["sigmoid"]}
-_CONDITION_SAMPLES = 4
-_CONDITION_SAFETY = 3
-
-
-@lru_cache(maxsize=8192)
-def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[str, Scalar]:
-    """How much rounding can move each quantity, in units of the engine's machine epsilon.
-
-    A float engine rounds every input, every op's result and every local partial it multiplies. This
-    replays the graph exactly with each of those perturbed by a tiny relative amount of random sign
-    (seeded, so results repeat), and measures how far the value and each gradient move. The largest
-    movement over a few samples, times a safety factor, estimates the first-order rounding error per
-    unit of epsilon: a float32 engine is allowed about 2**29 times more than a float64 one, and an
-    ill-conditioned point more than a well-conditioned one. Names map to scales; "" is the value.
-    """
-    tau = mpmath.mpf("1e-30")
-    names = dict(graph.inputs + graph.intermediates)
-    with mpmath.workdps(DPS):
-        env = {name: to_mpf(v) for name, v in point}
-        values, _ = forward(graph, env)
-        base = adjoints(graph, values)
-        worst = dict.fromkeys(["", *names], mpmath.mpf(0))
-        rng = random.Random(len(graph.steps))
-        # A derivative that jumps (relu, abs) keeps its exact value: rounding that moves an argument
-        # across a kink is not a first-order effect, and the kink has its own rules.
-        kinks = {(i, k): _local_partials(step.op)[k]([values[a] for a in step.args])  # type: ignore[arg-type]
-                 for i, step in enumerate(graph.steps) if step.op and OPS[step.op].kink is not None
-                 for k in range(len(step.args))}
-        for _ in range(_CONDITION_SAMPLES):
-            def sign() -> int:
-                return 1 if rng.random() < 0.5 else -1
-
-            moved: list[Scalar] = []
-            for i, step in enumerate(graph.steps):
-                v = values[i] if step.op is None else _mp_apply(step.op, [moved[a] for a in step.args])
-                # Inputs, op results and constants that binary floats cannot hold (0.1, not 2 or 0.5) are
-                # rounded; a constant is rounded once, so every use shares its error.
-                ulps = _ULPS.get(step.op or "", 1)
-                moved.append(v * (1 + sign() * ulps * tau) if graph.varying[i] or _inexact(step.const) else v)
-
-            def jitter(op: str, p: Scalar) -> Scalar:
-                return p * (1 + sign() * tau) + sign() * tau * _ABSOLUTE_ROUNDING.get(op, 0)
-
-            adj = adjoints(graph, moved, local=kinks, jitter=jitter)
-            for name, i in names.items():
-                worst[name] = _larger(worst[name], adj[i] - base[i], tau)
-            worst[""] = _larger(worst[""], moved[graph.output] - values[graph.output], tau)
-    return {k: v * _CONDITION_SAFETY for k, v in worst.items()}
-
-
-def _inexact(const: Fraction | None) -> bool:
-    """A constant that a binary float cannot represent exactly (its denominator is not a power of 2)."""
-    return const is not None and const.denominator & (const.denominator - 1) != 0
-
-
-def _larger(current: Scalar, change: Scalar, tau: Scalar) -> Scalar:
-    if mpmath.isnan(change):  # a perturbation left the domain: rounding can break this quantity
-        return mpmath.inf
-    return max(current, abs(change) / tau)
 
 
 def _subgradient_ranges(graph: Graph, values: list[Scalar], kinks: list[Kinked]) -> dict[str, tuple[Scalar, Scalar]]:

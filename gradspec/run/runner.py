@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 
 from gradspec.casefile.model import Bounds, Case, CaseFile, ChainRule, Linearity, Point, Training
-from gradspec.checks.check import check_graph, compare, prepare
+from gradspec.checks.check import check_graph, compare, overflow_verdict, prepare
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.checks.training import train
 from gradspec.diagnose.debug import as_yaml_case, shrink, shrink_input
@@ -17,7 +17,8 @@ from gradspec.engines.protocol import Engine, Outcome, Unsupported
 from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
-from gradspec.reference.exact import conditioning, exact, over_budget, relative_error
+from gradspec.reference.exact import Exact, exact, over_budget, relative_error
+from gradspec.reference.rounding import allowances
 
 __all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point"]
 
@@ -147,7 +148,7 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
         if case.expect.error == "domain":
             return _expected_domain_error(case, point, engine, exc.message)
         return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)  # type: ignore[arg-type]
-    outcome = _engine_run(engine, graph, point)
+    outcome = _engine_run(engine, graph, point, ref, ieee=case.expect.ieee)
     if isinstance(outcome, CheckResult):
         return dataclasses.replace(outcome, **base)  # type: ignore[arg-type]
     quantities = list(compare(graph, ref, outcome, point.exact(), case.tolerance, engine))
@@ -166,7 +167,8 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
                        kinks=kinks, message=message)
 
 
-def _engine_run(engine: Engine, graph: Graph, point: Point) -> Outcome | CheckResult:
+def _engine_run(engine: Engine, graph: Graph, point: Point, ref: Exact | None = None, *,
+                ieee: bool = False) -> Outcome | CheckResult:
     reason = engine.unsupported(graph) or engine.unrepresentable(graph, point.floats())
     if reason:
         return CheckResult("", {}, engine.name, Verdict.SKIP, message=reason)
@@ -177,6 +179,11 @@ def _engine_run(engine: Engine, graph: Graph, point: Point) -> Outcome | CheckRe
         return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine {exc}")
     except Unsupported as exc:
         return CheckResult("", {}, engine.name, Verdict.SKIP, message=str(exc))
+    except OverflowError as exc:
+        if ref is None:
+            return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine raised OverflowError: {exc}")
+        verdict, message = overflow_verdict(ref, engine, exc, ieee=ieee)
+        return CheckResult("", {}, engine.name, verdict, message=message)
     except (Exception, RecursionError) as exc:  # the engine under test failed: that check fails, the run goes on
         return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")
 
@@ -240,8 +247,8 @@ def _property(name: str, engine_value: float | None, reference: float, case: Cas
 
 
 def _scale(engine: Engine, graph: Graph, point: Point, name: str) -> float:
-    """The rounding allowance of one quantity on ``engine`` (see :func:`gradspec.reference.exact.conditioning`)."""
-    return engine.eps * float(conditioning(graph, tuple(sorted(point.values)))[name])
+    """The rounding allowance of one quantity on ``engine`` (see :func:`gradspec.reference.rounding.allowances`)."""
+    return allowances(graph, tuple(sorted(point.values)), engine.eps)[name]
 
 
 def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Outcome) -> tuple[list[Quantity], str]:
