@@ -3,10 +3,11 @@
 A float engine rounds every input it is given, every constant a binary float cannot hold, every op's
 result, and, in backward, every local partial, every product ``adjoint * partial`` and every sum
 that accumulates a gradient. Each rounding is a relative error of at most ``ulps * eps`` (the op
-row's budget; half an ulp for a correctly rounded result) plus an absolute one below the smallest
-normal number (underflow). To first order a quantity moves by the sum, over the roundings, of
-``|sensitivity to that rounding| * (its largest error)``, and that sum is the allowance, computed
-exactly (mpmath) along the graph; no sampling, so no luck.
+row's budget; half an ulp for a correctly rounded result), plus, for a result below the smallest
+normal number, that number (underflow, or an engine that flushes subnormals to zero). To first order
+a quantity moves by the sum, over the roundings, of ``|sensitivity to that rounding| * (its largest
+error)``, and that sum is the allowance, computed exactly (mpmath) along the graph: no sampling, so
+no luck.
 
 Sensitivities. The value's sensitivity to a rounding of node ``m`` is the adjoint ``d out/d m``. A
 gradient ``d out/d j`` is itself a function of every forward value, so its sensitivity to a rounding
@@ -89,21 +90,25 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
     partials: list[list[Scalar]] = [[] for _ in range(n)]
     seconds: list[list[list[Scalar]]] = [[] for _ in range(n)]
     rounding: list[Scalar] = [mpmath.mpf(0)] * n  # the largest error of each node's forward value
+
+    def below(x: Scalar) -> Scalar:  # underflow: a result below the smallest normal may lose it all
+        return tiny if abs(x) < tiny else 0
+
     for i, step in enumerate(steps):
         v = abs(values[i])
         if step.op is None:
             leaf = exact_leaves[i]
             if leaf is not None and not _representable(leaf, bits):
-                rounding[i] = v * u
+                rounding[i] = v * u + below(v)
             continue
         op = OPS[step.op]
         args = [values[a] for a in step.args]
         partials[i] = [p(args) for p in _local_partials(step.op)]  # type: ignore[arg-type]
         seconds[i] = [[q(args) for q in row] for row in _second_partials(step.op)]  # type: ignore[arg-type]
         if graph.varying[i]:
-            rounding[i] = v * op.ulps * eps + (tiny if op.ulps else 0)
+            rounding[i] = v * op.ulps * eps + (below(v) if op.ulps else 0)
         else:  # folded in float64 by the engine layer, then handed to the engine as one constant
-            rounding[i] = v * (u + op.ulps * 2.0**-52)
+            rounding[i] = v * (u + op.ulps * 2.0**-52) + below(v)
 
     adj = _reverse(graph, partials)
     out: dict[str, float] = {"": _finite(mpmath.fsum(abs(a) * r for a, r in zip(adj, rounding, strict=True) if r))}
@@ -124,7 +129,8 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
                 continue
             p = partials[i][k]
             product = 0 if abs(p) == 1 else u
-            err = abs(adj[i]) * (abs(p) * (op.partial_ulps * eps + product) + op.partial_abs * eps) + tiny
+            err = abs(adj[i]) * (abs(p) * (op.partial_ulps * eps + product) + op.partial_abs * eps + below(p)) \
+                + below(adj[i] * p)
             edge_error[i].append(err)
             total[a] += abs(adj[i] * p)
             count[a] += 1
