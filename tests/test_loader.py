@@ -508,7 +508,7 @@ def test_every_kind_loads(kinds_file: Path) -> None:
         assert isinstance(c, Case)
         assert c.path == str(kinds_file)
         assert c.tags == ("kinds",)
-        assert c.tolerance == Tolerance(rtol=1e-7, atol=1e-10, h=1e-4)
+        assert c.tolerance == Tolerance(rtol=1e-7, atol=0.0, h=1e-4)
         with pytest.raises(dataclasses.FrozenInstanceError):
             c.id = "other"  # type: ignore[misc]
 

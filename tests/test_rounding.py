@@ -4,7 +4,6 @@ and small enough that a float32 engine with one bug still fails."""
 from __future__ import annotations
 
 import importlib.util
-import math
 import sys
 import time
 from fractions import Fraction
@@ -14,7 +13,6 @@ from typing import Any
 import mpmath
 import pytest
 
-from gradspec import check
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import data_dir
 from gradspec.checks.check import prepare

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-
 import pytest
 
 from gradspec.casefile.loader import load_file
