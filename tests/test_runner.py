@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 from gradspec.casefile.loader import load_file
-from gradspec.casefile.model import Case
+from gradspec.casefile.model import Case, data_dir
 from gradspec.checks.results import CheckResult, Quantity, Verdict
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.run.runner import applies, run_case, run_files, run_point
@@ -584,3 +584,15 @@ def test_float32_overflow_is_judged_against_float32_range(case: Callable[[str], 
     float32.eps = 2.0**-23
     assert only(run_case(exp100, float32)).verdict is Verdict.CONVENTION
     assert only(run_case(exp100, float64)).verdict is Verdict.FAIL
+
+
+def test_the_library_tries_tiny_and_huge_tanh(engines: ModuleType) -> None:
+    cases = {c.id: c for c in load_file(data_dir("cases") / "edge-cases.gradspec.yaml").cases}
+    engine = resolve(engines.TanhViaExp)  # tanh as (exp(2x) - 1)/(exp(2x) + 1)
+    tiny = run_case(cases["tanh-tiny"], engine)
+    assert [r.verdict for r in tiny] == [Verdict.FAIL, Verdict.FAIL]  # off by 2e-5 of tanh(+-1e-12)
+    assert all(r.failures()[0].name == "value" for r in tiny)
+    huge = run_case(cases["tanh-huge"], engine)
+    assert huge[0].verdict is Verdict.FAIL  # exp(800) raises, yet tanh(400) = 1 is finite
+    assert huge[0].message.startswith("engine raised OverflowError")
+    assert all(r.verdict is Verdict.PASS for r in run_case(cases["tanh-tiny"], BUILTIN) + run_case(cases["tanh-huge"], BUILTIN))
