@@ -24,7 +24,9 @@ from typing import Any
 import mpmath
 
 from gradspec.checks.results import Culprit
+from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
+from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph, Step
 from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
@@ -188,7 +190,10 @@ def _close(engine: float | None, exact: float, rtol: float = 1e-6, atol: float =
 def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tuple[list[NodeReport], Outcome]:
     """Every node of ``graph`` at ``point``: the engine's value and gradient beside the exact ones."""
     floats = {k: float(v) for k, v in point.items()}
-    outcome = engine.run(graph, floats, every_node=True)
+    called = call.run(engine, graph, floats, every_node=True, representable=False)
+    if called.verdict is not None:
+        raise EngineError(f"{engine.name} cannot be explained here: {called.message}")
+    outcome = called.get()
     values, adj = _exact_state(graph, point)
     rows = []
     for i, step in enumerate(graph.steps):
@@ -204,10 +209,10 @@ def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tupl
 def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Culprit | None:
     """Name the op (or ``backward``) that makes ``engine`` wrong on ``graph`` at ``point``."""
     floats = {k: float(v) for k, v in point.items()}
-    try:
-        outcome = engine.run(graph, floats, every_node=True)
-    except Exception:  # the engine raising is reported by the check itself
+    called = call.run(engine, graph, floats, every_node=True, representable=False)
+    if called.verdict is not None:  # the engine failing to run is reported by the check itself
         return None
+    outcome = called.get()
     values, adj = _exact_state(graph, point)
     forward_bug = _first_wrong_value(graph, outcome, values)
     if forward_bug is not None:
@@ -319,8 +324,11 @@ def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: 
 
 def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine) -> bool:
     graph, point = mini
+    called = call.run(engine, graph, {k: float(v) for k, v in point.items()}, representable=False)
+    if called.verdict is not None:  # the op alone cannot even be run: it is the culprit
+        return True
+    outcome = called.get()
     try:
-        outcome = engine.run(graph, {k: float(v) for k, v in point.items()})
         _, adj = _exact_state(graph, point)
     except Exception:
         return True
