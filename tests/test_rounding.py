@@ -111,6 +111,7 @@ def test_smallest_normal_by_precision() -> None:
     assert smallest_normal(FLOAT64_EPS) == 2.0**-1022
 
 
+@pytest.mark.slow
 def test_a_ten_thousand_step_chain_costs_a_few_sweeps() -> None:
     case = next(c for c in load_file(data_dir("cases") / "edge-cases.gradspec.yaml").cases if c.id == "deep-10000")
     assert case.graph is not None
