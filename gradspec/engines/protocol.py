@@ -5,6 +5,7 @@ case through them, so an engine that implements them runs the whole library::
 
     name           how reports name it ("torch:float32")
     eps            machine epsilon of its floating-point type (tolerances scale with it)
+    capabilities   the modes it can be checked in (:class:`gradspec.ops.table.Capability`; reverse mode)
     missing(op, value_left) -> str | None     why it cannot apply an op ("engine has no tanh")
     begin()        start a new graph (a tape-based engine clears its tape)
     leaf(x)        a differentiable input holding the float x
@@ -25,13 +26,12 @@ import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
 from gradspec.errors import EngineError
-from gradspec.graph.ir import Graph
-from gradspec.ops.table import OPS, Op
+from gradspec.graph.ir import Apply, Const, Graph, Leaf
+from gradspec.ops.table import OPS, REVERSE_ONLY, Capability, Op
 
 __all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "Outcome", "Unavailable", "Unsupported", "ValueClassEngine", "resolve"]
 
@@ -61,6 +61,7 @@ class Engine:
 
     name: str = "engine"
     eps: float = FLOAT64_EPS
+    capabilities: frozenset[Capability] = REVERSE_ONLY
 
     # -- primitives -----------------------------------------------------------------------------
     def begin(self) -> None:
@@ -93,7 +94,7 @@ class Engine:
         if self.eps < FLOAT32_EPS:
             return None  # float64 holds every value gradspec passes
         values = [(f"input {n} = {point[n]:g}", point[n]) for n, _ in graph.inputs]
-        values += [(f"constant {float(s.const):g}", float(s.const)) for s in graph.steps if s.const is not None]
+        values += [(f"constant {float(s.value):g}", float(s.value)) for s in graph.steps if isinstance(s, Const)]
         for what, v in values:
             if abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_SMALLEST:
                 return f"{what} is not representable in float32, the engine's precision"
@@ -102,7 +103,7 @@ class Engine:
     def unsupported(self, graph: Graph) -> str | None:
         """Why this engine cannot run ``graph``, or None."""
         for step in graph.steps:
-            if step.op is not None and any(graph.varying[a] for a in step.args):
+            if isinstance(step, Apply) and any(graph.varying[a] for a in step.args):
                 reason = self.missing(OPS[step.op], graph.varying[step.args[0]])
                 if reason:
                     return reason
@@ -119,7 +120,7 @@ class Engine:
         if not graph.varying[graph.output]:
             return Outcome(float(nodes[graph.output]), {n: 0.0 for n, _ in names})
         out = nodes[graph.output]
-        used = _reaches_output(graph)
+        used = graph.reaches_output
         wanted = [(n, i) for n, i in names if used[i]]
         steps = [i for i, s in enumerate(graph.steps) if used[i] and graph.varying[i]] if every_node else []
         grads = self.gradients(out, [nodes[i] for _, i in wanted] + [nodes[i] for i in steps])
@@ -138,12 +139,14 @@ class Engine:
         """
         nodes: list[Any] = []
         for step in graph.steps:
-            if step.name is not None:
-                nodes.append(leaves[step.name])
-            elif step.op is None:
-                nodes.append(float(step.const))  # type: ignore[arg-type]
-            else:
-                nodes.append(self._apply(OPS[step.op], [nodes[a] for a in step.args], [graph.varying[a] for a in step.args]))
+            match step:
+                case Leaf():
+                    nodes.append(leaves[step.name])
+                case Const():
+                    nodes.append(float(step.value))
+                case Apply():
+                    args = [nodes[a] for a in step.args]
+                    nodes.append(self._apply(OPS[step.op], args, [graph.varying[a] for a in step.args]))
         return nodes
 
     def _apply(self, op: Op, args: list[Any], varying: list[bool]) -> Any:
@@ -155,26 +158,16 @@ class Engine:
         except (TypeError, NotImplementedError) as exc:
             raise Unsupported(f"engine cannot apply {op.name} to {_kinds(varying)}: {exc}") from exc
         except AssertionError as exc:
-            # micrograd-style classes assert on operand kinds they do not take (a Value exponent).
-            if op.name == "pow" and varying[1]:
-                raise Unsupported(f"engine's ** does not take a Value exponent: {exc}") from exc
+            # micrograd-style classes assert on operand kinds they do not take (a Value exponent); the
+            # op's row says which argument that is.
+            refused = op.asserts_on_value
+            if refused is not None and varying[refused[0]]:
+                raise Unsupported(f"{refused[1]}: {exc}") from exc
             raise
 
 
 def _kinds(varying: list[bool]) -> str:
     return ", ".join("Value" if v else "number" for v in varying)
-
-
-@lru_cache(maxsize=4096)
-def _reaches_output(graph: Graph) -> tuple[bool, ...]:
-    """Which nodes the output depends on: a property of the graph, worked out once per graph."""
-    used = [False] * len(graph.steps)
-    used[graph.output] = True
-    for i in range(len(graph.steps) - 1, -1, -1):
-        if used[i]:
-            for a in graph.steps[i].args:
-                used[a] = True
-    return tuple(used)
 
 
 class ValueClassEngine(Engine):
@@ -223,7 +216,7 @@ class ValueClassEngine(Engine):
         """The builtin spellings (``__abs__``) of ops in ``graph`` this class has beside their method."""
         found: list[str] = []
         for step in graph.steps:
-            op = OPS[step.op] if step.op is not None and graph.varying[step.args[0]] else None
+            op = OPS[step.op] if isinstance(step, Apply) and graph.varying[step.args[0]] else None
             if op is None or op.builtin is None or op.method is None:
                 continue
             if hasattr(self.cls, op.builtin[0]) and hasattr(self.cls, op.method) and op.builtin[0] not in found:

@@ -23,15 +23,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from functools import cache, lru_cache
+from functools import cache
 
 import mpmath
 import sympy
 
-from gradspec.graph.ir import Graph
+from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.ops.table import OPS
-from gradspec.reference.exact import DPS, _compile_with, _local_partials, forward
-from gradspec.reference.mpeval import Env, Scalar, to_mpf
+from gradspec.reference.chain import forward, local_partials
+from gradspec.reference.exact import DPS
+from gradspec.reference.mpeval import Env, Scalar, compile_expr, to_mpf
 
 __all__ = ["allowances", "smallest_normal"]
 
@@ -50,10 +51,14 @@ def _second_partials(name: str) -> tuple[tuple[Callable[[Env], Scalar], ...], ..
     op = OPS[name]
     dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
     form = op.sympy(*dummies)
+
+    def compiled(expr: sympy.Expr) -> Callable[[Env], Scalar]:
+        body = compile_expr(expr)
+        return lambda args: body({d: args[i] for i, d in enumerate(dummies)})  # type: ignore[index]
+
     if op.kink is not None:
-        zero = _compile_with(sympy.Integer(0), dummies)
-        return tuple(tuple(zero for _ in dummies) for _ in dummies)
-    return tuple(tuple(_compile_with(sympy.diff(form, dk, dl), dummies) for dl in dummies) for dk in dummies)
+        return tuple(tuple(compiled(sympy.Integer(0)) for _ in dummies) for _ in dummies)
+    return tuple(tuple(compiled(sympy.diff(form, dk, dl)) for dl in dummies) for dk in dummies)
 
 
 def _representable(x: Fraction, bits: int) -> bool:
@@ -68,17 +73,19 @@ def _representable(x: Fraction, bits: int) -> bool:
     return num.bit_length() <= bits
 
 
-@lru_cache(maxsize=8192)
 def allowances(graph: Graph, point: tuple[tuple[str, Fraction], ...], eps: float) -> dict[str, float]:
     """The rounding allowance of every quantity of ``graph`` at ``point`` on an engine whose machine
     epsilon is ``eps``: absolute, keyed by input or intermediate name, ``""`` for the value.
 
-    ``inf`` where the bound is undefined (an infinite or nan value along the way).
+    ``inf`` where the bound is undefined (an infinite or nan value along the way). Nothing is
+    remembered here: :meth:`gradspec.reference.store.Reference.rounding` is the memo.
     """
     exact_point = dict(point)
     with mpmath.workdps(DPS):
         values, _ = forward(graph, {n: to_mpf(exact_point[n]) for n, _ in graph.inputs})
-        return _bounds(graph, values, [exact_point.get(s.name) if s.name else s.const for s in graph.steps], eps)
+        leaves = [exact_point[s.name] if isinstance(s, Leaf) else s.value if isinstance(s, Const) else None
+                  for s in graph.steps]
+        return _bounds(graph, values, leaves, eps)
 
 
 def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction | None], eps: float) -> dict[str, float]:
@@ -96,14 +103,14 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
 
     for i, step in enumerate(steps):
         v = abs(values[i])
-        if step.op is None:
+        if not isinstance(step, Apply):
             leaf = exact_leaves[i]
             if leaf is not None and not _representable(leaf, bits):
                 rounding[i] = v * u + below(v)
             continue
         op = OPS[step.op]
         args = [values[a] for a in step.args]
-        partials[i] = [p(args) for p in _local_partials(step.op)]  # type: ignore[arg-type]
+        partials[i] = [p(args) for p in local_partials(step.op)]  # type: ignore[arg-type]
         seconds[i] = [[q(args) for q in row] for row in _second_partials(step.op)]  # type: ignore[arg-type]
         if graph.varying[i]:
             rounding[i] = v * op.ulps * eps + (below(v) if op.ulps else 0)
@@ -120,7 +127,7 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
     total: list[Scalar] = [mpmath.mpf(0)] * n
     count = [0] * n
     for i, step in enumerate(steps):
-        if step.op is None or adj[i] == 0:
+        if not isinstance(step, Apply) or adj[i] == 0:
             continue
         op = OPS[step.op]
         for k, a in enumerate(step.args):
@@ -150,7 +157,7 @@ def _reverse(graph: Graph, partials: list[list[Scalar]]) -> list[Scalar]:
     adj[graph.output] = mpmath.mpf(1)
     for i in range(len(graph.steps) - 1, -1, -1):
         step = graph.steps[i]
-        if step.op is None or adj[i] == 0:
+        if not isinstance(step, Apply) or adj[i] == 0:
             continue
         for k, a in enumerate(step.args):
             adj[a] += adj[i] * partials[i][k]
@@ -174,13 +181,13 @@ def _gradient_bound(
     tangent[j] = mpmath.mpf(1)
     for i in range(j + 1, n):
         step = steps[i]
-        if step.op is not None:
+        if isinstance(step, Apply):
             tangent[i] = mpmath.fsum(partials[i][k] * tangent[a] for k, a in enumerate(step.args) if tangent[a])
     # The adjoint of the tangent: d(d out/d j)/d node, the Hessian's row j.
     second = [mpmath.mpf(0)] * n
     for i in range(n - 1, -1, -1):
         step = steps[i]
-        if step.op is None:
+        if not isinstance(step, Apply):
             continue
         moving = [(m, tangent[a]) for m, a in enumerate(step.args) if tangent[a]]
         for k, a in enumerate(step.args):
@@ -190,7 +197,7 @@ def _gradient_bound(
                 second[a] += flow + bend
     terms = [abs(second[m]) * rounding[m] for m in range(n) if rounding[m] and second[m]]
     for i, step in enumerate(steps):
-        if step.op is None or not edge_error[i]:
+        if not isinstance(step, Apply) or not edge_error[i]:
             continue
         terms.extend(abs(tangent[a]) * edge_error[i][k] for k, a in enumerate(step.args) if tangent[a])
     terms.extend(abs(tangent[a]) * accumulate[a] for a in range(n) if tangent[a] and accumulate[a])

@@ -272,7 +272,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
     until told to stop."""
     from gradspec.casefile.loader import load_file
     from gradspec.engines.protocol import resolve
-    from gradspec.reference.cache import CACHE
+    from gradspec.reference.store import STORE
     from gradspec.run.runner import iter_case
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
@@ -303,4 +303,4 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
     except (EOFError, OSError):
         pass  # the parent went away
     finally:
-        CACHE.flush()
+        STORE.flush()

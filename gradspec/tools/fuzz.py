@@ -28,14 +28,15 @@ from gradspec.checks.results import CheckResult, Culprit, Tolerance, Verdict
 from gradspec.diagnose.debug import as_yaml_case, localise, subprogram
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import GradspecError
-from gradspec.ops.table import OPS
-from gradspec.reference.exact import exact
+from gradspec.graph.printer import strip
+from gradspec.ops.table import OPS, Op
+from gradspec.reference.store import exact
 
 __all__ = ["FuzzReport", "fuzz", "graphs"]
 
 _NAMES = ("x", "y", "z")
-_UNARY = ("neg", "relu", "tanh", "exp", "log", "sigmoid", "sin", "cos", "sqrt", "abs")
-_BINARY = ("add", "sub", "mul", "div", "pow")
+# Every op its row lets the fuzzer draw, unary ones first (the order Hypothesis draws and shrinks in).
+_OPS = tuple(sorted((o for o in OPS.values() if o.fuzz is not None), key=lambda o: o.arity))
 _SHIFTS = ("0.5", "1", "2")  # keep log, sqrt, div and pow bases positive: f(a*a + c)
 _LIMIT = mpmath.mpf(10) ** 30  # values and gradients beyond this are overflow territory, not bugs
 
@@ -52,9 +53,8 @@ def graphs(draw: st.DrawFn, max_depth: int = 6) -> tuple[str, dict[str, Fraction
             recent = available[-3:]
             return draw(st.one_of(st.sampled_from(recent), st.sampled_from(available)))
 
-        name = draw(st.sampled_from(_UNARY + _BINARY))
-        a = operand()
-        text = _unary(name, a, draw) if name in _UNARY else _binary(name, a, operand(), draw)
+        op = draw(st.sampled_from(_OPS))
+        text = _apply(op, [operand() for _ in range(op.arity)], draw)
         lines.append(f"t{k} = {text}")
         available.append(f"t{k}")
     lines.append(available[-1])
@@ -66,23 +66,20 @@ def _positive(a: str, draw: st.DrawFn) -> str:
     return f"({a}*{a} + {draw(st.sampled_from(_SHIFTS))})"
 
 
-def _unary(name: str, a: str, draw: st.DrawFn) -> str:
-    if name == "neg":
-        return f"-{a}"
-    if OPS[name].domain is not None:
-        return f"{name}{_positive(a, draw)}"
-    return f"{name}({a})"
-
-
-def _binary(name: str, a: str, b: str, draw: st.DrawFn) -> str:
-    symbol = OPS[name].symbol
-    if name == "div":
-        return f"{a} / {_positive(b, draw)}"
-    if name == "pow":
-        if draw(st.booleans()):
-            return f"{_positive(a, draw)} ** {b}"
-        return f"{_positive(a, draw)} ** {draw(st.sampled_from(('2', '3', '-1', '0.5')))}"
-    return f"{a} {symbol} {b}"
+def _apply(op: Op, operands: list[str], draw: st.DrawFn) -> str:
+    """``op`` on ``operands`` as its row says to draw it: some arguments kept positive, and a constant in
+    place of the last argument half of the time when the row lists constants."""
+    fuzz = op.fuzz
+    assert fuzz is not None
+    keep_last = draw(st.booleans()) if fuzz.constants else True
+    texts = []
+    for k, a in enumerate(operands):
+        if k in fuzz.positive:
+            a = _positive(a, draw)
+        elif k == len(operands) - 1 and not keep_last:
+            a = draw(st.sampled_from(fuzz.constants))
+        texts.append(strip(a) if op.symbol is None else a)  # a call's parentheses are its own
+    return strip(op.render(texts))
 
 
 @dataclass
