@@ -3,6 +3,7 @@ pytest11 entry point), items are named case[point][engine], and gradspec's verdi
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
 import textwrap
@@ -346,3 +347,13 @@ def test_xdist_matches_serial(suite: pytest.Pytester, monkeypatch: pytest.Monkey
     for result in (serial, parallel):
         result.stdout.fnmatch_lines(["*bad.gradspec.yaml:6:17: [[]broken[]] expr: expected ')'*"])
     assert "2 workers" in parallel.stdout.str()
+
+
+def test_the_plugin_keeps_its_state_in_the_config_stash_only() -> None:
+    import gradspec.plugin as plugin
+
+    tree = ast.parse(Path(plugin.__file__).read_text(encoding="utf-8"))
+    assigned = [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    assert assigned == ["_ENGINES", "_CONVENTIONS", "_CASE_FILE_ERRORS", "_OTHER_ERRORS", "_FIRST_FAILURE"]
+    assert all(isinstance(getattr(plugin, name), pytest.StashKey) for name in assigned)

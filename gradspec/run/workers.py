@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from gradspec.casefile.model import Case, CaseFile
+from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
@@ -61,8 +62,10 @@ class _Pool:
     """The parent's side: the units still to run, their results, and the workers."""
 
     def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
-                 engines: Sequence[tuple[str, Engine]], jobs: int) -> None:
+                 engines: Sequence[tuple[str, Engine]], jobs: int,
+                 on_result: Callable[[CheckResult], bool] = lambda _: False) -> None:
         self.files, self.engines = files, [engine for _, engine in engines]
+        self.on_result, self.stopped = on_result, False
         self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
                             tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation)
         self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
@@ -81,7 +84,7 @@ class _Pool:
 
     def run(self, on_unit: Callable[[str], None]) -> list[CheckResult]:
         try:
-            while self.queue or any(w.inflight for w in self.workers):
+            while (self.queue or any(w.inflight for w in self.workers)) and not self.stopped:
                 for w in self.workers:
                     while self.queue and w.wants_more():
                         w.give(self.queue.popleft())
@@ -97,6 +100,9 @@ class _Pool:
                         continue
                     for unit in done:
                         on_unit(self.case(unit).id)
+            if self.stopped:  # told to stop (--maxfail): the units still running are not waited for
+                for w in self.workers:
+                    w.process.kill()
         except BaseException:  # Ctrl-C, or an error of gradspec's own: the workers go at once
             for w in self.workers:
                 w.process.kill()
@@ -108,11 +114,13 @@ class _Pool:
 
 
 def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
-                   jobs: int, on_unit: Callable[[str], None] = lambda _: None) -> list[CheckResult]:
+                   jobs: int, on_unit: Callable[[str], None] = lambda _: None,
+                   on_result: Callable[[CheckResult], bool] = lambda _: False) -> list[CheckResult]:
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and
     the engine it resolved to), in ``jobs`` worker processes; results come back in serial order.
-    ``on_unit`` hears each finished case id."""
-    return _Pool(files, cases, engines, jobs).run(on_unit)
+    ``on_unit`` hears each finished case id, ``on_result`` each result as it arrives: when it returns
+    True, the run stops and returns the results it has, still in serial order."""
+    return _Pool(files, cases, engines, jobs, on_result).run(on_unit)
 
 
 class _Worker:
@@ -168,6 +176,7 @@ class _Worker:
 
     def _record(self, unit: int, index: int, result: CheckResult, last: bool) -> list[int]:
         self.pool.results[unit][index] = result
+        self.pool.stopped = self.pool.on_result(result) or self.pool.stopped
         if not last:
             return []
         self.inflight.popleft()
@@ -249,12 +258,12 @@ def _single_threaded() -> bool:
         return False
 
 
-def _cost(case: Case) -> tuple[bool, int]:
-    return (case.kind == "training", len(case.points))
+def _cost(case: Case) -> tuple[int, int]:
+    return (KINDS[case.kind].cost, len(case.points))
 
 
 def _small(case: Case) -> bool:
-    return case.kind != "training" and len(case.points) <= _SMALL
+    return KINDS[case.kind].points and len(case.points) <= _SMALL
 
 
 def _case(file: CaseFile, case_id: str) -> Case:
@@ -294,7 +303,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
             unit, fi, ci, ei, first, shrunk = spec
             case, engine = cases[fi][ci], engines[ei]
             state[_UNIT] = unit
-            last = max(len(case.points), 1) - 1  # a training case is one check
+            last = len(KINDS[case.kind].checks(case)) - 1
             for i, result in iter_case(case, engine, first=first, shrunk=shrunk,
                                        starting=lambda i: state.__setitem__(_POINT, i)):
                 if i == last:
