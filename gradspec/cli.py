@@ -18,6 +18,7 @@ from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
 from gradspec.checks.check import check, check_graph, exact_number, prepare
 from gradspec.checks.results import CheckResult, Run, Tolerance, Verdict
+from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
 def _check_command(args: argparse.Namespace, out: TextIO) -> int:
     tol = Tolerance(rtol=args.rtol, atol=args.atol, h=args.h)
     verdicts = []
-    for engine in args.engine or ["builtin"]:
+    for engine in _usable(args.engine or ["builtin"]):
         for point in args.at:
             result = check(args.expression, point, engine=engine, tolerance=tol)
             print(result.table(), file=out)
@@ -194,7 +195,7 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     specs = args.engine or ["builtin"]
-    engines: list[Engine] = [resolve(spec) for spec in specs]
+    engines: list[Engine] = _usable(specs)
     from gradspec.report import check_report_paths, write_reports
 
     check_report_paths(args.report)
@@ -228,6 +229,14 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for path in args.report:
         print(f"report written: {path}", file=out)
     return run.exit_code
+
+
+def _usable(specs: Sequence[str]) -> list[Engine]:
+    """The engines named, each loaded and probed once: one that cannot take part stops the run here."""
+    engines = [resolve(spec) for spec in specs]
+    for engine in engines:
+        require(engine)
+    return engines
 
 
 class _Progress:
@@ -266,18 +275,36 @@ def summary(run: Run) -> str:
     totals = run.counts()
     cases = len({(r.path, r.case_id) for r in run.results})
     parts = [f"{totals[v]} {v.value}" for v in _COLUMNS if totals[v]]
-    verdict = {0: "OK", 1: "FAILED", 2: "INVALID INPUT"}[run.exit_code]
+    lines.extend(skip_lines(run))
+    verdict = {0: "OK" if not totals[Verdict.SKIP] else "NO FAILURES, SOME SKIPPED", 1: "FAILED", 2: "INVALID INPUT"}[
+        run.exit_code]
     lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
                  f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
                  f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
     return "\n".join(lines)
 
 
+def skip_lines(run: Run) -> list[str]:
+    """The skipped checks by reason, and the engines that compared nothing (which fail the run)."""
+    lines = []
+    skips = run.skips()
+    if skips:
+        total = sum(n for _, n in skips)
+        shown = ", ".join(f"{reason} ({n:,})" for reason, n in skips[:8])
+        more = f", and {len(skips) - 8} more reasons" if len(skips) > 8 else ""
+        lines.append(f"{total:,} skipped: {shown}{more}")
+    for engine in run.idle_engines():
+        n = sum(1 for r in run.results if r.engine == engine)
+        lines.append(f"engine {engine} compared nothing: " + (f"all {n:,} of its checks were skipped" if n
+                                                                else "no check ran on it"))
+    return lines
+
+
 def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
     from gradspec.diagnose.debug import explain, render_dot
     from gradspec.run.runner import diagnose
 
-    engine = resolve(args.engine)
+    engine = _usable([args.engine])[0]
     tol = Tolerance()
     if "::" in args.target:
         path, _, case_id = args.target.rpartition("::")
@@ -352,7 +379,7 @@ def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.count < 1 or args.max_depth < 1:
         raise GradspecError("--count and --max-depth must be at least 1")
-    engine = resolve(args.engine)
+    engine = _usable([args.engine])[0]
     progress = _Progress(err, args.count)
     report = fuzz(engine, count=args.count, seed=args.seed, max_depth=args.max_depth, out=args.out,
                   progress=progress.step)
@@ -379,8 +406,7 @@ def _sweep_command(args: argparse.Namespace, out: TextIO) -> int:
     fixed = {k: exact_number(v) for k, v in args.at.items()}
     xs = [lo + (hi - lo) * i / (args.points - 1) for i in range(args.points)]
     series = {}
-    for spec in args.engine or ["builtin"]:
-        engine = resolve(spec)
+    for engine in _usable(args.engine or ["builtin"]):
         if engine.unsupported(graph):
             print(f"{engine.name}: skipped: {engine.unsupported(graph)}", file=out)
             continue

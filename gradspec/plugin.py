@@ -17,6 +17,7 @@ import pytest
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import SUFFIXES, Case, Point
 from gradspec.checks.results import CheckResult, Verdict
+from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
@@ -45,7 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gradspec: a check generated from a gradspec case file")
     specs = config.getoption("gradspec_engines") or config.getini("gradspec_engines")
     try:
-        config.stash[_ENGINES] = [resolve(s) for s in specs]
+        engines = [resolve(s) for s in specs]
+        for engine in engines:  # an engine that cannot take part is a usage error, not a sea of skips
+            require(engine)
+        config.stash[_ENGINES] = engines
     except GradspecError as exc:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
     config.stash[_CONVENTIONS] = []
@@ -122,6 +126,7 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         result = run_point(self.case, self.point, self.engine, apply_xfail=False)
         self.user_properties.append(("gradspec_verdict", result.verdict.value))
+        self.user_properties.append(("gradspec_engine", self.engine.name))
         if result.verdict is Verdict.SKIP:
             pytest.skip(result.message)
         if result.verdict is Verdict.CONVENTION:
@@ -156,9 +161,25 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call":
+        props = dict(report.user_properties)
         for key, value in report.user_properties:
             if key == "gradspec_convention":
                 _conventions(report).append(str(value))
+        if "gradspec_engine" in props:
+            engine = str(props["gradspec_engine"])
+            _STATE.setdefault("engines", [])
+            if engine not in _STATE["engines"]:
+                _STATE["engines"].append(engine)
+            if props.get("gradspec_verdict") not in (Verdict.SKIP.value, Verdict.ERROR.value):
+                _STATE.setdefault("compared", []).append(engine)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A session in which an engine ran checks yet compared nothing (every one skipped) has not passed.
+    idle = [e for e in _STATE.get("engines", []) if e not in _STATE.get("compared", [])]
+    _STATE["idle"] = idle
+    if idle and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _conventions(report: pytest.TestReport) -> list[str]:
@@ -170,7 +191,11 @@ _STATE: dict[str, list[str]] = {}
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     found = _STATE.pop("conventions", [])
+    idle = _STATE.pop("idle", [])
     _STATE.clear()
+    for engine in idle:
+        terminalreporter.section("gradspec", red=True)
+        terminalreporter.write_line(f"engine {engine} compared nothing: every one of its checks was skipped")
     if found:
         terminalreporter.section("gradspec convention differences")
         terminalreporter.write_line("engines took another valid subgradient at a kink (not a failure):")

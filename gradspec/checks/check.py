@@ -13,7 +13,16 @@ from typing import Any
 import mpmath
 
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, Unsupported, resolve
+from gradspec.engines.protocol import (
+    FLOAT32_EPS,
+    FLOAT32_MAX,
+    FLOAT64_EPS,
+    Engine,
+    NotANumber,
+    Outcome,
+    Unsupported,
+    resolve,
+)
 from gradspec.errors import ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
@@ -102,8 +111,13 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc}")  # type: ignore[arg-type]
     except Unsupported as exc:
         return CheckResult(**base, verdict=Verdict.SKIP, message=str(exc))  # type: ignore[arg-type]
+    except NotANumber as exc:  # gradspec's own float() of what the engine returned
+        return CheckResult(**base, verdict=Verdict.FAIL, message=str(exc))  # type: ignore[arg-type]
     except (Exception, RecursionError) as exc:  # the engine under test failed; report, don't crash
-        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
+        from gradspec.diagnose.debug import raised_culprit  # the debugging layer builds on this module
+
+        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}",  # type: ignore[arg-type]
+                           culprit=raised_culprit(graph, exc))
     quantities = compare(graph, ref, outcome, point, tol, engine)
     kinks = tuple(k.where for k in ref.kinks)
     result = CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=quantities, kinks=kinks,  # type: ignore[arg-type]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -30,7 +31,8 @@ from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
 from gradspec.reference.exact import DPS, _local_partials, adjoints, forward
 
-__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression", "subprogram"]
+__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "raised_culprit", "render_dot", "shrink",
+           "subexpression", "subprogram"]
 
 _SHRINK_LIMIT = 200  # steps; larger graphs are not shrunk
 _UPSTREAM = 1.75  # an upstream gradient that is not 1, so a missing chain factor shows
@@ -206,20 +208,61 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
     floats = {k: float(v) for k, v in point.items()}
     try:
         outcome = engine.run(graph, floats, every_node=True)
-    except Exception:  # the engine raising is reported by the check itself
-        return None
+    except Exception as exc:
+        return raised_culprit(graph, exc)
     values, adj = _exact_state(graph, point)
     forward_bug = _first_wrong_value(graph, outcome, values)
     if forward_bug is not None:
         return forward_bug
     grads = outcome.node_grads
     for j in range(len(graph.steps) - 1, -1, -1):
-        if j not in grads or j == graph.output:
+        if j not in grads or j == graph.output or grads[j] is None:  # None: not reported, so not judged
             continue
         if _close(grads[j], float(adj[j])):
             continue
+        if any(grads[i] is None for i, s in enumerate(graph.steps) if j in s.args and i in grads):
+            return None  # what its consumers passed down is not reported: nothing to say which one erred
         return _blame(graph, j, values, grads, engine)
     return None
+
+
+def raised_culprit(graph: Graph, exc: BaseException) -> Culprit | None:
+    """The culprit of an engine call that raised, read from where it raised: an op's forward (the
+    exception came out of building that op), or the traversal (RecursionError in backward), else None."""
+    frames = list(_frames(exc))
+    in_backward = any(f.f_code.co_name == "gradients" for f in frames)
+    if isinstance(exc, RecursionError) and in_backward:
+        return Culprit("backward", "traversal", _label(graph, graph.output), message=(
+            f"backward raised RecursionError on a graph {graph.depth} ops deep: it walks the graph recursively "
+            f"(a recursive topological sort), which Python's recursion limit ({sys.getrecursionlimit()}) "
+            "stops; an iterative traversal does not"))
+    if in_backward:
+        return None
+    applying = next((f for f in frames if f.f_code.co_name == "_apply" and "op" in f.f_locals), None)
+    if applying is None:
+        return None
+    op = applying.f_locals["op"]
+    shown = [_num(a) for a in applying.f_locals.get("args", ())]
+    return Culprit(op.name, "forward", op.name, message=(
+        f"{op.name} raised {type(exc).__name__} in its forward at ({', '.join(shown)}): {exc}"))
+
+
+def _g(x: float | None) -> str:
+    return "nothing" if x is None else f"{x:.10g}"
+
+
+def _frames(exc: BaseException) -> Iterator[Any]:
+    tb = exc.__traceback__
+    while tb is not None:
+        yield tb.tb_frame
+        tb = tb.tb_next
+
+
+def _num(x: Any) -> str:
+    try:
+        return f"{float(getattr(x, 'data', x)):g}"
+    except (TypeError, ValueError):
+        return type(x).__name__
 
 
 def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any]) -> Culprit | None:
@@ -260,8 +303,17 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
             detail = (f"d/d({_side(op_name, k)}) exact {expected:.10g}, engine passed {got:.10g}" if single and got is not None
                       else f"its backward rule is wrong in isolation (d/d{node} exact {expected:.10g}, engine {got})")
             return Culprit(op_name, "rule", node, _side(op_name, k), exact_passed, got, f"{where}: {detail}")
-        return Culprit(op_name, "accumulation", node, _side(op_name, k), expected, got,
-                       f"{where}: overwrites the gradient of its input instead of adding to it (= for +=); "
+        if verdict == "accumulation":
+            return Culprit(op_name, "accumulation", node, _side(op_name, k), expected, got,
+                           f"{where}: overwrites the gradient of its input instead of adding to it (= for +=): "
+                           f"alone it is right, beside another use of its input the other contribution is lost; "
+                           f"d/d{node} exact {expected:.10g}, engine {got}")
+        assert isinstance(verdict, tuple)
+        shared, exact_shared, engine_shared = verdict
+        return Culprit(op_name, "accumulation", node, "both", expected, got,
+                       f"{where}: with one node in both operand slots ({shared}), it gives d/da = {_g(engine_shared)}"
+                       f" where the exact value is {exact_shared:.10g}: the two slots' contributions are not both "
+                       "counted (alone, and beside another use of its input, it is right); "
                        f"d/d{node} exact {expected:.10g}, engine {got}")
     return Culprit("backward", "traversal", node, "", expected, got,
                    f"every op's backward rule is right in isolation, yet d/d{node} is {got} where the ops above it "
@@ -269,8 +321,10 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
                    "an accumulation")
 
 
-def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str | None:
-    """Test op ``i`` alone at its argument values: "rule" or "accumulation" when it fails, else None."""
+def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str | tuple[str, float, float | None] | None:
+    """Test op ``i`` alone at its argument values: "rule" when it fails alone, "accumulation" when it
+    fails beside another use of its input, and (the graph, exact, engine d/da) when it fails only with one
+    node in both operand slots; None when it passes every test."""
     step = graph.steps[i]
     op = OPS[step.op or ""]
     args = [(float(values[a]), graph.varying[a]) for a in step.args]
@@ -279,8 +333,16 @@ def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str |
             return "rule"
     if _fails(_mini(op.name, args, accumulate=True, shared=False), engine):
         return "accumulation"
-    if op.arity == 2 and all(v for _, v in args) and _fails(_mini(op.name, args, accumulate=False, shared=True), engine):
-        return "accumulation"
+    if op.arity == 2 and all(v for _, v in args):
+        graph_shared, point = _mini(op.name, args, accumulate=False, shared=True)
+        if _fails((graph_shared, point), engine):
+            _, adj = _exact_state(graph_shared, point)
+            try:
+                got = engine.run(graph_shared, {k: float(v) for k, v in point.items()}).grads.get("a")
+            except Exception:
+                got = None
+            text = f"{op.symbol or op.name}".join(["a ", " a"]) if op.symbol else f"{op.name}(a, a)"
+            return (f"1.75 * ({text}) at a = {args[0][0]:g}", float(adj[graph_shared.inputs[0][1]]), got)
     return None
 
 

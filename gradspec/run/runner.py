@@ -11,9 +11,9 @@ from gradspec.casefile.model import Bounds, Case, CaseFile, ChainRule, Linearity
 from gradspec.checks.check import check_graph, compare, prepare
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.checks.training import train
-from gradspec.diagnose.debug import as_yaml_case, shrink, shrink_input
+from gradspec.diagnose.debug import as_yaml_case, raised_culprit, shrink, shrink_input
 from gradspec.diagnose.debug import localise as _localise
-from gradspec.engines.protocol import Engine, Outcome, Unsupported
+from gradspec.engines.protocol import Engine, NotANumber, Outcome, Unsupported
 from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
@@ -177,8 +177,11 @@ def _engine_run(engine: Engine, graph: Graph, point: Point) -> Outcome | CheckRe
         return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine {exc}")
     except Unsupported as exc:
         return CheckResult("", {}, engine.name, Verdict.SKIP, message=str(exc))
+    except NotANumber as exc:  # gradspec's own float() of what the engine returned
+        return CheckResult("", {}, engine.name, Verdict.FAIL, message=str(exc))
     except (Exception, RecursionError) as exc:  # the engine under test failed: that check fails, the run goes on
-        return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")
+        return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}",
+                           culprit=raised_culprit(graph, exc))
 
 
 def _apply_expectations(case: Case, q: Quantity, at_kink: bool) -> Quantity:
