@@ -4,6 +4,7 @@ pytest11 entry point), items are named case[point][engine], and gradspec's verdi
 from __future__ import annotations
 
 import contextlib
+import sys
 import importlib.util
 import textwrap
 import xml.etree.ElementTree as ET
@@ -346,3 +347,34 @@ def test_xdist_matches_serial(suite: pytest.Pytester, monkeypatch: pytest.Monkey
     for result in (serial, parallel):
         result.stdout.fnmatch_lines(["*bad.gradspec.yaml:6:17: [[]broken[]] expr: expected ')'*"])
     assert "2 workers" in parallel.stdout.str()
+
+
+# -- nothing passes silently ----------------------------------------------------------------------------------
+
+
+def test_an_engine_that_cannot_load_is_a_usage_error(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    result = suite.runpytest("--gradspec-engine", "torch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--gradspec-engine: engine torch cannot be used: torch is not installed "
+                                 "(pip install 'gradspec[[]torch[]]')"])
+
+
+def test_a_protocol_mismatch_is_a_usage_error(suite: pytest.Pytester, misbehaving: ModuleType) -> None:
+    result = suite.runpytest("--gradspec-engine", "misbehaving:Derivative")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*engine's Value has no attribute grad; map it with grad = \"derivative\"*"])
+
+
+def test_a_session_in_which_an_engine_compared_nothing_fails(pytester: pytest.Pytester, engines: ModuleType) -> None:
+    write(pytester, "t.gradspec.yaml", """
+        cases:
+          - id: t
+            expr: tanh(x)
+            at: [{x: 1}, {x: 2}]
+        """)
+    result = pytester.runpytest("--gradspec-engine", "engines:NoTanh")
+    result.assert_outcomes(skipped=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["engine engines:NoTanh compared nothing: every one of its checks was skipped"])
+    assert pytester.runpytest("--gradspec-engine", "builtin").ret == pytest.ExitCode.OK
