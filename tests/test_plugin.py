@@ -4,8 +4,8 @@ pytest11 entry point), items are named case[point][engine], and gradspec's verdi
 from __future__ import annotations
 
 import contextlib
-import sys
 import importlib.util
+import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path

@@ -13,6 +13,7 @@ import os
 import random
 
 from engines import Same, _node
+
 from gradspec.engine import Value
 
 
