@@ -384,8 +384,16 @@ def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report = fuzz(engine, count=args.count, seed=args.seed, max_depth=args.max_depth, out=args.out,
                   progress=progress.step)
     progress.done()
+    if report.ops.lacking:
+        print(f"not drawn, as {engine.name} does not apply them: {', '.join(report.ops.lacking)}", file=out)
     if report.failure is None:
-        print(f"no failure in {report.tried} random graphs on {engine.name} (seed {args.seed})", file=out)
+        discarded = "".join(f"; {n} proved nothing ({reason})" for reason, n in report.discarded.items())
+        if not report.ran:
+            print(f"NOTHING COMPARED: none of {report.tried} random graphs ran on {engine.name} "
+                  f"(seed {args.seed}){discarded}", file=out)
+            return EXIT_FAILED
+        print(f"no failure in {report.ran} random graphs checked on {engine.name} (seed {args.seed}; "
+              f"{report.tried} drawn{discarded})", file=out)
         return EXIT_OK
     print(f"FAILURE after {report.tried} graphs on {engine.name} (seed {args.seed}), shrunk to:", file=out)
     print(report.failure.table(), file=out)

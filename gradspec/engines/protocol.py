@@ -170,13 +170,13 @@ class Engine:
             # Value exponent). Whether that is what happened is asked of the engine: the same op on the
             # same operand kinds at harmless values. If that works, the engine takes these operands and
             # raised on these values (a complex result of (-8) ** 0.5): its error, not a missing feature.
-            if self._takes(op, varying):
+            if self.takes(op, varying):
                 raise
             if op.name == "pow" and varying[1]:
                 raise Unsupported(f"engine's ** does not take a Value exponent: {exc}") from exc
             raise Unsupported(f"engine cannot apply {op.name} to {_kinds(varying)}: {exc}") from exc
 
-    def _takes(self, op: Op, varying: list[bool]) -> bool:
+    def takes(self, op: Op, varying: list[bool]) -> bool:
         """Whether the engine applies ``op`` to these operand kinds at all (at 0.5, inside every domain)."""
         try:
             self.apply(op, [self.leaf(0.5) if v else self.const(0.5) for v in varying])

@@ -312,3 +312,13 @@ class ExitsInExp(Same):
 
     def exp(self):
         os._exit(70)
+
+
+class RTrueDivSwapped(Same):
+    """``c / x`` with a number on the left computes x / c (its __rtruediv__ swaps the operands); x / c and
+    x / y are right."""
+
+    __slots__ = ()
+
+    def __rtruediv__(self, other):
+        return self / other
