@@ -19,7 +19,7 @@ from gradspec.cli import main
 from gradspec.engines.protocol import resolve
 from gradspec.reference.exact import exact
 from gradspec.run.runner import run_case
-from gradspec.tools.fuzz import fuzz, graphs
+from gradspec.tools.fuzz import FuzzReport, fuzz, graphs
 
 
 @settings(max_examples=300, deadline=None)
@@ -73,29 +73,29 @@ def test_fuzz_command(engines: ModuleType, tmp_path: Path, capsys: pytest.Captur
 # -- exploring what the engine can do ------------------------------------------------------------------------
 
 
-def _drawn(engine: str, **kwargs: object) -> tuple[list[str], object]:
+def _drawn(engine: str, count: int, seed: int) -> tuple[list[str], FuzzReport]:
     seen: list[str] = []
-    report = fuzz(engine, progress=seen.append, **kwargs)  # type: ignore[arg-type]
+    report = fuzz(engine, count=count, seed=seed, progress=seen.append)
     return seen, report
 
 
 def test_only_the_ops_the_engine_has_are_drawn(engines: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     seen, report = _drawn("engines:NoTanh", count=120, seed=1)
-    assert report.ops.lacking == ["tanh"]  # type: ignore[attr-defined]
+    assert report.ops.lacking == ["tanh"]
     assert not any("tanh" in p for p in seen)
-    assert report.failure is None and report.tried == 120  # type: ignore[attr-defined]
-    assert report.ran == 120 - sum(report.discarded.values()) > 100  # type: ignore[attr-defined]
+    assert report.failure is None and report.tried == 120
+    assert report.ran == 120 - sum(report.discarded.values()) > 100
     assert main(["fuzz", "--engine", "engines:NoTanh", "--count", "120", "--seed", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "not drawn, as engines:NoTanh does not apply them: tanh"
-    assert out[1].startswith(f"no failure in {report.ran} random graphs checked on engines:NoTanh (seed 1; 120 drawn")  # type: ignore[attr-defined]
+    assert out[1].startswith(f"no failure in {report.ran} random graphs checked on engines:NoTanh (seed 1; 120 drawn")
 
 
 def test_micrograd_runs_most_of_the_graphs_drawn() -> None:
     pytest.importorskip("micrograd")
-    seen, report = _drawn("micrograd", count=100, seed=7)
-    assert set(report.ops.lacking) >= {"tanh", "exp", "log", "** with a Value exponent"}  # type: ignore[attr-defined]
-    assert report.ran > 80  # type: ignore[attr-defined]
+    _, report = _drawn("micrograd", count=100, seed=7)
+    assert set(report.ops.lacking) >= {"tanh", "exp", "log", "** with a Value exponent"}
+    assert report.ran > 80
 
 
 def test_constants_stand_on_the_left_of_operators(misbehaving: ModuleType) -> None:
