@@ -13,17 +13,9 @@ from typing import Any
 import mpmath
 
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
-from gradspec.engines.protocol import (
-    FLOAT32_EPS,
-    FLOAT32_MAX,
-    FLOAT64_EPS,
-    Engine,
-    NotANumber,
-    Outcome,
-    Unsupported,
-    resolve,
-)
-from gradspec.errors import ExpressionError, GradspecError
+from gradspec.engines import call
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, resolve
+from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
 from gradspec.limits import LIMITS, TimeLimit, deadline
@@ -94,39 +86,51 @@ def check(
 
 
 def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, *,
-                localise_failures: bool = False) -> CheckResult:
+                localise_failures: bool = False,
+                expect: Callable[[Quantity, bool], Quantity] | None = None,
+                extra: Callable[[Outcome], tuple[list[Quantity], str]] | None = None,
+                domain_error: Callable[[str], CheckResult] | None = None) -> CheckResult:
+    """``graph`` on ``engine`` at ``point``: exact reference, skip, run, compare, worst verdict.
+
+    A case's own declarations hook in: ``expect(quantity, at_kink)`` folds them into each judged
+    quantity, ``extra(outcome)`` adds property quantities (and a problem to report), and
+    ``domain_error(problem)`` judges a point outside an op's domain that the case expects.
+    """
     floats = {k: float(v) for k, v in point.items()}
-    base = {"expression": graph.program.source, "point": floats, "engine": engine.name}
+
+    def result(verdict: Verdict, message: str = "") -> CheckResult:
+        return CheckResult(graph.program.source, floats, engine.name, verdict, message=message)
+
     try:
         ref = exact(graph, point)
+    except DomainError as exc:
+        return domain_error(exc.message) if domain_error is not None else result(Verdict.ERROR, exc.message)
     except GradspecError as exc:
-        return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)  # type: ignore[arg-type]
-    reason = engine.unsupported(graph) or engine.unrepresentable(graph, floats)
-    if reason:
-        return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
-    try:
-        with deadline(LIMITS.engine):
-            outcome = engine.run(graph, floats)
-    except TimeLimit as exc:
-        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc}")  # type: ignore[arg-type]
-    except Unsupported as exc:
-        return CheckResult(**base, verdict=Verdict.SKIP, message=str(exc))  # type: ignore[arg-type]
-    except NotANumber as exc:  # gradspec's own float() of what the engine returned
-        return CheckResult(**base, verdict=Verdict.FAIL, message=str(exc))  # type: ignore[arg-type]
-    except (Exception, RecursionError) as exc:  # the engine under test failed; report, don't crash
-        from gradspec.diagnose.debug import raised_culprit  # the debugging layer builds on this module
+        return result(Verdict.ERROR, exc.message)
+    called = call.run(engine, graph, floats)
+    if called.verdict is not None:
+        failed = result(called.verdict, called.message)
+        if called.raised and called.error is not None:  # where it raised can name the culprit
+            from gradspec.diagnose.debug import raised_culprit  # the debugging layer builds on this module
 
-        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}",  # type: ignore[arg-type]
-                           culprit=raised_culprit(graph, exc))
-    quantities = compare(graph, ref, outcome, point, tol, engine)
-    kinks = tuple(k.where for k in ref.kinks)
-    result = CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=quantities, kinks=kinks,  # type: ignore[arg-type]
-                         message=over_budget(graph))
-    if result.verdict is Verdict.FAIL and localise_failures:
+            failed = dataclasses.replace(failed, culprit=raised_culprit(graph, called.error))
+        return failed
+    outcome = called.get()
+    quantities = list(compare(graph, ref, outcome, point, tol, engine))
+    if expect is not None:
+        quantities = [expect(q, ref.kinks != ()) for q in quantities]
+    message = over_budget(graph)
+    if extra is not None:
+        more, problem = extra(outcome)
+        quantities += more
+        message = "; ".join(filter(None, [message, problem]))
+    checked = CheckResult(graph.program.source, floats, engine.name, worst([q.verdict for q in quantities]),
+                          tuple(quantities), message, tuple(k.where for k in ref.kinks))
+    if checked.verdict is Verdict.FAIL and localise_failures:
         from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
 
-        result = dataclasses.replace(result, culprit=localise(graph, point, engine))
-    return result
+        checked = dataclasses.replace(checked, culprit=localise(graph, point, engine))
+    return checked
 
 
 def compare(

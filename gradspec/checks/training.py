@@ -20,11 +20,11 @@ import mpmath
 from gradspec.casefile.model import Training
 from gradspec.checks.check import exact_number
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.errors import CaseFileError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, Step, build
 from gradspec.lang.expr import Name, Program, parse
-from gradspec.limits import LIMITS, TimeLimit, deadline
 from gradspec.ops.table import OPS, Op
 from gradspec.reference.exact import DPS, adjoints, exact, forward, relative_error
 
@@ -176,26 +176,27 @@ def train(spec: Training, tolerance: Tolerance, engine: Engine, base: dict[str, 
     if reason or getattr(engine, "reason", None):
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason or engine.reason)  # type: ignore[arg-type, attr-defined]
     params = initial_params(spec)
-    try:
-        losses: list[float] = []
-        first: list[float | None] = []
-        for step in range(spec.steps + 1):
-            with deadline(LIMITS.engine):
-                engine.begin()
-                leaves = [engine.leaf(p) for p in params]
-                loss = mlp_loss(engine, leaves, spec)
-                if step == spec.steps:
-                    losses.append(engine.value(loss))
-                    break
-                grads = engine.gradients(loss, leaves)
-                losses.append(engine.value(loss))
-            if step == 0:
-                first = grads
-            params = [p - spec.lr * (g or 0.0) for p, g in zip(params, grads, strict=True)]
-    except TimeLimit as exc:
-        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine {exc} at training step {step}")  # type: ignore[arg-type]
-    except (Exception, RecursionError) as exc:
-        return CheckResult(**base, verdict=Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}")  # type: ignore[arg-type]
+    losses: list[float] = []
+    first: list[float | None] = []
+    for step in range(spec.steps + 1):
+        def build(params: list[float] = params) -> tuple[Any, list[Any]]:
+            leaves = [engine.leaf(p) for p in params]
+            return mlp_loss(engine, leaves, spec), leaves
+
+        called = call.steps(engine, build, backward=step < spec.steps)
+        if called.verdict is not None:
+            where = f" at training step {step}" if called.timed_out else ""
+            return CheckResult(**base, verdict=called.verdict, message=called.message + where)  # type: ignore[arg-type]
+        loss, grads = called.get()
+        losses.append(loss)
+        if step == spec.steps:
+            break
+        if len(grads) != len(params):
+            return CheckResult(**base, verdict=Verdict.FAIL,  # type: ignore[arg-type]
+                               message=f"engine broke the protocol: {len(grads)} gradients for {len(params)} parameters")
+        if step == 0:
+            first = grads
+        params = [p - spec.lr * (g or 0.0) for p, g in zip(params, grads, strict=True)]
     initial, final = losses[0], losses[-1]
     ratio = final / initial if initial else math.inf
     ok = math.isfinite(final) and final < spec.loss_ratio * initial

@@ -25,7 +25,9 @@ from typing import Any
 import mpmath
 
 from gradspec.checks.results import Culprit
+from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
+from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph, Step
 from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
@@ -190,7 +192,10 @@ def _close(engine: float | None, exact: float, rtol: float = 1e-6, atol: float =
 def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tuple[list[NodeReport], Outcome]:
     """Every node of ``graph`` at ``point``: the engine's value and gradient beside the exact ones."""
     floats = {k: float(v) for k, v in point.items()}
-    outcome = engine.run(graph, floats, every_node=True)
+    called = call.run(engine, graph, floats, every_node=True, representable=False)
+    if called.verdict is not None:
+        raise EngineError(f"{engine.name} cannot be explained here: {called.message}")
+    outcome = called.get()
     values, adj = _exact_state(graph, point)
     rows = []
     for i, step in enumerate(graph.steps):
@@ -206,10 +211,10 @@ def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tupl
 def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Culprit | None:
     """Name the op (or ``backward``) that makes ``engine`` wrong on ``graph`` at ``point``."""
     floats = {k: float(v) for k, v in point.items()}
-    try:
-        outcome = engine.run(graph, floats, every_node=True)
-    except Exception as exc:
-        return raised_culprit(graph, exc)
+    called = call.run(engine, graph, floats, every_node=True, representable=False)
+    if called.verdict is not None:  # the check reports the failure; where it raised may name the culprit
+        return raised_culprit(graph, called.error) if called.raised and called.error is not None else None
+    outcome = called.get()
     values, adj = _exact_state(graph, point)
     forward_bug = _first_wrong_value(graph, outcome, values)
     if forward_bug is not None:
@@ -337,10 +342,8 @@ def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str |
         graph_shared, point = _mini(op.name, args, accumulate=False, shared=True)
         if _fails((graph_shared, point), engine):
             _, adj = _exact_state(graph_shared, point)
-            try:
-                got = engine.run(graph_shared, {k: float(v) for k, v in point.items()}).grads.get("a")
-            except Exception:
-                got = None
+            called = call.run(engine, graph_shared, {k: float(v) for k, v in point.items()}, representable=False)
+            got = called.get().grads.get("a") if called.ok else None
             text = f"{op.symbol or op.name}".join(["a ", " a"]) if op.symbol else f"{op.name}(a, a)"
             return (f"1.75 * ({text}) at a = {args[0][0]:g}", float(adj[graph_shared.inputs[0][1]]), got)
     return None
@@ -381,8 +384,11 @@ def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: 
 
 def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine) -> bool:
     graph, point = mini
+    called = call.run(engine, graph, {k: float(v) for k, v in point.items()}, representable=False)
+    if called.verdict is not None:  # the op alone cannot even be run: it is the culprit
+        return True
+    outcome = called.get()
     try:
-        outcome = engine.run(graph, {k: float(v) for k, v in point.items()})
         _, adj = _exact_state(graph, point)
     except Exception:
         return True

@@ -8,16 +8,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 
 from gradspec.casefile.model import Bounds, Case, CaseFile, ChainRule, Linearity, Point, Training
-from gradspec.checks.check import check_graph, compare, prepare
-from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec.checks.check import check_graph, prepare
+from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
 from gradspec.checks.training import train
-from gradspec.diagnose.debug import as_yaml_case, raised_culprit, shrink, shrink_input
+from gradspec.diagnose.debug import as_yaml_case, shrink, shrink_input
 from gradspec.diagnose.debug import localise as _localise
-from gradspec.engines.protocol import Engine, NotANumber, Outcome, Unsupported
-from gradspec.errors import DomainError, GradspecError
+from gradspec.engines import call
+from gradspec.engines.protocol import Engine, Outcome
+from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
-from gradspec.limits import LIMITS, TimeLimit, deadline
-from gradspec.reference.exact import conditioning, exact, over_budget, relative_error
+from gradspec.reference.exact import conditioning, relative_error
 
 __all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point"]
 
@@ -140,48 +140,22 @@ def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
     if isinstance(case.spec, Training):
         return train(case.spec, case.tolerance, engine, base)
     assert case.graph is not None and point is not None
-    graph = case.graph
-    try:
-        ref = exact(graph, point.exact())
-    except DomainError as exc:
-        if case.expect.error == "domain":
-            return _expected_domain_error(case, point, engine, exc.message)
-        return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)  # type: ignore[arg-type]
-    outcome = _engine_run(engine, graph, point)
-    if isinstance(outcome, CheckResult):
-        return dataclasses.replace(outcome, **base)  # type: ignore[arg-type]
-    quantities = list(compare(graph, ref, outcome, point.exact(), case.tolerance, engine))
-    quantities = [_apply_expectations(case, q, ref.kinks != ()) for q in quantities]
-    message = over_budget(graph)
-    if isinstance(case.spec, Linearity):
-        extra, problem = _linearity(case, case.spec, point, engine, outcome)
-        quantities += extra
-        message = "; ".join(filter(None, [message, problem]))
-    elif isinstance(case.spec, ChainRule):
-        extra, problem = _chain_rule(case, case.spec, point, engine, outcome)
-        quantities += extra
-        message = "; ".join(filter(None, [message, problem]))
-    kinks = tuple(k.where for k in ref.kinks)
-    return CheckResult(**base, verdict=worst([q.verdict for q in quantities]), quantities=tuple(quantities),  # type: ignore[arg-type]
-                       kinks=kinks, message=message)
+    spec = case.spec
 
+    def extra(outcome: Outcome) -> tuple[list[Quantity], str]:
+        if isinstance(spec, Linearity):
+            return _linearity(case, spec, point, engine, outcome)
+        if isinstance(spec, ChainRule):
+            return _chain_rule(case, spec, point, engine, outcome)
+        return [], ""
 
-def _engine_run(engine: Engine, graph: Graph, point: Point) -> Outcome | CheckResult:
-    reason = engine.unsupported(graph) or engine.unrepresentable(graph, point.floats())
-    if reason:
-        return CheckResult("", {}, engine.name, Verdict.SKIP, message=reason)
-    try:
-        with deadline(LIMITS.engine):
-            return engine.run(graph, point.floats())
-    except TimeLimit as exc:
-        return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine {exc}")
-    except Unsupported as exc:
-        return CheckResult("", {}, engine.name, Verdict.SKIP, message=str(exc))
-    except NotANumber as exc:  # gradspec's own float() of what the engine returned
-        return CheckResult("", {}, engine.name, Verdict.FAIL, message=str(exc))
-    except (Exception, RecursionError) as exc:  # the engine under test failed: that check fails, the run goes on
-        return CheckResult("", {}, engine.name, Verdict.FAIL, message=f"engine raised {type(exc).__name__}: {exc}",
-                           culprit=raised_culprit(graph, exc))
+    def domain_error(problem: str) -> CheckResult:
+        return _expected_domain_error(case, point, engine, problem)
+
+    result = check_graph(case.graph, point.exact(), engine, case.tolerance,
+                         expect=lambda q, at_kink: _apply_expectations(case, q, at_kink), extra=extra,
+                         domain_error=domain_error if case.expect.error == "domain" else None)
+    return dataclasses.replace(result, **base)  # type: ignore[arg-type]
 
 
 def _apply_expectations(case: Case, q: Quantity, at_kink: bool) -> Quantity:
@@ -208,18 +182,14 @@ def _apply_expectations(case: Case, q: Quantity, at_kink: bool) -> Quantity:
 
 def _expected_domain_error(case: Case, point: Point, engine: Engine, problem: str) -> CheckResult:
     base = _base(case, point, engine.name)
-    graph = case.graph
-    assert graph is not None
-    reason = engine.unsupported(graph)
-    if reason:
-        return CheckResult(**base, verdict=Verdict.SKIP, message=reason)  # type: ignore[arg-type]
-    try:
-        out = engine.run(graph, point.floats())
-    except Unsupported as exc:
-        return CheckResult(**base, verdict=Verdict.SKIP, message=str(exc))  # type: ignore[arg-type]
-    except (Exception, RecursionError) as exc:
+    assert case.graph is not None
+    called = call.run(engine, case.graph, point.floats(), representable=False)
+    if called.raised:
         return CheckResult(**base, verdict=Verdict.PASS,  # type: ignore[arg-type]
-                           message=f"outside the domain ({problem}); engine raised {type(exc).__name__} as expected")
+                           message=f"outside the domain ({problem}); engine raised {type(called.error).__name__} as expected")
+    if called.verdict is not None:
+        return CheckResult(**base, verdict=called.verdict, message=called.message)  # type: ignore[arg-type]
+    out = called.get()
     signalled = [name for name, v in [("value", out.value), *out.grads.items()] if v is not None and not math.isfinite(v)]
     if not signalled:
         return CheckResult(**base, verdict=Verdict.FAIL,  # type: ignore[arg-type]
@@ -250,12 +220,11 @@ def _scale(engine: Engine, graph: Graph, point: Point, name: str) -> float:
 def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Outcome) -> tuple[list[Quantity], str]:
     a, b = float(point.exact()["a"]), float(point.exact()["b"])
     fun_point = Point(tuple((n, v) for n, v in point.values if n not in ("a", "b")), point.line)
-    runs = [_engine_run(engine, g, fun_point) for g in (spec.f, spec.g)]
-    if any(isinstance(r, CheckResult) for r in runs):
-        problem = next(r.message for r in runs if isinstance(r, CheckResult))
+    runs = [call.run(engine, g, fun_point.floats()) for g in (spec.f, spec.g)]
+    if any(r.verdict is not None for r in runs):
+        problem = next(r.message for r in runs if r.verdict is not None)
         return [Quantity("linearity", "property", None, None, None, None, None, None, Verdict.FAIL, note=problem)], problem
-    f_out, g_out = runs
-    assert isinstance(f_out, Outcome) and isinstance(g_out, Outcome)
+    f_out, g_out = (r.get() for r in runs)
     out = []
     for name, _ in spec.f.inputs:
         gf, gg, gh = f_out.grads.get(name), g_out.grads.get(name), h.grads.get(name)
@@ -272,9 +241,10 @@ def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Out
 
 
 def _chain_rule(case: Case, spec: ChainRule, point: Point, engine: Engine, composed: Outcome) -> tuple[list[Quantity], str]:
-    inner = _engine_run(engine, spec.inner, point)
-    if isinstance(inner, CheckResult):
-        return [Quantity("chain rule", "property", None, None, None, None, None, None, Verdict.FAIL, note=inner.message)], inner.message
+    called = call.run(engine, spec.inner, point.floats())
+    if called.verdict is not None:
+        return [Quantity("chain rule", "property", None, None, None, None, None, None, Verdict.FAIL, note=called.message)], called.message
+    inner = called.get()
     outer_grad = composed.grads.get(spec.via)
     out = []
     for name, _ in spec.inner.inputs:

@@ -17,6 +17,7 @@ from html import escape
 
 import mpmath
 
+from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.errors import DomainError
 from gradspec.graph.ir import Graph
@@ -90,17 +91,12 @@ def sweep(
 ) -> list[Sample]:
     """The engine's d output / d ``var`` at each x, against the exact value."""
     points = [{**{k: float(v) for k, v in fixed.items()}, var: x} for x in xs]
-    batch = getattr(engine, "run_batch", None)
-    if batch is not None:
-        _, grads = batch(graph, {k: [p[k] for p in points] for k in points[0]})
-        engine_grads: list[float | None] = list(grads[var])
-    else:
-        engine_grads = []
-        for p in points:
-            try:
-                engine_grads.append(engine.run(graph, p).grads.get(var))
-            except Exception:  # the engine failing at a point is a result of the sweep
-                engine_grads.append(math.nan)
+    batch = call.batch(engine, graph, {k: [p[k] for p in points] for k in points[0]})
+    if batch is not None and batch.verdict is None:
+        engine_grads: list[float | None] = list(batch.get()[1][var])
+    else:  # point by point; the engine failing at a point is a result of the sweep
+        runs = [call.run(engine, graph, p, representable=False) for p in points]
+        engine_grads = [r.get().grads.get(var) if r.verdict is None else math.nan for r in runs]
     exact_grads = _exact_grads(graph, var, xs, fixed)
     out = []
     for x, g, e in zip(xs, engine_grads, exact_grads, strict=True):
