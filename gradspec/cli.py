@@ -100,6 +100,9 @@ def _build_parser() -> _Parser:
     r.add_argument("--exclude", action="append", default=[], metavar="CASE_ID",
                    help="leave out the case with this id (repeatable)")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    r.add_argument("--nondet-tol", type=float, metavar="TOL",
+                   help="how far two runs of one check may differ (default: the case's nondet_tol, else 0: exactly "
+                        "equal); every check runs the engine twice")
     r.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help=f"fail a check whose engine call takes longer (default {type(LIMITS).engine:g})")
     r.add_argument("-j", "--jobs", type=int, metavar="N",
@@ -183,6 +186,8 @@ def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.time_limit is not None and args.time_limit <= 0:
         raise GradspecError("--time-limit must be positive")
+    if args.nondet_tol is not None and not args.nondet_tol >= 0:
+        raise GradspecError("--nondet-tol must be 0 or more")
     if args.jobs is not None and args.jobs < 0:
         raise GradspecError("--jobs must be 0 (one per core) or more")
     saved = LIMITS.engine
@@ -201,6 +206,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     check_report_paths(args.report)
     start = time.perf_counter()
     files, errors = _load_all(args.paths, err)
+    files = [f.with_nondet_tol(args.nondet_tol) for f in files]
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
     progress = _Progress(err, len(picked) * len(engines))
@@ -209,7 +215,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from gradspec.run.workers import run_in_workers
 
         jobs = args.jobs or os.cpu_count() or 1
-        results = run_in_workers(files, picked, list(zip(specs, engines, strict=True)), jobs, progress.step)
+        results = run_in_workers(files, picked, list(zip(specs, engines, strict=True)), jobs, progress.step,
+                                 args.nondet_tol)
     else:
         for fi, ci in picked:
             for engine in engines:

@@ -12,6 +12,7 @@ from typing import Any
 
 import mpmath
 
+from gradspec.checks import nondet
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, resolve
@@ -119,14 +120,18 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     quantities = list(compare(graph, ref, outcome, point, tol, engine))
     if expect is not None:
         quantities = [expect(q, ref.kinks != ()) for q in quantities]
-    message = over_budget(graph)
+    # A second run on a fresh build: the first is judged, the second says whether it can be trusted.
+    quantities, unstable, problem = nondet.judge(quantities, outcome, call.run(engine, graph, floats), tol)
+    message = "; ".join(filter(None, [over_budget(graph), problem]))
     if extra is not None:
         more, problem = extra(outcome)
         quantities += more
         message = "; ".join(filter(None, [message, problem]))
     checked = CheckResult(graph.program.source, floats, engine.name, worst([q.verdict for q in quantities]),
-                          tuple(quantities), message, tuple(k.where for k in ref.kinks))
-    if checked.verdict is Verdict.FAIL and localise_failures:
+                          tuple(quantities), message, tuple(k.where for k in ref.kinks), culprit=unstable)
+    if unstable is not None and checked.verdict is Verdict.PASS:  # the second run failed; the first passed
+        checked = dataclasses.replace(checked, verdict=Verdict.FAIL)
+    if checked.verdict is Verdict.FAIL and localise_failures and unstable is None:
         from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
 
         checked = dataclasses.replace(checked, culprit=localise(graph, point, engine))

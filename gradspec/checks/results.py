@@ -38,12 +38,14 @@ def worst(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
 class Tolerance:
     """A check passes when ``|engine - exact| <= atol + rtol * |exact|``.
 
-    ``h`` is the numerical reference's step (scaled by ``max(1, |x|)``).
+    ``h`` is the numerical reference's step (scaled by ``max(1, |x|)``). ``nondet`` is how far two runs
+    of the same check on the same engine may differ (0: they must agree exactly).
     """
 
     rtol: float = 1e-7
     atol: float = 1e-10
     h: float = 1e-4
+    nondet: float = 0.0
 
     def bound(self, exact: float) -> float:
         return self.atol + self.rtol * abs(exact) if math.isfinite(exact) else 0.0

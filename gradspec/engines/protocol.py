@@ -226,6 +226,9 @@ class ValueClassEngine(Engine):
     def protocol_problem(self) -> str | None:
         return self._probe.problem
 
+    def begin(self) -> None:
+        self._probe  # noqa: B018 -- probed before the first graph, never between two runs of one check
+
     @property
     def keeps_intermediates(self) -> bool:  # type: ignore[override]
         return self._probe.problem is not None or self._probe.keeps_intermediates

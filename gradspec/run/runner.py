@@ -70,7 +70,8 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
     plugin leaves that to pytest's own mark.
     """
     result = _identify(_run(case, point, engine), case, point)
-    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None:
+    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None \
+            and result.culprit is None:  # a culprit already (the engine's nondeterminism) needs no re-run to find
         result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None,
                           case.domain)
     return _expected(case, result) if apply_xfail else result

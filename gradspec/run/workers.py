@@ -55,16 +55,17 @@ class _Setup:
     engines: tuple[str, ...]  # specs, resolved again in each worker
     engine_limit: float
     derivation_limit: float
+    nondet_tol: float | None = None  # the command line's, applied again to the files a spawned worker loads
 
 
 class _Pool:
     """The parent's side: the units still to run, their results, and the workers."""
 
     def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
-                 engines: Sequence[tuple[str, Engine]], jobs: int) -> None:
+                 engines: Sequence[tuple[str, Engine]], jobs: int, nondet_tol: float | None = None) -> None:
         self.files, self.engines = files, [engine for _, engine in engines]
         self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
-                            tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation)
+                            tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation, nondet_tol)
         self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
         self.results: list[dict[int, CheckResult]] = [{} for _ in self.units]
         # The longest units first (training, then the most points), so that no worker is left with a
@@ -108,11 +109,12 @@ class _Pool:
 
 
 def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
-                   jobs: int, on_unit: Callable[[str], None] = lambda _: None) -> list[CheckResult]:
+                   jobs: int, on_unit: Callable[[str], None] = lambda _: None,
+                   nondet_tol: float | None = None) -> list[CheckResult]:
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and
     the engine it resolved to), in ``jobs`` worker processes; results come back in serial order.
     ``on_unit`` hears each finished case id."""
-    return _Pool(files, cases, engines, jobs).run(on_unit)
+    return _Pool(files, cases, engines, jobs, nondet_tol).run(on_unit)
 
 
 class _Worker:
@@ -286,7 +288,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
             state[_STARTED] = time.monotonic()
 
     LIMITS.watch = watch
-    files = built[0] if built else [load_file(p) for p in setup.paths]
+    files = built[0] if built else [load_file(p).with_nondet_tol(setup.nondet_tol) for p in setup.paths]
     cases = [[_case(f, cid) for cid in ids] for f, ids in zip(files, setup.case_ids, strict=True)]
     engines = built[1] if built else [resolve(s) for s in setup.engines]
     try:

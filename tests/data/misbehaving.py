@@ -322,3 +322,36 @@ class RTrueDivSwapped(Same):
 
     def __rtruediv__(self, other):
         return self / other
+
+
+class Alternating(Scalar):
+    """Every other backward runs its nodes in build order (leaves first) instead of reverse topological
+    order, so a gradient that has to pass through intermediates is lost on those runs: the runs of one
+    graph disagree, as with an order taken from a set, but predictably."""
+
+    runs = 0
+
+    def backward(self):
+        Alternating.runs += 1
+        order = self._order()
+        if Alternating.runs % 2:
+            order.reverse()
+        self.grad = 1.0
+        for node in order:
+            for parent, local in node._edges:
+                parent.grad += local * node.grad
+
+
+class LastBit(Scalar):
+    """Correct, except that every other backward moves each leaf's gradient by one unit in the last place,
+    as summing the same contributions in another order can."""
+
+    runs = 0
+
+    def backward(self):
+        super().backward()
+        LastBit.runs += 1
+        if LastBit.runs % 2 == 0:
+            for node in self._order():
+                if not node._edges:
+                    node.grad = math.nextafter(node.grad, math.inf)
