@@ -105,6 +105,9 @@ def _build_parser() -> _Parser:
                         "equal); every check runs the engine twice")
     r.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help=f"fail a check whose engine call takes longer (default {type(LIMITS).engine:g})")
+    r.add_argument("--in-process", action="store_true",
+                   help="run every engine in this process (by default engines other than builtin run in a worker "
+                        "process, so that one that crashes or hangs fails its check and the run goes on)")
     r.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="run the checks in N worker processes (0: one per core); an engine stuck in native code "
                         "past the time limit, or crashing, fails its check and the run goes on")
@@ -218,10 +221,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         results = run_in_workers(files, picked, list(zip(specs, engines, strict=True)), jobs, progress.step,
                                  args.nondet_tol)
     else:
-        for fi, ci in picked:
-            for engine in engines:
-                results.extend(run_case(files[fi].cases[ci], engine))
-                progress.step(files[fi].cases[ci].id)
+        results = _run_isolated(files, picked, specs, engines, args, progress)
     progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
               time.perf_counter() - start, gradspec.__version__)
@@ -244,6 +244,30 @@ def _usable(specs: Sequence[str]) -> list[Engine]:
     for engine in engines:
         require(engine)
     return engines
+
+
+def _run_isolated(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]], specs: Sequence[str],
+                  engines: Sequence[Engine], args: argparse.Namespace, progress: _Progress) -> list[CheckResult]:
+    """The checks in serial order. Engines other than the built-in one run in a worker process of their
+    own (unless ``--in-process``), so that one that takes its process down (``os._exit``, a crash in native
+    code) or hangs outside Python fails the check it was on, and the run goes on to its report."""
+    isolated = [] if args.in_process else [i for i, e in enumerate(engines) if e.name != "builtin"]
+    grouped: list[list[CheckResult]] = []
+    if isolated:
+        from gradspec.run.workers import run_units
+
+        grouped = run_units(files, picked, [(specs[i], engines[i]) for i in isolated], 1, progress.step,
+                            args.nondet_tol)
+    results: list[CheckResult] = []
+    for k, (fi, ci) in enumerate(picked):
+        case = files[fi].cases[ci]
+        for i, engine in enumerate(engines):
+            if i in isolated:
+                results.extend(grouped[k * len(isolated) + isolated.index(i)])
+            else:
+                results.extend(run_case(case, engine))
+                progress.step(case.id)
+    return results
 
 
 class _Progress:

@@ -28,7 +28,9 @@ from gradspec.engines.protocol import Engine, NotANumber, Outcome, Unsupported
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
 
-__all__ = ["Called", "ProtocolError", "batch", "guarded", "run", "steps"]
+__all__ = ["STRIKES", "Called", "ProtocolError", "batch", "guarded", "run", "steps", "struck_out", "timed_out"]
+
+STRIKES = 3  # time-limit hits after which an engine's remaining checks fail without running
 
 T = TypeVar("T")
 
@@ -102,7 +104,28 @@ def run(engine: Engine, graph: Graph, point: Mapping[str, float], *, every_node:
             raise Unsupported(reason)
         return engine.run(graph, point, every_node=every_node)
 
-    return guarded(body, lambda out: _outcome(out, every_node))
+    return _counted(engine, body, lambda out: _outcome(out, every_node))
+
+
+def timed_out(message: str) -> bool:
+    """Whether a check's message says its engine call ran past the time limit."""
+    return message.startswith("engine did not finish within") or message.startswith("engine did not return within")
+
+
+def struck_out(engine_name: str) -> str:
+    """The one message of every check an engine does not get to run after ``STRIKES`` time-limit hits."""
+    return (f"not run: engine {engine_name} ran past the time limit {STRIKES} times, so its remaining checks fail "
+            "at once instead of waiting for it again")
+
+
+def _counted(engine: Engine, body: Callable[[], T], check: Callable[[T], None] = lambda _: None) -> Called[T]:
+    """``guarded``, counting the engine's time-limit hits; after ``STRIKES`` of them it is not called again."""
+    if engine.time_limit_hits >= STRIKES:
+        return Called(None, Verdict.FAIL, struck_out(engine.name))
+    called = guarded(body, check)
+    if called.timed_out:
+        engine.time_limit_hits += 1
+    return called
 
 
 def batch(engine: Engine, graph: Graph, columns: Mapping[str, Sequence[float]]) -> Called[tuple[list[float], dict[str, list[float]]]] | None:
@@ -111,7 +134,7 @@ def batch(engine: Engine, graph: Graph, columns: Mapping[str, Sequence[float]]) 
     if method is None:
         return None
     size = len(next(iter(columns.values()), ()))
-    return guarded(lambda: method(graph, columns), lambda out: _batch(out, size, [n for n, _ in graph.inputs]))
+    return _counted(engine, lambda: method(graph, columns), lambda out: _batch(out, size, [n for n, _ in graph.inputs]))
 
 
 def steps(engine: Engine, build: Callable[[], tuple[Any, Sequence[Any]]], *, backward: bool = True) -> Called[tuple[float, list[float | None]]]:
@@ -129,7 +152,7 @@ def steps(engine: Engine, build: Callable[[], tuple[Any, Sequence[Any]]], *, bac
         for g in answer[1]:
             _real("a gradient", g, optional=True)
 
-    return guarded(body, check)
+    return _counted(engine, body, check)
 
 
 def _real(what: str, x: object, *, optional: bool = False) -> None:

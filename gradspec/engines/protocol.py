@@ -67,6 +67,7 @@ class Engine:
     name: str = "engine"
     eps: float = FLOAT64_EPS
     keeps_intermediates: bool = True  # whether gradients() reports d out/d node for nodes that are not leaves
+    time_limit_hits: int = 0  # calls that ran past the time limit (counted by gradspec.engines.call)
 
     def protocol_problem(self) -> str | None:
         """Why this engine cannot take part in a run at all (found once, before any check), or None."""

@@ -28,11 +28,12 @@ from typing import Any
 
 from gradspec.casefile.model import Case, CaseFile
 from gradspec.checks.results import CheckResult
+from gradspec.engines.call import STRIKES, struck_out, timed_out
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
 from gradspec.limits import LIMITS
 
-__all__ = ["grace", "run_in_workers"]
+__all__ = ["grace", "run_in_workers", "run_units"]
 
 _UNIT, _POINT, _STARTED, _SECONDS = range(4)  # the slots of a worker's shared state
 _NOT_STARTED, _BETWEEN = -1.0, -2.0  # a worker's unit before its first one, and between two
@@ -73,19 +74,36 @@ class _Pool:
         order = sorted(range(len(self.units)), key=lambda u: _cost(self.case(u)), reverse=True)
         self.queue: deque[int] = deque(order)
         self.resume: dict[int, int] = {}  # unit -> the point a fresh worker starts from
+        self.hits = [0] * len(engines)  # time-limit hits per engine, in every worker together
         context = multiprocessing.get_context("fork" if _single_threaded() else "spawn")
         self.workers = [_Worker(context, self) for _ in range(max(1, min(jobs, len(self.units))))]
+
+    def strike_out(self, unit: int) -> None:
+        """Fail the unit's remaining points at once: its engine has run past the time limit too often."""
+        from gradspec.run.runner import failed
+
+        case, (_, _, ei) = self.case(unit), self.units[unit]
+        name = self.engines[ei].name
+        first = self.resume.pop(unit, 0)
+        points = list(case.points[first:]) if case.points else [None]
+        for i, point in enumerate(points, first):
+            self.results[unit][i] = failed(case, point, name, struck_out(name))
 
     def case(self, unit: int) -> Case:
         fi, ci, _ = self.units[unit]
         return self.files[fi].cases[ci]
 
-    def run(self, on_unit: Callable[[str], None]) -> list[CheckResult]:
+    def run(self, on_unit: Callable[[str], None]) -> list[list[CheckResult]]:
         try:
             while self.queue or any(w.inflight for w in self.workers):
                 for w in self.workers:
                     while self.queue and w.wants_more():
-                        w.give(self.queue.popleft())
+                        unit = self.queue.popleft()
+                        if self.hits[self.units[unit][2]] >= STRIKES:
+                            self.strike_out(unit)
+                            on_unit(self.case(unit).id)
+                        else:
+                            w.give(unit)
                 busy = [w for w in self.workers if w.inflight]
                 left = [t for t in (w.stuck_in() for w in busy) if t is not None]
                 ready = multiprocessing.connection.wait([w.conn for w in busy], max(0.0, min([*left, _POLL])))
@@ -105,7 +123,7 @@ class _Pool:
         finally:
             for w in self.workers:
                 w.close()
-        return [r for per_unit in self.results for _, r in sorted(per_unit.items())]
+        return [[r for _, r in sorted(per_unit.items())] for per_unit in self.results]
 
 
 def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
@@ -114,6 +132,14 @@ def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], 
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and
     the engine it resolved to), in ``jobs`` worker processes; results come back in serial order.
     ``on_unit`` hears each finished case id."""
+    return [r for per_unit in run_units(files, cases, engines, jobs, on_unit, nondet_tol) for r in per_unit]
+
+
+def run_units(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
+              jobs: int, on_unit: Callable[[str], None] = lambda _: None,
+              nondet_tol: float | None = None) -> list[list[CheckResult]]:
+    """As :func:`run_in_workers`, the results grouped by (case, engine) unit: case by case, and within a
+    case engine by engine, so that a caller can interleave them with results of its own."""
     return _Pool(files, cases, engines, jobs, nondet_tol).run(on_unit)
 
 
@@ -170,6 +196,8 @@ class _Worker:
 
     def _record(self, unit: int, index: int, result: CheckResult, last: bool) -> list[int]:
         self.pool.results[unit][index] = result
+        if timed_out(result.message):
+            self.pool.hits[self.pool.units[unit][2]] += 1
         if not last:
             return []
         self.inflight.popleft()
@@ -204,6 +232,8 @@ class _Worker:
                 break
         pool = self.pool
         unit, index = int(self.state[_UNIT]), int(self.state[_POINT])
+        if timed_out(message) and unit >= 0:
+            pool.hits[pool.units[unit][2]] += 1
         if unit == _NOT_STARTED:
             raise GradspecError(f"a worker process could not start ({message}); its error is above")
         rest = list(self.inflight)
