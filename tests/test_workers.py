@@ -268,7 +268,7 @@ def test_after_three_time_limit_hits_an_engine_s_remaining_checks_fail_at_once(
         misbehaving_cases: Path, tmp_path: Path, where: list[str]) -> None:
     report = tmp_path / "r.json"
     start = time.perf_counter()
-    code, out, _ = run("run", str(misbehaving_cases), "--engine", "misbehaving:HangsOnTanh", "--time-limit", "0.5",
+    code, _, _ = run("run", str(misbehaving_cases), "--engine", "misbehaving:HangsOnTanh", "--time-limit", "0.5",
                        *where, f"--report={report}")
     took = time.perf_counter() - start
     assert code == 1
