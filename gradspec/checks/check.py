@@ -112,7 +112,7 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     if called.verdict is not None:
         failed = result(called.verdict, called.message)
         if called.raised and called.error is not None:  # where it raised can name the culprit
-            from gradspec.diagnose.debug import raised_culprit  # the debugging layer builds on this module
+            from gradspec.diagnose.raised import raised_culprit  # the debugging layer builds on this module
 
             failed = dataclasses.replace(failed, culprit=raised_culprit(graph, called.error))
         return failed

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -33,7 +32,7 @@ from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
 from gradspec.reference.exact import DPS, _local_partials, adjoints, forward
 
-__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "raised_culprit", "render_dot", "shrink",
+__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "label", "localise", "render_dot", "shrink",
            "subexpression", "subprogram"]
 
 _SHRINK_LIMIT = 200  # steps; larger graphs are not shrunk
@@ -154,7 +153,7 @@ def _short(graph: Graph, index: int) -> str:
     return f"({subexpression(graph, index)})"
 
 
-def _label(graph: Graph, index: int) -> str:
+def label(graph: Graph, index: int) -> str:
     """A node as a person wrote it: ``a = x * y``, or its expression with intermediates by name."""
     named = {i: n for n, i in graph.intermediates + graph.inputs}
 
@@ -204,7 +203,7 @@ def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tupl
         ge, gx = outcome.node_grads.get(i), float(adj[i])
         ve, vx = outcome.node_values.get(i), float(values[i])
         ok = _close(ge, gx) and (ve is None or _close(ve, vx))
-        rows.append(NodeReport(i, _label(graph, i), step.op or "input", ve, vx, ge, gx, ok))
+        rows.append(NodeReport(i, label(graph, i), step.op or "input", ve, vx, ge, gx, ok))
     return rows, outcome
 
 
@@ -213,6 +212,8 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
     floats = {k: float(v) for k, v in point.items()}
     called = call.run(engine, graph, floats, every_node=True, representable=False)
     if called.verdict is not None:  # the check reports the failure; where it raised may name the culprit
+        from gradspec.diagnose.raised import raised_culprit  # it reads node labels from this module
+
         return raised_culprit(graph, called.error) if called.raised and called.error is not None else None
     outcome = called.get()
     values, adj = _exact_state(graph, point)
@@ -231,55 +232,20 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
     return None
 
 
-def raised_culprit(graph: Graph, exc: BaseException) -> Culprit | None:
-    """The culprit of an engine call that raised, read from where it raised: an op's forward (the
-    exception came out of building that op), or the traversal (RecursionError in backward), else None."""
-    frames = list(_frames(exc))
-    in_backward = any(f.f_code.co_name == "gradients" for f in frames)
-    if isinstance(exc, RecursionError) and in_backward:
-        return Culprit("backward", "traversal", _label(graph, graph.output), message=(
-            f"backward raised RecursionError on a graph {graph.depth} ops deep: it walks the graph recursively "
-            f"(a recursive topological sort), which Python's recursion limit ({sys.getrecursionlimit()}) "
-            "stops; an iterative traversal does not"))
-    if in_backward:
-        return None
-    applying = next((f for f in frames if f.f_code.co_name == "_apply" and "op" in f.f_locals), None)
-    if applying is None:
-        return None
-    op = applying.f_locals["op"]
-    shown = [_num(a) for a in applying.f_locals.get("args", ())]
-    return Culprit(op.name, "forward", op.name, message=(
-        f"{op.name} raised {type(exc).__name__} in its forward at ({', '.join(shown)}): {exc}"))
-
-
-def _g(x: float | None) -> str:
-    return "nothing" if x is None else f"{x:.10g}"
-
-
-def _frames(exc: BaseException) -> Iterator[Any]:
-    tb = exc.__traceback__
-    while tb is not None:
-        yield tb.tb_frame
-        tb = tb.tb_next
-
-
-def _num(x: Any) -> str:
-    try:
-        return f"{float(getattr(x, 'data', x)):g}"
-    except (TypeError, ValueError):
-        return type(x).__name__
-
-
 def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any]) -> Culprit | None:
     for i, step in enumerate(graph.steps):
         if step.op is None or i not in outcome.node_values:
             continue
         ve, vx = outcome.node_values[i], float(values[i])
         if not _close(ve, vx):
-            return Culprit(step.op, "forward", _label(graph, i), exact=vx, engine=ve,
-                           message=f"{step.op} at `{_label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
+            return Culprit(step.op, "forward", label(graph, i), exact=vx, engine=ve,
+                           message=f"{step.op} at `{label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
                                    f"engine {ve:.10g}")
     return None
+
+
+def _g(x: float | None) -> str:
+    return "nothing" if x is None else f"{x:.10g}"
 
 
 def _side(op: str, k: int) -> str:
@@ -301,7 +267,7 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
         verdict = _unit_test(graph, i, values, engine)
         if verdict is None:
             continue
-        where = f"{op_name} at `{_label(graph, i)}`"
+        where = f"{op_name} at `{label(graph, i)}`"
         if verdict == "rule":
             single = len(consumers) == 1
             exact_passed = expected if single else None
