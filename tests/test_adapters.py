@@ -509,3 +509,13 @@ def test_a_missing_library_makes_an_unavailable_engine(spec: str, modules: list[
     assert (engine.name, engine.reason) == (spec, reason)
     result = check("x * y", {"x": 2, "y": 3}, engine=engine)
     assert (result.verdict, result.message) == (Verdict.SKIP, reason)
+
+
+def test_jax_takes_the_same_path_in_both_runs_of_a_check() -> None:
+    # Eager and jitted XLA differ in the last bit here; a check runs its graph twice to see whether the
+    # engine is deterministic, so the adapter must not switch to jit between the two runs of one check.
+    pytest.importorskip("jax")
+    engine = resolve("jax")
+    for x in (-3.670862283897047, -3.670862283897047, 1.25, 1.25, -0.5):
+        result = check("exp(sin(x)) * cos(tanh(x)) + log(sigmoid(x))", {"x": x}, engine=engine)
+        assert result.verdict is Verdict.PASS, result.table()
