@@ -1,12 +1,15 @@
 """The ``gradspec`` command line: ``main(argv) -> exit code``, writing to the streams it is given.
 
-Exit codes: 0 every check passed, 1 a check failed, 2 invalid input or usage, 130 interrupted (Ctrl-C).
+Exit codes: 0 every check passed, 1 a check failed, 2 invalid input or usage, 130 interrupted (Ctrl-C),
+141 the output was closed early (piped into ``head``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -17,17 +20,19 @@ import gradspec
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
 from gradspec.checks.check import check, check_graph, exact_number, prepare
-from gradspec.checks.results import CheckResult, Run, Tolerance, Verdict
+from gradspec.checks.results import Run, Tolerance, Verdict
 from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
-from gradspec.run.runner import run_case
+from gradspec.report.terminal import Progress, failure_lines, next_steps, summary
+from gradspec.run.session import run_picked
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +42,27 @@ class _Parser(argparse.ArgumentParser):
 
 class _UsageError(Exception):
     pass
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, printed by main() to the stream it was given (argparse's own prints to sys.stdout)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print gradspec's version and exit")
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise _VersionRequested
+
+
+class _VersionRequested(Exception):
+    pass
+
+
+def _max_fail(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of failures of 1 or more, got {text}")
+    return n
 
 
 def _point(text: str) -> dict[str, str]:
@@ -51,6 +77,7 @@ def _point(text: str) -> dict[str, str]:
 
 def _build_parser() -> _Parser:
     parser = _Parser(prog="gradspec", description="Declarative gradient checks for autograd engines.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("check", help="check one expression at one or more points")
     p.add_argument("expression", help="e.g. '(x*y + x)**2 - tanh(y)' or 'a = x*y; b = a + x; b'")
@@ -86,7 +113,11 @@ def _build_parser() -> _Parser:
 
     m = sub.add_parser("mutate", help="score a case library against gradient mutants of the built-in engine")
     m.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
-    m.add_argument("--first", action="store_true", help="stop at each mutant's first killer (faster)")
+    m.add_argument("--all", dest="every", action="store_true",
+                   help="run every case on every mutant and list all its killers (default: stop at the first)")
+    m.add_argument("--first", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
+    m.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="score the mutants in N processes (0: one per core; default 1)")
 
     v = sub.add_parser("validate", help="check case files against the schema and SymPy without running engines")
     v.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
@@ -100,6 +131,11 @@ def _build_parser() -> _Parser:
     r.add_argument("--exclude", action="append", default=[], metavar="CASE_ID",
                    help="leave out the case with this id (repeatable)")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    r.add_argument("-v", "--verbose", action="store_true",
+                   help="print every failing check in full (default: the worst point of each case and engine)")
+    r.add_argument("--maxfail", type=_max_fail, metavar="N", help="stop after N failing checks")
+    r.add_argument("-x", "--exitfirst", dest="maxfail", action="store_const", const=1,
+                   help="stop at the first failing check (--maxfail 1)")
     r.add_argument("--nondet-tol", type=float, metavar="TOL",
                    help="how far two runs of one check may differ (default: the case's nondet_tol, else 0: exactly "
                         "equal); every check runs the engine twice")
@@ -122,8 +158,23 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except _UsageError as exc:
         print(exc, file=err)
         return EXIT_INVALID
+    except _VersionRequested:
+        print(f"gradspec {gradspec.__version__}", file=out)
+        return EXIT_OK
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    try:
+        return _dispatch(args, out, err)
+    except BrokenPipeError:
+        # The reader went away (``gradspec run | head``): stop quietly, as Python's documentation
+        # advises; the descriptor is pointed at devnull so that the flush at exit does not fail again.
+        for stream in (out, err):
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # not a real file (a StringIO)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         if args.command == "check":
             return _check_command(args, out)
@@ -212,29 +263,27 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     files = [f.with_nondet_tol(args.nondet_tol) for f in files]
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
-    progress = _Progress(err, len(picked) * len(engines))
-    results: list[CheckResult] = []
-    if args.jobs is not None:
-        from gradspec.run.workers import run_in_workers
-
-        jobs = args.jobs or os.cpu_count() or 1
-        results = run_in_workers(files, picked, list(zip(specs, engines, strict=True)), jobs, progress.step,
-                                 args.nondet_tol)
-    else:
-        results = _run_isolated(files, picked, specs, engines, args, progress)
-    progress.done()
+    progress = Progress(err, len(picked) * len(engines), "cases" if len(engines) == 1 else "case runs")
+    try:
+        results, stopped = run_picked(files, picked, list(zip(specs, engines, strict=True)), jobs=args.jobs,
+                                      maxfail=args.maxfail, on_case=progress.step, on_failure=progress.failure,
+                                      nondet_tol=args.nondet_tol, isolate=not args.in_process)
+    finally:
+        progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
               time.perf_counter() - start, gradspec.__version__)
     if not args.quiet:
-        for r in results:
-            if r.verdict in (Verdict.FAIL, Verdict.ERROR):
-                print(f"{r.path}:{r.line}: {r.case_id}", file=out)
-                print(r.table(), file=out)
-                print(file=out)
+        for line in failure_lines(results, every=args.verbose):
+            print(line, file=out)
+    if stopped:
+        print(f"stopped after {args.maxfail} failing check(s) (--maxfail {args.maxfail}); the rest did not run",
+              file=out)
     print(summary(run), file=out)
     write_reports(args.report, run)
     for path in args.report:
         print(f"report written: {path}", file=out)
+    if run.exit_code == EXIT_OK and not args.quiet and (tip := next_steps(specs, args.report)):
+        print(tip, file=out)
     return run.exit_code
 
 
@@ -244,91 +293,6 @@ def _usable(specs: Sequence[str]) -> list[Engine]:
     for engine in engines:
         require(engine)
     return engines
-
-
-def _run_isolated(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]], specs: Sequence[str],
-                  engines: Sequence[Engine], args: argparse.Namespace, progress: _Progress) -> list[CheckResult]:
-    """The checks in serial order. Engines other than the built-in one run in a worker process of their
-    own (unless ``--in-process``), so that one that takes its process down (``os._exit``, a crash in native
-    code) or hangs outside Python fails the check it was on, and the run goes on to its report."""
-    isolated = [] if args.in_process else [i for i, e in enumerate(engines) if e.name != "builtin"]
-    grouped: list[list[CheckResult]] = []
-    if isolated:
-        from gradspec.run.workers import run_units
-
-        grouped = run_units(files, picked, [(specs[i], engines[i]) for i in isolated], 1, progress.step,
-                            args.nondet_tol)
-    results: list[CheckResult] = []
-    for k, (fi, ci) in enumerate(picked):
-        case = files[fi].cases[ci]
-        for i, engine in enumerate(engines):
-            if i in isolated:
-                results.extend(grouped[k * len(isolated) + isolated.index(i)])
-            else:
-                results.extend(run_case(case, engine))
-                progress.step(case.id)
-    return results
-
-
-class _Progress:
-    """A one-line progress bar on a terminal; silent when the stream is piped."""
-
-    def __init__(self, stream: TextIO, total: int) -> None:
-        self.stream, self.total, self.n = stream, total, 0
-        self.live = total > 20 and hasattr(stream, "isatty") and stream.isatty()
-
-    def step(self, label: str) -> None:
-        self.n += 1
-        if self.live:
-            width = 30
-            filled = width * self.n // max(self.total, 1)
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.n}/{self.total} {label[:40]:<40}")
-            self.stream.flush()
-
-    def done(self) -> None:
-        if self.live:
-            self.stream.write("\r" + " " * 90 + "\r")
-            self.stream.flush()
-
-
-_COLUMNS = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.SKIP, Verdict.XFAIL, Verdict.ERROR)
-
-
-def summary(run: Run) -> str:
-    """The terminal summary: checks per engine and per verdict, then the totals."""
-    rows = [("engine", *(v.value for v in _COLUMNS), "checks")]
-    for engine in run.engines:
-        c = run.counts(engine=engine)
-        rows.append((engine, *(str(c[v]) for v in _COLUMNS), str(sum(c.values()))))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]
-    totals = run.counts()
-    cases = len({(r.path, r.case_id) for r in run.results})
-    parts = [f"{totals[v]} {v.value}" for v in _COLUMNS if totals[v]]
-    lines.extend(skip_lines(run))
-    verdict = {0: "OK" if not totals[Verdict.SKIP] else "NO FAILURES, SOME SKIPPED", 1: "FAILED", 2: "INVALID INPUT"}[
-        run.exit_code]
-    lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
-                 f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
-                 f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
-    return "\n".join(lines)
-
-
-def skip_lines(run: Run) -> list[str]:
-    """The skipped checks by reason, and the engines that compared nothing (which fail the run)."""
-    lines = []
-    skips = run.skips()
-    if skips:
-        total = sum(n for _, n in skips)
-        shown = ", ".join(f"{reason} ({n:,})" for reason, n in skips[:8])
-        more = f", and {len(skips) - 8} more reasons" if len(skips) > 8 else ""
-        lines.append(f"{total:,} skipped: {shown}{more}")
-    for engine in run.idle_engines():
-        n = sum(1 for r in run.results if r.engine == engine)
-        lines.append(f"engine {engine} compared nothing: " + (f"all {n:,} of its checks were skipped" if n
-                                                                else "no check ran on it"))
-    return lines
 
 
 def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -389,10 +353,14 @@ def _mutate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     files, errors = _load_all(args.paths, err)
     if errors:
         return EXIT_INVALID
+    if args.jobs < 0:
+        raise GradspecError("--jobs must be 0 (one per core) or more")
     cases = [c for f in files for c in f.cases]
-    progress = _Progress(err, len(MUTANTS) * len(cases))
-    report = mutate(cases, first=args.first, progress=progress.step)
-    progress.done()
+    progress = Progress(err, len(MUTANTS), "mutants")
+    try:
+        report = mutate(cases, every=args.every, jobs=args.jobs or os.cpu_count() or 1, progress=progress.step)
+    finally:
+        progress.done()
     for mutant in MUTANTS:
         killers = report.killers[mutant.name]
         status = f"killed by {len(killers)}" if killers else "SURVIVED"
@@ -411,7 +379,7 @@ def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.count < 1 or args.max_depth < 1:
         raise GradspecError("--count and --max-depth must be at least 1")
     engine = _usable([args.engine])[0]
-    progress = _Progress(err, args.count)
+    progress = Progress(err, args.count, "graphs")
     report = fuzz(engine, count=args.count, seed=args.seed, max_depth=args.max_depth, out=args.out,
                   progress=progress.step)
     progress.done()

@@ -21,10 +21,14 @@ from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
+from gradspec.report.terminal import brief_table
 from gradspec.run.runner import run_point
 
 _ENGINES = pytest.StashKey[list[Engine]]()
 _CONVENTIONS = pytest.StashKey[list[str]]()
+# The first failing item of each (file, case, engine): later ones point to it for the culprit and the
+# smallest failing case, instead of repeating them (and are not shrunk again).
+_FIRST_FAILURE = pytest.StashKey[dict[tuple[str, str, str], str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except GradspecError as exc:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
     config.stash[_CONVENTIONS] = []
+    config.stash[_FIRST_FAILURE] = {}
     try:
         LIMITS.engine = float(config.getini("gradspec_time_limit"))
     except ValueError:
@@ -111,9 +116,9 @@ def _labelled(case: Case) -> list[tuple[Point | None, str]]:
 
 
 class CheckFailed(Exception):
-    def __init__(self, result: CheckResult) -> None:
+    def __init__(self, result: CheckResult, earlier: str = "") -> None:
         super().__init__(result.message or result.verdict.value)
-        self.result = result
+        self.result, self.earlier = result, earlier  # earlier: the case's first failing item on this engine
 
 
 class CheckItem(pytest.Item):
@@ -124,7 +129,9 @@ class CheckItem(pytest.Item):
         self.engine = engine
 
     def runtest(self) -> None:
-        result = run_point(self.case, self.point, self.engine, apply_xfail=False)
+        first = self.config.stash[_FIRST_FAILURE]
+        group = (self.case.path, self.case.id, self.engine.name)
+        result = run_point(self.case, self.point, self.engine, apply_xfail=False, shrink=group not in first)
         self.user_properties.append(("gradspec_verdict", result.verdict.value))
         self.user_properties.append(("gradspec_engine", self.engine.name))
         if result.verdict is Verdict.SKIP:
@@ -132,12 +139,15 @@ class CheckItem(pytest.Item):
         if result.verdict is Verdict.CONVENTION:
             self.user_properties.append(("gradspec_convention", f"{self.nodeid}: {', '.join(result.kinks)}"))
         if result.verdict in (Verdict.FAIL, Verdict.ERROR):
-            raise CheckFailed(result)
+            earlier = first.setdefault(group, self.name)
+            raise CheckFailed(result, "" if earlier == self.name else earlier)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
         if isinstance(excinfo.value, CheckFailed):
-            r = excinfo.value.result
-            return f"{r.path}:{r.line}: case {r.case_id!r}\n{r.table()}"
+            r, earlier = excinfo.value.result, excinfo.value.earlier
+            if not earlier:
+                return f"{r.path}:{r.line}: case {r.case_id!r}\n{r.table()}"
+            return f"{r.path}:{r.line}: case {r.case_id!r}\n{brief_table(r)}\n  culprit and derivatives: see {earlier}"
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 
-import gradspec.reference.exact as reference
+import gradspec.reference.store as store
 from gradspec.checks.check import prepare
-from gradspec.reference.cache import CACHE
-from gradspec.reference.exact import exact, numerical_all
+from gradspec.reference.store import STORE, exact, reference
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GRADSPEC_CACHE_DIR", str(tmp_path))
-    CACHE.clear_memory()
+    STORE.clear_memory()
     yield tmp_path
-    CACHE.clear_memory()
+    STORE.clear_memory()
 
 
 POINT = {"x": Fraction(1, 3), "y": Fraction(2)}
@@ -31,19 +30,19 @@ def graph():  # type: ignore[no-untyped-def]
 
 def test_a_warm_run_reads_the_exact_values_without_sympy(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cold = exact(graph(), POINT)
-    numerical_all(graph(), POINT, 1e-4)
-    CACHE.flush()
+    reference(graph(), POINT).numerical(1e-4)
+    STORE.flush()
     (file,) = folder.glob("*.json")
-    CACHE.clear_memory()
+    STORE.clear_memory()
 
     def no_sympy(*args: object) -> None:
         raise AssertionError("SymPy was asked again")
 
-    monkeypatch.setattr(reference, "_exact", no_sympy)
-    monkeypatch.setattr(reference, "numerical", no_sympy)
+    monkeypatch.setattr(store, "exact_at", no_sympy)
+    monkeypatch.setattr(store, "numerical", no_sympy)
     warm = exact(graph(), POINT)
     assert {n: str(v)[:32] for n, v in warm.grads.items()} == {n: str(v)[:32] for n, v in cold.grads.items()}
-    assert numerical_all(graph(), POINT, 1e-4)["x"] == pytest.approx(float(cold.grads["x"]), rel=1e-8)
+    assert reference(graph(), POINT).numerical(1e-4)["x"] == pytest.approx(float(cold.grads["x"]), rel=1e-8)
     record = json.loads(file.read_text())
     assert record["versions"]["gradspec"] and len(record["points"]) == 1
 
@@ -52,42 +51,42 @@ def test_a_warm_run_reads_the_exact_values_without_sympy(folder: Path, monkeypat
                                      json.dumps({"versions": "x", "points": []}), "\x00\x01"])
 def test_a_corrupt_or_stale_file_is_ignored_and_rewritten(folder: Path, content: str) -> None:
     right = exact(graph(), POINT)
-    CACHE.flush()
+    STORE.flush()
     (file,) = folder.glob("*.json")
     file.write_text(content)
-    CACHE.clear_memory()
+    STORE.clear_memory()
     again = exact(graph(), POINT)
     assert str(again.value)[:30] == str(right.value)[:30]
     assert {n: str(v)[:30] for n, v in again.grads.items()} == {n: str(v)[:30] for n, v in right.grads.items()}
-    CACHE.flush()
+    STORE.flush()
     assert json.loads(file.read_text())["points"]  # rewritten with a good record
 
 
 def test_a_damaged_record_is_recomputed(folder: Path) -> None:
     right = exact(graph(), POINT)
-    CACHE.flush()
+    STORE.flush()
     (file,) = folder.glob("*.json")
     data = json.loads(file.read_text())
     key = next(iter(data["points"]))
     data["points"][key] = {"v": "not a number"}
     file.write_text(json.dumps(data))
-    CACHE.clear_memory()
+    STORE.clear_memory()
     assert str(exact(graph(), POINT).grads["x"]) == str(right.grads["x"])
 
 
 def test_the_cache_can_be_turned_off(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRADSPEC_CACHE", "0")
     exact(graph(), POINT)
-    CACHE.flush()
+    STORE.flush()
     assert list(folder.glob("*.json")) == []
 
 
 # -- case files that loaded cleanly ---------------------------------------------------------------------
 
 import gradspec.casefile.loader as loader_module  # noqa: E402
+from gradspec.casefile.cache import DOCUMENTS  # noqa: E402
 from gradspec.casefile.loader import load_file  # noqa: E402
 from gradspec.errors import CaseFileError  # noqa: E402
-from gradspec.reference.cache import DOCUMENTS  # noqa: E402
 
 CASE_FILE = """\
 description: two cases
@@ -184,13 +183,13 @@ def test_case_files_are_not_remembered_with_the_cache_off(folder: Path, tmp_path
 
 def test_points_another_process_wrote_are_kept(folder: Path) -> None:
     exact(graph(), POINT)
-    CACHE.flush()
+    STORE.flush()
     (file,) = folder.glob("*.json")
     data = json.loads(file.read_text())
     data["points"]["x=1/7,y=1/1"] = next(iter(data["points"].values()))  # what another worker wrote meanwhile
     file.write_text(json.dumps(data))
     exact(graph(), {"x": Fraction(1, 5), "y": Fraction(3)})
-    CACHE.flush()
+    STORE.flush()
     assert sorted(json.loads(file.read_text())["points"]) == ["x=1/3,y=2/1", "x=1/5,y=3/1", "x=1/7,y=1/1"]
 
 
@@ -208,7 +207,7 @@ def test_a_record_that_does_not_build_is_loaded_the_long_way(folder: Path, tmp_p
 def test_the_record_depends_on_the_validating_library(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.metadata
 
-    from gradspec.reference.cache import DocumentCache
+    from gradspec.casefile.cache import DocumentCache
 
     before = DocumentCache().fingerprint()
     real = importlib.metadata.version

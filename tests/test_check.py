@@ -196,7 +196,7 @@ def test_same_structure_written_differently_keeps_its_own_text_and_columns() -> 
     assert tight.table().startswith("PASS  p/q  at")
     from gradspec import DomainError
     from gradspec.checks.check import prepare
-    from gradspec.reference.exact import exact
+    from gradspec.reference.store import exact
 
     with pytest.raises(DomainError) as info:
         exact(prepare("p/q", ["p", "q"]), {"p": 1, "q": 0})

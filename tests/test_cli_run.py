@@ -28,7 +28,9 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 
 def summary(out: str) -> re.Match[str]:
-    last = out.rstrip("\n").splitlines()[-1]
+    """The summary line: the last line, or the one before the hint a clean run ends with."""
+    lines = out.rstrip("\n").splitlines()
+    last = lines[-2] if lines[-1].startswith("next: ") else lines[-1]
     match = SUMMARY.match(last)
     assert match, last
     return match
@@ -43,35 +45,53 @@ def test_run_passing_file(kinds_file: Path) -> None:
     m = summary(out)
     assert m.groups()[:6] == ("OK", "13", "7", "1", "1", "13 pass")
     assert m.group(7) == "0"
-    assert len(lines) == 3  # nothing failed, so no tables
+    assert len(lines) == 4  # nothing failed, so no tables; a clean run ends with what to try next
+    assert lines[3] == ("next: check your own engine with --engine module:Class (e.g. --engine myengine:Value) "
+                        "and a report with --report report.html (or .md, .json)")
 
 
 def test_run_with_a_broken_engine(kinds_file: Path, engines: ModuleType) -> None:
     code, out, err = run("run", str(kinds_file), "--engine", "engines:TanhSignFlip")
     assert (code, err) == (1, "")
-    # grad-intermediates uses tanh(y): both of its points fail, on d/dy. The tanh network of train-line
-    # still learns (the loss falls), yet its first gradient is wrong against the exact one, so it fails too.
-    assert out.count(f"{kinds_file}:") == 3
-    assert f"{kinds_file}:19: grad-intermediates\n" in out
-    assert f"{kinds_file}:20: grad-intermediates\n" in out
-    assert f"{kinds_file}:49: train-line\n" in out
+    # grad-intermediates uses tanh(y): both of its points fail, on d/dy; they are one group, whose worst
+    # point (the larger relative error) is shown. The tanh network of train-line still learns (the loss
+    # falls), yet its first gradient is wrong against the exact one, so it fails too.
+    assert out.count(f"{kinds_file}:") == 2
+    assert f"{kinds_file}:20: grad-intermediates on engines:TanhSignFlip: 2 of 2 checks fail\n" in out
+    assert f"{kinds_file}:49: train-line on engines:TanhSignFlip: 1 of 1 check fails\n" in out
+    assert "  and 1 more failing point: x=2,y=3\n" in out
+    assert out.count("culprit: tanh") == 1
     assert "(first step)" in out
     assert "FAIL  a = x * y" in out
-    assert "  at x=2,y=3  on engines:TanhSignFlip" in out
-    fail_rows = [line.split() for line in out.splitlines() if line.strip().endswith(" fail")]
-    assert [r[0] for r in fail_rows] == ["d/dy", "d/dy", "d"]  # the last: "d loss/d p6 (first step)"
-    # engine, exact, numerical, abs err: d/dy = 2x(xy + x) - tanh'(y) at (2, 3) is 31 + tanh(3)**2 exactly; with
-    # tanh' = 1 + tanh**2 the engine gives 31 - tanh(3)**2, off by 2*tanh(3)**2 = 1.98 (printed to 2 digits)
+    assert "  at x=-0.5,y=0.25  on engines:TanhSignFlip" in out
+    fail_rows = [line.split() for line in out.splitlines() if line.startswith("  ") and line.endswith(" fail")]
+    assert [r[0] for r in fail_rows] == ["d/dy", "d"]  # the last: "d loss/d p6 (first step)"
+    # engine, exact, numerical, abs err: d/dy = 2x(xy + x) - tanh'(y) at (-0.5, 0.25) is tanh(0.25)**2 - 0.375;
+    # with tanh' = 1 + tanh**2 the engine gives -0.375 - tanh(0.25)**2 (relative error 0.28; 0.06 at (2, 3))
     engine_v, exact_v, numerical_v, abs_err = (float(v) for v in fail_rows[0][1:5])
-    t2 = math.tanh(3.0) ** 2
-    assert exact_v == pytest.approx(31 + t2, rel=1e-9)
-    assert engine_v == pytest.approx(31 - t2, rel=1e-9)
+    t2 = math.tanh(0.25) ** 2
+    assert exact_v == pytest.approx(t2 - 0.375, rel=1e-9)
+    assert engine_v == pytest.approx(-0.375 - t2, rel=1e-9)
     assert numerical_v == pytest.approx(exact_v, rel=1e-8)
     assert abs_err == pytest.approx(2 * t2, rel=0.02)
-    assert "  d/dy = 2*x*(x*y + x) + tanh(y)**2 - 1" in out
+    assert out.count("  d/dy = 2*x*(x*y + x) + tanh(y)**2 - 1") == 1
     m = summary(out)
     assert m.groups()[:6] == ("FAILED", "13", "7", "1", "1", "10 pass, 3 fail")
     assert out.splitlines()[-2].split() == ["engines:TanhSignFlip", "10", "3", "0", "0", "0", "0", "13"]
+
+
+def test_verbose_shows_every_failing_check(kinds_file: Path, engines: ModuleType) -> None:
+    code, out, _ = run("run", str(kinds_file), "--engine", "engines:TanhSignFlip", "-v")
+    assert code == 1
+    assert out.count(f"{kinds_file}:") == 3
+    assert f"{kinds_file}:19: grad-intermediates\n" in out
+    assert f"{kinds_file}:20: grad-intermediates\n" in out
+    fail_rows = [line.split() for line in out.splitlines() if line.startswith("  ") and line.endswith(" fail")]
+    assert [r[0] for r in fail_rows] == ["d/dy", "d/dy", "d"]
+    # at (2, 3): d/dy is 31 + tanh(3)**2 exactly; the engine gives 31 - tanh(3)**2
+    engine_v, exact_v = (float(v) for v in fail_rows[0][1:3])
+    t2 = math.tanh(3.0) ** 2
+    assert (exact_v, engine_v) == (pytest.approx(31 + t2, rel=1e-9), pytest.approx(31 - t2, rel=1e-9))
 
 
 def test_run_on_two_engines(kinds_file: Path, engines: ModuleType) -> None:

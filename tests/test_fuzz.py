@@ -17,7 +17,7 @@ from gradspec.checks.check import prepare
 from gradspec.checks.results import Verdict
 from gradspec.cli import main
 from gradspec.engines.protocol import resolve
-from gradspec.reference.exact import exact
+from gradspec.reference.store import exact
 from gradspec.run.runner import run_case
 from gradspec.tools.fuzz import FuzzReport, fuzz, graphs
 

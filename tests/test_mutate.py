@@ -48,7 +48,7 @@ def test_mutants_really_carry_their_bug(name: str, expression: str, point: dict[
 
 def test_the_builtin_library_kills_every_mutant() -> None:
     cases = [c for p in sorted((ROOT / "cases").glob("*.gradspec.yaml")) for c in load_file(p).cases]
-    report = mutate(cases, first=True)
+    report = mutate(cases)
     survivors = [m for m, killers in report.killers.items() if not killers]
     assert survivors == []
     assert report.score == 1.0
@@ -62,3 +62,83 @@ def test_a_thin_library_lets_mutants_survive(tmp_path: Path, capsys: pytest.Capt
     assert "mul-swapped          killed by 1" in out
     assert "tanh-sign            SURVIVED" in out
     assert f"mutation score: 1/{len(MUTANTS)} = 4%" in out  # one product kills only the swapped-operand mutant
+
+
+SMALL = """\
+cases:
+  - id: scaled
+    expr: x * 3
+    at: {x: 2}
+  - id: product
+    expr: x * y
+    at: {x: 2, y: 3}
+  - id: tanh
+    expr: tanh(x)
+    at: {x: 0.5}
+  - id: from-two
+    expr: 2 - x
+    at: {x: 0.5}
+"""
+
+
+def test_first_killer_and_every_killer_give_the_same_score(tmp_path: Path) -> None:
+    path = tmp_path / "small.gradspec.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    cases = load_file(path).cases
+    first, every = mutate(cases), mutate(cases, every=True)
+    assert first.killed == every.killed
+    assert first.score == every.score
+    for name, killers in every.killers.items():
+        assert first.killers[name] == killers[:1] or (first.killers[name] and first.killers[name][0] in killers)
+        assert len(first.killers[name]) == min(1, len(killers))
+    # x*3 and x*y both multiply a value by another: both kill mul-swapped, and every=True lists both
+    assert every.killers["mul-swapped"] == [f"{path}::scaled", f"{path}::product"]
+    assert every.killers["tanh-sign"] == [f"{path}::tanh"]
+    assert every.killers["rsub-swapped"] == [f"{path}::from-two"]
+    assert every.killers["exp-overflow"] == []
+    assert len(every.killed) == 4  # and sub-sign, by 2 - x
+
+
+def test_a_mutant_tries_the_cases_that_use_its_op_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradspec.tools import mutate as module
+
+    path = tmp_path / "small.gradspec.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    tried: dict[str, list[str]] = {}
+    kills = module._kills
+
+    def spy(case, engine):  # type: ignore[no-untyped-def]
+        tried.setdefault(engine.name.removeprefix("mutant:"), []).append(case.id)
+        return kills(case, engine)
+
+    monkeypatch.setattr(module, "_kills", spy)
+    first = mutate(load_file(path).cases)
+    # the one case with the mutant's op goes first, though it is later in the file; it kills, so it is the only one
+    assert tried["tanh-sign"] == ["tanh"]
+    assert tried["rsub-swapped"] == ["from-two"]  # a number on the left of -
+    assert tried["mul-swapped"] in (["scaled"], ["product"])  # both multiply; the cheaper (as measured) first
+    # no case has exp: all four are tried, none kills
+    assert sorted(tried["exp-overflow"]) == ["from-two", "product", "scaled", "tanh"]
+    assert first.killers["exp-overflow"] == []
+
+
+def test_mutants_in_processes_score_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "small.gradspec.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    cases = load_file(path).cases
+    serial, forked = mutate(cases, every=True), mutate(cases, every=True, jobs=2)
+    assert forked.killers == serial.killers
+    assert list(forked.killers) == [m.name for m in MUTANTS]
+
+
+def test_mutate_command_all_lists_every_killer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "small.gradspec.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    assert main(["mutate", str(path)]) == 1
+    default = capsys.readouterr().out
+    assert "mul-swapped          killed by 1 " in default
+    assert main(["mutate", str(path), "--all", "--jobs", "2"]) == 1
+    every = capsys.readouterr().out
+    assert "mul-swapped          killed by 2 " in every
+    assert default.splitlines()[-1] == every.splitlines()[-1]  # the same score line
+    assert main(["mutate", str(path), "--jobs", "-1"]) == 2

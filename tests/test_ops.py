@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import mpmath
 import pytest
 import sympy
 
+import gradspec.tools.fuzz as fuzz_module
 from gradspec.engine import Value
-from gradspec.ops.table import CALLABLE, INFIX, OPS, op
+from gradspec.engines.protocol import resolve
+from gradspec.errors import ExpressionError
+from gradspec.lang.expr import parse
+from gradspec.ops.table import CALLABLE, INFIX, OPS, PREFIX_BINDING, Capability, op
 
 # Points inside each op's domain and away from its kinks: one tuple of arguments per point.
 POINTS: dict[str, list[tuple[float, ...]]] = {
@@ -241,3 +246,52 @@ def test_domains() -> None:
     assert pw([mpf(2), mpf("0.5")], [True, True]) is None
     for name in ("add", "sub", "mul", "neg", "relu", "tanh", "exp", "sigmoid", "sin", "cos", "abs"):
         assert OPS[name].domain is None
+
+
+# -- facts the rest of gradspec reads from the row ---------------------------------------------------------
+
+
+def test_infix_rows_carry_their_binding_powers() -> None:
+    infix = {o.name: o.binding for o in OPS.values() if o.binding is not None}
+    assert infix == {"add": (10, 10), "sub": (10, 10), "mul": (20, 20), "div": (20, 20), "pow": (41, PREFIX_BINDING)}
+    assert all(OPS[n].symbol and OPS[n].arity == 2 for n in infix)
+    left, right = infix["pow"]
+    assert right < left and infix["mul"][0] < PREFIX_BINDING < left
+    assert str(parse("-x**2 * 2**-y")) == "((-(x ** 2)) * (2 ** (-y)))"
+    assert str(parse("x**y**2")) == "(x ** (y ** 2))"
+
+
+def _fold(name: str, *args: Fraction) -> Fraction | None:
+    fold = OPS[name].fold
+    assert fold is not None
+    return fold(*args)
+
+
+def test_rows_fold_rational_constants_exactly_and_refuse_what_float64_cannot_hold() -> None:
+    assert _fold("div", Fraction(1), Fraction(3)) == Fraction(1, 3)
+    assert _fold("pow", Fraction(2, 3), Fraction(-2)) == Fraction(9, 4)
+    assert _fold("pow", Fraction(2), Fraction(1, 2)) is None  # not rational: left to the float forms
+    assert OPS["tanh"].fold is None and OPS["exp"].fold is None
+    with pytest.raises(ZeroDivisionError, match="division by zero in a constant"):
+        _fold("div", Fraction(1), Fraction(0))
+    with pytest.raises(OverflowError, match=r"constant 0\.0 is outside the float64 range"):  # 1e-400 is 0.0 in float64
+        _fold("mul", Fraction(1, 10**200), Fraction(1, 10**200))
+    with pytest.raises(ExpressionError, match="constant 10\\*\\*400 is outside") as err:
+        parse("x + 10**400")
+    assert err.value.col == 7
+
+
+def test_fuzz_draws_every_row_that_allows_it_and_keeps_domains_positive() -> None:
+    assert {o.name for o in fuzz_module._OPS} == {o.name for o in OPS.values() if o.fuzz is not None} == set(OPS)
+    assert [o.arity for o in fuzz_module._OPS] == sorted(o.arity for o in fuzz_module._OPS)
+    restricted = {o.name: o.fuzz.positive for o in OPS.values() if o.fuzz and o.fuzz.positive}
+    assert restricted == {"log": (0,), "sqrt": (0,), "div": (1,), "pow": (0,)}
+    assert all(OPS[n].domain is not None for n in restricted)  # and every op with a domain is kept inside it
+    assert {o.name for o in OPS.values() if o.domain is not None} == set(restricted)
+
+
+def test_capabilities_are_declared_by_ops_and_engines() -> None:
+    assert all(Capability.VJP in o.capabilities for o in OPS.values())
+    assert all(o.capabilities <= set(Capability) for o in OPS.values())
+    assert resolve("builtin").capabilities == frozenset({Capability.VJP})
+    assert [o.name for o in OPS.values() if o.asserts_on_value] == ["pow"]

@@ -16,7 +16,7 @@ import pytest
 
 import gradspec
 from gradspec.casefile.loader import load_file
-from gradspec.checks.results import CheckResult, Quantity, Run, Verdict
+from gradspec.checks.results import CheckResult, Culprit, Quantity, Run, Verdict
 from gradspec.engine import Value
 from gradspec.engines.protocol import resolve
 from gradspec.errors import GradspecError
@@ -255,7 +255,7 @@ def test_html_has_the_table_plots_and_derivatives(run: Run) -> None:
 def test_html_escapes_user_text(run: Run) -> None:
     page = render("html", run)
     assert SCRIPT_TEXT not in page
-    assert "&lt;script&gt;alert(&#x27;gradspec&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;gradspec&#39;)&lt;/script&gt;" in page  # MarkupSafe writes ' as &#39;
     assert page.count("<script>") == 1  # the page's own
 
 
@@ -439,7 +439,7 @@ def test_html_matrix(matrix_run: Run) -> None:
     assert '<span class="detail">engine has no tanh</span>' in section
     assert '<span class="count">2/3</span> <span class="detail">d/dx rel 0.43</span>' in section
     assert SCRIPT_TEXT not in page
-    assert "engine raised RuntimeError: &lt;script&gt;alert(&#x27;gradspec&#x27;)&lt;/script&gt;" in section
+    assert "engine raised RuntimeError: &lt;script&gt;alert(&#39;gradspec&#39;)&lt;/script&gt;" in section
     assert 'data-verdict="error"' in section and "http" not in section
 
 
@@ -609,3 +609,25 @@ def test_a_failing_record_names_its_culprit(tmp_path: Path, engines: ModuleType)
     assert record["shrunk"].startswith("- id: t-shrunk")
     assert "culprit (`tanh`)" in render("markdown", run)
     assert "culprit <code>tanh</code>" in render("html", run)
+
+
+HOSTILE = '<script>alert("x")</script>'
+ATTRIBUTE = '" onmouseover="alert(1)'
+
+
+def test_html_escapes_hostile_text_everywhere() -> None:
+    """Every field a case file or an engine controls, with markup in it: none of it becomes markup."""
+    q = Quantity(f"x{HOSTILE}", "input", 1.0, 2.0, 2.0, 1.0, 0.5, 1e-7, Verdict.FAIL, exact_text=ATTRIBUTE,
+                 symbolic=f"2*x{HOSTILE}", note=HOSTILE)
+    culprit = Culprit("mul", "rule", HOSTILE, message=f"mul at `{HOSTILE}`")
+    bad = CheckResult(f"x * {HOSTILE} {ATTRIBUTE}", {"x": 1.0}, f"engine{HOSTILE}", Verdict.FAIL, (q,),
+                      message=HOSTILE, kinks=(HOSTILE,), case_id=f"id{HOSTILE}{ATTRIBUTE}",
+                      path=f"{HOSTILE}.gradspec.yaml", line=3, culprit=culprit, shrunk=f"- id: {HOSTILE}")
+    other = dataclasses.replace(bad, engine="builtin", verdict=Verdict.PASS, culprit=None, shrunk="")
+    run = Run((bad, other), (bad.engine, "builtin"), (bad.path,), (f"{HOSTILE}:1:1: {ATTRIBUTE}",), 0.5, HOSTILE)
+    page = render("html", run)
+    assert 'id="matrix"' in page and 'id="failures"' in page and 'id="derivatives"' in page  # every section
+    assert page.count("<script") == 1 and page.count("</script>") == 1  # the page's own, and nothing else
+    assert 'onmouseover="' not in page  # no attribute was closed early
+    assert page.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") >= 15
+    assert page.count("&#34; onmouseover=&#34;alert(1)") >= 4  # case id, expression (and its title), tooltip

@@ -6,7 +6,7 @@ and the meaning of each case (expressions parse, names are defined, points are i
 domain, kinks are declared, and hand-written expectations agree with SymPy). Raw dicts never leave
 this module; sampled inputs (:mod:`gradspec.casefile.sampling`) and training specs (:mod:`gradspec.checks.training`)
 are read from them here. A file that once loaded without errors is remembered by its bytes
-(:class:`gradspec.reference.cache.DocumentCache`), and loading it again skips the YAML, the schema and the
+(:class:`gradspec.casefile.cache.DocumentCache`), and loading it again skips the YAML, the schema and the
 exact checks.
 """
 
@@ -24,6 +24,7 @@ import mpmath
 from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from gradspec.casefile import sampling as _sampling
+from gradspec.casefile.cache import DOCUMENTS
 from gradspec.casefile.model import Case, CaseFile, ChainRule, Expect, Linearity, Point, data_dir
 from gradspec.casefile.source import Document, load
 from gradspec.checks import training as _training
@@ -32,8 +33,8 @@ from gradspec.checks.results import Tolerance
 from gradspec.errors import CaseFileError, DomainError, ExpressionError
 from gradspec.graph.ir import Graph, build, unroll
 from gradspec.lang.expr import Program, parse
-from gradspec.reference.cache import DOCUMENTS
-from gradspec.reference.exact import Exact, exact
+from gradspec.reference.exact import Exact
+from gradspec.reference.store import exact
 
 __all__ = ["errors_of", "load_file", "schema"]
 
@@ -101,7 +102,7 @@ class _Loader:
     """The schema and meaning passes over one document.
 
     A ``trusted`` document is one that already passed both, byte for byte, under the same schema and
-    code (see :class:`gradspec.reference.cache.DocumentCache`): only the cases are rebuilt.
+    code (see :class:`gradspec.casefile.cache.DocumentCache`): only the cases are rebuilt.
     """
 
     def __init__(self, doc: Document, *, trusted: bool = False) -> None:

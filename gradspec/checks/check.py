@@ -19,19 +19,9 @@ from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Eng
 from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
-from gradspec.limits import LIMITS, TimeLimit, deadline
-from gradspec.reference.cache import CACHE
-from gradspec.reference.exact import (
-    DPS,
-    Exact,
-    conditioning,
-    derive,
-    exact,
-    numerical_all,
-    over_budget,
-    relative_error,
-    symbolic,
-)
+from gradspec.reference.exact import DPS, Exact
+from gradspec.reference.numerical import relative_error
+from gradspec.reference.store import reference
 
 __all__ = ["check", "check_gradients", "check_graph", "exact_number", "prepare"]
 
@@ -102,8 +92,9 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     def result(verdict: Verdict, message: str = "") -> CheckResult:
         return CheckResult(graph.program.source, floats, engine.name, verdict, message=message)
 
+    refs = reference(graph, point)
     try:
-        ref = exact(graph, point)
+        ref = refs.exact()
     except DomainError as exc:
         return domain_error(exc.message) if domain_error is not None else result(Verdict.ERROR, exc.message)
     except GradspecError as exc:
@@ -122,7 +113,7 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         quantities = [expect(q, ref.kinks != ()) for q in quantities]
     # A second run on a fresh build: the first is judged, the second says whether it can be trusted.
     quantities, unstable, problem = nondet.judge(quantities, outcome, call.run(engine, graph, floats), tol)
-    message = "; ".join(filter(None, [over_budget(graph), problem]))
+    message = "; ".join(filter(None, [refs.over_budget, problem]))
     if extra is not None:
         more, problem = extra(outcome)
         quantities += more
@@ -147,41 +138,23 @@ def compare(
     engine: Engine,
 ) -> tuple[Quantity, ...]:
     """Judge an engine's value and gradients against the exact reference, quantity by quantity."""
-    formulas = _formulas(graph)
-    key = tuple(sorted(point.items()))
+    refs = reference(graph, point)
+    formulas = refs.formulas
     eps = getattr(engine, "eps", FLOAT64_EPS)
     limit = getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
 
     def rounding(name: str) -> float:
-        return eps * float(conditioning(graph, key)[name])
+        return eps * float(refs.conditioning()[name])
 
     out = [_judge("value", "value", outcome.value, ref.value, None, tol, None, formulas.get("", ""),
                   lambda: rounding(""), limit)]
     roles = [(n, "input") for n, _ in graph.inputs] + [(n, "intermediate") for n, _ in graph.intermediates]
-    nums = numerical_all(graph, point, tol.h)
+    nums = refs.numerical(tol.h)
     for name, role in roles:
         num = nums[name]
         out.append(_judge(name, role, outcome.grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name),
                           formulas.get(name, ""), lambda name=name: rounding(name), limit))  # type: ignore[misc]
     return tuple(out)
-
-
-@lru_cache(maxsize=2048)
-def _formulas(graph: Graph) -> dict[str, str]:
-    """The symbolic value and derivatives as text; empty for graphs differentiated step by step."""
-    if not symbolic(graph):
-        return {}
-    cached = CACHE.formulas(graph)
-    if cached is not None:
-        return cached
-    try:
-        with deadline(LIMITS.derivation):
-            d = derive(graph)
-            formulas = {"": str(d.value)} | {n: str(g) for n, g in d.grads.items()}
-    except TimeLimit:  # a derivative too large to print is left out, not waited for
-        return {}
-    CACHE.put_formulas(graph, formulas)
-    return formulas
 
 
 def _judge(

@@ -23,10 +23,13 @@ from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, w
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.errors import CaseFileError, ExpressionError, GradspecError
-from gradspec.graph.ir import Graph, Step, build
+from gradspec.graph.ir import GraphBuilder, build
 from gradspec.lang.expr import Name, Program, parse
 from gradspec.ops.table import OPS, Op
-from gradspec.reference.exact import DPS, adjoints, exact, forward, relative_error
+from gradspec.reference.chain import adjoints, forward
+from gradspec.reference.exact import DPS
+from gradspec.reference.numerical import relative_error
+from gradspec.reference.store import exact
 
 __all__ = ["MAX_WORK", "initial_params", "load", "mlp_loss", "train"]
 
@@ -130,35 +133,24 @@ class _Recorder(Engine):
     """Records what the training code builds as a gradspec graph, for the exact first-step gradient."""
 
     def __init__(self) -> None:
-        self.steps: list[Step] = []
+        self.graph = GraphBuilder()
 
     def leaf(self, x: float) -> int:
-        self.steps.append(Step(None, name=f"p{len(self.steps)}"))
-        return len(self.steps) - 1
+        return self.graph.leaf(f"p{len(self.graph.steps)}")
 
-    def const(self, x: float) -> Step:
-        return Step(None, const=Fraction(repr(float(x))))
+    def const(self, x: float) -> int:
+        return self.graph.const(Fraction(repr(float(x))))
 
     def apply(self, op: Op, args: Sequence[Any]) -> int:
-        indices = []
-        for a in args:
-            if isinstance(a, Step):
-                self.steps.append(a)
-                a = len(self.steps) - 1
-            indices.append(a)
-        self.steps.append(Step(op.name, tuple(indices)))
-        return len(self.steps) - 1
+        return self.graph.apply(op.name, args)
 
 
 def _exact_first_gradient(spec: Training, params: list[float]) -> list[float]:
     rec = _Recorder()
     leaves = [rec.leaf(p) for p in params]
     out = mlp_loss(rec, leaves, spec)
-    inputs = tuple((rec.steps[i].name or "", i) for i in leaves)
-    varying: list[bool] = []
-    for st in rec.steps:
-        varying.append(st.name is not None or any(varying[a] for a in st.args))
-    graph = Graph(Program("training loss", (), Name("loss"), ()), tuple(rec.steps), out, inputs, (), tuple(varying))
+    graph = rec.graph.graph(Program("training loss", (), Name("loss"), ()), out)
+    inputs = graph.inputs
     with mpmath.workdps(DPS):
         values, _ = forward(graph, {name: mpmath.mpf(p) for (name, _), p in zip(inputs, params, strict=True)})
         adj = adjoints(graph, values)

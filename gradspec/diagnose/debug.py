@@ -27,13 +27,20 @@ from gradspec.checks.results import Culprit
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.errors import EngineError
-from gradspec.graph.ir import Graph, Step
+from gradspec.graph.ir import Apply, Const, Graph, GraphBuilder, Leaf
+from gradspec.graph.printer import ancestors as _ancestors
+from gradspec.graph.printer import label as _label
+from gradspec.graph.printer import number as _number
+from gradspec.graph.printer import short as _short
+from gradspec.graph.printer import subexpression, subprogram
 from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
-from gradspec.reference.exact import DPS, _local_partials, adjoints, forward
+from gradspec.reference.chain import adjoints, forward
+from gradspec.reference.chain import local_partials as _local_partials
+from gradspec.reference.exact import DPS
 
-__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "label", "localise", "render_dot", "shrink",
-           "subexpression", "subprogram"]
+__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression",
+           "subprogram"]
 
 _SHRINK_LIMIT = 200  # steps; larger graphs are not shrunk
 _UPSTREAM = 1.75  # an upstream gradient that is not 1, so a missing chain factor shows
@@ -49,128 +56,6 @@ class NodeReport:
     grad_engine: float | None
     grad_exact: float
     ok: bool
-
-
-def subexpression(graph: Graph, index: int) -> str:
-    """The text of the sub-expression rooted at ``index``, intermediates written inline."""
-    memo: dict[int, str] = {}
-    for i in range(index + 1):
-        step = graph.steps[i]
-        if step.name is not None:
-            memo[i] = step.name
-        elif step.op is None:
-            memo[i] = _number(step.const)
-        else:
-            op = OPS[step.op]
-            args = [memo[a] for a in step.args]
-            if op.symbol is None:
-                memo[i] = f"{op.name}({', '.join(args)})"
-            elif op.arity == 1:
-                memo[i] = f"(-{args[0]})"
-            else:
-                memo[i] = f"({args[0]} {op.symbol} {args[1]})"
-    text = memo[index]
-    return text[1:-1] if text.startswith("(") and _balanced(text[1:-1]) else text
-
-
-def subprogram(graph: Graph, index: int) -> str:
-    """The sub-graph rooted at ``index`` as a program that keeps its sharing.
-
-    Named intermediates, and unnamed nodes used more than once, become assignments, so that the
-    program builds the same graph (an engine that fails to accumulate fails on it too).
-    """
-    nodes = sorted(_ancestors(graph, index))
-    uses: dict[int, int] = {}
-    for i in nodes:
-        for a in graph.steps[i].args:
-            uses[a] = uses.get(a, 0) + 1
-    taken = {n for n, _ in graph.inputs}
-    names: dict[int, str] = {}
-    for name, i in graph.intermediates:
-        if i in nodes and graph.steps[i].op is not None:
-            names.setdefault(i, name)
-            taken.add(name)
-    for i in nodes:
-        if graph.steps[i].op is not None and uses.get(i, 0) > 1 and i not in names:
-            name = f"t{i}"
-            while name in taken:
-                name += "_"
-            names[i] = name
-            taken.add(name)
-    text: dict[int, str] = {}
-    lines = []
-    for i in nodes:
-        step = graph.steps[i]
-        if step.name is not None:
-            text[i] = step.name
-            continue
-        if step.op is None:
-            text[i] = _number(step.const)
-            continue
-        op = OPS[step.op]
-        args = [text[a] for a in step.args]
-        if op.symbol is None:
-            body = f"{op.name}({', '.join(args)})"
-        elif op.arity == 1:
-            body = f"(-{args[0]})"
-        else:
-            body = f"({args[0]} {op.symbol} {args[1]})"
-        if i in names and i != index:
-            lines.append(f"{names[i]} = {_strip(body)}")
-            text[i] = names[i]
-        else:
-            text[i] = body
-    lines.append(_strip(text[index]))
-    return "; ".join(lines)
-
-
-def _strip(text: str) -> str:
-    return text[1:-1] if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]) else text
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for ch in text:
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-def _number(value: Fraction | None) -> str:
-    assert value is not None
-    if value.denominator == 1:
-        return str(value.numerator)
-    text = repr(float(value))
-    return text if Fraction(text) == value else f"({value.numerator}/{value.denominator})"
-
-
-def _short(graph: Graph, index: int) -> str:
-    """A node's name where it has one, else its sub-expression."""
-    for name, i in graph.intermediates + graph.inputs:
-        if i == index:
-            return name
-    return f"({subexpression(graph, index)})"
-
-
-def label(graph: Graph, index: int) -> str:
-    """A node as a person wrote it: ``a = x * y``, or its expression with intermediates by name."""
-    named = {i: n for n, i in graph.intermediates + graph.inputs}
-
-    def text(i: int, top: bool) -> str:
-        step = graph.steps[i]
-        if (i in named and not top) or step.name is not None:
-            return named.get(i, step.name or "")
-        if step.op is None:
-            return _number(step.const)
-        op = OPS[step.op]
-        args = [text(a, False) for a in step.args]
-        if op.symbol is None:
-            return f"{op.name}({', '.join(args)})"
-        return f"(-{args[0]})" if op.arity == 1 else f"({args[0]} {op.symbol} {args[1]})"
-
-    body = _strip(text(index, True)) if len(_ancestors(graph, index)) < 60 else f"step {index}"
-    return f"{named[index]} = {body}" if index in named and graph.steps[index].op else body
 
 
 def _exact_state(graph: Graph, point: Mapping[str, Fraction]) -> tuple[list[Any], list[Any]]:
@@ -203,7 +88,7 @@ def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tupl
         ge, gx = outcome.node_grads.get(i), float(adj[i])
         ve, vx = outcome.node_values.get(i), float(values[i])
         ok = _close(ge, gx) and (ve is None or _close(ve, vx))
-        rows.append(NodeReport(i, label(graph, i), step.op or "input", ve, vx, ge, gx, ok))
+        rows.append(NodeReport(i, _label(graph, i), step.op if isinstance(step, Apply) else "input", ve, vx, ge, gx, ok))
     return rows, outcome
 
 
@@ -234,18 +119,24 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
 
 def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any]) -> Culprit | None:
     for i, step in enumerate(graph.steps):
-        if step.op is None or i not in outcome.node_values:
+        if not isinstance(step, Apply) or i not in outcome.node_values:
             continue
         ve, vx = outcome.node_values[i], float(values[i])
         if not _close(ve, vx):
-            return Culprit(step.op, "forward", label(graph, i), exact=vx, engine=ve,
-                           message=f"{step.op} at `{label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
+            return Culprit(step.op, "forward", _label(graph, i), exact=vx, engine=ve,
+                           message=f"{step.op} at `{_label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
                                    f"engine {ve:.10g}")
     return None
 
 
 def _g(x: float | None) -> str:
     return "nothing" if x is None else f"{x:.10g}"
+
+
+def _op(graph: Graph, i: int) -> str:
+    step = graph.steps[i]
+    assert isinstance(step, Apply), "only an op step has consumers' rules to blame"
+    return step.op
 
 
 def _side(op: str, k: int) -> str:
@@ -259,15 +150,15 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
     with mpmath.workdps(DPS):
         for i, k in consumers:
             args = [values[a] for a in graph.steps[i].args]
-            expected += (grads[i] or 0.0) * float(_local_partials(graph.steps[i].op or "")[k](args))  # type: ignore[arg-type]
+            expected += (grads[i] or 0.0) * float(_local_partials(_op(graph, i))[k](args))  # type: ignore[arg-type]
     got = grads[j]
     node = _short(graph, j)
-    for op_name in dict.fromkeys(graph.steps[i].op or "" for i, _ in consumers):
-        i, k = next((i, k) for i, k in consumers if graph.steps[i].op == op_name)
+    for op_name in dict.fromkeys(_op(graph, i) for i, _ in consumers):
+        i, k = next((i, k) for i, k in consumers if _op(graph, i) == op_name)
         verdict = _unit_test(graph, i, values, engine)
         if verdict is None:
             continue
-        where = f"{op_name} at `{label(graph, i)}`"
+        where = f"{op_name} at `{_label(graph, i)}`"
         if verdict == "rule":
             single = len(consumers) == 1
             exact_passed = expected if single else None
@@ -297,7 +188,7 @@ def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str |
     fails beside another use of its input, and (the graph, exact, engine d/da) when it fails only with one
     node in both operand slots; None when it passes every test."""
     step = graph.steps[i]
-    op = OPS[step.op or ""]
+    op = OPS[_op(graph, i)]
     args = [(float(values[a]), graph.varying[a]) for a in step.args]
     for upstream in (None, _UPSTREAM):  # alone, then under an upstream gradient that is not 1
         if _fails(_mini(op.name, args, accumulate=False, shared=False, upstream=upstream), engine):
@@ -319,33 +210,26 @@ def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: 
           upstream: float | None = _UPSTREAM) -> tuple[Graph, dict[str, Fraction]]:
     """``1.75 * op(a, b)`` (optionally ``+ a + b``, or ``op(a, a)``; ``op(a, b)`` alone without
     ``upstream``) as a graph with its point."""
-    steps: list[Step] = []
+    b = GraphBuilder()
     point: dict[str, Fraction] = {}
     operands: list[int] = []
     for k, (value, is_input) in enumerate(args):
         if is_input and not (shared and k == 1):
             name = "ab"[k] if len(args) == 2 else "a"
-            steps.append(Step(None, name=name))
             point[name] = Fraction(value)
-            operands.append(len(steps) - 1)
+            operands.append(b.leaf(name))
         elif is_input:
             operands.append(operands[0])
         else:
-            steps.append(Step(None, const=Fraction(value)))
-            operands.append(len(steps) - 1)
-    steps.append(Step(op, tuple(operands)))
+            operands.append(b.const(Fraction(value)))
+    out = b.apply(op, operands)
     if upstream is not None:
-        steps.append(Step(None, const=Fraction(upstream)))
-        steps.append(Step("mul", (len(steps) - 2, len(steps) - 1)))
+        out = b.apply("mul", (out, b.const(Fraction(upstream))))
     if accumulate:
         for k in dict.fromkeys(o for o, (_, v) in zip(operands, args, strict=True) if v):
-            steps.append(Step("add", (len(steps) - 1, k)))
-    inputs = tuple((s.name or "", i) for i, s in enumerate(steps) if s.name is not None)
-    varying: list[bool] = []
-    for s in steps:
-        varying.append(s.name is not None or any(varying[a] for a in s.args))
-    program = Program(f"unit test of {op}", (), Name("out"), tuple(n for n, _ in inputs))
-    return Graph(program, tuple(steps), len(steps) - 1, inputs, (), tuple(varying)), point
+            out = b.apply("add", (out, k))
+    program = Program(f"unit test of {op}", (), Name("out"), tuple(point))
+    return b.graph(program, out), point
 
 
 def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine) -> bool:
@@ -370,10 +254,10 @@ def shrink(graph: Graph, point: Mapping[str, Fraction], engine: Engine, still_fa
         return None
     candidates = []
     for i, step in enumerate(graph.steps):
-        if step.op is None or not graph.varying[i]:
+        if not isinstance(step, Apply) or not graph.varying[i]:
             continue
         text = subprogram(graph, i)
-        used = {graph.steps[a].name for a in _ancestors(graph, i)} - {None}
+        used = {s.name for s in (graph.steps[a] for a in _ancestors(graph, i)) if isinstance(s, Leaf)}
         candidates.append((_size(graph, i), text, {n: v for n, v in point.items() if n in used}))
     for _, text, sub_point in sorted(candidates, key=lambda c: (c[0], c[1])):
         if still_fails(text, sub_point):
@@ -381,19 +265,8 @@ def shrink(graph: Graph, point: Mapping[str, Fraction], engine: Engine, still_fa
     return None
 
 
-def _ancestors(graph: Graph, index: int) -> set[int]:
-    seen = {index}
-    stack = [index]
-    while stack:
-        for a in graph.steps[stack.pop()].args:
-            if a not in seen:
-                seen.add(a)
-                stack.append(a)
-    return seen
-
-
 def _size(graph: Graph, index: int) -> int:
-    return sum(1 for i in _ancestors(graph, index) if graph.steps[i].op is not None)
+    return sum(1 for i in _ancestors(graph, index) if isinstance(graph.steps[i], Apply))
 
 
 def as_yaml_case(case_id: str, text: str, point: Mapping[str, Fraction], note: str) -> str:
@@ -407,11 +280,11 @@ def render_dot(graph: Graph, rows: list[NodeReport]) -> str:
     by_step = {r.step: r for r in rows}
     lines = ["digraph gradspec {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
     for i, step in enumerate(graph.steps):
-        if step.op is None and step.name is None:
-            lines.append(f'  n{i} [label="{_number(step.const)}", shape=plaintext];')
+        if isinstance(step, Const):
+            lines.append(f'  n{i} [label="{_number(step.value)}", shape=plaintext];')
             continue
         r = by_step.get(i)
-        title = step.name or step.op or ""
+        title = step.name if isinstance(step, Leaf) else step.op
         detail = ""
         if r is not None:
             detail = f"\\nvalue {r.value_exact:.6g}\\ngrad {r.grad_engine} (exact {r.grad_exact:.6g})"

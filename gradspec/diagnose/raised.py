@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from gradspec.checks.results import Culprit
-from gradspec.diagnose.debug import label
 from gradspec.graph.ir import Graph
+from gradspec.graph.printer import label
 
 __all__ = ["raised_culprit"]
 

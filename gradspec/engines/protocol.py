@@ -5,6 +5,7 @@ case through them, so an engine that implements them runs the whole library::
 
     name           how reports name it ("torch:float32")
     eps            machine epsilon of its floating-point type (tolerances scale with it)
+    capabilities   the modes it can be checked in (:class:`gradspec.ops.table.Capability`; reverse mode)
     missing(op, value_left) -> str | None     why it cannot apply an op ("engine has no tanh")
     begin()        start a new graph (a tape-based engine clears its tape)
     leaf(x)        a differentiable input holding the float x
@@ -24,14 +25,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
 from gradspec.engines.probe import Probe, probe_value_class
 from gradspec.errors import EngineError
-from gradspec.graph.ir import Graph
-from gradspec.ops.table import OPS, Op
+from gradspec.graph.ir import Apply, Const, Graph, Leaf
+from gradspec.ops.table import OPS, REVERSE_ONLY, Capability, Op
 
 __all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NotANumber", "Outcome", "Unavailable", "Unsupported",
            "ValueClassEngine", "resolve"]
@@ -66,6 +66,7 @@ class Engine:
 
     name: str = "engine"
     eps: float = FLOAT64_EPS
+    capabilities: frozenset[Capability] = REVERSE_ONLY
     keeps_intermediates: bool = True  # whether gradients() reports d out/d node for nodes that are not leaves
     time_limit_hits: int = 0  # calls that ran past the time limit (counted by gradspec.engines.call)
 
@@ -104,7 +105,7 @@ class Engine:
         if self.eps < FLOAT32_EPS:
             return None  # float64 holds every value gradspec passes
         values = [(f"input {n} = {point[n]:g}", point[n]) for n, _ in graph.inputs]
-        values += [(f"constant {float(s.const):g}", float(s.const)) for s in graph.steps if s.const is not None]
+        values += [(f"constant {float(s.value):g}", float(s.value)) for s in graph.steps if isinstance(s, Const)]
         for what, v in values:
             if abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_SMALLEST:
                 return f"{what} is not representable in float32, the engine's precision"
@@ -113,7 +114,7 @@ class Engine:
     def unsupported(self, graph: Graph) -> str | None:
         """Why this engine cannot run ``graph``, or None."""
         for step in graph.steps:
-            if step.op is not None and any(graph.varying[a] for a in step.args):
+            if isinstance(step, Apply) and any(graph.varying[a] for a in step.args):
                 reason = self.missing(OPS[step.op], graph.varying[step.args[0]])
                 if reason:
                     return reason
@@ -130,7 +131,7 @@ class Engine:
         if not graph.varying[graph.output]:
             return Outcome(float(nodes[graph.output]), {n: 0.0 for n, _ in names})
         out = nodes[graph.output]
-        used = _reaches_output(graph)
+        used = graph.reaches_output
         wanted = [(n, i) for n, i in names if used[i]]
         steps = [i for i, s in enumerate(graph.steps) if used[i] and graph.varying[i]] if every_node else []
         grads = self.gradients(out, [nodes[i] for _, i in wanted] + [nodes[i] for i in steps])
@@ -152,12 +153,14 @@ class Engine:
         """
         nodes: list[Any] = []
         for step in graph.steps:
-            if step.name is not None:
-                nodes.append(leaves[step.name])
-            elif step.op is None:
-                nodes.append(float(step.const))  # type: ignore[arg-type]
-            else:
-                nodes.append(self._apply(OPS[step.op], [nodes[a] for a in step.args], [graph.varying[a] for a in step.args]))
+            match step:
+                case Leaf():
+                    nodes.append(leaves[step.name])
+                case Const():
+                    nodes.append(float(step.value))
+                case Apply():
+                    args = [nodes[a] for a in step.args]
+                    nodes.append(self._apply(OPS[step.op], args, [graph.varying[a] for a in step.args]))
         return nodes
 
     def _apply(self, op: Op, args: list[Any], varying: list[bool]) -> Any:
@@ -167,14 +170,17 @@ class Engine:
         try:
             return self.apply(op, args)
         except (TypeError, NotImplementedError, AssertionError) as exc:
-            # micrograd-style classes raise TypeError or assert on operand kinds they do not take (a
-            # Value exponent). Whether that is what happened is asked of the engine: the same op on the
-            # same operand kinds at harmless values. If that works, the engine takes these operands and
-            # raised on these values (a complex result of (-8) ** 0.5): its error, not a missing feature.
+            # micrograd-style classes raise TypeError, or assert, on operand kinds they do not take (a Value
+            # exponent). Whether that is what happened is asked of the engine: the same op on the same
+            # operand kinds at harmless values. If that works, the engine takes these operands and raised
+            # on these values (a complex result of (-8) ** 0.5): its error, not a missing feature.
             if self.takes(op, varying):
                 raise
-            if op.name == "pow" and varying[1]:
-                raise Unsupported(f"engine's ** does not take a Value exponent: {exc}") from exc
+            if isinstance(exc, AssertionError):
+                refused = op.asserts_on_value  # the op's row says which argument such an assert is about
+                if refused is not None and varying[refused[0]]:
+                    raise Unsupported(f"{refused[1]}: {exc}") from exc
+                raise
             raise Unsupported(f"engine cannot apply {op.name} to {_kinds(varying)}: {exc}") from exc
 
     def takes(self, op: Op, varying: list[bool]) -> bool:
@@ -188,18 +194,6 @@ class Engine:
 
 def _kinds(varying: list[bool]) -> str:
     return ", ".join("Value" if v else "number" for v in varying)
-
-
-@lru_cache(maxsize=4096)
-def _reaches_output(graph: Graph) -> tuple[bool, ...]:
-    """Which nodes the output depends on: a property of the graph, worked out once per graph."""
-    used = [False] * len(graph.steps)
-    used[graph.output] = True
-    for i in range(len(graph.steps) - 1, -1, -1):
-        if used[i]:
-            for a in graph.steps[i].args:
-                used[a] = True
-    return tuple(used)
 
 
 class ValueClassEngine(Engine):

@@ -1,4 +1,5 @@
-"""The expression language: a whitelisted tokenizer and Pratt parser into a small frozen tree.
+"""The expression language: a Pratt parser over whitelisted tokens (:mod:`gradspec.lang.tokens`) into a
+small frozen tree (:mod:`gradspec.lang.tree`).
 
 Grammar (Python's precedence and associativity)::
 
@@ -15,16 +16,14 @@ tokens become the nodes below, and every name is checked against the op table or
 
 from __future__ import annotations
 
-import keyword
 import math
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
 from gradspec.errors import ExpressionError
-from gradspec.ops.table import CALLABLE, OPS
+from gradspec.lang.tokens import Tok, describe, tokenize
+from gradspec.lang.tree import Apply, Name, Node, Num, Program
+from gradspec.ops.table import CALLABLE, OPS, PREFIX_BINDING, show_number
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "Apply", "Name", "Node", "Num", "Program", "parse"]
 
@@ -34,160 +33,35 @@ MAX_EXPONENT = 1024  # |n| of a constant exponent
 MAX_NODES = 20_000
 
 
-@dataclass(frozen=True)
-class Num:
-    value: Fraction
-    text: str = field(compare=False)
-    col: int = field(default=0, compare=False)
-
-    def __str__(self) -> str:
-        return f"({self.text})" if self.value < 0 else self.text
-
-
-@dataclass(frozen=True)
-class Name:
-    name: str
-    col: int = field(default=0, compare=False)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True)
-class Apply:
-    op: str
-    args: tuple[Node, ...]
-    col: int = field(default=0, compare=False)
-
-    def __str__(self) -> str:
-        o = OPS[self.op]
-        if o.symbol is None:
-            return f"{self.op}({', '.join(map(str, self.args))})"
-        if o.arity == 1:
-            return f"(-{self.args[0]})"
-        return f"({self.args[0]} {o.symbol} {self.args[1]})"
-
-
-Node = Num | Name | Apply
-
-
-@dataclass(frozen=True)
-class Program:
-    """A parsed expression: named intermediates in order, then the output.
-
-    ``inputs`` are the free names in order of first use; ``intermediates`` the assigned names.
-    """
-
-    source: str
-    # A program is identified by its text: equal texts are the same program, and neither hashing nor
-    # comparing walks the tree (which may be thousands of nodes deep for a long flat sum).
-    assignments: tuple[tuple[str, Node], ...] = field(compare=False)
-    output: Node = field(compare=False)
-    inputs: tuple[str, ...] = field(compare=False)
-    input_cols: tuple[int, ...] = field(default=(), compare=False)  # where each input is first used
-
-    def column_of(self, name: str) -> int | None:
-        """The column where input ``name`` is first used."""
-        if name in self.inputs and len(self.input_cols) == len(self.inputs):
-            return self.input_cols[self.inputs.index(name)]
-        return None
-
-    @property
-    def intermediates(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.assignments)
-
-    def __str__(self) -> str:
-        parts = [f"{n} = {e}" for n, e in self.assignments] + [str(self.output)]
-        return "; ".join(parts)
-
-
-_TOKEN = re.compile(
-    r"""(?P<space>[ \t\r]+|\#[^\n]*)
-      | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-      | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
-      | (?P<op>\*\*|==|!=|<=|>=|//|[-+*/(),=;\n])
-    """,
-    re.VERBOSE,
-)
-_REFUSED = {
-    "'": "strings are not allowed",
-    '"': "strings are not allowed",
-    ".": "attribute access is not allowed",
-    "[": "brackets are not allowed (no lists, indexing or comprehensions)",
-    "]": "brackets are not allowed (no lists, indexing or comprehensions)",
-    "{": "braces are not allowed",
-    "}": "braces are not allowed",
-    ":": "':' is not allowed (no lambdas, slices or annotations)",
-    "==": "comparisons are not allowed",
-    "!=": "comparisons are not allowed",
-    "<=": "comparisons are not allowed",
-    ">=": "comparisons are not allowed",
-    "//": "operator '//' is not supported; use + - * / **",
-}
-
-
-@dataclass(frozen=True)
-class _Tok:
-    kind: str  # number, name, op, end
-    text: str
-    col: int  # 1-based column in the whole text (the loader maps it to a line)
-
-
-def _tokenize(text: str) -> list[_Tok]:
-    toks: list[_Tok] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        col = pos + 1
-        if m is None:
-            ch = text[pos]
-            reason = _REFUSED.get(ch) or f"unexpected character {ch!r}; expressions use numbers, names, + - * / ** and calls"
-            raise ExpressionError(reason, col=col)
-        kind = m.lastgroup or ""
-        tok = m.group()
-        if kind == "number" and pos + len(tok) < len(text) and (text[pos + len(tok)].isalpha() or text[pos + len(tok)] == "_"):
-            raise ExpressionError(f"malformed number {tok + text[pos + len(tok)]!r}", col=col)
-        if kind == "op" and tok in _REFUSED:
-            raise ExpressionError(_REFUSED[tok], col=col)
-        if kind == "name" and keyword.iskeyword(tok):
-            raise ExpressionError(f"{tok!r} is a Python keyword; expressions cannot use it", col=col)
-        if kind != "space":
-            toks.append(_Tok(kind, tok, col))
-        pos = m.end()
-    toks.append(_Tok("end", "", len(text) + 1))
-    return toks
-
-
-_BINARY = {"+": (10, "add"), "-": (10, "sub"), "*": (20, "mul"), "/": (20, "div")}
-_POW_BP = 40  # binds tighter than unary minus on its left, accepts a unary on its right
-_UNARY_BP = 30
+# Infix spellings and their binding powers, read from the op table.
+_INFIX = {o.symbol: (o.binding, o.name) for o in OPS.values() if o.symbol and o.binding is not None}
 
 
 class _Parser:
     def __init__(self, text: str) -> None:
-        self.toks = _tokenize(text)
+        self.toks = tokenize(text)
         self.i = 0
         self.depth = 0
         self.nodes = 0
         self.paren = 0
 
     # -- token stream -------------------------------------------------------------------------
-    def peek(self) -> _Tok:
+    def peek(self) -> Tok:
         tok = self.toks[self.i]
         while tok.text == "\n" and self.paren:  # newlines inside parentheses continue the line
             self.i += 1
             tok = self.toks[self.i]
         return tok
 
-    def take(self) -> _Tok:
+    def take(self) -> Tok:
         tok = self.peek()
         self.i += 1
         return tok
 
-    def expect(self, text: str, why: str) -> _Tok:
+    def expect(self, text: str, why: str) -> Tok:
         tok = self.peek()
         if tok.text != text:
-            raise ExpressionError(f"expected {why}, found {_describe(tok)}", col=tok.col)
+            raise ExpressionError(f"expected {why}, found {describe(tok)}", col=tok.col)
         return self.take()
 
     # -- grammar ------------------------------------------------------------------------------
@@ -207,7 +81,7 @@ class _Parser:
                 statements.append((None, self.expr(0), tok.col))
             end = self.peek()
             if end.kind != "end" and end.text not in (";", "\n"):
-                raise ExpressionError(f"expected an operator or the end of the statement, found {_describe(end)}", col=end.col)
+                raise ExpressionError(f"expected an operator or the end of the statement, found {describe(end)}", col=end.col)
         if not statements:
             raise ExpressionError("empty expression", col=1)
         *body, (last_name, last, last_col) = statements
@@ -227,24 +101,19 @@ class _Parser:
         left = self.prefix()
         while True:
             tok = self.peek()
-            if tok.text == "**":
-                if min_bp > _POW_BP:
-                    break
-                self.take()
-                left = self.make("pow", (left, self.expr(_UNARY_BP)), tok.col)
-                continue
-            entry = _BINARY.get(tok.text)
-            if entry is None or entry[0] <= min_bp:
+            entry = _INFIX.get(tok.text)
+            if entry is None or entry[0][0] <= min_bp:
                 break
             self.take()
-            left = self.make(entry[1], (left, self.expr(entry[0])), tok.col)
+            (_, right_bp), name = entry
+            left = self.make(name, (left, self.expr(right_bp)), tok.col)
         self.depth -= 1
         return left
 
     def prefix(self) -> Node:
         tok = self.take()
         if tok.text in ("-", "+"):
-            operand = self.expr(_UNARY_BP)
+            operand = self.expr(PREFIX_BINDING)
             return self.make("neg", (operand,), tok.col) if tok.text == "-" else operand
         if tok.text == "(":
             self.paren += 1
@@ -261,9 +130,9 @@ class _Parser:
                 raise ExpressionError(f"{tok.text!r} is an op; call it as {tok.text}(...)", col=tok.col)
             self.count(tok.col)
             return Name(tok.text, tok.col)
-        raise ExpressionError(f"expected a number, a name or '(', found {_describe(tok)}", col=tok.col)
+        raise ExpressionError(f"expected a number, a name or '(', found {describe(tok)}", col=tok.col)
 
-    def call(self, name: _Tok) -> Node:
+    def call(self, name: Tok) -> Node:
         o = CALLABLE.get(name.text)
         if o is None:
             known = ", ".join(sorted(CALLABLE))
@@ -287,7 +156,7 @@ class _Parser:
             raise ExpressionError(f"{name.text} takes {o.arity} argument{plural}, got {len(args)}", col=name.col)
         return self.make(o.name, tuple(args), name.col)
 
-    def number(self, tok: _Tok) -> Num:
+    def number(self, tok: Tok) -> Num:
         self.count(tok.col)
         value = Fraction(tok.text)
         as_float = float(tok.text)
@@ -306,11 +175,11 @@ class _Parser:
         if name == "pow" and isinstance(args[1], Num):
             e = args[1].value
             if abs(e) > MAX_EXPONENT:
-                raise ExpressionError(f"exponent {_show(e)} is too large (limit {MAX_EXPONENT})", col=col)
+                raise ExpressionError(f"exponent {show_number(e)} is too large (limit {MAX_EXPONENT})", col=col)
         if all(isinstance(a, Num) for a in args):
             folded = _fold(name, tuple(a.value for a in args if isinstance(a, Num)), col)
             if folded is not None:
-                return Num(folded, _show(folded), col)
+                return Num(folded, show_number(folded), col)
             node = Apply(name, args, col)
             try:
                 value = OPS[name].fn(*(float(a.value) for a in args if isinstance(a, Num)))
@@ -322,46 +191,15 @@ class _Parser:
         return Apply(name, args, col)
 
 
-_FOLD: dict[str, Callable[..., Fraction]] = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b, "neg": lambda a: -a,
-}
-
-
 def _fold(name: str, vals: tuple[Fraction, ...], col: int) -> Fraction | None:
-    """Exact value of a rational constant op, or None when the result is not rational."""
-    if name == "div" and vals[1] == 0:
-        raise ExpressionError("division by zero in a constant", col=col)
-    if name == "pow":
-        base, e = vals
-        if e.denominator != 1:
-            return None
-        if base == 0 and e < 0:
-            raise ExpressionError("zero to a negative power in a constant", col=col)
-        if base != 0 and abs(e) * abs(math.log10(abs(base))) > 308:
-            raise ExpressionError(f"constant {_show(base)}**{_show(e)} is outside the float64 range", col=col)
-        return base**e.numerator
-    fold = _FOLD.get(name)
+    """Exact value of a rational constant op (its row's ``fold``), or None when it is not rational."""
+    fold = OPS[name].fold
     if fold is None:
         return None
-    result: Fraction = fold(*vals)
-    if result != 0 and not 1e-308 < abs(result) < 1.7e308:
-        raise ExpressionError(f"constant {_show(result)} is outside the float64 range", col=col)
-    return result
-
-
-def _show(value: Fraction) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    return repr(float(value))
-
-
-def _describe(tok: _Tok) -> str:
-    if tok.kind == "end":
-        return "the end of the expression"
-    if tok.text == "\n":
-        return "a line break"
-    return repr(tok.text)
+    try:
+        return fold(*vals)
+    except ArithmeticError as exc:  # the row refuses these constants (division by zero, out of range)
+        raise ExpressionError(str(exc), col=col) from None
 
 
 def _free_names(node: Node, into: dict[str, int]) -> None:

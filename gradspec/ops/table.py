@@ -3,23 +3,30 @@
 A row says everything the rest of gradspec needs about an op: how the expression language spells it,
 its arity, its exact SymPy form (the reference differentiates this), its float form (the numerical
 reference evaluates this), where it is defined, its declared convention at kinks, and how a
-micrograd-style engine spells it (an operator or a method). The parser, the references, the numerical
-check and every engine adapter read this table; adding an op is one row here plus cases that use it.
+micrograd-style engine spells it (an operator or a method), how the parser binds and folds it, how
+the fuzzer draws it, and which checking modes it supports. The parser, the references, the numerical
+check, the fuzzer and every engine adapter read this table; adding an op is one row here plus cases
+that use it.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import mpmath
 import sympy
 
-__all__ = ["CALLABLE", "INFIX", "OPS", "Kink", "Op", "op"]
+__all__ = ["CALLABLE", "INFIX", "OPS", "PREFIX_BINDING", "REVERSE_ONLY", "Capability", "Fuzz", "Kink", "Op", "op", "show_number"]
 
 Domain = Callable[[Sequence[mpmath.mpf], Sequence[bool]], "str | None"]
+
+#: The binding power of prefix ops (unary minus): tighter than * and /, looser than **.
+PREFIX_BINDING = 30
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,28 @@ class Kink:
     where: str
 
 
+class Capability(enum.Enum):
+    """What can be checked of an op, or what an engine can be checked for: the modes of checking."""
+
+    VJP = "vjp"  # reverse mode: gradients by backpropagation
+    JVP = "jvp"  # forward mode
+    SECOND_ORDER = "second order"
+    TENSOR = "tensor"
+
+
+#: What every op and engine supports today; a later mode adds its member to the rows that support it.
+REVERSE_ONLY = frozenset({Capability.VJP})
+
+
+@dataclass(frozen=True)
+class Fuzz:
+    """How the fuzzer draws this op: ``positive`` are argument positions drawn as ``a*a + c`` to keep them
+    inside the op's domain; ``constants``, when given, replace the last argument half of the time."""
+
+    positive: tuple[int, ...] = ()
+    constants: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Op:
     name: str
@@ -48,6 +77,24 @@ class Op:
     dunders: tuple[str, ...] = ()  # special methods a Value class needs: own side, reflected side
     domain: Domain | None = None
     kink: Kink | None = None
+    # Infix ops: (left binding power, the binding power its right operand is parsed at). Higher binds
+    # tighter; a right power below the left one makes the op right-associative (``**``).
+    binding: tuple[int, int] | None = None
+    # The exact value on rational constants (None where it is not rational); ArithmeticError refuses them.
+    fold: Callable[..., Fraction | None] | None = None
+    fuzz: Fuzz | None = Fuzz()  # None: the fuzzer does not draw this op
+    # (argument, meaning): a micrograd-style class asserts when this argument is a Value; that assertion
+    # means the engine does not support it, not that it is wrong.
+    asserts_on_value: tuple[int, str] | None = None
+    capabilities: frozenset[Capability] = REVERSE_ONLY
+
+    def render(self, args: Sequence[str]) -> str:
+        """This op applied to argument texts, fully parenthesised, as the expression language spells it."""
+        if self.symbol is None:
+            return f"{self.name}({', '.join(args)})"
+        if self.arity == 1:
+            return f"({self.symbol}{args[0]})"
+        return f"({args[0]} {self.symbol} {args[1]})"
 
     def needs(self, value_left: bool) -> str:
         """The special method or method a Value class must have to apply this op."""
@@ -105,32 +152,77 @@ def _pow(x: float, y: float) -> float:
     return math.pow(x, y)
 
 
+def show_number(value: Fraction) -> str:
+    """A rational constant for a message: an integer as itself, anything else as its float."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return repr(float(value))
+
+
+def _float_range(fold: Callable[..., Fraction]) -> Callable[..., Fraction]:
+    """``fold``, refusing a nonzero result that float64 cannot hold (it would be inf or 0 in an engine)."""
+
+    def folded(*args: Fraction) -> Fraction:
+        result = fold(*args)
+        if result != 0 and not 1e-308 < abs(result) < 1.7e308:
+            raise OverflowError(f"constant {show_number(result)} is outside the float64 range")
+        return result
+
+    return folded
+
+
+def _fold_div(a: Fraction, b: Fraction) -> Fraction:
+    if b == 0:
+        raise ZeroDivisionError("division by zero in a constant")
+    return a / b
+
+
+def _fold_pow(base: Fraction, e: Fraction) -> Fraction | None:
+    if e.denominator != 1:
+        return None
+    if base == 0 and e < 0:
+        raise ZeroDivisionError("zero to a negative power in a constant")
+    if base != 0 and abs(e) * abs(math.log10(abs(base))) > 308:  # refused before it is computed
+        raise OverflowError(f"constant {show_number(base)}**{show_number(e)} is outside the float64 range")
+    return base**e.numerator
+
+
+
 OPS: dict[str, Op] = {
     o.name: o
     for o in (
-        Op("add", 2, operator.add, operator.add, "+", pyop=operator.add, dunders=("__add__", "__radd__")),
-        Op("sub", 2, operator.sub, operator.sub, "-", pyop=operator.sub, dunders=("__sub__", "__rsub__")),
-        Op("mul", 2, operator.mul, operator.mul, "*", pyop=operator.mul, dunders=("__mul__", "__rmul__")),
+        Op("add", 2, operator.add, operator.add, "+", pyop=operator.add, dunders=("__add__", "__radd__"),
+           binding=(10, 10), fold=_float_range(operator.add)),
+        Op("sub", 2, operator.sub, operator.sub, "-", pyop=operator.sub, dunders=("__sub__", "__rsub__"),
+           binding=(10, 10), fold=_float_range(operator.sub)),
+        Op("mul", 2, operator.mul, operator.mul, "*", pyop=operator.mul, dunders=("__mul__", "__rmul__"),
+           binding=(20, 20), fold=_float_range(operator.mul)),
         Op(
             "div", 2, operator.truediv, operator.truediv, "/",
             pyop=operator.truediv, dunders=("__truediv__", "__rtruediv__"), domain=_div_domain,
+            binding=(20, 20), fold=_float_range(_fold_div), fuzz=Fuzz(positive=(1,)),
         ),
         Op(
             "pow", 2, lambda a, b: sympy.Pow(a, b), _pow, "**",
             pyop=operator.pow, dunders=("__pow__", "__rpow__"), domain=_pow_domain,
+            # Binds tighter than unary minus on its left (-x**2 is -(x**2)) and takes a unary on its
+            # right (2**-x), so its right operand is parsed at the prefix binding power.
+            binding=(41, PREFIX_BINDING), fold=_fold_pow, fuzz=Fuzz(positive=(0,), constants=("2", "3", "-1", "0.5")),
+            asserts_on_value=(1, "engine's ** does not take a Value exponent"),
         ),
-        Op("neg", 1, operator.neg, operator.neg, "-", pyop=operator.neg, dunders=("__neg__",)),
+        Op("neg", 1, operator.neg, operator.neg, "-", pyop=operator.neg, dunders=("__neg__",),
+           fold=_float_range(operator.neg)),
         Op(
             "relu", 1, _relu_sym, lambda x: x if x > 0 else 0.0, method="relu",
             kink=Kink(_at_zero, (0.0,), ((0.0, 1.0),), "relu at 0"),
         ),
         Op("tanh", 1, sympy.tanh, math.tanh, method="tanh"),
         Op("exp", 1, sympy.exp, math.exp, method="exp"),
-        Op("log", 1, sympy.log, math.log, method="log", domain=_log_domain),
+        Op("log", 1, sympy.log, math.log, method="log", domain=_log_domain, fuzz=Fuzz(positive=(0,))),
         Op("sigmoid", 1, lambda x: 1 / (1 + sympy.exp(-x)), _sigmoid, method="sigmoid"),
         Op("sin", 1, sympy.sin, math.sin, method="sin"),
         Op("cos", 1, sympy.cos, math.cos, method="cos"),
-        Op("sqrt", 1, sympy.sqrt, math.sqrt, method="sqrt", domain=_sqrt_domain),
+        Op("sqrt", 1, sympy.sqrt, math.sqrt, method="sqrt", domain=_sqrt_domain, fuzz=Fuzz(positive=(0,))),
         Op(
             "abs", 1, sympy.Abs, abs, method="abs",
             kink=Kink(_at_zero, (0.0,), ((-1.0, 1.0),), "abs at 0"),

@@ -57,10 +57,12 @@ def compile_expr(expr: sympy.Basic) -> Callable[[Env], Scalar]:
     """Turn a SymPy expression into a closure over an environment of symbol -> mpf (no code strings)."""
     if isinstance(expr, sympy.Symbol):
         return lambda env: env[expr]
+    if expr is sympy.zoo:  # complex infinity (1/0) is not a Number to SymPy
+        return lambda env: mpmath.inf
     if expr.is_Number:
         if expr is sympy.nan:
             return lambda env: mpmath.nan
-        if expr in (sympy.oo, sympy.zoo):
+        if expr is sympy.oo:
             return lambda env: mpmath.inf
         if expr is sympy.S.NegativeInfinity:
             return lambda env: -mpmath.inf

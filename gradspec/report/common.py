@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from html import escape
 
 from gradspec.checks.results import CheckResult, Quantity, Run, Verdict
 
@@ -11,7 +10,6 @@ __all__ = [
     "NOT_PASSING",
     "VERDICTS",
     "clip",
-    "e",
     "engines_of",
     "files_of",
     "fmt",
@@ -28,11 +26,6 @@ VERDICTS: tuple[Verdict, ...] = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION,
                                  Verdict.ERROR)
 NOT_PASSING: frozenset[Verdict] = frozenset({Verdict.FAIL, Verdict.ERROR})
 _SEVERITY = (Verdict.ERROR, Verdict.FAIL, Verdict.CONVENTION, Verdict.XFAIL, Verdict.SKIP, Verdict.PASS)
-
-
-def e(text: object) -> str:
-    """Escape any text for an HTML element or a quoted attribute."""
-    return escape(str(text), quote=True)
 
 
 def severity(verdict: Verdict) -> int:

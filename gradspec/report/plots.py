@@ -19,7 +19,7 @@ from gradspec.checks.check import prepare
 from gradspec.checks.results import CheckResult, Quantity, Run, Tolerance, Verdict
 from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
-from gradspec.reference.exact import float_forward
+from gradspec.reference.numerical import float_forward
 from gradspec.report.common import clip, engines_of, fmt, point_text
 from gradspec.report.svg import PALETTE, Bar, Series, bar_chart, line_chart
 

@@ -17,7 +17,8 @@ from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
-from gradspec.reference.exact import conditioning, relative_error
+from gradspec.reference.numerical import relative_error
+from gradspec.reference.store import reference
 
 __all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point"]
 
@@ -214,8 +215,8 @@ def _property(name: str, engine_value: float | None, reference: float, case: Cas
 
 
 def _scale(engine: Engine, graph: Graph, point: Point, name: str) -> float:
-    """The rounding allowance of one quantity on ``engine`` (see :func:`gradspec.reference.exact.conditioning`)."""
-    return engine.eps * float(conditioning(graph, tuple(sorted(point.values)))[name])
+    """The rounding allowance of one quantity on ``engine`` (see :meth:`gradspec.reference.store.Reference.conditioning`)."""
+    return engine.eps * float(reference(graph, point.exact()).conditioning()[name])
 
 
 def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Outcome) -> tuple[list[Quantity], str]:

@@ -63,8 +63,10 @@ class _Pool:
     """The parent's side: the units still to run, their results, and the workers."""
 
     def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
-                 engines: Sequence[tuple[str, Engine]], jobs: int, nondet_tol: float | None = None) -> None:
+                 engines: Sequence[tuple[str, Engine]], jobs: int,
+                 on_result: Callable[[CheckResult], bool] = lambda _: False, nondet_tol: float | None = None) -> None:
         self.files, self.engines = files, [engine for _, engine in engines]
+        self.on_result, self.stopped = on_result, False
         self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
                             tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation, nondet_tol)
         self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
@@ -87,7 +89,8 @@ class _Pool:
         first = self.resume.pop(unit, 0)
         points = list(case.points[first:]) if case.points else [None]
         for i, point in enumerate(points, first):
-            self.results[unit][i] = failed(case, point, name, struck_out(name))
+            result = self.results[unit][i] = failed(case, point, name, struck_out(name))
+            self.stopped = self.on_result(result) or self.stopped
 
     def case(self, unit: int) -> Case:
         fi, ci, _ = self.units[unit]
@@ -95,7 +98,7 @@ class _Pool:
 
     def run(self, on_unit: Callable[[str], None]) -> list[list[CheckResult]]:
         try:
-            while self.queue or any(w.inflight for w in self.workers):
+            while (self.queue or any(w.inflight for w in self.workers)) and not self.stopped:
                 for w in self.workers:
                     while self.queue and w.wants_more():
                         unit = self.queue.popleft()
@@ -116,6 +119,9 @@ class _Pool:
                         continue
                     for unit in done:
                         on_unit(self.case(unit).id)
+            if self.stopped:  # told to stop (--maxfail): the units still running are not waited for
+                for w in self.workers:
+                    w.process.kill()
         except BaseException:  # Ctrl-C, or an error of gradspec's own: the workers go at once
             for w in self.workers:
                 w.process.kill()
@@ -128,19 +134,23 @@ class _Pool:
 
 def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
                    jobs: int, on_unit: Callable[[str], None] = lambda _: None,
+                   on_result: Callable[[CheckResult], bool] = lambda _: False,
                    nondet_tol: float | None = None) -> list[CheckResult]:
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and
     the engine it resolved to), in ``jobs`` worker processes; results come back in serial order.
-    ``on_unit`` hears each finished case id."""
-    return [r for per_unit in run_units(files, cases, engines, jobs, on_unit, nondet_tol) for r in per_unit]
+    ``on_unit`` hears each finished case id, ``on_result`` each result as it arrives: when it returns
+    True, the run stops and returns the results it has, still in serial order."""
+    units = run_units(files, cases, engines, jobs, on_unit, on_result, nondet_tol)
+    return [r for per_unit in units for r in per_unit]
 
 
 def run_units(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
               jobs: int, on_unit: Callable[[str], None] = lambda _: None,
+              on_result: Callable[[CheckResult], bool] = lambda _: False,
               nondet_tol: float | None = None) -> list[list[CheckResult]]:
     """As :func:`run_in_workers`, the results grouped by (case, engine) unit: case by case, and within a
     case engine by engine, so that a caller can interleave them with results of its own."""
-    return _Pool(files, cases, engines, jobs, nondet_tol).run(on_unit)
+    return _Pool(files, cases, engines, jobs, on_result, nondet_tol).run(on_unit)
 
 
 class _Worker:
@@ -198,6 +208,7 @@ class _Worker:
         self.pool.results[unit][index] = result
         if timed_out(result.message):
             self.pool.hits[self.pool.units[unit][2]] += 1
+        self.pool.stopped = self.pool.on_result(result) or self.pool.stopped
         if not last:
             return []
         self.inflight.popleft()
@@ -304,7 +315,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
     until told to stop."""
     from gradspec.casefile.loader import load_file
     from gradspec.engines.protocol import resolve
-    from gradspec.reference.cache import CACHE
+    from gradspec.reference.store import STORE
     from gradspec.run.runner import iter_case
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
@@ -335,4 +346,4 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
     except (EOFError, OSError):
         pass  # the parent went away
     finally:
-        CACHE.flush()
+        STORE.flush()

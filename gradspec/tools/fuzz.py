@@ -36,49 +36,62 @@ from gradspec.checks.results import COMPARED, CheckResult, Culprit, Tolerance, V
 from gradspec.diagnose.debug import as_yaml_case, localise, shrink, shrink_input, subprogram
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import GradspecError
-from gradspec.ops.table import OPS
-from gradspec.reference.exact import exact
+from gradspec.graph.printer import strip
+from gradspec.ops.table import OPS, Op
+from gradspec.reference.store import exact
 
 __all__ = ["FuzzReport", "Ops", "fuzz", "graphs", "ops_of"]
 
 _NAMES = ("x", "y", "z")
-_UNARY = ("neg", "relu", "tanh", "exp", "log", "sigmoid", "sin", "cos", "sqrt", "abs")
-_BINARY = ("add", "sub", "mul", "div", "pow")
+# Every op its row lets the fuzzer draw, unary ones first (the order Hypothesis draws and shrinks in).
+_OPS = tuple(sorted((o for o in OPS.values() if o.fuzz is not None), key=lambda o: o.arity))
 _SHIFTS = ("0.5", "1", "2")  # keep log, sqrt, div and pow bases positive: f(a*a + c)
 _LIMIT = mpmath.mpf(10) ** 30  # values and gradients beyond this are overflow territory, not bugs
-_CONSTANTS = ("2", "3", "0.5", "1.5")
+_CONSTANTS = ("2", "3", "0.5", "1.5")  # positive: a constant on the left of any op stays in its domain
 
 
 @dataclass(frozen=True)
 class Ops:
-    """What may be drawn: unary ops, binary ops on two Values, and binary ops with a constant on the left."""
+    """What may be drawn: ``ops`` (names, on Values), ``left_constant`` (binary ops that may take a
+    constant on the left: the engine's reflected method) and ``constant_last`` (ops whose last argument
+    must be a constant: the engine does not take a Value there, as micrograd's ``**``)."""
 
-    unary: tuple[str, ...] = _UNARY
-    binary: tuple[str, ...] = _BINARY
-    left_constant: tuple[str, ...] = _BINARY
-    value_exponent: bool = True  # x ** y with a Value y
+    ops: tuple[str, ...] = tuple(o.name for o in _OPS)
+    left_constant: tuple[str, ...] = tuple(o.name for o in _OPS if o.arity == 2)
+    constant_last: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.unary or self.binary)
+        return not self.ops
 
     @property
     def lacking(self) -> list[str]:
         """The ops fuzz draws from that are left out, and the operand kinds (``c - x``, ``x ** y``)."""
-        out = [n for n in (*_UNARY, *_BINARY) if n not in self.unary + self.binary]
-        out += [f"{OPS[n].symbol} with a constant on the left" for n in self.binary if n not in self.left_constant]
-        return out + ([] if self.value_exponent or "pow" not in self.binary else ["** with a Value exponent"])
+        out = [o.name for o in _OPS if o.name not in self.ops]
+        out += [f"{OPS[n].symbol or n} with a constant on the left" for n in self.ops
+                if OPS[n].arity == 2 and n not in self.left_constant]
+        return out + [f"{OPS[n].symbol or n} with a Value as its last argument" for n in self.constant_last]
 
 
 def ops_of(engine: Engine) -> Ops:
     """The ops ``engine`` applies, each asked of the engine itself (at harmless values, once)."""
-    def takes(name: str, *varying: bool) -> bool:
-        return engine.missing(OPS[name], varying[0]) is None and engine.takes(OPS[name], list(varying))
+    def takes(op: Op, *varying: bool) -> bool:
+        return engine.missing(op, varying[0]) is None and engine.takes(op, list(varying))
 
-    return Ops(tuple(n for n in _UNARY if takes(n, True)),
-               tuple(n for n in _BINARY if takes(n, True, False)),
-               tuple(n for n in _BINARY if takes(n, False, True)),
-               takes("pow", True, True))
+    ops, left, last = [], [], []
+    for op in _OPS:
+        if op.arity == 1:
+            if takes(op, True):
+                ops.append(op.name)
+            continue
+        values, constant = takes(op, True, True), takes(op, True, False)
+        if values or (constant and op.fuzz is not None and op.fuzz.constants):
+            ops.append(op.name)
+            if not values:
+                last.append(op.name)
+            if takes(op, False, True):
+                left.append(op.name)
+    return Ops(tuple(ops), tuple(left), tuple(last))
 
 
 @st.composite
@@ -87,6 +100,7 @@ def graphs(draw: st.DrawFn, max_depth: int = 6, ops: Ops | None = None) -> tuple
     ops = ops or Ops()
     if ops.empty:
         raise GradspecError("the engine applies none of the ops fuzz draws from")
+    rows = tuple(o for o in _OPS if o.name in ops.ops)
     inputs = list(_NAMES[: draw(st.integers(1, len(_NAMES)))])
     available = list(inputs)
     parents: dict[str, set[str]] = {n: set() for n in inputs}
@@ -97,12 +111,13 @@ def graphs(draw: st.DrawFn, max_depth: int = 6, ops: Ops | None = None) -> tuple
         def operand() -> str:
             return draw(st.one_of(st.sampled_from(available[-3:]), st.sampled_from(available)))
 
-        name = draw(st.sampled_from(ops.unary + ops.binary))
+        op = draw(st.sampled_from(rows))
         a = operand()
-        if name in ops.unary:
-            text, used = _unary(name, a, draw), [a]
-        elif name in ops.left_constant and draw(st.integers(0, 2)) == 0:
-            text, used = _left_constant(name, a, draw), [a]
+        used = [a]
+        if op.arity == 1:
+            text = _apply(op, [a], draw)
+        elif op.name in ops.left_constant and draw(st.integers(0, 2)) == 0:
+            text = _apply(op, [draw(st.sampled_from(_CONSTANTS)), a], draw, left_constant=True)
         else:
             # Half the time, an ancestor step of ``a`` that is not its direct operand: a node reached by two
             # paths of unequal length (a step, not an input: an input has no backward to run too early).
@@ -110,7 +125,8 @@ def graphs(draw: st.DrawFn, max_depth: int = 6, ops: Ops | None = None) -> tuple
             b = draw(st.sampled_from(far)) if bool(far) and draw(st.booleans()) else operand()
             if draw(st.booleans()):
                 a, b = b, a
-            text, used = _binary(name, a, b, draw, ops.value_exponent), [a, b]
+            used = [a, b]
+            text = _apply(op, [a, b], draw, constant_last=op.name in ops.constant_last)
         step = f"t{k}"
         lines.append(f"{step} = {text}")
         parents[step] = set(used)
@@ -125,31 +141,24 @@ def _positive(a: str, draw: st.DrawFn) -> str:
     return f"({a}*{a} + {draw(st.sampled_from(_SHIFTS))})"
 
 
-def _unary(name: str, a: str, draw: st.DrawFn) -> str:
-    if name == "neg":
-        return f"-{a}"
-    if OPS[name].domain is not None:
-        return f"{name}{_positive(a, draw)}"
-    return f"{name}({a})"
-
-
-def _left_constant(name: str, a: str, draw: st.DrawFn) -> str:
-    """A constant on the left: ``2 - a``, ``3 / (a*a + 1)``, ``1.5 ** a`` (the engine's reflected op)."""
-    c = draw(st.sampled_from(_CONSTANTS))
-    if name == "div":
-        return f"{c} / {_positive(a, draw)}"
-    return f"{c} {OPS[name].symbol} {a}"
-
-
-def _binary(name: str, a: str, b: str, draw: st.DrawFn, value_exponent: bool = True) -> str:
-    symbol = OPS[name].symbol
-    if name == "div":
-        return f"{a} / {_positive(b, draw)}"
-    if name == "pow":
-        if value_exponent and draw(st.booleans()):
-            return f"{_positive(a, draw)} ** {b}"
-        return f"{_positive(a, draw)} ** {draw(st.sampled_from(('2', '3', '-1', '0.5')))}"
-    return f"{a} {symbol} {b}"
+def _apply(op: Op, operands: list[str], draw: st.DrawFn, *, left_constant: bool = False,
+           constant_last: bool = False) -> str:
+    """``op`` on ``operands`` as its row says to draw it: some arguments kept positive, and a constant in
+    place of the last argument half of the time when the row lists constants (always, with
+    ``constant_last``). With ``left_constant`` the first operand is a positive constant already."""
+    fuzz = op.fuzz
+    assert fuzz is not None
+    keep_last = (draw(st.booleans()) and not constant_last) if fuzz.constants else True
+    texts = []
+    for k, a in enumerate(operands):
+        if left_constant and k == 0:
+            pass  # a positive constant: inside every domain as it is
+        elif k in fuzz.positive:
+            a = _positive(a, draw)
+        elif k == len(operands) - 1 and not keep_last:
+            a = draw(st.sampled_from(fuzz.constants))
+        texts.append(strip(a) if op.symbol is None else a)  # a call's parentheses are its own
+    return strip(op.render(texts))
 
 
 @dataclass

@@ -12,17 +12,21 @@ executed.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
+import multiprocessing
 import sys
+import time
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gradspec import engine as _engine
 from gradspec.casefile.model import Case
 from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, ValueClassEngine
+from gradspec.graph.ir import Apply
 from gradspec.run.runner import run_point
 
 __all__ = ["MUTANTS", "Mutant", "MutationReport", "build", "mutate"]
@@ -34,6 +38,9 @@ class Mutant:
     description: str
     old: str  # a snippet of gradspec/engine.py, present exactly once
     new: str
+    # Which cases can kill it, tried first: op-table ops whose gradient it changes, "rsub"/"rdiv" for a
+    # number on the left of - or /, "deep" for deep graphs; empty: any case.
+    targets: tuple[str, ...] = ()
 
 
 _RECURSIVE_BACKWARD = '''        order: list[Value] = []
@@ -58,48 +65,48 @@ _ITERATIVE_BACKWARD_START = '''        order: list[Value] = []
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("add-assign", "add's backward assigns the left gradient instead of accumulating it",
            "            self.grad += out.grad\n            other.grad += out.grad",
-           "            self.grad = out.grad\n            other.grad += out.grad"),
+           "            self.grad = out.grad\n            other.grad += out.grad", targets=("add",)),
     Mutant("mul-assign", "mul's backward assigns (=) instead of accumulating (+=)",
-           "            self.grad += other.data * out.grad", "            self.grad = other.data * out.grad"),
+           "            self.grad += other.data * out.grad", "            self.grad = other.data * out.grad", targets=("mul",)),
     Mutant("mul-swapped", "mul's backward multiplies by its own value instead of the other operand's",
-           "            self.grad += other.data * out.grad", "            self.grad += self.data * out.grad"),
+           "            self.grad += other.data * out.grad", "            self.grad += self.data * out.grad", targets=("mul",)),
     Mutant("sub-sign", "sub passes +grad to its right operand", "            other.grad += -out.grad",
-           "            other.grad += out.grad"),
+           "            other.grad += out.grad", targets=("sub",)),
     Mutant("neg-sign", "neg passes the gradient through unchanged", "            self.grad += -out.grad",
-           "            self.grad += out.grad"),
+           "            self.grad += out.grad", targets=("neg",)),
     Mutant("div-square", "d(a/b)/db drops the square: -a/b instead of -a/b**2",
-           "-_div(self.data, other.data * other.data)", "-_div(self.data, other.data)"),
+           "-_div(self.data, other.data * other.data)", "-_div(self.data, other.data)", targets=("div",)),
     Mutant("div-swapped", "d(a/b)/da uses a instead of b", "self.grad += _div(out.grad, other.data)",
-           "self.grad += _div(out.grad, self.data)"),
+           "self.grad += _div(out.grad, self.data)", targets=("div",)),
     Mutant("pow-factor", "d(x**n)/dx = (n - 1) * x**(n - 1)", "self.grad += n * _pow(self.data, n - 1) * out.grad",
-           "self.grad += (n - 1) * _pow(self.data, n - 1) * out.grad"),
+           "self.grad += (n - 1) * _pow(self.data, n - 1) * out.grad", targets=("pow",)),
     Mutant("pow-log", "d(x**y)/dy drops the log(x) factor", "other.grad += out.data * _ieee(math.log, self.data) * out.grad",
-           "other.grad += out.data * out.grad"),
+           "other.grad += out.data * out.grad", targets=("pow",)),
     Mutant("unary-chain", "unary ops drop the chain factor out.grad", "            self.grad += local() * out.grad",
-           "            self.grad += local()"),
-    Mutant("tanh-sign", "tanh' = 1 + t**2", 'lambda: 1.0 - t * t', 'lambda: 1.0 + t * t'),
-    Mutant("log-square", "log' = 1/x**2", 'lambda: _div(1.0, x))', 'lambda: _div(1.0, x * x))'),
-    Mutant("sigmoid-factor", "sigmoid' = s instead of s*(1 - s)", 'lambda: s * (1.0 - s)', 'lambda: s'),
-    Mutant("cos-sign", "cos' = +sin", 'lambda: -_ieee(math.sin, x)', 'lambda: _ieee(math.sin, x)'),
-    Mutant("sin-shift", "sin' = -cos", '"sin", lambda: _ieee(math.cos, x)', '"sin", lambda: -_ieee(math.cos, x)'),
-    Mutant("sqrt-factor", "sqrt' = 1/sqrt(x)", 'lambda: _div(0.5, r)', 'lambda: _div(1.0, r)'),
-    Mutant("abs-sign", "abs' = 1 everywhere", 'lambda: 0.0 if x == 0 else math.copysign(1.0, x)', 'lambda: 1.0'),
+           "            self.grad += local()", targets=("tanh", "exp", "log", "sigmoid", "sin", "cos", "sqrt", "abs", "relu")),
+    Mutant("tanh-sign", "tanh' = 1 + t**2", 'lambda: 1.0 - t * t', 'lambda: 1.0 + t * t', targets=("tanh",)),
+    Mutant("log-square", "log' = 1/x**2", 'lambda: _div(1.0, x))', 'lambda: _div(1.0, x * x))', targets=("log",)),
+    Mutant("sigmoid-factor", "sigmoid' = s instead of s*(1 - s)", 'lambda: s * (1.0 - s)', 'lambda: s', targets=("sigmoid",)),
+    Mutant("cos-sign", "cos' = +sin", 'lambda: -_ieee(math.sin, x)', 'lambda: _ieee(math.sin, x)', targets=("cos",)),
+    Mutant("sin-shift", "sin' = -cos", '"sin", lambda: _ieee(math.cos, x)', '"sin", lambda: -_ieee(math.cos, x)', targets=("sin",)),
+    Mutant("sqrt-factor", "sqrt' = 1/sqrt(x)", 'lambda: _div(0.5, r)', 'lambda: _div(1.0, r)', targets=("sqrt",)),
+    Mutant("abs-sign", "abs' = 1 everywhere", 'lambda: 0.0 if x == 0 else math.copysign(1.0, x)', 'lambda: 1.0', targets=("abs",)),
     Mutant("relu-kink", "relu'(0) = 1 instead of the declared 0", 'lambda: 1.0 if self.data > 0 else 0.0',
-           'lambda: 1.0 if self.data >= 0 else 0.0'),
+           'lambda: 1.0 if self.data >= 0 else 0.0', targets=("relu",)),
     Mutant("rsub-swapped", "number - Value computes Value - number", "        return _lift(other) - self",
-           "        return self - _lift(other)"),
+           "        return self - _lift(other)", targets=("rsub",)),
     Mutant("rtruediv-swapped", "number / Value computes Value / number", "        return _lift(other) / self",
-           "        return self / _lift(other)"),
+           "        return self / _lift(other)", targets=("rdiv",)),
     Mutant("exp-overflow", "exp raises OverflowError instead of returning inf", "e = _ieee(math.exp, self.data)",
-           "e = math.exp(self.data)"),
+           "e = math.exp(self.data)", targets=("exp",)),
     Mutant("sigmoid-overflow", "sigmoid computed as 1/(1 + exp(-x)), which overflows for x < -709",
            "s = 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))",
-           "s = 1.0 / (1.0 + math.exp(-x))"),
+           "s = 1.0 / (1.0 + math.exp(-x))", targets=("sigmoid",)),
     Mutant("traversal-order", "backward runs the nodes from the leaves up instead of from the output down",
            "        for node in reversed(order):\n            node._backward()",
-           "        for node in order:\n            node._backward()"),
+           "        for node in order:\n            node._backward()", targets=()),
     Mutant("recursive-backward", "backward sorts the graph recursively, which dies on deep graphs",
-           _ITERATIVE_BACKWARD_START, "        return self._recursive()\n" + _ITERATIVE_BACKWARD_START),
+           _ITERATIVE_BACKWARD_START, "        return self._recursive()\n" + _ITERATIVE_BACKWARD_START, targets=("deep",)),
 )
 
 # The recursive sort the last mutant switches to, appended to the mutated class.
@@ -139,24 +146,98 @@ def mutate(
     cases: Iterable[Case],
     mutants: Iterable[Mutant] = MUTANTS,
     *,
-    first: bool = False,
+    every: bool = False,
+    jobs: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> MutationReport:
-    """Run ``cases`` on every mutant; with ``first``, stop at each mutant's first killer."""
-    # Cheap cases first, so that with ``first`` most mutants die after a handful of checks.
-    cases = sorted(cases, key=lambda c: (c.kind == "training", c.kind == "deep", len(c.points)))
+    """Run ``cases`` on every mutant: by default each mutant stops at its first killer; with ``every``,
+    every case runs on every mutant and each killer is listed.
+
+    A mutant tries first the cases that exercise what it changes (:attr:`Mutant.targets`), cheapest
+    first: cost is measured as the cases run (seconds per case, on earlier mutants) and estimated from
+    the graph's size until then. The score does not depend on the order: a mutant is killed when any
+    case kills it. With ``jobs`` > 1 the mutants are shared among that many forked processes.
+    """
+    cases = list(cases)
+    mutants = list(mutants)
     report = MutationReport()
+    if jobs > 1 and len(mutants) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # Forked processes inherit the loaded cases (nothing is pickled but a mutant and its killers);
+        # one mutant per task, so that the slow ones (few relevant cases, or every case) spread out.
+        _FORKED[:] = cases
+        try:
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(mutants))) as pool:
+                for name, killers in pool.imap_unordered(functools.partial(_score_forked, every=every), mutants):
+                    report.killers[name] = killers
+                    if progress:
+                        progress(name)
+        finally:
+            _FORKED.clear()
+        report.killers = {m.name: report.killers[m.name] for m in mutants}  # the table's order
+        return report
+    costs: dict[tuple[str, str], float] = {}
     for mutant in mutants:
-        engine: Engine = ValueClassEngine(build(mutant), f"mutant:{mutant.name}")
-        killers = report.killers.setdefault(mutant.name, [])
-        for case in cases:
-            if progress:
-                progress(f"{mutant.name}: {case.id}")
-            if _kills(case, engine):
-                killers.append(f"{case.path}::{case.id}")
-                if first:
-                    break
+        name, killers = _score(cases, mutant, every=every, costs=costs)
+        report.killers[name] = killers
+        if progress:
+            progress(name)
     return report
+
+
+_FORKED: list[Case] = []  # the cases, for forked processes
+
+
+def _score_forked(mutant: Mutant, *, every: bool) -> tuple[str, list[str]]:
+    return _score(_FORKED, mutant, every=every)
+
+
+def _score(cases: Sequence[Case], mutant: Mutant, *, every: bool,
+           costs: dict[tuple[str, str], float] | None = None) -> tuple[str, list[str]]:
+    """The mutant's name and the cases that kill it (only the first, unless ``every``)."""
+    costs = {} if costs is None else costs
+    engine: Engine = ValueClassEngine(build(mutant), f"mutant:{mutant.name}")
+    killers: list[int] = []
+    order = sorted(range(len(cases)), key=lambda i: (not _targets(mutant, cases[i]),
+                                                     costs.get((cases[i].path, cases[i].id), _estimate(cases[i]))))
+    for i in order:
+        case = cases[i]
+        start = time.perf_counter()
+        if _kills(case, engine):
+            killers.append(i)
+            if not every:
+                break
+        else:  # a killing run stops early: only a full run measures the case's cost
+            costs[(case.path, case.id)] = time.perf_counter() - start
+    return mutant.name, [f"{cases[i].path}::{cases[i].id}" for i in sorted(killers)]  # in the library's order
+
+
+def _targets(mutant: Mutant, case: Case) -> bool:
+    """Whether ``case`` exercises what ``mutant`` changes (any case does for a mutant without targets)."""
+    if not mutant.targets:
+        return True
+    graph = case.graph
+    if graph is None:  # a training case: every op of its network, and expensive; tried with the rest
+        return False
+    for target in mutant.targets:
+        if target == "deep" and (case.kind == "deep" or graph.depth > _DEEP):
+            return True
+        if target in ("rsub", "rdiv"):
+            op = {"rsub": "sub", "rdiv": "div"}[target]
+            if any(isinstance(s, Apply) and s.op == op and not graph.varying[s.args[0]] for s in graph.steps):
+                return True
+        elif any(isinstance(s, Apply) and s.op == target for s in graph.steps):
+            return True
+    return False
+
+
+_DEEP = 500  # a graph this deep is deep for a recursive traversal
+_SECONDS_PER_NODE = 2e-5  # a rough cost of one node at one point, until a case's cost is measured
+
+
+def _estimate(case: Case) -> float:
+    if case.graph is None:
+        return 10.0  # training: seconds
+    return _SECONDS_PER_NODE * len(case.graph.steps) * max(1, len(case.points))
 
 
 def _kills(case: Case, engine: Engine) -> bool:

@@ -21,8 +21,10 @@ from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.errors import DomainError
 from gradspec.graph.ir import Graph
-from gradspec.reference.exact import DPS, adjoints, derive, forward, symbolic
+from gradspec.reference.chain import adjoints, forward
+from gradspec.reference.exact import DPS
 from gradspec.reference.mpeval import to_mpf
+from gradspec.reference.store import STORE
 
 __all__ = ["Sample", "SweepRange", "classify", "ranges", "render_svg", "sweep"]
 
@@ -108,7 +110,7 @@ def sweep(
 def _exact_grads(graph: Graph, var: str, xs: Sequence[float], fixed: Mapping[str, Fraction]) -> list[mpmath.mpf]:
     """The exact d output / d ``var`` at each x, taken at the float the engine receives (nan outside the
     domain)."""
-    d = derive(graph) if symbolic(graph) else None
+    d = STORE.derivation(graph) if STORE.symbolic(graph) else None
     out = []
     with mpmath.workdps(DPS):
         others = {k: to_mpf(v) for k, v in fixed.items()}

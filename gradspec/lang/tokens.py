@@ -1,0 +1,80 @@
+"""The tokenizer of the expression language: a whitelist of numbers, names and operators.
+
+Anything else (strings, attribute access, brackets, comparisons, keywords) is refused here, with the
+column and a reason, before the parser sees it.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+
+from gradspec.errors import ExpressionError
+
+__all__ = ["Tok", "describe", "tokenize"]
+
+
+_TOKEN = re.compile(
+    r"""(?P<space>[ \t\r]+|\#[^\n]*)
+      | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+      | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
+      | (?P<op>\*\*|==|!=|<=|>=|//|[-+*/(),=;\n])
+    """,
+    re.VERBOSE,
+)
+_REFUSED = {
+    "'": "strings are not allowed",
+    '"': "strings are not allowed",
+    ".": "attribute access is not allowed",
+    "[": "brackets are not allowed (no lists, indexing or comprehensions)",
+    "]": "brackets are not allowed (no lists, indexing or comprehensions)",
+    "{": "braces are not allowed",
+    "}": "braces are not allowed",
+    ":": "':' is not allowed (no lambdas, slices or annotations)",
+    "==": "comparisons are not allowed",
+    "!=": "comparisons are not allowed",
+    "<=": "comparisons are not allowed",
+    ">=": "comparisons are not allowed",
+    "//": "operator '//' is not supported; use + - * / **",
+}
+
+
+@dataclass(frozen=True)
+class Tok:
+    kind: str  # number, name, op, end
+    text: str
+    col: int  # 1-based column in the whole text (the loader maps it to a line)
+
+
+def tokenize(text: str) -> list[Tok]:
+    toks: list[Tok] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        col = pos + 1
+        if m is None:
+            ch = text[pos]
+            reason = _REFUSED.get(ch) or f"unexpected character {ch!r}; expressions use numbers, names, + - * / ** and calls"
+            raise ExpressionError(reason, col=col)
+        kind = m.lastgroup or ""
+        tok = m.group()
+        if kind == "number" and pos + len(tok) < len(text) and (text[pos + len(tok)].isalpha() or text[pos + len(tok)] == "_"):
+            raise ExpressionError(f"malformed number {tok + text[pos + len(tok)]!r}", col=col)
+        if kind == "op" and tok in _REFUSED:
+            raise ExpressionError(_REFUSED[tok], col=col)
+        if kind == "name" and keyword.iskeyword(tok):
+            raise ExpressionError(f"{tok!r} is a Python keyword; expressions cannot use it", col=col)
+        if kind != "space":
+            toks.append(Tok(kind, tok, col))
+        pos = m.end()
+    toks.append(Tok("end", "", len(text) + 1))
+    return toks
+
+
+def describe(tok: Tok) -> str:
+    if tok.kind == "end":
+        return "the end of the expression"
+    if tok.text == "\n":
+        return "a line break"
+    return repr(tok.text)

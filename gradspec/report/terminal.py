@@ -1,0 +1,259 @@
+"""What ``gradspec run`` prints on a terminal or into a log: failures grouped, the summary, progress.
+
+Failures are grouped by case and engine: the worst point of a group is shown in full, the other failing
+points are counted, and the culprit and smallest failing case are printed once. One bug in an engine
+(``=`` for ``+=`` in mul) breaks every case that multiplies a value by itself: after the first group
+with a culprit, later groups with the same culprit (same engine, op and kind) take one line each, so
+the output grows with the number of bugs, not with the number of checks.
+
+The output is plain text. Progress goes to the error stream: a live bar (``rich``) on a terminal, and in
+a log (CI) one line every 10% or every few seconds, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from gradspec.checks.results import CheckResult, Run, Verdict
+from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, severity, worst_rel_error
+
+__all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "next_steps", "skip_lines",
+           "summary"]
+
+LISTED_POINTS = 3  # other failing points of a group named by their coordinates before "and N more"
+QUIET_FOR = 2.0  # seconds a run goes without progress lines in a log: short runs print none
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """The failing checks of one case on one engine, and how many checks the case had there."""
+
+    path: str
+    case_id: str
+    engine: str
+    failing: tuple[CheckResult, ...]
+    checks: int
+
+    @property
+    def worst(self) -> CheckResult:
+        """An error before a failure; among failures, the largest relative error (none known: first)."""
+        def key(r: CheckResult) -> tuple[int, float]:
+            rel = worst_rel_error(r)
+            return severity(r.verdict), -(math.inf if rel is None else rel)
+
+        return min(self.failing, key=key)
+
+    @property
+    def culprit_key(self) -> tuple[str, str, str] | None:
+        culprit = self.worst.culprit or next((r.culprit for r in self.failing if r.culprit), None)
+        return None if culprit is None else (self.engine, culprit.op, culprit.kind)
+
+
+def group_failures(results: Iterable[CheckResult]) -> list[FailureGroup]:
+    """Failing and erroring checks grouped by (file, case, engine), in the order they first appear."""
+    failing: dict[tuple[str, str, str], list[CheckResult]] = {}
+    checks: dict[tuple[str, str, str], int] = {}
+    for r in results:
+        key = (r.path, r.case_id, r.engine)
+        checks[key] = checks.get(key, 0) + 1
+        if r.verdict in NOT_PASSING:
+            failing.setdefault(key, []).append(r)
+    return [FailureGroup(*key, tuple(rs), checks[key]) for key, rs in failing.items()]
+
+
+def _worst_quantity(r: CheckResult) -> str:
+    bad = [q for q in r.quantities if q.verdict in (Verdict.FAIL, Verdict.CONVENTION)]
+    if not bad:
+        return r.message.split(";")[0][:80] if r.message else r.verdict.value
+    q = max(bad, key=lambda q: math.inf if q.rel_error is None or math.isnan(q.rel_error) else q.rel_error)
+    return f"{quantity_label(q)} rel err {fmt(q.rel_error, 2)}"
+
+
+def _head(group: FailureGroup) -> str:
+    worst = group.worst
+    where = f"{group.path}:{worst.line}" if worst.line else group.path
+    n = len(group.failing)
+    what = "check" if group.checks == 1 else "checks"
+    count = f"{n} of {group.checks} {what} {'fail' if n > 1 or group.checks > 1 else 'fails'}"
+    if any(r.verdict is Verdict.ERROR for r in group.failing):
+        count += " or error"
+    return f"{where}: {group.case_id} on {group.engine}: {count}"
+
+
+def _culprits(group: FailureGroup) -> list[str]:
+    """Each distinct culprit of the group once, the worst point's first."""
+    seen: dict[tuple[str, str], str] = {}
+    for r in (group.worst, *group.failing):
+        if r.culprit is not None:
+            seen.setdefault((r.culprit.op, r.culprit.kind), r.culprit.message)
+    return list(seen.values())
+
+
+def brief_table(result: CheckResult) -> str:
+    """The result's table without what every point of its case shares: the symbolic derivatives, the
+    culprit and the smallest failing case."""
+    quantities = tuple(dataclasses.replace(q, symbolic="") for q in result.quantities)
+    return dataclasses.replace(result, quantities=quantities, culprit=None, shrunk="").table()
+
+
+def _group_lines(group: FailureGroup) -> list[str]:
+    worst = group.worst
+    lines = [_head(group), dataclasses.replace(worst, culprit=None, shrunk="").table()]
+    others = [r for r in group.failing if r is not worst]
+    if others:
+        listed = "; ".join(r.point_text or r.message[:60] for r in others[:LISTED_POINTS])
+        more = len(others) - LISTED_POINTS
+        tail = f" and {more} more" if more > 0 else ""
+        lines.append(f"  and {len(others)} more failing point{'s' if len(others) > 1 else ''}: {listed}{tail}")
+    lines += [f"  culprit: {message}" for message in _culprits(group)]
+    shrunk = next((r.shrunk for r in (worst, *group.failing) if r.shrunk), "")
+    if shrunk:
+        lines.append("  smallest failing case:")
+        lines += [f"    {line}" for line in shrunk.splitlines()]
+    return lines
+
+
+def failure_lines(results: Sequence[CheckResult], *, every: bool = False) -> list[str]:
+    """The failures of a run as lines: one block per group, a blank line after each.
+
+    A group whose culprit an earlier group already showed in full takes one line that names that
+    group. With ``every``, each failing check is shown in full instead, as its own block.
+    """
+    if every:
+        return [line for r in results if r.verdict in NOT_PASSING
+                for line in (f"{r.path}:{r.line}: {r.case_id}", r.table(), "")]
+    lines: list[str] = []
+    shown: dict[tuple[str, str, str], str] = {}
+    for group in group_failures(results):
+        key = group.culprit_key
+        if key is not None and key in shown:
+            lines.append(f"{_head(group)} ({_worst_quantity(group.worst)}); culprit {key[1]} ({key[2]}) "
+                         f"as in {shown[key]}")
+            continue
+        if key is not None:
+            shown[key] = group.case_id
+        lines += [*_group_lines(group), ""]
+    if lines and lines[-1] != "":
+        lines.append("")
+    return lines
+
+
+def summary(run: Run) -> str:
+    """The terminal summary: checks per engine and per verdict, then the totals."""
+    rows = [("engine", *(v.value for v in VERDICTS), "checks")]
+    for engine in run.engines:
+        c = run.counts(engine=engine)
+        rows.append((engine, *(str(c[v]) for v in VERDICTS), str(sum(c.values()))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    totals = run.counts()
+    cases = len({(r.path, r.case_id) for r in run.results})
+    parts = [f"{totals[v]} {v.value}" for v in VERDICTS if totals[v]]
+    lines.extend(skip_lines(run))
+    verdict = {0: "OK" if not totals[Verdict.SKIP] else "NO FAILURES, SOME SKIPPED", 1: "FAILED",
+               2: "INVALID INPUT"}[run.exit_code]
+    lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
+                 f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
+                 f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
+    return "\n".join(lines)
+
+
+def skip_lines(run: Run) -> list[str]:
+    """The skipped checks by reason, and the engines that compared nothing (which fail the run)."""
+    lines = []
+    skips = run.skips()
+    if skips:
+        total = sum(n for _, n in skips)
+        shown = ", ".join(f"{reason} ({n:,})" for reason, n in skips[:8])
+        more = f", and {len(skips) - 8} more reasons" if len(skips) > 8 else ""
+        lines.append(f"{total:,} skipped: {shown}{more}")
+    for engine in run.idle_engines():
+        n = sum(1 for r in run.results if r.engine == engine)
+        lines.append(f"engine {engine} compared nothing: " + (f"all {n:,} of its checks were skipped" if n
+                                                                else "no check ran on it"))
+    return lines
+
+
+def next_steps(specs: Sequence[str], reports: Sequence[str]) -> str:
+    """After a clean run: what to try next, leaving out what the run already did."""
+    tips = []
+    if all(spec == "builtin" for spec in specs):
+        tips.append("your own engine with --engine module:Class (e.g. --engine myengine:Value)")
+    if not reports:
+        tips.append("a report with --report report.html (or .md, .json)")
+    return f"next: check {' and '.join(tips)}" if tips else ""
+
+
+class Progress:
+    """Progress of ``total`` steps on ``stream``.
+
+    On a terminal, a live bar drawn by ``rich`` that disappears when done (only for runs of more than
+    ``live_from`` steps). Elsewhere (a CI log), nothing for the first ``quiet_for`` seconds (default
+    :data:`QUIET_FOR`), so short
+    runs stay quiet, then one line whenever another 10% is done or ``every`` seconds have passed.
+    The caller tells each failing check to :meth:`failure`; their count is shown when not 0.
+    The bar is redrawn from :meth:`step` (no refresh thread): a process with a second thread is not
+    forked by the worker pool, and spawning costs a second or more per worker.
+    """
+
+    def __init__(self, stream: TextIO, total: int, what: str = "cases", *, quiet_for: float | None = None,
+                 every: float = 5.0, live_from: int = 20, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream, self.total, self.what, self.clock = stream, total, what, clock
+        self.n = self.failed = 0
+        self.start = self.last = clock()
+        self.quiet_for, self.every = QUIET_FOR if quiet_for is None else quiet_for, every
+        self.tenths = 0
+        self.bar: Any = None
+        isatty = getattr(stream, "isatty", None)
+        if total > live_from and callable(isatty) and isatty():
+            self.bar = _live_bar(stream, total, what)
+
+    def step(self, label: str) -> None:
+        self.n += 1
+        now = self.clock()
+        if self.bar is not None:
+            from rich.markup import escape
+
+            bar, task = self.bar
+            bar.update(task, completed=self.n, label=escape(label[:40]),  # a case id is not rich markup
+                       failing=f"{self.failed} failing" if self.failed else "")
+            if now - self.last >= 0.1 or self.n == self.total:
+                bar.refresh()
+                self.last = now
+            return
+        tenths = 10 * self.n // max(self.total, 1)
+        if now - self.start < self.quiet_for or not (tenths > self.tenths or now - self.last >= self.every):
+            return
+        self.tenths, self.last = tenths, now
+        failing = f", {self.failed} failing" if self.failed else ""
+        self.stream.write(f"gradspec: {self.n}/{self.total} {self.what} ({100 * self.n // max(self.total, 1)}%)"
+                          f"{failing}, {now - self.start:.0f} s\n")
+        self.stream.flush()
+
+    def failure(self) -> None:
+        self.failed += 1
+
+    def done(self) -> None:
+        if self.bar is not None:
+            self.bar[0].stop()
+            self.bar = None
+
+
+def _live_bar(stream: TextIO, total: int, what: str) -> tuple[Any, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    bar = Bar(BarColumn(), MofNCompleteColumn(), TextColumn(what), TimeElapsedColumn(),
+              TextColumn("[red]{task.fields[failing]}"), TextColumn("{task.fields[label]}"),
+              console=Console(file=stream), transient=True, auto_refresh=False, redirect_stdout=False,
+              redirect_stderr=False)
+    task = bar.add_task("", total=total, label="", failing="")
+    bar.start()
+    return bar, task
