@@ -148,7 +148,7 @@ def _apply(op: Op, operands: list[str], draw: st.DrawFn, *, left_constant: bool 
     ``constant_last``). With ``left_constant`` the first operand is a positive constant already."""
     fuzz = op.fuzz
     assert fuzz is not None
-    keep_last = (draw(st.booleans()) and not constant_last) if fuzz.constants else True
+    keep_last = left_constant or (draw(st.booleans()) and not constant_last) if fuzz.constants else True
     texts = []
     for k, a in enumerate(operands):
         if left_constant and k == 0:
