@@ -16,7 +16,7 @@ __all__ = ["run_picked"]
 def run_picked(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
                *, jobs: int | None = None, maxfail: int | None = None, on_case: Callable[[str], None] = lambda _: None,
                on_failure: Callable[[], None] = lambda: None, nondet_tol: float | None = None,
-               isolate: bool = True) -> tuple[list[CheckResult], bool]:
+               isolate: bool = False) -> tuple[list[CheckResult], bool]:
     """Every point of the picked cases (file and case indices into ``files``) on every engine (its spec
     and the engine), serially or with ``jobs`` workers (0: one per core); and whether the run stopped
     at ``maxfail`` failing checks. ``on_case`` hears each finished case id, ``on_failure`` each failing
