@@ -14,16 +14,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import gradspec
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
-from gradspec.checks.check import check, check_graph, exact_number, prepare
+from gradspec.checks.check import check, check_graph, prepare
 from gradspec.checks.results import Run, Tolerance, Verdict
 from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
+from gradspec.lang.numbers import exact_number
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import Progress, failure_lines, next_steps, summary
 from gradspec.run.session import run_picked
@@ -36,7 +37,7 @@ EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 1
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{self.prog}: {message}")
 
 

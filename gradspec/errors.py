@@ -71,14 +71,20 @@ class ExpressionError(GradspecError):
     moves it onto the file's own line and column.
     """
 
-    def __init__(self, message: str, *, col: int | None = None, **where: object) -> None:
-        super().__init__(message, col=col, **where)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, col: int | None = None, path: str | None = None, line: int | None = None,
+                 case_id: str | None = None) -> None:
+        super().__init__(message, path=path, line=line, col=col, case_id=case_id)
         self.expr_col = col
         self.expr_line: int | None = None
 
 
 class CaseFileError(GradspecError):
-    """A case file that is not valid YAML, breaks the schema, or contradicts SymPy."""
+    """A case file that is not valid YAML, breaks the schema, or contradicts SymPy.
+
+    Loading reports every error of a file at once: the first is raised, and ``errors`` holds them all.
+    """
+
+    errors: tuple[CaseFileError, ...] = ()
 
 
 class DomainError(GradspecError):

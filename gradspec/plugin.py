@@ -16,6 +16,7 @@ import pytest
 
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import SUFFIXES, Case, Point
+from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult, Verdict
 from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
@@ -25,7 +26,11 @@ from gradspec.report.terminal import brief_table
 from gradspec.run.runner import run_point
 
 _ENGINES = pytest.StashKey[list[Engine]]()
-_CONVENTIONS = pytest.StashKey[list[str]]()
+_CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that passed by convention
+_CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
+_OTHER_ERRORS = pytest.StashKey[list[str]]()  # node ids of anything else that failed to collect
+_ENGINES_RAN = pytest.StashKey[list[str]]()  # the engine of every item that ran
+_ENGINES_COMPARED = pytest.StashKey[list[str]]()  # the engine of every item that compared (not skipped)
 # The first failing item of each (file, case, engine): later ones point to it for the culprit and the
 # smallest failing case, instead of repeating them (and are not shrunk again).
 _FIRST_FAILURE = pytest.StashKey[dict[tuple[str, str, str], str]]()
@@ -56,7 +61,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_ENGINES] = engines
     except GradspecError as exc:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
-    config.stash[_CONVENTIONS] = []
+    for key in (_CONVENTIONS, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
+        config.stash[key] = []
+    config.pluginmanager.register(_Reports(config), "gradspec-reports")
     config.stash[_FIRST_FAILURE] = {}
     try:
         LIMITS.engine = float(config.getini("gradspec_time_limit"))
@@ -77,7 +84,7 @@ class CaseFileNode(pytest.File):
         engines = self.config.stash[_ENGINES]
         for case in case_file.cases:
             marks = self._marks(case)
-            for point, label in _labelled(case):
+            for point, label in KINDS[case.kind].checks(case):
                 for engine in engines:
                     name = f"{case.id}[{label}][{engine.name}]" if label else f"{case.id}[{engine.name}]"
                     item = CheckItem.from_parent(self, name=name, case=case, point=point, engine=engine)
@@ -96,23 +103,10 @@ class CaseFileNode(pytest.File):
             marks.append(pytest.mark.xfail(reason=case.xfail, strict=True, raises=CheckFailed))
         return marks
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFileError):
             return "\n".join(str(e) for e in errors_of(excinfo.value))
         return str(super().repr_failure(excinfo))
-
-
-def _labelled(case: Case) -> list[tuple[Point | None, str]]:
-    if case.kind == "training":
-        return [(None, "")]
-    sampled = case.sampled
-    out: list[tuple[Point | None, str]] = []
-    seen: dict[str, int] = {}
-    for i, p in enumerate(case.points):
-        label = f"sample{i}" if sampled else p.label
-        seen[label] = seen.get(label, 0) + 1
-        out.append((p, label if seen[label] == 1 else f"{label}#{seen[label]}"))
-    return out
 
 
 class CheckFailed(Exception):
@@ -142,7 +136,7 @@ class CheckItem(pytest.Item):
             earlier = first.setdefault(group, self.name)
             raise CheckFailed(result, "" if earlier == self.name else earlier)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CheckFailed):
             r, earlier = excinfo.value.result, excinfo.value.earlier
             if not earlier:
@@ -155,57 +149,56 @@ class CheckItem(pytest.Item):
         return self.path, line, f"gradspec: {self.name}"
 
 
-def pytest_collectreport(report: pytest.CollectReport) -> None:
-    if report.failed:
-        key = "case_file_errors" if report.nodeid.endswith(tuple(SUFFIXES)) else "other_errors"
-        _STATE.setdefault(key, []).append(report.nodeid)
+class _Reports:
+    """The report hooks: pytest hands them a report only, so they are bound to the config whose stash
+    holds what they gather."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            key = _CASE_FILE_ERRORS if report.nodeid.endswith(tuple(SUFFIXES)) else _OTHER_ERRORS
+            self.config.stash[key].append(report.nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            props = dict(report.user_properties)
+            for key, value in report.user_properties:
+                if key == "gradspec_convention":
+                    self.config.stash[_CONVENTIONS].append(str(value))
+            if "gradspec_engine" in props:
+                engine = str(props["gradspec_engine"])
+                self.config.stash[_ENGINES_RAN].append(engine)
+                if props.get("gradspec_verdict") not in (Verdict.SKIP.value, Verdict.ERROR.value):
+                    self.config.stash[_ENGINES_COMPARED].append(engine)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     # An invalid case file is reported as a collection error, yet should not stop the other files from
     # running; pytest's own rule (stop on collection errors) still holds for everything else.
-    if _STATE.get("case_file_errors") and not _STATE.get("other_errors"):
+    stash = session.config.stash
+    if stash[_CASE_FILE_ERRORS] and not stash[_OTHER_ERRORS]:
         session.config.option.continue_on_collection_errors = True
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call":
-        props = dict(report.user_properties)
-        for key, value in report.user_properties:
-            if key == "gradspec_convention":
-                _conventions(report).append(str(value))
-        if "gradspec_engine" in props:
-            engine = str(props["gradspec_engine"])
-            _STATE.setdefault("engines", [])
-            if engine not in _STATE["engines"]:
-                _STATE["engines"].append(engine)
-            if props.get("gradspec_verdict") not in (Verdict.SKIP.value, Verdict.ERROR.value):
-                _STATE.setdefault("compared", []).append(engine)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # A session in which an engine ran checks yet compared nothing (every one skipped) has not passed.
-    idle = [e for e in _STATE.get("engines", []) if e not in _STATE.get("compared", [])]
-    _STATE["idle"] = idle
-    if idle and exitstatus == pytest.ExitCode.OK:
+    if _idle(session.config) and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _conventions(report: pytest.TestReport) -> list[str]:
-    return _STATE.setdefault("conventions", [])
-
-
-_STATE: dict[str, list[str]] = {}
+def _idle(config: pytest.Config) -> list[str]:
+    ran, compared = config.stash[_ENGINES_RAN], config.stash[_ENGINES_COMPARED]
+    return [e for e in dict.fromkeys(ran) if e not in compared]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    found = _STATE.pop("conventions", [])
-    idle = _STATE.pop("idle", [])
-    _STATE.clear()
-    for engine in idle:
+    for engine in _idle(config):
         terminalreporter.section("gradspec", red=True)
         terminalreporter.write_line(f"engine {engine} compared nothing: every one of its checks was skipped")
+    found = config.stash[_CONVENTIONS]
     if found:
         terminalreporter.section("gradspec convention differences")
         terminalreporter.write_line("engines took another valid subgradient at a kink (not a failure):")

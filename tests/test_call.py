@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import math
 from pathlib import Path
 
@@ -19,21 +20,41 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gradspec"
 ENGINE_METHODS = {"run", "run_batch", "gradients", "value"}
 # The implementations of the protocol call their own primitives; everything else goes through the door.
 IMPLEMENTATIONS = {"engines/call.py", "engines/protocol.py"}
-# Receivers in the package that have a ``run`` method and are not engines: the guarded call itself, the
-# case-file loaders and the worker pool.
-NOT_ENGINES = ("call", "_Loader(", "_CaseLoader(", "_Pool(")
+# Receivers in the package that have a ``run`` method and are not engines: the kind table's rows, the
+# case-file loaders and the worker pool. Imported modules (the guarded call itself) are never engines.
+NOT_ENGINES = ("KINDS[", "_Loader(", "_CaseLoader(", "_Pool(")
+
+
+def _modules(tree: ast.AST) -> set[str]:
+    """The names a module binds to other modules (``import a.b as c``, ``from gradspec.engines import call``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.asname or a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.update(a.asname or a.name for a in node.names if _is_module(f"{node.module}.{a.name}"))
+    return names
+
+
+def _is_module(dotted: str) -> bool:
+    try:
+        return importlib.util.find_spec(dotted) is not None
+    except ModuleNotFoundError:  # its parent is a module, not a package
+        return False
 
 
 def direct_engine_calls(source: str) -> list[str]:
     """``x.run(...)``-style calls (and ``getattr(x, "run")``) in ``source``, as ``receiver.method`` text."""
+    tree = ast.parse(source)
+    modules = _modules(tree)
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in ENGINE_METHODS:
             receiver = ast.unparse(func.value)
-            if receiver not in NOT_ENGINES and not receiver.startswith(NOT_ENGINES[1:]):
+            if receiver not in modules and not receiver.startswith(NOT_ENGINES):
                 found.append(f"{receiver}.{func.attr}")
         elif isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2:
             name = node.args[1]
@@ -56,7 +77,8 @@ def test_no_module_but_the_guarded_call_calls_an_engine() -> None:
 
 def test_the_walk_finds_direct_calls() -> None:
     # The walk above must be able to fail: it sees each way of calling an engine directly.
-    source = "engine.run(g, p)\nself.engine.gradients(out, n)\nx = e.value(n)\ngetattr(engine, 'run_batch')\n_Pool(a).run(b)\ncall.run(e, g, p)\n"
+    source = "engine.run(g, p)\nself.engine.gradients(out, n)\nx = e.value(n)\ngetattr(engine, 'run_batch')\n_Pool(a).run(b)\n"
+    source += "from gradspec.engines import call\ncall.run(e, g, p)\nKINDS[k].run(c, p, e)\n"
     assert direct_engine_calls(source) == ["engine.run", "self.engine.gradients", "e.value", "getattr(engine, 'run_batch')"]
     assert "engine.run" in direct_engine_calls((PACKAGE / "engines" / "call.py").read_text())
 
@@ -163,6 +185,24 @@ def test_an_answer_outside_the_protocol_fails(answer: object, problem: str) -> N
     assert called.verdict is Verdict.FAIL
     assert called.message == f"engine broke the protocol: {problem}"
     assert not called.raised
+
+
+def test_an_engine_whose_run_takes_no_every_node_is_called_without_it() -> None:
+    class Plain(Engine):
+        def run(self, graph, point):  # type: ignore[no-untyped-def, override]
+            return Outcome(point["x"] * point["y"], {"x": point["y"], "y": point["x"]})
+
+    assert call.run(Plain(), GRAPH, {"x": 2.0, "y": 3.0}).get().grads == {"x": 3.0, "y": 2.0}
+
+
+def test_a_batch_answer_that_has_no_length_breaks_the_protocol() -> None:
+    class Scalar(Engine):
+        def run_batch(self, graph, columns):  # type: ignore[no-untyped-def]
+            return 1.0, {"x": 1.0, "y": 1.0}
+
+    called = call.batch(Scalar(), GRAPH, {"x": [1.0], "y": [2.0]})
+    assert called is not None and called.verdict is Verdict.FAIL and not called.raised
+    assert called.message == "engine broke the protocol: object of type 'float' has no len()"
 
 
 def test_a_missing_gradient_is_allowed_and_nan_is_a_float() -> None:

@@ -3,6 +3,7 @@ pytest11 entry point), items are named case[point][engine], and gradspec's verdi
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
 import sys
@@ -378,3 +379,14 @@ def test_a_session_in_which_an_engine_compared_nothing_fails(pytester: pytest.Py
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["engine engines:NoTanh compared nothing: every one of its checks was skipped"])
     assert pytester.runpytest("--gradspec-engine", "builtin").ret == pytest.ExitCode.OK
+
+
+def test_the_plugin_keeps_its_state_in_the_config_stash_only() -> None:
+    import gradspec.plugin as plugin
+
+    tree = ast.parse(Path(plugin.__file__).read_text(encoding="utf-8"))
+    assigned = [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    assert assigned == ["_ENGINES", "_CONVENTIONS", "_CASE_FILE_ERRORS", "_OTHER_ERRORS", "_ENGINES_RAN",
+                        "_ENGINES_COMPARED", "_FIRST_FAILURE"]
+    assert all(isinstance(getattr(plugin, name), pytest.StashKey) for name in assigned)

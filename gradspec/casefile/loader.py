@@ -12,6 +12,7 @@ exact checks.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Hashable, Iterable, Mapping
@@ -25,41 +26,34 @@ from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from gradspec.casefile import sampling as _sampling
 from gradspec.casefile.cache import DOCUMENTS
-from gradspec.casefile.model import Case, CaseFile, ChainRule, Expect, Linearity, Point, data_dir
+from gradspec.casefile.model import Case, CaseFile, Expect, Point, data_dir
 from gradspec.casefile.source import Document, load
-from gradspec.checks import training as _training
-from gradspec.checks.check import exact_number
+from gradspec.checks.kinds import KINDS, CaseKind
 from gradspec.checks.results import Tolerance
 from gradspec.errors import CaseFileError, DomainError, ExpressionError
-from gradspec.graph.ir import Graph, build, unroll
+from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import Program, parse
+from gradspec.lang.numbers import exact_number
 from gradspec.reference.exact import Exact
 from gradspec.reference.store import exact
 
 __all__ = ["errors_of", "load_file", "schema"]
-
-KINDS_WITH_POINTS = {"gradient", "stationary", "linearity", "chain-rule", "deep"}
-_KIND_KEYS = {
-    "gradient": {"expr"},
-    "stationary": {"expr"},
-    "linearity": {"f", "g"},
-    "chain-rule": {"outer", "inner", "via"},
-    "deep": {"init", "step", "var", "repeat"},
-    "training": {"model", "data", "steps", "lr", "loss_ratio"},
-}
-_REQUIRED = {"gradient": ("expr",), "stationary": ("expr",), "linearity": ("f", "g"), "chain-rule": ("outer", "inner"),
-             "deep": ("init", "step", "repeat"), "training": ("model", "data", "steps", "lr", "loss_ratio")}
-_ALL_KIND_KEYS = set().union(*_KIND_KEYS.values())
-
 
 @cache
 def schema() -> dict[str, Any]:
     return json.loads((data_dir("schemas") / "case-file.schema.json").read_text(encoding="utf-8"))
 
 
-@cache
 def _validator() -> jsonschema.protocols.Validator:
-    return jsonschema.Draft202012Validator(schema())
+    return _validator_for(tuple(KINDS))
+
+
+@cache
+def _validator_for(kinds: tuple[str, ...]) -> jsonschema.protocols.Validator:
+    """The schema, with the kinds the kind table has (the file lists the same ones for editors)."""
+    with_kinds = copy.deepcopy(schema())
+    with_kinds["properties"]["cases"]["items"]["properties"]["kind"]["enum"] = list(kinds)
+    return jsonschema.Draft202012Validator(with_kinds)
 
 
 # -- loading --------------------------------------------------------------------------------------------
@@ -90,12 +84,12 @@ def load_file(path: str | Path) -> CaseFile:
 def _group(path: str, errors: list[CaseFileError]) -> CaseFileError:
     first = errors[0]
     group = CaseFileError(first.message, path=first.path or path, line=first.line, col=first.col, case_id=first.case_id)
-    group.errors = tuple(errors)  # type: ignore[attr-defined]
+    group.errors = tuple(errors)
     return group
 
 
 def errors_of(exc: CaseFileError) -> tuple[CaseFileError, ...]:
-    return getattr(exc, "errors", (exc,))
+    return exc.errors or (exc,)
 
 
 class _Loader:
@@ -204,22 +198,22 @@ class _CaseLoader:
         self.raw = raw
         self.defaults = defaults
         self.id: str = raw["id"]
-        self.kind: str = raw.get("kind", "gradient")
+        self.kind: str = raw.get("kind", CaseKind.GRADIENT)
         self.errors: list[CaseFileError] = []
 
     def fail(self, message: str, *key: Hashable, is_key: bool = False) -> CaseFileError:
         return self.doc.error(message, (*self.path, *key), key=is_key, case_id=self.id)
 
     def run(self) -> Case:
-        raw, kind = self.raw, self.kind
-        for key in _ALL_KIND_KEYS - _KIND_KEYS[kind]:
+        raw, kind, row = self.raw, self.kind, KINDS[self.kind]
+        for key in sorted(set().union(*(k.keys for k in KINDS.values())) - row.keys):
             if key in raw:
                 self.errors.append(self.fail(f"{key!r} does not apply to a {kind} case", key, is_key=True))
-        for key in _REQUIRED[kind]:
+        for key in row.required:
             if key not in raw:
                 self.errors.append(self.fail(f"a {kind} case needs {key!r}"))
         has_points = "at" in raw or "sample" in raw
-        if kind in KINDS_WITH_POINTS:
+        if row.points:
             if "at" in raw and "sample" in raw:
                 self.errors.append(self.fail("give the inputs as `at` or as `sample`, not both", "sample", is_key=True))
             elif not has_points:
@@ -237,10 +231,12 @@ class _CaseLoader:
             "skip": raw.get("skip"), "xfail": raw.get("xfail"),
             "engines": tuple(raw.get("engines", self.defaults.get("engines", []))),
         }
-        if kind == "training":
-            return Case(**common, spec=_training.load(raw, self.fail))
+        if not row.points:
+            graph, spec = row.load(self, [])
+            return Case(**common, graph=graph, spec=spec)
         points = self.points()
-        graph, spec = self.graph(points)
+        names = list(dict.fromkeys(n for p in points for n, _ in p.values))
+        graph, spec = row.load(self, names)
         expect = self.expect()
         case = Case(**common, graph=graph, points=points, expect=expect, kink=raw.get("kink"), spec=spec,
                     sampled="sample" in raw,
@@ -268,51 +264,6 @@ class _CaseLoader:
         """Move an error's column inside the expression onto the file's own line and column."""
         line, col = self.doc.position((*self.path, key), (exc.expr_col or 1) - 1)
         return CaseFileError(f"{key}: {exc.message}", path=self.doc.path, line=line, col=col, case_id=self.id)
-
-    def graph(self, points: tuple[Point, ...]) -> tuple[Graph, Linearity | ChainRule | None]:
-        names = list(dict.fromkeys(n for p in points for n, _ in p.values))
-        kind = self.kind
-        if kind in ("gradient", "stationary"):
-            return self.layout("expr", self.parse("expr"), names), None
-        if kind == "linearity":
-            f, g = self.single("f"), self.single("g")
-            for key, prog in (("f", f), ("g", g)):
-                for coef in ("a", "b"):
-                    if coef in prog.inputs:
-                        raise self.fail(f"{key} uses {coef!r}, which names a linearity coefficient", key)
-            for coef in ("a", "b"):
-                if coef not in names:
-                    raise self.fail(f"a linearity case needs the coefficient {coef!r} among its inputs",
-                                    "sample" if "sample" in self.raw else "at")
-            fun = [n for n in names if n not in ("a", "b")]
-            h = parse(f"a*({f.source}) + b*({g.source})")
-            return (self.layout("f", h, names),
-                    Linearity(self.layout("f", f, fun), self.layout("g", g, fun)))
-        if kind == "chain-rule":
-            via = self.raw.get("via", "u")
-            inner, outer = self.single("inner"), self.single("outer")
-            stray = [n for n in outer.inputs if n != via]
-            if stray:
-                raise self.fail(f"outer may only use {via!r} (the inner function's value), not {stray[0]!r}", "outer")
-            if via in names:
-                raise self.fail(f"{via!r} names the inner function's value; it cannot also be an input", "via")
-            composed = parse(f"{via} = {inner.source}\n{outer.source}")
-            return self.layout("outer", composed, names), ChainRule(self.layout("inner", inner, names), via)
-        # deep
-        var = self.raw.get("var", "z")
-        init, step = self.parse("init"), self.parse("step")
-        if var in names:
-            raise self.fail(f"{var!r} names the running value; it cannot also be an input", "var")
-        for key, prog, allowed in (("init", init, set(names)), ("step", step, {*names, var})):
-            stray = [n for n in prog.inputs if n not in allowed]
-            if stray:
-                raise self.fail(f"{key}: undefined variable {stray[0]!r}", key)
-        if var not in step.inputs:
-            raise self.fail(f"step does not use {var!r}, so nothing is composed", "step")
-        try:
-            return unroll(init, step, var, int(self.raw["repeat"]), tuple(names)), None
-        except ExpressionError as exc:
-            raise self.expression_error(exc, "step") from None
 
     def single(self, key: str) -> Program:
         prog = self.parse(key)
@@ -395,11 +346,9 @@ class _CaseLoader:
                     f"point {point.label} lies on a kink ({', '.join(k.where for k in ref.kinks)}); declare "
                     "`kink: convention` or `kink: any`", *where))
             self.check_expect(case, point, ref)
-            if case.kind == "stationary":
-                for name, g in ref.grads.items():
-                    if abs(float(g)) > case.tolerance.atol:
-                        self.errors.append(self.fail(
-                            f"point {point.label} is not stationary: d/d{name} = {mpmath.nstr(g, 12)} exactly", *where))
+            check_point = KINDS[case.kind].check_point
+            if check_point is not None:
+                self.errors.extend(self.fail(problem, *where) for problem in check_point(case, point, ref))
 
     def check_expect(self, case: Case, point: Point, ref: Exact) -> None:
         tol = case.tolerance

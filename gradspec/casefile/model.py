@@ -6,15 +6,18 @@ pytest plugin only read them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Protocol
 
 from gradspec.checks.results import Tolerance
+from gradspec.errors import CaseFileError, ExpressionError
 from gradspec.graph.ir import Graph
+from gradspec.lang.expr import Program
 
-__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Training",
+__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Reader", "Training",
            "data_dir", "discover"]
 
 SUFFIXES = (".gradspec.yaml", ".gradspec.yml")
@@ -113,11 +116,27 @@ class Case:
     engines: tuple[str, ...] = ()
     sampled: bool = False  # points drawn from a sampled domain rather than listed
     domain: tuple[Bounds, ...] = ()  # for sampled cases: where each variable may be drawn
-    spec: Linearity | ChainRule | Training | None = None
+    spec: object = None  # the kind's own frozen spec (Linearity, ChainRule, Training), read by its run
 
     @property
     def expression(self) -> str:
         return self.graph.program.source if self.graph else ""
+
+
+class Reader(Protocol):
+    """What a kind's loader may ask of the case being read: its raw mapping, and located parsing."""
+
+    raw: dict[str, Any]
+
+    def fail(self, message: str, *key: Hashable, is_key: bool = False) -> CaseFileError: ...
+
+    def parse(self, key: str) -> Program: ...
+
+    def single(self, key: str) -> Program: ...
+
+    def layout(self, key: str, program: Program, names: list[str]) -> Graph: ...
+
+    def expression_error(self, exc: ExpressionError, key: str) -> CaseFileError: ...
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gradspec.casefile.model import Bounds, Point
-from gradspec.checks.check import exact_number
 from gradspec.errors import CaseFileError
+from gradspec.lang.numbers import exact_number
 
 __all__ = ["domain", "points"]
 
@@ -38,14 +38,14 @@ def domain(spec: dict[str, Any]) -> tuple[Bounds, ...]:
     """Where each variable of a ``sample`` block may be drawn (a normal: within six deviations)."""
     out = []
     for name, dist in spec["vars"].items():
-        exclude = tuple(tuple(e) for e in dist.get("exclude", []))
+        exclude = tuple((float(lo), float(hi)) for lo, hi in dist.get("exclude", []))
         if "normal" in dist:
             mean, sd = dist["normal"]
             low, high = mean - 6 * sd, mean + 6 * sd
         else:
             values = dist.get("uniform") or dist.get("loguniform") or dist["choice"]
             low, high = min(values), max(values)
-        out.append(Bounds(name, float(low), float(high), exclude))  # type: ignore[arg-type]
+        out.append(Bounds(name, float(low), float(high), exclude))
     return tuple(out)
 
 

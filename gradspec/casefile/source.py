@@ -134,6 +134,8 @@ _FAST: type | None = None
 if getattr(yaml, "__with_libyaml__", False):
     # libyaml scans and parses (the slow part in pure Python); the composer stays PyYAML's own, in
     # Python, so nesting is bounded by the recursion limit rather than the C stack.
+    # types-PyYAML declares CParser as a whole loader, not as the parser part it also is: the stub forces
+    # the two ignores below.
     class _CComposer(yaml.composer.Composer, yaml.cyaml.CParser, _Resolver):  # type: ignore[misc, name-defined]
         def __init__(self, stream: str) -> None:
             yaml.cyaml.CParser.__init__(self, stream)  # type: ignore[attr-defined]
@@ -146,10 +148,12 @@ if getattr(yaml, "__with_libyaml__", False):
 def _compose(text: str) -> yaml.Node | None:
     if _FAST is not None:
         try:
-            return _FAST(text).get_single_node()  # type: ignore[no-any-return]
+            node: yaml.Node | None = _FAST(text).get_single_node()
+            return node
         except yaml.YAMLError:
             pass  # parse again in Python for PyYAML's own, fuller error message
-    return _PyComposer(text).get_single_node()  # type: ignore[no-any-return]
+    composed: yaml.Node | None = _PyComposer(text).get_single_node()
+    return composed
 
 
 _CORE = "tag:yaml.org,2002:"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -13,33 +13,19 @@ from typing import Any
 import mpmath
 
 from gradspec.checks import nondet
-from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec.checks.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
+from gradspec.checks.stepsize import central_errors
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, resolve
 from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
+from gradspec.lang.numbers import Number, exact_number
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.store import reference
 
-__all__ = ["check", "check_gradients", "check_graph", "exact_number", "prepare"]
-
-Number = float | int | str | Fraction | Decimal
-
-
-def exact_number(x: Number) -> Fraction:
-    """A number as the decimal a person wrote: 0.1 is 1/10, not the nearest binary float."""
-    if isinstance(x, bool):
-        raise TypeError("a boolean is not a number")
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            raise ValueError(f"{x} is not a finite number")
-        return Fraction(repr(x))
-    if isinstance(x, str):
-        return Fraction(x.strip())
-    return Fraction(x)
-
+__all__ = ["check", "check_gradients", "check_graph", "prepare"]
 
 def prepare(expression: str, names: Sequence[str]) -> Graph:
     """Parse and lay out ``expression`` for a point over ``names``; undefined names are errors."""
@@ -122,6 +108,11 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
                           tuple(quantities), message, tuple(k.where for k in ref.kinks), culprit=unstable)
     if unstable is not None and checked.verdict is Verdict.PASS:  # the second run failed; the first passed
         checked = dataclasses.replace(checked, verdict=Verdict.FAIL)
+    if not ref.kinks:  # a difference across a kink measures the kink, not the step size
+        q = next((q for q in quantities if q.role is Role.INPUT and q.exact is not None and math.isfinite(q.exact)), None)
+        if q is not None and q.exact is not None:
+            checked = dataclasses.replace(checked, step_input=q.name,
+                                          step_errors=central_errors(graph, floats, q.name, q.exact))
     if checked.verdict is Verdict.FAIL and localise_failures and unstable is None:
         from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
 
@@ -146,20 +137,20 @@ def compare(
     def rounding(name: str) -> float:
         return eps * float(refs.conditioning()[name])
 
-    out = [_judge("value", "value", outcome.value, ref.value, None, tol, None, formulas.get("", ""),
+    out = [_judge("value", Role.VALUE, outcome.value, ref.value, None, tol, None, formulas.get("", ""),
                   lambda: rounding(""), limit)]
-    roles = [(n, "input") for n, _ in graph.inputs] + [(n, "intermediate") for n, _ in graph.intermediates]
+    roles = [(n, Role.INPUT) for n, _ in graph.inputs] + [(n, Role.INTERMEDIATE) for n, _ in graph.intermediates]
     nums = refs.numerical(tol.h)
     for name, role in roles:
         num = nums[name]
         out.append(_judge(name, role, outcome.grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name),
-                          formulas.get(name, ""), lambda name=name: rounding(name), limit))  # type: ignore[misc]
+                          formulas.get(name, ""), functools.partial(rounding, name), limit))
     return tuple(out)
 
 
 def _judge(
     name: str,
-    role: str,
+    role: Role,
     engine: float | None,
     exact_mp: mpmath.mpf,
     num: float | None,
@@ -272,7 +263,7 @@ def check_gradients(
         grad = float(leaves[name].grad)
         err = abs(grad - num)
         bound = tol.bound(num)
-        quantities.append(Quantity(name, "input", grad, None, num, err, relative_error(grad, num), bound,
+        quantities.append(Quantity(name, Role.INPUT, grad, None, num, err, relative_error(grad, num), bound,
                                    Verdict.PASS if err <= bound else Verdict.FAIL))
     name = getattr(f, "__name__", "f")
     return CheckResult(name, dict(named), value.__name__, worst([q.verdict for q in quantities]), tuple(quantities),

@@ -14,7 +14,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from gradspec.checks.results import Culprit, Quantity, Tolerance, Verdict
+from gradspec.checks.results import Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict
 from gradspec.engines.call import Called
 from gradspec.engines.protocol import Outcome
 
@@ -50,15 +50,15 @@ def judge(quantities: Sequence[Quantity], first: Outcome, second: Called[Outcome
     nondeterminism) and a message when the second run did not even finish as the first did."""
     if not second.ok:
         message = f"nondeterministic: a second run of the same graph failed where the first returned ({second.message})"
-        return list(quantities), Culprit("backward", "nondeterminism", "", message=message), message
+        return list(quantities), Culprit("backward", CulpritKind.NONDETERMINISM, "", message=message), message
     found = {d.name: d for d in differences(first, second.get())}
     if not found:
         return list(quantities), None, ""
     out = []
     beyond: list[Difference] = []
     for q in quantities:
-        d = found.get(q.name if q.role != "value" else "value")
-        if d is None or q.role == "property":
+        d = found.get(q.name if q.role is not Role.VALUE else "value")
+        if d is None or q.role is Role.PROPERTY:
             out.append(q)
             continue
         within = _same(d.first, d.second, tol.nondet)
@@ -72,7 +72,7 @@ def judge(quantities: Sequence[Quantity], first: Outcome, second: Called[Outcome
         return out, None, ""
     d = beyond[0]
     label = "the value" if d.name == "value" else f"d/d{d.name}"
-    culprit = Culprit("backward" if d.name != "value" else "forward", "nondeterminism", d.name,
+    culprit = Culprit("backward" if d.name != "value" else "forward", CulpritKind.NONDETERMINISM, d.name,
                       engine=d.first, message=(
                           f"the engine is not deterministic: two runs of the same graph on fresh builds gave {label} = "
                           f"{_g(d.first)}, then {_g(d.second)} (an order taken from a set or a dict of nodes, say); "

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["COMPARED", "CheckResult", "Culprit", "Quantity", "Run", "Tolerance", "Verdict", "skip_reason", "worst"]
+__all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "Quantity", "Role", "Run", "Tolerance", "Verdict",
+           "skip_reason", "worst"]
 
 
 class Verdict(StrEnum):
@@ -18,6 +19,31 @@ class Verdict(StrEnum):
     SKIP = "skip"
     XFAIL = "xfail"  # failed, and the case says it is expected to
     ERROR = "error"  # the check itself is invalid (a point outside an op's domain)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Role(StrEnum):
+    """What a compared quantity is."""
+
+    VALUE = "value"  # the output's value
+    INPUT = "input"  # the gradient of an input
+    INTERMEDIATE = "intermediate"  # the gradient of a named intermediate
+    PROPERTY = "property"  # the engine against itself (linearity, chain rule, a training step)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CulpritKind(StrEnum):
+    """How an engine's gradient first goes wrong."""
+
+    RULE = "rule"  # an op's derivative rule is wrong
+    ACCUMULATION = "accumulation"  # an op assigns its gradient where it should add to it
+    TRAVERSAL = "traversal"  # every rule is right alone: backward visits or sums nodes wrongly
+    FORWARD = "forward"  # an op computes the wrong value
+    NONDETERMINISM = "nondeterminism"  # two runs of the same graph disagree
 
     def __str__(self) -> str:
         return self.value
@@ -56,7 +82,7 @@ class Quantity:
     """One compared number: the output value, or the gradient of one input or intermediate."""
 
     name: str  # "value", or the input or intermediate it is the gradient of
-    role: str  # "value", "input", "intermediate"
+    role: Role
     engine: float | None
     exact: float | None
     numerical: float | None
@@ -74,7 +100,7 @@ class Culprit:
     """Where an engine's gradient first goes wrong, and why."""
 
     op: str  # an op-table name, or "backward" for traversal and accumulation bugs
-    kind: str  # "rule", "accumulation", "traversal" or "forward"
+    kind: CulpritKind
     node: str  # the node whose gradient (or value) is first wrong
     argument: str = ""  # which input of the op: "left", "right", "x"
     exact: float | None = None
@@ -101,7 +127,8 @@ class CheckResult:
     path: str = ""
     line: int = 0
     kind: str = "gradient"
-    extra: dict[str, object] = field(default_factory=dict)
+    step_errors: tuple[tuple[int, float], ...] = ()  # (log10 h, central-difference error) for step_input
+    step_input: str = ""  # the input whose gradient the step-size series is of
     culprit: Culprit | None = None  # where a failing engine first goes wrong
     shrunk: str = ""  # the smallest failing sub-expression, as a ready-to-paste YAML case
 

@@ -17,21 +17,21 @@ from typing import Any
 
 import mpmath
 
-from gradspec.casefile.model import Training
-from gradspec.checks.check import exact_number
-from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict, worst
+from gradspec.casefile.model import Case, Point, Reader, Training
+from gradspec.checks.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.errors import CaseFileError, ExpressionError, GradspecError
 from gradspec.graph.ir import GraphBuilder, build
 from gradspec.lang.expr import Name, Program, parse
+from gradspec.lang.numbers import exact_number
 from gradspec.ops.table import OPS, Op
 from gradspec.reference.chain import adjoints, forward
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.store import exact
 
-__all__ = ["MAX_WORK", "initial_params", "load", "mlp_loss", "train"]
+__all__ = ["MAX_WORK", "initial_params", "load", "load_case", "mlp_loss", "run_case", "train"]
 
 MAX_WORK = 50_000_000  # rows x steps x weights
 
@@ -39,6 +39,16 @@ Fail = Callable[..., CaseFileError]  # fail(message, *key path inside the case) 
 
 
 # -- the spec, from a case's raw mapping ----------------------------------------------------------------
+
+
+def load_case(reader: Reader, names: list[str]) -> tuple[None, Training]:
+    """A training case builds no graph of its own: its spec is the model, the data and the schedule."""
+    return None, load(reader.raw, reader.fail)
+
+
+def run_case(case: Case, point: Point | None, engine: Engine) -> CheckResult:
+    assert isinstance(case.spec, Training)
+    return train(case.spec, case.tolerance, engine)
 
 
 def load(raw: dict[str, Any], fail: Fail) -> Training:
@@ -160,13 +170,17 @@ def _exact_first_gradient(spec: Training, params: list[float]) -> list[float]:
 # -- training and judging -----------------------------------------------------------------------------
 
 
-def train(spec: Training, tolerance: Tolerance, engine: Engine, base: dict[str, object]) -> CheckResult:
-    """Train on ``engine``; ``base`` holds the result's identifying fields (point, engine)."""
-    base = {**base, "expression": f"MLP{list(spec.sizes)} {spec.activation}, {spec.steps} steps at lr {spec.lr:g}"}
+def train(spec: Training, tolerance: Tolerance, engine: Engine) -> CheckResult:
+    """Train on ``engine`` and judge the loss it reaches and its first gradient."""
+    model = f"MLP{list(spec.sizes)} {spec.activation}, {spec.steps} steps at lr {spec.lr:g}"
+
+    def result(verdict: Verdict, message: str, quantities: tuple[Quantity, ...] = ()) -> CheckResult:
+        return CheckResult(model, {}, engine.name, verdict, quantities, message)
+
     needed = [OPS[n] for n in ("add", "sub", "mul", spec.activation)]
-    reason = next((r for r in (engine.missing(o, True) for o in needed) if r), None)
-    if reason or getattr(engine, "reason", None):
-        return CheckResult(**base, verdict=Verdict.SKIP, message=reason or engine.reason)  # type: ignore[arg-type, attr-defined]
+    reason = next((r for r in (engine.missing(o, True) for o in needed) if r), None) or getattr(engine, "reason", None)
+    if reason:
+        return result(Verdict.SKIP, str(reason))
     params = initial_params(spec)
     losses: list[float] = []
     first: list[float | None] = []
@@ -178,26 +192,25 @@ def train(spec: Training, tolerance: Tolerance, engine: Engine, base: dict[str, 
         called = call.steps(engine, build, backward=step < spec.steps)
         if called.verdict is not None:
             where = f" at training step {step}" if called.timed_out else ""
-            return CheckResult(**base, verdict=called.verdict, message=called.message + where)  # type: ignore[arg-type]
+            return result(called.verdict, called.message + where)
         loss, grads = called.get()
         losses.append(loss)
         if step == spec.steps:
             break
         if len(grads) != len(params):
-            return CheckResult(**base, verdict=Verdict.FAIL,  # type: ignore[arg-type]
-                               message=f"engine broke the protocol: {len(grads)} gradients for {len(params)} parameters")
+            return result(Verdict.FAIL, f"engine broke the protocol: {len(grads)} gradients for {len(params)} parameters")
         if step == 0:
             first = grads
         params = [p - spec.lr * (g or 0.0) for p, g in zip(params, grads, strict=True)]
     initial, final = losses[0], losses[-1]
     ratio = final / initial if initial else math.inf
     ok = math.isfinite(final) and final < spec.loss_ratio * initial
-    quantities = [Quantity("loss", "value", final, None, None, None, ratio, spec.loss_ratio * initial,
+    quantities = [Quantity("loss", Role.VALUE, final, None, None, None, ratio, spec.loss_ratio * initial,
                            Verdict.PASS if ok else Verdict.FAIL, note=f"initial loss {initial:.6g}")]
     quantities.append(_first_step(spec, initial_params(spec), first, tolerance, engine))
     message = f"loss {initial:.6g} -> {final:.6g} (x{ratio:.3g}; must fall below x{spec.loss_ratio:g})"
     verdict = worst([q.verdict for q in quantities])
-    return CheckResult(**base, verdict=verdict, quantities=tuple(quantities), message=message)  # type: ignore[arg-type]
+    return result(verdict, message, tuple(quantities))
 
 
 def _first_step(spec: Training, params: list[float], grads: list[float | None], tolerance: Tolerance,
@@ -214,6 +227,6 @@ def _first_step(spec: Training, params: list[float], grads: list[float | None], 
     # Rounding in the engine's precision across a whole training graph: relative to the largest gradient.
     bound = tolerance.bound(exact_grads[i]) + 64 * engine.eps * len(params) * scale
     verdict = Verdict.PASS if err <= bound else Verdict.FAIL
-    return Quantity(f"d loss/d p{i} (first step)", "property", g, exact_grads[i], None, err,
+    return Quantity(f"d loss/d p{i} (first step)", Role.PROPERTY, g, exact_grads[i], None, err,
                     relative_error(g, exact_grads[i]) if g is not None else None, bound, verdict,
                     note=f"worst of {len(params)} parameters against the exact gradient (chain rule at {DPS} digits)")

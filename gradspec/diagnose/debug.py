@@ -23,7 +23,7 @@ from typing import Any
 
 import mpmath
 
-from gradspec.checks.results import Culprit
+from gradspec.checks.results import Culprit, CulpritKind
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.errors import EngineError
@@ -123,7 +123,7 @@ def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any]) -> Cul
             continue
         ve, vx = outcome.node_values[i], float(values[i])
         if not _close(ve, vx):
-            return Culprit(step.op, "forward", _label(graph, i), exact=vx, engine=ve,
+            return Culprit(step.op, CulpritKind.FORWARD, _label(graph, i), exact=vx, engine=ve,
                            message=f"{step.op} at `{_label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
                                    f"engine {ve:.10g}")
     return None
@@ -164,20 +164,20 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
             exact_passed = expected if single else None
             detail = (f"d/d({_side(op_name, k)}) exact {expected:.10g}, engine passed {got:.10g}" if single and got is not None
                       else f"its backward rule is wrong in isolation (d/d{node} exact {expected:.10g}, engine {got})")
-            return Culprit(op_name, "rule", node, _side(op_name, k), exact_passed, got, f"{where}: {detail}")
+            return Culprit(op_name, CulpritKind.RULE, node, _side(op_name, k), exact_passed, got, f"{where}: {detail}")
         if verdict == "accumulation":
-            return Culprit(op_name, "accumulation", node, _side(op_name, k), expected, got,
+            return Culprit(op_name, CulpritKind.ACCUMULATION, node, _side(op_name, k), expected, got,
                            f"{where}: overwrites the gradient of its input instead of adding to it (= for +=): "
                            f"alone it is right, beside another use of its input the other contribution is lost; "
                            f"d/d{node} exact {expected:.10g}, engine {got}")
         assert isinstance(verdict, tuple)
         shared, exact_shared, engine_shared = verdict
-        return Culprit(op_name, "accumulation", node, "both", expected, got,
+        return Culprit(op_name, CulpritKind.ACCUMULATION, node, "both", expected, got,
                        f"{where}: with one node in both operand slots ({shared}), it gives d/da = {_g(engine_shared)}"
                        f" where the exact value is {exact_shared:.10g}: the two slots' contributions are not both "
                        "counted (alone, and beside another use of its input, it is right); "
                        f"d/d{node} exact {expected:.10g}, engine {got}")
-    return Culprit("backward", "traversal", node, "", expected, got,
+    return Culprit("backward", CulpritKind.TRAVERSAL, node, "", expected, got,
                    f"every op's backward rule is right in isolation, yet d/d{node} is {got} where the ops above it "
                    f"pass {expected:.10g}: the engine ran a backward before all of its gradient arrived, or dropped "
                    "an accumulation")

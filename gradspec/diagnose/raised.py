@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from gradspec.checks.results import Culprit
+from gradspec.checks.results import Culprit, CulpritKind
 from gradspec.graph.ir import Graph
 from gradspec.graph.printer import label
 
@@ -24,7 +24,7 @@ def raised_culprit(graph: Graph, exc: BaseException) -> Culprit | None:
     frames = list(_frames(exc))
     in_backward = any(f.f_code.co_name == "gradients" for f in frames)
     if isinstance(exc, RecursionError) and in_backward:
-        return Culprit("backward", "traversal", label(graph, graph.output), message=(
+        return Culprit("backward", CulpritKind.TRAVERSAL, label(graph, graph.output), message=(
             f"backward raised RecursionError on a graph {graph.depth} ops deep: it walks the graph recursively "
             f"(a recursive topological sort), which Python's recursion limit ({sys.getrecursionlimit()}) "
             "stops; an iterative traversal does not"))
@@ -35,7 +35,7 @@ def raised_culprit(graph: Graph, exc: BaseException) -> Culprit | None:
         return None
     op = applying.f_locals["op"]
     shown = [_num(a) for a in applying.f_locals.get("args", ())]
-    return Culprit(op.name, "forward", op.name, message=(
+    return Culprit(op.name, CulpritKind.FORWARD, op.name, message=(
         f"{op.name} raised {type(exc).__name__} in its forward at ({', '.join(shown)}): {exc}"))
 
 

@@ -88,8 +88,9 @@ def guarded(body: Callable[[], T], check: Callable[[T], None] = lambda _: None) 
         return done(None, Verdict.FAIL, f"engine raised {type(exc).__name__}: {exc}", exc)
     try:
         check(value)
-    except ProtocolError as exc:
-        return done(None, Verdict.FAIL, f"engine broke the protocol: {exc}", exc)
+    except (ProtocolError, TypeError, ValueError) as exc:  # an answer of the wrong shape cannot even be measured
+        error = exc if isinstance(exc, ProtocolError) else ProtocolError(str(exc))
+        return done(None, Verdict.FAIL, f"engine broke the protocol: {error}", error)
     return done(value)
 
 
@@ -102,7 +103,8 @@ def run(engine: Engine, graph: Graph, point: Mapping[str, float], *, every_node:
         reason = engine.unsupported(graph) or (engine.unrepresentable(graph, point) if representable else None)
         if reason:
             raise Unsupported(reason)
-        return engine.run(graph, point, every_node=every_node)
+        # an engine that overrides run() may not take every_node: it is passed only when asked for
+        return engine.run(graph, point, every_node=True) if every_node else engine.run(graph, point)
 
     return _counted(engine, body, lambda out: _outcome(out, every_node))
 

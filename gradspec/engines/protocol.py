@@ -292,7 +292,8 @@ def resolve(spec: str | Engine | type) -> Engine:
         return ValueClassEngine(Value, "builtin")
     head, _, options = spec.partition(":")
     if head in _ADAPTERS:
-        return importlib.import_module(_ADAPTERS[head]).create(options)  # type: ignore[no-any-return]
+        adapter: Engine = importlib.import_module(_ADAPTERS[head]).create(options)
+        return adapter
     registered = _registered(head)
     if registered is not None:
         made = registered(options) if options else registered()

@@ -15,11 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gradspec.checks.check import prepare
-from gradspec.checks.results import CheckResult, Quantity, Run, Tolerance, Verdict
-from gradspec.errors import GradspecError
-from gradspec.graph.ir import Graph
-from gradspec.reference.numerical import float_forward
+from gradspec.checks.kinds import KINDS
+from gradspec.checks.results import CheckResult, Quantity, Role, Run, Tolerance, Verdict
+from gradspec.checks.stepsize import STEP_EXPONENTS
 from gradspec.report.common import clip, engines_of, fmt, point_text
 from gradspec.report.svg import PALETTE, Bar, Series, bar_chart, line_chart
 
@@ -27,7 +25,6 @@ __all__ = ["STEP_EXPONENTS", "StepErrors", "error_histograms", "rel_error_bins",
 
 LOWEST_DECADE = -16  # relative errors below 1e-16 share the first bar
 HIGHEST_DECADE = 0  # relative errors of 1 and more share the last finite bar
-STEP_EXPONENTS = tuple(range(-1, -14, -1))  # h = 1e-1 ... 1e-13
 ZERO_FLOOR = -18  # an error of exactly 0 is drawn here on the log axis
 MAX_STEP_SERIES = 5
 MAX_SCANNED = 200  # distinct expressions tried for the step-size plot
@@ -108,39 +105,10 @@ class StepErrors:
         return f"{case}: d/d{self.quantity.name} at {point_text(self.result.point, 6)}"
 
 
-def _graph(result: CheckResult) -> Graph | None:
-    try:
-        return prepare(result.expression, list(result.point))
-    except (GradspecError, RecursionError, KeyError, ValueError):  # deep or training text, not the grammar
-        return None
-
-
-def central_errors(graph: Graph, point: dict[str, float], name: str, exact: float) -> tuple[tuple[int, float], ...]:
-    """``|(f(x+h) - f(x-h)) / 2h - exact|`` for each ``h = 10**k`` of ``STEP_EXPONENTS`` (non-finite left out)."""
-    index = graph.names[name]
-    x0 = point[name]
-    out = []
-    for k in STEP_EXPONENTS:
-        h = 10.0**k
-        try:
-            diff = (float_forward(graph, point, (index, x0 + h)) - float_forward(graph, point, (index, x0 - h))) / (2 * h)
-        except (ArithmeticError, ValueError):
-            continue
-        err = abs(diff - exact)
-        if math.isfinite(err):
-            out.append((k, err))
-    return tuple(out)
-
-
 def _candidate(result: CheckResult) -> Quantity | None:
-    if result.kind != "gradient" or result.verdict in (Verdict.ERROR, Verdict.SKIP) or not result.point:
+    if not (result.kind in KINDS and KINDS[result.kind].plotted) or result.verdict in (Verdict.ERROR, Verdict.SKIP) or not result.point:
         return None
-    if result.kinks:  # a difference across a kink measures the kink, not the step size
-        return None
-    for q in result.quantities:
-        if q.role == "input" and q.exact is not None and math.isfinite(q.exact) and q.name in result.point:
-            return q
-    return None
+    return next((q for q in result.quantities if q.name == result.step_input and q.role is Role.INPUT), None)
 
 
 def _curved(errors: tuple[tuple[int, float], ...]) -> bool:
@@ -163,10 +131,7 @@ def step_errors(run: Run, limit: int = MAX_STEP_SERIES) -> list[StepErrors]:
         if q is None or q.exact is None or result.expression in seen:
             continue
         seen.add(result.expression)
-        graph = _graph(result)
-        if graph is None or q.name not in graph.names:
-            continue
-        errors = central_errors(graph, result.point, q.name, q.exact)
+        errors = result.step_errors
         if errors:
             (curved if _curved(errors) else straight).append(StepErrors(result, q, errors))
     return (curved + straight)[:limit]

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from gradspec.casefile.model import Case, CaseFile
+from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult
 from gradspec.engines.call import STRIKES, struck_out, timed_out
 from gradspec.engines.protocol import Engine
@@ -292,12 +293,12 @@ def _single_threaded() -> bool:
         return False
 
 
-def _cost(case: Case) -> tuple[bool, int]:
-    return (case.kind == "training", len(case.points))
+def _cost(case: Case) -> tuple[int, int]:
+    return (KINDS[case.kind].cost, len(case.points))
 
 
 def _small(case: Case) -> bool:
-    return case.kind != "training" and len(case.points) <= _SMALL
+    return KINDS[case.kind].points and len(case.points) <= _SMALL
 
 
 def _case(file: CaseFile, case_id: str) -> Case:
@@ -337,7 +338,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
             unit, fi, ci, ei, first, shrunk = spec
             case, engine = cases[fi][ci], engines[ei]
             state[_UNIT] = unit
-            last = max(len(case.points), 1) - 1  # a training case is one check
+            last = len(KINDS[case.kind].checks(case)) - 1
             for i, result in iter_case(case, engine, first=first, shrunk=shrunk,
                                        starting=lambda i: state.__setitem__(_POINT, i)):
                 if i == last:

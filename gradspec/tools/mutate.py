@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from gradspec import engine as _engine
 from gradspec.casefile.model import Case
+from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, ValueClassEngine
 from gradspec.graph.ir import Apply
@@ -126,7 +127,8 @@ def build(mutant: Mutant) -> type:
     module = types.ModuleType(spec.name)
     sys.modules[spec.name] = module  # dataclasses and annotations resolve names through sys.modules
     exec(compile(source, f"<mutant {mutant.name} of gradspec/engine.py>", "exec"), module.__dict__)  # gradspec's own engine source, never case text
-    return module.Value  # type: ignore[no-any-return]
+    value: type = module.Value
+    return value
 
 
 @dataclass
@@ -241,8 +243,7 @@ def _estimate(case: Case) -> float:
 
 
 def _kills(case: Case, engine: Engine) -> bool:
-    points = [None] if case.kind == "training" else list(case.points)
-    for point in points:
+    for point, _ in KINDS[case.kind].checks(case):
         result = run_point(case, point, engine, apply_xfail=False, shrink=False, localise=False)
         if result.verdict in (Verdict.FAIL, Verdict.CONVENTION):
             return True

@@ -1,0 +1,24 @@
+"""Numbers as people write them: the exact rational a decimal literal means."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from fractions import Fraction
+
+__all__ = ["Number", "exact_number"]
+
+Number = float | int | str | Fraction | Decimal
+
+
+def exact_number(x: Number) -> Fraction:
+    """A number as the decimal a person wrote: 0.1 is 1/10, not the nearest binary float."""
+    if isinstance(x, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise ValueError(f"{x} is not a finite number")
+        return Fraction(repr(x))
+    if isinstance(x, str):
+        return Fraction(x.strip())
+    return Fraction(x)
