@@ -60,7 +60,8 @@ class Called(Generic[T]):
     @property
     def raised(self) -> bool:
         """The engine itself raised (not a time limit, a skip or a broken answer)."""
-        return self.verdict is Verdict.FAIL and self.error is not None and not isinstance(self.error, TimeLimit | ProtocolError)
+        return self.verdict is Verdict.FAIL and self.error is not None and \
+            not isinstance(self.error, TimeLimit | ProtocolError | NotANumber)
 
     def get(self) -> T:
         assert self.value is not None, "read the answer of a call that failed"
@@ -83,7 +84,7 @@ def guarded(body: Callable[[], T], check: Callable[[T], None] = lambda _: None) 
     except Unsupported as exc:
         return done(None, Verdict.SKIP, str(exc), exc)
     except NotANumber as exc:  # gradspec's own float() of an answer: the engine returned it, it raised nothing
-        return done(None, Verdict.FAIL, str(exc), ProtocolError(str(exc)))
+        return done(None, Verdict.FAIL, str(exc), exc)
     except (Exception, RecursionError) as exc:  # the engine under test failed: its check fails, the run goes on
         return done(None, Verdict.FAIL, f"engine raised {type(exc).__name__}: {exc}", exc)
     try:
