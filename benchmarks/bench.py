@@ -1,6 +1,6 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
-    python benchmarks/bench.py [overhead gradcheck cache scale sweep]   (default: all)
+    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -265,7 +265,86 @@ def sweep() -> None:
         row("gradspec sweep exp(x), 10,000 points incl. exact references", f"{time.perf_counter() - start:.2f} s")
 
 
-SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep}
+# -- 6. tensor cases against gradcheck ----------------------------------------------------------------
+
+TENSOR_CASES = [
+    ("softmax n=64", "softmax(x, axis=-1)", {"x": (64,)}, ()),
+    ("layer norm n=64", "layer_norm(x, eps=1e-5)", {"x": (64,)}, ()),
+    ("matmul 16x16", "a @ b", {"a": (16, 16), "b": (16, 16)}, ()),
+    ("cross-entropy 32x40", "cross_entropy(z, t)", {"z": (32, 40), "t": (32,)}, ("t",)),
+    ("conv2d x(1,3,8,8) w(4,3,3,3)", "conv2d(x, w)", {"x": (1, 3, 8, 8), "w": (4, 3, 3, 3)}, ()),
+    ("attention 4x4", "softmax((q @ transpose(k)) / 2, axis=-1) @ v", {"q": (4, 4), "k": (4, 4), "v": (4, 4)}, ()),
+]
+
+
+def tensors() -> None:
+    import random
+    from fractions import Fraction
+
+    import numpy as np
+    import torch
+
+    from gradspec.checks.results import Tolerance
+    from gradspec.checks.tensor import check_tensor
+    from gradspec.engines.protocol import resolve
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+    from gradspec.reference import tensor as reference
+
+    torch.set_num_threads(1)  # as the research figures were measured; tiny tensors gain nothing from threads
+    engine = resolve("torch")
+    print("tensors: one draw per case, torch float64; gradspec cold (exact reference computed) and warm (cached)")
+    print(f"  {'case':<30} {'cold':>9} {'warm':>9} {'slow gc':>9} {'fast gc':>9}  cold/slow  fast/warm")
+    for label, text, shapes, data in TENSOR_CASES:
+        rng = random.Random(label)
+        graph = build_tensor(parse(text), shapes, frozenset(data))
+        point = {}
+        for name, shape in shapes.items():
+            arr = np.empty(shape, dtype=object)
+            for index in np.ndindex(shape):
+                arr[index] = Fraction(rng.randrange(40)) if name in data else Fraction(rng.randint(-2000, 2000), 1000)
+            point[name] = arr
+
+        def ours(point: dict = point, graph: object = graph) -> None:
+            assert check_tensor(graph, point, engine, Tolerance()).verdict.value == "pass"  # type: ignore[arg-type]
+
+        def cold(ours: Callable[[], None] = ours) -> None:
+            reference._MEMO.clear()
+            ours()
+
+        floats = {n: torch.tensor(np.asarray(v, dtype=float), dtype=torch.float64, requires_grad=n not in data)
+                  for n, v in point.items()}
+        names = [n for n in shapes if n not in data]
+
+        def f(*tensors: object, graph: object = graph, floats: dict = floats, names: list = names) -> object:
+            from gradspec.ops.table import OPS, TENSOR_OPS
+
+            env = {**floats, **dict(zip(names, tensors, strict=True))}
+            nodes: list = []
+            for step in graph.steps:  # type: ignore[attr-defined]
+                if step.name is not None:
+                    nodes.append(env[step.name])
+                elif step.op is None:
+                    nodes.append(torch.tensor(float(step.const), dtype=torch.float64))
+                elif step.op in OPS:
+                    nodes.append(engine.apply(OPS[step.op], [nodes[a] for a in step.args]))
+                else:
+                    nodes.append(TENSOR_OPS[step.op].torch(torch, [nodes[a] for a in step.args], step.kw))
+            return nodes[graph.output]  # type: ignore[attr-defined]
+
+        inputs = tuple(floats[n] for n in names)
+        t_cold = median_time(cold, 3)
+        ours()
+        t_warm = median_time(ours, 5)
+        t_slow = median_time(lambda f=f, inputs=inputs: torch.autograd.gradcheck(f, inputs), 3)
+        t_fast = median_time(lambda f=f, inputs=inputs: torch.autograd.gradcheck(f, inputs, fast_mode=True), 5)
+        print(f"  {label:<30} {t_cold * 1e3:7.1f}ms {t_warm * 1e3:7.2f}ms {t_slow * 1e3:7.1f}ms {t_fast * 1e3:7.2f}ms"
+              f"  {t_cold / t_slow:8.2f}x  {t_fast / t_warm:8.2f}x")
+    print("  targets: cold/slow at most 1x; fast/warm at least 10x")
+
+
+SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
+            "tensors": tensors}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

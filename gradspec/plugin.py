@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gradspec.casefile.loader import errors_of, load_file
-from gradspec.casefile.model import SUFFIXES, Case, Point
+from gradspec.casefile.model import SUFFIXES, Case, Point, TensorPoint
 from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult, Verdict
 from gradspec.engines.probe import require
@@ -116,7 +116,7 @@ class CheckFailed(Exception):
 
 
 class CheckItem(pytest.Item):
-    def __init__(self, *, case: Case, point: Point | None, engine: Engine, **kwargs: Any) -> None:
+    def __init__(self, *, case: Case, point: Point | TensorPoint | None, engine: Engine, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
         self.point = point

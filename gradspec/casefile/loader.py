@@ -25,8 +25,9 @@ import mpmath
 from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from gradspec.casefile import sampling as _sampling
+from gradspec.casefile import tensors as _tensors
 from gradspec.casefile.cache import DOCUMENTS
-from gradspec.casefile.model import Case, CaseFile, Expect, Point, data_dir
+from gradspec.casefile.model import Case, CaseFile, Expect, Point, TensorSpec, data_dir
 from gradspec.casefile.source import Document, load
 from gradspec.checks.kinds import KINDS, CaseKind
 from gradspec.checks.results import Tolerance
@@ -199,7 +200,12 @@ class _CaseLoader:
         self.defaults = defaults
         self.id: str = raw["id"]
         self.kind: str = raw.get("kind", CaseKind.GRADIENT)
+        if self.kind == CaseKind.GRADIENT and _tensors.is_tensor_case(raw, _parsed(raw.get("expr"))):
+            self.kind = CaseKind.TENSOR  # inputs with shapes, nested lists or tensor ops: a tensor case
         self.errors: list[CaseFileError] = []
+
+    def line(self, key: tuple[Hashable, ...]) -> int:
+        return self.doc.mark((*self.path, *key)).line
 
     def fail(self, message: str, *key: Hashable, is_key: bool = False) -> CaseFileError:
         return self.doc.error(message, (*self.path, *key), key=is_key, case_id=self.id)
@@ -231,6 +237,8 @@ class _CaseLoader:
             "skip": raw.get("skip"), "xfail": raw.get("xfail"),
             "engines": tuple(raw.get("engines", self.defaults.get("engines", []))),
         }
+        if kind == CaseKind.TENSOR:
+            return self.tensor(common)
         if not row.points:
             graph, spec = row.load(self, [])
             return Case(**common, graph=graph, spec=spec)
@@ -245,6 +253,17 @@ class _CaseLoader:
             self.check_points(case)
         if self.errors:
             raise _group(self.doc.path, self.errors)
+        return case
+
+    def tensor(self, common: dict[str, Any]) -> Case:
+        """A tensor case (its row's loader reads points and shapes), with every point inside every op's
+        domain, or on a declared kink."""
+        _, spec = KINDS[CaseKind.TENSOR].load(self, [])
+        assert isinstance(spec, TensorSpec)
+        case = Case(**common, points=spec.points, kink=self.raw.get("kink"), spec=spec, sampled="sample" in self.raw)
+        problem = None if self.trusted else _tensors.check_points(spec, self.raw, self.fail)
+        if problem is not None:
+            raise _group(self.doc.path, [problem])
         return case
 
     def tolerance(self) -> Tolerance:
@@ -326,6 +345,7 @@ class _CaseLoader:
                                              "expect", "grad", name, is_key=True))
         sampled = "sample" in self.raw
         for i, point in enumerate(case.points):
+            assert isinstance(point, Point)  # tensor cases are checked in tensor()
             where = ("sample",) if sampled else (("at",) if isinstance(self.raw["at"], dict) else ("at", i))
             try:
                 ref = exact(case.graph, point.exact())
@@ -371,6 +391,14 @@ class _CaseLoader:
             self.errors.append(self.fail(
                 f"{'.'.join(map(str, key))} = {want:g} contradicts the exact {label} = {mpmath.nstr(got, 17)} at {point.label}",
                 *key))
+
+
+def _parsed(text: Any) -> Program | None:
+    """The expression when it parses (its errors are reported, located, where the case is read)."""
+    try:
+        return parse(text) if isinstance(text, str) else None
+    except ExpressionError:
+        return None
 
 
 def _special(v: Any) -> float:

@@ -6,7 +6,7 @@ pytest plugin only read them.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -15,10 +15,11 @@ from typing import Any, Protocol
 from gradspec.checks.results import Tolerance
 from gradspec.errors import CaseFileError, ExpressionError
 from gradspec.graph.ir import Graph
+from gradspec.graph.tensor import TensorGraph
 from gradspec.lang.expr import Program
 
-__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Reader", "Training",
-           "data_dir", "discover"]
+__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Reader", "TensorPoint",
+           "TensorSpec", "Training", "data_dir", "discover"]
 
 SUFFIXES = (".gradspec.yaml", ".gradspec.yml")
 
@@ -49,6 +50,39 @@ class Point:
     @property
     def label(self) -> str:
         return ",".join(f"{k}={float(v):g}" for k, v in self.values)
+
+
+@dataclass(frozen=True)
+class TensorPoint:
+    """One draw (or listed point) of a tensor case: each input's shape and its elements, row-major."""
+
+    values: tuple[tuple[str, tuple[int, ...], tuple[Fraction, ...]], ...]
+    line: int = 0
+    seed: int = 0  # seeds this draw's cotangents
+
+    def arrays(self) -> dict[str, Any]:
+        """Input -> NumPy object array of Fractions."""
+        import numpy as np  # only tensor cases need NumPy; importing it starts BLAS threads
+
+        out = {}
+        for name, shape, flat in self.values:
+            arr = np.empty(len(flat), dtype=object)
+            arr[:] = list(flat)
+            out[name] = arr.reshape(shape)
+        return out
+
+    def floats(self) -> dict[str, float]:
+        return {}
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{n}={'x'.join(map(str, s)) or 'scalar'}" for n, s, _ in self.values)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    graph: TensorGraph
+    points: tuple[TensorPoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,7 +140,7 @@ class Case:
     line: int
     description: str = ""
     graph: Graph | None = None  # what the engine builds (linearity: a*f + b*g; chain-rule: outer(inner))
-    points: tuple[Point, ...] = ()
+    points: tuple[Point | TensorPoint, ...] = ()  # TensorPoints for a tensor case
     tolerance: Tolerance = field(default_factory=Tolerance)
     expect: Expect = field(default_factory=Expect)
     kink: str | None = None
@@ -116,10 +150,12 @@ class Case:
     engines: tuple[str, ...] = ()
     sampled: bool = False  # points drawn from a sampled domain rather than listed
     domain: tuple[Bounds, ...] = ()  # for sampled cases: where each variable may be drawn
-    spec: object = None  # the kind's own frozen spec (Linearity, ChainRule, Training), read by its run
+    spec: object = None  # the kind's own frozen spec (Linearity, ChainRule, Training, TensorSpec), read by its run
 
     @property
     def expression(self) -> str:
+        if isinstance(self.spec, TensorSpec):
+            return self.spec.graph.program.source
         return self.graph.program.source if self.graph else ""
 
 
@@ -127,6 +163,12 @@ class Reader(Protocol):
     """What a kind's loader may ask of the case being read: its raw mapping, and located parsing."""
 
     raw: dict[str, Any]
+    id: str
+    defaults: Mapping[str, Any]
+
+    def line(self, key: tuple[Hashable, ...]) -> int:
+        """The file line of a key path inside the case."""
+        ...
 
     def fail(self, message: str, *key: Hashable, is_key: bool = False) -> CaseFileError: ...
 

@@ -41,7 +41,7 @@ def prepare(expression: str, names: Sequence[str]) -> Graph:
 
 def check(
     expression: str,
-    point: Mapping[str, Number],
+    point: Mapping[str, Any],
     *,
     engine: str | Engine | type = "builtin",
     tolerance: Tolerance | None = None,
@@ -53,13 +53,45 @@ def check(
     >>> result.verdict.value, [q.name for q in result.quantities]
     ('pass', ['value', 'x', 'y'])
 
+    Tensors are nested lists (or arrays); the expression may then use tensor ops:
+
+    >>> check("softmax(x, axis=-1) @ w", {"x": [[1, 2], [3, 4]], "w": [0.5, -1.5]}).verdict.value
+    'pass'
+
     Raises :class:`~gradspec.errors.ExpressionError` for an expression that does not parse or uses an
     undefined name; a point outside an op's domain gives a result with verdict ``error``.
     """
     tol = tolerance or Tolerance(**tolerances)
+    if any(not isinstance(v, Number) for v in point.values()) or _tensor_ops(expression):
+        return _check_tensor(expression, point, resolve(engine), tol)
     graph = prepare(expression, list(point))
     exact_point = {k: exact_number(v) for k, v in point.items()}
     return check_graph(graph, exact_point, resolve(engine), tol, localise_failures=True)
+
+
+def _tensor_ops(expression: str) -> bool:
+    from gradspec.casefile.tensors import is_tensor_case
+
+    return is_tensor_case({}, parse(expression))
+
+
+def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol: Tolerance) -> CheckResult:
+    """A tensor check: the inputs as exact decimals, every one differentiable."""
+    import numpy as np  # tensor checks only
+
+    from gradspec.checks.tensor import check_tensor
+    from gradspec.graph.tensor import build_tensor
+
+    arrays = {}
+    for name, value in point.items():
+        arr = np.asarray(value, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        for index in np.ndindex(arr.shape):
+            v: Any = arr[index]
+            out[index] = exact_number(v.item() if isinstance(v, np.generic) else v)
+        arrays[name] = out
+    graph = build_tensor(parse(expression), {n: a.shape for n, a in arrays.items()})
+    return check_tensor(graph, arrays, engine, tol)
 
 
 def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, *,

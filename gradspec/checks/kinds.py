@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from gradspec.casefile.model import Case, Point, Reader
+from gradspec.casefile import tensors
+from gradspec.casefile.model import Case, Point, Reader, TensorPoint
 from gradspec.checks import expression, properties, training
 from gradspec.checks.results import CheckResult
 from gradspec.engines.protocol import Engine
@@ -31,6 +33,7 @@ class CaseKind(StrEnum):
     CHAIN_RULE = "chain-rule"
     DEEP = "deep"
     TRAINING = "training"
+    TENSOR = "tensor"
 
 
 @dataclass(frozen=True)
@@ -40,23 +43,31 @@ class Kind:
     keys: frozenset[str]  # the case keys this kind takes, beyond those every case takes
     required: tuple[str, ...]  # of those, the ones a case of this kind must give
     load: Callable[[Reader, list[str]], tuple[Graph | None, object]]  # (graph, spec) from a schema-valid case
-    run: Callable[[Case, Point | None, Engine], CheckResult]  # one check: the case at one point
+    # One check: the case at one of its points (each kind's own: a Point, a TensorPoint, or None).
+    run: Callable[[Case, Any, Engine], CheckResult]
     points: bool = True  # takes inputs (`at` or `sample`) and is checked at each; else one check, no point
     cost: int = 1  # relative work of one check: cheap kinds are scheduled and tried first
     plotted: bool = False  # its checks are plain gradient checks, fit for the step-size plot
     check_point: Callable[[Case, Point, Exact], list[str]] | None = None  # the kind's own meaning checks
+    draw: str = "sample"  # how a sampled case's checks are labelled: sample0, sample1, ... (tensors: draw0)
 
-    def checks(self, case: Case) -> list[tuple[Point | None, str]]:
+    def checks(self, case: Case) -> list[tuple[Point | TensorPoint | None, str]]:
         """Every check of ``case`` as (point, label): the label names it in test ids (unique per case)."""
         if not self.points:
             return [(None, "")]
-        out: list[tuple[Point | None, str]] = []
+        out: list[tuple[Point | TensorPoint | None, str]] = []
         seen: dict[str, int] = {}
         for i, p in enumerate(case.points):
-            label = f"sample{i}" if case.sampled else p.label
+            label = f"{self.draw}{i}" if case.sampled else p.label
             seen[label] = seen.get(label, 0) + 1
             out.append((p, label if seen[label] == 1 else f"{label}#{seen[label]}"))
         return out
+
+
+def _run_tensor(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
+    from gradspec.checks.tensor import run_case  # NumPy: a run without tensor cases never imports it
+
+    return run_case(case, point, engine)
 
 
 KINDS: dict[str, Kind] = {
@@ -71,4 +82,6 @@ KINDS: dict[str, Kind] = {
     CaseKind.TRAINING: Kind(frozenset({"model", "data", "steps", "lr", "loss_ratio"}),
                             ("model", "data", "steps", "lr", "loss_ratio"), training.load_case, training.run_case,
                             points=False, cost=3),
+    CaseKind.TENSOR: Kind(frozenset({"expr", "data_inputs"}), ("expr",), tensors.load, _run_tensor, cost=2,
+                          draw="draw"),
 }

@@ -93,6 +93,7 @@ class Quantity:
     exact_text: str = ""  # the exact value to 30 significant digits
     symbolic: str = ""  # the derivative as SymPy writes it
     note: str = ""
+    index: tuple[int, ...] | None = None  # tensor quantities: the worst element's index
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,18 @@ import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, NotANumber, Outcome, Unsupported
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
 
-__all__ = ["STRIKES", "Called", "ProtocolError", "batch", "guarded", "run", "steps", "struck_out", "timed_out"]
+if TYPE_CHECKING:
+    from gradspec.engines.tensor import TensorOutcome
+    from gradspec.graph.tensor import TensorGraph
+
+__all__ = ["STRIKES", "Called", "ProtocolError", "batch", "guarded", "run", "steps", "struck_out", "tensor", "timed_out"]
 
 STRIKES = 3  # time-limit hits after which an engine's remaining checks fail without running
 
@@ -154,6 +158,28 @@ def steps(engine: Engine, build: Callable[[], tuple[Any, Sequence[Any]]], *, bac
         _real("the value", answer[0])
         for g in answer[1]:
             _real("a gradient", g, optional=True)
+
+    return _counted(engine, body, check)
+
+
+def tensor(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> Called[TensorOutcome]:
+    """A tensor graph on ``engine`` (:mod:`gradspec.engines.tensor`): its value and one VJP per cotangent,
+    skipped when the engine cannot run the graph. Arrays of the wrong shape are left to the comparison,
+    which judges them (an unsummed broadcast axis has a shape of its own)."""
+
+    from gradspec.engines.tensor import run_tensor, tensor_unsupported  # NumPy, for tensor cases only
+
+    def body() -> TensorOutcome:
+        reason = tensor_unsupported(engine, graph)
+        if reason:
+            raise Unsupported(reason)
+        return run_tensor(engine, graph, inputs, cotangents)
+
+    def check(out: TensorOutcome) -> None:
+        if getattr(out.value, "dtype", None) is None or out.value.dtype.kind != "f":
+            raise ProtocolError(f"the value is {type(out.value).__name__}, not an array of floats")
+        if len(out.grads) != len(cotangents):
+            raise ProtocolError(f"{len(out.grads)} gradients for {len(cotangents)} cotangents")
 
     return _counted(engine, body, check)
 

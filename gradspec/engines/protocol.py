@@ -31,7 +31,7 @@ from typing import Any
 from gradspec.engines.probe import Probe, probe_value_class
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
-from gradspec.ops.table import OPS, REVERSE_ONLY, Capability, Op
+from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, REVERSE_ONLY, Capability, Op
 
 __all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NotANumber", "Outcome", "Unavailable", "Unsupported",
            "ValueClassEngine", "resolve"]
@@ -197,7 +197,9 @@ def _kinds(varying: list[bool]) -> str:
 
 
 class ValueClassEngine(Engine):
-    """Adapter for a micrograd-style scalar ``Value`` class."""
+    """Adapter for a micrograd-style scalar ``Value`` class (tensor cases run as a tensor of Values)."""
+
+    capabilities = REVERSE_AND_TENSOR
 
     def __init__(self, cls: type, name: str | None = None) -> None:
         self.cls = cls

@@ -21,6 +21,7 @@ from typing import ClassVar
 from gradspec.errors import ExpressionError
 from gradspec.lang import tree
 from gradspec.lang.tree import Program
+from gradspec.ops.table import OPS
 
 __all__ = ["Apply", "Const", "Graph", "GraphBuilder", "Leaf", "Step", "build", "unroll"]
 
@@ -169,6 +170,8 @@ class GraphBuilder:
         return self._consts[value]
 
     def apply(self, op: str, args: Sequence[int], col: int = 0) -> int:
+        if op not in OPS:  # a tensor op: only a tensor case (inputs with shapes) lays it out
+            raise ExpressionError(f"{op} is a tensor op; give the inputs shapes (a tensor case)", col=col or None)
         return self._push(Apply(op, tuple(args), col))
 
     def name(self, name: str, index: int) -> None:

@@ -8,7 +8,13 @@ Grammar (Python's precedence and associativity)::
     expr       := expr ("+" | "-") expr | expr ("*" | "/") expr | unary
     unary      := ("-" | "+") unary | power
     power      := atom ("**" unary)?              right-associative: -x**2 is -(x**2)
-    atom       := NUMBER | NAME | NAME "(" expr ("," expr)* ")" | "(" expr ")"
+    atom       := NUMBER | NAME | NAME "(" args ")" | "(" expr ")"
+    args       := expr ("," expr)* ("," NAME "=" kwvalue)*
+    kwvalue    := ["-"] NUMBER | "[" ["-"] INT ("," ["-"] INT)* "]"
+
+``@`` (matrix product) binds like ``*``. Keyword arguments belong to tensor ops only and are checked
+against the op's keyword signature; their values are numbers or lists of integers, never expressions,
+so brackets appear nowhere else (no indexing, no list literals).
 
 Nothing in case text is ever handed to ``eval``, ``exec`` or SymPy's parsers: text becomes tokens,
 tokens become the nodes below, and every name is checked against the op table or the inputs.
@@ -19,11 +25,12 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 from gradspec.errors import ExpressionError
-from gradspec.lang.tokens import Tok, describe, tokenize
-from gradspec.lang.tree import Apply, Name, Node, Num, Program
-from gradspec.ops.table import CALLABLE, OPS, PREFIX_BINDING, show_number
+from gradspec.lang.tokens import REFUSED, Tok, describe, tokenize
+from gradspec.lang.tree import Apply, KwValue, Name, Node, Num, Program
+from gradspec.ops.table import CALLABLE, OPS, PREFIX_BINDING, TENSOR_OPS, TensorOp, show_number
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "Apply", "Name", "Node", "Num", "Program", "parse"]
 
@@ -33,8 +40,11 @@ MAX_EXPONENT = 1024  # |n| of a constant exponent
 MAX_NODES = 20_000
 
 
-# Infix spellings and their binding powers, read from the op table.
-_INFIX = {o.symbol: (o.binding, o.name) for o in OPS.values() if o.symbol and o.binding is not None}
+# Infix spellings and their binding powers, read from the op table (scalar and tensor rows).
+_INFIX: dict[str, tuple[tuple[int, int], str]] = {
+    **{o.symbol: (o.binding, o.name) for o in OPS.values() if o.symbol and o.binding is not None},
+    **{t.symbol: (t.binding, t.name) for t in TENSOR_OPS.values() if t.symbol and t.binding is not None},
+}
 
 
 class _Parser:
@@ -55,6 +65,8 @@ class _Parser:
 
     def take(self) -> Tok:
         tok = self.peek()
+        if tok.text in ("[", "]"):
+            raise ExpressionError(REFUSED[tok.text], col=tok.col)
         self.i += 1
         return tok
 
@@ -101,6 +113,8 @@ class _Parser:
         left = self.prefix()
         while True:
             tok = self.peek()
+            if tok.text == "[":
+                raise ExpressionError(REFUSED["["], col=tok.col)
             entry = _INFIX.get(tok.text)
             if entry is None or entry[0][0] <= min_bp:
                 break
@@ -126,16 +140,19 @@ class _Parser:
         if tok.kind == "name":
             if self.peek().text == "(":
                 return self.call(tok)
-            if tok.text in OPS:
+            if tok.text in OPS or tok.text in TENSOR_OPS:
                 raise ExpressionError(f"{tok.text!r} is an op; call it as {tok.text}(...)", col=tok.col)
             self.count(tok.col)
             return Name(tok.text, tok.col)
         raise ExpressionError(f"expected a number, a name or '(', found {describe(tok)}", col=tok.col)
 
     def call(self, name: Tok) -> Node:
+        tensor_op = TENSOR_OPS.get(name.text)
+        if tensor_op is not None and not tensor_op.symbol:
+            return self.tensor_call(name, tensor_op)
         o = CALLABLE.get(name.text)
         if o is None:
-            known = ", ".join(sorted(CALLABLE))
+            known = ", ".join(sorted([*CALLABLE, *(t for t, r in TENSOR_OPS.items() if not r.symbol)]))
             raise ExpressionError(f"unknown function {name.text!r}; known: {known}", col=name.col)
         self.take()  # "("
         self.paren += 1
@@ -144,7 +161,7 @@ class _Parser:
             while True:
                 tok = self.peek()
                 if tok.kind == "name" and self.toks[self.i + 1].text == "=":
-                    raise ExpressionError("keyword arguments are not allowed", col=tok.col)
+                    raise ExpressionError(f"{name.text} takes no keyword arguments", col=tok.col)
                 args.append(self.expr(0))
                 if self.peek().text != ",":
                     break
@@ -155,6 +172,82 @@ class _Parser:
             plural = "s" if o.arity != 1 else ""
             raise ExpressionError(f"{name.text} takes {o.arity} argument{plural}, got {len(args)}", col=name.col)
         return self.make(o.name, tuple(args), name.col)
+
+    def tensor_call(self, name: Tok, o: TensorOp) -> Node:
+        """A tensor op's call: positional operands, then keyword values checked against its signature."""
+        self.take()  # "("
+        self.paren += 1
+        args: list[Node] = []
+        given: dict[str, KwValue] = {}
+        signature = {k.name: k for k in o.keywords}
+        while self.peek().text != ")":
+            tok = self.peek()
+            if tok.kind == "name" and self.toks[self.i + 1].text == "=":
+                key = signature.get(tok.text)
+                if key is None:
+                    known = ", ".join(signature) or "none"
+                    raise ExpressionError(f"{o.name} has no keyword {tok.text!r} (keywords: {known})", col=tok.col)
+                if tok.text in given:
+                    raise ExpressionError(f"keyword {tok.text!r} is given twice", col=tok.col)
+                self.i += 2
+                given[tok.text] = self.kw_value(o.name, key.name, key.kind)
+            elif given:
+                raise ExpressionError("a positional argument cannot follow a keyword argument", col=tok.col)
+            else:
+                args.append(self.expr(0))
+            if self.peek().text != ",":
+                break
+            self.take()
+        self.paren -= 1
+        self.expect(")", f"',' or ')' in the call of {name.text}")
+        if len(args) != o.arity:
+            plural = "s" if o.arity != 1 else ""
+            raise ExpressionError(f"{name.text} takes {o.arity} argument{plural}, got {len(args)}", col=name.col)
+        missing = [k.name for k in o.keywords if k.required and k.name not in given]
+        if missing:
+            raise ExpressionError(f"{name.text} needs the keyword {missing[0]}=", col=name.col)
+        kwargs: tuple[tuple[str, Any], ...] = tuple((k.name, given.get(k.name, k.default)) for k in o.keywords)
+        self.count(name.col)
+        return Apply(o.name, tuple(args), name.col, kwargs)
+
+    def kw_value(self, op: str, key: str, kind: str) -> KwValue:
+        tok = self.peek()
+        if kind == "ints":
+            if tok.text != "[":
+                raise ExpressionError(f"{op}: {key}= takes a list of integers such as [2, 3]", col=tok.col)
+            self.i += 1
+            items: list[int] = []
+            while True:
+                items.append(int(self.signed(op, key, "int")))
+                end = self.peek()
+                self.i += 1
+                if end.text == "]":
+                    return tuple(items)
+                if end.text != ",":
+                    raise ExpressionError(f"expected ',' or ']' in {key}=, found {describe(end)}", col=end.col)
+        return self.signed(op, key, kind)
+
+    def signed(self, op: str, key: str, kind: str) -> int | Fraction:
+        tok = self.peek()
+        sign = 1
+        if tok.text == "-":
+            sign = -1
+            self.i += 1
+            tok = self.peek()
+        if tok.kind != "number":
+            what = "an integer" if kind == "int" else "a number"
+            raise ExpressionError(f"{op}: {key}= takes {what}, found {describe(tok)}", col=tok.col)
+        self.i += 1
+        value = sign * Fraction(tok.text)
+        if kind == "int":
+            if value.denominator != 1:
+                raise ExpressionError(f"{op}: {key}= takes an integer, got {tok.text}", col=tok.col)
+            if abs(value) > 1_000_000:
+                raise ExpressionError(f"{op}: {key}= {value} is too large", col=tok.col)
+            return int(value)
+        if not math.isfinite(float(value)):
+            raise ExpressionError(f"{op}: {key}= {tok.text} is outside the float64 range", col=tok.col)
+        return value
 
     def number(self, tok: Tok) -> Num:
         self.count(tok.col)
@@ -176,6 +269,8 @@ class _Parser:
             e = args[1].value
             if abs(e) > MAX_EXPONENT:
                 raise ExpressionError(f"exponent {show_number(e)} is too large (limit {MAX_EXPONENT})", col=col)
+        if name in TENSOR_OPS:
+            return Apply(name, args, col)
         if all(isinstance(a, Num) for a in args):
             folded = _fold(name, tuple(a.value for a in args if isinstance(a, Num)), col)
             if folded is not None:
@@ -224,7 +319,7 @@ def parse(text: str) -> Program:
     defined: set[str] = set()
     inputs: dict[str, int] = {}
     for name, node, col in assigns:
-        if name in OPS:
+        if name in OPS or name in TENSOR_OPS:
             raise ExpressionError(f"{name!r} is an op and cannot be assigned", col=col)
         if name in defined:
             raise ExpressionError(f"{name!r} is assigned twice; each intermediate is named once", col=col)

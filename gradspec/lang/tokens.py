@@ -1,7 +1,7 @@
 """The tokenizer of the expression language: a whitelist of numbers, names and operators.
 
-Anything else (strings, attribute access, brackets, comparisons, keywords) is refused here, with the
-column and a reason, before the parser sees it.
+Anything else (strings, attribute access, brackets outside a keyword's integer list, comparisons,
+keywords) is refused here, with the column and a reason, before the parser sees it.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from dataclasses import dataclass
 
 from gradspec.errors import ExpressionError
 
-__all__ = ["Tok", "describe", "tokenize"]
+__all__ = ["REFUSED", "Tok", "describe", "tokenize"]
 
 
 _TOKEN = re.compile(
     r"""(?P<space>[ \t\r]+|\#[^\n]*)
       | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
       | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
-      | (?P<op>\*\*|==|!=|<=|>=|//|[-+*/(),=;\n])
+      | (?P<op>\*\*|==|!=|<=|>=|//|[-+*/@(),=;\n\[\]])
     """,
     re.VERBOSE,
 )
-_REFUSED = {
+REFUSED = {
     "'": "strings are not allowed",
     '"': "strings are not allowed",
     ".": "attribute access is not allowed",
@@ -50,19 +50,26 @@ class Tok:
 def tokenize(text: str) -> list[Tok]:
     toks: list[Tok] = []
     pos = 0
+    in_list = False
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         col = pos + 1
         if m is None:
             ch = text[pos]
-            reason = _REFUSED.get(ch) or f"unexpected character {ch!r}; expressions use numbers, names, + - * / ** and calls"
+            reason = REFUSED.get(ch) or f"unexpected character {ch!r}; expressions use numbers, names, + - * / ** and calls"
             raise ExpressionError(reason, col=col)
         kind = m.lastgroup or ""
         tok = m.group()
         if kind == "number" and pos + len(tok) < len(text) and (text[pos + len(tok)].isalpha() or text[pos + len(tok)] == "_"):
             raise ExpressionError(f"malformed number {tok + text[pos + len(tok)]!r}", col=col)
-        if kind == "op" and tok in _REFUSED:
-            raise ExpressionError(_REFUSED[tok], col=col)
+        # Brackets only open a keyword's integer list (`shape=[3, 4]`) and close it; anywhere else
+        # they would be indexing or a list literal.
+        if tok == "[" and toks and toks[-1].text == "=" and not in_list:
+            in_list = True
+        elif tok == "]" and in_list:
+            in_list = False
+        elif kind == "op" and tok in REFUSED:
+            raise ExpressionError(REFUSED[tok], col=col)
         if kind == "name" and keyword.iskeyword(tok):
             raise ExpressionError(f"{tok!r} is a Python keyword; expressions cannot use it", col=col)
         if kind != "space":

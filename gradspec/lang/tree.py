@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from gradspec.ops.table import OPS
+from gradspec.ops.table import OPS, TENSOR_OPS
 
-__all__ = ["Apply", "Name", "Node", "Num", "Program"]
+__all__ = ["Apply", "KwValue", "Name", "Node", "Num", "Program"]
+
+KwValue = int | Fraction | tuple[int, ...]  # a number keyword is the exact decimal written
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,25 @@ class Apply:
     op: str
     args: tuple[Node, ...]
     col: int = field(default=0, compare=False)
+    kwargs: tuple[tuple[str, KwValue], ...] = ()  # a tensor op's keyword values, every keyword filled in
 
     def __str__(self) -> str:
+        t = TENSOR_OPS.get(self.op)
+        if t is not None:
+            if t.symbol:
+                return f"({self.args[0]} {t.symbol} {self.args[1]})"
+            kws = [f"{k}={_kw_text(v)}" for k, v in self.kwargs if v is not None]
+            return f"{self.op}({', '.join([*map(str, self.args), *kws])})"
         return OPS[self.op].render([str(a) for a in self.args])
 
 
 Node = Num | Name | Apply
+
+
+def _kw_text(v: KwValue) -> str:
+    if isinstance(v, tuple):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return repr(float(v)) if isinstance(v, Fraction) else str(v)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,15 @@ import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import mpmath
 import sympy
 
-__all__ = ["CALLABLE", "INFIX", "OPS", "PREFIX_BINDING", "REVERSE_ONLY", "Capability", "Fuzz", "Kink", "Op", "op", "show_number"]
+from gradspec.ops import shapes as _shape
+
+__all__ = ["CALLABLE", "INFIX", "OPS", "PREFIX_BINDING", "REVERSE_AND_TENSOR", "REVERSE_ONLY", "TENSOR_INFIX", "TENSOR_OPS", "Capability", "Fuzz",
+           "Keyword", "Kink", "Op", "TensorOp", "op", "show_number"]
 
 Domain = Callable[[Sequence[mpmath.mpf], Sequence[bool]], "str | None"]
 
@@ -54,6 +58,8 @@ class Capability(enum.Enum):
 
 #: What every op and engine supports today; a later mode adds its member to the rows that support it.
 REVERSE_ONLY = frozenset({Capability.VJP})
+#: Engines that also run tensor cases (:mod:`gradspec.engines.tensor`).
+REVERSE_AND_TENSOR = frozenset({Capability.VJP, Capability.TENSOR})
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,8 @@ class Op:
     # (argument, meaning): a micrograd-style class asserts when this argument is a Value; that assertion
     # means the engine does not support it, not that it is wrong.
     asserts_on_value: tuple[int, str] | None = None
-    capabilities: frozenset[Capability] = REVERSE_ONLY
+    # Every scalar op also applies to tensors, element by element with broadcasting.
+    capabilities: frozenset[Capability] = REVERSE_AND_TENSOR
 
     def render(self, args: Sequence[str]) -> str:
         """This op applied to argument texts, fully parenthesised, as the expression language spells it."""
@@ -238,3 +245,119 @@ CALLABLE: dict[str, Op] = {o.name: o for o in OPS.values() if o.symbol is None}
 
 def op(name: str) -> Op:
     return OPS[name]
+
+
+# -- tensor ops ---------------------------------------------------------------------------------------
+# Every scalar op above also applies to tensors, element by element with NumPy broadcasting. The rows
+# below are the ops that only make sense on tensors: a keyword signature, a shape rule
+# (:mod:`gradspec.ops.shapes`), the element-wise definition in scalar ops that the exact reference
+# differentiates and scalar engines run (:mod:`gradspec.ops.lowering`), and how PyTorch and JAX spell
+# the op with their own kernels (each gets the library module, the operands and the keyword values).
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """One keyword argument: ``kind`` is "int", "number" or "ints" (a list of integers)."""
+
+    name: str
+    kind: str
+    default: object = _REQUIRED
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
+@dataclass(frozen=True)
+class TensorOp:
+    name: str
+    arity: int
+    keywords: tuple[Keyword, ...]
+    shape: Callable[[str, Sequence[tuple[int, ...]], dict[str, Any]], tuple[int, ...]]
+    lowering: str  # the element-wise definition: a function of gradspec.ops.lowering (imported on use: NumPy)
+    torch: Callable[[Any, Sequence[Any], dict[str, Any]], Any]
+    jax: Callable[[Any, Sequence[Any], dict[str, Any]], Any]
+    definition: str  # the element-wise definition, for reports
+    symbol: str | None = None  # an infix spelling ("@")
+    binding: tuple[int, int] | None = None  # an infix op's binding powers, as for scalar rows
+    data: tuple[int, ...] = ()  # arguments that are integer data (class targets), never differentiated
+
+    def lower(self, backend: Any, args: Sequence[Any], kw: dict[str, Any], shape: tuple[int, ...]) -> Any:
+        """This op's element-wise definition applied to object arrays of ``backend``'s scalars."""
+        from gradspec.ops import lowering  # NumPy, only once a tensor case is lowered
+
+        return getattr(lowering, self.lowering)(backend, args, kw, shape)
+
+
+_AXIS = Keyword("axis", "int", None)
+_LAST = Keyword("axis", "int", -1)
+
+
+def _dims(kw: dict[str, Any]) -> dict[str, Any]:
+    return {} if kw.get("axis") is None else {"dim": kw["axis"]}
+
+
+def _jax_ce(jax: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    logp = jax.nn.log_softmax(a[0], axis=-1)
+    picked = jax.numpy.take_along_axis(logp, a[1].astype("int32")[:, None], axis=-1)
+    return -jax.numpy.mean(picked)
+
+
+def _jax_conv(jax: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    s, p = kw["stride"], kw["padding"]
+    return jax.lax.conv_general_dilated(a[0], a[1], (s, s), [(p, p), (p, p)], dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+
+TENSOR_OPS: dict[str, TensorOp] = {
+    o.name: o
+    for o in (
+        TensorOp("sum", 1, (_AXIS,), _shape.reduce, "total",
+                 lambda t, a, kw: a[0].sum(**_dims(kw)), lambda j, a, kw: j.numpy.sum(a[0], axis=kw["axis"]),
+                 "sum of the elements (along axis)"),
+        TensorOp("mean", 1, (_AXIS,), _shape.reduce, "mean",
+                 lambda t, a, kw: a[0].mean(**_dims(kw)), lambda j, a, kw: j.numpy.mean(a[0], axis=kw["axis"]),
+                 "sum / n (along axis)"),
+        TensorOp("max", 1, (_AXIS,), _shape.reduce, "maximum",
+                 lambda t, a, kw: t.amax(a[0], **_dims(kw)), lambda j, a, kw: j.numpy.max(a[0], axis=kw["axis"]),
+                 "max(a, b) = b + relu(a - b), folded pairwise; a tie is relu's kink"),
+        TensorOp("min", 1, (_AXIS,), _shape.reduce, "minimum",
+                 lambda t, a, kw: t.amin(a[0], **_dims(kw)), lambda j, a, kw: j.numpy.min(a[0], axis=kw["axis"]),
+                 "min(a, b) = b - relu(b - a), folded pairwise; a tie is relu's kink"),
+        TensorOp("logsumexp", 1, (_AXIS,), _shape.reduce, "logsumexp",
+                 lambda t, a, kw: t.logsumexp(a[0], dim=kw["axis"] if kw["axis"] is not None else tuple(range(a[0].dim()))),
+                 lambda j, a, kw: j.nn.logsumexp(a[0], axis=kw["axis"]), "log(sum_j exp(x_j)) (along axis)"),
+        TensorOp("reshape", 1, (Keyword("shape", "ints"),), _shape.reshape, "reshape",
+                 lambda t, a, kw: a[0].reshape(kw["shape"]), lambda j, a, kw: j.numpy.reshape(a[0], kw["shape"]),
+                 "the elements in row-major order"),
+        TensorOp("transpose", 1, (), _shape.transpose, "transpose",
+                 lambda t, a, kw: a[0].transpose(-2, -1), lambda j, a, kw: j.numpy.swapaxes(a[0], -2, -1),
+                 "the last two axes swapped"),
+        TensorOp("permute", 1, (Keyword("axes", "ints"),), _shape.permute, "permute",
+                 lambda t, a, kw: a[0].permute(kw["axes"]), lambda j, a, kw: j.numpy.transpose(a[0], kw["axes"]),
+                 "the axes in the given order"),
+        TensorOp("matmul", 2, (), _shape.matmul, "matmul",
+                 lambda t, a, kw: a[0] @ a[1], lambda j, a, kw: j.numpy.matmul(a[0], a[1]),
+                 "y_ij = sum_k a_ik b_kj (batched, broadcasting)", symbol="@", binding=(20, 20)),
+        TensorOp("softmax", 1, (_LAST,), _shape.same_along_axis, "softmax",
+                 lambda t, a, kw: t.softmax(a[0], dim=kw["axis"]), lambda j, a, kw: j.nn.softmax(a[0], axis=kw["axis"]),
+                 "y_i = exp(x_i) / sum_j exp(x_j) along axis"),
+        TensorOp("log_softmax", 1, (_LAST,), _shape.same_along_axis, "log_softmax",
+                 lambda t, a, kw: t.log_softmax(a[0], dim=kw["axis"]),
+                 lambda j, a, kw: j.nn.log_softmax(a[0], axis=kw["axis"]), "y_i = x_i - logsumexp(x) along axis"),
+        TensorOp("layer_norm", 1, (Keyword("eps", "number", Fraction(1, 100_000)),), _shape.layer_norm, "layer_norm",
+                 lambda t, a, kw: t.nn.functional.layer_norm(a[0], a[0].shape[-1:], eps=float(kw["eps"])),
+                 lambda j, a, kw: j.nn.standardize(a[0], axis=-1, epsilon=float(kw["eps"])),
+                 "y_i = (x_i - mean) / sqrt(var + eps) over the last axis (biased variance, no affine)"),
+        TensorOp("cross_entropy", 2, (), _shape.cross_entropy, "cross_entropy",
+                 lambda t, a, kw: t.nn.functional.cross_entropy(a[0], a[1].long()), _jax_ce,
+                 "mean over the batch of logsumexp(logits_n) - logits_n[target_n]", data=(1,)),
+        TensorOp("conv2d", 2, (Keyword("stride", "int", 1), Keyword("padding", "int", 0)), _shape.conv2d, "conv2d",
+                 lambda t, a, kw: t.nn.functional.conv2d(a[0], a[1], stride=kw["stride"], padding=kw["padding"]),
+                 _jax_conv, "y[n,o,i,j] = sum_{c,p,q} x[n,c,i*s+p-pad,j*s+q-pad] w[o,c,p,q] (zero padding)"),
+    )
+}
+
+#: Infix spellings of tensor ops: symbol -> op name.
+TENSOR_INFIX: dict[str, str] = {o.symbol: o.name for o in TENSOR_OPS.values() if o.symbol}

@@ -65,6 +65,7 @@ def quantity_record(q: Quantity) -> dict[str, Any]:
         "verdict": q.verdict.value,
         "symbolic": q.symbolic,
         "note": q.note,
+        "index": list(q.index) if q.index is not None else None,
     }
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 
-from gradspec.casefile.model import Bounds, Case, CaseFile, Point
+from gradspec.casefile.model import Bounds, Case, CaseFile, Point, TensorPoint
 from gradspec.checks.check import check_graph, prepare
 from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult, Tolerance, Verdict
@@ -54,7 +54,7 @@ def run_files(files: Iterable[CaseFile], engines: Iterable[Engine]) -> Iterator[
                 yield from run_case(case, engine)
 
 
-def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: bool = True,
+def run_point(case: Case, point: Point | TensorPoint | None, engine: Engine, *, apply_xfail: bool = True,
               shrink: bool = True, localise: bool = True) -> CheckResult:
     """One case at one point (None for training) on one engine.
 
@@ -64,20 +64,20 @@ def run_point(case: Case, point: Point | None, engine: Engine, *, apply_xfail: b
     plugin leaves that to pytest's own mark.
     """
     result = _identify(_run(case, point, engine), case, point)
-    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and point is not None \
-            and result.culprit is None:  # a culprit already (the engine's nondeterminism) needs no re-run to find
+    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None \
+            and isinstance(point, Point) and result.culprit is None:  # a culprit already (nondeterminism) needs no re-run
         result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None,
                           case.domain)
     return _expected(case, result) if apply_xfail else result
 
 
-def failed(case: Case, point: Point | None, engine_name: str, message: str) -> CheckResult:
+def failed(case: Case, point: Point | TensorPoint | None, engine_name: str, message: str) -> CheckResult:
     """A failed check that never produced numbers: the engine was stopped, or took its process down."""
     result = CheckResult(case.expression, point.floats() if point else {}, engine_name, Verdict.FAIL, message=message)
     return _expected(case, _identify(result, case, point))
 
 
-def _identify(result: CheckResult, case: Case, point: Point | None) -> CheckResult:
+def _identify(result: CheckResult, case: Case, point: Point | TensorPoint | None) -> CheckResult:
     return dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
                                kind=case.kind)
 
@@ -123,7 +123,7 @@ def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], e
     return dataclasses.replace(result, culprit=culprit, shrunk=shrunk, message=message)
 
 
-def _run(case: Case, point: Point | None, engine: Engine) -> CheckResult:
+def _run(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
     reason = applies(case, engine)
     if reason:
         return CheckResult(case.expression, point.floats() if point else {}, engine.name, Verdict.SKIP, message=reason)

@@ -15,7 +15,8 @@ from typing import Any
 from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
-from gradspec.ops.table import Op
+from gradspec.graph.tensor import TensorGraph
+from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op
 
 
 def create(options: str) -> Engine:
@@ -41,6 +42,8 @@ class _Node:
 
 
 class JaxEngine(Engine):
+    capabilities = REVERSE_AND_TENSOR
+
     def __init__(self, jax: Any, jnp: Any, name: str, dtype: Any) -> None:
         self.jax = jax
         self.jnp = jnp
@@ -168,3 +171,31 @@ class JaxEngine(Engine):
                     vals.append(entry[1](*(vals[a.index] if isinstance(a, _Node) else a for a in entry[2])))
             cached = self._values = (self.tape, vals)
         return float(cached[1][node.index])
+
+    def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """A tensor case from JAX's own ops (``jax.nn.softmax``, ``lax.conv_general_dilated``, ...): one
+        ``jax.vjp`` of the case as a function of its differentiable inputs, pulled back per cotangent."""
+        jnp = self.jnp
+        names = [n for n, _ in graph.differentiable]
+        data = {n: jnp.asarray(inputs[n], dtype=self.dtype) for n in graph.data}
+
+        def f(*arrays: Any) -> Any:
+            env = dict(zip(names, arrays, strict=True)) | data
+            nodes: list[Any] = []
+            for step in graph.steps:
+                if step.name is not None:
+                    nodes.append(env[step.name])
+                elif step.op is None:
+                    nodes.append(jnp.asarray(float(step.const), dtype=self.dtype))  # type: ignore[arg-type]
+                elif step.op in OPS:
+                    nodes.append(self._fn(OPS[step.op])(*(nodes[a] for a in step.args)))
+                else:
+                    nodes.append(TENSOR_OPS[step.op].jax(self.jax, [nodes[a] for a in step.args], step.kw))
+            return nodes[graph.output]
+
+        value, pullback = self.jax.vjp(f, *(jnp.asarray(inputs[n], dtype=self.dtype) for n in names))
+        grads = []
+        for cotangent in cotangents:
+            got = pullback(jnp.asarray(cotangent, dtype=value.dtype))
+            grads.append({n: self.jax.device_get(g).astype("float64") for n, g in zip(names, got, strict=True)})
+        return self.jax.device_get(value).astype("float64"), grads

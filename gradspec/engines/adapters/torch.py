@@ -12,7 +12,8 @@ from typing import Any
 from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
-from gradspec.ops.table import Op
+from gradspec.graph.tensor import TensorGraph
+from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op, TensorOp
 
 
 def create(options: str) -> Engine:
@@ -35,6 +36,8 @@ def create(options: str) -> Engine:
 
 
 class TorchEngine(Engine):
+    capabilities = REVERSE_AND_TENSOR
+
     def __init__(self, torch: Any, name: str, dtype: Any, device: str) -> None:
         self.torch = torch
         self.name = name
@@ -69,3 +72,35 @@ class TorchEngine(Engine):
         out.sum().backward()
         grads = {n: nodes[i].grad.tolist() if nodes[i].grad is not None else [0.0] * size for n, i in graph.inputs}
         return out.tolist(), grads
+
+    def tensor_op(self, op: TensorOp, args: Sequence[Any], kw: dict[str, Any]) -> Any:
+        """Apply a tensor op as the op table spells it for torch (a subclass may substitute its own)."""
+        return op.torch(self.torch, args, kw)
+
+    def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """A tensor case from torch's own ops (``torch.softmax``, ``F.layer_norm``, ...): the value, and
+        ``torch.autograd.grad`` with each cotangent as ``grad_outputs``."""
+        t = self.torch
+
+        def tensor(values: Any, grad: bool = False) -> Any:
+            return t.tensor(values, dtype=self.dtype, device=self.device, requires_grad=grad)
+
+        leaves = {n: tensor(inputs[n], n not in graph.data) for n, _ in graph.inputs}
+        nodes: list[Any] = []
+        for step in graph.steps:
+            if step.name is not None:
+                nodes.append(leaves[step.name])
+            elif step.op is None:
+                nodes.append(tensor(float(step.const)))  # type: ignore[arg-type]
+            elif step.op in OPS:
+                nodes.append(self.apply(OPS[step.op], [nodes[a] for a in step.args]))
+            else:
+                nodes.append(self.tensor_op(TENSOR_OPS[step.op], [nodes[a] for a in step.args], step.kw))
+        out = nodes[graph.output]
+        wanted = [leaves[n] for n, _ in graph.differentiable]
+        grads = []
+        for cotangent in cotangents:
+            got = t.autograd.grad(out, wanted, grad_outputs=tensor(cotangent), retain_graph=True, allow_unused=True)
+            grads.append({n: None if g is None else g.detach().cpu().double().numpy()
+                          for (n, _), g in zip(graph.differentiable, got, strict=True)})
+        return out.detach().cpu().double().numpy(), grads

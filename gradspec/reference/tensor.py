@@ -1,0 +1,357 @@
+"""The exact reference of a tensor case: the graph lowered to scalar nodes on a tape, swept in reverse.
+
+SymPy's element-wise Jacobians stop being practical at toy sizes, so a tensor graph is lowered
+(:mod:`gradspec.ops.lowering`) onto a tape of scalar nodes evaluated at ``DPS`` digits; each node
+records its local partials from the op table's exact forms, the same ones the scalar step-by-step path
+uses (:func:`gradspec.reference.chain.local_partials`). A vector-Jacobian product is then one reverse
+sweep from any cotangent, and a Jacobian row one sweep from a one-hot cotangent.
+
+Beside the exact numbers the tape carries a first-order running bound of what float rounding can do,
+in units of the engine's machine epsilon: forward, every op adds a few ulps of its result to the
+propagated error of its arguments; backward, every accumulation adds its own rounding and the error
+of its local partial, which is how far the partial moves when its arguments move by their bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from gradspec.errors import DomainError
+from gradspec.graph.tensor import TensorGraph, evaluate
+from gradspec.ops.table import OPS
+from gradspec.reference.chain import local_partials, mp_apply
+from gradspec.reference.exact import DPS
+from gradspec.reference.mpeval import Scalar, to_mpf
+
+__all__ = ["TensorExact", "exact_tensor"]
+
+# Units in the last place an op's float result may be off (library transcendentals: a few).
+_ULPS = {"exp": 4, "log": 4, "tanh": 4, "sigmoid": 4, "sin": 4, "cos": 4, "pow": 4, "sqrt": 2}
+# Backward rules computed from the op's rounded output lose absolute accuracy: tanh' = 1 - t*t and
+# sigmoid' = s*(1 - s) with t, s a few ulps off (units of eps, absolute).
+_ABSOLUTE = {"tanh": 2 * _ULPS["tanh"], "sigmoid": _ULPS["sigmoid"]}
+_SAFETY = 2
+
+
+class _Node:
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+@dataclass(frozen=True)
+class _Kink:
+    node: int
+    where: str
+    interval: tuple[tuple[float, float], ...]
+
+
+def _rational(name: str, a: Scalar, b: Scalar) -> tuple[Scalar, tuple[Scalar, Scalar]]:
+    """Value and local partials of the rational ops, which every lowering uses thousands of times;
+    equal to what :func:`local_partials` derives from their SymPy forms (a test pins this)."""
+    if name == "add":
+        return a + b, (_ONE, _ONE)
+    if name == "sub":
+        return a - b, (_ONE, -_ONE)
+    return a * b, (b, a)
+
+
+_ONE = mpmath.mpf(1)
+_FAST = {"add", "sub", "mul"}
+
+
+class Tape:
+    """A scalar backend for :func:`gradspec.graph.tensor.evaluate` that computes exactly.
+
+    Values and adjoints are exact (mpmath at ``DPS`` digits); the rounding bounds beside them are
+    magnitudes, kept as Python floats.
+    """
+
+    def __init__(self) -> None:
+        self.values: list[Scalar] = []
+        self.parents: list[tuple[tuple[int, Scalar], ...]] = []
+        self.partial_error: list[tuple[float, ...]] = []  # how far each local partial can move
+        self.error: list[float] = []  # forward rounding bound, in units of eps
+        self.kinks: list[_Kink] = []
+        self.expanded: list[tuple[Any, Any]] = []  # (source array, its per-copy broadcast nodes)
+        self.step = ""  # the op being lowered, for domain messages
+        self.col = 0
+
+    def leaf(self, v: Fraction) -> _Node:
+        x = to_mpf(v)
+        # An engine gets the nearest float: half an ulp off unless the decimal is a binary float.
+        return self._push(x, (), (), abs(float(x)) / 2 if float(v) != v else 0.0)
+
+    def _push(self, value: Scalar, parents: tuple[tuple[int, Scalar], ...], perr: tuple[float, ...],
+              error: float) -> _Node:
+        self.values.append(value)
+        self.parents.append(parents)
+        self.partial_error.append(perr)
+        self.error.append(error)
+        return _Node(len(self.values) - 1)
+
+    def shift(self, xs: Sequence[Any]) -> Fraction | None:
+        return None  # 60 digits and mpmath's unbounded exponents: exp needs no shift
+
+    def expand(self, a: Any, shape: tuple[int, ...]) -> Any:
+        """Broadcast ``a`` as per-copy identity nodes, so the adjoint of every copy can be read: an
+        engine that forgets to sum a broadcast axis returns one of those copies."""
+        spread = np.broadcast_to(a, shape)
+        out = np.empty(shape, dtype=object)
+        for index in np.ndindex(shape):
+            v = spread[index]
+            out[index] = self._push(self.values[v.i], ((v.i, _ONE),), (0.0,), self.error[v.i]) \
+                if isinstance(v, _Node) else v
+        self.expanded.append((a, out))
+        return out
+
+    def op(self, name: str, *args: Any) -> _Node:
+        op = OPS[name]
+        vals = [self.values[a.i] if isinstance(a, _Node) else to_mpf(a) for a in args]
+        if name in _FAST:
+            return self._rational(name, args, vals)
+        varying = [isinstance(a, _Node) for a in args]
+        if op.domain is not None:
+            problem = op.domain(vals, varying)
+            if problem:
+                raise DomainError(f"{problem} (in {self.step})", col=self.col or None)
+        value = mp_apply(name, vals)
+        if not mpmath.isfinite(value):
+            raise DomainError(f"{name} is not finite here (in {self.step})", col=self.col or None)
+        partials = local_partials(name)
+        parents: list[tuple[int, Scalar]] = []
+        perr: list[float] = []
+        err = _ULPS.get(name, 1) * abs(float(value))
+        errs = self._errors(args, vals)
+        for k, a in enumerate(args):
+            if not isinstance(a, _Node):
+                continue
+            p = partials[k](vals)  # type: ignore[arg-type]
+            parents.append((a.i, p))
+            err += abs(float(p)) * errs[k]
+            # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
+            perr.append(self._moved(partials[k], vals, errs, p) + _ULPS.get(name, 1) * abs(float(p))
+                        + _ABSOLUTE.get(name, 0))
+        if op.kink is not None and op.kink.at(vals):
+            self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval))
+        return self._push(value, tuple(parents), tuple(perr), err)
+
+    def _errors(self, args: Sequence[Any], vals: Sequence[Scalar]) -> list[float]:
+        return [self.error[a.i] if isinstance(a, _Node) else (abs(float(v)) / 2 if float(a) != a else 0.0)
+                for a, v in zip(args, vals, strict=True)]
+
+    def _rational(self, name: str, args: Sequence[Any], vals: list[Scalar]) -> _Node:
+        value, partials = _rational(name, vals[0], vals[1])
+        errs = self._errors(args, vals)
+        err = abs(float(value))
+        parents: list[tuple[int, Scalar]] = []
+        perr: list[float] = []
+        for k, a in enumerate(args):
+            if isinstance(a, _Node):
+                parents.append((a.i, partials[k]))
+                err += abs(float(partials[k])) * errs[k]
+                perr.append(errs[1 - k] if name == "mul" else 0.0)  # d(a*b)/da = b moves as b does
+        return self._push(value, tuple(parents), tuple(perr), err)
+
+    @staticmethod
+    def _moved(partial: Callable[[Any], Scalar], vals: list[Scalar], errs: list[float], p: Scalar) -> float:
+        """How far a local partial moves when every argument moves by its rounding bound (either way)."""
+        if not any(errs):
+            return 0.0
+        tau = mpmath.mpf("1e-25")
+        worst = 0.0
+        for sign in (1, -1):
+            try:
+                moved = partial([v + sign * tau * e for v, e in zip(vals, errs, strict=True)])
+            except (ZeroDivisionError, ValueError):
+                return float("inf")
+            if not mpmath.isfinite(moved):
+                return float("inf")
+            worst = max(worst, float(abs(moved - p) / tau))
+        return worst
+
+    def sweep(self, seeds: Mapping[int, Scalar], override: Mapping[tuple[int, int], Scalar] | None = None,
+              ) -> tuple[list[Scalar], list[Scalar]]:
+        """Reverse accumulation from ``seeds`` (node -> cotangent): every node's adjoint, and the bound
+        on the rounding error a float engine's backward pass can add to it (units of eps)."""
+        n = max(seeds) + 1 if seeds else 0
+        zero = mpmath.mpf(0)
+        adj: list[Scalar] = [zero] * n
+        err = [0.0] * n
+        for i, c in seeds.items():
+            adj[i] += c
+        parents, perrs = self.parents, self.partial_error
+        for i in range(n - 1, -1, -1):
+            a = adj[i]
+            if not a and not err[i]:
+                continue
+            fa, ei = abs(float(a)), err[i]
+            for k, (p, d) in enumerate(parents[i]):
+                if override and (i, k) in override:
+                    d = override[(i, k)]
+                contribution = a * d
+                adj[p] += contribution
+                fd = abs(float(d))
+                err[p] += fd * ei + 2 * fa * fd + fa * perrs[i][k]
+        return adj, err
+
+
+def _cotangent_key(cotangent: Any) -> tuple[Any, ...]:
+    arr = np.asarray(cotangent)
+    if arr.dtype.kind == "f":  # float cotangents are exact binary fractions: their bytes identify them
+        return (arr.shape, arr.tobytes())
+    return (arr.shape, *arr.flat)
+
+
+def _floats(values: Any) -> Any:
+    out = np.empty(values.shape, dtype=float)
+    for index in np.ndindex(values.shape):
+        out[index] = float(values[index])
+    return out
+
+
+@dataclass(frozen=True)
+class Grad:
+    """One exact vector-Jacobian product: per differentiable input, the exact array and its rounding bound."""
+
+    exact: dict[str, Any]  # name -> object array of mpf
+    rounding: dict[str, Any]  # name -> float array, the allowance in units of eps
+    copies: dict[str, list[tuple[tuple[int, ...], Any]]]  # name -> [(broadcast shape, per-copy adjoints as floats)]
+    floats: dict[str, Any]  # name -> the exact array rounded to float64
+
+
+@dataclass(frozen=True, eq=False)
+class TensorExact:
+    """The exact value of a tensor graph at one point, and reverse sweeps from any cotangent."""
+
+    graph: TensorGraph
+    tape: Tape
+    outputs: Any  # object array of output nodes
+    leaves: dict[str, Any]  # differentiable input -> object array of leaf nodes
+    value: Any  # object array of mpf
+    value_rounding: Any  # float array: the forward allowance in units of eps
+    kinks: tuple[str, ...]
+    arrays: list[Any]  # every step's array of nodes (or data), for checking one op at a time
+    grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)  # by cotangent (bounded)
+
+    @property
+    def value_floats(self) -> Any:
+        return _floats(self.value)
+
+    def values_of(self, step: int) -> Any:
+        """The exact values of one step (an object array of mpf, or the data's Fractions)."""
+        return np.vectorize(lambda n: self.tape.values[n.i] if isinstance(n, _Node) else n, otypes=[object])(
+            self.arrays[step])
+
+    def vjp(self, cotangent: Any, override: Mapping[tuple[int, int], Scalar] | None = None) -> Grad:
+        """The exact gradient of ``sum(cotangent * output)`` for every differentiable input (remembered
+        per cotangent, so every engine checked at this point shares one sweep)."""
+        key = _cotangent_key(cotangent) if override is None else None
+        if key is not None and key in self.grads:
+            return self.grads[key]
+        grad = self._vjp(cotangent, override)
+        if key is not None:
+            if len(self.grads) >= 2048:
+                self.grads.clear()
+            self.grads[key] = grad
+        return grad
+
+    def _vjp(self, cotangent: Any, override: Mapping[tuple[int, int], Scalar] | None) -> Grad:
+        seeds: dict[int, Scalar] = {}
+        with mpmath.workdps(DPS):
+            for index in np.ndindex(self.outputs.shape):
+                c = cotangent[index]
+                if c and isinstance(self.outputs[index], _Node):  # a constant element has no gradient
+                    node = self.outputs[index].i
+                    seeds[node] = seeds.get(node, mpmath.mpf(0)) + (to_mpf(c) if isinstance(c, Fraction) else mpmath.mpf(float(c)))
+            adj, err = self.tape.sweep(seeds, override)
+
+            def read(nodes: Any, table: list[Scalar]) -> Any:
+                    return np.vectorize(lambda n: table[n.i] if n.i < len(table) else 0, otypes=[object])(nodes)
+
+            exact = {n: read(a, adj) for n, a in self.leaves.items()}
+            rounding = {n: np.vectorize(lambda e: e * _SAFETY, otypes=[float])(read(a, err))
+                        for n, a in self.leaves.items()}
+            copies: dict[str, list[tuple[tuple[int, ...], Any]]] = {}
+            for name, a in self.leaves.items():
+                for source, spread in self.tape.expanded:
+                    if source is a:
+                        copies.setdefault(name, []).append((spread.shape, _floats(read(spread, adj))))
+        return Grad(exact, rounding, copies, {n: _floats(a) for n, a in exact.items()})
+
+    def subgradient_range(self, cotangent: Any) -> dict[str, tuple[Any, Any]] | None:
+        """Per input, the element-wise range of the VJP over the corners of every kink's subgradient
+        interval; None when there are too many kinks to enumerate (more than 8)."""
+        kinks = self.tape.kinks
+        if len(kinks) > 8:
+            return None
+        corners: list[dict[tuple[int, int], Scalar]] = [{}]
+        for kink in kinks:
+            for k, (lo, hi) in enumerate(kink.interval):
+                corners = [c | {(kink.node, k): mpmath.mpf(end)} for c in corners for end in (lo, hi)]
+        lows: dict[str, Any] = {}
+        highs: dict[str, Any] = {}
+        for corner in corners:
+            g = self.vjp(cotangent, corner).exact
+            for name, arr in g.items():
+                lows[name] = arr if name not in lows else np.minimum(lows[name], arr)
+                highs[name] = arr if name not in highs else np.maximum(highs[name], arr)
+        return {n: (lows[n], highs[n]) for n in lows}
+
+
+def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
+    """Lower ``graph`` at ``point`` (input -> array of Fractions) onto an exact tape; raises
+    :class:`DomainError` at the op's column when an element leaves an op's domain.
+
+    The last few results are remembered by what they are (the graph's text and shapes, the point's
+    elements): loading a case computes them, and every engine's check then reuses them.
+    """
+    key = (graph.key, tuple((n, tuple(np.asarray(v, dtype=object).flat)) for n, v in sorted(point.items())))
+    found = _MEMO.get(key)
+    if found is not None:
+        return found
+    result = _exact_tensor(graph, point)
+    if len(_MEMO) >= 64:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[key] = result
+    return result
+
+
+_MEMO: dict[tuple[Any, ...], TensorExact] = {}
+
+
+def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
+    tape = Tape()
+    with mpmath.workdps(DPS):
+        leaves: dict[str, Any] = {}
+        given: dict[str, Any] = {}
+        for name, _ in graph.inputs:
+            values = np.asarray(point[name], dtype=object)
+            if name in graph.data:
+                given[name] = values
+            else:
+                leaves[name] = given[name] = np.vectorize(tape.leaf, otypes=[object])(values) if values.size \
+                    else values
+        steps = graph.steps
+        def at(i: int) -> None:
+            tape.step, tape.col = _describe(graph, i), steps[i].col
+
+        arrays = evaluate(graph, tape, given, on_step=at)
+        outputs = arrays[graph.output]
+        value = np.vectorize(lambda n: tape.values[n.i] if isinstance(n, _Node) else to_mpf(n), otypes=[object])(outputs)
+        rounding = np.vectorize(lambda n: tape.error[n.i] * _SAFETY if isinstance(n, _Node) else 0.0,
+                                otypes=[float])(outputs)
+    return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)),
+                       arrays)
+
+
+def _describe(graph: TensorGraph, index: int) -> str:
+    step = graph.steps[index]
+    return f"{step.op}({', '.join(graph.label(a) for a in step.args)})"

@@ -1,0 +1,260 @@
+"""Tensor checks end to end: correct engines pass on shapes and draws never used while developing, each
+single-bug engine fails with a report that names the op and the pattern, and the pattern rules, the
+cotangents, skips and failures of the engine itself behave as documented."""
+
+from __future__ import annotations
+
+import importlib
+import random
+import textwrap
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gradspec.checks.results import Tolerance, Verdict
+from gradspec.checks.tensor import check_tensor, cotangent
+from gradspec.diagnose.patterns import guess
+from gradspec.engines.protocol import Engine, resolve
+from gradspec.graph.tensor import build_tensor
+from gradspec.lang.expr import parse
+from gradspec.ops.table import REVERSE_AND_TENSOR
+from gradspec.report.json_format import quantity_record
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def buggy(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(DATA))
+    return importlib.import_module("tensor_engines")
+
+
+def point_for(shapes: dict[str, tuple[int, ...]], rng: random.Random, positive: tuple[str, ...] = ()) -> dict[str, Any]:
+    out = {}
+    for name, shape in shapes.items():
+        arr = np.empty(shape, dtype=object)
+        for index in np.ndindex(shape):
+            v = Fraction(round(rng.gauss(0, 1), 4)).limit_denominator(10_000)
+            arr[index] = abs(v) + Fraction(1, 2) if name in positive else v
+        out[name] = arr
+    return out
+
+
+def run(text: str, shapes: dict[str, tuple[int, ...]], engine: Engine | str, seed: int = 0,
+        positive: tuple[str, ...] = ()) -> Any:
+    graph = build_tensor(parse(text), shapes)
+    point = point_for(shapes, random.Random(seed), positive)
+    return check_tensor(graph, point, resolve(engine) if isinstance(engine, str) else engine, Tolerance(), seed=seed)
+
+
+# Shapes and seeds that appear nowhere in cases/ or in development scripts.
+UNSEEN = [
+    ("softmax(x @ w + b, axis=-1)", {"x": (5, 3), "w": (3, 6), "b": (6,)}, ()),
+    ("layer_norm(tanh(x), eps=0.02) * y", {"x": (2, 7), "y": (7,)}, ()),
+    ("log_softmax(permute(x, axes=[1, 2, 0]), axis=1) + sum(logsumexp(x, axis=1), axis=1)", {"x": (3, 2, 2)}, ()),
+    ("sum((a @ b) * c, axis=-2) / mean(c)", {"a": (2, 1, 3, 2), "b": (3, 2, 4), "c": (4,)}, ("c",)),
+    ("conv2d(x, w, stride=2, padding=2)", {"x": (1, 2, 3, 5), "w": (2, 2, 2, 3)}, ()),
+    ("max(sqrt(x) * y, axis=1) - min(reshape(y, shape=[3, 2]), axis=0) @ x @ transpose(x)",
+     {"x": (2, 3), "y": (2, 3)}, ("x",)),
+]
+
+
+@pytest.mark.parametrize("spec", ["builtin", "torch", "torch:float32", "jax", "jax:float32"])
+@pytest.mark.parametrize("text, shapes, positive", UNSEEN, ids=[u[0][:30] for u in UNSEEN])
+def test_correct_engines_pass_on_unseen_cases(spec: str, text: str, shapes: dict[str, tuple[int, ...]],
+                                              positive: tuple[str, ...]) -> None:
+    for seed in (8101, 8102):
+        result = run(text, shapes, spec, seed, positive)
+        if result.verdict is Verdict.SKIP:
+            pytest.skip(result.message)
+        assert result.verdict is Verdict.PASS, result.table()
+        assert {q.name.split(" ")[1] for q in result.quantities if q.role == "input"} >= {"(vjp0)", "(vjp1)"}
+
+
+def test_cross_entropy_with_integer_targets_passes_on_torch_and_jax() -> None:
+    graph = build_tensor(parse("cross_entropy(x @ w, t)"), {"x": (7, 3), "w": (3, 4), "t": (7,)}, frozenset({"t"}))
+    rng = random.Random(8103)
+    point = point_for({"x": (7, 3), "w": (3, 4)}, rng)
+    point["t"] = np.array([Fraction(rng.randrange(4)) for _ in range(7)], dtype=object)
+    for spec in ("torch", "torch:float32", "jax", "builtin"):
+        assert check_tensor(graph, point, resolve(spec), Tolerance()).verdict is Verdict.PASS, spec
+
+
+BUGS = [
+    ("SignFlippedSoftmax", "sum(softmax(x @ w, axis=-1) * y)", {"x": (2, 3), "w": (3, 3), "y": (2, 3)},
+     "softmax", "sign flipped: engine = -exact"),
+    ("LayerNormWithoutVariance", "tanh(layer_norm(x, eps=0.01)) + x", {"x": (3, 4)},
+     "layer_norm", "a term along the output is missing"),
+    ("TransposedMatmul", "sigmoid(x @ w)", {"x": (3, 4), "w": (4, 4)},
+     "matmul", "transposed: engine = exact with its last two axes swapped"),
+    ("UnsummedBroadcastAdd", "tanh(x + b) * 2", {"x": (4, 3), "b": (3,)},
+     "add", "an axis left unsummed after broadcasting: the gradient is only slice 0 of broadcast axis -2"),
+]
+
+
+@pytest.mark.parametrize("engine_name, text, shapes, op, pattern", BUGS, ids=[b[0] for b in BUGS])
+def test_single_bug_engines_fail_and_the_report_names_op_and_pattern(buggy: ModuleType, engine_name: str, text: str,
+                                                                     shapes: dict[str, tuple[int, ...]], op: str,
+                                                                     pattern: str) -> None:
+    engine = getattr(buggy, engine_name)()
+    result = run(text, shapes, engine, seed=8104)
+    assert result.verdict is Verdict.FAIL
+    assert result.culprit is not None and result.culprit.op == op, result.table()
+    assert pattern in result.culprit.message
+    report = result.table()
+    assert f"culprit: {op} at column" in report and pattern in report
+    # the forward pass is right: only gradients fail
+    assert [q.verdict for q in result.quantities if q.role == "value"] == [Verdict.PASS]
+    bad = [q for q in result.quantities if q.verdict is Verdict.FAIL]
+    assert bad and all(q.index is not None and "elements over tolerance; worst at" in q.note for q in bad)
+
+
+def test_the_same_engines_pass_where_their_bug_is_not_reached(buggy: ModuleType) -> None:
+    assert run("sum(tanh(x) * y)", {"x": (3, 2), "y": (3, 2)}, buggy.SignFlippedSoftmax(), 8105).verdict is Verdict.PASS
+    assert run("x * b", {"x": (3, 2), "b": (3, 2)}, buggy.UnsummedBroadcastAdd(), 8105).verdict is Verdict.PASS
+
+
+def test_a_sum_cotangent_cannot_see_the_softmax_bug_but_random_cotangents_do(buggy: ModuleType) -> None:
+    engine = buggy.SignFlippedSoftmax()
+    graph = build_tensor(parse("softmax(x, axis=-1)"), {"x": (2, 3)})
+    from gradspec.engines.tensor import run_tensor
+
+    ones = run_tensor(engine, graph, {"x": np.arange(6.0).reshape(2, 3)}, [np.ones((2, 3))])
+    assert np.allclose(ones.grads[0]["x"], 0, atol=1e-12)  # the true gradient of sum(softmax) is zero too
+    assert run("softmax(x, axis=-1)", {"x": (2, 3)}, engine, 8106).verdict is Verdict.FAIL
+
+
+def test_cotangents_are_seeded_dyadic_and_never_all_ones() -> None:
+    a = cotangent((4, 5), random.Random(3))
+    b = cotangent((4, 5), random.Random(3))
+    assert (a == b).all()
+    steps = [Fraction(float(v)) * 1024 for v in a.flat]
+    assert all(s.denominator == 1 and 1 <= abs(s) <= 1024 for s in steps)  # nonzero multiples of 1/1024
+    assert len(set(a.flat)) > 10
+    assert (a.astype(np.float32).astype(float) == a).all()  # exact in float32 too
+
+
+def test_patterns() -> None:
+    rng = np.random.default_rng(0)
+    exact = rng.normal(size=(3, 3))
+    bound = np.full((3, 3), 1e-12)
+    assert guess(-exact, exact, bound).startswith("sign flipped")
+    assert guess(exact / 3, exact, bound) == "scaled by a constant: engine = 1/3 * exact"
+    assert guess(2 * exact, exact, bound) == "scaled by a constant: engine = 2 * exact"
+    assert guess(exact.T, exact, bound).startswith("transposed")
+    assert guess(np.zeros((3, 3)), exact, bound) == "all zeros where the exact gradient is not"
+    assert guess(exact + rng.normal(size=(3, 3)), exact, bound) == ""
+    per_copy = rng.normal(size=(4, 3))  # a [3] input broadcast over 4 rows
+    summed = per_copy.sum(axis=0)
+    assert "only slice 2 of broadcast axis -2" in guess(per_copy[2], summed, np.full(3, 1e-12), [((4, 3), per_copy)])
+    assert "averaged instead of summed" in guess(per_copy.mean(axis=0), summed, np.full(3, 1e-12), [((4, 3), per_copy)])
+    y = rng.normal(size=(2, 4))
+    assert guess(exact[:2, :3] * 0, exact[:2, :3], bound[:2, :3]).startswith("all zeros")
+    g = rng.normal(size=(2, 4))
+    assert guess(g + np.array([[0.5], [-2.0]]) * y, g, np.full((2, 4), 1e-12), output=y).startswith(
+        "a term along the output is missing")
+
+
+class _Raises(Engine):
+    name = "raises"
+    capabilities = REVERSE_AND_TENSOR
+
+    def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
+        raise RuntimeError("kernel exploded")
+
+
+class _WrongShape(Engine):
+    name = "wrong-shape"
+    capabilities = REVERSE_AND_TENSOR
+
+    def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
+        value = np.tanh(inputs["x"] + inputs["b"])
+        g = [{"x": c * (1 - value**2), "b": c * (1 - value**2)} for c in cotangents]  # b left unreduced
+        return value, g
+
+
+def test_an_engine_that_raises_fails_with_its_message() -> None:
+    result = run("tanh(x)", {"x": (2,)}, _Raises())
+    assert result.verdict is Verdict.FAIL and result.message == "engine raised RuntimeError: kernel exploded"
+
+
+def test_a_gradient_of_the_broadcast_shape_is_an_unsummed_axis() -> None:
+    result = run("tanh(x + b)", {"x": (3, 2), "b": (2,)}, _WrongShape())
+    assert result.verdict is Verdict.FAIL
+    (bad,) = {q.note for q in result.quantities if q.verdict is Verdict.FAIL and q.name.startswith("b (vjp0)")}
+    assert bad == "an axis left unsummed after broadcasting: the gradient has shape [3, 2], the input has shape [2]"
+
+
+class _ScalarOnly(Engine):
+    name = "scalar-only"
+
+    def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
+        raise AssertionError("never called: the engine does not declare tensors")
+
+
+def test_an_engine_that_does_not_declare_tensors_skips() -> None:
+    result = run("tanh(x)", {"x": (2,)}, _ScalarOnly())
+    assert result.verdict is Verdict.SKIP
+    assert result.message == "engine scalar-only does not run tensor cases (it does not declare the tensor capability)"
+
+
+def test_an_engine_without_an_op_skips_with_the_reason() -> None:
+    pytest.importorskip("micrograd")
+    result = run("softmax(x)", {"x": (3,)}, "micrograd")
+    assert result.verdict is Verdict.SKIP and result.message == "engine has no exp"
+    assert run("sum(relu(x) * x)", {"x": (3,)}, "micrograd", 8107).verdict is Verdict.PASS
+
+
+def test_declared_kinks_take_any_subgradient() -> None:
+    graph = build_tensor(parse("max(x, axis=1) * w"), {"x": (2, 3), "w": (2,)})
+    point = {"x": np.array([[Fraction(1), Fraction(3), Fraction(3)], [Fraction(2), Fraction(2), Fraction(0)]]),
+             "w": np.array([Fraction(1, 2), Fraction(-2)], dtype=object)}
+    assert check_tensor(graph, point, resolve("torch"), Tolerance(), kink="any").verdict is Verdict.PASS
+    convention = check_tensor(graph, point, resolve("torch"), Tolerance(), kink="convention")
+    assert convention.verdict is Verdict.CONVENTION  # torch splits ties evenly; the table's convention does not
+    assert check_tensor(graph, point, resolve("builtin"), Tolerance(), kink="convention").verdict is Verdict.PASS
+
+
+def test_the_json_quantity_gains_the_worst_index() -> None:
+    result = run("tanh(x) * 3", {"x": (2, 2)}, "builtin")
+    records = {q.name: quantity_record(q) for q in result.quantities}
+    assert len(records["value"]["index"]) == 2 and len(records["x (vjp0)"]["index"]) == 2
+    assert len(records["x (jacobian)"]["index"]) == 4  # output element, then input element
+
+
+def test_pytest_items_are_named_by_draw_and_engine(pytester: pytest.Pytester) -> None:
+    pytester.path.joinpath("t.gradspec.yaml").write_text(textwrap.dedent("""
+        cases:
+          - id: attn
+            expr: softmax(q @ transpose(k), axis=-1)
+            sample:
+              count: 2
+              vars:
+                q: {shape: [2, 3], normal: [0, 1]}
+                k: {shape: [2, 3], normal: [0, 1]}
+          - id: fixed
+            expr: sum(x * x)
+            at: {x: [[1, 2]]}
+        """))
+    result = pytester.runpytest("-v", "--gradspec-engine", "builtin")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*t.gradspec.yaml::attn[[]draw0[]][[]builtin[]] PASSED*",
+                                 "*t.gradspec.yaml::attn[[]draw1[]][[]builtin[]] PASSED*",
+                                 "*t.gradspec.yaml::fixed[[]x=1x2[]][[]builtin[]] PASSED*"])
+
+
+def test_the_public_check_takes_nested_lists_and_arrays() -> None:
+    import gradspec
+    from gradspec.errors import ExpressionError
+
+    result = gradspec.check("softmax(x, axis=-1) @ w", {"x": [[1, 2], [3, 4]], "w": np.array([0.5, -1.5])})
+    assert result.verdict is Verdict.PASS and result.kind == "tensor"
+    assert [q.name for q in result.quantities][:3] == ["value", "x (vjp0)", "w (vjp0)"]
+    assert gradspec.check("sum(x) * 2", {"x": 1.5}, engine="torch").verdict is Verdict.PASS  # a 0-d tensor
+    with pytest.raises(ExpressionError, match=r"matmul: \[2\] @ \[3\]: inner dimensions 2 and 3 differ"):
+        gradspec.check("x @ w", {"x": [1, 2], "w": [1, 2, 3]})
