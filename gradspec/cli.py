@@ -24,7 +24,8 @@ from gradspec.checks.check import check, check_graph, prepare
 from gradspec.checks.results import Run, Tolerance, Verdict
 from gradspec.config import Config, importable
 from gradspec.config import load as load_config
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.probe import require
+from gradspec.engines.protocol import Engine, NamedEngine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.lang.numbers import exact_number
 from gradspec.limits import LIMITS
@@ -139,8 +140,14 @@ def _build_parser() -> _Parser:
     r.add_argument("--maxfail", type=_max_fail, metavar="N", help="stop after N failing checks")
     r.add_argument("-x", "--exitfirst", dest="maxfail", action="store_const", const=1,
                    help="stop at the first failing check (--maxfail 1)")
+    r.add_argument("--nondet-tol", type=float, metavar="TOL",
+                   help="how far two runs of one check may differ (default: the case's nondet_tol, else 0: exactly "
+                        "equal); every check runs the engine twice")
     r.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help=f"fail a check whose engine call takes longer (default {type(LIMITS).engine:g})")
+    r.add_argument("--in-process", action="store_true",
+                   help="run every engine in this process (by default engines other than builtin run in a worker "
+                        "process, so that one that crashes or hangs fails its check and the run goes on)")
     r.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="run the checks in N worker processes (0: one per core); an engine stuck in native code "
                         "past the time limit, or crashing, fails its check and the run goes on")
@@ -213,8 +220,7 @@ def _command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _check_command(args: argparse.Namespace, out: TextIO) -> int:
     tol = Tolerance(rtol=args.rtol, atol=args.atol, h=args.h)
     verdicts = []
-    for spec in args.config.specs(args.engine):
-        engine = resolve(spec)
+    for engine in _usable(args.config.specs(args.engine)):
         for point in args.at:
             result = check(args.expression, point, engine=engine, tolerance=tol)
             print(result.table(), file=out)
@@ -254,6 +260,8 @@ def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.time_limit is not None and args.time_limit <= 0:
         raise GradspecError("--time-limit must be positive")
+    if args.nondet_tol is not None and not args.nondet_tol >= 0:
+        raise GradspecError("--nondet-tol must be 0 or more")
     if args.jobs is not None and args.jobs < 0:
         raise GradspecError("--jobs must be 0 (one per core) or more")
     saved = LIMITS.engine
@@ -266,18 +274,20 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     specs = args.config.specs(args.engine)
-    engines: list[Engine] = [resolve(spec) for spec in specs]
+    engines: list[Engine] = _usable(specs)
     from gradspec.report import check_report_paths, write_reports
 
     check_report_paths(args.report)
     start = time.perf_counter()
     files, errors = _load_all(args.paths or args.config.case_paths, err)
+    files = [f.with_nondet_tol(args.nondet_tol) for f in files]
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
     progress = Progress(err, len(picked) * len(engines), "cases" if len(engines) == 1 else "case runs")
     try:
         results, stopped = run_picked(files, picked, list(zip(specs, engines, strict=True)), jobs=args.jobs,
-                                      maxfail=args.maxfail, on_case=progress.step, on_failure=progress.failure)
+                                      maxfail=args.maxfail, on_case=progress.step, on_failure=progress.failure,
+                                      nondet_tol=args.nondet_tol, isolate=not args.in_process)
     finally:
         progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
@@ -297,11 +307,19 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run.exit_code
 
 
+def _usable(specs: Sequence[str | NamedEngine]) -> list[Engine]:
+    """The engines named, each loaded and probed once: one that cannot take part stops the run here."""
+    engines = [resolve(spec) for spec in specs]
+    for engine in engines:
+        require(engine)
+    return engines
+
+
 def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
     from gradspec.diagnose.debug import explain, render_dot
     from gradspec.run.runner import diagnose
 
-    engine = resolve(args.config.spec(args.engine))
+    engine = _usable([args.config.spec(args.engine)])[0]
     tol = Tolerance()
     if "::" in args.target:
         path, _, case_id = args.target.rpartition("::")
@@ -380,13 +398,21 @@ def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.count < 1 or args.max_depth < 1:
         raise GradspecError("--count and --max-depth must be at least 1")
-    engine = resolve(args.config.spec(args.engine))
+    engine = _usable([args.config.spec(args.engine)])[0]
     progress = Progress(err, args.count, "graphs")
     report = fuzz(engine, count=args.count, seed=args.seed, max_depth=args.max_depth, out=args.out,
                   progress=progress.step)
     progress.done()
+    if report.ops.lacking:
+        print(f"not drawn, as {engine.name} does not apply them: {', '.join(report.ops.lacking)}", file=out)
     if report.failure is None:
-        print(f"no failure in {report.tried} random graphs on {engine.name} (seed {args.seed})", file=out)
+        discarded = "".join(f"; {n} proved nothing ({reason})" for reason, n in report.discarded.items())
+        if not report.ran:
+            print(f"NOTHING COMPARED: none of {report.tried} random graphs ran on {engine.name} "
+                  f"(seed {args.seed}){discarded}", file=out)
+            return EXIT_FAILED
+        print(f"no failure in {report.ran} random graphs checked on {engine.name} (seed {args.seed}; "
+              f"{report.tried} drawn{discarded})", file=out)
         return EXIT_OK
     print(f"FAILURE after {report.tried} graphs on {engine.name} (seed {args.seed}), shrunk to:", file=out)
     print(report.failure.table(), file=out)
@@ -407,8 +433,7 @@ def _sweep_command(args: argparse.Namespace, out: TextIO) -> int:
     fixed = {k: exact_number(v) for k, v in args.at.items()}
     xs = [lo + (hi - lo) * i / (args.points - 1) for i in range(args.points)]
     series = {}
-    for spec in args.config.specs(args.engine):
-        engine = resolve(spec)
+    for engine in _usable(args.config.specs(args.engine)):
         if engine.unsupported(graph):
             print(f"{engine.name}: skipped: {engine.unsupported(graph)}", file=out)
             continue

@@ -21,6 +21,7 @@ from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult, Verdict
 from gradspec.config import importable
 from gradspec.config import load as load_config
+from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
@@ -32,6 +33,8 @@ _CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that
 _CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
 _OTHER_ERRORS = pytest.StashKey[list[str]]()  # node ids of anything else that failed to collect
 _IMPORTABLE = pytest.StashKey[contextlib.AbstractContextManager[None]]()  # sys.path entries, taken away at the end
+_ENGINES_RAN = pytest.StashKey[list[str]]()  # the engine of every item that ran
+_ENGINES_COMPARED = pytest.StashKey[list[str]]()  # the engine of every item that compared (not skipped)
 # The first failing item of each (file, case, engine): later ones point to it for the culprit and the
 # smallest failing case, instead of repeating them (and are not shrunk again).
 _FIRST_FAILURE = pytest.StashKey[dict[tuple[str, str, str], str]]()
@@ -67,10 +70,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_IMPORTABLE].__enter__()
     specs = settings.specs(config.getoption("gradspec_engines") or config.getini("gradspec_engines"))
     try:
-        config.stash[_ENGINES] = [resolve(s) for s in specs]
+        engines = [resolve(s) for s in specs]
+        for engine in engines:  # an engine that cannot take part is a usage error, not a sea of skips
+            require(engine)
+        config.stash[_ENGINES] = engines
     except GradspecError as exc:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
-    for key in (_CONVENTIONS, _CASE_FILE_ERRORS, _OTHER_ERRORS):
+    for key in (_CONVENTIONS, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
         config.stash[key] = []
     config.pluginmanager.register(_Reports(config), "gradspec-reports")
     config.stash[_FIRST_FAILURE] = {}
@@ -146,6 +152,7 @@ class CheckItem(pytest.Item):
         group = (self.case.path, self.case.id, self.engine.name)
         result = run_point(self.case, self.point, self.engine, apply_xfail=False, shrink=group not in first)
         self.user_properties.append(("gradspec_verdict", result.verdict.value))
+        self.user_properties.append(("gradspec_engine", self.engine.name))
         if result.verdict is Verdict.SKIP:
             pytest.skip(result.message)
         if result.verdict is Verdict.CONVENTION:
@@ -181,9 +188,15 @@ class _Reports:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
+            props = dict(report.user_properties)
             for key, value in report.user_properties:
                 if key == "gradspec_convention":
                     self.config.stash[_CONVENTIONS].append(str(value))
+            if "gradspec_engine" in props:
+                engine = str(props["gradspec_engine"])
+                self.config.stash[_ENGINES_RAN].append(engine)
+                if props.get("gradspec_verdict") not in (Verdict.SKIP.value, Verdict.ERROR.value):
+                    self.config.stash[_ENGINES_COMPARED].append(engine)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -195,7 +208,21 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         session.config.option.continue_on_collection_errors = True
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A session in which an engine ran checks yet compared nothing (every one skipped) has not passed.
+    if _idle(session.config) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _idle(config: pytest.Config) -> list[str]:
+    ran, compared = config.stash[_ENGINES_RAN], config.stash[_ENGINES_COMPARED]
+    return [e for e in dict.fromkeys(ran) if e not in compared]
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    for engine in _idle(config):
+        terminalreporter.section("gradspec", red=True)
+        terminalreporter.write_line(f"engine {engine} compared nothing: every one of its checks was skipped")
     found = config.stash[_CONVENTIONS]
     if found:
         terminalreporter.section("gradspec convention differences")

@@ -41,6 +41,12 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 
 @pytest.fixture
+def misbehaving(engines: ModuleType) -> ModuleType:
+    """tests/data/misbehaving.py, importable as ``misbehaving`` (so ``misbehaving:Class`` specs resolve)."""
+    return importlib.import_module("misbehaving")
+
+
+@pytest.fixture
 def write_case(tmp_path: Path) -> Callable[..., Path]:
     """Write a case file (dedented text, or bytes) under tmp_path; returns its path."""
 

@@ -8,6 +8,7 @@ import math
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -16,7 +17,7 @@ import pytest
 from gradspec.cli import main
 
 SUMMARY = re.compile(
-    r"^(OK|FAILED|INVALID INPUT): (\d+) checks of (\d+) cases in (\d+) files on (\d+) engine\(s\): (.*); "
+    r"^(OK|NO FAILURES, SOME SKIPPED|FAILED|INVALID INPUT): (\d+) checks of (\d+) cases in (\d+) files on (\d+) engine\(s\): (.*); "
     r"(\d+) input error\(s\); \d+\.\d\ds$"
 )
 
@@ -288,3 +289,81 @@ def test_run_leaves_sys_path_as_it_found_it(tmp_path: Path, monkeypatch: pytest.
     code, _, err = run("run", "my_cases", "--engine", "myengine_restored:Value", "-q")
     assert (code, err) == (0, "")
     assert sys.path == before
+
+
+# -- nothing passes silently --------------------------------------------------------------------------------
+
+
+def test_an_engine_that_cannot_load_is_invalid_usage_with_the_install_command(
+        kinds_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    code, out, err = run("run", str(kinds_file), "--engine", "builtin", "--engine", "torch:float32")
+    assert (code, out) == (2, "")
+    assert err == ("gradspec: engine torch:float32 cannot be used: torch is not installed "
+                   "(pip install 'gradspec[torch]')\n")
+
+
+def test_a_protocol_mismatch_is_diagnosed_once_up_front(kinds_file: Path, misbehaving: ModuleType) -> None:
+    code, out, err = run("run", str(kinds_file), "--engine", "misbehaving:Derivative")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert err.startswith("gradspec: engine misbehaving:Derivative: engine's Value has no attribute grad; map it with "
+                          "grad = \"derivative\" under [tool.gradspec.engine.")
+
+
+def test_other_commands_refuse_such_an_engine_too(misbehaving: ModuleType) -> None:
+    for argv in (["check", "x*y", "--at", "x=1,y=2"], ["explain", "x*y", "--at", "x=1,y=2"], ["fuzz", "--count", "1"],
+                 ["sweep", "x*x", "--var", "x", "--range", "0", "1"]):
+        code, _, err = run(*argv, "--engine", "misbehaving:Payload")
+        assert code == 2, argv
+        assert "engine's Value has no attribute data; map it with data = \"payload\"" in err
+
+
+def test_a_run_in_which_an_engine_compared_nothing_fails(write_case: Callable[..., Path], engines: ModuleType) -> None:
+    path = write_case("""
+        cases:
+          - id: t
+            expr: tanh(x)
+            at: [{x: 1}, {x: 2}]
+          - id: t2
+            expr: tanh(x) * x
+            at: {x: 1}
+    """)
+    code, out, err = run("run", str(path), "--engine", "engines:NoTanh", "--report", str(path.with_suffix(".md")))
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert "3 skipped: engine has no tanh (3)" in lines
+    assert "engine engines:NoTanh compared nothing: all 3 of its checks were skipped" in lines
+    assert summary(out.split("report written")[0]).group(1) == "FAILED"
+    md = path.with_suffix(".md").read_text(encoding="utf-8")
+    assert md.startswith("## gradspec: engines:NoTanh compared nothing (3 checks)")
+    assert "3 skipped: `engine has no tanh` (3)" in md
+    # beside an engine that compared, the idle one still fails the run
+    code, out, _ = run("run", str(path), "--engine", "builtin", "--engine", "engines:NoTanh")
+    assert code == 1 and "engine engines:NoTanh compared nothing" in out
+
+
+def test_skips_are_counted_by_reason_and_the_run_is_never_called_ok(write_case: Callable[..., Path],
+                                                                      engines: ModuleType) -> None:
+    path = write_case("""
+        cases:
+          - id: t
+            expr: tanh(x)
+            at: [{x: 1}, {x: 2}]
+          - id: m
+            expr: x * y
+            at: {x: 1, y: 2}
+          - id: only-torch
+            engines: [torch]
+            expr: x * y
+            at: {x: 1, y: 2}
+    """)
+    code, out, _ = run("run", str(path), "--engine", "engines:NoTanh", "--report", str(path.with_suffix(".md")))
+    assert code == 0
+    lines = out.splitlines()
+    assert "3 skipped: engine has no tanh (2), case is only for engines: torch (1)" in lines
+    assert summary(out.split("report written")[0]).group(1) == "NO FAILURES, SOME SKIPPED"
+    assert "OK" not in out.split()
+    md = path.with_suffix(".md").read_text(encoding="utf-8")
+    assert md.startswith("## gradspec: no failures, 3 skipped (4 checks)")
+    assert "all checks passed" not in md

@@ -10,6 +10,7 @@ minutes here (its lazy scheduler under DEV=PYTHON); those run in docs/conformanc
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 
@@ -25,13 +26,15 @@ CASES = [c for p in discover([data_dir("cases")]) for c in load_file(p).cases]
 SLOW_ON_TINYGRAD = {"deep-10000", "deep-nonlinear"}
 
 
-def run_library(spec: str) -> list[CheckResult]:
+def run_library(spec: str, nondet: float = 0.0) -> list[CheckResult]:
     engine = resolve(spec)
     if getattr(engine, "reason", None):
         pytest.skip(str(engine.reason))
     chosen = CASES
     if spec.startswith("tinygrad"):
         chosen = [c for c in CASES if c.id not in SLOW_ON_TINYGRAD and c.kind != "training"]
+    if nondet:
+        chosen = [dataclasses.replace(c, tolerance=dataclasses.replace(c.tolerance, nondet=nondet)) for c in chosen]
     return [r for case in chosen for r in run_case(case, engine)]
 
 
@@ -77,7 +80,9 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
 
 def test_micrograd_skips_what_it_lacks_and_fails_the_deep_composition() -> None:
     pytest.importorskip("micrograd")
-    results = run_library("micrograd")
+    # micrograd's backward orders nodes through a set (hashed by address), so its sums differ in the last
+    # bit from run to run: that is nondeterminism, allowed here (nondet_tol) to pin everything else
+    results = run_library("micrograd", nondet=1e-9)
     failed = [r for r in results if r.verdict is Verdict.FAIL]
     assert [(r.case_id, r.message.split(":")[0]) for r in failed] == [("deep-10000", "engine raised RecursionError")]
     skipped = [r for r in results if r.verdict is Verdict.SKIP]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -158,3 +159,58 @@ def test_shrink_input_prefers_fewer_decimals_then_smaller_magnitudes() -> None:
     assert shrink_input({"x": Fraction("3.14159")}, {}, fails_above_half) == {"x": Fraction(1)}
     fails_near_pi = lambda p: abs(p["x"] - Fraction("3.14159")) < Fraction(1, 10)  # noqa: E731
     assert shrink_input({"x": Fraction("3.14159")}, {}, fails_near_pi) == {"x": Fraction("3.1")}
+
+
+# -- culprits that say what the evidence says ------------------------------------------------------------
+
+
+def test_an_op_whose_forward_turns_nan_for_large_inputs_is_named(misbehaving: ModuleType) -> None:
+    result = check("a = tanh(x); a * y", {"x": 400, "y": 2}, engine="misbehaving:TanhByExp")
+    assert result.verdict is Verdict.FAIL
+    assert result.culprit is not None
+    assert (result.culprit.op, result.culprit.kind, result.culprit.exact) == ("tanh", "forward", 1.0)
+    assert result.culprit.engine is not None and math.isnan(result.culprit.engine)
+    assert check("a = tanh(x); a * y", {"x": 4, "y": 2}, engine="misbehaving:TanhByExp").verdict is Verdict.PASS
+
+
+def test_a_dict_of_local_derivatives_is_not_called_eq_for_plus_eq(misbehaving: ModuleType) -> None:
+    result = check("x - x + x * y", {"x": 2, "y": 3}, engine="misbehaving:OperandDict")
+    assert result.verdict is Verdict.FAIL
+    assert result.culprit is not None
+    assert (result.culprit.op, result.culprit.kind) == ("sub", "accumulation")
+    assert "= for +=" not in result.culprit.message
+    assert result.culprit.message.startswith(
+        "sub at `x - x`: with one node in both operand slots (1.75 * (a - a) at a = 2), it gives d/da = -1.75 where "
+        "the exact value is 0")
+
+
+def test_eq_for_plus_eq_is_still_named_where_that_is_the_evidence(engines: ModuleType) -> None:
+    result = check(EXPR, {"x": 2, "y": 3}, engine="engines:MulAssign")
+    assert result.culprit is not None and "(= for +=)" in result.culprit.message
+
+
+def test_an_op_raising_in_its_forward_for_large_inputs_is_named(misbehaving: ModuleType) -> None:
+    result = check("a = x * y; tanh(a) + y", {"x": 200, "y": 2}, engine="misbehaving:TanhOverflows")
+    assert (result.verdict, result.message) == (Verdict.FAIL, "engine raised OverflowError: math range error")
+    assert result.culprit is not None
+    assert (result.culprit.op, result.culprit.kind) == ("tanh", "forward")
+    assert result.culprit.message == "tanh raised OverflowError in its forward at (400): math range error"
+
+
+def test_recursion_in_backward_names_the_recursive_traversal(engines: ModuleType) -> None:
+    deep = "; ".join(f"t{i} = {'x' if i == 0 else f't{i - 1}'} * 1.0001" for i in range(1200)) + "; t1199"
+    result = check(deep, {"x": 1}, engine="engines:RecursiveBackward")
+    assert result.message.startswith("engine raised RecursionError")
+    assert result.culprit is not None
+    assert (result.culprit.op, result.culprit.kind) == ("backward", "traversal")
+    assert "recursive topological sort" in result.culprit.message
+
+
+def test_engines_that_keep_only_the_leaves_gradients_get_no_culprit(misbehaving: ModuleType) -> None:
+    result = check("a = sin(x); a * y", {"x": 1, "y": 2}, engine="misbehaving:LeafGradients")
+    assert result.verdict is Verdict.FAIL  # its sin rule is wrong: d/dx fails
+    by_name = {q.name: q for q in result.quantities}
+    assert by_name["x"].verdict is Verdict.FAIL
+    assert (by_name["a"].verdict, by_name["a"].engine) == (Verdict.SKIP, None)
+    assert by_name["a"].note == "the engine does not report this gradient"
+    assert result.culprit is None  # never "backward dropped an accumulation" for gradients never stored

@@ -342,7 +342,8 @@ def test_third_party_engine_runs_check(dual: ModuleType, point: dict[str, float]
     assert [q.name for q in result.quantities] == ["value", "x", "y", "u", "v", "w", "r", "s", "t", "e"]
     for q in result.quantities:
         assert q.engine == pytest.approx(q.exact, rel=1e-12, abs=1e-12), q
-    assert engine.replays == len(result.quantities)  # one forward replay per gradient, one for the value
+    # one forward replay per gradient and one for the value, in each of the check's two runs
+    assert engine.replays == 2 * len(result.quantities)
     # the same numbers as gradspec's own reverse-mode engine
     builtin = {q.name: q.engine for q in check(EVERY_OP, point).quantities}
     assert {q.name: q.engine for q in result.quantities} == pytest.approx(builtin, rel=1e-12, abs=1e-12)
@@ -445,3 +446,58 @@ def test_a_value_class_with_both_spellings_is_run_with_each(engines: ModuleType)
             return self
 
     assert ValueClassEngine(MethodOnly).second_spellings(graph) == ()
+
+
+# -- what an engine returned, what it raised, and what it does not report -------------------------------------
+
+
+def test_a_non_number_from_the_engine_is_not_called_an_engine_error(misbehaving: ModuleType) -> None:
+    result = check("exp(x)", {"x": 1}, engine="misbehaving:ComplexExp")
+    assert result.verdict is Verdict.FAIL
+    assert not result.message.startswith("engine raised")
+    assert result.message.startswith("engine returned a non-number as a value: (2.718281828459045+0j) (complex), "
+                                     "which float() rejects: ")
+
+
+NEGATIVE_BASE = """
+cases:
+  - id: negative-base
+    expr: x ** y
+    at: {x: -8, y: 0.5}
+    expect: {error: domain}
+"""
+
+
+def test_pow_raising_on_a_complex_result_is_not_a_missing_value_exponent(
+        misbehaving: ModuleType, write_case: Callable[..., Path]) -> None:
+    case = load_file(write_case(NEGATIVE_BASE)).cases[0]
+    (result,) = run_case(case, resolve("misbehaving:ComplexPow"))
+    # the engine takes a Value exponent (it does at 0.5 ** 0.5); here it raised, as the domain case expects
+    assert result.verdict is Verdict.PASS, result.table()
+    assert result.message == ("outside the domain (pow of a negative base needs an integer exponent, got 0.5 (in "
+                              "pow(x, y))); engine raised TypeError as expected")
+    (plain,) = run_case(case, resolve("engines:Same"))
+    assert plain.verdict is Verdict.PASS
+
+
+def test_an_engine_without_value_exponents_still_skips_them(write_case: Callable[..., Path]) -> None:
+    class NoValueExponent(Value):
+        def __pow__(self, other: Any) -> Value:
+            assert isinstance(other, int | float), "only int/float powers"
+            return Value.__pow__(self, other)
+
+    case = load_file(write_case(NEGATIVE_BASE)).cases[0]
+    (result,) = run_case(case, resolve(NoValueExponent))
+    assert result.verdict is Verdict.SKIP
+    assert result.message.startswith("engine's ** does not take a Value exponent: only int/float powers")
+
+
+def test_gradients_an_engine_does_not_keep_are_not_reported(misbehaving: ModuleType) -> None:
+    engine = resolve("misbehaving:LeafGradients")
+    graph = prepare("a = x * y; b = a + x; b * y", ["x", "y"])
+    outcome = engine.run(graph, {"x": 2.0, "y": 3.0}, every_node=True)
+    assert outcome.grads == {"x": 12.0, "y": 14.0, "a": None, "b": None}
+    assert {g for i, g in outcome.node_grads.items() if isinstance(graph.steps[i], Apply)} == {None}
+    result = check("a = x * y; b = a + x; b * y", {"x": 2, "y": 3}, engine=engine)
+    assert result.verdict is Verdict.SKIP  # x and y pass; a and b are not reported, so not everything passed
+    assert [q.verdict.value for q in result.quantities] == ["pass", "pass", "pass", "skip", "skip"]

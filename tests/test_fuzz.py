@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+import tomllib
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +20,7 @@ from gradspec.cli import main
 from gradspec.engines.protocol import resolve
 from gradspec.reference.store import exact
 from gradspec.run.runner import run_case
-from gradspec.tools.fuzz import fuzz, graphs
+from gradspec.tools.fuzz import FuzzReport, fuzz, graphs
 
 
 @settings(max_examples=300, deadline=None)
@@ -33,6 +35,7 @@ def test_a_correct_engine_is_never_reported() -> None:
     report = fuzz("builtin", count=150, seed=3)
     assert report.failure is None
     assert report.tried == 150
+    assert report.ran + sum(report.discarded.values()) == 150 and report.ran > 130
 
 
 @pytest.mark.parametrize("engine", ["engines:TanhSignFlip", "engines:MulAssign", "engines:ExpNoChain",
@@ -66,5 +69,88 @@ def test_fuzz_command(engines: ModuleType, tmp_path: Path, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "FAILURE after" in out and "culprit: mul" in out and "regression case written:" in out
     assert main(["fuzz", "--count", "20"]) == 0
-    assert "no failure in 20 random graphs on builtin (seed 0)" in capsys.readouterr().out
+    report = fuzz("builtin", count=20, seed=0)
+    assert f"no failure in {report.ran} random graphs checked on builtin (seed 0; 20 drawn" in capsys.readouterr().out
     assert main(["fuzz", "--count", "0"]) == 2
+
+
+# -- exploring what the engine can do ------------------------------------------------------------------------
+
+
+def _drawn(engine: str, count: int, seed: int) -> tuple[list[str], FuzzReport]:
+    seen: list[str] = []
+    report = fuzz(engine, count=count, seed=seed, progress=seen.append)
+    return seen, report
+
+
+def test_only_the_ops_the_engine_has_are_drawn(engines: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    seen, report = _drawn("engines:NoTanh", count=120, seed=1)
+    assert report.ops.lacking == ["tanh"]
+    assert not any("tanh" in p for p in seen)
+    assert report.failure is None and report.tried == 120
+    assert report.ran == 120 - sum(report.discarded.values()) > 100
+    assert main(["fuzz", "--engine", "engines:NoTanh", "--count", "120", "--seed", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "not drawn, as engines:NoTanh does not apply them: tanh"
+    assert out[1].startswith(f"no failure in {report.ran} random graphs checked on engines:NoTanh (seed 1; 120 drawn")
+
+
+def test_micrograd_runs_most_of_the_graphs_drawn() -> None:
+    pytest.importorskip("micrograd")
+    _, report = _drawn("micrograd", count=100, seed=7)
+    assert set(report.ops.lacking) >= {"tanh", "exp", "log", "** with a Value as its last argument"}
+    assert report.ran > 80
+
+
+def test_constants_stand_on_the_left_of_operators(misbehaving: ModuleType) -> None:
+    seen, _ = _drawn("builtin", count=200, seed=0)
+    assert any(re.search(r"= \d(\.\d)? [-/*+] ", p) for p in seen)
+    assert any(re.search(r"= \d(\.\d)? / ", p) for p in seen)
+    report = fuzz("misbehaving:RTrueDivSwapped", count=200, seed=0)
+    assert report.failure is not None and re.match(r"\d(\.\d)? / ", report.program), report.program
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_a_node_reached_by_paths_of_unequal_length_is_found(misbehaving: ModuleType, seed: int) -> None:
+    report = fuzz("misbehaving:PreorderBackward", count=200, seed=seed)
+    assert report.failure is not None
+    assert fuzz("engines:Same", count=report.tried, seed=seed).failure is None  # the same graphs, correct engine
+
+
+def test_the_api_and_the_command_line_draw_the_same_graphs(engines: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradspec.tools import fuzz as fuzz_module
+
+    drawn: list[str] = []
+    check = fuzz_module._check
+    monkeypatch.setattr(fuzz_module, "_check", lambda example, *a: drawn.append(example[0]) or check(example, *a))
+    fuzz("builtin", count=150, seed=11)
+    api = list(drawn)
+    drawn.clear()
+    assert main(["fuzz", "--count", "150", "--seed", "11"]) == 0
+    assert drawn == api and len(api) == 150
+
+
+def test_failure_after_n_graphs_counts_graphs_not_shrink_steps(engines: ModuleType,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradspec.tools import fuzz as fuzz_module
+
+    verdicts: list[Verdict | None] = []
+    check = fuzz_module._check
+
+    def recording(*args: object) -> object:
+        result = check(*args)  # type: ignore[arg-type]
+        verdicts.append(None if result is None else result.verdict)
+        return result
+
+    monkeypatch.setattr(fuzz_module, "_check", recording)
+    report = fuzz("engines:TanhSignFlip", count=200, seed=7)
+    assert report.failure is not None
+    drawn = verdicts[:report.tried]  # then come the shrinker's checks, which are not graphs drawn
+    assert len(verdicts) > report.tried
+    assert drawn[-1] is Verdict.FAIL and Verdict.FAIL not in drawn[:-1]
+
+
+def test_hypothesis_is_a_dependency_of_gradspec_itself() -> None:
+    with (Path(__file__).resolve().parent.parent / "pyproject.toml").open("rb") as f:
+        project = tomllib.load(f)["project"]
+    assert any(d.startswith("hypothesis") for d in project["dependencies"])

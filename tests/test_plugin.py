@@ -350,13 +350,45 @@ def test_xdist_matches_serial(suite: pytest.Pytester, monkeypatch: pytest.Monkey
     assert "2 workers" in parallel.stdout.str()
 
 
+# -- nothing passes silently ----------------------------------------------------------------------------------
+
+
+def test_an_engine_that_cannot_load_is_a_usage_error(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    result = suite.runpytest("--gradspec-engine", "torch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--gradspec-engine: engine torch cannot be used: torch is not installed "
+                                 "(pip install 'gradspec[[]torch[]]')"])
+
+
+def test_a_protocol_mismatch_is_a_usage_error(suite: pytest.Pytester, misbehaving: ModuleType) -> None:
+    result = suite.runpytest("--gradspec-engine", "misbehaving:Derivative")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*engine's Value has no attribute grad; map it with grad = \"derivative\"*"])
+
+
+def test_a_session_in_which_an_engine_compared_nothing_fails(pytester: pytest.Pytester, engines: ModuleType) -> None:
+    write(pytester, "t.gradspec.yaml", """
+        cases:
+          - id: t
+            expr: tanh(x)
+            at: [{x: 1}, {x: 2}]
+        """)
+    result = pytester.runpytest("--gradspec-engine", "engines:NoTanh")
+    result.assert_outcomes(skipped=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["engine engines:NoTanh compared nothing: every one of its checks was skipped"])
+    assert pytester.runpytest("--gradspec-engine", "builtin").ret == pytest.ExitCode.OK
+
+
 def test_the_plugin_keeps_its_state_in_the_config_stash_only() -> None:
     import gradspec.plugin as plugin
 
     tree = ast.parse(Path(plugin.__file__).read_text(encoding="utf-8"))
     assigned = [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
-    assert assigned == ["_ENGINES", "_CONVENTIONS", "_CASE_FILE_ERRORS", "_OTHER_ERRORS", "_IMPORTABLE", "_FIRST_FAILURE"]
+    assert assigned == ["_ENGINES", "_CONVENTIONS", "_CASE_FILE_ERRORS", "_OTHER_ERRORS", "_IMPORTABLE", "_ENGINES_RAN",
+                        "_ENGINES_COMPARED", "_FIRST_FAILURE"]
     assert all(isinstance(getattr(plugin, name), pytest.StashKey) for name in assigned)
 
 

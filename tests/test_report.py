@@ -210,7 +210,7 @@ def _outside_code_spans(md: str) -> str:
 def test_markdown_puts_user_text_in_code_spans(run: Run) -> None:
     md = render("md", run)
     assert f"`engine raised RuntimeError: {SCRIPT_TEXT}`" in md
-    assert md.count("<script>") == 2  # the failure and its matrix cell, each in a code span
+    assert md.count("<script>") == 3  # the failure, its culprit (exp forward) and its matrix cell, each in a code span
     assert "<script>" not in _outside_code_spans(md)
 
 

@@ -188,6 +188,11 @@ def test_recursive_backward_dies_on_a_deep_graph(case: Callable[[str], Case], en
     assert r.message.startswith("engine raised RecursionError: maximum recursion depth exceeded")
     assert r.quantities == ()
     assert r.case_id == "deep-10000" and r.kind == "deep"
+    # the culprit is the traversal, read from where the error came out (backward), not left unnamed
+    assert r.culprit is not None
+    assert (r.culprit.op, r.culprit.kind) == ("backward", "traversal")
+    assert r.culprit.message.startswith("backward raised RecursionError on a graph 20000 ops deep: it walks the "
+                                        "graph recursively")
     # the same engine is fine on a shallow graph
     shallow = case("""
 - id: shallow

@@ -16,6 +16,7 @@ import pytest
 
 import gradspec.run.workers as workers
 from gradspec.cli import main
+from gradspec.engines.call import struck_out
 from gradspec.run.workers import grace
 
 ROOT = Path(__file__).parent.parent
@@ -123,8 +124,11 @@ def test_an_engine_stuck_in_native_code_is_stopped_and_the_run_goes_on(native: P
     assert [r["verdict"] for r in stuck] == ["fail", "fail", "fail"]
     assert [r["point"] for r in stuck] == [{"x": 0.5, "y": 2.0}, {"x": 1.0, "y": 3.0}, {"x": -1.0, "y": 0.5}]
     assert all("did not return within 0.5 s" in r["message"] and "stuck outside Python" in r["message"] for r in stuck)
-    rest = [r["verdict"] for r in results if r not in stuck]
-    assert rest == ["pass"] * 7  # case m on the stuck engine, and everything on the built-in engine
+    # three time-limit hits: the stuck engine's remaining checks (case m) fail at once, without a wait
+    struck = [r for r in results if r["engine"] == "native:HangsNatively" and r["case"] == "m"]
+    assert [r["message"] for r in struck] == [struck_out("native:HangsNatively")] * 2
+    rest = [r["verdict"] for r in results if r not in stuck and r not in struck]
+    assert rest == ["pass"] * 5  # everything on the built-in engine
 
 
 def test_an_engine_that_crashes_its_process_fails_its_checks_only(native: Path, tmp_path: Path) -> None:
@@ -214,3 +218,63 @@ def test_a_process_with_threads_spawns_its_workers() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.run([sys.executable, "-c", THREADS], env=env, capture_output=True, text=True, timeout=60)
     assert (child.returncode, child.stdout.strip()) == (0, "ok"), child.stderr
+
+
+# -- without --jobs: engines other than builtin run in a worker process of their own ---------------------------
+
+MISBEHAVING = """\
+cases:
+  - id: t
+    expr: tanh(x) * y
+    at: [{x: 0.5, y: 2}, {x: 1, y: 3}, {x: -1, y: 0.5}, {x: 2, y: 1}, {x: 0.25, y: 1}]
+  - id: e
+    expr: exp(x) * y + x
+    at: [{x: 0.5, y: 2}, {x: 1, y: 3}]
+  - id: m
+    expr: x * y + x
+    at: [{x: 2, y: 3}, {x: 1, y: 1}]
+"""
+
+
+@pytest.fixture
+def misbehaving_cases(misbehaving: ModuleType, tmp_path: Path) -> Path:
+    cases = tmp_path / "m.gradspec.yaml"
+    cases.write_text(MISBEHAVING)
+    return cases
+
+
+def test_an_engine_that_exits_fails_the_checks_it_was_on_and_the_run_goes_on_without_jobs(
+        misbehaving_cases: Path, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    code, out, _ = run("run", str(misbehaving_cases), "--engine", "builtin", "--engine", "misbehaving:ExitsInExp",
+                       f"--report={report}", "--report", str(tmp_path / "r.md"))
+    assert code == 1
+    assert f"report written: {report}" in out and (tmp_path / "r.md").is_file()
+    results = json.loads(report.read_text())["checks"]
+    assert len(results) == 18
+    died = [(r["case"], r["engine"], r["message"]) for r in results if r["verdict"] != "pass"]
+    assert died == [("e", "misbehaving:ExitsInExp", "the worker process died (exit code 70) during this check")] * 2
+
+
+def test_in_process_the_same_engine_takes_the_run_down(misbehaving_cases: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(DATA), str(ROOT)])}
+    child = subprocess.run([sys.executable, "-m", "gradspec", "run", str(misbehaving_cases), "--in-process",
+                            "--engine", "misbehaving:ExitsInExp"], env=env, capture_output=True, text=True, timeout=120)
+    assert (child.returncode, child.stdout) == (70, "")  # what --in-process gives up, and what the worker saves
+
+
+@pytest.mark.parametrize("where", [[], ["--in-process"], ["--jobs", "2"]])
+def test_after_three_time_limit_hits_an_engine_s_remaining_checks_fail_at_once(
+        misbehaving_cases: Path, tmp_path: Path, where: list[str]) -> None:
+    report = tmp_path / "r.json"
+    start = time.perf_counter()
+    code, _, _ = run("run", str(misbehaving_cases), "--engine", "misbehaving:HangsOnTanh", "--time-limit", "0.5",
+                       *where, f"--report={report}")
+    took = time.perf_counter() - start
+    assert code == 1
+    results = json.loads(report.read_text())["checks"]
+    messages = [r["message"] for r in results if r["engine"] == "misbehaving:HangsOnTanh"]
+    waited = [m for m in messages if m.startswith("engine did not finish within 0.5 s")]
+    assert len(waited) == 3  # then no more waiting
+    assert messages.count(struck_out("misbehaving:HangsOnTanh")) == len(messages) - 3 - messages.count("")
+    assert took < 3 * 0.5 + 20

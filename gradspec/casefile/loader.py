@@ -268,7 +268,8 @@ class _CaseLoader:
 
     def tolerance(self) -> Tolerance:
         merged = {**self.defaults.get("tolerance", {}), **self.raw.get("tolerance", {})}
-        return Tolerance(**{k: float(v) for k, v in merged.items()})
+        nondet = self.raw.get("nondet_tol", self.defaults.get("nondet_tol", 0.0))
+        return Tolerance(**{k: float(v) for k, v in merged.items()}, nondet=float(nondet))
 
     # -- expressions --------------------------------------------------------------------------------
     def parse(self, key: str) -> Program:

@@ -7,7 +7,7 @@ pytest plugin only read them.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
@@ -187,6 +187,13 @@ class CaseFile:
     path: str
     description: str
     cases: tuple[Case, ...]
+
+    def with_nondet_tol(self, nondet: float | None) -> CaseFile:
+        """The file with every case's nondeterminism tolerance set to ``nondet`` (None: as written)."""
+        if nondet is None:
+            return self
+        cases = tuple(replace(c, tolerance=replace(c.tolerance, nondet=nondet)) for c in self.cases)
+        return replace(self, cases=cases)
 
 
 # -- discovery ------------------------------------------------------------------------------------------

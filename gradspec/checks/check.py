@@ -12,6 +12,7 @@ from typing import Any
 
 import mpmath
 
+from gradspec.checks import nondet
 from gradspec.checks.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
 from gradspec.checks.stepsize import central_errors
 from gradspec.engines import call
@@ -122,24 +123,33 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     if isinstance(called.error, OverflowError):
         return result(*overflow_verdict(ref, engine, called.error, ieee=ieee))
     if called.verdict is not None:
-        return result(called.verdict, called.message)
+        failed = result(called.verdict, called.message)
+        if called.raised and called.error is not None:  # where it raised can name the culprit
+            from gradspec.diagnose.raised import raised_culprit  # the debugging layer builds on this module
+
+            failed = dataclasses.replace(failed, culprit=raised_culprit(graph, called.error))
+        return failed
     outcome = called.get()
     quantities = list(compare(graph, ref, outcome, point, tol, engine))
     if expect is not None:
         quantities = [expect(q, ref.kinks != ()) for q in quantities]
-    message = refs.over_budget
+    # A second run on a fresh build: the first is judged, the second says whether it can be trusted.
+    quantities, unstable, problem = nondet.judge(quantities, outcome, call.run(engine, graph, floats), tol)
+    message = "; ".join(filter(None, [refs.over_budget, problem]))
     if extra is not None:
         more, problem = extra(outcome)
         quantities += more
         message = "; ".join(filter(None, [message, problem]))
     checked = CheckResult(graph.program.source, floats, engine.name, worst([q.verdict for q in quantities]),
-                          tuple(quantities), message, tuple(k.where for k in ref.kinks))
+                          tuple(quantities), message, tuple(k.where for k in ref.kinks), culprit=unstable)
+    if unstable is not None and checked.verdict is Verdict.PASS:  # the second run failed; the first passed
+        checked = dataclasses.replace(checked, verdict=Verdict.FAIL)
     if not ref.kinks:  # a difference across a kink measures the kink, not the step size
         q = next((q for q in quantities if q.role is Role.INPUT and q.exact is not None and math.isfinite(q.exact)), None)
         if q is not None and q.exact is not None:
             checked = dataclasses.replace(checked, step_input=q.name,
                                           step_errors=central_errors(graph, floats, q.name, q.exact))
-    if checked.verdict is Verdict.FAIL and localise_failures:
+    if checked.verdict is Verdict.FAIL and localise_failures and unstable is None:
         from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
 
         checked = dataclasses.replace(checked, culprit=localise(graph, point, engine))

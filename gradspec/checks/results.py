@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["CheckResult", "Culprit", "CulpritKind", "Quantity", "Role", "Run", "Tolerance", "Verdict", "worst"]
+__all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "Quantity", "Role", "Run", "Tolerance", "Verdict",
+           "skip_reason", "worst"]
 
 
 class Verdict(StrEnum):
@@ -40,12 +43,17 @@ class CulpritKind(StrEnum):
     ACCUMULATION = "accumulation"  # an op assigns its gradient where it should add to it
     TRAVERSAL = "traversal"  # every rule is right alone: backward visits or sums nodes wrongly
     FORWARD = "forward"  # an op computes the wrong value
+    NONDETERMINISM = "nondeterminism"  # two runs of the same graph disagree
 
     def __str__(self) -> str:
         return self.value
 
 
 _SEVERITY = [Verdict.PASS, Verdict.SKIP, Verdict.XFAIL, Verdict.CONVENTION, Verdict.FAIL, Verdict.ERROR]
+
+
+COMPARED: frozenset[Verdict] = frozenset({Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.XFAIL})
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?")
 
 
 def worst(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
@@ -61,12 +69,14 @@ class Tolerance:
     fails. What rounding legitimately does near zero (cancellation, an input that is not a float) is
     the rounding allowance's to allow, point by point, not a blanket absolute tolerance's; an exact
     zero must come out zero or within that allowance. ``h`` is the numerical reference's step (scaled
-    by ``max(1, |x|)``).
+    by ``max(1, |x|)``). ``nondet`` is how far two runs of the
+    same check on the same engine may differ (0: they must agree exactly).
     """
 
     rtol: float = 1e-7
     atol: float = 0.0
     h: float = 1e-4
+    nondet: float = 0.0
 
     def bound(self, exact: float) -> float:
         return self.atol + self.rtol * abs(exact) if math.isfinite(exact) else 0.0
@@ -199,9 +209,27 @@ class Run:
                 out[r.verdict] += 1
         return out
 
+    def skips(self) -> list[tuple[str, int]]:
+        """Skipped checks by reason, the commonest first."""
+        counts = Counter(skip_reason(r) for r in self.results if r.verdict is Verdict.SKIP)
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+    def idle_engines(self) -> list[str]:
+        """Engines of the run that compared nothing: every check of theirs skipped (or there were none)."""
+        compared = {r.engine for r in self.results if r.verdict in COMPARED}
+        return [e for e in self.engines if e not in compared]
+
     @property
     def exit_code(self) -> int:
-        """0 all passed, 1 a check failed, 2 invalid input."""
+        """0 all passed, 1 a check failed or an engine compared nothing, 2 invalid input."""
         if self.errors or any(r.verdict is Verdict.ERROR for r in self.results):
             return 2
-        return 1 if any(r.verdict is Verdict.FAIL for r in self.results) else 0
+        return 1 if any(r.verdict is Verdict.FAIL for r in self.results) or self.idle_engines() else 0
+
+
+def skip_reason(result: CheckResult) -> str:
+    """Why a check was skipped, in words shared by every check skipped for that reason: the engine's
+    own detail (after the first ``": "``) and the numbers are left out, so reasons can be counted."""
+    text = result.message or next((q.note for q in result.quantities if q.verdict is Verdict.SKIP and q.note), "")
+    head = text.split(": ", 1)[0] if not text.startswith("case is only for") else text
+    return _NUMBER.sub("N", head).strip() or "no reason given"

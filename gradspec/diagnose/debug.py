@@ -39,7 +39,8 @@ from gradspec.reference.chain import adjoints, forward
 from gradspec.reference.chain import local_partials as _local_partials
 from gradspec.reference.exact import DPS
 
-__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression", "subprogram"]
+__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression",
+           "subprogram"]
 
 _SHRINK_LIMIT = 200  # steps; larger graphs are not shrunk
 _UPSTREAM = 1.75  # an upstream gradient that is not 1, so a missing chain factor shows
@@ -95,8 +96,10 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
     """Name the op (or ``backward``) that makes ``engine`` wrong on ``graph`` at ``point``."""
     floats = {k: float(v) for k, v in point.items()}
     called = call.run(engine, graph, floats, every_node=True, representable=False)
-    if called.verdict is not None:  # the engine failing to run is reported by the check itself
-        return None
+    if called.verdict is not None:  # the check reports the failure; where it raised may name the culprit
+        from gradspec.diagnose.raised import raised_culprit  # it reads node labels from this module
+
+        return raised_culprit(graph, called.error) if called.raised and called.error is not None else None
     outcome = called.get()
     values, adj = _exact_state(graph, point)
     forward_bug = _first_wrong_value(graph, outcome, values)
@@ -104,10 +107,12 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
         return forward_bug
     grads = outcome.node_grads
     for j in range(len(graph.steps) - 1, -1, -1):
-        if j not in grads or j == graph.output:
+        if j not in grads or j == graph.output or grads[j] is None:  # None: not reported, so not judged
             continue
         if _close(grads[j], float(adj[j])):
             continue
+        if any(grads[i] is None for i, s in enumerate(graph.steps) if j in s.args and i in grads):
+            return None  # what its consumers passed down is not reported: nothing to say which one erred
         return _blame(graph, j, values, grads, engine)
     return None
 
@@ -122,6 +127,10 @@ def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any]) -> Cul
                            message=f"{step.op} at `{_label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
                                    f"engine {ve:.10g}")
     return None
+
+
+def _g(x: float | None) -> str:
+    return "nothing" if x is None else f"{x:.10g}"
 
 
 def _op(graph: Graph, i: int) -> str:
@@ -156,8 +165,17 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
             detail = (f"d/d({_side(op_name, k)}) exact {expected:.10g}, engine passed {got:.10g}" if single and got is not None
                       else f"its backward rule is wrong in isolation (d/d{node} exact {expected:.10g}, engine {got})")
             return Culprit(op_name, CulpritKind.RULE, node, _side(op_name, k), exact_passed, got, f"{where}: {detail}")
-        return Culprit(op_name, CulpritKind.ACCUMULATION, node, _side(op_name, k), expected, got,
-                       f"{where}: overwrites the gradient of its input instead of adding to it (= for +=); "
+        if verdict == "accumulation":
+            return Culprit(op_name, CulpritKind.ACCUMULATION, node, _side(op_name, k), expected, got,
+                           f"{where}: overwrites the gradient of its input instead of adding to it (= for +=): "
+                           f"alone it is right, beside another use of its input the other contribution is lost; "
+                           f"d/d{node} exact {expected:.10g}, engine {got}")
+        assert isinstance(verdict, tuple)
+        shared, exact_shared, engine_shared = verdict
+        return Culprit(op_name, CulpritKind.ACCUMULATION, node, "both", expected, got,
+                       f"{where}: with one node in both operand slots ({shared}), it gives d/da = {_g(engine_shared)}"
+                       f" where the exact value is {exact_shared:.10g}: the two slots' contributions are not both "
+                       "counted (alone, and beside another use of its input, it is right); "
                        f"d/d{node} exact {expected:.10g}, engine {got}")
     return Culprit("backward", CulpritKind.TRAVERSAL, node, "", expected, got,
                    f"every op's backward rule is right in isolation, yet d/d{node} is {got} where the ops above it "
@@ -165,8 +183,10 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
                    "an accumulation")
 
 
-def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str | None:
-    """Test op ``i`` alone at its argument values: "rule" or "accumulation" when it fails, else None."""
+def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str | tuple[str, float, float | None] | None:
+    """Test op ``i`` alone at its argument values: "rule" when it fails alone, "accumulation" when it
+    fails beside another use of its input, and (the graph, exact, engine d/da) when it fails only with one
+    node in both operand slots; None when it passes every test."""
     step = graph.steps[i]
     op = OPS[_op(graph, i)]
     args = [(float(values[a]), graph.varying[a]) for a in step.args]
@@ -175,8 +195,14 @@ def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str |
             return "rule"
     if _fails(_mini(op.name, args, accumulate=True, shared=False), engine):
         return "accumulation"
-    if op.arity == 2 and all(v for _, v in args) and _fails(_mini(op.name, args, accumulate=False, shared=True), engine):
-        return "accumulation"
+    if op.arity == 2 and all(v for _, v in args):
+        graph_shared, point = _mini(op.name, args, accumulate=False, shared=True)
+        if _fails((graph_shared, point), engine):
+            _, adj = _exact_state(graph_shared, point)
+            called = call.run(engine, graph_shared, {k: float(v) for k, v in point.items()}, representable=False)
+            got = called.get().grads.get("a") if called.ok else None
+            text = f"{op.symbol or op.name}".join(["a ", " a"]) if op.symbol else f"{op.name}(a, a)"
+            return (f"1.75 * ({text}) at a = {args[0][0]:g}", float(adj[graph_shared.inputs[0][1]]), got)
     return None
 
 

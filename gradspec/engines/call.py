@@ -9,6 +9,7 @@ what came back is what the protocol promises, and records what happened in a :cl
     the engine ran past its limit                                 -> Called(value=None,  verdict=FAIL)
     the engine raised (RecursionError included)                   -> Called(value=None,  verdict=FAIL)
     the engine returned something the protocol does not allow    -> Called(value=None,  verdict=FAIL)
+      (a non-number where a float belongs: "engine returned a non-number ...", never "engine raised")
 
 An engine failing is a result of the check, never a crash of the run; a caller reads ``verdict`` and
 ``message`` and decides what that failure means for its own check.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gradspec.checks.results import Verdict
-from gradspec.engines.protocol import Engine, Outcome, Unsupported
+from gradspec.engines.protocol import Engine, NotANumber, Outcome, Unsupported
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
 
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from gradspec.engines.tensor import TensorOutcome
     from gradspec.graph.tensor import TensorGraph
 
-__all__ = ["Called", "ProtocolError", "batch", "guarded", "run", "steps", "tensor"]
+__all__ = ["STRIKES", "Called", "ProtocolError", "batch", "guarded", "run", "steps", "struck_out", "tensor", "timed_out"]
+
+STRIKES = 3  # time-limit hits after which an engine's remaining checks fail without running
 
 T = TypeVar("T")
 
@@ -61,7 +64,8 @@ class Called(Generic[T]):
     @property
     def raised(self) -> bool:
         """The engine itself raised (not a time limit, a skip or a broken answer)."""
-        return self.verdict is Verdict.FAIL and self.error is not None and not isinstance(self.error, TimeLimit | ProtocolError)
+        return self.verdict is Verdict.FAIL and self.error is not None and \
+            not isinstance(self.error, TimeLimit | ProtocolError | NotANumber)
 
     def get(self) -> T:
         assert self.value is not None, "read the answer of a call that failed"
@@ -83,6 +87,8 @@ def guarded(body: Callable[[], T], check: Callable[[T], None] = lambda _: None) 
         return done(None, Verdict.FAIL, f"engine {exc}", exc)
     except Unsupported as exc:
         return done(None, Verdict.SKIP, str(exc), exc)
+    except NotANumber as exc:  # gradspec's own float() of an answer: the engine returned it, it raised nothing
+        return done(None, Verdict.FAIL, str(exc), exc)
     except (Exception, RecursionError) as exc:  # the engine under test failed: its check fails, the run goes on
         return done(None, Verdict.FAIL, f"engine raised {type(exc).__name__}: {exc}", exc)
     try:
@@ -105,7 +111,28 @@ def run(engine: Engine, graph: Graph, point: Mapping[str, float], *, every_node:
         # an engine that overrides run() may not take every_node: it is passed only when asked for
         return engine.run(graph, point, every_node=True) if every_node else engine.run(graph, point)
 
-    return guarded(body, lambda out: _outcome(out, every_node))
+    return _counted(engine, body, lambda out: _outcome(out, every_node))
+
+
+def timed_out(message: str) -> bool:
+    """Whether a check's message says its engine call ran past the time limit."""
+    return message.startswith("engine did not finish within") or message.startswith("engine did not return within")
+
+
+def struck_out(engine_name: str) -> str:
+    """The one message of every check an engine does not get to run after ``STRIKES`` time-limit hits."""
+    return (f"not run: engine {engine_name} ran past the time limit {STRIKES} times, so its remaining checks fail "
+            "at once instead of waiting for it again")
+
+
+def _counted(engine: Engine, body: Callable[[], T], check: Callable[[T], None] = lambda _: None) -> Called[T]:
+    """``guarded``, counting the engine's time-limit hits; after ``STRIKES`` of them it is not called again."""
+    if engine.time_limit_hits >= STRIKES:
+        return Called(None, Verdict.FAIL, struck_out(engine.name))
+    called = guarded(body, check)
+    if called.timed_out:
+        engine.time_limit_hits += 1
+    return called
 
 
 def batch(engine: Engine, graph: Graph, columns: Mapping[str, Sequence[float]]) -> Called[tuple[list[float], dict[str, list[float]]]] | None:
@@ -114,7 +141,7 @@ def batch(engine: Engine, graph: Graph, columns: Mapping[str, Sequence[float]]) 
     if method is None:
         return None
     size = len(next(iter(columns.values()), ()))
-    return guarded(lambda: method(graph, columns), lambda out: _batch(out, size, [n for n, _ in graph.inputs]))
+    return _counted(engine, lambda: method(graph, columns), lambda out: _batch(out, size, [n for n, _ in graph.inputs]))
 
 
 def steps(engine: Engine, build: Callable[[], tuple[Any, Sequence[Any]]], *, backward: bool = True) -> Called[tuple[float, list[float | None]]]:
@@ -132,7 +159,7 @@ def steps(engine: Engine, build: Callable[[], tuple[Any, Sequence[Any]]], *, bac
         for g in answer[1]:
             _real("a gradient", g, optional=True)
 
-    return guarded(body, check)
+    return _counted(engine, body, check)
 
 
 def tensor(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> Called[TensorOutcome]:
@@ -154,7 +181,7 @@ def tensor(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cotang
         if len(out.grads) != len(cotangents):
             raise ProtocolError(f"{len(out.grads)} gradients for {len(cotangents)} cotangents")
 
-    return guarded(body, check)
+    return _counted(engine, body, check)
 
 
 def _real(what: str, x: object, *, optional: bool = False) -> None:

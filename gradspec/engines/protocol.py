@@ -24,18 +24,18 @@ engines register a factory under the ``gradspec.engines`` entry-point group.
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from gradspec.engines.probe import Probe, probe_value_class
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, REVERSE_ONLY, Capability, Op
 
-__all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NamedEngine", "Outcome", "Unavailable", "Unsupported",
-           "ValueClassEngine", "resolve"]
+__all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NamedEngine", "NotANumber", "Outcome", "Unavailable",
+           "Unsupported", "ValueClassEngine", "resolve"]
 
 FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
@@ -45,6 +45,13 @@ FLOAT32_SMALLEST = 1.401298464324817e-45  # the smallest subnormal
 
 class Unsupported(Exception):
     """Raised by an engine for an op or operand kind it does not have; the check is skipped."""
+
+
+class NotANumber(Exception):
+    """The engine handed back something gradspec cannot read as a float (a string, a complex, a list).
+
+    Raised by gradspec's own conversion, so that a report says what the engine returned instead of
+    blaming the engine for an exception it never raised."""
 
 
 @dataclass
@@ -64,6 +71,12 @@ class Engine:
     name: str = "engine"
     eps: float = FLOAT64_EPS
     capabilities: frozenset[Capability] = REVERSE_ONLY
+    keeps_intermediates: bool = True  # whether gradients() reports d out/d node for nodes that are not leaves
+    time_limit_hits: int = 0  # calls that ran past the time limit (counted by gradspec.engines.call)
+
+    def protocol_problem(self) -> str | None:
+        """Why this engine cannot take part in a run at all (found once, before any check), or None."""
+        return None
 
     # -- primitives -----------------------------------------------------------------------------
     def begin(self) -> None:
@@ -126,6 +139,9 @@ class Engine:
         wanted = [(n, i) for n, i in names if used[i]]
         steps = [i for i, s in enumerate(graph.steps) if used[i] and graph.varying[i]] if every_node else []
         grads = self.gradients(out, [nodes[i] for _, i in wanted] + [nodes[i] for i in steps])
+        if not self.keeps_intermediates:  # not reported, which is not the same as wrong
+            leaves = {i for _, i in graph.inputs}
+            grads = [g if i in leaves else None for i, g in zip([i for _, i in wanted] + steps, grads, strict=True)]
         result: dict[str, float | None] = {n: 0.0 for n, _ in names}  # a node the output does not use: 0
         result.update({n: g for (n, _), g in zip(wanted, grads, strict=False)})
         outcome = Outcome(self.value(out), result)
@@ -157,15 +173,27 @@ class Engine:
         args = [a if v else self.const(a) for a, v in zip(args, varying, strict=True)]
         try:
             return self.apply(op, args)
-        except (TypeError, NotImplementedError) as exc:
+        except (TypeError, NotImplementedError, AssertionError) as exc:
+            # micrograd-style classes raise TypeError, or assert, on operand kinds they do not take (a Value
+            # exponent). Whether that is what happened is asked of the engine: the same op on the same
+            # operand kinds at harmless values. If that works, the engine takes these operands and raised
+            # on these values (a complex result of (-8) ** 0.5): its error, not a missing feature.
+            if self.takes(op, varying):
+                raise
+            if isinstance(exc, AssertionError):
+                refused = op.asserts_on_value  # the op's row says which argument such an assert is about
+                if refused is not None and varying[refused[0]]:
+                    raise Unsupported(f"{refused[1]}: {exc}") from exc
+                raise
             raise Unsupported(f"engine cannot apply {op.name} to {_kinds(varying)}: {exc}") from exc
-        except AssertionError as exc:
-            # micrograd-style classes assert on operand kinds they do not take (a Value exponent); the
-            # op's row says which argument that is.
-            refused = op.asserts_on_value
-            if refused is not None and varying[refused[0]]:
-                raise Unsupported(f"{refused[1]}: {exc}") from exc
-            raise
+
+    def takes(self, op: Op, varying: list[bool]) -> bool:
+        """Whether the engine applies ``op`` to these operand kinds at all (at 0.5, inside every domain)."""
+        try:
+            self.apply(op, [self.leaf(0.5) if v else self.const(0.5) for v in varying])
+        except Exception:
+            return False
+        return True
 
 
 def _kinds(varying: list[bool]) -> str:
@@ -208,6 +236,7 @@ class ValueClassEngine(Engine):
         self.grad_attr = grad
         self.methods = dict(methods or {})
         self._builtins = False  # apply ops through Python's builtin spelling (abs(x)) where the class has it
+        self._probed: Probe | None = None
 
     def __repr__(self) -> str:
         return f"ValueClassEngine({self.name})"
@@ -219,6 +248,23 @@ class ValueClassEngine(Engine):
         if not hasattr(self.cls, self._spelt("backward")):
             return f"engine has no {self._spelt('backward')}()"
         return super().unsupported(graph)
+
+    @property
+    def _probe(self) -> Probe:
+        if self._probed is None:
+            self._probed = probe_value_class(self.cls, self.name, data=self.data_attr, grad=self.grad_attr,
+                                             backward=self._spelt("backward"))
+        return self._probed
+
+    def protocol_problem(self) -> str | None:
+        return self._probe.problem
+
+    def begin(self) -> None:
+        self._probe  # noqa: B018 -- probed before the first graph, never between two runs of one check
+
+    @property
+    def keeps_intermediates(self) -> bool:  # type: ignore[override]
+        return self._probe.problem is not None or self._probe.keeps_intermediates
 
     def missing(self, op: Op, value_left: bool) -> str | None:
         needed = self._spelt(op.needs(value_left))
@@ -261,19 +307,24 @@ class ValueClassEngine(Engine):
 
     def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
         getattr(out, self._spelt("backward"))()
-        return [_float_or_none(getattr(n, self.grad_attr, None)) for n in nodes]
+        return [None if (g := getattr(n, self.grad_attr, None)) is None else as_float(g, "gradient") for n in nodes]
 
     def value(self, node: Any) -> float:
-        return float(getattr(node, self.data_attr))
+        return as_float(getattr(node, self.data_attr), "value")
 
 
-def _float_or_none(g: Any) -> float | None:
-    if g is None:
-        return None
+def as_float(x: Any, what: str) -> float:
+    """``float(x)``, or :class:`NotANumber` saying what the engine returned instead of a number."""
     try:
-        return float(g)
-    except (TypeError, ValueError):
-        return math.nan
+        return float(x)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise NotANumber(f"engine returned a non-number as a {what}: {_shown(x)} ({type(x).__name__}), "
+                         f"which float() rejects: {exc}") from exc
+
+
+def _shown(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Unavailable(Engine):

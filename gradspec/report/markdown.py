@@ -25,7 +25,8 @@ from gradspec.report.common import (
 )
 from gradspec.report.matrix import LEGEND, SYMBOLS, Cell, build_matrix, display_names, shows_matrix
 
-__all__ = ["MATRIX_HEADING", "MAX_ERRORS", "MAX_FAILURES", "MAX_QUANTITIES", "matrix_section", "render_markdown"]
+__all__ = ["MATRIX_HEADING", "MAX_ERRORS", "MAX_FAILURES", "MAX_QUANTITIES", "matrix_section", "render_markdown",
+           "skips_section"]
 
 MAX_FAILURES = 50
 MAX_ERRORS = 50
@@ -52,13 +53,29 @@ def _block(text: str) -> str:
 def _title(run: Run) -> str:
     totals = run.counts()
     failed, errors = totals[Verdict.FAIL], totals[Verdict.ERROR]
+    skipped, idle = totals[Verdict.SKIP], run.idle_engines()
     if run.errors or errors:
         head = "invalid input"
     elif failed:
         head = f"{failed} failed"
+    elif idle:
+        head = f"{', '.join(idle)} compared nothing"
+    elif skipped:
+        head = f"no failures, {skipped:,} skipped"
     else:
         head = "all checks passed"
     return f"## gradspec: {head} ({len(run.results)} checks)"
+
+
+def skips_section(run: Run) -> list[str]:
+    """Skipped checks counted by reason, and the engines that compared nothing."""
+    skips = run.skips()
+    lines = []
+    if skips:
+        total = sum(n for _, n in skips)
+        lines += [f"{total:,} skipped: " + ", ".join(f"{code(reason)} ({n:,})" for reason, n in skips), ""]
+    lines += [f"**Engine {code(e)} compared nothing**: every one of its checks was skipped." for e in run.idle_engines()]
+    return [*lines, ""] if run.idle_engines() else lines
 
 
 def _meta(run: Run) -> str:
@@ -190,6 +207,7 @@ def failures_section(run: Run) -> list[str]:
 
 def render_markdown(run: Run) -> str:
     """The whole Markdown report, ending in a newline."""
-    lines = [_title(run), "", _meta(run), "", *summary_table(run), "", *matrix_section(run), *errors_section(run),
+    lines = [_title(run), "", _meta(run), "", *summary_table(run), "", *skips_section(run), *matrix_section(run),
+             *errors_section(run),
              *failures_section(run)]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -22,7 +22,8 @@ from typing import Any, TextIO
 from gradspec.checks.results import CheckResult, Run, Verdict
 from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, severity, worst_rel_error
 
-__all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "next_steps", "summary"]
+__all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "next_steps", "skip_lines",
+           "summary"]
 
 LISTED_POINTS = 3  # other failing points of a group named by their coordinates before "and N more"
 QUIET_FOR = 2.0  # seconds a run goes without progress lines in a log: short runs print none
@@ -154,11 +155,29 @@ def summary(run: Run) -> str:
     totals = run.counts()
     cases = len({(r.path, r.case_id) for r in run.results})
     parts = [f"{totals[v]} {v.value}" for v in VERDICTS if totals[v]]
-    verdict = {0: "OK", 1: "FAILED", 2: "INVALID INPUT"}[run.exit_code]
+    lines.extend(skip_lines(run))
+    verdict = {0: "OK" if not totals[Verdict.SKIP] else "NO FAILURES, SOME SKIPPED", 1: "FAILED",
+               2: "INVALID INPUT"}[run.exit_code]
     lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
                  f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
                  f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
     return "\n".join(lines)
+
+
+def skip_lines(run: Run) -> list[str]:
+    """The skipped checks by reason, and the engines that compared nothing (which fail the run)."""
+    lines = []
+    skips = run.skips()
+    if skips:
+        total = sum(n for _, n in skips)
+        shown = ", ".join(f"{reason} ({n:,})" for reason, n in skips[:8])
+        more = f", and {len(skips) - 8} more reasons" if len(skips) > 8 else ""
+        lines.append(f"{total:,} skipped: {shown}{more}")
+    for engine in run.idle_engines():
+        n = sum(1 for r in run.results if r.engine == engine)
+        lines.append(f"engine {engine} compared nothing: " + (f"all {n:,} of its checks were skipped" if n
+                                                                else "no check ran on it"))
+    return lines
 
 
 def next_steps(specs: Sequence[str], reports: Sequence[str]) -> str:

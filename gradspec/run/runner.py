@@ -64,7 +64,8 @@ def run_point(case: Case, point: Point | TensorPoint | None, engine: Engine, *, 
     plugin leaves that to pytest's own mark.
     """
     result = _identify(_run(case, point, engine), case, point)
-    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None and isinstance(point, Point):
+    if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None \
+            and isinstance(point, Point) and result.culprit is None:  # a culprit already (nondeterminism) needs no re-run
         result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None,
                           case.domain)
     return _expected(case, result) if apply_xfail else result

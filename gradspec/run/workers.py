@@ -29,11 +29,12 @@ from typing import Any
 from gradspec.casefile.model import Case, CaseFile
 from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult
+from gradspec.engines.call import STRIKES, struck_out, timed_out
 from gradspec.engines.protocol import Engine, NamedEngine
 from gradspec.errors import GradspecError
 from gradspec.limits import LIMITS
 
-__all__ = ["grace", "run_in_workers"]
+__all__ = ["grace", "run_in_workers", "run_units"]
 
 _UNIT, _POINT, _STARTED, _SECONDS = range(4)  # the slots of a worker's shared state
 _NOT_STARTED, _BETWEEN = -1.0, -2.0  # a worker's unit before its first one, and between two
@@ -56,6 +57,7 @@ class _Setup:
     engines: tuple[str | NamedEngine, ...]  # specs, resolved again in each worker
     engine_limit: float
     derivation_limit: float
+    nondet_tol: float | None = None  # the command line's, applied again to the files a spawned worker loads
 
 
 class _Pool:
@@ -63,11 +65,11 @@ class _Pool:
 
     def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
                  engines: Sequence[tuple[str | NamedEngine, Engine]], jobs: int,
-                 on_result: Callable[[CheckResult], bool] = lambda _: False) -> None:
+                 on_result: Callable[[CheckResult], bool] = lambda _: False, nondet_tol: float | None = None) -> None:
         self.files, self.engines = files, [engine for _, engine in engines]
         self.on_result, self.stopped = on_result, False
         self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
-                            tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation)
+                            tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation, nondet_tol)
         self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
         self.results: list[dict[int, CheckResult]] = [{} for _ in self.units]
         # The longest units first (training, then the most points), so that no worker is left with a
@@ -75,19 +77,37 @@ class _Pool:
         order = sorted(range(len(self.units)), key=lambda u: _cost(self.case(u)), reverse=True)
         self.queue: deque[int] = deque(order)
         self.resume: dict[int, int] = {}  # unit -> the point a fresh worker starts from
+        self.hits = [0] * len(engines)  # time-limit hits per engine, in every worker together
         context = multiprocessing.get_context("fork" if _single_threaded() else "spawn")
         self.workers = [_Worker(context, self) for _ in range(max(1, min(jobs, len(self.units))))]
+
+    def strike_out(self, unit: int) -> None:
+        """Fail the unit's remaining points at once: its engine has run past the time limit too often."""
+        from gradspec.run.runner import failed
+
+        case, (_, _, ei) = self.case(unit), self.units[unit]
+        name = self.engines[ei].name
+        first = self.resume.pop(unit, 0)
+        points = list(case.points[first:]) if case.points else [None]
+        for i, point in enumerate(points, first):
+            result = self.results[unit][i] = failed(case, point, name, struck_out(name))
+            self.stopped = self.on_result(result) or self.stopped
 
     def case(self, unit: int) -> Case:
         fi, ci, _ = self.units[unit]
         return self.files[fi].cases[ci]
 
-    def run(self, on_unit: Callable[[str], None]) -> list[CheckResult]:
+    def run(self, on_unit: Callable[[str], None]) -> list[list[CheckResult]]:
         try:
             while (self.queue or any(w.inflight for w in self.workers)) and not self.stopped:
                 for w in self.workers:
                     while self.queue and w.wants_more():
-                        w.give(self.queue.popleft())
+                        unit = self.queue.popleft()
+                        if self.hits[self.units[unit][2]] >= STRIKES:
+                            self.strike_out(unit)
+                            on_unit(self.case(unit).id)
+                        else:
+                            w.give(unit)
                 busy = [w for w in self.workers if w.inflight]
                 left = [t for t in (w.stuck_in() for w in busy) if t is not None]
                 ready = multiprocessing.connection.wait([w.conn for w in busy], max(0.0, min([*left, _POLL])))
@@ -110,18 +130,29 @@ class _Pool:
         finally:
             for w in self.workers:
                 w.close()
-        return [r for per_unit in self.results for _, r in sorted(per_unit.items())]
+        return [[r for _, r in sorted(per_unit.items())] for per_unit in self.results]
 
 
 def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
                    engines: Sequence[tuple[str | NamedEngine, Engine]],
                    jobs: int, on_unit: Callable[[str], None] = lambda _: None,
-                   on_result: Callable[[CheckResult], bool] = lambda _: False) -> list[CheckResult]:
+                   on_result: Callable[[CheckResult], bool] = lambda _: False,
+                   nondet_tol: float | None = None) -> list[CheckResult]:
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and
     the engine it resolved to), in ``jobs`` worker processes; results come back in serial order.
     ``on_unit`` hears each finished case id, ``on_result`` each result as it arrives: when it returns
     True, the run stops and returns the results it has, still in serial order."""
-    return _Pool(files, cases, engines, jobs, on_result).run(on_unit)
+    units = run_units(files, cases, engines, jobs, on_unit, on_result, nondet_tol)
+    return [r for per_unit in units for r in per_unit]
+
+
+def run_units(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str | NamedEngine, Engine]],
+              jobs: int, on_unit: Callable[[str], None] = lambda _: None,
+              on_result: Callable[[CheckResult], bool] = lambda _: False,
+              nondet_tol: float | None = None) -> list[list[CheckResult]]:
+    """As :func:`run_in_workers`, the results grouped by (case, engine) unit: case by case, and within a
+    case engine by engine, so that a caller can interleave them with results of its own."""
+    return _Pool(files, cases, engines, jobs, on_result, nondet_tol).run(on_unit)
 
 
 class _Worker:
@@ -177,6 +208,8 @@ class _Worker:
 
     def _record(self, unit: int, index: int, result: CheckResult, last: bool) -> list[int]:
         self.pool.results[unit][index] = result
+        if timed_out(result.message):
+            self.pool.hits[self.pool.units[unit][2]] += 1
         self.pool.stopped = self.pool.on_result(result) or self.pool.stopped
         if not last:
             return []
@@ -212,6 +245,8 @@ class _Worker:
                 break
         pool = self.pool
         unit, index = int(self.state[_UNIT]), int(self.state[_POINT])
+        if timed_out(message) and unit >= 0:
+            pool.hits[pool.units[unit][2]] += 1
         if unit == _NOT_STARTED:
             raise GradspecError(f"a worker process could not start ({message}); its error is above")
         rest = list(self.inflight)
@@ -296,7 +331,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
             state[_STARTED] = time.monotonic()
 
     LIMITS.watch = watch
-    files = built[0] if built else [load_file(p) for p in setup.paths]
+    files = built[0] if built else [load_file(p).with_nondet_tol(setup.nondet_tol) for p in setup.paths]
     cases = [[_case(f, cid) for cid in ids] for f, ids in zip(files, setup.case_ids, strict=True)]
     engines = built[1] if built else [resolve(s) for s in setup.engines]
     try:

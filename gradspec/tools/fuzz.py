@@ -1,19 +1,27 @@
-"""Random graph fuzzing: Hypothesis draws expression graphs over the op table, gradspec checks each one
-against the exact reference, and a failure is shrunk to a minimal graph and input.
+"""Random graph fuzzing: Hypothesis draws expression graphs over the ops an engine has, gradspec checks
+each one against the exact reference, and the first failure is shrunk to a minimal graph and input.
 
-Graphs are drawn as a sequence of named steps, each applying an op to any earlier step or input, so
-they have shared sub-expressions, reused variables and chains. Inputs are short decimals. Ops with a
-restricted domain get arguments that keep them inside it (``log(a*a + c)``), and points that land on a
-kink or overflow are not counted as failures, so a correct engine is never reported. Everything is
-seeded: the same seed gives the same graphs and the same minimal failure.
+Graphs are drawn as a sequence of named steps, each applying an op to earlier steps, inputs or
+constants (on either side: ``2 - x``, ``c / x``), so they have shared sub-expressions, reused variables
+and chains. A binary step often takes as its second operand an ancestor of its first, which makes a
+node that is reached by paths of unequal length: the shape on which a traversal that runs a node before
+all of its gradient arrived goes wrong. Only ops (and operand kinds) the engine applies are drawn, so
+every graph is one the engine can be judged on. Inputs are short decimals. Ops with a restricted domain
+get arguments that keep them inside it (``log(a*a + c)``), and points that land on a kink or overflow
+are not counted as failures, so a correct engine is never reported.
+
+Everything is seeded and nothing else counts: Hypothesis only generates (its own shrinker stops on a
+clock), and the failure is shrunk by gradspec's deterministic shrinkers, so the same seed gives the same
+graphs and the same minimal failure from the Python API and from the command line.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,39 +32,106 @@ from hypothesis.errors import NoSuchExample
 
 from gradspec.casefile.schema_file import SCHEMA_LINE, copy_beside
 from gradspec.checks.check import check_graph, prepare
-from gradspec.checks.results import CheckResult, Culprit, Tolerance, Verdict
-from gradspec.diagnose.debug import as_yaml_case, localise, subprogram
+from gradspec.checks.results import COMPARED, CheckResult, Culprit, Tolerance, Verdict, skip_reason
+from gradspec.diagnose.debug import as_yaml_case, localise, shrink, shrink_input, subprogram
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import GradspecError
 from gradspec.graph.printer import strip
 from gradspec.ops.table import OPS, Op
 from gradspec.reference.store import exact
 
-__all__ = ["FuzzReport", "fuzz", "graphs"]
+__all__ = ["FuzzReport", "Ops", "fuzz", "graphs", "ops_of"]
 
 _NAMES = ("x", "y", "z")
 # Every op its row lets the fuzzer draw, unary ones first (the order Hypothesis draws and shrinks in).
 _OPS = tuple(sorted((o for o in OPS.values() if o.fuzz is not None), key=lambda o: o.arity))
 _SHIFTS = ("0.5", "1", "2")  # keep log, sqrt, div and pow bases positive: f(a*a + c)
 _LIMIT = mpmath.mpf(10) ** 30  # values and gradients beyond this are overflow territory, not bugs
+_CONSTANTS = ("2", "3", "0.5", "1.5")  # positive: a constant on the left of any op stays in its domain
+
+
+@dataclass(frozen=True)
+class Ops:
+    """What may be drawn: ``ops`` (names, on Values), ``left_constant`` (binary ops that may take a
+    constant on the left: the engine's reflected method) and ``constant_last`` (ops whose last argument
+    must be a constant: the engine does not take a Value there, as micrograd's ``**``)."""
+
+    ops: tuple[str, ...] = tuple(o.name for o in _OPS)
+    left_constant: tuple[str, ...] = tuple(o.name for o in _OPS if o.arity == 2)
+    constant_last: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.ops
+
+    @property
+    def lacking(self) -> list[str]:
+        """The ops fuzz draws from that are left out, and the operand kinds (``c - x``, ``x ** y``)."""
+        out = [o.name for o in _OPS if o.name not in self.ops]
+        out += [f"{OPS[n].symbol or n} with a constant on the left" for n in self.ops
+                if OPS[n].arity == 2 and n not in self.left_constant]
+        return out + [f"{OPS[n].symbol or n} with a Value as its last argument" for n in self.constant_last]
+
+
+def ops_of(engine: Engine) -> Ops:
+    """The ops ``engine`` applies, each asked of the engine itself (at harmless values, once)."""
+    def takes(op: Op, *varying: bool) -> bool:
+        return engine.missing(op, varying[0]) is None and engine.takes(op, list(varying))
+
+    ops, left, last = [], [], []
+    for op in _OPS:
+        if op.arity == 1:
+            if takes(op, True):
+                ops.append(op.name)
+            continue
+        values, constant = takes(op, True, True), takes(op, True, False)
+        if values or (constant and op.fuzz is not None and op.fuzz.constants):
+            ops.append(op.name)
+            if not values:
+                last.append(op.name)
+            if takes(op, False, True):
+                left.append(op.name)
+    return Ops(tuple(ops), tuple(left), tuple(last))
 
 
 @st.composite
-def graphs(draw: st.DrawFn, max_depth: int = 6) -> tuple[str, dict[str, Fraction]]:
-    """A program text in gradspec's grammar and a point for its inputs."""
+def graphs(draw: st.DrawFn, max_depth: int = 6, ops: Ops | None = None) -> tuple[str, dict[str, Fraction]]:
+    """A program text in gradspec's grammar and a point for its inputs, using only ``ops``."""
+    ops = ops or Ops()
+    if ops.empty:
+        raise GradspecError("the engine applies none of the ops fuzz draws from")
+    rows = tuple(o for o in _OPS if o.name in ops.ops)
     inputs = list(_NAMES[: draw(st.integers(1, len(_NAMES)))])
     available = list(inputs)
+    parents: dict[str, set[str]] = {n: set() for n in inputs}
+    ancestors: dict[str, set[str]] = {n: set() for n in inputs}
     lines = []
     for k in range(draw(st.integers(1, max_depth))):
         # Recent steps are likelier operands, which grows chains; any earlier one may be reused.
         def operand() -> str:
-            recent = available[-3:]
-            return draw(st.one_of(st.sampled_from(recent), st.sampled_from(available)))
+            return draw(st.one_of(st.sampled_from(available[-3:]), st.sampled_from(available)))
 
-        op = draw(st.sampled_from(_OPS))
-        text = _apply(op, [operand() for _ in range(op.arity)], draw)
-        lines.append(f"t{k} = {text}")
-        available.append(f"t{k}")
+        op = draw(st.sampled_from(rows))
+        a = operand()
+        used = [a]
+        if op.arity == 1:
+            text = _apply(op, [a], draw)
+        elif op.name in ops.left_constant and draw(st.integers(0, 2)) == 0:
+            text = _apply(op, [draw(st.sampled_from(_CONSTANTS)), a], draw, left_constant=True)
+        else:
+            # Half the time, an ancestor step of ``a`` that is not its direct operand: a node reached by two
+            # paths of unequal length (a step, not an input: an input has no backward to run too early).
+            far = sorted(ancestors[a] - parents[a] - set(inputs))
+            b = draw(st.sampled_from(far)) if bool(far) and draw(st.booleans()) else operand()
+            if draw(st.booleans()):
+                a, b = b, a
+            used = [a, b]
+            text = _apply(op, [a, b], draw, constant_last=op.name in ops.constant_last)
+        step = f"t{k}"
+        lines.append(f"{step} = {text}")
+        parents[step] = set(used)
+        ancestors[step] = set().union(*(ancestors[u] | {u} for u in used))
+        available.append(step)
     lines.append(available[-1])
     values = {n: Fraction(draw(st.integers(-300, 300)), 100) for n in inputs}
     return "; ".join(lines), values
@@ -66,15 +141,19 @@ def _positive(a: str, draw: st.DrawFn) -> str:
     return f"({a}*{a} + {draw(st.sampled_from(_SHIFTS))})"
 
 
-def _apply(op: Op, operands: list[str], draw: st.DrawFn) -> str:
+def _apply(op: Op, operands: list[str], draw: st.DrawFn, *, left_constant: bool = False,
+           constant_last: bool = False) -> str:
     """``op`` on ``operands`` as its row says to draw it: some arguments kept positive, and a constant in
-    place of the last argument half of the time when the row lists constants."""
+    place of the last argument half of the time when the row lists constants (always, with
+    ``constant_last``). With ``left_constant`` the first operand is a positive constant already."""
     fuzz = op.fuzz
     assert fuzz is not None
-    keep_last = draw(st.booleans()) if fuzz.constants else True
+    keep_last = left_constant or (draw(st.booleans()) and not constant_last) if fuzz.constants else True
     texts = []
     for k, a in enumerate(operands):
-        if k in fuzz.positive:
+        if left_constant and k == 0:
+            pass  # a positive constant: inside every domain as it is
+        elif k in fuzz.positive:
             a = _positive(a, draw)
         elif k == len(operands) - 1 and not keep_last:
             a = draw(st.sampled_from(fuzz.constants))
@@ -84,12 +163,18 @@ def _apply(op: Op, operands: list[str], draw: st.DrawFn) -> str:
 
 @dataclass
 class FuzzReport:
+    """What a fuzz run did: ``tried`` graphs drawn up to and including the first failure (or all of them),
+    ``ran`` of which the engine was judged on; the others proved nothing, by reason in ``discarded``."""
+
     tried: int
     failure: CheckResult | None = None
     program: str = ""
     point: dict[str, Fraction] | None = None
     culprit: Culprit | None = None
     written: Path | None = None
+    ran: int = 0
+    discarded: dict[str, int] = field(default_factory=dict)
+    ops: Ops = field(default_factory=Ops)
 
 
 def fuzz(
@@ -102,34 +187,62 @@ def fuzz(
     tolerance: Tolerance | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FuzzReport:
-    """Check ``count`` random graphs on ``engine``; shrink the first failure and write it to ``out``."""
+    """Check up to ``count`` random graphs on ``engine``; shrink the first failure and write it to ``out``."""
     engine = resolve(engine)
     tol = tolerance or Tolerance()
-    tried = 0
+    ops = ops_of(engine)
+    tried, ran, found = 0, 0, False
+    discarded: Counter[str] = Counter()
 
     def fails(example: tuple[str, dict[str, Fraction]]) -> bool:
-        nonlocal tried
+        nonlocal tried, ran, found
+        if found:  # Hypothesis replays the failure it returns: that is not another graph
+            return True
         tried += 1
         if progress:
             progress(example[0])
         result = _check(example, engine, tol)
-        return result is not None and result.verdict is Verdict.FAIL
+        if result is None:
+            discarded["a kink, an overflow or a point outside a domain"] += 1
+        elif result.verdict in COMPARED:
+            ran += 1
+        else:
+            discarded[skip_reason(result) if result.verdict is Verdict.SKIP else result.message] += 1
+        found = result is not None and result.verdict is Verdict.FAIL
+        return found
 
+    # Generation only: Hypothesis's shrinker stops on a clock, which would make the result depend on the
+    # machine's speed. The first failure is shrunk below, deterministically.
     options = settings(max_examples=count, database=None, deadline=None, derandomize=False,
-                       phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
+                       phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     try:
-        program, point = find(graphs(max_depth), fails, settings=options, random=random.Random(seed))
+        program, point = find(graphs(max_depth, ops), fails, settings=options, random=random.Random(seed))
     except NoSuchExample:
-        return FuzzReport(tried)
-    graph = prepare(program, list(point))
-    program = subprogram(graph, graph.output)  # drop the steps the output does not use
+        return FuzzReport(tried, ran=ran, discarded=dict(discarded), ops=ops)
+    program, point = _shrunk(program, point, engine, tol)
     graph = prepare(program, list(point))
     result = _check((program, point), engine, tol)
     assert result is not None
-    report = FuzzReport(tried, result, program, point, localise(graph, point, engine))
+    report = FuzzReport(tried, result, program, point, localise(graph, point, engine), ran=ran,
+                        discarded=dict(discarded), ops=ops)
     if out is not None:
         report.written = _write(out, engine, seed, program, point, report.culprit)
     return report
+
+
+def _shrunk(program: str, point: dict[str, Fraction], engine: Engine, tol: Tolerance) -> tuple[str, dict[str, Fraction]]:
+    """The smallest failing sub-graph of a failing program, at the simplest failing input."""
+    def still_fails(text: str, sub: dict[str, Fraction]) -> bool:
+        result = _check((text, sub), engine, tol)
+        return result is not None and result.verdict is Verdict.FAIL
+
+    graph = prepare(program, list(point))
+    program = subprogram(graph, graph.output)  # drop the steps the output does not use
+    found = shrink(prepare(program, list(point)), point, engine, still_fails)
+    if found is not None:
+        program, point = found[0], dict(found[1])
+    point = shrink_input(point, {}, lambda p: still_fails(program, p))
+    return program, point
 
 
 def _check(example: tuple[str, dict[str, Fraction]], engine: Engine, tol: Tolerance) -> CheckResult | None:

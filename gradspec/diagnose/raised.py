@@ -1,0 +1,53 @@
+"""The culprit of an engine call that raised, read from where it raised.
+
+A traceback says more than the exception's text: the frame of :meth:`Engine._apply` that the exception
+came out of holds the op being built (its forward raised), and a RecursionError that came out of
+``gradients`` is a backward that walks the graph recursively.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from gradspec.checks.results import Culprit, CulpritKind
+from gradspec.graph.ir import Graph
+from gradspec.graph.printer import label
+
+__all__ = ["raised_culprit"]
+
+
+def raised_culprit(graph: Graph, exc: BaseException) -> Culprit | None:
+    """The culprit of an engine call that raised, read from where it raised: an op's forward (the
+    exception came out of building that op), or the traversal (RecursionError in backward), else None."""
+    frames = list(_frames(exc))
+    in_backward = any(f.f_code.co_name == "gradients" for f in frames)
+    if isinstance(exc, RecursionError) and in_backward:
+        return Culprit("backward", CulpritKind.TRAVERSAL, label(graph, graph.output), message=(
+            f"backward raised RecursionError on a graph {graph.depth} ops deep: it walks the graph recursively "
+            f"(a recursive topological sort), which Python's recursion limit ({sys.getrecursionlimit()}) "
+            "stops; an iterative traversal does not"))
+    if in_backward:
+        return None
+    applying = next((f for f in frames if f.f_code.co_name == "_apply" and "op" in f.f_locals), None)
+    if applying is None:
+        return None
+    op = applying.f_locals["op"]
+    shown = [_num(a) for a in applying.f_locals.get("args", ())]
+    return Culprit(op.name, CulpritKind.FORWARD, op.name, message=(
+        f"{op.name} raised {type(exc).__name__} in its forward at ({', '.join(shown)}): {exc}"))
+
+
+def _frames(exc: BaseException) -> Iterator[Any]:
+    tb = exc.__traceback__
+    while tb is not None:
+        yield tb.tb_frame
+        tb = tb.tb_next
+
+
+def _num(x: Any) -> str:
+    try:
+        return f"{float(getattr(x, 'data', x)):g}"
+    except (TypeError, ValueError):
+        return type(x).__name__
