@@ -12,7 +12,6 @@ import os
 
 from gradspec.casefile.model import FunctionSpec, Reader
 from gradspec.casefile.tensors import points
-from gradspec.engines.function import import_function
 from gradspec.errors import EngineError, ExpressionError
 from gradspec.graph.tensor import build_tensor
 
@@ -21,6 +20,7 @@ __all__ = ["load"]
 
 def load(reader: Reader, names: list[str]) -> tuple[None, FunctionSpec]:
     """The function kind's loader: points, the reference graph over their shapes, the functions."""
+    from gradspec.engines.function import import_function  # NumPy: only when a function case is loaded
     if "expect" in reader.raw:
         raise reader.fail("expect does not apply to a function case (the reference is the expectation)",
                           "expect", is_key=True)

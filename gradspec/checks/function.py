@@ -40,6 +40,7 @@ from gradspec.lang.numbers import exact_number
 __all__ = ["LINEAR", "check_function", "check_graph_function", "run_case"]
 
 LINEAR = (0.75, -1.25)  # a, b of the linearity property
+_FIRST = {Role.VALUE: 0, Role.PROPERTY: 1}  # which failure a culprit names: a wrong value, then a property
 
 
 def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
@@ -116,7 +117,7 @@ def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: 
                       kinks=results[0][1].kinks)
     if verdict is Verdict.FAIL:
         # a failing property names the bug more precisely than the element-wise comparison it explains
-        bad = sorted((q for q in quantities if q.verdict is Verdict.FAIL), key=lambda q: q.role is not Role.PROPERTY)
+        bad = sorted((q for q in quantities if q.verdict is Verdict.FAIL), key=lambda q: _FIRST.get(q.role, 2))
         what = f"{bad[0].name}: {bad[0].note}" if bad else out.message
         kind = CulpritKind.FORWARD if bad and bad[0].role is Role.VALUE else CulpritKind.RULE
         out = CheckResult(**{**out.__dict__, "culprit": Culprit(label, kind, label, message=f"{label} is wrong: {what}")})
