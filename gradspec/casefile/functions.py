@@ -2,7 +2,7 @@
 
 The inputs are read as a tensor case's (``sample`` or ``at``: :mod:`gradspec.casefile.tensors`), the
 ``reference`` expression is built over their shapes, and every ``function`` is imported here, from the
-case file's directory and the current directory, so that a module that fails to import or lacks the
+current directory, so that a module that fails to import or lacks the
 attribute is a located error before anything runs.
 """
 

@@ -87,7 +87,8 @@ def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, 
             out[index] = exact_number(float(arr[index]))
         arrays[name] = out
     graph = build_tensor(parse(reference), {n: a.shape for n, a in arrays.items()}, frozenset(data))
-    label = getattr(fn, "__qualname__", None) or repr(fn)
+    owner = getattr(fn, "__self__", None)  # Function.apply is bound to the user's own Function class
+    label = f"{owner.__qualname__}.apply" if isinstance(owner, type) else getattr(fn, "__qualname__", None) or repr(fn)
     return check_graph_function(graph, arrays, [resolve(engine)], fn, label, tolerance or Tolerance(**tolerances),
                                 seed=seed)
 
