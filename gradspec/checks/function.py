@@ -49,16 +49,21 @@ def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> C
     assert isinstance(spec, FunctionSpec) and isinstance(point, TensorPoint)
     targets = dict(spec.functions)
     fam = family(engine)
-    base = {"expression": spec.graph.program.source, "point": {}, "engine": engine.name, "kind": "function"}
+
+    def stop(verdict: Verdict, message: str) -> CheckResult:
+        return CheckResult(expression=spec.graph.program.source, point={}, engine=engine.name, verdict=verdict,
+                           kind="function", message=message)
+
     if fam not in targets:
-        return CheckResult(**base, verdict=Verdict.SKIP, message=f"the case gives no function for {fam}")
+        return stop(Verdict.SKIP, f"the case gives no function for {fam}")
     try:
         fn = import_function(targets[fam], spec.base)
     except EngineError as exc:
-        return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)
+        return stop(Verdict.ERROR, exc.message)
     explicit = [p for p in engine.name.split(":")[1:] if p in ("float32", "float64")]
-    dtypes = explicit or ([d for d in spec.dtypes if d == "float64"] if fam == "builtin" else list(spec.dtypes))
-    engines = [engine if explicit or d == "float64" and engine.eps < 1e-10 else _at_dtype(engine, d) for d in dtypes]
+    # a Value class computes in Python floats: its one dtype is float64, whatever the case lists
+    dtypes = explicit or (["float64"] if fam == "builtin" else list(spec.dtypes))
+    engines = [engine if explicit or _dtype(engine) == d else _at_dtype(engine, d) for d in dtypes]
     return check_graph_function(spec.graph, point.arrays(), engines, fn, targets[fam], case.tolerance, seed=point.seed)
 
 
@@ -80,8 +85,7 @@ def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, 
     """
     arrays = {}
     for name, value in inputs.items():
-        arr = np.asarray(getattr(value, "detach", lambda: value)(), dtype=float) if not isinstance(value, list) \
-            else np.asarray(value, dtype=float)
+        arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=float)
         out = np.empty(arr.shape, dtype=object)
         for index in np.ndindex(arr.shape):
             out[index] = exact_number(float(arr[index]))
@@ -108,17 +112,16 @@ def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: 
         if result.verdict not in (Verdict.ERROR, Verdict.SKIP) and result.quantities:
             quantities += _properties(graph, point, wrapped, tol, seed)
         prefix = f"{_dtype(engine)}: " if len(engines) > 1 else ""
-        quantities = [Quantity(**{**q.__dict__, "name": prefix + q.name}) for q in quantities]
-        results.append((engine, result, quantities))
+        results.append((engine, result, [Quantity(**{**q.__dict__, "name": prefix + q.name}) for q in quantities]))
     verdict = worst([r.verdict for _, r, _ in results] + [q.verdict for _, _, qs in results for q in qs])
-    quantities = tuple(q for _, _, qs in results for q in qs)
+    every = tuple(q for _, _, qs in results for q in qs)
     messages = [f"{_dtype(e)}: {r.message}" if len(results) > 1 else r.message for e, r, _ in results if r.message]
     out = CheckResult(expression=graph.program.source, point={}, engine=engines[0].name, verdict=verdict,
-                      quantities=quantities, kind="function", message="; ".join(messages),
+                      quantities=every, kind="function", message="; ".join(messages),
                       kinks=results[0][1].kinks)
     if verdict is Verdict.FAIL:
         # a failing property names the bug more precisely than the element-wise comparison it explains
-        bad = sorted((q for q in quantities if q.verdict is Verdict.FAIL), key=lambda q: _FIRST.get(q.role, 2))
+        bad = sorted((q for q in every if q.verdict is Verdict.FAIL), key=lambda q: _FIRST.get(q.role, 2))
         what = f"{bad[0].name}: {bad[0].note}" if bad else out.message
         kind = CulpritKind.FORWARD if bad and bad[0].role is Role.VALUE else CulpritKind.RULE
         out = CheckResult(**{**out.__dict__, "culprit": Culprit(label, kind, label, message=f"{label} is wrong: {what}")})
@@ -158,8 +161,8 @@ def _worst(name: str, pairs: list[tuple[str, Any, Any]], tol: Tolerance, describ
     for n, err, bound in pairs:
         ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
         if ratio.size and float(np.max(ratio)) > worst_ratio:
-            k = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-            worst_ratio, at = float(ratio[k]), (n, tuple(int(i) for i in k), float(err[k]), float(bound[k]))
+            k = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+            worst_ratio, at = float(ratio[k]), (n, k, float(err[k]), float(bound[k]))
     if at is None:
         return _quantity(name, Verdict.SKIP, "no gradients to compare")
     n, k, err, bound = at
