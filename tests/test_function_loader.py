@@ -26,6 +26,9 @@ def softmax(x):
 def cross_entropy(logits, target):
     return torch.nn.functional.cross_entropy(logits, target)
 
+def total(x):
+    return x.sum()
+
 def cross_entropy_no_mean(logits, target):
     return torch.nn.functional.cross_entropy(logits, target, reduction="sum")
 '''
@@ -103,6 +106,7 @@ cases:
     ("{mod}:nothing", "x", (4, 23, "has no attribute 'nothing'")),
     ("{mod}:softmax", "softmax(y)", (5, 24, "undefined variable 'y' (inputs: x)")),
     ("{mod}:softmax", "x @ x", (5, 18, "")),
+    ("{mod}:total", "x", (4, 23, ":total returned shape []; the reference has shape [2, 3]")),
 ])
 def test_a_bad_function_or_reference_is_a_located_error(write_case: Callable[..., Path], module: str, target: str,
                                                         reference: str, expected: tuple[int, int, str]) -> None:

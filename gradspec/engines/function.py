@@ -28,7 +28,7 @@ from gradspec.engines.protocol import REVERSE_AND_TENSOR, Engine, ValueClassEngi
 from gradspec.errors import EngineError
 from gradspec.graph.tensor import TensorGraph
 
-__all__ = ["FAMILIES", "FunctionEngine", "Probe", "family", "import_function"]
+__all__ = ["FAMILIES", "FunctionEngine", "OutputShape", "Probe", "family", "import_function"]
 
 FAMILIES = ("torch", "jax", "builtin")
 
@@ -60,6 +60,10 @@ def import_function(target: str, base: str = ".") -> Callable[..., Any]:
     if not callable(found):
         raise EngineError(f"{target!r} is {type(found).__name__}, not a callable")
     return found  # type: ignore[no-any-return]
+
+
+class OutputShape(EngineError):
+    """The function returned a tensor of another shape than its reference's."""
 
 
 @dataclass
@@ -99,7 +103,7 @@ class FunctionEngine(Engine):
 
     def _check_output(self, graph: TensorGraph, shape: tuple[int, ...]) -> None:
         if tuple(shape) != graph.shape:
-            raise EngineError(f"{self.label} returned shape {list(shape)}; the reference has shape {list(graph.shape)}")
+            raise OutputShape(f"{self.label} returned shape {list(shape)}; the reference has shape {list(graph.shape)}")
 
     # -- torch ----------------------------------------------------------------------------------
     def _torch(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> Probe:
