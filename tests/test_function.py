@@ -126,3 +126,15 @@ def test_a_jax_custom_vjp() -> None:
                                        engine=engine).verdict is Verdict.PASS
     bad = gradspec.check_function(jax_ops.scaled_softplus_wrong_argument, "w * log(1 + exp(x))", inputs, engine="jax")
     assert bad.verdict is Verdict.FAIL and "x (vjp0)" in bad.culprit.message
+
+
+def test_a_scalar_function_that_writes_into_its_input_fails_inputs_unmodified() -> None:
+    def doubles(x):  # type: ignore[no-untyped-def]
+        out = x * 2
+        x.data += 1.0  # writes into its input
+        return out
+
+    result = gradspec.check_function(doubles, "2 * x", {"x": 0.5}, engine="builtin")
+    q = next(q for q in result.quantities if q.name == "inputs unmodified")
+    assert q.verdict is Verdict.FAIL and "modified x in place" in q.note
+    assert result.verdict is Verdict.FAIL

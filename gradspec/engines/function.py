@@ -184,6 +184,7 @@ class FunctionEngine(Engine):
                     for i in np.ndindex(arr.shape):
                         cells[i] = engine.leaf(float(arr[i]))
                     leaves[n] = cells if arr.shape else cells[()]
+            given = {n: [engine.value(v) for v in np.asarray(leaves[n], dtype=object).flat] for n, _ in graph.differentiable}
             out = np.asarray(self.fn(*leaves.values()), dtype=object)
             self._check_output(graph, out.shape)
             if probe.value is None:
@@ -209,4 +210,6 @@ class FunctionEngine(Engine):
                 kinds[n] = (tuple(shape), "float64")
             probe.grads.append(grads)
             probe.kinds.append(kinds)
+            probe.mutated += [n for n, before in given.items() if n not in probe.mutated and before !=
+                              [engine.value(v) for v in np.asarray(leaves[n], dtype=object).flat]]
         return probe
