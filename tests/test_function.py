@@ -32,7 +32,7 @@ CORRECT = [
 @pytest.mark.parametrize(("fn", "reference", "inputs"), CORRECT, ids=[c[1] for c in CORRECT])
 def test_a_correct_function_passes_with_every_property(fn: object, reference: str, inputs: dict, engine: str) -> None:
     result = gradspec.check_function(fn, reference, inputs, engine=engine)
-    assert result.verdict is Verdict.PASS, result.render() if hasattr(result, "render") else result
+    assert result.verdict is Verdict.PASS, result.table()
     names = [q.name for q in result.quantities]
     assert {"value", "linear in the cotangent", "zero cotangent", "repeatable", "gradient shapes and dtypes",
             "inputs unmodified"} <= set(names)

@@ -141,9 +141,8 @@ def _properties(graph: TensorGraph, point: Mapping[str, Any], engine: FunctionEn
     a, b = LINEAR
     cotangents = [u, v, a * u + b * v, np.zeros(graph.shape), u]
     called = call.guarded(lambda: engine.probe(graph, floats, cotangents))
-    names = ["linear in the cotangent", "zero cotangent", "repeatable", "gradient shapes and dtypes", "inputs unmodified"]
-    if not called.ok:
-        return [_quantity(names[0], Verdict.FAIL, called.message)]
+    if not called.ok:  # the value and the VJPs came back; these five passes did not
+        return [_quantity("properties", called.verdict or Verdict.FAIL, called.message)]
     probe = called.get()
     differentiable = [n for n, _ in graph.differentiable]
     return [_linear(probe, differentiable, engine.eps, tol), _zero(probe, differentiable, tol),
