@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from gradspec.checks.check import check, check_function, check_gradients
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
-from gradspec.errors import CaseFileError, DomainError, EngineError, ExpressionError, GradspecError
+from gradspec.errors import CaseFileError, ConfigError, DomainError, EngineError, ExpressionError, GradspecError
 
 __all__ = [
     "CaseFileError",
     "CheckResult",
+    "ConfigError",
     "DomainError",
     "EngineError",
     "ExpressionError",

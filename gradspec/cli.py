@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 import gradspec
+from gradspec import starter
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
 from gradspec.checks.check import check, check_graph, prepare
 from gradspec.checks.results import Run, Tolerance, Verdict
+from gradspec.config import Config, importable
+from gradspec.config import load as load_config
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.lang.numbers import exact_number
@@ -141,6 +144,7 @@ def _build_parser() -> _Parser:
     r.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="run the checks in N worker processes (0: one per core); an engine stuck in native code "
                         "past the time limit, or crashing, fails its check and the run goes on")
+    starter.add_parsers(sub)
     return parser
 
 
@@ -168,21 +172,16 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         return EXIT_BROKEN_PIPE
 
 
+_UNCONFIGURED = ("init", "schema")
+
+
 def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
-        if args.command == "check":
-            return _check_command(args, out)
-        if args.command == "explain":
-            return _explain_command(args, out)
-        if args.command == "fuzz":
-            return _fuzz_command(args, out, err)
-        if args.command == "sweep":
-            return _sweep_command(args, out)
-        if args.command == "mutate":
-            return _mutate_command(args, out, err)
-        if args.command == "validate":
-            return _validate_command(args, out, err)
-        return _run_command(args, out, err)
+        # pyproject.toml's [tool.gradspec], and modules in the current folder and the project root
+        # importable (as `python -m` has the current folder), for the duration of the command.
+        args.config = Config() if args.command in _UNCONFIGURED else load_config()
+        with importable(Path.cwd(), args.config.root):
+            return _command(args, out, err)
     except GradspecError as exc:
         print(f"gradspec: {exc}", file=err)
         return EXIT_INVALID
@@ -191,10 +190,31 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_INTERRUPTED
 
 
+def _command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.command == "init":
+        return starter.init_command(args, out)
+    if args.command == "schema":
+        return starter.schema_command(args, out)
+    if args.command == "check":
+        return _check_command(args, out)
+    if args.command == "explain":
+        return _explain_command(args, out)
+    if args.command == "fuzz":
+        return _fuzz_command(args, out, err)
+    if args.command == "sweep":
+        return _sweep_command(args, out)
+    if args.command == "mutate":
+        return _mutate_command(args, out, err)
+    if args.command == "validate":
+        return _validate_command(args, out, err)
+    return _run_command(args, out, err)
+
+
 def _check_command(args: argparse.Namespace, out: TextIO) -> int:
     tol = Tolerance(rtol=args.rtol, atol=args.atol, h=args.h)
     verdicts = []
-    for engine in args.engine or ["builtin"]:
+    for spec in args.config.specs(args.engine):
+        engine = resolve(spec)
         for point in args.at:
             result = check(args.expression, point, engine=engine, tolerance=tol)
             print(result.table(), file=out)
@@ -224,7 +244,7 @@ def _load_all(paths: Sequence[str], err: TextIO) -> tuple[list[CaseFile], list[s
 
 
 def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    files, errors = _load_all(args.paths, err)
+    files, errors = _load_all(args.paths or args.config.case_paths, err)
     cases = sum(len(f.cases) for f in files)
     points = sum(max(1, len(c.points)) for f in files for c in f.cases)
     print(f"{len(files)} valid file(s), {cases} cases, {points} points; {len(errors)} error(s)", file=out)
@@ -237,7 +257,7 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.jobs is not None and args.jobs < 0:
         raise GradspecError("--jobs must be 0 (one per core) or more")
     saved = LIMITS.engine
-    LIMITS.engine = args.time_limit or type(LIMITS).engine
+    LIMITS.engine = args.time_limit or args.config.time_limit or type(LIMITS).engine
     try:
         return _run(args, out, err)
     finally:
@@ -245,13 +265,13 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    specs = args.engine or ["builtin"]
+    specs = args.config.specs(args.engine)
     engines: list[Engine] = [resolve(spec) for spec in specs]
     from gradspec.report import check_report_paths, write_reports
 
     check_report_paths(args.report)
     start = time.perf_counter()
-    files, errors = _load_all(args.paths, err)
+    files, errors = _load_all(args.paths or args.config.case_paths, err)
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
     progress = Progress(err, len(picked) * len(engines), "cases" if len(engines) == 1 else "case runs")
@@ -272,7 +292,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     write_reports(args.report, run)
     for path in args.report:
         print(f"report written: {path}", file=out)
-    if run.exit_code == EXIT_OK and not args.quiet and (tip := next_steps(specs, args.report)):
+    if run.exit_code == EXIT_OK and not args.quiet and (tip := next_steps([e.name for e in engines], args.report)):
         print(tip, file=out)
     return run.exit_code
 
@@ -281,7 +301,7 @@ def _explain_command(args: argparse.Namespace, out: TextIO) -> int:
     from gradspec.diagnose.debug import explain, render_dot
     from gradspec.run.runner import diagnose
 
-    engine = resolve(args.engine)
+    engine = resolve(args.config.spec(args.engine))
     tol = Tolerance()
     if "::" in args.target:
         path, _, case_id = args.target.rpartition("::")
@@ -332,7 +352,7 @@ def _fmt(x: float | None) -> str:
 def _mutate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gradspec.tools.mutate import MUTANTS, mutate
 
-    files, errors = _load_all(args.paths, err)
+    files, errors = _load_all(args.paths or args.config.case_paths, err)
     if errors:
         return EXIT_INVALID
     if args.jobs < 0:
@@ -360,7 +380,7 @@ def _fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.count < 1 or args.max_depth < 1:
         raise GradspecError("--count and --max-depth must be at least 1")
-    engine = resolve(args.engine)
+    engine = resolve(args.config.spec(args.engine))
     progress = Progress(err, args.count, "graphs")
     report = fuzz(engine, count=args.count, seed=args.seed, max_depth=args.max_depth, out=args.out,
                   progress=progress.step)
@@ -387,7 +407,7 @@ def _sweep_command(args: argparse.Namespace, out: TextIO) -> int:
     fixed = {k: exact_number(v) for k, v in args.at.items()}
     xs = [lo + (hi - lo) * i / (args.points - 1) for i in range(args.points)]
     series = {}
-    for spec in args.engine or ["builtin"]:
+    for spec in args.config.specs(args.engine):
         engine = resolve(spec)
         if engine.unsupported(graph):
             print(f"{engine.name}: skipped: {engine.unsupported(graph)}", file=out)

@@ -6,7 +6,8 @@ Every error a user can cause derives from :class:`GradspecError` and carries whe
     ├── ExpressionError        an expression that does not parse or names what it may not
     ├── CaseFileError          a case file that is not valid YAML, breaks the schema, or contradicts itself
     ├── DomainError            an input point outside an op's domain (log(-1), 1/0)
-    └── EngineError            an engine that cannot be loaded or cannot build a graph
+    ├── EngineError            an engine that cannot be loaded or cannot build a graph
+    └── ConfigError            a ``[tool.gradspec]`` table in pyproject.toml that breaks its schema (``key``)
 
 ``str(error)`` is the located one-line message ``path:line:col: message`` (parts that are unknown are
 left out), so a command line tool can print it as it is.
@@ -14,7 +15,7 @@ left out), so a command line tool can print it as it is.
 
 from __future__ import annotations
 
-__all__ = ["CaseFileError", "DomainError", "EngineError", "ExpressionError", "GradspecError"]
+__all__ = ["CaseFileError", "ConfigError", "DomainError", "EngineError", "ExpressionError", "GradspecError"]
 
 
 class GradspecError(Exception):
@@ -93,3 +94,14 @@ class DomainError(GradspecError):
 
 class EngineError(GradspecError):
     """An engine that cannot be found, loaded or asked to build a graph."""
+
+
+class ConfigError(GradspecError):
+    """A ``[tool.gradspec]`` table in pyproject.toml that is not valid TOML or breaks its schema.
+
+    ``path`` is the file, ``key`` the dotted key at fault (``tool.gradspec.engine.mine.data``).
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, **where: object) -> None:
+        super().__init__(f"{key}: {message}" if key else message, **where)  # type: ignore[arg-type]
+        self.key = key

@@ -8,6 +8,7 @@ the other files still run.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import SUFFIXES, Case, Point, TensorPoint
 from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult, Verdict
+from gradspec.config import importable
+from gradspec.config import load as load_config
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
@@ -28,6 +31,7 @@ _ENGINES = pytest.StashKey[list[Engine]]()
 _CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that passed by convention
 _CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
 _OTHER_ERRORS = pytest.StashKey[list[str]]()  # node ids of anything else that failed to collect
+_IMPORTABLE = pytest.StashKey[contextlib.AbstractContextManager[None]]()  # sys.path entries, taken away at the end
 # The first failing item of each (file, case, engine): later ones point to it for the culprit and the
 # smallest failing case, instead of repeating them (and are not shrunk again).
 _FIRST_FAILURE = pytest.StashKey[dict[tuple[str, str, str], str]]()
@@ -40,17 +44,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         dest="gradspec_engines",
         metavar="SPEC",
-        help="engine to run case files on: 'builtin' or 'module.path:Class' (repeatable; items multiply)",
+        help="engine to run case files on: 'builtin', 'module.path:Class' or a name from [tool.gradspec.engine] "
+             "in pyproject.toml (repeatable; items multiply)",
     )
-    parser.addini("gradspec_engines", type="args", default=["builtin"], help="default engines for case files")
+    parser.addini("gradspec_engines", type="args", default=[],
+                  help="default engines for case files (else pyproject.toml's [tool.gradspec] engines, else builtin)")
     parser.addini("gradspec_suffixes", type="args", default=list(SUFFIXES), help="file name endings of case files")
-    parser.addini("gradspec_time_limit", default=str(LIMITS.engine),
-                  help="seconds one engine call may take before its check fails")
+    parser.addini("gradspec_time_limit", default="",
+                  help="seconds one engine call may take before its check fails (else pyproject.toml's "
+                       f"[tool.gradspec] time-limit, else {LIMITS.engine:g})")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gradspec: a check generated from a gradspec case file")
-    specs = config.getoption("gradspec_engines") or config.getini("gradspec_engines")
+    try:
+        settings = load_config(config.invocation_params.dir)
+    except GradspecError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    # Engine modules in the folder pytest was started from, and in the project root, are importable,
+    # as they are for `python -m pytest` and for a rootdir conftest.
+    config.stash[_IMPORTABLE] = importable(config.invocation_params.dir, settings.root)
+    config.stash[_IMPORTABLE].__enter__()
+    specs = settings.specs(config.getoption("gradspec_engines") or config.getini("gradspec_engines"))
     try:
         config.stash[_ENGINES] = [resolve(s) for s in specs]
     except GradspecError as exc:
@@ -59,10 +74,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[key] = []
     config.pluginmanager.register(_Reports(config), "gradspec-reports")
     config.stash[_FIRST_FAILURE] = {}
+    limit = config.getini("gradspec_time_limit") or settings.time_limit or type(LIMITS).engine
     try:
-        LIMITS.engine = float(config.getini("gradspec_time_limit"))
+        LIMITS.engine = float(limit)
     except ValueError:
         raise pytest.UsageError("gradspec_time_limit must be a number of seconds") from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _IMPORTABLE in config.stash:
+        config.stash[_IMPORTABLE].__exit__(None, None, None)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -81,7 +102,11 @@ class CaseFileNode(pytest.File):
             for point, label in KINDS[case.kind].checks(case):
                 for engine in engines:
                     name = f"{case.id}[{label}][{engine.name}]" if label else f"{case.id}[{engine.name}]"
-                    item = CheckItem.from_parent(self, name=name, case=case, point=point, engine=engine)
+                    # The id is given as text: pytest parses the ids it caches for --lf, --ff and --sw
+                    # ("path::name[params]", split at the first "["), and an id it built itself from a
+                    # name holding brackets would never equal the parsed one.
+                    item = CheckItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", case=case,
+                                                 point=point, engine=engine)
                     for mark in marks:
                         item.add_marker(mark)
                     yield item

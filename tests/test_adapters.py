@@ -510,3 +510,87 @@ def test_a_missing_library_makes_an_unavailable_engine(spec: str, modules: list[
     assert (engine.name, engine.reason) == (spec, reason)
     result = check("x * y", {"x": 2, "y": 3}, engine=engine)
     assert (result.verdict, result.message) == (Verdict.SKIP, reason)
+
+
+# -- tinygrad's device: the pure-Python one unless DEV names another ---------------------------------------------
+#
+# tinygrad keeps its device choice in process-wide state, read when it is first imported, so each of these
+# runs in a fresh interpreter. PATH is cut down to the interpreter's own folder, so that no compiler is
+# found even on a machine that has one (CI installs clang).
+
+TINYGRAD_PROBE = """
+import sys
+import tinygrad  # imported before gradspec sets DEV, as pytest.importorskip or the user's own code does
+from gradspec import check
+from gradspec.engines.protocol import Unavailable, resolve
+engine = resolve(sys.argv[1])
+if isinstance(engine, Unavailable):
+    print("unavailable:", engine.reason)
+else:
+    # d(x + 1)/dx is a constant with no device, which tinygrad would read through its CPU device
+    for expr in ("x + 1", "tanh(x) * y", "2 * x"):
+        result = check(expr, {"x": 0.5, "y": 2.0}, engine=engine)
+        print(engine.device, expr, result.verdict.value, [q.engine for q in result.quantities])
+"""
+
+
+def tinygrad_probe(spec: str, dev: str | None, *, compiler: bool = False) -> list[str]:
+    import os
+    import subprocess
+
+    pytest.importorskip("tinygrad")
+    env = {k: v for k, v in os.environ.items() if k not in ("DEV", "CC", "CPU", "CLANG", "PYTHON")}
+    if dev is not None:
+        env["DEV"] = dev
+    if not compiler:
+        env["PATH"] = str(Path(sys.executable).parent)
+    done = subprocess.run([sys.executable, "-c", TINYGRAD_PROBE, spec], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
+def probed(lines: list[str]) -> dict[str, tuple[str, str, list[float]]]:
+    """expression -> (device, verdict, [value, d/dx, d/dy]) from the probe's output."""
+    out = {}
+    for line in lines:
+        head, _, numbers = line.partition(" [")
+        device, *words, verdict = head.split(" ")
+        out[" ".join(words)] = (device, verdict, [float(n) for n in numbers.rstrip("]").split(", ")])
+    return out
+
+
+def expected_probe(device: str, rel: float) -> dict[str, tuple[str, str, list[float]]]:
+    t = math.tanh(0.5)
+    return {
+        "x + 1": (device, "pass", pytest.approx([1.5, 1.0, 0.0], rel=rel)),
+        "tanh(x) * y": (device, "pass", pytest.approx([2 * t, 2 * (1 - t * t), t], rel=rel)),
+        "2 * x": (device, "pass", pytest.approx([1.0, 2.0, 0.0], rel=rel)),
+    }
+
+
+@pytest.mark.parametrize(("spec", "rel"), [("tinygrad", 1e-15), ("tinygrad:float32", 1e-6)])
+def test_tinygrad_runs_on_its_python_device_without_a_compiler(spec: str, rel: float) -> None:
+    assert probed(tinygrad_probe(spec, None)) == expected_probe("PYTHON", rel)
+
+
+def test_tinygrad_on_a_device_that_needs_a_missing_compiler_is_unavailable_with_the_reason() -> None:
+    assert tinygrad_probe("tinygrad", "CPU") == [
+        "unavailable: tinygrad's device 'CPU' cannot run here: clang is missing (install it, or unset DEV to use "
+        "tinygrad's PYTHON device)",
+    ]
+
+
+def test_tinygrad_on_a_device_it_does_not_know_is_unavailable_with_the_reason() -> None:
+    assert tinygrad_probe("tinygrad", "NOSUCHDEVICE") == [
+        "unavailable: tinygrad cannot run on device 'NOSUCHDEVICE' here: ModuleNotFoundError: "
+        "No module named 'tinygrad.runtime.ops_nosuchdevice'",
+    ]
+
+
+def test_tinygrad_runs_on_its_cpu_device_where_clang_is_installed() -> None:
+    import shutil
+
+    if shutil.which("clang") is None:
+        pytest.skip("clang is not installed (apt-get install clang): tinygrad's CPU device compiles kernels with it")
+    assert probed(tinygrad_probe("tinygrad", "CPU", compiler=True)) == expected_probe("CPU", 1e-15)

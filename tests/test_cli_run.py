@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -221,3 +223,68 @@ def test_run_can_leave_cases_out(kinds_file: Path) -> None:
     code, out, _ = run("run", str(kinds_file), "--exclude", "train-line", "--exclude", "deep-contraction")
     assert code == 0
     assert summary(out).groups()[:3] == ("OK", "11", "5")
+
+
+# -- your own engine, from your own folder ----------------------------------------------------------------
+
+MY_ENGINE = '''
+from gradspec.engine import Value as _Builtin
+
+
+class Value(_Builtin):
+    """The builtin engine, under another module name: only importable from its own folder."""
+'''
+
+MY_CASES = "cases:\n  - id: mul\n    expr: x * y + tanh(x)\n    at: {x: 2, y: 3}\n"
+
+# As the `gradspec` console script runs: -P keeps the current folder off sys.path, as a script's own
+# folder (the virtual environment's bin/) is what Python puts there, not the folder it is run from.
+AS_SCRIPT = [sys.executable, "-P", "-c", "import sys; from gradspec.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+def own_folder(root: Path, module: str) -> Path:
+    (root / f"{module}.py").write_text(MY_ENGINE, encoding="utf-8")
+    (root / "my_cases").mkdir()
+    (root / "my_cases" / "a.gradspec.yaml").write_text(MY_CASES, encoding="utf-8")
+    return root
+
+
+def test_an_engine_module_in_the_current_folder_is_found(tmp_path: Path) -> None:
+    own_folder(tmp_path, "myengine")
+    done = subprocess.run([*AS_SCRIPT, "run", "my_cases/", "--engine", "myengine:Value"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].split() == ["myengine:Value", "1", "0", "0", "0", "0", "0", "1"]
+    assert summary(done.stdout).group(1) == "OK"
+
+
+def test_an_engine_module_not_found_says_where_it_was_looked_for_and_what_to_do(tmp_path: Path) -> None:
+    own_folder(tmp_path, "myengine")
+    (tmp_path / "elsewhere").mkdir()
+    done = subprocess.run([*AS_SCRIPT, "run", "../my_cases/", "--engine", "myengine:Value"], cwd=tmp_path / "elsewhere",
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "gradspec: cannot import engine module 'myengine': ModuleNotFoundError: No module named 'myengine' "
+        "(gradspec looks in the current directory and the installed packages: run it from the folder that holds "
+        "myengine.py or the myengine/ package, add that folder to PYTHONPATH, or pip install the package that "
+        "provides it)\n")
+
+
+def test_a_missing_dependency_of_the_engine_module_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "needy.py").write_text("import not_installed_anywhere\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("check", "x", "--at", "x=1", "--engine", "needy:Value")
+    assert (code, out) == (2, "")
+    assert err == ("gradspec: cannot import engine module 'needy': ModuleNotFoundError: No module named "
+                   "'not_installed_anywhere' (the module itself imports 'not_installed_anywhere', which is not installed)\n")
+
+
+def test_run_leaves_sys_path_as_it_found_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own_folder(tmp_path, "myengine_restored")
+    monkeypatch.chdir(tmp_path)
+    before = list(sys.path)
+    code, _, err = run("run", "my_cases", "--engine", "myengine_restored:Value", "-q")
+    assert (code, err) == (0, "")
+    assert sys.path == before

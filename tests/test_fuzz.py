@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from gradspec.casefile.loader import load_file
+from gradspec.casefile.schema_file import installed
 from gradspec.checks.check import prepare
 from gradspec.checks.results import Verdict
 from gradspec.cli import main
@@ -42,6 +43,9 @@ def test_planted_bugs_are_found_shrunk_and_saved(engines: ModuleType, tmp_path: 
     assert time.process_time() - start < 60
     assert report.failure is not None and report.failure.verdict is Verdict.FAIL
     assert report.written is not None and report.written.parent == tmp_path
+    # the $schema line names the copy beside the file, never a path into this machine's site-packages
+    assert report.written.read_text(encoding="utf-8").splitlines()[0] == "# yaml-language-server: $schema=case-file.schema.json"
+    assert (tmp_path / "case-file.schema.json").read_bytes() == installed().read_bytes()
     case_file = load_file(report.written)
     (case,) = case_file.cases
     bad = run_case(case, resolve(engine))

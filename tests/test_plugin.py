@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib.util
+import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -355,5 +356,121 @@ def test_the_plugin_keeps_its_state_in_the_config_stash_only() -> None:
     tree = ast.parse(Path(plugin.__file__).read_text(encoding="utf-8"))
     assigned = [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
-    assert assigned == ["_ENGINES", "_CONVENTIONS", "_CASE_FILE_ERRORS", "_OTHER_ERRORS", "_FIRST_FAILURE"]
+    assert assigned == ["_ENGINES", "_CONVENTIONS", "_CASE_FILE_ERRORS", "_OTHER_ERRORS", "_IMPORTABLE", "_FIRST_FAILURE"]
     assert all(isinstance(getattr(plugin, name), pytest.StashKey) for name in assigned)
+
+
+# -- pytest's cache: --lf, --ff and --sw on case items ---------------------------------------------------
+
+TANH_IDS = [f"ops.gradspec.yaml::tanh[sample{i}][engines:TanhSignFlip]" for i in range(3)]
+SQUARE_ID = "ops.gradspec.yaml::square[x=3][engines:TanhSignFlip]"  # xfail, but TanhSignFlip gets x*x right
+
+
+def outcome_lines(result: pytest.RunResult) -> list[str]:
+    return [line.split(" ")[0] for line in result.outlines if line.startswith(("ops.", "sub/")) and "::" in line]
+
+
+def test_last_failed_reruns_only_the_failures(suite: pytest.Pytester, engines: ModuleType) -> None:
+    engine = ("--gradspec-engine", "engines:TanhSignFlip")
+    first = suite.runpytest(*engine)
+    first.assert_outcomes(passed=6, failed=4, skipped=1)
+    again = suite.runpytest(*engine, "--lf", "-v")
+    again.assert_outcomes(failed=4)
+    again.stdout.fnmatch_lines(["run-last-failure: rerun previous 4 failures (skipped 1 file)"])
+    assert sorted(outcome_lines(again)) == sorted([*TANH_IDS, SQUARE_ID])
+    # another engine's items are other items: none of them failed before
+    other = suite.runpytest("--lf")
+    other.stdout.fnmatch_lines(["run-last-failure: 4 known failures not in selected tests"])
+    other.assert_outcomes(passed=9, skipped=2)
+
+
+def test_failed_first_runs_the_failures_first(suite: pytest.Pytester, engines: ModuleType) -> None:
+    engine = ("--gradspec-engine", "engines:TanhSignFlip")
+    suite.runpytest(*engine).assert_outcomes(passed=6, failed=4, skipped=1)
+    result = suite.runpytest(*engine, "--ff", "-v")
+    result.assert_outcomes(passed=6, failed=4, skipped=1)
+    result.stdout.fnmatch_lines(["run-last-failure: rerun previous 4 failures first"])
+    order = outcome_lines(result)
+    assert len(order) == 11
+    assert sorted(order[:4]) == sorted([*TANH_IDS, SQUARE_ID])
+
+
+def test_stepwise_resumes_at_the_last_failure(suite: pytest.Pytester, engines: ModuleType) -> None:
+    engine = ("--gradspec-engine", "engines:TanhSignFlip")
+    first = suite.runpytest(*engine, "--sw", "-v")
+    # mul and add's two points pass, then the first tanh sample fails and the run stops
+    first.assert_outcomes(passed=3, failed=1)
+    assert outcome_lines(first)[-1] == TANH_IDS[0]
+    again = suite.runpytest(*engine, "--sw", "-v")
+    again.assert_outcomes(failed=1, deselected=3)
+    again.stdout.fnmatch_lines(["stepwise: skipping 3 already passed items*"])
+    assert outcome_lines(again) == [TANH_IDS[0]]
+    # --sw-skip lets that failure be, and the run stops at the next one
+    past = suite.runpytest(*engine, "--sw-skip", "-v")
+    past.assert_outcomes(failed=2, deselected=3)
+    assert outcome_lines(past) == TANH_IDS[:2]
+
+
+# -- your own engine from your own folder, and named engines from pyproject.toml --------------------------
+
+MY_ENGINE = "from gradspec.engine import Value as _Builtin\n\n\nclass Value(_Builtin):\n    pass\n"
+CASE = "cases:\n  - id: mul\n    expr: x * y + tanh(x)\n    at: {x: 2, y: 3}\n"
+
+
+def pytest_as_installed(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """pytest as its console script runs it: -P keeps the current folder off sys.path (`python -m` adds it)."""
+    return pytester.run(sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", *args, timeout=120)
+
+
+def test_an_engine_module_in_the_folder_pytest_runs_in_is_found(pytester: pytest.Pytester) -> None:
+    write(pytester, "pluginengine.py", MY_ENGINE)
+    write(pytester, "my_cases/a.gradspec.yaml", CASE)
+    result = pytest_as_installed(pytester, "my_cases", "--gradspec-engine", "pluginengine:Value", "-v")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["my_cases/a.gradspec.yaml::mul[[]x=2,y=3[]][[]pluginengine:Value[]] PASSED*"])
+
+
+def test_an_engine_module_not_found_is_a_usage_error_that_says_what_to_do(pytester: pytest.Pytester) -> None:
+    write(pytester, "my_cases/a.gradspec.yaml", CASE)
+    result = pytest_as_installed(pytester, "my_cases", "--gradspec-engine", "absentengine:Value")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --gradspec-engine: cannot import engine module 'absentengine': ModuleNotFoundError: No module named "
+        "'absentengine' (gradspec looks in the current directory and the installed packages: run it from the folder "
+        "that holds absentengine.py or the absentengine/ package, add that folder to PYTHONPATH, or pip install the "
+        "package that provides it)",
+    ])
+
+
+PYPROJECT = """
+[tool.gradspec]
+engines = ["mine"]
+time-limit = 12.5
+
+[tool.gradspec.engine.mine]
+class = "renamed_plugin:Value"
+data = "value"
+grad = "derivative"
+methods = { tanh = "Tanh", backward = "backprop" }
+"""
+
+
+def test_named_engines_and_defaults_come_from_pyproject(pytester: pytest.Pytester) -> None:
+    write(pytester, "pyproject.toml", PYPROJECT)
+    write(pytester, "renamed_plugin.py", (DATA / "renamed.py").read_text(encoding="utf-8"))
+    write(pytester, "a.gradspec.yaml", CASE)
+    write(pytester, "test_limit.py", "from gradspec.limits import LIMITS\n\ndef test_limit():\n    assert LIMITS.engine == 12.5\n")
+    result = pytest_as_installed(pytester, "-v")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["a.gradspec.yaml::mul[[]x=2,y=3[]][[]mine[]] PASSED*", "test_limit.py::test_limit PASSED*"])
+    result = pytest_as_installed(pytester, "-v", "--gradspec-engine", "mine", "--gradspec-engine", "builtin", "a.gradspec.yaml")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*::mul[[]x=2,y=3[]][[]mine[]] PASSED*", "*::mul[[]x=2,y=3[]][[]builtin[]] PASSED*"])
+
+
+def test_bad_configuration_is_a_usage_error_naming_the_file_and_key(pytester: pytest.Pytester) -> None:
+    path = write(pytester, "pyproject.toml", "[tool.gradspec]\ntime-limit = -3\n")
+    write(pytester, "a.gradspec.yaml", CASE)
+    result = pytest_as_installed(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {path}: tool.gradspec.time-limit: expected a number of seconds above 0, found -3"])

@@ -12,6 +12,7 @@ def test_gradspec_all() -> None:
     assert sorted(gradspec.__all__) == [
         "CaseFileError",
         "CheckResult",
+        "ConfigError",
         "DomainError",
         "EngineError",
         "ExpressionError",
@@ -50,9 +51,9 @@ def test_nn_exports() -> None:
 
 def test_errors_hierarchy_and_reexports() -> None:
     assert sorted(gradspec.errors.__all__) == [
-        "CaseFileError", "DomainError", "EngineError", "ExpressionError", "GradspecError",
+        "CaseFileError", "ConfigError", "DomainError", "EngineError", "ExpressionError", "GradspecError",
     ]
-    for name in ("CaseFileError", "DomainError", "EngineError", "ExpressionError"):
+    for name in ("CaseFileError", "ConfigError", "DomainError", "EngineError", "ExpressionError"):
         cls = getattr(gradspec, name)
         assert cls is getattr(gradspec.errors, name)
         assert issubclass(cls, gradspec.GradspecError)

@@ -16,7 +16,8 @@ case through them, so an engine that implements them runs the whole library::
 
 :class:`ValueClassEngine` serves any micrograd-style class: a constructor from a float, ``.data``,
 ``.grad``, ``.backward()``, Python operators with Values and numbers on either side, and whichever op
-methods it has. Adapters for PyTorch, JAX and tinygrad live in :mod:`gradspec.engines.adapters`; third-party
+methods it has. A class that spells them otherwise (``.value``, ``.derivative``, ``ReLU()``) is served
+through a :class:`NamedEngine` whose attribute and method names are read as data. Adapters for PyTorch, JAX and tinygrad live in :mod:`gradspec.engines.adapters`; third-party
 engines register a factory under the ``gradspec.engines`` entry-point group.
 """
 
@@ -33,7 +34,8 @@ from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, REVERSE_ONLY, Capability, Op
 
-__all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "Outcome", "Unavailable", "Unsupported", "ValueClassEngine", "resolve"]
+__all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NamedEngine", "Outcome", "Unavailable", "Unsupported",
+           "ValueClassEngine", "resolve"]
 
 FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
@@ -167,36 +169,71 @@ def _kinds(varying: list[bool]) -> str:
     return ", ".join("Value" if v else "number" for v in varying)
 
 
+@dataclass(frozen=True)
+class NamedEngine:
+    """An engine given a name in configuration: the spec it stands for, and how its Value class spells
+    the attributes and methods gradspec reads (``methods`` maps an op-table method, or ``backward``, to
+    the class's own name). Plain data, so it travels to worker processes as it is.
+    """
+
+    name: str
+    target: str
+    data: str = "data"
+    grad: str = "grad"
+    methods: tuple[tuple[str, str], ...] = ()
+    where: str | None = None  # the file that defined it, for messages
+
+    @property
+    def renamed(self) -> bool:
+        return (self.data, self.grad, self.methods) != ("data", "grad", ())
+
+
 class ValueClassEngine(Engine):
-    """Adapter for a micrograd-style scalar ``Value`` class (tensor cases run as a tensor of Values)."""
+    """Adapter for a micrograd-style scalar ``Value`` class (tensor cases run as a tensor of Values).
+
+    ``data``, ``grad`` and ``methods`` are the class's names for the forward value, the gradient and
+    the op methods (and ``backward``), where they differ from micrograd's.
+    """
 
     capabilities = REVERSE_AND_TENSOR
 
-    def __init__(self, cls: type, name: str | None = None) -> None:
+    def __init__(self, cls: type, name: str | None = None, *, data: str = "data", grad: str = "grad",
+                 methods: Mapping[str, str] | None = None) -> None:
         self.cls = cls
         self.name = name or f"{cls.__module__}:{cls.__qualname__}"
+        self.data_attr = data
+        self.grad_attr = grad
+        self.methods = dict(methods or {})
 
     def __repr__(self) -> str:
         return f"ValueClassEngine({self.name})"
 
+    def _spelt(self, name: str) -> str:
+        return self.methods.get(name, name)
+
     def unsupported(self, graph: Graph) -> str | None:
-        if not hasattr(self.cls, "backward"):
-            return "engine has no backward()"
+        if not hasattr(self.cls, self._spelt("backward")):
+            return f"engine has no {self._spelt('backward')}()"
         return super().unsupported(graph)
 
     def missing(self, op: Op, value_left: bool) -> str | None:
-        needed = op.needs(value_left)
+        needed = self._spelt(op.needs(value_left))
         return None if hasattr(self.cls, needed) else f"engine has no {needed}"
+
+    def apply(self, op: Op, args: Sequence[Any]) -> Any:
+        if op.method is not None:
+            return getattr(args[0], self._spelt(op.method))()
+        return super().apply(op, args)
 
     def leaf(self, x: float) -> Any:
         return self.cls(x)
 
     def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
-        out.backward()
-        return [_float_or_none(getattr(n, "grad", None)) for n in nodes]
+        getattr(out, self._spelt("backward"))()
+        return [_float_or_none(getattr(n, self.grad_attr, None)) for n in nodes]
 
     def value(self, node: Any) -> float:
-        return float(node.data)
+        return float(getattr(node, self.data_attr))
 
 
 def _float_or_none(g: Any) -> float | None:
@@ -223,16 +260,18 @@ _ADAPTERS = {"torch": "gradspec.engines.adapters.torch", "jax": "gradspec.engine
              "micrograd": "gradspec.engines.adapters.micrograd"}
 
 
-def resolve(spec: str | Engine | type) -> Engine:
+def resolve(spec: str | Engine | type | NamedEngine) -> Engine:
     """An engine from a spec.
 
     ``builtin``; ``torch``, ``torch:float32``, ``torch:cuda``, ``torch:cuda:float32``; ``jax``,
     ``jax:float32``; ``tinygrad``, ``tinygrad:float32``; ``micrograd``; a name registered under the
     ``gradspec.engines`` entry-point group; ``module.path:Name`` (a Value class, an :class:`Engine`
-    subclass or instance); or a Value class or engine object itself.
+    subclass or instance); a :class:`NamedEngine`; or a Value class or engine object itself.
     """
     if isinstance(spec, Engine):
         return spec
+    if isinstance(spec, NamedEngine):
+        return _named(spec)
     if isinstance(spec, type):
         return spec() if issubclass(spec, Engine) else ValueClassEngine(spec)
     if not isinstance(spec, str):
@@ -262,7 +301,20 @@ def _registered(name: str) -> Any:
     return None
 
 
-def _from_module(spec: str) -> Engine:
+def _named(spec: NamedEngine) -> Engine:
+    key = f"tool.gradspec.engine.{spec.name}"
+    try:
+        engine = resolve(spec.target) if not spec.renamed else _from_module(spec.target, spec)
+    except EngineError as exc:
+        raise EngineError(f"{key}.class: {exc.message}", path=spec.where) from exc
+    if spec.renamed and not isinstance(engine, ValueClassEngine):
+        raise EngineError(f"{key}: data, grad and methods rename a Value class's attributes, and "
+                          f"{spec.target!r} is not a Value class", path=spec.where)
+    engine.name = spec.name
+    return engine
+
+
+def _from_module(spec: str, named: NamedEngine | None = None) -> Engine:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         known = ", ".join(["builtin", *_ADAPTERS])
@@ -270,7 +322,8 @@ def _from_module(spec: str) -> Engine:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # an engine module that fails to import is the user's error to see
-        raise EngineError(f"cannot import engine module {module_name!r}: {type(exc).__name__}: {exc}") from exc
+        raise EngineError(f"cannot import engine module {module_name!r}: {type(exc).__name__}: {exc}"
+                          f"{_import_hint(module_name, exc)}") from exc
     target: Any = module
     for part in attr.split("."):
         target = getattr(target, part, None)
@@ -279,9 +332,25 @@ def _from_module(spec: str) -> Engine:
     if isinstance(target, Engine):
         return target
     if isinstance(target, type):
-        if issubclass(target, Engine):
+        if issubclass(target, Engine) and named is None:
             return target()
-        if all(hasattr(target, a) for a in ("backward", "__add__", "__mul__")):
-            return ValueClassEngine(target, spec)
-        raise EngineError(f"{spec!r} is not a Value class: it needs backward(), + and *")
+        renamed = dict(named.methods) if named else {}
+        backward = renamed.get("backward", "backward")
+        if not issubclass(target, Engine) and all(hasattr(target, a) for a in (backward, "__add__", "__mul__")):
+            if named is None:
+                return ValueClassEngine(target, spec)
+            return ValueClassEngine(target, named.name, data=named.data, grad=named.grad, methods=renamed)
+        raise EngineError(f"{spec!r} is not a Value class: it needs {backward}(), + and *")
     raise EngineError(f"{spec!r} is neither a Value class nor an engine")
+
+
+def _import_hint(module_name: str, exc: Exception) -> str:
+    """What to do when an engine module is not found: where gradspec looked, and how to add a place."""
+    if not isinstance(exc, ModuleNotFoundError) or exc.name is None:
+        return ""
+    if module_name != exc.name and not module_name.startswith(exc.name + "."):
+        return f" (the module itself imports {exc.name!r}, which is not installed)"
+    top = module_name.split(".")[0]
+    return (f" (gradspec looks in the current directory and the installed packages: run it from the folder "
+            f"that holds {top}.py or the {top}/ package, add that folder to PYTHONPATH, or pip install the "
+            f"package that provides it)")

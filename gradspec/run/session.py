@@ -7,13 +7,14 @@ from collections.abc import Callable, Sequence
 
 from gradspec.casefile.model import CaseFile
 from gradspec.checks.results import CheckResult, Verdict
-from gradspec.engines.protocol import Engine
+from gradspec.engines.protocol import Engine, NamedEngine
 from gradspec.run.runner import iter_case
 
 __all__ = ["run_picked"]
 
 
-def run_picked(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
+def run_picked(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]],
+               engines: Sequence[tuple[str | NamedEngine, Engine]],
                *, jobs: int | None = None, maxfail: int | None = None, on_case: Callable[[str], None] = lambda _: None,
                on_failure: Callable[[], None] = lambda: None) -> tuple[list[CheckResult], bool]:
     """Every point of the picked cases (file and case indices into ``files``) on every engine (its spec

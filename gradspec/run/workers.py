@@ -29,7 +29,7 @@ from typing import Any
 from gradspec.casefile.model import Case, CaseFile
 from gradspec.checks.kinds import KINDS
 from gradspec.checks.results import CheckResult
-from gradspec.engines.protocol import Engine
+from gradspec.engines.protocol import Engine, NamedEngine
 from gradspec.errors import GradspecError
 from gradspec.limits import LIMITS
 
@@ -53,7 +53,7 @@ class _Setup:
 
     paths: tuple[str, ...]
     case_ids: tuple[tuple[str, ...], ...]
-    engines: tuple[str, ...]  # specs, resolved again in each worker
+    engines: tuple[str | NamedEngine, ...]  # specs, resolved again in each worker
     engine_limit: float
     derivation_limit: float
 
@@ -62,7 +62,7 @@ class _Pool:
     """The parent's side: the units still to run, their results, and the workers."""
 
     def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
-                 engines: Sequence[tuple[str, Engine]], jobs: int,
+                 engines: Sequence[tuple[str | NamedEngine, Engine]], jobs: int,
                  on_result: Callable[[CheckResult], bool] = lambda _: False) -> None:
         self.files, self.engines = files, [engine for _, engine in engines]
         self.on_result, self.stopped = on_result, False
@@ -113,7 +113,8 @@ class _Pool:
         return [r for per_unit in self.results for _, r in sorted(per_unit.items())]
 
 
-def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str, Engine]],
+def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
+                   engines: Sequence[tuple[str | NamedEngine, Engine]],
                    jobs: int, on_unit: Callable[[str], None] = lambda _: None,
                    on_result: Callable[[CheckResult], bool] = lambda _: False) -> list[CheckResult]:
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from gradspec.casefile.model import data_dir
+from gradspec.casefile.schema_file import SCHEMA_LINE, copy_beside
 from gradspec.checks.check import check_graph, prepare
 from gradspec.checks.results import CheckResult, Culprit, Tolerance, Verdict
 from gradspec.diagnose.debug import as_yaml_case, localise, subprogram
@@ -155,8 +155,9 @@ def _write(out: Path, engine: Engine, seed: int, program: str, point: dict[str, 
         note += f"; culprit: {culprit.op}"
     case = as_yaml_case(f"fuzz-seed{seed}", program, point, note)
     body = "\n".join("  " + line if line else line for line in case.splitlines())
+    copy_beside(out)  # the $schema line names the copy beside the file, which resolves on any machine
     path.write_text(
-        f"# yaml-language-server: $schema={(data_dir('schemas') / 'case-file.schema.json').as_uri()}\n"
+        f"{SCHEMA_LINE}\n"
         f"version: 1\ndescription: {json.dumps('A regression case ' + note + '.')}\ncases:\n{body}\n",
         encoding="utf-8",
     )

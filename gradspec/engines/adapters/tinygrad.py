@@ -1,8 +1,10 @@
 """tinygrad: ``tinygrad`` (float64) and ``tinygrad:float32``, through its Tensor API.
 
-Runs on the device named by the ``DEV`` environment variable; gradspec sets ``DEV=PYTHON`` when it
-is unset, which needs no compiler for kernels. Leaves are one-element tensors; gradients come from
-``Tensor.gradient``, realized together.
+Runs on the device named by the ``DEV`` environment variable, and where that is unset on tinygrad's
+pure-Python device (``PYTHON``), which needs no compiler: tinygrad's own choice would be its CPU device,
+which compiles every kernel with clang and is unusable on a machine without it. A device that cannot
+run here (``DEV=CPU`` without clang) makes every check skip with the reason. Leaves are one-element
+tensors; gradients come from ``Tensor.gradient``, realized together.
 """
 
 from __future__ import annotations
@@ -15,30 +17,56 @@ from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.errors import EngineError
 from gradspec.ops.table import Op
 
+FALLBACK_DEVICE = "PYTHON"
+
 
 def create(options: str) -> Engine:
     dtype = options or "float64"
     if dtype not in ("float32", "float64"):
         raise EngineError(f"unknown tinygrad option {options!r}; use float32 or float64")
     name = "tinygrad" if dtype == "float64" else "tinygrad:float32"
-    os.environ.setdefault("DEV", "PYTHON")
+    # tinygrad reads DEV when it is first imported, and passes it on to processes it spawns.
+    os.environ.setdefault("DEV", FALLBACK_DEVICE)
     try:
-        from tinygrad import Tensor, dtypes
+        from tinygrad import Device, Tensor, dtypes
     except ImportError:
         return Unavailable(name, "tinygrad is not installed (pip install 'gradspec[tinygrad]')")
+    _choose_device()
     dt = getattr(dtypes, dtype)
     try:
-        (Tensor([1.0], dtype=dt) - 2.0).tolist()
-    except FileNotFoundError as exc:  # its CPU device compiles helpers with clang
-        return Unavailable(name, f"tinygrad cannot run here: {exc.filename or exc} is missing (apt-get install clang)")
-    return TinygradEngine(Tensor, name, dt)
+        device = str(Device.DEFAULT)
+        (Tensor([1.0], dtype=dt, device=device) - 2.0).tolist()
+    except FileNotFoundError as exc:  # its CPU device compiles kernels with clang
+        missing = exc.filename or exc
+        return Unavailable(name, f"tinygrad's device {os.environ.get('DEV')!r} cannot run here: {missing} is missing "
+                                 f"(install it, or unset DEV to use tinygrad's {FALLBACK_DEVICE} device)")
+    except Exception as exc:  # "no usable devices", a device that fails to open, a DEV tinygrad does not know
+        return Unavailable(name, f"tinygrad cannot run on device {os.environ.get('DEV')!r} here: "
+                                 f"{type(exc).__name__}: {exc}")
+    return TinygradEngine(Tensor, name, dt, device)
+
+
+def _choose_device() -> None:
+    """Make tinygrad's default device the one DEV names now.
+
+    When tinygrad was imported before DEV was set (by the user's code, or a test runner's
+    ``importorskip``), it saw no DEV, and its default would be the first device that opens, which on a
+    machine without clang is none. tinygrad 0.12 and later keep DEV in a context variable, set here as
+    tinygrad's own messages advise (``DEV.value = ...``); earlier versions read the environment.
+    """
+    from tinygrad import helpers
+
+    dev = getattr(helpers, "DEV", None)
+    if dev is not None and hasattr(dev, "device") and not dev.device:
+        dev.value = os.environ["DEV"]
 
 
 class TinygradEngine(Engine):
-    def __init__(self, tensor: Any, name: str, dtype: Any) -> None:
+    def __init__(self, tensor: Any, name: str, dtype: Any, device: str) -> None:
         self.Tensor = tensor
         self.name = name
         self.dtype = dtype
+        self.device = device
         self.eps = 2.0**-52 if dtype.itemsize == 8 else 2.0**-23
 
     def missing(self, op: Op, value_left: bool) -> str | None:
@@ -46,12 +74,19 @@ class TinygradEngine(Engine):
         return None if hasattr(self.Tensor, needed) else f"tinygrad Tensor has no {needed}"
 
     def leaf(self, x: float) -> Any:
-        return self.Tensor([x], dtype=self.dtype)
+        return self.Tensor([x], dtype=self.dtype, device=self.device)
 
     def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
         grads = out.sum().gradient(*nodes)
         self.Tensor.realize(out, *grads)
-        return [float(g.tolist()[0]) for g in grads]
+        return [self._read(g) for g in grads]
 
     def value(self, node: Any) -> float:
-        return float(node.tolist()[0])
+        return self._read(node)
+
+    def _read(self, t: Any) -> float:
+        # A gradient that does not depend on any input (d(x+1)/dx) is a constant with no device, and
+        # tinygrad reads such a tensor through its CPU device, which needs clang: give it ours instead.
+        if t.device is None:
+            t = t.clone(self.device)
+        return float(t.tolist()[0])
