@@ -16,10 +16,9 @@ other input in the engine's float dtype.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,14 +41,14 @@ def family(engine: Engine) -> str:
 
 
 def import_function(target: str, base: str = ".") -> Callable[..., Any]:
-    """``module:attribute`` imported with ``base`` (the current directory by default) on ``sys.path``;
-    :class:`EngineError` says what is missing."""
+    """``module:attribute`` imported with ``base`` (the current directory by default) importable, after
+    the installed packages (:func:`gradspec.config.importable`); :class:`EngineError` says what is missing."""
+    from gradspec.config import importable
+
     module_name, _, attr = target.partition(":")
-    where = os.path.abspath(base)
-    if where not in sys.path:
-        sys.path.insert(0, where)  # the user's modules live beside their case files, not in site-packages
     try:
-        module = importlib.import_module(module_name)
+        with importable(Path(base).resolve()):  # as the CLI and the plugin do for the current folder
+            module = importlib.import_module(module_name)
     except Exception as exc:  # the user's module failing to import is theirs to see, located
         raise EngineError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
     found: Any = module
