@@ -138,3 +138,36 @@ def test_a_scalar_function_that_writes_into_its_input_fails_inputs_unmodified() 
     q = next(q for q in result.quantities if q.name == "inputs unmodified")
     assert q.verdict is Verdict.FAIL and "modified x in place" in q.note
     assert result.verdict is Verdict.FAIL
+
+
+def test_gradient_shapes_and_dtypes_names_each_mismatch() -> None:
+    # torch casts a Function's gradient to its input's dtype and sums it to its shape, and jax refuses a
+    # mismatch outright, so this property guards libraries that let one through: its judge, directly.
+    from gradspec.checks.function import _kinds
+    from gradspec.engines.function import Probe
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+
+    graph = build_tensor(parse("x + b"), {"x": (3, 4), "b": (4,), "t": (3,)}, frozenset({"t"}))
+    good = Probe(None, [], kinds=[{"x": ((3, 4), "float64"), "b": ((4,), "float64")}],
+                 dtypes={"x": "float64", "b": "float64"})
+    assert _kinds(good, graph).verdict is Verdict.PASS
+    bad = Probe(None, [], kinds=[{"x": ((3, 4), "float32"), "b": ((3, 4), "float64")}],
+                dtypes={"x": "float64", "b": "float64"}, data_grads=["t"])
+    q = _kinds(bad, graph)
+    assert q.verdict is Verdict.FAIL
+    assert q.note == ("data input t received a gradient; the gradient of x is float32, the input float64; "
+                      "the gradient of b has shape [3, 4], the input [4]")
+
+
+def test_a_jax_backward_of_the_wrong_shape_fails_with_the_library_message() -> None:
+    jax = pytest.importorskip("jax")
+
+    @jax.custom_vjp
+    def f(x):  # type: ignore[no-untyped-def]
+        return 2 * x
+
+    f.defvjp(lambda x: (2 * x, None), lambda _, g: (2 * g.sum(),))
+    result = gradspec.check_function(f, "2 * x", {"x": np.linspace(-1, 1, 4)}, engine="jax")
+    assert result.verdict is Verdict.FAIL
+    assert "engine raised" in result.message and result.culprit is not None
