@@ -1,6 +1,6 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
-    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors functions]   (default: all)
+    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors rounding functions]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -343,6 +343,37 @@ def tensors() -> None:
     print("  targets: cold/slow at most 1x; fast/warm at least 10x")
 
 
+# -- 7. the rounding allowance on correct float32 engines ---------------------------------------------------
+
+
+def rounding(points: int = 100_000) -> None:
+    """False alarms of the rounding allowance over sampled points of every op on correct float32
+    engines (want 0); tests/test_rounding.py runs a smaller sweep, and the planted-bug engines."""
+    os.environ["GRADSPEC_CACHE"] = "0"  # 100,000 one-off points: nothing worth keeping on disk
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rounding_sweep import FORMS, sweep
+
+    from gradspec.engines.protocol import resolve
+
+    per_form = -(-points // len(FORMS))
+    print(f"rounding: {per_form * len(FORMS):,} sampled points ({len(FORMS)} forms covering every op) per engine, "
+          "default tolerance; a correct engine must raise no false alarm")
+    for spec in ("torch:float32", "jax:float32"):
+        engine = resolve(spec)
+        if not hasattr(engine, "run_batch"):
+            row(spec, "skipped: " + (getattr(engine, "reason", "") or "no batched evaluation"))
+            continue
+        start = time.perf_counter()
+        tallies = sweep(engine, per_form, seed=2026)
+        alarms = sum(t.false_alarms for t in tallies.values())
+        checked = sum(t.points for t in tallies.values())
+        row(f"{spec}: false alarms (target 0) in {time.perf_counter() - start:.0f} s", f"{alarms} of {checked:,}")
+        for form, t in tallies.items():
+            if t.false_alarms:
+                row(f"  {form}", f"{t.false_alarms}: {t.first}")
+
+
+
 def functions() -> None:
     """Hand-written torch Functions (the test suite's: one correct per op, and single-bug ones), judged by
     gradspec.check_function and by torch.autograd.gradcheck at its default tolerances, in float64 and
@@ -408,7 +439,7 @@ def functions() -> None:
 
 
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
-            "tensors": tensors, "functions": functions}
+            "tensors": tensors, "rounding": rounding, "functions": functions}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

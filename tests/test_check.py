@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import ModuleType
 
 import pytest
 
@@ -158,7 +159,7 @@ def test_pass_result_quantities() -> None:
     assert q["y"].exact == pytest.approx(32 - (1 - math.tanh(3.0) ** 2), rel=1e-15)
     assert q["y"].numerical == pytest.approx(q["y"].exact, rel=1e-8)
     assert q["value"].numerical is None
-    assert q["x"].tolerance == pytest.approx(1e-10 + 1e-7 * 64)
+    assert q["x"].tolerance == pytest.approx(1e-7 * 64)  # rtol only: atol defaults to 0
     assert q["x"].abs_error == 0.0 and q["x"].rel_error == 0.0
     assert all(qq.verdict is Verdict.PASS for qq in r.quantities)
     assert q["x"].symbolic  # SymPy's derivative text
@@ -386,3 +387,64 @@ def test_check_gradients_on_a_broken_engine_class() -> None:
     assert q["x1"].verdict is Verdict.PASS
     r2 = check_gradients(lambda x: x.tanh(), [0.4], value=FlippedTanh)
     assert r2.verdict is Verdict.FAIL
+
+
+# -- tiny values judged relatively; exact zeros; both spellings; overflow ------------------------------
+
+
+def test_the_default_tolerance_judges_tiny_values_relatively(engines: ModuleType) -> None:
+    assert Tolerance().atol == 0.0
+    r = check("tanh(x)", {"x": 1e-12}, engine=engines.TanhViaExp)
+    assert r.verdict is Verdict.FAIL
+    value = by_name(r)["value"]
+    assert value.verdict is Verdict.FAIL
+    assert value.engine is not None and abs(value.engine - 1e-12) / 1e-12 > 1e-5  # ~1e11 ulps off
+    # a blanket absolute tolerance, as the old default had, hid it
+    assert check("tanh(x)", {"x": 1e-12}, engine=engines.TanhViaExp, atol=1e-10).verdict is Verdict.PASS
+    # where the formula does not cancel, the same engine is right; and a correct engine passes at 1e-12
+    assert check("tanh(x)", {"x": 0.5}, engine=engines.TanhViaExp).verdict is Verdict.PASS
+    assert check("tanh(x)", {"x": 1e-12}).verdict is Verdict.PASS
+
+
+def test_an_exact_zero_allows_only_what_rounding_can_do() -> None:
+    # 0.1 - 0.3 + 0.2 is 2.8e-17 in float64, not 0: cancellation the rounding allowance accounts for
+    r = check("x * 0.1 - x * 0.3 + x * 0.2", {"x": 0.7})
+    assert r.verdict is Verdict.PASS, r.table()
+    grad = by_name(r)["x"]
+    assert grad.exact == 0.0 and grad.engine != 0.0
+    assert grad.tolerance is not None and 0 < grad.tolerance < 1e-15
+    assert grad.note.startswith("within the rounding allowance")
+
+
+def test_an_exact_zero_with_nothing_to_round_must_be_zero(engines: ModuleType) -> None:
+    r = check("x - x", {"x": 0.5})
+    assert by_name(r)["x"].tolerance == 0.0 and r.verdict is Verdict.PASS
+
+
+def test_both_spellings_of_abs_are_exercised(engines: ModuleType) -> None:
+    r = check("abs(x) * 2", {"x": -1.5}, engine=engines.AbsDunderSignless)
+    assert r.verdict is Verdict.FAIL
+    q = by_name(r)
+    assert q["x"].verdict is Verdict.PASS and q["x"].engine == -2.0  # x.abs() is right
+    wrong = q["x via __abs__"]  # abs(x) calls __abs__, which is not
+    assert wrong.verdict is Verdict.FAIL and wrong.engine == 2.0 and wrong.exact == -2.0
+    assert "via __abs__" in r.table() and "built with __abs__" in wrong.note
+    # identical numbers from both spellings are judged once
+    same = check("abs(x) * 2", {"x": -1.5}, engine=engines.Same)
+    assert same.verdict is Verdict.PASS and [q.name for q in same.quantities] == ["value", "x"]
+
+
+def test_overflow_beyond_the_float_range_is_a_convention_difference(engines: ModuleType) -> None:
+    r = check("exp(x)", {"x": 800}, engine=engines.MathOverflow)
+    assert r.verdict is Verdict.CONVENTION
+    assert r.message.startswith("raised OverflowError where IEEE 754 gives inf (value, x:")
+    assert check("exp(x)", {"x": 800}).verdict is Verdict.PASS  # inf, as IEEE 754 gives
+
+
+def test_overflow_where_the_exact_value_is_finite_fails(engines: ModuleType) -> None:
+    r = check("sigmoid(x)", {"x": -800}, engine=engines.MathOverflow)
+    assert r.verdict is Verdict.FAIL
+    assert r.message == ("engine raised OverflowError: math range error; "
+                         "the exact value and gradients are finite in the engine's precision")
+    # the same engine at an ordinary point is right
+    assert check("sigmoid(x)", {"x": -8}, engine=engines.MathOverflow).verdict is Verdict.PASS

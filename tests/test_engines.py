@@ -424,3 +424,24 @@ def test_third_party_engine_and_a_wrong_rule_fails_where_it_is_wrong(dual: Modul
     (x,) = [q for q in result.quantities if q.name == "x"]
     assert x.engine == pytest.approx(1 - 2 * math.cos(0.5), rel=1e-14)
     assert x.exact == pytest.approx(1 + 2 * math.cos(0.5), rel=1e-14)
+
+
+def test_a_value_class_with_both_spellings_is_run_with_each(engines: ModuleType) -> None:
+    engine = ValueClassEngine(engines.AbsDunderSignless)
+    graph = prepare("abs(x) * 3 + x", ["x"])
+    assert engine.second_spellings(graph) == ("__abs__",)
+    outcome = engine.run(graph, {"x": -2.0})
+    assert outcome.grads["x"] == -2.0  # x.abs()
+    assert list(outcome.spelled) == ["__abs__"]
+    assert outcome.spelled["__abs__"].grads["x"] == 4.0  # abs(x): the unsigned __abs__
+    assert outcome.spelled["__abs__"].value == outcome.value == 4.0
+    # no second spelling in the graph, or a class without __abs__: built once
+    assert engine.second_spellings(prepare("x * 3", ["x"])) == ()
+    assert engine.run(prepare("x * 3", ["x"]), {"x": 1.0}).spelled == {}
+
+
+    class MethodOnly:
+        def abs(self) -> MethodOnly:
+            return self
+
+    assert ValueClassEngine(MethodOnly).second_spellings(graph) == ()

@@ -304,6 +304,29 @@ def test_expect_error_combined_with_value(write_case: Callable[..., Path]) -> No
     assert errors(path) == [f"{path}:5:21: [e] expect.error cannot be combined with value, grad or finite"]
 
 
+def test_expect_ieee_is_loaded_and_checked(write_case: Callable[..., Path]) -> None:
+    path = write_case("""
+        cases:
+          - id: strict
+            expr: exp(x)
+            at: {x: 800}
+            expect: {ieee: true}
+          - id: lenient
+            expr: exp(x)
+            at: {x: 800}
+        """)
+    strict, lenient = load_file(path).cases
+    assert strict.expect.ieee is True and lenient.expect.ieee is False
+    bad = write_case("""
+        cases:
+          - id: e
+            expr: exp(x)
+            at: {x: 800}
+            expect: {ieee: 1}
+        """, "bad.gradspec.yaml")
+    assert errors(bad) == [f"{bad}:5:20: [e] cases[0].expect.ieee: 1 is not of type 'boolean'"]
+
+
 def test_expect_grad_of_an_unknown_name(write_case: Callable[..., Path]) -> None:
     path = write_case("""
         cases:
@@ -485,7 +508,7 @@ def test_every_kind_loads(kinds_file: Path) -> None:
         assert isinstance(c, Case)
         assert c.path == str(kinds_file)
         assert c.tags == ("kinds",)
-        assert c.tolerance == Tolerance(rtol=1e-7, atol=1e-10, h=1e-4)
+        assert c.tolerance == Tolerance(rtol=1e-7, atol=0.0, h=1e-4)
         with pytest.raises(dataclasses.FrozenInstanceError):
             c.id = "other"  # type: ignore[misc]
 

@@ -295,3 +295,25 @@ def test_capabilities_are_declared_by_ops_and_engines() -> None:
     assert all(o.capabilities <= set(Capability) for o in OPS.values())
     assert resolve("builtin").capabilities == frozenset({Capability.VJP, Capability.TENSOR})
     assert [o.name for o in OPS.values() if o.asserts_on_value] == ["pow"]
+
+
+def test_rounding_budgets_are_op_facts() -> None:
+    exact = {"neg", "relu", "abs"}  # sign changes and selections: no rounding at all
+    ieee = {"add", "sub", "mul", "div", "sqrt"}  # correctly rounded: half an ulp
+    for o in OPS.values():
+        if o.name in exact:
+            assert o.ulps == 0
+        elif o.name in ieee:
+            assert o.ulps == 0.5
+        else:  # library functions: a few ulps
+            assert 1 <= o.ulps <= 8, o.name
+        assert o.partial_ulps >= 0 and o.partial_abs >= 0
+    # partials recomputed from the op's own rounded output lose absolute, not relative, accuracy
+    assert {o.name for o in OPS.values() if o.partial_abs} == {"tanh", "sigmoid"}
+    assert OPS["tanh"].partial_abs > 2 * OPS["tanh"].ulps  # 1 - t*t: twice t's error, plus its own
+
+
+def test_second_spellings_call_the_special_method() -> None:
+    assert {o.name: o.builtin[0] for o in OPS.values() if o.builtin} == {"abs": "__abs__"}
+    assert OPS["abs"].builtin is not None
+    assert OPS["abs"].builtin[1](Value(-2.0)).data == 2.0

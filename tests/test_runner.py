@@ -11,9 +11,9 @@ from types import ModuleType
 import pytest
 
 from gradspec.casefile.loader import load_file
-from gradspec.casefile.model import Case
+from gradspec.casefile.model import Case, data_dir
 from gradspec.checks.results import CheckResult, Quantity, Verdict
-from gradspec.engines.protocol import resolve
+from gradspec.engines.protocol import Engine, resolve
 from gradspec.run.runner import applies, run_case, run_files, run_point
 
 BUILTIN = resolve("builtin")
@@ -548,3 +548,51 @@ def test_skip(case: Callable[[str], Case], engines: ModuleType) -> None:
     for engine in (BUILTIN, resolve(engines.Raises)):
         results = run_case(c, engine)
         assert [(r.verdict, r.message) for r in results] == [(Verdict.SKIP, "not today")] * 2
+
+
+# -- overflow policy -------------------------------------------------------------------------------------
+
+
+def test_overflow_policy_in_cases(case: Callable[[str], Case], engines: ModuleType) -> None:
+    engine = resolve(engines.MathOverflow)
+    lenient = case("- id: e\n  expr: exp(x)\n  at: {x: 800}\n")
+    strict = case("- id: e\n  expr: exp(x)\n  at: {x: 800}\n  expect: {ieee: true}\n")
+    finite = case("- id: s\n  expr: sigmoid(x)\n  at: {x: -800}\n")
+    r = only(run_case(lenient, engine))
+    assert r.verdict is Verdict.CONVENTION and r.ok
+    assert r.message == "raised OverflowError where IEEE 754 gives inf (value, x: math range error)"
+    r = only(run_case(strict, engine))
+    assert r.verdict is Verdict.FAIL
+    assert r.message == ("engine raised OverflowError: math range error; "
+                         "the case expects IEEE 754 behaviour (inf for value, x)")
+    assert only(run_case(finite, engine)).verdict is Verdict.FAIL
+    # an IEEE engine satisfies both
+    assert only(run_case(strict, BUILTIN)).verdict is Verdict.PASS
+    assert only(run_case(lenient, BUILTIN)).verdict is Verdict.PASS
+
+
+def test_float32_overflow_is_judged_against_float32_range(case: Callable[[str], Case]) -> None:
+    # exp(100) is 2.7e43: beyond float32, finite in float64; raising is within policy only for float32
+    class Raising(Engine):
+        name = "raising"
+
+        def leaf(self, x: float) -> object:
+            raise OverflowError("out of range")
+
+    exp100 = case("- id: e\n  expr: exp(x)\n  at: {x: 100}\n")
+    float32, float64 = Raising(), Raising()
+    float32.eps = 2.0**-23
+    assert only(run_case(exp100, float32)).verdict is Verdict.CONVENTION
+    assert only(run_case(exp100, float64)).verdict is Verdict.FAIL
+
+
+def test_the_library_tries_tiny_and_huge_tanh(engines: ModuleType) -> None:
+    cases = {c.id: c for c in load_file(data_dir("cases") / "edge-cases.gradspec.yaml").cases}
+    engine = resolve(engines.TanhViaExp)  # tanh as (exp(2x) - 1)/(exp(2x) + 1)
+    tiny = run_case(cases["tanh-tiny"], engine)
+    assert [r.verdict for r in tiny] == [Verdict.FAIL, Verdict.FAIL]  # off by 2e-5 of tanh(+-1e-12)
+    assert all(r.failures()[0].name == "value" for r in tiny)
+    huge = run_case(cases["tanh-huge"], engine)
+    assert huge[0].verdict is Verdict.FAIL  # exp(800) raises, yet tanh(400) = 1 is finite
+    assert huge[0].message.startswith("engine raised OverflowError")
+    assert all(r.verdict is Verdict.PASS for r in run_case(cases["tanh-tiny"], BUILTIN) + run_case(cases["tanh-huge"], BUILTIN))

@@ -66,3 +66,11 @@ def test_the_shipped_schema_is_the_one_in_schemas() -> None:
 def test_every_library_file_names_the_schema_for_editors(path: Path) -> None:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first == "# yaml-language-server: $schema=../schemas/case-file.schema.json"
+
+
+def test_expect_ieee_is_a_boolean() -> None:
+    validator = jsonschema.Draft202012Validator(schema())
+    case = {"id": "e", "expr": "exp(x)", "at": {"x": 800}}
+    assert not list(validator.iter_errors({"cases": [case | {"expect": {"ieee": True}}]}))
+    errors = list(validator.iter_errors({"cases": [case | {"expect": {"ieee": "yes"}}]}))
+    assert [list(e.absolute_path) for e in errors] == [["cases", 0, "expect", "ieee"]]

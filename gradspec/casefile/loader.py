@@ -334,6 +334,7 @@ class _CaseLoader:
             grad=tuple((k, _special(v)) for k, v in e.get("grad", {}).items()),
             finite=bool(e.get("finite", False)),
             error=e.get("error"),
+            ieee=bool(e.get("ieee", False)),
         )
 
     # -- meaning: every fixed point against the exact reference ---------------------------------------

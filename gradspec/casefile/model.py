@@ -113,6 +113,7 @@ class Expect:
     grad: tuple[tuple[str, float], ...] = ()
     finite: bool = False
     error: str | None = None
+    ieee: bool = False  # an overflow must give inf; raising OverflowError is then a failure
 
 
 @dataclass(frozen=True)

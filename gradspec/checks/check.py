@@ -24,7 +24,7 @@ from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.store import reference
 
-__all__ = ["check", "check_gradients", "check_graph", "prepare"]
+__all__ = ["check", "check_gradients", "check_graph", "float_range", "overflow_verdict", "prepare"]
 
 def prepare(expression: str, names: Sequence[str]) -> Graph:
     """Parse and lay out ``expression`` for a point over ``names``; undefined names are errors."""
@@ -114,12 +114,14 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
                 localise_failures: bool = False,
                 expect: Callable[[Quantity, bool], Quantity] | None = None,
                 extra: Callable[[Outcome], tuple[list[Quantity], str]] | None = None,
-                domain_error: Callable[[str], CheckResult] | None = None) -> CheckResult:
+                domain_error: Callable[[str], CheckResult] | None = None,
+                ieee: bool = False) -> CheckResult:
     """``graph`` on ``engine`` at ``point``: exact reference, skip, run, compare, worst verdict.
 
     A case's own declarations hook in: ``expect(quantity, at_kink)`` folds them into each judged
     quantity, ``extra(outcome)`` adds property quantities (and a problem to report), and
-    ``domain_error(problem)`` judges a point outside an op's domain that the case expects.
+    ``domain_error(problem)`` judges a point outside an op's domain that the case expects. An
+    OverflowError from the engine is judged by :func:`overflow_verdict` (``ieee``: the case demands inf).
     """
     floats = {k: float(v) for k, v in point.items()}
 
@@ -134,6 +136,8 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     except GradspecError as exc:
         return result(Verdict.ERROR, exc.message)
     called = call.run(engine, graph, floats)
+    if isinstance(called.error, OverflowError):
+        return result(*overflow_verdict(ref, engine, called.error, ieee=ieee))
     if called.verdict is not None:
         return result(called.verdict, called.message)
     outcome = called.get()
@@ -159,6 +163,31 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     return checked
 
 
+def float_range(engine: Engine) -> float:
+    """The largest finite magnitude of the engine's float type (inf: whatever float64 holds)."""
+    eps = getattr(engine, "eps", FLOAT64_EPS)
+    return getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
+
+
+def overflow_verdict(ref: Exact, engine: Engine, exc: OverflowError, *, ieee: bool) -> tuple[Verdict, str]:
+    """The verdict on an engine that raised OverflowError.
+
+    Where the exact value or a gradient is beyond the engine's float range there is no right float to
+    return: IEEE 754 gives inf, Python's math raises, and both are accepted (a convention difference)
+    unless the case demands IEEE behaviour. Where every exact quantity is finite (sigmoid(-800) is
+    about 0) the overflow is a bug in how the engine computes it.
+    """
+    limit = float_range(engine)
+    beyond = [name or "value" for name, q in [("", ref.value), *ref.grads.items()]
+              if math.isinf(float(q)) or abs(float(q)) > limit]
+    raised = f"engine raised OverflowError: {exc}"
+    if not beyond:
+        return Verdict.FAIL, f"{raised}; the exact value and gradients are finite in the engine's precision"
+    if ieee:
+        return Verdict.FAIL, f"{raised}; the case expects IEEE 754 behaviour (inf for {', '.join(beyond)})"
+    return Verdict.CONVENTION, f"raised OverflowError where IEEE 754 gives inf ({', '.join(beyond)}: {exc})"
+
+
 def compare(
     graph: Graph,
     ref: Exact,
@@ -171,10 +200,10 @@ def compare(
     refs = reference(graph, point)
     formulas = refs.formulas
     eps = getattr(engine, "eps", FLOAT64_EPS)
-    limit = getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
+    limit = float_range(engine)
 
     def rounding(name: str) -> float:
-        return eps * float(refs.conditioning()[name])
+        return refs.rounding(eps)[name]
 
     out = [_judge("value", Role.VALUE, outcome.value, ref.value, None, tol, None, formulas.get("", ""),
                   lambda: rounding(""), limit)]
@@ -184,7 +213,18 @@ def compare(
         num = nums[name]
         out.append(_judge(name, role, outcome.grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name),
                           formulas.get(name, ""), functools.partial(rounding, name), limit))
+    for spelling, other in outcome.spelled.items():
+        # The graph built with the other spelling: only numbers that differ can be judged differently.
+        same = {"value": outcome.value, **outcome.grads}
+        for q in compare(graph, ref, other, point, tol, engine):
+            if not _identical(q.engine, same.get(q.name)):
+                out.append(dataclasses.replace(q, name=f"{q.name} via {spelling}",
+                                               note="; ".join(filter(None, [f"built with {spelling}", q.note]))))
     return tuple(out)
+
+
+def _identical(a: float | None, b: float | None) -> bool:
+    return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
 
 
 def _judge(

@@ -66,7 +66,8 @@ def run(case: Case, point: Point | None, engine: Engine, extra: Extra | None = N
 
     result = check_graph(case.graph, point.exact(), engine, case.tolerance,
                          expect=lambda q, at_kink: _apply_expectations(case, q, at_kink), extra=extra,
-                         domain_error=domain_error if case.expect.error == "domain" else None)
+                         domain_error=domain_error if case.expect.error == "domain" else None,
+                         ieee=case.expect.ieee)
     return dataclasses.replace(result, expression=case.expression, point=point.floats(), engine=engine.name)
 
 

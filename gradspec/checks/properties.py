@@ -78,8 +78,8 @@ def _property(name: str, engine_value: float | None, reference: float, case: Cas
 
 
 def _scale(engine: Engine, graph: Graph, point: Point, name: str) -> float:
-    """The rounding allowance of one quantity on ``engine`` (see :meth:`gradspec.reference.store.Reference.conditioning`)."""
-    return engine.eps * float(reference(graph, point.exact()).conditioning()[name])
+    """The rounding allowance of one quantity on ``engine`` (see :meth:`gradspec.reference.store.Reference.rounding`)."""
+    return reference(graph, point.exact()).rounding(engine.eps)[name]
 
 
 def _linearity(case: Case, spec: Linearity, point: Point, engine: Engine, h: Outcome) -> tuple[list[Quantity], str]:

@@ -54,13 +54,18 @@ def worst(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """A check passes when ``|engine - exact| <= atol + rtol * |exact|``.
+    """A check passes when ``|engine - exact| <= atol + rtol * |exact|`` (plus the rounding allowance
+    of the engine's precision, :mod:`gradspec.reference.rounding`).
 
-    ``h`` is the numerical reference's step (scaled by ``max(1, |x|)``).
+    ``atol`` defaults to 0, so a tiny value is judged relatively: tanh(1e-12) off by 2e-5 of itself
+    fails. What rounding legitimately does near zero (cancellation, an input that is not a float) is
+    the rounding allowance's to allow, point by point, not a blanket absolute tolerance's; an exact
+    zero must come out zero or within that allowance. ``h`` is the numerical reference's step (scaled
+    by ``max(1, |x|)``).
     """
 
     rtol: float = 1e-7
-    atol: float = 1e-10
+    atol: float = 0.0
     h: float = 1e-4
 
     def bound(self, exact: float) -> float:
@@ -166,7 +171,7 @@ class CheckResult:
 
 def _label(q: Quantity) -> str:
     if q.role == "value":
-        return "value"
+        return q.name  # "value", or "value via __abs__" for a second spelling
     return q.name if q.role == "property" else f"d/d{q.name}"
 
 

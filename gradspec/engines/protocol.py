@@ -53,6 +53,9 @@ class Outcome:
     grads: dict[str, float | None] = field(default_factory=dict)
     node_grads: dict[int, float | None] = field(default_factory=dict)  # step -> gradient, on request
     node_values: dict[int, float] = field(default_factory=dict)  # step -> forward value, on request
+    # The same graph built with Python's other spelling of some ops (abs(x) rather than x.abs()),
+    # keyed by what was spelled differently; judged like the main outcome.
+    spelled: dict[str, Outcome] = field(default_factory=dict)
 
 
 class Engine:
@@ -204,6 +207,7 @@ class ValueClassEngine(Engine):
         self.data_attr = data
         self.grad_attr = grad
         self.methods = dict(methods or {})
+        self._builtins = False  # apply ops through Python's builtin spelling (abs(x)) where the class has it
 
     def __repr__(self) -> str:
         return f"ValueClassEngine({self.name})"
@@ -220,13 +224,40 @@ class ValueClassEngine(Engine):
         needed = self._spelt(op.needs(value_left))
         return None if hasattr(self.cls, needed) else f"engine has no {needed}"
 
+    def leaf(self, x: float) -> Any:
+        return self.cls(x)
+
     def apply(self, op: Op, args: Sequence[Any]) -> Any:
+        if self._builtins and op.builtin is not None and hasattr(type(args[0]), op.builtin[0]):
+            return op.builtin[1](args[0])
         if op.method is not None:
             return getattr(args[0], self._spelt(op.method))()
         return super().apply(op, args)
 
-    def leaf(self, x: float) -> Any:
-        return self.cls(x)
+    def run(self, graph: Graph, point: Mapping[str, float], *, every_node: bool = False) -> Outcome:
+        """As :meth:`Engine.run`; where the class has both of Python's spellings of an op in the graph
+        (``x.abs()`` and ``__abs__`` for ``abs(x)``), the graph is built and differentiated once with
+        each, and the second outcome is kept in ``spelled``: either spelling may be the broken one."""
+        outcome = super().run(graph, point, every_node=every_node)
+        seconds = self.second_spellings(graph)
+        if seconds and not every_node:
+            self._builtins = True
+            try:
+                outcome.spelled[", ".join(seconds)] = super().run(graph, point)
+            finally:
+                self._builtins = False
+        return outcome
+
+    def second_spellings(self, graph: Graph) -> tuple[str, ...]:
+        """The builtin spellings (``__abs__``) of ops in ``graph`` this class has beside their method."""
+        found: list[str] = []
+        for step in graph.steps:
+            op = OPS[step.op] if isinstance(step, Apply) and graph.varying[step.args[0]] else None
+            if op is None or op.builtin is None or op.method is None:
+                continue
+            if hasattr(self.cls, op.builtin[0]) and hasattr(self.cls, op.method) and op.builtin[0] not in found:
+                found.append(op.builtin[0])
+        return tuple(found)
 
     def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
         getattr(out, self._spelt("backward"))()

@@ -94,6 +94,17 @@ class Op:
     asserts_on_value: tuple[int, str] | None = None
     # Every scalar op also applies to tensors, element by element with broadcasting.
     capabilities: frozenset[Capability] = REVERSE_AND_TENSOR
+    # Rounding: how far (in units in the last place of the engine's float) an engine may err on the
+    # op's result (0 for exact ops, 0.5 for correctly rounded IEEE ops, a few for library
+    # transcendentals), on each local partial its backward computes, and, for partials recomputed
+    # from the op's own rounded output (tanh' = 1 - t*t, sigmoid' = s*(1 - s)), an absolute error in
+    # units of machine epsilon: t is off by its ulps, and 1 - t*t loses that absolutely, not relatively.
+    ulps: float = 0.5
+    partial_ulps: float = 0.0
+    partial_abs: float = 0.0
+    # A second spelling Python gives the op: (special method, the builtin that calls it), as abs(x)
+    # calls __abs__ while gradspec calls the method x.abs(). Engines that have both are run with both.
+    builtin: tuple[str, Callable[..., object]] | None = None
 
     def render(self, args: Sequence[str]) -> str:
         """This op applied to argument texts, fully parenthesised, as the expression language spells it."""
@@ -155,6 +166,11 @@ def _at_zero(args: Sequence[mpmath.mpf]) -> bool:
     return bool(abs(args[0]) < mpmath.mpf("1e-40"))
 
 
+# IEEE 754 rounds + - * / and sqrt correctly (half an ulp); math libraries compute exp, log, tanh,
+# sigmoid, sin, cos and pow to within a few ulps (XLA's float32 tanh among the least accurate).
+_LIBM = 4.0
+
+
 def _pow(x: float, y: float) -> float:
     return math.pow(x, y)
 
@@ -208,6 +224,7 @@ OPS: dict[str, Op] = {
             "div", 2, operator.truediv, operator.truediv, "/",
             pyop=operator.truediv, dunders=("__truediv__", "__rtruediv__"), domain=_div_domain,
             binding=(20, 20), fold=_float_range(_fold_div), fuzz=Fuzz(positive=(1,)),
+            partial_ulps=1.5,  # 1/b; -a/(b*b)
         ),
         Op(
             "pow", 2, lambda a, b: sympy.Pow(a, b), _pow, "**",
@@ -216,23 +233,29 @@ OPS: dict[str, Op] = {
             # right (2**-x), so its right operand is parsed at the prefix binding power.
             binding=(41, PREFIX_BINDING), fold=_fold_pow, fuzz=Fuzz(positive=(0,), constants=("2", "3", "-1", "0.5")),
             asserts_on_value=(1, "engine's ** does not take a Value exponent"),
+            ulps=_LIBM, partial_ulps=2 * _LIBM + 1,  # y * x**(y-1); x**y * log(x)
         ),
         Op("neg", 1, operator.neg, operator.neg, "-", pyop=operator.neg, dunders=("__neg__",),
-           fold=_float_range(operator.neg)),
+           fold=_float_range(operator.neg), ulps=0),
         Op(
             "relu", 1, _relu_sym, lambda x: x if x > 0 else 0.0, method="relu",
-            kink=Kink(_at_zero, (0.0,), ((0.0, 1.0),), "relu at 0"),
+            kink=Kink(_at_zero, (0.0,), ((0.0, 1.0),), "relu at 0"), ulps=0,
         ),
-        Op("tanh", 1, sympy.tanh, math.tanh, method="tanh"),
-        Op("exp", 1, sympy.exp, math.exp, method="exp"),
-        Op("log", 1, sympy.log, math.log, method="log", domain=_log_domain, fuzz=Fuzz(positive=(0,))),
-        Op("sigmoid", 1, lambda x: 1 / (1 + sympy.exp(-x)), _sigmoid, method="sigmoid"),
-        Op("sin", 1, sympy.sin, math.sin, method="sin"),
-        Op("cos", 1, sympy.cos, math.cos, method="cos"),
-        Op("sqrt", 1, sympy.sqrt, math.sqrt, method="sqrt", domain=_sqrt_domain, fuzz=Fuzz(positive=(0,))),
+        Op("tanh", 1, sympy.tanh, math.tanh, method="tanh", ulps=_LIBM, partial_ulps=1, partial_abs=2 * _LIBM + 1),
+        Op("exp", 1, sympy.exp, math.exp, method="exp", ulps=_LIBM, partial_ulps=_LIBM),  # exp' is exp's output
+        Op("log", 1, sympy.log, math.log, method="log", domain=_log_domain, fuzz=Fuzz(positive=(0,)),
+           ulps=_LIBM, partial_ulps=0.5),
+        Op(
+            "sigmoid", 1, lambda x: 1 / (1 + sympy.exp(-x)), _sigmoid, method="sigmoid",
+            ulps=_LIBM, partial_ulps=1, partial_abs=_LIBM + 1,
+        ),
+        Op("sin", 1, sympy.sin, math.sin, method="sin", ulps=_LIBM, partial_ulps=_LIBM),
+        Op("cos", 1, sympy.cos, math.cos, method="cos", ulps=_LIBM, partial_ulps=_LIBM),
+        Op("sqrt", 1, sympy.sqrt, math.sqrt, method="sqrt", domain=_sqrt_domain, fuzz=Fuzz(positive=(0,)),
+           partial_ulps=1.5),  # 0.5 / s
         Op(
             "abs", 1, sympy.Abs, abs, method="abs",
-            kink=Kink(_at_zero, (0.0,), ((-1.0, 1.0),), "abs at 0"),
+            kink=Kink(_at_zero, (0.0,), ((-1.0, 1.0),), "abs at 0"), ulps=0, builtin=("__abs__", abs),
         ),
     )
 }

@@ -2,7 +2,7 @@
 domain and noting kinks) and every step's adjoint, from local partials SymPy derives from each op's form.
 
 Used where one SymPy expression for the whole graph is too large or too deep, to explore the
-subgradients at kinks, to localise a failure node by node, and to measure conditioning.
+subgradients at kinks, to localise a failure node by node, and to bound rounding (:mod:`gradspec.reference.rounding`).
 """
 
 from __future__ import annotations
@@ -81,12 +81,11 @@ def adjoints(
     graph: Graph,
     values: list[Scalar],
     local: Mapping[tuple[int, int], Scalar] | None = None,
-    jitter: Callable[[str, Scalar], Scalar] | None = None,
 ) -> list[Scalar]:
     """Exact reverse accumulation: d output / d step for every step (chain rule at full precision).
 
     ``local`` overrides chosen local partials ``(step, argument) -> value``, used to explore the
-    subgradients at kinks; ``jitter`` perturbs each local partial, used to measure conditioning.
+    subgradients at kinks.
     """
     adj = [mpmath.mpf(0)] * len(graph.steps)
     adj[graph.output] = mpmath.mpf(1)
@@ -100,8 +99,6 @@ def adjoints(
             if not graph.varying[a]:
                 continue
             p = local[(i, k)] if local and (i, k) in local else partials[k](args)  # type: ignore[arg-type]
-            if jitter is not None:
-                p = jitter(step.op, p)
             adj[a] += adj[i] * p
     return adj
 

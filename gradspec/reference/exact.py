@@ -12,7 +12,6 @@ Nothing here remembers anything: :mod:`gradspec.reference.store` owns the memo a
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,12 +22,9 @@ import sympy
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.ops.table import OPS
 from gradspec.reference.chain import Kinked, adjoints, forward, subgradient_ranges
-from gradspec.reference.chain import local_partials as _local_partials
-from gradspec.reference.chain import mp_apply as _mp_apply
 from gradspec.reference.mpeval import Env, Scalar, compile_expr, to_mpf
 
-__all__ = ["DPS", "SYMBOLIC_DEPTH", "SYMBOLIC_LIMIT", "Derivation", "Exact", "Kinked", "conditioning", "derive",
-           "exact_at", "small"]
+__all__ = ["DPS", "SYMBOLIC_DEPTH", "SYMBOLIC_LIMIT", "Derivation", "Exact", "Kinked", "derive", "exact_at", "small"]
 
 DPS = 60  # working precision; results are trusted to well over 30 significant digits
 SYMBOLIC_LIMIT = 400  # op steps; larger graphs are differentiated step by step
@@ -124,70 +120,3 @@ def exact_at(graph: Graph, point: Mapping[str, Fraction], symbolic: Symbolic | N
             grads = {n: adj[i] for n, i in graph.inputs + graph.intermediates}
         ranges = subgradient_ranges(graph, values, kinks) if kinks else {}
     return Exact(value, grads, tuple(kinks), ranges)
-
-
-_ULPS = {"exp": 4, "log": 4, "tanh": 4, "sigmoid": 4, "sin": 4, "cos": 4, "pow": 4}
-# Backward formulas that lose absolute rather than relative accuracy: tanh' = 1 - t*t and
-# sigmoid' = s*(1 - s) are computed from an output near 1 that is off by a few ulps.
-_ABSOLUTE_ROUNDING = {"tanh": 2 * _ULPS["tanh"], "sigmoid": _ULPS["sigmoid"]}
-_CONDITION_SAMPLES = 4
-_CONDITION_SAFETY = 3
-
-
-def conditioning(graph: Graph, point: tuple[tuple[str, Fraction], ...]) -> dict[str, Scalar]:
-    """How much rounding can move each quantity, in units of the engine's machine epsilon.
-
-    A float engine rounds every input, every op's result and every local partial it multiplies. This
-    replays the graph exactly with each of those perturbed by a tiny relative amount of random sign
-    (seeded, so results repeat), and measures how far the value and each gradient move. The largest
-    movement over a few samples, times a safety factor, estimates the first-order rounding error per
-    unit of epsilon: a float32 engine is allowed about 2**29 times more than a float64 one, and an
-    ill-conditioned point more than a well-conditioned one. Names map to scales; "" is the value.
-    """
-    tau = mpmath.mpf("1e-30")
-    names = dict(graph.inputs + graph.intermediates)
-    with mpmath.workdps(DPS):
-        env = {name: to_mpf(v) for name, v in point}
-        values, _ = forward(graph, env)
-        base = adjoints(graph, values)
-        worst = dict.fromkeys(["", *names], mpmath.mpf(0))
-        rng = random.Random(len(graph.steps))
-        # A derivative that jumps (relu, abs) keeps its exact value: rounding that moves an argument
-        # across a kink is not a first-order effect, and the kink has its own rules.
-        kinks = {(i, k): _local_partials(step.op)[k]([values[a] for a in step.args])  # type: ignore[arg-type]
-                 for i, step in enumerate(graph.steps) if isinstance(step, Apply) and OPS[step.op].kink is not None
-                 for k in range(len(step.args))}
-        for _ in range(_CONDITION_SAMPLES):
-            def sign() -> int:
-                return 1 if rng.random() < 0.5 else -1
-
-            moved: list[Scalar] = []
-            for i, step in enumerate(graph.steps):
-                op = step.op if isinstance(step, Apply) else ""
-                v = _mp_apply(op, [moved[a] for a in step.args]) if op else values[i]
-                # Inputs, op results and constants that binary floats cannot hold (0.1, not 2 or 0.5) are
-                # rounded; a constant is rounded once, so every use shares its error.
-                ulps = _ULPS.get(op, 1)
-                inexact = isinstance(step, Const) and _inexact(step.value)
-                moved.append(v * (1 + sign() * ulps * tau) if graph.varying[i] or inexact else v)
-
-            def jitter(op: str, p: Scalar) -> Scalar:
-                return p * (1 + sign() * tau) + sign() * tau * _ABSOLUTE_ROUNDING.get(op, 0)
-
-            adj = adjoints(graph, moved, local=kinks, jitter=jitter)
-            for name, i in names.items():
-                worst[name] = _larger(worst[name], adj[i] - base[i], tau)
-            worst[""] = _larger(worst[""], moved[graph.output] - values[graph.output], tau)
-    return {k: v * _CONDITION_SAFETY for k, v in worst.items()}
-
-
-def _inexact(const: Fraction | None) -> bool:
-    """A constant that a binary float cannot represent exactly (its denominator is not a power of 2)."""
-    return const is not None and const.denominator & (const.denominator - 1) != 0
-
-
-def _larger(current: Scalar, change: Scalar, tau: Scalar) -> Scalar:
-    if mpmath.isnan(change):  # a perturbation left the domain: rounding can break this quantity
-        return mpmath.inf
-    return max(current, abs(change) / tau)
-

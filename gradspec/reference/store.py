@@ -1,7 +1,7 @@
 """The reference store: one :class:`Reference` per (graph, point), and the only memo of reference work.
 
 Everything the checks ask of the references goes through here: the exact value and gradients, the
-numerical references, the conditioning that sizes the rounding allowance, the symbolic formulas and
+numerical references, the rounding allowance of each precision, the symbolic formulas and
 whether the graph's derivation ran over its time budget. The store keeps what it has worked out in
 memory (keyed by graph content, never by ``id``) and on disk (:mod:`gradspec.reference.cache`), so a
 warm run needs no SymPy at all. The modules it calls (``exact``, ``chain``, ``numerical``) compute and
@@ -21,9 +21,10 @@ import mpmath
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
 from gradspec.reference.cache import DiskCache, decode, encode
-from gradspec.reference.exact import DPS, Derivation, Exact, Kinked, conditioning, derive, exact_at, small
+from gradspec.reference.exact import DPS, Derivation, Exact, Kinked, derive, exact_at, small
 from gradspec.reference.mpeval import Scalar
 from gradspec.reference.numerical import numerical
+from gradspec.reference.rounding import allowances
 
 __all__ = ["STORE", "Reference", "Store", "exact", "reference"]
 
@@ -33,12 +34,12 @@ Point = tuple[tuple[str, Fraction], ...]  # the graph's inputs, in the graph's o
 class _Memo:
     """What has been worked out for one (graph content, point)."""
 
-    __slots__ = ("conditioning", "exact", "numerical")
+    __slots__ = ("exact", "numerical", "rounding")
 
     def __init__(self) -> None:
         self.exact: Exact | None = None
         self.numerical: dict[float, dict[str, float | None]] = {}
-        self.conditioning: dict[str, Scalar] | None = None
+        self.rounding: dict[float, dict[str, float]] = {}  # by machine epsilon
 
 
 class Reference:
@@ -67,12 +68,13 @@ class Reference:
             found = self._memo.numerical[h] = self.store._numerical(self.graph, dict(self.point), h)
         return found
 
-    def conditioning(self) -> dict[str, Scalar]:
-        """How far rounding can move each quantity, in units of an engine's machine epsilon ("" is the
-        value); see :func:`gradspec.reference.exact.conditioning`."""
-        if self._memo.conditioning is None:
-            self._memo.conditioning = conditioning(self.graph, self.point)
-        return self._memo.conditioning
+    def rounding(self, eps: float) -> dict[str, float]:
+        """How far rounding in a precision of machine epsilon ``eps`` can move each quantity ("" is the
+        value); see :func:`gradspec.reference.rounding.allowances`."""
+        found = self._memo.rounding.get(eps)
+        if found is None:
+            found = self._memo.rounding[eps] = allowances(self.graph, self.point, eps)
+        return found
 
     @property
     def formulas(self) -> dict[str, str]:

@@ -31,11 +31,15 @@ from gradspec.reference.mpeval import Scalar, to_mpf
 
 __all__ = ["TensorExact", "exact_tensor"]
 
-# Units in the last place an op's float result may be off (library transcendentals: a few).
-_ULPS = {"exp": 4, "log": 4, "tanh": 4, "sigmoid": 4, "sin": 4, "cos": 4, "pow": 4, "sqrt": 2}
-# Backward rules computed from the op's rounded output lose absolute accuracy: tanh' = 1 - t*t and
-# sigmoid' = s*(1 - s) with t, s a few ulps off (units of eps, absolute).
-_ABSOLUTE = {"tanh": 2 * _ULPS["tanh"], "sigmoid": _ULPS["sigmoid"]}
+
+
+def _eps_units(ulps: float) -> float:
+    """An op row's rounding budget in whole units of eps: the tape's running bound counts at least one
+    eps per rounding (twice the unit roundoff of a correctly rounded op), cruder than the first-order
+    bound of :mod:`gradspec.reference.rounding` and so never tighter than it."""
+    return max(1.0, ulps)
+
+
 _SAFETY = 2
 
 
@@ -128,7 +132,7 @@ class Tape:
         partials = local_partials(name)
         parents: list[tuple[int, Scalar]] = []
         perr: list[float] = []
-        err = _ULPS.get(name, 1) * abs(float(value))
+        err = _eps_units(op.ulps) * abs(float(value))
         errs = self._errors(args, vals)
         for k, a in enumerate(args):
             if not isinstance(a, _Node):
@@ -137,8 +141,8 @@ class Tape:
             parents.append((a.i, p))
             err += abs(float(p)) * errs[k]
             # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
-            perr.append(self._moved(partials[k], vals, errs, p) + _ULPS.get(name, 1) * abs(float(p))
-                        + _ABSOLUTE.get(name, 0))
+            perr.append(self._moved(partials[k], vals, errs, p) + _eps_units(op.partial_ulps) * abs(float(p))
+                        + op.partial_abs)
         if op.kink is not None and op.kink.at(vals):
             self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval))
         return self._push(value, tuple(parents), tuple(perr), err)

@@ -319,3 +319,64 @@ class SubSignFlip(Same):
 
     def __rsub__(self, other):  # type: ignore[no-untyped-def]
         return type(self)(other) - self
+
+
+class AbsDunderSignless(Same):
+    """``x.abs()`` is right, but ``abs(x)`` (``__abs__``) passes the gradient through unsigned:
+    d|x|/dx = 1 everywhere, wrong for x < 0."""
+
+    __slots__ = ()
+
+    def __abs__(self):
+        out = _node(type(self), abs(self.data), (self,), "abs")
+
+        def _backward() -> None:
+            self.grad += out.grad
+
+        out._backward = _backward
+        return out
+
+
+class TanhViaExp(Same):
+    """tanh as (exp(2x) - 1) / (exp(2x) + 1): cancellation loses relative accuracy for tiny x
+    (tanh(1e-12) off by about 2e-5 of itself), and math.exp raises OverflowError past x = 355."""
+
+    __slots__ = ()
+
+    def tanh(self):
+        e = math.exp(2 * self.data)
+        t = (e - 1) / (e + 1)
+        out = _node(type(self), t, (self,), "tanh")
+
+        def _backward() -> None:
+            self.grad += (1 - t * t) * out.grad
+
+        out._backward = _backward
+        return out
+
+
+class MathOverflow(Same):
+    """exp and sigmoid through Python's math: OverflowError where IEEE 754 gives inf (exp(800)), and a
+    naive sigmoid 1/(1 + exp(-x)) that raises for sigmoid(-800), whose exact value is finite."""
+
+    __slots__ = ()
+
+    def exp(self):
+        e = math.exp(self.data)
+        out = _node(type(self), e, (self,), "exp")
+
+        def _backward() -> None:
+            self.grad += e * out.grad
+
+        out._backward = _backward
+        return out
+
+    def sigmoid(self):
+        s = 1 / (1 + math.exp(-self.data))
+        out = _node(type(self), s, (self,), "sigmoid")
+
+        def _backward() -> None:
+            self.grad += s * (1 - s) * out.grad
+
+        out._backward = _backward
+        return out

@@ -1,0 +1,102 @@
+"""Correct float32 engines against the rounding allowance: how many sampled points raise a false alarm.
+
+Every op of the op table (and a few compositions) at points drawn from where it is defined, written
+as short decimals as a person would (so inputs are rounded on the way in, as in the case library).
+The engine computes all points of one form in a batched call; each point is then judged by
+``gradspec.checks.check.compare``, the code every check goes through, with the default tolerance.
+A correct engine must fail none of them. Used by ``benchmarks/bench.py rounding`` (100,000 points)
+and by ``tests/test_rounding.py`` (a smaller count).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from gradspec.checks.check import compare, prepare
+from gradspec.checks.results import Tolerance, Verdict
+from gradspec.engines.protocol import Engine, Outcome
+from gradspec.graph.ir import Apply
+from gradspec.reference.store import exact
+
+Draw = Callable[[random.Random], float]
+
+
+def uniform(low: float, high: float) -> Draw:
+    return lambda rng: rng.uniform(low, high)
+
+
+def magnitude(low: float, high: float, signed: bool = False) -> Draw:
+    """Log-uniform in [low, high], of random sign when ``signed``."""
+    def draw(rng: random.Random) -> float:
+        v = low * (high / low) ** rng.random()
+        return -v if signed and rng.random() < 0.5 else v
+    return draw
+
+
+WIDE = uniform(-100, 100)
+#: expression -> how each input is drawn. Every op of the op table appears (a test checks it).
+FORMS: dict[str, dict[str, Draw]] = {
+    "x + y": {"x": WIDE, "y": WIDE},
+    "x - y": {"x": WIDE, "y": WIDE},
+    "x * y": {"x": magnitude(1e-6, 1e6, True), "y": magnitude(1e-6, 1e6, True)},
+    "x / y": {"x": magnitude(1e-6, 1e6, True), "y": magnitude(1e-6, 1e6, True)},
+    "x ** y": {"x": magnitude(1e-3, 1e3), "y": uniform(-6, 6)},
+    "-x": {"x": WIDE},
+    "relu(x)": {"x": WIDE},
+    "tanh(x)": {"x": uniform(-20, 20)},
+    "exp(x)": {"x": uniform(-85, 85)},
+    "log(x)": {"x": magnitude(1e-30, 1e30)},
+    "sigmoid(x)": {"x": uniform(-85, 85)},
+    "sin(x)": {"x": WIDE},
+    "cos(x)": {"x": WIDE},
+    "sqrt(x)": {"x": magnitude(1e-30, 1e30)},
+    "abs(x)": {"x": WIDE},
+    "tanh(x * y) + sin(x) / y": {"x": uniform(-5, 5), "y": uniform(0.5, 5)},
+    "log(1 + exp(x)) * sqrt(y) - x": {"x": uniform(-20, 20), "y": magnitude(1e-3, 1e3)},
+    "sigmoid(x) * cos(y) ** 2 + abs(x - y)": {"x": uniform(-10, 10), "y": uniform(-10, 10)},
+}
+
+
+def decimal(v: float, digits: int = 6) -> Fraction:
+    """``v`` to ``digits`` significant decimal digits, exactly (8.28118 is not a binary float)."""
+    return Fraction(Decimal(f"{v:.{digits - 1}e}"))
+
+
+@dataclass
+class Tally:
+    points: int = 0
+    false_alarms: int = 0
+    first: str = ""  # the first false alarm, as a table
+
+
+def sweep(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tally]:
+    """Judge ``per_form`` sampled points of every form on ``engine``; a tally per form."""
+    rng = random.Random(seed)
+    tol = Tolerance()
+    out: dict[str, Tally] = {}
+    for text, draws in FORMS.items():
+        graph = prepare(text, list(draws))
+        points = [{n: decimal(d(rng)) for n, d in draws.items()} for _ in range(per_form)]
+        values, grads = engine.run_batch(graph, {n: [float(p[n]) for p in points] for n in draws})  # type: ignore[attr-defined]
+        tally = out[text] = Tally()
+        for k, point in enumerate(points):
+            outcome = Outcome(values[k], {n: grads[n][k] for n in draws})
+            quantities = compare(graph, exact(graph, point), outcome, point, tol, engine)
+            tally.points += 1
+            failed = [q for q in quantities if q.verdict is Verdict.FAIL]
+            if failed:
+                tally.false_alarms += 1
+                if not tally.first:
+                    tally.first = f"{text} at {({n: float(v) for n, v in point.items()})}: " + "; ".join(
+                        f"{q.name}: engine {q.engine!r}, exact {q.exact_text}, error {q.abs_error:.3g} > {q.tolerance:.3g}"
+                        for q in failed)
+    return out
+
+
+def ops_covered() -> set[str]:
+    """The op-table ops the forms use."""
+    return {s.op for text, draws in FORMS.items() for s in prepare(text, list(draws)).steps if isinstance(s, Apply)}
