@@ -374,6 +374,9 @@ def rounding(points: int = 100_000) -> None:
 
 
 
+# -- 8. functions under test against gradcheck ----------------------------------------------------------
+
+
 def functions() -> None:
     """Hand-written torch Functions (the test suite's: one correct per op, and single-bug ones), judged by
     gradspec.check_function and by torch.autograd.gradcheck at its default tolerances, in float64 and
