@@ -1,6 +1,6 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
-    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors rounding]   (default: all)
+    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors rounding functions]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -373,8 +373,76 @@ def rounding(points: int = 100_000) -> None:
                 row(f"  {form}", f"{t.false_alarms}: {t.first}")
 
 
+
+# -- 8. functions under test against gradcheck ----------------------------------------------------------
+
+
+def functions() -> None:
+    """Hand-written torch Functions (the test suite's: one correct per op, and single-bug ones), judged by
+    gradspec.check_function and by torch.autograd.gradcheck at its default tolerances, in float64 and
+    float32: which verdicts are right, and the median time per check (gradspec after its first call, with
+    the exact reference cached)."""
+    import numpy as np
+    import torch
+
+    import gradspec
+
+    sys.path.insert(0, str(ROOT))
+    from tests import functions_under_test as fut
+
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-2, 2, (3, 4))
+    square = {"x": rng.uniform(-1, 1, (3, 3)), "w": rng.uniform(-1, 1, (3, 3))}
+    bias = {"x": rng.uniform(-1, 1, (3, 4)), "b": rng.uniform(-1, 1, (4,))}
+    cases = [  # (label, function, reference, inputs, has a bug)
+        ("softmax", fut.softmax, "softmax(x, axis=-1)", {"x": x}, False),
+        ("sin", fut.sin, "sin(x)", {"x": x}, False),
+        ("matmul", fut.matmul, "x @ w", square, False),
+        ("add bias", fut.add_bias, "x + b", bias, False),
+        ("row mean", fut.row_mean, "mean(x, axis=-1)", {"x": x}, False),
+        ("softmax, sign flipped", fut.softmax_sign_flipped, "softmax(x, axis=-1)", {"x": x}, True),
+        ("sin, ignores cotangent", fut.sin_ignores_cotangent, "sin(x)", {"x": x}, True),
+        ("softmax, dropped term", fut.softmax_dropped_term, "softmax(x, axis=-1)", {"x": x}, True),
+        ("matmul, transposed dw", fut.matmul_transposed, "x @ w", square, True),
+        ("add bias, unsummed axis", fut.add_bias_unsummed, "x + b", bias, True),
+        ("row mean, missing mean", fut.row_mean_missing_mean, "mean(x, axis=-1)", {"x": x}, True),
+        ("sin, wrong argument", fut.sin_wrong_argument, "sin(x)", {"x": x}, True),
+    ]
+    torch.set_num_threads(1)
+    print("functions: gradspec.check_function against torch.autograd.gradcheck (default eps, atol, rtol)")
+    print(f"  {'function':<26} {'dtype':<8} {'gradspec':<9} {'gradcheck':<10} {'gradspec':>9} {'gradcheck':>9}")
+    right = {("gradspec", d): 0 for d in ("float64", "float32")} | {("gradcheck", d): 0 for d in ("float64", "float32")}
+    for label, fn, reference, inputs, buggy in cases:
+        for dtype in ("float64", "float32"):
+            engine = "torch" if dtype == "float64" else "torch:float32"
+            tensors = {n: torch.tensor(v, dtype=getattr(torch, dtype)) for n, v in inputs.items()}
+
+            def ours(fn: object = fn, reference: str = reference, tensors: dict = tensors, engine: str = engine) -> bool:
+                return gradspec.check_function(fn, reference, tensors, engine=engine).ok  # type: ignore[arg-type]
+
+            def theirs(fn: object = fn, tensors: dict = tensors) -> bool:
+                leaves = tuple(t.clone().requires_grad_() for t in tensors.values())
+                with contextlib.redirect_stderr(None), __import__("warnings").catch_warnings():
+                    __import__("warnings").simplefilter("ignore")
+                    try:
+                        return bool(torch.autograd.gradcheck(fn, leaves, raise_exception=False))  # type: ignore[arg-type]
+                    except RuntimeError:
+                        return False
+
+            ok_ours, ok_theirs = ours(), theirs()
+            t_ours, t_theirs = median_time(ours, 3), median_time(theirs, 3)
+            right[("gradspec", dtype)] += ok_ours != buggy
+            right[("gradcheck", dtype)] += ok_theirs != buggy
+            say = {True: "pass", False: "FAIL"}
+            print(f"  {label:<26} {dtype:<8} {say[ok_ours]:<9} {say[ok_theirs]:<10} {t_ours * 1e3:7.1f}ms "
+                  f"{t_theirs * 1e3:7.1f}ms")
+    for who in ("gradspec", "gradcheck"):
+        row(f"{who}: right verdicts (float64, float32) of {len(cases)}",
+            f"{right[(who, 'float64')]}, {right[(who, 'float32')]}")
+
+
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
-            "tensors": tensors, "rounding": rounding}
+            "tensors": tensors, "rounding": rounding, "functions": functions}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

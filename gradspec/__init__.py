@@ -4,6 +4,7 @@ The public surface::
 
     check(expression, point, engine=...)   one expression at one point -> CheckResult
     check_gradients(f, inputs)             numerically verify every gradient of a callable
+    check_function(fn, reference, inputs)  a hand-written differentiable function against its reference
     Tolerance, CheckResult, Quantity, Verdict
     errors: GradspecError and its subclasses
     gradspec.engine.Value, gradspec.nn.MLP
@@ -13,7 +14,7 @@ Everything else lives in private modules.
 
 from __future__ import annotations
 
-from gradspec.checks.check import check, check_gradients
+from gradspec.checks.check import check, check_function, check_gradients
 from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
 from gradspec.errors import CaseFileError, ConfigError, DomainError, EngineError, ExpressionError, GradspecError
 
@@ -29,6 +30,7 @@ __all__ = [
     "Tolerance",
     "Verdict",
     "check",
+    "check_function",
     "check_gradients",
 ]
 

@@ -18,8 +18,9 @@ from gradspec.limits import LIMITS, TimeLimit
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gradspec"
 ENGINE_METHODS = {"run", "run_batch", "run_tensor", "gradients", "value"}
-# The implementations of the protocol call their own primitives; everything else goes through the door.
-IMPLEMENTATIONS = {"engines/call.py", "engines/protocol.py", "engines/tensor.py"}
+# The implementations of the protocol (a function under test is wrapped as an engine) call their own
+# primitives; everything else goes through the door.
+IMPLEMENTATIONS = {"engines/call.py", "engines/protocol.py", "engines/tensor.py", "engines/function.py"}
 # Receivers in the package that have a ``run`` method and are not engines: the kind table's rows, the
 # case-file loaders and the worker pool. Imported modules (the guarded call itself) are never engines.
 NOT_ENGINES = ("KINDS[", "_Loader(", "_CaseLoader(", "_Pool(")

@@ -21,6 +21,7 @@ def test_gradspec_all() -> None:
         "Tolerance",
         "Verdict",
         "check",
+        "check_function",
         "check_gradients",
     ]
     assert len(set(gradspec.__all__)) == len(gradspec.__all__)
@@ -60,11 +61,12 @@ def test_errors_hierarchy_and_reexports() -> None:
 
 
 def test_check_and_results_are_the_implementations() -> None:
-    from gradspec.checks.check import check, check_gradients
+    from gradspec.checks.check import check, check_function, check_gradients
     from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
 
     assert gradspec.check is check
     assert gradspec.check_gradients is check_gradients
+    assert gradspec.check_function is check_function
     assert (gradspec.CheckResult, gradspec.Quantity, gradspec.Tolerance, gradspec.Verdict) == (
         CheckResult, Quantity, Tolerance, Verdict,
     )

@@ -146,6 +146,7 @@ def test_patterns() -> None:
     assert guess(-exact, exact, bound).startswith("sign flipped")
     assert guess(exact / 3, exact, bound) == "scaled by a constant: engine = 1/3 * exact"
     assert guess(2 * exact, exact, bound) == "scaled by a constant: engine = 2 * exact"
+    assert guess(np.array([2.79]), np.array([1.0]), np.array([1e-12])) == ""  # one number: any scale fits
     assert guess(exact.T, exact, bound).startswith("transposed")
     assert guess(np.zeros((3, 3)), exact, bound) == "all zeros where the exact gradient is not"
     assert guess(exact + rng.normal(size=(3, 3)), exact, bound) == ""

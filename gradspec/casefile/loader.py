@@ -237,7 +237,9 @@ class _CaseLoader:
             "skip": raw.get("skip"), "xfail": raw.get("xfail"),
             "engines": tuple(raw.get("engines", self.defaults.get("engines", []))),
         }
-        if kind == CaseKind.TENSOR:
+        if kind == CaseKind.FUNCTION and "engines" not in raw:
+            common["engines"] = tuple(raw["function"])  # a function case runs where it has a function
+        if kind in (CaseKind.TENSOR, CaseKind.FUNCTION):
             return self.tensor(common)
         if not row.points:
             graph, spec = row.load(self, [])
@@ -258,7 +260,7 @@ class _CaseLoader:
     def tensor(self, common: dict[str, Any]) -> Case:
         """A tensor case (its row's loader reads points and shapes), with every point inside every op's
         domain, or on a declared kink."""
-        _, spec = KINDS[CaseKind.TENSOR].load(self, [])
+        _, spec = KINDS[self.kind].load(self, [])
         assert isinstance(spec, TensorSpec)
         case = Case(**common, points=spec.points, kink=self.raw.get("kink"), spec=spec, sampled="sample" in self.raw)
         problem = None if self.trusted else _tensors.check_points(spec, self.raw, self.fail)

@@ -18,8 +18,8 @@ from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
 from gradspec.lang.expr import Program
 
-__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "Linearity", "Point", "Reader", "TensorPoint",
-           "TensorSpec", "Training", "data_dir", "discover"]
+__all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "FunctionSpec", "Linearity", "Point", "Reader",
+           "TensorPoint", "TensorSpec", "Training", "data_dir", "discover"]
 
 SUFFIXES = (".gradspec.yaml", ".gradspec.yml")
 
@@ -83,6 +83,15 @@ class TensorPoint:
 class TensorSpec:
     graph: TensorGraph
     points: tuple[TensorPoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionSpec(TensorSpec):
+    """A function case: the reference graph, its points, and the function under test per engine."""
+
+    functions: tuple[tuple[str, str], ...] = ()  # (engine family, "module:attribute")
+    dtypes: tuple[str, ...] = ("float64",)
+    base: str = "."  # the directory the modules are imported from
 
 
 @dataclass(frozen=True)

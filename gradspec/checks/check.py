@@ -69,6 +69,23 @@ def check(
     return check_graph(graph, exact_point, resolve(engine), tol, localise_failures=True)
 
 
+def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, Any], *, engine: str | Engine = "torch",
+                   data: Sequence[str] = (), tolerance: Tolerance | None = None, seed: int = 0,
+                   **tolerances: float) -> CheckResult:
+    """Check ``fn``, a hand-written differentiable function of ``inputs`` (passed positionally, in their
+    order), against the exact derivatives of ``reference``; ``data`` names inputs never differentiated.
+
+    ``engine`` is the library whose tensors ``fn`` takes: ``torch`` (or ``torch:float32``), ``jax``, or
+    ``builtin`` (or a Value class) for a scalar function over Values. The result holds the value, the
+    VJPs, the Jacobian when small, and the properties of the backward (:mod:`gradspec.checks.function`).
+    Raises :class:`~gradspec.errors.ExpressionError` for a reference that does not parse or fit the inputs.
+    """
+    from gradspec.checks import function  # NumPy, for tensor checks only
+
+    return function.check_function(fn, reference, inputs, engine=engine, data=data, tolerance=tolerance, seed=seed,
+                                   **tolerances)
+
+
 def _tensor_ops(expression: str) -> bool:
     from gradspec.casefile.tensors import is_tensor_case
 

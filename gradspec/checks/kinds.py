@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gradspec.casefile import tensors
+from gradspec.casefile import functions, tensors
 from gradspec.casefile.model import Case, Point, Reader, TensorPoint
 from gradspec.checks import expression, properties, training
 from gradspec.checks.results import CheckResult
@@ -34,6 +34,7 @@ class CaseKind(StrEnum):
     DEEP = "deep"
     TRAINING = "training"
     TENSOR = "tensor"
+    FUNCTION = "function"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ def _run_tensor(case: Case, point: Point | TensorPoint | None, engine: Engine) -
     return run_case(case, point, engine)
 
 
+def _run_function(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
+    from gradspec.checks.function import run_case  # NumPy, as for tensors
+
+    return run_case(case, point, engine)
+
+
 KINDS: dict[str, Kind] = {
     CaseKind.GRADIENT: Kind(frozenset({"expr"}), ("expr",), expression.load_expr, expression.run, plotted=True),
     CaseKind.STATIONARY: Kind(frozenset({"expr"}), ("expr",), expression.load_expr, expression.run,
@@ -84,4 +91,6 @@ KINDS: dict[str, Kind] = {
                             points=False, cost=3),
     CaseKind.TENSOR: Kind(frozenset({"expr", "data_inputs"}), ("expr",), tensors.load, _run_tensor, cost=2,
                           draw="draw"),
+    CaseKind.FUNCTION: Kind(frozenset({"function", "reference", "dtype", "data_inputs"}), ("function", "reference"),
+                            functions.load, _run_function, cost=3, draw="draw"),
 }

@@ -41,7 +41,8 @@ def guess(engine: Any, exact: Any, bound: Any, copies: Sequence[tuple[tuple[int,
     if output is not None and output.shape == exact.shape and exact.ndim >= 1 and _along_output(engine, exact, output, loose):
         return ("a term along the output is missing: in every lane of the last axis, engine - exact is a "
                 "multiple of the op's output (a dropped normaliser or variance term)")
-    scale = _scale(engine, exact)
+    # one nonzero number is always some multiple of another: a scale explains something only across several
+    scale = _scale(engine, exact) if np.count_nonzero(exact) > 1 else None
     if scale is not None and abs(scale - 1) > 1e-6 and _close(engine, scale * exact, loose + 1e-6 * np.abs(exact)):
         return f"scaled by a constant: engine = {_fraction(scale)} * exact"
     return ""

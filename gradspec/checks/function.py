@@ -1,0 +1,238 @@
+"""Checking a function under test: a user's own differentiable function against a declared reference.
+
+Per draw and dtype, the tensor check (:mod:`gradspec.checks.tensor`) judges the function's value, its
+VJPs with seeded random cotangents and, when small, its full Jacobian against the exact derivatives of
+the ``reference`` expression. Then the properties that finite-difference checkers leave out, each a
+named quantity with its own verdict, from one more forward and five backward passes (cotangents u, v,
+a*u + b*v, zero, and u again):
+
+- ``linear in the cotangent``: VJP(a*u + b*v) = a*VJP(u) + b*VJP(v), a = 3/4, b = -5/4 (a + b != 1, so
+  a backward that ignores its cotangent fails);
+- ``zero cotangent``: a zero cotangent gives zero gradients;
+- ``repeatable``: two identical backward passes agree within the case's tolerance;
+- ``gradient shapes and dtypes``: each gradient has its input's shape and dtype, and data inputs get none;
+- ``inputs unmodified``: the function does not write into its inputs.
+
+The combinations are exact in binary (the cotangents are multiples of 1/1024), so the allowance for
+linearity is the rounding of the three VJPs in the engine's precision: ``8 * eps`` times the sum of
+their magnitudes, plus the case's ``atol``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gradspec.casefile.model import Case, FunctionSpec, Point, TensorPoint
+from gradspec.checks.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
+from gradspec.checks.tensor import check_tensor, cotangent
+from gradspec.engines import call
+from gradspec.engines.function import FunctionEngine, Probe, family, import_function
+from gradspec.engines.protocol import Engine, resolve
+from gradspec.errors import EngineError
+from gradspec.graph.tensor import TensorGraph, build_tensor
+from gradspec.lang.expr import parse
+from gradspec.lang.numbers import exact_number
+
+__all__ = ["LINEAR", "check_function", "check_graph_function", "run_case"]
+
+LINEAR = (0.75, -1.25)  # a, b of the linearity property
+_FIRST = {Role.VALUE: 0, Role.PROPERTY: 1}  # which failure a culprit names: a wrong value, then a property
+
+
+def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
+    """The function kind's run: one draw of ``case`` on ``engine``, in each of the case's dtypes."""
+    spec = case.spec
+    assert isinstance(spec, FunctionSpec) and isinstance(point, TensorPoint)
+    targets = dict(spec.functions)
+    fam = family(engine)
+
+    def stop(verdict: Verdict, message: str) -> CheckResult:
+        return CheckResult(expression=spec.graph.program.source, point={}, engine=engine.name, verdict=verdict,
+                           kind="function", message=message)
+
+    if fam not in targets:
+        return stop(Verdict.SKIP, f"the case gives no function for {fam}")
+    try:
+        fn = import_function(targets[fam], spec.base)
+    except EngineError as exc:
+        return stop(Verdict.ERROR, exc.message)
+    explicit = [p for p in engine.name.split(":")[1:] if p in ("float32", "float64")]
+    # a Value class computes in Python floats: its one dtype is float64, whatever the case lists
+    dtypes = explicit or (["float64"] if fam == "builtin" else list(spec.dtypes))
+    engines = [engine if explicit or _dtype(engine) == d else _at_dtype(engine, d) for d in dtypes]
+    return check_graph_function(spec.graph, point.arrays(), engines, fn, targets[fam], case.tolerance, seed=point.seed)
+
+
+def _at_dtype(engine: Engine, dtype: str) -> Engine:
+    head, *options = engine.name.split(":")
+    return resolve(":".join([head, *[o for o in options if o not in ("float32", "float64")], dtype]))
+
+
+def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, Any], *, engine: str | Engine = "torch",
+                   data: Sequence[str] = (), tolerance: Tolerance | None = None, seed: int = 0,
+                   **tolerances: float) -> CheckResult:
+    """Check ``fn``, a differentiable function of ``inputs`` (positionally, in their order), against the
+    exact derivatives of ``reference``; ``data`` names inputs that are not differentiated.
+
+    ``engine`` is the library ``fn`` takes tensors of: ``torch`` (or ``torch:float32``), ``jax``, or
+    ``builtin`` (or a Value class) for a scalar function over Values. Returns a :class:`CheckResult`;
+    raises :class:`~gradspec.errors.ExpressionError` for a reference that does not parse or does not
+    fit the inputs' shapes.
+    """
+    arrays = {}
+    for name, value in inputs.items():
+        arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=float)
+        out = np.empty(arr.shape, dtype=object)
+        for index in np.ndindex(arr.shape):
+            out[index] = exact_number(float(arr[index]))
+        arrays[name] = out
+    graph = build_tensor(parse(reference), {n: a.shape for n, a in arrays.items()}, frozenset(data))
+    owner = getattr(fn, "__self__", None)  # Function.apply is bound to the user's own Function class
+    label = f"{owner.__qualname__}.apply" if isinstance(owner, type) else getattr(fn, "__qualname__", None) or repr(fn)
+    return check_graph_function(graph, arrays, [resolve(engine)], fn, label, tolerance or Tolerance(**tolerances),
+                                seed=seed)
+
+
+def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: Sequence[Engine], fn: Callable[..., Any],
+                         label: str, tol: Tolerance, *, seed: int = 0) -> CheckResult:
+    """``fn`` at ``point`` (input -> array of Fractions) on each engine (one per dtype), as one result."""
+    results = []
+    for engine in engines:
+        try:
+            wrapped = FunctionEngine(engine, fn, label)
+        except EngineError as exc:
+            return CheckResult(expression=graph.program.source, point={}, engine=engine.name, verdict=Verdict.SKIP,
+                               kind="function", message=exc.message)
+        result = check_tensor(graph, point, wrapped, tol, seed=seed, localise=False)
+        quantities = list(result.quantities)
+        if result.verdict not in (Verdict.ERROR, Verdict.SKIP) and result.quantities:
+            quantities += _properties(graph, point, wrapped, tol, seed)
+        prefix = f"{_dtype(engine)}: " if len(engines) > 1 else ""
+        results.append((engine, result, [Quantity(**{**q.__dict__, "name": prefix + q.name}) for q in quantities]))
+    verdict = worst([r.verdict for _, r, _ in results] + [q.verdict for _, _, qs in results for q in qs])
+    every = tuple(q for _, _, qs in results for q in qs)
+    messages = [f"{_dtype(e)}: {r.message}" if len(results) > 1 else r.message for e, r, _ in results if r.message]
+    out = CheckResult(expression=graph.program.source, point={}, engine=engines[0].name, verdict=verdict,
+                      quantities=every, kind="function", message="; ".join(messages),
+                      kinks=results[0][1].kinks)
+    if verdict is Verdict.FAIL:
+        # a failing property names the bug more precisely than the element-wise comparison it explains
+        bad = sorted((q for q in every if q.verdict is Verdict.FAIL), key=lambda q: _FIRST.get(q.role, 2))
+        what = f"{bad[0].name}: {bad[0].note}" if bad else out.message
+        kind = CulpritKind.FORWARD if bad and bad[0].role is Role.VALUE else CulpritKind.RULE
+        out = CheckResult(**{**out.__dict__, "culprit": Culprit(label, kind, label, message=f"{label} is wrong: {what}")})
+    return out
+
+
+def _dtype(engine: Engine) -> str:
+    return "float32" if engine.eps > 1e-10 else "float64"
+
+
+def _properties(graph: TensorGraph, point: Mapping[str, Any], engine: FunctionEngine, tol: Tolerance,
+                seed: int) -> list[Quantity]:
+    floats = {n: np.asarray(np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)), dtype=float)
+              for n, v in point.items()}
+    rng = random.Random(seed ^ 0x5EED)
+    u, v = cotangent(graph.shape, rng), cotangent(graph.shape, rng)
+    a, b = LINEAR
+    cotangents = [u, v, a * u + b * v, np.zeros(graph.shape), u]
+    called = call.guarded(lambda: engine.probe(graph, floats, cotangents))
+    if not called.ok:  # the value and the VJPs came back; these five passes did not
+        return [_quantity("properties", called.verdict or Verdict.FAIL, called.message)]
+    probe = called.get()
+    differentiable = [n for n, _ in graph.differentiable]
+    return [_linear(probe, differentiable, engine.eps, tol), _zero(probe, differentiable, tol),
+            _repeat(probe, differentiable, tol), _kinds(probe, graph), _unmodified(probe)]
+
+
+def _quantity(name: str, verdict: Verdict, note: str, err: float | None = None, bound: float | None = None,
+              index: tuple[int, ...] | None = None) -> Quantity:
+    return Quantity(name, Role.PROPERTY, None, None, None, err, None, bound, verdict, note=note, index=index)
+
+
+def _worst(name: str, pairs: list[tuple[str, Any, Any]], tol: Tolerance, describe: str) -> Quantity:
+    """The worst element over ``(input, error, allowed)`` arrays: pass when every error is within its bound."""
+    worst_ratio, at = -1.0, None
+    for n, err, bound in pairs:
+        ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
+        if ratio.size and float(np.max(ratio)) > worst_ratio:
+            k = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+            worst_ratio, at = float(ratio[k]), (n, k, float(err[k]), float(bound[k]))
+    if at is None:
+        return _quantity(name, Verdict.SKIP, "no gradients to compare")
+    n, k, err, bound = at
+    verdict = Verdict.FAIL if worst_ratio > 1 else Verdict.PASS
+    note = f"{describe}; worst: {n}{list(k)} off by {err:.3g} (allowed {bound:.3g})" if verdict is Verdict.FAIL else ""
+    return _quantity(name, verdict, note, err, bound, k)
+
+
+def _missing(probe: Probe, names: list[str]) -> str:
+    gone = [n for n in names for g in probe.grads if g.get(n) is None]
+    return f"no gradient returned for {gone[0]}" if gone else ""
+
+
+def _linear(probe: Probe, names: list[str], eps: float, tol: Tolerance) -> Quantity:
+    name = "linear in the cotangent"
+    if _missing(probe, names):
+        return _quantity(name, Verdict.SKIP, _missing(probe, names))
+    a, b = LINEAR
+    pairs = []
+    for n in names:
+        gu, gv, gw = probe.grads[0][n], probe.grads[1][n], probe.grads[2][n]
+        if not gu.shape == gv.shape == gw.shape:
+            return _quantity(name, Verdict.FAIL, f"the gradients of {n} change shape with the cotangent")
+        rhs = a * gu + b * gv
+        scale = np.abs(a * gu) + np.abs(b * gv) + np.abs(gw)
+        pairs.append((n, np.abs(gw - rhs), tol.atol + tol.rtol * np.abs(rhs) + 8 * eps * scale))
+    same = all(np.array_equal(probe.grads[0][n], probe.grads[k][n]) for n in names for k in (1, 2))
+    why = "pattern: ignored cotangent: every cotangent gives the same gradient" if same else \
+        "the backward adds a term that does not scale with its cotangent"
+    return _worst(name, pairs, tol, f"VJP({a}*u + {b}*v) != {a}*VJP(u) + {b}*VJP(v); {why}")
+
+
+def _zero(probe: Probe, names: list[str], tol: Tolerance) -> Quantity:
+    name = "zero cotangent"
+    pairs = [(n, np.abs(probe.grads[3][n]), np.full(np.shape(probe.grads[3][n]), tol.atol)) for n in names
+             if probe.grads[3].get(n) is not None]
+    return _worst(name, pairs, tol, "a zero cotangent gives nonzero gradients")
+
+
+def _repeat(probe: Probe, names: list[str], tol: Tolerance) -> Quantity:
+    name = "repeatable"
+    if _missing(probe, names):
+        return _quantity(name, Verdict.SKIP, _missing(probe, names))
+    pairs = []
+    for n in names:
+        first, again = probe.grads[0][n], probe.grads[4][n]
+        if first.shape != again.shape:
+            return _quantity(name, Verdict.FAIL, f"two identical backward passes give {n} different shapes")
+        pairs.append((n, np.abs(first - again), tol.atol + tol.rtol * np.abs(first)))
+    return _worst(name, pairs, tol, "two identical backward passes disagree (a nondeterministic backward)")
+
+
+def _kinds(probe: Probe, graph: TensorGraph) -> Quantity:
+    name = "gradient shapes and dtypes"
+    problems = [f"data input {n} received a gradient" for n in probe.data_grads]
+    for kinds in probe.kinds[:1]:
+        for n, _ in graph.differentiable:
+            shape = tuple(graph.shapes[n])
+            if n not in kinds:
+                problems.append(f"no gradient for {n}")
+                continue
+            got_shape, got_dtype = kinds[n]
+            if got_shape != shape:
+                problems.append(f"the gradient of {n} has shape {list(got_shape)}, the input {list(shape)}")
+            if got_dtype != probe.dtypes[n]:
+                problems.append(f"the gradient of {n} is {got_dtype}, the input {probe.dtypes[n]}")
+    return _quantity(name, Verdict.FAIL if problems else Verdict.PASS, "; ".join(problems))
+
+
+def _unmodified(probe: Probe) -> Quantity:
+    name = "inputs unmodified"
+    if probe.mutated:
+        return _quantity(name, Verdict.FAIL, f"the function modified {', '.join(probe.mutated)} in place")
+    return _quantity(name, Verdict.PASS, "")
