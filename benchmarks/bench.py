@@ -96,7 +96,7 @@ def gradcheck() -> None:
     from gradspec.casefile.loader import load_file
     from gradspec.casefile.model import data_dir
     from gradspec.checks.check import check_graph
-    from gradspec.checks.results import Tolerance
+    from gradspec.results import Tolerance
     from gradspec.engines.protocol import resolve
 
     engine = resolve("torch")
@@ -284,7 +284,7 @@ def tensors() -> None:
     import numpy as np
     import torch
 
-    from gradspec.checks.results import Tolerance
+    from gradspec.results import Tolerance
     from gradspec.checks.tensor import check_tensor
     from gradspec.engines.protocol import resolve
     from gradspec.graph.tensor import build_tensor

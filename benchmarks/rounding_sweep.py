@@ -17,7 +17,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from gradspec.checks.check import compare, prepare
-from gradspec.checks.results import Tolerance, Verdict
+from gradspec.results import Tolerance, Verdict
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.graph.ir import Apply
 from gradspec.reference.store import exact

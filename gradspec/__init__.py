@@ -15,8 +15,9 @@ Everything else lives in private modules.
 from __future__ import annotations
 
 from gradspec.checks.check import check, check_function, check_gradients
-from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
 from gradspec.errors import CaseFileError, ConfigError, DomainError, EngineError, ExpressionError, GradspecError
+from gradspec.results import CheckResult, Quantity, Tolerance, Verdict
+from gradspec.version import __version__ as __version__
 
 __all__ = [
     "CaseFileError",
@@ -34,4 +35,3 @@ __all__ = [
     "check_gradients",
 ]
 
-__version__ = "0.1.0"

@@ -18,7 +18,6 @@ import pytest
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import SUFFIXES, Case, Point, TensorPoint
 from gradspec.checks.kinds import KINDS
-from gradspec.checks.results import CheckResult, Verdict
 from gradspec.config import importable
 from gradspec.config import load as load_config
 from gradspec.engines.probe import require
@@ -26,6 +25,7 @@ from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import brief_table
+from gradspec.results import CheckResult, Verdict
 from gradspec.run.runner import run_point
 
 _ENGINES = pytest.StashKey[list[Engine]]()

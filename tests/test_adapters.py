@@ -24,10 +24,10 @@ from gradspec import check
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import Case
 from gradspec.checks.check import prepare
-from gradspec.checks.results import CheckResult, Tolerance, Verdict
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
 from gradspec.graph.ir import Apply
 from gradspec.ops.table import OPS
+from gradspec.results import CheckResult, Tolerance, Verdict
 from gradspec.run.runner import run_case
 
 ROOT = Path(__file__).resolve().parent.parent

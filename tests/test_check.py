@@ -448,3 +448,11 @@ def test_overflow_where_the_exact_value_is_finite_fails(engines: ModuleType) -> 
                          "the exact value and gradients are finite in the engine's precision")
     # the same engine at an ordinary point is right
     assert check("sigmoid(x)", {"x": -8}, engine=engines.MathOverflow).verdict is Verdict.PASS
+
+
+def test_check_gradients_calls_the_function_through_the_guarded_door() -> None:
+    def broken(x: object) -> object:
+        raise RuntimeError("no forward today")
+
+    result = check_gradients(broken, [2.0])
+    assert (result.verdict, result.message) == (Verdict.FAIL, "engine raised RuntimeError: no forward today")

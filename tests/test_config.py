@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from gradspec import check
-from gradspec.checks.results import Verdict
 from gradspec.cli import main
 from gradspec.config import Config, find, importable, load
 from gradspec.engines.protocol import NamedEngine, ValueClassEngine, resolve
 from gradspec.errors import ConfigError, EngineError, GradspecError
+from gradspec.results import Verdict
 
 DATA = Path(__file__).resolve().parent / "data"
 

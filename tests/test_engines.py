@@ -20,12 +20,12 @@ import gradspec.engines.protocol as engines_module
 from gradspec import check
 from gradspec.casefile.loader import load_file
 from gradspec.checks.check import prepare
-from gradspec.checks.results import Verdict
 from gradspec.engine import Value
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply
 from gradspec.ops.table import OPS
+from gradspec.results import Verdict
 from gradspec.run.runner import run_case
 
 DATA = Path(__file__).resolve().parent / "data"

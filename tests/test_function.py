@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gradspec
-from gradspec.checks.results import Role, Verdict
+from gradspec.results import Role, Verdict
 
 torch = pytest.importorskip("torch")
 fut = pytest.importorskip("tests.functions_under_test")

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.schema_file import installed
 from gradspec.checks.check import prepare
-from gradspec.checks.results import Verdict
 from gradspec.cli import main
 from gradspec.engines.protocol import resolve
 from gradspec.reference.store import exact
+from gradspec.results import Verdict
 from gradspec.run.runner import run_case
 from gradspec.tools.fuzz import FuzzReport, fuzz, graphs
 

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from gradspec.casefile.loader import load_file
 from gradspec.checks.check import check
-from gradspec.checks.results import Verdict
 from gradspec.cli import main
 from gradspec.errors import CaseFileError, ExpressionError
 from gradspec.lang.expr import parse
 from gradspec.limits import LIMITS
+from gradspec.results import Verdict
 
 DATA = Path(__file__).parent / "data"
 HOSTILE = sorted((DATA / "hostile").glob("*.yaml"))

@@ -11,12 +11,12 @@ from gradspec.casefile.loader import errors_of, load_file, schema
 from gradspec.casefile.model import Case, Point
 from gradspec.checks import expression
 from gradspec.checks.kinds import KINDS, CaseKind, Kind
-from gradspec.checks.results import CheckResult, Verdict
 from gradspec.engine import Value
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, ValueClassEngine, resolve
 from gradspec.errors import CaseFileError
 from gradspec.reference.store import exact
+from gradspec.results import CheckResult, Verdict
 from gradspec.run.runner import iter_case, run_case
 
 

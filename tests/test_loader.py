@@ -16,9 +16,9 @@ import pytest
 
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import Case, ChainRule, Linearity, Point, Training
-from gradspec.checks.results import Tolerance
 from gradspec.cli import main
 from gradspec.errors import CaseFileError
+from gradspec.results import Tolerance
 
 HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"
 

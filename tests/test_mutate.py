@@ -10,8 +10,8 @@ import pytest
 from gradspec import engine as builtin_engine
 from gradspec.casefile.loader import load_file
 from gradspec.checks.check import check
-from gradspec.checks.results import Verdict
 from gradspec.cli import main
+from gradspec.results import Verdict
 from gradspec.tools.mutate import MUTANTS, Mutant, build, mutate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,10 +12,10 @@ import pytest
 
 from gradspec import check
 from gradspec.casefile.loader import load_file
-from gradspec.checks.results import Tolerance, Verdict
 from gradspec.cli import main
 from gradspec.engines.protocol import resolve
 from gradspec.errors import CaseFileError
+from gradspec.results import Tolerance, Verdict
 from gradspec.run.runner import run_case
 
 EXPR = "a = tanh(x); b = a * x; b * a + x"

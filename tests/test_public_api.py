@@ -62,7 +62,7 @@ def test_errors_hierarchy_and_reexports() -> None:
 
 def test_check_and_results_are_the_implementations() -> None:
     from gradspec.checks.check import check, check_function, check_gradients
-    from gradspec.checks.results import CheckResult, Quantity, Tolerance, Verdict
+    from gradspec.results import CheckResult, Quantity, Tolerance, Verdict
 
     assert gradspec.check is check
     assert gradspec.check_gradients is check_gradients

@@ -16,7 +16,6 @@ import pytest
 
 import gradspec
 from gradspec.casefile.loader import load_file
-from gradspec.checks.results import CheckResult, Culprit, Quantity, Run, Verdict
 from gradspec.engine import Value
 from gradspec.engines.protocol import resolve
 from gradspec.errors import GradspecError
@@ -25,6 +24,7 @@ from gradspec.report.json_format import to_dict
 from gradspec.report.markdown import MATRIX_HEADING, MAX_FAILURES
 from gradspec.report.matrix import MAX_DETAIL, build_matrix, display_names
 from gradspec.report.plots import STEP_EXPONENTS, rel_error_bins, step_errors
+from gradspec.results import CheckResult, Culprit, Quantity, Run, Verdict
 from gradspec.run.runner import run_case
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "report-format.md"

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from gradspec.checks.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Run, Tolerance, Verdict, worst
+from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Run, Tolerance, Verdict, worst
 
 
 def q(name: str, role: Role, verdict: Verdict, engine: float | None = 1.0, symbolic: str = "", note: str = "") -> Quantity:

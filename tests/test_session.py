@@ -6,8 +6,8 @@ from pathlib import Path
 from types import ModuleType
 
 from gradspec.casefile.loader import load_file
-from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import resolve
+from gradspec.results import Verdict
 from gradspec.run.session import run_picked
 
 CASES = """\

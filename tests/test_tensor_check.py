@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gradspec.checks.results import Tolerance, Verdict
 from gradspec.checks.tensor import check_tensor, cotangent
 from gradspec.diagnose.patterns import guess
 from gradspec.engines.protocol import Engine, resolve
@@ -23,6 +22,7 @@ from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
 from gradspec.ops.table import REVERSE_AND_TENSOR
 from gradspec.report.json_format import quantity_record
+from gradspec.results import Tolerance, Verdict
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -30,13 +30,13 @@ from gradspec.casefile.cache import DOCUMENTS
 from gradspec.casefile.model import Case, CaseFile, Expect, Point, TensorSpec, data_dir
 from gradspec.casefile.source import Document, load
 from gradspec.checks.kinds import KINDS, CaseKind
-from gradspec.checks.results import Tolerance
 from gradspec.errors import CaseFileError, DomainError, ExpressionError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import Program, parse
 from gradspec.lang.numbers import exact_number
 from gradspec.reference.exact import Exact
 from gradspec.reference.store import exact
+from gradspec.results import Tolerance
 
 __all__ = ["errors_of", "load_file", "schema"]
 

@@ -12,11 +12,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
-from gradspec.checks.results import Tolerance
 from gradspec.errors import CaseFileError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
 from gradspec.lang.expr import Program
+from gradspec.results import Tolerance
 
 __all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "FunctionSpec", "Linearity", "Point", "Reader",
            "TensorPoint", "TensorSpec", "Training", "data_dir", "discover"]

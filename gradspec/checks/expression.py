@@ -16,12 +16,12 @@ import mpmath
 
 from gradspec.casefile.model import Case, Point, Reader
 from gradspec.checks.check import check_graph
-from gradspec.checks.results import CheckResult, Quantity, Verdict
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, NotANumber, Outcome
 from gradspec.errors import ExpressionError
 from gradspec.graph.ir import Graph, unroll
 from gradspec.reference.exact import Exact
+from gradspec.results import CheckResult, Quantity, Verdict
 
 __all__ = ["Extra", "load_deep", "load_expr", "run", "stationary"]
 

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from gradspec.casefile.model import Case, FunctionSpec, Point, TensorPoint
-from gradspec.checks.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
 from gradspec.checks.tensor import check_tensor, cotangent
 from gradspec.engines import call
 from gradspec.engines.function import FunctionEngine, Probe, family, import_function
@@ -36,6 +35,7 @@ from gradspec.errors import EngineError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import parse
 from gradspec.lang.numbers import exact_number
+from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["LINEAR", "check_function", "check_graph_function", "run_case"]
 

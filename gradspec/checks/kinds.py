@@ -18,10 +18,10 @@ from typing import Any
 from gradspec.casefile import functions, tensors
 from gradspec.casefile.model import Case, Point, Reader, TensorPoint
 from gradspec.checks import expression, properties, training
-from gradspec.checks.results import CheckResult
 from gradspec.engines.protocol import Engine
 from gradspec.graph.ir import Graph
 from gradspec.reference.exact import Exact
+from gradspec.results import CheckResult
 
 __all__ = ["KINDS", "CaseKind", "Kind"]
 

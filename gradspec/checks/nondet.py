@@ -14,9 +14,9 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from gradspec.checks.results import Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict
 from gradspec.engines.call import Called
 from gradspec.engines.protocol import Outcome
+from gradspec.results import Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict
 
 __all__ = ["Difference", "differences", "judge"]
 

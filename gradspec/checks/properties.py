@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from gradspec.casefile.model import Case, ChainRule, Linearity, Point, Reader
 from gradspec.checks import expression
-from gradspec.checks.results import CheckResult, Quantity, Role, Verdict
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.graph.ir import Graph
 from gradspec.lang.expr import parse
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.store import reference
+from gradspec.results import CheckResult, Quantity, Role, Verdict
 
 __all__ = ["load_chain_rule", "load_linearity", "run_chain_rule", "run_linearity"]
 

@@ -21,7 +21,6 @@ import mpmath
 import numpy as np
 
 from gradspec.casefile.model import Case, Point, TensorPoint, TensorSpec
-from gradspec.checks.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
 from gradspec.diagnose.patterns import guess, unsummed_shape
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine
@@ -32,6 +31,7 @@ from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.tensor import TensorExact, exact_tensor
+from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["COTANGENTS", "JACOBIAN_LIMIT", "check_tensor", "cotangent", "run_case"]
 

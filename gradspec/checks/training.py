@@ -18,7 +18,6 @@ from typing import Any
 import mpmath
 
 from gradspec.casefile.model import Case, Point, Reader, Training
-from gradspec.checks.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.errors import CaseFileError, ExpressionError, GradspecError
@@ -30,6 +29,7 @@ from gradspec.reference.chain import adjoints, forward
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.store import exact
+from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["MAX_WORK", "initial_params", "load", "load_case", "mlp_loss", "run_case", "train"]
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import mpmath
 
-from gradspec.checks.results import Culprit, CulpritKind
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.errors import EngineError
@@ -38,6 +37,7 @@ from gradspec.ops.table import OPS
 from gradspec.reference.chain import adjoints, forward
 from gradspec.reference.chain import local_partials as _local_partials
 from gradspec.reference.exact import DPS
+from gradspec.results import Culprit, CulpritKind
 
 __all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression",
            "subprogram"]

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from gradspec.checks.results import Culprit, CulpritKind
 from gradspec.graph.ir import Graph
 from gradspec.graph.printer import label
+from gradspec.results import Culprit, CulpritKind
 
 __all__ = ["raised_culprit"]
 

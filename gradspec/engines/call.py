@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, NotANumber, Outcome, Unsupported
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
+from gradspec.results import Verdict
 
 if TYPE_CHECKING:
     from gradspec.engines.tensor import TensorOutcome

@@ -25,6 +25,7 @@ import mpmath
 import sympy
 
 from gradspec.graph.ir import Graph
+from gradspec.version import __version__
 
 __all__ = ["DiskCache", "decode", "encode", "folder", "versions", "write"]
 
@@ -32,8 +33,6 @@ _DIGITS = 40
 
 
 def versions() -> dict[str, str]:
-    from gradspec import __version__
-
     return {"gradspec": __version__, "sympy": sympy.__version__, "mpmath": mpmath.__version__, "format": "1"}
 
 

@@ -1,4 +1,4 @@
-"""Reports of a run: one result model (:class:`~gradspec.checks.results.Run`), several renderers.
+"""Reports of a run: one result model (:class:`~gradspec.results.Run`), several renderers.
 
 The suffix of a report's path picks its format::
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from gradspec.checks.results import Run
 from gradspec.errors import GradspecError
+from gradspec.results import Run
 
 __all__ = ["FORMATS", "SUFFIXES", "check_report_paths", "format_for", "render", "write_reports"]
 

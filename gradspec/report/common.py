@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from gradspec.checks.results import CheckResult, Quantity, Run, Verdict
+from gradspec.results import CheckResult, Quantity, Run, Verdict
+from gradspec.version import __version__
 
 __all__ = [
     "NOT_PASSING",
@@ -37,8 +38,6 @@ def version_of(run: Run) -> str:
     """The gradspec version that produced ``run``; the installed one where the run does not say."""
     if run.version:
         return run.version
-    from gradspec import __version__  # late: gradspec/__init__ may import the reports one day
-
     return __version__
 
 

@@ -19,7 +19,6 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from gradspec.checks.results import CheckResult, Quantity, Run, Verdict
 from gradspec.report.assets import CSP, SCRIPT, STYLE
 from gradspec.report.common import (
     NOT_PASSING,
@@ -39,6 +38,7 @@ from gradspec.report.common import (
 from gradspec.report.html_matrix import matrix_view
 from gradspec.report.matrix import shows_matrix
 from gradspec.report.plots import error_histograms, step_colour, step_errors, step_plot
+from gradspec.results import CheckResult, Quantity, Run, Verdict
 
 __all__ = ["MAX_DERIVATIVES", "MAX_FAILURES", "render_html"]
 

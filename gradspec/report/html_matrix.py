@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradspec.checks.results import Run
 from gradspec.report.common import VERDICTS, severity
 from gradspec.report.matrix import LEGEND, SYMBOLS, Cell, build_matrix, display_names, shows_matrix
+from gradspec.results import Run
 
 __all__ = ["EMPTY_SORT", "matrix_view", "sort_key"]
 

@@ -10,9 +10,9 @@ import json
 import math
 from typing import Any
 
-from gradspec.checks.results import CheckResult, Culprit, Quantity, Run, Verdict
 from gradspec.report.common import VERDICTS, engines_of, files_of, version_of
 from gradspec.report.matrix import Cell, build_matrix
+from gradspec.results import CheckResult, Culprit, Quantity, Run, Verdict
 
 __all__ = ["FORMAT_VERSION", "matrix", "number", "render_json", "to_dict"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 
-from gradspec.checks.results import CheckResult, Quantity, Run, Verdict
 from gradspec.report.common import (
     NOT_PASSING,
     VERDICTS,
@@ -24,6 +23,7 @@ from gradspec.report.common import (
     version_of,
 )
 from gradspec.report.matrix import LEGEND, SYMBOLS, Cell, build_matrix, display_names, shows_matrix
+from gradspec.results import CheckResult, Quantity, Run, Verdict
 
 __all__ = ["MATRIX_HEADING", "MAX_ERRORS", "MAX_FAILURES", "MAX_QUANTITIES", "matrix_section", "render_markdown",
            "skips_section"]

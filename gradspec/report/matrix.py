@@ -20,8 +20,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from gradspec.checks.results import CheckResult, Quantity, Run, Verdict, worst
 from gradspec.report.common import VERDICTS, engines_of, fmt, quantity_label, severity
+from gradspec.results import CheckResult, Quantity, Run, Verdict, worst
 
 __all__ = ["LEGEND", "MAX_DETAIL", "SYMBOLS", "Cell", "Matrix", "Row", "build_matrix", "display_names", "shows_matrix"]
 

@@ -16,10 +16,10 @@ import math
 from dataclasses import dataclass
 
 from gradspec.checks.kinds import KINDS
-from gradspec.checks.results import CheckResult, Quantity, Role, Run, Tolerance, Verdict
 from gradspec.checks.stepsize import STEP_EXPONENTS
 from gradspec.report.common import clip, engines_of, fmt, point_text
 from gradspec.report.svg import PALETTE, Bar, Series, bar_chart, line_chart
+from gradspec.results import CheckResult, Quantity, Role, Run, Tolerance, Verdict
 
 __all__ = ["STEP_EXPONENTS", "StepErrors", "error_histograms", "rel_error_bins", "step_colour", "step_errors", "step_plot"]
 

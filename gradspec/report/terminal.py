@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from gradspec.checks.results import CheckResult, Run, Verdict
 from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, severity, worst_rel_error
+from gradspec.results import CheckResult, Run, Verdict
 
 __all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "next_steps", "skip_lines",
            "summary"]

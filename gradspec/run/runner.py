@@ -9,12 +9,12 @@ from fractions import Fraction
 from gradspec.casefile.model import Bounds, Case, CaseFile, Point, TensorPoint
 from gradspec.checks.check import check_graph, prepare
 from gradspec.checks.kinds import KINDS
-from gradspec.checks.results import CheckResult, Tolerance, Verdict
 from gradspec.diagnose.debug import as_yaml_case, shrink, shrink_input
 from gradspec.diagnose.debug import localise as _localise
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
+from gradspec.results import CheckResult, Tolerance, Verdict
 
 __all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point"]
 

@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable, Sequence
 
 from gradspec.casefile.model import CaseFile
-from gradspec.checks.results import CheckResult, Verdict
 from gradspec.engines.protocol import Engine, NamedEngine
+from gradspec.results import CheckResult, Verdict
 from gradspec.run.runner import iter_case
 
 __all__ = ["run_picked"]

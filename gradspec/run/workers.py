@@ -28,11 +28,11 @@ from typing import Any
 
 from gradspec.casefile.model import Case, CaseFile
 from gradspec.checks.kinds import KINDS
-from gradspec.checks.results import CheckResult
 from gradspec.engines.call import STRIKES, struck_out, timed_out
 from gradspec.engines.protocol import Engine, NamedEngine
 from gradspec.errors import GradspecError
 from gradspec.limits import LIMITS
+from gradspec.results import CheckResult
 
 __all__ = ["grace", "run_in_workers", "run_units"]
 

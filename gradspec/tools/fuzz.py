@@ -32,13 +32,13 @@ from hypothesis.errors import NoSuchExample
 
 from gradspec.casefile.schema_file import SCHEMA_LINE, copy_beside
 from gradspec.checks.check import check_graph, prepare
-from gradspec.checks.results import COMPARED, CheckResult, Culprit, Tolerance, Verdict, skip_reason
 from gradspec.diagnose.debug import as_yaml_case, localise, shrink, shrink_input, subprogram
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import GradspecError
 from gradspec.graph.printer import strip
 from gradspec.ops.table import OPS, Op
 from gradspec.reference.store import exact
+from gradspec.results import COMPARED, CheckResult, Culprit, Tolerance, Verdict, skip_reason
 
 __all__ = ["FuzzReport", "Ops", "fuzz", "graphs", "ops_of"]
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from gradspec import engine as _engine
 from gradspec.casefile.model import Case
 from gradspec.checks.kinds import KINDS
-from gradspec.checks.results import Verdict
 from gradspec.engines.protocol import Engine, ValueClassEngine
 from gradspec.graph.ir import Apply
+from gradspec.results import Verdict
 from gradspec.run.runner import run_point
 
 __all__ = ["MUTANTS", "Mutant", "MutationReport", "build", "mutate"]
