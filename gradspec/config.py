@@ -24,10 +24,8 @@ was expected.
 
 from __future__ import annotations
 
-import sys
 import tomllib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
+from gradspec.engines.paths import importable
 from gradspec.engines.protocol import NamedEngine
 from gradspec.errors import ConfigError
 from gradspec.ops.table import OPS
@@ -174,20 +173,3 @@ def _schema_error(error: ValidationError, path: Path) -> ConfigError:
 
 
 _TYPES = {"object": "a table", "array": "a list", "string": "a string"}
-
-
-@contextmanager
-def importable(*folders: Path | None) -> Iterator[None]:
-    """Make modules in ``folders`` importable for the duration, as ``python -m`` makes the current one.
-
-    The folders go after the installed packages, so a local file never shadows an installed module;
-    only the entries added here are taken away again.
-    """
-    added = [str(f) for f in dict.fromkeys(folders) if f is not None and str(f) not in sys.path]
-    sys.path.extend(added)
-    try:
-        yield
-    finally:
-        for entry in added:
-            if entry in sys.path:
-                sys.path.remove(entry)

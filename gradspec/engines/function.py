@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gradspec.engines.paths import importable
 from gradspec.engines.protocol import REVERSE_AND_TENSOR, Engine, ValueClassEngine
 from gradspec.errors import EngineError
 from gradspec.graph.tensor import TensorGraph
@@ -42,8 +43,7 @@ def family(engine: Engine) -> str:
 
 def import_function(target: str, base: str = ".") -> Callable[..., Any]:
     """``module:attribute`` imported with ``base`` (the current directory by default) importable, after
-    the installed packages (:func:`gradspec.config.importable`); :class:`EngineError` says what is missing."""
-    from gradspec.config import importable
+    the installed packages (:func:`gradspec.engines.paths.importable`); :class:`EngineError` says what is missing."""
 
     module_name, _, attr = target.partition(":")
     try:
