@@ -39,7 +39,7 @@ from gradspec.report.common import (
 )
 from gradspec.report.html_matrix import matrix_view
 from gradspec.report.matrix import shows_matrix
-from gradspec.report.plots import error_histograms, heat_maps, step_colour, step_errors, step_plot
+from gradspec.report.plots import MAX_HEAT_MAPS, error_histograms, heat_maps, step_colour, step_errors, step_plot
 
 __all__ = ["MAX_DERIVATIVES", "MAX_FAILURES", "render_html"]
 
@@ -110,8 +110,8 @@ def _heat_maps(failures: list[CheckResult]) -> list[tuple[list[Markup], int]]:
     it has; the failures after the first ``MAX_MAPPED`` get none drawn, only counted."""
     out = []
     for i, r in enumerate(failures[:MAX_FAILURES]):
-        maps, more = heat_maps(r)
-        out.append(([Markup(m) for m in maps], more) if i < MAX_MAPPED else ([], more + len(maps)))
+        maps, more = heat_maps(r, limit=MAX_HEAT_MAPS if i < MAX_MAPPED else 0)
+        out.append(([Markup(m) for m in maps], more))
     return out
 
 

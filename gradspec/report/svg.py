@@ -226,14 +226,14 @@ def heat_map(title: str, cells: list[HeatCell], columns: int, *, row_labels: lis
     col_step = _step(columns, cell, max((len(t) for t in column_labels), default=1))
     for c in range(0, columns, col_step):
         out.append(_text(left + (c + 0.5) * cell, top - 4, column_labels[c]))
-    row_step = _step(rows, cell, 0) if cell >= 12 else max(1, math.ceil(12 / cell))
+    row_step = max(1, math.ceil(12 / cell))  # rows are labelled at least a line's height apart
     for r in range(0, rows, row_step):
         out.append(_text(left - 4, top + (r + 0.5) * cell + 3, row_labels[r], "end"))
-    for i, c in enumerate(cells):
+    for i, heat in enumerate(cells):
         x, y = left + (i % columns) * cell, top + (i // columns) * cell
-        cls = ' class="over"' if c.outlined else ""
-        out.append(f'<rect{cls} x="{_f(x)}" y="{_f(y)}" width="{_f(cell)}" height="{_f(cell)}" fill="{c.color}">'
-                   f"<title>{escape(c.tip)}</title></rect>")
+        cls = ' class="over"' if heat.outlined else ""
+        out.append(f'<rect{cls} x="{_f(x)}" y="{_f(y)}" width="{_f(cell)}" height="{_f(cell)}" fill="{heat.color}">'
+                   f"<title>{escape(heat.tip)}</title></rect>")
     if marked is not None and 0 <= marked < len(cells):
         x, y = left + (marked % columns) * cell, top + (marked // columns) * cell
         out.append(f'<rect class="worst" x="{_f(x)}" y="{_f(y)}" width="{_f(cell)}" height="{_f(cell)}" fill="none">'
