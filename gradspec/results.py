@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "Quantity", "Role", "Run", "Tolerance", "Verdict",
+__all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "ElementErrors", "Quantity", "Role", "Run", "Tolerance", "Verdict",
            "skip_reason", "worst"]
 
 
@@ -83,6 +83,27 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class ElementErrors:
+    """A failing tensor quantity's relative error per element, as a 2-D grid: what the HTML report's
+    heat map draws, carried here so that no report has to re-run the check.
+
+    ``shape`` is the quantity's own shape (a Jacobian's: the output's axes, then the input's); its first
+    ``rows`` axes index the grid's rows, the others its columns, so a Jacobian of a matrix-valued output
+    is drawn output element by input element.
+    """
+
+    shape: tuple[int, ...]
+    rows: int
+    errors: tuple[float, ...]  # |engine - exact| / max(|engine|, |exact|, 1e-8), row-major; inf where nan
+    over: tuple[bool, ...]  # per element: whether it is over its tolerance
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the grid."""
+        return math.prod(self.shape[:self.rows]), math.prod(self.shape[self.rows:])
+
+
+@dataclass(frozen=True)
 class Quantity:
     """One compared number: the output value, or the gradient of one input or intermediate."""
 
@@ -99,6 +120,7 @@ class Quantity:
     symbolic: str = ""  # the derivative as SymPy writes it
     note: str = ""
     index: tuple[int, ...] | None = None  # tensor quantities: the worst element's index
+    elements: ElementErrors | None = None  # failing tensor quantities that map onto a grid: every element's error
 
 
 @dataclass(frozen=True)

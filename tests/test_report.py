@@ -114,7 +114,7 @@ TOP_KEYS = ["gradspec", "format", "summary", "engines", "files", "errors", "matr
 CHECK_KEYS = ["case", "file", "line", "kind", "engine", "point", "expression", "verdict", "message", "kinks", "quantities",
               "culprit", "shrunk"]
 QUANTITY_KEYS = ["name", "role", "engine", "exact", "exact_text", "numerical", "abs_error", "rel_error", "tolerance",
-                 "verdict", "symbolic", "note", "index"]
+                 "verdict", "symbolic", "note", "index", "elements"]
 
 
 def _strict_loads(text: str) -> object:

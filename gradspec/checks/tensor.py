@@ -31,12 +31,23 @@ from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.tensor import TensorExact, exact_tensor
-from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
+from gradspec.results import (
+    CheckResult,
+    Culprit,
+    CulpritKind,
+    ElementErrors,
+    Quantity,
+    Role,
+    Tolerance,
+    Verdict,
+    worst,
+)
 
-__all__ = ["COTANGENTS", "JACOBIAN_LIMIT", "check_tensor", "cotangent", "run_case"]
+__all__ = ["COTANGENTS", "JACOBIAN_LIMIT", "MAP_LIMIT", "check_tensor", "cotangent", "run_case"]
 
 COTANGENTS = 2  # seeded random cotangents per draw
 JACOBIAN_LIMIT = 1000  # output elements x differentiable input elements
+MAP_LIMIT = 4096  # elements of a failing quantity whose errors the result carries for a heat map
 
 
 def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
@@ -125,12 +136,14 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
             exact = np.stack([g.exact[name] for g in grads]).reshape(shape)
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
-            out.append(_judge(f"{name} (jacobian)", Role.INPUT, stacked, exact, floats, eps * allowed, tol))
+            out.append(_judge(f"{name} (jacobian)", Role.INPUT, stacked, exact, floats, eps * allowed, tol,
+                              out_axes=len(graph.shape)))
     return out
 
 
 def _judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
-           span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None) -> Quantity:
+           span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None,
+           out_axes: int | None = None) -> Quantity:
     if engine is None:
         return Quantity(label, role, None, None, None, None, None, None, Verdict.SKIP,
                         note="the engine does not report this gradient")
@@ -159,7 +172,9 @@ def _judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allow
             over = np.zeros_like(over)
     ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
     w = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), exact.shape)) if exact.size else ()
+    elements = None
     if verdict is Verdict.FAIL:
+        elements = _element_errors(engine, exact, over, out_axes)
         count = int(over.sum())
         pattern = guess(engine, exact, bound, copies, output)
         note = f"{count} of {exact.size} elements over tolerance; worst at {list(w)}" + \
@@ -169,7 +184,25 @@ def _judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allow
         exact_text = mpmath.nstr(mpmath.mpf(exact_w), 30)
     e, x = float(engine[w]), float(exact[w])
     return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x), float(bound[w]), verdict,
-                    exact_text=exact_text, note=note, index=w)
+                    exact_text=exact_text, note=note, index=w, elements=elements)
+
+
+def _element_errors(engine: Any, exact: Any, over: Any, out_axes: int | None) -> ElementErrors | None:
+    """Every element's relative error on a grid: a 2-D quantity as it is; a Jacobian as output elements by
+    input elements. None for other shapes and for more than ``MAP_LIMIT`` elements."""
+    shape = tuple(int(n) for n in exact.shape)
+    if out_axes is not None and 0 < out_axes < len(shape):
+        rows = out_axes
+    elif len(shape) == 2:
+        rows = 1
+    else:
+        return None
+    if exact.size > MAP_LIMIT:
+        return None
+    both_nan = np.isnan(engine) & np.isnan(exact)
+    errors = [0.0 if agree else relative_error(float(e), float(x))
+              for e, x, agree in zip(engine.ravel(), exact.ravel(), both_nan.ravel(), strict=True)]
+    return ElementErrors(shape, rows, tuple(errors), tuple(bool(o) for o in over.ravel()))
 
 
 def _localise(graph: TensorGraph, ref: TensorExact, engine: Engine, tol: Tolerance, seed: int) -> Culprit | None:

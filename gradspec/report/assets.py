@@ -64,6 +64,8 @@ svg.chart { width: 100%; height: auto; background: var(--panel); border: 1px sol
 svg .grid { stroke: var(--line); stroke-width: 1; }
 svg .axis { stroke: var(--muted); stroke-width: 1; }
 svg .marker { stroke: var(--muted); stroke-dasharray: 4 3; }
+svg rect.over { stroke: #1f2937; stroke-width: 0.6; }
+svg rect.worst { stroke: #2563eb; stroke-width: 2.5; }
 svg text { fill: var(--fg); font-size: 10px; font-family: inherit; }
 svg .chart-title { font-size: 12px; font-weight: 600; }
 svg .axis-label, svg .marker-label { fill: var(--muted); font-size: 10.5px; }

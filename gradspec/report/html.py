@@ -3,7 +3,8 @@
 Summary per engine and per case file, the conformance matrix (cases x engines, when there are several
 engines), plots of the relative errors and of the numerical reference's error against step size (inline
 SVG drawn in Python), the failures with their numbers, a sortable and filterable table of every check,
-and the symbolic derivatives per expression. Styles and the small script are inline; a
+and the symbolic derivatives per expression; a failing tensor check shows a heat map of each 2-D failing
+quantity's per-element error, drawn from what the check carried (nothing is re-run here). Styles and the small script are inline; a
 Content-Security-Policy forbids the page from loading anything.
 
 The page is a Jinja2 template (``templates/``) with autoescape on: every text a user wrote (case ids,
@@ -37,12 +38,13 @@ from gradspec.report.common import (
 )
 from gradspec.report.html_matrix import matrix_view
 from gradspec.report.matrix import shows_matrix
-from gradspec.report.plots import error_histograms, step_colour, step_errors, step_plot
+from gradspec.report.plots import MAX_HEAT_MAPS, error_histograms, heat_maps, step_colour, step_errors, step_plot
 from gradspec.results import CheckResult, Quantity, Run, Verdict
 
 __all__ = ["MAX_DERIVATIVES", "MAX_FAILURES", "render_html"]
 
 MAX_FAILURES = 200  # failures shown in full; all of them are still rows of the table
+MAX_MAPPED = 20  # failures whose heat maps are drawn: a map has up to 4,096 cells
 OPEN_FAILURES = 10  # the first few are expanded
 MAX_DERIVATIVES = 300  # expressions whose derivatives are listed
 MAX_SYMBOLIC = 5000  # characters of one derivative
@@ -103,6 +105,16 @@ def _derivatives(run: Run, anchors: dict[str, str]) -> tuple[list[dict[str, Any]
     return items, total - len(anchors)
 
 
+def _heat_maps(failures: list[CheckResult]) -> list[tuple[list[Markup], int]]:
+    """Per failure shown: its heat maps (SVG drawn by svg.py, which escapes its labels) and how many more
+    it has; the failures after the first ``MAX_MAPPED`` get none drawn, only counted."""
+    out = []
+    for i, r in enumerate(failures[:MAX_FAILURES]):
+        maps, more = heat_maps(r, limit=MAX_HEAT_MAPS if i < MAX_MAPPED else 0)
+        out.append(([Markup(m) for m in maps], more))
+    return out
+
+
 def render_html(run: Run) -> str:
     """The whole page as one string."""
     anchors = _anchors(run)
@@ -113,6 +125,7 @@ def render_html(run: Run) -> str:
     if not shows_matrix(run):
         links.pop(1)
     steps = step_errors(run)
+    failures = not_passing(run)
     return _environment().get_template("report.html").render(
         run=run,
         csp=Markup(CSP),
@@ -130,7 +143,8 @@ def render_html(run: Run) -> str:
         charts=[Markup(chart) for chart in error_histograms(run)],  # SVG drawn by svg.py, which escapes its labels
         steps=[(d.label, step_colour(i)) for i, d in enumerate(steps)],
         step_plot=Markup(step_plot(steps)) if steps else "",
-        failures=not_passing(run),
+        failures=failures,
+        heat_maps=_heat_maps(failures),
         max_failures=MAX_FAILURES,
         columns=_COLUMNS,
         rows=[_row(r, anchors.get(r.expression)) for r in run.results],

@@ -12,9 +12,9 @@ from typing import Any
 
 from gradspec.report.common import VERDICTS, engines_of, files_of, version_of
 from gradspec.report.matrix import Cell, build_matrix
-from gradspec.results import CheckResult, Culprit, Quantity, Run, Verdict
+from gradspec.results import CheckResult, Culprit, ElementErrors, Quantity, Run, Verdict
 
-__all__ = ["FORMAT_VERSION", "matrix", "number", "render_json", "to_dict"]
+__all__ = ["FORMAT_VERSION", "elements_record", "matrix", "number", "render_json", "to_dict"]
 
 FORMAT_VERSION = 1  # bumped when a field changes meaning or goes away; adding a field does not bump it
 
@@ -66,7 +66,14 @@ def quantity_record(q: Quantity) -> dict[str, Any]:
         "symbolic": q.symbolic,
         "note": q.note,
         "index": list(q.index) if q.index is not None else None,
+        "elements": elements_record(q.elements) if q.elements is not None else None,
     }
+
+
+def elements_record(e: ElementErrors) -> dict[str, Any]:
+    """A failing tensor quantity's relative error per element (what the HTML heat map draws)."""
+    return {"shape": list(e.shape), "rows": e.rows, "rel_errors": [number(x) for x in e.errors],
+            "over": [i for i, o in enumerate(e.over) if o]}
 
 
 def check_record(r: CheckResult) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Small inline SVG charts drawn in Python: a bar chart and a log-log line chart.
+"""Small inline SVG charts drawn in Python: a bar chart, a log-log line chart and a heat map.
 
 No external fonts, scripts or images; every label is escaped. Charts scale with their container
 (``viewBox``, no fixed size) and take their colours and font from the page's CSS where they can.
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["PALETTE", "Bar", "Series", "bar_chart", "line_chart"]
+__all__ = ["PALETTE", "Bar", "HeatCell", "Series", "bar_chart", "heat_map", "line_chart"]
 
 _Scale = Callable[[float], float]
 
@@ -32,6 +32,13 @@ class Series:
     points: tuple[tuple[float, float], ...]  # (log10 x, log10 y)
     color: str
     tips: tuple[str, ...] = ()  # one tooltip per point; default: the series label
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    color: str
+    tip: str
+    outlined: bool = False  # drawn with a thin dark border (over tolerance)
 
 
 @dataclass(frozen=True)
@@ -191,3 +198,54 @@ def _polyline(s: Series, px: _Scale, py: _Scale) -> str:
                    f"<title>{escape(tip)}</title></circle>" for (x, y), tip in zip(s.points, tips, strict=True))
     return (f'<g class="series"><polyline points="{coords}" fill="none" stroke="{s.color}" stroke-width="1.6"/>'
             f"{dots}</g>")
+
+
+def _step(count: int, cell: float, widest: int) -> int:
+    """Label every ``step``-th row or column so that labels ``widest`` characters wide do not overlap."""
+    return max(1, math.ceil((widest * 6 + 4) / cell)) if count > 1 else 1
+
+
+def heat_map(title: str, cells: list[HeatCell], columns: int, *, row_labels: list[str], column_labels: list[str],
+             marked: int | None, x_label: str, y_label: str, legend: list[tuple[str, str]],
+             legend_ticks: dict[int, str], legend_label: str = "") -> str:
+    """A grid of coloured cells, row-major, with row labels on the left and column labels on top;
+    ``marked`` (a flat index) gets a heavy border. ``legend`` is a colour strip of (colour, tooltip) under
+    the grid (an empty colour leaves a gap) with ``legend_ticks`` (position in the strip -> text) below it."""
+    rows = max(1, len(cells) // max(columns, 1))
+    cell = min(28.0, max(4.0, 360 / max(rows, columns)))
+    label_w = max((len(t) for t in row_labels), default=1) * 6 + 10
+    left, top = 22 + label_w, 48
+    grid_w, grid_h = columns * cell, rows * cell
+    swatch = 14
+    strip = len(legend) * swatch
+    width = int(max(left + grid_w + 12, 24 + strip + 12, len(title) * 7 + 16, 300))
+    height = int(top + grid_h + 68)
+    out = _open(title, width, height)
+    out.append(_text(left + grid_w / 2, 30, x_label, cls="axis-label"))
+    out.append(_vertical_label(10, top + grid_h / 2, y_label))
+    col_step = _step(columns, cell, max((len(t) for t in column_labels), default=1))
+    for c in range(0, columns, col_step):
+        out.append(_text(left + (c + 0.5) * cell, top - 4, column_labels[c]))
+    row_step = max(1, math.ceil(12 / cell))  # rows are labelled at least a line's height apart
+    for r in range(0, rows, row_step):
+        out.append(_text(left - 4, top + (r + 0.5) * cell + 3, row_labels[r], "end"))
+    for i, heat in enumerate(cells):
+        x, y = left + (i % columns) * cell, top + (i // columns) * cell
+        cls = ' class="over"' if heat.outlined else ""
+        out.append(f'<rect{cls} x="{_f(x)}" y="{_f(y)}" width="{_f(cell)}" height="{_f(cell)}" fill="{heat.color}">'
+                   f"<title>{escape(heat.tip)}</title></rect>")
+    if marked is not None and 0 <= marked < len(cells):
+        x, y = left + (marked % columns) * cell, top + (marked // columns) * cell
+        out.append(f'<rect class="worst" x="{_f(x)}" y="{_f(y)}" width="{_f(cell)}" height="{_f(cell)}" fill="none">'
+                   f"<title>{escape(cells[marked].tip)}</title></rect>")
+    ly = top + grid_h + 26
+    out.append(_text(24, ly - 5, legend_label, "start", "axis-label"))
+    for k, (color, tip) in enumerate(legend):
+        if not color:
+            continue  # a gap between groups of the strip
+        out.append(f'<rect x="{24 + k * swatch}" y="{_f(ly)}" width="{swatch}" height="10" fill="{color}">'
+                   f"<title>{escape(tip)}</title></rect>")
+    for k, text in legend_ticks.items():
+        out.append(_text(24 + (k + 0.5) * swatch, ly + 22, text))
+    out.append("</svg>")
+    return "\n".join(out)
