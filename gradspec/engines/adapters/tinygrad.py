@@ -4,18 +4,21 @@ Runs on the device named by the ``DEV`` environment variable, and where that is 
 pure-Python device (``PYTHON``), which needs no compiler: tinygrad's own choice would be its CPU device,
 which compiles every kernel with clang and is unusable on a machine without it. A device that cannot
 run here (``DEV=CPU`` without clang) makes every check skip with the reason. Leaves are one-element
-tensors; gradients come from ``Tensor.gradient``, realized together.
+tensors; gradients come from ``Tensor.gradient``, realized together. Tensor cases are built from
+tinygrad's own tensor ops, as the op table spells them (``Tensor.softmax``, ``Tensor.layernorm``,
+``Tensor.conv2d``, ``Tensor.cross_entropy``, ...).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gradspec.engines.protocol import Engine, Unavailable
+from gradspec.engines.protocol import Engine, Unavailable, Unsupported
 from gradspec.errors import EngineError
-from gradspec.ops.table import Op
+from gradspec.graph.tensor import TensorGraph
+from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op
 
 FALLBACK_DEVICE = "PYTHON"
 
@@ -62,6 +65,8 @@ def _choose_device() -> None:
 
 
 class TinygradEngine(Engine):
+    capabilities = REVERSE_AND_TENSOR
+
     def __init__(self, tensor: Any, name: str, dtype: Any, device: str) -> None:
         self.Tensor = tensor
         self.name = name
@@ -83,6 +88,48 @@ class TinygradEngine(Engine):
 
     def value(self, node: Any) -> float:
         return self._read(node)
+
+    def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """A tensor case from tinygrad's own ops: the value, and ``Tensor.gradient`` with each cotangent as
+        the output's gradient; every gradient is built first and all are realized in one schedule (a
+        realized tensor no longer carries the graph its gradient is taken through)."""
+        import numpy as np
+        import tinygrad
+
+        def tensor(values: Any) -> Any:
+            # From a NumPy array, so that every input is a buffer of its own, even a 0-d one: a Python
+            # float would become a constant, which tinygrad folds and cannot differentiate.
+            return self.Tensor(np.asarray(values, dtype=self.dtype.fmt), dtype=self.dtype, device=self.device)
+
+        leaves = {n: tensor(inputs[n]) for n, _ in graph.inputs}
+        nodes: list[Any] = []
+        for step in graph.steps:
+            if step.name is not None:
+                nodes.append(leaves[step.name])
+            elif step.op is None:
+                nodes.append(self.Tensor(float(step.const), dtype=self.dtype, device=self.device))  # type: ignore[arg-type]
+            elif step.op in OPS:
+                op = OPS[step.op]
+                reason = self.missing(op, True)
+                if reason:
+                    raise Unsupported(reason)
+                nodes.append(self.apply(op, [nodes[a] for a in step.args]))
+            else:
+                spelling = TENSOR_OPS[step.op].tinygrad
+                if spelling is None:
+                    raise Unsupported(f"tinygrad has no {step.op}")
+                nodes.append(spelling(tinygrad, [nodes[a] for a in step.args], step.kw))
+        out = nodes[graph.output]
+        wanted = [leaves[n] for n, _ in graph.differentiable]
+        grads = [out.gradient(*wanted, gradient=tensor(c)) if wanted else [] for c in cotangents]
+        self.Tensor.realize(out, *(g for per in grads for g in per))
+        return self._array(out), [{n: self._array(g) for (n, _), g in zip(graph.differentiable, per, strict=True)}
+                                  for per in grads]
+
+    def _array(self, t: Any) -> Any:
+        if t.device is None:
+            t = t.clone(self.device)
+        return t.numpy().astype("float64")
 
     def _read(self, t: Any) -> float:
         # A gradient that does not depend on any input (d(x+1)/dx) is a constant with no device, and
