@@ -96,8 +96,8 @@ def gradcheck() -> None:
     from gradspec.casefile.loader import load_file
     from gradspec.casefile.model import data_dir
     from gradspec.checks.check import check_graph
-    from gradspec.results import Tolerance
     from gradspec.engines.protocol import resolve
+    from gradspec.results import Tolerance
 
     engine = resolve("torch")
     cases = [c for c in load_file(data_dir("cases") / "compositions.gradspec.yaml").cases if c.kind == "gradient"]
@@ -284,12 +284,12 @@ def tensors() -> None:
     import numpy as np
     import torch
 
-    from gradspec.results import Tolerance
     from gradspec.checks.tensor import check_tensor
     from gradspec.engines.protocol import resolve
     from gradspec.graph.tensor import build_tensor
     from gradspec.lang.expr import parse
     from gradspec.reference import tensor as reference
+    from gradspec.results import Tolerance
 
     torch.set_num_threads(1)  # as the research figures were measured; tiny tensors gain nothing from threads
     engine = resolve("torch")

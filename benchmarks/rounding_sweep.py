@@ -17,10 +17,10 @@ from decimal import Decimal
 from fractions import Fraction
 
 from gradspec.checks.check import compare, prepare
-from gradspec.results import Tolerance, Verdict
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.graph.ir import Apply
 from gradspec.reference.store import exact
+from gradspec.results import Tolerance, Verdict
 
 Draw = Callable[[random.Random], float]
 

@@ -20,8 +20,8 @@ import pytest
 
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import data_dir, discover
-from gradspec.checks.results import CheckResult, Verdict
 from gradspec.engines.protocol import resolve
+from gradspec.results import CheckResult, Verdict
 from gradspec.run.runner import run_case
 
 CASES = [c for p in discover([data_dir("cases")]) for c in load_file(p).cases]

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gradspec.checks.results import CheckResult, Tolerance, Verdict
 from gradspec.checks.tensor import check_tensor
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.engines.tensor import run_tensor, tensor_unsupported
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
 from gradspec.ops.table import TENSOR_OPS, Capability
+from gradspec.results import CheckResult, Tolerance, Verdict
 
 pytest.importorskip("tinygrad")
 
