@@ -6,9 +6,10 @@ import importlib
 import math
 import os
 import shutil
+import sys
 import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -31,6 +32,18 @@ def _no_progress_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     can stretch any run past that: tests that compare stderr would fail by the clock. The tests of the
     progress lines themselves set the quiet period they need."""
     monkeypatch.setattr("gradspec.report.terminal.QUIET_FOR", math.inf)
+
+
+# The interpreter's recursion limit before any test module is collected: importing tinygrad raises it for the
+# whole process, and tests of recursion (a recursive backward's RecursionError, nesting limits) need this one.
+RECURSION_LIMIT = sys.getrecursionlimit()
+
+
+@pytest.fixture(autouse=True)
+def _default_recursion_limit() -> Iterator[None]:
+    sys.setrecursionlimit(RECURSION_LIMIT)
+    yield
+    sys.setrecursionlimit(RECURSION_LIMIT)
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ from gradspec.lang.expr import parse
 from gradspec.ops.table import TENSOR_OPS, Capability
 from gradspec.results import CheckResult, Tolerance, Verdict
 
+_LIMIT = sys.getrecursionlimit()
 pytest.importorskip("tinygrad")
+sys.setrecursionlimit(_LIMIT)  # tinygrad raises it for the process on import; other tests rely on the default
 
 
 @pytest.fixture(autouse=True)

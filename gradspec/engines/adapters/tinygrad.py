@@ -3,7 +3,7 @@
 Runs on the device named by the ``DEV`` environment variable, and where that is unset on tinygrad's
 pure-Python device (``PYTHON``), which needs no compiler: tinygrad's own choice would be its CPU device,
 which compiles every kernel with clang and is unusable on a machine without it. A device that cannot
-run here (``DEV=CPU`` without clang) makes every check skip with the reason. Leaves are one-element
+run here (``DEV=CPU`` without clang) makes the engine unavailable, with the reason. Leaves are one-element
 tensors; gradients come from ``Tensor.gradient``, realized together. Tensor cases are built from
 tinygrad's own tensor ops, as the op table spells them (``Tensor.softmax``, ``Tensor.layernorm``,
 ``Tensor.conv2d``, ``Tensor.cross_entropy``, ...).
@@ -12,11 +12,14 @@ tinygrad's own tensor ops, as the op table spells them (``Tensor.softmax``, ``Te
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from gradspec.engines.protocol import Engine, Unavailable, Unsupported
+from gradspec.engines.protocol import Engine, Outcome, Unavailable, Unsupported
 from gradspec.errors import EngineError
+from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op
 
@@ -30,10 +33,17 @@ def create(options: str) -> Engine:
     name = "tinygrad" if dtype == "float64" else "tinygrad:float32"
     # tinygrad reads DEV when it is first imported, and passes it on to processes it spawns.
     os.environ.setdefault("DEV", FALLBACK_DEVICE)
+    ours = sys.getrecursionlimit()
     try:
         from tinygrad import Device, Tensor, dtypes
     except ImportError:
         return Unavailable(name, "tinygrad is not installed (pip install 'gradspec[tinygrad]')")
+    finally:
+        # Importing tinygrad raises the recursion limit for the whole process; gradspec's own guards (the
+        # YAML nesting limit, a recursive backward's RecursionError) must keep theirs. tinygrad gets its
+        # limit back for its own calls (TinygradEngine._deep).
+        _TINYGRAD_LIMIT[0] = max(_TINYGRAD_LIMIT[0], sys.getrecursionlimit())
+        sys.setrecursionlimit(ours)
     _choose_device()
     dt = getattr(dtypes, dtype)
     try:
@@ -47,6 +57,20 @@ def create(options: str) -> Engine:
         return Unavailable(name, f"tinygrad cannot run on device {os.environ.get('DEV')!r} here: "
                                  f"{type(exc).__name__}: {exc}")
     return TinygradEngine(Tensor, name, dt, device)
+
+
+_TINYGRAD_LIMIT = [0]  # the recursion limit tinygrad sets for itself on import
+
+
+@contextmanager
+def _deep() -> Iterator[None]:
+    """tinygrad's own recursion limit for the duration of a call into it, the process's one after."""
+    ours = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(ours, _TINYGRAD_LIMIT[0]))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(ours)
 
 
 def _choose_device() -> None:
@@ -78,6 +102,10 @@ class TinygradEngine(Engine):
         needed = op.needs(value_left)
         return None if hasattr(self.Tensor, needed) else f"tinygrad Tensor has no {needed}"
 
+    def run(self, graph: Graph, point: Mapping[str, float], *, every_node: bool = False) -> Outcome:
+        with _deep():
+            return super().run(graph, point, every_node=every_node)
+
     def leaf(self, x: float) -> Any:
         return self.Tensor([x], dtype=self.dtype, device=self.device)
 
@@ -90,6 +118,11 @@ class TinygradEngine(Engine):
         return self._read(node)
 
     def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """A tensor case from tinygrad's own ops (:meth:`_run_tensor`), under tinygrad's recursion limit."""
+        with _deep():
+            return self._run_tensor(graph, inputs, cotangents)
+
+    def _run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
         """A tensor case from tinygrad's own ops: the value, and ``Tensor.gradient`` with each cotangent as
         the output's gradient; every gradient is built first and all are realized in one schedule (a
         realized tensor no longer carries the graph its gradient is taken through)."""
