@@ -15,6 +15,8 @@ left out), so a command line tool can print it as it is.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["CaseFileError", "ConfigError", "DomainError", "EngineError", "ExpressionError", "GradspecError"]
 
 
@@ -102,6 +104,6 @@ class ConfigError(GradspecError):
     ``path`` is the file, ``key`` the dotted key at fault (``tool.gradspec.engine.mine.data``).
     """
 
-    def __init__(self, message: str, *, key: str | None = None, **where: object) -> None:
-        super().__init__(f"{key}: {message}" if key else message, **where)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, key: str | None = None, **where: Any) -> None:
+        super().__init__(f"{key}: {message}" if key else message, **where)
         self.key = key

@@ -150,7 +150,7 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
     with mpmath.workdps(DPS):
         for i, k in consumers:
             args = [values[a] for a in graph.steps[i].args]
-            expected += (grads[i] or 0.0) * float(_local_partials(_op(graph, i))[k](args))  # type: ignore[arg-type]
+            expected += (grads[i] or 0.0) * float(_local_partials(_op(graph, i))[k](args))
     got = grads[j]
     node = _short(graph, j)
     for op_name in dict.fromkeys(_op(graph, i) for i, _ in consumers):

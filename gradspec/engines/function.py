@@ -58,7 +58,8 @@ def import_function(target: str, base: str = ".") -> Callable[..., Any]:
         found = getattr(found, part)
     if not callable(found):
         raise EngineError(f"{target!r} is {type(found).__name__}, not a callable")
-    return found  # type: ignore[no-any-return]
+    function: Callable[..., Any] = found
+    return function
 
 
 class OutputShape(EngineError):
@@ -83,7 +84,7 @@ class FunctionEngine(Engine):
     capabilities = REVERSE_AND_TENSOR
 
     def __init__(self, base: Engine, fn: Callable[..., Any], label: str) -> None:
-        self.base = base
+        self.base: Any = base  # a torch, jax or Value-class engine: its library is read off it
         self.fn = fn
         self.label = label
         self.name = base.name
@@ -106,8 +107,8 @@ class FunctionEngine(Engine):
 
     # -- torch ----------------------------------------------------------------------------------
     def _torch(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> Probe:
-        t = self.base.torch  # type: ignore[attr-defined]
-        dtype, device = self.base.dtype, self.base.device  # type: ignore[attr-defined]
+        t = self.base.torch
+        dtype, device = self.base.dtype, self.base.device
         leaves = {}
         for n, _ in graph.inputs:
             arr = np.asarray(inputs[n], dtype=float)
@@ -140,8 +141,8 @@ class FunctionEngine(Engine):
 
     # -- jax ------------------------------------------------------------------------------------
     def _jax(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> Probe:
-        jax, jnp = self.base.jax, self.base.jnp  # type: ignore[attr-defined]
-        dtype = self.base.dtype  # type: ignore[attr-defined]
+        jax, jnp = self.base.jax, self.base.jnp
+        dtype = self.base.dtype
         names = [n for n, _ in graph.differentiable]
         arrays = {}
         for n, _ in graph.inputs:

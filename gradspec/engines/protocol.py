@@ -71,8 +71,12 @@ class Engine:
     name: str = "engine"
     eps: float = FLOAT64_EPS
     capabilities: frozenset[Capability] = REVERSE_ONLY
-    keeps_intermediates: bool = True  # whether gradients() reports d out/d node for nodes that are not leaves
     time_limit_hits: int = 0  # calls that ran past the time limit (counted by gradspec.engines.call)
+
+    @property
+    def keeps_intermediates(self) -> bool:
+        """Whether gradients() reports d out/d node for nodes that are not leaves."""
+        return True
 
     def protocol_problem(self) -> str | None:
         """Why this engine cannot take part in a run at all (found once, before any check), or None."""
@@ -263,7 +267,7 @@ class ValueClassEngine(Engine):
         self._probe  # noqa: B018 -- probed before the first graph, never between two runs of one check
 
     @property
-    def keeps_intermediates(self) -> bool:  # type: ignore[override]
+    def keeps_intermediates(self) -> bool:
         return self._probe.problem is not None or self._probe.keeps_intermediates
 
     def missing(self, op: Op, value_left: bool) -> str | None:

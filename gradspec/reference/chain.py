@@ -7,7 +7,7 @@ subgradients at kinks, to localise a failure node by node, and to bound rounding
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -18,9 +18,12 @@ from gradspec.errors import DomainError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.graph.printer import step_text
 from gradspec.ops.table import OPS
-from gradspec.reference.mpeval import Env, Scalar, compile_expr, to_mpf
+from gradspec.reference.mpeval import Scalar, compile_expr, to_mpf
 
-__all__ = ["Kinked", "adjoints", "forward", "local_partials", "mp_apply", "subgradient_ranges"]
+#: An op, or one of its partial derivatives, as a function of the op's arguments.
+Partial = Callable[[Sequence[Scalar]], Scalar]
+
+__all__ = ["Kinked", "Partial", "adjoints", "forward", "local_partials", "mp_apply", "subgradient_ranges"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def forward(graph: Graph, env: Mapping[str, Scalar]) -> tuple[list[Scalar], list
 
 
 @cache
-def local_partials(name: str) -> tuple[Callable[[Env], Scalar], ...]:
+def local_partials(name: str) -> tuple[Partial, ...]:
     """d op / d argument for each argument, derived by SymPy from the op's own form."""
     op = OPS[name]
     dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
@@ -62,19 +65,19 @@ def local_partials(name: str) -> tuple[Callable[[Env], Scalar], ...]:
 
 
 @cache
-def _op_value(name: str) -> Callable[[Env], Scalar]:
+def _op_value(name: str) -> Partial:
     op = OPS[name]
     dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
     return _compile_with(op.sympy(*dummies), dummies)
 
 
-def _compile_with(expr: sympy.Expr, dummies: list[sympy.Dummy]) -> Callable[[Env], Scalar]:
+def _compile_with(expr: sympy.Expr, dummies: list[sympy.Dummy]) -> Partial:
     body = compile_expr(expr)
-    return lambda args: body({d: args[i] for i, d in enumerate(dummies)})  # type: ignore[index]
+    return lambda args: body({d: args[i] for i, d in enumerate(dummies)})
 
 
 def mp_apply(name: str, args: list[Scalar]) -> Scalar:
-    return _op_value(name)(args)  # type: ignore[arg-type]
+    return _op_value(name)(args)
 
 
 def adjoints(
@@ -98,7 +101,7 @@ def adjoints(
         for k, a in enumerate(step.args):
             if not graph.varying[a]:
                 continue
-            p = local[(i, k)] if local and (i, k) in local else partials[k](args)  # type: ignore[arg-type]
+            p = local[(i, k)] if local and (i, k) in local else partials[k](args)
             adj[a] += adj[i] * p
     return adj
 
@@ -112,7 +115,9 @@ def subgradient_ranges(graph: Graph, values: list[Scalar], kinks: list[Kinked]) 
     for kink in kinks[:10]:  # 2**10 corners at most; more kinks than that keep the declared convention
         step = graph.steps[kink.step]
         assert isinstance(step, Apply)
-        interval = OPS[step.op].kink.interval  # type: ignore[union-attr]
+        declared = OPS[step.op].kink
+        assert declared is not None, "a kinked step is an op with a kink"
+        interval = declared.interval
         corners = [c | {(kink.step, k): mpmath.mpf(end)} for c in corners for k in range(len(step.args)) for end in interval[k]]
     names = dict(graph.inputs + graph.intermediates)
     ranges: dict[str, tuple[Scalar, Scalar]] = {}

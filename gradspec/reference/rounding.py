@@ -21,7 +21,7 @@ costs one extra sweep, whatever the number of roundings: a 10,000-step chain is 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from functools import cache
 
@@ -30,9 +30,9 @@ import sympy
 
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.ops.table import OPS
-from gradspec.reference.chain import forward, local_partials
+from gradspec.reference.chain import Partial, forward, local_partials
 from gradspec.reference.exact import DPS
-from gradspec.reference.mpeval import Env, Scalar, compile_expr, to_mpf
+from gradspec.reference.mpeval import Scalar, compile_expr, to_mpf
 
 __all__ = ["allowances", "smallest_normal"]
 
@@ -46,15 +46,15 @@ def smallest_normal(eps: float) -> float:
 
 
 @cache
-def _second_partials(name: str) -> tuple[tuple[Callable[[Env], Scalar], ...], ...]:
+def _second_partials(name: str) -> tuple[tuple[Partial, ...], ...]:
     """d2 op/(d a_k d a_l); zero for ops with a kink, whose derivative jumps rather than bends."""
     op = OPS[name]
     dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
     form = op.sympy(*dummies)
 
-    def compiled(expr: sympy.Expr) -> Callable[[Env], Scalar]:
+    def compiled(expr: sympy.Expr) -> Partial:
         body = compile_expr(expr)
-        return lambda args: body({d: args[i] for i, d in enumerate(dummies)})  # type: ignore[index]
+        return lambda args: body({d: args[i] for i, d in enumerate(dummies)})
 
     if op.kink is not None:
         return tuple(tuple(compiled(sympy.Integer(0)) for _ in dummies) for _ in dummies)
@@ -110,8 +110,8 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
             continue
         op = OPS[step.op]
         args = [values[a] for a in step.args]
-        partials[i] = [p(args) for p in local_partials(step.op)]  # type: ignore[arg-type]
-        seconds[i] = [[q(args) for q in row] for row in _second_partials(step.op)]  # type: ignore[arg-type]
+        partials[i] = [p(args) for p in local_partials(step.op)]
+        seconds[i] = [[q(args) for q in row] for row in _second_partials(step.op)]
         if graph.varying[i]:
             rounding[i] = v * op.ulps * eps + (below(v) if op.ulps else 0)
         else:  # folded in float64 by the engine layer, then handed to the engine as one constant

@@ -137,7 +137,7 @@ class Tape:
         for k, a in enumerate(args):
             if not isinstance(a, _Node):
                 continue
-            p = partials[k](vals)  # type: ignore[arg-type]
+            p = partials[k](vals)
             parents.append((a.i, p))
             err += abs(float(p)) * errs[k]
             # The partial moves with its arguments, and is itself rounded (or read from a rounded output).

@@ -186,7 +186,7 @@ class JaxEngine(Engine):
                 if step.name is not None:
                     nodes.append(env[step.name])
                 elif step.op is None:
-                    nodes.append(jnp.asarray(float(step.const), dtype=self.dtype))  # type: ignore[arg-type]
+                    nodes.append(jnp.asarray(float(step.const), dtype=self.dtype))  # type: ignore[arg-type]  # const is None for leaves only
                 elif step.op in OPS:
                     nodes.append(self._fn(OPS[step.op])(*(nodes[a] for a in step.args)))
                 else:

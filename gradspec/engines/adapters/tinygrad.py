@@ -140,7 +140,7 @@ class TinygradEngine(Engine):
             if step.name is not None:
                 nodes.append(leaves[step.name])
             elif step.op is None:
-                nodes.append(self.Tensor(float(step.const), dtype=self.dtype, device=self.device))  # type: ignore[arg-type]
+                nodes.append(self.Tensor(float(step.const), dtype=self.dtype, device=self.device))  # type: ignore[arg-type]  # const is None for leaves only
             elif step.op in OPS:
                 op = OPS[step.op]
                 reason = self.missing(op, True)

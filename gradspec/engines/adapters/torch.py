@@ -91,7 +91,7 @@ class TorchEngine(Engine):
             if step.name is not None:
                 nodes.append(leaves[step.name])
             elif step.op is None:
-                nodes.append(tensor(float(step.const)))  # type: ignore[arg-type]
+                nodes.append(tensor(float(step.const)))  # type: ignore[arg-type]  # const is None for leaves only
             elif step.op in OPS:
                 nodes.append(self.apply(OPS[step.op], [nodes[a] for a in step.args]))
             else:
