@@ -166,12 +166,16 @@ class _Parser:
                 if self.peek().text != ",":
                     break
                 self.take()
+        self.close_call(name, o.arity, args)
+        return self.make(o.name, tuple(args), name.col)
+
+    def close_call(self, name: Tok, arity: int, args: list[Node]) -> None:
+        """The ``)`` that ends a call, and its count of positional arguments against the op's arity."""
         self.paren -= 1
         self.expect(")", f"',' or ')' in the call of {name.text}")
-        if len(args) != o.arity:
-            plural = "s" if o.arity != 1 else ""
-            raise ExpressionError(f"{name.text} takes {o.arity} argument{plural}, got {len(args)}", col=name.col)
-        return self.make(o.name, tuple(args), name.col)
+        if len(args) != arity:
+            plural = "s" if arity != 1 else ""
+            raise ExpressionError(f"{name.text} takes {arity} argument{plural}, got {len(args)}", col=name.col)
 
     def tensor_call(self, name: Tok, o: TensorOp) -> Node:
         """A tensor op's call: positional operands, then keyword values checked against its signature."""
@@ -198,11 +202,7 @@ class _Parser:
             if self.peek().text != ",":
                 break
             self.take()
-        self.paren -= 1
-        self.expect(")", f"',' or ')' in the call of {name.text}")
-        if len(args) != o.arity:
-            plural = "s" if o.arity != 1 else ""
-            raise ExpressionError(f"{name.text} takes {o.arity} argument{plural}, got {len(args)}", col=name.col)
+        self.close_call(name, o.arity, args)
         missing = [k.name for k in o.keywords if k.required and k.name not in given]
         if missing:
             raise ExpressionError(f"{name.text} needs the keyword {missing[0]}=", col=name.col)
