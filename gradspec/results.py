@@ -31,6 +31,7 @@ class Role(StrEnum):
     INPUT = "input"  # the gradient of an input
     INTERMEDIATE = "intermediate"  # the gradient of a named intermediate
     PROPERTY = "property"  # the engine against itself (linearity, chain rule, a training step)
+    DERIVATIVE = "derivative"  # forward mode or higher order (jvp, hvp, jvp-of-jvp, a Jacobian, order N)
 
     def __str__(self) -> str:
         return self.value

@@ -9,7 +9,7 @@ import gradspec
 
 PACKAGE = Path(gradspec.__file__).parent
 # Foundations first, front ends last: the order data flows through the pipeline.
-ORDER = ["errors", "limits", "results", "version", "ops", "lang", "graph", "reference", "engines", "diagnose",
+ORDER = ["errors", "limits", "results", "version", "modes", "ops", "lang", "graph", "reference", "engines", "diagnose",
          "casefile", "checks", "run", "tools", "report", "config", "starter", "commands", "cli", "plugin", "__main__"]
 PUBLIC = {"engine", "nn"}  # public modules, built on the layers like any user's code
 ALLOWED = {("casefile.loader", "checks.kinds")}  # the loader reads the kind table (which keys a kind takes)

@@ -43,7 +43,7 @@ from gradspec.results import (
     worst,
 )
 
-__all__ = ["COTANGENTS", "JACOBIAN_LIMIT", "MAP_LIMIT", "check_tensor", "cotangent", "run_case"]
+__all__ = ["COTANGENTS", "JACOBIAN_LIMIT", "MAP_LIMIT", "check_tensor", "cotangent", "judge", "run_case"]
 
 COTANGENTS = 2  # seeded random cotangents per draw
 JACOBIAN_LIMIT = 1000  # output elements x differentiable input elements
@@ -117,13 +117,13 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
 def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
     value = ref.value_floats
-    out = [_judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol)]
+    out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol)]
     for k in range(COTANGENTS):
         grad = ref.vjp(cotangents[k])
         ranges = ref.subgradient_range(cotangents[k]) if ref.kinks else None
         for name, _ in graph.differentiable:
             span = ranges.get(name) if ranges else None
-            out.append(_judge(f"{name} (vjp{k})", Role.INPUT, outcome.grads[k].get(name), grad.exact[name],
+            out.append(judge(f"{name} (vjp{k})", Role.INPUT, outcome.grads[k].get(name), grad.exact[name],
                               grad.floats[name], eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ()),
                               value))
     if rows:
@@ -136,12 +136,12 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
             exact = np.stack([g.exact[name] for g in grads]).reshape(shape)
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
-            out.append(_judge(f"{name} (jacobian)", Role.INPUT, stacked, exact, floats, eps * allowed, tol,
+            out.append(judge(f"{name} (jacobian)", Role.INPUT, stacked, exact, floats, eps * allowed, tol,
                               out_axes=len(graph.shape)))
     return out
 
 
-def _judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
+def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
            span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None,
            out_axes: int | None = None) -> Quantity:
     if engine is None:

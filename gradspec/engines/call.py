@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from gradspec.engines.protocol import Engine, NotANumber, Outcome, Unsupported
 from gradspec.graph.ir import Graph
 from gradspec.limits import LIMITS, TimeLimit, deadline
+from gradspec.modes import Ask, Derivatives
 from gradspec.results import Verdict
 
 if TYPE_CHECKING:
     from gradspec.engines.tensor import TensorOutcome
     from gradspec.graph.tensor import TensorGraph
 
-__all__ = ["STRIKES", "Called", "ProtocolError", "batch", "guarded", "run", "steps", "struck_out", "tensor", "timed_out"]
+__all__ = ["STRIKES", "Called", "ProtocolError", "batch", "derivatives", "guarded", "run", "steps", "struck_out", "tensor",
+           "timed_out"]
 
 STRIKES = 3  # time-limit hits after which an engine's remaining checks fail without running
 
@@ -182,6 +184,22 @@ def tensor(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cotang
             raise ProtocolError(f"{len(out.grads)} gradients for {len(cotangents)} cotangents")
 
     return _counted(engine, body, check)
+
+
+def derivatives(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], ask: Ask,
+                fn: Callable[..., Any] | None = None) -> Called[Derivatives]:
+    """Forward-mode and higher-order derivatives of a tensor graph (or of ``fn``, a user's function of
+    the graph's differentiable inputs) on ``engine`` (:mod:`gradspec.engines.modes`)."""
+
+    from gradspec.engines.modes import derivatives as compute  # NumPy, for these checks only
+
+    def check(out: Derivatives) -> None:
+        if getattr(out.value, "dtype", None) is None or out.value.dtype.kind != "f":
+            raise ProtocolError(f"the value is {type(out.value).__name__}, not an array of floats")
+        for k, d in out.orders.items():
+            _real(f"the derivative of order {k}", d)
+
+    return _counted(engine, lambda: compute(engine, graph, inputs, ask, fn), check)
 
 
 def _real(what: str, x: object, *, optional: bool = False) -> None:

@@ -14,6 +14,12 @@ case through them, so an engine that implements them runs the whole library::
     gradients(out, nodes) -> [float | None]   backpropagate from out; d out / d node for each node
     value(node) -> float                      a node's forward value
 
+and, for forward mode and higher order (:mod:`gradspec.modes`; an engine declares ``Capability.JVP``
+and ``Capability.HVP`` and its ``max_order``)::
+
+    function_of(tensor_graph, data) -> f      the case as a function of its differentiable inputs
+    derivatives(f, primals, ask) -> Derivatives   what the Ask names, in the engine's own modes
+
 :class:`ValueClassEngine` serves any micrograd-style class: a constructor from a float, ``.data``,
 ``.grad``, ``.backward()``, Python operators with Values and numbers on either side, and whichever op
 methods it has. A class that spells them otherwise (``.value``, ``.derivative``, ``ReLU()``) is served
@@ -71,6 +77,7 @@ class Engine:
     name: str = "engine"
     eps: float = FLOAT64_EPS
     capabilities: frozenset[Capability] = REVERSE_ONLY
+    max_order: int = 1  # the highest derivative order it can be checked to (nested differentiation)
     time_limit_hits: int = 0  # calls that ran past the time limit (counted by gradspec.engines.call)
 
     @property

@@ -22,7 +22,7 @@ from gradspec.graph.tensor import TensorGraph, evaluate
 from gradspec.ops.lowering import obj
 from gradspec.ops.table import OPS, Capability
 
-__all__ = ["TensorOutcome", "run_tensor", "tensor_unsupported"]
+__all__ = ["TensorOutcome", "Values", "constant", "objects", "run_tensor", "tensor_unsupported"]
 
 
 @dataclass
@@ -57,7 +57,7 @@ def _floats(g: Any) -> Any:
     return None if g is None else np.asarray(g, dtype=float)
 
 
-class _Values:
+class Values:
     """A scalar backend over an engine's own scalars (its Values)."""
 
     def __init__(self, engine: Engine) -> None:
@@ -65,7 +65,7 @@ class _Values:
 
     def op(self, name: str, *args: Any) -> Any:
         op = OPS[name]
-        varying = [not _constant(a) for a in args]
+        varying = [not constant(a) for a in args]
         if not any(varying):
             return float(op.fn(*(float(a) for a in args)))
         reason = self.engine.missing(op, varying[0])
@@ -73,15 +73,20 @@ class _Values:
             raise Unsupported(reason)
         return self.engine._apply(op, [a if v else float(a) for a, v in zip(args, varying, strict=True)], varying)
 
+    @staticmethod
+    def data(arr: Any) -> Any:
+        """A data input (never differentiated) as the lowering's exact constants."""
+        return np.vectorize(lambda v: Fraction(float(v)), otypes=[object])(arr) if arr.size else arr
+
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
         # A float engine needs exp's argument shifted by the lane's largest value to stay finite.
-        values = [float(x) if _constant(x) else self.engine.value(x) for x in xs]
+        values = [float(x) if constant(x) else self.engine.value(x) for x in xs]
         top = max(values)
         return Fraction(top) if np.isfinite(top) and top != 0 else None
 
 
 def _lowered(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> TensorOutcome:
-    backend = _Values(engine)
+    backend = Values(engine)
     value: Any = None
     grads: list[dict[str, Any]] = []
     differentiable = [n for n, _ in graph.differentiable]
@@ -91,14 +96,14 @@ def _lowered(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cota
         for name, _ in graph.inputs:
             arr = np.asarray(inputs[name], dtype=float)
             if name in graph.data:
-                leaves[name] = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])(arr) if arr.size else arr
+                leaves[name] = backend.data(arr)
             else:
-                leaves[name] = _objects(arr, engine.leaf)
+                leaves[name] = objects(arr, engine.leaf)
         out = evaluate(graph, backend, leaves)[graph.output]
         if value is None:
-            value = np.vectorize(lambda n: float(n) if _constant(n) else engine.value(n), otypes=[float])(out)
+            value = np.vectorize(lambda n: float(n) if constant(n) else engine.value(n), otypes=[float])(out)
         terms = [backend.op("mul", out[i], Fraction(float(cotangent[i]))) for i in np.ndindex(out.shape)
-                 if cotangent[i] and not _constant(out[i])]
+                 if cotangent[i] and not constant(out[i])]
         flat = [leaf for n in differentiable for leaf in leaves[n].flat]
         if not terms:
             grads.append({n: np.zeros(leaves[n].shape) for n in differentiable})
@@ -118,11 +123,11 @@ def _lowered(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], cota
     return TensorOutcome(np.asarray(value, dtype=float), grads)
 
 
-def _constant(x: Any) -> bool:
+def constant(x: Any) -> bool:
     return isinstance(x, Fraction | float | int)
 
 
-def _objects(arr: Any, make: Any) -> Any:
+def objects(arr: Any, make: Any) -> Any:
     out = np.empty(arr.shape, dtype=object)
     for index in np.ndindex(arr.shape):
         out[index] = make(float(arr[index]))

@@ -11,7 +11,6 @@ that use it.
 
 from __future__ import annotations
 
-import enum
 import math
 import operator
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 import mpmath
 import sympy
 
+from gradspec.modes import Capability
 from gradspec.ops import shapes as _shape
 
 __all__ = ["CALLABLE", "INFIX", "OPS", "PREFIX_BINDING", "REVERSE_AND_TENSOR", "REVERSE_ONLY", "TENSOR_INFIX", "TENSOR_OPS", "Capability", "Fuzz",
@@ -45,15 +45,6 @@ class Kink:
     convention: tuple[float, ...]
     interval: tuple[tuple[float, float], ...]
     where: str
-
-
-class Capability(enum.Enum):
-    """What can be checked of an op, or what an engine can be checked for: the modes of checking."""
-
-    VJP = "vjp"  # reverse mode: gradients by backpropagation
-    JVP = "jvp"  # forward mode
-    SECOND_ORDER = "second order"
-    TENSOR = "tensor"
 
 
 #: What every op and engine supports today; a later mode adds its member to the rows that support it.

@@ -9,13 +9,14 @@ intermediate's offset is d output / d intermediate.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
+from gradspec.modes import Ask, Capability, Derivatives, Mode
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op
 
 
@@ -42,7 +43,8 @@ class _Node:
 
 
 class JaxEngine(Engine):
-    capabilities = REVERSE_AND_TENSOR
+    capabilities = REVERSE_AND_TENSOR | {Capability.JVP, Capability.HVP}
+    max_order = 4
 
     def __init__(self, jax: Any, jnp: Any, name: str, dtype: Any) -> None:
         self.jax = jax
@@ -172,15 +174,15 @@ class JaxEngine(Engine):
             cached = self._values = (self.tape, vals)
         return float(cached[1][node.index])
 
-    def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
-        """A tensor case from JAX's own ops (``jax.nn.softmax``, ``lax.conv_general_dilated``, ...): one
-        ``jax.vjp`` of the case as a function of its differentiable inputs, pulled back per cotangent."""
+    def function_of(self, graph: TensorGraph, data: Mapping[str, Any]) -> Callable[..., Any]:
+        """The case as a function of its differentiable inputs' arrays, from JAX's own ops
+        (``jax.nn.softmax``, ``lax.conv_general_dilated``, ...); ``data`` holds the other inputs."""
         jnp = self.jnp
         names = [n for n, _ in graph.differentiable]
-        data = {n: jnp.asarray(inputs[n], dtype=self.dtype) for n in graph.data}
+        fixed = {n: jnp.asarray(v, dtype=self.dtype) for n, v in data.items()}
 
         def f(*arrays: Any) -> Any:
-            env = dict(zip(names, arrays, strict=True)) | data
+            env = dict(zip(names, arrays, strict=True)) | fixed
             nodes: list[Any] = []
             for step in graph.steps:
                 if step.name is not None:
@@ -193,9 +195,59 @@ class JaxEngine(Engine):
                     nodes.append(TENSOR_OPS[step.op].jax(self.jax, [nodes[a] for a in step.args], step.kw))
             return nodes[graph.output]
 
+        return f
+
+    def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """A tensor case: one ``jax.vjp`` of the case as a function of its differentiable inputs, pulled
+        back per cotangent."""
+        jnp = self.jnp
+        names = [n for n, _ in graph.differentiable]
+        f = self.function_of(graph, {n: inputs[n] for n in graph.data})
         value, pullback = self.jax.vjp(f, *(jnp.asarray(inputs[n], dtype=self.dtype) for n in names))
         grads = []
         for cotangent in cotangents:
             got = pullback(jnp.asarray(cotangent, dtype=value.dtype))
-            grads.append({n: self.jax.device_get(g).astype("float64") for n, g in zip(names, got, strict=True)})
-        return self.jax.device_get(value).astype("float64"), grads
+            grads.append({n: self._array(g) for n, g in zip(names, got, strict=True)})
+        return self._array(value), grads
+
+    def _array(self, x: Any) -> Any:
+        return self.jax.device_get(x).astype("float64")
+
+    def derivatives(self, f: Callable[..., Any], primals: Sequence[Any], ask: Ask) -> Derivatives:
+        """``jax.jvp`` (forward), ``jax.vjp`` (reverse), ``jax.grad`` of ``jax.grad`` (reverse over
+        reverse), ``jax.jvp`` of ``jax.grad`` (forward over reverse), ``jax.jvp`` of ``jax.jvp``
+        (forward over forward) and ``jax.jacfwd``."""
+        jax, jnp = self.jax, self.jnp
+        xs = tuple(jnp.asarray(p, dtype=self.dtype) for p in primals)
+        u = tuple(jnp.asarray(a, dtype=self.dtype) for a in ask.u)
+        w = tuple(jnp.asarray(a, dtype=self.dtype) for a in ask.w)
+        v = jnp.asarray(ask.v, dtype=self.dtype)
+        every = tuple(range(len(xs)))
+        got = Derivatives()
+        out, pullback = jax.vjp(f, *xs)
+        got.value = self._array(out)
+        got.vjp = [self._array(g) for g in pullback(v)]
+
+        def along(g: Any) -> Any:  # a function's gradient, contracted with u: one order up
+            return lambda *a: sum(jnp.sum(d * t) for d, t in zip(jax.grad(g, argnums=every)(*a), u, strict=True))
+
+        def contracted(*a: Any) -> Any:  # v·f, a scalar
+            return jnp.sum(f(*a) * v)
+
+        if Mode.HVP in ask.modes:
+            got.hvp = [self._array(h) for h in jax.grad(along(contracted), argnums=every)(*xs)]
+        if ask.order >= 2:
+            level = along(contracted)
+            for k in ask.orders:
+                level = along(level)
+                got.orders[k] = float(level(*xs))
+        if Mode.JVP in ask.modes:
+            got.jvp = self._array(jax.jvp(f, xs, u)[1])
+            if Mode.HVP in ask.modes:
+                gradient = jax.grad(contracted, argnums=every)
+                got.hvp_fwd = [self._array(h) for h in jax.jvp(gradient, xs, u)[1]]
+        if Mode.JVP_OF_JVP in ask.modes:
+            got.jvp_of_jvp = self._array(jax.jvp(lambda *a: jax.jvp(f, a, u)[1], xs, w)[1])
+        if Mode.JACOBIAN in ask.modes:
+            got.jacobian = [self._array(j) for j in jax.jacfwd(f, argnums=every)(*xs)]
+        return got

@@ -6,13 +6,14 @@ Leaves are 0-d tensors with ``requires_grad``; named intermediates keep their gr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
+from gradspec.modes import Ask, Capability, Derivatives, Mode
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op, TensorOp
 
 
@@ -36,7 +37,8 @@ def create(options: str) -> Engine:
 
 
 class TorchEngine(Engine):
-    capabilities = REVERSE_AND_TENSOR
+    capabilities = REVERSE_AND_TENSOR | {Capability.JVP, Capability.HVP}
+    max_order = 4
 
     def __init__(self, torch: Any, name: str, dtype: Any, device: str) -> None:
         self.torch = torch
@@ -77,30 +79,94 @@ class TorchEngine(Engine):
         """Apply a tensor op as the op table spells it for torch (a subclass may substitute its own)."""
         return op.torch(self.torch, args, kw)
 
-    def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
-        """A tensor case from torch's own ops (``torch.softmax``, ``F.layer_norm``, ...): the value, and
-        ``torch.autograd.grad`` with each cotangent as ``grad_outputs``."""
+    def function_of(self, graph: TensorGraph, data: Mapping[str, Any]) -> Callable[..., Any]:
+        """The case as a function of its differentiable inputs' tensors, from torch's own ops
+        (``torch.softmax``, ``F.layer_norm``, ...); ``data`` holds the other inputs' arrays."""
         t = self.torch
+        names = [n for n, _ in graph.differentiable]
+        fixed = {n: t.tensor(v, dtype=self.dtype, device=self.device) for n, v in data.items()}
 
-        def tensor(values: Any, grad: bool = False) -> Any:
-            return t.tensor(values, dtype=self.dtype, device=self.device, requires_grad=grad)
+        def f(*tensors: Any) -> Any:
+            env = dict(zip(names, tensors, strict=True)) | fixed
+            nodes: list[Any] = []
+            for step in graph.steps:
+                if step.name is not None:
+                    nodes.append(env[step.name])
+                elif step.op is None:
+                    nodes.append(t.tensor(float(step.const), dtype=self.dtype, device=self.device))  # type: ignore[arg-type]  # const is None for leaves only
+                elif step.op in OPS:
+                    nodes.append(self.apply(OPS[step.op], [nodes[a] for a in step.args]))
+                else:
+                    nodes.append(self.tensor_op(TENSOR_OPS[step.op], [nodes[a] for a in step.args], step.kw))
+            return nodes[graph.output]
 
-        leaves = {n: tensor(inputs[n], n not in graph.data) for n, _ in graph.inputs}
-        nodes: list[Any] = []
-        for step in graph.steps:
-            if step.name is not None:
-                nodes.append(leaves[step.name])
-            elif step.op is None:
-                nodes.append(tensor(float(step.const)))  # type: ignore[arg-type]  # const is None for leaves only
-            elif step.op in OPS:
-                nodes.append(self.apply(OPS[step.op], [nodes[a] for a in step.args]))
-            else:
-                nodes.append(self.tensor_op(TENSOR_OPS[step.op], [nodes[a] for a in step.args], step.kw))
-        out = nodes[graph.output]
-        wanted = [leaves[n] for n, _ in graph.differentiable]
+        return f
+
+    def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """A tensor case: the value, and ``torch.autograd.grad`` with each cotangent as ``grad_outputs``."""
+        names = [n for n, _ in graph.differentiable]
+        f = self.function_of(graph, {n: inputs[n] for n in graph.data})
+        wanted = [self._tensor(inputs[n], grad=True) for n in names]
+        out = f(*wanted)
         grads = []
         for cotangent in cotangents:
-            got = t.autograd.grad(out, wanted, grad_outputs=tensor(cotangent), retain_graph=True, allow_unused=True)
-            grads.append({n: None if g is None else g.detach().cpu().double().numpy()
-                          for (n, _), g in zip(graph.differentiable, got, strict=True)})
-        return out.detach().cpu().double().numpy(), grads
+            got = self.torch.autograd.grad(out, wanted, grad_outputs=self._tensor(cotangent), retain_graph=True,
+                                           allow_unused=True)
+            grads.append({n: None if g is None else _array(g) for n, g in zip(names, got, strict=True)})
+        return _array(out), grads
+
+    def _tensor(self, values: Any, grad: bool = False) -> Any:
+        return self.torch.tensor(values, dtype=self.dtype, device=self.device, requires_grad=grad)
+
+    def derivatives(self, f: Callable[..., Any], primals: Sequence[Any], ask: Ask) -> Derivatives:
+        """Forward mode by ``torch.func.jvp`` (forward AD), reverse over reverse by ``torch.autograd.grad``
+        with ``create_graph``, forward over reverse by ``torch.func.jvp`` of ``torch.func.vjp``, forward over
+        forward by nested ``torch.func.jvp``, the Jacobian by ``torch.func.jacfwd``."""
+        t, func = self.torch, self.torch.func
+        xs = tuple(self._tensor(p) for p in primals)
+        u = tuple(self._tensor(a) for a in ask.u)
+        w = tuple(self._tensor(a) for a in ask.w)
+        v = self._tensor(ask.v)
+        got = Derivatives()
+        leaves = [x.clone().requires_grad_(True) for x in xs]
+        out = f(*leaves)
+        got.value = _array(out)
+        nested = Mode.HVP in ask.modes or ask.order >= 2
+        grads = _zeros(t, leaves, t.autograd.grad(out, leaves, grad_outputs=v, create_graph=nested, allow_unused=True)) \
+            if out.requires_grad else [t.zeros_like(x) for x in leaves]
+        got.vjp = [_array(g) for g in grads]
+        if Mode.HVP in ask.modes:
+            got.hvp = [_array(h) for h in _again(t, grads, u, leaves)]
+        if ask.order >= 2:
+            level = grads
+            for k in ask.orders:
+                level = _again(t, level, u, leaves, create_graph=True)
+                got.orders[k] = float(sum((g * d).sum() for g, d in zip(level, u, strict=True)).detach())
+        if Mode.JVP in ask.modes:
+            got.jvp = _array(func.jvp(f, xs, u)[1])
+            if Mode.HVP in ask.modes:
+                pulled = func.jvp(lambda *a: func.vjp(f, *a)[1](v), xs, u)[1]
+                got.hvp_fwd = [_array(h) for h in pulled]
+        if Mode.JVP_OF_JVP in ask.modes:
+            got.jvp_of_jvp = _array(func.jvp(lambda *a: func.jvp(f, a, u)[1], xs, w)[1])
+        if Mode.JACOBIAN in ask.modes:
+            got.jacobian = [_array(j) for j in func.jacfwd(f, argnums=tuple(range(len(xs))))(*xs)]
+        return got
+
+
+def _array(x: Any) -> Any:
+    return x.detach().cpu().double().numpy()
+
+
+def _zeros(t: Any, leaves: Sequence[Any], grads: Sequence[Any]) -> list[Any]:
+    """Gradients with None (an input the output does not use) as zeros."""
+    return [t.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=True)]
+
+
+def _again(t: Any, grads: Sequence[Any], u: Sequence[Any], leaves: Sequence[Any], *, create_graph: bool = False) -> list[Any]:
+    """The gradient of ``sum(grads · u)``: reverse over reverse. A gradient that does not depend on the
+    inputs (a linear function, or a backward that detached it) has the zero Hessian that says so."""
+    s = sum((g * d).sum() for g, d in zip(grads, u, strict=True))
+    if not getattr(s, "requires_grad", False):
+        return [t.zeros_like(x) for x in leaves]
+    return _zeros(t, leaves, t.autograd.grad(s, leaves, create_graph=create_graph, retain_graph=True, allow_unused=True))

@@ -1,0 +1,215 @@
+"""Checking forward mode and higher order: the quantities a case's ``check:`` list adds to a check.
+
+For one point (or draw) the directions are seeded: tangents ``u`` and ``w`` per differentiable input
+and a cotangent ``v`` of the output's shape, nonzero multiples of 1/1024 in [-1, 1] (exact in float32).
+Each quantity is compared element by element with its exact reference (:mod:`gradspec.reference.modes`)
+within ``atol + rtol*|exact|`` plus the rounding allowance of the engine's precision:
+
+    jvp                J u
+    hvp x              ∇²(v·f) u for input x, reverse over reverse; "(fwd-rev)": forward over reverse
+    jvp-of-jvp         ∂²f[u, w], forward over forward
+    jacobian x (fwd)   the Jacobian by forward mode
+    order k            D^k(v·f)[u^k], nested differentiation
+    mode consistency   v·(J u) against (Jᵀ v)·u from the engine's own two modes
+
+A mode the engine does not declare is a skip with the reason; a mode it declares and fails is a failure.
+At a kink forward-mode and higher derivatives are not defined, and these quantities skip saying so.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from gradspec.checks.tensor import JACOBIAN_LIMIT, cotangent, judge
+from gradspec.engines import call
+from gradspec.engines.protocol import Engine
+from gradspec.errors import DomainError, ExpressionError
+from gradspec.graph.ir import Graph
+from gradspec.graph.tensor import TensorGraph, build_tensor
+from gradspec.modes import DEFAULT, Ask, Capability, Mode, needs
+from gradspec.reference.modes import Known, ModeReference, mode_reference
+from gradspec.reference.tensor import exact_tensor
+from gradspec.results import Quantity, Role, Tolerance, Verdict
+
+__all__ = ["asked", "mode_quantities", "scalar_modes"]
+
+_DIRECTIONS = 7919  # offsets the tangents' seed from the cotangents' of the same draw
+
+
+def asked(modes: Sequence[Mode] | None, engine: Engine) -> frozenset[Mode]:
+    """The modes a check compares beyond the value and reverse mode: the case's ``check:`` list, or by
+    default forward mode on an engine that has it."""
+    if modes is None:
+        modes = (*DEFAULT, Mode.JVP) if Capability.JVP in engine.capabilities else DEFAULT
+    return frozenset(modes) - {Mode.VALUE, Mode.VJP}
+
+
+def scalar_modes(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance,
+                 modes: frozenset[Mode], order: int, kinks: Sequence[str]) -> tuple[list[Quantity], str]:
+    """:func:`mode_quantities` for a scalar expression case: its graph over 0-d inputs."""
+    try:
+        tensor = _as_tensor(graph)
+    except ExpressionError as exc:
+        return _skipped(modes, order, f"not checked in these modes: {exc.message}"), ""
+    arrays = {n: np.asarray(point[n], dtype=object) for n, _ in tensor.inputs}
+    seed = random.Random(repr(sorted((n, str(v)) for n, v in point.items()))).randrange(2**31)
+    return mode_quantities(tensor, arrays, engine, tol, modes, order, seed, kinks)
+
+
+_TENSORS: dict[str, TensorGraph] = {}
+
+
+def _as_tensor(graph: Graph) -> TensorGraph:
+    key = f"{graph.program.source} | {','.join(n for n, _ in graph.inputs)}"
+    found = _TENSORS.get(key)
+    if found is None:
+        found = build_tensor(graph.program, {n: () for n, _ in graph.inputs})
+        if len(_TENSORS) >= 512:
+            _TENSORS.clear()
+        _TENSORS[key] = found
+    return found
+
+
+def directions(graph: TensorGraph, modes: frozenset[Mode], order: int, seed: int) -> Ask:
+    """The seeded directions of one draw: ``u`` and ``w`` per differentiable input, ``v`` for the output."""
+    rng = random.Random(seed + _DIRECTIONS)
+    shapes = [graph.steps[i].shape for _, i in graph.differentiable]
+    u = tuple(cotangent(s, rng) for s in shapes)
+    w = tuple(cotangent(s, rng) for s in shapes)
+    v = cotangent(graph.shape, random.Random(seed))  # the first cotangent of the draw's VJP checks
+    return Ask(modes, u, w, v, order)
+
+
+def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance,
+                    modes: frozenset[Mode], order: int, seed: int, kinks: Sequence[str],
+                    fn: Callable[..., Any] | None = None) -> tuple[list[Quantity], str]:
+    """The quantities of ``modes`` (and ``order``) for ``graph`` at ``point`` (input -> array of
+    Fractions) on ``engine``, and a message to add to the check's; ``fn`` is a user's function standing
+    for the graph on the engine."""
+    if not modes and order < 2:
+        return [], ""
+    if kinks:
+        return _skipped(modes, order, f"at a kink ({', '.join(kinks)}): forward-mode and higher derivatives "
+                                      "are not defined there"), ""
+    out: list[Quantity] = []
+    runnable: set[Mode] = set()
+    for mode in sorted(modes):
+        why = needs(mode, engine.capabilities, engine.max_order)
+        if why:
+            out.append(_skip(mode.value, f"engine {engine.name} has {why}"))
+        else:
+            runnable.add(mode)
+    reach = 1
+    if order >= 2:
+        if Capability.HVP not in engine.capabilities:
+            out.append(_skip(f"order {order}", f"engine {engine.name} has {needs(Mode.HVP, engine.capabilities, 1)}"))
+        elif order > engine.max_order:
+            out.append(_skip(f"order {order}", f"engine {engine.name} reaches derivatives of order {engine.max_order}"))
+        else:
+            reach = order
+    if Mode.JACOBIAN in runnable and _jacobian_size(graph) > JACOBIAN_LIMIT:
+        out.append(_skip("jacobian", f"the Jacobian has {_jacobian_size(graph)} entries, more than {JACOBIAN_LIMIT}"))
+        runnable.discard(Mode.JACOBIAN)
+    if not runnable and reach < 2:
+        return out, ""
+    ask = directions(graph, frozenset(runnable), reach, seed)
+    try:
+        ref = mode_reference(graph, point, ask, engine.eps)
+    except DomainError as exc:
+        return out + _skipped(frozenset(runnable), reach, f"no exact reference: {exc.message}"), ""
+    floats = {n: np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)) for n, v in point.items()}
+    called = call.derivatives(engine, graph, floats, ask, fn)
+    if not called.ok:
+        assert called.verdict is not None
+        return out + _skipped(frozenset(runnable), reach, called.message, called.verdict), ""
+    got = called.get()
+    out += _compare(graph, point, ref, got, ask, engine.eps, tol)
+    return out, f"directions seed {seed}"
+
+
+def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, got: Any, ask: Ask, eps: float,
+             tol: Tolerance) -> list[Quantity]:
+    names = [n for n, _ in graph.differentiable]
+    out: list[Quantity] = []
+
+    def one(label: str, engine: Any, known: Known | None) -> None:
+        if known is None:
+            return
+        if engine is None:
+            out.append(_skip(label, "the engine did not compute it"))
+            return
+        out.append(judge(label, Role.DERIVATIVE, engine, known.exact, known.floats, known.allowance, tol))
+
+    if Mode.JVP in ask.modes:
+        one("jvp", got.jvp, ref.jvp)
+        out.append(_consistency(ref, got, ask, eps, tol))
+    if Mode.HVP in ask.modes:
+        for i, name in enumerate(names):
+            one(f"hvp {name}", None if got.hvp is None else got.hvp[i], ref.hvp[i])
+            if got.hvp_fwd is not None:
+                one(f"hvp {name} (fwd-rev)", got.hvp_fwd[i], ref.hvp[i])
+    if Mode.JVP_OF_JVP in ask.modes:
+        one("jvp-of-jvp", got.jvp_of_jvp, ref.jvp_of_jvp)
+    if Mode.JACOBIAN in ask.modes:
+        exact = exact_tensor(graph, point)
+        size = math.prod(graph.shape)
+        rows = []
+        for r in range(size):
+            hot = np.zeros(size)
+            hot[r] = 1.0
+            rows.append(exact.vjp(hot.reshape(graph.shape)))
+        for i, name in enumerate(names):
+            shape = (*graph.shape, *rows[0].exact[name].shape)
+            known = Known(np.stack([g.exact[name] for g in rows]).reshape(shape),
+                          eps * np.stack([g.rounding[name] for g in rows]).reshape(shape))
+            one(f"jacobian {name} (fwd)", None if got.jacobian is None else got.jacobian[i], known)
+    for k in ask.orders:
+        assert ref.orders is not None
+        one(f"order {k}", got.orders.get(k), ref.orders[k])
+    return out
+
+
+def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolerance) -> Quantity:
+    """v·(J u) from the engine's JVP against (Jᵀ v)·u from its VJP: the two modes of one Jacobian."""
+    label = "mode consistency"
+    if got.jvp is None or got.vjp is None or ref.jvp is None:
+        return _skip(label, "the engine did not compute both modes")
+    v = np.asarray(ask.v, dtype=float)
+    jvp = np.asarray(got.jvp, dtype=float)
+    if jvp.shape != v.shape or any(np.shape(g) != np.shape(a) for g, a in zip(got.vjp, ask.u, strict=True)):
+        return Quantity(label, Role.DERIVATIVE, None, None, None, math.inf, math.inf, None, Verdict.FAIL,
+                        note="the JVP or a VJP has the wrong shape")
+    forward = float(np.sum(v * jvp))
+    backward = float(sum(np.sum(np.asarray(g, dtype=float) * a) for g, a in zip(got.vjp, ask.u, strict=True)))
+    exact = float(np.sum(v * ref.jvp.floats))
+    # Each side may be off by its own rounding: the JVP's allowance weighted by |v|, and the same bound
+    # for the VJP side (it rounds the same products in another order), plus the two float64 sums.
+    allowed = 2 * float(np.sum(np.abs(v) * ref.jvp.allowance)) + 4 * eps * float(np.sum(np.abs(v * jvp)) + 1e-300)
+    allowed += tol.atol + tol.rtol * abs(exact)
+    diff = abs(forward - backward)
+    verdict = Verdict.PASS if diff <= allowed else Verdict.FAIL
+    if math.isnan(diff):
+        verdict = Verdict.FAIL
+    note = f"v·(J u) = {forward:.17g} by forward mode, (Jᵀ v)·u = {backward:.17g} by reverse mode"
+    return Quantity(label, Role.DERIVATIVE, forward, exact, None, diff, diff / max(abs(exact), 1e-300), allowed,
+                    verdict, note=note)
+
+
+def _jacobian_size(graph: TensorGraph) -> int:
+    inputs = sum(math.prod(graph.steps[i].shape) for _, i in graph.differentiable)
+    return math.prod(graph.shape) * inputs
+
+
+def _skip(label: str, note: str, verdict: Verdict = Verdict.SKIP) -> Quantity:
+    return Quantity(label, Role.DERIVATIVE, None, None, None, None, None, None, verdict, note=note)
+
+
+def _skipped(modes: frozenset[Mode], order: int, note: str, verdict: Verdict = Verdict.SKIP) -> list[Quantity]:
+    labels = [m.value for m in sorted(modes)] + ([f"order {order}"] if order >= 2 else [])
+    return [_skip(label, note, verdict) for label in labels]

@@ -1,0 +1,455 @@
+"""Exact references for forward mode and higher order: nested dual numbers over exact values.
+
+One evaluation of the graph, lowered to scalar ops (:func:`gradspec.graph.tensor.evaluate`), in
+nested dual numbers gives every directional derivative a check asks for: one level per direction, so
+``Dual(Dual(f, ∂f[u]), Dual(∂f[w], ∂²f[u, w]))`` carries the value, both JVPs and the second
+derivative at once, and ``order: N`` nests N levels along ``u``. An op applied to duals needs the op's
+partial derivatives of every order, which SymPy derives from the op's exact form in the op table (the
+same form the first-order references differentiate). The Hessian-vector product is forward over
+reverse: the graph is taped in duals along ``u`` and swept back from the cotangent ``v`` in dual
+arithmetic, so the adjoints carry ``Jᵀv`` and ``∇²(v·f) u`` together.
+
+Beside each exact number rides a first-order bound of what float rounding can do to it, in units of
+the engine's machine epsilon (:class:`Err`): every input and inexact constant is off by half an ulp,
+every addition and product adds half an ulp of its result, and every op and partial adds the op
+row's ulp budget; errors of arguments propagate through the next derivative up. No random signs:
+the bound is a deterministic function of the graph and the point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cache
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy
+
+from gradspec.errors import DomainError
+from gradspec.graph.tensor import TensorGraph, evaluate
+from gradspec.modes import Ask, Mode
+from gradspec.ops.table import OPS
+from gradspec.reference.exact import DPS
+from gradspec.reference.mpeval import Scalar, compile_expr, to_mpf
+
+__all__ = ["Dual", "Err", "Known", "ModeReference", "mode_reference"]
+
+_SAFETY = 2.0  # the bound is first order: allow twice what it says
+
+
+class Err:
+    """An exact value and a bound on how far a float computation of it can be off (units of eps)."""
+
+    __slots__ = ("e", "v")
+
+    def __init__(self, v: Scalar, e: float = 0.0) -> None:
+        self.v = v
+        self.e = e
+
+    def __add__(self, o: Any) -> Any:
+        if isinstance(o, Dual):
+            return NotImplemented
+        o = _err(o)
+        r = self.v + o.v
+        return Err(r, self.e + o.e + 0.5 * abs(float(r)))
+
+    __radd__ = __add__
+
+    def __sub__(self, o: Any) -> Any:
+        if isinstance(o, Dual):
+            return NotImplemented
+        o = _err(o)
+        r = self.v - o.v
+        return Err(r, self.e + o.e + 0.5 * abs(float(r)))
+
+    def __rsub__(self, o: Any) -> Any:
+        return _err(o) - self
+
+    def __mul__(self, o: Any) -> Any:
+        if isinstance(o, Dual):
+            return NotImplemented
+        o = _err(o)
+        if not o.e and o.v in _EXACT:  # by an exact 0 or ±1: no rounding
+            return Err(self.v * o.v, self.e if o.v else 0.0)
+        if not self.e and self.v in _EXACT:
+            return Err(self.v * o.v, o.e if self.v else 0.0)
+        r = self.v * o.v
+        return Err(r, abs(float(self.v)) * o.e + abs(float(o.v)) * self.e + 0.5 * abs(float(r)))
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Err:
+        return Err(-self.v, self.e)
+
+
+_EXACT = (mpmath.mpf(0), mpmath.mpf(1), mpmath.mpf(-1))
+
+
+def _err(x: Any) -> Err:
+    return x if isinstance(x, Err) else Err(to_mpf(x))
+
+
+class Dual:
+    """``re + du·ε`` with ε² = 0; ``re`` and ``du`` are Duals of one level less, or :class:`Err`.
+    A tangent that is exactly zero is None, so constants cost nothing."""
+
+    __slots__ = ("du", "re")
+
+    def __init__(self, re: Any, du: Any = None) -> None:
+        self.re = re
+        self.du = du
+
+    def __add__(self, o: Any) -> Dual:
+        if not isinstance(o, Dual):
+            return Dual(self.re + o, self.du)
+        return Dual(self.re + o.re, _plus(self.du, o.du))
+
+    __radd__ = __add__
+
+    def __sub__(self, o: Any) -> Dual:
+        return self + (-o)
+
+    def __rsub__(self, o: Any) -> Dual:
+        return (-self) + o
+
+    def __neg__(self) -> Dual:
+        return Dual(-self.re, None if self.du is None else -self.du)
+
+    def __mul__(self, o: Any) -> Dual:
+        if not isinstance(o, Dual):
+            return Dual(self.re * o, None if self.du is None else self.du * o)
+        return Dual(self.re * o.re, _plus(None if o.du is None else self.re * o.du,
+                                          None if self.du is None else self.du * o.re))
+
+    __rmul__ = __mul__
+
+
+def _plus(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+# -- ops on duals -------------------------------------------------------------------------------------
+
+
+@cache
+def _derivative(name: str, multi: tuple[int, ...]) -> Callable[[Sequence[Scalar]], Scalar]:
+    """The op's partial derivative by its arguments ``multi`` (in order), compiled from its SymPy form."""
+    op = OPS[name]
+    dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
+    form = op.sympy(*dummies)
+    for k in multi:
+        form = sympy.diff(form, dummies[k])
+    body = compile_expr(form)
+    return lambda args: body({d: args[i] for i, d in enumerate(dummies)})
+
+
+def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Callable[[Any], float]) -> Err:
+    """The op's derivative ``multi`` at exact arguments, with its rounding bound."""
+    vals = [a.v if isinstance(a, Err) else to_mpf(a) for a in args]
+    value = _derivative(name, multi)(vals)
+    if not mpmath.isfinite(value):
+        order = len(multi)
+        what = f"the derivative of order {order} of {name}" if order else name
+        raise DomainError(f"{what} is not finite here")
+    op = OPS[name]
+    if multi:  # the engine's rule for this derivative: its partial's budget, and more for each order up
+        err = (op.partial_ulps + 2.0 * (len(multi) - 1)) * abs(float(value)) + op.partial_abs * len(multi)
+    else:
+        err = op.ulps * abs(float(value))
+    for k, a in enumerate(args):
+        e = a.e if isinstance(a, Err) else precise(a)
+        if e:
+            moved = _derivative(name, (*multi, k))(vals)
+            err += abs(float(moved)) * e if mpmath.isfinite(moved) else float("inf")
+    return Err(value, err)
+
+
+def _apply(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Callable[[Any], float]) -> Any:
+    """``d^multi op`` at dual arguments: the outermost level split off, the chain rule through it."""
+    if not any(isinstance(a, Dual) for a in args):
+        return _base(name, multi, args, precise)
+    inner = [a.re if isinstance(a, Dual) else a for a in args]
+    du = None
+    for k, a in enumerate(args):
+        if isinstance(a, Dual) and a.du is not None:
+            du = _plus(du, _apply(name, (*multi, k), inner, precise) * a.du)
+    return Dual(_apply(name, multi, inner, precise), du)
+
+
+class _Jets:
+    """A scalar backend for :func:`evaluate` whose scalars are nested duals over :class:`Err`; with
+    ``tape``, every node also records its parents and local partials for a reverse sweep."""
+
+    def __init__(self, eps: float, tape: bool) -> None:
+        self.float32 = eps >= 2.0**-23
+        self.taped = tape
+        self.values: list[Any] = []
+        self.parents: list[tuple[tuple[int, Any], ...]] = []
+
+    def precise(self, c: Any) -> float:
+        """The rounding bound of a constant given to the engine: half an ulp unless its float is exact."""
+        f = float(c)
+        with np.errstate(over="ignore"):
+            exact = f == c and (not self.float32 or float(np.float32(f)) == f)
+        return 0.0 if exact else 0.5 * abs(f)
+
+    def const(self, c: Any) -> Err:
+        return Err(to_mpf(c), self.precise(c))
+
+    def node(self, value: Any, parents: tuple[tuple[int, Any], ...] = ()) -> Any:
+        if not self.taped:
+            return value
+        self.values.append(value)
+        self.parents.append(parents)
+        return _Node(len(self.values) - 1)
+
+    def op(self, name: str, *args: Any) -> Any:
+        nodes = [a for a in args if isinstance(a, _Node)]
+        vals = [self.values[a.i] if isinstance(a, _Node) else a if isinstance(a, Dual | Err) else self.const(a)
+                for a in args]
+        if name == "add":
+            value = vals[0] + vals[1]
+        elif name == "sub":
+            value = vals[0] - vals[1]
+        elif name == "mul":
+            value = vals[0] * vals[1]
+        elif name == "neg":
+            value = -vals[0]
+        else:
+            value = _apply(name, (), vals, self.precise)
+        if not self.taped or not nodes:
+            return self.node(value) if self.taped else value
+        parents = tuple((a.i, self._partial(name, k, vals)) for k, a in enumerate(args) if isinstance(a, _Node))
+        return self.node(value, parents)
+
+    def _partial(self, name: str, k: int, vals: Sequence[Any]) -> Any:
+        if name == "add":
+            return Err(mpmath.mpf(1))
+        if name == "sub":
+            return Err(mpmath.mpf(1 if k == 0 else -1))
+        if name == "mul":
+            return vals[1 - k]
+        if name == "neg":
+            return Err(mpmath.mpf(-1))
+        return _apply(name, (k,), vals, self.precise)
+
+    def shift(self, xs: Sequence[Any]) -> Fraction | None:
+        return None  # exact arithmetic: exp needs no shift
+
+    def sweep(self, seeds: Mapping[int, Any]) -> list[Any]:
+        """Reverse accumulation in dual arithmetic from ``seeds`` (node -> cotangent)."""
+        adj: list[Any] = [None] * len(self.values)
+        for i, c in seeds.items():
+            adj[i] = _plus(adj[i], c)
+        for i in range(len(self.values) - 1, -1, -1):
+            a = adj[i]
+            if a is None:
+                continue
+            for p, d in self.parents[i]:
+                adj[p] = _plus(adj[p], a * d)
+        return adj
+
+
+class _Node:
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+# -- the reference --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Known:
+    """An exact quantity (object array of mpf) and its rounding allowance (float array, absolute)."""
+
+    exact: Any
+    allowance: Any
+
+    @property
+    def floats(self) -> Any:
+        return np.vectorize(float, otypes=[float])(self.exact) if np.ndim(self.exact) else np.asarray(float(self.exact))
+
+
+@dataclass(frozen=True)
+class ModeReference:
+    """The exact derivatives an :class:`Ask` names, for an engine of machine epsilon ``eps``."""
+
+    jvp: Known | None = None
+    vjp: tuple[Known, ...] = ()
+    hvp: tuple[Known, ...] = ()
+    jvp_of_jvp: Known | None = None
+    orders: Mapping[int, Known] | None = None
+
+
+def mode_reference(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float) -> ModeReference:
+    """The exact references of ``ask`` for ``graph`` at ``point`` (input -> array of Fractions), their
+    allowances scaled to ``eps``. Raises :class:`DomainError` where a derivative asked for is not finite.
+    Remembered by what they are, so every engine of one precision checked at one draw shares them."""
+    key = (graph.key, _key(point.values()), _key(ask.u), _key(ask.w), _key([ask.v]), tuple(sorted(ask.modes)),
+           ask.order, eps >= 2.0**-23)
+    found = _MEMO.get(key)
+    if found is None:
+        with mpmath.workdps(DPS):
+            found = _reference(graph, point, ask, eps)
+        if len(_MEMO) >= 256:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = found
+    return _scaled(found, eps)
+
+
+_MEMO: dict[tuple[Any, ...], ModeReference] = {}
+
+
+def _key(arrays: Any) -> tuple[Any, ...]:
+    return tuple((np.shape(a), tuple(str(x) for x in np.asarray(a, dtype=object).flat)) for a in arrays)
+
+
+def _scaled(ref: ModeReference, eps: float) -> ModeReference:
+    def s(k: Known | None) -> Any:
+        return None if k is None else Known(k.exact, k.allowance * (_SAFETY * eps))
+
+    return ModeReference(s(ref.jvp), tuple(s(k) for k in ref.vjp), tuple(s(k) for k in ref.hvp), s(ref.jvp_of_jvp),
+                         None if ref.orders is None else {n: s(k) for n, k in ref.orders.items()})
+
+
+def _reference(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float) -> ModeReference:
+    names = [n for n, _ in graph.differentiable]
+    jvp = jvp2 = None
+    vjp: tuple[Known, ...] = ()
+    hvp: tuple[Known, ...] = ()
+    orders = None
+    if ask.modes & {Mode.JVP, Mode.JVP_OF_JVP}:
+        # two levels: inner along u, outer along w
+        out = _forward(graph, point, eps, lambda name, i, x: Dual(Dual(x, Err(_at(ask.u, names, name, i))),
+                                                                  Dual(Err(_at(ask.w, names, name, i)))))
+        jvp = _known(out, lambda d: _part(_part(d, "re"), "du"))
+        jvp2 = _known(out, lambda d: _part(_part(d, "du"), "du"))
+    if Mode.HVP in ask.modes:
+        vjp, hvp = _forward_over_reverse(graph, point, ask, eps, names)
+    if ask.order >= 2:
+        def nest(name: str, i: tuple[int, ...], x: Err) -> Any:
+            t = Err(_at(ask.u, names, name, i))
+            value: Any = x
+            for level in range(ask.order):  # d^k along u: every level carries the same tangent
+                value = Dual(value, _lift_tangent(t, level))
+            return value
+
+        out = _forward(graph, point, eps, nest)
+        contracted = _contract(out, ask.v)
+        orders = {k: Known(*(np.asarray(part, dtype=object) for part in _component(contracted, k)))
+                  for k in ask.orders}
+    return ModeReference(jvp, vjp, hvp, jvp2, orders)
+
+
+def _lift_tangent(t: Err, level: int) -> Any:
+    """The tangent of a leaf at nesting ``level``: the same direction, as a dual of ``level`` levels."""
+    value: Any = t
+    for _ in range(level):
+        value = Dual(value)
+    return value
+
+
+def _at(arrays: Sequence[Any], names: list[str], name: str, index: tuple[int, ...]) -> Scalar:
+    return to_mpf(float(np.asarray(arrays[names.index(name)])[index]))
+
+
+def _forward(graph: TensorGraph, point: Mapping[str, Any], eps: float,
+             seed: Callable[[str, tuple[int, ...], Err], Any]) -> Any:
+    backend = _Jets(eps, tape=False)
+    leaves: dict[str, Any] = {}
+    for name, _ in graph.inputs:
+        values = np.asarray(point[name], dtype=object)
+        if name in graph.data:
+            leaves[name] = values
+            continue
+        arr = np.empty(values.shape, dtype=object)
+        for i in np.ndindex(values.shape):
+            arr[i] = seed(name, i, backend.const(values[i]))
+        leaves[name] = arr
+    return evaluate(graph, backend, leaves)[graph.output]
+
+
+def _known(out: Any, pick: Callable[[Any], Any]) -> Known:
+    exact = np.empty(out.shape, dtype=object)
+    allow = np.zeros(out.shape)
+    for i in np.ndindex(out.shape):
+        x = out[i]
+        got = _flatten(pick(x))
+        exact[i], allow[i] = (got.v, got.e) if got is not None else (mpmath.mpf(0), 0.0)
+    return Known(exact, allow)
+
+
+def _part(x: Any, which: str) -> Any:
+    """One part of a dual level; an Err (a constant at that level) has a zero tangent."""
+    if isinstance(x, Dual):
+        return getattr(x, which)
+    return x if which == "re" else None
+
+
+def _flatten(x: Any) -> Err | None:
+    """The base of a dual with no tangents left (a level that never met a tangent), or the Err itself."""
+    while isinstance(x, Dual):
+        x = x.re
+    return x
+
+
+def _contract(out: Any, v: Any) -> Any:
+    """``sum(v * out)`` in the same arithmetic (pairwise, as the engines' reductions)."""
+    terms = [out[i] * Err(to_mpf(float(np.asarray(v)[i]))) for i in np.ndindex(out.shape) if np.asarray(v)[i]]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)] + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0] if terms else Err(mpmath.mpf(0))
+
+
+def _component(x: Any, k: int) -> tuple[Scalar, float]:
+    """The part of a nested dual with ``k`` of its levels' ε (all along one direction: D^k f[u^k])."""
+    # The levels are symmetric, so any k of them will do: take the outermost k.
+    for _ in range(k):
+        x = x.du if isinstance(x, Dual) else None
+        if x is None:
+            return mpmath.mpf(0), 0.0
+    base = _flatten(x)
+    return (base.v, base.e) if base is not None else (mpmath.mpf(0), 0.0)
+
+
+def _forward_over_reverse(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float,
+                          names: list[str]) -> tuple[tuple[Known, ...], tuple[Known, ...]]:
+    backend = _Jets(eps, tape=True)
+    leaves: dict[str, Any] = {}
+    for name, _ in graph.inputs:
+        values = np.asarray(point[name], dtype=object)
+        if name in graph.data:
+            leaves[name] = values
+            continue
+        arr = np.empty(values.shape, dtype=object)
+        for i in np.ndindex(values.shape):
+            arr[i] = backend.node(Dual(backend.const(values[i]), Err(_at(ask.u, names, name, i))))
+        leaves[name] = arr
+    out = evaluate(graph, backend, leaves)[graph.output]
+    v = np.asarray(ask.v)
+    seeds: dict[int, Any] = {}
+    for i in np.ndindex(out.shape):
+        if v[i] and isinstance(out[i], _Node):
+            seeds[out[i].i] = _plus(seeds.get(out[i].i), Err(to_mpf(float(v[i]))))
+    adj = backend.sweep(seeds)
+    firsts, seconds = [], []
+    for name in names:
+        arr = leaves[name]
+        first, second = np.empty(arr.shape, dtype=object), np.empty(arr.shape, dtype=object)
+        e1, e2 = np.zeros(arr.shape), np.zeros(arr.shape)
+        for i in np.ndindex(arr.shape):
+            a = adj[arr[i].i]
+            re = a.re if isinstance(a, Dual) else a
+            du = a.du if isinstance(a, Dual) else None
+            first[i], e1[i] = (re.v, re.e) if re is not None else (mpmath.mpf(0), 0.0)
+            second[i], e2[i] = (du.v, du.e) if du is not None else (mpmath.mpf(0), 0.0)
+        firsts.append(Known(first, e1))
+        seconds.append(Known(second, e2))
+    return tuple(firsts), tuple(seconds)
