@@ -205,7 +205,7 @@ class CheckResult:
 def _label(q: Quantity) -> str:
     if q.role == "value":
         return q.name  # "value", or "value via __abs__" for a second spelling
-    return q.name if q.role == "property" else f"d/d{q.name}"
+    return q.name if q.role in ("property", "derivative") else f"d/d{q.name}"
 
 
 def _num(x: float | None, digits: int = 10) -> str:

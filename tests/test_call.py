@@ -17,10 +17,10 @@ from gradspec.engines.protocol import Engine, Outcome, Unsupported, ValueClassEn
 from gradspec.limits import LIMITS, TimeLimit
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gradspec"
-ENGINE_METHODS = {"run", "run_batch", "run_tensor", "gradients", "value"}
+ENGINE_METHODS = {"run", "run_batch", "run_tensor", "gradients", "value", "derivatives"}
 # The implementations of the protocol (a function under test is wrapped as an engine) call their own
 # primitives; everything else goes through the door.
-IMPLEMENTATIONS = {"engines/call.py", "engines/protocol.py", "engines/tensor.py", "engines/function.py"}
+IMPLEMENTATIONS = {"engines/call.py", "engines/protocol.py", "engines/tensor.py", "engines/function.py", "engines/modes.py"}
 # Receivers in the package that have a ``run`` method and are not engines: the kind table's rows, the
 # case-file loaders and the worker pool. Imported modules (the guarded call itself) are never engines.
 NOT_ENGINES = ("KINDS[", "_Loader(", "_CaseLoader(", "_Pool(")

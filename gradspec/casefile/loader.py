@@ -34,6 +34,7 @@ from gradspec.errors import CaseFileError, DomainError, ExpressionError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import Program, parse
 from gradspec.lang.numbers import exact_number
+from gradspec.modes import Mode
 from gradspec.reference.exact import Exact
 from gradspec.reference.store import exact
 from gradspec.results import Tolerance
@@ -236,6 +237,8 @@ class _CaseLoader:
             "tags": tuple(dict.fromkeys([*self.defaults.get("tags", []), *raw.get("tags", [])])),
             "skip": raw.get("skip"), "xfail": raw.get("xfail"),
             "engines": tuple(raw.get("engines", self.defaults.get("engines", []))),
+            "modes": tuple(Mode(m) for m in raw["check"]) if "check" in raw else None,
+            "order": int(raw.get("order", 1)),
         }
         if kind == CaseKind.FUNCTION and "engines" not in raw:
             common["engines"] = tuple(raw["function"])  # a function case runs where it has a function

@@ -16,6 +16,7 @@ from gradspec.errors import CaseFileError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
 from gradspec.lang.expr import Program
+from gradspec.modes import Mode
 from gradspec.results import Tolerance
 
 __all__ = ["SUFFIXES", "Bounds", "Case", "CaseFile", "ChainRule", "Expect", "FunctionSpec", "Linearity", "Point", "Reader",
@@ -160,6 +161,8 @@ class Case:
     engines: tuple[str, ...] = ()
     sampled: bool = False  # points drawn from a sampled domain rather than listed
     domain: tuple[Bounds, ...] = ()  # for sampled cases: where each variable may be drawn
+    modes: tuple[Mode, ...] | None = None  # the case's `check:` list (None: the default of gradspec.modes)
+    order: int = 1  # nested derivatives up to this order
     spec: object = None  # the kind's own frozen spec (Linearity, ChainRule, Training, TensorSpec), read by its run
 
     @property

@@ -21,9 +21,9 @@ from gradspec.engines.protocol import Engine, NotANumber, Outcome
 from gradspec.errors import ExpressionError
 from gradspec.graph.ir import Graph, unroll
 from gradspec.reference.exact import Exact
-from gradspec.results import CheckResult, Quantity, Verdict
+from gradspec.results import CheckResult, Quantity, Verdict, worst
 
-__all__ = ["Extra", "load_deep", "load_expr", "run", "stationary"]
+__all__ = ["Extra", "load_deep", "load_expr", "run", "run_gradient", "stationary", "with_modes"]
 
 Extra = Callable[[Outcome], tuple[list[Quantity], str]]  # property quantities from the engine's outcome
 
@@ -69,6 +69,34 @@ def run(case: Case, point: Point | None, engine: Engine, extra: Extra | None = N
                          domain_error=domain_error if case.expect.error == "domain" else None,
                          ieee=case.expect.ieee)
     return dataclasses.replace(result, expression=case.expression, point=point.floats(), engine=engine.name)
+
+
+def run_gradient(case: Case, point: Point | None, engine: Engine) -> CheckResult:
+    """:func:`run`, with the modes the case's ``check:`` list (or the engine's default) adds: forward mode
+    and higher order (:mod:`gradspec.checks.modes`), once the value and gradients have been judged."""
+    result = run(case, point, engine)
+    if result.verdict in (Verdict.SKIP, Verdict.ERROR) or case.expect.error is not None:
+        return result
+    from gradspec.checks.modes import asked, scalar_modes  # NumPy: these checks only
+
+    modes = asked(case.modes, engine)
+    if not modes and case.order < 2:
+        return result
+    assert case.graph is not None and point is not None
+    more, note = scalar_modes(case.graph, point.exact(), engine, case.tolerance, modes, case.order, result.kinks)
+    return with_modes(result, more, note)
+
+
+def with_modes(result: CheckResult, more: list[Quantity], note: str) -> CheckResult:
+    """``result`` with the mode quantities added, its verdict the worst of all."""
+    if not more:
+        return result
+    quantities = (*result.quantities, *more)
+    # A mode the engine lacks is said in the message; it does not turn the judged quantities' verdict.
+    skipped = dict.fromkeys(f"{q.name} not checked: {q.note}" for q in more if q.verdict is Verdict.SKIP)
+    message = "; ".join(filter(None, [result.message, note, *skipped]))
+    verdict = worst([result.verdict, *(q.verdict for q in more if q.verdict is not Verdict.SKIP)])
+    return dataclasses.replace(result, quantities=quantities, verdict=verdict, message=message)
 
 
 def _apply_expectations(case: Case, q: Quantity, at_kink: bool) -> Quantity:

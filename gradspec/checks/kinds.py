@@ -77,10 +77,13 @@ def _run_function(case: Case, point: Point | TensorPoint | None, engine: Engine)
     return run_case(case, point, engine)
 
 
+_MODES = ("check", "order")  # the modes of checking (gradspec.modes), for kinds that compare derivatives
+
 KINDS: dict[str, Kind] = {
-    CaseKind.GRADIENT: Kind(frozenset({"expr"}), ("expr",), expression.load_expr, expression.run, plotted=True),
-    CaseKind.STATIONARY: Kind(frozenset({"expr"}), ("expr",), expression.load_expr, expression.run,
-                              check_point=expression.stationary),
+    CaseKind.GRADIENT: Kind(frozenset({"expr", *_MODES}), ("expr",), expression.load_expr, expression.run_gradient,
+                            plotted=True),
+    CaseKind.STATIONARY: Kind(frozenset({"expr", *_MODES}), ("expr",), expression.load_expr,
+                              expression.run_gradient, check_point=expression.stationary),
     CaseKind.LINEARITY: Kind(frozenset({"f", "g"}), ("f", "g"), properties.load_linearity, properties.run_linearity),
     CaseKind.CHAIN_RULE: Kind(frozenset({"outer", "inner", "via"}), ("outer", "inner"), properties.load_chain_rule,
                               properties.run_chain_rule),
@@ -89,8 +92,8 @@ KINDS: dict[str, Kind] = {
     CaseKind.TRAINING: Kind(frozenset({"model", "data", "steps", "lr", "loss_ratio"}),
                             ("model", "data", "steps", "lr", "loss_ratio"), training.load_case, training.run_case,
                             points=False, cost=3),
-    CaseKind.TENSOR: Kind(frozenset({"expr", "data_inputs"}), ("expr",), tensors.load, _run_tensor, cost=2,
+    CaseKind.TENSOR: Kind(frozenset({"expr", "data_inputs", *_MODES}), ("expr",), tensors.load, _run_tensor, cost=2,
                           draw="draw"),
-    CaseKind.FUNCTION: Kind(frozenset({"function", "reference", "dtype", "data_inputs"}), ("function", "reference"),
+    CaseKind.FUNCTION: Kind(frozenset({"function", "reference", "dtype", "data_inputs", *_MODES}), ("function", "reference"),
                             functions.load, _run_function, cost=3, draw="draw"),
 }

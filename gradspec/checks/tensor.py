@@ -28,6 +28,7 @@ from gradspec.engines.tensor import TensorOutcome
 from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
+from gradspec.modes import Mode
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.tensor import TensorExact, exact_tensor
@@ -61,12 +62,17 @@ def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
 def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
     """The tensor kind's run: one draw of ``case`` on ``engine``."""
     assert isinstance(case.spec, TensorSpec) and isinstance(point, TensorPoint)
-    return check_tensor(case.spec.graph, point.arrays(), engine, case.tolerance, seed=point.seed, kink=case.kink)
+    from gradspec.checks.modes import asked  # the modes build on this module
+
+    return check_tensor(case.spec.graph, point.arrays(), engine, case.tolerance, seed=point.seed, kink=case.kink,
+                        modes=asked(case.modes, engine), order=case.order)
 
 
 def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance, *, seed: int = 0,
-                 kink: str | None = None, localise: bool = True) -> CheckResult:
-    """Check ``graph`` at ``point`` (input -> array of Fractions) on ``engine``."""
+                 kink: str | None = None, localise: bool = True, modes: frozenset[Mode] = frozenset(),
+                 order: int = 1) -> CheckResult:
+    """Check ``graph`` at ``point`` (input -> array of Fractions) on ``engine``; ``modes`` and ``order``
+    add forward-mode and higher-order quantities (:mod:`gradspec.checks.modes`)."""
     base: dict[str, Any] = {"expression": graph.program.source, "point": {}, "engine": engine.name, "kind": "tensor"}
     try:
         ref = exact_tensor(graph, point)
@@ -98,8 +104,13 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     if ref.kinks and kink is None:
         message = "; ".join(filter(None, [message, "at a kink not declared by the case: the op table's convention applies"]))
     result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message)
-    if verdict is Verdict.FAIL and localise:
-        culprit = _localise(graph, ref, engine, tol, seed)
+    if modes or order >= 2:
+        from gradspec.checks.expression import with_modes
+        from gradspec.checks.modes import mode_quantities
+
+        result = with_modes(result, *mode_quantities(graph, point, engine, tol, modes, order, seed, ref.kinks))
+    if result.verdict is Verdict.FAIL and localise:
+        culprit = _localise(graph, ref, engine, tol, seed, modes, order)
         if culprit is not None:
             result = CheckResult(**{**result.__dict__, "culprit": culprit})
     return result
@@ -205,7 +216,8 @@ def _element_errors(engine: Any, exact: Any, over: Any, out_axes: int | None) ->
     return ElementErrors(shape, rows, tuple(errors), tuple(bool(o) for o in over.ravel()))
 
 
-def _localise(graph: TensorGraph, ref: TensorExact, engine: Engine, tol: Tolerance, seed: int) -> Culprit | None:
+def _localise(graph: TensorGraph, ref: TensorExact, engine: Engine, tol: Tolerance, seed: int,
+              modes: frozenset[Mode], order: int) -> Culprit | None:
     """The first op, in graph order, that fails when checked alone at its exact operands."""
     for i, step in enumerate(graph.steps):
         if step.op is None or not graph.varying[i]:
@@ -229,7 +241,7 @@ def _localise(graph: TensorGraph, ref: TensorExact, engine: Engine, tol: Toleran
         text = str(Apply(step.op, tuple(args), 0, step.kwargs))
         try:
             alone = build_tensor(parse(text), shapes, frozenset(data))
-            result = check_tensor(alone, point, engine, tol, seed=seed, localise=False)
+            result = check_tensor(alone, point, engine, tol, seed=seed, localise=False, modes=modes, order=order)
         except GradspecError:
             continue
         if result.verdict is Verdict.FAIL:
