@@ -143,7 +143,8 @@ def _derivative(name: str, multi: tuple[int, ...]) -> Callable[[Sequence[Scalar]
     dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
     form = op.sympy(*dummies)
     for k in multi:
-        form = sympy.diff(form, dummies[k])
+        # abs'' and sign' are DiracDelta: zero away from the kink, and a check at a kink skips these modes
+        form = sympy.diff(form, dummies[k]).replace(sympy.DiracDelta, lambda *_: sympy.S.Zero)
     body = compile_expr(form)
     return lambda args: body({d: args[i] for i, d in enumerate(dummies)})
 

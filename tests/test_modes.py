@@ -1,0 +1,256 @@
+"""Forward mode and higher order: the exact references, the comparison, the case keys, and what each
+mode catches that the others miss."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import mpmath
+import numpy as np
+import pytest
+
+from gradspec.casefile.loader import load_file
+from gradspec.checks.modes import asked, mode_quantities
+from gradspec.cli import main
+from gradspec.engines.protocol import Engine, resolve
+from gradspec.errors import CaseFileError
+from gradspec.graph.tensor import build_tensor
+from gradspec.lang.expr import parse
+from gradspec.modes import Ask, Capability, Mode, needs
+from gradspec.reference.modes import Dual, Err, mode_reference
+from gradspec.results import Tolerance, Verdict
+
+EVERY = frozenset({Mode.JVP, Mode.HVP, Mode.JVP_OF_JVP, Mode.JACOBIAN})
+
+
+def scalar_point(**values: Any) -> dict[str, Any]:
+    return {n: np.asarray(Fraction(v), dtype=object) for n, v in values.items()}
+
+
+def tensor_point(**values: Any) -> dict[str, Any]:
+    return {n: np.vectorize(Fraction, otypes=[object])(np.asarray(v)) for n, v in values.items()}
+
+
+# -- the exact references --------------------------------------------------------------------------------
+
+
+def test_nested_duals_give_every_directional_derivative_exactly() -> None:
+    graph = build_tensor(parse("x*y*y + tanh(x)"), {"x": (), "y": ()})
+    u = (np.asarray(0.25), np.asarray(-0.5))
+    w = (np.asarray(1.0), np.asarray(0.125))
+    ask = Ask(frozenset({Mode.JVP, Mode.HVP, Mode.JVP_OF_JVP}), u, w, np.asarray(1.0), order=3)
+    ref = mode_reference(graph, scalar_point(x=Fraction(1, 2), y=3), ask, 2.0**-52)
+    with mpmath.workdps(60):
+        _expect_directional(ref)
+
+
+def _expect_directional(ref: Any) -> None:
+    x, y = mpmath.mpf(0.5), mpmath.mpf(3)
+    t = mpmath.tanh(x)
+    hessian = mpmath.matrix([[-2 * t * (1 - t * t), 2 * y], [2 * y, 2 * x]])
+    uu, ww = mpmath.matrix([0.25, -0.5]), mpmath.matrix([1, 0.125])
+    grad = mpmath.matrix([y * y + 1 - t * t, 2 * x * y])
+    assert ref.jvp is not None and ref.jvp_of_jvp is not None and ref.orders is not None
+    assert abs(ref.jvp.exact[()] - (grad.T * uu)[0]) < mpmath.mpf(10) ** -50
+    assert abs(ref.jvp_of_jvp.exact[()] - (uu.T * hessian * ww)[0]) < mpmath.mpf(10) ** -50
+    hu = hessian * uu
+    assert [abs(k.exact[()] - hu[i]) < mpmath.mpf(10) ** -50 for i, k in enumerate(ref.hvp)] == [True, True]
+    assert abs(ref.orders[2].exact[()] - (uu.T * hessian * uu)[0]) < mpmath.mpf(10) ** -50
+    # D^3 f[u, u, u]: tanh''' ux^3 + 3 * 2 * ux * uy^2 from x y^2
+    third = -2 * (1 - t * t) * (1 - 3 * t * t) * mpmath.mpf(0.25) ** 3 + 6 * 0.25 * 0.25
+    assert abs(ref.orders[3].exact[()] - third) < mpmath.mpf(10) ** -50
+
+
+def test_tensor_hvp_is_forward_over_reverse_of_the_contracted_output() -> None:
+    graph = build_tensor(parse("softmax(x, axis=-1)"), {"x": (3,)})
+    v = np.array([1.0, 0.5, -0.75])
+    u = (np.array([0.5, -0.25, 0.125]),)
+    ref = mode_reference(graph, tensor_point(x=[1, 2, 3]), Ask(frozenset({Mode.HVP}), u, u, v), 2.0**-52)
+    # the Hessian of v·softmax(x) by central differences of the exact gradient, as a cross-check
+    s = lambda z: np.exp(z) / np.exp(z).sum()  # noqa: E731
+    def grad(z: Any) -> Any:
+        p = s(z)
+        return p * (v - p @ v)
+    h = 1e-6
+    numeric = (grad(np.array([1, 2, 3.0]) + h * u[0]) - grad(np.array([1, 2, 3.0]) - h * u[0])) / (2 * h)
+    assert np.allclose(ref.hvp[0].floats, numeric, rtol=1e-7, atol=1e-9)
+    assert np.allclose(ref.vjp[0].floats, grad(np.array([1, 2, 3.0])), rtol=1e-14)
+
+
+def test_the_rounding_bound_grows_with_precision_and_is_zero_for_exact_work() -> None:
+    graph = build_tensor(parse("x * y"), {"x": (), "y": ()})
+    ask = Ask(frozenset({Mode.JVP}), (np.asarray(0.5), np.asarray(0.25)), (np.asarray(1.0), np.asarray(1.0)),
+              np.asarray(1.0))
+    exact_inputs = mode_reference(graph, scalar_point(x=2, y=3), ask, 2.0**-52)
+    assert exact_inputs.jvp is not None and float(exact_inputs.jvp.exact[()]) == 0.5 * 3 + 0.25 * 2
+    decimal = scalar_point(x=Fraction(1, 10), y=3)
+    f64, f32 = (mode_reference(graph, decimal, ask, eps).jvp for eps in (2.0**-52, 2.0**-23))
+    assert f64 is not None and f32 is not None
+    assert 0 < float(f64.allowance[()]) < float(f32.allowance[()]) < 1e-5
+
+
+def test_err_arithmetic_counts_no_rounding_for_exact_zero_and_one() -> None:
+    big = Err(mpmath.mpf(148), 600.0)
+    assert (Err(mpmath.mpf(0)) * big).e == 0.0
+    assert (big * Err(mpmath.mpf(1))).e == 600.0
+    assert (big * Err(mpmath.mpf(2))).e == pytest.approx(1200 + 148)
+    dual = Dual(big, Err(mpmath.mpf(3), 1.0)) * Err(mpmath.mpf(0))
+    assert dual.re.e == 0.0 and dual.du.e == 0.0
+
+
+def test_a_derivative_that_is_not_finite_is_a_skip_with_the_reason() -> None:
+    graph = build_tensor(parse("sqrt(x)"), {"x": ()})
+    qs, _ = mode_quantities(graph, scalar_point(x=0), resolve("jax"), Tolerance(), frozenset({Mode.JVP}), 1, 0, ())
+    assert {q.verdict for q in qs} == {Verdict.SKIP}
+    assert "not finite" in qs[0].note
+
+
+# -- engines: what each mode catches -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["jax", "jax:float32", "torch", "torch:float32"])
+def test_every_mode_passes_on_a_smooth_composition(spec: str) -> None:
+    engine = resolve(spec)
+    graph = build_tensor(parse("softmax(x, axis=-1) @ w + sum(tanh(x))"), {"x": (2, 3), "w": (3,)})
+    point = tensor_point(x=[[1, 2, 3], [4, 5, -6]], w=[0.5, -1.5, 2])
+    qs, _ = mode_quantities(graph, point, engine, Tolerance(), EVERY, 3, 7, ())
+    names = {q.name for q in qs}
+    assert {"jvp", "mode consistency", "hvp x", "hvp x (fwd-rev)", "jvp-of-jvp", "jacobian w (fwd)", "order 2",
+            "order 3"} <= names
+    assert [(q.name, q.note) for q in qs if q.verdict is not Verdict.PASS] == []
+
+
+def test_torch_layer_norm_is_wrong_forward_over_forward_and_at_third_order() -> None:
+    """A real finding on the installed torch: the nested JVP of layer norm and its third derivative
+    disagree with the exact values in the first digit, while its JVP, VJP and HVPs agree."""
+    pytest.importorskip("torch")
+    graph = build_tensor(parse("layer_norm(x)"), {"x": (2, 4)})
+    point = tensor_point(x=[[1, 2, 3, 5], [0.5, -1.5, 2.25, 0.125]])
+    qs, _ = mode_quantities(graph, point, resolve("torch"), Tolerance(), EVERY, 3, 3, ())
+    failing = {q.name for q in qs if q.verdict is Verdict.FAIL}
+    assert failing == {"jvp-of-jvp", "order 3"}
+    worst = next(q for q in qs if q.name == "jvp-of-jvp")
+    assert worst.rel_error is not None and worst.rel_error > 0.1
+    jax_qs, _ = mode_quantities(graph, point, resolve("jax"), Tolerance(), EVERY, 3, 3, ())
+    assert {q.verdict for q in jax_qs} == {Verdict.PASS}
+
+
+class _WrongForward(Engine):
+    """torch, with tanh's forward-mode rule off by a factor of two and its reverse rule right."""
+
+    def __init__(self) -> None:
+        base: Any = resolve("torch")
+        import torch
+
+        class Tanh(torch.autograd.Function):
+            @staticmethod
+            def forward(x: Any) -> Any:
+                return torch.tanh(x)
+
+            @staticmethod
+            def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+                ctx.save_for_backward(output)
+                ctx.save_for_forward(output)
+
+            @staticmethod
+            def backward(ctx: Any, g: Any) -> Any:
+                (y,) = ctx.saved_tensors
+                return g * (1 - y * y)
+
+            @staticmethod
+            def jvp(ctx: Any, t: Any) -> Any:
+                (y,) = ctx.saved_tensors
+                return 2 * t * (1 - y * y)
+
+        self.base = base
+        self.name, self.eps = "wrong-forward", base.eps
+        self.capabilities, self.max_order = base.capabilities, 1
+        self.tanh = Tanh.apply
+
+    def function_of(self, graph: Any, data: Any) -> Any:
+        return lambda x: self.tanh(x * 1.5)
+
+    def derivatives(self, f: Any, primals: Any, ask: Ask) -> Any:
+        return self.base.derivatives(f, primals, ask)
+
+
+def test_a_wrong_forward_rule_with_a_right_reverse_rule_fails_jvp_and_consistency_only() -> None:
+    pytest.importorskip("torch")
+    graph = build_tensor(parse("tanh(x * 1.5)"), {"x": (3,)})
+    point = tensor_point(x=[0.25, -1, 2])
+    qs, _ = mode_quantities(graph, point, _WrongForward(), Tolerance(), frozenset({Mode.JVP}), 1, 0, ())
+    verdicts = {q.name: q.verdict for q in qs}
+    assert verdicts == {"jvp": Verdict.FAIL, "mode consistency": Verdict.FAIL}
+    consistency = next(q for q in qs if q.name == "mode consistency")
+    assert "by forward mode" in consistency.note and "by reverse mode" in consistency.note
+
+
+def test_a_mode_the_engine_lacks_is_a_skip_naming_the_capability() -> None:
+    micrograd = resolve("micrograd")
+    graph = build_tensor(parse("tanh(x) * x"), {"x": ()})
+    qs, _ = mode_quantities(graph, scalar_point(x=1), micrograd, Tolerance(), EVERY, 3, 0, ())
+    assert {q.verdict for q in qs} == {Verdict.SKIP}
+    notes = {q.name: q.note for q in qs}
+    assert "no forward mode" in notes["jvp"] and "hvp capability" in notes["hvp"]
+    assert "hvp capability" in notes["order 3"]
+    assert needs(Mode.JVP_OF_JVP, frozenset({Capability.JVP}), 1) is not None
+
+
+def test_at_a_kink_the_modes_skip_saying_so() -> None:
+    graph = build_tensor(parse("relu(x)"), {"x": ()})
+    qs, _ = mode_quantities(graph, scalar_point(x=0), resolve("jax"), Tolerance(), frozenset({Mode.HVP}), 1, 0,
+                            ("relu at 0",))
+    assert [(q.verdict, "kink" in q.note) for q in qs] == [(Verdict.SKIP, True)]
+
+
+def test_forward_mode_is_checked_by_default_only_where_the_engine_has_it() -> None:
+    assert asked(None, resolve("jax")) == frozenset({Mode.JVP})
+    assert asked(None, resolve("micrograd")) == frozenset()
+    assert asked((Mode.VALUE, Mode.HVP), resolve("jax")) == frozenset({Mode.HVP})
+
+
+# -- case files ---------------------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "m.gradspec.yaml"
+    path.write_text("version: 1\ncases:\n" + body, encoding="utf-8")
+    return path
+
+
+def test_check_and_order_load_into_the_case(tmp_path: Path) -> None:
+    path = write(tmp_path, "  - id: a\n    expr: tanh(x)\n    at: {x: 0.5}\n    check: [value, hvp]\n    order: 3\n")
+    (case,) = load_file(path).cases
+    assert case.modes == (Mode.VALUE, Mode.HVP) and case.order == 3
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("    check: [value, hessian]\n", "hessian"),
+    ("    order: 9\n", "9"),
+    ("    check: []\n", "check"),
+])
+def test_bad_check_lists_are_located_errors(tmp_path: Path, body: str, message: str) -> None:
+    path = write(tmp_path, "  - id: a\n    expr: tanh(x)\n    at: {x: 0.5}\n" + body)
+    with pytest.raises(CaseFileError) as err:
+        load_file(path)
+    assert f"{path}:" in str(err.value) and message in str(err.value)
+
+
+def test_check_does_not_apply_to_a_linearity_case(tmp_path: Path) -> None:
+    path = write(tmp_path, "  - id: a\n    kind: linearity\n    f: x\n    g: x*x\n    at: {x: 1}\n    check: [jvp]\n")
+    with pytest.raises(CaseFileError, match="'check' does not apply to a linearity case"):
+        load_file(path)
+
+
+def test_the_cli_reports_torch_layer_norm_with_the_exact_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    path = write(tmp_path, "  - id: ln\n    expr: layer_norm(x)\n    at: {x: [[1, 2, 3, 5]]}\n"
+                           "    check: [value, vjp, jvp-of-jvp]\n")
+    code = main(["run", str(path), "--engine", "torch", "--in-process"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "jvp-of-jvp" in out and "fail" in out and "layer_norm" in out
+    assert math.isfinite(float(out.split("jvp-of-jvp")[1].split()[1]))  # the engine's number is printed
