@@ -22,7 +22,9 @@ and ``Capability.HVP`` and its ``max_order``)::
 
 :class:`ValueClassEngine` serves any micrograd-style class: a constructor from a float, ``.data``,
 ``.grad``, ``.backward()``, Python operators with Values and numbers on either side, and whichever op
-methods it has. A class that spells them otherwise (``.value``, ``.derivative``, ``ReLU()``) is served
+methods it has. Where the class's module also has ``grad(output, inputs, create_graph=False)`` and
+``jvp(output, tangents)`` (as :mod:`gradspec.engine` does), it is checked in forward mode and to higher
+order too (:mod:`gradspec.engines.modes`). A class that spells them otherwise (``.value``, ``.derivative``, ``ReLU()``) is served
 through a :class:`NamedEngine` whose attribute and method names are read as data. Adapters for PyTorch, JAX and tinygrad live in :mod:`gradspec.engines.adapters`; third-party
 engines register a factory under the ``gradspec.engines`` entry-point group.
 """
@@ -30,6 +32,7 @@ engines register a factory under the ``gradspec.engines`` entry-point group.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -248,6 +251,12 @@ class ValueClassEngine(Engine):
         self.methods = dict(methods or {})
         self._builtins = False  # apply ops through Python's builtin spelling (abs(x)) where the class has it
         self._probed: Probe | None = None
+        module = sys.modules.get(cls.__module__)
+        if callable(getattr(module, "grad", None)) and callable(getattr(module, "jvp", None)):
+            # The class's module differentiates graphs of its Values as gradspec.engine does: grad(output,
+            # inputs, create_graph=...) and jvp(output, tangents). Then it is checked in every mode.
+            self.capabilities = REVERSE_AND_TENSOR | {Capability.JVP, Capability.HVP}
+            self.max_order = 4
 
     def __repr__(self) -> str:
         return f"ValueClassEngine({self.name})"

@@ -326,12 +326,15 @@ def _reference(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: floa
     vjp: tuple[Known, ...] = ()
     hvp: tuple[Known, ...] = ()
     orders = None
-    if ask.modes & {Mode.JVP, Mode.JVP_OF_JVP}:
+    if Mode.JVP_OF_JVP in ask.modes:
         # two levels: inner along u, outer along w
         out = _forward(graph, point, eps, lambda name, i, x: Dual(Dual(x, Err(_at(ask.u, names, name, i))),
                                                                   Dual(Err(_at(ask.w, names, name, i)))))
         jvp = _known(out, lambda d: _part(_part(d, "re"), "du"))
         jvp2 = _known(out, lambda d: _part(_part(d, "du"), "du"))
+    elif Mode.JVP in ask.modes:
+        out = _forward(graph, point, eps, lambda name, i, x: Dual(x, Err(_at(ask.u, names, name, i))))
+        jvp = _known(out, lambda d: _part(d, "du"))
     if Mode.HVP in ask.modes:
         vjp, hvp = _forward_over_reverse(graph, point, ask, eps, names)
     if ask.order >= 2:
