@@ -1,6 +1,6 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
-    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors rounding functions]   (default: all)
+    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors rounding functions secondorder]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -18,7 +18,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADSPEC = [sys.executable, "-m", "gradspec.cli"]
@@ -441,8 +443,303 @@ def functions() -> None:
             f"{right[(who, 'float64')]}, {right[(who, 'float32')]}")
 
 
+# -- 9. second order against gradgradcheck ----------------------------------------------------------------
+
+#: (label, expression, shapes, data inputs, a fixed point or None for a seeded draw)
+SECOND_ORDER_CASES: list[tuple[str, str, dict[str, tuple[int, ...]], tuple[str, ...], dict[str, Any] | None]] = [
+    ("layer_norm x[2,4]", "layer_norm(x)", {"x": (2, 4)}, (),
+     {"x": [["1", "2", "3", "5"], ["0.5", "-1.5", "2.25", "0.125"]]}),
+    ("softmax(x) @ w", "softmax(x, axis=-1) @ w", {"x": (2, 4), "w": (4,)}, (), None),
+    ("sum(tanh(a @ b))", "sum(tanh(a @ b))", {"a": (2, 3), "b": (3, 2)}, (), None),
+    ("log_softmax(x)*c + logsumexp(x)", "log_softmax(x, axis=-1) * c + logsumexp(x, axis=0)",
+     {"x": (3, 3), "c": (3, 3)}, (), None),
+    ("cross_entropy(z, y), y labels", "cross_entropy(z, y)", {"z": (2, 3), "y": (2,)}, ("y",),
+     {"z": [["1.5", "-0.5", "0.25"], ["0", "2", "-1"]], "y": ["0", "2"]}),
+    ("every smooth scalar op", "tanh(x * y) + exp(x) * sin(y) - log(x * x + 1) * cos(x) + sqrt(y * y + 2) "
+     "/ sigmoid(-x) + x ** y", {"x": (), "y": ()}, (), {"x": "0.75", "y": "1.25"}),
+]
+
+
+def _custom_functions(torch: Any) -> list[tuple[str, Callable[..., Any], str, bool]]:
+    """torch.autograd.Functions, each with a forward-mode rule so that forward over reverse can run on it:
+    a correct tanh (the control), and three whose value, VJP and JVP are right and whose nested
+    derivatives are not, the ways a hand-written backward loses its own derivative. Returns
+    (label, function, reference, has a bug)."""
+    Function: Any = torch.autograd.Function
+
+    class Tanh(Function):
+        """Correct: the saved output stays on the graph, so the backward is differentiable again."""
+
+        @staticmethod
+        def forward(x):  # type: ignore[no-untyped-def]
+            return torch.tanh(x)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(output)
+            ctx.save_for_forward(output)
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (y,) = ctx.saved_tensors
+            return g * (1 - y * y)
+
+        @staticmethod
+        def jvp(ctx, t):  # type: ignore[no-untyped-def]
+            (y,) = ctx.saved_tensors
+            return t * (1 - y * y)
+
+    class SoftmaxDetachedBackward(Function):
+        """The backward detaches the saved output: its result no longer depends on x (Hessian zero)."""
+
+        @staticmethod
+        def forward(x):  # type: ignore[no-untyped-def]
+            return torch.softmax(x, -1)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(output)
+            ctx.save_for_forward(output)
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            y = ctx.saved_tensors[0].detach()
+            return y * (g - (g * y).sum(-1, keepdim=True))
+
+        @staticmethod
+        def jvp(ctx, t):  # type: ignore[no-untyped-def]
+            (y,) = ctx.saved_tensors
+            return y * (t - (t * y).sum(-1, keepdim=True))
+
+    class TanhDetachedOutput(Function):
+        """tanh' = 1 - y*y with y detached: right at first order, no second derivative."""
+
+        @staticmethod
+        def forward(x):  # type: ignore[no-untyped-def]
+            return torch.tanh(x)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(output)
+            ctx.save_for_forward(output)
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            y = ctx.saved_tensors[0].detach()
+            return g * (1 - y * y)
+
+        @staticmethod
+        def jvp(ctx, t):  # type: ignore[no-untyped-def]
+            (y,) = ctx.saved_tensors
+            return t * (1 - y * y)
+
+    class LayerNormSavedStats(Function):
+        """Layer norm whose backward reads 1/std saved from the forward as a non-differentiable
+        output: the normalised output stays on the graph, the statistics do not, so the Hessian
+        misses every term through the variance (wrong, not zero)."""
+
+        @staticmethod
+        def forward(x):  # type: ignore[no-untyped-def]
+            mean = x.mean(-1, keepdim=True)
+            rstd = torch.rsqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
+            return (x - mean) * rstd, rstd
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
+            xhat, rstd = output
+            ctx.mark_non_differentiable(rstd)
+            ctx.save_for_backward(xhat, rstd)
+            ctx.save_for_forward(xhat, rstd)
+
+        @staticmethod
+        def backward(ctx, g, _):  # type: ignore[no-untyped-def]
+            xhat, rstd = ctx.saved_tensors
+            return rstd * (g - g.mean(-1, keepdim=True) - xhat * (g * xhat).mean(-1, keepdim=True))
+
+        @staticmethod
+        def jvp(ctx, t):  # type: ignore[no-untyped-def]
+            xhat, rstd = ctx.saved_tensors
+            return rstd * (t - t.mean(-1, keepdim=True) - xhat * (t * xhat).mean(-1, keepdim=True)), None
+
+    def layer_norm_saved_stats(x):  # type: ignore[no-untyped-def]
+        return LayerNormSavedStats.apply(x)[0]
+
+    return [("tanh Function, correct (control)", Tanh.apply, "tanh(x)", False),
+            ("softmax, backward detaches y", SoftmaxDetachedBackward.apply, "softmax(x, axis=-1)", True),
+            ("tanh, 1 - y*y with y detached", TanhDetachedOutput.apply, "tanh(x)", True),
+            ("layer norm, 1/std saved as constant", layer_norm_saved_stats, "layer_norm(x)", True)]
+
+
+def secondorder() -> None:
+    """torch.autograd.gradgradcheck (reverse over reverse; with check_fwd_over_rev, forward over reverse
+    too) against gradspec's Hessian-vector-product check of the same function on the torch adapter,
+    in float64: the time per check, and which second-order bugs each finds."""
+    import random
+    import warnings
+    from fractions import Fraction
+
+    import numpy as np
+    import torch
+
+    import gradspec
+    from gradspec.checks.modes import mode_quantities
+    from gradspec.checks.tensor import check_tensor
+    from gradspec.engines.protocol import resolve
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+    from gradspec.modes import Mode
+    from gradspec.reference import modes as reference
+    from gradspec.results import Tolerance, Verdict
+
+    torch.set_num_threads(1)
+    engine: Any = resolve("torch")
+    tol = Tolerance()
+    hvp = frozenset({Mode.HVP})
+    with_fwd = frozenset({Mode.HVP, Mode.JVP})  # adds forward over reverse (and the JVP, and its consistency)
+    nested = frozenset({Mode.HVP, Mode.JVP, Mode.JVP_OF_JVP})
+
+    def draw(label: str, shapes: dict, fixed: dict | None) -> dict:
+        rng = random.Random(label)
+        point = {}
+        for name, shape in shapes.items():
+            if fixed is not None:
+                point[name] = np.vectorize(Fraction, otypes=[object])(np.asarray(fixed[name], dtype=object))
+                continue
+            arr = np.empty(shape, dtype=object)
+            for index in np.ndindex(shape):
+                arr[index] = Fraction(rng.randint(-2000, 2000), 1000)
+            point[name] = arr
+        return point
+
+    def floats(point: dict) -> dict:
+        return {n: np.vectorize(float, otypes=[float])(v) for n, v in point.items()}
+
+    def quiet(fn: Callable[[], object]) -> object:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn()
+
+    def gradgrad(f: Any, inputs: tuple, **kw: Any) -> object:
+        return quiet(lambda: torch.autograd.gradgradcheck(f, inputs, **kw))
+
+    def torch_verdict(check: Callable[..., object], f: object, inputs: tuple, **kw: object) -> str:
+        try:
+            ok = quiet(lambda: check(f, inputs, raise_exception=False, **kw))
+        except Exception as exc:  # an unsupported mode raises rather than failing
+            return f"error: {type(exc).__name__}"
+        return "pass" if ok else "FAIL"
+
+    def gradspec_verdicts(graph: Any, point: dict, fn: Any = None, eng: Any = engine) -> dict[str, str]:
+        """Per quantity group: hvp (reverse over reverse), fwd-rev, jvp-of-jvp, order 3."""
+        qs, _ = mode_quantities(graph, point, eng, tol, nested, 3, 0, (), fn=fn)
+        groups = {"hvp": lambda n: n.startswith("hvp") and "fwd-rev" not in n,
+                  "fwd-rev": lambda n: "fwd-rev" in n, "jvp-of-jvp": lambda n: n == "jvp-of-jvp",
+                  "order 3": lambda n: n == "order 3"}
+        out = {}
+        for group, member in groups.items():
+            verdicts = [q.verdict for q in qs if member(q.name)]
+            if not verdicts:
+                out[group] = "n/a"
+            elif Verdict.FAIL in verdicts or Verdict.ERROR in verdicts:
+                out[group] = "FAIL"
+            elif all(v is Verdict.PASS for v in verdicts):
+                out[group] = "pass"
+            else:
+                out[group] = "skip"
+        return out
+
+    print("secondorder: torch.autograd.gradgradcheck (default args) against gradspec's hvp check "
+          "(mode_quantities, modes {hvp}) of the same function, torch float64, one intra-op thread")
+    print(f"  {'case':<32} {'gs 1st':>9} {'gs cold':>9} {'gs warm':>9} {'gs +fwd':>9} {'ggc':>9} {'ggc +fwd':>9}  ggc/warm"
+          "  ggc+fwd/+fwd")
+    table: list[tuple[str, str, dict[str, str]]] = []  # (row, group, verdicts)
+    prepared = []
+    for label, text, shapes, data, fixed in SECOND_ORDER_CASES:
+        graph = build_tensor(parse(text), shapes, frozenset(data))
+        point = draw(label, shapes, fixed)
+        names = [n for n, _ in graph.differentiable]
+        f = engine.function_of(graph, {n: v for n, v in floats(point).items() if n in data})
+        inputs = tuple(torch.tensor(floats(point)[n], dtype=torch.float64, requires_grad=True) for n in names)
+        prepared.append((label, graph, point, f, inputs))
+
+        def ours(modes: frozenset = hvp, graph: Any = graph, point: dict = point) -> None:
+            qs, _ = mode_quantities(graph, point, engine, tol, modes, 1, 0, ())
+            assert qs and all(q.verdict is Verdict.PASS for q in qs), [(q.name, q.verdict) for q in qs]
+
+        def cold(ours: Callable[[], None] = ours) -> None:
+            reference._MEMO.clear()
+            ours()
+
+        reference._MEMO.clear()
+        t_first = median_time(ours, 1)  # the first call for this case in this process
+        t_cold = median_time(cold, 5)
+        ours()
+        t_warm = median_time(ours, 15)
+        ours(with_fwd)
+        t_fwd = median_time(partial(ours, with_fwd), 9)
+        t_gg = median_time(partial(gradgrad, f, inputs), 9)
+        try:
+            gradgrad(f, inputs, check_fwd_over_rev=True)
+            t_ggf: float | None = median_time(partial(gradgrad, f, inputs, check_fwd_over_rev=True), 9)
+        except Exception:  # forward over reverse unsupported for this function
+            t_ggf = None
+        ggf = f"{t_ggf * 1e3:7.2f}ms" if t_ggf is not None else "      n/a"
+        ratio = f"{t_ggf / t_fwd:9.2f}x" if t_ggf is not None else "      n/a"
+        print(f"  {label:<32} {t_first * 1e3:7.1f}ms {t_cold * 1e3:7.1f}ms {t_warm * 1e3:7.2f}ms "
+              f"{t_fwd * 1e3:7.2f}ms {t_gg * 1e3:7.2f}ms {ggf}  {t_gg / t_warm:7.2f}x  {ratio}")
+    print("  gs 1st: the first call in this process (SymPy derives the ops' partials not derived before); gs cold:")
+    print("  the mode-reference memo cleared before each call, the partials kept (median of 5); gs warm: cached;")
+    print("  gs +fwd: modes {hvp, jvp}, which adds forward over reverse, the JVP and their consistency")
+
+    # -- which bugs each finds -------------------------------------------------------------------
+    for label, graph, point, f, inputs in prepared:
+        checked = check_tensor(graph, point, engine, tol).verdict
+        got = {"gradcheck": torch_verdict(torch.autograd.gradcheck, f, inputs),
+               "ggc": torch_verdict(torch.autograd.gradgradcheck, f, inputs),
+               "ggc fwd": torch_verdict(torch.autograd.gradgradcheck, f, inputs, check_fwd_over_rev=True),
+               "first": "pass" if checked is Verdict.PASS else "FAIL"} | gradspec_verdicts(graph, point)
+        table.append((f"torch {label}", "bug" if label.startswith("layer_norm") else "correct", got))
+    ln_point = prepared[0][2]
+    x = torch.tensor(floats(ln_point)["x"], dtype=torch.float64)
+    for label, fn, text, buggy in _custom_functions(torch):
+        graph = build_tensor(parse(text), {"x": tuple(x.shape)}, frozenset())
+        leaf = (x.clone().requires_grad_(),)
+        got = {"gradcheck": torch_verdict(torch.autograd.gradcheck, fn, leaf),
+               "ggc": torch_verdict(torch.autograd.gradgradcheck, fn, leaf),
+               "ggc fwd": torch_verdict(torch.autograd.gradgradcheck, fn, leaf, check_fwd_over_rev=True),
+               "first": "pass" if gradspec.check_function(fn, text, {"x": x}, engine="torch").ok else "FAIL"}
+        table.append((label, "bug" if buggy else "function", got | gradspec_verdicts(graph, ln_point, fn)))
+    jax = resolve("jax")
+    if hasattr(jax, "derivatives"):  # the control: the same layer norm on JAX against the same reference
+        graph = prepared[0][1]
+        table.append(("jax layer_norm x[2,4] (control)", "control",
+                      {"gradcheck": "", "ggc": "", "ggc fwd": "", "first": ""} | gradspec_verdicts(graph, ln_point, eng=jax)))
+    print("secondorder: which tool flags what (ggc: gradgradcheck; gradspec: mode_quantities on the torch adapter "
+          "with modes {hvp, jvp, jvp-of-jvp}, order 3;")
+    print("  first order: gradcheck / gradspec's tensor check, check_function for the Functions)")
+    cols = ("first order", "ggc", "ggc fwd-rev", "gs hvp", "gs fwd-rev", "gs jvp-of-jvp", "gs order 3")
+    print(f"  {'function':<38} " + " ".join(f"{c:>13}" for c in cols))
+    for label, _, got in table:
+        first = f"{got['gradcheck']}/{got['first']}" if got["gradcheck"] else ""
+        cells = [first, got["ggc"], got["ggc fwd"], got["hvp"], got["fwd-rev"], got["jvp-of-jvp"], got["order 3"]]
+        print(f"  {label:<38} " + " ".join(f"{c:>13}" for c in cells))
+
+    def flags(got: dict, keys: tuple[str, ...]) -> bool:
+        return any(got[k] == "FAIL" or got[k].startswith("error") for k in keys)
+
+    ggc, ours_keys = ("ggc", "ggc fwd"), ("hvp", "fwd-rev", "jvp-of-jvp", "order 3")
+    for group, what in (("bug", "bugs found of {} (3 injected, torch's layer_norm)"),
+                        ("correct", "flags on the {} other torch cases (no known bug)"),
+                        ("function", "flags on the {} correct custom Function")):
+        rows = [got for _, g, got in table if g == group]
+        row(what.format(len(rows)) + ": gradgradcheck, gradspec",
+            f"{sum(flags(g, ggc) for g in rows)}, {sum(flags(g, ours_keys) for g in rows)}")
+    print("  the correct Function's jvp-of-jvp: torch.func.jvp nested over an autograd.Function's jvp returns zeros")
+
+
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
-            "tensors": tensors, "rounding": rounding, "functions": functions}
+            "tensors": tensors, "rounding": rounding, "functions": functions,
+            "secondorder": secondorder}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)
