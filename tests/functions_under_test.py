@@ -1,4 +1,4 @@
-"""Hand-written torch Functions for the function-kind tests: one correct, and each with one planted bug."""
+"""Hand-written torch Functions for the function-kind tests: correct ones, and each other with one planted bug."""
 
 from __future__ import annotations
 
@@ -116,3 +116,120 @@ scale_in_place = _function(_scale_in_place, lambda ctx, g: 2 * g)
 
 def shape_wrong(x: torch.Tensor) -> torch.Tensor:
     return x.sum()
+
+
+# -- forward mode and higher order: x * sin(x), with and without jvp ----------------------------------
+def _xsin_derivative(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(x) + x * torch.cos(x)
+
+
+class XSin(torch.autograd.Function):
+    """x * sin(x) for torch.func: forward without ctx, setup_context, a differentiable backward, and jvp."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sin(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        (x,) = inputs
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * _xsin_derivative(x)
+
+    @staticmethod
+    def jvp(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return t * _xsin_derivative(x)
+
+
+class XSinDetached(XSin):
+    """The planted bug: backward detaches x, so its gradient is right and cannot be differentiated again."""
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * _xsin_derivative(x.detach())
+
+
+class XSinWrongJvp(XSin):
+    """The planted bug: jvp has the cosine term's sign flipped (the backward is right)."""
+
+    @staticmethod
+    def jvp(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return t * (torch.sin(x) - x * torch.cos(x))
+
+
+class XSinNoJvp(torch.autograd.Function):
+    """x * sin(x) for torch.func without jvp: reverse mode only."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sin(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * _xsin_derivative(x)
+
+
+class OldXSin(torch.autograd.Function):
+    """x * sin(x) written the old way (ctx in forward, no setup_context), with jvp: torch.func refuses it,
+    torch.autograd.forward_ad calls its jvp."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+        return x * torch.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * _xsin_derivative(x)
+
+    @staticmethod
+    def jvp(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return t * _xsin_derivative(x)
+
+
+class OldXSinWrongJvp(OldXSin):
+    """The planted bug, the old way: jvp has its factors swapped (x * sin(x) for sin(x) + x * cos(x))."""
+
+    @staticmethod
+    def jvp(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return t * (torch.cos(x) + x * torch.sin(x))
+
+
+class OldXSinNoJvp(torch.autograd.Function):
+    """x * sin(x) the old way without jvp: no forward mode in torch.func or in forward AD."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x * torch.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * _xsin_derivative(x)
+
+
+xsin = XSin.apply
+xsin_detached = XSinDetached.apply
+xsin_wrong_jvp = XSinWrongJvp.apply
+xsin_no_jvp = XSinNoJvp.apply
+old_xsin = OldXSin.apply
+old_xsin_wrong_jvp = OldXSinWrongJvp.apply
+old_xsin_no_jvp = OldXSinNoJvp.apply

@@ -1,4 +1,5 @@
-"""A jax.custom_vjp: log(1 + exp(x)) (softplus) times a weight, correct and with a planted bug."""
+"""A jax.custom_vjp: log(1 + exp(x)) (softplus) times a weight, and a jax.custom_jvp softplus, each correct
+and with a planted bug."""
 
 from __future__ import annotations
 
@@ -36,3 +37,27 @@ def _bwd_wrong(res: tuple[Any, Any], g: Any) -> tuple[Any, Any]:
 
 
 scaled_softplus_wrong_argument.defvjp(_fwd, _bwd_wrong)
+
+
+@jax.custom_jvp
+def softplus(x: Any) -> Any:
+    """log(1 + exp(x)) with a forward-mode rule: JAX transposes the rule for reverse mode, so the JVP, the
+    VJP and the Hessian-vector product all come from it."""
+    return jnp.logaddexp(x, 0.0)
+
+
+@softplus.defjvp
+def _softplus_jvp(primals: tuple[Any], tangents: tuple[Any]) -> tuple[Any, Any]:
+    (x,), (t,) = primals, tangents
+    return softplus(x), jax.nn.sigmoid(x) * t
+
+
+@jax.custom_jvp
+def softplus_wrong_jvp(x: Any) -> Any:
+    return jnp.logaddexp(x, 0.0)
+
+
+@softplus_wrong_jvp.defjvp
+def _softplus_wrong_jvp(primals: tuple[Any], tangents: tuple[Any]) -> tuple[Any, Any]:
+    (x,), (t,) = primals, tangents
+    return softplus_wrong_jvp(x), jax.nn.sigmoid(-x) * t  # the planted bug: sigmoid(-x), not sigmoid(x)

@@ -16,13 +16,21 @@ a*u + b*v, zero, and u again):
 The combinations are exact in binary (the cotangents are multiples of 1/1024), so the allowance for
 linearity is the rounding of the three VJPs in the engine's precision: ``8 * eps`` times the sum of
 their magnitudes, plus the case's ``atol``.
+
+A function case checks ``[value, vjp]`` unless its ``check:`` list opts in to more (a user's function need
+not have forward mode): ``jvp``, ``hvp``, ``jvp-of-jvp``, ``jacobian`` and ``order: N`` are then compared
+as for a tensor case (:mod:`gradspec.checks.modes`), on torch and JAX, through the library's own transforms
+applied to the function. A mode the function does not have (no ``jvp`` on a ``torch.autograd.Function``,
+a ``jax.custom_vjp`` under forward mode) is skipped with the library's reason; a mode it has and gets
+wrong fails. An ``hvp`` of zeros where the exact one is not says the backward is not differentiable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -35,6 +43,7 @@ from gradspec.errors import EngineError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import parse
 from gradspec.lang.numbers import exact_number
+from gradspec.modes import DEFAULT, Mode
 from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["LINEAR", "check_function", "check_graph_function", "run_case"]
@@ -64,7 +73,14 @@ def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> C
     # a Value class computes in Python floats: its one dtype is float64, whatever the case lists
     dtypes = explicit or (["float64"] if fam == "builtin" else list(spec.dtypes))
     engines = [engine if explicit or _dtype(engine) == d else _at_dtype(engine, d) for d in dtypes]
-    return check_graph_function(spec.graph, point.arrays(), engines, fn, targets[fam], case.tolerance, seed=point.seed)
+    return check_graph_function(spec.graph, point.arrays(), engines, fn, targets[fam], case.tolerance, seed=point.seed,
+                                modes=_modes(case.modes), order=case.order)
+
+
+def _modes(check: Sequence[Mode | str] | None) -> frozenset[Mode]:
+    """The modes beyond the value and reverse mode that a function check compares: those its ``check:``
+    list names. By default none: a user's function need not have forward mode."""
+    return frozenset(Mode(m) for m in (DEFAULT if check is None else check)) - {Mode.VALUE, Mode.VJP}
 
 
 def _at_dtype(engine: Engine, dtype: str) -> Engine:
@@ -72,11 +88,25 @@ def _at_dtype(engine: Engine, dtype: str) -> Engine:
     return resolve(":".join([head, *[o for o in options if o not in ("float32", "float64")], dtype]))
 
 
+@overload
+def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, Any], *, engine: str | Engine = ...,
+                   data: Sequence[str] = ..., tolerance: Tolerance | None = ..., seed: int = ...,
+                   **tolerances: float) -> CheckResult: ...
+
+
+@overload  # a caller that forwards ``**tolerances`` (gradspec.check_function) matches the form above
+def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, Any], *, engine: str | Engine = ...,
+                   data: Sequence[str] = ..., tolerance: Tolerance | None = ..., seed: int = ...,
+                   check: Sequence[Mode | str] | None = ..., order: int = ..., **tolerances: float) -> CheckResult: ...
+
+
 def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, Any], *, engine: str | Engine = "torch",
                    data: Sequence[str] = (), tolerance: Tolerance | None = None, seed: int = 0,
-                   **tolerances: float) -> CheckResult:
+                   check: Any = None, order: Any = 1, **tolerances: float) -> CheckResult:  # typed by the overloads
     """Check ``fn``, a differentiable function of ``inputs`` (positionally, in their order), against the
-    exact derivatives of ``reference``; ``data`` names inputs that are not differentiated.
+    exact derivatives of ``reference``; ``data`` names inputs that are not differentiated. ``check`` and
+    ``order`` are a case file's keys: the modes compared (default ``["value", "vjp"]``; add ``"jvp"``,
+    ``"hvp"``, ``"jvp-of-jvp"``, ``"jacobian"``) and nested derivatives up to ``order``.
 
     ``engine`` is the library ``fn`` takes tensors of: ``torch`` (or ``torch:float32``), ``jax``, or
     ``builtin`` (or a Value class) for a scalar function over Values. Returns a :class:`CheckResult`;
@@ -94,12 +124,14 @@ def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, 
     owner = getattr(fn, "__self__", None)  # Function.apply is bound to the user's own Function class
     label = f"{owner.__qualname__}.apply" if isinstance(owner, type) else getattr(fn, "__qualname__", None) or repr(fn)
     return check_graph_function(graph, arrays, [resolve(engine)], fn, label, tolerance or Tolerance(**tolerances),
-                                seed=seed)
+                                seed=seed, modes=_modes(check), order=int(order))
 
 
 def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: Sequence[Engine], fn: Callable[..., Any],
-                         label: str, tol: Tolerance, *, seed: int = 0) -> CheckResult:
-    """``fn`` at ``point`` (input -> array of Fractions) on each engine (one per dtype), as one result."""
+                         label: str, tol: Tolerance, *, seed: int = 0, modes: frozenset[Mode] = frozenset(),
+                         order: int = 1) -> CheckResult:
+    """``fn`` at ``point`` (input -> array of Fractions) on each engine (one per dtype), as one result;
+    ``modes`` and ``order`` add forward-mode and higher-order quantities (:mod:`gradspec.checks.modes`)."""
     results = []
     for engine in engines:
         try:
@@ -107,13 +139,16 @@ def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: 
         except EngineError as exc:
             return CheckResult(expression=graph.program.source, point={}, engine=engine.name, verdict=Verdict.SKIP,
                                kind="function", message=exc.message)
-        result = check_tensor(graph, point, wrapped, tol, seed=seed, localise=False)
+        result = _explained(check_tensor(graph, point, wrapped, tol, seed=seed, localise=False, modes=modes,
+                                         order=order), wrapped)
         quantities = list(result.quantities)
         if result.verdict not in (Verdict.ERROR, Verdict.SKIP) and result.quantities:
             quantities += _properties(graph, point, wrapped, tol, seed)
         prefix = f"{_dtype(engine)}: " if len(engines) > 1 else ""
         results.append((engine, result, [Quantity(**{**q.__dict__, "name": prefix + q.name}) for q in quantities]))
-    verdict = worst([r.verdict for _, r, _ in results] + [q.verdict for _, _, qs in results for q in qs])
+    # a mode the function does not have is said in the message; it does not turn the verdict (as for a tensor case)
+    verdict = worst([r.verdict for _, r, _ in results] + [q.verdict for _, _, qs in results for q in qs
+                                                           if not (q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP)])
     every = tuple(q for _, _, qs in results for q in qs)
     messages = [f"{_dtype(e)}: {r.message}" if len(results) > 1 else r.message for e, r, _ in results if r.message]
     out = CheckResult(expression=graph.program.source, point={}, engine=engines[0].name, verdict=verdict,
@@ -126,6 +161,49 @@ def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: 
         kind = CulpritKind.FORWARD if bad and bad[0].role is Role.VALUE else CulpritKind.RULE
         out = CheckResult(**{**out.__dict__, "culprit": Culprit(label, kind, label, message=f"{label} is wrong: {what}")})
     return out
+
+
+def _mode_of(name: str) -> Mode | None:
+    """The mode a quantity of :mod:`gradspec.checks.modes` stands on, by its label (None: not a mode's)."""
+    if name in ("jvp", "mode consistency"):
+        return Mode.JVP
+    if name == "jvp-of-jvp":
+        return Mode.JVP_OF_JVP
+    if name == "jacobian" or (name.startswith("jacobian ") and name.endswith(" (fwd)")):
+        return Mode.JACOBIAN
+    if name == "hvp" or name.startswith(("hvp ", "order ")):
+        return Mode.HVP
+    return None
+
+
+_NOT_DIFFERENTIABLE = ("the gradient does not move with the inputs: the backward is not differentiable (a .detach() "
+                       "or stop_gradient in it, or a computation outside the library's autodiff)")
+_NESTED_JVP_RULE = ("if the function is a torch.autograd.Function: torch.func does not differentiate its jvp rule again "
+                    "under a second jvp, so forward over forward through it reads zero")
+
+
+def _explained(result: CheckResult, engine: FunctionEngine) -> CheckResult:
+    """``result`` with what the function's modes say about it: a mode the function does not have is a skip
+    with the library's reason (not the engine's generic one), and a Hessian-vector product of zeros where
+    the exact one is not says that the backward is not differentiable."""
+    parts = result.message.split("; ")
+    refused: dict[str, list[str]] = {}  # reason -> the quantities it skips, said once in the message
+    quantities = []
+    for q in result.quantities:
+        mode = _mode_of(q.name)
+        if q.verdict is Verdict.SKIP and mode is not None and mode in engine.refused:
+            reason = engine.refused[mode]
+            parts = [p for p in parts if p != f"{q.name} not checked: {q.note}"]
+            refused.setdefault(reason, []).append(q.name)
+            q = dataclasses.replace(q, note=reason)
+        elif q.verdict is Verdict.FAIL and mode is Mode.HVP and "pattern: all zeros" in q.note:
+            q = dataclasses.replace(q, note=f"{q.note}; {_NOT_DIFFERENTIABLE}")
+        elif q.verdict is Verdict.FAIL and mode is Mode.JVP_OF_JVP and "pattern: all zeros" in q.note \
+                and engine.family == "torch":
+            q = dataclasses.replace(q, note=f"{q.note}; {_NESTED_JVP_RULE}")
+        quantities.append(q)
+    parts += [f"{', '.join(names)} not checked: {reason}" for reason, names in refused.items()]
+    return dataclasses.replace(result, quantities=tuple(quantities), message="; ".join(filter(None, parts)))
 
 
 def _dtype(engine: Engine) -> str:

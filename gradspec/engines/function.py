@@ -11,10 +11,21 @@ them (shape, dtype), gradients reaching data inputs, and inputs modified in plac
 
 Data inputs whose elements are all integers (class targets) are passed as integer tensors; every
 other input in the engine's float dtype.
+
+On torch and JAX the function is checked in the modes of its library too (a case's ``check:`` list):
+:meth:`FunctionEngine.function_of` gives it as a function of the differentiable inputs and
+:meth:`FunctionEngine.derivatives` differentiates it with the library's own transforms, as the torch and
+JAX engines do. A function with no forward mode (a ``torch.autograd.Function`` without ``jvp``, a
+``jax.custom_vjp``) has its forward-mode quantities refused with the library's reason
+(:attr:`FunctionEngine.refused`) while the reverse-mode ones (``hvp``, ``order``) are still computed. A
+``torch.autograd.Function`` written the old way (``ctx`` in ``forward``, no ``setup_context``) cannot
+run under ``torch.func``; its ``jvp`` is then read through ``torch.autograd.forward_ad``, which has one
+level, so its ``jvp-of-jvp`` is refused. A Value class is checked in reverse mode only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +35,16 @@ from typing import Any
 import numpy as np
 
 from gradspec.engines.paths import importable
-from gradspec.engines.protocol import REVERSE_AND_TENSOR, Engine, ValueClassEngine
+from gradspec.engines.protocol import REVERSE_AND_TENSOR, Engine, Unsupported, ValueClassEngine
 from gradspec.errors import EngineError
 from gradspec.graph.tensor import TensorGraph
+from gradspec.modes import Ask, Derivatives, Mode
 
-__all__ = ["FAMILIES", "FunctionEngine", "OutputShape", "Probe", "family", "import_function"]
+__all__ = ["FAMILIES", "FORWARD", "FunctionEngine", "OutputShape", "Probe", "family", "import_function"]
 
 FAMILIES = ("torch", "jax", "builtin")
+FORWARD = frozenset({Mode.JVP, Mode.JVP_OF_JVP, Mode.JACOBIAN})  # the modes that need the function's forward mode
+REVERSE_ONLY_REASON = "a function over a Value class is checked in value and reverse mode only"
 
 
 def family(engine: Engine) -> str:
@@ -79,7 +93,8 @@ class Probe:
 
 
 class FunctionEngine(Engine):
-    """``fn`` on the library of ``base`` (a torch, jax or Value-class engine)."""
+    """``fn`` on the library of ``base`` (a torch, jax or Value-class engine): on torch and jax in the
+    base engine's modes, on a Value class in reverse mode only."""
 
     capabilities = REVERSE_AND_TENSOR
 
@@ -92,6 +107,14 @@ class FunctionEngine(Engine):
         self.family = family(base)
         if self.family not in FAMILIES:
             raise EngineError(f"engine {base.name} cannot run a function under test (torch, jax or a Value class)")
+        # The modes the function does not have, with the reason: on torch and jax, the forward modes the last
+        # derivatives() call could not compute. What these modes would have compared is skipped saying why.
+        self.refused: dict[Mode, str] = {}
+        if self.family != "builtin":
+            self.capabilities = base.capabilities
+            self.max_order = base.max_order
+        else:
+            self.refused = dict.fromkeys(set(Mode) - {Mode.VALUE, Mode.VJP}, REVERSE_ONLY_REASON)
 
     def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
         probe = self.probe(graph, inputs, cotangents)
@@ -105,17 +128,120 @@ class FunctionEngine(Engine):
         if tuple(shape) != graph.shape:
             raise OutputShape(f"{self.label} returned shape {list(shape)}; the reference has shape {list(graph.shape)}")
 
+    # -- forward mode and higher order ----------------------------------------------------------
+    def function_of(self, graph: TensorGraph, data: Mapping[str, Any]) -> Callable[..., Any]:
+        """``fn`` as a function of the differentiable inputs' tensors (in the library's type), called
+        with every input in the graph's order; ``data`` holds the other inputs' arrays."""
+        if self.family == "torch":
+            fixed = {n: self._torch_input(graph, n, v) for n, v in data.items()}
+        elif self.family == "jax":
+            fixed = {n: self._jax_input(graph, n, v) for n, v in data.items()}
+        else:
+            raise Unsupported(REVERSE_ONLY_REASON)
+        names = [n for n, _ in graph.differentiable]
+        order = [n for n, _ in graph.inputs]
+
+        def f(*diff: Any) -> Any:
+            env = fixed | dict(zip(names, diff, strict=True))
+            return self.fn(*(env[n] for n in order))
+
+        return f
+
+    def derivatives(self, f: Callable[..., Any], primals: Sequence[Any], ask: Ask) -> Derivatives:
+        """What ``ask`` names, by the base engine's transforms. Where the library refuses a forward mode
+        of the function, the rest is computed without it, and the forward mode is either computed here
+        (:meth:`_by_hand`: a torch Function without ``setup_context`` through forward AD, a Jacobian
+        without vmap support column by column) or left out with the library's reason in :attr:`refused`."""
+        if self.family == "builtin":
+            raise Unsupported(REVERSE_ONLY_REASON)
+        self.refused = {}
+        modes, by_hand, old_style = ask.modes, set[Mode](), False
+        while True:
+            try:
+                got: Derivatives = self.base.derivatives(f, primals, dataclasses.replace(ask, modes=modes))
+                break
+            except Exception as exc:
+                text = str(exc)
+                if self.family == "torch" and "setup_context" in text and modes & FORWARD:
+                    # torch.func refuses a Function written the old way: forward AD still calls its jvp
+                    old_style = True
+                    by_hand |= modes & {Mode.JVP, Mode.JACOBIAN}
+                    if Mode.JVP_OF_JVP in modes:
+                        self.refused[Mode.JVP_OF_JVP] = (
+                            f"{self.label} has no setup_context, so torch.func cannot nest its forward mode, and "
+                            "torch.autograd.forward_ad has one level")
+                    modes -= FORWARD
+                elif self.family == "torch" and "vmap" in text and Mode.JACOBIAN in modes:
+                    by_hand.add(Mode.JACOBIAN)  # jacfwd vmaps the Function; one JVP per column does not
+                    modes -= {Mode.JACOBIAN}
+                else:
+                    reason = self._no_forward(exc)
+                    if reason is None or not modes & FORWARD:
+                        raise  # anything else the function does wrong is the check's to judge
+                    self.refused |= dict.fromkeys(sorted(modes & FORWARD), reason)
+                    modes -= FORWARD
+        if by_hand:
+            self._by_hand(f, primals, ask, got, frozenset(by_hand), old_style)
+        return got
+
+    def _no_forward(self, exc: BaseException) -> str | None:
+        """Why ``exc`` says the function has no forward mode in its library, or None when it says nothing of it."""
+        lines = str(exc).strip().splitlines()
+        text = lines[0] if lines else type(exc).__name__
+        if self.family == "torch" and "implement the jvp" in str(exc):
+            return f"{self.label} has no forward mode: it does not implement jvp (torch: {text})"
+        if self.family == "jax" and "custom_vjp" in str(exc) and "forward-mode" in str(exc):
+            return f"{self.label} has no forward mode: a jax.custom_vjp defines reverse mode only (jax: {text})"
+        return None
+
+    def _by_hand(self, f: Callable[..., Any], primals: Sequence[Any], ask: Ask, got: Derivatives, modes: frozenset[Mode],
+                 old_style: bool) -> None:
+        """The JVP and the Jacobian (column by column) of a torch function, one JVP at a time: by
+        ``torch.autograd.forward_ad`` for a Function written the old way (``ctx`` in ``forward``), which
+        torch.func refuses, else by ``torch.func.jvp``. Both call the Function's ``jvp``."""
+        t = self.base.torch
+        fwad = t.autograd.forward_ad
+        xs = [t.tensor(np.asarray(p, dtype=float), dtype=self.base.dtype, device=self.base.device) for p in primals]
+
+        def jvp(tangents: Sequence[Any]) -> Any:
+            ts = [t.as_tensor(np.asarray(d, dtype=float), dtype=x.dtype, device=x.device) for x, d in zip(xs, tangents, strict=True)]
+            if not old_style:
+                return t.func.jvp(f, tuple(xs), tuple(ts))[1].detach().cpu().double().numpy()
+            with fwad.dual_level():
+                out = f(*(fwad.make_dual(x, d) for x, d in zip(xs, ts, strict=True)))
+                tangent = fwad.unpack_dual(out).tangent
+            return (t.zeros_like(out) if tangent is None else tangent).detach().cpu().double().numpy()
+
+        try:
+            if Mode.JVP in modes:
+                got.jvp = jvp(ask.u)
+            if Mode.JACOBIAN in modes:
+                got.jacobian = [self._columns(jvp, primals, i) for i in range(len(primals))]
+        except Exception as exc:
+            reason = self._no_forward(exc)
+            if reason is None:
+                raise
+            got.jvp = got.jacobian = None
+            self.refused |= dict.fromkeys(sorted(modes), reason)
+
+    @staticmethod
+    def _columns(jvp: Callable[[Sequence[Any]], Any], primals: Sequence[Any], i: int) -> Any:
+        """The Jacobian with respect to input ``i``, one JVP per element: output shape + input shape."""
+        shape = np.shape(primals[i])
+        cols = []
+        for k in range(int(np.prod(shape))):
+            hot = [np.zeros(np.shape(p)) for p in primals]
+            hot[i].flat[k] = 1.0
+            cols.append(jvp(hot))
+        if not cols:
+            return np.zeros((*np.shape(jvp([np.zeros(np.shape(p)) for p in primals])), *shape))
+        return np.moveaxis(np.stack(cols), 0, -1).reshape((*cols[0].shape, *shape))
+
     # -- torch ----------------------------------------------------------------------------------
     def _torch(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> Probe:
         t = self.base.torch
         dtype, device = self.base.dtype, self.base.device
-        leaves = {}
-        for n, _ in graph.inputs:
-            arr = np.asarray(inputs[n], dtype=float)
-            if n in graph.data and np.all(arr == np.round(arr)):
-                leaves[n] = t.tensor(arr.astype(np.int64), device=device)
-            else:
-                leaves[n] = t.tensor(arr, dtype=dtype, device=device, requires_grad=n not in graph.data)
+        leaves = {n: self._torch_input(graph, n, inputs[n], grad=n not in graph.data) for n, _ in graph.inputs}
         before = {n: leaf.detach().clone() for n, leaf in leaves.items()}
         out = self.fn(*leaves.values())
         if not isinstance(out, t.Tensor):
@@ -139,16 +265,26 @@ class FunctionEngine(Engine):
         probe.mutated = [n for n in leaves if not bool(t.equal(before[n], leaves[n].detach()))]
         return probe
 
+    def _torch_input(self, graph: TensorGraph, name: str, values: Any, *, grad: bool = False) -> Any:
+        """One input as the function receives it: an integer-valued data input as int64, else the engine's dtype."""
+        t = self.base.torch
+        arr = np.asarray(values, dtype=float)
+        if name in graph.data and np.all(arr == np.round(arr)):
+            return t.tensor(arr.astype(np.int64), device=self.base.device)
+        return t.tensor(arr, dtype=self.base.dtype, device=self.base.device, requires_grad=grad)
+
     # -- jax ------------------------------------------------------------------------------------
+    def _jax_input(self, graph: TensorGraph, name: str, values: Any) -> Any:
+        """One input as the function receives it: an integer-valued data input as int32, else the engine's dtype."""
+        jnp = self.base.jnp
+        arr = np.asarray(values, dtype=float)
+        integral = name in graph.data and np.all(arr == np.round(arr))
+        return jnp.asarray(arr.astype(np.int32)) if integral else jnp.asarray(arr, dtype=self.base.dtype)
+
     def _jax(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> Probe:
         jax, jnp = self.base.jax, self.base.jnp
-        dtype = self.base.dtype
         names = [n for n, _ in graph.differentiable]
-        arrays = {}
-        for n, _ in graph.inputs:
-            arr = np.asarray(inputs[n], dtype=float)
-            integral = n in graph.data and np.all(arr == np.round(arr))
-            arrays[n] = jnp.asarray(arr.astype(np.int32)) if integral else jnp.asarray(arr, dtype=dtype)
+        arrays = {n: self._jax_input(graph, n, inputs[n]) for n, _ in graph.inputs}
         before = {n: np.asarray(a).copy() for n, a in arrays.items()}
 
         def f(*diff: Any) -> Any:
