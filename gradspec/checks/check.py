@@ -20,6 +20,7 @@ from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
 from gradspec.lang.numbers import Number, exact_number
+from gradspec.modes import Mode
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.store import reference
@@ -71,19 +72,21 @@ def check(
 
 def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, Any], *, engine: str | Engine = "torch",
                    data: Sequence[str] = (), tolerance: Tolerance | None = None, seed: int = 0,
-                   **tolerances: float) -> CheckResult:
+                   check: Sequence[Mode | str] | None = None, order: int = 1, **tolerances: float) -> CheckResult:
     """Check ``fn``, a hand-written differentiable function of ``inputs`` (passed positionally, in their
     order), against the exact derivatives of ``reference``; ``data`` names inputs never differentiated.
 
     ``engine`` is the library whose tensors ``fn`` takes: ``torch`` (or ``torch:float32``), ``jax``, or
     ``builtin`` (or a Value class) for a scalar function over Values. The result holds the value, the
-    VJPs, the Jacobian when small, and the properties of the backward (:mod:`gradspec.checks.function`).
-    Raises :class:`~gradspec.errors.ExpressionError` for a reference that does not parse or fit the inputs.
+    VJPs, the Jacobian when small, and the properties of the backward (:mod:`gradspec.checks.function`);
+    ``check`` and ``order`` add forward mode and higher order as a case file's keys do (default
+    ``["value", "vjp"]``). Raises :class:`~gradspec.errors.ExpressionError` for a reference that does
+    not parse or fit the inputs.
     """
     from gradspec.checks import function  # NumPy, for tensor checks only
 
     return function.check_function(fn, reference, inputs, engine=engine, data=data, tolerance=tolerance, seed=seed,
-                                   **tolerances)
+                                   check=check, order=order, **tolerances)
 
 
 def _tensor_ops(expression: str) -> bool:
