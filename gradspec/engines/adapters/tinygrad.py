@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from gradspec.engines.protocol import Engine, Outcome, Unavailable, Unsupported
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
+from gradspec.modes import Ask, Capability, Derivatives, Mode
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op
 
 FALLBACK_DEVICE = "PYTHON"
@@ -89,7 +90,8 @@ def _choose_device() -> None:
 
 
 class TinygradEngine(Engine):
-    capabilities = REVERSE_AND_TENSOR
+    capabilities = REVERSE_AND_TENSOR | {Capability.HVP}
+    max_order = 3
 
     def __init__(self, tensor: Any, name: str, dtype: Any, device: str) -> None:
         self.Tensor = tensor
@@ -122,42 +124,74 @@ class TinygradEngine(Engine):
         with _deep():
             return self._run_tensor(graph, inputs, cotangents)
 
+    def _tensor(self, values: Any) -> Any:
+        import numpy as np
+
+        # From a NumPy array, so that every input is a buffer of its own, even a 0-d one: a Python
+        # float would become a constant, which tinygrad folds and cannot differentiate.
+        return self.Tensor(np.asarray(values, dtype=self.dtype.fmt), dtype=self.dtype, device=self.device)
+
+    def function_of(self, graph: TensorGraph, data: Mapping[str, Any]) -> Callable[..., Any]:
+        """The case as a function of its differentiable inputs' tensors, from tinygrad's own ops."""
+        import tinygrad
+
+        names = [n for n, _ in graph.differentiable]
+        fixed = {n: self._tensor(v) for n, v in data.items()}
+
+        def f(*tensors: Any) -> Any:
+            env = dict(zip(names, tensors, strict=True)) | fixed
+            nodes: list[Any] = []
+            for step in graph.steps:
+                if step.name is not None:
+                    nodes.append(env[step.name])
+                elif step.op is None:
+                    nodes.append(self.Tensor(float(step.const), dtype=self.dtype, device=self.device))  # type: ignore[arg-type]  # const is None for leaves only
+                elif step.op in OPS:
+                    op = OPS[step.op]
+                    reason = self.missing(op, True)
+                    if reason:
+                        raise Unsupported(reason)
+                    nodes.append(self.apply(op, [nodes[a] for a in step.args]))
+                else:
+                    spelling = TENSOR_OPS[step.op].tinygrad
+                    if spelling is None:
+                        raise Unsupported(f"tinygrad has no {step.op}")
+                    nodes.append(spelling(tinygrad, [nodes[a] for a in step.args], step.kw))
+            return nodes[graph.output]
+
+        return f
+
     def _run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
         """A tensor case from tinygrad's own ops: the value, and ``Tensor.gradient`` with each cotangent as
         the output's gradient; every gradient is built first and all are realized in one schedule (a
         realized tensor no longer carries the graph its gradient is taken through)."""
-        import numpy as np
-        import tinygrad
-
-        def tensor(values: Any) -> Any:
-            # From a NumPy array, so that every input is a buffer of its own, even a 0-d one: a Python
-            # float would become a constant, which tinygrad folds and cannot differentiate.
-            return self.Tensor(np.asarray(values, dtype=self.dtype.fmt), dtype=self.dtype, device=self.device)
-
-        leaves = {n: tensor(inputs[n]) for n, _ in graph.inputs}
-        nodes: list[Any] = []
-        for step in graph.steps:
-            if step.name is not None:
-                nodes.append(leaves[step.name])
-            elif step.op is None:
-                nodes.append(self.Tensor(float(step.const), dtype=self.dtype, device=self.device))  # type: ignore[arg-type]  # const is None for leaves only
-            elif step.op in OPS:
-                op = OPS[step.op]
-                reason = self.missing(op, True)
-                if reason:
-                    raise Unsupported(reason)
-                nodes.append(self.apply(op, [nodes[a] for a in step.args]))
-            else:
-                spelling = TENSOR_OPS[step.op].tinygrad
-                if spelling is None:
-                    raise Unsupported(f"tinygrad has no {step.op}")
-                nodes.append(spelling(tinygrad, [nodes[a] for a in step.args], step.kw))
-        out = nodes[graph.output]
-        wanted = [leaves[n] for n, _ in graph.differentiable]
-        grads = [out.gradient(*wanted, gradient=tensor(c)) if wanted else [] for c in cotangents]
+        wanted = [self._tensor(inputs[n]) for n, _ in graph.differentiable]
+        out = self.function_of(graph, {n: inputs[n] for n in graph.data})(*wanted)
+        grads = [out.gradient(*wanted, gradient=self._tensor(c)) if wanted else [] for c in cotangents]
         self.Tensor.realize(out, *(g for per in grads for g in per))
         return self._array(out), [{n: self._array(g) for (n, _), g in zip(graph.differentiable, per, strict=True)}
                                   for per in grads]
+
+    def derivatives(self, f: Callable[..., Any], primals: Sequence[Any], ask: Ask) -> Derivatives:
+        """Reverse over reverse: ``Tensor.gradient`` builds gradients as lazy tensors, which
+        ``Tensor.gradient`` differentiates again (tinygrad has no forward mode)."""
+        with _deep():
+            xs = [self._tensor(p) for p in primals]
+            u = [self._tensor(a) for a in ask.u]
+            out = f(*xs)
+            level = out.gradient(*xs, gradient=self._tensor(ask.v))
+            got = Derivatives(value=self._array(out), vjp=[self._array(g) for g in level])
+            if Mode.HVP in ask.modes:
+                got.hvp = [self._array(h) for h in self._again(level, u, xs)]
+            for k in ask.orders:
+                level = self._again(level, u, xs)
+                got.orders[k] = float(self._array(sum((g * d).sum() for g, d in zip(level, u, strict=True))))
+            return got
+
+    def _again(self, grads: Sequence[Any], u: Sequence[Any], xs: Sequence[Any]) -> list[Any]:
+        """The gradient of ``sum(grads · u)``: one order up."""
+        s = sum((g * d).sum() for g, d in zip(grads, u, strict=True))
+        return list(s.gradient(*xs))
 
     def _array(self, t: Any) -> Any:
         if t.device is None:
