@@ -168,7 +168,8 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)
     bound = tol.atol + tol.rtol * np.abs(exact) + allowance
     both_nan = np.isnan(engine) & np.isnan(exact)
-    err = np.where(both_nan, 0.0, np.abs(engine - exact))
+    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
+        err = np.where(both_nan | (engine == exact), 0.0, np.abs(engine - exact))
     err = np.where(np.isnan(err), np.inf, err)
     over = err > bound
     verdict = Verdict.FAIL if over.any() else Verdict.PASS

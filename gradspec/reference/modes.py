@@ -240,7 +240,11 @@ class _Jets:
         return _apply(name, (k,), vals, self.precise)
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
-        return None  # exact arithmetic: exp needs no shift
+        # The value is the same either way; shifted as a float engine shifts, exp's intermediate values,
+        # and the rounding bounds measured against them, stay within the float range as the engine's do.
+        values = [_flatten(self.values[x.i] if isinstance(x, _Node) else x) for x in xs]
+        top = max((float(v.v) if isinstance(v, Err) else float(v) for v in values), default=0.0)
+        return Fraction(top) if np.isfinite(top) and top != 0 else None
 
     def sweep(self, seeds: Mapping[int, Any]) -> list[Any]:
         """Reverse accumulation in dual arithmetic from ``seeds`` (node -> cotangent)."""
