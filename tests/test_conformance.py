@@ -1,7 +1,7 @@
 """The built-in library on every adapter: the conformance matrix, pinned.
 
 Every engine passes everything it can run, except for the real differences gradspec is there to show:
-JAX's d|x|/dx at 0 is 1 (a convention difference, not a failure); micrograd has no tanh, exp, log, ...
+torch's layer norm is wrong forward over forward and at third order; JAX's d|x|/dx at 0 is 1 (a convention difference, not a failure); micrograd has no tanh, exp, log, ...
 (skips, each with its reason) and its recursive backward dies on the 10,000-deep composition; tinygrad's
 sigmoid gradient is nan far in the negative tail (exp(800) overflows in its backward), where the exact
 gradient is 0, its tanh at +-1e-12 is 9e-5 of itself off (2 * sigmoid(2x) - 1 cancels), and its cos at
@@ -44,10 +44,16 @@ def outcomes(results: list[CheckResult]) -> Counter[tuple[str, str]]:
     return Counter((r.case_id, r.verdict.value) for r in results if r.verdict is not Verdict.PASS)
 
 
-def test_torch_passes_everything() -> None:
+def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_third_order() -> None:
     pytest.importorskip("torch")
     results = run_library("torch")
-    assert outcomes(results) == Counter()
+    # torch 2.13.0's layer norm: its nested JVP and its third derivative are wrong in the first digit,
+    # while its value, VJPs, Jacobian, JVP and both Hessian-vector products are right
+    assert outcomes(results) == Counter({("layer-norm-second-order", "fail"): 2})
+    for r in results:
+        if r.verdict is Verdict.FAIL:
+            assert {q.name for q in r.quantities if q.verdict is Verdict.FAIL} == {"jvp-of-jvp", "order 3"}
+            assert r.culprit is not None and r.culprit.op == "layer_norm"
     assert len(results) > 4000
 
 
