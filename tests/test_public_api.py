@@ -36,7 +36,7 @@ def test_star_import_gives_exactly_all() -> None:
 
 
 def test_engine_exports() -> None:
-    assert gradspec.engine.__all__ == ["Value"]
+    assert gradspec.engine.__all__ == ["Value", "grad", "jvp"]
     assert isinstance(gradspec.engine.Value, type)
 
 

@@ -44,56 +44,55 @@ class Mutant:
     targets: tuple[str, ...] = ()
 
 
-_RECURSIVE_BACKWARD = '''        order: list[Value] = []
-        seen: set[int] = set()
+_RECURSIVE_TOPOLOGICAL = '''
 
-        def visit(node: Value) -> None:
-            if id(node) not in seen:
-                seen.add(id(node))
-                for p in node._parents:
-                    visit(p)
-                order.append(node)
+def _recursive_topological(root: Value) -> list[Value]:
+    order: list[Value] = []
+    seen: set[int] = set()
 
-        visit(self)
-        self.grad = 1.0
-        for node in reversed(order):
-            node._backward()'''
+    def visit(node: Value) -> None:
+        if id(node) not in seen:
+            seen.add(id(node))
+            for p in node._parents:
+                visit(p)
+            order.append(node)
 
-_ITERATIVE_BACKWARD_START = '''        order: list[Value] = []
-        seen: set[int] = set()
-        stack: list[tuple[Value, bool]] = [(self, False)]'''
+    visit(root)
+    return order
+'''
+
+_ACCUMULATE = "                parent.grad += (d.data if isinstance(d, Value) else d) * g"
 
 MUTANTS: tuple[Mutant, ...] = (
-    Mutant("add-assign", "add's backward assigns the left gradient instead of accumulating it",
-           "            self.grad += out.grad\n            other.grad += out.grad",
-           "            self.grad = out.grad\n            other.grad += out.grad", targets=("add",)),
-    Mutant("mul-assign", "mul's backward assigns (=) instead of accumulating (+=)",
-           "            self.grad += other.data * out.grad", "            self.grad = other.data * out.grad", targets=("mul",)),
-    Mutant("mul-swapped", "mul's backward multiplies by its own value instead of the other operand's",
-           "            self.grad += other.data * out.grad", "            self.grad += self.data * out.grad", targets=("mul",)),
-    Mutant("sub-sign", "sub passes +grad to its right operand", "            other.grad += -out.grad",
-           "            other.grad += out.grad", targets=("sub",)),
-    Mutant("neg-sign", "neg passes the gradient through unchanged", "            self.grad += -out.grad",
-           "            self.grad += out.grad", targets=("neg",)),
+    Mutant("accumulate-assign", "backward assigns (=) a parent's gradient instead of accumulating (+=) it",
+           _ACCUMULATE, _ACCUMULATE.replace("+=", "="), targets=()),
+    Mutant("chain-drop", "backward drops the chain factor: the partial alone, not times the incoming gradient",
+           _ACCUMULATE, _ACCUMULATE.replace(" * g", ""), targets=()),
+    Mutant("add-drop", "add passes the gradient to its left operand only", "    return 1.0, 1.0",
+           "    return 1.0, 0.0", targets=("add",)),
+    Mutant("mul-swapped", "mul's partials are each operand's own value instead of the other operand's",
+           "    return y, x\n", "    return x, y\n", targets=("mul",)),
+    Mutant("sub-sign", "sub's partial for its right operand is +1", "    return 1.0, -1.0",
+           "    return 1.0, 1.0", targets=("sub",)),
+    Mutant("neg-sign", "neg passes the gradient through unchanged", "    return (-1.0,)",
+           "    return (1.0,)", targets=("neg",)),
     Mutant("div-square", "d(a/b)/db drops the square: -a/b instead of -a/b**2",
-           "-_div(self.data, other.data * other.data)", "-_div(self.data, other.data)", targets=("div",)),
-    Mutant("div-swapped", "d(a/b)/da uses a instead of b", "self.grad += _div(out.grad, other.data)",
-           "self.grad += _div(out.grad, self.data)", targets=("div",)),
-    Mutant("pow-factor", "d(x**n)/dx = (n - 1) * x**(n - 1)", "self.grad += n * _pow(self.data, n - 1) * out.grad",
-           "self.grad += (n - 1) * _pow(self.data, n - 1) * out.grad", targets=("pow",)),
-    Mutant("pow-log", "d(x**y)/dy drops the log(x) factor", "other.grad += out.data * _ieee(math.log, self.data) * out.grad",
-           "other.grad += out.data * out.grad", targets=("pow",)),
-    Mutant("unary-chain", "unary ops drop the chain factor out.grad", "            self.grad += local() * out.grad",
-           "            self.grad += local()", targets=("tanh", "exp", "log", "sigmoid", "sin", "cos", "sqrt", "abs", "relu")),
-    Mutant("tanh-sign", "tanh' = 1 + t**2", 'lambda: 1.0 - t * t', 'lambda: 1.0 + t * t', targets=("tanh",)),
-    Mutant("log-square", "log' = 1/x**2", 'lambda: _div(1.0, x))', 'lambda: _div(1.0, x * x))', targets=("log",)),
-    Mutant("sigmoid-factor", "sigmoid' = s instead of s*(1 - s)", 'lambda: s * (1.0 - s)', 'lambda: s', targets=("sigmoid",)),
-    Mutant("cos-sign", "cos' = +sin", 'lambda: -_ieee(math.sin, x)', 'lambda: _ieee(math.sin, x)', targets=("cos",)),
-    Mutant("sin-shift", "sin' = -cos", '"sin", lambda: _ieee(math.cos, x)', '"sin", lambda: -_ieee(math.cos, x)', targets=("sin",)),
-    Mutant("sqrt-factor", "sqrt' = 1/sqrt(x)", 'lambda: _div(0.5, r)', 'lambda: _div(1.0, r)', targets=("sqrt",)),
-    Mutant("abs-sign", "abs' = 1 everywhere", 'lambda: 0.0 if x == 0 else math.copysign(1.0, x)', 'lambda: 1.0', targets=("abs",)),
-    Mutant("relu-kink", "relu'(0) = 1 instead of the declared 0", 'lambda: 1.0 if self.data > 0 else 0.0',
-           'lambda: 1.0 if self.data >= 0 else 0.0', targets=("relu",)),
+           "-x / (y * y)", "-x / y", targets=("div",)),
+    Mutant("div-swapped", "d(a/b)/da uses a instead of b", "return 1 / y, ", "return 1 / x, ", targets=("div",)),
+    Mutant("pow-factor", "d(x**n)/dx = (n - 1) * x**(n - 1)", "(n * x ** (n - 1) if n else None,)",
+           "((n - 1) * x ** (n - 1) if n else None,)", targets=("pow",)),
+    Mutant("pow-log", "d(x**y)/dy drops the log(x) factor", "dy = out * x.log()", "dy = out", targets=("pow",)),
+    Mutant("tanh-sign", "tanh' = 1 + t**2", "return (1 - out * out,)", "return (1 + out * out,)", targets=("tanh",)),
+    Mutant("log-square", "log' = 1/x**2", "return (1 / x,)", "return (1 / (x * x),)", targets=("log",)),
+    Mutant("sigmoid-factor", "sigmoid' = s instead of s*(1 - s)", "return (out * (1 - out),)", "return (out,)",
+           targets=("sigmoid",)),
+    Mutant("cos-sign", "cos' = +sin", "return (-x.sin(),)", "return (x.sin(),)", targets=("cos",)),
+    Mutant("sin-shift", "sin' = -cos", "return (x.cos(),)", "return (-x.cos(),)", targets=("sin",)),
+    Mutant("sqrt-factor", "sqrt' = 1/sqrt(x)", "return (0.5 / out,)", "return (1.0 / out,)", targets=("sqrt",)),
+    Mutant("abs-sign", "abs' = 1 everywhere", "return (0.0 if x.data == 0 else math.copysign(1.0, x.data),)",
+           "return (1.0,)", targets=("abs",)),
+    Mutant("relu-kink", "relu'(0) = 1 instead of the declared 0", "return (1.0 if x.data > 0 else 0.0,)",
+           "return (1.0 if x.data >= 0 else 0.0,)", targets=("relu",)),
     Mutant("rsub-swapped", "number - Value computes Value - number", "        return _lift(other) - self",
            "        return self - _lift(other)", targets=("rsub",)),
     Mutant("rtruediv-swapped", "number / Value computes Value / number", "        return _lift(other) / self",
@@ -104,14 +103,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "s = 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))",
            "s = 1.0 / (1.0 + math.exp(-x))", targets=("sigmoid",)),
     Mutant("traversal-order", "backward runs the nodes from the leaves up instead of from the output down",
-           "        for node in reversed(order):\n            node._backward()",
-           "        for node in order:\n            node._backward()", targets=()),
+           "        for node in reversed(order):\n            if node._hand_written",
+           "        for node in order:\n            if node._hand_written", targets=()),
     Mutant("recursive-backward", "backward sorts the graph recursively, which dies on deep graphs",
-           _ITERATIVE_BACKWARD_START, "        return self._recursive()\n" + _ITERATIVE_BACKWARD_START, targets=("deep",)),
+           "        order = _topological(self)\n", "        order = _recursive_topological(self)\n", targets=("deep",)),
 )
-
-# The recursive sort the last mutant switches to, appended to the mutated class.
-_RECURSIVE_METHOD = "\n    def _recursive(self) -> None:\n" + _RECURSIVE_BACKWARD + "\n"
 
 
 def build(mutant: Mutant) -> type:
@@ -121,7 +117,7 @@ def build(mutant: Mutant) -> type:
         raise ValueError(f"mutant {mutant.name}: its snippet occurs {source.count(mutant.old)} times in engine.py")
     source = source.replace(mutant.old, mutant.new)
     if mutant.name == "recursive-backward":
-        source = source.replace("\n\ndef _noop() -> None:", _RECURSIVE_METHOD + "\n\ndef _noop() -> None:")
+        source = source.replace("\n\ndef _lift(", _RECURSIVE_TOPOLOGICAL + "\n\ndef _lift(")
     spec = importlib.util.spec_from_loader(f"gradspec_mutant_{mutant.name.replace('-', '_')}", loader=None)
     assert spec is not None
     module = types.ModuleType(spec.name)
