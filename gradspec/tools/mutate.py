@@ -107,6 +107,20 @@ MUTANTS: tuple[Mutant, ...] = (
            "        for node in order:\n            if node._hand_written", targets=()),
     Mutant("recursive-backward", "backward sorts the graph recursively, which dies on deep graphs",
            "        order = _topological(self)\n", "        order = _recursive_topological(self)\n", targets=("deep",)),
+    # Second order and forward mode: first-order gradients stay exactly right, so only a check of the
+    # derivatives of the backward rules (hvp, order N) or of forward mode (jvp) can kill these.
+    Mutant("tanh-detached", "tanh's partial 1 - t*t is a float: right first order, no second derivative",
+           "    return (1 - out * out,)", "    return (1 - out.data * out.data,)", targets=("tanh",)),
+    Mutant("sigmoid-detached", "sigmoid's partial s*(1 - s) reads s as a float, as a backward that saves it detached",
+           "    return (out * (1 - out),)", "    return (out.data * (1 - out),)", targets=("sigmoid",)),
+    Mutant("mul-detached", "mul's partials are the operands' floats: d2(xy)/dxdy = 0",
+           "    x, y = out._parents\n    return y, x", "    x, y = out._parents\n    return y.data, x.data",
+           targets=("mul",)),
+    Mutant("sin-second-sign", "sin's partial is 2 cos(x), a float, minus x.cos(): right, its own derivative sign-flipped",
+           "    return (x.cos(),)", "    return (2 * math.cos(x.data) - x.cos(),)", targets=("sin",)),
+    Mutant("jvp-assign", "forward mode keeps only the last parent's term instead of summing them",
+           "                        t = term if t is None else t + term", "                        t = term",
+           targets=("add", "mul")),
 )
 
 
