@@ -94,13 +94,16 @@ def test_first_killer_and_every_killer_give_the_same_score(tmp_path: Path) -> No
     for name, killers in every.killers.items():
         assert first.killers[name] == killers[:1] or (first.killers[name] and first.killers[name][0] in killers)
         assert len(first.killers[name]) == min(1, len(killers))
-    # x*3 and x*y both multiply a value by another: both kill mul-swapped, and every=True lists both
-    assert every.killers["mul-swapped"] == [f"{path}::scaled", f"{path}::product"]
+    # x*3 and x*y both multiply a value by another: both kill mul-swapped, and every=True lists them; so
+    # do the other two, checked in forward mode by default, whose VJP is taken of the output times a
+    # cotangent, a product in the engine's own ops
+    assert every.killers["mul-swapped"] == [f"{path}::{c}" for c in ("scaled", "product", "tanh", "from-two")]
     assert every.killers["tanh-sign"] == [f"{path}::tanh"]
     # tanh's partial 1 - out*out is built with a number on the left of -: swapping rsub breaks it too
     assert every.killers["rsub-swapped"] == [f"{path}::tanh", f"{path}::from-two"]
     assert every.killers["exp-overflow"] == []
-    assert len(every.killed) == 4  # and sub-sign, by 2 - x
+    assert every.killers["jvp-assign"] == [f"{path}::product"]  # the one op with two varying parents
+    assert len(every.killed) == 5  # and sub-sign, by 2 - x
 
 
 def test_a_mutant_tries_the_cases_that_use_its_op_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,6 +146,6 @@ def test_mutate_command_all_lists_every_killer(tmp_path: Path, capsys: pytest.Ca
     assert "mul-swapped          killed by 1 " in default
     assert main(["mutate", str(path), "--all", "--jobs", "2"]) == 1
     every = capsys.readouterr().out
-    assert "mul-swapped          killed by 2 " in every
+    assert "mul-swapped          killed by 4 " in every
     assert default.splitlines()[-1] == every.splitlines()[-1]  # the same score line
     assert main(["mutate", str(path), "--jobs", "-1"]) == 2
