@@ -18,6 +18,7 @@ from typing import NoReturn, TextIO
 
 import gradspec
 from gradspec import starter
+from gradspec.casefile.model import Overrides
 from gradspec.checks.check import check
 from gradspec.commands import (
     EXIT_FAILED,
@@ -35,6 +36,7 @@ from gradspec.config import load as load_config
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
 from gradspec.limits import LIMITS
+from gradspec.modes import Mode
 from gradspec.report.terminal import Progress, failure_lines, next_steps, summary
 from gradspec.results import Run, Tolerance, Verdict
 from gradspec.run.session import run_picked
@@ -149,6 +151,12 @@ def _build_parser() -> _Parser:
     r.add_argument("--nondet-tol", type=float, metavar="TOL",
                    help="how far two runs of one check may differ (default: the case's nondet_tol, else 0: exactly "
                         "equal); every check runs the engine twice")
+    r.add_argument("--check", type=_modes, metavar="MODES",
+                   help="compare these quantities in every gradient, stationary, tensor and function case, a "
+                        "comma-separated list of value, vjp, jvp, hvp, jvp-of-jvp, jacobian (default: each case's "
+                        "check: list)")
+    r.add_argument("--order", type=int, choices=range(1, 7), metavar="N",
+                   help="check nested derivatives up to order N (2 to 6) in the same cases (default: each case's order:)")
     r.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help=f"fail a check whose engine call takes longer (default {type(LIMITS).engine:g})")
     r.add_argument("--in-process", action="store_true",
@@ -245,6 +253,15 @@ def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     return EXIT_INVALID if errors else EXIT_OK
 
 
+def _modes(text: str) -> tuple[Mode, ...]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in {mode.value for mode in Mode}]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown mode {unknown[0] if unknown else text!r}; use a comma-separated "
+                                         f"list of {', '.join(m.value for m in Mode)}")
+    return tuple(Mode(m) for m in dict.fromkeys(names))
+
+
 def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.time_limit is not None and args.time_limit <= 0:
         raise GradspecError("--time-limit must be positive")
@@ -268,14 +285,15 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     check_report_paths(args.report)
     start = time.perf_counter()
     files, errors = load_all(args.paths or args.config.case_paths, err)
-    files = [f.with_nondet_tol(args.nondet_tol) for f in files]
+    overrides = Overrides(args.nondet_tol, args.check, args.order)
+    files = [f.with_overrides(overrides) for f in files]
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
     progress = Progress(err, len(picked) * len(engines), "cases" if len(engines) == 1 else "case runs")
     try:
         results, stopped = run_picked(files, picked, list(zip(specs, engines, strict=True)), jobs=args.jobs,
                                       maxfail=args.maxfail, on_case=progress.step, on_failure=progress.failure,
-                                      nondet_tol=args.nondet_tol, isolate=not args.in_process)
+                                      overrides=overrides, isolate=not args.in_process)
     finally:
         progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),

@@ -200,12 +200,34 @@ class CaseFile:
     description: str
     cases: tuple[Case, ...]
 
-    def with_nondet_tol(self, nondet: float | None) -> CaseFile:
-        """The file with every case's nondeterminism tolerance set to ``nondet`` (None: as written)."""
-        if nondet is None:
+    def with_overrides(self, overrides: Overrides | None) -> CaseFile:
+        """The file with the command line's overrides applied to every case that takes them."""
+        if overrides is None or overrides == Overrides():
             return self
-        cases = tuple(replace(c, tolerance=replace(c.tolerance, nondet=nondet)) for c in self.cases)
-        return replace(self, cases=cases)
+        cases = []
+        for c in self.cases:
+            if overrides.nondet is not None:
+                c = replace(c, tolerance=replace(c.tolerance, nondet=overrides.nondet))
+            if c.kind in MODAL and overrides.modes is not None:
+                c = replace(c, modes=overrides.modes)
+            if c.kind in MODAL and overrides.order is not None:
+                c = replace(c, order=overrides.order)
+            cases.append(c)
+        return replace(self, cases=tuple(cases))
+
+
+#: The kinds that take `check:` and `order:` (they compare an engine's derivatives of one function).
+MODAL = frozenset({"gradient", "stationary", "tensor", "function"})
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line sets for every case: ``--nondet-tol``, ``--check`` and ``--order`` (None: as
+    each case says). Plain data, so a worker process applies it again to the files it loads."""
+
+    nondet: float | None = None
+    modes: tuple[Mode, ...] | None = None
+    order: int | None = None
 
 
 # -- discovery ------------------------------------------------------------------------------------------

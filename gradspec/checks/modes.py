@@ -199,7 +199,7 @@ def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolera
     # Each side may be off by its own rounding: the JVP's allowance weighted by |v|, and the same bound
     # for the VJP side (it rounds the same products in another order), plus the two float64 sums.
     allowed = 2 * float(np.sum(np.abs(v) * ref.jvp.allowance)) + 4 * eps * float(np.sum(np.abs(v * jvp)) + 1e-300)
-    allowed += tol.atol + tol.rtol * abs(exact) + 16 * np.finfo(np.float32 if eps >= FLOAT32_EPS else float).tiny
+    allowed += tol.atol + tol.rtol * abs(exact) + 16 * float(np.finfo(np.float32 if eps >= FLOAT32_EPS else float).tiny)
     diff = 0.0 if forward == backward else abs(forward - backward)  # equal infinities agree
     verdict = Verdict.PASS if diff == 0 or (math.isfinite(diff) and diff <= allowed) else Verdict.FAIL
     note = f"v·(J u) = {forward:.17g} by forward mode, (Jᵀ v)·u = {backward:.17g} by reverse mode"

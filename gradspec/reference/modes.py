@@ -243,7 +243,7 @@ class _Jets:
         # The value is the same either way; shifted as a float engine shifts, exp's intermediate values,
         # and the rounding bounds measured against them, stay within the float range as the engine's do.
         values = [_flatten(self.values[x.i] if isinstance(x, _Node) else x) for x in xs]
-        top = max((float(v.v) if isinstance(v, Err) else float(v) for v in values), default=0.0)
+        top = max((float(v.v) if isinstance(v, Err) else float(v) for v in values if v is not None), default=0.0)
         return Fraction(top) if np.isfinite(top) and top != 0 else None
 
     def sweep(self, seeds: Mapping[int, Any]) -> list[Any]:
@@ -401,7 +401,7 @@ def _part(x: Any, which: str) -> Any:
     return x if which == "re" else None
 
 
-def _flatten(x: Any) -> Err | None:
+def _flatten(x: Any) -> Any:
     """The base of a dual with no tangents left (a level that never met a tangent), or the Err itself."""
     while isinstance(x, Dual):
         x = x.re

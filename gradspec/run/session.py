@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from gradspec.casefile.model import CaseFile
+from gradspec.casefile.model import CaseFile, Overrides
 from gradspec.engines.protocol import Engine, NamedEngine
 from gradspec.results import CheckResult, Verdict
 from gradspec.run.runner import iter_case
@@ -16,7 +16,7 @@ __all__ = ["run_picked"]
 def run_picked(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]],
                engines: Sequence[tuple[str | NamedEngine, Engine]],
                *, jobs: int | None = None, maxfail: int | None = None, on_case: Callable[[str], None] = lambda _: None,
-               on_failure: Callable[[], None] = lambda: None, nondet_tol: float | None = None,
+               on_failure: Callable[[], None] = lambda: None, overrides: Overrides | None = None,
                isolate: bool = False) -> tuple[list[CheckResult], bool]:
     """Every point of the picked cases (file and case indices into ``files``) on every engine (its spec
     and the engine), serially or with ``jobs`` workers (0: one per core); and whether the run stopped
@@ -25,7 +25,7 @@ def run_picked(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]],
 
     Serially, with ``isolate``, engines other than the built-in one run in one worker process of their
     own, so that one that takes its process down (``os._exit``, a crash in native code) or hangs outside
-    Python fails the check it was on, and the run goes on to its report. ``nondet_tol`` is the command
+    Python fails the check it was on, and the run goes on to its report. ``overrides`` are the command
     line's, which a spawned worker applies again to the files it loads."""
     failures = 0
 
@@ -40,14 +40,14 @@ def run_picked(files: Sequence[CaseFile], picked: Sequence[tuple[int, int]],
     if jobs is not None:
         from gradspec.run.workers import run_in_workers
 
-        results = run_in_workers(files, picked, engines, jobs or os.cpu_count() or 1, on_case, stop, nondet_tol)
+        results = run_in_workers(files, picked, engines, jobs or os.cpu_count() or 1, on_case, stop, overrides)
     else:
         isolated = [i for i, (_, e) in enumerate(engines) if isolate and e.name != "builtin"]
         grouped: list[list[CheckResult]] = []
         if isolated:
             from gradspec.run.workers import run_units
 
-            grouped = run_units(files, picked, [engines[i] for i in isolated], 1, on_case, stop, nondet_tol)
+            grouped = run_units(files, picked, [engines[i] for i in isolated], 1, on_case, stop, overrides)
         _serial(files, picked, [engine for _, engine in engines], results, stop, on_case,
                 {i: [grouped[k * len(isolated) + n] for k in range(len(picked))] for n, i in enumerate(isolated)})
     stopped = maxfail is not None and failures >= maxfail

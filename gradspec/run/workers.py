@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from gradspec.casefile.model import Case, CaseFile
+from gradspec.casefile.model import Case, CaseFile, Overrides
 from gradspec.checks.kinds import KINDS
 from gradspec.engines.call import STRIKES, struck_out, timed_out
 from gradspec.engines.protocol import Engine, NamedEngine
@@ -57,7 +57,7 @@ class _Setup:
     engines: tuple[str | NamedEngine, ...]  # specs, resolved again in each worker
     engine_limit: float
     derivation_limit: float
-    nondet_tol: float | None = None  # the command line's, applied again to the files a spawned worker loads
+    overrides: Overrides | None = None  # the command line's, applied again to the files a spawned worker loads
 
 
 class _Pool:
@@ -65,11 +65,11 @@ class _Pool:
 
     def __init__(self, files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
                  engines: Sequence[tuple[str | NamedEngine, Engine]], jobs: int,
-                 on_result: Callable[[CheckResult], bool] = lambda _: False, nondet_tol: float | None = None) -> None:
+                 on_result: Callable[[CheckResult], bool] = lambda _: False, overrides: Overrides | None = None) -> None:
         self.files, self.engines = files, [engine for _, engine in engines]
         self.on_result, self.stopped = on_result, False
         self.setup = _Setup(tuple(f.path for f in files), tuple(tuple(c.id for c in f.cases) for f in files),
-                            tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation, nondet_tol)
+                            tuple(spec for spec, _ in engines), LIMITS.engine, LIMITS.derivation, overrides)
         self.units = [(fi, ci, ei) for fi, ci in cases for ei in range(len(engines))]
         self.results: list[dict[int, CheckResult]] = [{} for _ in self.units]
         # The longest units first (training, then the most points), so that no worker is left with a
@@ -137,22 +137,22 @@ def run_in_workers(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]],
                    engines: Sequence[tuple[str | NamedEngine, Engine]],
                    jobs: int, on_unit: Callable[[str], None] = lambda _: None,
                    on_result: Callable[[CheckResult], bool] = lambda _: False,
-                   nondet_tol: float | None = None) -> list[CheckResult]:
+                   overrides: Overrides | None = None) -> list[CheckResult]:
     """Every point of ``cases`` (file and case indices into ``files``) on every engine (its spec, and
     the engine it resolved to), in ``jobs`` worker processes; results come back in serial order.
     ``on_unit`` hears each finished case id, ``on_result`` each result as it arrives: when it returns
     True, the run stops and returns the results it has, still in serial order."""
-    units = run_units(files, cases, engines, jobs, on_unit, on_result, nondet_tol)
+    units = run_units(files, cases, engines, jobs, on_unit, on_result, overrides)
     return [r for per_unit in units for r in per_unit]
 
 
 def run_units(files: Sequence[CaseFile], cases: Sequence[tuple[int, int]], engines: Sequence[tuple[str | NamedEngine, Engine]],
               jobs: int, on_unit: Callable[[str], None] = lambda _: None,
               on_result: Callable[[CheckResult], bool] = lambda _: False,
-              nondet_tol: float | None = None) -> list[list[CheckResult]]:
+              overrides: Overrides | None = None) -> list[list[CheckResult]]:
     """As :func:`run_in_workers`, the results grouped by (case, engine) unit: case by case, and within a
     case engine by engine, so that a caller can interleave them with results of its own."""
-    return _Pool(files, cases, engines, jobs, on_result, nondet_tol).run(on_unit)
+    return _Pool(files, cases, engines, jobs, on_result, overrides).run(on_unit)
 
 
 class _Worker:
@@ -331,7 +331,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
             state[_STARTED] = time.monotonic()
 
     LIMITS.watch = watch
-    files = built[0] if built else [load_file(p).with_nondet_tol(setup.nondet_tol) for p in setup.paths]
+    files = built[0] if built else [load_file(p).with_overrides(setup.overrides) for p in setup.paths]
     cases = [[_case(f, cid) for cid in ids] for f, ids in zip(files, setup.case_ids, strict=True)]
     engines = built[1] if built else [resolve(s) for s in setup.engines]
     try:
