@@ -376,6 +376,30 @@ def rounding(points: int = 100_000) -> None:
 
 
 
+def rounding_modes(points: int = 10_000) -> None:
+    """False alarms of the forward-mode and second-order rounding bound over sampled points of every op
+    on correct float32 engines (want 0)."""
+    os.environ["GRADSPEC_CACHE"] = "0"
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rounding_sweep import FORMS, sweep_modes
+
+    from gradspec.engines.protocol import resolve
+
+    per_form = -(-points // len(FORMS))
+    print(f"rounding-modes: {per_form * len(FORMS):,} sampled points ({len(FORMS)} forms covering every op) per "
+          "engine, jvp, mode consistency, hvp (both ways) and jvp-of-jvp, default tolerance; want no false alarm")
+    for spec in ("torch:float32", "jax:float32"):
+        engine = resolve(spec)
+        start = time.perf_counter()
+        tallies = sweep_modes(engine, per_form, seed=2026)
+        alarms = sum(t.false_alarms for t in tallies.values())
+        checked = sum(t.points for t in tallies.values())
+        row(f"{spec}: false alarms (target 0) in {time.perf_counter() - start:.0f} s", f"{alarms} of {checked:,}")
+        for form, t in tallies.items():
+            if t.false_alarms:
+                row(f"  {form}", f"{t.false_alarms}: {t.first}")
+
+
 # -- 8. functions under test against gradcheck ----------------------------------------------------------
 
 
@@ -739,7 +763,7 @@ def secondorder() -> None:
 
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
             "tensors": tensors, "rounding": rounding, "functions": functions,
-            "secondorder": secondorder}
+            "secondorder": secondorder, "rounding-modes": rounding_modes}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

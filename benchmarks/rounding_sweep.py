@@ -100,3 +100,40 @@ def sweep(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tally]:
 def ops_covered() -> set[str]:
     """The op-table ops the forms use."""
     return {s.op for text, draws in FORMS.items() for s in prepare(text, list(draws)).steps if isinstance(s, Apply)}
+
+
+def sweep_modes(engine: Engine, per_form: int, seed: int = 0, chunk: int = 250) -> dict[str, Tally]:
+    """The same forms in forward mode and to second order (jvp, mode consistency, hvp reverse over
+    reverse and forward over reverse, jvp-of-jvp), judged by ``mode_quantities``: each form's inputs are
+    vectors of ``chunk`` sampled points, and every op acts element by element, so each element is one
+    independent point. Counted are the elements over tolerance, summed over the quantities."""
+    import numpy as np
+
+    from gradspec.checks.modes import mode_quantities
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+    from gradspec.modes import Mode
+
+    rng = random.Random(seed)
+    tol = Tolerance()
+    modes = frozenset({Mode.JVP, Mode.HVP, Mode.JVP_OF_JVP})
+    out: dict[str, Tally] = {}
+    for text, draws in FORMS.items():
+        tally = out[text] = Tally()
+        done = 0
+        while done < per_form:
+            n = min(chunk, per_form - done)
+            graph = build_tensor(parse(text), {name: (n,) for name in draws})
+            point = {name: np.asarray([decimal(d(rng)) for _ in range(n)], dtype=object) for name, d in draws.items()}
+            quantities, _ = mode_quantities(graph, point, engine, tol, modes, 1, rng.randrange(2**31), ())
+            over = 0  # failing elements summed over the quantities: at least the failing points, at most
+            for q in quantities:  # a few times them
+                if q.verdict is Verdict.FAIL:
+                    over += int(q.note.split(" of ")[0]) if " elements over tolerance" in q.note else n
+                    if not tally.first:
+                        tally.first = f"{text}: {q.name}: engine {q.engine!r}, exact {q.exact_text}, " \
+                                      f"error {q.abs_error}, tolerance {q.tolerance}; {q.note}"
+            tally.points += n
+            tally.false_alarms += over
+            done += n
+    return out
