@@ -182,7 +182,9 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             verdict = Verdict.PASS if kink == "any" else Verdict.CONVENTION
             note = "another subgradient at a kink" + (" (kink: any)" if kink == "any" else "")
             over = np.zeros_like(over)
-    ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
+    with np.errstate(invalid="ignore"):  # inf / inf: an overflow the allowance accepts
+        ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
+    ratio = np.nan_to_num(ratio, nan=0.0)
     w = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), exact.shape)) if exact.size else ()
     elements = None
     if verdict is Verdict.FAIL:

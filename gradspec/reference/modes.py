@@ -41,29 +41,31 @@ _SAFETY = 2.0  # the bound is first order: allow twice what it says
 
 
 class Err:
-    """An exact value and a bound on how far a float computation of it can be off (units of eps)."""
+    """An exact value, a bound on how far a float computation of it can be off (units of eps), and the
+    largest magnitude of any value it was computed from (``peak``: past the float range, an engine's
+    intermediate step overflows, whatever the final value)."""
 
-    __slots__ = ("e", "v")
+    __slots__ = ("e", "peak", "v")
 
-    def __init__(self, v: Scalar, e: float = 0.0) -> None:
+    def __init__(self, v: Scalar, e: float = 0.0, peak: float = 0.0) -> None:
         self.v = v
         self.e = e
+        self.peak = peak
 
     def __add__(self, o: Any) -> Any:
         if isinstance(o, Dual):
             return NotImplemented
         o = _err(o)
         r = self.v + o.v
-        return Err(r, self.e + o.e + 0.5 * abs(float(r)))
+        m = abs(float(r))
+        return Err(r, self.e + o.e + 0.5 * m, max(self.peak, o.peak, m))
 
     __radd__ = __add__
 
     def __sub__(self, o: Any) -> Any:
         if isinstance(o, Dual):
             return NotImplemented
-        o = _err(o)
-        r = self.v - o.v
-        return Err(r, self.e + o.e + 0.5 * abs(float(r)))
+        return self + (-_err(o))
 
     def __rsub__(self, o: Any) -> Any:
         return _err(o) - self
@@ -72,17 +74,19 @@ class Err:
         if isinstance(o, Dual):
             return NotImplemented
         o = _err(o)
+        peak = max(self.peak, o.peak)
         if not o.e and o.v in _EXACT:  # by an exact 0 or ±1: no rounding
-            return Err(self.v * o.v, self.e if o.v else 0.0)
+            return Err(self.v * o.v, self.e if o.v else 0.0, peak)
         if not self.e and self.v in _EXACT:
-            return Err(self.v * o.v, o.e if self.v else 0.0)
+            return Err(self.v * o.v, o.e if self.v else 0.0, peak)
         r = self.v * o.v
-        return Err(r, abs(float(self.v)) * o.e + abs(float(o.v)) * self.e + 0.5 * abs(float(r)))
+        m = abs(float(r))
+        return Err(r, abs(float(self.v)) * o.e + abs(float(o.v)) * self.e + 0.5 * m, max(peak, m))
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Err:
-        return Err(-self.v, self.e)
+        return Err(-self.v, self.e, self.peak)
 
 
 _EXACT = (mpmath.mpf(0), mpmath.mpf(1), mpmath.mpf(-1))
@@ -162,12 +166,14 @@ def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Calla
         err = (op.partial_ulps + 2.0 * (len(multi) - 1)) * abs(float(value)) + op.partial_abs * len(multi)
     else:
         err = op.ulps * abs(float(value))
+    peak = abs(float(value))
     for k, a in enumerate(args):
         e = a.e if isinstance(a, Err) else precise(a)
+        peak = max(peak, a.peak if isinstance(a, Err) else abs(float(a)))
         if e:
             moved = _derivative(name, (*multi, k))(vals)
             err += abs(float(moved)) * e if mpmath.isfinite(moved) else float("inf")
-    return Err(value, err)
+    return Err(value, err, peak)
 
 
 def _apply(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Callable[[Any], float]) -> Any:
@@ -276,6 +282,7 @@ class Known:
 
     exact: Any
     allowance: Any
+    peak: Any = None  # float array: the largest magnitude the quantity was computed from
 
     @property
     def floats(self) -> Any:
@@ -318,7 +325,7 @@ def _key(arrays: Any) -> tuple[Any, ...]:
 
 def _scaled(ref: ModeReference, eps: float) -> ModeReference:
     def s(k: Known | None) -> Any:
-        return None if k is None else Known(k.exact, k.allowance * (_SAFETY * eps))
+        return None if k is None else Known(k.exact, k.allowance * (_SAFETY * eps), k.peak)
 
     return ModeReference(s(ref.jvp), tuple(s(k) for k in ref.vjp), tuple(s(k) for k in ref.hvp), s(ref.jvp_of_jvp),
                          None if ref.orders is None else {n: s(k) for n, k in ref.orders.items()})
@@ -386,12 +393,14 @@ def _forward(graph: TensorGraph, point: Mapping[str, Any], eps: float,
 
 def _known(out: Any, pick: Callable[[Any], Any]) -> Known:
     exact = np.empty(out.shape, dtype=object)
-    allow = np.zeros(out.shape)
+    allow, peak = np.zeros(out.shape), np.zeros(out.shape)
     for i in np.ndindex(out.shape):
-        x = out[i]
-        got = _flatten(pick(x))
-        exact[i], allow[i] = (got.v, got.e) if got is not None else (mpmath.mpf(0), 0.0)
-    return Known(exact, allow)
+        exact[i], allow[i], peak[i] = _parts(_flatten(pick(out[i])))
+    return Known(exact, allow, peak)
+
+
+def _parts(x: Err | None) -> tuple[Scalar, float, float]:
+    return (x.v, x.e, x.peak) if x is not None else (mpmath.mpf(0), 0.0, 0.0)
 
 
 def _part(x: Any, which: str) -> Any:
@@ -416,15 +425,14 @@ def _contract(out: Any, v: Any) -> Any:
     return terms[0] if terms else Err(mpmath.mpf(0))
 
 
-def _component(x: Any, k: int) -> tuple[Scalar, float]:
+def _component(x: Any, k: int) -> tuple[Scalar, float, float]:
     """The part of a nested dual with ``k`` of its levels' ε (all along one direction: D^k f[u^k])."""
     # The levels are symmetric, so any k of them will do: take the outermost k.
     for _ in range(k):
         x = x.du if isinstance(x, Dual) else None
         if x is None:
-            return mpmath.mpf(0), 0.0
-    base = _flatten(x)
-    return (base.v, base.e) if base is not None else (mpmath.mpf(0), 0.0)
+            return mpmath.mpf(0), 0.0, 0.0
+    return _parts(_flatten(x))
 
 
 def _forward_over_reverse(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float,
@@ -451,13 +459,11 @@ def _forward_over_reverse(graph: TensorGraph, point: Mapping[str, Any], ask: Ask
     for name in names:
         arr = leaves[name]
         first, second = np.empty(arr.shape, dtype=object), np.empty(arr.shape, dtype=object)
-        e1, e2 = np.zeros(arr.shape), np.zeros(arr.shape)
+        e1, e2, p1, p2 = (np.zeros(arr.shape) for _ in range(4))
         for i in np.ndindex(arr.shape):
             a = adj[arr[i].i]
-            re = a.re if isinstance(a, Dual) else a
-            du = a.du if isinstance(a, Dual) else None
-            first[i], e1[i] = (re.v, re.e) if re is not None else (mpmath.mpf(0), 0.0)
-            second[i], e2[i] = (du.v, du.e) if du is not None else (mpmath.mpf(0), 0.0)
-        firsts.append(Known(first, e1))
-        seconds.append(Known(second, e2))
+            first[i], e1[i], p1[i] = _parts(a.re if isinstance(a, Dual) else a)
+            second[i], e2[i], p2[i] = _parts(a.du if isinstance(a, Dual) else None)
+        firsts.append(Known(first, e1, p1))
+        seconds.append(Known(second, e2, p2))
     return tuple(firsts), tuple(seconds)
