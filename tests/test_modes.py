@@ -254,3 +254,29 @@ def test_the_cli_reports_torch_layer_norm_with_the_exact_value(tmp_path: Path, c
     assert code == 1
     assert "jvp-of-jvp" in out and "fail" in out and "layer_norm" in out
     assert math.isfinite(float(out.split("jvp-of-jvp")[1].split()[1]))  # the engine's number is printed
+
+
+@pytest.mark.parametrize(("mutant", "failing"), [
+    ("sin-second-sign", {"hvp x", "hvp x (fwd-rev)", "jvp-of-jvp", "order 2", "order 3"}),
+    ("tanh-detached", {"hvp x", "hvp x (fwd-rev)", "jvp-of-jvp", "order 2", "order 3"}),
+    ("jvp-assign", {"jvp", "mode consistency", "hvp x (fwd-rev)", "jvp-of-jvp", "jacobian x (fwd)"}),
+])
+def test_each_mode_catches_what_first_order_cannot(mutant: str, failing: set[str]) -> None:
+    """Mutants of the built-in engine whose first-order gradients are exactly right: a wrong second
+    derivative of a smooth op (sin's, tanh's), and a forward sweep that drops a term."""
+    from gradspec.engines.protocol import ValueClassEngine
+    from gradspec.tools.mutate import MUTANTS, build
+
+    cls = build(next(m for m in MUTANTS if m.name == mutant))
+    engine = ValueClassEngine(cls, mutant)
+    op = "sin" if mutant.startswith("sin") else "tanh"
+    graph = build_tensor(parse(f"{op}(x * x) * x"), {"x": (3,)})
+    point = tensor_point(x=[Fraction(1, 4), Fraction(-3, 4), Fraction(5, 4)])
+    first, _ = mode_quantities(graph, point, resolve("builtin"), Tolerance(), EVERY, 3, 5, ())
+    assert {q.verdict for q in first} == {Verdict.PASS}
+    qs, _ = mode_quantities(graph, point, engine, Tolerance(), EVERY, 3, 5, ())
+    assert {q.name for q in qs if q.verdict is Verdict.FAIL} == failing
+    from gradspec.checks.tensor import check_tensor
+
+    plain = check_tensor(graph, point, engine, Tolerance(), seed=5)  # value and VJPs only
+    assert plain.verdict is Verdict.PASS
