@@ -177,7 +177,9 @@ def test_a_float32_engine_with_one_bug_fails_the_library(bug: str, case_id: str)
         results = run_case(case, engine)
         failed = [r for r in results if r.verdict is Verdict.FAIL]
         assert bool(failed) is want, [r.table() for r in failed[:1]]
-    assert all(q.name == "x" for r in failed for q in r.failures())  # the gradient, never the value
+    names = {q.name for r in failed for q in r.failures()}
+    # the gradient, never the value (forward mode, checked by default on torch, sees the planted rule too)
+    assert "x" in names and "value" not in names
 
 
 @pytest.mark.slow
