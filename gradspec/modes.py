@@ -22,7 +22,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT", "Ask", "Capability", "Derivatives", "Mode", "needs"]
+__all__ = ["DEFAULT", "Ask", "Capability", "Derivatives", "Mode", "asked", "needs"]
 
 
 class Capability(enum.Enum):
@@ -51,6 +51,14 @@ class Mode(enum.StrEnum):
 #: What a case checks when it does not say: the value and reverse mode, plus forward mode on engines
 #: that have it.
 DEFAULT = (Mode.VALUE, Mode.VJP)
+
+
+def asked(modes: tuple[Mode, ...] | None, capabilities: frozenset[Capability]) -> frozenset[Mode]:
+    """The modes a check compares beyond the value and reverse mode: a case's ``check:`` list, or by
+    default forward mode on an engine that has it."""
+    if modes is None:
+        modes = (*DEFAULT, Mode.JVP) if Capability.JVP in capabilities else DEFAULT
+    return frozenset(modes) - {Mode.VALUE, Mode.VJP}
 
 
 def needs(mode: Mode, capabilities: frozenset[Capability], max_order: int) -> str | None:

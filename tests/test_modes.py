@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from gradspec.casefile.loader import load_file
-from gradspec.checks.modes import asked, mode_quantities
+from gradspec.checks.modes import mode_quantities
 from gradspec.cli import main
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
-from gradspec.modes import Ask, Capability, Mode, needs
+from gradspec.modes import Ask, Capability, Mode, asked, needs
 from gradspec.reference.modes import Dual, Err, mode_reference
 from gradspec.results import Tolerance, Verdict
 
@@ -207,9 +207,9 @@ def test_at_a_kink_the_modes_skip_saying_so() -> None:
 
 
 def test_forward_mode_is_checked_by_default_only_where_the_engine_has_it() -> None:
-    assert asked(None, resolve("jax")) == frozenset({Mode.JVP})
-    assert asked(None, resolve("micrograd")) == frozenset()
-    assert asked((Mode.VALUE, Mode.HVP), resolve("jax")) == frozenset({Mode.HVP})
+    assert asked(None, resolve("jax").capabilities) == frozenset({Mode.JVP})
+    assert asked(None, resolve("micrograd").capabilities) == frozenset()
+    assert asked((Mode.VALUE, Mode.HVP), resolve("jax").capabilities) == frozenset({Mode.HVP})
 
 
 # -- case files ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from gradspec.engines import call
 from gradspec.engines.protocol import Engine, NotANumber, Outcome
 from gradspec.errors import ExpressionError
 from gradspec.graph.ir import Graph, unroll
+from gradspec.modes import asked
 from gradspec.reference.exact import Exact
 from gradspec.results import CheckResult, Quantity, Verdict, worst
 
@@ -77,11 +78,11 @@ def run_gradient(case: Case, point: Point | None, engine: Engine) -> CheckResult
     result = run(case, point, engine)
     if result.verdict in (Verdict.SKIP, Verdict.ERROR) or case.expect.error is not None:
         return result
-    from gradspec.checks.modes import asked, scalar_modes  # NumPy: these checks only
-
-    modes = asked(case.modes, engine)
+    modes = asked(case.modes, engine.capabilities)
     if not modes and case.order < 2:
         return result
+    from gradspec.checks.modes import scalar_modes  # NumPy: these checks only
+
     assert case.graph is not None and point is not None
     more, note = scalar_modes(case.graph, point.exact(), engine, case.tolerance, modes, case.order, result.kinks)
     return with_modes(result, more, note)

@@ -32,22 +32,14 @@ from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
-from gradspec.modes import DEFAULT, Ask, Capability, Mode, needs
+from gradspec.modes import Ask, Capability, Mode, needs
 from gradspec.reference.modes import Known, ModeReference, mode_reference
 from gradspec.reference.tensor import exact_tensor
 from gradspec.results import Quantity, Role, Tolerance, Verdict
 
-__all__ = ["asked", "mode_quantities", "scalar_modes"]
+__all__ = ["directions", "mode_quantities", "scalar_modes"]
 
 _DIRECTIONS = 7919  # offsets the tangents' seed from the cotangents' of the same draw
-
-
-def asked(modes: Sequence[Mode] | None, engine: Engine) -> frozenset[Mode]:
-    """The modes a check compares beyond the value and reverse mode: the case's ``check:`` list, or by
-    default forward mode on an engine that has it."""
-    if modes is None:
-        modes = (*DEFAULT, Mode.JVP) if Capability.JVP in engine.capabilities else DEFAULT
-    return frozenset(modes) - {Mode.VALUE, Mode.VJP}
 
 
 def scalar_modes(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance,

@@ -28,7 +28,7 @@ from gradspec.engines.tensor import TensorOutcome
 from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
-from gradspec.modes import Mode
+from gradspec.modes import Mode, asked
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.tensor import TensorExact, exact_tensor
@@ -62,10 +62,8 @@ def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
 def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> CheckResult:
     """The tensor kind's run: one draw of ``case`` on ``engine``."""
     assert isinstance(case.spec, TensorSpec) and isinstance(point, TensorPoint)
-    from gradspec.checks.modes import asked  # the modes build on this module
-
     return check_tensor(case.spec.graph, point.arrays(), engine, case.tolerance, seed=point.seed, kink=case.kink,
-                        modes=asked(case.modes, engine), order=case.order)
+                        modes=asked(case.modes, engine.capabilities), order=case.order)
 
 
 def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance, *, seed: int = 0,
