@@ -48,14 +48,20 @@ def verdict(ratio: float, target: float, better: str) -> str:
 
 
 def overhead() -> None:
+    """The built-in library's scalar cases (the bare side has no tensor machinery) on the built-in engine:
+    first order against the bare forward + backward, then with forward mode, checked by default."""
     from gradspec.casefile.loader import load_file
-    from gradspec.casefile.model import data_dir, discover
+    from gradspec.casefile.model import Overrides, data_dir, discover
     from gradspec.checks.training import initial_params, mlp_loss
     from gradspec.engines.protocol import resolve
+    from gradspec.modes import Mode
     from gradspec.run.runner import run_case
 
-    files = [load_file(p) for p in discover([data_dir("cases")])]
-    cases = [c for f in files for c in f.cases]
+    def scalar(f: Any) -> list[Any]:
+        return [c for c in f.cases if c.kind not in ("tensor", "function")]
+
+    first = Overrides(modes=(Mode.VALUE, Mode.VJP))
+    cases = [c for p in discover([data_dir("cases")]) for c in scalar(load_file(p).with_overrides(first))]
     engine = resolve("builtin")
     for case in cases:  # warm every cache: disk and memory
         run_case(case, engine)
@@ -76,17 +82,22 @@ def overhead() -> None:
                 with contextlib.suppress(Exception):  # the domain-error cases: the engine may raise
                     engine.run(case.graph, point.floats())
 
-    def gradspec_run() -> None:
-        for f in (load_file(p) for p in discover([data_dir("cases")])):
-            for case in f.cases:
-                run_case(case, engine)
+    def gradspec_run(overrides: Any) -> Callable[[], None]:
+        def go() -> None:
+            for p in discover([data_dir("cases")]):
+                for case in scalar(load_file(p).with_overrides(overrides)):
+                    run_case(case, engine)
+        return go
 
+    for case in (c for p in discover([data_dir("cases")]) for c in scalar(load_file(p))):
+        run_case(case, engine)  # warm the forward-mode references too
     checks = sum(max(1, len(c.points)) for c in cases)
-    t_bare, t_run = median_time(bare, 3), median_time(gradspec_run, 3)
-    print(f"overhead: the built-in library ({len(cases)} cases, {checks} checks) on the built-in engine")
+    t_bare, t_run, t_modes = median_time(bare, 3), median_time(gradspec_run(first), 3), median_time(gradspec_run(None), 3)
+    print(f"overhead: the built-in library's scalar cases ({len(cases)} cases, {checks} checks) on the built-in engine")
     row("bare forward + backward of the same graphs (median of 3)", f"{t_bare:.2f} s")
-    row("warm gradspec run: load, check, compare (median of 3)", f"{t_run:.2f} s")
+    row("warm gradspec run --check value,vjp: load, check, compare (median of 3)", f"{t_run:.2f} s")
     row("ratio", verdict(t_run / t_bare, 1.5, "lower"))
+    row("warm gradspec run with the default modes (forward mode and the library's own check: lists)", f"{t_modes:.2f} s")
 
 
 # -- 2. against torch.autograd.gradcheck ---------------------------------------------------------------
