@@ -10,7 +10,7 @@ backpropagated with its own ``backward``, on a fresh graph per cotangent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -20,15 +20,32 @@ import numpy as np
 from gradspec.engines.protocol import Engine, Unavailable, Unsupported
 from gradspec.graph.tensor import TensorGraph, evaluate
 from gradspec.ops.lowering import obj
-from gradspec.ops.table import OPS, Capability
+from gradspec.ops.table import OPS, TENSOR_OPS, Capability, Op, TensorOp
 
-__all__ = ["TensorOutcome", "Values", "constant", "objects", "run_tensor", "tensor_unsupported"]
+__all__ = ["TensorOutcome", "Values", "build_steps", "constant", "objects", "run_tensor", "tensor_unsupported"]
 
 
 @dataclass
 class TensorOutcome:
     value: Any  # float array of the output's shape
     grads: list[dict[str, Any]]  # per cotangent: differentiable input -> float array (None: not reported)
+
+
+def build_steps(graph: TensorGraph, env: Mapping[str, Any], const: Callable[[float], Any],
+                scalar: Callable[[Op, list[Any]], Any], tensor: Callable[[TensorOp, list[Any], dict[str, Any]], Any]) -> Any:
+    """The output of ``graph`` built from a library's own tensors: ``env`` maps every input to its tensor,
+    ``const`` makes a constant, ``scalar`` applies an element-wise op-table op, ``tensor`` a tensor op."""
+    nodes: list[Any] = []
+    for step in graph.steps:
+        if step.name is not None:
+            nodes.append(env[step.name])
+        elif step.op is None:
+            nodes.append(const(float(step.const)))  # type: ignore[arg-type]  # const is None for leaves only
+        elif step.op in OPS:
+            nodes.append(scalar(OPS[step.op], [nodes[a] for a in step.args]))
+        else:
+            nodes.append(tensor(TENSOR_OPS[step.op], [nodes[a] for a in step.args], step.kw))
+    return nodes[graph.output]
 
 
 def tensor_unsupported(engine: Engine, graph: TensorGraph) -> str | None:

@@ -378,6 +378,12 @@ def _at(arrays: Sequence[Any], names: list[str], name: str, index: tuple[int, ..
 def _forward(graph: TensorGraph, point: Mapping[str, Any], eps: float,
              seed: Callable[[str, tuple[int, ...], Err], Any]) -> Any:
     backend = _Jets(eps, tape=False)
+    return evaluate(graph, backend, _leaves(graph, point, backend, seed))[graph.output]
+
+
+def _leaves(graph: TensorGraph, point: Mapping[str, Any], backend: _Jets,
+            seed: Callable[[str, tuple[int, ...], Err], Any]) -> dict[str, Any]:
+    """Every input as an array: data as given, each differentiable element ``seed(name, index, x)``."""
     leaves: dict[str, Any] = {}
     for name, _ in graph.inputs:
         values = np.asarray(point[name], dtype=object)
@@ -388,7 +394,7 @@ def _forward(graph: TensorGraph, point: Mapping[str, Any], eps: float,
         for i in np.ndindex(values.shape):
             arr[i] = seed(name, i, backend.const(values[i]))
         leaves[name] = arr
-    return evaluate(graph, backend, leaves)[graph.output]
+    return leaves
 
 
 def _known(out: Any, pick: Callable[[Any], Any]) -> Known:
@@ -438,16 +444,7 @@ def _component(x: Any, k: int) -> tuple[Scalar, float, float]:
 def _forward_over_reverse(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float,
                           names: list[str]) -> tuple[tuple[Known, ...], tuple[Known, ...]]:
     backend = _Jets(eps, tape=True)
-    leaves: dict[str, Any] = {}
-    for name, _ in graph.inputs:
-        values = np.asarray(point[name], dtype=object)
-        if name in graph.data:
-            leaves[name] = values
-            continue
-        arr = np.empty(values.shape, dtype=object)
-        for i in np.ndindex(values.shape):
-            arr[i] = backend.node(Dual(backend.const(values[i]), Err(_at(ask.u, names, name, i))))
-        leaves[name] = arr
+    leaves = _leaves(graph, point, backend, lambda name, i, x: backend.node(Dual(x, Err(_at(ask.u, names, name, i)))))
     out = evaluate(graph, backend, leaves)[graph.output]
     v = np.asarray(ask.v)
     seeds: dict[int, Any] = {}

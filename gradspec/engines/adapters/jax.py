@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gradspec.engines.protocol import Engine, Unavailable
+from gradspec.engines.tensor import build_steps
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
 from gradspec.modes import Ask, Capability, Derivatives, Mode
-from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op
+from gradspec.ops.table import REVERSE_AND_TENSOR, Op
 
 
 def create(options: str) -> Engine:
@@ -182,18 +183,9 @@ class JaxEngine(Engine):
         fixed = {n: jnp.asarray(v, dtype=self.dtype) for n, v in data.items()}
 
         def f(*arrays: Any) -> Any:
-            env = dict(zip(names, arrays, strict=True)) | fixed
-            nodes: list[Any] = []
-            for step in graph.steps:
-                if step.name is not None:
-                    nodes.append(env[step.name])
-                elif step.op is None:
-                    nodes.append(jnp.asarray(float(step.const), dtype=self.dtype))  # type: ignore[arg-type]  # const is None for leaves only
-                elif step.op in OPS:
-                    nodes.append(self._fn(OPS[step.op])(*(nodes[a] for a in step.args)))
-                else:
-                    nodes.append(TENSOR_OPS[step.op].jax(self.jax, [nodes[a] for a in step.args], step.kw))
-            return nodes[graph.output]
+            return build_steps(graph, dict(zip(names, arrays, strict=True)) | fixed,
+                               lambda c: jnp.asarray(c, dtype=self.dtype), lambda op, args: self._fn(op)(*args),
+                               lambda row, args, kw: row.jax(self.jax, args, kw))
 
         return f
 

@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from gradspec.engines.protocol import Engine, Outcome, Unavailable, Unsupported
+from gradspec.engines.tensor import build_steps
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
 from gradspec.modes import Ask, Capability, Derivatives, Mode
-from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op
+from gradspec.ops.table import REVERSE_AND_TENSOR, Op
 
 FALLBACK_DEVICE = "PYTHON"
 
@@ -138,26 +139,20 @@ class TinygradEngine(Engine):
         names = [n for n, _ in graph.differentiable]
         fixed = {n: self._tensor(v) for n, v in data.items()}
 
+        def scalar(op: Op, args: list[Any]) -> Any:
+            reason = self.missing(op, True)
+            if reason:
+                raise Unsupported(reason)
+            return self.apply(op, args)
+
+        def tensor(row: Any, args: list[Any], kw: dict[str, Any]) -> Any:
+            if row.tinygrad is None:
+                raise Unsupported(f"tinygrad has no {row.name}")
+            return row.tinygrad(tinygrad, args, kw)
+
         def f(*tensors: Any) -> Any:
-            env = dict(zip(names, tensors, strict=True)) | fixed
-            nodes: list[Any] = []
-            for step in graph.steps:
-                if step.name is not None:
-                    nodes.append(env[step.name])
-                elif step.op is None:
-                    nodes.append(self.Tensor(float(step.const), dtype=self.dtype, device=self.device))  # type: ignore[arg-type]  # const is None for leaves only
-                elif step.op in OPS:
-                    op = OPS[step.op]
-                    reason = self.missing(op, True)
-                    if reason:
-                        raise Unsupported(reason)
-                    nodes.append(self.apply(op, [nodes[a] for a in step.args]))
-                else:
-                    spelling = TENSOR_OPS[step.op].tinygrad
-                    if spelling is None:
-                        raise Unsupported(f"tinygrad has no {step.op}")
-                    nodes.append(spelling(tinygrad, [nodes[a] for a in step.args], step.kw))
-            return nodes[graph.output]
+            return build_steps(graph, dict(zip(names, tensors, strict=True)) | fixed,
+                               lambda c: self.Tensor(c, dtype=self.dtype, device=self.device), scalar, tensor)
 
         return f
 

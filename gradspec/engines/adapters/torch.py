@@ -10,11 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gradspec.engines.protocol import Engine, Unavailable
+from gradspec.engines.tensor import build_steps
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
 from gradspec.modes import Ask, Capability, Derivatives, Mode
-from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, TENSOR_OPS, Op, TensorOp
+from gradspec.ops.table import REVERSE_AND_TENSOR, Op, TensorOp
 
 
 def create(options: str) -> Engine:
@@ -87,18 +88,8 @@ class TorchEngine(Engine):
         fixed = {n: t.tensor(v, dtype=self.dtype, device=self.device) for n, v in data.items()}
 
         def f(*tensors: Any) -> Any:
-            env = dict(zip(names, tensors, strict=True)) | fixed
-            nodes: list[Any] = []
-            for step in graph.steps:
-                if step.name is not None:
-                    nodes.append(env[step.name])
-                elif step.op is None:
-                    nodes.append(t.tensor(float(step.const), dtype=self.dtype, device=self.device))  # type: ignore[arg-type]  # const is None for leaves only
-                elif step.op in OPS:
-                    nodes.append(self.apply(OPS[step.op], [nodes[a] for a in step.args]))
-                else:
-                    nodes.append(self.tensor_op(TENSOR_OPS[step.op], [nodes[a] for a in step.args], step.kw))
-            return nodes[graph.output]
+            return build_steps(graph, dict(zip(names, tensors, strict=True)) | fixed,
+                               lambda c: t.tensor(c, dtype=self.dtype, device=self.device), self.apply, self.tensor_op)
 
         return f
 
