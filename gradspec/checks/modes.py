@@ -132,7 +132,8 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
     limit = FLOAT32_MAX if eps >= FLOAT32_EPS else np.finfo(float).max
     # Below the smallest normal number an engine may flush to zero (DAZ/FTZ in vectorised kernels): a
     # few of them are allowed in absolute terms, beside the relative rounding bound.
-    floor = 16 * (np.finfo(np.float32).tiny if eps >= FLOAT32_EPS else np.finfo(float).tiny)
+    smallest = float(np.finfo(np.float32 if eps >= FLOAT32_EPS else float).tiny)  # the smallest normal number
+    floor = 16 * smallest
 
     def one(label: str, engine: Any, known: Known | None) -> None:
         if known is None:
@@ -146,9 +147,12 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
         allowance = known.allowance + floor
         given = np.asarray(engine, dtype=float)
         if known.peak is not None and given.shape == np.shape(allowance):
-            # A value it is computed from is beyond the float range: an engine's intermediate step
-            # overflows there, however representable the result, and inf or nan is what IEEE gives.
-            allowance = np.where((known.peak > limit) & ~np.isfinite(given), np.inf, allowance)
+            # A value it is computed from is beyond the float range (or below its smallest normal number):
+            # an engine's intermediate step overflows (or underflows) there, however representable the
+            # result, and inf or nan is what IEEE gives; an underflow also loses the relative precision.
+            under = known.low < smallest
+            allowance = np.where(((known.peak > limit) | under) & ~np.isfinite(given), np.inf, allowance)
+            allowance = np.where(under, allowance + np.abs(exact), allowance)
         out.append(judge(label, Role.DERIVATIVE, engine, known.exact, exact, allowance, tol))
 
     if Mode.JVP in ask.modes:

@@ -18,6 +18,7 @@ the bound is a deterministic function of the graph and the point.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,15 +43,17 @@ _SAFETY = 2.0  # the bound is first order: allow twice what it says
 
 class Err:
     """An exact value, a bound on how far a float computation of it can be off (units of eps), and the
-    largest magnitude of any value it was computed from (``peak``: past the float range, an engine's
-    intermediate step overflows, whatever the final value)."""
+    largest and smallest nonzero magnitudes of the values it was computed from (``peak``, ``low``: past
+    the float range an engine's intermediate step overflows, below its smallest normal number it
+    underflows, whatever the final value)."""
 
-    __slots__ = ("e", "peak", "v")
+    __slots__ = ("e", "low", "peak", "v")
 
-    def __init__(self, v: Scalar, e: float = 0.0, peak: float = 0.0) -> None:
+    def __init__(self, v: Scalar, e: float = 0.0, peak: float = 0.0, low: float = math.inf) -> None:
         self.v = v
         self.e = e
         self.peak = peak
+        self.low = low
 
     def __add__(self, o: Any) -> Any:
         if isinstance(o, Dual):
@@ -58,7 +61,7 @@ class Err:
         o = _err(o)
         r = self.v + o.v
         m = abs(float(r))
-        return Err(r, self.e + o.e + 0.5 * m, max(self.peak, o.peak, m))
+        return Err(r, self.e + o.e + 0.5 * m, max(self.peak, o.peak, m), _low(min(self.low, o.low), m))
 
     __radd__ = __add__
 
@@ -74,19 +77,23 @@ class Err:
         if isinstance(o, Dual):
             return NotImplemented
         o = _err(o)
-        peak = max(self.peak, o.peak)
+        peak, low = max(self.peak, o.peak), min(self.low, o.low)
         if not o.e and o.v in _EXACT:  # by an exact 0 or ±1: no rounding
-            return Err(self.v * o.v, self.e if o.v else 0.0, peak)
+            return Err(self.v * o.v, self.e if o.v else 0.0, peak, low)
         if not self.e and self.v in _EXACT:
-            return Err(self.v * o.v, o.e if self.v else 0.0, peak)
+            return Err(self.v * o.v, o.e if self.v else 0.0, peak, low)
         r = self.v * o.v
         m = abs(float(r))
-        return Err(r, abs(float(self.v)) * o.e + abs(float(o.v)) * self.e + 0.5 * m, max(peak, m))
+        return Err(r, abs(float(self.v)) * o.e + abs(float(o.v)) * self.e + 0.5 * m, max(peak, m), _low(low, m))
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Err:
-        return Err(-self.v, self.e, self.peak)
+        return Err(-self.v, self.e, self.peak, self.low)
+
+
+def _low(low: float, m: float) -> float:
+    return min(low, m) if m else low
 
 
 _EXACT = (mpmath.mpf(0), mpmath.mpf(1), mpmath.mpf(-1))
@@ -167,13 +174,17 @@ def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Calla
     else:
         err = op.ulps * abs(float(value))
     peak = abs(float(value))
+    low = _low(math.inf, peak)
+    if peak:  # an engine may form a derivative through its reciprocal (1/x, then squared): count both
+        peak, low = max(peak, 1 / peak), min(low, 1 / peak)
     for k, a in enumerate(args):
         e = a.e if isinstance(a, Err) else precise(a)
         peak = max(peak, a.peak if isinstance(a, Err) else abs(float(a)))
+        low = min(low, a.low) if isinstance(a, Err) else _low(low, abs(float(a)))
         if e:
             moved = _derivative(name, (*multi, k))(vals)
             err += abs(float(moved)) * e if mpmath.isfinite(moved) else float("inf")
-    return Err(value, err, peak)
+    return Err(value, err, peak, low)
 
 
 def _apply(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Callable[[Any], float]) -> Any:
@@ -283,6 +294,7 @@ class Known:
     exact: Any
     allowance: Any
     peak: Any = None  # float array: the largest magnitude the quantity was computed from
+    low: Any = None  # float array: the smallest nonzero one
 
     @property
     def floats(self) -> Any:
@@ -325,7 +337,7 @@ def _key(arrays: Any) -> tuple[Any, ...]:
 
 def _scaled(ref: ModeReference, eps: float) -> ModeReference:
     def s(k: Known | None) -> Any:
-        return None if k is None else Known(k.exact, k.allowance * (_SAFETY * eps), k.peak)
+        return None if k is None else Known(k.exact, k.allowance * (_SAFETY * eps), k.peak, k.low)
 
     return ModeReference(s(ref.jvp), tuple(s(k) for k in ref.vjp), tuple(s(k) for k in ref.hvp), s(ref.jvp_of_jvp),
                          None if ref.orders is None else {n: s(k) for n, k in ref.orders.items()})
@@ -399,14 +411,14 @@ def _leaves(graph: TensorGraph, point: Mapping[str, Any], backend: _Jets,
 
 def _known(out: Any, pick: Callable[[Any], Any]) -> Known:
     exact = np.empty(out.shape, dtype=object)
-    allow, peak = np.zeros(out.shape), np.zeros(out.shape)
+    allow, peak, low = np.zeros(out.shape), np.zeros(out.shape), np.full(out.shape, np.inf)
     for i in np.ndindex(out.shape):
-        exact[i], allow[i], peak[i] = _parts(_flatten(pick(out[i])))
-    return Known(exact, allow, peak)
+        exact[i], allow[i], peak[i], low[i] = _parts(_flatten(pick(out[i])))
+    return Known(exact, allow, peak, low)
 
 
-def _parts(x: Err | None) -> tuple[Scalar, float, float]:
-    return (x.v, x.e, x.peak) if x is not None else (mpmath.mpf(0), 0.0, 0.0)
+def _parts(x: Err | None) -> tuple[Scalar, float, float, float]:
+    return (x.v, x.e, x.peak, x.low) if x is not None else (mpmath.mpf(0), 0.0, 0.0, math.inf)
 
 
 def _part(x: Any, which: str) -> Any:
@@ -431,13 +443,13 @@ def _contract(out: Any, v: Any) -> Any:
     return terms[0] if terms else Err(mpmath.mpf(0))
 
 
-def _component(x: Any, k: int) -> tuple[Scalar, float, float]:
+def _component(x: Any, k: int) -> tuple[Scalar, float, float, float]:
     """The part of a nested dual with ``k`` of its levels' ε (all along one direction: D^k f[u^k])."""
     # The levels are symmetric, so any k of them will do: take the outermost k.
     for _ in range(k):
         x = x.du if isinstance(x, Dual) else None
         if x is None:
-            return mpmath.mpf(0), 0.0, 0.0
+            return _parts(None)
     return _parts(_flatten(x))
 
 
@@ -457,10 +469,11 @@ def _forward_over_reverse(graph: TensorGraph, point: Mapping[str, Any], ask: Ask
         arr = leaves[name]
         first, second = np.empty(arr.shape, dtype=object), np.empty(arr.shape, dtype=object)
         e1, e2, p1, p2 = (np.zeros(arr.shape) for _ in range(4))
+        l1, l2 = np.full(arr.shape, np.inf), np.full(arr.shape, np.inf)
         for i in np.ndindex(arr.shape):
             a = adj[arr[i].i]
-            first[i], e1[i], p1[i] = _parts(a.re if isinstance(a, Dual) else a)
-            second[i], e2[i], p2[i] = _parts(a.du if isinstance(a, Dual) else None)
-        firsts.append(Known(first, e1, p1))
-        seconds.append(Known(second, e2, p2))
+            first[i], e1[i], p1[i], l1[i] = _parts(a.re if isinstance(a, Dual) else a)
+            second[i], e2[i], p2[i], l2[i] = _parts(a.du if isinstance(a, Dual) else None)
+        firsts.append(Known(first, e1, p1, l1))
+        seconds.append(Known(second, e2, p2, l2))
     return tuple(firsts), tuple(seconds)
