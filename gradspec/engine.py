@@ -306,8 +306,10 @@ def _mul_partials(out: Value, g: float) -> tuple[Partial, ...]:
 
 
 def _div_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    x, y = out._parents
-    return 1 / y, -x / (y * y)
+    y = out._parents[1]
+    # -x/y**2 as -(x/y)/y: the same value, and its own derivatives never form y**4, which underflows
+    # for |y| near 1e-80 while the exact second derivative is a perfectly ordinary float.
+    return 1 / y, -out / y
 
 
 def _pow_partials(out: Value, g: float) -> tuple[Partial, ...]:

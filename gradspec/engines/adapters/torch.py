@@ -146,7 +146,7 @@ class TorchEngine(Engine):
 
 
 def _array(x: Any) -> Any:
-    return x.detach().cpu().double().numpy()
+    return x.detach().cpu().double().numpy(force=True)  # force: torch.func's zero results are ZeroTensors
 
 
 def _zeros(t: Any, leaves: Sequence[Any], grads: Sequence[Any]) -> list[Any]:
