@@ -67,7 +67,8 @@ def test_result_records_where_it_came_from(kinds_file: Path) -> None:
     assert first.point == {"x": 2.0, "y": 3.0}
     assert first.expression == "a = x * y\nb = a + x\nb ** 2 - tanh(y)\n"
     names = [q.name for q in first.quantities]
-    assert names == ["value", "x", "y", "a", "b"]
+    # the built-in engine has forward mode, checked by default: its JVP and its consistency with reverse mode
+    assert names == ["value", "x", "y", "a", "b", "jvp", "mode consistency"]
     assert quantity(first, "a").role == "intermediate"
     # (x*y + x)**2 - tanh(y) at (2, 3): d/dx = 2*(x*y + x)*(y + 1) = 64, d/da = d/db = 2*b = 16
     assert quantity(first, "x").exact == 64.0

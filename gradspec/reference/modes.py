@@ -156,6 +156,8 @@ def _derivative(name: str, multi: tuple[int, ...]) -> Callable[[Sequence[Scalar]
     for k in multi:
         # abs'' and sign' are DiracDelta: zero away from the kink, and a check at a kink skips these modes
         form = sympy.diff(form, dummies[k]).replace(sympy.DiracDelta, lambda *_: sympy.S.Zero)
+        # x**y*y/x as y*x**(y - 1): the same function, and defined at x = 0 where the first is 0/0
+        form = sympy.powsimp(form, force=True)
     body = compile_expr(form)
     return lambda args: body({d: args[i] for i, d in enumerate(dummies)})
 
