@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from gradspec.checks.tensor import JACOBIAN_LIMIT, cotangent, judge
+from gradspec.checks.check import float_range
+from gradspec.checks.tensor import JACOBIAN_LIMIT, cotangent, jacobian_size, judge
 from gradspec.engines import call
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine
+from gradspec.engines.protocol import FLOAT32_EPS, Engine
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
@@ -105,8 +106,8 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
             out.append(_skip(f"order {order}", f"engine {engine.name} reaches derivatives of order {engine.max_order}"))
         else:
             reach = order
-    if Mode.JACOBIAN in runnable and _jacobian_size(graph) > JACOBIAN_LIMIT:
-        out.append(_skip("jacobian", f"the Jacobian has {_jacobian_size(graph)} entries, more than {JACOBIAN_LIMIT}"))
+    if Mode.JACOBIAN in runnable and jacobian_size(graph) > JACOBIAN_LIMIT:
+        out.append(_skip("jacobian", f"the Jacobian has {jacobian_size(graph)} entries, more than {JACOBIAN_LIMIT}"))
         runnable.discard(Mode.JACOBIAN)
     if not runnable and reach < 2:
         return out, ""
@@ -121,31 +122,31 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
         assert called.verdict is not None
         return out + _skipped(frozenset(runnable), reach, called.message, called.verdict), ""
     got = called.get()
-    out += _compare(graph, point, ref, got, ask, engine.eps, tol)
+    out += _compare(graph, point, ref, got, ask, engine, tol)
     return out, f"directions seed {seed}"
 
 
-def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, got: Any, ask: Ask, eps: float,
+def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, got: Any, ask: Ask, engine: Engine,
              tol: Tolerance) -> list[Quantity]:
     names = [n for n, _ in graph.differentiable]
     out: list[Quantity] = []
-    limit = FLOAT32_MAX if eps >= FLOAT32_EPS else np.finfo(float).max
-    # Below the smallest normal number an engine may flush to zero (DAZ/FTZ in vectorised kernels): a
-    # few of them are allowed in absolute terms, beside the relative rounding bound.
+    eps, limit = engine.eps, float_range(engine)
     smallest = float(np.finfo(np.float32 if eps >= FLOAT32_EPS else float).tiny)  # the smallest normal number
+    # Below it an engine may flush to zero (DAZ/FTZ in vectorised kernels): a few of them are allowed in
+    # absolute terms, beside the relative rounding bound.
     floor = 16 * smallest
 
-    def one(label: str, engine: Any, known: Known | None) -> None:
+    def one(label: str, computed: Any, known: Known | None) -> None:
         if known is None:
             return
-        if engine is None:
+        if computed is None:
             out.append(_skip(label, "the engine did not compute it"))
             return
         exact = known.floats
         with np.errstate(invalid="ignore"):  # beyond the engine's float range, IEEE arithmetic gives inf
             exact = np.where(np.abs(exact) > limit, np.sign(exact) * np.inf, exact)
         allowance = known.allowance + floor
-        given = np.asarray(engine, dtype=float)
+        given = np.asarray(computed, dtype=float)
         if known.peak is not None and given.shape == np.shape(allowance):
             # A value it is computed from is beyond the float range (or below its smallest normal number):
             # an engine's intermediate step overflows (or underflows) there, however representable the
@@ -153,11 +154,11 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
             under = known.low < smallest
             allowance = np.where(((known.peak > limit) | under) & ~np.isfinite(given), np.inf, allowance)
             allowance = np.where(under, allowance + np.abs(exact), allowance)
-        out.append(judge(label, Role.DERIVATIVE, engine, known.exact, exact, allowance, tol))
+        out.append(judge(label, Role.DERIVATIVE, computed, known.exact, exact, allowance, tol))
 
     if Mode.JVP in ask.modes:
         one("jvp", got.jvp, ref.jvp)
-        out.append(_consistency(ref, got, ask, eps, tol))
+        out.append(_consistency(ref, got, ask, eps, tol, floor))
     if Mode.HVP in ask.modes:
         for i, name in enumerate(names):
             one(f"hvp {name}", None if got.hvp is None else got.hvp[i], ref.hvp[i])
@@ -184,7 +185,7 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
     return out
 
 
-def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolerance) -> Quantity:
+def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolerance, floor: float) -> Quantity:
     """v·(J u) from the engine's JVP against (Jᵀ v)·u from its VJP: the two modes of one Jacobian."""
     label = "mode consistency"
     if got.jvp is None or got.vjp is None or ref.jvp is None:
@@ -201,17 +202,12 @@ def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolera
     # Each side may be off by its own rounding: the JVP's allowance weighted by |v|, and the same bound
     # for the VJP side (it rounds the same products in another order), plus the two float64 sums.
     allowed = 2 * float(np.sum(np.abs(v) * ref.jvp.allowance)) + 4 * eps * float(np.sum(np.abs(v * jvp)) + 1e-300)
-    allowed += tol.atol + tol.rtol * abs(exact) + 16 * float(np.finfo(np.float32 if eps >= FLOAT32_EPS else float).tiny)
+    allowed += tol.atol + tol.rtol * abs(exact) + floor
     diff = 0.0 if forward == backward else abs(forward - backward)  # equal infinities agree
     verdict = Verdict.PASS if diff == 0 or (math.isfinite(diff) and diff <= allowed) else Verdict.FAIL
     note = f"v·(J u) = {forward:.17g} by forward mode, (Jᵀ v)·u = {backward:.17g} by reverse mode"
     return Quantity(label, Role.DERIVATIVE, forward, exact, None, diff, diff / max(abs(exact), 1e-300), allowed,
                     verdict, note=note)
-
-
-def _jacobian_size(graph: TensorGraph) -> int:
-    inputs = sum(math.prod(graph.steps[i].shape) for _, i in graph.differentiable)
-    return math.prod(graph.shape) * inputs
 
 
 def _skip(label: str, note: str, verdict: Verdict = Verdict.SKIP) -> Quantity:
