@@ -35,6 +35,7 @@ from gradspec.modes import Ask, Mode
 from gradspec.ops.table import OPS
 from gradspec.reference.exact import DPS
 from gradspec.reference.mpeval import Scalar, compile_expr, to_mpf
+from gradspec.reference.tensor import RATIONAL, Node, rational
 
 __all__ = ["Dual", "Err", "Known", "ModeReference", "mode_reference"]
 
@@ -96,7 +97,8 @@ def _low(low: float, m: float) -> float:
     return min(low, m) if m else low
 
 
-_EXACT = (mpmath.mpf(0), mpmath.mpf(1), mpmath.mpf(-1))
+_ONE = mpmath.mpf(1)
+_EXACT = (mpmath.mpf(0), _ONE, -_ONE)
 
 
 def _err(x: Any) -> Err:
@@ -226,42 +228,28 @@ class _Jets:
             return value
         self.values.append(value)
         self.parents.append(parents)
-        return _Node(len(self.values) - 1)
+        return Node(len(self.values) - 1)
 
     def op(self, name: str, *args: Any) -> Any:
-        nodes = [a for a in args if isinstance(a, _Node)]
-        vals = [self.values[a.i] if isinstance(a, _Node) else a if isinstance(a, Dual | Err) else self.const(a)
+        vals = [self.values[a.i] if isinstance(a, Node) else a if isinstance(a, Dual | Err) else self.const(a)
                 for a in args]
-        if name == "add":
-            value = vals[0] + vals[1]
-        elif name == "sub":
-            value = vals[0] - vals[1]
-        elif name == "mul":
-            value = vals[0] * vals[1]
+        exact: tuple[Any, ...] | None = None  # the rational ops' partials come with their value
+        if name in RATIONAL:
+            value, exact = rational(name, vals[0], vals[1])
         elif name == "neg":
-            value = -vals[0]
+            value, exact = -vals[0], (-_ONE,)
         else:
             value = _apply(name, (), vals, self.precise)
-        if not self.taped or not nodes:
-            return self.node(value) if self.taped else value
-        parents = tuple((a.i, self._partial(name, k, vals)) for k, a in enumerate(args) if isinstance(a, _Node))
+        if not self.taped:
+            return value
+        parents = tuple((a.i, exact[k] if exact is not None else _apply(name, (k,), vals, self.precise))
+                        for k, a in enumerate(args) if isinstance(a, Node))
         return self.node(value, parents)
-
-    def _partial(self, name: str, k: int, vals: Sequence[Any]) -> Any:
-        if name == "add":
-            return Err(mpmath.mpf(1))
-        if name == "sub":
-            return Err(mpmath.mpf(1 if k == 0 else -1))
-        if name == "mul":
-            return vals[1 - k]
-        if name == "neg":
-            return Err(mpmath.mpf(-1))
-        return _apply(name, (k,), vals, self.precise)
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
         # The value is the same either way; shifted as a float engine shifts, exp's intermediate values,
         # and the rounding bounds measured against them, stay within the float range as the engine's do.
-        values = [_flatten(self.values[x.i] if isinstance(x, _Node) else x) for x in xs]
+        values = [_flatten(self.values[x.i] if isinstance(x, Node) else x) for x in xs]
         top = max((float(v.v) if isinstance(v, Err) else float(v) for v in values if v is not None), default=0.0)
         return Fraction(top) if np.isfinite(top) and top != 0 else None
 
@@ -277,13 +265,6 @@ class _Jets:
             for p, d in self.parents[i]:
                 adj[p] = _plus(adj[p], a * d)
         return adj
-
-
-class _Node:
-    __slots__ = ("i",)
-
-    def __init__(self, i: int) -> None:
-        self.i = i
 
 
 # -- the reference --------------------------------------------------------------------------------------
@@ -463,7 +444,7 @@ def _forward_over_reverse(graph: TensorGraph, point: Mapping[str, Any], ask: Ask
     v = np.asarray(ask.v)
     seeds: dict[int, Any] = {}
     for i in np.ndindex(out.shape):
-        if v[i] and isinstance(out[i], _Node):
+        if v[i] and isinstance(out[i], Node):
             seeds[out[i].i] = _plus(seeds.get(out[i].i), Err(to_mpf(float(v[i]))))
     adj = backend.sweep(seeds)
     firsts, seconds = [], []

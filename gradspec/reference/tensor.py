@@ -29,7 +29,7 @@ from gradspec.reference.chain import local_partials, mp_apply
 from gradspec.reference.exact import DPS
 from gradspec.reference.mpeval import Scalar, to_mpf
 
-__all__ = ["TensorExact", "exact_tensor"]
+__all__ = ["RATIONAL", "Node", "TensorExact", "exact_tensor", "rational"]
 
 
 
@@ -43,7 +43,7 @@ def _eps_units(ulps: float) -> float:
 _SAFETY = 2
 
 
-class _Node:
+class Node:
     __slots__ = ("i",)
 
     def __init__(self, i: int) -> None:
@@ -57,7 +57,7 @@ class _Kink:
     interval: tuple[tuple[float, float], ...]
 
 
-def _rational(name: str, a: Scalar, b: Scalar) -> tuple[Scalar, tuple[Scalar, Scalar]]:
+def rational(name: str, a: Scalar, b: Scalar) -> tuple[Scalar, tuple[Scalar, Scalar]]:
     """Value and local partials of the rational ops, which every lowering uses thousands of times;
     equal to what :func:`local_partials` derives from their SymPy forms (a test pins this)."""
     if name == "add":
@@ -68,7 +68,7 @@ def _rational(name: str, a: Scalar, b: Scalar) -> tuple[Scalar, tuple[Scalar, Sc
 
 
 _ONE = mpmath.mpf(1)
-_FAST = {"add", "sub", "mul"}
+RATIONAL = frozenset({"add", "sub", "mul"})  # the ops rational() serves
 
 
 class Tape:
@@ -88,18 +88,18 @@ class Tape:
         self.step = ""  # the op being lowered, for domain messages
         self.col = 0
 
-    def leaf(self, v: Fraction) -> _Node:
+    def leaf(self, v: Fraction) -> Node:
         x = to_mpf(v)
         # An engine gets the nearest float: half an ulp off unless the decimal is a binary float.
         return self._push(x, (), (), abs(float(x)) / 2 if float(v) != v else 0.0)
 
     def _push(self, value: Scalar, parents: tuple[tuple[int, Scalar], ...], perr: tuple[float, ...],
-              error: float) -> _Node:
+              error: float) -> Node:
         self.values.append(value)
         self.parents.append(parents)
         self.partial_error.append(perr)
         self.error.append(error)
-        return _Node(len(self.values) - 1)
+        return Node(len(self.values) - 1)
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
         return None  # 60 digits and mpmath's unbounded exponents: exp needs no shift
@@ -112,16 +112,16 @@ class Tape:
         for index in np.ndindex(shape):
             v = spread[index]
             out[index] = self._push(self.values[v.i], ((v.i, _ONE),), (0.0,), self.error[v.i]) \
-                if isinstance(v, _Node) else v
+                if isinstance(v, Node) else v
         self.expanded.append((a, out))
         return out
 
-    def op(self, name: str, *args: Any) -> _Node:
+    def op(self, name: str, *args: Any) -> Node:
         op = OPS[name]
-        vals = [self.values[a.i] if isinstance(a, _Node) else to_mpf(a) for a in args]
-        if name in _FAST:
+        vals = [self.values[a.i] if isinstance(a, Node) else to_mpf(a) for a in args]
+        if name in RATIONAL:
             return self._rational(name, args, vals)
-        varying = [isinstance(a, _Node) for a in args]
+        varying = [isinstance(a, Node) for a in args]
         if op.domain is not None:
             problem = op.domain(vals, varying)
             if problem:
@@ -135,7 +135,7 @@ class Tape:
         err = _eps_units(op.ulps) * abs(float(value))
         errs = self._errors(args, vals)
         for k, a in enumerate(args):
-            if not isinstance(a, _Node):
+            if not isinstance(a, Node):
                 continue
             p = partials[k](vals)
             parents.append((a.i, p))
@@ -148,17 +148,17 @@ class Tape:
         return self._push(value, tuple(parents), tuple(perr), err)
 
     def _errors(self, args: Sequence[Any], vals: Sequence[Scalar]) -> list[float]:
-        return [self.error[a.i] if isinstance(a, _Node) else (abs(float(v)) / 2 if float(a) != a else 0.0)
+        return [self.error[a.i] if isinstance(a, Node) else (abs(float(v)) / 2 if float(a) != a else 0.0)
                 for a, v in zip(args, vals, strict=True)]
 
-    def _rational(self, name: str, args: Sequence[Any], vals: list[Scalar]) -> _Node:
-        value, partials = _rational(name, vals[0], vals[1])
+    def _rational(self, name: str, args: Sequence[Any], vals: list[Scalar]) -> Node:
+        value, partials = rational(name, vals[0], vals[1])
         errs = self._errors(args, vals)
         err = abs(float(value))
         parents: list[tuple[int, Scalar]] = []
         perr: list[float] = []
         for k, a in enumerate(args):
-            if isinstance(a, _Node):
+            if isinstance(a, Node):
                 parents.append((a.i, partials[k]))
                 err += abs(float(partials[k])) * errs[k]
                 perr.append(errs[1 - k] if name == "mul" else 0.0)  # d(a*b)/da = b moves as b does
@@ -251,7 +251,7 @@ class TensorExact:
 
     def values_of(self, step: int) -> Any:
         """The exact values of one step (an object array of mpf, or the data's Fractions)."""
-        return np.vectorize(lambda n: self.tape.values[n.i] if isinstance(n, _Node) else n, otypes=[object])(
+        return np.vectorize(lambda n: self.tape.values[n.i] if isinstance(n, Node) else n, otypes=[object])(
             self.arrays[step])
 
     def vjp(self, cotangent: Any, override: Mapping[tuple[int, int], Scalar] | None = None) -> Grad:
@@ -272,7 +272,7 @@ class TensorExact:
         with mpmath.workdps(DPS):
             for index in np.ndindex(self.outputs.shape):
                 c = cotangent[index]
-                if c and isinstance(self.outputs[index], _Node):  # a constant element has no gradient
+                if c and isinstance(self.outputs[index], Node):  # a constant element has no gradient
                     node = self.outputs[index].i
                     seeds[node] = seeds.get(node, mpmath.mpf(0)) + (to_mpf(c) if isinstance(c, Fraction) else mpmath.mpf(float(c)))
             adj, err = self.tape.sweep(seeds, override)
@@ -349,8 +349,8 @@ def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
 
         arrays = evaluate(graph, tape, given, on_step=at)
         outputs = arrays[graph.output]
-        value = np.vectorize(lambda n: tape.values[n.i] if isinstance(n, _Node) else to_mpf(n), otypes=[object])(outputs)
-        rounding = np.vectorize(lambda n: tape.error[n.i] * _SAFETY if isinstance(n, _Node) else 0.0,
+        value = np.vectorize(lambda n: tape.values[n.i] if isinstance(n, Node) else to_mpf(n), otypes=[object])(outputs)
+        rounding = np.vectorize(lambda n: tape.error[n.i] * _SAFETY if isinstance(n, Node) else 0.0,
                                 otypes=[float])(outputs)
     return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)),
                        arrays)
