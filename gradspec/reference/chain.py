@@ -23,7 +23,7 @@ from gradspec.reference.mpeval import Scalar, compile_expr, to_mpf
 #: An op, or one of its partial derivatives, as a function of the op's arguments.
 Partial = Callable[[Sequence[Scalar]], Scalar]
 
-__all__ = ["Kinked", "Partial", "adjoints", "forward", "local_partials", "mp_apply", "subgradient_ranges"]
+__all__ = ["Kinked", "Partial", "adjoints", "derivative", "forward", "local_partials", "mp_apply", "subgradient_ranges"]
 
 
 @dataclass(frozen=True)
@@ -56,28 +56,29 @@ def forward(graph: Graph, env: Mapping[str, Scalar]) -> tuple[list[Scalar], list
 
 
 @cache
-def local_partials(name: str) -> tuple[Partial, ...]:
-    """d op / d argument for each argument, derived by SymPy from the op's own form."""
+def derivative(name: str, multi: tuple[int, ...] = ()) -> Partial:
+    """The op (``multi`` empty) or its partial derivative by its arguments ``multi``, in that order,
+    derived by SymPy from the op's own form and compiled for exact evaluation."""
     op = OPS[name]
     dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
     form = op.sympy(*dummies)
-    return tuple(_compile_with(sympy.diff(form, d), dummies) for d in dummies)
-
-
-@cache
-def _op_value(name: str) -> Partial:
-    op = OPS[name]
-    dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
-    return _compile_with(op.sympy(*dummies), dummies)
-
-
-def _compile_with(expr: sympy.Expr, dummies: list[sympy.Dummy]) -> Partial:
-    body = compile_expr(expr)
+    for k in multi:
+        # abs'' and sign' are DiracDelta: zero away from the kink (where higher derivatives are not checked)
+        form = sympy.diff(form, dummies[k]).replace(sympy.DiracDelta, lambda *_: sympy.S.Zero)
+        # x**y*y/x as y*x**(y - 1): the same function, and defined at x = 0 where the first is 0/0
+        form = sympy.powsimp(form, force=True)
+    body = compile_expr(form)
     return lambda args: body({d: args[i] for i, d in enumerate(dummies)})
 
 
+@cache
+def local_partials(name: str) -> tuple[Partial, ...]:
+    """d op / d argument for each argument."""
+    return tuple(derivative(name, (k,)) for k in range(OPS[name].arity))
+
+
 def mp_apply(name: str, args: list[Scalar]) -> Scalar:
-    return _op_value(name)(args)
+    return derivative(name)(args)
 
 
 def adjoints(

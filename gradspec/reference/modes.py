@@ -22,19 +22,18 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cache
 from typing import Any
 
 import mpmath
 import numpy as np
-import sympy
 
 from gradspec.errors import DomainError
 from gradspec.graph.tensor import TensorGraph, evaluate
 from gradspec.modes import Ask, Mode
 from gradspec.ops.table import OPS
+from gradspec.reference.chain import derivative
 from gradspec.reference.exact import DPS
-from gradspec.reference.mpeval import Scalar, compile_expr, to_mpf
+from gradspec.reference.mpeval import Scalar, to_mpf
 from gradspec.reference.tensor import RATIONAL, Node, rational
 
 __all__ = ["Dual", "Err", "Known", "ModeReference", "mode_reference"]
@@ -149,25 +148,10 @@ def _plus(a: Any, b: Any) -> Any:
 # -- ops on duals -------------------------------------------------------------------------------------
 
 
-@cache
-def _derivative(name: str, multi: tuple[int, ...]) -> Callable[[Sequence[Scalar]], Scalar]:
-    """The op's partial derivative by its arguments ``multi`` (in order), compiled from its SymPy form."""
-    op = OPS[name]
-    dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
-    form = op.sympy(*dummies)
-    for k in multi:
-        # abs'' and sign' are DiracDelta: zero away from the kink, and a check at a kink skips these modes
-        form = sympy.diff(form, dummies[k]).replace(sympy.DiracDelta, lambda *_: sympy.S.Zero)
-        # x**y*y/x as y*x**(y - 1): the same function, and defined at x = 0 where the first is 0/0
-        form = sympy.powsimp(form, force=True)
-    body = compile_expr(form)
-    return lambda args: body({d: args[i] for i, d in enumerate(dummies)})
-
-
 def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Callable[[Any], float]) -> Err:
     """The op's derivative ``multi`` at exact arguments, with its rounding bound."""
     vals = [a.v if isinstance(a, Err) else to_mpf(a) for a in args]
-    value = _derivative(name, multi)(vals)
+    value = derivative(name, multi)(vals)
     if not mpmath.isfinite(value):
         order = len(multi)
         what = f"the derivative of order {order} of {name}" if order else name
@@ -186,7 +170,7 @@ def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Calla
         peak = max(peak, a.peak if isinstance(a, Err) else abs(float(a)))
         low = min(low, a.low) if isinstance(a, Err) else _low(low, abs(float(a)))
         if e:
-            moved = _derivative(name, (*multi, k))(vals)
+            moved = derivative(name, (*multi, k))(vals)
             err += abs(float(moved)) * e if mpmath.isfinite(moved) else float("inf")
     return Err(value, err, peak, low)
 
