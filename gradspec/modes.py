@@ -103,3 +103,6 @@ class Derivatives:
     jvp_of_jvp: Any = None
     jacobian: list[Any] | None = None  # forward mode, per input: output shape + input shape
     orders: dict[int, float] = field(default_factory=dict)
+    # Modes it cannot compute for this function, with the library's reason (a Function without jvp):
+    # their quantities are skipped saying so.
+    refused: dict[Mode, str] = field(default_factory=dict)

@@ -94,8 +94,12 @@ def with_modes(result: CheckResult, more: list[Quantity], note: str) -> CheckRes
         return result
     quantities = (*result.quantities, *more)
     # A mode the engine lacks is said in the message; it does not turn the judged quantities' verdict.
-    skipped = dict.fromkeys(f"{q.name} not checked: {q.note}" for q in more if q.verdict is Verdict.SKIP)
-    message = "; ".join(filter(None, [result.message, note, *skipped]))
+    skipped: dict[str, list[str]] = {}  # reason -> the quantities it skips, said once
+    for q in more:
+        if q.verdict is Verdict.SKIP:
+            skipped.setdefault(q.note, []).append(q.name)
+    said = [f"{', '.join(names)} not checked: {reason}" for reason, names in skipped.items()]
+    message = "; ".join(filter(None, [result.message, note, *said]))
     verdict = worst([result.verdict, *(q.verdict for q in more if q.verdict is not Verdict.SKIP)])
     return dataclasses.replace(result, quantities=quantities, verdict=verdict, message=message)
 

@@ -151,19 +151,6 @@ def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: 
     return out
 
 
-def _mode_of(name: str) -> Mode | None:
-    """The mode a quantity of :mod:`gradspec.checks.modes` stands on, by its label (None: not a mode's)."""
-    if name in ("jvp", "mode consistency"):
-        return Mode.JVP
-    if name == "jvp-of-jvp":
-        return Mode.JVP_OF_JVP
-    if name == "jacobian" or (name.startswith("jacobian ") and name.endswith(" (fwd)")):
-        return Mode.JACOBIAN
-    if name == "hvp" or name.startswith(("hvp ", "order ")):
-        return Mode.HVP
-    return None
-
-
 _NOT_DIFFERENTIABLE = ("the gradient does not move with the inputs: the backward is not differentiable (a .detach() "
                        "or stop_gradient in it, or a computation outside the library's autodiff)")
 _NESTED_JVP_RULE = ("if the function is a torch.autograd.Function: torch.func does not differentiate its jvp rule again "
@@ -171,27 +158,17 @@ _NESTED_JVP_RULE = ("if the function is a torch.autograd.Function: torch.func do
 
 
 def _explained(result: CheckResult, engine: FunctionEngine) -> CheckResult:
-    """``result`` with what the function's modes say about it: a mode the function does not have is a skip
-    with the library's reason (not the engine's generic one), and a Hessian-vector product of zeros where
-    the exact one is not says that the backward is not differentiable."""
-    parts = result.message.split("; ")
-    refused: dict[str, list[str]] = {}  # reason -> the quantities it skips, said once in the message
+    """``result`` with what a zero second derivative says about a function: a Hessian-vector product (or
+    a higher derivative) of zeros where the exact one is not means the backward is not differentiable."""
     quantities = []
     for q in result.quantities:
-        mode = _mode_of(q.name)
-        if q.verdict is Verdict.SKIP and mode is not None and mode in engine.refused:
-            reason = engine.refused[mode]
-            parts = [p for p in parts if p != f"{q.name} not checked: {q.note}"]
-            refused.setdefault(reason, []).append(q.name)
-            q = dataclasses.replace(q, note=reason)
-        elif q.verdict is Verdict.FAIL and mode is Mode.HVP and "pattern: all zeros" in q.note:
+        zeros = q.verdict is Verdict.FAIL and "pattern: all zeros" in q.note
+        if zeros and q.name.startswith(("hvp", "order ")):
             q = dataclasses.replace(q, note=f"{q.note}; {_NOT_DIFFERENTIABLE}")
-        elif q.verdict is Verdict.FAIL and mode is Mode.JVP_OF_JVP and "pattern: all zeros" in q.note \
-                and engine.family == "torch":
+        elif zeros and q.name == "jvp-of-jvp" and engine.family == "torch":
             q = dataclasses.replace(q, note=f"{q.note}; {_NESTED_JVP_RULE}")
         quantities.append(q)
-    parts += [f"{', '.join(names)} not checked: {reason}" for reason, names in refused.items()]
-    return dataclasses.replace(result, quantities=tuple(quantities), message="; ".join(filter(None, parts)))
+    return dataclasses.replace(result, quantities=tuple(quantities))
 
 
 def _dtype(engine: Engine) -> str:

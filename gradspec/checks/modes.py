@@ -136,11 +136,11 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
     # absolute terms, beside the relative rounding bound.
     floor = 16 * smallest
 
-    def one(label: str, computed: Any, known: Known | None) -> None:
+    def one(label: str, computed: Any, known: Known | None, mode: Mode) -> None:
         if known is None:
             return
         if computed is None:
-            out.append(_skip(label, "the engine did not compute it"))
+            out.append(_skip(label, got.refused.get(mode, "the engine did not compute it")))
             return
         exact = known.floats
         with np.errstate(invalid="ignore"):  # beyond the engine's float range, IEEE arithmetic gives inf
@@ -157,15 +157,15 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
         out.append(judge(label, Role.DERIVATIVE, computed, known.exact, exact, allowance, tol))
 
     if Mode.JVP in ask.modes:
-        one("jvp", got.jvp, ref.jvp)
+        one("jvp", got.jvp, ref.jvp, Mode.JVP)
         out.append(_consistency(ref, got, ask, eps, tol, floor))
     if Mode.HVP in ask.modes:
         for i, name in enumerate(names):
-            one(f"hvp {name}", None if got.hvp is None else got.hvp[i], ref.hvp[i])
+            one(f"hvp {name}", None if got.hvp is None else got.hvp[i], ref.hvp[i], Mode.HVP)
             if got.hvp_fwd is not None:
-                one(f"hvp {name} (fwd-rev)", got.hvp_fwd[i], ref.hvp[i])
+                one(f"hvp {name} (fwd-rev)", got.hvp_fwd[i], ref.hvp[i], Mode.HVP)
     if Mode.JVP_OF_JVP in ask.modes:
-        one("jvp-of-jvp", got.jvp_of_jvp, ref.jvp_of_jvp)
+        one("jvp-of-jvp", got.jvp_of_jvp, ref.jvp_of_jvp, Mode.JVP_OF_JVP)
     if Mode.JACOBIAN in ask.modes:
         exact = exact_tensor(graph, point)
         size = math.prod(graph.shape)
@@ -178,10 +178,10 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
             shape = (*graph.shape, *rows[0].exact[name].shape)
             known = Known(np.stack([g.exact[name] for g in rows]).reshape(shape),
                           eps * np.stack([g.rounding[name] for g in rows]).reshape(shape))
-            one(f"jacobian {name} (fwd)", None if got.jacobian is None else got.jacobian[i], known)
+            one(f"jacobian {name} (fwd)", None if got.jacobian is None else got.jacobian[i], known, Mode.JACOBIAN)
     for k in ask.orders:
         assert ref.orders is not None
-        one(f"order {k}", got.orders.get(k), ref.orders[k])
+        one(f"order {k}", got.orders.get(k), ref.orders[k], Mode.HVP)
     return out
 
 
@@ -189,7 +189,7 @@ def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolera
     """v·(J u) from the engine's JVP against (Jᵀ v)·u from its VJP: the two modes of one Jacobian."""
     label = "mode consistency"
     if got.jvp is None or got.vjp is None or ref.jvp is None:
-        return _skip(label, "the engine did not compute both modes")
+        return _skip(label, got.refused.get(Mode.JVP, "the engine did not compute both modes"))
     v = np.asarray(ask.v, dtype=float)
     jvp = np.asarray(got.jvp, dtype=float)
     if jvp.shape != v.shape or any(np.shape(g) != np.shape(a) for g, a in zip(got.vjp, ask.u, strict=True)):

@@ -17,7 +17,7 @@ On torch and JAX the function is checked in the modes of its library too (a case
 :meth:`FunctionEngine.derivatives` differentiates it with the library's own transforms, as the torch and
 JAX engines do. A function with no forward mode (a ``torch.autograd.Function`` without ``jvp``, a
 ``jax.custom_vjp``) has its forward-mode quantities refused with the library's reason
-(:attr:`FunctionEngine.refused`) while the reverse-mode ones (``hvp``, ``order``) are still computed. A
+(``Derivatives.refused``) while the reverse-mode ones (``hvp``, ``order``) are still computed. A
 ``torch.autograd.Function`` written the old way (``ctx`` in ``forward``, no ``setup_context``) cannot
 run under ``torch.func``; its ``jvp`` is then read through ``torch.autograd.forward_ad``, which has one
 level, so its ``jvp-of-jvp`` is refused. A Value class is checked in reverse mode only.
@@ -107,14 +107,9 @@ class FunctionEngine(Engine):
         self.family = family(base)
         if self.family not in FAMILIES:
             raise EngineError(f"engine {base.name} cannot run a function under test (torch, jax or a Value class)")
-        # The modes the function does not have, with the reason: on torch and jax, the forward modes the last
-        # derivatives() call could not compute. What these modes would have compared is skipped saying why.
-        self.refused: dict[Mode, str] = {}
-        if self.family != "builtin":
-            self.capabilities = base.capabilities
-            self.max_order = base.max_order
-        else:
-            self.refused = dict.fromkeys(set(Mode) - {Mode.VALUE, Mode.VJP}, REVERSE_ONLY_REASON)
+        # The base engine's modes; a function over Values refuses them in derivatives(), with the reason.
+        self.capabilities = base.capabilities
+        self.max_order = base.max_order
 
     def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
         probe = self.probe(graph, inputs, cotangents)
@@ -151,10 +146,10 @@ class FunctionEngine(Engine):
         """What ``ask`` names, by the base engine's transforms. Where the library refuses a forward mode
         of the function, the rest is computed without it, and the forward mode is either computed here
         (:meth:`_by_hand`: a torch Function without ``setup_context`` through forward AD, a Jacobian
-        without vmap support column by column) or left out with the library's reason in :attr:`refused`."""
+        without vmap support column by column) or left out with the library's reason in ``refused``."""
         if self.family == "builtin":
             raise Unsupported(REVERSE_ONLY_REASON)
-        self.refused = {}
+        refused: dict[Mode, str] = {}
         modes, by_hand, old_style = ask.modes, set[Mode](), False
         while True:
             try:
@@ -167,7 +162,7 @@ class FunctionEngine(Engine):
                     old_style = True
                     by_hand |= modes & {Mode.JVP, Mode.JACOBIAN}
                     if Mode.JVP_OF_JVP in modes:
-                        self.refused[Mode.JVP_OF_JVP] = (
+                        refused[Mode.JVP_OF_JVP] = (
                             f"{self.label} has no setup_context, so torch.func cannot nest its forward mode, and "
                             "torch.autograd.forward_ad has one level")
                     modes -= FORWARD
@@ -178,8 +173,9 @@ class FunctionEngine(Engine):
                     reason = self._no_forward(exc)
                     if reason is None or not modes & FORWARD:
                         raise  # anything else the function does wrong is the check's to judge
-                    self.refused |= dict.fromkeys(sorted(modes & FORWARD), reason)
+                    refused |= dict.fromkeys(sorted(modes & FORWARD), reason)
                     modes -= FORWARD
+        got.refused = refused
         if by_hand:
             self._by_hand(f, primals, ask, got, frozenset(by_hand), old_style)
         return got
@@ -222,7 +218,7 @@ class FunctionEngine(Engine):
             if reason is None:
                 raise
             got.jvp = got.jacobian = None
-            self.refused |= dict.fromkeys(sorted(modes), reason)
+            got.refused |= dict.fromkeys(sorted(modes), reason)
 
     @staticmethod
     def _columns(jvp: Callable[[Sequence[Any]], Any], primals: Sequence[Any], i: int) -> Any:
