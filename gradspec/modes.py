@@ -83,7 +83,6 @@ class Ask:
     w: tuple[Any, ...]
     v: Any
     order: int = 1  # D^k(v·f)[u^k] for k = 2..order
-    jacobian_limit: int = 1000  # output elements x input elements
 
     @property
     def orders(self) -> range:
