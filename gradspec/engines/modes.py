@@ -10,7 +10,6 @@ other engine that declares the modes (the built-in Value) runs the case through 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,10 +39,9 @@ def derivatives(engine: Engine, graph: TensorGraph, inputs: Mapping[str, Any], a
 
 
 def _module(engine: Engine) -> Any:
-    """The module of a Value-class engine's class, which provides ``grad`` and ``jvp``."""
-    cls = getattr(engine, "cls", None)
-    module = importlib.import_module(cls.__module__) if cls is not None else None
-    if module is None or not hasattr(module, "grad") or not hasattr(module, "jvp"):
+    """What differentiates a Value-class engine's graphs: its class's module, with ``grad`` and ``jvp``."""
+    module = getattr(engine, "differentiator", None)
+    if module is None:
         raise Unsupported(f"engine {engine.name} has no grad() and jvp() beside its Value class")
     return module
 

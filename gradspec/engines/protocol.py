@@ -251,10 +251,12 @@ class ValueClassEngine(Engine):
         self.methods = dict(methods or {})
         self._builtins = False  # apply ops through Python's builtin spelling (abs(x)) where the class has it
         self._probed: Probe | None = None
+        # The class's module, where it differentiates graphs of its Values as gradspec.engine does
+        # (grad(output, inputs, create_graph=...) and jvp(output, tangents)): then it is checked in every mode.
         module = sys.modules.get(cls.__module__)
+        self.differentiator: Any = None
         if callable(getattr(module, "grad", None)) and callable(getattr(module, "jvp", None)):
-            # The class's module differentiates graphs of its Values as gradspec.engine does: grad(output,
-            # inputs, create_graph=...) and jvp(output, tangents). Then it is checked in every mode.
+            self.differentiator = module
             self.capabilities = REVERSE_AND_TENSOR | {Capability.JVP, Capability.HVP}
             self.max_order = 4
 
