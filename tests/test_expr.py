@@ -196,10 +196,10 @@ REFUSED = [
 
 @pytest.mark.parametrize("text, col, phrase", REFUSED, ids=[repr(t) for t, _, _ in REFUSED])
 def test_refused_with_column(text: str, col: int, phrase: str) -> None:
-    start = time.process_time()
+    start = time.thread_time()
     with pytest.raises(ExpressionError) as info:
         parse(text)
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
     err = info.value
     assert isinstance(err, GradspecError)
     assert err.col == col, err
@@ -210,29 +210,29 @@ def test_refused_with_column(text: str, col: int, phrase: str) -> None:
 
 def test_ten_thousand_nested_parentheses() -> None:
     text = "(" * 10_000 + "x" + ")" * 10_000
-    start = time.process_time()
+    start = time.thread_time()
     with pytest.raises(ExpressionError) as info:
         parse(text)
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
     assert info.value.col == MAX_DEPTH + 1
     assert f"deeper than {MAX_DEPTH}" in info.value.message
 
 
 @pytest.mark.parametrize("text", ["-" * 10_000 + "x", "x" + "**x" * 10_000], ids=["unary", "power"])
 def test_deep_unary_and_power_chains_are_refused(text: str) -> None:
-    start = time.process_time()  # this process's CPU time: a loaded machine must not decide the test
+    start = time.thread_time()  # this thread's CPU time: neither a loaded machine nor another library's threads decide
     with pytest.raises(ExpressionError, match="deeper than"):
         parse(text)
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
 
 
 def test_one_megabyte_expression() -> None:
     text = "x+" * 500_000 + "x"
     assert len(text) > 1_000_000
-    start = time.process_time()
+    start = time.thread_time()
     with pytest.raises(ExpressionError) as info:
         parse(text)
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
     assert info.value.col == 1
     assert f"limit is {MAX_LENGTH}" in info.value.message
 
@@ -240,10 +240,10 @@ def test_one_megabyte_expression() -> None:
 def test_too_many_nodes() -> None:
     text = "x+" * 15_000 + "x"  # under MAX_LENGTH characters, over MAX_NODES nodes
     assert len(text) < MAX_LENGTH
-    start = time.process_time()
+    start = time.thread_time()
     with pytest.raises(ExpressionError, match="nodes"):
         parse(text)
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
 
 
 def test_not_a_string() -> None:
