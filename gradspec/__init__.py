@@ -14,7 +14,7 @@ Everything else lives in private modules.
 
 from __future__ import annotations
 
-from gradspec.checks.check import check, check_function, check_gradients
+from gradspec.checks.api import check, check_function, check_gradients
 from gradspec.errors import CaseFileError, ConfigError, DomainError, EngineError, ExpressionError, GradspecError
 from gradspec.results import CheckResult, Quantity, Tolerance, Verdict
 from gradspec.version import __version__ as __version__

@@ -19,7 +19,7 @@ from typing import NoReturn, TextIO
 import gradspec
 from gradspec import starter
 from gradspec.casefile.model import Overrides
-from gradspec.checks.check import check
+from gradspec.checks.api import check
 from gradspec.commands import (
     EXIT_FAILED,
     EXIT_INVALID,

@@ -10,7 +10,8 @@ from types import ModuleType
 import pytest
 
 from gradspec.casefile.loader import load_file
-from gradspec.checks.check import check, prepare
+from gradspec.checks.api import check
+from gradspec.checks.check import prepare
 from gradspec.cli import main
 from gradspec.diagnose.debug import explain, localise, render_dot, shrink_input, subprogram
 from gradspec.engines.protocol import resolve

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradspec.casefile.loader import load_file
-from gradspec.checks.check import check
+from gradspec.checks.api import check
 from gradspec.cli import main
 from gradspec.errors import CaseFileError, ExpressionError
 from gradspec.lang.expr import parse

@@ -9,7 +9,7 @@ import pytest
 
 from gradspec import engine as builtin_engine
 from gradspec.casefile.loader import load_file
-from gradspec.checks.check import check
+from gradspec.checks.api import check
 from gradspec.cli import main
 from gradspec.results import Verdict
 from gradspec.tools.mutate import MUTANTS, Mutant, build, mutate

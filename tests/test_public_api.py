@@ -61,7 +61,7 @@ def test_errors_hierarchy_and_reexports() -> None:
 
 
 def test_check_and_results_are_the_implementations() -> None:
-    from gradspec.checks.check import check, check_function, check_gradients
+    from gradspec.checks.api import check, check_function, check_gradients
     from gradspec.results import CheckResult, Quantity, Tolerance, Verdict
 
     assert gradspec.check is check

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gradspec.checks.tensor import check_tensor, cotangent
+from gradspec.checks.elements import cotangent
+from gradspec.checks.tensor import check_tensor
 from gradspec.diagnose.patterns import guess
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.graph.tensor import build_tensor

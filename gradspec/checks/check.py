@@ -1,4 +1,8 @@
-"""Checking: one graph on one engine at one point, against the exact and numerical references."""
+"""The judge: one graph on one engine at one point, against the exact and numerical references.
+
+The public entry points built on it (``check``, ``check_function``, ``check_gradients``) are in
+:mod:`gradspec.checks.api`.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +18,19 @@ import mpmath
 
 from gradspec.checks import nondet
 from gradspec.checks.stepsize import central_errors
+from gradspec.diagnose.debug import localise
+from gradspec.diagnose.raised import raised_culprit
 from gradspec.engines import call
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, resolve
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome
 from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
-from gradspec.lang.numbers import Number, exact_number
-from gradspec.modes import Mode
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.store import reference
 from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
-__all__ = ["check", "check_gradients", "check_graph", "float_range", "overflow_verdict", "prepare"]
+__all__ = ["check_graph", "compare", "float_range", "overflow_verdict", "prepare"]
 
 def prepare(expression: str, names: Sequence[str]) -> Graph:
     """Parse and lay out ``expression`` for a point over ``names``; undefined names are errors."""
@@ -38,80 +42,6 @@ def prepare(expression: str, names: Sequence[str]) -> Graph:
         raise ExpressionError(f"undefined variable {missing[0]!r} (inputs given: {given})", col=col)
     extra = tuple(n for n in names if n not in program.inputs and n not in program.intermediates)
     return build(program, extra)
-
-
-def check(
-    expression: str,
-    point: Mapping[str, Any],
-    *,
-    engine: str | Engine | type = "builtin",
-    tolerance: Tolerance | None = None,
-    **tolerances: float,
-) -> CheckResult:
-    """Check ``expression`` on ``engine`` at ``point``.
-
-    >>> result = check("(x*y + x)**2 - tanh(y)", {"x": 2.0, "y": 3.0})
-    >>> result.verdict.value, [q.name for q in result.quantities]
-    ('pass', ['value', 'x', 'y'])
-
-    Tensors are nested lists (or arrays); the expression may then use tensor ops:
-
-    >>> check("softmax(x, axis=-1) @ w", {"x": [[1, 2], [3, 4]], "w": [0.5, -1.5]}).verdict.value
-    'pass'
-
-    Raises :class:`~gradspec.errors.ExpressionError` for an expression that does not parse or uses an
-    undefined name; a point outside an op's domain gives a result with verdict ``error``.
-    """
-    tol = tolerance or Tolerance(**tolerances)
-    if any(not isinstance(v, Number) for v in point.values()) or _tensor_ops(expression):
-        return _check_tensor(expression, point, resolve(engine), tol)
-    graph = prepare(expression, list(point))
-    exact_point = {k: exact_number(v) for k, v in point.items()}
-    return check_graph(graph, exact_point, resolve(engine), tol, localise_failures=True)
-
-
-def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, Any], *, engine: str | Engine = "torch",
-                   data: Sequence[str] = (), tolerance: Tolerance | None = None, seed: int = 0,
-                   check: Sequence[Mode | str] | None = None, order: int = 1, **tolerances: float) -> CheckResult:
-    """Check ``fn``, a hand-written differentiable function of ``inputs`` (passed positionally, in their
-    order), against the exact derivatives of ``reference``; ``data`` names inputs never differentiated.
-
-    ``engine`` is the library whose tensors ``fn`` takes: ``torch`` (or ``torch:float32``), ``jax``, or
-    ``builtin`` (or a Value class) for a scalar function over Values. The result holds the value, the
-    VJPs, the Jacobian when small, and the properties of the backward (:mod:`gradspec.checks.function`);
-    ``check`` and ``order`` add forward mode and higher order as a case file's keys do (default
-    ``["value", "vjp"]``). Raises :class:`~gradspec.errors.ExpressionError` for a reference that does
-    not parse or fit the inputs.
-    """
-    from gradspec.checks import function  # NumPy, for tensor checks only
-
-    return function.check_function(fn, reference, inputs, engine=engine, data=data, tolerance=tolerance, seed=seed,
-                                   check=check, order=order, **tolerances)
-
-
-def _tensor_ops(expression: str) -> bool:
-    from gradspec.casefile.tensors import is_tensor_case
-
-    return is_tensor_case({}, parse(expression))
-
-
-def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol: Tolerance) -> CheckResult:
-    """A tensor check: the inputs as exact decimals, every one differentiable."""
-    import numpy as np  # tensor checks only
-
-    from gradspec.checks.tensor import check_tensor
-    from gradspec.graph.tensor import build_tensor
-
-    arrays = {}
-    for name, value in point.items():
-        arr = np.asarray(value, dtype=object)
-        out = np.empty(arr.shape, dtype=object)
-        for index in np.ndindex(arr.shape):
-            v: Any = arr[index]
-            out[index] = exact_number(v.item() if isinstance(v, np.generic) else v)
-        arrays[name] = out
-    graph = build_tensor(parse(expression), {n: a.shape for n, a in arrays.items()})
-    return check_tensor(graph, arrays, engine, tol)
 
 
 def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, *,
@@ -147,8 +77,6 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
             if failed.verdict is not Verdict.FAIL:
                 return failed
         if called.raised and called.error is not None:  # where it raised can name the culprit
-            from gradspec.diagnose.raised import raised_culprit  # the debugging layer builds on this module
-
             failed = dataclasses.replace(failed, culprit=raised_culprit(graph, called.error))
         return failed
     outcome = called.get()
@@ -172,8 +100,6 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
             checked = dataclasses.replace(checked, step_input=q.name,
                                           step_errors=central_errors(graph, floats, q.name, q.exact))
     if checked.verdict is Verdict.FAIL and localise_failures and unstable is None:
-        from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
-
         checked = dataclasses.replace(checked, culprit=localise(graph, point, engine))
     return checked
 
@@ -303,72 +229,3 @@ def _text(exact_mp: mpmath.mpf) -> str:
     """An exact value to 30 significant digits (the same numbers recur across engines and runs)."""
     with mpmath.workdps(DPS):
         return str(mpmath.nstr(exact_mp, 30))
-
-
-# -- exercise 5: check any callable built on an engine ------------------------------------------------
-
-
-
-
-def check_gradients(
-    f: Callable[..., Any],
-    inputs: Mapping[str, float] | Sequence[float],
-    *,
-    value: type | None = None,
-    h: float = 1e-4,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-) -> CheckResult:
-    """Numerically verify every gradient of ``f``, a Python callable built on an engine.
-
-    ``f`` takes one engine Value per input (by keyword for a mapping, by position for a sequence) and
-    returns a Value. Each gradient from ``backward()`` is compared with a Richardson-refined central
-    difference of ``f``'s own forward pass.
-
-    >>> check_gradients(lambda x, y: (x * y + x) ** 2 - y.tanh(), [2.0, 3.0]).verdict.value
-    'pass'
-    """
-    if value is None:
-        from gradspec.engine import Value
-
-        value = Value
-    named = dict(inputs) if isinstance(inputs, Mapping) else {f"x{i}": float(v) for i, v in enumerate(inputs)}
-    by_name = isinstance(inputs, Mapping)
-
-    def forward(vals: Mapping[str, float]) -> Any:
-        leaves = {k: value(v) for k, v in vals.items()}
-        out = f(**leaves) if by_name else f(*leaves.values())
-        return out, leaves
-
-    def backward() -> Any:
-        out, leaves = forward(named)
-        out.backward()
-        return leaves
-
-    # ``f`` and its engine are code under test: every call goes through the guarded door.
-    first = call.guarded(backward)
-    if first.verdict is not None:
-        return CheckResult(getattr(f, "__name__", "f"), dict(named), value.__name__, first.verdict,
-                           message=first.message, kind="callable")
-    leaves = first.get()
-    tol = Tolerance(rtol=rtol, atol=atol, h=h)
-    quantities = []
-    for name, x0 in named.items():
-        step = h * max(1.0, abs(x0))
-
-        def at(x: float, name: str = name) -> float:
-            moved = call.guarded(lambda: float(forward({**named, name: x})[0].data))
-            return moved.get() if moved.verdict is None else math.nan
-
-        def central(s: float, at: Callable[[float], float] = at, x0: float = x0) -> float:
-            return (at(x0 + s) - at(x0 - s)) / (2 * s)
-
-        num = (4 * central(step / 2) - central(step)) / 3
-        grad = float(leaves[name].grad)
-        err = abs(grad - num)
-        bound = tol.bound(num)
-        quantities.append(Quantity(name, Role.INPUT, grad, None, num, err, relative_error(grad, num), bound,
-                                   Verdict.PASS if err <= bound else Verdict.FAIL))
-    name = getattr(f, "__name__", "f")
-    return CheckResult(name, dict(named), value.__name__, worst([q.verdict for q in quantities]), tuple(quantities),
-                       kind="callable")

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from gradspec.casefile.model import Case, FunctionSpec, Point, TensorPoint
-from gradspec.checks.tensor import check_tensor, cotangent
+from gradspec.checks.elements import cotangent
+from gradspec.checks.tensor import check_tensor
 from gradspec.engines import call
 from gradspec.engines.function import FunctionEngine, Probe, family, import_function
 from gradspec.engines.protocol import Engine, resolve

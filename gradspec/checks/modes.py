@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from gradspec.checks.check import float_range
-from gradspec.checks.tensor import JACOBIAN_LIMIT, cotangent, jacobian_size, judge
+from gradspec.checks.elements import JACOBIAN_LIMIT, cotangent, jacobian_size, judge
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, Engine
 from gradspec.errors import DomainError, ExpressionError

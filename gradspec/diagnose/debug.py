@@ -23,6 +23,7 @@ from typing import Any
 
 import mpmath
 
+from gradspec.diagnose.raised import raised_culprit
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
 from gradspec.errors import EngineError
@@ -97,8 +98,6 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
     floats = {k: float(v) for k, v in point.items()}
     called = call.run(engine, graph, floats, every_node=True, representable=False)
     if called.verdict is not None:  # the check reports the failure; where it raised may name the culprit
-        from gradspec.diagnose.raised import raised_culprit  # it reads node labels from this module
-
         return raised_culprit(graph, called.error) if called.raised and called.error is not None else None
     outcome = called.get()
     values, adj = _exact_state(graph, point)

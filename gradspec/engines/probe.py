@@ -102,10 +102,9 @@ def probe_value_class(cls: type, name: str, *, data: str = "data", grad: str = "
 def require(engine: Any) -> None:
     """Raise :class:`EngineError` when ``engine`` cannot take part in a run: it did not load here
     (with the reason and the install command), or it does not follow the engine protocol."""
-    from gradspec.engines.protocol import Unavailable
-
-    if isinstance(engine, Unavailable):
-        raise EngineError(f"engine {engine.name} cannot be used: {engine.reason}")
+    missing = getattr(engine, "unavailable", None)
+    if missing is not None:
+        raise EngineError(f"engine {engine.name} cannot be used: {missing}")
     problem = getattr(engine, "protocol_problem", lambda: None)()
     if problem:
         raise EngineError(f"engine {engine.name}: {problem}")

@@ -82,6 +82,7 @@ class Engine:
     capabilities: frozenset[Capability] = REVERSE_ONLY
     max_order: int = 1  # the highest derivative order it can be checked to (nested differentiation)
     time_limit_hits: int = 0  # calls that ran past the time limit (counted by gradspec.engines.call)
+    unavailable: str | None = None  # why it cannot run here at all (its library is missing), or None
 
     @property
     def keeps_intermediates(self) -> bool:
@@ -354,7 +355,7 @@ class Unavailable(Engine):
 
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
-        self.reason = reason
+        self.reason = self.unavailable = reason
 
     def unsupported(self, graph: Graph) -> str | None:
         return self.reason

@@ -1,0 +1,108 @@
+"""Comparing arrays element by element: the seeded cotangents and directions, the size of a full
+Jacobian, and the judge of one array quantity (tensor cases, function cases and the modes beyond first
+order all compare through :func:`judge`).
+
+Every element is allowed ``atol + rtol*|exact|`` plus the rounding allowance of the engine's precision.
+A failing quantity names its worst element, how many elements are over, and a pattern guess
+(:mod:`gradspec.diagnose.patterns`).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from gradspec.diagnose.patterns import guess, unsummed_shape
+from gradspec.graph.tensor import TensorGraph
+from gradspec.reference.exact import DPS
+from gradspec.reference.numerical import relative_error
+from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
+
+__all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "cotangent", "jacobian_size", "judge"]
+
+JACOBIAN_LIMIT = 1000  # output elements x differentiable input elements
+MAP_LIMIT = 4096  # elements of a failing quantity whose errors the result carries for a heat map
+
+
+def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
+    """A seeded random cotangent: nonzero multiples of 1/1024 in [-1, 1], held exactly by a float64 array
+    (and by float32), so the reference and the engine get the same numbers."""
+    size = math.prod(shape)
+    steps = [rng.choice((-1, 1)) * rng.randint(1, 1024) for _ in range(size)]
+    return (np.asarray(steps, dtype=float) / 1024).reshape(shape)
+
+
+def jacobian_size(graph: TensorGraph) -> int:
+    """Output elements times differentiable input elements: the entries of the full Jacobian."""
+    return math.prod(graph.shape) * sum(math.prod(graph.steps[i].shape) for _, i in graph.differentiable)
+
+
+def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
+           span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None,
+           out_axes: int | None = None) -> Quantity:
+    if engine is None:
+        return Quantity(label, role, None, None, None, None, None, None, Verdict.SKIP,
+                        note="the engine does not report this gradient")
+    engine = np.asarray(engine, dtype=float)
+    if engine.shape != exact.shape:
+        unsummed = (engine.size > exact.size and engine.ndim >= exact.ndim
+                    and engine.shape[engine.ndim - exact.ndim:] == exact.shape) \
+            or any(shape == engine.shape for shape, _ in copies)
+        note = unsummed_shape(engine.shape, exact.shape) if unsummed else \
+            f"the engine's array has shape {list(engine.shape)}, the exact one {list(exact.shape)}"
+        return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)
+    bound = tol.atol + tol.rtol * np.abs(exact) + allowance
+    both_nan = np.isnan(engine) & np.isnan(exact)
+    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
+        err = np.where(both_nan | (engine == exact), 0.0, np.abs(engine - exact))
+    err = np.where(np.isnan(err), np.inf, err)
+    over = err > bound
+    verdict = Verdict.FAIL if over.any() else Verdict.PASS
+    note = ""
+    if over.any() and span is not None:
+        lo = np.vectorize(float, otypes=[float])(span[0])
+        hi = np.vectorize(float, otypes=[float])(span[1])
+        inside = (engine >= lo - bound) & (engine <= hi + bound)
+        if np.all(inside | ~over):
+            verdict = Verdict.PASS if kink == "any" else Verdict.CONVENTION
+            note = "another subgradient at a kink" + (" (kink: any)" if kink == "any" else "")
+            over = np.zeros_like(over)
+    with np.errstate(invalid="ignore"):  # inf / inf: an overflow the allowance accepts
+        ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
+    ratio = np.nan_to_num(ratio, nan=0.0)
+    w = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), exact.shape)) if exact.size else ()
+    elements = None
+    if verdict is Verdict.FAIL:
+        elements = _element_errors(engine, exact, over, out_axes)
+        count = int(over.sum())
+        pattern = guess(engine, exact, bound, copies, output)
+        note = f"{count} of {exact.size} elements over tolerance; worst at {list(w)}" + \
+            (f"; pattern: {pattern}" if pattern else "")
+    exact_w = exact_mp[w] if exact.shape else exact_mp[()]
+    with mpmath.workdps(DPS):
+        exact_text = mpmath.nstr(mpmath.mpf(exact_w), 30)
+    e, x = float(engine[w]), float(exact[w])
+    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x), float(bound[w]), verdict,
+                    exact_text=exact_text, note=note, index=w, elements=elements)
+
+
+def _element_errors(engine: Any, exact: Any, over: Any, out_axes: int | None) -> ElementErrors | None:
+    """Every element's relative error on a grid: a 2-D quantity as it is; a Jacobian as output elements by
+    input elements. None for other shapes and for more than ``MAP_LIMIT`` elements."""
+    shape = tuple(int(n) for n in exact.shape)
+    if out_axes is not None and 0 < out_axes < len(shape):
+        rows = out_axes
+    elif len(shape) == 2:
+        rows = 1
+    else:
+        return None
+    if exact.size > MAP_LIMIT:
+        return None
+    both_nan = np.isnan(engine) & np.isnan(exact)
+    errors = [0.0 if agree else relative_error(float(e), float(x))
+              for e, x, agree in zip(engine.ravel(), exact.ravel(), both_nan.ravel(), strict=True)]
+    return ElementErrors(shape, rows, tuple(errors), tuple(bool(o) for o in over.ravel()))
