@@ -18,7 +18,7 @@ import pytest
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import SUFFIXES, Case, Point, TensorPoint
 from gradspec.checks.kinds import KINDS
-from gradspec.config import importable
+from gradspec.config import Config, engine_help, importable
 from gradspec.config import load as load_config
 from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
@@ -47,8 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         dest="gradspec_engines",
         metavar="SPEC",
-        help="engine to run case files on: 'builtin', 'module.path:Class' or a name from [tool.gradspec.engine] "
-             "in pyproject.toml (repeatable; items multiply)",
+        help=f"engine to run case files on (repeatable; items multiply; given, it also filters function cases, "
+             f"which otherwise run on their function: keys' engines): {engine_help(_help_config())}",
     )
     parser.addini("gradspec_engines", type="args", default=[],
                   help="default engines for case files (else pyproject.toml's [tool.gradspec] engines, else builtin)")
@@ -56,6 +56,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("gradspec_time_limit", default="",
                   help="seconds one engine call may take before its check fails (else pyproject.toml's "
                        f"[tool.gradspec] time-limit, else {LIMITS.engine:g})")
+
+
+def _help_config() -> Config:
+    try:
+        return load_config()
+    except GradspecError:  # reported when pytest configures the plugin
+        return Config()
 
 
 def pytest_configure(config: pytest.Config) -> None:
