@@ -39,7 +39,6 @@ from gradspec.limits import LIMITS
 from gradspec.modes import Mode
 from gradspec.report.terminal import Progress, failure_lines, next_steps, summary
 from gradspec.results import Run, Tolerance, Verdict
-from gradspec.run.session import run_picked
 
 __all__ = ["main"]
 
@@ -142,6 +141,9 @@ def _build_parser(config: Config | None = None) -> _Parser:
                         f"engines (its function: keys); given, it also filters function cases: {engines}")
     r.add_argument("--report", action="append", default=[], metavar="FILE",
                    help="write a report; the suffix picks the format (.json, .md, .html); repeatable")
+    r.add_argument("--shard", metavar="K/N",
+                   help="run only the K-th of N parts of the picked cases, split by case and balanced by cost, the "
+                        "same on every machine (one CI job per part; join their JSON reports with gradspec merge)")
     r.add_argument("-k", dest="keyword", metavar="TEXT", help="only cases whose id contains TEXT")
     r.add_argument("--exclude", action="append", default=[], metavar="CASE_ID",
                    help="leave out the case with this id (repeatable)")
@@ -289,8 +291,12 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    specs = args.config.specs(args.engine)
-    engines: list[Engine] = usable(specs)
+    from gradspec.run.plan import case_cost, plan, run_planned
+    from gradspec.run.shard import case_key, parse_shard, shard
+
+    part = parse_shard(args.shard) if args.shard else None
+    defaults = args.config.specs(args.engine)
+    usable(defaults)  # an engine asked for that cannot take part stops the run before any file loads
     from gradspec.report import check_report_paths, write_reports
 
     check_report_paths(args.report)
@@ -300,11 +306,20 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     files = [f.with_overrides(overrides) for f in files]
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
-    progress = Progress(err, len(picked) * len(engines), "cases" if len(engines) == 1 else "case runs")
+    specs, per_case = plan([files[fi].cases[ci] for fi, ci in picked], defaults, explicit=bool(args.engine))
+    if part is not None:
+        cases = [files[fi].cases[ci] for fi, ci in picked]
+        kept = shard([case_key(c.path, c.id) for c in cases],
+                     [case_cost(c, len(e)) for c, e in zip(cases, per_case, strict=True)], *part)
+        picked = [picked[i] for i in kept]  # planned again: a shard needs only the engines of its own cases
+        specs, per_case = plan([files[fi].cases[ci] for fi, ci in picked], defaults, explicit=bool(args.engine))
+    engines: list[Engine] = usable(specs)
+    runs = sum(len(e) for e in per_case)
+    progress = Progress(err, runs, "cases" if runs == len(picked) else "case runs")
     try:
-        results, stopped = run_picked(files, picked, list(zip(specs, engines, strict=True)), jobs=args.jobs,
-                                      maxfail=args.maxfail, on_case=progress.step, on_failure=progress.failure,
-                                      overrides=overrides, isolate=not args.in_process)
+        results, stopped = run_planned(files, picked, list(zip(specs, engines, strict=True)), per_case,
+                                       jobs=args.jobs, maxfail=args.maxfail, on_case=progress.step,
+                                       on_failure=progress.failure, overrides=overrides, isolate=not args.in_process)
     finally:
         progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
