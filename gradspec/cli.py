@@ -31,7 +31,7 @@ from gradspec.commands import (
     sweep_command,
     usable,
 )
-from gradspec.config import Config, importable
+from gradspec.config import Config, engine_help, importable
 from gradspec.config import load as load_config
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
@@ -39,7 +39,6 @@ from gradspec.limits import LIMITS
 from gradspec.modes import Mode
 from gradspec.report.terminal import Progress, failure_lines, next_steps, summary
 from gradspec.results import Run, Tolerance, Verdict
-from gradspec.run.session import run_picked
 
 __all__ = ["main"]
 
@@ -87,7 +86,8 @@ def _point(text: str) -> dict[str, str]:
     return point
 
 
-def _build_parser() -> _Parser:
+def _build_parser(config: Config | None = None) -> _Parser:
+    engines = engine_help(config or Config())
     parser = _Parser(prog="gradspec", description="Declarative gradient checks for autograd engines.")
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -95,7 +95,7 @@ def _build_parser() -> _Parser:
     p.add_argument("expression", help="e.g. '(x*y + x)**2 - tanh(y)' or 'a = x*y; b = a + x; b'")
     p.add_argument("--at", type=_point, action="append", required=True, metavar="x=2,y=3",
                    help="a point (repeat for several)")
-    p.add_argument("--engine", action="append", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
+    p.add_argument("--engine", action="append", metavar="SPEC", help=f"default builtin; repeatable: {engines}")
     p.add_argument("--rtol", type=float, default=Tolerance.rtol)
     p.add_argument("--atol", type=float, default=Tolerance.atol)
     p.add_argument("--h", type=float, default=Tolerance.h, help="numerical reference step")
@@ -104,11 +104,11 @@ def _build_parser() -> _Parser:
     e.add_argument("target", help="an expression, or FILE::CASE_ID from a case file")
     e.add_argument("--at", type=_point, metavar="x=2,y=3", help="the point (for an expression)")
     e.add_argument("--point", type=int, default=0, metavar="N", help="which point of the case (default 0)")
-    e.add_argument("--engine", default="builtin", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
+    e.add_argument("--engine", default="builtin", metavar="SPEC", help=f"default builtin: {engines}")
     e.add_argument("--dot", action="store_true", help="print the graph as Graphviz DOT instead")
 
     f = sub.add_parser("fuzz", help="check random expression graphs on an engine; shrink and save a failure")
-    f.add_argument("--engine", default="builtin", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'")
+    f.add_argument("--engine", default="builtin", metavar="SPEC", help=f"default builtin: {engines}")
     f.add_argument("--count", type=int, default=200, help="graphs to try (default 200)")
     f.add_argument("--seed", type=int, default=0, help="random seed (default 0): the same seed, the same graphs")
     f.add_argument("--max-depth", type=int, default=6, help="most steps in a graph (default 6)")
@@ -120,7 +120,7 @@ def _build_parser() -> _Parser:
     w.add_argument("--range", nargs=2, type=float, required=True, metavar=("A", "B"), help="from A to B")
     w.add_argument("--points", type=int, default=201, help="how many points, evenly spaced (default 201)")
     w.add_argument("--at", type=_point, default={}, metavar="y=1", help="values of the other variables")
-    w.add_argument("--engine", action="append", metavar="SPEC", help="'builtin' (default) or another engine; repeatable")
+    w.add_argument("--engine", action="append", metavar="SPEC", help=f"default builtin; repeatable: {engines}")
     w.add_argument("--plot", type=Path, metavar="FILE.svg", help="write correct digits against the variable as SVG")
 
     m = sub.add_parser("mutate", help="score a case library against gradient mutants of the built-in engine")
@@ -136,9 +136,14 @@ def _build_parser() -> _Parser:
 
     r = sub.add_parser("run", help="run case files on engines and compare with the exact references")
     r.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: the built-in library)")
-    r.add_argument("--engine", action="append", metavar="SPEC", help="'builtin' (default) or 'module.path:Class'; repeatable")
+    r.add_argument("--engine", action="append", metavar="SPEC",
+                   help=f"repeatable; default: pyproject.toml's engines, else builtin, and a function case's own "
+                        f"engines (its function: keys); given, it also filters function cases: {engines}")
     r.add_argument("--report", action="append", default=[], metavar="FILE",
                    help="write a report; the suffix picks the format (.json, .md, .html); repeatable")
+    r.add_argument("--shard", metavar="K/N",
+                   help="run only the K-th of N parts of the picked cases, split by case and balanced by cost, the "
+                        "same on every machine (one CI job per part; join their JSON reports with gradspec merge)")
     r.add_argument("-k", dest="keyword", metavar="TEXT", help="only cases whose id contains TEXT")
     r.add_argument("--exclude", action="append", default=[], metavar="CASE_ID",
                    help="leave out the case with this id (repeatable)")
@@ -173,7 +178,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
-        args = _build_parser().parse_args(argv)
+        args = _build_parser(_help_config()).parse_args(argv)
     except _UsageError as exc:
         print(exc, file=err)
         return EXIT_INVALID
@@ -194,6 +199,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
 
 
 _UNCONFIGURED = ("init", "schema")
+
+
+def _help_config() -> Config:
+    """The configuration for the help text alone: a broken one is reported when a command runs."""
+    try:
+        return load_config()
+    except GradspecError:
+        return Config()
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -278,8 +291,12 @@ def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    specs = args.config.specs(args.engine)
-    engines: list[Engine] = usable(specs)
+    from gradspec.run.plan import case_cost, plan, run_planned
+    from gradspec.run.shard import case_key, parse_shard, shard
+
+    part = parse_shard(args.shard) if args.shard else None
+    defaults = args.config.specs(args.engine)
+    usable(defaults)  # an engine asked for that cannot take part stops the run before any file loads
     from gradspec.report import check_report_paths, write_reports
 
     check_report_paths(args.report)
@@ -289,11 +306,20 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     files = [f.with_overrides(overrides) for f in files]
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]
-    progress = Progress(err, len(picked) * len(engines), "cases" if len(engines) == 1 else "case runs")
+    specs, per_case = plan([files[fi].cases[ci] for fi, ci in picked], defaults, explicit=bool(args.engine))
+    if part is not None:
+        cases = [files[fi].cases[ci] for fi, ci in picked]
+        kept = shard([case_key(c.path, c.id) for c in cases],
+                     [case_cost(c, len(e)) for c, e in zip(cases, per_case, strict=True)], *part)
+        picked = [picked[i] for i in kept]  # planned again: a shard needs only the engines of its own cases
+        specs, per_case = plan([files[fi].cases[ci] for fi, ci in picked], defaults, explicit=bool(args.engine))
+    engines: list[Engine] = usable(specs)
+    runs = sum(len(e) for e in per_case)
+    progress = Progress(err, runs, "cases" if runs == len(picked) else "case runs")
     try:
-        results, stopped = run_picked(files, picked, list(zip(specs, engines, strict=True)), jobs=args.jobs,
-                                      maxfail=args.maxfail, on_case=progress.step, on_failure=progress.failure,
-                                      overrides=overrides, isolate=not args.in_process)
+        results, stopped = run_planned(files, picked, list(zip(specs, engines, strict=True)), per_case,
+                                       jobs=args.jobs, maxfail=args.maxfail, on_case=progress.step,
+                                       on_failure=progress.failure, overrides=overrides, isolate=not args.in_process)
     finally:
         progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),

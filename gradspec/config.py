@@ -34,11 +34,11 @@ import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
 from gradspec.engines.paths import importable
-from gradspec.engines.protocol import NamedEngine
+from gradspec.engines.protocol import ADAPTERS, NamedEngine
 from gradspec.errors import ConfigError
 from gradspec.ops.table import OPS
 
-__all__ = ["Config", "find", "importable", "load"]
+__all__ = ["Config", "engine_help", "find", "importable", "load"]
 
 FILE = "pyproject.toml"
 TABLE = "tool.gradspec"
@@ -108,6 +108,15 @@ class Config:
     def specs(self, given: list[str] | None) -> list[str | NamedEngine]:
         """The engines to run: those given, else the configured list, else ``builtin``."""
         return [self.spec(s) for s in (given or self.engines or ["builtin"])]
+
+
+def engine_help(config: Config) -> str:
+    """What ``--engine`` takes, for its help: the built-in engine, the adapters, the engines this
+    project's ``pyproject.toml`` names, and a Value class or engine by module or file."""
+    named = f"; configured in {config.path}: {', '.join(config.named)}" if config.named else ""
+    return (f"builtin (gradspec's own), an adapter ({', '.join(ADAPTERS)}; with options, e.g. torch:float32, "
+            f"jax:float32, torch:cuda){named}; or a Value class or engine as 'module.path:Class' or "
+            f"'path/to/file.py:Class'")
 
 
 def find(start: Path) -> tuple[Path, dict[str, Any]] | None:

@@ -9,6 +9,7 @@ the other files still run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import SUFFIXES, Case, Point, TensorPoint
 from gradspec.checks.kinds import KINDS
-from gradspec.config import importable
+from gradspec.config import Config, engine_help, importable
 from gradspec.config import load as load_config
 from gradspec.engines.probe import require
 from gradspec.engines.protocol import Engine, resolve
@@ -26,9 +27,15 @@ from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import brief_table
 from gradspec.results import CheckResult, Verdict
+from gradspec.run.plan import Spec, case_cost, own_engines, spec_name
 from gradspec.run.runner import run_point
+from gradspec.run.shard import case_key, parse_shard, shard
 
 _ENGINES = pytest.StashKey[list[Engine]]()
+# The default engine specs, whether --gradspec-engine named them (then they also filter function cases),
+# and every engine resolved so far by its spec's name (a function case's own engines are resolved once).
+_SPECS = pytest.StashKey[tuple[list[Spec], bool]]()
+_RESOLVED = pytest.StashKey[dict[str, Engine]]()
 _CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that passed by convention
 _CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
 _OTHER_ERRORS = pytest.StashKey[list[str]]()  # node ids of anything else that failed to collect
@@ -38,6 +45,7 @@ _ENGINES_COMPARED = pytest.StashKey[list[str]]()  # the engine of every item tha
 # The first failing item of each (file, case, engine): later ones point to it for the culprit and the
 # smallest failing case, instead of repeating them (and are not shrunk again).
 _FIRST_FAILURE = pytest.StashKey[dict[tuple[str, str, str], str]]()
+_SHARD = pytest.StashKey[tuple[int, int] | None]()  # --gradspec-shard K/N
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,8 +55,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         dest="gradspec_engines",
         metavar="SPEC",
-        help="engine to run case files on: 'builtin', 'module.path:Class' or a name from [tool.gradspec.engine] "
-             "in pyproject.toml (repeatable; items multiply)",
+        help=f"engine to run case files on (repeatable; items multiply; given, it also filters function cases, "
+             f"which otherwise run on their function: keys' engines): {engine_help(_help_config())}",
+    )
+    group.addoption(
+        "--gradspec-shard",
+        dest="gradspec_shard",
+        metavar="K/N",
+        help="run only the K-th of N parts of the case files' checks, split by case and balanced by cost, the same on "
+             "every machine (other tests are not split)",
     )
     parser.addini("gradspec_engines", type="args", default=[],
                   help="default engines for case files (else pyproject.toml's [tool.gradspec] engines, else builtin)")
@@ -56,6 +71,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("gradspec_time_limit", default="",
                   help="seconds one engine call may take before its check fails (else pyproject.toml's "
                        f"[tool.gradspec] time-limit, else {LIMITS.engine:g})")
+
+
+def _help_config() -> Config:
+    try:
+        return load_config()
+    except GradspecError:  # reported when pytest configures the plugin
+        return Config()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,8 +96,12 @@ def pytest_configure(config: pytest.Config) -> None:
         for engine in engines:  # an engine that cannot take part is a usage error, not a sea of skips
             require(engine)
         config.stash[_ENGINES] = engines
+        shard = config.getoption("gradspec_shard")
+        config.stash[_SHARD] = parse_shard(shard) if shard else None
     except GradspecError as exc:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
+    config.stash[_SPECS] = (specs, bool(config.getoption("gradspec_engines")))
+    config.stash[_RESOLVED] = {spec_name(s): e for s, e in zip(specs, engines, strict=True)}
     for key in (_CONVENTIONS, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
         config.stash[key] = []
     config.pluginmanager.register(_Reports(config), "gradspec-reports")
@@ -102,9 +128,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 class CaseFileNode(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         case_file = load_file(self.path)
-        engines = self.config.stash[_ENGINES]
         for case in case_file.cases:
             marks = self._marks(case)
+            engines = self._engines(case)
             for point, label in KINDS[case.kind].checks(case):
                 for engine in engines:
                     name = f"{case.id}[{label}][{engine.name}]" if label else f"{case.id}[{engine.name}]"
@@ -116,6 +142,23 @@ class CaseFileNode(pytest.File):
                     for mark in marks:
                         item.add_marker(mark)
                     yield item
+
+    def _engines(self, case: Case) -> list[Engine]:
+        """The engines ``case`` runs on: those given with --gradspec-engine, else its own (a function
+        case's ``function:`` keys; :mod:`gradspec.run.plan`), each resolved and probed once."""
+        specs, explicit = self.config.stash[_SPECS]
+        if explicit:
+            return self.config.stash[_ENGINES]
+        resolved = self.config.stash[_RESOLVED]
+        for spec in own_engines(case, specs):
+            if spec_name(spec) not in resolved:
+                try:
+                    engine = resolve(spec)
+                    require(engine)  # a library the case names that cannot load here: a collection error
+                except GradspecError as exc:
+                    raise self.CollectError(f"{case.path}:{case.line}: [{case.id}] {exc}") from None
+                resolved[spec_name(spec)] = engine
+        return [resolved[spec_name(s)] for s in own_engines(case, specs)]
 
     def _marks(self, case: Case) -> list[pytest.MarkDecorator]:
         marks = [pytest.mark.gradspec]
@@ -197,6 +240,27 @@ class _Reports:
                 self.config.stash[_ENGINES_RAN].append(engine)
                 if props.get("gradspec_verdict") not in (Verdict.SKIP.value, Verdict.ERROR.value):
                     self.config.stash[_ENGINES_COMPARED].append(engine)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    part = config.stash.get(_SHARD, None)
+    if part is None:
+        return
+    # The cases of the checks collected, each with its cost over its items (engines times points times
+    # tensor elements, as `gradspec run --shard` weighs them); every item of a case goes to one shard.
+    cases: dict[tuple[str, str], int] = {}
+    for item in items:
+        if isinstance(item, CheckItem):
+            key = case_key(item.case.path, item.case.id)
+            cases[key] = cases.get(key, 0) + case_cost(dataclasses.replace(item.case, points=(item.point,))
+                                                       if item.point is not None else item.case, 1)
+    keys = list(cases)
+    kept = {keys[i] for i in shard(keys, [cases[k] for k in keys], *part)}
+    selected = [i for i in items if not isinstance(i, CheckItem) or case_key(i.case.path, i.case.id) in kept]
+    deselected = [i for i in items if isinstance(i, CheckItem) and case_key(i.case.path, i.case.id) not in kept]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -159,3 +159,19 @@ def test_tolerance_options() -> None:
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--help"]) == 0
     assert "--at" in capsys.readouterr().out
+
+
+def test_engine_help_names_the_adapters_and_the_configured_engines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.gradspec.engine.mine]\nclass = "m:V"\n'
+                                             '[tool.gradspec.engine.theirs]\nclass = "t:V"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help at the terminal's width
+    assert "an adapter (torch, jax, tinygrad, micrograd;" in text
+    assert "".join(f"configured in {tmp_path / 'pyproject.toml'}: mine, theirs;".split()) in "".join(text.split())
+    assert "'path/to/file.py:Class'" in text
+    (tmp_path / "pyproject.toml").write_text("[tool.gradspec\n", encoding="utf-8")  # broken: help still works
+    assert main(["explain", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "an adapter (torch, jax, tinygrad, micrograd;" in text and "configured in" not in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import sys
 import textwrap
@@ -277,3 +278,14 @@ def test_the_time_limit_comes_from_the_configuration_unless_given(tmp_path: Path
     assert run("run")[0] == 0
     assert run("run", "--time-limit", "5")[0] == 0
     assert seen == [30.0, 5.0]
+
+
+def test_docs_name_the_table_the_tool_reads() -> None:
+    # named engines live under [tool.gradspec.engine.NAME]; a page that says "engines." sends users to
+    # a table the loader refuses (the list of default engines cannot also hold tables)
+    root = Path(__file__).resolve().parent.parent
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    wrong = [f"{p.name}:{n}" for p in pages for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"tool\.gradspec\.engines\.[A-Za-z]", line)]
+    assert wrong == []
+    assert "[tool.gradspec.engine.NAME]" in (root / "README.md").read_text(encoding="utf-8")

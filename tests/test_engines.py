@@ -97,7 +97,71 @@ def test_unknown_spec_names_the_known_engines() -> None:
         resolve("no-such-engine")
     message = str(info.value)
     assert message == ("unknown engine 'no-such-engine'; use one of builtin, torch, jax, tinygrad, micrograd, "
-                       "or 'module.path:ClassName'")
+                       "'module.path:ClassName' or 'path/to/file.py:ClassName'")
+
+
+_FILE_ENGINE = '''
+from helper import scale  # a neighbour of the file: its folder is importable while it loads
+
+class Value:
+    def __init__(self, data, _children=()):
+        self.data, self.grad, self._prev, self._backward = data, 0.0, _children, lambda: None
+
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data + other.data, (self, other))
+        def _backward():
+            self.grad += out.grad
+            other.grad += out.grad
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data * other.data, (self, other))
+        def _backward():
+            self.grad += other.data * out.grad * scale
+            other.grad += self.data * out.grad * scale
+        out._backward = _backward
+        return out
+
+    __radd__, __rmul__ = __add__, __mul__
+
+    def backward(self):
+        order, seen = [], set()
+        def visit(v):
+            if v not in seen:
+                seen.add(v)
+                for c in v._prev:
+                    visit(c)
+                order.append(v)
+        visit(self)
+        self.grad = 1.0
+        for v in reversed(order):
+            v._backward()
+'''
+
+
+def test_engine_by_file_path_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "engines").mkdir()
+    (tmp_path / "project").mkdir()
+    (tmp_path / "engines" / "myeng.py").write_text(_FILE_ENGINE, encoding="utf-8")
+    (tmp_path / "engines" / "helper.py").write_text("scale = 1.0\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "project")
+    relative = resolve("../engines/myeng.py:Value")
+    assert isinstance(relative, ValueClassEngine)
+    assert relative.name == "../engines/myeng.py:Value"
+    assert check("x * y + x", {"x": 2, "y": 3}, engine=relative).verdict is Verdict.PASS
+    absolute = resolve(f"{tmp_path / 'engines' / 'myeng.py'}:Value")
+    assert isinstance(absolute, ValueClassEngine)
+    assert absolute.cls is relative.cls  # one module per file, however it is named
+    assert str(tmp_path / "engines") not in sys.path  # the folder was importable only while the file loaded
+    with pytest.raises(EngineError) as info:
+        resolve("../engines/missing.py:Value")
+    assert str(info.value) == ("cannot import engine module '../engines/missing.py': FileNotFoundError: no such "
+                               f"file: {tmp_path / 'engines' / 'missing.py'}")
+    with pytest.raises(EngineError, match="has no 'Nope'"):
+        resolve("../engines/myeng.py:Nope")
 
 
 @pytest.mark.parametrize("spec", [42, None, 1.5, ["builtin"]])

@@ -149,3 +149,25 @@ def test_pytest_collects_function_cases(pytester: pytest.Pytester) -> None:
     (pytester.path / "f.gradspec.yaml").write_text(textwrap.dedent(ISSUE.replace("{mod}", "fut_plugin")), encoding="utf-8")
     result = pytester.runpytest("--gradspec-engine", "torch", "-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6)
+
+
+def test_a_function_case_runs_on_its_own_engine_unless_engines_are_given(write_case: Callable[..., Path],
+                                                                          module: str) -> None:
+    path = write_case(ISSUE.replace("{mod}", module) + "- id: plain\n  expr: x * y\n  at: [{x: 1, y: 2}]\n")
+    out = io.StringIO()
+    assert main(["run", str(path)], stdout=out, stderr=io.StringIO()) == 0, out.getvalue()
+    rows = {line.split()[0]: line.split()[1:] for line in out.getvalue().splitlines() if line.startswith(("builtin ", "torch "))}
+    assert rows == {"builtin": ["1", "0", "0", "0", "0", "0", "1"], "torch": ["6", "0", "0", "0", "0", "0", "6"]}
+    out = io.StringIO()  # an engine list given filters: the function cases have no builtin function
+    assert main(["run", str(path), "--engine", "builtin"], stdout=out, stderr=io.StringIO()) == 0, out.getvalue()
+    assert "6 skipped: case is only for engines: torch (6)" in out.getvalue()
+
+
+def test_pytest_runs_a_function_case_on_its_own_engine(pytester: pytest.Pytester) -> None:
+    (pytester.path / "fut_own.py").write_text(MODULE, encoding="utf-8")
+    (pytester.path / "f.gradspec.yaml").write_text(textwrap.dedent(ISSUE.replace("{mod}", "fut_own")), encoding="utf-8")
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=6)
+    assert "fused-softmax[draw0][torch]" in result.stdout.str()
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider", "--gradspec-engine", "builtin")
+    result.assert_outcomes(skipped=6)

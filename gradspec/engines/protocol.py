@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from gradspec.engines.paths import import_module
 from gradspec.engines.probe import Probe, probe_value_class
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, REVERSE_ONLY, Capability, Op
 
-__all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NamedEngine", "NotANumber", "Outcome", "Unavailable",
+__all__ = ["ADAPTERS", "FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NamedEngine", "NotANumber", "Outcome", "Unavailable",
            "Unsupported", "ValueClassEngine", "resolve"]
 
 FLOAT64_EPS = 2.0**-52
@@ -363,6 +364,7 @@ class Unavailable(Engine):
 
 _ADAPTERS = {"torch": "gradspec.engines.adapters.torch", "jax": "gradspec.engines.adapters.jax", "tinygrad": "gradspec.engines.adapters.tinygrad",
              "micrograd": "gradspec.engines.adapters.micrograd"}
+ADAPTERS: tuple[str, ...] = tuple(_ADAPTERS)  # the libraries gradspec has an adapter for, as --engine names them
 
 
 def resolve(spec: str | Engine | type | NamedEngine) -> Engine:
@@ -420,12 +422,13 @@ def _named(spec: NamedEngine) -> Engine:
 
 
 def _from_module(spec: str, named: NamedEngine | None = None) -> Engine:
-    module_name, sep, attr = spec.partition(":")
+    module_name, sep, attr = spec.rpartition(":")  # the last colon: a Windows path has one of its own
     if not sep or not module_name or not attr:
         known = ", ".join(["builtin", *_ADAPTERS])
-        raise EngineError(f"unknown engine {spec!r}; use one of {known}, or 'module.path:ClassName'")
+        raise EngineError(f"unknown engine {spec!r}; use one of {known}, 'module.path:ClassName' or "
+                          f"'path/to/file.py:ClassName'")
     try:
-        module = importlib.import_module(module_name)
+        module = import_module(module_name)
     except Exception as exc:  # an engine module that fails to import is the user's error to see
         raise EngineError(f"cannot import engine module {module_name!r}: {type(exc).__name__}: {exc}"
                           f"{_import_hint(module_name, exc)}") from exc
