@@ -153,9 +153,13 @@ def _build_parser(config: Config | None = None) -> _Parser:
     r.add_argument("--maxfail", type=_max_fail, metavar="N", help="stop after N failing checks")
     r.add_argument("-x", "--exitfirst", dest="maxfail", action="store_const", const=1,
                    help="stop at the first failing check (--maxfail 1)")
-    r.add_argument("--nondet-tol", type=float, metavar="TOL",
-                   help="how far two runs of one check may differ (default: the case's nondet_tol, else 0: exactly "
-                        "equal); every check runs the engine twice")
+    nondet = r.add_mutually_exclusive_group()
+    nondet.add_argument("--nondet-tol", type=float, metavar="TOL",
+                        help="how far two runs of one check may differ, an explicit absolute bound (default: the "
+                             "case's nondet_tol, else what rounding in the engine's precision allows two runs of "
+                             "that quantity); every check runs the engine twice")
+    nondet.add_argument("--deterministic", action="store_true",
+                        help="the two runs of every check must agree bitwise (--nondet-tol 0)")
     r.add_argument("--check", type=_modes, metavar="MODES",
                    help="compare these quantities in every gradient, stationary, tensor and function case, a "
                         "comma-separated list of value, vjp, jvp, hvp, jvp-of-jvp, jacobian (default: each case's "
@@ -302,7 +306,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     check_report_paths(args.report)
     start = time.perf_counter()
     files, errors = load_all(args.paths or args.config.case_paths, err)
-    overrides = Overrides(args.nondet_tol, args.check, args.order)
+    overrides = Overrides(0.0 if args.deterministic else args.nondet_tol, args.check, args.order)
     files = [f.with_overrides(overrides) for f in files]
     picked = [(fi, ci) for fi, f in enumerate(files) for ci, c in enumerate(f.cases)
               if (not args.keyword or args.keyword in c.id) and c.id not in args.exclude]

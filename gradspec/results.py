@@ -71,13 +71,15 @@ class Tolerance:
     the rounding allowance's to allow, point by point, not a blanket absolute tolerance's; an exact
     zero must come out zero or within that allowance. ``h`` is the numerical reference's step (scaled
     by ``max(1, |x|)``). ``nondet`` is how far two runs of the
-    same check on the same engine may differ (0: they must agree exactly).
+    same check on the same engine may differ: None (the default) judges the difference against
+    rounding (:mod:`gradspec.checks.nondet`), 0 asks for bitwise agreement, anything else is an
+    explicit absolute bound.
     """
 
     rtol: float = 1e-7
     atol: float = 0.0
     h: float = 1e-4
-    nondet: float = 0.0
+    nondet: float | None = None
 
     def bound(self, exact: float) -> float:
         return self.atol + self.rtol * abs(exact) if math.isfinite(exact) else 0.0

@@ -216,6 +216,9 @@ class _CaseLoader:
         for key in sorted(set().union(*(k.keys for k in KINDS.values())) - row.keys):
             if key in raw:
                 self.errors.append(self.fail(f"{key!r} does not apply to a {kind} case", key, is_key=True))
+        if raw.get("deterministic") and "nondet_tol" in raw:
+            self.errors.append(self.fail("give `deterministic: true` (bitwise agreement) or `nondet_tol` (a bound), "
+                                         "not both", "deterministic", is_key=True))
         for key in row.required:
             if key not in raw:
                 self.errors.append(self.fail(f"a {kind} case needs {key!r}"))
@@ -273,8 +276,9 @@ class _CaseLoader:
 
     def tolerance(self) -> Tolerance:
         merged = {**self.defaults.get("tolerance", {}), **self.raw.get("tolerance", {})}
-        nondet = self.raw.get("nondet_tol", self.defaults.get("nondet_tol", 0.0))
-        return Tolerance(**{k: float(v) for k, v in merged.items()}, nondet=float(nondet))
+        return Tolerance(**{k: float(v) for k, v in merged.items()},
+                         nondet=_nondet(self.raw) if {"nondet_tol", "deterministic"} & self.raw.keys()
+                         else _nondet(self.defaults))
 
     # -- expressions --------------------------------------------------------------------------------
     def parse(self, key: str) -> Program:
@@ -409,3 +413,11 @@ def _parsed(text: Any) -> Program | None:
 
 def _special(v: Any) -> float:
     return float(v) if not isinstance(v, str) else {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[v]
+
+
+def _nondet(keys: Mapping[str, Any]) -> float | None:
+    """How far two runs may differ, from one mapping's ``nondet_tol`` and ``deterministic`` (the schema
+    lets a mapping hold only one): None judges the difference against rounding, 0 is bitwise."""
+    if keys.get("deterministic"):
+        return 0.0
+    return None if keys.get("nondet_tol") is None else float(keys["nondet_tol"])

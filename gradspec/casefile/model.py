@@ -222,7 +222,7 @@ MODAL = frozenset({"gradient", "stationary", "tensor", "function"})
 
 @dataclass(frozen=True)
 class Overrides:
-    """What the command line sets for every case: ``--nondet-tol``, ``--check`` and ``--order`` (None: as
+    """What the command line sets for every case: ``--nondet-tol`` (``--deterministic`` is 0), ``--check`` and ``--order`` (None: as
     each case says). Plain data, so a worker process applies it again to the files it loads."""
 
     nondet: float | None = None

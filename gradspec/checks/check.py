@@ -84,7 +84,9 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     if expect is not None:
         quantities = [expect(q, ref.kinks != ()) for q in quantities]
     # A second run on a fresh build: the first is judged, the second says whether it can be trusted.
-    quantities, unstable, problem = nondet.judge(quantities, outcome, call.run(engine, graph, floats), tol)
+    eps = getattr(engine, "eps", FLOAT64_EPS)
+    quantities, unstable, problem = nondet.judge(quantities, outcome, call.run(engine, graph, floats), tol,
+                                                 lambda name: refs.rounding(eps)[name], eps)
     message = "; ".join(filter(None, [refs.over_budget, problem]))
     if extra is not None:
         more, problem = extra(outcome)

@@ -26,7 +26,7 @@ import mpmath
 from gradspec.diagnose.raised import raised_culprit
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, Outcome
-from gradspec.errors import EngineError
+from gradspec.errors import DomainError, EngineError
 from gradspec.graph.ir import Apply, Const, Graph, GraphBuilder, Leaf
 from gradspec.graph.printer import ancestors as _ancestors
 from gradspec.graph.printer import label as _label
@@ -239,6 +239,8 @@ def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine) -> bool:
     outcome = called.get()
     try:
         _, adj = _exact_state(graph, point)
+    except DomainError:  # the test's own point is outside the op's domain (a / a at a = 0): it proves nothing
+        return False
     except Exception:
         return True
     return any(not _close(outcome.grads.get(name), float(adj[i])) for name, i in graph.inputs)

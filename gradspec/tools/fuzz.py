@@ -5,7 +5,10 @@ Graphs are drawn as a sequence of named steps, each applying an op to earlier st
 constants (on either side: ``2 - x``, ``c / x``), so they have shared sub-expressions, reused variables
 and chains. A binary step often takes as its second operand an ancestor of its first, which makes a
 node that is reached by paths of unequal length: the shape on which a traversal that runs a node before
-all of its gradient arrived goes wrong. Only ops (and operand kinds) the engine applies are drawn, so
+all of its gradient arrived goes wrong. A step is also often a diamond: a shared intermediate, two
+non-linear consumers of it that are siblings (neither on the other's path), and a binary op joining
+them; a traversal that is right on unequal paths (a depth-first preorder that takes the deeper operand
+first) still runs the shared node there before its second consumer. Only ops (and operand kinds) the engine applies are drawn, so
 every graph is one the engine can be judged on. Inputs are short decimals. Ops with a restricted domain
 get arguments that keep them inside it (``log(a*a + c)``), and points that land on a kink or overflow
 are not counted as failures, so a correct engine is never reported.
@@ -101,16 +104,38 @@ def graphs(draw: st.DrawFn, max_depth: int = 6, ops: Ops | None = None) -> tuple
     if ops.empty:
         raise GradspecError("the engine applies none of the ops fuzz draws from")
     rows = tuple(o for o in _OPS if o.name in ops.ops)
+    consumers = tuple(o for o in rows if o.arity == 1 and o.name != "neg")  # neg only flips a sign
+    joins = tuple(o for o in rows if o.arity == 2 and o.name not in ops.constant_last)
     inputs = list(_NAMES[: draw(st.integers(1, len(_NAMES)))])
     available = list(inputs)
     parents: dict[str, set[str]] = {n: set() for n in inputs}
     ancestors: dict[str, set[str]] = {n: set() for n in inputs}
-    lines = []
-    for k in range(draw(st.integers(1, max_depth))):
+    lines: list[str] = []
+
+    def add(text: str, used: list[str]) -> str:
+        step = f"t{len(lines)}"
+        lines.append(f"{step} = {text}")
+        parents[step] = set(used)
+        ancestors[step] = set().union(*(ancestors[u] | {u} for u in used))
+        available.append(step)
+        return step
+
+    size = draw(st.integers(1, max_depth))
+    while len(lines) < size:
         # Recent steps are likelier operands, which grows chains; any earlier one may be reused.
         def operand() -> str:
             return draw(st.one_of(st.sampled_from(available[-3:]), st.sampled_from(available)))
 
+        steps = [n for n in available if n not in inputs]
+        room = size - len(lines) >= (3 if steps else 4)
+        if consumers and joins and room and draw(st.integers(0, 2)) == 0:
+            # A diamond on a shared step (made here from an input when there is none yet): three or four
+            # of the graph's steps.
+            shared = draw(st.sampled_from(steps[-3:])) if steps else add(
+                _apply(draw(st.sampled_from(consumers)), [operand()], draw), [])
+            left, right = (add(_apply(draw(st.sampled_from(consumers)), [shared], draw), [shared]) for _ in "lr")
+            add(_apply(draw(st.sampled_from(joins)), [left, right], draw, values=True), [left, right])
+            continue
         op = draw(st.sampled_from(rows))
         a = operand()
         used = [a]
@@ -127,11 +152,7 @@ def graphs(draw: st.DrawFn, max_depth: int = 6, ops: Ops | None = None) -> tuple
                 a, b = b, a
             used = [a, b]
             text = _apply(op, [a, b], draw, constant_last=op.name in ops.constant_last)
-        step = f"t{k}"
-        lines.append(f"{step} = {text}")
-        parents[step] = set(used)
-        ancestors[step] = set().union(*(ancestors[u] | {u} for u in used))
-        available.append(step)
+        add(text, used)
     lines.append(available[-1])
     values = {n: Fraction(draw(st.integers(-300, 300)), 100) for n in inputs}
     return "; ".join(lines), values
@@ -142,13 +163,14 @@ def _positive(a: str, draw: st.DrawFn) -> str:
 
 
 def _apply(op: Op, operands: list[str], draw: st.DrawFn, *, left_constant: bool = False,
-           constant_last: bool = False) -> str:
+           constant_last: bool = False, values: bool = False) -> str:
     """``op`` on ``operands`` as its row says to draw it: some arguments kept positive, and a constant in
     place of the last argument half of the time when the row lists constants (always, with
-    ``constant_last``). With ``left_constant`` the first operand is a positive constant already."""
+    ``constant_last``; never, with ``values``). With ``left_constant`` the first operand is a positive
+    constant already."""
     fuzz = op.fuzz
     assert fuzz is not None
-    keep_last = left_constant or (draw(st.booleans()) and not constant_last) if fuzz.constants else True
+    keep_last = values or left_constant or (draw(st.booleans()) and not constant_last) if fuzz.constants else True
     texts = []
     for k, a in enumerate(operands):
         if left_constant and k == 0:

@@ -355,3 +355,41 @@ class LastBit(Scalar):
             for node in self._order():
                 if not node._edges:
                     node.grad = math.nextafter(node.grad, math.inf)
+
+
+class DeeperFirstPreorder(Same):
+    """backward runs nodes in depth-first preorder from the output, visiting the deeper operand first
+    (the longer chain of ops below it). That is right wherever one consumer of a shared node lies on the
+    other's path (``sin(t) * t``: the deeper path reaches ``t`` last), and wrong for a diamond: ``t``
+    used by two sibling consumers ``sin(t) * cos(t)`` runs before the second has passed its gradient on."""
+
+    __slots__ = ()
+
+    def backward(self) -> None:
+        depth: dict[int, int] = {}
+
+        def deep(node: Value) -> int:  # iterative: a deep chain must not hit the recursion limit
+            stack = [node]
+            while stack:
+                top = stack[-1]
+                todo = [p for p in top._parents if id(p) not in depth]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                stack.pop()
+                depth[id(top)] = 1 + max((depth[id(p)] for p in top._parents), default=0)
+            return depth[id(node)]
+
+        deep(self)
+        order, seen, stack = [], set(), [self]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            order.append(node)
+            # the stack pops its last item first: push the shallower operands first
+            stack.extend(sorted(node._parents, key=lambda p: depth[id(p)]))
+        self.grad = 1.0
+        for node in order:
+            node._backward()
