@@ -171,10 +171,10 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         if q is not None and q.exact is not None:
             checked = dataclasses.replace(checked, step_input=q.name,
                                           step_errors=central_errors(graph, floats, q.name, q.exact))
-    if checked.verdict is Verdict.FAIL and localise_failures and unstable is None:
-        from gradspec.diagnose.debug import localise  # the debugging layer builds on this module
+    if checked.verdict is Verdict.FAIL and localise_failures:
+        from gradspec.diagnose.debug import localise, primary  # the debugging layer builds on this module
 
-        checked = dataclasses.replace(checked, culprit=localise(graph, point, engine))
+        checked = dataclasses.replace(checked, culprit=primary(localise(graph, point, engine), unstable))
     return checked
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from gradspec.engines.delegation import delegates
 from gradspec.engines.probe import Probe, probe_value_class
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
@@ -330,6 +331,10 @@ class ValueClassEngine(Engine):
                     and op.builtin[0] not in found:
                 found.append(op.builtin[0])
         return tuple(found)
+
+    def delegates(self, op: str) -> tuple[str, ...]:
+        """The other ops the class runs to apply ``op`` (``x - y`` as ``x + (-y)``), for the localiser."""
+        return delegates(self.cls, op, self.methods)
 
     def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
         getattr(out, self._spelt("backward"))()
