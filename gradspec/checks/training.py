@@ -19,10 +19,10 @@ from typing import Any
 import mpmath
 
 from gradspec.casefile.model import Case, Point, Reader, Training
+from gradspec.diagnose.debug import localise
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.errors import CaseFileError, ExpressionError, GradspecError
-from gradspec.diagnose.debug import localise
 from gradspec.graph.ir import Graph, GraphBuilder, build
 from gradspec.lang.expr import Name, Program, parse
 from gradspec.lang.numbers import exact_number

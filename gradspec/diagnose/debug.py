@@ -44,6 +44,7 @@ __all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "prim
 
 _SHRINK_LIMIT = 200  # steps; larger graphs are not shrunk
 _UPSTREAM = 1.75  # an upstream gradient that is not 1, so a missing chain factor shows
+_OWN_ROUNDING = 64  # absolute error, in units of eps, one op's gradient may carry from rounding alone
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
             continue
         if any(grads[i] is None for i, s in enumerate(graph.steps) if j in s.args and i in grads):
             return None  # what its consumers passed down is not reported: nothing to say which one erred
-        return _blame(graph, j, values, grads, engine)
+        return _blame(graph, j, values, adj, grads, engine)
     return None
 
 
@@ -198,7 +199,8 @@ def _side(op: str, k: int) -> str:
     return ("left", "right")[k] if OPS[op].arity == 2 else "input"
 
 
-def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | None], engine: Engine) -> Culprit:
+def _blame(graph: Graph, j: int, values: list[Any], adj: list[Any], grads: Mapping[int, float | None],
+           engine: Engine) -> Culprit:
     """Node ``j`` is the first wrong one from the output: find which consumer's rule, or the traversal."""
     consumers = [(i, k) for i, s in enumerate(graph.steps) for k, a in enumerate(s.args) if a == j and i in grads]
     expected = 0.0
@@ -235,6 +237,13 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
                        f" where the exact value is {exact_shared:.10g}: the two slots' contributions are not both "
                        "counted (alone, and beside another use of its input, it is right); "
                        f"d/d{node} exact {expected:.10g}, engine {got}")
+    if got is not None and _close(got, expected, atol=0.0):
+        # The node holds exactly what its consumers passed down, and each consumer's rule is right alone:
+        # a consumer's own gradient was already wrong, by less than the walk's absolute tolerance (a tiny
+        # gradient off by half of itself). Follow it up rather than blame the traversal.
+        for i, _ in sorted(consumers, reverse=True):
+            if i != graph.output and grads[i] is not None and not _close(grads[i], float(adj[i]), atol=0.0):
+                return _blame(graph, i, values, adj, grads, engine)
     return Culprit("backward", CulpritKind.TRAVERSAL, node, "", expected, got,
                    f"every op's backward rule is right in isolation, yet d/d{node} is {got} where the ops above it "
                    f"pass {expected:.10g}: the engine ran a backward before all of its gradient arrived, or dropped "
@@ -346,7 +355,10 @@ def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine, *, ran: bool
         _, adj = _exact_state(graph, point)
     except Exception:
         return not ran
-    return any(not _close(outcome.grads.get(name), float(adj[i])) for name, i in graph.inputs)
+    # One op's gradient on its own is as precise as the op: only rounding, never the 1e-9 that a whole graph's
+    # walk allows, may separate it from exact (a tiny derivative off by half of itself is a wrong rule).
+    floor = _OWN_ROUNDING * getattr(engine, "eps", 2.0**-52)
+    return any(not _close(outcome.grads.get(name), float(adj[i]), atol=floor) for name, i in graph.inputs)
 
 
 def shrink(graph: Graph, point: Mapping[str, Fraction], engine: Engine, still_fails: Any) -> tuple[str, dict[str, Fraction]] | None:
