@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -13,9 +14,9 @@ from gradspec.casefile.loader import load_file
 from gradspec.checks.api import check
 from gradspec.checks.check import prepare
 from gradspec.cli import main
-from gradspec.diagnose.debug import explain, localise, render_dot, shrink_input, subprogram
+from gradspec.diagnose.debug import explain, localise, primary, render_dot, shrink_input, subprogram
 from gradspec.engines.protocol import resolve
-from gradspec.results import Tolerance, Verdict
+from gradspec.results import Culprit, CulpritKind, Tolerance, Verdict
 from gradspec.run.runner import diagnose, run_case
 
 EXPR = "a = x*y; b = a + x; c = tanh(b*0.1); d = exp(c)*2; b*a + d - y**3 + (x - y)"
@@ -217,3 +218,49 @@ def test_engines_that_keep_only_the_leaves_gradients_get_no_culprit(misbehaving:
     assert (by_name["a"].verdict, by_name["a"].engine) == (Verdict.SKIP, None)
     assert by_name["a"].note == "the engine does not report this gradient"
     assert result.culprit is None  # never "backward dropped an accumulation" for gradients never stored
+
+
+@pytest.fixture
+def textbook(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "data"))
+    return importlib.import_module("textbook")
+
+
+def test_a_tiny_wrong_gradient_upstream_is_followed_not_blamed_on_the_traversal(textbook: ModuleType) -> None:
+    # d/dy of tanh(y) at y = 11 is 1.1e-9, and 1 - t for 1 - t**2 halves it: off by less than the walk's
+    # absolute tolerance at y, by 5.6e-8 at x. Every op below tanh is right: the culprit is tanh's rule.
+    graph = prepare("tanh(x * 100)", ["x"])
+    found = localise(graph, {"x": Fraction("0.11")}, resolve("textbook:TanhNoSquare"))
+    assert found is not None and (found.op, found.kind) == ("tanh", "rule")
+    assert "every op's backward rule is right" not in found.message
+
+
+def test_an_op_that_delegates_blames_the_op_it_calls(textbook: ModuleType) -> None:
+    # textbook's x - y is x + (-y), and -y is y * -1: with = for += in mul, sub fails only through mul
+    found = culprit_of("textbook:MulAssign", "x - x", {"x": Fraction(7)})
+    assert found is not None and (found.op, found.kind) == ("mul", "accumulation")
+    assert found.message.startswith("mul (which sub at `x - x` calls): overwrites the gradient")
+    # a sub that is wrong in its own code is still sub
+    assert culprit_of("engines:SubSignFlip", "x - y", {"x": Fraction(2), "y": Fraction(3)}).op == "sub"
+
+
+def test_a_wrong_rule_outranks_the_nondeterminism_it_causes() -> None:
+    unstable = Culprit("backward", CulpritKind.NONDETERMINISM, "x", message=(
+        "the engine is not deterministic: two runs of the same graph on fresh builds gave d/dx = 1.0, then -2.0 "
+        "(an order taken from a set or a dict of nodes, say); the table shows the first run"))
+    rule = Culprit("mul", CulpritKind.ACCUMULATION, "x", message="mul at `x * y`: overwrites")
+    assert primary(rule, unstable) == Culprit("mul", CulpritKind.ACCUMULATION, "x", message=(
+        "mul at `x * y`: overwrites; two runs of the same graph on fresh builds gave d/dx = 1.0, then -2.0, as a "
+        "wrong rule does in a backward whose order changes from run to run"))
+    traversal = Culprit("backward", CulpritKind.TRAVERSAL, "x")
+    assert primary(traversal, unstable) is unstable and primary(None, unstable) is unstable
+    assert primary(rule, None) is rule
+
+
+def test_a_tiny_value_computed_by_cancellation_is_named(textbook: ModuleType) -> None:
+    # tanh(1e-12) as (exp(x) - exp(-x)) / (exp(x) + exp(-x)): 4 of 16 digits, an absolute error of 3e-17
+    found = culprit_of("textbook:TanhCancelling", "tanh(x) * 2 + x", {"x": Fraction("1e-12")})
+    assert found is not None and (found.op, found.kind) == ("tanh", "forward")
+    assert "(4 of 16 digits right)" in found.message
+    # a correct engine's cancellation in a subtraction of its own operands is not an op's fault
+    assert culprit_of("textbook:Value", "(x - 0.3) * 1e20", {"x": Fraction("0.30000000000001")}) is None

@@ -566,3 +566,22 @@ def test_gradients_an_engine_does_not_keep_are_not_reported(misbehaving: ModuleT
     result = check("a = x * y; b = a + x; b * y", {"x": 2, "y": 3}, engine=engine)
     assert result.verdict is Verdict.SKIP  # x and y pass; a and b are not reported, so not everything passed
     assert [q.verdict.value for q in result.quantities] == ["pass", "pass", "pass", "skip", "skip"]
+
+
+def test_a_value_class_with_only_the_builtin_spelling_is_run_with_it(engines: ModuleType) -> None:
+    engine = ValueClassEngine(engines.AbsDunderOnlyMutates)
+    assert engine.missing(OPS["abs"], True) is None  # abs(x) through __abs__: no "engine has no abs"
+    graph = prepare("abs(x) * 3 + x", ["x"])
+    assert engine.second_spellings(graph) == ()  # one spelling: built once, with it
+    outcome = engine.run(graph, {"x": -2.0})
+    assert (outcome.value, outcome.grads["x"]) == (8.0, 4.0)  # |x| mutated x in place; no node, so d/dx = 3 + 1
+    result = check("abs(x) * 3 + x", {"x": -2.0}, engine=engine)
+    assert result.verdict is Verdict.FAIL
+    assert {q.name: q.verdict for q in result.quantities} == {"value": Verdict.FAIL, "x": Verdict.FAIL}
+
+
+def test_a_class_with_neither_spelling_says_so() -> None:
+    class Neither:
+        pass
+
+    assert ValueClassEngine(Neither).missing(OPS["abs"], True) == "engine has no abs"

@@ -192,6 +192,30 @@ def test_a_gradient_of_the_broadcast_shape_is_an_unsummed_axis() -> None:
     assert bad == "an axis left unsummed after broadcasting: the gradient has shape [3, 2], the input has shape [2]"
 
 
+class _NanSome(Engine):
+    """tanh's gradient computed as a 0/0 for the first three elements, and inf for the fourth."""
+
+    name = "nan-some"
+    capabilities = REVERSE_AND_TENSOR
+
+    def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
+        value = np.tanh(inputs["x"])
+        grads = []
+        for c in cotangents:
+            g = c * (1 - value**2)
+            g.flat[:3] = np.nan
+            g.flat[3] = np.inf
+            grads.append({"x": g})
+        return value, grads
+
+
+def test_nan_and_inf_from_the_engine_are_named_with_their_count() -> None:
+    result = run("tanh(x)", {"x": (3, 5)}, _NanSome())
+    assert result.verdict is Verdict.FAIL
+    bad = next(q for q in result.quantities if q.name == "x (vjp0)")
+    assert bad.note.startswith("3 of 15 elements are NaN, 1 of 15 elements is inf; 4 of 15 elements over tolerance")
+
+
 class _ScalarOnly(Engine):
     name = "scalar-only"
 

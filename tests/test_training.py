@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Hashable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gradspec.casefile.model import Training
-from gradspec.checks.training import initial_params, load, mlp_loss
-from gradspec.engines.protocol import resolve
+from gradspec.checks.training import initial_params, load, mlp_loss, train
+from gradspec.engines.protocol import ValueClassEngine, resolve
 from gradspec.errors import CaseFileError
 from gradspec.nn import MLP
+from gradspec.results import CulpritKind, Tolerance, Verdict
 
 RAW: dict[str, Any] = {"model": {"sizes": [2, 3, 1], "activation": "tanh", "seed": 5},
                        "data": {"x": [[0.5, -1.0], [1.5, 2.0], [-0.25, 0.75]], "y": [1.0, -0.5, 0.25]},
@@ -72,3 +75,16 @@ def test_the_loss_built_from_primitives_is_the_mlp_loss() -> None:
     grads = engine.gradients(loss, leaves)
     expected.backward()
     assert grads == pytest.approx([p.grad for p in model.parameters()], rel=1e-12)
+
+
+def test_a_wrong_first_gradient_names_the_op_the_localiser_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "data"))
+    textbook = importlib.import_module("textbook")
+    spec = load(RAW, fail)
+    right = train(spec, Tolerance(), ValueClassEngine(textbook.Value))
+    assert right.verdict is Verdict.PASS and right.culprit is None
+    wrong = train(spec, Tolerance(), ValueClassEngine(textbook.MulAssign))  # = for += in mul's backward
+    assert wrong.quantities[-1].verdict is Verdict.FAIL
+    assert wrong.culprit is not None
+    assert (wrong.culprit.op, wrong.culprit.kind) == ("mul", CulpritKind.ACCUMULATION)
+    assert "overwrites the gradient of its input" in wrong.culprit.message

@@ -18,7 +18,7 @@ import mpmath
 
 from gradspec.checks import nondet
 from gradspec.checks.stepsize import central_errors
-from gradspec.diagnose.debug import localise
+from gradspec.diagnose.debug import localise, primary
 from gradspec.diagnose.raised import raised_culprit
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome
@@ -101,8 +101,8 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         if q is not None and q.exact is not None:
             checked = dataclasses.replace(checked, step_input=q.name,
                                           step_errors=central_errors(graph, floats, q.name, q.exact))
-    if checked.verdict is Verdict.FAIL and localise_failures and unstable is None:
-        checked = dataclasses.replace(checked, culprit=localise(graph, point, engine))
+    if checked.verdict is Verdict.FAIL and localise_failures:
+        checked = dataclasses.replace(checked, culprit=primary(localise(graph, point, engine), unstable))
     return checked
 
 

@@ -80,14 +80,27 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         elements = _element_errors(engine, exact, over, out_axes)
         count = int(over.sum())
         pattern = guess(engine, exact, bound, copies, output)
-        note = f"{count} of {exact.size} elements over tolerance; worst at {list(w)}" + \
-            (f"; pattern: {pattern}" if pattern else "")
+        note = "; ".join(filter(None, [_non_finite(engine, exact),
+                                       f"{count} of {exact.size} elements over tolerance; worst at {list(w)}",
+                                       f"pattern: {pattern}" if pattern else ""]))
     exact_w = exact_mp[w] if exact.shape else exact_mp[()]
     with mpmath.workdps(DPS):
         exact_text = mpmath.nstr(mpmath.mpf(exact_w), 30)
     e, x = float(engine[w]), float(exact[w])
     return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x), float(bound[w]), verdict,
                     exact_text=exact_text, note=note, index=w, elements=elements)
+
+
+def _non_finite(engine: Any, exact: Any) -> str:
+    """What the engine returned that is not a finite number where the exact element is ("3 of 15
+    elements are NaN"): a NaN or an inf is a different bug from a number off by a little."""
+    parts = []
+    for what, found in (("NaN", np.isnan(engine) & ~np.isnan(exact)),
+                        ("inf", np.isinf(engine) & np.isfinite(exact))):
+        n = int(found.sum())
+        if n:
+            parts.append(f"{n} of {exact.size} element{'s' if exact.size > 1 else ''} {'is' if n == 1 else 'are'} {what}")
+    return ", ".join(parts)
 
 
 def _element_errors(engine: Any, exact: Any, over: Any, out_axes: int | None) -> ElementErrors | None:

@@ -23,6 +23,7 @@ from gradspec.casefile.model import Case, Point, TensorPoint, TensorSpec
 from gradspec.checks.elements import JACOBIAN_LIMIT, cotangent, jacobian_size, judge
 from gradspec.checks.expression import with_modes
 from gradspec.checks.modes import mode_quantities
+from gradspec.diagnose.lowered import scalar_culprit
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine
 from gradspec.engines.tensor import TensorOutcome
@@ -164,6 +165,9 @@ def _localise(graph: TensorGraph, ref: TensorExact, engine: Engine, tol: Toleran
         except GradspecError:
             continue
         if result.verdict is Verdict.FAIL:
+            inside = scalar_culprit(alone, point, engine, step.op, step.col)
+            if inside is not None:
+                return inside
             bad = [q for q in result.quantities if q.verdict is Verdict.FAIL]
             kind = CulpritKind.FORWARD if bad and bad[0].role == Role.VALUE else CulpritKind.RULE
             detail = f"{bad[0].name}: {bad[0].note}" if bad else result.message

@@ -8,6 +8,7 @@ precision. The layout follows :class:`gradspec.nn.MLP`, so the same seed gives t
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -18,10 +19,11 @@ from typing import Any
 import mpmath
 
 from gradspec.casefile.model import Case, Point, Reader, Training
+from gradspec.diagnose.debug import localise
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.errors import CaseFileError, ExpressionError, GradspecError
-from gradspec.graph.ir import GraphBuilder, build
+from gradspec.graph.ir import Graph, GraphBuilder, build
 from gradspec.lang.expr import Name, Program, parse
 from gradspec.lang.numbers import exact_number
 from gradspec.ops.table import OPS, Op
@@ -29,7 +31,7 @@ from gradspec.reference.chain import adjoints, forward
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.store import exact
-from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
+from gradspec.results import CheckResult, Culprit, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["MAX_WORK", "initial_params", "load", "load_case", "mlp_loss", "run_case", "train"]
 
@@ -155,16 +157,28 @@ class _Recorder(Engine):
         return self.graph.apply(op.name, args)
 
 
-def _exact_first_gradient(spec: Training, params: list[float]) -> list[float]:
+def _loss_graph(spec: Training, params: list[float]) -> tuple[Graph, list[int]]:
+    """The training loss as a gradspec graph, and the steps of its parameters (in ``params`` order)."""
     rec = _Recorder()
     leaves = [rec.leaf(p) for p in params]
     out = mlp_loss(rec, leaves, spec)
-    graph = rec.graph.graph(Program("training loss", (), Name("loss"), ()), out)
+    return rec.graph.graph(Program("training loss", (), Name("loss"), ()), out), leaves
+
+
+def _exact_first_gradient(spec: Training, params: list[float]) -> list[float]:
+    graph, leaves = _loss_graph(spec, params)
     inputs = graph.inputs
     with mpmath.workdps(DPS):
         values, _ = forward(graph, {name: mpmath.mpf(p) for (name, _), p in zip(inputs, params, strict=True)})
         adj = adjoints(graph, values)
         return [float(adj[i]) for i in leaves]
+
+
+def _culprit(spec: Training, params: list[float], engine: Engine) -> Culprit | None:
+    """What the localiser finds on the loss graph at the first step's parameters, as for any graph."""
+    graph, _ = _loss_graph(spec, params)
+    point = {name: Fraction(p) for (name, _), p in zip(graph.inputs, params, strict=True)}
+    return localise(graph, point, engine)
 
 
 # -- training and judging -----------------------------------------------------------------------------
@@ -210,7 +224,10 @@ def train(spec: Training, tolerance: Tolerance, engine: Engine) -> CheckResult:
     quantities.append(_first_step(spec, initial_params(spec), first, tolerance, engine))
     message = f"loss {initial:.6g} -> {final:.6g} (x{ratio:.3g}; must fall below x{spec.loss_ratio:g})"
     verdict = worst([q.verdict for q in quantities])
-    return result(verdict, message, tuple(quantities))
+    checked = result(verdict, message, tuple(quantities))
+    if quantities[-1].verdict is Verdict.FAIL:  # the first gradient is wrong: name the op, as for any graph
+        checked = dataclasses.replace(checked, culprit=_culprit(spec, initial_params(spec), engine))
+    return checked
 
 
 def _first_step(spec: Training, params: list[float], grads: list[float | None], tolerance: Tolerance,

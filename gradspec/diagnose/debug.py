@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -35,16 +35,17 @@ from gradspec.graph.printer import short as _short
 from gradspec.graph.printer import subexpression, subprogram
 from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
-from gradspec.reference.chain import adjoints, forward
+from gradspec.reference.chain import adjoints, forward, mp_apply
 from gradspec.reference.chain import local_partials as _local_partials
 from gradspec.reference.exact import DPS
 from gradspec.results import Culprit, CulpritKind
 
-__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "render_dot", "shrink", "subexpression",
-           "subprogram"]
+__all__ = ["Culprit", "NodeReport", "as_yaml_case", "explain", "localise", "primary", "render_dot", "shrink",
+           "subexpression", "subprogram", "unit_culprit"]
 
 _SHRINK_LIMIT = 200  # steps; larger graphs are not shrunk
 _UPSTREAM = 1.75  # an upstream gradient that is not 1, so a missing chain factor shows
+_OWN_ROUNDING = 64  # absolute error, in units of eps, one op's gradient may carry from rounding alone
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
         return raised_culprit(graph, called.error) if called.raised and called.error is not None else None
     outcome = called.get()
     values, adj = _exact_state(graph, point)
-    forward_bug = _first_wrong_value(graph, outcome, values)
+    forward_bug = _first_wrong_value(graph, outcome, values, getattr(engine, "eps", 2.0**-52))
     if forward_bug is not None:
         return forward_bug
     grads = outcome.node_grads
@@ -112,20 +113,75 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
             continue
         if any(grads[i] is None for i, s in enumerate(graph.steps) if j in s.args and i in grads):
             return None  # what its consumers passed down is not reported: nothing to say which one erred
-        return _blame(graph, j, values, grads, engine)
+        return _blame(graph, j, values, adj, grads, engine)
     return None
 
 
-def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any]) -> Culprit | None:
+def primary(found: Culprit | None, unstable: Culprit | None) -> Culprit | None:
+    """The culprit to report when two runs of a check disagreed (``unstable``) and the localiser ran on it.
+
+    An op whose rule or value is wrong on its own is the bug, and often the very reason two runs
+    differ: an ``=`` for ``+=`` loses a different contribution in each order a ``set`` of nodes gives.
+    It is named first, with the disagreement beside it; without such an op, the nondeterminism is the
+    culprit."""
+    if unstable is None:
+        return found
+    if found is None or found.kind not in (CulpritKind.RULE, CulpritKind.ACCUMULATION, CulpritKind.FORWARD):
+        return unstable
+    differ = unstable.message.split(" (an order")[0].removeprefix("the engine is not deterministic: ")
+    return replace(found, message=f"{found.message}; {differ}, as a wrong rule does in a backward whose order "
+                                  "changes from run to run")
+
+
+def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any], eps: float) -> Culprit | None:
+    """The first op whose value is wrong given the engine's own operand values: what the op makes of
+    exactly those floats, against what the engine made of them, within a few ulps of the op's rounding.
+
+    Judged op by op rather than against the exact value of the whole graph, so rounding carried in from
+    earlier ops (``x - 0.3`` near 0.3) is not blamed on a later one, and a tiny value computed with no
+    digits to spare (tanh(1e-12) as a difference of exponentials) is, however small its absolute error."""
     for i, step in enumerate(graph.steps):
-        if not isinstance(step, Apply) or i not in outcome.node_values:
+        if not isinstance(step, Apply) or outcome.node_values.get(i) is None:
             continue
-        ve, vx = outcome.node_values[i], float(values[i])
-        if not _close(ve, vx):
-            return Culprit(step.op, CulpritKind.FORWARD, _label(graph, i), exact=vx, engine=ve,
-                           message=f"{step.op} at `{_label(graph, i)}` computes the wrong value: exact {vx:.10g}, "
-                                   f"engine {ve:.10g}")
+        ve = outcome.node_values[i]
+        operands = [_operand(graph, a, outcome, values) for a in step.args]
+        try:
+            with mpmath.workdps(DPS):
+                local = float(mp_apply(step.op, [mpmath.mpf(x) for x in operands]))
+        except (ValueError, ZeroDivisionError, ArithmeticError, TypeError):
+            continue  # outside the op's domain at the engine's operands: the value check says so
+        if not math.isfinite(local) or not math.isfinite(ve):
+            if ve == local or (math.isnan(ve) and math.isnan(local)) or not math.isfinite(local):
+                continue
+        elif abs(ve - local) <= _VALUE_ULPS * max(OPS[step.op].ulps, 1.0) * eps * abs(local) or ve == local:
+            continue
+        vx = float(values[i])
+        shown = ", ".join(f"{x!r}" for x in operands)
+        return Culprit(step.op, CulpritKind.FORWARD, _label(graph, i), exact=vx, engine=ve,
+                       message=f"{step.op} at `{_label(graph, i)}` computes the wrong value: on the engine's own "
+                               f"operands ({shown}) it is {local!r}, the engine gives {ve!r} "
+                               f"({_digits(ve, local)} of 16 digits right)")
     return None
+
+
+_VALUE_ULPS = 16  # how far, in the op's own rounding budget, an op's value may be from exact on its operands
+
+
+def _operand(graph: Graph, a: int, outcome: Outcome, values: list[Any]) -> float:
+    """The float the engine held for node ``a``: its own value, a constant as written, a leaf as given."""
+    step = graph.steps[a]
+    if isinstance(step, Const):
+        return float(step.value)
+    got = outcome.node_values.get(a)
+    return got if got is not None else float(values[a])
+
+
+def _digits(engine: float, exact: float) -> int:
+    if engine == exact:
+        return 16
+    if exact == 0 or not math.isfinite(engine - exact):
+        return 0
+    return max(0, min(16, int(-math.log10(abs(engine - exact) / abs(exact)))))
 
 
 def _g(x: float | None) -> str:
@@ -142,7 +198,8 @@ def _side(op: str, k: int) -> str:
     return ("left", "right")[k] if OPS[op].arity == 2 else "input"
 
 
-def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | None], engine: Engine) -> Culprit:
+def _blame(graph: Graph, j: int, values: list[Any], adj: list[Any], grads: Mapping[int, float | None],
+           engine: Engine) -> Culprit:
     """Node ``j`` is the first wrong one from the output: find which consumer's rule, or the traversal."""
     consumers = [(i, k) for i, s in enumerate(graph.steps) for k, a in enumerate(s.args) if a == j and i in grads]
     expected = 0.0
@@ -152,12 +209,15 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
             expected += (grads[i] or 0.0) * float(_local_partials(_op(graph, i))[k](args))
     got = grads[j]
     node = _short(graph, j)
-    for op_name in dict.fromkeys(_op(graph, i) for i, _ in consumers):
-        i, k = next((i, k) for i, k in consumers if _op(graph, i) == op_name)
-        verdict = _unit_test(graph, i, values, engine)
+    for named in dict.fromkeys(_op(graph, i) for i, _ in consumers):
+        i, k = next((i, k) for i, k in consumers if _op(graph, i) == named)
+        args = [(float(values[a]), graph.varying[a]) for a in graph.steps[i].args]
+        verdict = _unit_test(named, args, engine)
         if verdict is None:
             continue
-        where = f"{op_name} at `{_label(graph, i)}`"
+        op_name, verdict = _delegated(named, args, verdict, engine)
+        where = f"{op_name} at `{_label(graph, i)}`" if op_name == named else \
+            f"{op_name} (which {named} at `{_label(graph, i)}` calls)"
         if verdict == "rule":
             single = len(consumers) == 1
             exact_passed = expected if single else None
@@ -176,27 +236,80 @@ def _blame(graph: Graph, j: int, values: list[Any], grads: Mapping[int, float | 
                        f" where the exact value is {exact_shared:.10g}: the two slots' contributions are not both "
                        "counted (alone, and beside another use of its input, it is right); "
                        f"d/d{node} exact {expected:.10g}, engine {got}")
+    if got is not None and _close(got, expected, atol=0.0):
+        # The node holds exactly what its consumers passed down, and each consumer's rule is right alone:
+        # a consumer's own gradient was already wrong, by less than the walk's absolute tolerance (a tiny
+        # gradient off by half of itself). Follow it up rather than blame the traversal.
+        for i, _ in sorted(consumers, reverse=True):
+            if i != graph.output and grads[i] is not None and not _close(grads[i], float(adj[i]), atol=0.0):
+                return _blame(graph, i, values, adj, grads, engine)
     return Culprit("backward", CulpritKind.TRAVERSAL, node, "", expected, got,
                    f"every op's backward rule is right in isolation, yet d/d{node} is {got} where the ops above it "
                    f"pass {expected:.10g}: the engine ran a backward before all of its gradient arrived, or dropped "
                    "an accumulation")
 
 
-def _unit_test(graph: Graph, i: int, values: list[Any], engine: Engine) -> str | tuple[str, float, float | None] | None:
-    """Test op ``i`` alone at its argument values: "rule" when it fails alone, "accumulation" when it
-    fails beside another use of its input, and (the graph, exact, engine d/da) when it fails only with one
-    node in both operand slots; None when it passes every test."""
-    step = graph.steps[i]
-    op = OPS[_op(graph, i)]
-    args = [(float(values[a]), graph.varying[a]) for a in step.args]
+_Finding = str | tuple[str, float, float | None]  # what _unit_test found
+
+
+def unit_culprit(name: str, args: list[tuple[float, bool]], engine: Engine, where: str) -> Culprit | None:
+    """Op ``name`` tested alone at its argument values (value, varying), or the op it delegates to; the
+    culprit when one fails, named ``where`` ("mul inside matmul at column 12"), else None."""
+    found = _unit_test(name, args, engine)
+    if found is None:
+        return None
+    culprit, found = _delegated(name, args, found, engine)
+    if culprit != name:
+        where = f"{culprit} (which {where} calls)"
+    at = ", ".join(f"{v:g}" for v, _ in args)
+    if found == "rule":
+        return Culprit(culprit, CulpritKind.RULE, where, message=f"{where}: its backward rule is wrong in isolation "
+                                                                   f"at ({at})")
+    if found == "accumulation":
+        return Culprit(culprit, CulpritKind.ACCUMULATION, where, message=(
+            f"{where}: overwrites the gradient of its input instead of adding to it (= for +=): alone it is "
+            f"right, beside another use of its input (at {at}) the other contribution is lost"))
+    assert isinstance(found, tuple)
+    shared, exact_shared, engine_shared = found
+    return Culprit(culprit, CulpritKind.ACCUMULATION, where, "both", message=(
+        f"{where}: with one node in both operand slots ({shared}), it gives d/da = {_g(engine_shared)} where the "
+        f"exact value is {exact_shared:.10g}: the two slots' contributions are not both counted"))
+
+
+def _delegated(name: str, args: list[tuple[float, bool]], verdict: _Finding, engine: Engine) -> tuple[str, _Finding]:
+    """The op a failing op's bug is in: ``name`` itself, or an op it runs (``x - y`` spelt ``x + (-y)``)
+    that fails alone at the same argument values, followed down as far as it goes."""
+    seen = {name}
+    found = True
+    while found:
+        found = False
+        for other in getattr(engine, "delegates", lambda op: ())(name):
+            if other in seen:
+                continue
+            seen.add(other)
+            arity = OPS[other].arity
+            other_args = (args * 2)[:arity] if arity > len(args) else args[:arity]
+            result = _unit_test(other, other_args, engine, ran=True)
+            if result is not None:
+                name, verdict, found = other, result, True
+                break
+    return name, verdict
+
+
+def _unit_test(name: str, args: list[tuple[float, bool]], engine: Engine, *, ran: bool = False) -> _Finding | None:
+    """Test op ``name`` alone at its argument values (value, varying): "rule" when it fails alone,
+    "accumulation" when it fails beside another use of its input, and (the graph, exact, engine d/da) when
+    it fails only with one node in both operand slots; None when it passes every test. With ``ran``, a
+    test the engine cannot even run (a ``**`` that refuses a Value exponent) is no failure."""
+    op = OPS[name]
     for upstream in (None, _UPSTREAM):  # alone, then under an upstream gradient that is not 1
-        if _fails(_mini(op.name, args, accumulate=False, shared=False, upstream=upstream), engine):
+        if _fails(_mini(op.name, args, accumulate=False, shared=False, upstream=upstream), engine, ran=ran):
             return "rule"
-    if _fails(_mini(op.name, args, accumulate=True, shared=False), engine):
+    if _fails(_mini(op.name, args, accumulate=True, shared=False), engine, ran=ran):
         return "accumulation"
     if op.arity == 2 and all(v for _, v in args):
         graph_shared, point = _mini(op.name, args, accumulate=False, shared=True)
-        if _fails((graph_shared, point), engine):
+        if _fails((graph_shared, point), engine, ran=ran):
             _, adj = _exact_state(graph_shared, point)
             called = call.run(engine, graph_shared, {k: float(v) for k, v in point.items()}, representable=False)
             got = called.get().grads.get("a") if called.ok else None
@@ -231,19 +344,22 @@ def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: 
     return b.graph(program, out), point
 
 
-def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine) -> bool:
+def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine, *, ran: bool = False) -> bool:
     graph, point = mini
     called = call.run(engine, graph, {k: float(v) for k, v in point.items()}, representable=False)
-    if called.verdict is not None:  # the op alone cannot even be run: it is the culprit
-        return True
+    if called.verdict is not None:  # the op alone cannot even be run: it is the culprit (unless it must run)
+        return not ran
     outcome = called.get()
     try:
         _, adj = _exact_state(graph, point)
     except DomainError:  # the test's own point is outside the op's domain (a / a at a = 0): it proves nothing
         return False
     except Exception:
-        return True
-    return any(not _close(outcome.grads.get(name), float(adj[i])) for name, i in graph.inputs)
+        return not ran
+    # One op's gradient on its own is as precise as the op: only rounding, never the 1e-9 that a whole graph's
+    # walk allows, may separate it from exact (a tiny derivative off by half of itself is a wrong rule).
+    floor = _OWN_ROUNDING * getattr(engine, "eps", 2.0**-52)
+    return any(not _close(outcome.grads.get(name), float(adj[i]), atol=floor) for name, i in graph.inputs)
 
 
 def shrink(graph: Graph, point: Mapping[str, Fraction], engine: Engine, still_fails: Any) -> tuple[str, dict[str, Fraction]] | None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from gradspec.engines.delegation import delegates
 from gradspec.engines.paths import import_module
 from gradspec.engines.probe import Probe, probe_value_class
 from gradspec.errors import EngineError
@@ -292,14 +293,17 @@ class ValueClassEngine(Engine):
 
     def missing(self, op: Op, value_left: bool) -> str | None:
         needed = self._spelt(op.needs(value_left))
-        return None if hasattr(self.cls, needed) else f"engine has no {needed}"
+        if hasattr(self.cls, needed) or (op.builtin is not None and hasattr(self.cls, op.builtin[0])):
+            return None  # either of Python's spellings will do: the class is checked in the ones it has
+        return f"engine has no {needed}"
 
     def leaf(self, x: float) -> Any:
         return self.cls(x)
 
     def apply(self, op: Op, args: Sequence[Any]) -> Any:
-        if self._builtins and op.builtin is not None and hasattr(type(args[0]), op.builtin[0]):
-            return op.builtin[1](args[0])
+        if op.builtin is not None and hasattr(type(args[0]), op.builtin[0]) and (
+                self._builtins or not hasattr(type(args[0]), self._spelt(op.needs(True)))):
+            return op.builtin[1](*args)  # the builtin spelling: asked for, or the only one the class has
         if op.method is not None:
             return getattr(args[0], self._spelt(op.method))()
         return super().apply(op, args)
@@ -319,15 +323,20 @@ class ValueClassEngine(Engine):
         return outcome
 
     def second_spellings(self, graph: Graph) -> tuple[str, ...]:
-        """The builtin spellings (``__abs__``) of ops in ``graph`` this class has beside their method."""
+        """The builtin spellings (``__abs__``) of ops in ``graph`` this class has beside their own spelling."""
         found: list[str] = []
         for step in graph.steps:
             op = OPS[step.op] if isinstance(step, Apply) and graph.varying[step.args[0]] else None
-            if op is None or op.builtin is None or op.method is None:
+            if op is None or op.builtin is None:
                 continue
-            if hasattr(self.cls, op.builtin[0]) and hasattr(self.cls, op.method) and op.builtin[0] not in found:
+            if hasattr(self.cls, op.builtin[0]) and hasattr(self.cls, self._spelt(op.needs(True))) \
+                    and op.builtin[0] not in found:
                 found.append(op.builtin[0])
         return tuple(found)
+
+    def delegates(self, op: str) -> tuple[str, ...]:
+        """The other ops the class runs to apply ``op`` (``x - y`` as ``x + (-y)``), for the localiser."""
+        return delegates(self.cls, op, self.methods)
 
     def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
         getattr(out, self._spelt("backward"))()

@@ -94,7 +94,8 @@ class Op:
     partial_ulps: float = 0.0
     partial_abs: float = 0.0
     # A second spelling Python gives the op: (special method, the builtin that calls it), as abs(x)
-    # calls __abs__ while gradspec calls the method x.abs(). Engines that have both are run with both.
+    # calls __abs__ while gradspec calls the method x.abs(). Engines that have both are run with both;
+    # one that has only the special method is run with it.
     builtin: tuple[str, Callable[..., object]] | None = None
 
     def render(self, args: Sequence[str]) -> str:

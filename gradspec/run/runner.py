@@ -9,12 +9,12 @@ from fractions import Fraction
 from gradspec.casefile.model import Bounds, Case, CaseFile, Point, TensorPoint
 from gradspec.checks.check import check_graph, prepare
 from gradspec.checks.kinds import KINDS
-from gradspec.diagnose.debug import as_yaml_case, shrink, shrink_input
+from gradspec.diagnose.debug import as_yaml_case, primary, shrink, shrink_input
 from gradspec.diagnose.debug import localise as _localise
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
-from gradspec.results import CheckResult, Tolerance, Verdict
+from gradspec.results import CheckResult, CulpritKind, Tolerance, Verdict
 
 __all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point"]
 
@@ -65,7 +65,7 @@ def run_point(case: Case, point: Point | TensorPoint | None, engine: Engine, *, 
     """
     result = _identify(_run(case, point, engine), case, point)
     if localise and result.verdict is Verdict.FAIL and result.quantities and case.graph is not None \
-            and isinstance(point, Point) and result.culprit is None:  # a culprit already (nondeterminism) needs no re-run
+            and isinstance(point, Point) and (result.culprit is None or result.culprit.kind is CulpritKind.NONDETERMINISM):
         result = diagnose(result, case.graph, point.exact(), engine, case.tolerance, case.id if shrink else None,
                           case.domain)
     return _expected(case, result) if apply_xfail else result
@@ -97,10 +97,11 @@ def diagnose(result: CheckResult, graph: Graph, point: Mapping[str, Fraction], e
     """Attach the culprit of a failing check and, when ``shrink_as`` names the case, its smallest
     failing sub-expression as a YAML case. For a sampled case (``domain``), the input is shrunk first:
     the smallest failing input is reported next to the sampled one."""
-    culprit = _localise(graph, point, engine)
+    unstable = result.culprit if result.culprit is not None and result.culprit.kind is CulpritKind.NONDETERMINISM else None
+    culprit = primary(_localise(graph, point, engine), unstable)
     shrunk = ""
     message = result.message
-    if shrink_as is not None:
+    if shrink_as is not None and culprit is not unstable:  # a failure that comes and goes does not shrink
         def still_fails(text: str, sub: Mapping[str, Fraction]) -> bool:
             try:
                 return check_graph(prepare(text, list(sub)), sub, engine, tol).verdict is Verdict.FAIL

@@ -380,3 +380,16 @@ class MathOverflow(Same):
 
         out._backward = _backward
         return out
+
+
+class AbsDunderOnlyMutates(Same):
+    """No ``abs()`` method, only ``__abs__``, which (as in a real engine) overwrites its operand's value in
+    place and returns the operand itself: no graph node is recorded, so d|x|/dx comes out 1 for x < 0,
+    and the input's own value is changed under the engine's feet."""
+
+    __slots__ = ()
+    abs = _Missing()
+
+    def __abs__(self):
+        self.data = abs(self.data)
+        return self
