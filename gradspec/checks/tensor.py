@@ -31,6 +31,7 @@ from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.modes import Mode, asked
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
+from gradspec.reference.precision import precision_note, representation, split
 from gradspec.reference.tensor import TensorExact, exact_tensor
 from gradspec.results import (
     CheckResult,
@@ -131,7 +132,7 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
 def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
     value = ref.value_floats
-    out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol)]
+    out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol, eps=eps)]
     for k in range(COTANGENTS):
         grad = ref.vjp(cotangents[k])
         ranges = ref.subgradient_range(cotangents[k]) if ref.kinks else None
@@ -139,7 +140,7 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
             span = ranges.get(name) if ranges else None
             out.append(judge(f"{name} (vjp{k})", Role.INPUT, outcome.grads[k].get(name), grad.exact[name],
                               grad.floats[name], eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ()),
-                              value))
+                              value, eps=eps, rebuilt=eps * grad.rebuilt[name]))
     if rows:
         grads = [ref.vjp(c) for c in cotangents[COTANGENTS:]]
         for name, _ in graph.differentiable:
@@ -150,14 +151,18 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
             exact = np.stack([g.exact[name] for g in grads]).reshape(shape)
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
+            rebuilt = np.stack([g.rebuilt[name] for g in grads]).reshape(shape)
             out.append(judge(f"{name} (jacobian)", Role.INPUT, stacked, exact, floats, eps * allowed, tol,
-                              out_axes=len(graph.shape)))
+                              out_axes=len(graph.shape), eps=eps, rebuilt=eps * rebuilt))
     return out
 
 
 def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
            span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None,
-           out_axes: int | None = None) -> Quantity:
+           out_axes: int | None = None, *, eps: float = 0.0, rebuilt: Any = 0.0) -> Quantity:
+    """Element by element: within ``atol + rtol*|exact|``, the precision bound ``allowance`` and how far
+    the exact value is from the engine's dtype (``eps``), pass; beyond that but within ``rebuilt`` more
+    (partials rebuilt from rounded outputs), imprecise; beyond both, fail."""
     if engine is None:
         return Quantity(label, role, None, None, None, None, None, None, Verdict.SKIP,
                         note="the engine does not report this gradient")
@@ -169,13 +174,15 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         note = unsummed_shape(engine.shape, exact.shape) if unsummed else \
             f"the engine's array has shape {list(engine.shape)}, the exact one {list(exact.shape)}"
         return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)
-    bound = tol.atol + tol.rtol * np.abs(exact) + allowance
+    bound = tol.atol + tol.rtol * np.abs(exact) + allowance + (representation(exact, eps) if eps else 0.0)
     both_nan = np.isnan(engine) & np.isnan(exact)
     with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
         err = np.where(both_nan | (engine == exact), 0.0, np.abs(engine - exact))
     err = np.where(np.isnan(err), np.inf, err)
-    over = err > bound
-    verdict = Verdict.FAIL if over.any() else Verdict.PASS
+    over, imprecise = split(err, bound, rebuilt)
+    verdict = Verdict.FAIL if over.any() else Verdict.IMPRECISE if imprecise.any() else Verdict.PASS
+    if verdict is Verdict.IMPRECISE:  # at a kink, another subgradient may explain it
+        over = imprecise
     note = ""
     if over.any() and span is not None:
         lo = np.vectorize(float, otypes=[float])(span[0])
@@ -185,6 +192,8 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             verdict = Verdict.PASS if kink == "any" else Verdict.CONVENTION
             note = "another subgradient at a kink" + (" (kink: any)" if kink == "any" else "")
             over = np.zeros_like(over)
+    if verdict is Verdict.FAIL:
+        bound = bound + rebuilt  # what it failed against: both bounds
     with np.errstate(invalid="ignore"):  # inf / inf: an overflow the allowance accepts
         ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
     ratio = np.nan_to_num(ratio, nan=0.0)
@@ -200,7 +209,12 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     with mpmath.workdps(DPS):
         exact_text = mpmath.nstr(mpmath.mpf(exact_w), 30)
     e, x = float(engine[w]), float(exact[w])
-    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x), float(bound[w]), verdict,
+    if verdict is Verdict.IMPRECISE:
+        count = int(imprecise.sum())
+        note = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " + \
+            precision_note(e, x, eps, float(np.broadcast_to(bound, exact.shape)[w]))
+    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x),
+                    float(np.broadcast_to(bound, exact.shape)[w]), verdict,
                     exact_text=exact_text, note=note, index=w, elements=elements)
 
 
