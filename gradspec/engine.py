@@ -330,7 +330,15 @@ def _relu_partials(out: Value, g: float) -> tuple[Partial, ...]:
 
 
 def _tanh_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    return (1 - out * out,)
+    # 1 - t*t from the rounded t keeps every digit near 0 (and its own derivative, -2t(1 - t*t), is exact
+    # there), but loses them all in the tails: tanh'(20) = 1.7e-17 would come out 0. There the same
+    # function written through z = exp(-2|x|), 4z/(1 + z)**2, keeps them; both are exact identities, so
+    # derivatives of every order stay right and only the rounding differs.
+    (x,) = out._parents
+    if abs(x.data) < 0.5:
+        return (1 - out * out,)
+    z = (-2 * x).exp() if x.data > 0 else (2 * x).exp()
+    return (4 * z / ((1 + z) * (1 + z)),)
 
 
 def _exp_partials(out: Value, g: float) -> tuple[Partial, ...]:
@@ -343,7 +351,15 @@ def _log_partials(out: Value, g: float) -> tuple[Partial, ...]:
 
 
 def _sigmoid_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    return (out * (1 - out),)
+    # s*(1 - s) from the rounded s loses the tails (sigmoid'(40) = 4.2e-18 would be 0) and, near 0, the
+    # second derivative s'*(1 - 2s); exact identities that keep both: (1 - tanh(x/2)**2)/4 near 0 and
+    # z/(1 + z)**2 with z = exp(-|x|) elsewhere.
+    (x,) = out._parents
+    if abs(x.data) < 1:
+        t = (x / 2).tanh()
+        return ((1 - t * t) / 4,)
+    z = (-x).exp() if x.data > 0 else x.exp()
+    return (z / ((1 + z) * (1 + z)),)
 
 
 def _sin_partials(out: Value, g: float) -> tuple[Partial, ...]:

@@ -37,6 +37,7 @@ _ENGINES = pytest.StashKey[list[Engine]]()
 _SPECS = pytest.StashKey[tuple[list[Spec], bool]]()
 _RESOLVED = pytest.StashKey[dict[str, Engine]]()
 _CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that passed by convention
+_IMPRECISE = pytest.StashKey[list[str]]()  # "item: quantity: digits kept" of every imprecise check
 _CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
 _OTHER_ERRORS = pytest.StashKey[list[str]]()  # node ids of anything else that failed to collect
 _IMPORTABLE = pytest.StashKey[contextlib.AbstractContextManager[None]]()  # sys.path entries, taken away at the end
@@ -64,6 +65,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="K/N",
         help="run only the K-th of N parts of the case files' checks, split by case and balanced by cost, the same on "
              "every machine (other tests are not split)",
+    )
+    group.addoption(
+        "--gradspec-strict",
+        action="store_true",
+        dest="gradspec_strict",
+        help="an imprecise check (digits lost beyond what rounding allows) fails its item",
     )
     parser.addini("gradspec_engines", type="args", default=[],
                   help="default engines for case files (else pyproject.toml's [tool.gradspec] engines, else builtin)")
@@ -102,7 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
     config.stash[_SPECS] = (specs, bool(config.getoption("gradspec_engines")))
     config.stash[_RESOLVED] = {spec_name(s): e for s, e in zip(specs, engines, strict=True)}
-    for key in (_CONVENTIONS, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
+    for key in (_CONVENTIONS, _IMPRECISE, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
         config.stash[key] = []
     config.pluginmanager.register(_Reports(config), "gradspec-reports")
     config.stash[_FIRST_FAILURE] = {}
@@ -200,7 +207,11 @@ class CheckItem(pytest.Item):
             pytest.skip(result.message)
         if result.verdict is Verdict.CONVENTION:
             self.user_properties.append(("gradspec_convention", f"{self.nodeid}: {', '.join(result.kinks)}"))
-        if result.verdict in (Verdict.FAIL, Verdict.ERROR):
+        if result.verdict is Verdict.IMPRECISE:
+            notes = "; ".join(q.note for q in result.quantities if q.verdict is Verdict.IMPRECISE)
+            self.user_properties.append(("gradspec_imprecise", f"{self.nodeid}: {notes}"))
+        if result.verdict in (Verdict.FAIL, Verdict.ERROR) or (
+                result.verdict is Verdict.IMPRECISE and self.config.getoption("gradspec_strict")):
             earlier = first.setdefault(group, self.name)
             raise CheckFailed(result, "" if earlier == self.name else earlier)
 
@@ -235,6 +246,8 @@ class _Reports:
             for key, value in report.user_properties:
                 if key == "gradspec_convention":
                     self.config.stash[_CONVENTIONS].append(str(value))
+                if key == "gradspec_imprecise":
+                    self.config.stash[_IMPRECISE].append(str(value))
             if "gradspec_engine" in props:
                 engine = str(props["gradspec_engine"])
                 self.config.stash[_ENGINES_RAN].append(engine)
@@ -287,6 +300,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for engine in _idle(config):
         terminalreporter.section("gradspec", red=True)
         terminalreporter.write_line(f"engine {engine} compared nothing: every one of its checks was skipped")
+    imprecise = config.stash[_IMPRECISE]
+    if imprecise:
+        terminalreporter.section("gradspec imprecise", yellow=True)
+        terminalreporter.write_line(f"{len(imprecise)} check(s) kept fewer digits than rounding allows"
+                                    " (a failure under --gradspec-strict):")
+        for line in imprecise:
+            terminalreporter.write_line(f"  {line}")
     found = config.stash[_CONVENTIONS]
     if found:
         terminalreporter.section("gradspec convention differences")

@@ -16,6 +16,7 @@ class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     CONVENTION = "convention"  # an engine took another valid subgradient at a kink
+    IMPRECISE = "imprecise"  # beyond what rounding allows the quantity, within a derivative rebuilt from a rounded output
     SKIP = "skip"
     XFAIL = "xfail"  # failed, and the case says it is expected to
     ERROR = "error"  # the check itself is invalid (a point outside an op's domain)
@@ -50,10 +51,10 @@ class CulpritKind(StrEnum):
         return self.value
 
 
-_SEVERITY = [Verdict.PASS, Verdict.SKIP, Verdict.XFAIL, Verdict.CONVENTION, Verdict.FAIL, Verdict.ERROR]
+_SEVERITY = [Verdict.PASS, Verdict.SKIP, Verdict.XFAIL, Verdict.CONVENTION, Verdict.IMPRECISE, Verdict.FAIL, Verdict.ERROR]
 
 
-COMPARED: frozenset[Verdict] = frozenset({Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.XFAIL})
+COMPARED: frozenset[Verdict] = frozenset({Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.IMPRECISE, Verdict.XFAIL})
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?")
 
 
@@ -165,14 +166,14 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
-        return self.verdict in (Verdict.PASS, Verdict.CONVENTION, Verdict.SKIP, Verdict.XFAIL)
+        return self.verdict in (Verdict.PASS, Verdict.CONVENTION, Verdict.IMPRECISE, Verdict.SKIP, Verdict.XFAIL)
 
     @property
     def point_text(self) -> str:
         return ",".join(f"{k}={v:g}" for k, v in self.point.items())
 
     def failures(self) -> list[Quantity]:
-        return [q for q in self.quantities if q.verdict in (Verdict.FAIL, Verdict.CONVENTION)]
+        return [q for q in self.quantities if q.verdict in (Verdict.FAIL, Verdict.CONVENTION, Verdict.IMPRECISE)]
 
     def table(self) -> str:
         """The comparison as a small plain-text table."""
@@ -226,6 +227,7 @@ class Run:
     errors: tuple[str, ...] = ()  # invalid input, each ``path:line:col: message``
     seconds: float = 0.0
     version: str = ""
+    strict: bool = False  # ``--strict``: an imprecise quantity fails the run
 
     def counts(self, engine: str | None = None, path: str | None = None) -> dict[Verdict, int]:
         out = dict.fromkeys(Verdict, 0)
@@ -246,10 +248,12 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        """0 all passed, 1 a check failed or an engine compared nothing, 2 invalid input."""
+        """0 all passed, 1 a check failed (or was imprecise under ``strict``) or an engine compared
+        nothing, 2 invalid input. Like a convention difference, ``imprecise`` alone leaves it 0."""
         if self.errors or any(r.verdict is Verdict.ERROR for r in self.results):
             return 2
-        return 1 if any(r.verdict is Verdict.FAIL for r in self.results) or self.idle_engines() else 0
+        failing = (Verdict.FAIL, Verdict.IMPRECISE) if self.strict else (Verdict.FAIL,)
+        return 1 if any(r.verdict in failing for r in self.results) or self.idle_engines() else 0
 
 
 def skip_reason(result: CheckResult) -> str:

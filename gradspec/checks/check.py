@@ -27,6 +27,7 @@ from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
+from gradspec.reference.precision import precision_note, representation
 from gradspec.reference.store import reference
 from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
@@ -145,17 +146,17 @@ def compare(
     eps = getattr(engine, "eps", FLOAT64_EPS)
     limit = float_range(engine)
 
-    def rounding(name: str) -> float:
-        return refs.rounding(eps)[name]
+    def rounding(name: str) -> tuple[float, float]:
+        return refs.precision(eps)[name], refs.rounding(eps)[name]
 
     out = [_judge("value", Role.VALUE, outcome.value, ref.value, None, tol, None, formulas.get("", ""),
-                  lambda: rounding(""), limit)]
+                  lambda: rounding(""), limit, eps)]
     roles = [(n, Role.INPUT) for n, _ in graph.inputs] + [(n, Role.INTERMEDIATE) for n, _ in graph.intermediates]
     nums = refs.numerical(tol.h)
     for name, role in roles:
         num = nums[name]
         out.append(_judge(name, role, outcome.grads.get(name), ref.grads[name], num, tol, ref.subgradients.get(name),
-                          formulas.get(name, ""), functools.partial(rounding, name), limit))
+                          formulas.get(name, ""), functools.partial(rounding, name), limit, eps))
     for spelling, other in outcome.spelled.items():
         # The graph built with the other spelling: only numbers that differ can be judged differently.
         same = {"value": outcome.value, **outcome.grads}
@@ -179,9 +180,13 @@ def _judge(
     tol: Tolerance,
     subgradients: tuple[mpmath.mpf, mpmath.mpf] | None,
     symbolic: str,
-    rounding: Callable[[], float],
+    rounding: Callable[[], tuple[float, float]],
     limit: float,
+    eps: float = FLOAT64_EPS,
 ) -> Quantity:
+    """One quantity's verdict: within the case's tolerance plus the precision bound (``rounding()[0]``),
+    pass; beyond it but within the full rounding allowance (``rounding()[1]``, partials rebuilt from
+    rounded outputs included), imprecise; beyond both, fail (:mod:`gradspec.reference.precision`)."""
     exact_text = _text(exact_mp)
     exact_f = float(exact_mp)
     if abs(exact_f) > limit:  # beyond the engine's float range: IEEE arithmetic overflows to inf
@@ -195,14 +200,16 @@ def _judge(
     bound = tol.bound(exact_f)
     err = _abs_error(engine, exact_mp)
     note = ""
+    verdict = Verdict.PASS if err <= bound else Verdict.FAIL
     if bound < err < math.inf:
         # Beyond the case's tolerance: allow what rounding in the engine's precision can do here.
-        allowance = rounding()
-        if err <= bound + allowance:
-            note = f"within the rounding allowance of the engine's precision ({allowance:.2g})"
-        bound += allowance
-    verdict = Verdict.PASS if err <= bound else Verdict.FAIL
-    if verdict is Verdict.FAIL and subgradients is not None:
+        tight, full = (b + representation(exact_f, eps) for b in rounding())
+        if err <= bound + tight:
+            verdict, note = Verdict.PASS, f"within the rounding allowance of the engine's precision ({tight:.2g})"
+        elif err <= bound + full:
+            verdict, note = Verdict.IMPRECISE, precision_note(engine, exact_f, eps, bound + tight)
+        bound += tight if verdict is not Verdict.FAIL else full
+    if verdict is not Verdict.PASS and subgradients is not None:
         lo, hi = (float(v) for v in subgradients)
         if lo - tol.bound(lo) <= engine <= hi + tol.bound(hi):
             verdict = Verdict.CONVENTION

@@ -20,6 +20,7 @@ from gradspec.diagnose.patterns import guess, unsummed_shape
 from gradspec.graph.tensor import TensorGraph
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
+from gradspec.reference.precision import precision_note, representation, split
 from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
 
 __all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "cotangent", "jacobian_size", "judge"]
@@ -43,7 +44,10 @@ def jacobian_size(graph: TensorGraph) -> int:
 
 def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
            span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None,
-           out_axes: int | None = None) -> Quantity:
+           out_axes: int | None = None, *, eps: float = 0.0, rebuilt: Any = 0.0) -> Quantity:
+    """Element by element: within ``atol + rtol*|exact|``, the precision bound ``allowance`` and how far
+    the exact value is from the engine's dtype (``eps``), pass; beyond that but within ``rebuilt`` more
+    (partials rebuilt from rounded outputs), imprecise; beyond both, fail."""
     if engine is None:
         return Quantity(label, role, None, None, None, None, None, None, Verdict.SKIP,
                         note="the engine does not report this gradient")
@@ -55,13 +59,15 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         note = unsummed_shape(engine.shape, exact.shape) if unsummed else \
             f"the engine's array has shape {list(engine.shape)}, the exact one {list(exact.shape)}"
         return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)
-    bound = tol.atol + tol.rtol * np.abs(exact) + allowance
+    bound = tol.atol + tol.rtol * np.abs(exact) + allowance + (representation(exact, eps) if eps else 0.0)
     both_nan = np.isnan(engine) & np.isnan(exact)
     with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
         err = np.where(both_nan | (engine == exact), 0.0, np.abs(engine - exact))
     err = np.where(np.isnan(err), np.inf, err)
-    over = err > bound
-    verdict = Verdict.FAIL if over.any() else Verdict.PASS
+    over, imprecise = split(err, bound, rebuilt)
+    verdict = Verdict.FAIL if over.any() else Verdict.IMPRECISE if imprecise.any() else Verdict.PASS
+    if verdict is Verdict.IMPRECISE:  # at a kink, another subgradient may explain it
+        over = imprecise
     note = ""
     if over.any() and span is not None:
         lo = np.vectorize(float, otypes=[float])(span[0])
@@ -71,6 +77,8 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             verdict = Verdict.PASS if kink == "any" else Verdict.CONVENTION
             note = "another subgradient at a kink" + (" (kink: any)" if kink == "any" else "")
             over = np.zeros_like(over)
+    if verdict is Verdict.FAIL:
+        bound = bound + rebuilt  # what it failed against: both bounds
     with np.errstate(invalid="ignore"):  # inf / inf: an overflow the allowance accepts
         ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
     ratio = np.nan_to_num(ratio, nan=0.0)
@@ -87,7 +95,12 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     with mpmath.workdps(DPS):
         exact_text = mpmath.nstr(mpmath.mpf(exact_w), 30)
     e, x = float(engine[w]), float(exact[w])
-    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x), float(bound[w]), verdict,
+    if verdict is Verdict.IMPRECISE:
+        count = int(imprecise.sum())
+        note = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " + \
+            precision_note(e, x, eps, float(np.broadcast_to(bound, exact.shape)[w]))
+    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x),
+                    float(np.broadcast_to(bound, exact.shape)[w]), verdict,
                     exact_text=exact_text, note=note, index=w, elements=elements)
 
 

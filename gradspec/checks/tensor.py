@@ -112,7 +112,7 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
 def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
     value = ref.value_floats
-    out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol)]
+    out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol, eps=eps)]
     for k in range(COTANGENTS):
         grad = ref.vjp(cotangents[k])
         ranges = ref.subgradient_range(cotangents[k]) if ref.kinks else None
@@ -120,7 +120,7 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
             span = ranges.get(name) if ranges else None
             out.append(judge(f"{name} (vjp{k})", Role.INPUT, outcome.grads[k].get(name), grad.exact[name],
                               grad.floats[name], eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ()),
-                              value))
+                              value, eps=eps, rebuilt=eps * grad.rebuilt[name]))
     if rows:
         grads = [ref.vjp(c) for c in cotangents[COTANGENTS:]]
         for name, _ in graph.differentiable:
@@ -131,8 +131,9 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
             exact = np.stack([g.exact[name] for g in grads]).reshape(shape)
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
+            rebuilt = np.stack([g.rebuilt[name] for g in grads]).reshape(shape)
             out.append(judge(f"{name} (jacobian)", Role.INPUT, stacked, exact, floats, eps * allowed, tol,
-                              out_axes=len(graph.shape)))
+                              out_axes=len(graph.shape), eps=eps, rebuilt=eps * rebuilt))
     return out
 
 

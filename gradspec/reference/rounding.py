@@ -34,7 +34,7 @@ from gradspec.reference.chain import Partial, forward, local_partials
 from gradspec.reference.exact import DPS
 from gradspec.reference.mpeval import Scalar, compile_expr, to_mpf
 
-__all__ = ["allowances", "smallest_normal"]
+__all__ = ["allowances", "bounds", "smallest_normal"]
 
 # The smallest normal number of each IEEE format by its machine epsilon: below it results lose
 # relative accuracy (and some engines flush them to zero), so each rounding may also err by this much.
@@ -75,11 +75,21 @@ def _representable(x: Fraction, bits: int) -> bool:
 
 def allowances(graph: Graph, point: tuple[tuple[str, Fraction], ...], eps: float) -> dict[str, float]:
     """The rounding allowance of every quantity of ``graph`` at ``point`` on an engine whose machine
-    epsilon is ``eps``: absolute, keyed by input or intermediate name, ``""`` for the value.
+    epsilon is ``eps``: absolute, keyed by input or intermediate name, ``""`` for the value. It
+    includes what a partial rebuilt from the op's rounded output loses (the op row's ``partial_abs``).
 
     ``inf`` where the bound is undefined (an infinite or nan value along the way). Nothing is
     remembered here: :meth:`gradspec.reference.store.Reference.rounding` is the memo.
     """
+    tight, rebuilt = bounds(graph, point, eps)
+    return {name: tight[name] + rebuilt[name] for name in tight}
+
+
+def bounds(graph: Graph, point: tuple[tuple[str, Fraction], ...], eps: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Two parts of :func:`allowances`: what an engine whose every local partial keeps its relative
+    precision can err by (the precision bound: beyond it a quantity is ``imprecise``), and what partials
+    rebuilt from a rounded output (``1 - t*t`` from a rounded ``tanh``) may lose on top of it, in absolute
+    terms (beyond both, the engine fails)."""
     exact_point = dict(point)
     with mpmath.workdps(DPS):
         values, _ = forward(graph, {n: to_mpf(exact_point[n]) for n, _ in graph.inputs})
@@ -88,7 +98,8 @@ def allowances(graph: Graph, point: tuple[tuple[str, Fraction], ...], eps: float
         return _bounds(graph, values, leaves, eps)
 
 
-def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction | None], eps: float) -> dict[str, float]:
+def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction | None],
+            eps: float) -> tuple[dict[str, float], dict[str, float]]:
     n = len(graph.steps)
     u = mpmath.mpf(eps) / 2
     tiny = mpmath.mpf(smallest_normal(eps))
@@ -119,11 +130,13 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
 
     adj = _reverse(graph, partials)
     out: dict[str, float] = {"": _finite(mpmath.fsum(abs(a) * r for a, r in zip(adj, rounding, strict=True) if r))}
+    rebuilt: dict[str, float] = {"": 0.0}
 
     # What the backward sweep itself rounds: each contribution adjoint * partial (its partial computed
     # to the op's partial budget, the product rounded once unless the partial is +-1), and each sum of
     # two or more contributions into one node.
     edge_error: list[list[Scalar]] = [[] for _ in range(n)]
+    edge_rebuilt: list[list[Scalar]] = [[] for _ in range(n)]  # the partial_abs part, kept apart
     total: list[Scalar] = [mpmath.mpf(0)] * n
     count = [0] * n
     for i, step in enumerate(steps):
@@ -133,22 +146,25 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
         for k, a in enumerate(step.args):
             if not graph.varying[a]:
                 edge_error[i].append(mpmath.mpf(0))
+                edge_rebuilt[i].append(mpmath.mpf(0))
                 continue
             p = partials[i][k]
             product = 0 if abs(p) == 1 else u
-            err = abs(adj[i]) * (abs(p) * (op.partial_ulps * eps + product) + op.partial_abs * eps + below(p)) \
-                + below(adj[i] * p)
+            err = abs(adj[i]) * (abs(p) * (op.partial_ulps * eps + product) + below(p)) + below(adj[i] * p)
             edge_error[i].append(err)
+            edge_rebuilt[i].append(abs(adj[i]) * op.partial_abs * eps)
             total[a] += abs(adj[i] * p)
             count[a] += 1
     accumulate = [u * (count[a] - 1) * total[a] if count[a] > 1 else mpmath.mpf(0) for a in range(n)]
 
-    done: dict[int, float] = {}
+    done: dict[int, tuple[float, float]] = {}
     for name, j in graph.inputs + graph.intermediates:
         if j not in done:
-            done[j] = _finite(_gradient_bound(graph, j, partials, seconds, adj, rounding, edge_error, accumulate))
-        out[name] = done[j]
-    return out
+            tight, extra = _gradient_bound(graph, j, partials, seconds, adj, rounding, edge_error, edge_rebuilt,
+                                           accumulate)
+            done[j] = _finite(tight), _finite(extra)
+        out[name], rebuilt[name] = done[j]
+    return out, rebuilt
 
 
 def _reverse(graph: Graph, partials: list[list[Scalar]]) -> list[Scalar]:
@@ -172,9 +188,11 @@ def _gradient_bound(
     adj: list[Scalar],
     rounding: list[Scalar],
     edge_error: list[list[Scalar]],
+    edge_rebuilt: list[list[Scalar]],
     accumulate: list[Scalar],
-) -> Scalar:
-    """The allowance of d out/d node j: one tangent sweep seeded at j, then its adjoint."""
+) -> tuple[Scalar, Scalar]:
+    """The allowance of d out/d node j (precision bound, rebuilt-partial part): one tangent sweep seeded
+    at j, then its adjoint."""
     steps = graph.steps
     n = len(steps)
     tangent = [mpmath.mpf(0)] * n
@@ -201,7 +219,9 @@ def _gradient_bound(
             continue
         terms.extend(abs(tangent[a]) * edge_error[i][k] for k, a in enumerate(step.args) if tangent[a])
     terms.extend(abs(tangent[a]) * accumulate[a] for a in range(n) if tangent[a] and accumulate[a])
-    return mpmath.fsum(terms)
+    extra = [abs(tangent[a]) * edge_rebuilt[i][k] for i, step in enumerate(steps) if isinstance(step, Apply)
+             and edge_rebuilt[i] for k, a in enumerate(step.args) if tangent[a] and edge_rebuilt[i][k]]
+    return mpmath.fsum(terms), mpmath.fsum(extra)
 
 
 def _finite(bound: Scalar) -> float:

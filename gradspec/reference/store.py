@@ -24,7 +24,7 @@ from gradspec.reference.cache import DiskCache, decode, encode
 from gradspec.reference.exact import DPS, Derivation, Exact, Kinked, derive, exact_at, small
 from gradspec.reference.mpeval import Scalar
 from gradspec.reference.numerical import numerical
-from gradspec.reference.rounding import allowances
+from gradspec.reference.rounding import bounds
 
 __all__ = ["STORE", "Reference", "Store", "exact", "reference"]
 
@@ -39,7 +39,7 @@ class _Memo:
     def __init__(self) -> None:
         self.exact: Exact | None = None
         self.numerical: dict[float, dict[str, float | None]] = {}
-        self.rounding: dict[float, dict[str, float]] = {}  # by machine epsilon
+        self.rounding: dict[float, tuple[dict[str, float], dict[str, float]]] = {}  # by machine epsilon: full, precision
 
 
 class Reference:
@@ -71,9 +71,18 @@ class Reference:
     def rounding(self, eps: float) -> dict[str, float]:
         """How far rounding in a precision of machine epsilon ``eps`` can move each quantity ("" is the
         value); see :func:`gradspec.reference.rounding.allowances`."""
+        return self._bounds(eps)[0]
+
+    def precision(self, eps: float) -> dict[str, float]:
+        """The precision bound of each quantity: :meth:`rounding` without what a partial rebuilt from a
+        rounded output may lose (see :func:`gradspec.reference.rounding.bounds`)."""
+        return self._bounds(eps)[1]
+
+    def _bounds(self, eps: float) -> tuple[dict[str, float], dict[str, float]]:
         found = self._memo.rounding.get(eps)
         if found is None:
-            found = self._memo.rounding[eps] = allowances(self.graph, self.point, eps)
+            tight, rebuilt = bounds(self.graph, self.point, eps)
+            found = self._memo.rounding[eps] = ({n: tight[n] + rebuilt[n] for n in tight}, tight)
         return found
 
     @property

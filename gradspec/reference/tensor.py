@@ -82,6 +82,7 @@ class Tape:
         self.values: list[Scalar] = []
         self.parents: list[tuple[tuple[int, Scalar], ...]] = []
         self.partial_error: list[tuple[float, ...]] = []  # how far each local partial can move
+        self.rebuilt: list[float] = []  # a partial rebuilt from the op's rounded output: its absolute error
         self.error: list[float] = []  # forward rounding bound, in units of eps
         self.kinks: list[_Kink] = []
         self.expanded: list[tuple[Any, Any]] = []  # (source array, its per-copy broadcast nodes)
@@ -94,10 +95,11 @@ class Tape:
         return self._push(x, (), (), abs(float(x)) / 2 if float(v) != v else 0.0)
 
     def _push(self, value: Scalar, parents: tuple[tuple[int, Scalar], ...], perr: tuple[float, ...],
-              error: float) -> Node:
+              error: float, rebuilt: float = 0.0) -> Node:
         self.values.append(value)
         self.parents.append(parents)
         self.partial_error.append(perr)
+        self.rebuilt.append(rebuilt)
         self.error.append(error)
         return Node(len(self.values) - 1)
 
@@ -141,11 +143,10 @@ class Tape:
             parents.append((a.i, p))
             err += abs(float(p)) * errs[k]
             # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
-            perr.append(self._moved(partials[k], vals, errs, p) + _eps_units(op.partial_ulps) * abs(float(p))
-                        + op.partial_abs)
+            perr.append(self._moved(partials[k], vals, errs, p) + _eps_units(op.partial_ulps) * abs(float(p)))
         if op.kink is not None and op.kink.at(vals):
             self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval))
-        return self._push(value, tuple(parents), tuple(perr), err)
+        return self._push(value, tuple(parents), tuple(perr), err, op.partial_abs)
 
     def _errors(self, args: Sequence[Any], vals: Sequence[Scalar]) -> list[float]:
         return [self.error[a.i] if isinstance(a, Node) else (abs(float(v)) / 2 if float(a) != a else 0.0)
@@ -182,21 +183,24 @@ class Tape:
         return worst
 
     def sweep(self, seeds: Mapping[int, Scalar], override: Mapping[tuple[int, int], Scalar] | None = None,
-              ) -> tuple[list[Scalar], list[Scalar]]:
-        """Reverse accumulation from ``seeds`` (node -> cotangent): every node's adjoint, and the bound
-        on the rounding error a float engine's backward pass can add to it (units of eps)."""
+              ) -> tuple[list[Scalar], list[float], list[float]]:
+        """Reverse accumulation from ``seeds`` (node -> cotangent): every node's adjoint, the bound on
+        the rounding error a float engine's backward pass can add to it (units of eps), and what
+        partials rebuilt from rounded outputs may add on top (units of eps, kept apart: the precision
+        verdict's second bound)."""
         n = max(seeds) + 1 if seeds else 0
         zero = mpmath.mpf(0)
         adj: list[Scalar] = [zero] * n
         err = [0.0] * n
+        extra = [0.0] * n
         for i, c in seeds.items():
             adj[i] += c
-        parents, perrs = self.parents, self.partial_error
+        parents, perrs, rebuilt = self.parents, self.partial_error, self.rebuilt
         for i in range(n - 1, -1, -1):
             a = adj[i]
-            if not a and not err[i]:
+            if not a and not err[i] and not extra[i]:
                 continue
-            fa, ei = abs(float(a)), err[i]
+            fa, ei, xi, ri = abs(float(a)), err[i], extra[i], rebuilt[i]
             for k, (p, d) in enumerate(parents[i]):
                 if override and (i, k) in override:
                     d = override[(i, k)]
@@ -204,7 +208,9 @@ class Tape:
                 adj[p] += contribution
                 fd = abs(float(d))
                 err[p] += fd * ei + 2 * fa * fd + fa * perrs[i][k]
-        return adj, err
+                if xi or ri:
+                    extra[p] += fd * xi + fa * ri
+        return adj, err, extra
 
 
 def _cotangent_key(cotangent: Any) -> tuple[Any, ...]:
@@ -229,6 +235,7 @@ class Grad:
     rounding: dict[str, Any]  # name -> float array, the allowance in units of eps
     copies: dict[str, list[tuple[tuple[int, ...], Any]]]  # name -> [(broadcast shape, per-copy adjoints as floats)]
     floats: dict[str, Any]  # name -> the exact array rounded to float64
+    rebuilt: dict[str, Any] = field(default_factory=dict)  # name -> float array: partials rebuilt from rounded outputs (eps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,7 +282,7 @@ class TensorExact:
                 if c and isinstance(self.outputs[index], Node):  # a constant element has no gradient
                     node = self.outputs[index].i
                     seeds[node] = seeds.get(node, mpmath.mpf(0)) + (to_mpf(c) if isinstance(c, Fraction) else mpmath.mpf(float(c)))
-            adj, err = self.tape.sweep(seeds, override)
+            adj, err, extra = self.tape.sweep(seeds, override)
 
             def read(nodes: Any, table: list[Scalar]) -> Any:
                     return np.vectorize(lambda n: table[n.i] if n.i < len(table) else 0, otypes=[object])(nodes)
@@ -283,12 +290,14 @@ class TensorExact:
             exact = {n: read(a, adj) for n, a in self.leaves.items()}
             rounding = {n: np.vectorize(lambda e: e * _SAFETY, otypes=[float])(read(a, err))
                         for n, a in self.leaves.items()}
+            rebuilt = {n: np.vectorize(lambda e: e * _SAFETY, otypes=[float])(read(a, extra))
+                       for n, a in self.leaves.items()}
             copies: dict[str, list[tuple[tuple[int, ...], Any]]] = {}
             for name, a in self.leaves.items():
                 for source, spread in self.tape.expanded:
                     if source is a:
                         copies.setdefault(name, []).append((spread.shape, _floats(read(spread, adj))))
-        return Grad(exact, rounding, copies, {n: _floats(a) for n, a in exact.items()})
+        return Grad(exact, rounding, copies, {n: _floats(a) for n, a in exact.items()}, rebuilt)
 
     def subgradient_range(self, cotangent: Any) -> dict[str, tuple[Any, Any]] | None:
         """Per input, the element-wise range of the VJP over the corners of every kink's subgradient

@@ -10,7 +10,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'
 STYLE = """
 :root {
   --fg: #1f2937; --muted: #6b7280; --bg: #ffffff; --panel: #f9fafb; --line: #e5e7eb; --accent: #2563eb;
-  --pass: #059669; --fail: #dc2626; --convention: #d97706; --skip: #9ca3af; --xfail: #7c3aed; --error: #9f1239;
+  --pass: #059669; --fail: #dc2626; --convention: #d97706; --imprecise: #ca8a04; --skip: #9ca3af; --xfail: #7c3aed; --error: #9f1239;
 }
 @media (prefers-color-scheme: dark) {
   :root { --fg: #e5e7eb; --muted: #9ca3af; --bg: #111827; --panel: #1f2937; --line: #374151; --accent: #60a5fa; }
@@ -35,7 +35,7 @@ nav { display: flex; gap: 16px; flex-wrap: wrap; margin: 12px 0 0; font-size: 13
 .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600;
          color: #fff; background: var(--skip); white-space: nowrap; }
 .badge.pass { background: var(--pass); } .badge.fail { background: var(--fail); }
-.badge.convention { background: var(--convention); } .badge.skip { background: var(--skip); }
+.badge.convention { background: var(--convention); } .badge.imprecise { background: var(--imprecise); } .badge.skip { background: var(--skip); }
 .badge.xfail { background: var(--xfail); } .badge.error { background: var(--error); }
 .totals .badge { font-size: 13px; padding: 3px 12px; }
 .status { font-weight: 700; }
@@ -56,7 +56,7 @@ tr.check-row:hover td { background: var(--panel); }
 .stack { display: flex; height: 8px; min-width: 120px; border-radius: 4px; overflow: hidden; background: var(--line); }
 .stack span { display: block; height: 100%; }
 .stack .pass { background: var(--pass); } .stack .fail { background: var(--fail); }
-.stack .convention { background: var(--convention); } .stack .skip { background: var(--skip); }
+.stack .convention { background: var(--convention); } .stack .imprecise { background: var(--imprecise); } .stack .skip { background: var(--skip); }
 .stack .xfail { background: var(--xfail); } .stack .error { background: var(--error); }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 16px; }
 svg.chart { width: 100%; height: auto; background: var(--panel); border: 1px solid var(--line); border-radius: 6px; }
@@ -84,7 +84,7 @@ table.matrix td.cell, table.matrix td.case { white-space: nowrap; }
 table.matrix td.cell .detail { white-space: normal; overflow-wrap: anywhere; }
 table.matrix tr.matrix-row:hover td { filter: brightness(0.97); }
 .cell { --tone: var(--skip); }
-.cell.pass { --tone: var(--pass); } .cell.fail { --tone: var(--fail); } .cell.convention { --tone: var(--convention); }
+.cell.pass { --tone: var(--pass); } .cell.fail { --tone: var(--fail); } .cell.convention { --tone: var(--convention); } .cell.imprecise { --tone: var(--imprecise); }
 .cell.skip { --tone: var(--skip); } .cell.xfail { --tone: var(--xfail); } .cell.error { --tone: var(--error); }
 td.cell { background: color-mix(in srgb, var(--tone) 14%, transparent); box-shadow: inset 3px 0 0 var(--tone);
           max-width: 340px; font-size: 13px; }

@@ -23,14 +23,15 @@ __all__ = [
     "worst_rel_error",
 ]
 
-VERDICTS: tuple[Verdict, ...] = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.SKIP, Verdict.XFAIL,
-                                 Verdict.ERROR)
+VERDICTS: tuple[Verdict, ...] = (Verdict.PASS, Verdict.FAIL, Verdict.IMPRECISE, Verdict.CONVENTION, Verdict.SKIP,
+                                 Verdict.XFAIL, Verdict.ERROR)
 NOT_PASSING: frozenset[Verdict] = frozenset({Verdict.FAIL, Verdict.ERROR})
-_SEVERITY = (Verdict.ERROR, Verdict.FAIL, Verdict.CONVENTION, Verdict.XFAIL, Verdict.SKIP, Verdict.PASS)
+_SEVERITY = (Verdict.ERROR, Verdict.FAIL, Verdict.IMPRECISE, Verdict.CONVENTION, Verdict.XFAIL, Verdict.SKIP,
+             Verdict.PASS)
 
 
 def severity(verdict: Verdict) -> int:
-    """0 for the most serious verdict (error) up to 5 for pass: sorts the worst first."""
+    """0 for the most serious verdict (error) up to 6 for pass: sorts the worst first."""
     return _SEVERITY.index(verdict)
 
 

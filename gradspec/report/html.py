@@ -119,7 +119,9 @@ def render_html(run: Run) -> str:
     """The whole page as one string."""
     anchors = _anchors(run)
     derivatives, more = _derivatives(run, anchors)
-    status = {0: "all checks passed", 1: "checks failed", 2: "invalid input"}[run.exit_code]
+    imprecise = run.counts()[Verdict.IMPRECISE]
+    clean = f"no failures, {imprecise} imprecise" if imprecise else "all checks passed"
+    status = {0: clean, 1: "checks failed", 2: "invalid input"}[run.exit_code]
     links = [("summary", "Summary"), ("matrix", "Conformance"), ("rel-errors", "Relative errors"),
              ("step-size", "Step size"), ("failures", "Failures"), ("checks", "All checks"), ("derivatives", "Derivatives")]
     if not shows_matrix(run):

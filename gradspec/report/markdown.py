@@ -60,6 +60,8 @@ def _title(run: Run) -> str:
         head = f"{failed} failed"
     elif idle:
         head = f"{', '.join(idle)} compared nothing"
+    elif totals[Verdict.IMPRECISE]:
+        head = f"no failures, {totals[Verdict.IMPRECISE]:,} imprecise"
     elif skipped:
         head = f"no failures, {skipped:,} skipped"
     else:

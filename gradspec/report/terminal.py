@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, severity, worst_rel_error
 from gradspec.results import CheckResult, Run, Verdict
 
-__all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "next_steps", "skip_lines",
+__all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "imprecise_lines", "next_steps", "skip_lines",
            "summary"]
 
 LISTED_POINTS = 3  # other failing points of a group named by their coordinates before "and N more"
@@ -67,7 +67,7 @@ def group_failures(results: Iterable[CheckResult]) -> list[FailureGroup]:
 
 
 def _worst_quantity(r: CheckResult) -> str:
-    bad = [q for q in r.quantities if q.verdict in (Verdict.FAIL, Verdict.CONVENTION)]
+    bad = [q for q in r.quantities if q.verdict in (Verdict.FAIL, Verdict.CONVENTION, Verdict.IMPRECISE)]
     if not bad:
         return r.message.split(";")[0][:80] if r.message else r.verdict.value
     q = max(bad, key=lambda q: math.inf if q.rel_error is None or math.isnan(q.rel_error) else q.rel_error)
@@ -155,13 +155,27 @@ def summary(run: Run) -> str:
     totals = run.counts()
     cases = len({(r.path, r.case_id) for r in run.results})
     parts = [f"{totals[v]} {v.value}" for v in VERDICTS if totals[v]]
+    lines.extend(imprecise_lines(run.results))
     lines.extend(skip_lines(run))
-    verdict = {0: "OK" if not totals[Verdict.SKIP] else "NO FAILURES, SOME SKIPPED", 1: "FAILED",
-               2: "INVALID INPUT"}[run.exit_code]
+    clean = "OK" if not totals[Verdict.SKIP] else "NO FAILURES, SOME SKIPPED"
+    if totals[Verdict.IMPRECISE]:  # never "OK": digits were lost that rounding does not explain
+        clean = "NO FAILURES, SOME IMPRECISE"
+    verdict = {0: clean, 1: "FAILED", 2: "INVALID INPUT"}[run.exit_code]
     lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
                  f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
                  f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
     return "\n".join(lines)
+
+
+def imprecise_lines(results: Iterable[CheckResult], limit: int = 10) -> list[str]:
+    """One line per imprecise quantity (the first ``limit`` of them): where, and the digits kept."""
+    found = [(r, q) for r in results if r.verdict is Verdict.IMPRECISE
+             for q in r.quantities if q.verdict is Verdict.IMPRECISE]
+    lines = [f"{r.path}:{r.line}: {r.case_id or r.expression} on {r.engine}: imprecise {q.note}" if r.path else
+             f"{r.expression} on {r.engine}: imprecise {q.note}" for r, q in found[:limit]]
+    if len(found) > limit:
+        lines.append(f"and {len(found) - limit} more imprecise quantities")
+    return lines
 
 
 def skip_lines(run: Run) -> list[str]:
