@@ -15,7 +15,7 @@ import math
 import random
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import numpy as np
@@ -32,6 +32,9 @@ from gradspec.modes import Mode, asked
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.tensor import TensorExact, exact_tensor
+
+if TYPE_CHECKING:
+    from gradspec.reference.ball import BallExact
 from gradspec.results import (
     CheckResult,
     Culprit,
@@ -128,7 +131,7 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
+def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
     value = ref.value_floats
     out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol)]
@@ -222,7 +225,7 @@ def _element_errors(engine: Any, exact: Any, over: Any, out_axes: int | None) ->
     return ElementErrors(shape, rows, tuple(errors), tuple(bool(o) for o in over.ravel()))
 
 
-def _localise(graph: TensorGraph, ref: TensorExact, engine: Engine, tol: Tolerance, seed: int,
+def _localise(graph: TensorGraph, ref: TensorExact | BallExact, engine: Engine, tol: Tolerance, seed: int,
               modes: frozenset[Mode], order: int) -> Culprit | None:
     """The first op, in graph order, that fails when checked alone at its exact operands."""
     for i, step in enumerate(graph.steps):
