@@ -141,6 +141,8 @@ class Tape:
                     err[parent] = err[parent] + ep
                 else:
                     adj[parent], err[parent] = gp, ep
+        for found in copies.values():
+            found.reverse()  # in the order the copies were made, as the scalar tape lists them
         return adj, err, copies
 
 
@@ -383,13 +385,14 @@ def _product(a: Any, b: Any) -> Any:
     return out.reshape(m, n)
 
 
-def contract(x: Arr, y: Arr, depth: Any) -> tuple[Any, Any, Callable[..., Any]]:
-    """z = x @ y for 2-D arrays, each z_ij the pairwise sum over t of x_it y_tj; ``depth`` (broadcast to
-    x's shape) is each term's number of additions. Returns the value, the forward bound and a function
-    (g, ge, ag) -> (gx, gex, gy, gey). The bound on the terms' partial sums is sum_t depth_t |x_it y_tj|."""
-    ax, ay = np.abs(floats(x.value)), np.abs(floats(y.value))
+def contract(x: Arr, y: Arr, depth: Any, valid: Any = None) -> tuple[Any, Any, Callable[..., Any]]:
+    """z = x @ y for 2-D arrays, each z_ij the pairwise sum over t of x_it y_tj (only the terms where
+    ``valid``, when given); ``depth`` (broadcast to x's shape) is each term's number of additions.
+    Returns the value, the forward bound and a function (g, ge, ag) -> (gx, gex, gy, gey)."""
+    fx, fy = floats(x.value), floats(y.value)
+    ax, ay = np.abs(fx), np.abs(fy)
     value = _product(x.value, y.value)
-    err = (ax * (1 + depth)) @ ay + x.err @ ay + ax @ y.err
+    err = ax @ ay + x.err @ ay + ax @ y.err + _partial_sums(fx, fy, depth, valid)
 
     def back(g: Any, ge: Any, ag: Any) -> tuple[Any, Any, Any, Any]:
         gx = _product(g, y.value.T)
@@ -399,3 +402,27 @@ def contract(x: Arr, y: Arr, depth: Any) -> tuple[Any, Any, Callable[..., Any]]:
         return gx, ex, gy, ey
 
     return value, err, back
+
+
+_TREE_LIMIT = 1 << 21  # products held at once to add up the partial sums of every pairwise tree exactly
+
+
+def _partial_sums(fx: Any, fy: Any, depth: Any, valid: Any) -> Any:
+    """The magnitudes of every partial sum in each z_ij's pairwise tree, added up: the tape's forward
+    bound for those additions. Above ``_TREE_LIMIT`` products, sum_t depth_t |x_it y_tj| bounds it."""
+    m, k = fx.shape
+    n = fy.shape[1]
+    if m * k * n > _TREE_LIMIT:
+        return (np.abs(fx) * depth) @ np.abs(fy)
+    out = np.zeros((m, n))
+    rows = np.ones((m, k), dtype=bool) if valid is None else valid
+    patterns, which = np.unique(rows, axis=0, return_inverse=True)
+    for p, cols in enumerate(patterns):
+        picked = np.flatnonzero(which.reshape(-1) == p)
+        terms = fx[picked][:, cols][:, :, None] * fy[cols][None, :, :]  # (rows, terms, n)
+        while terms.shape[1] > 1:
+            even = terms.shape[1] // 2 * 2
+            pairs = terms[:, 0:even:2] + terms[:, 1:even:2]
+            out[picked] += np.abs(pairs).sum(axis=1)
+            terms = np.concatenate([pairs, terms[:, even:]], axis=1)
+    return out

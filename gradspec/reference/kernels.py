@@ -172,7 +172,7 @@ def _conv2d(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[in
     for n in range(batch):
         xv = np.where(valid, x.value[n].reshape(-1)[index], zero)
         xe = np.where(valid, x.err[n].reshape(-1)[index], 0.0)
-        v, e, back = contract(Arr(xv, xe), wm, depth)
+        v, e, back = contract(Arr(xv, xe), wm, depth, valid)
         value[n], err[n] = v.T.reshape(outs, oh, ow), e.T.reshape(outs, oh, ow)
         cols.append(xv)
         backs.append(back)
