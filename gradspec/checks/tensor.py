@@ -109,7 +109,8 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     message = f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else "")
     if ref.kinks and kink is None:
         message = "; ".join(filter(None, [message, "at a kink not declared by the case: the op table's convention applies"]))
-    result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message)
+    result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message,
+                         radius=ref.radius)
     if modes or order >= 2:
         from gradspec.checks.expression import with_modes
         from gradspec.checks.modes import mode_quantities

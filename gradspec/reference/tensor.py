@@ -252,6 +252,10 @@ class TensorExact:
     def value_floats(self) -> Any:
         return _floats(self.value)
 
+    @property
+    def radius(self) -> float | None:
+        return None  # mpmath at DPS digits carries no error radius (the ball reference does)
+
     def values_of(self, step: int) -> Any:
         """The exact values of one step (an object array of mpf, or the data's Fractions)."""
         return np.vectorize(lambda n: self.tape.values[n.i] if isinstance(n, Node) else n, otypes=[object])(
