@@ -1,6 +1,6 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
-    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors rounding functions secondorder]   (default: all)
+    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors reference rounding functions secondorder]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -354,6 +354,83 @@ def tensors() -> None:
         print(f"  {label:<30} {t_cold * 1e3:7.1f}ms {t_warm * 1e3:7.2f}ms {t_slow * 1e3:7.1f}ms {t_fast * 1e3:7.2f}ms"
               f"  {t_cold / t_slow:8.2f}x  {t_fast / t_warm:8.2f}x")
     print("  targets: cold/slow at most 1x; fast/warm at least 10x")
+
+
+# -- 6b. the exact tensor reference in ball arithmetic, through the public API --------------------------
+
+REFERENCE_CASES: list[tuple[str, str, dict[str, tuple[int, ...]], Callable[..., Any]]] = [
+    ("softmax n=64", "softmax(x, axis=-1)", {"x": (64,)}, lambda t, x: t.softmax(x, -1)),
+    ("layer norm n=64", "layer_norm(x, eps=1e-5)", {"x": (64,)},
+     lambda t, x: t.nn.functional.layer_norm(x, (64,), eps=1e-5)),
+    ("matmul 16x16", "a @ b", {"a": (16, 16), "b": (16, 16)}, lambda t, a, b: a @ b),
+    ("conv2d 1x3x8x8 * 4x3x3x3", "conv2d(x, w)", {"x": (1, 3, 8, 8), "w": (4, 3, 3, 3)},
+     lambda t, x, w: t.nn.functional.conv2d(x, w)),
+    ("attention 4x4", "softmax((q @ transpose(k)) / 2, axis=-1) @ v", {"q": (4, 4), "k": (4, 4), "v": (4, 4)},
+     lambda t, q, k, v: t.softmax(q @ k.T / 2, -1) @ v),
+    ("tanh MLP 8x32x32", "tanh(tanh(x @ w1) @ w2)", {"x": (8, 32), "w1": (32, 32), "w2": (32, 32)},
+     lambda t, x, w1, w2: t.tanh(t.tanh(x @ w1) @ w2)),
+]
+CHAIN = "layer_norm(softmax(x @ w, axis=-1))"
+
+
+def _decimals(shapes: dict[str, tuple[int, ...]], seed: str) -> dict[str, Any]:
+    """Three-digit decimals in [-2, 2] as nested lists, as a user passes them to ``gradspec.check``."""
+    import random
+
+    import numpy as np
+
+    rng = random.Random(seed)
+    return {n: (np.array([rng.randint(-2000, 2000) for _ in range(int(np.prod(s)))]) / 1000).reshape(s).tolist()
+            for n, s in shapes.items()}
+
+
+def reference() -> None:
+    """``gradspec.check(expr, point, engine="torch")`` cold (exact reference computed) and warm (cached),
+    against ``torch.autograd.gradcheck`` on the torch function a user would write, default and fast_mode."""
+    import resource as _resource
+
+    import torch
+
+    import gradspec
+    from gradspec.reference import tensor as exact
+
+    torch.set_num_threads(1)
+
+    def ours(text: str, point: dict[str, Any]) -> Any:
+        result = gradspec.check(text, point, engine="torch")
+        assert result.verdict.value == "pass", result.table()
+        return result
+
+    def cold(text: str, point: dict[str, Any]) -> None:
+        exact._MEMO.clear()
+        ours(text, point)
+
+    print("reference: gradspec.check(..., engine='torch') against torch.autograd.gradcheck, float64, one thread;")
+    print("  medians of 5 (cold, default gradcheck) and 9 (warm, fast_mode)")
+    print(f"  {'case':<28} {'cold':>9} {'warm':>9} {'gc':>9} {'gc fast':>9}  cold/gc (<=0.5)  warm/fast (<=1)  radius")
+    for label, text, shapes, fn in REFERENCE_CASES:
+        point = _decimals(shapes, label)
+        inputs = tuple(torch.tensor(point[n], dtype=torch.float64, requires_grad=True) for n in shapes)
+        f = partial(fn, torch)
+        ours(text, point)  # every op's first call in the process (imports, torch's own warm-up) is not timed
+        t_cold = median_time(partial(cold, text, point), 5)
+        t_warm = median_time(partial(ours, text, point), 9)
+        t_gc = median_time(lambda f=f, inputs=inputs: torch.autograd.gradcheck(f, inputs), 5)
+        t_fast = median_time(lambda f=f, inputs=inputs: torch.autograd.gradcheck(f, inputs, fast_mode=True), 9)
+        radius = ours(text, point).radius
+        print(f"  {label:<28} {t_cold * 1e3:7.2f}ms {t_warm * 1e3:7.2f}ms {t_gc * 1e3:7.2f}ms {t_fast * 1e3:7.2f}ms"
+              f"  {t_cold / t_gc:6.2f}x {'met' if t_cold <= 0.5 * t_gc else 'NOT met':>7}"
+              f"  {t_warm / t_fast:6.2f}x {'met' if t_warm <= t_fast else 'NOT met':>7}  {radius:.1e}")
+    print(f"  {CHAIN}, cold (value, two VJPs), n x n inputs:")
+    for n in (16, 32, 64, 128, 256, 512):
+        point = _decimals({"x": (n, n), "w": (n, n)}, f"chain {n}")
+        before = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss
+        repeat = 3 if n <= 128 else 1
+        t = median_time(partial(cold, CHAIN, point), repeat)
+        grown = (_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        target = "  (target <= 5 s: " + ("met)" if t <= 5 else "NOT met)") if n == 256 else ""
+        print(f"    n={n:<4} {t:8.3f} s  peak memory grew {grown:6.0f} MB{target}")
+        exact._MEMO.clear()
 
 
 # -- 7. the rounding allowance on correct float32 engines ---------------------------------------------------
@@ -773,7 +850,7 @@ def secondorder() -> None:
 
 
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
-            "tensors": tensors, "rounding": rounding, "functions": functions,
+            "tensors": tensors, "reference": reference, "rounding": rounding, "functions": functions,
             "secondorder": secondorder, "rounding-modes": rounding_modes}
 
 if __name__ == "__main__":

@@ -163,6 +163,9 @@ class CheckResult:
     step_input: str = ""  # the input whose gradient the step-size series is of
     culprit: Culprit | None = None  # where a failing engine first goes wrong
     shrunk: str = ""  # the smallest failing sub-expression, as a ready-to-paste YAML case
+    # The exact reference in ball arithmetic certifies itself: the largest radius of any of its values
+    # relative to the value's magnitude. None where the reference is not computed in balls.
+    radius: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -15,7 +15,7 @@ import math
 import random
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.modes import Mode, asked
 from gradspec.reference.tensor import TensorExact, exact_tensor
+
+if TYPE_CHECKING:
+    from gradspec.reference.ball import BallExact
 from gradspec.results import (
     CheckResult,
     Culprit,
@@ -90,7 +93,8 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     message = f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else "")
     if ref.kinks and kink is None:
         message = "; ".join(filter(None, [message, "at a kink not declared by the case: the op table's convention applies"]))
-    result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message)
+    result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message,
+                         radius=ref.radius)
     if modes or order >= 2:
         result = with_modes(result, *mode_quantities(graph, point, engine, tol, modes, order, seed, ref.kinks))
     if result.verdict is Verdict.FAIL and localise:
@@ -109,7 +113,7 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
+def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
     value = ref.value_floats
     out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol, eps=eps)]
@@ -137,7 +141,7 @@ def _compare(graph: TensorGraph, ref: TensorExact, outcome: TensorOutcome, cotan
     return out
 
 
-def _localise(graph: TensorGraph, ref: TensorExact, engine: Engine, tol: Tolerance, seed: int,
+def _localise(graph: TensorGraph, ref: TensorExact | BallExact, engine: Engine, tol: Tolerance, seed: int,
               modes: frozenset[Mode], order: int) -> Culprit | None:
     """The first op, in graph order, that fails when checked alone at its exact operands."""
     for i, step in enumerate(graph.steps):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import numpy as np
@@ -27,6 +27,9 @@ from gradspec.graph.tensor import TensorGraph, evaluate
 from gradspec.ops.table import OPS
 from gradspec.reference.chain import local_partials, mp_apply
 from gradspec.reference.exact import DPS
+
+if TYPE_CHECKING:
+    from gradspec.reference.ball import BallExact
 from gradspec.reference.mpeval import Scalar, to_mpf
 
 __all__ = ["RATIONAL", "Node", "TensorExact", "exact_tensor", "rational"]
@@ -256,6 +259,10 @@ class TensorExact:
     def value_floats(self) -> Any:
         return _floats(self.value)
 
+    @property
+    def radius(self) -> float | None:
+        return None  # mpmath at DPS digits carries no error radius (the ball reference does)
+
     def values_of(self, step: int) -> Any:
         """The exact values of one step (an object array of mpf, or the data's Fractions)."""
         return np.vectorize(lambda n: self.tape.values[n.i] if isinstance(n, Node) else n, otypes=[object])(
@@ -319,7 +326,7 @@ class TensorExact:
         return {n: (lows[n], highs[n]) for n in lows}
 
 
-def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
+def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact | BallExact:
     """Lower ``graph`` at ``point`` (input -> array of Fractions) onto an exact tape; raises
     :class:`DomainError` at the op's column when an element leaves an op's domain.
 
@@ -330,14 +337,27 @@ def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
     found = _MEMO.get(key)
     if found is not None:
         return found
-    result = _exact_tensor(graph, point)
+    result = _fast(graph, point) or _exact_tensor(graph, point)
     if len(_MEMO) >= 64:
         _MEMO.pop(next(iter(_MEMO)))
     _MEMO[key] = result
     return result
 
 
-_MEMO: dict[tuple[Any, ...], TensorExact] = {}
+_MEMO: dict[tuple[Any, ...], TensorExact | BallExact] = {}
+
+
+def _fast(graph: TensorGraph, point: Mapping[str, Any]) -> BallExact | None:
+    """The reference one tensor op at a time in ball arithmetic, where every op has a kernel and no
+    element sits on a kink or a domain's edge; None where the scalar tape must run (it then says why)."""
+    from gradspec.reference.ball import Unsupported, ball_tensor, supported
+
+    if not supported(graph):
+        return None
+    try:
+        return ball_tensor(graph, point)
+    except Unsupported:
+        return None
 
 
 def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:

@@ -92,6 +92,7 @@ def check_record(r: CheckResult) -> dict[str, Any]:
         "quantities": [quantity_record(q) for q in r.quantities],
         "culprit": culprit_record(r.culprit) if r.culprit is not None else None,
         "shrunk": r.shrunk or None,
+        "radius": number(r.radius) if r.radius is not None else None,
     }
 
 

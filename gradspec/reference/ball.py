@@ -1,0 +1,156 @@
+"""The exact reference of a tensor graph one tensor op at a time, in ball arithmetic (python-flint's ``arb``).
+
+The scalar tape of :mod:`gradspec.reference.tensor` lowers every tensor op to scalar nodes and evaluates
+each in mpmath; a 256x256 matmul is 33 million nodes. Here each op of the graph is one node of an array
+tape: a matmul or a convolution is one ``arb_mat`` product, an element-wise op one C-level call per
+element. Every number is a rigorous midpoint-radius ball at ``PREC`` bits, so the reference certifies
+itself: :attr:`BallExact.radius` is the largest radius of any value or gradient element relative to
+its magnitude.
+
+The lowering (:mod:`gradspec.ops.lowering`) stays the definition of every op: each kernel here computes
+the same function, and the composite ops (softmax, layer norm, ...) are written as the lowering writes
+them, in the same scalar ops and the same pairwise sums. The rounding bound of the tape is computed
+beside the values with NumPy, per op: the same formulas, summed over an op's scalar nodes (exactly for
+sums and element-wise ops; for the terms of a matmul or a convolution, the partial sums of the pairwise
+tree are bounded by the depth-weighted sum of the terms' magnitudes, never below the tape's figure).
+
+A graph this module cannot take as a whole raises :class:`Unsupported` (an op without a kernel, an
+element on a kink or within a ball of a domain's edge), and the caller runs the scalar tape instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from flint import ctx
+
+from gradspec.graph.tensor import TensorGraph
+from gradspec.ops.table import OPS
+from gradspec.reference import ball_ops
+from gradspec.reference.ball_ops import Unsupported
+from gradspec.reference.kernels import TENSOR
+
+__all__ = ["PREC", "BallExact", "Unsupported", "ball_tensor", "supported"]
+
+PREC = 192  # bits: every input and constant is a ball of relative radius about 2**-192
+_SAFETY = 2  # as the scalar tape's: the allowance is twice the running bound
+
+
+def supported(graph: TensorGraph) -> bool:
+    """Does every op of ``graph`` have a kernel here?"""
+    return all(s.op is None or s.op in ball_ops.SCALAR or s.op in TENSOR for s in graph.steps)
+
+
+@dataclass(frozen=True)
+class Grad:
+    """One exact vector-Jacobian product (the scalar tape's :class:`~gradspec.reference.tensor.Grad`)."""
+
+    exact: dict[str, Any]
+    rounding: dict[str, Any]
+    copies: dict[str, list[tuple[tuple[int, ...], Any]]]
+    floats: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class BallExact:
+    """The exact value of a tensor graph at one point (balls), and reverse sweeps from any cotangent."""
+
+    graph: TensorGraph
+    tape: ball_ops.Tape
+    output: ball_ops.Arr
+    leaves: dict[str, ball_ops.Arr]
+    value: Any  # object array of arb
+    value_rounding: Any  # float array: the forward allowance in units of eps
+    arrays: list[ball_ops.Arr]
+    kinks: tuple[str, ...] = ()
+    grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)
+    radii: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def value_floats(self) -> Any:
+        return ball_ops.floats(self.value)
+
+    @property
+    def radius(self) -> float:
+        """The largest radius of any value or gradient computed so far, relative to the element's magnitude
+        (absolute where the element is zero): how far from exact this reference can be."""
+        return max(self.radii, default=0.0)
+
+    def values_of(self, step: int) -> Any:
+        """The exact values of one step (an object array of arb balls)."""
+        return self.arrays[step].value
+
+    def vjp(self, cotangent: Any, override: Mapping[tuple[int, int], Any] | None = None) -> Grad:
+        assert override is None, "kinks run on the scalar tape"
+        arr = np.asarray(cotangent)
+        # Float cotangents are exact binary fractions: their bytes identify them; Fractions are their own key.
+        key = (arr.shape, arr.tobytes()) if arr.dtype.kind == "f" else (arr.shape, *arr.flat)
+        found = self.grads.get(key)
+        if found is not None:
+            return found
+        with ctx.workprec(PREC):
+            seed = ball_ops.to_balls(arr)
+            adj, err, copies = self.tape.sweep(self.output.node, seed)
+            exact: dict[str, Any] = {}
+            rounding: dict[str, Any] = {}
+            for name, leaf in self.leaves.items():
+                assert leaf.node is not None
+                got = adj.get(leaf.node)
+                exact[name] = got if got is not None else ball_ops.zeros(leaf.value.shape)
+                rounding[name] = err.get(leaf.node, np.zeros(leaf.value.shape)) * _SAFETY
+            shown = {name: [(shape, ball_ops.floats(g)) for shape, g in copies.get(leaf.node, [])]
+                     for name, leaf in self.leaves.items() if leaf.node in copies}
+            floats = {n: ball_ops.floats(a) for n, a in exact.items()}
+            self.radii.extend(ball_ops.relative_radius(a) for a in exact.values())
+        grad = Grad(exact, rounding, shown, floats)
+        if len(self.grads) >= 64:  # one-hot Jacobian rows of a large output would otherwise pile up
+            self.grads.clear()
+        self.grads[key] = grad
+        return grad
+
+    def subgradient_range(self, cotangent: Any) -> None:
+        return None  # a graph with kinks runs on the scalar tape
+
+
+def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
+                progress: Callable[[int], object] | None = None) -> BallExact:
+    """The exact value of ``graph`` at ``point`` (input -> array of Fractions); raises :class:`Unsupported`
+    where the scalar tape must run instead. ``progress`` hears each step's index as it starts."""
+    if not supported(graph):
+        raise Unsupported("an op without a ball kernel")
+    with ctx.workprec(PREC):
+        tape = ball_ops.Tape()
+        arrays: list[ball_ops.Arr] = []
+        leaves: dict[str, ball_ops.Arr] = {}
+        for i, step in enumerate(graph.steps):
+            if progress is not None:
+                progress(i)
+            if step.name is not None:
+                values = np.asarray(point[step.name], dtype=object).reshape(step.shape)
+                arr = ball_ops.constant(values)
+                if step.name not in graph.data:
+                    arr = tape.leaf(arr)
+                    leaves[step.name] = arr
+            elif step.op is None:
+                assert step.const is not None
+                arr = ball_ops.constant(_obj(step.const))
+            elif step.op in OPS:
+                arr = ball_ops.elementwise(tape, step.op, [arrays[a] for a in step.args], step.shape, expand=True)
+            else:
+                arr = TENSOR[step.op](tape, [arrays[a] for a in step.args], step.kw, step.shape)
+            arrays.append(arr)
+        out = arrays[graph.output]
+        ref = BallExact(graph, tape, out, leaves, out.value, out.err * _SAFETY, arrays)
+        ref.radii.append(ball_ops.relative_radius(out.value))
+    return ref
+
+
+def _obj(x: Fraction) -> Any:
+    out = np.empty((), dtype=object)
+    out[()] = x
+    return out
+

@@ -1,0 +1,211 @@
+"""The tensor ops' kernels in ball arithmetic: one function per op-table row that has one.
+
+Each is written as :mod:`gradspec.ops.lowering` writes the op (the lowering is the definition; a test
+checks every kernel against it), but over whole arrays: the same scalar ops, the same pairwise sums,
+and matrix products in one C-level call. A tensor op absent here (``cross_entropy``, ``max``, ``min``)
+makes the whole graph run on the scalar tape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from gradspec.reference.ball_ops import Arr, Tape, Unsupported, constant, contract, depths, elementwise, pairsum, summed
+
+__all__ = ["TENSOR"]
+
+Kernel = Callable[[Tape, Sequence[Arr], dict[str, Any], tuple[int, ...]], Arr]
+
+
+def _const(x: Fraction) -> Arr:
+    out = np.empty((), dtype=object)
+    out[()] = x
+    return constant(out)
+
+
+def _axis(x: Arr, kw: dict[str, Any]) -> int | None:
+    axis = kw.get("axis")
+    return None if axis is None else axis % x.value.ndim
+
+
+def _total(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    return pairsum(tape, args[0], _axis(args[0], kw), keep=False)
+
+
+def _mean(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    axis = _axis(args[0], kw)
+    n = args[0].value.size if axis is None else args[0].value.shape[axis]
+    s = pairsum(tape, args[0], axis, keep=False)
+    return elementwise(tape, "div", [s, _const(Fraction(n))], shape)
+
+
+def _lse(tape: Tape, x: Arr, axis: int | None, keep: bool) -> Arr:
+    es = elementwise(tape, "exp", [x], x.value.shape)
+    s = pairsum(tape, es, axis, keep)
+    return elementwise(tape, "log", [s], s.value.shape)
+
+
+def _logsumexp(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    return _lse(tape, args[0], _axis(args[0], kw), keep=False)
+
+
+def _softmax(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    x = args[0]
+    es = elementwise(tape, "exp", [x], shape)
+    s = pairsum(tape, es, kw["axis"] % x.value.ndim, keep=True)
+    return elementwise(tape, "div", [es, s], shape)
+
+
+def _log_softmax(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    x = args[0]
+    lse = _lse(tape, x, kw["axis"] % x.value.ndim, keep=True)
+    return elementwise(tape, "sub", [x, lse], shape)
+
+
+def _layer_norm(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    x = args[0]
+    axis = x.value.ndim - 1
+    n = _const(Fraction(x.value.shape[-1]))
+    mu = elementwise(tape, "div", [pairsum(tape, x, axis, keep=True), n], (*x.value.shape[:-1], 1))
+    ds = elementwise(tape, "sub", [x, mu], shape)
+    squares = elementwise(tape, "mul", [ds, ds], shape)
+    var = elementwise(tape, "div", [pairsum(tape, squares, axis, keep=True), n], mu.value.shape)
+    eps = Fraction(kw["eps"])
+    scale = elementwise(tape, "sqrt", [elementwise(tape, "add", [var, _const(eps)], var.value.shape) if eps else var],
+                        var.value.shape)
+    return elementwise(tape, "div", [ds, scale], shape)
+
+
+def _view(tape: Tape, x: Arr, forward: Callable[[Any], Any], backward: Callable[[Any], Any]) -> Arr:
+    def back(g: Any, ge: Any, ag: Any) -> list[tuple[Any, Any]]:
+        return [(backward(g), backward(ge))]
+
+    if x.node is None:
+        return Arr(forward(x.value), forward(x.err))
+    return tape.push(forward(x.value), forward(x.err), [x.node], back)
+
+
+def _reshape(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    source = args[0].value.shape
+    return _view(tape, args[0], lambda a: a.reshape(shape), lambda g: g.reshape(source))
+
+
+def _transpose(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    return _view(tape, args[0], lambda a: np.swapaxes(a, -1, -2), lambda g: np.swapaxes(g, -1, -2))
+
+
+def _permute(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    axes = list(kw["axes"])
+    return _view(tape, args[0], lambda a: np.transpose(a, axes), lambda g: np.transpose(g, np.argsort(axes)))
+
+
+def _matmul(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    x, y = args
+    xv, xe = (x.value, x.err) if x.value.ndim > 1 else (x.value[None, :], x.err[None, :])
+    yv, ye = (y.value, y.err) if y.value.ndim > 1 else (y.value[:, None], y.err[:, None])
+    batch = np.broadcast_shapes(xv.shape[:-2], yv.shape[:-2])
+    m, k, n = xv.shape[-2], xv.shape[-1], yv.shape[-1]
+    xs, xes = np.broadcast_to(xv, (*batch, m, k)), np.broadcast_to(xe, (*batch, m, k))
+    ys, yes = np.broadcast_to(yv, (*batch, k, n)), np.broadcast_to(ye, (*batch, k, n))
+    depth = depths(k)
+    value = np.empty((*batch, m, n), dtype=object)
+    err = np.empty((*batch, m, n))
+    backs = {}
+    for idx in np.ndindex(batch):
+        value[idx], err[idx], backs[idx] = contract(Arr(xs[idx], xes[idx]), Arr(ys[idx], yes[idx]), depth)
+
+    def grads(g: Any, ge: Any, ag: Any) -> tuple[Any, Any, Any, Any]:
+        g, ge, ag = (a.reshape((*batch, m, n)) for a in (g, ge, ag))
+        gx, ex = np.empty((*batch, m, k), dtype=object), np.empty((*batch, m, k))
+        gy, ey = np.empty((*batch, k, n), dtype=object), np.empty((*batch, k, n))
+        for idx in np.ndindex(batch):
+            gx[idx], ex[idx], gy[idx], ey[idx] = backs[idx](g[idx], ge[idx], ag[idx])
+        return _fold(gx, xv.shape).reshape(x.value.shape), _fold(ex, xv.shape).reshape(x.value.shape), \
+            _fold(gy, yv.shape).reshape(y.value.shape), _fold(ey, yv.shape).reshape(y.value.shape)
+
+    return _two(tape, x, y, value.reshape(shape), err.reshape(shape), grads)
+
+
+def _fold(a: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a batched gradient over the batch axes its operand was broadcast along."""
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape[:-2]) if s == 1 and a.shape[lead + i] != 1)
+    return summed(a, axes).reshape(shape) if axes else a
+
+
+def _two(tape: Tape, x: Arr, y: Arr, value: Any, err: Any, grads: Callable[..., tuple[Any, Any, Any, Any]]) -> Arr:
+    if x.node is None and y.node is None:
+        return Arr(value, err)
+
+    def back(g: Any, ge: Any, ag: Any) -> list[tuple[Any, Any]]:
+        gx, ex, gy, ey = grads(g, ge, ag)
+        return [(gx, ex), (gy, ey)]
+
+    return tape.push(value, err, [x.node, y.node], back)
+
+
+def _conv2d(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    """Cross-correlation through one matrix product per image: the windows as rows (zero where the window
+    leaves the input, those terms absent from the pairwise sums, as in the lowering)."""
+    x, w = args
+    stride, pad = kw["stride"], kw["padding"]
+    batch, channels, height, width = x.value.shape
+    outs, _, kh, kw_ = w.value.shape
+    oh, ow = shape[2], shape[3]
+    i, j, c, p, q = np.meshgrid(np.arange(oh), np.arange(ow), np.arange(channels), np.arange(kh), np.arange(kw_),
+                                indexing="ij")
+    r, s = i * stride + p - pad, j * stride + q - pad
+    valid = ((r >= 0) & (r < height) & (s >= 0) & (s < width)).reshape(oh * ow, -1)
+    index = (c * height * width + np.clip(r, 0, height - 1) * width + np.clip(s, 0, width - 1)).reshape(oh * ow, -1)
+    depth = np.zeros(valid.shape)
+    for row in range(valid.shape[0]):
+        depth[row, valid[row]] = depths(int(valid[row].sum()))
+    wm = Arr(w.value.reshape(outs, -1).T, w.err.reshape(outs, -1).T)
+    zero = _const(Fraction(0)).value[()]
+    cols, backs = [], []
+    value = np.empty(shape, dtype=object)
+    err = np.empty(shape)
+    for n in range(batch):
+        xv = np.where(valid, x.value[n].reshape(-1)[index], zero)
+        xe = np.where(valid, x.err[n].reshape(-1)[index], 0.0)
+        v, e, back = contract(Arr(xv, xe), wm, depth, valid)
+        value[n], err[n] = v.T.reshape(outs, oh, ow), e.T.reshape(outs, oh, ow)
+        cols.append(xv)
+        backs.append(back)
+
+    def grads(g: Any, ge: Any, ag: Any) -> tuple[Any, Any, Any, Any]:
+        gx = np.empty(x.value.shape, dtype=object)
+        gx.reshape(-1)[...] = zero
+        ex = np.zeros(x.value.shape)
+        gw, ew = None, None
+        for n in range(batch):
+            gxn, exn, gwn, ewn = backs[n](*(a[n].reshape(outs, -1).T for a in (g, ge, ag)))
+            flat_g, flat_e = gx[n].reshape(-1), ex[n].reshape(-1)
+            np.add.at(flat_g, index[valid], gxn[valid])
+            np.add.at(flat_e, index[valid], exn[valid])
+            gw = gwn if gw is None else gw + gwn
+            ew = ewn if ew is None else ew + ewn
+        return gx, ex, gw.T.reshape(w.value.shape), ew.T.reshape(w.value.shape)  # type: ignore[union-attr]
+
+    if batch == 0:
+        raise Unsupported("an empty batch")
+    return _two(tape, x, w, value, err, grads)
+
+
+TENSOR: dict[str, Kernel] = {
+    "sum": _total,
+    "mean": _mean,
+    "logsumexp": _logsumexp,
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "layer_norm": _layer_norm,
+    "reshape": _reshape,
+    "transpose": _transpose,
+    "permute": _permute,
+    "matmul": _matmul,
+    "conv2d": _conv2d,
+}
