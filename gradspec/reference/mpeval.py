@@ -116,6 +116,8 @@ def compile_expr(expr: sympy.Basic) -> Callable[[Env], Scalar]:
             return mpmath.nan
 
         return piecewise
+    if isinstance(expr, sympy.DiracDelta):  # sign' and abs'': zero away from the kink, which is declared
+        return lambda env: mpmath.mpf(0)
     if isinstance(expr, sympy.atan2):
         y, x = compile_expr(expr.args[0]), compile_expr(expr.args[1])
         return lambda env: mpmath.atan2(y(env), x(env))
