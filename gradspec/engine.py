@@ -65,6 +65,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Union
 
+from gradspec.engine_special import SpecialOps
+
 __all__ = ["Value", "grad", "jvp"]
 
 Operand = Union["Value", float, int]
@@ -105,10 +107,11 @@ def _pow(a: float, b: float) -> float:
     return _ieee(math.pow, a, b)
 
 
-class Value:
+class Value(SpecialOps):
     """A scalar in a computation graph, with its value ``data`` and its gradient ``grad``.
 
-    ``grad`` is a float, or a Value after ``backward(create_graph=True)``.
+    ``grad`` is a float, or a Value after ``backward(create_graph=True)``. The special functions and
+    activations (erf, softplus, gelu, maximum, where, ...) come from :class:`SpecialOps`.
     """
 
     __slots__ = ("_hand_written", "_op", "_parents", "_partials", "data", "grad", "label")
@@ -125,6 +128,11 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value(data={self.data!r}, grad={self.grad!r})"
+
+    @staticmethod
+    def _make(data: float, parents: tuple[Value, ...], op: str, partials: Partials) -> Value:
+        """A node made by an op of :class:`SpecialOps`."""
+        return Value(data, parents, op, "", partials)
 
     # -- binary ops -----------------------------------------------------------------------------
     def __add__(self, other: Operand) -> Value:

@@ -110,7 +110,7 @@ class Engine:
 
     def apply(self, op: Op, args: Sequence[Any]) -> Any:
         if op.method is not None:
-            return getattr(args[0], op.method)()
+            return getattr(args[0], op.method)(*args[1:], **op.kwargs)
         assert op.pyop is not None
         return op.pyop(*args)
 
@@ -304,9 +304,15 @@ class ValueClassEngine(Engine):
         if op.builtin is not None and hasattr(type(args[0]), op.builtin[0]) and (
                 self._builtins or not hasattr(type(args[0]), self._spelt(op.needs(True)))):
             return op.builtin[1](*args)  # the builtin spelling: asked for, or the only one the class has
+        if op.value_call is not None:  # where: the class's method, given the comparison of its values
+            return op.value_call(lambda name: getattr(self.cls, self._spelt(name)), self._number, args, op.kwargs)
         if op.method is not None:
-            return getattr(args[0], self._spelt(op.method))()
+            first = args[0] if len(args) == 1 or not isinstance(args[0], float | int) else self.cls(args[0])
+            return getattr(first, self._spelt(op.method))(*args[1:], **op.kwargs)
         return super().apply(op, args)
+
+    def _number(self, x: Any) -> float:
+        return float(x) if isinstance(x, float | int) else self.value(x)
 
     def run(self, graph: Graph, point: Mapping[str, float], *, every_node: bool = False) -> Outcome:
         """As :meth:`Engine.run`; where the class has both of Python's spellings of an op in the graph

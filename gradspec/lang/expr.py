@@ -9,12 +9,15 @@ Grammar (Python's precedence and associativity)::
     unary      := ("-" | "+") unary | power
     power      := atom ("**" unary)?              right-associative: -x**2 is -(x**2)
     atom       := NUMBER | NAME | NAME "(" args ")" | "(" expr ")"
+    atom       |= "where" "(" expr CMP expr "," expr "," expr ")"
     args       := expr ("," expr)* ("," NAME "=" kwvalue)*
-    kwvalue    := ["-"] NUMBER | "[" ["-"] INT ("," ["-"] INT)* "]"
+    kwvalue    := ["-"] NUMBER | "[" ["-"] INT ("," ["-"] INT)* "]" | STRING
+    CMP        := "<" | "<=" | ">" | ">=" | "==" | "!="
 
-``@`` (matrix product) binds like ``*``. Keyword arguments belong to tensor ops only and are checked
-against the op's keyword signature; their values are numbers or lists of integers, never expressions,
-so brackets appear nowhere else (no indexing, no list literals).
+``@`` (matrix product) binds like ``*``. Keyword arguments are checked against the op's keyword
+signature; their values are numbers, lists of integers or strings (``approximate="tanh"``), never
+expressions, so brackets and strings appear nowhere else (no indexing, no list literals). A comparison
+is data, not a value: it is only where's first argument.
 
 Nothing in case text is ever handed to ``eval``, ``exec`` or SymPy's parsers: text becomes tokens,
 tokens become the nodes below, and every name is checked against the op table or the inputs.
@@ -28,9 +31,10 @@ from functools import lru_cache
 from typing import Any
 
 from gradspec.errors import ExpressionError
-from gradspec.lang.tokens import REFUSED, Tok, describe, tokenize
+from gradspec.lang.tokens import REFUSED, STRINGS, Tok, describe, tokenize
 from gradspec.lang.tree import Apply, KwValue, Name, Node, Num, Program
-from gradspec.ops.table import CALLABLE, OPS, PREFIX_BINDING, TENSOR_OPS, TensorOp, show_number
+from gradspec.ops.special import COMPARE
+from gradspec.ops.table import CALLABLE, OPS, PREFIX_BINDING, TENSOR_OPS, Keyword, Op, TensorOp, bind, show_number
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "Apply", "Name", "Node", "Num", "Program", "parse"]
 
@@ -38,6 +42,8 @@ MAX_LENGTH = 65_536  # characters in one expression
 MAX_DEPTH = 100  # nesting of parentheses, unary signs and powers
 MAX_EXPONENT = 1024  # |n| of a constant exponent
 MAX_NODES = 20_000
+_COMPARISON = ("comparisons are allowed only as where's first argument (where(x > 0, x, 0)): a comparison "
+               "is data, not a value")
 
 
 # Infix spellings and their binding powers, read from the op table (scalar and tensor rows).
@@ -106,7 +112,9 @@ class _Parser:
             last = Name(last_name, last_col)
         return assigns, last
 
-    def expr(self, min_bp: int) -> Node:
+    def expr(self, min_bp: int, comparison: bool = False) -> Node:
+        """An expression; a comparison after it ends it where ``comparison`` allows one (where's first
+        argument) or an enclosing expression may decide (``min_bp > 0``), and is refused otherwise."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels", col=self.peek().col)
@@ -115,6 +123,10 @@ class _Parser:
             tok = self.peek()
             if tok.text == "[":
                 raise ExpressionError(REFUSED["["], col=tok.col)
+            if tok.text in COMPARE:
+                if comparison or min_bp > 0:
+                    break
+                raise ExpressionError(_COMPARISON, col=tok.col)
             entry = _INFIX.get(tok.text)
             if entry is None or entry[0][0] <= min_bp:
                 break
@@ -137,6 +149,8 @@ class _Parser:
             return inner
         if tok.kind == "number":
             return self.number(tok)
+        if tok.kind == "string":
+            raise ExpressionError(STRINGS, col=tok.col)
         if tok.kind == "name":
             if self.peek().text == "(":
                 return self.call(tok)
@@ -154,6 +168,11 @@ class _Parser:
         if o is None:
             known = ", ".join(sorted([*CALLABLE, *(t for t, r in TENSOR_OPS.items() if not r.symbol)]))
             raise ExpressionError(f"unknown function {name.text!r}; known: {known}", col=name.col)
+        if o.name == "where":
+            return self.where_call(name, o)
+        if o.keywords:
+            args, given = self.call_args(name, o.name, o.arity, o.keywords)
+            return self.make(bind(o, given).name, tuple(args), name.col)
         self.take()  # "("
         self.paren += 1
         args: list[Node] = []
@@ -179,22 +198,29 @@ class _Parser:
 
     def tensor_call(self, name: Tok, o: TensorOp) -> Node:
         """A tensor op's call: positional operands, then keyword values checked against its signature."""
+        args, given = self.call_args(name, o.name, o.arity, o.keywords)
+        kwargs: tuple[tuple[str, Any], ...] = tuple((k.name, given.get(k.name, k.default)) for k in o.keywords)
+        self.count(name.col)
+        return Apply(o.name, tuple(args), name.col, kwargs)
+
+    def call_args(self, name: Tok, op: str, arity: int, keywords: tuple[Keyword, ...]) -> tuple[list[Node], dict[str, KwValue]]:
+        """A call's positional operands, then its keyword values checked against the op's signature."""
         self.take()  # "("
         self.paren += 1
         args: list[Node] = []
         given: dict[str, KwValue] = {}
-        signature = {k.name: k for k in o.keywords}
+        signature = {k.name: k for k in keywords if not k.internal}
         while self.peek().text != ")":
             tok = self.peek()
             if tok.kind == "name" and self.toks[self.i + 1].text == "=":
                 key = signature.get(tok.text)
                 if key is None:
                     known = ", ".join(signature) or "none"
-                    raise ExpressionError(f"{o.name} has no keyword {tok.text!r} (keywords: {known})", col=tok.col)
+                    raise ExpressionError(f"{op} has no keyword {tok.text!r} (keywords: {known})", col=tok.col)
                 if tok.text in given:
                     raise ExpressionError(f"keyword {tok.text!r} is given twice", col=tok.col)
                 self.i += 2
-                given[tok.text] = self.kw_value(o.name, key.name, key.kind)
+                given[tok.text] = self.kw_value(op, key)
             elif given:
                 raise ExpressionError("a positional argument cannot follow a keyword argument", col=tok.col)
             else:
@@ -202,16 +228,42 @@ class _Parser:
             if self.peek().text != ",":
                 break
             self.take()
-        self.close_call(name, o.arity, args)
-        missing = [k.name for k in o.keywords if k.required and k.name not in given]
+        self.close_call(name, arity, args)
+        missing = [k.name for k in keywords if k.required and not k.internal and k.name not in given]
         if missing:
             raise ExpressionError(f"{name.text} needs the keyword {missing[0]}=", col=name.col)
-        kwargs: tuple[tuple[str, Any], ...] = tuple((k.name, given.get(k.name, k.default)) for k in o.keywords)
-        self.count(name.col)
-        return Apply(o.name, tuple(args), name.col, kwargs)
+        return args, given
 
-    def kw_value(self, op: str, key: str, kind: str) -> KwValue:
+    def where_call(self, name: Tok, o: Op) -> Node:
+        """``where(lhs < rhs, a, b)``: the comparison is where's own syntax, kept as the bound op's ``cmp``."""
+        self.take()  # "("
+        self.paren += 1
+        first = self.peek()
+        lhs = self.expr(0, comparison=True)
         tok = self.peek()
+        if tok.text not in COMPARE:
+            raise ExpressionError(f"where's first argument must be a comparison such as x > 0, found {describe(tok)}",
+                                  col=tok.col if tok.text != "," else first.col)
+        cmp = self.take().text
+        args = [lhs, self.expr(0)]
+        while self.peek().text == ",":
+            self.take()
+            item = self.peek()
+            if item.kind == "name" and self.toks[self.i + 1].text == "=":
+                raise ExpressionError("where takes no keyword arguments", col=item.col)
+            args.append(self.expr(0))
+        self.close_call(name, 3, args[1:])  # the comparison is one argument
+        return self.make(bind(o, {"cmp": cmp}).name, tuple(args), name.col)
+
+    def kw_value(self, op: str, keyword: Keyword) -> KwValue:
+        tok = self.peek()
+        key, kind = keyword.name, keyword.kind
+        if kind == "str":
+            choices = ", ".join(f'"{c}"' for c in keyword.choices)
+            if tok.kind != "string" or tok.text[1:-1] not in keyword.choices:
+                raise ExpressionError(f"{op}: {key}= takes one of {choices}, found {describe(tok)}", col=tok.col)
+            self.i += 1
+            return tok.text[1:-1]
         if kind == "ints":
             if tok.text != "[":
                 raise ExpressionError(f"{op}: {key}= takes a list of integers such as [2, 3]", col=tok.col)

@@ -1,7 +1,7 @@
 """The tokenizer of the expression language: a whitelist of numbers, names and operators.
 
-Anything else (strings, attribute access, brackets outside a keyword's integer list, comparisons,
-keywords) is refused here, with the column and a reason, before the parser sees it.
+Anything else (strings other than a keyword's value, attribute access, brackets outside a keyword's
+integer list, Python keywords) is refused here, with the column and a reason, before the parser sees it.
 """
 
 from __future__ import annotations
@@ -12,17 +12,19 @@ from dataclasses import dataclass
 
 from gradspec.errors import ExpressionError
 
-__all__ = ["REFUSED", "Tok", "describe", "tokenize"]
+__all__ = ["REFUSED", "STRINGS", "Tok", "describe", "tokenize"]
 
 
 _TOKEN = re.compile(
     r"""(?P<space>[ \t\r]+|\#[^\n]*)
       | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
       | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
-      | (?P<op>\*\*|==|!=|<=|>=|//|[-+*/@(),=;\n\[\]])
+      | (?P<string>"[A-Za-z0-9_]*"|'[A-Za-z0-9_]*')
+      | (?P<op>\*\*|==|!=|<=|>=|//|[-+*/@(),=;\n\[\]<>])
     """,
     re.VERBOSE,
 )
+STRINGS = 'strings are not allowed, except as a keyword\'s value (approximate="tanh")'
 REFUSED = {
     "'": "strings are not allowed",
     '"': "strings are not allowed",
@@ -32,10 +34,6 @@ REFUSED = {
     "{": "braces are not allowed",
     "}": "braces are not allowed",
     ":": "':' is not allowed (no lambdas, slices or annotations)",
-    "==": "comparisons are not allowed",
-    "!=": "comparisons are not allowed",
-    "<=": "comparisons are not allowed",
-    ">=": "comparisons are not allowed",
     "//": "operator '//' is not supported; use + - * / **",
 }
 
@@ -70,6 +68,9 @@ def tokenize(text: str) -> list[Tok]:
             in_list = False
         elif kind == "op" and tok in REFUSED:
             raise ExpressionError(REFUSED[tok], col=col)
+        # A string is a keyword's value (approximate="tanh") and nothing else: it follows an "=".
+        if kind == "string" and not (toks and toks[-1].text == "="):
+            raise ExpressionError(STRINGS, col=col)
         if kind == "name" and keyword.iskeyword(tok):
             raise ExpressionError(f"{tok!r} is a Python keyword; expressions cannot use it", col=col)
         if kind != "space":

@@ -13,6 +13,8 @@ from typing import Any, TypeAlias
 import mpmath
 import sympy
 
+from gradspec.ops.special import Phi, expm1, log1p
+
 __all__ = ["Env", "Scalar", "compile_expr", "to_mpf"]
 
 Scalar: TypeAlias = Any  # an mpmath.mpf (mpmath ships no type information)
@@ -35,6 +37,18 @@ _FUNCS: dict[type, Callable[[Scalar], Scalar]] = {
     sympy.tan: mpmath.tan,
     sympy.Abs: mpmath.fabs,
     sympy.sign: mpmath.sign,
+    # the special functions and activations of the op table (gradspec.ops.special)
+    sympy.erf: mpmath.erf,
+    sympy.erfc: mpmath.erfc,
+    log1p: lambda v: -mpmath.inf if v == -1 else (mpmath.log1p(v) if v > -1 else mpmath.nan),
+    expm1: mpmath.expm1,
+    Phi: mpmath.ncdf,
+    sympy.atan: mpmath.atan,
+    sympy.asin: lambda v: mpmath.asin(v) if abs(v) <= 1 else mpmath.nan,
+    sympy.acos: lambda v: mpmath.acos(v) if abs(v) <= 1 else mpmath.nan,
+    sympy.asinh: mpmath.asinh,
+    sympy.acosh: lambda v: mpmath.acosh(v) if v >= 1 else mpmath.nan,
+    sympy.atanh: lambda v: mpmath.atanh(v) if abs(v) < 1 else (mpmath.nan if abs(v) > 1 else mpmath.inf * v),
 }
 
 _RELATIONS: dict[type, Callable[[Scalar, Scalar], bool]] = {
@@ -102,6 +116,11 @@ def compile_expr(expr: sympy.Basic) -> Callable[[Env], Scalar]:
             return mpmath.nan
 
         return piecewise
+    if isinstance(expr, sympy.DiracDelta):  # sign' and abs'': zero away from the kink, which is declared
+        return lambda env: mpmath.mpf(0)
+    if isinstance(expr, sympy.atan2):
+        y, x = compile_expr(expr.args[0]), compile_expr(expr.args[1])
+        return lambda env: mpmath.atan2(y(env), x(env))
     fn = _FUNCS.get(type(expr))
     if fn is not None and len(expr.args) == 1:
         arg = compile_expr(expr.args[0])

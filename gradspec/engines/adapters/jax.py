@@ -56,11 +56,19 @@ class JaxEngine(Engine):
         self.tape: list[tuple[Any, ...]] = []
         self._seen: Counter[Any] = Counter()  # eager runs of each small graph shape
         self._jitted: dict[Any, Any] = {}
+        self._spelled: dict[str, Any] = {}
 
     def begin(self) -> None:
         self.tape = []
 
     def _fn(self, op: Op) -> Any:
+        if op.jax is not None:
+            # One function per op (the tape's compiled graphs are keyed on it), with the keyword values bound.
+            spelled = self._spelled.get(op.name)
+            if spelled is None:
+                spell, kw = op.jax, op.kwargs
+                spelled = self._spelled[op.name] = lambda *a: spell(self.jax, a, kw)
+            return spelled
         if op.method is None:
             return op.pyop
         return getattr(self.jnp, op.method, None) or getattr(self.jax.nn, op.method, None)

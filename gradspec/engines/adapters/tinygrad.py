@@ -102,8 +102,20 @@ class TinygradEngine(Engine):
         self.eps = 2.0**-52 if dtype.itemsize == 8 else 2.0**-23
 
     def missing(self, op: Op, value_left: bool) -> str | None:
+        if op.tinygrad_lacks is not None:
+            return op.tinygrad_lacks
+        if op.tinygrad is not None:
+            return None
         needed = op.needs(value_left)
         return None if hasattr(self.Tensor, needed) else f"tinygrad Tensor has no {needed}"
+
+    def apply(self, op: Op, args: Sequence[Any]) -> Any:
+        """An op as the op table spells it for tinygrad, else the Tensor method or Python operator."""
+        if op.tinygrad is None:
+            return super().apply(op, args)
+        import tinygrad
+
+        return op.tinygrad(tinygrad, args, op.kwargs)
 
     def run(self, graph: Graph, point: Mapping[str, float], *, every_node: bool = False) -> Outcome:
         with _deep():

@@ -49,8 +49,19 @@ class TorchEngine(Engine):
         self.eps = float(torch.finfo(dtype).eps)
 
     def missing(self, op: Op, value_left: bool) -> str | None:
+        if op.torch is not None:
+            return None
         needed = op.needs(value_left)
         return None if hasattr(self.torch.Tensor, needed) else f"torch.Tensor has no {needed}"
+
+    def apply(self, op: Op, args: Sequence[Any]) -> Any:
+        """An op as the op table spells it for torch: its own spelling (with constants as tensors of the
+        engine's dtype), else the Tensor method or Python operator."""
+        if op.torch is None:
+            return super().apply(op, args)
+        t = self.torch
+        operands = [a if isinstance(a, t.Tensor) else t.tensor(float(a), dtype=self.dtype, device=self.device) for a in args]
+        return op.torch(t, operands, op.kwargs)
 
     def leaf(self, x: float) -> Any:
         return self.torch.tensor(x, dtype=self.dtype, device=self.device, requires_grad=True)

@@ -1,0 +1,453 @@
+"""The built-in engine's special functions and activations: the methods :class:`gradspec.engine.Value`
+takes from :class:`SpecialOps`, each with its partials, as the ops of :mod:`gradspec.engine` are written.
+
+Every partial is built from Value ops, so it can be differentiated again, to any order, and is written
+to keep its digits in the tails: ``softplus' = sigmoid(beta*x)`` (not ``1 - 1/(1 + exp)``),
+``logsigmoid' = sigmoid(-x)``, ``silu' = s*(1 + x*sigmoid(-x))``, ``mish`` through ``1/cosh(sp)**2``
+rather than ``1 - tanh(sp)**2``, ``asin' = 1/sqrt((1 - x)*(1 + x))``, gelu's ``Phi`` as
+``erfc(-x/sqrt(2))/2``. Values use ``log1p``/``expm1`` where the direct form cancels.
+
+Conventions at the kinks are the op table's (torch's where it documents one): softplus returns x where
+``beta*x > threshold``; elu'(0) = alpha, leaky_relu'(0) = negative_slope; relu6', hardtanh' and
+hardsigmoid' are 0 at their bounds, clamp' is 1; hardswish' is the outer piece's slope at -3 and 3;
+maximum and minimum give 1/2 to each side of a tie; sign' = 0.
+
+>>> from gradspec.engine import Value, grad
+>>> x = Value(-30.0)
+>>> f'{grad(x.softplus(), [x])[0]:.6e}'  # sigmoid(-30), not 1 - 1/(1 + exp(-30)) = 0
+'9.357623e-14'
+>>> y = Value(0.0)
+>>> grad(Value.where(y.data > 0, y, y * 0.01), [y])
+[0.01]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gradspec.engine import Operand, Partial, Partials, Value
+
+__all__ = ["SpecialOps"]
+
+_SQRT1_2 = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_GELU_K = math.sqrt(2 / math.pi)
+_GELU_C = 0.044715
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _safe(fn: object, *args: float) -> float:
+    """``fn(*args)`` with IEEE results where Python's math raises: nan off the domain, a signed
+    infinity on overflow (sinh(-1000) is -inf)."""
+    try:
+        return float(fn(*args))  # type: ignore[operator]
+    except OverflowError:
+        return math.copysign(math.inf, args[0]) if fn is math.sinh else math.inf
+    except (ValueError, ZeroDivisionError):
+        return math.nan
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _softplus(z: float) -> float:
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+class SpecialOps:
+    """Special functions and activations of a Value, one method each (a mixin of Value)."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        data: float
+        _parents: tuple[Value, ...]
+
+        def _make(self, data: float, parents: tuple[Value, ...], op: str, partials: Partials) -> Value: ...
+        def sigmoid(self) -> Value: ...
+        def exp(self) -> Value: ...
+        def log(self) -> Value: ...
+        def sqrt(self) -> Value: ...
+        def tanh(self) -> Value: ...
+        def abs(self) -> Value: ...
+
+    def _one(self, data: float, op: str, partials: Partials) -> Value:
+        return self._make(data, (self,), op, partials)  # type: ignore[arg-type]
+
+    def _two(self, other: Operand, data: float, op: str, partials: Partials) -> Value:
+        from gradspec.engine import _lift
+
+        o = _lift(other)
+        return self._make(data, (self, o), op, partials)  # type: ignore[arg-type]
+
+    def _other(self, other: Operand) -> float:
+        return other if isinstance(other, float | int) else other.data
+
+    # -- special functions --------------------------------------------------------------------------
+    def erf(self) -> Value:
+        return self._one(math.erf(self.data), "erf", _erf_partials)
+
+    def erfc(self) -> Value:
+        return self._one(math.erfc(self.data), "erfc", _erfc_partials)
+
+    def log1p(self) -> Value:
+        x = self.data
+        return self._one(-math.inf if x == -1.0 else _safe(math.log1p, x), "log1p", _log1p_partials)
+
+    def expm1(self) -> Value:
+        return self._one(_safe(math.expm1, self.data), "expm1", _expm1_partials)
+
+    def tan(self) -> Value:
+        return self._one(_safe(math.tan, self.data), "tan", _tan_partials)
+
+    def atan(self) -> Value:
+        return self._one(math.atan(self.data), "atan", _atan_partials)
+
+    def asin(self) -> Value:
+        return self._one(_safe(math.asin, self.data), "asin", _asin_partials)
+
+    def acos(self) -> Value:
+        return self._one(_safe(math.acos, self.data), "acos", _acos_partials)
+
+    def sinh(self) -> Value:
+        return self._one(_safe(math.sinh, self.data), "sinh", _sinh_partials)
+
+    def cosh(self) -> Value:
+        return self._one(_safe(math.cosh, self.data), "cosh", _cosh_partials)
+
+    def asinh(self) -> Value:
+        return self._one(math.asinh(self.data), "asinh", _asinh_partials)
+
+    def acosh(self) -> Value:
+        return self._one(_safe(math.acosh, self.data), "acosh", _acosh_partials)
+
+    def atanh(self) -> Value:
+        x = self.data
+        value = math.copysign(math.inf, x) if abs(x) == 1.0 else _safe(math.atanh, x)
+        return self._one(value, "atanh", _atanh_partials)
+
+    def reciprocal(self) -> Value:
+        x = self.data
+        return self._one(math.copysign(math.inf, x) if x == 0 else 1.0 / x, "reciprocal", _reciprocal_partials)
+
+    def rsqrt(self) -> Value:
+        x = self.data
+        value = math.inf if x == 0 else (math.nan if x < 0 else 1.0 / math.sqrt(x))
+        return self._one(value, "rsqrt", _rsqrt_partials)
+
+    def square(self) -> Value:
+        return self._one(self.data * self.data, "square", _square_partials)
+
+    def sign(self) -> Value:
+        # sign' = 0 on both sides of 0, and at 0: the convention gradspec's op table declares.
+        x = self.data
+        return self._one(float((x > 0) - (x < 0)), "sign", _zero_partials)
+
+    # -- activations ---------------------------------------------------------------------------------
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Value:
+        """``log(1 + exp(beta*x))/beta``, and x itself where ``beta*x > threshold`` (torch's)."""
+        z = beta * self.data
+        value = self.data if z > threshold else _softplus(z) / beta
+
+        def partials(out: Value, g: float) -> tuple[Partial, ...]:
+            (x,) = out._parents
+            return (1.0 if beta * x.data > threshold else (x * beta).sigmoid(),)
+
+        return self._one(value, "softplus", partials)
+
+    def logsigmoid(self) -> Value:
+        x = self.data
+        return self._one(min(x, 0.0) - math.log1p(math.exp(-abs(x))), "logsigmoid", _logsigmoid_partials)
+
+    def elu(self, alpha: float = 1.0) -> Value:
+        x = self.data
+
+        def partials(out: Value, g: float) -> tuple[Partial, ...]:
+            (v,) = out._parents
+            return (1.0 if v.data > 0 else v.exp() * alpha,)  # elu'(0) = alpha: torch's
+
+        return self._one(x if x > 0 else alpha * _safe(math.expm1, x), "elu", partials)
+
+    def selu(self) -> Value:
+        x = self.data
+        value = SELU_SCALE * (x if x > 0 else SELU_ALPHA * math.expm1(x))
+        return self._one(value, "selu", _selu_partials)
+
+    def celu(self, alpha: float = 1.0) -> Value:
+        x = self.data
+
+        def partials(out: Value, g: float) -> tuple[Partial, ...]:
+            (v,) = out._parents
+            return (1.0 if v.data > 0 else (v / alpha).exp(),)
+
+        return self._one(x if x > 0 else alpha * _safe(math.expm1, x / alpha), "celu", partials)
+
+    def gelu(self, approximate: str = "none") -> Value:
+        """``x*Phi(x)``, or with ``approximate="tanh"`` ``x*sigmoid(2u)``, u = sqrt(2/pi)(x + 0.044715x**3)."""
+        x = self.data
+        if approximate == "tanh":
+            u = _GELU_K * (x + _GELU_C * x * x * x)
+            return self._one(x * _sigmoid(2 * u), "gelu", _gelu_tanh_partials)
+        if approximate != "none":
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        return self._one(x * math.erfc(-x * _SQRT1_2) / 2, "gelu", _gelu_partials)
+
+    def silu(self) -> Value:
+        x = self.data
+        return self._one(x * _sigmoid(x), "silu", _silu_partials)
+
+    def mish(self) -> Value:
+        x = self.data
+        return self._one(x * math.tanh(_softplus(x)), "mish", _mish_partials)
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> Value:
+        x = self.data
+
+        def partials(out: Value, g: float) -> tuple[Partial, ...]:
+            return (1.0 if out._parents[0].data > 0 else negative_slope,)  # the slope at 0: torch's
+
+        return self._one(x if x > 0 else negative_slope * x, "leaky_relu", partials)
+
+    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Value:
+        return self._bounded(min_val, max_val, "hardtanh")
+
+    def relu6(self) -> Value:
+        return self._bounded(0.0, 6.0, "relu6")
+
+    def _bounded(self, lo: float, hi: float, op: str) -> Value:
+        # Derivative 0 at the bounds themselves: torch's (and JAX's relu6).
+        def partials(out: Value, g: float) -> tuple[Partial, ...]:
+            return (1.0 if lo < out._parents[0].data < hi else 0.0,)
+
+        return self._one(min(max(self.data, lo), hi), op, partials)
+
+    def hardsigmoid(self) -> Value:
+        x = self.data
+        return self._one(min(max(x / 6 + 0.5, 0.0), 1.0), "hardsigmoid", _hardsigmoid_partials)
+
+    def hardswish(self) -> Value:
+        x = self.data
+        return self._one(0.0 if x <= -3 else x if x >= 3 else x * (x + 3) / 6, "hardswish", _hardswish_partials)
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Value:  # noqa: A002 -- torch's names
+        """x limited to [min, max]; derivative 1 at the bounds themselves (torch's)."""
+        x = self.data
+        value = max if max is not None and x > max else min if min is not None and x < min else x
+
+        def partials(out: Value, g: float) -> tuple[Partial, ...]:
+            v = out._parents[0].data
+            inside = (min is None or v >= min) and (max is None or v <= max)
+            return (1.0 if inside else 0.0,)
+
+        return self._one(value, "clamp", partials)
+
+    # -- binary ops ----------------------------------------------------------------------------------
+    def maximum(self, other: Operand) -> Value:
+        a, b = self.data, self._other(other)
+        return self._two(other, a if a >= b else b, "maximum", _maximum_partials)
+
+    def minimum(self, other: Operand) -> Value:
+        a, b = self.data, self._other(other)
+        return self._two(other, a if a <= b else b, "minimum", _minimum_partials)
+
+    def atan2(self, other: Operand) -> Value:
+        """``atan2(self, other)``: the angle of the point (other, self), as ``math.atan2(y, x)``."""
+        return self._two(other, math.atan2(self.data, self._other(other)), "atan2", _atan2_partials)
+
+    def logaddexp(self, other: Operand) -> Value:
+        a, b = self.data, self._other(other)
+        value = max(a, b) + math.log1p(math.exp(-abs(a - b))) if math.isfinite(a - b) else max(a, b)
+        return self._two(other, value, "logaddexp", _logaddexp_partials)
+
+    def xlogy(self, other: Operand) -> Value:
+        """``self * log(other)``, 0 where self is 0 (even at other = 0)."""
+        x, y = self.data, self._other(other)
+        value = 0.0 if x == 0 else x * (-math.inf if y == 0 else _safe(math.log, y))
+        return self._two(other, value, "xlogy", _xlogy_partials)
+
+    @staticmethod
+    def where(condition: bool, a: Operand, b: Operand) -> Value:
+        """``a`` where ``condition`` holds, else ``b`` (torch.where): the condition is data, so only the
+        chosen side gets a gradient (1) and the other 0."""
+        from gradspec.engine import _lift
+
+        chosen = bool(condition)
+        left, right = _lift(a), _lift(b)
+        return left._make(left.data if chosen else right.data, (left, right), "where",
+                          _where_true if chosen else _where_false)
+
+
+# -- partials ---------------------------------------------------------------------------------------------
+
+
+def _x(out: Value) -> Value:
+    return out._parents[0]
+
+
+def _erf_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return ((-(x * x)).exp() * (2 / math.sqrt(math.pi)),)
+
+
+def _erfc_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return ((-(x * x)).exp() * (-2 / math.sqrt(math.pi)),)
+
+
+def _log1p_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (1 / (_x(out) + 1),)
+
+
+def _expm1_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (_x(out).exp(),)  # not out + 1, which loses the digits of a small exp(x) - 1
+
+
+def _tan_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (out * out + 1,)
+
+
+def _atan_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return (1 / (x * x + 1),)
+
+
+def _asin_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return (1 / ((1 - x) * (1 + x)).sqrt(),)  # (1 - x)(1 + x), not 1 - x*x, near |x| = 1
+
+
+def _acos_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return (-1 / ((1 - x) * (1 + x)).sqrt(),)
+
+
+def _sinh_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (_x(out).cosh(),)
+
+
+def _cosh_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (_x(out).sinh(),)
+
+
+def _asinh_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    if abs(x.data) > 1:  # 1/(|x| sqrt(1 + 1/x**2)): x*x would overflow long before the result underflows
+        r = 1 / x
+        return (1 / (x.abs() * (r * r + 1).sqrt()),)
+    return (1 / (x * x + 1).sqrt(),)
+
+
+def _acosh_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return (1 / ((x - 1).sqrt() * (x + 1).sqrt()),)
+
+
+def _atanh_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return (1 / ((1 - x) * (1 + x)),)
+
+
+def _reciprocal_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (-(out * out),)
+
+
+def _rsqrt_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (out / _x(out) * -0.5,)
+
+
+def _square_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (_x(out) * 2,)
+
+
+def _zero_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (0.0,)
+
+
+def _logsigmoid_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return ((-_x(out)).sigmoid(),)  # sigmoid(-x), not 1 - sigmoid(x)
+
+
+def _selu_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return (SELU_SCALE if x.data > 0 else x.exp() * (SELU_SCALE * SELU_ALPHA),)
+
+
+def _gelu_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    cdf = (x * -_SQRT1_2).erfc() * 0.5
+    pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
+    return (cdf + x * pdf,)
+
+
+def _gelu_tanh_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    two_u = (x + x * x * x * _GELU_C) * (2 * _GELU_K)
+    du = (x * x * (3 * _GELU_C) + 1) * (2 * _GELU_K)
+    s, s_neg = two_u.sigmoid(), (-two_u).sigmoid()  # s and 1 - s, each to full precision
+    return (s + x * s * s_neg * du,)
+
+
+def _silu_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return (x.sigmoid() * (x * (-x).sigmoid() + 1),)
+
+
+def _mish_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    sp = x.softplus(threshold=math.inf)
+    c = sp.cosh()
+    return (sp.tanh() + x * x.sigmoid() / (c * c),)  # 1/cosh**2: 1 - tanh**2 would round to 0 in the tail
+
+
+def _hardsigmoid_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (1 / 6 if -3 < _x(out).data < 3 else 0.0,)
+
+
+def _hardswish_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    if x.data <= -3:
+        return (0.0,)
+    if x.data >= 3:
+        return (1.0,)
+    return (x * (1 / 3) + 0.5,)
+
+
+def _maximum_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    a, b = out._parents
+    return (1.0, 0.0) if a.data > b.data else (0.0, 1.0) if a.data < b.data else (0.5, 0.5)
+
+
+def _minimum_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    a, b = out._parents
+    return (1.0, 0.0) if a.data < b.data else (0.0, 1.0) if a.data > b.data else (0.5, 0.5)
+
+
+def _atan2_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    y, x = out._parents
+    r2 = x * x + y * y
+    return (x / r2, -y / r2)
+
+
+def _logaddexp_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    a, b = out._parents
+    return ((a - b).sigmoid(), (b - a).sigmoid())
+
+
+def _xlogy_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x, y = out._parents
+    return (y.log(), x / y)
+
+
+def _where_true(out: Value, g: float) -> tuple[Partial, ...]:
+    return (1.0, None)
+
+
+def _where_false(out: Value, g: float) -> tuple[Partial, ...]:
+    return (None, 1.0)
