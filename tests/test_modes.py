@@ -173,8 +173,8 @@ class _WrongForward(Engine):
     def function_of(self, graph: Any, data: Any) -> Any:
         return lambda x: self.tanh(x * 1.5)
 
-    def derivatives(self, f: Any, primals: Any, ask: Ask) -> Any:
-        return self.base.derivatives(f, primals, ask)
+    def primitives(self, f: Any, primals: Any) -> Any:
+        return self.base.primitives(f, primals)
 
 
 def test_a_wrong_forward_rule_with_a_right_reverse_rule_fails_jvp_and_consistency_only() -> None:
@@ -280,3 +280,90 @@ def test_each_mode_catches_what_first_order_cannot(mutant: str, failing: set[str
 
     plain = check_tensor(graph, point, engine, Tolerance(), seed=5)  # value and VJPs only
     assert plain.verdict is Verdict.PASS
+
+
+# -- the mode table ----------------------------------------------------------------------------------------
+
+
+def test_the_table_has_one_row_per_mode_beyond_the_first_order_and_one_for_order() -> None:
+    from gradspec.modes import ORDER, ROWS
+
+    assert [row.key for row in ROWS] == ["jvp", "hvp", "jvp-of-jvp", "jacobian", ORDER]
+    assert {row.key for row in ROWS} - {ORDER} == {m.value for m in Mode} - {Mode.VALUE, Mode.VJP}
+
+
+def test_the_schema_lists_the_modes_of_the_table() -> None:
+    from gradspec.casefile.loader import schema
+
+    case = schema()["properties"]["cases"]["items"]["properties"]
+    assert case["check"]["items"]["enum"] == [m.value for m in Mode]
+    assert "order" in case
+
+
+def test_every_stage_has_one_function_per_row_and_reads_the_rows_slots() -> None:
+    import dataclasses
+
+    from gradspec.engines.modes import COMPOSE
+    from gradspec.modes import ROWS, Derivatives
+    from gradspec.reference.modes import _REFERENCES, ModeReference
+
+    keys = [row.key for row in ROWS]
+    assert list(COMPOSE) == keys and list(_REFERENCES) == keys
+    derivatives = {f.name for f in dataclasses.fields(Derivatives)}
+    references = {f.name for f in dataclasses.fields(ModeReference)}
+    for row in ROWS:
+        assert row.slot in derivatives and row.slot in references, row.key
+        assert row.second is None or row.second in derivatives, row.key
+        assert ("{input}" in row.label) != (row.key in ("jvp", "jvp-of-jvp", "order")), row.key
+
+
+@pytest.mark.parametrize("key", ["jvp", "hvp", "jvp-of-jvp", "jacobian", "order"])
+def test_an_engine_is_asked_for_a_row_only_with_what_the_row_needs(key: str) -> None:
+    from gradspec.modes import MODE_ROWS
+
+    row = MODE_ROWS[key]
+    every = frozenset(Capability)
+    assert needs(key, every, 4, 2) is None
+    for lacking in row.needs:
+        assert needs(key, every - {lacking}, 4, 2) == f"has {row.lacks}"
+    assert (needs(key, every, 1, 1) is None) is (row.min_order == 1)
+    if key == "order":  # an engine that differentiates again, not deep enough
+        assert needs(key, every, 3, 4) == "reaches derivatives of order 3"
+        assert needs(key, every, 1, 2) == "reaches derivatives of order 1"
+
+
+def test_a_row_the_function_refuses_is_left_out_with_the_reason_and_the_rest_composed() -> None:
+    from gradspec.engines.modes import compose
+
+    class Linear:  # f(x) = 3x, with no forward mode of its own
+        function = "f"
+
+        def __init__(self) -> None:
+            self.refused = {"jvp": "no jvp here", "jvp-of-jvp": "no jvp here", "jacobian": "no jvp here"}
+
+        def reverse(self, v: Any, again: bool) -> Any:
+            return np.asarray(6.0), [3 * np.asarray(v)], [3 * float(v)]
+
+        def again(self, grads: Any, u: Any) -> Any:
+            return [0.0]
+
+        def along(self, grads: Any, u: Any) -> float:
+            return float(grads[0] * float(u[0]))
+
+        def arrays(self, grads: Any) -> list[Any]:
+            return [np.asarray(g) for g in grads]
+
+        def jvp(self, fn: Any, u: Any) -> Any:
+            raise AssertionError("forward mode of a function that refuses it")
+
+        jvp_of = vjp_of = jvp
+
+        def jacobian(self) -> Any:
+            raise AssertionError("forward mode of a function that refuses it")
+
+    ask = Ask(frozenset({Mode.JVP, Mode.HVP, Mode.JACOBIAN}), (np.asarray(0.5),), (np.asarray(0.25),),
+              np.asarray(0.75), order=2)
+    got = compose(Linear(), ask, frozenset(Capability), [np.asarray(2.0)])
+    assert got.refused == {"jvp": "no jvp here", "jacobian": "no jvp here"}
+    assert got.jvp is None and got.jacobian is None and got.hvp_fwd is None  # no forward over reverse either
+    assert float(got.vjp[0]) == 2.25 and [float(h) for h in got.hvp] == [0.0] and got.orders == {2: 0.0}

@@ -154,20 +154,20 @@ def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: 
 
 _NOT_DIFFERENTIABLE = ("the gradient does not move with the inputs: the backward is not differentiable (a .detach() "
                        "or stop_gradient in it, or a computation outside the library's autodiff)")
-_NESTED_JVP_RULE = ("if the function is a torch.autograd.Function: torch.func does not differentiate its jvp rule again "
-                    "under a second jvp, so forward over forward through it reads zero")
 
 
 def _explained(result: CheckResult, engine: FunctionEngine) -> CheckResult:
     """``result`` with what a zero second derivative says about a function: a Hessian-vector product (or
     a higher derivative) of zeros where the exact one is not means the backward is not differentiable."""
+    # what a zero means in the adapter's library (torch.func and a Function's jvp rule)
+    notes: dict[str, str] = getattr(engine.base, "zero_notes", {})
     quantities = []
     for q in result.quantities:
         zeros = q.verdict is Verdict.FAIL and "pattern: all zeros" in q.note
         if zeros and q.name.startswith(("hvp", "order ")):
             q = dataclasses.replace(q, note=f"{q.note}; {_NOT_DIFFERENTIABLE}")
-        elif zeros and q.name == "jvp-of-jvp" and engine.family == "torch":
-            q = dataclasses.replace(q, note=f"{q.note}; {_NESTED_JVP_RULE}")
+        elif zeros and q.name in notes:
+            q = dataclasses.replace(q, note=f"{q.note}; {notes[q.name]}")
         quantities.append(q)
     return dataclasses.replace(result, quantities=tuple(quantities))
 

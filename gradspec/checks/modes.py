@@ -33,9 +33,8 @@ from gradspec.engines.protocol import FLOAT32_EPS, Engine
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
-from gradspec.modes import Ask, Capability, Mode, needs
+from gradspec.modes import Ask, Mode, needs, rows
 from gradspec.reference.modes import Known, ModeReference, mode_reference
-from gradspec.reference.tensor import exact_tensor
 from gradspec.results import Quantity, Role, Tolerance, Verdict
 
 __all__ = ["directions", "mode_quantities", "scalar_modes"]
@@ -91,24 +90,20 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
         return _skipped(modes, order, f"at a kink ({', '.join(kinks)}): forward-mode and higher derivatives "
                                       "are not defined there"), ""
     out: list[Quantity] = []
+    too_big: list[Quantity] = []
     runnable: set[Mode] = set()
-    for mode in sorted(modes):
-        why = needs(mode, engine.capabilities, engine.max_order)
-        if why:
-            out.append(_skip(mode.value, f"engine {engine.name} has {why}"))
-        else:
-            runnable.add(mode)
     reach = 1
-    if order >= 2:
-        if Capability.HVP not in engine.capabilities:
-            out.append(_skip(f"order {order}", f"engine {engine.name} has {needs(Mode.HVP, engine.capabilities, 1)}"))
-        elif order > engine.max_order:
-            out.append(_skip(f"order {order}", f"engine {engine.name} reaches derivatives of order {engine.max_order}"))
-        else:
+    for row in sorted(rows(modes, order), key=lambda r: (r.mode is None, r.key)):  # skips as listed before
+        why = needs(row.key, engine.capabilities, engine.max_order, order)
+        if why is not None:
+            out.append(_skip(row.key if row.mode is not None else row.label.format(k=order), f"engine {engine.name} {why}"))
+        elif row.whole and jacobian_size(graph) > JACOBIAN_LIMIT:
+            too_big.append(_skip(row.key, f"the Jacobian has {jacobian_size(graph)} entries, more than {JACOBIAN_LIMIT}"))
+        elif row.mode is None:
             reach = order
-    if Mode.JACOBIAN in runnable and jacobian_size(graph) > JACOBIAN_LIMIT:
-        out.append(_skip("jacobian", f"the Jacobian has {jacobian_size(graph)} entries, more than {JACOBIAN_LIMIT}"))
-        runnable.discard(Mode.JACOBIAN)
+        else:
+            runnable.add(row.mode)
+    out += too_big
     if not runnable and reach < 2:
         return out, ""
     ask = directions(graph, frozenset(runnable), reach, seed)
@@ -122,11 +117,11 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
         assert called.verdict is not None
         return out + _skipped(frozenset(runnable), reach, called.message, called.verdict), ""
     got = called.get()
-    out += _compare(graph, point, ref, got, ask, engine, tol)
+    out += _compare(graph, ref, got, ask, engine, tol)
     return out, f"directions seed {seed}"
 
 
-def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, got: Any, ask: Ask, engine: Engine,
+def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine: Engine,
              tol: Tolerance) -> list[Quantity]:
     names = [n for n, _ in graph.differentiable]
     out: list[Quantity] = []
@@ -136,11 +131,11 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
     # absolute terms, beside the relative rounding bound.
     floor = 16 * smallest
 
-    def one(label: str, computed: Any, known: Known | None, mode: Mode) -> None:
+    def one(label: str, computed: Any, known: Known | None, key: str) -> None:
         if known is None:
             return
         if computed is None:
-            out.append(_skip(label, got.refused.get(mode, "the engine did not compute it")))
+            out.append(_skip(label, got.refused.get(key, "the engine did not compute it")))
             return
         exact = known.floats
         with np.errstate(invalid="ignore"):  # beyond the engine's float range, IEEE arithmetic gives inf
@@ -156,32 +151,22 @@ def _compare(graph: TensorGraph, point: Mapping[str, Any], ref: ModeReference, g
             allowance = np.where(under, allowance + np.abs(exact), allowance)
         out.append(judge(label, Role.DERIVATIVE, computed, known.exact, exact, allowance, tol))
 
-    if Mode.JVP in ask.modes:
-        one("jvp", got.jvp, ref.jvp, Mode.JVP)
-        out.append(_consistency(ref, got, ask, eps, tol, floor))
-    if Mode.HVP in ask.modes:
-        for i, name in enumerate(names):
-            one(f"hvp {name}", None if got.hvp is None else got.hvp[i], ref.hvp[i], Mode.HVP)
-            if got.hvp_fwd is not None:
-                one(f"hvp {name} (fwd-rev)", got.hvp_fwd[i], ref.hvp[i], Mode.HVP)
-    if Mode.JVP_OF_JVP in ask.modes:
-        one("jvp-of-jvp", got.jvp_of_jvp, ref.jvp_of_jvp, Mode.JVP_OF_JVP)
-    if Mode.JACOBIAN in ask.modes:
-        exact = exact_tensor(graph, point)
-        size = math.prod(graph.shape)
-        rows = []
-        for r in range(size):
-            hot = np.zeros(size)
-            hot[r] = 1.0
-            rows.append(exact.vjp(hot.reshape(graph.shape)))
-        for i, name in enumerate(names):
-            shape = (*graph.shape, *rows[0].exact[name].shape)
-            known = Known(np.stack([g.exact[name] for g in rows]).reshape(shape),
-                          eps * np.stack([g.rounding[name] for g in rows]).reshape(shape))
-            one(f"jacobian {name} (fwd)", None if got.jacobian is None else got.jacobian[i], known, Mode.JACOBIAN)
-    for k in ask.orders:
-        assert ref.orders is not None
-        one(f"order {k}", got.orders.get(k), ref.orders[k], Mode.HVP)
+    for row in rows(ask.modes, ask.order):
+        known, computed = getattr(ref, row.slot), getattr(got, row.slot)
+        second = getattr(got, row.second) if row.second else None
+        if row.mode is None:  # one quantity per order
+            for k in ask.orders:
+                assert known is not None
+                one(row.label.format(k=k), computed.get(k), known[k], row.key)
+        elif "{input}" not in row.label:
+            one(row.label, computed, known, row.key)
+        else:
+            for i, name in enumerate(names):
+                one(row.label.format(input=name), None if computed is None else computed[i], known[i], row.key)
+                if second is not None:
+                    one(row.second_label.format(input=name), second[i], known[i], row.key)
+        if row.consistency:
+            out.append(_consistency(ref, got, ask, eps, tol, floor))
     return out
 
 

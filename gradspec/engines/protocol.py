@@ -18,7 +18,8 @@ and, for forward mode and higher order (:mod:`gradspec.modes`; an engine declare
 and ``Capability.HVP`` and its ``max_order``)::
 
     function_of(tensor_graph, data) -> f      the case as a function of its differentiable inputs
-    derivatives(f, primals, ask) -> Derivatives   what the Ask names, in the engine's own modes
+    primitives(f, primals) -> Primitives      value, vjp, jvp and differentiating again, from which one
+                                              driver composes every mode and order (:mod:`gradspec.engines.modes`)
 
 :class:`ValueClassEngine` serves any micrograd-style class: a constructor from a float, ``.data``,
 ``.grad``, ``.backward()``, Python operators with Values and numbers on either side, and whichever op

@@ -29,12 +29,12 @@ import numpy as np
 
 from gradspec.errors import DomainError
 from gradspec.graph.tensor import TensorGraph, evaluate
-from gradspec.modes import Ask, Mode
+from gradspec.modes import ORDER, Ask, Mode, rows
 from gradspec.ops.table import OPS
 from gradspec.reference.chain import derivative
 from gradspec.reference.exact import DPS
 from gradspec.reference.mpeval import Scalar, to_mpf
-from gradspec.reference.tensor import RATIONAL, Node, rational
+from gradspec.reference.tensor import RATIONAL, Node, exact_tensor, rational
 
 __all__ = ["Dual", "Err", "Known", "ModeReference", "mode_reference"]
 
@@ -276,6 +276,7 @@ class ModeReference:
     vjp: tuple[Known, ...] = ()
     hvp: tuple[Known, ...] = ()
     jvp_of_jvp: Known | None = None
+    jacobian: tuple[Known, ...] = ()  # per differentiable input: output shape + input shape
     orders: Mapping[int, Known] | None = None
 
 
@@ -307,39 +308,76 @@ def _scaled(ref: ModeReference, eps: float) -> ModeReference:
         return None if k is None else Known(k.exact, k.allowance * (_SAFETY * eps), k.peak, k.low)
 
     return ModeReference(s(ref.jvp), tuple(s(k) for k in ref.vjp), tuple(s(k) for k in ref.hvp), s(ref.jvp_of_jvp),
+                         tuple(Known(k.exact, eps * k.allowance) for k in ref.jacobian),
                          None if ref.orders is None else {n: s(k) for n, k in ref.orders.items()})
 
 
 def _reference(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float) -> ModeReference:
     names = [n for n, _ in graph.differentiable]
-    jvp = jvp2 = None
-    vjp: tuple[Known, ...] = ()
-    hvp: tuple[Known, ...] = ()
-    orders = None
-    if Mode.JVP_OF_JVP in ask.modes:
-        # two levels: inner along u, outer along w
-        out = _forward(graph, point, eps, lambda name, i, x: Dual(Dual(x, Err(_at(ask.u, names, name, i))),
-                                                                  Dual(Err(_at(ask.w, names, name, i)))))
-        jvp = _known(out, lambda d: _part(_part(d, "re"), "du"))
-        jvp2 = _known(out, lambda d: _part(_part(d, "du"), "du"))
-    elif Mode.JVP in ask.modes:
-        out = _forward(graph, point, eps, lambda name, i, x: Dual(x, Err(_at(ask.u, names, name, i))))
-        jvp = _known(out, lambda d: _part(d, "du"))
-    if Mode.HVP in ask.modes:
-        vjp, hvp = _forward_over_reverse(graph, point, ask, eps, names)
-    if ask.order >= 2:
-        def nest(name: str, i: tuple[int, ...], x: Err) -> Any:
-            t = Err(_at(ask.u, names, name, i))
-            value: Any = x
-            for level in range(ask.order):  # d^k along u: every level carries the same tangent
-                value = Dual(value, _lift_tangent(t, level))
-            return value
+    found: dict[str, Any] = {}
+    # Deepest first: two levels of duals carry the first level too, so a JVP asked beside a JVP of a JVP
+    # is read from the same evaluation (a row skips what an earlier one filled).
+    for row in sorted(rows(ask.modes, ask.order), key=lambda r: -_LEVELS.get(r.key, 1)):
+        if row.slot not in found:
+            found |= _REFERENCES[row.key](graph, point, ask, eps, names)
+    return ModeReference(**found)
 
-        out = _forward(graph, point, eps, nest)
-        contracted = _contract(out, ask.v)
-        orders = {k: Known(*(np.asarray(part, dtype=object) for part in _component(contracted, k)))
-                  for k in ask.orders}
-    return ModeReference(jvp, vjp, hvp, jvp2, orders)
+
+def _jvp(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float, names: list[str]) -> dict[str, Any]:
+    out = _forward(graph, point, eps, lambda name, i, x: Dual(x, Err(_at(ask.u, names, name, i))))
+    return {"jvp": _known(out, lambda d: _part(d, "du"))}
+
+
+def _jvp_of_jvp(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float, names: list[str]) -> dict[str, Any]:
+    # two levels: inner along u, outer along w
+    out = _forward(graph, point, eps, lambda name, i, x: Dual(Dual(x, Err(_at(ask.u, names, name, i))),
+                                                              Dual(Err(_at(ask.w, names, name, i)))))
+    return {"jvp": _known(out, lambda d: _part(_part(d, "re"), "du")),
+            "jvp_of_jvp": _known(out, lambda d: _part(_part(d, "du"), "du"))}
+
+
+def _hvp(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float, names: list[str]) -> dict[str, Any]:
+    vjp, hvp = _forward_over_reverse(graph, point, ask, eps, names)
+    return {"vjp": vjp, "hvp": hvp}
+
+
+def _jacobian(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float, names: list[str]) -> dict[str, Any]:
+    """Row by row from the exact tensor tape: its rounding bound is already a bound, so it is scaled by eps
+    alone (:func:`_scaled`), without the first-order bound's safety factor."""
+    exact = exact_tensor(graph, point)
+    size = math.prod(graph.shape)
+    grads = []
+    for r in range(size):
+        hot = np.zeros(size)
+        hot[r] = 1.0
+        grads.append(exact.vjp(hot.reshape(graph.shape)))
+    out = []
+    for name in names:
+        shape = (*graph.shape, *grads[0].exact[name].shape)
+        out.append(Known(np.stack([g.exact[name] for g in grads]).reshape(shape),
+                         np.stack([g.rounding[name] for g in grads]).reshape(shape)))
+    return {"jacobian": tuple(out)}
+
+
+def _orders(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float, names: list[str]) -> dict[str, Any]:
+    def nest(name: str, i: tuple[int, ...], x: Err) -> Any:
+        t = Err(_at(ask.u, names, name, i))
+        value: Any = x
+        for level in range(ask.order):  # d^k along u: every level carries the same tangent
+            value = Dual(value, _lift_tangent(t, level))
+        return value
+
+    out = _forward(graph, point, eps, nest)
+    contracted = _contract(out, ask.v)
+    return {"orders": {k: Known(*(np.asarray(part, dtype=object) for part in _component(contracted, k)))
+                       for k in ask.orders}}
+
+
+_Reference = Callable[[TensorGraph, Mapping[str, Any], Ask, float, list[str]], dict[str, Any]]
+#: How each row of the mode table (:data:`gradspec.modes.ROWS`) is computed exactly, by its key.
+_REFERENCES: dict[str, _Reference] = {Mode.JVP: _jvp, Mode.HVP: _hvp, Mode.JVP_OF_JVP: _jvp_of_jvp,
+                                      Mode.JACOBIAN: _jacobian, ORDER: _orders}
+_LEVELS: dict[str, int] = {Mode.JVP_OF_JVP: 2}  # nesting depth, where a row's evaluation also serves shallower ones
 
 
 def _lift_tangent(t: Err, level: int) -> Any:

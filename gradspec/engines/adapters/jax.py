@@ -12,12 +12,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from gradspec.engines.function import Probe, output_shape, referenced
 from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.engines.tensor import build_steps
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
-from gradspec.modes import Ask, Capability, Derivatives, Mode
+from gradspec.modes import Capability, Mode, rows
 from gradspec.ops.table import REVERSE_AND_TENSOR, Op
 
 
@@ -44,6 +47,7 @@ class _Node:
 
 
 class JaxEngine(Engine):
+    family = "jax"  # a function case's function for this engine is listed under this name
     capabilities = REVERSE_AND_TENSOR | {Capability.JVP, Capability.HVP}
     max_order = 4
 
@@ -213,41 +217,92 @@ class JaxEngine(Engine):
     def _array(self, x: Any) -> Any:
         return self.jax.device_get(x).astype("float64")
 
-    def derivatives(self, f: Callable[..., Any], primals: Sequence[Any], ask: Ask) -> Derivatives:
-        """``jax.jvp`` (forward), ``jax.vjp`` (reverse), ``jax.grad`` of ``jax.grad`` (reverse over
-        reverse), ``jax.jvp`` of ``jax.grad`` (forward over reverse), ``jax.jvp`` of ``jax.jvp``
-        (forward over forward) and ``jax.jacfwd``."""
+    def primitives(self, f: Callable[..., Any], primals: Sequence[Any], function: Any = None,
+                   label: str = "") -> _Primitives:
+        """``jax.vjp`` (reverse), ``jax.grad`` of a gradient contracted with a direction (reverse over
+        reverse), ``jax.jvp`` (forward, and nested over ``jax.jvp`` or ``jax.grad``) and ``jax.jacfwd``.
+        ``function`` is a user's callable that ``f`` calls: a ``jax.custom_vjp`` (or a function written with
+        one) defines reverse mode only."""
+        refused: dict[str, str] = {}
+        if function is not None and referenced(function, lambda c: isinstance(c, self.jax.custom_vjp)):
+            refused = {row.key: f"{label} has no forward mode: a jax.custom_vjp defines reverse mode only"
+                       for row in rows(frozenset(Mode), 2) if row.forward}
+        return _Primitives(self, f, primals, refused)
+
+    # -- a user's function under test (gradspec.engines.function) -------------------------------
+    def function_input(self, graph: TensorGraph, name: str, values: Any, *, grad: bool = False) -> Any:
+        """One input as a user's function receives it: an integer-valued data input as int32, else the
+        engine's dtype."""
+        arr = np.asarray(values, dtype=float)
+        integral = name in graph.data and np.all(arr == np.round(arr))
+        return self.jnp.asarray(arr.astype(np.int32)) if integral else self.jnp.asarray(arr, dtype=self.dtype)
+
+    def probe_function(self, fn: Callable[..., Any], graph: TensorGraph, inputs: Mapping[str, Any],
+                       cotangents: Sequence[Any]) -> Probe:
+        """One ``jax.vjp`` of ``fn``, pulled back per cotangent, as JAX returned them."""
         jax, jnp = self.jax, self.jnp
-        xs = tuple(jnp.asarray(p, dtype=self.dtype) for p in primals)
-        u = tuple(jnp.asarray(a, dtype=self.dtype) for a in ask.u)
-        w = tuple(jnp.asarray(a, dtype=self.dtype) for a in ask.w)
-        v = jnp.asarray(ask.v, dtype=self.dtype)
-        every = tuple(range(len(xs)))
-        got = Derivatives()
-        out, pullback = jax.vjp(f, *xs)
-        got.value = self._array(out)
-        got.vjp = [self._array(g) for g in pullback(v)]
+        names = [n for n, _ in graph.differentiable]
+        arrays = {n: self.function_input(graph, n, inputs[n]) for n, _ in graph.inputs}
+        before = {n: np.asarray(a).copy() for n, a in arrays.items()}
 
-        def along(g: Any) -> Any:  # a function's gradient, contracted with u: one order up
-            return lambda *a: sum(jnp.sum(d * t) for d, t in zip(jax.grad(g, argnums=every)(*a), u, strict=True))
+        def f(*diff: Any) -> Any:
+            env = arrays | dict(zip(names, diff, strict=True))
+            return fn(*(env[n] for n, _ in graph.inputs))
 
-        def contracted(*a: Any) -> Any:  # v·f, a scalar
-            return jnp.sum(f(*a) * v)
+        value, pullback = jax.vjp(f, *(arrays[n] for n in names))
+        output_shape(graph, tuple(np.shape(value)))
+        probe = Probe(np.asarray(jax.device_get(value), dtype=float), [],
+                      dtypes={n: str(arrays[n].dtype) for n in names})
+        for cotangent in cotangents:
+            got = pullback(jnp.asarray(cotangent, dtype=value.dtype))
+            probe.grads.append({n: np.asarray(jax.device_get(g), dtype=float) for n, g in zip(names, got, strict=True)})
+            probe.kinds.append({n: (tuple(g.shape), str(g.dtype)) for n, g in zip(names, got, strict=True)})
+        probe.mutated = [n for n, a in arrays.items() if not np.array_equal(np.asarray(a), before[n])]
+        return probe
 
-        if Mode.HVP in ask.modes:
-            got.hvp = [self._array(h) for h in jax.grad(along(contracted), argnums=every)(*xs)]
-        if ask.order >= 2:
-            level = along(contracted)
-            for k in ask.orders:
-                level = along(level)
-                got.orders[k] = float(level(*xs))
-        if Mode.JVP in ask.modes:
-            got.jvp = self._array(jax.jvp(f, xs, u)[1])
-            if Mode.HVP in ask.modes:
-                gradient = jax.grad(contracted, argnums=every)
-                got.hvp_fwd = [self._array(h) for h in jax.jvp(gradient, xs, u)[1]]
-        if Mode.JVP_OF_JVP in ask.modes:
-            got.jvp_of_jvp = self._array(jax.jvp(lambda *a: jax.jvp(f, a, u)[1], xs, w)[1])
-        if Mode.JACOBIAN in ask.modes:
-            got.jacobian = [self._array(j) for j in jax.jacfwd(f, argnums=every)(*xs)]
-        return got
+
+class _Primitives:
+    """JAX's primitives for one function at one point (:class:`gradspec.engines.modes.Primitives`). A
+    gradient is held as the scalar function it is the gradient of, so that it can be differentiated again."""
+
+    def __init__(self, engine: JaxEngine, f: Callable[..., Any], primals: Sequence[Any], refused: dict[str, str]) -> None:
+        self.jax, self.jnp, self.dtype, self._array = engine.jax, engine.jnp, engine.dtype, engine._array
+        self.function, self.refused = f, refused
+        self.xs = tuple(self.jnp.asarray(p, dtype=self.dtype) for p in primals)
+        self.every = tuple(range(len(self.xs)))
+
+    def _arrays(self, arrays: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(self.jnp.asarray(a, dtype=self.dtype) for a in arrays)
+
+    def reverse(self, v: Any, again: bool) -> tuple[Any, list[Any], Any]:
+        cotangent = self.jnp.asarray(v, dtype=self.dtype)
+        out, pullback = self.jax.vjp(self.function, *self.xs)
+        return self._array(out), [self._array(g) for g in pullback(cotangent)], self._contracted(v)
+
+    def _contracted(self, v: Any) -> Callable[..., Any]:
+        f, jnp, cotangent = self.function, self.jnp, self.jnp.asarray(v, dtype=self.dtype)
+        return lambda *a: jnp.sum(f(*a) * cotangent)  # v·f, a scalar
+
+    def again(self, grads: Any, u: Sequence[Any]) -> Any:
+        jax, jnp, tangents = self.jax, self.jnp, self._arrays(u)
+        return lambda *a: sum(jnp.sum(d * t) for d, t in zip(jax.grad(grads, argnums=self.every)(*a), tangents, strict=True))
+
+    def along(self, grads: Any, u: Sequence[Any]) -> float:
+        return float(self.again(grads, u)(*self.xs))
+
+    def arrays(self, grads: Any) -> list[Any]:
+        return [self._array(h) for h in self.jax.grad(grads, argnums=self.every)(*self.xs)]
+
+    def jvp(self, fn: Any, u: Sequence[Any]) -> Any:
+        out = self.jax.jvp(fn, self.xs, self._arrays(u))[1]
+        return [self._array(o) for o in out] if isinstance(out, tuple) else self._array(out)
+
+    def jvp_of(self, fn: Any, u: Sequence[Any]) -> Any:
+        tangents = self._arrays(u)
+        return lambda *a: self.jax.jvp(fn, a, tangents)[1]
+
+    def vjp_of(self, v: Any) -> Any:
+        return self.jax.grad(self._contracted(v), argnums=self.every)
+
+    def jacobian(self) -> list[Any] | None:
+        return [self._array(j) for j in self.jax.jacfwd(self.function, argnums=self.every)(*self.xs)]

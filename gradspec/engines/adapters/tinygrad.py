@@ -22,7 +22,7 @@ from gradspec.engines.tensor import build_steps
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
-from gradspec.modes import Ask, Capability, Derivatives, Mode
+from gradspec.modes import Capability
 from gradspec.ops.table import REVERSE_AND_TENSOR, Op
 
 FALLBACK_DEVICE = "PYTHON"
@@ -179,21 +179,11 @@ class TinygradEngine(Engine):
         return self._array(out), [{n: self._array(g) for (n, _), g in zip(graph.differentiable, per, strict=True)}
                                   for per in grads]
 
-    def derivatives(self, f: Callable[..., Any], primals: Sequence[Any], ask: Ask) -> Derivatives:
+    def primitives(self, f: Callable[..., Any], primals: Sequence[Any], function: Any = None,
+                   label: str = "") -> _Primitives:
         """Reverse over reverse: ``Tensor.gradient`` builds gradients as lazy tensors, which
         ``Tensor.gradient`` differentiates again (tinygrad has no forward mode)."""
-        with _deep():
-            xs = [self._tensor(p) for p in primals]
-            u = [self._tensor(a) for a in ask.u]
-            out = f(*xs)
-            level = out.gradient(*xs, gradient=self._tensor(ask.v))
-            got = Derivatives(value=self._array(out), vjp=[self._array(g) for g in level])
-            if Mode.HVP in ask.modes:
-                got.hvp = [self._array(h) for h in self._again(level, u, xs)]
-            for k in ask.orders:
-                level = self._again(level, u, xs)
-                got.orders[k] = float(self._array(sum((g * d).sum() for g, d in zip(level, u, strict=True))))
-            return got
+        return _Primitives(self, f, primals)
 
     def _again(self, grads: Sequence[Any], u: Sequence[Any], xs: Sequence[Any]) -> list[Any]:
         """The gradient of ``sum(grads · u)``: one order up."""
@@ -211,3 +201,44 @@ class TinygradEngine(Engine):
         if t.device is None:
             t = t.clone(self.device)
         return float(t.tolist()[0])
+
+
+class _Primitives:
+    """tinygrad's primitives for one function at one point (:class:`gradspec.engines.modes.Primitives`):
+    reverse mode and differentiating it again, each call under tinygrad's recursion limit."""
+
+    def __init__(self, engine: TinygradEngine, f: Callable[..., Any], primals: Sequence[Any]) -> None:
+        self.engine, self.function = engine, f
+        self.refused: dict[str, str] = {}
+        with _deep():
+            self.xs = [engine._tensor(p) for p in primals]
+
+    def reverse(self, v: Any, again: bool) -> tuple[Any, list[Any], Any]:
+        with _deep():
+            out = self.function(*self.xs)
+            level = out.gradient(*self.xs, gradient=self.engine._tensor(v))
+            return self.engine._array(out), [self.engine._array(g) for g in level], level
+
+    def again(self, grads: Any, u: Sequence[Any]) -> Any:
+        with _deep():
+            return self.engine._again(grads, [self.engine._tensor(a) for a in u], self.xs)
+
+    def along(self, grads: Any, u: Sequence[Any]) -> float:
+        with _deep():
+            tangents = [self.engine._tensor(a) for a in u]
+            return float(self.engine._array(sum((g * d).sum() for g, d in zip(grads, tangents, strict=True))))
+
+    def arrays(self, grads: Any) -> list[Any]:
+        with _deep():
+            return [self.engine._array(g) for g in grads]
+
+    def jvp(self, fn: Any, u: Sequence[Any]) -> Any:
+        raise Unsupported("tinygrad has no forward mode")
+
+    jvp_of = jvp
+
+    def vjp_of(self, v: Any) -> Any:
+        raise Unsupported("tinygrad has no forward mode")
+
+    def jacobian(self) -> list[Any] | None:
+        raise Unsupported("tinygrad has no forward mode")

@@ -7,14 +7,17 @@ Leaves are 0-d tensors with ``requires_grad``; named intermediates keep their gr
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
+
+from gradspec.engines.function import Probe, output_shape, referenced
 from gradspec.engines.protocol import Engine, Unavailable
 from gradspec.engines.tensor import build_steps
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
-from gradspec.modes import Ask, Capability, Derivatives, Mode
+from gradspec.modes import Capability, Mode, rows
 from gradspec.ops.table import REVERSE_AND_TENSOR, Op, TensorOp
 
 
@@ -38,6 +41,10 @@ def create(options: str) -> Engine:
 
 
 class TorchEngine(Engine):
+    family = "torch"  # a function case's function for this engine is listed under this name
+    # what a quantity of zeros where the exact one is not may mean here, for a function check to say
+    zero_notes: ClassVar[dict[str, str]] = {"jvp-of-jvp": "if the function is a torch.autograd.Function: torch.func does not differentiate "
+                                "its jvp rule again under a second jvp, so forward over forward through it reads zero"}
     capabilities = REVERSE_AND_TENSOR | {Capability.JVP, Capability.HVP}
     max_order = 4
 
@@ -120,40 +127,132 @@ class TorchEngine(Engine):
     def _tensor(self, values: Any, grad: bool = False) -> Any:
         return self.torch.tensor(values, dtype=self.dtype, device=self.device, requires_grad=grad)
 
-    def derivatives(self, f: Callable[..., Any], primals: Sequence[Any], ask: Ask) -> Derivatives:
-        """Forward mode by ``torch.func.jvp`` (forward AD), reverse over reverse by ``torch.autograd.grad``
-        with ``create_graph``, forward over reverse by ``torch.func.jvp`` of ``torch.func.vjp``, forward over
-        forward by nested ``torch.func.jvp``, the Jacobian by ``torch.func.jacfwd``."""
-        t, func = self.torch, self.torch.func
-        xs = tuple(self._tensor(p) for p in primals)
-        u = tuple(self._tensor(a) for a in ask.u)
-        w = tuple(self._tensor(a) for a in ask.w)
-        v = self._tensor(ask.v)
-        got = Derivatives()
-        leaves = [x.clone().requires_grad_(True) for x in xs]
-        out = f(*leaves)
-        got.value = _array(out)
-        nested = Mode.HVP in ask.modes or ask.order >= 2
-        grads = _zeros(t, leaves, t.autograd.grad(out, leaves, grad_outputs=v, create_graph=nested, allow_unused=True)) \
-            if out.requires_grad else [t.zeros_like(x) for x in leaves]
-        got.vjp = [_array(g) for g in grads]
-        if Mode.HVP in ask.modes:
-            got.hvp = [_array(h) for h in _again(t, grads, u, leaves)]
-        if ask.order >= 2:
-            level = grads
-            for k in ask.orders:
-                level = _again(t, level, u, leaves, create_graph=True)
-                got.orders[k] = float(sum((g * d).sum() for g, d in zip(level, u, strict=True)).detach())
-        if Mode.JVP in ask.modes:
-            got.jvp = _array(func.jvp(f, xs, u)[1])
-            if Mode.HVP in ask.modes:
-                pulled = func.jvp(lambda *a: func.vjp(f, *a)[1](v), xs, u)[1]
-                got.hvp_fwd = [_array(h) for h in pulled]
-        if Mode.JVP_OF_JVP in ask.modes:
-            got.jvp_of_jvp = _array(func.jvp(lambda *a: func.jvp(f, a, u)[1], xs, w)[1])
-        if Mode.JACOBIAN in ask.modes:
-            got.jacobian = [_array(j) for j in func.jacfwd(f, argnums=tuple(range(len(xs))))(*xs)]
-        return got
+    def primitives(self, f: Callable[..., Any], primals: Sequence[Any], function: Any = None,
+                   label: str = "") -> _Primitives:
+        """Forward mode by ``torch.func.jvp`` (forward AD), reverse mode by ``torch.autograd.grad`` (with
+        ``create_graph`` to differentiate again), forward over reverse by ``torch.func.jvp`` of
+        ``torch.func.vjp``, the Jacobian by ``torch.func.jacfwd``. ``function`` is a user's callable that
+        ``f`` calls: a ``torch.autograd.Function`` is read for what it defines (:func:`function_modes`)."""
+        refused, old_style, vmaps = function_modes(self.torch, function, label)
+        return _Primitives(self, f, primals, refused, old_style, vmaps)
+
+    # -- a user's function under test (gradspec.engines.function) -------------------------------
+    def function_input(self, graph: TensorGraph, name: str, values: Any, *, grad: bool = False) -> Any:
+        """One input as a user's function receives it: an integer-valued data input as int64, else the
+        engine's dtype."""
+        arr = np.asarray(values, dtype=float)
+        if name in graph.data and np.all(arr == np.round(arr)):
+            return self.torch.tensor(arr.astype(np.int64), device=self.device)
+        return self.torch.tensor(arr, dtype=self.dtype, device=self.device, requires_grad=grad)
+
+    def probe_function(self, fn: Callable[..., Any], graph: TensorGraph, inputs: Mapping[str, Any],
+                       cotangents: Sequence[Any]) -> Probe:
+        """One forward of ``fn`` and ``torch.autograd.grad`` per cotangent, as torch returned them."""
+        t = self.torch
+        leaves = {n: self.function_input(graph, n, inputs[n], grad=n not in graph.data) for n, _ in graph.inputs}
+        before = {n: leaf.detach().clone() for n, leaf in leaves.items()}
+        out = fn(*leaves.values())
+        if not isinstance(out, t.Tensor):
+            out = t.as_tensor(out, dtype=self.dtype, device=self.device)
+        output_shape(graph, tuple(out.shape))
+        wanted = [leaves[n] for n, _ in graph.differentiable]
+        probe = Probe(out.detach().cpu().double().numpy(), [],
+                      dtypes={n: str(leaves[n].dtype).removeprefix("torch.") for n, _ in graph.differentiable})
+        for cotangent in cotangents:
+            if not out.requires_grad:
+                probe.grads.append({n: None for n, _ in graph.differentiable})
+                probe.kinds.append({})
+                continue
+            got = t.autograd.grad(out, wanted, grad_outputs=t.tensor(cotangent, dtype=out.dtype, device=self.device),
+                                  retain_graph=True, allow_unused=True)
+            probe.grads.append({n: None if g is None else g.detach().cpu().double().numpy()
+                                for (n, _), g in zip(graph.differentiable, got, strict=True)})
+            probe.kinds.append({n: (tuple(g.shape), str(g.dtype).removeprefix("torch."))
+                                for (n, _), g in zip(graph.differentiable, got, strict=True) if g is not None})
+        probe.data_grads = [n for n in graph.data if getattr(leaves[n], "grad", None) is not None]
+        probe.mutated = [n for n in leaves if not bool(t.equal(before[n], leaves[n].detach()))]
+        return probe
+
+
+def function_modes(t: Any, function: Any, label: str) -> tuple[dict[str, str], bool, bool]:
+    """What the ``torch.autograd.Function`` classes a user's function is written with (``MyFn.apply``, or a
+    function that calls it) let torch do, read from what each class defines: the rows of the mode table
+    they refuse (with why), whether one is written the old way (``ctx`` in ``forward``, no
+    ``setup_context``: torch.func refuses it, forward AD still runs its ``jvp``, one level deep), and
+    whether torch.func can vmap them all (``jacfwd`` does). A function with none is differentiated by
+    torch's transforms as it is."""
+    base = t.autograd.Function
+    classes: list[Any] = referenced(function, lambda c: isinstance(c, type) and issubclass(c, base) and c is not base) \
+        if function is not None else []
+    refused: dict[str, str] = {}
+    old_style = any(cls.setup_context is base.setup_context for cls in classes)
+    if old_style:
+        refused[Mode.JVP_OF_JVP] = (f"{label} has no setup_context, so torch.func cannot nest its forward mode, and "
+                                    "torch.autograd.forward_ad has one level")
+    if any(cls.jvp is base.jvp for cls in classes):
+        for row in rows(frozenset(Mode), 2):
+            if row.forward:
+                refused.setdefault(row.key, f"{label} has no forward mode: it does not implement jvp")
+    vmaps = all(bool(getattr(cls, "generate_vmap_rule", False)) or cls.vmap is not base.vmap for cls in classes)
+    return refused, old_style, vmaps
+
+
+class _Primitives:
+    """torch's primitives for one function at one point (:class:`gradspec.engines.modes.Primitives`)."""
+
+    def __init__(self, engine: TorchEngine, f: Callable[..., Any], primals: Sequence[Any], refused: dict[str, str],
+                 old_style: bool, vmaps: bool) -> None:
+        self.t, self.tensor, self.function = engine.torch, engine._tensor, f
+        self.refused, self.old_style, self.vmaps = refused, old_style, vmaps
+        self.xs = tuple(engine._tensor(p) for p in primals)
+        self.leaves: list[Any] = []
+
+    def _tensors(self, arrays: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(self.tensor(a) for a in arrays)
+
+    def reverse(self, v: Any, again: bool) -> tuple[Any, list[Any], Any]:
+        t = self.t
+        self.leaves = [x.clone().requires_grad_(True) for x in self.xs]
+        out = self.function(*self.leaves)
+        grads = _zeros(t, self.leaves, t.autograd.grad(out, self.leaves, grad_outputs=self.tensor(v), create_graph=again,
+                                                       allow_unused=True)) \
+            if out.requires_grad else [t.zeros_like(x) for x in self.leaves]
+        return _array(out), [_array(g) for g in grads], grads
+
+    def again(self, grads: Any, u: Sequence[Any]) -> Any:
+        return _again(self.t, grads, self._tensors(u), self.leaves, create_graph=True)
+
+    def along(self, grads: Any, u: Sequence[Any]) -> float:
+        return float(sum((g * d).sum() for g, d in zip(grads, self._tensors(u), strict=True)).detach())
+
+    def arrays(self, grads: Any) -> list[Any]:
+        return [_array(g) for g in grads]
+
+    def jvp(self, fn: Any, u: Sequence[Any]) -> Any:
+        if self.old_style:  # torch.func refuses the Function; forward AD runs its jvp, one level
+            return self._forward_ad(u)
+        out = self.t.func.jvp(fn, self.xs, self._tensors(u))[1]
+        return [_array(o) for o in out] if isinstance(out, tuple) else _array(out)
+
+    def jvp_of(self, fn: Any, u: Sequence[Any]) -> Any:
+        tangents = self._tensors(u)
+        return lambda *a: self.t.func.jvp(fn, a, tangents)[1]
+
+    def vjp_of(self, v: Any) -> Any:
+        cotangent = self.tensor(v)
+        return lambda *a: self.t.func.vjp(self.function, *a)[1](cotangent)
+
+    def jacobian(self) -> list[Any] | None:
+        if self.old_style or not self.vmaps:  # jacfwd vmaps the function: one JVP per column does not
+            return None
+        return [_array(j) for j in self.t.func.jacfwd(self.function, argnums=tuple(range(len(self.xs))))(*self.xs)]
+
+    def _forward_ad(self, u: Sequence[Any]) -> Any:
+        fwad = self.t.autograd.forward_ad
+        with fwad.dual_level():
+            out = self.function(*(fwad.make_dual(x, d) for x, d in zip(self.xs, self._tensors(u), strict=True)))
+            tangent = fwad.unpack_dual(out).tangent
+        return _array(self.t.zeros_like(out) if tangent is None else tangent)
 
 
 def _array(x: Any) -> Any:
