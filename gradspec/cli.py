@@ -174,6 +174,11 @@ def _build_parser(config: Config | None = None) -> _Parser:
     r.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="run the checks in N worker processes (0: one per core); an engine stuck in native code "
                         "past the time limit, or crashing, fails its check and the run goes on")
+    g = sub.add_parser("merge", help="join the JSON reports of sharded or per-engine jobs into one report")
+    g.add_argument("inputs", nargs="+", metavar="REPORT.json", help="JSON reports written by gradspec run --report")
+    g.add_argument("--report", action="append", default=[], metavar="FILE",
+                   help="write the joined report; the suffix picks the format (.json, .md, .html); repeatable")
+    g.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     starter.add_parsers(sub)
     return parser
 
@@ -202,7 +207,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         return EXIT_BROKEN_PIPE
 
 
-_UNCONFIGURED = ("init", "schema")
+_UNCONFIGURED = ("init", "schema", "merge")
 
 
 def _help_config() -> Config:
@@ -245,6 +250,8 @@ def _command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return mutate_command(args, out, err)
     if args.command == "validate":
         return _validate_command(args, out, err)
+    if args.command == "merge":
+        return _merge_command(args, out)
     return _run_command(args, out, err)
 
 
@@ -268,6 +275,22 @@ def _validate_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     points = sum(max(1, len(c.points)) for f in files for c in f.cases)
     print(f"{len(files)} valid file(s), {cases} cases, {points} points; {len(errors)} error(s)", file=out)
     return EXIT_INVALID if errors else EXIT_OK
+
+
+def _merge_command(args: argparse.Namespace, out: TextIO) -> int:
+    from gradspec.report import check_report_paths, write_reports
+    from gradspec.report.merge import merge
+
+    check_report_paths(args.report)
+    run = merge(args.inputs)
+    if not args.quiet:
+        for line in failure_lines(list(run.results)):
+            print(line, file=out)
+    print(summary(run), file=out)
+    write_reports(args.report, run)
+    for path in args.report:
+        print(f"report written: {path}", file=out)
+    return run.exit_code
 
 
 def _modes(text: str) -> tuple[Mode, ...]:

@@ -489,6 +489,49 @@ def test_duplicate_keys_refused_in_a_case_file(write_case: Callable[..., Path]) 
     assert errors(path) == [f"{path}:4:16: duplicate key 'x' (first at line 4)"]
 
 
+def test_a_duplicate_key_does_not_hide_the_files_other_errors(write_case: Callable[..., Path]) -> None:
+    path = write_case("""
+        cases:
+          - id: a
+            expr: x
+            expr: y
+            at: {x: 1}
+          - id: a
+            expr: log(x)
+            at: {x: 1}
+          - id: b
+            expr: w
+            at: {x: 1}
+        """)
+    assert errors(path) == [
+        f"{path}:4:5: duplicate key 'expr' (first at line 3)",
+        f"{path}:6:9: [a] duplicate case id 'a' (first at line 2)",
+        f"{path}:10:11: [b] expr: undefined variable 'w' (inputs: x)",
+    ]
+
+
+def test_tags_take_what_ids_take(write_case: Callable[..., Path]) -> None:
+    path = write_case("""
+        cases:
+          - id: a
+            expr: x
+            at: {x: 1}
+            tags: [torch-builtin, v1.2, _slow, 3d]
+        """)
+    assert load_file(path).cases[0].tags == ("torch-builtin", "v1.2", "_slow", "3d")
+    bad = write_case("""
+        cases:
+          - id: a
+            expr: x
+            at: {x: 1}
+            tags: [-leading, "has space"]
+        """)
+    assert [line.split(": ", 1)[1] for line in errors(bad)] == [
+        "[a] cases[0].tags[0]: '-leading' does not match '^[A-Za-z0-9_][A-Za-z0-9_.-]*$'",
+        "[a] cases[0].tags[1]: 'has space' does not match '^[A-Za-z0-9_][A-Za-z0-9_.-]*$'",
+    ]
+
+
 # -- valid files -----------------------------------------------------------------------------------------
 
 

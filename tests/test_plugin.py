@@ -161,6 +161,14 @@ def test_tags_are_marks(suite: pytest.Pytester) -> None:
     result.assert_outcomes(passed=9, skipped=2)
 
 
+def test_tags_with_dashes_are_marks_too(pytester: pytest.Pytester) -> None:
+    (pytester.path / "t.gradspec.yaml").write_text(
+        "cases:\n  - id: a\n    expr: x * x\n    at: {x: 2}\n    tags: [torch-builtin]\n"
+        "  - id: b\n    expr: x + x\n    at: {x: 2}\n", encoding="utf-8")
+    result = pytester.runpytest("-m", "torch-builtin", "--strict-markers", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
 def test_engines_multiply_items(suite: pytest.Pytester, engines: ModuleType) -> None:
     result = suite.runpytest("--gradspec-engine", "builtin", "--gradspec-engine", "engines:MulAssign", "--collect-only", "-q")
     ids = collected_ids(result)

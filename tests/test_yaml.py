@@ -95,22 +95,30 @@ def test_bom_is_accepted() -> None:
 # -- refusals, each located -----------------------------------------------------------------------------
 
 
+def duplicate(text: str) -> CaseFileError:
+    """The one duplicate key of ``text``: reported, located, while the document reads on (the first value kept)."""
+    doc = load("t.yaml", text.encode())
+    assert len(doc.duplicates) == 1
+    return doc.duplicates[0]
+
+
 def test_duplicate_key_refused_with_both_lines() -> None:
-    err = refused("a: 1\nb: 2\na: 3\n")
+    assert load("t.yaml", b"a: 1\nb: 2\na: 3\n").data == {"a": 1, "b": 2}
+    err = duplicate("a: 1\nb: 2\na: 3\n")
     assert (err.line, err.col) == (3, 1)
     assert err.message == "duplicate key 'a' (first at line 1)"
     assert str(err) == "t.yaml:3:1: duplicate key 'a' (first at line 1)"
 
 
 def test_duplicate_key_nested() -> None:
-    err = refused("cases:\n  - id: a\n    at: {x: 1, x: 2}\n")
+    err = duplicate("cases:\n  - id: a\n    at: {x: 1, x: 2}\n")
     assert (err.line, err.col) == (3, 16)
     assert "duplicate key 'x'" in err.message
 
 
 def test_duplicate_key_equal_after_resolution() -> None:
     # 1 and 0x1 are the same integer key
-    err = refused("1: a\n0x1: b\n")
+    err = duplicate("1: a\n0x1: b\n")
     assert (err.line, err.col, err.message) == (2, 1, "duplicate key 1 (first at line 1)")
 
 

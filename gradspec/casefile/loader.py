@@ -104,7 +104,7 @@ class _Loader:
     def __init__(self, doc: Document, *, trusted: bool = False) -> None:
         self.doc = doc
         self.trusted = trusted
-        self.errors: list[CaseFileError] = []
+        self.errors: list[CaseFileError] = list(doc.duplicates)
 
     def run(self) -> CaseFile:
         doc = self.doc

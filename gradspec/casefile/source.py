@@ -44,6 +44,9 @@ class Document:
     marks: dict[Path, Mark]
     key_marks: dict[Path, Mark]
     lines: list[str]
+    # Duplicate mapping keys, each a located error: the first value is kept and the file reads on, so
+    # that its other errors (a duplicate case id, a bad value) are reported with them in one pass.
+    duplicates: tuple[CaseFileError, ...] = ()
 
     def mark(self, path: Path) -> Mark:
         """The mark of the value at ``path``, or of its nearest marked ancestor."""
@@ -185,7 +188,7 @@ def load(path: str, raw: bytes) -> Document:
     builder = _Builder(path)
     builder.check_size(node)
     data = builder.build(node, (), 0)
-    return Document(path, data, builder.marks, builder.key_marks, lines)
+    return Document(path, data, builder.marks, builder.key_marks, lines, tuple(builder.duplicates))
 
 
 def decode_text(path: str, raw: bytes) -> str:
@@ -211,6 +214,7 @@ class _Builder:
         self.path = path
         self.marks: dict[Path, Mark] = {}
         self.key_marks: dict[Path, Mark] = {}
+        self.duplicates: list[CaseFileError] = []
 
     def fail(self, message: str, node: yaml.Node) -> CaseFileError:
         m = node.start_mark
@@ -250,7 +254,8 @@ class _Builder:
                     raise self.fail("mapping keys must be plain scalars", key_node)
                 if key in out:
                     first = self.key_marks[(*path, key)]
-                    raise self.fail(f"duplicate key {key!r} (first at line {first.line})", key_node)
+                    self.duplicates.append(self.fail(f"duplicate key {key!r} (first at line {first.line})", key_node))
+                    continue
                 km = key_node.start_mark
                 self.key_marks[(*path, key)] = Mark(km.line + 1, km.column + 1)
                 out[key] = self.build(value_node, (*path, key), depth + 1)

@@ -40,6 +40,7 @@ from gradspec.checks.tensor import check_tensor
 from gradspec.engines import call
 from gradspec.engines.function import FunctionEngine, Probe, family, import_function
 from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.targets import accept
 from gradspec.errors import EngineError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import parse
@@ -66,8 +67,8 @@ def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> C
 
     if fam not in targets:
         return stop(Verdict.SKIP, f"the case gives no function for {fam}")
-    try:
-        fn = import_function(targets[fam], spec.base)
+    try:  # the one place a case's function is imported: running the case runs the code it names
+        fn = accept(import_function(targets[fam], spec.base), fam, targets[fam])
     except EngineError as exc:
         return stop(Verdict.ERROR, exc.message)
     explicit = [p for p in engine.name.split(":")[1:] if p in ("float32", "float64")]

@@ -6,15 +6,17 @@ The output is strict JSON: a float that is nan or infinite is written as the str
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from gradspec.report.common import VERDICTS, engines_of, files_of, version_of
 from gradspec.report.matrix import Cell, build_matrix
-from gradspec.results import CheckResult, Culprit, ElementErrors, Quantity, Run, Verdict
+from gradspec.results import CheckResult, Culprit, CulpritKind, ElementErrors, Quantity, Role, Run, Verdict
 
-__all__ = ["FORMAT_VERSION", "elements_record", "matrix", "number", "render_json", "to_dict"]
+__all__ = ["FORMAT_VERSION", "elements_record", "from_dict", "matrix", "number", "render_json", "sources", "to_dict"]
 
 FORMAT_VERSION = 1  # bumped when a field changes meaning or goes away; adding a field does not bump it
 
@@ -93,6 +95,8 @@ def check_record(r: CheckResult) -> dict[str, Any]:
         "culprit": culprit_record(r.culprit) if r.culprit is not None else None,
         "shrunk": r.shrunk or None,
         "radius": number(r.radius) if r.radius is not None else None,
+        "step_input": r.step_input or None,
+        "step_errors": [[k, number(e)] for k, e in r.step_errors],
     }
 
 
@@ -123,12 +127,71 @@ def to_dict(run: Run) -> dict[str, Any]:
         "summary": summary(run),
         "engines": engines_of(run),
         "files": list(run.files),
+        "sources": sources(run),
         "errors": list(run.errors),
         "matrix": matrix(run),
         "checks": [check_record(r) for r in run.results],
     }
 
 
+def sources(run: Run) -> dict[str, str | None]:
+    """Each case file of the run with the SHA-256 of its bytes (None where it cannot be read now): what
+    tells two reports of the same case files apart from reports of different ones."""
+    out: dict[str, str | None] = {}
+    for f in run.files:
+        try:
+            out[f] = hashlib.sha256(Path(f).read_bytes()).hexdigest()
+        except OSError:
+            out[f] = None
+    return out
+
+
 def render_json(run: Run) -> str:
     """The report as strict JSON text, indented, ending in a newline."""
     return json.dumps(to_dict(run), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# -- reading a report back ------------------------------------------------------------------------------
+
+
+def _float(x: Any) -> float | None:
+    """A number as :func:`number` wrote it: "nan" and the infinities are strings, null stays None."""
+    return None if x is None else float(x)
+
+
+def _quantity(q: dict[str, Any]) -> Quantity:
+    e = q.get("elements")
+    elements = None
+    if e is not None:
+        over = set(e["over"])
+        errors = tuple(float(x) for x in e["rel_errors"])
+        elements = ElementErrors(tuple(e["shape"]), e["rows"], errors, tuple(i in over for i in range(len(errors))))
+    return Quantity(name=q["name"], role=Role(q["role"]), engine=_float(q["engine"]), exact=_float(q["exact"]),
+                    numerical=_float(q["numerical"]), abs_error=_float(q["abs_error"]), rel_error=_float(q["rel_error"]),
+                    tolerance=_float(q["tolerance"]), verdict=Verdict(q["verdict"]), exact_text=q["exact_text"], symbolic=q["symbolic"], note=q["note"],
+                    index=tuple(q["index"]) if q["index"] is not None else None, elements=elements)
+
+
+def _check(r: dict[str, Any]) -> CheckResult:
+    c = r["culprit"]
+    culprit = None if c is None else Culprit(op=c["op"], kind=CulpritKind(c["kind"]), node=c["node"],
+                                             argument=c["argument"], exact=_float(c["exact"]), engine=_float(c["engine"]),
+                                             message=c["message"])
+    return CheckResult(expression=r["expression"], point={k: float(v) for k, v in r["point"].items()},
+                       engine=r["engine"], verdict=Verdict(r["verdict"]),
+                       quantities=tuple(_quantity(q) for q in r["quantities"]), message=r["message"],
+                       kinks=tuple(r["kinks"]), case_id=r["case"], path=r["file"], line=r["line"], kind=r["kind"],
+                       step_errors=tuple((int(k), float(e)) for k, e in r.get("step_errors", [])),
+                       step_input=r.get("step_input") or "", culprit=culprit, shrunk=r["shrunk"] or "",
+                       radius=_float(r["radius"]) if r.get("radius") is not None else None)
+
+
+def from_dict(data: dict[str, Any]) -> Run:
+    """The :class:`Run` a report of this format (:func:`to_dict`) was written from. The matrix and the
+    summary are left out: they are recomputed from the checks. Raises KeyError, TypeError or ValueError
+    for a mapping that is not such a report (the caller says which file it was)."""
+    if data.get("format") != FORMAT_VERSION:
+        raise ValueError(f"report format {data.get('format')!r}; this gradspec reads format {FORMAT_VERSION}")
+    return Run(results=tuple(_check(r) for r in data["checks"]), engines=tuple(data["engines"]),
+               files=tuple(data["files"]), errors=tuple(data["errors"]), seconds=float(data["summary"]["seconds"]),
+               version=data["gradspec"])

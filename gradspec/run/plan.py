@@ -46,18 +46,19 @@ def own_engines(case: Case, defaults: Sequence[Spec]) -> list[Spec]:
 
 
 def plan(cases: Sequence[Case], defaults: Sequence[Spec], explicit: bool) -> tuple[list[Spec], list[tuple[int, ...]]]:
-    """The engines a run needs, in first-use order (the defaults first), and per case the indices of
-    those it runs on. With ``explicit`` (an engine list from the command line), every case runs on all
-    of ``defaults``."""
+    """The engines a run needs (the defaults first, then the others in first-use order; without
+    ``explicit``, only those some case runs on), and per case the indices of those it runs on. With
+    ``explicit`` (an engine list from the command line), every case runs on all of ``defaults``."""
     specs: dict[str, Spec] = {spec_name(d): d for d in defaults}
     if explicit:
         return list(specs.values()), [tuple(range(len(specs)))] * len(cases)
-    per_case = []
+    per_case = [[spec_name(s) for s in own_engines(case, defaults)] for case in cases]
     for case in cases:
-        mine = own_engines(case, defaults)
-        for s in mine:
+        for s in own_engines(case, defaults):
             specs.setdefault(spec_name(s), s)
-        per_case.append([spec_name(s) for s in mine])
+    used = {n for names in per_case for n in names}
+    if used:  # a default engine no picked case runs on is left out (with no case at all, the run says so)
+        specs = {n: s for n, s in specs.items() if n in used}
     order = list(specs)
     return list(specs.values()), [tuple(order.index(n) for n in names) for names in per_case]
 
