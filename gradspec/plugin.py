@@ -9,6 +9,7 @@ the other files still run.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,12 @@ from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import brief_table
-from gradspec.results import CheckResult, Verdict
+from gradspec.results import CheckResult, Role, Verdict, mode_skip_reason
 from gradspec.run.runner import run_point
 
 _ENGINES = pytest.StashKey[list[Engine]]()
 _CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that passed by convention
+_MODE_SKIPS = pytest.StashKey[list[str]]()  # the reason of every asked-for mode an engine could not compute
 _CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
 _OTHER_ERRORS = pytest.StashKey[list[str]]()  # node ids of anything else that failed to collect
 _IMPORTABLE = pytest.StashKey[contextlib.AbstractContextManager[None]]()  # sys.path entries, taken away at the end
@@ -76,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_ENGINES] = engines
     except GradspecError as exc:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
-    for key in (_CONVENTIONS, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
+    for key in (_CONVENTIONS, _MODE_SKIPS, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
         config.stash[key] = []
     config.pluginmanager.register(_Reports(config), "gradspec-reports")
     config.stash[_FIRST_FAILURE] = {}
@@ -155,6 +157,9 @@ class CheckItem(pytest.Item):
         self.user_properties.append(("gradspec_engine", self.engine.name))
         if result.verdict is Verdict.SKIP:
             pytest.skip(result.message)
+        for q in result.quantities:
+            if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP:
+                self.user_properties.append(("gradspec_mode_skip", mode_skip_reason(q)))
         if result.verdict is Verdict.CONVENTION:
             self.user_properties.append(("gradspec_convention", f"{self.nodeid}: {', '.join(result.kinks)}"))
         if result.verdict in (Verdict.FAIL, Verdict.ERROR):
@@ -192,6 +197,8 @@ class _Reports:
             for key, value in report.user_properties:
                 if key == "gradspec_convention":
                     self.config.stash[_CONVENTIONS].append(str(value))
+                if key == "gradspec_mode_skip":
+                    self.config.stash[_MODE_SKIPS].append(str(value))
             if "gradspec_engine" in props:
                 engine = str(props["gradspec_engine"])
                 self.config.stash[_ENGINES_RAN].append(engine)
@@ -223,6 +230,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for engine in _idle(config):
         terminalreporter.section("gradspec", red=True)
         terminalreporter.write_line(f"engine {engine} compared nothing: every one of its checks was skipped")
+    skipped = Counter(config.stash[_MODE_SKIPS])
+    if skipped:
+        terminalreporter.section("gradspec modes not computed", yellow=True)
+        terminalreporter.write_line(f"{sum(skipped.values())} modes asked for but not computed (skipped, not passed):")
+        for reason, n in sorted(skipped.items(), key=lambda item: (-item[1], item[0])):
+            terminalreporter.write_line(f"  {reason} ({n})")
     found = config.stash[_CONVENTIONS]
     if found:
         terminalreporter.section("gradspec convention differences")

@@ -156,7 +156,7 @@ def summary(run: Run) -> str:
     cases = len({(r.path, r.case_id) for r in run.results})
     parts = [f"{totals[v]} {v.value}" for v in VERDICTS if totals[v]]
     lines.extend(skip_lines(run))
-    verdict = {0: "OK" if not totals[Verdict.SKIP] else "NO FAILURES, SOME SKIPPED", 1: "FAILED",
+    verdict = {0: "OK" if run.complete else "NO FAILURES, SOME SKIPPED", 1: "FAILED",
                2: "INVALID INPUT"}[run.exit_code]
     lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
                  f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
@@ -165,14 +165,17 @@ def summary(run: Run) -> str:
 
 
 def skip_lines(run: Run) -> list[str]:
-    """The skipped checks by reason, and the engines that compared nothing (which fail the run)."""
+    """The skipped checks by reason, the modes asked for that an engine cannot compute, the convention
+    and xfail verdicts by reason, and the engines that compared nothing (which fail the run)."""
     lines = []
-    skips = run.skips()
-    if skips:
-        total = sum(n for _, n in skips)
-        shown = ", ".join(f"{reason} ({n:,})" for reason, n in skips[:8])
-        more = f", and {len(skips) - 8} more reasons" if len(skips) > 8 else ""
-        lines.append(f"{total:,} skipped: {shown}{more}")
+    for what, reasons in (("skipped", run.skips()), ("modes asked for but not computed", run.mode_skips()),
+                          (Verdict.CONVENTION.value, run.reasons(Verdict.CONVENTION)),
+                          (Verdict.XFAIL.value, run.reasons(Verdict.XFAIL))):
+        if reasons:
+            total = sum(n for _, n in reasons)
+            shown = ", ".join(f"{reason} ({n:,})" for reason, n in reasons[:8])
+            more = f", and {len(reasons) - 8} more reasons" if len(reasons) > 8 else ""
+            lines.append(f"{total:,} {what}: {shown}{more}")
     for engine in run.idle_engines():
         n = sum(1 for r in run.results if r.engine == engine)
         lines.append(f"engine {engine} compared nothing: " + (f"all {n:,} of its checks were skipped" if n
