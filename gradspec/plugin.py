@@ -230,7 +230,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for engine in _idle(config):
         terminalreporter.section("gradspec", red=True)
         terminalreporter.write_line(f"engine {engine} compared nothing: every one of its checks was skipped")
-    skipped = Counter(config.stash[_MODE_SKIPS])
+    reasons: list[str] = config.stash[_MODE_SKIPS]
+    skipped = Counter(reasons)
     if skipped:
         terminalreporter.section("gradspec modes not computed", yellow=True)
         terminalreporter.write_line(f"{sum(skipped.values())} modes asked for but not computed (skipped, not passed):")

@@ -12,9 +12,9 @@ from types import ModuleType
 import pytest
 from hypothesis import given, settings
 
+from gradspec import check
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.schema_file import installed
-from gradspec import check
 from gradspec.checks.check import check_graph, prepare
 from gradspec.cli import main
 from gradspec.engines.protocol import resolve

@@ -150,8 +150,9 @@ def failure_lines(results: Sequence[CheckResult], *, every: bool = False) -> lis
     """
     failing = [r for r in results if r.verdict in NOT_PASSING]
     if every:
-        lines = [line for r in failing for line in (f"{r.path}:{r.line}: {r.case_id}", _without_mode_skips(r).table(), "")]
-        return lines + [*_mode_skip_lines(failing), ""] if _mode_skip_lines(failing) else lines
+        tables = [line for r in failing for line in (f"{r.path}:{r.line}: {r.case_id}", _without_mode_skips(r).table(), "")]
+        said = _mode_skip_lines(failing)
+        return [*tables, *said, ""] if said else tables
     lines: list[str] = []
     shown: dict[tuple[str, str, str], str] = {}
     for group in group_failures(results):
@@ -165,9 +166,8 @@ def failure_lines(results: Sequence[CheckResult], *, every: bool = False) -> lis
         lines += [*_group_lines(group), ""]
     if lines and lines[-1] != "":
         lines.append("")
-    if _mode_skip_lines(failing):
-        lines += [*_mode_skip_lines(failing), ""]
-    return lines
+    said = _mode_skip_lines(failing)
+    return [*lines, *said, ""] if said else lines
 
 
 def summary(run: Run) -> str:
