@@ -38,7 +38,7 @@ from gradspec.errors import GradspecError
 from gradspec.limits import LIMITS
 from gradspec.modes import Mode
 from gradspec.report.terminal import Progress, failure_lines, next_steps, summary
-from gradspec.results import Run, Tolerance, Verdict
+from gradspec.results import COMPARED, Run, Tolerance, Verdict
 
 __all__ = ["main"]
 
@@ -258,14 +258,21 @@ def _command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _check_command(args: argparse.Namespace, out: TextIO) -> int:
     tol = Tolerance(rtol=args.rtol, atol=args.atol, h=args.h)
     verdicts = []
+    idle = []  # engines that compared nothing (every check skipped): that is not a pass
     for engine in usable(args.config.specs(args.engine)):
+        mine = []
         for point in args.at:
             result = check(args.expression, point, engine=engine, tolerance=tol)
             print(result.table(), file=out)
-            verdicts.append(result.verdict)
+            mine.append(result.verdict)
+        verdicts += mine
+        if not any(v in COMPARED for v in mine):
+            idle.append(engine.name)
+    for name in idle:
+        print(f"engine {name} compared nothing: every check was skipped", file=out)
     if Verdict.ERROR in verdicts:
         return EXIT_INVALID
-    return EXIT_FAILED if Verdict.FAIL in verdicts else EXIT_OK
+    return EXIT_FAILED if Verdict.FAIL in verdicts or idle else EXIT_OK
 
 
 

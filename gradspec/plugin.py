@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import brief_table
-from gradspec.results import CheckResult, Verdict
+from gradspec.results import CheckResult, Role, Verdict, mode_skip_reason
 from gradspec.run.plan import Spec, case_cost, own_engines, spec_name
 from gradspec.run.runner import run_point
 from gradspec.run.shard import case_key, parse_shard, shard
@@ -38,6 +39,7 @@ _SPECS = pytest.StashKey[tuple[list[Spec], bool]]()
 _RESOLVED = pytest.StashKey[dict[str, Engine]]()
 _CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that passed by convention
 _IMPRECISE = pytest.StashKey[list[str]]()  # "item: quantity: digits kept" of every imprecise check
+_MODE_SKIPS = pytest.StashKey[list[str]]()  # the reason of every asked-for mode an engine could not compute
 _CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
 _OTHER_ERRORS = pytest.StashKey[list[str]]()  # node ids of anything else that failed to collect
 _IMPORTABLE = pytest.StashKey[contextlib.AbstractContextManager[None]]()  # sys.path entries, taken away at the end
@@ -109,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--gradspec-engine: {exc}") from None
     config.stash[_SPECS] = (specs, bool(config.getoption("gradspec_engines")))
     config.stash[_RESOLVED] = {spec_name(s): e for s, e in zip(specs, engines, strict=True)}
-    for key in (_CONVENTIONS, _IMPRECISE, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
+    for key in (_CONVENTIONS, _IMPRECISE, _MODE_SKIPS, _CASE_FILE_ERRORS, _OTHER_ERRORS, _ENGINES_RAN, _ENGINES_COMPARED):
         config.stash[key] = []
     config.pluginmanager.register(_Reports(config), "gradspec-reports")
     config.stash[_FIRST_FAILURE] = {}
@@ -205,6 +207,9 @@ class CheckItem(pytest.Item):
         self.user_properties.append(("gradspec_engine", self.engine.name))
         if result.verdict is Verdict.SKIP:
             pytest.skip(result.message)
+        for q in result.quantities:
+            if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP:
+                self.user_properties.append(("gradspec_mode_skip", mode_skip_reason(q)))
         if result.verdict is Verdict.CONVENTION:
             self.user_properties.append(("gradspec_convention", f"{self.nodeid}: {', '.join(result.kinks)}"))
         if result.verdict is Verdict.IMPRECISE:
@@ -248,6 +253,8 @@ class _Reports:
                     self.config.stash[_CONVENTIONS].append(str(value))
                 if key == "gradspec_imprecise":
                     self.config.stash[_IMPRECISE].append(str(value))
+                if key == "gradspec_mode_skip":
+                    self.config.stash[_MODE_SKIPS].append(str(value))
             if "gradspec_engine" in props:
                 engine = str(props["gradspec_engine"])
                 self.config.stash[_ENGINES_RAN].append(engine)
@@ -307,6 +314,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                     " (a failure under --gradspec-strict):")
         for line in imprecise:
             terminalreporter.write_line(f"  {line}")
+    reasons: list[str] = config.stash[_MODE_SKIPS]
+    skipped = Counter(reasons)
+    if skipped:
+        terminalreporter.section("gradspec modes not computed", yellow=True)
+        terminalreporter.write_line(f"{sum(skipped.values())} modes asked for but not computed (skipped, not passed):")
+        for reason, n in sorted(skipped.items(), key=lambda item: (-item[1], item[0])):
+            terminalreporter.write_line(f"  {reason} ({n})")
     found = config.stash[_CONVENTIONS]
     if found:
         terminalreporter.section("gradspec convention differences")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "ElementErrors", "Quantity", "Role", "Run", "Tolerance", "Verdict",
-           "skip_reason", "worst"]
+           "mode_skip_reason", "skip_reason", "verdict_reason", "worst"]
 
 
 class Verdict(StrEnum):
@@ -244,6 +244,23 @@ class Run:
         counts = Counter(skip_reason(r) for r in self.results if r.verdict is Verdict.SKIP)
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
+    def mode_skips(self) -> list[tuple[str, int]]:
+        """The modes cases asked for that their engine cannot compute (a skipped jvp, hvp or order N
+        inside a check that compared its gradients), by reason, the commonest first: one per check."""
+        counts = Counter(mode_skip_reason(q) for r in self.results if r.verdict is not Verdict.SKIP
+                         for q in r.quantities if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP)
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+    def reasons(self, verdict: Verdict) -> list[tuple[str, int]]:
+        """The checks of one verdict (convention, xfail) by reason, the commonest first, as :meth:`skips`."""
+        counts = Counter(verdict_reason(r, verdict) for r in self.results if r.verdict is verdict)
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+    @property
+    def complete(self) -> bool:
+        """Whether everything asked was compared: no check skipped, no mode left uncomputed."""
+        return not any(r.verdict is Verdict.SKIP for r in self.results) and not self.mode_skips()
+
     def idle_engines(self) -> list[str]:
         """Engines of the run that compared nothing: every check of theirs skipped (or there were none)."""
         compared = {r.engine for r in self.results if r.verdict in COMPARED}
@@ -262,6 +279,17 @@ class Run:
 def skip_reason(result: CheckResult) -> str:
     """Why a check was skipped, in words shared by every check skipped for that reason: the engine's
     own detail (after the first ``": "``) and the numbers are left out, so reasons can be counted."""
-    text = result.message or next((q.note for q in result.quantities if q.verdict is Verdict.SKIP and q.note), "")
+    return verdict_reason(result, Verdict.SKIP)
+
+
+def verdict_reason(result: CheckResult, verdict: Verdict) -> str:
+    """Why a check has ``verdict`` (skip, convention, xfail), in words shared by every check with it for
+    that reason, as :func:`skip_reason`."""
+    text = result.message or next((q.note for q in result.quantities if q.verdict is verdict and q.note), "")
     head = text.split(": ", 1)[0] if not text.startswith("case is only for") else text
     return _NUMBER.sub("N", head).strip() or "no reason given"
+
+
+def mode_skip_reason(q: Quantity) -> str:
+    """A skipped mode quantity as it is counted: the mode, then why the engine cannot compute it."""
+    return f"{q.name}: {q.note or 'no reason given'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -60,6 +61,16 @@ def test_check_pass_exits_0_and_prints_the_table() -> None:
     assert lines[1].split()[:3] == ["engine", "exact", "numerical"]
     assert lines[3].split()[:4] == ["d/dx", "3", "3", "3"]
     assert lines[4].split()[:4] == ["d/dy", "2", "2", "2"]
+
+
+def test_check_that_compared_nothing_exits_1(misbehaving: ModuleType) -> None:
+    code, out, _ = run("check", "cos(x) * y", "--at", "x=1,y=2", "--engine", "misbehaving:Scalar")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("SKIP  cos(x) * y  at x=1,y=2  on misbehaving:Scalar")
+    assert lines[-1] == "engine misbehaving:Scalar compared nothing: every check was skipped"
+    code, out, _ = run("check", "cos(x) * y", "--at", "x=1,y=2", "--engine", "misbehaving:Scalar", "--engine", "builtin")
+    assert code == 1 and "engine builtin compared nothing" not in out  # builtin compared; Scalar did not
 
 
 def test_check_several_points() -> None:

@@ -267,6 +267,17 @@ def test_the_command_line_uses_the_configured_engines_paths_and_names(tmp_path: 
     assert root.as_posix() not in sys.path and str(root) not in sys.path
 
 
+def test_a_renamed_method_the_class_lacks_is_a_configuration_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path / "proj", PYPROJECT.replace('relu = "ReLU", tanh = "Tanh", exp = "Exp", backward',
+                                                        'relu = "Relu", tanh = "Tanh", exp = "Exp", backward', 1))
+    monkeypatch.chdir(root)
+    code, out, err = run("run", "--engine", "mine", "-q")
+    assert code == 2 and out == ""
+    assert err.startswith('gradspec: engine mine: methods = { relu = "Relu" } under [tool.gradspec.engine.mine] in '
+                          "pyproject.toml names what Value does not have (no Relu)"), err
+    assert run("run", "--engine", "wrong", "-q")[0] == 1  # the other table is right: its tanh bug fails checks
+
+
 def test_the_time_limit_comes_from_the_configuration_unless_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gradspec.limits import LIMITS
 

@@ -21,6 +21,7 @@ import gradspec.nn
 # hypothesis plugin, when installed, imports hypothesis at the end of every run.)
 with contextlib.suppress(ImportError):
     import hypothesis  # noqa: F401
+import numpy  # noqa: F401  (forward mode and higher order on the builtin engine)
 
 assert gradspec.cli and gradspec.nn
 
@@ -514,3 +515,26 @@ def test_bad_configuration_is_a_usage_error_naming_the_file_and_key(pytester: py
     result = pytest_as_installed(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {path}: tool.gradspec.time-limit: expected a number of seconds above 0, found -3"])
+
+
+MODES = """
+    cases:
+      - id: modes
+        expr: tanh(x) * y + x
+        check: [value, vjp, jvp, hvp]
+        at: [{x: 0.5, y: 2}, {x: 1, y: 3}]
+    """
+
+
+def test_modes_an_engine_cannot_compute_are_counted_in_the_summary(pytester: pytest.Pytester,
+                                                                    misbehaving: ModuleType) -> None:
+    write(pytester, "m.gradspec.yaml", MODES)
+    result = pytester.runpytest("--gradspec-engine", "misbehaving:Scalar")
+    result.assert_outcomes(passed=2)  # value and vjp were compared and passed
+    result.stdout.fnmatch_lines(["*gradspec modes not computed*",
+                                 "4 modes asked for but not computed (skipped, not passed):",
+                                 "  hvp: engine misbehaving:Scalar has no differentiable gradients*(2)",
+                                 "  jvp: engine misbehaving:Scalar has no forward mode*(2)"])
+    builtin = pytester.runpytest("--gradspec-engine", "builtin")
+    builtin.assert_outcomes(passed=2)
+    assert "modes not computed" not in builtin.stdout.str()

@@ -278,3 +278,59 @@ def test_after_three_time_limit_hits_an_engine_s_remaining_checks_fail_at_once(
     assert len(waited) == 3  # then no more waiting
     assert messages.count(struck_out("misbehaving:HangsOnTanh")) == len(messages) - 3 - messages.count("")
     assert took < 3 * 0.5 + 20
+
+
+CRASHING_OP = """\
+cases:
+  - id: m
+    expr: x * y + x
+    at: [{x: 2, y: 3}, {x: 1, y: 1}]
+  - id: l1
+    expr: log(x) * y
+    at: [{x: 0.5, y: 2}, {x: 1.5, y: 3}]
+  - id: l2
+    expr: log(x * y) + x
+    at: [{x: 0.5, y: 2}, {x: 1.5, y: 3}]
+  - id: l3
+    expr: exp(log(x)) - y
+    at: [{x: 0.5, y: 2}, {x: 1.5, y: 3}, {x: 3, y: 1}]
+  - id: l4
+    expr: log(x) + log(y)
+    at: [{x: 0.5, y: 2}, {x: 1.5, y: 3}]
+  - id: e
+    expr: exp(x) * y
+    at: [{x: 0.5, y: 2}]
+"""
+
+
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "2"]])
+def test_after_three_crashes_in_one_op_the_engine_s_checks_that_use_it_fail_at_once(
+        misbehaving: ModuleType, tmp_path: Path, jobs: list[str]) -> None:
+    cases = tmp_path / "c.gradspec.yaml"
+    cases.write_text(CRASHING_OP)
+    report = tmp_path / "r.json"
+    code, _, _ = run("run", str(cases), "--engine", "misbehaving:ExitsInLog", *jobs, f"--report={report}")
+    assert code == 1
+    results = json.loads(report.read_text())["checks"]
+    by_case = {}
+    for r in results:
+        by_case.setdefault(r["case"], []).append(r["message"])
+    assert by_case["m"] == ["", ""] and by_case["e"] == [""]  # mul, add and exp finished: never blamed
+    logs = [m for c in ("l1", "l2", "l3", "l4") for m in by_case[c]]
+    died = [m for m in logs if m == "the worker process died (exit code 1) during this check"]
+    struck = [m for m in logs if m.startswith("not run: engine misbehaving:ExitsInLog's worker process died")]
+    assert 3 <= len(died) <= 3 + 4  # a few units may already be queued on a worker when the breaker trips
+    assert len(died) + len(struck) == 9 and struck
+    assert len(set(struck)) == 1 and "all of them using log, and no check using log has finished" in struck[0]
+    assert "(the last: exit code 1)" in struck[0]
+
+
+def test_a_case_whose_points_all_crash_stops_after_three(misbehaving: ModuleType, tmp_path: Path) -> None:
+    cases = tmp_path / "c.gradspec.yaml"
+    cases.write_text("cases:\n  - id: l\n    expr: log(x)\n    at: [{x: 1}, {x: 2}, {x: 3}, {x: 4}, {x: 5}, {x: 6}]\n")
+    report = tmp_path / "r.json"
+    assert run("run", str(cases), "--engine", "misbehaving:ExitsInLog", f"--report={report}")[0] == 1
+    messages = [r["message"] for r in json.loads(report.read_text())["checks"]]
+    assert messages[:3] == ["the worker process died (exit code 1) during this check"] * 3
+    assert len(set(messages[3:])) == 1 and messages[3].endswith("so its remaining points fail at once instead of "
+                                                                "taking a worker down again")

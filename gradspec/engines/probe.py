@@ -12,6 +12,7 @@ keeps only the leaves'): where it does not, those quantities are "not reported" 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +72,17 @@ def _table(name: str) -> str:
 
 
 def probe_value_class(cls: type, name: str, *, data: str = "data", grad: str = "grad",
-                      backward: str = "backward") -> Probe:
+                      backward: str = "backward", methods: Mapping[str, str] | None = None) -> Probe:
     """Build and differentiate the probe graph with a micrograd-style Value class, whose forward value,
-    gradient and backward method are spelt ``data``, ``grad`` and ``backward``."""
+    gradient and backward method are spelt ``data``, ``grad`` and ``backward``; ``methods`` (the
+    configuration's renames, op method to the class's name) must each name a method the class has."""
+    # A rename to a method the class lacks would skip every check of that op, quietly: a configuration
+    # error instead, said before any check.
+    absent = [(op, spelt) for op, spelt in sorted((methods or {}).items()) if not hasattr(cls, spelt)]
+    if absent:
+        listed = ", ".join(f"{op} = \"{spelt}\"" for op, spelt in absent)
+        return Probe(f"methods = {{ {listed} }} under {_table(name)} names what {cls.__qualname__} does not have "
+                     f"(no {', '.join(spelt for _, spelt in absent)}): fix the name, or leave the op out of methods")
     try:
         a, b = cls(_A), cls(_B)
         t = a * b

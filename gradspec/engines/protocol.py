@@ -279,7 +279,7 @@ class ValueClassEngine(Engine):
     def _probe(self) -> Probe:
         if self._probed is None:
             self._probed = probe_value_class(self.cls, self.name, data=self.data_attr, grad=self.grad_attr,
-                                             backward=self._spelt("backward"))
+                                             backward=self._spelt("backward"), methods=self.methods)
         return self._probed
 
     def protocol_problem(self) -> str | None:

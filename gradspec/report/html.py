@@ -120,7 +120,9 @@ def render_html(run: Run) -> str:
     anchors = _anchors(run)
     derivatives, more = _derivatives(run, anchors)
     imprecise = run.counts()[Verdict.IMPRECISE]
-    clean = f"no failures, {imprecise} imprecise" if imprecise else "all checks passed"
+    clean = "all checks passed" if run.complete else "no failures, some skipped"
+    if imprecise:
+        clean = f"no failures, {imprecise} imprecise" + ("" if run.complete else ", some skipped")
     status = {0: clean, 1: "checks failed", 2: "invalid input"}[run.exit_code]
     links = [("summary", "Summary"), ("matrix", "Conformance"), ("rel-errors", "Relative errors"),
              ("step-size", "Step size"), ("failures", "Failures"), ("checks", "All checks"), ("derivatives", "Derivatives")]
@@ -135,6 +137,9 @@ def render_html(run: Run) -> str:
         script=Markup(SCRIPT),
         title=f"gradspec report: {len(run.results)} checks, exit code {run.exit_code}",
         status=status,
+        skipped=[(what, reasons) for what, reasons in (("Skipped checks", run.skips()),
+                                                        ("Modes asked for but not computed", run.mode_skips()))
+                 if reasons],
         meta=(f"gradspec {version_of(run)} · {len(run.results)} checks · {len(engines_of(run))} engine(s) · "
               f"{len(run.files)} case file(s) · {run.seconds:.2f} s · exit code {run.exit_code}"),
         totals=run.counts(),

@@ -60,10 +60,12 @@ def _title(run: Run) -> str:
         head = f"{failed} failed"
     elif idle:
         head = f"{', '.join(idle)} compared nothing"
-    elif totals[Verdict.IMPRECISE]:
-        head = f"no failures, {totals[Verdict.IMPRECISE]:,} imprecise"
-    elif skipped:
-        head = f"no failures, {skipped:,} skipped"
+    elif totals[Verdict.IMPRECISE] or skipped or not run.complete:
+        modes = sum(n for _, n in run.mode_skips())
+        imprecise = totals[Verdict.IMPRECISE]
+        head = ", ".join(filter(None, ["no failures", f"{imprecise:,} imprecise" if imprecise else "",
+                                       f"{skipped:,} skipped" if skipped else "",
+                                       f"{modes:,} modes not computed" if modes else ""]))
     else:
         head = "all checks passed"
     return f"## gradspec: {head} ({len(run.results)} checks)"
@@ -71,11 +73,11 @@ def _title(run: Run) -> str:
 
 def skips_section(run: Run) -> list[str]:
     """Skipped checks counted by reason, and the engines that compared nothing."""
-    skips = run.skips()
     lines = []
-    if skips:
-        total = sum(n for _, n in skips)
-        lines += [f"{total:,} skipped: " + ", ".join(f"{code(reason)} ({n:,})" for reason, n in skips), ""]
+    for what, reasons in (("skipped", run.skips()), ("modes asked for but not computed", run.mode_skips())):
+        if reasons:
+            total = sum(n for _, n in reasons)
+            lines += [f"{total:,} {what}: " + ", ".join(f"{code(reason)} ({n:,})" for reason, n in reasons), ""]
     lines += [f"**Engine {code(e)} compared nothing**: every one of its checks was skipped." for e in run.idle_engines()]
     return [*lines, ""] if run.idle_engines() else lines
 

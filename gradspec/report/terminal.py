@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, severity, worst_rel_error
-from gradspec.results import CheckResult, Run, Verdict
+from gradspec.results import CheckResult, Role, Run, Verdict, mode_skip_reason
 
 __all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "imprecise_lines", "next_steps", "skip_lines",
            "summary"]
@@ -101,10 +101,34 @@ def brief_table(result: CheckResult) -> str:
     return dataclasses.replace(result, quantities=quantities, culprit=None, shrunk="").table()
 
 
+def _without_mode_skips(result: CheckResult) -> CheckResult:
+    """The result without the rows and message of modes its engine cannot compute: said once per engine
+    after the failures (:func:`_mode_skip_lines`), not in every failing check's table."""
+    skipped = [q for q in result.quantities if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP]
+    if not skipped:
+        return result
+    notes = {q.note for q in skipped}
+    message = "; ".join(part for part in result.message.split("; ")
+                        if not (" not checked: " in part and part.split(" not checked: ", 1)[1] in notes))
+    return dataclasses.replace(result, quantities=tuple(q for q in result.quantities if q not in skipped),
+                               message=message)
+
+
+def _mode_skip_lines(results: Sequence[CheckResult]) -> list[str]:
+    """Once per engine: the modes its failing checks asked for that it cannot compute."""
+    by_engine: dict[str, dict[str, None]] = {}
+    for r in results:
+        for q in r.quantities:
+            if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP:
+                by_engine.setdefault(r.engine, {})[mode_skip_reason(q)] = None
+    return [f"not computed on {engine} in the checks above: {'; '.join(reasons)}"
+            for engine, reasons in by_engine.items()]
+
+
 def _group_lines(group: FailureGroup) -> list[str]:
-    worst = group.worst
+    worst = _without_mode_skips(group.worst)
     lines = [_head(group), dataclasses.replace(worst, culprit=None, shrunk="").table()]
-    others = [r for r in group.failing if r is not worst]
+    others = [r for r in group.failing if r is not group.worst]
     if others:
         listed = "; ".join(r.point_text or r.message[:60] for r in others[:LISTED_POINTS])
         more = len(others) - LISTED_POINTS
@@ -124,9 +148,11 @@ def failure_lines(results: Sequence[CheckResult], *, every: bool = False) -> lis
     A group whose culprit an earlier group already showed in full takes one line that names that
     group. With ``every``, each failing check is shown in full instead, as its own block.
     """
+    failing = [r for r in results if r.verdict in NOT_PASSING]
     if every:
-        return [line for r in results if r.verdict in NOT_PASSING
-                for line in (f"{r.path}:{r.line}: {r.case_id}", r.table(), "")]
+        tables = [line for r in failing for line in (f"{r.path}:{r.line}: {r.case_id}", _without_mode_skips(r).table(), "")]
+        said = _mode_skip_lines(failing)
+        return [*tables, *said, ""] if said else tables
     lines: list[str] = []
     shown: dict[tuple[str, str, str], str] = {}
     for group in group_failures(results):
@@ -140,7 +166,8 @@ def failure_lines(results: Sequence[CheckResult], *, every: bool = False) -> lis
         lines += [*_group_lines(group), ""]
     if lines and lines[-1] != "":
         lines.append("")
-    return lines
+    said = _mode_skip_lines(failing)
+    return [*lines, *said, ""] if said else lines
 
 
 def summary(run: Run) -> str:
@@ -157,7 +184,7 @@ def summary(run: Run) -> str:
     parts = [f"{totals[v]} {v.value}" for v in VERDICTS if totals[v]]
     lines.extend(imprecise_lines(run.results))
     lines.extend(skip_lines(run))
-    clean = "OK" if not totals[Verdict.SKIP] else "NO FAILURES, SOME SKIPPED"
+    clean = "OK" if run.complete else "NO FAILURES, SOME SKIPPED"
     if totals[Verdict.IMPRECISE]:  # never "OK": digits were lost that rounding does not explain
         clean = "NO FAILURES, SOME IMPRECISE"
     verdict = {0: clean, 1: "FAILED", 2: "INVALID INPUT"}[run.exit_code]
@@ -179,14 +206,17 @@ def imprecise_lines(results: Iterable[CheckResult], limit: int = 10) -> list[str
 
 
 def skip_lines(run: Run) -> list[str]:
-    """The skipped checks by reason, and the engines that compared nothing (which fail the run)."""
+    """The skipped checks by reason, the modes asked for that an engine cannot compute, the convention
+    and xfail verdicts by reason, and the engines that compared nothing (which fail the run)."""
     lines = []
-    skips = run.skips()
-    if skips:
-        total = sum(n for _, n in skips)
-        shown = ", ".join(f"{reason} ({n:,})" for reason, n in skips[:8])
-        more = f", and {len(skips) - 8} more reasons" if len(skips) > 8 else ""
-        lines.append(f"{total:,} skipped: {shown}{more}")
+    for what, reasons in (("skipped", run.skips()), ("modes asked for but not computed", run.mode_skips()),
+                          (Verdict.CONVENTION.value, run.reasons(Verdict.CONVENTION)),
+                          (Verdict.XFAIL.value, run.reasons(Verdict.XFAIL))):
+        if reasons:
+            total = sum(n for _, n in reasons)
+            shown = ", ".join(f"{reason} ({n:,})" for reason, n in reasons[:8])
+            more = f", and {len(reasons) - 8} more reasons" if len(reasons) > 8 else ""
+            lines.append(f"{total:,} {what}: {shown}{more}")
     for engine in run.idle_engines():
         n = sum(1 for r in run.results if r.engine == engine)
         lines.append(f"engine {engine} compared nothing: " + (f"all {n:,} of its checks were skipped" if n

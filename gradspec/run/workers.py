@@ -11,6 +11,13 @@ with no message and no system call; a worker that stays inside one past its limi
 stuck in native code, where the in-process timer cannot reach it. The parent stops that worker, fails
 the check with that message, and a fresh worker goes on from the next point. A worker that dies (an
 engine that crashes the interpreter) fails its check the same way.
+
+Both end. After ``STRIKES`` time-limit hits an engine's remaining checks fail at once. After ``STRIKES``
+crashes, in two cases or more, the op that every crashed check used and no finished check did (``log``
+that calls ``os._exit``: every check that uses it dies, while the other ops of those graphs pass in
+checks that finish) is blamed, and the engine's remaining checks that use it fail at once with one
+message, instead of each taking a worker down and waiting for a fresh one; a case whose points crashed
+``STRIKES`` times fails its remaining points at once.
 """
 
 from __future__ import annotations
@@ -78,20 +85,61 @@ class _Pool:
         self.queue: deque[int] = deque(order)
         self.resume: dict[int, int] = {}  # unit -> the point a fresh worker starts from
         self.hits = [0] * len(engines)  # time-limit hits per engine, in every worker together
+        # Per engine: the (unit, ops) of each check that took its worker down, and the ops of checks that
+        # finished alive.
+        self.crashes: list[list[tuple[int, frozenset[str]]]] = [[] for _ in engines]
+        self.survived: list[set[str]] = [set() for _ in engines]
+        self.last_crash = [""] * len(engines)
         context = multiprocessing.get_context("fork" if _single_threaded() else "spawn")
         self.workers = [_Worker(context, self) for _ in range(max(1, min(jobs, len(self.units))))]
 
-    def strike_out(self, unit: int) -> None:
-        """Fail the unit's remaining points at once: its engine has run past the time limit too often."""
+    def strike_out(self, unit: int, message: str) -> None:
+        """Fail the unit's remaining points at once with ``message``: its engine has run past the time limit
+        too often, or crashed too often in an op the unit uses."""
         from gradspec.run.runner import failed
 
-        case, (_, _, ei) = self.case(unit), self.units[unit]
-        name = self.engines[ei].name
+        case = self.case(unit)
         first = self.resume.pop(unit, 0)
         points = list(case.points[first:]) if case.points else [None]
         for i, point in enumerate(points, first):
-            result = self.results[unit][i] = failed(case, point, name, struck_out(name))
+            result = self.results[unit][i] = failed(case, point, self.engines[self.units[unit][2]].name, message)
             self.stopped = self.on_result(result) or self.stopped
+
+    def struck(self, unit: int) -> str | None:
+        """Why the unit is not run (the one message of the breaker that stops it), or None."""
+        ei = self.units[unit][2]
+        name = self.engines[ei].name
+        if self.hits[ei] >= STRIKES:
+            return struck_out(name)
+        crashes = self.crashes[ei]
+        if sum(u == unit for u, _ in crashes) >= STRIKES:  # the same graph crashes at every point
+            return (f"not run: engine {name}'s worker process died in {STRIKES} checks of this case "
+                    f"({self.last_crash[ei]}), so its remaining points fail at once instead of taking a worker down again")
+        # The op to blame is in every crashed check and in no check that finished; two different cases at
+        # least, so that one graph's other ops are not blamed with it.
+        if len(crashes) < STRIKES or len({u for u, _ in crashes}) < 2:
+            return None
+        blamed = sorted(frozenset.intersection(*(ops for _, ops in crashes)) - self.survived[ei])
+        if not blamed or not self.case_ops(unit) & set(blamed):
+            return None
+        listed = ", ".join(blamed)
+        return (f"not run: engine {name}'s worker process died in {STRIKES} or more checks, all of them using {listed}, "
+                f"and no check using {listed} has finished ({self.last_crash[ei]}), so its remaining checks that use "
+                f"{listed} fail at once instead of taking a worker down again")
+
+    def case_ops(self, unit: int) -> frozenset[str]:
+        return _ops(self.case(unit))
+
+    def crashed(self, unit: int, how: str) -> None:
+        """Count a check of ``unit`` that took its worker down."""
+        ei = self.units[unit][2]
+        self.crashes[ei].append((unit, self.case_ops(unit)))
+        self.last_crash[ei] = f"the last: {how}"
+
+    def finished(self, unit: int, result: CheckResult) -> None:
+        """A check that came back: the ops it ran did not take the process down."""
+        if result.quantities:  # the engine was called and returned numbers
+            self.survived[self.units[unit][2]].update(self.case_ops(unit))
 
     def case(self, unit: int) -> Case:
         fi, ci, _ = self.units[unit]
@@ -103,8 +151,8 @@ class _Pool:
                 for w in self.workers:
                     while self.queue and w.wants_more():
                         unit = self.queue.popleft()
-                        if self.hits[self.units[unit][2]] >= STRIKES:
-                            self.strike_out(unit)
+                        if (why := self.struck(unit)) is not None:
+                            self.strike_out(unit, why)
                             on_unit(self.case(unit).id)
                         else:
                             w.give(unit)
@@ -210,6 +258,7 @@ class _Worker:
         self.pool.results[unit][index] = result
         if timed_out(result.message):
             self.pool.hits[self.pool.units[unit][2]] += 1
+        self.pool.finished(unit, result)
         self.pool.stopped = self.pool.on_result(result) or self.pool.stopped
         if not last:
             return []
@@ -220,7 +269,7 @@ class _Worker:
         self.process.join(1)
         code = self.process.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return self._fail_and_resume(f"the worker process died ({how}) during this check")
+        return self._fail_and_resume(f"the worker process died ({how}) during this check", crash=how)
 
     def stop(self) -> list[int]:
         """Stop a worker stuck in a limited call."""
@@ -231,7 +280,7 @@ class _Worker:
                                      "and its worker process was stopped: it was stuck outside Python, where the "
                                      "in-process time limit cannot interrupt it")
 
-    def _fail_and_resume(self, message: str) -> list[int]:
+    def _fail_and_resume(self, message: str, crash: str = "") -> list[int]:
         """Fail the point in progress, start a fresh process, and queue the rest of its units."""
         from gradspec.run.runner import failed
 
@@ -251,6 +300,8 @@ class _Worker:
             raise GradspecError(f"a worker process could not start ({message}); its error is above")
         rest = list(self.inflight)
         if unit >= 0 and rest and unit == rest[0]:
+            if crash:
+                pool.crashed(unit, crash)
             case = pool.case(unit)
             _, _, ei = pool.units[unit]
             point = case.points[index] if case.points else None
@@ -292,6 +343,13 @@ def _single_threaded() -> bool:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
         return False
+
+
+def _ops(case: Case) -> frozenset[str]:
+    """The op-table names a case's graph applies (a tensor case's own tensor ops); empty for a kind
+    without one graph (training), which the crash breaker then never stops."""
+    graph = getattr(case.spec, "graph", None) or case.graph
+    return frozenset(op for step in getattr(graph, "steps", ()) if (op := getattr(step, "op", None)))
 
 
 def _cost(case: Case) -> tuple[int, int]:

@@ -393,3 +393,57 @@ class DeeperFirstPreorder(Same):
         self.grad = 1.0
         for node in order:
             node._backward()
+
+
+class NoisyMul(Same):
+    """mul's backward scales each contribution by 1 + 1e-9 * r, r in [-1, 1) drawn anew on every run: far
+    inside any case's rtol, and a million times more than summing in another order can do in float64."""
+
+    __slots__ = ()
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = _node(type(self), self.data * other.data, (self, other), "mul")
+
+        def _backward() -> None:
+            self.grad += other.data * out.grad * (1 + 1e-9 * (2 * random.random() - 1))
+            other.grad += self.data * out.grad * (1 + 1e-9 * (2 * random.random() - 1))
+
+        out._backward = _backward
+        return out
+
+    def __rmul__(self, other):
+        return type(self)(other) * self
+
+
+class SetChildren(Scalar):
+    """micrograd's backward: a topological sort that walks each node's operands as a ``set`` (hash order,
+    which follows the objects' addresses and so changes from build to build). The order is always a valid
+    one, so every gradient is right; only the order in which a node's contributions are added changes,
+    and with it the last bits of the sum."""
+
+    def backward(self):
+        topo, visited = [], set()
+
+        def build(v):
+            if v not in visited:
+                visited.add(v)
+                for child in {p for p, _ in v._edges}:
+                    build(child)
+                topo.append(v)
+
+        build(self)
+        self.grad = 1.0
+        for node in reversed(topo):
+            for parent, local in node._edges:
+                parent.grad += local * node.grad
+
+
+class ExitsInLog(Same):
+    """log takes the process down with it (``os._exit(1)``), as a crash in native code would; every other
+    op is right."""
+
+    __slots__ = ()
+
+    def log(self):
+        os._exit(1)
