@@ -148,6 +148,9 @@ def _build_parser() -> _Parser:
     r.add_argument("--maxfail", type=_max_fail, metavar="N", help="stop after N failing checks")
     r.add_argument("-x", "--exitfirst", dest="maxfail", action="store_const", const=1,
                    help="stop at the first failing check (--maxfail 1)")
+    r.add_argument("--strict", action="store_true",
+                   help="fail the run on an imprecise check (digits lost beyond what rounding allows, within what a "
+                        "derivative rebuilt from a rounded output loses); by default it is reported and exits 0")
     r.add_argument("--nondet-tol", type=float, metavar="TOL",
                    help="how far two runs of one check may differ (default: the case's nondet_tol, else 0: exactly "
                         "equal); every check runs the engine twice")
@@ -297,7 +300,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
-              time.perf_counter() - start, gradspec.__version__)
+              time.perf_counter() - start, gradspec.__version__, strict=args.strict)
     if not args.quiet:
         for line in failure_lines(results, every=args.verbose):
             print(line, file=out)
