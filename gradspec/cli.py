@@ -153,6 +153,9 @@ def _build_parser(config: Config | None = None) -> _Parser:
     r.add_argument("--maxfail", type=_max_fail, metavar="N", help="stop after N failing checks")
     r.add_argument("-x", "--exitfirst", dest="maxfail", action="store_const", const=1,
                    help="stop at the first failing check (--maxfail 1)")
+    r.add_argument("--strict", action="store_true",
+                   help="fail the run on an imprecise check (digits lost beyond what rounding allows, within what a "
+                        "derivative rebuilt from a rounded output loses); by default it is reported and exits 0")
     nondet = r.add_mutually_exclusive_group()
     nondet.add_argument("--nondet-tol", type=float, metavar="TOL",
                         help="how far two runs of one check may differ, an explicit absolute bound (default: the "
@@ -357,7 +360,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         progress.done()
     run = Run(tuple(results), tuple(e.name for e in engines), tuple(f.path for f in files), tuple(errors),
-              time.perf_counter() - start, gradspec.__version__)
+              time.perf_counter() - start, gradspec.__version__, strict=args.strict)
     if not args.quiet:
         for line in failure_lines(results, every=args.verbose):
             print(line, file=out)

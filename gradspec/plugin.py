@@ -216,7 +216,8 @@ class CheckItem(pytest.Item):
             notes = "; ".join(q.note for q in result.quantities if q.verdict is Verdict.IMPRECISE)
             self.user_properties.append(("gradspec_imprecise", f"{self.nodeid}: {notes}"))
         if result.verdict in (Verdict.FAIL, Verdict.ERROR) or (
-                result.verdict is Verdict.IMPRECISE and self.config.getoption("gradspec_strict")):
+                result.verdict is Verdict.IMPRECISE
+                and (self.config.getoption("gradspec_strict") or self.case.precision == "strict")):
             earlier = first.setdefault(group, self.name)
             raise CheckFailed(result, "" if earlier == self.name else earlier)
 

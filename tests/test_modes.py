@@ -120,7 +120,13 @@ def test_every_mode_passes_on_a_smooth_composition(spec: str) -> None:
     names = {q.name for q in qs}
     assert {"jvp", "mode consistency", "hvp x", "hvp x (fwd-rev)", "jvp-of-jvp", "jacobian w (fwd)", "order 2",
             "order 3"} <= names
-    assert [(q.name, q.note) for q in qs if q.verdict is not Verdict.PASS] == []
+    assert [(q.name, q.note) for q in qs if q.verdict not in (Verdict.PASS, Verdict.IMPRECISE)] == []
+    # Digits lost only where a library rebuilds tanh's derivatives from its rounded output, at x[1, 2] = -6
+    # (tanh' = 2.5e-5 from 1 - t*t in float32 keeps 1 or 2 digits); never elsewhere.
+    imprecise = [q for q in qs if q.verdict is Verdict.IMPRECISE]
+    assert all(q.index is not None and q.index[-2:] == (1, 2) for q in imprecise), [(q.name, q.index) for q in imprecise]
+    if spec in ("jax", "torch"):
+        assert imprecise == []
 
 
 def test_torch_layer_norm_is_wrong_forward_over_forward_and_at_third_order() -> None:

@@ -238,7 +238,7 @@ class _CaseLoader:
             "id": self.id, "kind": kind, "path": self.doc.path, "line": self.doc.mark(self.path).line,
             "description": str(raw.get("description", "")), "tolerance": tol,
             "tags": tuple(dict.fromkeys([*self.defaults.get("tags", []), *raw.get("tags", [])])),
-            "skip": raw.get("skip"), "xfail": raw.get("xfail"),
+            "skip": raw.get("skip"), "xfail": raw.get("xfail"), "precision": str(raw.get("precision", "default")),
             "engines": tuple(raw.get("engines", self.defaults.get("engines", []))),
             "modes": tuple(Mode(m) for m in raw["check"]) if "check" in raw else None,
             "order": int(raw.get("order", 1)),

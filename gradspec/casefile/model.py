@@ -158,6 +158,7 @@ class Case:
     tags: tuple[str, ...] = ()
     skip: str | None = None
     xfail: str | None = None
+    precision: str = "default"  # "strict": an imprecise check of the case fails
     engines: tuple[str, ...] = ()
     sampled: bool = False  # points drawn from a sampled domain rather than listed
     domain: tuple[Bounds, ...] = ()  # for sampled cases: where each variable may be drawn

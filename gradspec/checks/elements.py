@@ -97,8 +97,8 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     e, x = float(engine[w]), float(exact[w])
     if verdict is Verdict.IMPRECISE:
         count = int(imprecise.sum())
-        note = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " + \
-            precision_note(e, x, eps, float(np.broadcast_to(bound, exact.shape)[w]))
+        head = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " if exact.size > 1 else ""
+        note = head + precision_note(e, x, eps, float(np.broadcast_to(bound, exact.shape)[w]))
     return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x),
                     float(np.broadcast_to(bound, exact.shape)[w]), verdict,
                     exact_text=exact_text, note=note, index=w, elements=elements)

@@ -42,18 +42,20 @@ _SAFETY = 2.0  # the bound is first order: allow twice what it says
 
 
 class Err:
-    """An exact value, a bound on how far a float computation of it can be off (units of eps), and the
+    """An exact value, a bound on how far a float computation of it can be off (units of eps, a float or an
+    mpf), and the
     largest and smallest nonzero magnitudes of the values it was computed from (``peak``, ``low``: past
     the float range an engine's intermediate step overflows, below its smallest normal number it
     underflows, whatever the final value)."""
 
-    __slots__ = ("e", "low", "peak", "v")
+    __slots__ = ("e", "low", "peak", "r", "v")
 
-    def __init__(self, v: Scalar, e: float = 0.0, peak: float = 0.0, low: float = math.inf) -> None:
+    def __init__(self, v: Scalar, e: float = 0.0, peak: float = 0.0, low: float = math.inf, r: float = 0.0) -> None:
         self.v = v
         self.e = e
         self.peak = peak
         self.low = low
+        self.r = r  # what partials rebuilt from rounded outputs add to e (units of eps), kept apart
 
     def __add__(self, o: Any) -> Any:
         if isinstance(o, Dual):
@@ -61,7 +63,7 @@ class Err:
         o = _err(o)
         r = self.v + o.v
         m = abs(float(r))
-        return Err(r, self.e + o.e + 0.5 * m, max(self.peak, o.peak, m), _low(min(self.low, o.low), m))
+        return Err(r, self.e + o.e + 0.5 * abs(r), max(self.peak, o.peak, m), _low(min(self.low, o.low), m), self.r + o.r)
 
     __radd__ = __add__
 
@@ -78,18 +80,19 @@ class Err:
             return NotImplemented
         o = _err(o)
         peak, low = max(self.peak, o.peak), min(self.low, o.low)
-        if not o.e and o.v in _EXACT:  # by an exact 0 or ±1: no rounding
-            return Err(self.v * o.v, self.e if o.v else 0.0, peak, low)
-        if not self.e and self.v in _EXACT:
-            return Err(self.v * o.v, o.e if self.v else 0.0, peak, low)
+        if not o.e and not o.r and o.v in _EXACT:  # by an exact 0 or ±1: no rounding
+            return Err(self.v * o.v, self.e if o.v else 0.0, peak, low, self.r if o.v else 0.0)
+        if not self.e and not self.r and self.v in _EXACT:
+            return Err(self.v * o.v, o.e if self.v else 0.0, peak, low, o.r if self.v else 0.0)
         r = self.v * o.v
         m = abs(float(r))
-        return Err(r, abs(float(self.v)) * o.e + abs(float(o.v)) * self.e + 0.5 * m, max(peak, m), _low(low, m))
+        a, b = abs(self.v), abs(o.v)
+        return Err(r, a * o.e + b * self.e + 0.5 * abs(r), max(peak, m), _low(low, m), a * o.r + b * self.r)
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Err:
-        return Err(-self.v, self.e, self.peak, self.low)
+        return Err(-self.v, self.e, self.peak, self.low, self.r)
 
 
 def _low(low: float, m: float) -> float:
@@ -157,10 +160,14 @@ def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Calla
         what = f"the derivative of order {order} of {name}" if order else name
         raise DomainError(f"{what} is not finite here")
     op = OPS[name]
+    # The bounds are kept at mpmath's range: a partial beyond the float range (log' at exp(-1201)) times
+    # an error below it is an ordinary number, where floats would make it inf * 0.
+    rebuilt: Any = 0.0
     if multi:  # the engine's rule for this derivative: its partial's budget, and more for each order up
-        err = (op.partial_ulps + 2.0 * (len(multi) - 1)) * abs(float(value)) + op.partial_abs * len(multi)
+        err: Any = (op.partial_ulps + 2.0 * (len(multi) - 1)) * abs(value)
+        rebuilt = op.partial_abs * len(multi)
     else:
-        err = op.ulps * abs(float(value))
+        err = op.ulps * abs(value)
     peak = abs(float(value))
     low = _low(math.inf, peak)
     if peak:  # an engine may form a derivative through its reciprocal (1/x, then squared): count both
@@ -169,10 +176,12 @@ def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Calla
         e = a.e if isinstance(a, Err) else precise(a)
         peak = max(peak, a.peak if isinstance(a, Err) else abs(float(a)))
         low = min(low, a.low) if isinstance(a, Err) else _low(low, abs(float(a)))
-        if e:
+        r = a.r if isinstance(a, Err) else 0.0
+        if e or r:
             moved = derivative(name, (*multi, k))(vals)
-            err += abs(float(moved)) * e if mpmath.isfinite(moved) else float("inf")
-    return Err(value, err, peak, low)
+            err += abs(moved) * e if mpmath.isfinite(moved) else mpmath.inf
+            rebuilt += abs(moved) * r if mpmath.isfinite(moved) and r else 0.0
+    return Err(value, err, peak, low, rebuilt)
 
 
 def _apply(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Callable[[Any], float]) -> Any:
@@ -262,6 +271,7 @@ class Known:
     allowance: Any
     peak: Any = None  # float array: the largest magnitude the quantity was computed from
     low: Any = None  # float array: the smallest nonzero one
+    rebuilt: Any = 0.0  # float array: what partials rebuilt from rounded outputs may add (absolute)
 
     @property
     def floats(self) -> Any:
@@ -305,10 +315,12 @@ def _key(arrays: Any) -> tuple[Any, ...]:
 
 def _scaled(ref: ModeReference, eps: float) -> ModeReference:
     def s(k: Known | None) -> Any:
-        return None if k is None else Known(k.exact, k.allowance * (_SAFETY * eps), k.peak, k.low)
+        return None if k is None else Known(k.exact, k.allowance * (_SAFETY * eps), k.peak, k.low,
+                                            np.asarray(k.rebuilt) * (_SAFETY * eps))
 
     return ModeReference(s(ref.jvp), tuple(s(k) for k in ref.vjp), tuple(s(k) for k in ref.hvp), s(ref.jvp_of_jvp),
-                         tuple(Known(k.exact, eps * k.allowance) for k in ref.jacobian),
+                         tuple(Known(k.exact, eps * k.allowance, rebuilt=eps * np.asarray(k.rebuilt))
+                               for k in ref.jacobian),
                          None if ref.orders is None else {n: s(k) for n, k in ref.orders.items()})
 
 
@@ -355,7 +367,8 @@ def _jacobian(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float
     for name in names:
         shape = (*graph.shape, *grads[0].exact[name].shape)
         out.append(Known(np.stack([g.exact[name] for g in grads]).reshape(shape),
-                         np.stack([g.rounding[name] for g in grads]).reshape(shape)))
+                         np.stack([g.rounding[name] for g in grads]).reshape(shape),
+                         rebuilt=np.stack([g.rebuilt[name] for g in grads]).reshape(shape)))
     return {"jacobian": tuple(out)}
 
 
@@ -416,14 +429,14 @@ def _leaves(graph: TensorGraph, point: Mapping[str, Any], backend: _Jets,
 
 def _known(out: Any, pick: Callable[[Any], Any]) -> Known:
     exact = np.empty(out.shape, dtype=object)
-    allow, peak, low = np.zeros(out.shape), np.zeros(out.shape), np.full(out.shape, np.inf)
+    allow, peak, low, rebuilt = np.zeros(out.shape), np.zeros(out.shape), np.full(out.shape, np.inf), np.zeros(out.shape)
     for i in np.ndindex(out.shape):
-        exact[i], allow[i], peak[i], low[i] = _parts(_flatten(pick(out[i])))
-    return Known(exact, allow, peak, low)
+        exact[i], allow[i], peak[i], low[i], rebuilt[i] = _parts(_flatten(pick(out[i])))
+    return Known(exact, allow, peak, low, rebuilt)
 
 
-def _parts(x: Err | None) -> tuple[Scalar, float, float, float]:
-    return (x.v, x.e, x.peak, x.low) if x is not None else (mpmath.mpf(0), 0.0, 0.0, math.inf)
+def _parts(x: Err | None) -> tuple[Scalar, float, float, float, float]:
+    return (x.v, float(x.e), x.peak, x.low, float(x.r)) if x is not None else (mpmath.mpf(0), 0.0, 0.0, math.inf, 0.0)
 
 
 def _part(x: Any, which: str) -> Any:
@@ -448,7 +461,7 @@ def _contract(out: Any, v: Any) -> Any:
     return terms[0] if terms else Err(mpmath.mpf(0))
 
 
-def _component(x: Any, k: int) -> tuple[Scalar, float, float, float]:
+def _component(x: Any, k: int) -> tuple[Scalar, float, float, float, float]:
     """The part of a nested dual with ``k`` of its levels' ε (all along one direction: D^k f[u^k])."""
     # The levels are symmetric, so any k of them will do: take the outermost k.
     for _ in range(k):
@@ -473,12 +486,12 @@ def _forward_over_reverse(graph: TensorGraph, point: Mapping[str, Any], ask: Ask
     for name in names:
         arr = leaves[name]
         first, second = np.empty(arr.shape, dtype=object), np.empty(arr.shape, dtype=object)
-        e1, e2, p1, p2 = (np.zeros(arr.shape) for _ in range(4))
+        e1, e2, p1, p2, r1, r2 = (np.zeros(arr.shape) for _ in range(6))
         l1, l2 = np.full(arr.shape, np.inf), np.full(arr.shape, np.inf)
         for i in np.ndindex(arr.shape):
             a = adj[arr[i].i]
-            first[i], e1[i], p1[i], l1[i] = _parts(a.re if isinstance(a, Dual) else a)
-            second[i], e2[i], p2[i], l2[i] = _parts(a.du if isinstance(a, Dual) else None)
-        firsts.append(Known(first, e1, p1, l1))
-        seconds.append(Known(second, e2, p2, l2))
+            first[i], e1[i], p1[i], l1[i], r1[i] = _parts(a.re if isinstance(a, Dual) else a)
+            second[i], e2[i], p2[i], l2[i], r2[i] = _parts(a.du if isinstance(a, Dual) else None)
+        firsts.append(Known(first, e1, p1, l1, r1))
+        seconds.append(Known(second, e2, p2, l2, r2))
     return tuple(firsts), tuple(seconds)

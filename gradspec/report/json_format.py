@@ -45,6 +45,7 @@ def summary(run: Run) -> dict[str, Any]:
     return {
         "checks": len(run.results),
         "exit_code": run.exit_code,
+        "strict": run.strict,
         "seconds": number(run.seconds),
         "totals": _counts(run.counts()),
         "engines": {e: _counts(run.counts(engine=e)) for e in engines_of(run)},

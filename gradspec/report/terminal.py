@@ -198,8 +198,8 @@ def imprecise_lines(results: Iterable[CheckResult], limit: int = 10) -> list[str
     """One line per imprecise quantity (the first ``limit`` of them): where, and the digits kept."""
     found = [(r, q) for r in results if r.verdict is Verdict.IMPRECISE
              for q in r.quantities if q.verdict is Verdict.IMPRECISE]
-    lines = [f"{r.path}:{r.line}: {r.case_id or r.expression} on {r.engine}: imprecise {q.note}" if r.path else
-             f"{r.expression} on {r.engine}: imprecise {q.note}" for r, q in found[:limit]]
+    lines = [f"{r.path}:{r.line}: {r.case_id} on {r.engine}: {quantity_label(q)} imprecise: {q.note}" if r.path else
+             f"{r.expression} on {r.engine}: {quantity_label(q)} imprecise: {q.note}" for r, q in found[:limit]]
     if len(found) > limit:
         lines.append(f"and {len(found) - limit} more imprecise quantities")
     return lines

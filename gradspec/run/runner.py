@@ -83,7 +83,11 @@ def _identify(result: CheckResult, case: Case, point: Point | TensorPoint | None
 
 
 def _expected(case: Case, result: CheckResult) -> CheckResult:
-    """A case marked ``xfail``: a failure becomes ``xfail``, a pass becomes a failure (strict)."""
+    """A case marked ``xfail``: a failure becomes ``xfail``, a pass becomes a failure (strict). A case of
+    ``precision: strict``: an imprecise check fails (before ``xfail`` reads it)."""
+    if case.precision == "strict" and result.verdict is Verdict.IMPRECISE:
+        result = dataclasses.replace(result, verdict=Verdict.FAIL, message="; ".join(filter(None, [
+            result.message, "imprecise, and the case asks for precision: strict"])))
     if case.xfail:
         if result.verdict is Verdict.FAIL:
             return dataclasses.replace(result, verdict=Verdict.XFAIL, message=f"expected failure: {case.xfail}")
