@@ -259,7 +259,7 @@ def _repeat(probe: Probe, names: list[str], tol: Tolerance) -> Quantity:
 
 def _kinds(probe: Probe, graph: TensorGraph) -> Quantity:
     name = "gradient shapes and dtypes"
-    problems = [f"data input {n} received a gradient" for n in probe.data_grads]
+    problems = [f"data input {n} received a gradient" for n in probe.data_grads] + probe.raw_shapes
     for kinds in probe.kinds[:1]:
         for n, _ in graph.differentiable:
             shape = tuple(graph.shapes[n])

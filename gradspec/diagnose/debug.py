@@ -106,6 +106,26 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
         found, wrong = _localise_run(graph, point, engine, values, adj)
         if found is not None or wrong:
             return found
+    return _sweep(graph, values, engine)
+
+
+def _sweep(graph: Graph, values: list[Any], engine: Engine) -> Culprit | None:
+    """Every op of the graph tested alone at its operands, when no rerun of the graph showed a wrong
+    node: the first that fails is the culprit (an ``=`` for ``+=`` that only loses a contribution in
+    some of the orders a ``set`` of nodes gives)."""
+    tested: set[tuple[str, tuple[bool, ...]]] = set()
+    for i, step in enumerate(graph.steps):
+        if not isinstance(step, Apply) or not graph.varying[i]:
+            continue
+        args = [(float(values[a]), graph.varying[a]) for a in step.args]
+        key = (step.op, tuple(v for _, v in args))
+        if key in tested:
+            continue
+        tested.add(key)
+        found = unit_culprit(step.op, args, engine, f"{step.op} at `{_label(graph, i)}`")
+        if found is not None:
+            return replace(found, message=f"{found.message}; found by testing each op alone, since reruns of the "
+                                          "whole graph came out right (its result changes from run to run)")
     return None
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from gradspec.engines.adapters.torch import watch_backward_shapes
 from gradspec.engines.paths import importable
 from gradspec.engines.protocol import REVERSE_AND_TENSOR, Engine, Unsupported, ValueClassEngine
 from gradspec.errors import EngineError
@@ -90,6 +91,7 @@ class Probe:
     dtypes: dict[str, str] = field(default_factory=dict)  # each differentiable input's dtype as passed
     data_grads: list[str] = field(default_factory=list)  # data inputs that received a gradient
     mutated: list[str] = field(default_factory=list)  # inputs whose values changed during the calls
+    raw_shapes: list[str] = field(default_factory=list)  # gradients of a wrong shape before the library reduced them
 
 
 class FunctionEngine(Engine):
@@ -246,17 +248,23 @@ class FunctionEngine(Engine):
         wanted = [leaves[n] for n, _ in graph.differentiable]
         probe = Probe(out.detach().cpu().double().numpy(), [],
                       dtypes={n: str(leaves[n].dtype).removeprefix("torch.") for n, _ in graph.differentiable})
+        raw_shapes, unwatch = watch_backward_shapes(t, out, {id(leaves[n]): n for n, _ in graph.differentiable}) \
+            if out.requires_grad else ([], lambda: None)
         for cotangent in cotangents:
             if not out.requires_grad:
                 probe.grads.append({n: None for n, _ in graph.differentiable})
                 probe.kinds.append({})
                 continue
-            got = t.autograd.grad(out, wanted, grad_outputs=t.tensor(cotangent, dtype=out.dtype, device=device),
-                                  retain_graph=True, allow_unused=True)
+            try:
+                got = t.autograd.grad(out, wanted, grad_outputs=t.tensor(cotangent, dtype=out.dtype, device=device),
+                                      retain_graph=True, allow_unused=True)
+            finally:
+                unwatch()  # the first backward is watched; the later ones run the same code
             probe.grads.append({n: None if g is None else g.detach().cpu().double().numpy()
                                 for (n, _), g in zip(graph.differentiable, got, strict=True)})
             probe.kinds.append({n: (tuple(g.shape), str(g.dtype).removeprefix("torch."))
                                 for (n, _), g in zip(graph.differentiable, got, strict=True) if g is not None})
+        probe.raw_shapes = list(dict.fromkeys(raw_shapes))
         probe.data_grads = [n for n in graph.data if getattr(leaves[n], "grad", None) is not None]
         probe.mutated = [n for n in leaves if not bool(t.equal(before[n], leaves[n].detach()))]
         return probe
