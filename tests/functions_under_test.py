@@ -233,3 +233,47 @@ xsin_no_jvp = XSinNoJvp.apply
 old_xsin = OldXSin.apply
 old_xsin_wrong_jvp = OldXSinWrongJvp.apply
 old_xsin_no_jvp = OldXSinNoJvp.apply
+
+
+# entmax's SparsemaxFunction before its fix (deep-spin/entmax 4f3bc08, MIT licence), reduced to dim=-1 and
+# a full sort: its backward squeezes every size-1 axis of the support size, not only ``dim``, so for a
+# [3, 1, 4] input it returns a [3, 3, 4] gradient, which torch silently sums down to [3, 1, 4].
+class SparsemaxBeforeFix(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, X: torch.Tensor) -> torch.Tensor:
+        dim = -1
+        max_val, _ = X.max(dim=dim, keepdim=True)
+        X = X - max_val
+        topk, _ = torch.sort(X, dim=dim, descending=True)
+        topk_cumsum = topk.cumsum(dim) - 1
+        rhos = torch.arange(1, X.size(dim) + 1, dtype=X.dtype)
+        support = rhos * topk > topk_cumsum
+        support_size = support.sum(dim=dim).unsqueeze(dim)
+        tau = topk_cumsum.gather(dim, support_size - 1) / support_size.to(X.dtype)
+        output = torch.clamp(X - tau, min=0)
+        ctx.save_for_backward(support_size, output)
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
+        supp_size, output = ctx.saved_tensors
+        dim = -1
+        grad_input = grad_output.clone()
+        grad_input[output == 0] = 0
+        v_hat = grad_input.sum(dim=dim) / supp_size.to(output.dtype).squeeze()  # the fix: .squeeze(dim)
+        v_hat = v_hat.unsqueeze(dim)
+        return torch.where(output != 0, grad_input - v_hat, grad_input)
+
+
+class SparsemaxFixed(SparsemaxBeforeFix):
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
+        supp_size, output = ctx.saved_tensors
+        grad_input = grad_output.clone()
+        grad_input[output == 0] = 0
+        v_hat = (grad_input.sum(dim=-1) / supp_size.to(output.dtype).squeeze(-1)).unsqueeze(-1)
+        return torch.where(output != 0, grad_input - v_hat, grad_input)
+
+
+sparsemax_before_fix = SparsemaxBeforeFix.apply
+sparsemax_fixed = SparsemaxFixed.apply

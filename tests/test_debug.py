@@ -264,3 +264,17 @@ def test_a_tiny_value_computed_by_cancellation_is_named(textbook: ModuleType) ->
     assert "(4 of 16 digits right)" in found.message
     # a correct engine's cancellation in a subtraction of its own operands is not an op's fault
     assert culprit_of("textbook:Value", "(x - 0.3) * 1e20", {"x": Fraction("0.30000000000001")}) is None
+
+
+def test_where_reruns_come_out_right_each_op_is_tested_alone(textbook: ModuleType,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # a backward ordered by a set loses mul's overwritten contribution in some orders only: where the
+    # localiser's own runs all came out right, the ops of the graph are unit-tested one by one
+    import gradspec.diagnose.debug as debug
+
+    monkeypatch.setattr(debug, "_localise_run", lambda *args: (None, False))
+    found = culprit_of("textbook:MulAssign", "tanh(x*y + x**2) + exp(y)", {"x": Fraction(2), "y": Fraction(3)})
+    assert found is not None and (found.op, found.kind) == ("mul", "accumulation")
+    assert found.message.startswith("mul at `x * y`: overwrites") and "reruns of the whole graph came out right" \
+        in found.message
+    assert culprit_of("textbook:Value", "tanh(x*y + x**2) + exp(y)", {"x": Fraction(2), "y": Fraction(3)}) is None

@@ -171,3 +171,19 @@ def test_a_jax_backward_of_the_wrong_shape_fails_with_the_library_message() -> N
     result = gradspec.check_function(f, "2 * x", {"x": np.linspace(-1, 1, 4)}, engine="jax")
     assert result.verdict is Verdict.FAIL
     assert "engine raised" in result.message and result.culprit is not None
+
+
+# Close rows keep every element in sparsemax's support, where sparsemax(x) = x - (sum(x) - 1) / n.
+ROWS = {"x": torch.tensor(RNG.uniform(0.0, 0.2, (3, 1, 4)))}
+SPARSEMAX = "x - (reshape(sum(x, axis=2), shape=[3, 1, 1]) - 1) / 4"
+
+
+def test_a_backward_of_the_wrong_shape_is_seen_before_torch_sums_it_down() -> None:
+    fixed = gradspec.check_function(fut.sparsemax_fixed, SPARSEMAX, ROWS)
+    assert fixed.verdict is Verdict.PASS, fixed.table()
+    result = gradspec.check_function(fut.sparsemax_before_fix, SPARSEMAX, ROWS)
+    assert result.verdict is Verdict.FAIL
+    kinds = next(q for q in result.quantities if q.name == "gradient shapes and dtypes")
+    assert kinds.verdict is Verdict.FAIL
+    assert kinds.note == ("SparsemaxBeforeFix.backward returned a gradient of shape [3, 3, 4] for x of shape "
+                          "[3, 1, 4], which torch sums down to the input's shape")

@@ -14,6 +14,8 @@ import pytest
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import FunctionSpec
 from gradspec.cli import main
+from gradspec.engines.protocol import resolve
+from gradspec.run.runner import run_case
 
 pytest.importorskip("torch")
 
@@ -179,3 +181,52 @@ def test_pytest_runs_a_function_case_on_its_own_engine(pytester: pytest.Pytester
     assert "fused-softmax[draw0][torch]" in result.stdout.str()
     result = pytester.runpytest("-q", "-p", "no:cacheprovider", "--gradspec-engine", "builtin")
     result.assert_outcomes(skipped=6)
+
+
+KINKED = '''
+import torch
+
+class ReluOneAtZero(torch.autograd.Function):
+    """relu whose backward takes the subgradient 1 at 0 (torch's own relu takes 0)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x >= 0).to(g.dtype)
+
+relu_one_at_zero = ReluOneAtZero.apply
+'''
+
+
+@pytest.mark.parametrize(("kink", "verdict", "said"), [
+    ("any", "pass", "another subgradient at a kink (kink: any)"),
+    ("convention", "convention", "another subgradient at a kink"),
+])
+def test_a_function_case_declares_its_kink_as_an_expression_case_does(
+        write_case: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kink: str, verdict: str,
+        said: str) -> None:
+    name = f"kinked_{kink}"
+    (tmp_path / f"{name}.py").write_text(KINKED, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write_case(f"""
+cases:
+  - id: relu-kink
+    kind: function
+    function: {{torch: "{name}:relu_one_at_zero"}}
+    reference: relu(x)
+    at:
+      x: [[0, 1.5], [-2, 0]]
+    kink: {kink}
+""")
+    (case,) = load_file(path).cases
+    (result,) = run_case(case, resolve("torch"))
+    assert result.verdict.value == verdict, result.table()
+    assert "not declared by the case" not in result.message
+    notes = {q.note for q in result.quantities if "(vjp" in q.name}
+    assert said in notes

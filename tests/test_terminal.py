@@ -18,6 +18,7 @@ from gradspec.cli import main
 from gradspec.report import terminal
 from gradspec.report.common import worst_rel_error
 from gradspec.report.terminal import Progress, group_failures, next_steps
+from gradspec.results import CheckResult, Culprit, CulpritKind, Verdict
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -247,3 +248,21 @@ def test_a_case_id_is_not_markup_on_the_live_bar() -> None:
         progress.step(label)
     progress.done()
     assert "30/30" in stream.getvalue()
+
+
+def test_a_named_op_is_not_contradicted_by_another_point_of_the_case() -> None:
+    def failing(x: float, culprit: Culprit) -> CheckResult:
+        return CheckResult("tanh(x * 100)", {"x": x}, "mine", Verdict.FAIL, case_id="tanh-big", path="c.yaml",
+                           culprit=culprit)
+
+    traversal = Culprit("backward", CulpritKind.TRAVERSAL, "x", message="every op's backward rule is right in isolation")
+    unstable = Culprit("backward", CulpritKind.NONDETERMINISM, "x", message="the engine is not deterministic")
+    rule = Culprit("tanh", CulpritKind.RULE, "y", message="tanh at `tanh(y)`: d/d(input) exact 1.1e-09")
+    results = [failing(0.11, traversal), failing(0.12, rule), failing(0.13, unstable),
+               CheckResult("x * x", {"x": 2.0}, "mine", Verdict.FAIL, case_id="other", path="c.yaml", culprit=traversal)]
+    groups = group_failures(results)
+    assert groups[0].culprit_key == ("mine", "tanh", "rule")
+    lines = terminal.failure_lines(results)
+    culprits = [line for line in lines if line.startswith("  culprit: ")]
+    assert culprits == ["  culprit: tanh at `tanh(y)`: d/d(input) exact 1.1e-09",  # alone: no contradiction
+                        "  culprit: every op's backward rule is right in isolation"]  # another case keeps its own

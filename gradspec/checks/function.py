@@ -76,7 +76,7 @@ def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> C
     dtypes = explicit or (["float64"] if fam == "builtin" else list(spec.dtypes))
     engines = [engine if explicit or _dtype(engine) == d else _at_dtype(engine, d) for d in dtypes]
     return check_graph_function(spec.graph, point.arrays(), engines, fn, targets[fam], case.tolerance, seed=point.seed,
-                                modes=_modes(case.modes), order=case.order)
+                                modes=_modes(case.modes), order=case.order, kink=case.kink)
 
 
 def _modes(check: Sequence[Mode | str] | None) -> frozenset[Mode]:
@@ -119,9 +119,10 @@ def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, 
 
 def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: Sequence[Engine], fn: Callable[..., Any],
                          label: str, tol: Tolerance, *, seed: int = 0, modes: frozenset[Mode] = frozenset(),
-                         order: int = 1) -> CheckResult:
+                         order: int = 1, kink: str | None = None) -> CheckResult:
     """``fn`` at ``point`` (input -> array of Fractions) on each engine (one per dtype), as one result;
-    ``modes`` and ``order`` add forward-mode and higher-order quantities (:mod:`gradspec.checks.modes`)."""
+    ``modes`` and ``order`` add forward-mode and higher-order quantities (:mod:`gradspec.checks.modes`);
+    ``kink`` is the case's declaration at a kink, as for a tensor case."""
     results = []
     for engine in engines:
         try:
@@ -130,7 +131,7 @@ def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: 
             return CheckResult(expression=graph.program.source, point={}, engine=engine.name, verdict=Verdict.SKIP,
                                kind="function", message=exc.message)
         result = _explained(check_tensor(graph, point, wrapped, tol, seed=seed, localise=False, modes=modes,
-                                         order=order), wrapped)
+                                         order=order, kink=kink), wrapped)
         quantities = list(result.quantities)
         if result.verdict not in (Verdict.ERROR, Verdict.SKIP) and result.quantities:
             quantities += _properties(graph, point, wrapped, tol, seed)
@@ -261,7 +262,7 @@ def _repeat(probe: Probe, names: list[str], tol: Tolerance) -> Quantity:
 
 def _kinds(probe: Probe, graph: TensorGraph) -> Quantity:
     name = "gradient shapes and dtypes"
-    problems = [f"data input {n} received a gradient" for n in probe.data_grads]
+    problems = [f"data input {n} received a gradient" for n in probe.data_grads] + probe.raw_shapes
     for kinds in probe.kinds[:1]:
         for n, _ in graph.differentiable:
             shape = tuple(graph.shapes[n])

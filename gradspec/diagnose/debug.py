@@ -94,17 +94,53 @@ def explain(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> tupl
     return rows, outcome
 
 
+_RERUNS = 3  # runs of a graph that the check found wrong, before the localiser gives up finding a wrong node
+
+
 def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Culprit | None:
-    """Name the op (or ``backward``) that makes ``engine`` wrong on ``graph`` at ``point``."""
+    """Name the op (or ``backward``) that makes ``engine`` wrong on ``graph`` at ``point``.
+
+    An engine whose backward order comes from a ``set`` may add up its gradients right in one run and
+    wrong in the next: where a run shows no wrong node, the graph is run again, a few times."""
+    values, adj = _exact_state(graph, point)
+    for _ in range(_RERUNS):
+        found, wrong = _localise_run(graph, point, engine, values, adj)
+        if found is not None or wrong:
+            return found
+    return _sweep(graph, values, engine)
+
+
+def _sweep(graph: Graph, values: list[Any], engine: Engine) -> Culprit | None:
+    """Every op of the graph tested alone at its operands, when no rerun of the graph showed a wrong
+    node: the first that fails is the culprit (an ``=`` for ``+=`` that only loses a contribution in
+    some of the orders a ``set`` of nodes gives)."""
+    tested: set[tuple[str, tuple[bool, ...]]] = set()
+    for i, step in enumerate(graph.steps):
+        if not isinstance(step, Apply) or not graph.varying[i]:
+            continue
+        args = [(float(values[a]), graph.varying[a]) for a in step.args]
+        key = (step.op, tuple(v for _, v in args))
+        if key in tested:
+            continue
+        tested.add(key)
+        found = unit_culprit(step.op, args, engine, f"{step.op} at `{_label(graph, i)}`")
+        if found is not None:
+            return replace(found, message=f"{found.message}; found by testing each op alone, since reruns of the "
+                                          "whole graph came out right (its result changes from run to run)")
+    return None
+
+
+def _localise_run(graph: Graph, point: Mapping[str, Fraction], engine: Engine, values: list[Any],
+                  adj: list[Any]) -> tuple[Culprit | None, bool]:
+    """One run of the localiser: the culprit, and whether this run showed a wrong node at all."""
     floats = {k: float(v) for k, v in point.items()}
     called = call.run(engine, graph, floats, every_node=True, representable=False)
     if called.verdict is not None:  # the check reports the failure; where it raised may name the culprit
-        return raised_culprit(graph, called.error) if called.raised and called.error is not None else None
+        return (raised_culprit(graph, called.error) if called.raised and called.error is not None else None), True
     outcome = called.get()
-    values, adj = _exact_state(graph, point)
     forward_bug = _first_wrong_value(graph, outcome, values, getattr(engine, "eps", 2.0**-52))
     if forward_bug is not None:
-        return forward_bug
+        return forward_bug, True
     grads = outcome.node_grads
     for j in range(len(graph.steps) - 1, -1, -1):
         if j not in grads or j == graph.output or grads[j] is None:  # None: not reported, so not judged
@@ -112,9 +148,9 @@ def localise(graph: Graph, point: Mapping[str, Fraction], engine: Engine) -> Cul
         if _close(grads[j], float(adj[j])):
             continue
         if any(grads[i] is None for i, s in enumerate(graph.steps) if j in s.args and i in grads):
-            return None  # what its consumers passed down is not reported: nothing to say which one erred
-        return _blame(graph, j, values, adj, grads, engine)
-    return None
+            return None, True  # what its consumers passed down is not reported: nothing to say which one erred
+        return _blame(graph, j, values, adj, grads, engine), True
+    return None, False
 
 
 def primary(found: Culprit | None, unstable: Culprit | None) -> Culprit | None:

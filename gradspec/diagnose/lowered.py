@@ -3,7 +3,7 @@
 A micrograd-style engine runs a tensor case as a tensor of its Values: ``matmul`` is gradspec's
 lowering, built from the user's ``*`` and ``+``. When such an op fails on its own, the bug is in one of
 those scalar ops, so each scalar op the lowering applies is tested alone, at the first operands the
-lowering gives it, and the first that fails is named with the tensor op it sits in ("mul inside matmul
+lowering gives it (for each mix of Values and constants), and the first that fails is named with the tensor op it sits in ("mul inside matmul
 at column 12").
 """
 
@@ -37,14 +37,16 @@ class _Recorder:
     """A scalar backend in float64 that notes each op's first operands (value, varying)."""
 
     def __init__(self) -> None:
-        self.first: dict[str, list[tuple[float, bool]]] = {}
+        # (op, which operands are Values) -> the first operands: -y and x - y may fail where x - 1 passes
+        self.first: dict[tuple[str, tuple[bool, ...]], list[tuple[float, bool]]] = {}
 
     def op(self, name: str, *args: Any) -> Any:
         floats = [a.v if isinstance(a, _Var) else float(a) for a in args]
         result = float(OPS[name].fn(*floats))
         if not any(isinstance(a, _Var) for a in args):
             return result
-        self.first.setdefault(name, [(f, isinstance(a, _Var)) for f, a in zip(floats, args, strict=True)])
+        varying = tuple(isinstance(a, _Var) for a in args)
+        self.first.setdefault((name, varying), list(zip(floats, varying, strict=True)))
         return _Var(result)
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
@@ -71,7 +73,7 @@ def scalar_culprit(alone: TensorGraph, point: Mapping[str, Any], engine: Engine,
         evaluate(alone, recorder, leaves)
     except (ArithmeticError, ValueError):
         return None
-    for name, args in recorder.first.items():
+    for (name, _), args in recorder.first.items():
         where = f"{name} at column {col}" if name == op else f"{name} inside {op} at column {col}"
         found = unit_culprit(name, args, engine, where)
         if found is not None:

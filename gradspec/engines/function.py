@@ -142,6 +142,7 @@ class Probe:
     dtypes: dict[str, str] = field(default_factory=dict)  # each differentiable input's dtype as passed
     data_grads: list[str] = field(default_factory=list)  # data inputs that received a gradient
     mutated: list[str] = field(default_factory=list)  # inputs whose values changed during the calls
+    raw_shapes: list[str] = field(default_factory=list)  # gradients of a wrong shape before the library reduced them
 
 
 class FunctionEngine(Engine):

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, severity, worst_rel_error
-from gradspec.results import CheckResult, Role, Run, Verdict, mode_skip_reason
+from gradspec.results import CheckResult, CulpritKind, Role, Run, Verdict, mode_skip_reason
 
 __all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "imprecise_lines", "next_steps", "skip_lines",
            "summary"]
 
 LISTED_POINTS = 3  # other failing points of a group named by their coordinates before "and N more"
 QUIET_FOR = 2.0  # seconds a run goes without progress lines in a log: short runs print none
+_OP_KINDS = (CulpritKind.RULE, CulpritKind.ACCUMULATION, CulpritKind.FORWARD)  # an op wrong on its own
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class FailureGroup:
 
     @property
     def culprit_key(self) -> tuple[str, str, str] | None:
-        culprit = self.worst.culprit or next((r.culprit for r in self.failing if r.culprit), None)
+        found = [r.culprit for r in (self.worst, *self.failing) if r.culprit is not None]
+        culprit = next((c for c in found if c.kind in _OP_KINDS), found[0] if found else None)
         return None if culprit is None else (self.engine, culprit.op, culprit.kind)
 
 
@@ -86,11 +88,15 @@ def _head(group: FailureGroup) -> str:
 
 
 def _culprits(group: FailureGroup) -> list[str]:
-    """Each distinct culprit of the group once, the worst point's first."""
+    """Each distinct culprit of the group once, the worst point's first. Where one names an op that is
+    wrong on its own, "every rule is right alone" (traversal) and "the runs differ" (nondeterminism)
+    from other points of the case would contradict it, and are left out."""
     seen: dict[tuple[str, str], str] = {}
-    for r in (group.worst, *group.failing):
-        if r.culprit is not None:
-            seen.setdefault((r.culprit.op, r.culprit.kind), r.culprit.message)
+    found = [r.culprit for r in (group.worst, *group.failing) if r.culprit is not None]
+    named_op = any(c.kind in _OP_KINDS for c in found)
+    for c in found:
+        if not named_op or c.kind in _OP_KINDS:
+            seen.setdefault((c.op, c.kind), c.message)
     return list(seen.values())
 
 

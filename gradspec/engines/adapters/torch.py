@@ -158,17 +158,23 @@ class TorchEngine(Engine):
         wanted = [leaves[n] for n, _ in graph.differentiable]
         probe = Probe(out.detach().cpu().double().numpy(), [],
                       dtypes={n: str(leaves[n].dtype).removeprefix("torch.") for n, _ in graph.differentiable})
+        raw_shapes, unwatch = watch_backward_shapes(t, out, {id(leaves[n]): n for n, _ in graph.differentiable}) \
+            if out.requires_grad else ([], lambda: None)
         for cotangent in cotangents:
             if not out.requires_grad:
                 probe.grads.append({n: None for n, _ in graph.differentiable})
                 probe.kinds.append({})
                 continue
-            got = t.autograd.grad(out, wanted, grad_outputs=t.tensor(cotangent, dtype=out.dtype, device=self.device),
-                                  retain_graph=True, allow_unused=True)
+            try:
+                got = t.autograd.grad(out, wanted, grad_outputs=t.tensor(cotangent, dtype=out.dtype, device=self.device),
+                                      retain_graph=True, allow_unused=True)
+            finally:
+                unwatch()  # the first backward is watched; the later ones run the same code
             probe.grads.append({n: None if g is None else g.detach().cpu().double().numpy()
                                 for (n, _), g in zip(graph.differentiable, got, strict=True)})
             probe.kinds.append({n: (tuple(g.shape), str(g.dtype).removeprefix("torch."))
                                 for (n, _), g in zip(graph.differentiable, got, strict=True) if g is not None})
+        probe.raw_shapes = list(dict.fromkeys(raw_shapes))
         probe.data_grads = [n for n in graph.data if getattr(leaves[n], "grad", None) is not None]
         probe.mutated = [n for n in leaves if not bool(t.equal(before[n], leaves[n].detach()))]
         return probe
@@ -271,3 +277,52 @@ def _again(t: Any, grads: Sequence[Any], u: Sequence[Any], leaves: Sequence[Any]
     if not getattr(s, "requires_grad", False):
         return [t.zeros_like(x) for x in leaves]
     return _zeros(t, leaves, t.autograd.grad(s, leaves, create_graph=create_graph, retain_graph=True, allow_unused=True))
+
+
+def watch_backward_shapes(torch: Any, out: Any, names: Mapping[int, str]) -> tuple[list[str], Callable[[], None]]:
+    """Watch the raw gradients that each ``torch.autograd.Function`` in ``out``'s graph returns from its
+    backward, before torch's engine sums a broadcast-compatible gradient down to its input's shape (so a
+    [3, 3, 4] gradient for a [3, 1, 4] input passes unseen). ``names`` maps ``id`` of a leaf tensor to
+    its name. Returns the list that each wrong shape is added to as backward runs, and a function that
+    removes the watch."""
+    problems: list[str] = []
+    handles = []
+    seen: set[int] = set()
+    stack = [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack += [n for n, _ in node.next_functions]
+        forward_cls = getattr(node, "_forward_cls", None)
+        if forward_cls is not None:
+            handles.append(node.register_prehook(_shape_watch(torch, node, forward_cls, names, problems)))
+
+    def remove() -> None:
+        for handle in handles:
+            handle.remove()
+
+    return problems, remove
+
+
+def _shape_watch(torch: Any, node: Any, forward_cls: Any, names: Mapping[int, str],
+                 problems: list[str]) -> Callable[[Any], None]:
+    def hook(grad_outputs: Any) -> None:
+        try:
+            with torch.no_grad():
+                raw = forward_cls.backward(node, *grad_outputs)  # the Function's own backward, as written
+        except Exception:  # its error surfaces from the real backward call, where the check reports it
+            return
+        raw = raw if isinstance(raw, tuple) else (raw,)
+        for k, ((next_node, slot), grad) in enumerate(zip(node.next_functions, raw, strict=False)):
+            if next_node is None or not isinstance(grad, torch.Tensor):
+                continue
+            variable = getattr(next_node, "variable", None)
+            want = tuple(variable.shape) if variable is not None else tuple(next_node._input_metadata[slot].shape)
+            if tuple(grad.shape) != want:
+                what = names.get(id(variable), f"input {k}") if variable is not None else f"input {k}"
+                problems.append(f"{forward_cls.__name__}.backward returned a gradient of shape {list(grad.shape)} "
+                                f"for {what} of shape {list(want)}, which torch sums down to the input's shape")
+
+    return hook
