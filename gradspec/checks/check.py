@@ -19,7 +19,7 @@ from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Eng
 from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
-from gradspec.lang.numbers import Number, exact_number
+from gradspec.lang.numbers import Number, exact_float, exact_number
 from gradspec.modes import Mode
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
@@ -106,9 +106,10 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
     for name, value in point.items():
         arr = np.asarray(value, dtype=object)
         out = np.empty(arr.shape, dtype=object)
-        for index in np.ndindex(arr.shape):
-            v: Any = arr[index]
-            out[index] = exact_number(v.item() if isinstance(v, np.generic) else v)
+        flat = out.reshape(-1)
+        for i, v in enumerate(arr.flat):
+            v = v.item() if isinstance(v, np.generic) else v
+            flat[i] = exact_float(v) if type(v) is float else exact_number(v)
         arrays[name] = out
     graph = build_tensor(parse(expression), {n: a.shape for n, a in arrays.items()})
     return check_tensor(graph, arrays, engine, tol)

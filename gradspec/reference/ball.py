@@ -36,7 +36,7 @@ from gradspec.reference.kernels import TENSOR
 
 __all__ = ["PREC", "BallExact", "Unsupported", "ball_tensor", "supported"]
 
-PREC = 192  # bits: every input and constant is a ball of relative radius about 2**-192
+PREC = 128  # bits: every input and constant is a ball of relative radius about 2**-128 (3e-39)
 _SAFETY = 2  # as the scalar tape's: the allowance is twice the running bound
 
 
