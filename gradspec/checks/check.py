@@ -20,6 +20,7 @@ from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
 from gradspec.lang.numbers import Number, exact_float, exact_number
+from gradspec.limits import too_large
 from gradspec.modes import Mode
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
@@ -103,6 +104,10 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
     from gradspec.graph.tensor import build_tensor
 
     arrays = {}
+    for name, value in point.items():
+        refused = too_large(name, int(np.size(value)))  # before any work: converting a point is work too
+        if refused:
+            raise GradspecError(refused)
     for name, value in point.items():
         arr = np.asarray(value, dtype=object)
         out = np.empty(arr.shape, dtype=object)
