@@ -226,8 +226,13 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         # pyproject.toml's [tool.gradspec], and modules in the current folder and the project root
         # importable (as `python -m` has the current folder), for the duration of the command.
         args.config = Config() if args.command in _UNCONFIGURED else load_config()
-        with importable(Path.cwd(), args.config.root):
-            return _command(args, out, err)
+        saved = LIMITS.elements
+        LIMITS.elements = args.config.max_elements or saved
+        try:
+            with importable(Path.cwd(), args.config.root):
+                return _command(args, out, err)
+        finally:
+            LIMITS.elements = saved
     except GradspecError as exc:
         print(f"gradspec: {exc}", file=err)
         return EXIT_INVALID

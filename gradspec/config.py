@@ -9,6 +9,7 @@ project's own package)::
     engines = ["builtin", "mine"]          # the default --engine list
     paths = ["tests/grad_cases"]           # default case paths
     time-limit = 30                        # seconds one engine call may take
+    max-elements = 1000000                 # elements of one tensor input; more is refused
 
     [tool.gradspec.engine.mine]            # a named engine: --engine mine
     class = "mypkg.autograd:Value"         # a Value class, an engine factory or an adapter spec
@@ -57,6 +58,7 @@ SCHEMA: dict[str, Any] = {
         "paths": {"type": "array", "items": {"type": "string", "minLength": 1, "description": "a case file or folder"},
                   "description": "a list of case files or folders, relative to pyproject.toml"},
         "time-limit": {"type": "number", "exclusiveMinimum": 0, "description": "a number of seconds above 0"},
+        "max-elements": {"type": "integer", "minimum": 1, "description": "a whole number of elements, at least 1"},
         "engine": {
             "type": "object",
             "propertyNames": {"pattern": r"^[A-Za-z0-9_.-]+$", "not": {"const": "builtin"},
@@ -90,6 +92,7 @@ class Config:
     engines: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()  # as written: relative to ``root``
     time_limit: float | None = None
+    max_elements: int | None = None  # elements of one tensor input (gradspec.limits)
     named: Mapping[str, NamedEngine] = field(default_factory=dict)
 
     @property
@@ -144,7 +147,8 @@ def load(start: Path | None = None) -> Config:
                           tuple(sorted(raw.get("methods", {}).items())), str(path))
         for name, raw in table.get("engine", {}).items()
     }
-    return Config(path, tuple(table.get("engines", ())), tuple(table.get("paths", ())), table.get("time-limit"), named)
+    return Config(path, tuple(table.get("engines", ())), tuple(table.get("paths", ())), table.get("time-limit"),
+                  table.get("max-elements"), named)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Time limits for work that may not come back: an engine that never returns, a SymPy derivation that
-explodes.
+"""Limits: time for work that may not come back (an engine that never returns, a SymPy derivation that
+explodes), and the size of a tensor input, refused before any work is done.
 
 On Unix, in the main thread, a limit is an interval timer whose signal raises :class:`TimeLimit` inside
 the running code, so even a pure-Python infinite loop is interrupted. Elsewhere (another thread, or no
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["LIMITS", "TimeLimit", "deadline"]
+__all__ = ["LIMITS", "TimeLimit", "deadline", "too_large"]
 
 
 class _Limits:
@@ -30,6 +30,9 @@ class _Limits:
     engine: float = 60.0  # one engine call: build a graph and backpropagate
     derivation: float = 20.0  # one SymPy derivation; past it the chain rule is used, step by step
     watch: Callable[[float | None], None] | None = None  # told a limited call's seconds as it starts, None as it ends
+    # Elements of one tensor input, in case files and gradspec.check ([tool.gradspec] max-elements): the
+    # exact reference's time and memory grow with them, so a larger input is refused before any work.
+    elements: int = 1_000_000
 
 
 LIMITS = _Limits()
@@ -82,3 +85,11 @@ def deadline(seconds: float | None) -> Iterator[None]:
         sys.unraisablehook = previous_hook
         if watch is not None:
             watch(None)
+
+
+def too_large(name: str, elements: int) -> str | None:
+    """Why a tensor input of ``elements`` elements is refused; None when it is within the limit."""
+    if elements <= LIMITS.elements:
+        return None
+    return (f"input {name} has {elements:,} elements; the limit is {LIMITS.elements:,} per input "
+            "(max-elements in [tool.gradspec], or gradspec.limits.LIMITS.elements)")

@@ -115,6 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[key] = []
     config.pluginmanager.register(_Reports(config), "gradspec-reports")
     config.stash[_FIRST_FAILURE] = {}
+    LIMITS.elements = settings.max_elements or LIMITS.elements
     limit = config.getini("gradspec_time_limit") or settings.time_limit or type(LIMITS).engine
     try:
         LIMITS.engine = float(limit)

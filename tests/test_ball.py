@@ -61,7 +61,7 @@ def both(text: str, shapes: dict[str, tuple[int, ...]], seed: int = 0) -> tuple[
 def agree(ball: Any, exact: Any) -> None:
     with mpmath.workdps(60):
         for index in np.ndindex(np.shape(exact)):
-            assert abs(mpmath.mpf(ball[index]) - mpmath.mpf(exact[index])) < mpmath.mpf("1e-45"), index
+            assert abs(mpmath.mpf(ball[index]) - mpmath.mpf(exact[index])) < mpmath.mpf("1e-30"), index
 
 
 def bounded(ball: Any, tape: Any) -> float:
@@ -89,7 +89,7 @@ def test_each_kernel_agrees_with_the_lowering(text: str, shapes: dict[str, tuple
             assert [s for s, _ in got.copies.get(name, [])] == [s for s, _ in want.copies.get(name, [])]
             for (_, g), (_, w) in zip(got.copies.get(name, []), want.copies.get(name, []), strict=True):
                 np.testing.assert_array_equal(g, w)
-    assert 0 <= ball.radius < 1e-45  # the reference certifies itself: every ball is far below any float's ulp
+    assert 0 <= ball.radius < 1e-30  # the reference certifies itself: every ball is far below any float's ulp
 
 
 def test_every_kernel_is_exercised_and_every_table_row_is_known() -> None:
@@ -145,4 +145,4 @@ def test_supported_graphs_take_the_ball_path() -> None:
     point = draw({"x": (4, 4), "w": (4, 4)}, 2)
     ref = exact_tensor(graph, point)
     assert isinstance(ref, BallExact)
-    assert ref.radius < 1e-45
+    assert ref.radius < 1e-30

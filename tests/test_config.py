@@ -125,7 +125,7 @@ BAD = [
     ('paths = [""]', "tool.gradspec.paths.0", "expected a case file or folder, found ''"),
     ("time-limit = 0", "tool.gradspec.time-limit", "expected a number of seconds above 0, found 0"),
     ('time-limit = "30"', "tool.gradspec.time-limit", "expected a number of seconds above 0, found '30'"),
-    ("timelimit = 30", "tool.gradspec.timelimit", "unknown key; expected one of engine, engines, paths, time-limit"),
+    ("timelimit = 30", "tool.gradspec.timelimit", "unknown key; expected one of engine, engines, max-elements, paths, time-limit"),
     ('[tool.gradspec.engine.mine]\ndata = "value"', "tool.gradspec.engine.mine.class",
      "missing; expected 'module.path:Value', an engine factory or an adapter spec"),
     ('[tool.gradspec.engine.mine]\nclass = "m:V"\ndata = "the value"', "tool.gradspec.engine.mine.data",

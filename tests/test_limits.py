@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,36 @@ def test_the_watch_hears_each_limited_call_start_and_end(monkeypatch: pytest.Mon
     with pytest.raises(TimeLimit), deadline(0.02):
         spin(2)
     assert heard == [2, None, 0.02, None]
+
+
+def test_a_tensor_input_over_the_element_limit_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import gradspec
+    from gradspec.errors import GradspecError
+
+    start = time.thread_time()
+    with pytest.raises(GradspecError, match=r"input x has 1,000,001 elements; the limit is 1,000,000 per input"):
+        gradspec.check("sum(x)", {"x": np.zeros(1_000_001)})
+    assert time.thread_time() - start < 0.5  # converting a million inputs to exact decimals would take seconds
+    monkeypatch.setattr(LIMITS, "elements", 4)
+    with pytest.raises(GradspecError, match=r"input w has 6 elements; the limit is 4 per input"):
+        gradspec.check("sum(x @ w)", {"x": [1.0, 2.0], "w": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]})
+    assert gradspec.check("sum(x * x)", {"x": [1.0, 2.0, 3.0, 4.0]}).verdict.value == "pass"
+
+
+def test_the_element_limit_comes_from_the_project_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from gradspec.cli import main
+
+    (tmp_path / "pyproject.toml").write_text("[tool.gradspec]\nmax-elements = 3\n")
+    (tmp_path / "case.gradspec.yaml").write_text("cases:\n  - id: big\n    expr: sum(x)\n    at: {x: [1, 2, 3, 4]}\n")
+    monkeypatch.chdir(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["run", "case.gradspec.yaml"], out, err) == 2
+    assert "case.gradspec.yaml:4:13: [big] the tensor has 4 elements; the limit is 3 per input" in err.getvalue()
+    assert LIMITS.elements == 1_000_000  # the command leaves the process's limit as it found it
+    (tmp_path / "pyproject.toml").write_text("[tool.gradspec]\nmax-elements = 0\n")
+    assert main(["run", "case.gradspec.yaml"], out, err) == 2
+    assert "max-elements: expected a whole number of elements, at least 1, found 0" in err.getvalue()

@@ -116,12 +116,26 @@ cases:
     sample:
       count: 1
       vars:
-        x: {shape: [65, 64], normal: [0, 1]}
+        x: {shape: [1001, 1000], normal: [0, 1]}
 """
 
 
 def test_the_element_cap_is_a_located_error(write_case: Callable[..., Path], assert_invalid: Callable[..., list[str]]) -> None:
-    assert_invalid(write_case(TOO_BIG), [(7, 20, "input x has 4160 elements; the limit is 4096 per input")])
+    # Refused before anything is drawn: a million draws would not fit the fixture's 2 s of CPU time.
+    assert_invalid(write_case(TOO_BIG), [(7, 20, "input x has 1,001,000 elements; the limit is 1,000,000 per input")])
+
+
+def test_the_element_cap_is_configurable_and_covers_written_tensors(
+        write_case: Callable[..., Path], assert_invalid: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradspec.limits import LIMITS
+
+    monkeypatch.setattr(LIMITS, "elements", 3)
+    assert_invalid(write_case("""
+cases:
+  - id: written
+    expr: sum(x)
+    at: {x: [1, 2, 3, 4]}
+"""), [(4, 13, "the tensor has 4 elements; the limit is 3 per input")])
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -5,7 +5,7 @@ A case is a tensor case when a sampled variable has a ``shape`` (or ``integers``
 op. Every distribution of scalar sampling applies per element; ``integers: [lo, hi)`` draws integers;
 ``differentiable: false`` (or the case's ``data_inputs`` list, for ``at`` points) marks inputs that are data,
 such as class targets. Draws are seeded as scalar draws are, one draw after another, so adding draws
-never moves earlier ones. Inputs are capped at ``MAX_ELEMENTS`` elements each.
+never moves earlier ones. Inputs are capped at ``LIMITS.elements`` elements each (:mod:`gradspec.limits`).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from gradspec.errors import CaseFileError, DomainError, ExpressionError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import Apply, Program
 from gradspec.lang.numbers import exact_number
+from gradspec.limits import too_large
 from gradspec.ops.table import TENSOR_OPS
 
-__all__ = ["MAX_ELEMENTS", "check_points", "is_tensor_case", "load", "points"]
+__all__ = ["check_points", "is_tensor_case", "load", "points"]
 
-MAX_ELEMENTS = 4096  # per input
 Fail = Callable[..., CaseFileError]
 _TENSOR_KEYS = ("shape", "integers", "differentiable")
 
@@ -111,9 +111,9 @@ def _sampled(spec: Mapping[str, Any], case_id: str, default_seed: int, line: int
     data: set[str] = set()
     for name, dist in spec["vars"].items():
         shape = tuple(int(n) for n in dist.get("shape", ()))
-        if math.prod(shape) > MAX_ELEMENTS:
-            raise fail(f"input {name} has {math.prod(shape)} elements; the limit is {MAX_ELEMENTS} per input",
-                       "sample", "vars", name, "shape")
+        refused = too_large(name, math.prod(shape))
+        if refused:
+            raise fail(refused, "sample", "vars", name, "shape")
         shapes[name] = shape
         if "integers" in dist:
             lo, hi = dist["integers"]
@@ -184,8 +184,9 @@ def _nested(value: Any, fail: Callable[[str], CaseFileError]) -> tuple[tuple[int
         arr = None
     if arr is None or any(isinstance(v, list) for v in arr.flat) or arr.size == 0:
         raise fail("a tensor is a rectangular nested list of numbers, with no empty or ragged parts")
-    if arr.size > MAX_ELEMENTS:
-        raise fail(f"the tensor has {arr.size} elements; the limit is {MAX_ELEMENTS} per input")
+    refused = too_large("the tensor", arr.size)
+    if refused:
+        raise fail(refused.replace("input the tensor", "the tensor"))
     flat = []
     for v in arr.flat:
         if isinstance(v, bool) or not isinstance(v, int | float):

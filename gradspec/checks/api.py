@@ -15,9 +15,11 @@ from gradspec.checks.check import check_graph, prepare
 from gradspec.engine import Value
 from gradspec.engines import call
 from gradspec.engines.protocol import Engine, resolve
+from gradspec.errors import GradspecError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
-from gradspec.lang.numbers import Number, exact_number
+from gradspec.lang.numbers import Number, exact_float, exact_number
+from gradspec.limits import too_large
 from gradspec.modes import Mode
 from gradspec.reference.numerical import relative_error
 from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
@@ -86,11 +88,16 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
 
     arrays = {}
     for name, value in point.items():
+        refused = too_large(name, int(np.size(value)))  # before any work: converting a point is work too
+        if refused:
+            raise GradspecError(refused)
+    for name, value in point.items():
         arr = np.asarray(value, dtype=object)
         out = np.empty(arr.shape, dtype=object)
-        for index in np.ndindex(arr.shape):
-            v: Any = arr[index]
-            out[index] = exact_number(v.item() if isinstance(v, np.generic) else v)
+        flat = out.reshape(-1)
+        for i, v in enumerate(arr.flat):
+            v = v.item() if isinstance(v, np.generic) else v
+            flat[i] = exact_float(v) if type(v) is float else exact_number(v)
         arrays[name] = out
     graph = build_tensor(parse(expression), {n: a.shape for n, a in arrays.items()})
     return check_tensor(graph, arrays, engine, tol)

@@ -6,7 +6,7 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
-__all__ = ["Number", "exact_number"]
+__all__ = ["Number", "exact_float", "exact_number"]
 
 Number = float | int | str | Fraction | Decimal
 
@@ -22,3 +22,13 @@ def exact_number(x: Number) -> Fraction:
     if isinstance(x, str):
         return Fraction(x.strip())
     return Fraction(x)
+
+
+def exact_float(x: float) -> Fraction:
+    """:func:`exact_number` of a finite float, several times faster (a tensor of a million inputs): the
+    shortest decimal that reads back as ``x`` (its repr) as digits over a power of ten."""
+    text = repr(float(x))
+    if "e" in text or "n" in text:  # exponent form, inf, nan: the general path
+        return exact_number(x)
+    whole, _, frac = text.partition(".")
+    return Fraction(int(whole + frac), 10 ** len(frac))

@@ -20,7 +20,10 @@ element on a kink or within a ball of a domain's edge), and the caller runs the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -36,7 +39,7 @@ from gradspec.reference.kernels import TENSOR
 
 __all__ = ["PREC", "BallExact", "Unsupported", "ball_tensor", "supported"]
 
-PREC = 192  # bits: every input and constant is a ball of relative radius about 2**-192
+PREC = 128  # bits: every input and constant is a ball of relative radius about 2**-128 (3e-39)
 _SAFETY = 2  # as the scalar tape's: the allowance is twice the running bound
 
 
@@ -116,12 +119,35 @@ class BallExact:
         return None  # a graph with kinks runs on the scalar tape
 
 
+PROGRESS_FROM = 1_000_000  # elements over all steps: a reference this large shows its progress on a terminal
+
+
+@contextmanager
+def _progress(graph: TensorGraph) -> Iterator[Callable[[int], object] | None]:
+    """A progress bar over the graph's steps on standard error, for a large graph on a terminal."""
+    work = sum(math.prod(s.shape) for s in graph.steps)
+    if work < PROGRESS_FROM or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"exact reference of {graph.program.source}", total=len(graph.steps))
+        yield lambda i: bar.update(task, completed=i)
+
+
 def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
                 progress: Callable[[int], object] | None = None) -> BallExact:
     """The exact value of ``graph`` at ``point`` (input -> array of Fractions); raises :class:`Unsupported`
-    where the scalar tape must run instead. ``progress`` hears each step's index as it starts."""
+    where the scalar tape must run instead. ``progress`` hears each step's index as it starts (by default
+    a progress bar, for a large graph on a terminal)."""
     if not supported(graph):
         raise Unsupported("an op without a ball kernel")
+    if progress is None:
+        with _progress(graph) as shown:
+            if shown is not None:
+                return ball_tensor(graph, point, shown)
     with ctx.workprec(PREC):
         tape = ball_ops.Tape()
         arrays: list[ball_ops.Arr] = []

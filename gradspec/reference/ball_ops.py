@@ -13,6 +13,7 @@ the tensor ops, written as :mod:`gradspec.ops.lowering` writes them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from flint import arb, arb_mat
+from flint import arb, arb_mat, fmpz_mat
 
 from gradspec.ops.table import OPS
 
@@ -40,6 +41,9 @@ class Arr:
     value: Any  # object array of arb
     err: Any  # float array: the forward rounding bound, units of eps
     node: int | None = None
+    # Inputs and constants: (object array of ints, d) with value == ints / d exactly. A matrix product
+    # of integers is many times faster than one of full-precision balls.
+    ints: tuple[Any, int] | None = None
 
 
 _float = np.frompyfunc(float, 1, 1)
@@ -72,13 +76,39 @@ def zeros(shape: tuple[int, ...]) -> Any:
     return out
 
 
+def _not_binary(v: Any) -> bool:
+    """Is ``v`` not a float64 exactly? A Fraction is one when its denominator is a power of two and its
+    numerator fits in 53 bits (faster than comparing with float(v), which a million inputs feel)."""
+    if isinstance(v, Fraction):
+        d = v.denominator
+        if d & (d - 1):
+            return True  # in lowest terms with an odd factor below: no binary float is that number
+        if abs(v.numerator).bit_length() <= 53 and d.bit_length() <= 1000:
+            return False
+    return bool(float(v) != v)
+
+
+_inexact = np.frompyfunc(_not_binary, 1, 1)
+
+
 def constant(values: Any) -> Arr:
     """Fractions (inputs, data, constants) as balls; an engine gets the nearest float, half an ulp off
     unless the decimal is a binary float."""
     vals = np.asarray(values, dtype=object)
-    f = np.asarray(_float(vals), dtype=float).reshape(vals.shape)
-    inexact = np.asarray(np.frompyfunc(lambda v: float(v) != v, 1, 1)(vals), dtype=bool).reshape(vals.shape)
-    return Arr(to_balls(vals), np.where(inexact, np.abs(f) / 2, 0.0))
+    f = floats(vals)
+    inexact = np.asarray(_inexact(vals), dtype=bool).reshape(vals.shape)
+    return Arr(to_balls(vals), np.where(inexact, np.abs(f) / 2, 0.0), ints=_integers(vals))
+
+
+def _integers(vals: Any) -> tuple[Any, int] | None:
+    if not vals.size or not all(isinstance(v, Fraction | int) for v in vals.flat):
+        return None
+    d = math.lcm(*{v.denominator for v in vals.flat})
+    if d.bit_length() > 64:
+        return None
+    out = np.empty(vals.shape, dtype=object)
+    out.reshape(-1)[:] = [v.numerator * (d // v.denominator) if isinstance(v, Fraction) else v * d for v in vals.flat]
+    return out, d
 
 
 class Tape:
@@ -98,7 +128,7 @@ class Tape:
         out = self.push(arr.value, arr.err)
         assert out.node is not None
         self.leaves.add(out.node)
-        return out
+        return Arr(out.value, out.err, out.node, arr.ints)
 
     def copy(self, a: Arr, shape: tuple[int, ...]) -> Arr:
         """Broadcast ``a`` as per-copy nodes (the scalar tape's ``expand``): each copy's adjoint can be read,
@@ -375,14 +405,26 @@ def pairsum(tape: Tape, x: Arr, axis: int | None, keep: bool) -> Arr:
     return tape.push(v.reshape(out_shape), e.reshape(out_shape), [x.node], back)
 
 
-def _product(a: Any, b: Any) -> Any:
-    """An exact matrix product of two object arrays of balls (one C-level call)."""
+def _product(a: Any, b: Any, ia: tuple[Any, int] | None = None, ib: tuple[Any, int] | None = None) -> Any:
+    """An exact matrix product of two object arrays of balls (one C-level call); ``ia``, ``ib``: the
+    operands as integers over a denominator, where they are inputs."""
     m, n = a.shape[0], b.shape[1]
     if a.shape[1] == 0:
         return zeros((m, n))
+    if ia is not None and ib is not None:
+        product = arb_mat(fmpz_mat(ia[0].tolist()) * fmpz_mat(ib[0].tolist())) / (ia[1] * ib[1])
+    else:
+        left = arb_mat(a.tolist() if ia is None else ia[0].tolist())
+        right = arb_mat(b.tolist() if ib is None else ib[0].tolist())
+        scale = (1 if ia is None else ia[1]) * (1 if ib is None else ib[1])
+        product = left * right if scale == 1 else left * right / scale
     out = np.empty(m * n, dtype=object)
-    out[:] = (arb_mat(a.tolist()) * arb_mat(b.tolist())).entries()
+    out[:] = product.entries()
     return out.reshape(m, n)
+
+
+def _t(ints: tuple[Any, int] | None) -> tuple[Any, int] | None:
+    return None if ints is None else (ints[0].T, ints[1])
 
 
 def contract(x: Arr, y: Arr, depth: Any, valid: Any = None) -> tuple[Any, Any, Callable[..., Any]]:
@@ -391,12 +433,12 @@ def contract(x: Arr, y: Arr, depth: Any, valid: Any = None) -> tuple[Any, Any, C
     Returns the value, the forward bound and a function (g, ge, ag) -> (gx, gex, gy, gey)."""
     fx, fy = floats(x.value), floats(y.value)
     ax, ay = np.abs(fx), np.abs(fy)
-    value = _product(x.value, y.value)
+    value = _product(x.value, y.value, x.ints, y.ints)
     err = ax @ ay + x.err @ ay + ax @ y.err + _partial_sums(fx, fy, depth, valid)
 
     def back(g: Any, ge: Any, ag: Any) -> tuple[Any, Any, Any, Any]:
-        gx = _product(g, y.value.T)
-        gy = _product(x.value.T, g)
+        gx = _product(g, y.value.T, None, _t(y.ints))
+        gy = _product(x.value.T, g, _t(x.ints))
         ex = ge @ ay.T + (2 * depth + 2) * (ag @ ay.T) + ag @ y.err.T
         ey = ax.T @ ge + ((2 * depth + 2) * ax).T @ ag + x.err.T @ ag
         return gx, ex, gy, ey

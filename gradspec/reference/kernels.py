@@ -84,9 +84,11 @@ def _view(tape: Tape, x: Arr, forward: Callable[[Any], Any], backward: Callable[
     def back(g: Any, ge: Any, ag: Any) -> list[tuple[Any, Any]]:
         return [(backward(g), backward(ge))]
 
+    ints = None if x.ints is None else (forward(x.ints[0]), x.ints[1])
     if x.node is None:
-        return Arr(forward(x.value), forward(x.err))
-    return tape.push(forward(x.value), forward(x.err), [x.node], back)
+        return Arr(forward(x.value), forward(x.err), ints=ints)
+    out = tape.push(forward(x.value), forward(x.err), [x.node], back)
+    return Arr(out.value, out.err, out.node, ints)
 
 
 def _reshape(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
@@ -115,8 +117,12 @@ def _matmul(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[in
     value = np.empty((*batch, m, n), dtype=object)
     err = np.empty((*batch, m, n))
     backs = {}
+    xi = None if x.ints is None else np.broadcast_to(x.ints[0] if x.value.ndim > 1 else x.ints[0][None, :], (*batch, m, k))
+    yi = None if y.ints is None else np.broadcast_to(y.ints[0] if y.value.ndim > 1 else y.ints[0][:, None], (*batch, k, n))
     for idx in np.ndindex(batch):
-        value[idx], err[idx], backs[idx] = contract(Arr(xs[idx], xes[idx]), Arr(ys[idx], yes[idx]), depth)
+        left = Arr(xs[idx], xes[idx], ints=None if xi is None or x.ints is None else (xi[idx], x.ints[1]))
+        right = Arr(ys[idx], yes[idx], ints=None if yi is None or y.ints is None else (yi[idx], y.ints[1]))
+        value[idx], err[idx], backs[idx] = contract(left, right, depth)
 
     def grads(g: Any, ge: Any, ag: Any) -> tuple[Any, Any, Any, Any]:
         g, ge, ag = (a.reshape((*batch, m, n)) for a in (g, ge, ag))
@@ -164,7 +170,8 @@ def _conv2d(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[in
     depth = np.zeros(valid.shape)
     for row in range(valid.shape[0]):
         depth[row, valid[row]] = depths(int(valid[row].sum()))
-    wm = Arr(w.value.reshape(outs, -1).T, w.err.reshape(outs, -1).T)
+    wm = Arr(w.value.reshape(outs, -1).T, w.err.reshape(outs, -1).T,
+             ints=None if w.ints is None else (w.ints[0].reshape(outs, -1).T, w.ints[1]))
     zero = _const(Fraction(0)).value[()]
     cols, backs = [], []
     value = np.empty(shape, dtype=object)
@@ -172,7 +179,8 @@ def _conv2d(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[in
     for n in range(batch):
         xv = np.where(valid, x.value[n].reshape(-1)[index], zero)
         xe = np.where(valid, x.err[n].reshape(-1)[index], 0.0)
-        v, e, back = contract(Arr(xv, xe), wm, depth, valid)
+        xi = None if x.ints is None else (np.where(valid, x.ints[0][n].reshape(-1)[index], 0), x.ints[1])
+        v, e, back = contract(Arr(xv, xe, ints=xi), wm, depth, valid)
         value[n], err[n] = v.T.reshape(outs, oh, ow), e.T.reshape(outs, oh, ow)
         cols.append(xv)
         backs.append(back)

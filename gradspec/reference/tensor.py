@@ -333,7 +333,7 @@ def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact | 
     The last few results are remembered by what they are (the graph's text and shapes, the point's
     elements): loading a case computes them, and every engine's check then reuses them.
     """
-    key = (graph.key, tuple((n, tuple(np.asarray(v, dtype=object).flat)) for n, v in sorted(point.items())))
+    key = (graph.key, tuple((n, _numbers(v)) for n, v in sorted(point.items())))
     found = _MEMO.get(key)
     if found is not None:
         return found
@@ -345,6 +345,13 @@ def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact | 
 
 
 _MEMO: dict[tuple[Any, ...], TensorExact | BallExact] = {}
+
+
+def _numbers(values: Any) -> tuple[Any, ...]:
+    """An input's elements as plain integers (numerator, denominator, ...): hashing a Fraction costs a
+    modular inverse, which a million inputs feel."""
+    return tuple(n for v in np.asarray(values, dtype=object).flat
+                 for n in ((v.numerator, v.denominator) if isinstance(v, Fraction) else (v, None)))
 
 
 def _fast(graph: TensorGraph, point: Mapping[str, Any]) -> BallExact | None:
