@@ -44,8 +44,12 @@ _SAFETY = 2  # as the scalar tape's: the allowance is twice the running bound
 
 
 def supported(graph: TensorGraph) -> bool:
-    """Does every op of ``graph`` have a kernel here?"""
-    return all(s.op is None or s.op in ball_ops.SCALAR or s.op in TENSOR for s in graph.steps)
+    """Does every op of ``graph`` have a kernel here? An op whose engines rebuild its partial from its
+    rounded output (``partial_abs``: tanh, sigmoid) is left to the scalar tape, which keeps what that
+    loses apart from the precision bound (:attr:`~gradspec.reference.tensor.Grad.rebuilt`); the sweep
+    here carries the precision bound alone."""
+    return all(s.op is None or ((s.op in ball_ops.SCALAR or s.op in TENSOR) and not (s.op in OPS and OPS[s.op].partial_abs))
+               for s in graph.steps)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Grad:
     rounding: dict[str, Any]
     copies: dict[str, list[tuple[tuple[int, ...], Any]]]
     floats: dict[str, Any]
+    rebuilt: dict[str, Any] = field(default_factory=dict)  # none here: no op of a supported graph rebuilds a partial
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +114,7 @@ class BallExact:
                      for name, leaf in self.leaves.items() if leaf.node in copies}
             floats = {n: ball_ops.floats(a) for n, a in exact.items()}
             self.radii.extend(ball_ops.relative_radius(a) for a in exact.values())
-        grad = Grad(exact, rounding, shown, floats)
+        grad = Grad(exact, rounding, shown, floats, {n: np.zeros(np.shape(a)) for n, a in exact.items()})
         if len(self.grads) >= 64:  # one-hot Jacobian rows of a large output would otherwise pile up
             self.grads.clear()
         self.grads[key] = grad
