@@ -108,7 +108,8 @@ class BallExact:
             for name, leaf in self.leaves.items():
                 assert leaf.node is not None
                 got = adj.get(leaf.node)
-                exact[name] = got if got is not None else ball_ops.zeros(leaf.value.shape)
+                # an object array even for a 0-d leaf (NumPy arithmetic returns the lone ball itself)
+                exact[name] = ball_ops.objects(got) if got is not None else ball_ops.zeros(leaf.value.shape)
                 rounding[name] = err.get(leaf.node, np.zeros(leaf.value.shape)) * _SAFETY
             shown = {name: [(shape, ball_ops.floats(g)) for shape, g in copies.get(leaf.node, [])]
                      for name, leaf in self.leaves.items() if leaf.node in copies}

@@ -25,7 +25,7 @@ from flint import arb, arb_mat, fmpz_mat
 
 from gradspec.ops.table import OPS
 
-__all__ = ["SCALAR", "Arr", "Tape", "constant", "elementwise", "floats", "relative_radius", "summed",
+__all__ = ["SCALAR", "Arr", "Tape", "constant", "elementwise", "floats", "objects", "relative_radius", "summed",
            "to_balls", "zeros"]
 
 # (adjoint, its bound, |adjoint|) -> every argument's share of both
@@ -157,7 +157,7 @@ class Tape:
         for i in range(out, -1, -1):
             if i in self.leaves or i not in adj:
                 continue
-            g, ge = _objects(adj.pop(i)), np.asarray(err.pop(i), dtype=float)  # released as it is used
+            g, ge = objects(adj.pop(i)), np.asarray(err.pop(i), dtype=float)  # released as it is used
             if i in self.copy_of:
                 copies.setdefault(self.copy_of[i], []).append((g.shape, g))
             parents, back = self.nodes[i]
@@ -176,7 +176,7 @@ class Tape:
         return adj, err, copies
 
 
-def _objects(a: Any) -> Any:
+def objects(a: Any) -> Any:
     """Arithmetic on 0-d object arrays returns the element itself: put it back in an array."""
     if isinstance(a, np.ndarray):
         return a
@@ -187,7 +187,7 @@ def _objects(a: Any) -> Any:
 
 def _unbroadcast(a: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``a`` over the axes that broadcasting added to reach it from ``shape``."""
-    a = _objects(a) if isinstance(a, arb) else np.asarray(a)
+    a = objects(a) if isinstance(a, arb) else np.asarray(a)
     if a.shape == shape:
         return a
     lead = a.ndim - len(shape)
@@ -197,7 +197,7 @@ def _unbroadcast(a: Any, shape: tuple[int, ...]) -> Any:
 
 def summed(a: Any, axes: tuple[int, ...]) -> Any:
     s = np.sum(a, axis=axes)
-    return _objects(s) if isinstance(s, arb) else np.asarray(s)
+    return objects(s) if isinstance(s, arb) else np.asarray(s)
 
 
 # -- element-wise kernels -------------------------------------------------------------------------------
