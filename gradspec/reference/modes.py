@@ -34,6 +34,7 @@ from gradspec.ops.table import OPS
 from gradspec.reference.chain import derivative
 from gradspec.reference.exact import DPS
 from gradspec.reference.mpeval import Scalar, to_mpf
+from gradspec.reference.store import STORE
 from gradspec.reference.tensor import RATIONAL, Node, exact_tensor, rational
 
 __all__ = ["Dual", "Err", "Known", "ModeReference", "mode_reference"]
@@ -283,20 +284,15 @@ class ModeReference:
 def mode_reference(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float) -> ModeReference:
     """The exact references of ``ask`` for ``graph`` at ``point`` (input -> array of Fractions), their
     allowances scaled to ``eps``. Raises :class:`DomainError` where a derivative asked for is not finite.
-    Remembered by what they are, so every engine of one precision checked at one draw shares them."""
+    Remembered by what they are, in the store, so every engine of one precision checked at one draw shares them."""
     key = (graph.key, _key(point.values()), _key(ask.u), _key(ask.w), _key([ask.v]), tuple(sorted(ask.modes)),
            ask.order, eps >= 2.0**-23)
-    found = _MEMO.get(key)
-    if found is None:
+
+    def compute() -> ModeReference:
         with mpmath.workdps(DPS):
-            found = _reference(graph, point, ask, eps)
-        if len(_MEMO) >= 256:
-            _MEMO.pop(next(iter(_MEMO)))
-        _MEMO[key] = found
-    return _scaled(found, eps)
+            return _reference(graph, point, ask, eps)
 
-
-_MEMO: dict[tuple[Any, ...], ModeReference] = {}
+    return _scaled(STORE.modes.get(key, compute), eps)
 
 
 def _key(arrays: Any) -> tuple[Any, ...]:
