@@ -32,6 +32,7 @@ engines register a factory under the ``gradspec.engines`` entry-point group.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from collections.abc import Mapping, Sequence
@@ -251,7 +252,7 @@ class ValueClassEngine(Engine):
         self.data_attr = data
         self.grad_attr = grad
         self.methods = dict(methods or {})
-        self._builtins = False  # apply ops through Python's builtin spelling (abs(x)) where the class has it
+        self._builtins = False  # apply ops through Python's builtin spelling (abs(x)): builtin_spelling()
         self._probed: Probe | None = None
         # The class's module, where it differentiates graphs of its Values as gradspec.engine does
         # (grad(output, inputs, create_graph=...) and jvp(output, tangents)): then it is checked in every mode.
@@ -273,22 +274,22 @@ class ValueClassEngine(Engine):
             return f"engine has no {self._spelt('backward')}()"
         return super().unsupported(graph)
 
-    @property
     def _probe(self) -> Probe:
+        """What the probe finds, found on first use and then kept."""
         if self._probed is None:
             self._probed = probe_value_class(self.cls, self.name, data=self.data_attr, grad=self.grad_attr,
                                              backward=self._spelt("backward"))
         return self._probed
 
     def protocol_problem(self) -> str | None:
-        return self._probe.problem
+        return self._probe().problem
 
     def begin(self) -> None:
-        self._probe  # noqa: B018 -- probed before the first graph, never between two runs of one check
+        self._probe()  # probed before the first graph, never between two runs of one check
 
     @property
     def keeps_intermediates(self) -> bool:
-        return self._probe.problem is not None or self._probe.keeps_intermediates
+        return self._probe().problem is not None or self._probe().keeps_intermediates
 
     def missing(self, op: Op, value_left: bool) -> str | None:
         needed = self._spelt(op.needs(value_left))
@@ -311,12 +312,14 @@ class ValueClassEngine(Engine):
         outcome = super().run(graph, point, every_node=every_node)
         seconds = self.second_spellings(graph)
         if seconds and not every_node:
-            self._builtins = True
-            try:
-                outcome.spelled[", ".join(seconds)] = super().run(graph, point)
-            finally:
-                self._builtins = False
+            outcome.spelled[", ".join(seconds)] = Engine.run(self.builtin_spelling(), graph, point)
         return outcome
+
+    def builtin_spelling(self) -> ValueClassEngine:
+        """This engine, applying ops through Python's builtin spelling (``abs(x)``) where the class has it."""
+        other = copy.copy(self)
+        other._builtins = True
+        return other
 
     def second_spellings(self, graph: Graph) -> tuple[str, ...]:
         """The builtin spellings (``__abs__``) of ops in ``graph`` this class has beside their method."""
