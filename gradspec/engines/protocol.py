@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from gradspec.engines.named import NamedEngine
 from gradspec.engines.probe import Probe, probe_value_class
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
@@ -215,25 +216,6 @@ class Engine:
 
 def _kinds(varying: list[bool]) -> str:
     return ", ".join("Value" if v else "number" for v in varying)
-
-
-@dataclass(frozen=True)
-class NamedEngine:
-    """An engine given a name in configuration: the spec it stands for, and how its Value class spells
-    the attributes and methods gradspec reads (``methods`` maps an op-table method, or ``backward``, to
-    the class's own name). Plain data, so it travels to worker processes as it is.
-    """
-
-    name: str
-    target: str
-    data: str = "data"
-    grad: str = "grad"
-    methods: tuple[tuple[str, str], ...] = ()
-    where: str | None = None  # the file that defined it, for messages
-
-    @property
-    def renamed(self) -> bool:
-        return (self.data, self.grad, self.methods) != ("data", "grad", ())
 
 
 class ValueClassEngine(Engine):
