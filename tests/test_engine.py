@@ -402,7 +402,9 @@ def test_op_and_parents_attributes() -> None:
     for op, node in cases.items():
         assert node._op == op
         assert node._parents == (x, y)
-    for op in ("relu", "tanh", "exp", "log", "sigmoid", "sin", "cos", "sqrt", "abs"):
+    from gradspec.ops.table import OPS
+
+    for op in [name for name, o in OPS.items() if o.method is not None]:  # every op the table spells as a method
         node = getattr(x, op)()
         assert node._op == op
         assert node._parents == (x,)

@@ -129,13 +129,39 @@ def test_a_mutant_tries_the_cases_that_use_its_op_first(tmp_path: Path, monkeypa
     assert first.killers["exp-overflow"] == []
 
 
-def test_mutants_in_processes_score_the_same(tmp_path: Path) -> None:
+def test_mutants_in_forked_processes_score_the_same(tmp_path: Path) -> None:
+    # A fresh interpreter has one thread, so mutate forks there, as the worker pool would (before a
+    # check in this process imports NumPy, whose BLAS starts threads of its own).
+    import subprocess
+    import sys
+
+    path = tmp_path / "small.gradspec.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    code = ("import sys, multiprocessing; from gradspec.casefile.loader import load_file; "
+            "from gradspec.tools.mutate import mutate; forks = []; get = multiprocessing.get_context; "
+            "multiprocessing.get_context = lambda m=None: forks.append(m) or get(m); "
+            "cases = load_file(sys.argv[1]).cases; forked = mutate(cases, every=True, jobs=2); "
+            "serial = mutate(cases, every=True); "
+            "print(forks == ['fork'], forked.killers == serial.killers, list(forked.killers) == list(serial.killers))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr
+    assert "os.fork()" not in out.stderr
+
+
+def test_mutants_run_here_where_forking_is_not_safe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    import gradspec.tools.mutate as module
+
     path = tmp_path / "small.gradspec.yaml"
     path.write_text(SMALL, encoding="utf-8")
     cases = load_file(path).cases
-    serial, forked = mutate(cases, every=True), mutate(cases, every=True, jobs=2)
-    assert forked.killers == serial.killers
-    assert list(forked.killers) == [m.name for m in MUTANTS]
+    serial = mutate(cases, every=True)
+    monkeypatch.setattr(module, "_single_threaded", lambda: False)  # a thread pool runs (JAX, BLAS)
+    monkeypatch.setattr(multiprocessing, "get_context", lambda *a: pytest.fail("forked a multithreaded process"))
+    here = mutate(cases, every=True, jobs=2)
+    assert here.killers == serial.killers
+    assert list(here.killers) == [m.name for m in MUTANTS]
 
 
 def test_mutate_command_all_lists_every_killer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

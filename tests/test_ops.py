@@ -77,7 +77,6 @@ def _central(name: str, args: tuple[float, ...], k: int) -> float:
 
 def test_points_cover_every_op() -> None:
     assert set(POINTS) == set(OPS)
-    assert len(OPS) == 15
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -175,7 +174,8 @@ def test_infix_table() -> None:
 
 
 def test_callable_table() -> None:
-    assert set(CALLABLE) == {"relu", "tanh", "exp", "log", "sigmoid", "sin", "cos", "sqrt", "abs"}
+    # an op written as a call in an expression is the one a Value class has as a method (x.tanh())
+    assert set(CALLABLE) == {name for name, o in OPS.items() if o.method is not None} != set()
     for name, o in CALLABLE.items():
         assert o is OPS[name]
         assert o.symbol is None

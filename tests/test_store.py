@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import mpmath
@@ -78,3 +79,44 @@ def test_formulas_and_the_over_budget_note_are_kept_per_graph(monkeypatch: pytes
     assert not STORE.symbolic(big) and reference(big, {"x": Fraction(1)}).formulas == {}
     STORE.clear_memory()
     assert STORE.symbolic(big) and reference(big, {"x": Fraction(1)}).over_budget == ""
+
+
+def test_a_bounded_memo_keeps_the_newest_results_by_content_and_never_an_error() -> None:
+    memo: store.Bounded[str, int] = store.Bounded(2)
+    calls: list[str] = []
+
+    def compute(key: str) -> int:
+        calls.append(key)
+        return len(key)
+
+    for key in ("a", "bb", "a", "ccc", "a", "bb"):
+        assert memo.get(key, functools.partial(compute, key)) == len(key)
+    assert calls == ["a", "bb", "ccc", "a", "bb"]  # "a" was the oldest when "ccc" came, then "bb" was
+    assert len(memo) == 2
+    with pytest.raises(DomainError):
+        memo.get("x", lambda: (_ for _ in ()).throw(DomainError("no")))
+    assert memo.get("x", lambda: 7) == 7
+
+
+def test_the_tensor_and_mode_references_are_remembered_in_the_store() -> None:
+    import numpy as np
+
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+    from gradspec.modes import Ask, Mode
+    from gradspec.reference.modes import mode_reference
+    from gradspec.reference.tensor import exact_tensor
+
+    graph = build_tensor(parse("tanh(x) * x"), {"x": (2,)})
+    point = {"x": np.array([Fraction(1, 2), Fraction(-1)], dtype=object)}
+    first = exact_tensor(graph, point)
+    again = exact_tensor(build_tensor(parse("tanh(x) * x"), {"x": (2,)}), {"x": point["x"].copy()})
+    assert again is first and len(STORE.tensors) == 1  # equal by content, not by identity
+    u = (np.array([0.5, -0.25]),)
+    ask = Ask(frozenset({Mode.JVP}), u, u, np.array([1.0, 0.75]))
+    f64 = mode_reference(graph, point, ask, 2.0**-52)
+    f32 = mode_reference(graph, point, ask, 2.0**-23)
+    assert len(STORE.modes) == 2 and f64.jvp is not None and f32.jvp is not None
+    assert np.all(f32.jvp.allowance >= f64.jvp.allowance)
+    STORE.clear_memory()
+    assert len(STORE.tensors) == len(STORE.modes) == 0

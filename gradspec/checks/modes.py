@@ -35,6 +35,7 @@ from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.modes import Ask, Mode, needs, rows
 from gradspec.reference.modes import Known, ModeReference, mode_reference
+from gradspec.reference.store import STORE
 from gradspec.results import Quantity, Role, Tolerance, Verdict
 
 __all__ = ["directions", "mode_quantities", "scalar_modes"]
@@ -54,17 +55,9 @@ def scalar_modes(graph: Graph, point: Mapping[str, Fraction], engine: Engine, to
     return mode_quantities(tensor, arrays, engine, tol, modes, order, seed, kinks)
 
 
-_TENSORS: dict[str, TensorGraph] = {}
-
-
 def _as_tensor(graph: Graph) -> TensorGraph:
     key = f"{graph.program.source} | {','.join(n for n, _ in graph.inputs)}"
-    found = _TENSORS.get(key)
-    if found is None:
-        found = build_tensor(graph.program, {n: () for n, _ in graph.inputs})
-        if len(_TENSORS) >= 512:
-            _TENSORS.clear()
-        _TENSORS[key] = found
+    found: TensorGraph = STORE.lowered.get(key, lambda: build_tensor(graph.program, {n: () for n, _ in graph.inputs}))
     return found
 
 

@@ -32,6 +32,7 @@ engines register a factory under the ``gradspec.engines`` entry-point group.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from gradspec.engines.delegation import delegates
+from gradspec.engines.named import NamedEngine
 from gradspec.engines.paths import import_module
 from gradspec.engines.probe import Probe, probe_value_class
 from gradspec.errors import EngineError
@@ -218,25 +220,6 @@ def _kinds(varying: list[bool]) -> str:
     return ", ".join("Value" if v else "number" for v in varying)
 
 
-@dataclass(frozen=True)
-class NamedEngine:
-    """An engine given a name in configuration: the spec it stands for, and how its Value class spells
-    the attributes and methods gradspec reads (``methods`` maps an op-table method, or ``backward``, to
-    the class's own name). Plain data, so it travels to worker processes as it is.
-    """
-
-    name: str
-    target: str
-    data: str = "data"
-    grad: str = "grad"
-    methods: tuple[tuple[str, str], ...] = ()
-    where: str | None = None  # the file that defined it, for messages
-
-    @property
-    def renamed(self) -> bool:
-        return (self.data, self.grad, self.methods) != ("data", "grad", ())
-
-
 class ValueClassEngine(Engine):
     """Adapter for a micrograd-style scalar ``Value`` class (tensor cases run as a tensor of Values).
 
@@ -253,7 +236,7 @@ class ValueClassEngine(Engine):
         self.data_attr = data
         self.grad_attr = grad
         self.methods = dict(methods or {})
-        self._builtins = False  # apply ops through Python's builtin spelling (abs(x)) where the class has it
+        self._builtins = False  # apply ops through Python's builtin spelling (abs(x)): builtin_spelling()
         self._probed: Probe | None = None
         # The class's module, where it differentiates graphs of its Values as gradspec.engine does
         # (grad(output, inputs, create_graph=...) and jvp(output, tangents)): then it is checked in every mode.
@@ -275,22 +258,22 @@ class ValueClassEngine(Engine):
             return f"engine has no {self._spelt('backward')}()"
         return super().unsupported(graph)
 
-    @property
     def _probe(self) -> Probe:
+        """What the probe finds, found on first use and then kept."""
         if self._probed is None:
             self._probed = probe_value_class(self.cls, self.name, data=self.data_attr, grad=self.grad_attr,
                                              backward=self._spelt("backward"), methods=self.methods)
         return self._probed
 
     def protocol_problem(self) -> str | None:
-        return self._probe.problem
+        return self._probe().problem
 
     def begin(self) -> None:
-        self._probe  # noqa: B018 -- probed before the first graph, never between two runs of one check
+        self._probe()  # probed before the first graph, never between two runs of one check
 
     @property
     def keeps_intermediates(self) -> bool:
-        return self._probe.problem is not None or self._probe.keeps_intermediates
+        return self._probe().problem is not None or self._probe().keeps_intermediates
 
     def missing(self, op: Op, value_left: bool) -> str | None:
         needed = self._spelt(op.needs(value_left))
@@ -322,12 +305,14 @@ class ValueClassEngine(Engine):
         outcome = super().run(graph, point, every_node=every_node)
         seconds = self.second_spellings(graph)
         if seconds and not every_node:
-            self._builtins = True
-            try:
-                outcome.spelled[", ".join(seconds)] = super().run(graph, point)
-            finally:
-                self._builtins = False
+            outcome.spelled[", ".join(seconds)] = Engine.run(self.builtin_spelling(), graph, point)
         return outcome
+
+    def builtin_spelling(self) -> ValueClassEngine:
+        """This engine, applying ops through Python's builtin spelling (``abs(x)``) where the class has it."""
+        other = copy.copy(self)
+        other._builtins = True
+        return other
 
     def second_spellings(self, graph: Graph) -> tuple[str, ...]:
         """The builtin spellings (``__abs__``) of ops in ``graph`` this class has beside their own spelling."""

@@ -40,7 +40,8 @@ def build_steps(graph: TensorGraph, env: Mapping[str, Any], const: Callable[[flo
         if step.name is not None:
             nodes.append(env[step.name])
         elif step.op is None:
-            nodes.append(const(float(step.const)))  # type: ignore[arg-type]  # const is None for leaves only
+            assert step.const is not None  # a step without a name or an op is a constant
+            nodes.append(const(float(step.const)))
         elif step.op in OPS:
             nodes.append(scalar(OPS[step.op], [nodes[a] for a in step.args]))
         else:

@@ -5,16 +5,18 @@ numerical references, the rounding allowance of each precision, the symbolic for
 whether the graph's derivation ran over its time budget. The store keeps what it has worked out in
 memory (keyed by graph content, never by ``id``) and on disk (:mod:`gradspec.reference.cache`), so a
 warm run needs no SymPy at all. The modules it calls (``exact``, ``chain``, ``numerical``) compute and
-remember nothing.
+remember nothing. The tensor and mode references (:mod:`gradspec.reference.tensor`,
+:mod:`gradspec.reference.modes`) keep theirs here too, in :class:`Bounded` memos of the store, in memory
+only (arrays of exact numbers per draw: cheap to recompute, large to write).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import mpmath
 
@@ -26,9 +28,11 @@ from gradspec.reference.mpeval import Scalar
 from gradspec.reference.numerical import numerical
 from gradspec.reference.rounding import bounds
 
-__all__ = ["STORE", "Reference", "Store", "exact", "reference"]
+__all__ = ["STORE", "Bounded", "Reference", "Store", "exact", "reference"]
 
 Point = tuple[tuple[str, Fraction], ...]  # the graph's inputs, in the graph's order
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class _Memo:
@@ -94,8 +98,32 @@ class Reference:
         return self.store.over_budget(self.graph)
 
 
+class Bounded(Generic[K, V]):
+    """A memo of reference work keyed by what it is (a graph's text, a point's exact elements), holding at
+    most ``limit`` results: the oldest goes first."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        """The result remembered for ``key``, else ``compute()``, remembered (an exception is not)."""
+        found = self._items.get(key)
+        if found is None:
+            found = compute()
+            _bounded(self._items, self.limit)[key] = found
+        return found
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 class Store:
-    """References by (graph, point) in memory, graph-wide facts by graph, both backed by ``disk``."""
+    """References by (graph, point) in memory, graph-wide facts by graph, both backed by ``disk``; the
+    tensor and mode references in bounded memos."""
 
     MAX_REFERENCES = 100_000
     MAX_GRAPHS = 2048  # derivations and formulas (SymPy expressions can be large)
@@ -106,6 +134,12 @@ class Store:
         self._derivations: dict[Graph, Derivation] = {}
         self._formulas: dict[Graph, dict[str, str]] = {}
         self._over_budget: set[Graph] = set()  # derivations that ran out of time; small, never evicted
+        # Per draw, the exact tensor tape (loading a case computes it, every engine's check reuses it),
+        # the mode references (every engine of one precision at one draw shares them), and a scalar
+        # graph laid out as a tensor graph over 0-d inputs (for its modes).
+        self.tensors: Bounded[Any, Any] = Bounded(64)
+        self.modes: Bounded[Any, Any] = Bounded(256)
+        self.lowered: Bounded[Any, Any] = Bounded(512)
 
     def at(self, graph: Graph, point: Mapping[str, Fraction]) -> Reference:
         """The reference of ``graph`` at ``point`` (names the graph does not take are ignored)."""
@@ -206,9 +240,11 @@ class Store:
         self._derivations.clear()
         self._formulas.clear()
         self._over_budget.clear()
+        for memo in (self.tensors, self.modes, self.lowered):
+            memo.clear()
 
 
-def _bounded(memo: dict[Graph, Any], limit: int) -> dict[Graph, Any]:
+def _bounded(memo: dict[Any, Any], limit: int) -> dict[Any, Any]:
     """``memo`` with room for one more entry: the oldest goes first."""
     while len(memo) >= limit:
         del memo[next(iter(memo))]

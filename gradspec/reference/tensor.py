@@ -31,6 +31,7 @@ from gradspec.reference.exact import DPS
 if TYPE_CHECKING:
     from gradspec.reference.ball import BallExact
 from gradspec.reference.mpeval import Scalar, to_mpf
+from gradspec.reference.store import STORE
 
 __all__ = ["RATIONAL", "Node", "TensorExact", "exact_tensor", "rational"]
 
@@ -331,20 +332,12 @@ def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact | 
     :class:`DomainError` at the op's column when an element leaves an op's domain.
 
     The last few results are remembered by what they are (the graph's text and shapes, the point's
-    elements): loading a case computes them, and every engine's check then reuses them.
+    elements), in the store (:data:`gradspec.reference.store.STORE`): loading a case computes them, and
+    every engine's check then reuses them.
     """
     key = (graph.key, tuple((n, _numbers(v)) for n, v in sorted(point.items())))
-    found = _MEMO.get(key)
-    if found is not None:
-        return found
-    result = _fast(graph, point) or _exact_tensor(graph, point)
-    if len(_MEMO) >= 64:
-        _MEMO.pop(next(iter(_MEMO)))
-    _MEMO[key] = result
-    return result
-
-
-_MEMO: dict[tuple[Any, ...], TensorExact | BallExact] = {}
+    found: TensorExact | BallExact = STORE.tensors.get(key, lambda: _fast(graph, point) or _exact_tensor(graph, point))
+    return found
 
 
 def _numbers(values: Any) -> tuple[Any, ...]:

@@ -29,6 +29,7 @@ from gradspec.engines.protocol import Engine, ValueClassEngine
 from gradspec.graph.ir import Apply
 from gradspec.results import Verdict
 from gradspec.run.runner import run_point
+from gradspec.run.workers import _single_threaded  # the worker pool's own test of when forking is safe
 
 __all__ = ["MUTANTS", "Mutant", "MutationReport", "build", "mutate"]
 
@@ -168,23 +169,23 @@ def mutate(
     A mutant tries first the cases that exercise what it changes (:attr:`Mutant.targets`), cheapest
     first: cost is measured as the cases run (seconds per case, on earlier mutants) and estimated from
     the graph's size until then. The score does not depend on the order: a mutant is killed when any
-    case kills it. With ``jobs`` > 1 the mutants are shared among that many forked processes.
+    case kills it. With ``jobs`` > 1 the mutants are shared among that many forked processes, where this
+    process has one thread (as :mod:`gradspec.run.workers` forks); else they run here.
     """
     cases = list(cases)
     mutants = list(mutants)
     report = MutationReport()
-    if jobs > 1 and len(mutants) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        # Forked processes inherit the loaded cases (nothing is pickled but a mutant and its killers);
-        # one mutant per task, so that the slow ones (few relevant cases, or every case) spread out.
-        _FORKED[:] = cases
-        try:
-            with multiprocessing.get_context("fork").Pool(min(jobs, len(mutants))) as pool:
-                for name, killers in pool.imap_unordered(functools.partial(_score_forked, every=every), mutants):
-                    report.killers[name] = killers
-                    if progress:
-                        progress(name)
-        finally:
-            _FORKED.clear()
+    if jobs > 1 and len(mutants) > 1 and _single_threaded():
+        # Forked as the worker pool forks (only a process with one thread: a library's thread pool, as
+        # JAX's or BLAS's, can deadlock in a forked child), each process adopting the loaded cases once
+        # (nothing is pickled but a mutant and its killers); one mutant per task, so that the slow ones
+        # (few relevant cases, or every case) spread out. Elsewhere the mutants run here, one by one.
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(mutants)), initializer=_adopt,
+                                                      initargs=(cases,)) as pool:
+            for name, killers in pool.imap_unordered(functools.partial(_score_adopted, every=every), mutants):
+                report.killers[name] = killers
+                if progress:
+                    progress(name)
         report.killers = {m.name: report.killers[m.name] for m in mutants}  # the table's order
         return report
     costs: dict[tuple[str, str], float] = {}
@@ -196,11 +197,15 @@ def mutate(
     return report
 
 
-_FORKED: list[Case] = []  # the cases, for forked processes
+_ADOPTED: list[Case] = []  # in a forked process of mutate()'s pool only: the cases it was started with
 
 
-def _score_forked(mutant: Mutant, *, every: bool) -> tuple[str, list[str]]:
-    return _score(_FORKED, mutant, every=every)
+def _adopt(cases: list[Case]) -> None:
+    _ADOPTED[:] = cases
+
+
+def _score_adopted(mutant: Mutant, *, every: bool) -> tuple[str, list[str]]:
+    return _score(_ADOPTED, mutant, every=every)
 
 
 def _score(cases: Sequence[Case], mutant: Mutant, *, every: bool,
