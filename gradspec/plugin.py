@@ -27,7 +27,7 @@ from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import brief_table
-from gradspec.results import CheckResult, Role, Verdict, mode_skip_reason
+from gradspec.results import CheckResult, Role, Verdict, mode_skip_reason, overflow_policy, quantity_label
 from gradspec.run.plan import Spec, case_cost, own_engines, spec_name
 from gradspec.run.runner import run_point
 from gradspec.run.shard import case_key, parse_shard, shard
@@ -37,7 +37,7 @@ _ENGINES = pytest.StashKey[list[Engine]]()
 # and every engine resolved so far by its spec's name (a function case's own engines are resolved once).
 _SPECS = pytest.StashKey[tuple[list[Spec], bool]]()
 _RESOLVED = pytest.StashKey[dict[str, Engine]]()
-_CONVENTIONS = pytest.StashKey[list[str]]()  # "item: kinks" of every check that passed by convention
+_CONVENTIONS = pytest.StashKey[list[str]]()  # "kind:item: kinks" of every check that passed by convention or overflow policy
 _IMPRECISE = pytest.StashKey[list[str]]()  # "item: quantity: digits kept" of every imprecise check
 _MODE_SKIPS = pytest.StashKey[list[str]]()  # the reason of every asked-for mode an engine could not compute
 _CASE_FILE_ERRORS = pytest.StashKey[list[str]]()  # node ids of case files that failed to collect
@@ -211,7 +211,9 @@ class CheckItem(pytest.Item):
         for q in result.quantities:
             if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP:
                 self.user_properties.append(("gradspec_mode_skip", mode_skip_reason(q)))
-        if result.verdict is Verdict.CONVENTION:
+        if overflow_policy(result):
+            self.user_properties.append(("gradspec_overflow", f"{self.nodeid}: {result.message}"))
+        elif result.verdict is Verdict.CONVENTION:
             self.user_properties.append(("gradspec_convention", f"{self.nodeid}: {', '.join(result.kinks)}"))
         if result.verdict is Verdict.IMPRECISE:
             notes = "; ".join(q.note for q in result.quantities if q.verdict is Verdict.IMPRECISE)
@@ -225,14 +227,30 @@ class CheckItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CheckFailed):
             r, earlier = excinfo.value.result, excinfo.value.earlier
+            # pytest's short summary shows the first line: what is wrong, before where
+            # (a later item of the case refers to the first for the culprit, as the rest of its report does)
+            first = f"{_what_failed(r, culprit=not earlier)} ({Path(r.path).name}:{r.line})"
             if not earlier:
-                return f"{r.path}:{r.line}: case {r.case_id!r}\n{r.table()}"
-            return f"{r.path}:{r.line}: case {r.case_id!r}\n{brief_table(r)}\n  culprit and derivatives: see {earlier}"
+                return f"{first}\n{r.path}:{r.line}: case {r.case_id!r}\n{r.table()}"
+            return (f"{first}\n{r.path}:{r.line}: case {r.case_id!r}\n{brief_table(r)}\n  culprit and derivatives: "
+                    f"see {earlier}")
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         line = (self.point.line if self.point else self.case.line) - 1
         return self.path, line, f"gradspec: {self.name}"
+
+
+def _what_failed(r: CheckResult, *, culprit: bool = True) -> str:
+    """One line on a failed check: its culprit, else its worst quantity, else its message."""
+    if culprit and r.culprit is not None:
+        return f"culprit: {r.culprit.message}"
+    bad = [q for q in r.quantities if q.verdict in (Verdict.FAIL, Verdict.ERROR)]
+    if bad:
+        q = max(bad, key=lambda q: -1.0 if q.rel_error is None or q.rel_error != q.rel_error else q.rel_error)
+        return f"{quantity_label(q)}: engine {q.engine:.10g}, exact {q.exact:.10g}" if q.engine is not None and \
+            q.exact is not None else f"{quantity_label(q)}: {q.note or q.verdict.value}"
+    return (r.message or r.verdict.value).split("\n")[0]
 
 
 class _Reports:
@@ -251,8 +269,8 @@ class _Reports:
         if report.when == "call":
             props = dict(report.user_properties)
             for key, value in report.user_properties:
-                if key == "gradspec_convention":
-                    self.config.stash[_CONVENTIONS].append(str(value))
+                if key in ("gradspec_convention", "gradspec_overflow"):
+                    self.config.stash[_CONVENTIONS].append(f"{key}:{value}")
                 if key == "gradspec_imprecise":
                     self.config.stash[_IMPRECISE].append(str(value))
                 if key == "gradspec_mode_skip":
@@ -324,8 +342,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for reason, n in sorted(skipped.items(), key=lambda item: (-item[1], item[0])):
             terminalreporter.write_line(f"  {reason} ({n})")
     found = config.stash[_CONVENTIONS]
-    if found:
-        terminalreporter.section("gradspec convention differences")
-        terminalreporter.write_line("engines took another valid subgradient at a kink (not a failure):")
-        for line in found:
-            terminalreporter.write_line(f"  {line}")
+    policies = (  # what passed by an allowed difference, each kind in its own section
+        ("gradspec_convention", "gradspec convention differences",
+         "engines took another valid subgradient at a kink (not a failure):"),
+        ("gradspec_overflow", "gradspec overflow policy",
+         "engines raised OverflowError where IEEE 754 gives inf (not a failure; expect: {ieee: true} makes it one):"),
+    )
+    for key, title, intro in policies:
+        lines = [line.removeprefix(f"{key}:") for line in found if line.startswith(f"{key}:")]
+        if lines:
+            terminalreporter.section(title)
+            terminalreporter.write_line(intro)
+            for line in lines:
+                terminalreporter.write_line(f"  {line}")
+

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "ElementErrors", "Quantity", "Role", "Run", "Tolerance", "Verdict",
-           "mode_skip_reason", "skip_reason", "verdict_reason", "worst"]
+           "OVERFLOW_POLICY", "mode_skip_reason", "overflow_policy", "quantity_label", "skip_reason", "verdict_reason", "worst"]
 
 
 class Verdict(StrEnum):
@@ -49,6 +49,17 @@ class CulpritKind(StrEnum):
 
     def __str__(self) -> str:
         return self.value
+
+
+# A ``convention`` verdict is one of two things: another valid subgradient at a kink, or an engine that
+# raised OverflowError where the exact value is beyond its float range and IEEE 754 gives inf. The
+# second is an overflow policy, and its message starts with this so that reports can say so.
+OVERFLOW_POLICY = "overflow policy"
+
+
+def overflow_policy(result: CheckResult) -> bool:
+    """Whether a ``convention`` verdict is an overflow policy (raised where IEEE 754 gives inf), not a kink."""
+    return result.verdict is Verdict.CONVENTION and result.message.startswith(OVERFLOW_POLICY)
 
 
 _SEVERITY = [Verdict.PASS, Verdict.SKIP, Verdict.XFAIL, Verdict.CONVENTION, Verdict.IMPRECISE, Verdict.FAIL, Verdict.ERROR]
@@ -166,6 +177,7 @@ class CheckResult:
     # The exact reference in ball arithmetic certifies itself: the largest radius of any of its values
     # relative to the value's magnitude. None where the reference is not computed in balls.
     radius: float | None = None
+    inputs: str = ""  # a tensor or function check's inputs and their shapes: "x[3, 4], w[4]"
 
     @property
     def ok(self) -> bool:
@@ -173,14 +185,16 @@ class CheckResult:
 
     @property
     def point_text(self) -> str:
-        return ",".join(f"{k}={v:g}" for k, v in self.point.items())
+        """``x=2,y=3``; for a tensor or function check, its inputs' shapes (``x[3, 4]``)."""
+        return ",".join(f"{k}={v:g}" for k, v in self.point.items()) or self.inputs
 
     def failures(self) -> list[Quantity]:
         return [q for q in self.quantities if q.verdict in (Verdict.FAIL, Verdict.CONVENTION, Verdict.IMPRECISE)]
 
     def table(self) -> str:
         """The comparison as a small plain-text table."""
-        head = f"{self.verdict.value.upper()}  {self.expression}  at {self.point_text}  on {self.engine}"
+        at = f"  at {self.point_text}" if self.point_text else ""
+        head = f"{self.verdict.value.upper()}  {self.expression}{at}  on {self.engine}"
         lines = [head]
         if self.message:
             lines.append(f"  {self.message}")
@@ -208,10 +222,21 @@ class CheckResult:
         return "\n".join(lines)
 
 
+def quantity_label(q: Quantity) -> str:
+    """``value``, ``d/dx`` for a gradient (``float32: d/dx (vjp0)`` for a function case's float32 run),
+    or the property's or derivative's own name."""
+    return _label(q)
+
+
+_DTYPE = re.compile(r"^(float\d+: )")  # a function case run in several dtypes prefixes its quantities
+
+
 def _label(q: Quantity) -> str:
     if q.role == "value":
         return q.name  # "value", or "value via __abs__" for a second spelling
-    return q.name if q.role in ("property", "derivative") else f"d/d{q.name}"
+    if q.role in ("property", "derivative"):
+        return q.name
+    return _DTYPE.sub(r"\1d/d", q.name) if _DTYPE.match(q.name) else f"d/d{q.name}"  # float32: d/dx (vjp0)
 
 
 def _num(x: float | None, digits: int = 10) -> str:

@@ -304,6 +304,28 @@ def test_convention_differences_are_summarised(pytester: pytest.Pytester, engine
     assert "convention differences" not in plain.stdout.str()
 
 
+def test_an_overflow_is_summarised_as_an_overflow_policy(pytester: pytest.Pytester, engines: ModuleType) -> None:
+    write(pytester, "o.gradspec.yaml", "cases:\n  - id: big\n    expr: exp(x)\n    at: {x: 800}\n")
+    result = pytester.runpytest("--gradspec-engine", "engines:MathOverflow")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*gradspec overflow policy*",
+        "engines raised OverflowError where IEEE 754 gives inf (not a failure; expect: {ieee: true} makes it one):",
+        "  o.gradspec.yaml::big[[]x=800[]][[]engines:MathOverflow[]]: overflow policy: raised OverflowError where "
+        "IEEE 754 gives inf (value, x: math range error)",
+    ])
+    assert "convention differences" not in result.stdout.str()
+
+
+def test_the_short_summary_names_what_is_wrong(pytester: pytest.Pytester, engines: ModuleType) -> None:
+    write(pytester, "t.gradspec.yaml", "cases:\n  - id: t\n    expr: tanh(x) * y\n    at: {x: 0.5, y: 2}\n")
+    result = pytester.runpytest("--gradspec-engine", "engines:TanhSignFlip", "-rf", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    summary = [line for line in result.outlines if line.startswith("FAILED ")]
+    assert len(summary) == 1
+    assert " - culprit: tanh at" in summary[0]  # the first line of the report, cut to the terminal's width
+
+
 def test_junitxml(suite: pytest.Pytester, engines: ModuleType) -> None:
     result = suite.runpytest("--junitxml", "report.xml", "--gradspec-engine", "engines:TanhSignFlip")
     # square is xfail, and TanhSignFlip gets x*x right: an unexpected pass, so a failure

@@ -13,7 +13,7 @@ import pytest
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import Case, data_dir
 from gradspec.engines.protocol import Engine, resolve
-from gradspec.results import CheckResult, Quantity, Verdict
+from gradspec.results import CheckResult, Quantity, Verdict, overflow_policy
 from gradspec.run.runner import applies, run_case, run_files, run_point
 
 BUILTIN = resolve("builtin")
@@ -566,7 +566,8 @@ def test_overflow_policy_in_cases(case: Callable[[str], Case], engines: ModuleTy
     finite = case("- id: s\n  expr: sigmoid(x)\n  at: {x: -800}\n")
     r = only(run_case(lenient, engine))
     assert r.verdict is Verdict.CONVENTION and r.ok
-    assert r.message == "raised OverflowError where IEEE 754 gives inf (value, x: math range error)"
+    assert r.message == "overflow policy: raised OverflowError where IEEE 754 gives inf (value, x: math range error)"
+    assert overflow_policy(r)
     r = only(run_case(strict, engine))
     assert r.verdict is Verdict.FAIL
     assert r.message == ("engine raised OverflowError: math range error; "

@@ -29,7 +29,7 @@ from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.precision import precision_note, representation
 from gradspec.reference.store import reference
-from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
+from gradspec.results import OVERFLOW_POLICY, CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["check_graph", "compare", "float_range", "overflow_verdict", "prepare"]
 
@@ -129,7 +129,7 @@ def overflow_verdict(ref: Exact, engine: Engine, exc: OverflowError, *, ieee: bo
         return Verdict.FAIL, f"{raised}; the exact value and gradients are finite in the engine's precision"
     if ieee:
         return Verdict.FAIL, f"{raised}; the case expects IEEE 754 behaviour (inf for {', '.join(beyond)})"
-    return Verdict.CONVENTION, f"raised OverflowError where IEEE 754 gives inf ({', '.join(beyond)}: {exc})"
+    return Verdict.CONVENTION, f"{OVERFLOW_POLICY}: raised OverflowError where IEEE 754 gives inf ({', '.join(beyond)}: {exc})"
 
 
 def compare(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from gradspec.results import CheckResult, Quantity, Run, Verdict
+from gradspec.results import quantity_label as label
 from gradspec.version import __version__
 
 __all__ = [
@@ -92,10 +93,9 @@ def location(result: CheckResult) -> str:
 
 
 def quantity_label(q: Quantity) -> str:
-    """``value``, ``d/dx`` for a gradient, or the property's own name."""
-    if q.role in ("input", "intermediate"):
-        return f"d/d{q.name}"
-    return q.name
+    """``value``, ``d/dx`` for a gradient (``float32: d/dx (vjp0)`` for a function case's float32 run),
+    or the property's own name."""
+    return label(q)
 
 
 def clip(text: str, limit: int) -> str:

@@ -88,6 +88,7 @@ def check_record(r: CheckResult) -> dict[str, Any]:
         "kind": r.kind,
         "engine": r.engine,
         "point": {k: number(v) for k, v in r.point.items()},
+        "inputs": r.inputs,
         "expression": r.expression,
         "verdict": r.verdict.value,
         "message": r.message,
@@ -184,7 +185,8 @@ def _check(r: dict[str, Any]) -> CheckResult:
                        kinks=tuple(r["kinks"]), case_id=r["case"], path=r["file"], line=r["line"], kind=r["kind"],
                        step_errors=tuple((int(k), float(e)) for k, e in r.get("step_errors", [])),
                        step_input=r.get("step_input") or "", culprit=culprit, shrunk=r["shrunk"] or "",
-                       radius=_float(r["radius"]) if r.get("radius") is not None else None)
+                       radius=_float(r["radius"]) if r.get("radius") is not None else None,
+                       inputs=r.get("inputs", ""))
 
 
 def from_dict(data: dict[str, Any]) -> Run:

@@ -178,9 +178,16 @@ def failure(index: int, result: CheckResult) -> list[str]:
     where = location(result)
     head = f"#### {index}. {result.verdict.value.upper()} {code(result.case_id or result.expression[:60])}"
     lines = [head + (f" at {code(where)}" if where else "") + f" on {code(result.engine)}", ""]
-    lines.append(f"- expression: {code(clip(result.expression, MAX_TEXT))}")
+    expression = clip(result.expression, MAX_TEXT)
+    if "\n" in expression.strip():  # one intermediate a line, as written: a code span would run them together
+        lines += ["- expression:", "", *[f"  {line}" if line else "" for line in _block(expression.strip()).split("\n")],
+                  ""]
+    else:
+        lines.append(f"- expression: {code(expression)}")
     if result.point:
         lines.append(f"- point: {code(point_text(result.point))}")
+    elif result.inputs:
+        lines.append(f"- inputs: {code(result.inputs)}")
     if result.message:
         lines.append(f"- message: {code(clip(result.message, MAX_TEXT))}")
     if result.kinks:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -131,12 +132,21 @@ def _mode_skip_lines(results: Sequence[CheckResult]) -> list[str]:
             for engine, reasons in by_engine.items()]
 
 
+def _other_point(r: CheckResult) -> str:
+    """How a group's other failing point is named: its coordinates; a tensor draw (whose shapes the header
+    gives) by the rest of its message, shortened at a word, never cut inside one."""
+    if r.point:
+        return r.point_text
+    text = r.message.split("; ", 1)[1] if r.message.startswith("inputs ") and "; " in r.message else r.message
+    return textwrap.shorten(text, 60, placeholder=" ...") or f"line {r.line}"
+
+
 def _group_lines(group: FailureGroup) -> list[str]:
     worst = _without_mode_skips(group.worst)
     lines = [_head(group), dataclasses.replace(worst, culprit=None, shrunk="").table()]
     others = [r for r in group.failing if r is not group.worst]
     if others:
-        listed = "; ".join(r.point_text or r.message[:60] for r in others[:LISTED_POINTS])
+        listed = "; ".join(_other_point(r) for r in others[:LISTED_POINTS])
         more = len(others) - LISTED_POINTS
         tail = f" and {more} more" if more > 0 else ""
         lines.append(f"  and {len(others)} more failing point{'s' if len(others) > 1 else ''}: {listed}{tail}")

@@ -16,7 +16,7 @@ from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
 from gradspec.results import CheckResult, CulpritKind, Tolerance, Verdict
 
-__all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point"]
+__all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point", "shapes"]
 
 
 def applies(case: Case, engine: Engine) -> str | None:
@@ -78,8 +78,15 @@ def failed(case: Case, point: Point | TensorPoint | None, engine_name: str, mess
 
 
 def _identify(result: CheckResult, case: Case, point: Point | TensorPoint | None) -> CheckResult:
+    inputs = shapes(point) if isinstance(point, TensorPoint) else result.inputs
     return dataclasses.replace(result, case_id=case.id, path=case.path, line=point.line if point else case.line,
-                               kind=case.kind)
+                               kind=case.kind, inputs=inputs)
+
+
+def shapes(point: TensorPoint) -> str:
+    """A tensor point's inputs as a failure header names them: ``x[3, 4], w[4]``; a scalar by its value."""
+    return ", ".join(f"{name}={float(flat[0]):g}" if not shape else f"{name}[{', '.join(map(str, shape))}]"
+                     for name, shape, flat in point.values)
 
 
 def _expected(case: Case, result: CheckResult) -> CheckResult:
