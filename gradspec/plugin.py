@@ -26,7 +26,7 @@ from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import brief_table
-from gradspec.results import CheckResult, Role, Verdict, mode_skip_reason
+from gradspec.results import CheckResult, Verdict, mode_skip_reason, not_computed
 from gradspec.run.runner import run_point
 
 _ENGINES = pytest.StashKey[list[Engine]]()
@@ -158,7 +158,7 @@ class CheckItem(pytest.Item):
         if result.verdict is Verdict.SKIP:
             pytest.skip(result.message)
         for q in result.quantities:
-            if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP:
+            if not_computed(q):
                 self.user_properties.append(("gradspec_mode_skip", mode_skip_reason(q)))
         if result.verdict is Verdict.CONVENTION:
             self.user_properties.append(("gradspec_convention", f"{self.nodeid}: {', '.join(result.kinks)}"))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "ElementErrors", "Quantity", "Role", "Run", "Tolerance", "Verdict",
-           "mode_skip_reason", "skip_reason", "verdict_reason", "worst"]
+           "mode_skip_reason", "not_computed", "skip_reason", "verdict_reason", "worst"]
 
 
 class Verdict(StrEnum):
@@ -243,7 +243,7 @@ class Run:
         """The modes cases asked for that their engine cannot compute (a skipped jvp, hvp or order N
         inside a check that compared its gradients), by reason, the commonest first: one per check."""
         counts = Counter(mode_skip_reason(q) for r in self.results if r.verdict is not Verdict.SKIP
-                         for q in r.quantities if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP)
+                         for q in r.quantities if not_computed(q))
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
     def reasons(self, verdict: Verdict) -> list[tuple[str, int]]:
@@ -281,6 +281,17 @@ def verdict_reason(result: CheckResult, verdict: Verdict) -> str:
     text = result.message or next((q.note for q in result.quantities if q.verdict is verdict and q.note), "")
     head = text.split(": ", 1)[0] if not text.startswith("case is only for") else text
     return _NUMBER.sub("N", head).strip() or "no reason given"
+
+
+# Mode quantities gradspec itself leaves unjudged, whatever the engine (checks/modes.py): at a kink, where
+# forward-mode and higher derivatives are not defined; past the Jacobian size limit; without an exact
+# reference. The others are modes the engine cannot compute (a capability it lacks, or refused).
+_NOT_JUDGED = ("at a kink", "the Jacobian has", "no exact reference")
+
+
+def not_computed(q: Quantity) -> bool:
+    """Whether ``q`` is a mode the case asked for that the engine cannot compute (a counted skip)."""
+    return q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP and not q.note.startswith(_NOT_JUDGED)
 
 
 def mode_skip_reason(q: Quantity) -> str:
