@@ -277,8 +277,12 @@ def skip_reason(result: CheckResult) -> str:
 
 def verdict_reason(result: CheckResult, verdict: Verdict) -> str:
     """Why a check has ``verdict`` (skip, convention, xfail), in words shared by every check with it for
-    that reason, as :func:`skip_reason`."""
+    that reason, as :func:`skip_reason`; an xfail's reason is the case's own."""
     text = result.message or next((q.note for q in result.quantities if q.verdict is verdict and q.note), "")
+    if verdict is Verdict.XFAIL:
+        return text.removeprefix("expected failure: ") or "no reason given"
+    if verdict is Verdict.CONVENTION:  # the detail in parentheses (which quantities, the engine's words) varies
+        return text.split(" (", 1)[0].split(": ", 1)[0].strip() or "no reason given"
     head = text.split(": ", 1)[0] if not text.startswith("case is only for") else text
     return _NUMBER.sub("N", head).strip() or "no reason given"
 

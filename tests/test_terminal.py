@@ -310,7 +310,7 @@ CONVENTIONS = """
 cases:
   - id: relu-at-zero
     expr: relu(x) * y
-    kink: any
+    kink: convention
     at: {x: 0, y: 2}
   - id: known
     xfail: the assignment bug
@@ -323,5 +323,6 @@ def test_conventions_and_xfails_are_listed_by_reason(tmp_path: Path, engines: Mo
     path = tmp_path / "c.gradspec.yaml"
     path.write_text(CONVENTIONS)
     code, out, _ = run("run", str(path), "--engine", "engines:MulAssign", "-q")
-    lines = out.splitlines()
-    assert "1 xfail: expected failure (1)" in lines, out
+    assert code == 0 and "1 xfail: the assignment bug (1)" in out.splitlines(), out
+    code, out, _ = run("run", str(path), "--engine", "engines:ReluOneAtZero", "-q")
+    assert code == 1 and "1 convention: another subgradient at a kink (1)" in out.splitlines(), out
