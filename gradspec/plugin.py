@@ -27,7 +27,7 @@ from gradspec.engines.protocol import Engine, resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import brief_table
-from gradspec.results import CheckResult, Role, Verdict, mode_skip_reason, overflow_policy, quantity_label
+from gradspec.results import CheckResult, Verdict, mode_skip_reason, not_computed, overflow_policy, quantity_label
 from gradspec.run.plan import Spec, case_cost, own_engines, spec_name
 from gradspec.run.runner import run_point
 from gradspec.run.shard import case_key, parse_shard, shard
@@ -209,7 +209,7 @@ class CheckItem(pytest.Item):
         if result.verdict is Verdict.SKIP:
             pytest.skip(result.message)
         for q in result.quantities:
-            if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP:
+            if not_computed(q):
                 self.user_properties.append(("gradspec_mode_skip", mode_skip_reason(q)))
         if overflow_policy(result):
             self.user_properties.append(("gradspec_overflow", f"{self.nodeid}: {result.message}"))

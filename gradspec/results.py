@@ -8,8 +8,26 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "ElementErrors", "Quantity", "Role", "Run", "Tolerance", "Verdict",
-           "OVERFLOW_POLICY", "mode_skip_reason", "overflow_policy", "quantity_label", "skip_reason", "verdict_reason", "worst"]
+__all__ = [
+    "COMPARED",
+    "OVERFLOW_POLICY",
+    "CheckResult",
+    "Culprit",
+    "CulpritKind",
+    "ElementErrors",
+    "Quantity",
+    "Role",
+    "Run",
+    "Tolerance",
+    "Verdict",
+    "mode_skip_reason",
+    "not_computed",
+    "overflow_policy",
+    "quantity_label",
+    "skip_reason",
+    "verdict_reason",
+    "worst",
+]
 
 
 class Verdict(StrEnum):
@@ -273,7 +291,7 @@ class Run:
         """The modes cases asked for that their engine cannot compute (a skipped jvp, hvp or order N
         inside a check that compared its gradients), by reason, the commonest first: one per check."""
         counts = Counter(mode_skip_reason(q) for r in self.results if r.verdict is not Verdict.SKIP
-                         for q in r.quantities if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP)
+                         for q in r.quantities if not_computed(q))
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
     def reasons(self, verdict: Verdict) -> list[tuple[str, int]]:
@@ -309,10 +327,25 @@ def skip_reason(result: CheckResult) -> str:
 
 def verdict_reason(result: CheckResult, verdict: Verdict) -> str:
     """Why a check has ``verdict`` (skip, convention, xfail), in words shared by every check with it for
-    that reason, as :func:`skip_reason`."""
+    that reason, as :func:`skip_reason`; an xfail's reason is the case's own."""
     text = result.message or next((q.note for q in result.quantities if q.verdict is verdict and q.note), "")
+    if verdict is Verdict.XFAIL:
+        return text.removeprefix("expected failure: ") or "no reason given"
+    if verdict is Verdict.CONVENTION:  # the detail in parentheses (which quantities, the engine's words) varies
+        return text.split(" (", 1)[0].split(": ", 1)[0].strip() or "no reason given"
     head = text.split(": ", 1)[0] if not text.startswith("case is only for") else text
     return _NUMBER.sub("N", head).strip() or "no reason given"
+
+
+# Mode quantities gradspec itself leaves unjudged, whatever the engine (checks/modes.py): at a kink, where
+# forward-mode and higher derivatives are not defined; past the Jacobian size limit; without an exact
+# reference. The others are modes the engine cannot compute (a capability it lacks, or refused).
+_NOT_JUDGED = ("at a kink", "the Jacobian has", "no exact reference")
+
+
+def not_computed(q: Quantity) -> bool:
+    """Whether ``q`` is a mode the case asked for that the engine cannot compute (a counted skip)."""
+    return q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP and not q.note.startswith(_NOT_JUDGED)
 
 
 def mode_skip_reason(q: Quantity) -> str:

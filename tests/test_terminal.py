@@ -268,3 +268,82 @@ def test_a_named_op_is_not_contradicted_by_another_point_of_the_case() -> None:
     culprits = [line for line in lines if line.startswith("  culprit: ")]
     assert culprits == ["  culprit: tanh at `tanh(y)`: d/d(input) exact 1.1e-09",  # alone: no contradiction
                         "  culprit: every op's backward rule is right in isolation"]  # another case keeps its own
+
+
+MODES_CASES = """
+cases:
+  - id: modes
+    expr: a = x * y; a * a + x
+    check: [value, vjp, jvp, hvp]
+    order: 3
+    at: [{x: 0.5, y: 2}, {x: 1, y: 3}]
+  - id: kink
+    expr: relu(x) * y
+    kink: convention
+    check: [value, vjp, jvp]
+    at: {x: 0, y: 2}
+"""
+
+
+def test_modes_an_engine_cannot_compute_are_counted_and_the_run_is_not_ok(tmp_path: Path, misbehaving: ModuleType) -> None:
+    path = tmp_path / "m.gradspec.yaml"
+    path.write_text(MODES_CASES)
+    md, html = tmp_path / "r.md", tmp_path / "r.html"
+    code, out, _ = run("run", str(path), "--engine", "misbehaving:Scalar", "-q", "--report", str(md), "--report", str(html))
+    assert code == 0
+    lines = [line for line in out.splitlines() if not line.startswith("report written")]
+    assert lines[-1].startswith("NO FAILURES, SOME SKIPPED: 3 checks of 2 cases")
+    assert lines[-2] == (
+        "6 modes asked for but not computed: "
+        "hvp: engine misbehaving:Scalar has no differentiable gradients (it does not declare the hvp capability) (2), "
+        "jvp: engine misbehaving:Scalar has no forward mode (it does not declare the jvp capability) (2), "
+        "order 3: engine misbehaving:Scalar has no differentiable gradients (it does not declare the hvp capability) (2)")
+    assert md.read_text().startswith("## gradspec: no failures, 6 modes not computed (3 checks)")
+    assert "6 modes asked for but not computed: `hvp: engine misbehaving:Scalar" in md.read_text()
+    page = html.read_text()
+    assert "no failures, some skipped" in page and "all checks passed" not in page
+    assert "<h3>Modes asked for but not computed (6)</h3>" in page
+    # the built-in engine computes every mode; at the kink gradspec itself leaves jvp unjudged (not counted)
+    code, out, _ = run("run", str(path), "-q")
+    assert code == 0 and out.splitlines()[-1].startswith("OK: 3 checks of 2 cases")
+
+
+def test_a_failing_check_says_the_missing_modes_once_per_engine(tmp_path: Path, misbehaving: ModuleType) -> None:
+    path = tmp_path / "m.gradspec.yaml"
+    path.write_text(MODES_CASES.split("  - id: kink")[0].replace("    order: 3\n", ""))
+    module = tmp_path / "badmul_mod.py"
+    module.write_text("from misbehaving import Scalar\n\nclass BadMul(Scalar):\n    def __mul__(self, o):\n"
+                      "        o = self.lift(o)\n        return self._make(self.data * o.data, [(self, o.data), (o, o.data)])\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code, out, _ = run("run", str(path), "--engine", "badmul_mod:BadMul", "-v")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert code == 1
+    assert out.count("has no forward mode") == 2  # once after the failures, once in the summary
+    assert "not computed on badmul_mod:BadMul in the checks above: hvp: engine badmul_mod:BadMul has no " \
+           "differentiable gradients (it does not declare the hvp capability); jvp: engine badmul_mod:BadMul has " \
+           "no forward mode (it does not declare the jvp capability)" in out
+    assert not any(line.split()[:1] in (["jvp"], ["hvp"]) for line in out.splitlines())  # no skip rows in the tables
+
+
+CONVENTIONS = """
+cases:
+  - id: relu-at-zero
+    expr: relu(x) * y
+    kink: convention
+    at: {x: 0, y: 2}
+  - id: known
+    xfail: the assignment bug
+    expr: x * x
+    at: {x: 3}
+"""
+
+
+def test_conventions_and_xfails_are_listed_by_reason(tmp_path: Path, engines: ModuleType) -> None:
+    path = tmp_path / "c.gradspec.yaml"
+    path.write_text(CONVENTIONS)
+    code, out, _ = run("run", str(path), "--engine", "engines:MulAssign", "-q")
+    assert code == 0 and "1 xfail: the assignment bug (1)" in out.splitlines(), out
+    code, out, _ = run("run", str(path), "--engine", "engines:ReluOneAtZero", "-q")
+    assert code == 1 and "1 convention: another subgradient at a kink (1)" in out.splitlines(), out

@@ -124,7 +124,8 @@ def _allowed(name: str, tol: Tolerance, allowance: Callable[[str], float] | None
 def _beyond_text(d: Difference, tol: Tolerance, allowance: Callable[[str], float] | None) -> str:
     bound, by_rounding = _allowed(d.name, tol, allowance)
     if by_rounding:
-        return f"further apart than rounding in the engine's precision lets two runs be ({bound:.2g})"
+        return (f"further apart than rounding in the engine's precision lets two runs be ({bound:.2g}; "
+                "nondet_tol or --nondet-tol set an explicit bound)")
     if tol.nondet:
         return f"further apart than nondet_tol {bound:g}"
     if tol.nondet == 0:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, severity, worst_rel_error
-from gradspec.results import CheckResult, CulpritKind, Role, Run, Verdict, mode_skip_reason
+from gradspec.results import CheckResult, CulpritKind, Run, Verdict, mode_skip_reason, not_computed
 
 __all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "imprecise_lines", "next_steps", "skip_lines",
            "summary"]
@@ -111,7 +111,7 @@ def brief_table(result: CheckResult) -> str:
 def _without_mode_skips(result: CheckResult) -> CheckResult:
     """The result without the rows and message of modes its engine cannot compute: said once per engine
     after the failures (:func:`_mode_skip_lines`), not in every failing check's table."""
-    skipped = [q for q in result.quantities if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP]
+    skipped = [q for q in result.quantities if not_computed(q)]
     if not skipped:
         return result
     notes = {q.note for q in skipped}
@@ -126,7 +126,7 @@ def _mode_skip_lines(results: Sequence[CheckResult]) -> list[str]:
     by_engine: dict[str, dict[str, None]] = {}
     for r in results:
         for q in r.quantities:
-            if q.role is Role.DERIVATIVE and q.verdict is Verdict.SKIP:
+            if not_computed(q):
                 by_engine.setdefault(r.engine, {})[mode_skip_reason(q)] = None
     return [f"not computed on {engine} in the checks above: {'; '.join(reasons)}"
             for engine, reasons in by_engine.items()]

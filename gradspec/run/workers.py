@@ -12,11 +12,11 @@ stuck in native code, where the in-process timer cannot reach it. The parent sto
 the check with that message, and a fresh worker goes on from the next point. A worker that dies (an
 engine that crashes the interpreter) fails its check the same way.
 
-Both end. After ``STRIKES`` time-limit hits an engine's remaining checks fail at once. After ``STRIKES``
-crashes, in two cases or more, the op that every crashed check used and no finished check did (``log``
-that calls ``os._exit``: every check that uses it dies, while the other ops of those graphs pass in
-checks that finish) is blamed, and the engine's remaining checks that use it fail at once with one
-message, instead of each taking a worker down and waiting for a fresh one; a case whose points crashed
+Both end. After ``STRIKES`` time-limit hits an engine's remaining checks fail at once. An op used by
+``STRIKES`` crashed checks or more, of two cases at least, and by no check that finished (``log`` that
+calls ``os._exit``: every check that uses it dies, while the other ops of those graphs pass in checks
+that finish) is blamed, and the engine's remaining checks that use it fail at once with one message,
+instead of each taking a worker down and waiting for a fresh one; a case whose points crashed
 ``STRIKES`` times fails its remaining points at once.
 """
 
@@ -27,7 +27,7 @@ import multiprocessing.connection
 import os
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -115,16 +115,21 @@ class _Pool:
         if sum(u == unit for u, _ in crashes) >= STRIKES:  # the same graph crashes at every point
             return (f"not run: engine {name}'s worker process died in {STRIKES} checks of this case "
                     f"({self.last_crash[ei]}), so its remaining points fail at once instead of taking a worker down again")
-        # The op to blame is in every crashed check and in no check that finished; two different cases at
-        # least, so that one graph's other ops are not blamed with it.
-        if len(crashes) < STRIKES or len({u for u, _ in crashes}) < 2:
-            return None
-        blamed = sorted(frozenset.intersection(*(ops for _, ops in crashes)) - self.survived[ei])
-        if not blamed or not self.case_ops(unit) & set(blamed):
+        # An op to blame was in STRIKES crashed checks or more, of two cases at least (so that one graph's
+        # other ops are not blamed with it), and in no check that finished.
+        units: dict[str, set[int]] = {}
+        count: Counter[str] = Counter()
+        for u, ops in crashes:
+            count.update(ops)
+            for op in ops:
+                units.setdefault(op, set()).add(u)
+        blamed = sorted(op for op in self.case_ops(unit)
+                        if count[op] >= STRIKES and len(units[op]) >= 2 and op not in self.survived[ei])
+        if not blamed:
             return None
         listed = ", ".join(blamed)
-        return (f"not run: engine {name}'s worker process died in {STRIKES} or more checks, all of them using {listed}, "
-                f"and no check using {listed} has finished ({self.last_crash[ei]}), so its remaining checks that use "
+        return (f"not run: engine {name}'s worker process died in {STRIKES} or more checks using {listed}, and no "
+                f"check using {listed} has finished ({self.last_crash[ei]}), so its remaining checks that use "
                 f"{listed} fail at once instead of taking a worker down again")
 
     def case_ops(self, unit: int) -> frozenset[str]:
