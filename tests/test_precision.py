@@ -98,3 +98,31 @@ def test_strict_makes_an_imprecise_run_fail() -> None:
     imprecise = CheckResult("sigmoid(x)", {"x": 40.0}, "torch", Verdict.IMPRECISE)
     assert Run((imprecise,), ("torch",), ()).exit_code == 0
     assert Run((imprecise,), ("torch",), (), strict=True).exit_code == 1
+
+
+def test_a_case_of_precision_strict_fails_where_it_is_imprecise(tmp_path: Any) -> None:
+    from gradspec.casefile.loader import load_file
+    from gradspec.engines.protocol import resolve
+    from gradspec.run.runner import run_point
+
+    path = tmp_path / "t.gradspec.yaml"
+    path.write_text("version: 1\ncases:\n  - id: plain\n    expr: sigmoid(x)\n    at: {x: 40}\n"
+                    "  - id: strict\n    expr: sigmoid(x)\n    at: {x: 40}\n    precision: strict\n")
+    plain, strict = load_file(path).cases
+    assert strict.precision == "strict" and plain.precision == "default"
+    engine = resolve(Rebuilt)
+    assert run_point(plain, plain.points[0], engine).verdict is Verdict.IMPRECISE
+    failed = run_point(strict, strict.points[0], engine)
+    assert failed.verdict is Verdict.FAIL and "precision: strict" in failed.message
+
+
+def test_gradspec_run_strict_exits_1_on_an_imprecise_check(tmp_path: Any, capsys: Any) -> None:
+    from gradspec.cli import main
+
+    path = tmp_path / "t.gradspec.yaml"
+    path.write_text("version: 1\ncases:\n  - id: tail\n    expr: sigmoid(x)\n    at: {x: 40}\n")
+    engine = "tests.test_precision:Rebuilt"
+    assert main(["run", str(path), "--engine", engine, "--in-process"]) == 0
+    assert "NO FAILURES, SOME IMPRECISE" in capsys.readouterr().out
+    assert main(["run", str(path), "--engine", engine, "--in-process", "--strict"]) == 1
+    assert main(["run", str(path), "--in-process", "--strict"]) == 0  # the built-in engine keeps every digit

@@ -631,3 +631,28 @@ def test_html_escapes_hostile_text_everywhere() -> None:
     assert 'onmouseover="' not in page  # no attribute was closed early
     assert page.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") >= 15
     assert page.count("&#34; onmouseover=&#34;alert(1)") >= 4  # case id, expression (and its title), tooltip
+
+
+def _imprecise_run(strict: bool = False) -> Run:
+    from tests.test_precision import Rebuilt
+
+    result = _at(gradspec.check("sigmoid(x)", {"x": 40.0}, engine=Rebuilt), "sigmoid-tail", "t.gradspec.yaml", 3)
+    assert result.verdict is Verdict.IMPRECISE
+    fine = _at(gradspec.check("x*y", {"x": 2, "y": 3}), "c", "t.gradspec.yaml", 1)
+    return Run((fine, result), (result.engine,), ("t.gradspec.yaml",), strict=strict)
+
+
+def test_imprecise_is_counted_in_every_report_and_never_all_checks_passed() -> None:
+    from gradspec.report.terminal import summary
+
+    run = _imprecise_run()
+    assert run.exit_code == 0 and _imprecise_run(strict=True).exit_code == 1
+    text = summary(run)
+    assert "NO FAILURES, SOME IMPRECISE" in text and "1 imprecise" in text and "OK:" not in text
+    assert "t.gradspec.yaml:3: sigmoid-tail on tests.test_precision:Rebuilt: d/dx imprecise: engine 0, exact 4.25e-18: 0 of 16 digits" in text
+    data = json.loads(render("json", run))
+    assert data["summary"]["totals"]["imprecise"] == 1 and data["summary"]["strict"] is False
+    md = render("markdown", run)
+    assert "no failures, 1 imprecise" in md and "all checks passed" not in md
+    page = render("html", run)
+    assert "no failures, 1 imprecise" in page and "all checks passed" not in page
