@@ -190,7 +190,7 @@ def test_every_json_field_is_documented(run: Run) -> None:
 def test_markdown_summary_and_failures(run: Run) -> None:
     md = render("markdown", run)
     assert md.startswith("## gradspec: invalid input")
-    assert "| engine | pass | fail | convention | skip | xfail | error | total |" in md
+    assert "| engine | pass | fail | imprecise | convention | skip | xfail | error | total |" in md
     broken = run.results[1].engine
     c = run.counts(engine=broken)
     assert f"| `{broken}` | {c[Verdict.PASS]} | **{c[Verdict.FAIL]}** |" in md
@@ -396,7 +396,7 @@ def test_json_matrix(matrix_run: Run) -> None:
     tanh = matrix["rows"][1]
     assert tanh["file"] == matrix_run.files[0] and list(tanh["cells"]) == list(matrix_run.engines)
     assert tanh["cells"][broken] == {"verdict": "fail", "summary": "✗ 2/3 d/dx rel 0.43 (✓ 1)",
-                                     "counts": {"pass": 1, "fail": 2, "convention": 0, "skip": 0, "xfail": 0, "error": 0}}
+                                     "counts": {"pass": 1, "fail": 2, "imprecise": 0, "convention": 0, "skip": 0, "xfail": 0, "error": 0}}
     total = sum(n for row in matrix["rows"] for cell in row["cells"].values() for n in cell["counts"].values())
     assert total == len(matrix_run.results)
 
@@ -435,7 +435,7 @@ def test_html_matrix(matrix_run: Run) -> None:
     assert section.count('<tr class="matrix-row"') == 6
     assert 'id="matrix-filter"' in section and 'id="matrix-only-failing"' in section
     assert section.count('<td class="cell fail"') == 2 and section.count('<td class="cell convention"') == 1
-    assert section.count('<li><span class="cell') == 6  # the legend
+    assert section.count('<li><span class="cell') == 7  # the legend: one entry per verdict
     assert '<span class="detail">engine has no tanh</span>' in section
     assert '<span class="count">2/3</span> <span class="detail">d/dx rel 0.43</span>' in section
     assert SCRIPT_TEXT not in page
