@@ -488,6 +488,35 @@ def rounding_modes(points: int = 10_000) -> None:
                 row(f"  {form}", f"{t.false_alarms}: {t.first}")
 
 
+def precision(points: int = 100_000, mode_points: int = 10_000) -> None:
+    """Over the rounding sweeps' sampled points: how many quantities of correct float32 engines are
+    imprecise (digits lost beyond the precision bound, within what a derivative rebuilt from a rounded
+    output loses), and where; the false alarms beside them (want 0)."""
+    os.environ["GRADSPEC_CACHE"] = "0"
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rounding_sweep import FORMS, sweep, sweep_modes
+
+    from gradspec.engines.protocol import resolve
+
+    per_form, per_mode = -(-points // len(FORMS)), -(-mode_points // len(FORMS))
+    print(f"precision: {per_form * len(FORMS):,} points (value and gradient) and {per_mode * len(FORMS):,} points "
+          "(jvp, mode consistency, hvp both ways, jvp-of-jvp) per engine, the rounding sweeps' draws")
+    for spec in ("torch:float32", "jax:float32"):
+        engine = resolve(spec)
+        for what, run, n in (("first order", sweep, per_form), ("modes", sweep_modes, per_mode)):
+            start = time.perf_counter()
+            tallies = run(engine, n, seed=2026)
+            imprecise = sum(t.imprecise for t in tallies.values())
+            alarms = sum(t.false_alarms for t in tallies.values())
+            checked = sum(t.points for t in tallies.values())
+            row(f"{spec} {what}: imprecise quantities, false alarms, points ({time.perf_counter() - start:.0f} s)",
+                f"{imprecise}, {alarms}, {checked:,}")
+            for form, t in tallies.items():
+                if t.imprecise:
+                    where = ", ".join(f"{name} {count}" for name, count in t.where.most_common())
+                    row(f"  {form}", f"{t.imprecise} ({where}); e.g. {t.example}")
+
+
 # -- 8. functions under test against gradcheck ----------------------------------------------------------
 
 
@@ -851,7 +880,7 @@ def secondorder() -> None:
 
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
             "tensors": tensors, "reference": reference, "rounding": rounding, "functions": functions,
-            "secondorder": secondorder, "rounding-modes": rounding_modes}
+            "secondorder": secondorder, "rounding-modes": rounding_modes, "precision": precision}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

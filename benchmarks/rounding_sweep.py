@@ -4,15 +4,18 @@ Every op of the op table (and a few compositions) at points drawn from where it 
 as short decimals as a person would (so inputs are rounded on the way in, as in the case library).
 The engine computes all points of one form in a batched call; each point is then judged by
 ``gradspec.checks.check.compare``, the code every check goes through, with the default tolerance.
-A correct engine must fail none of them. Used by ``benchmarks/bench.py rounding`` (100,000 points)
-and by ``tests/test_rounding.py`` (a smaller count).
+A correct engine must fail none of them. Quantities it gets ``imprecise`` (beyond the precision bound,
+within what a derivative rebuilt from a rounded output loses) are counted apart, by form and quantity.
+Used by ``benchmarks/bench.py rounding`` and ``precision`` (100,000 points) and by
+``tests/test_rounding.py`` (a smaller count).
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
@@ -71,6 +74,9 @@ class Tally:
     points: int = 0
     false_alarms: int = 0
     first: str = ""  # the first false alarm, as a table
+    imprecise: int = 0  # quantities (elements, in the modes sweep) judged imprecise
+    where: Counter[str] = field(default_factory=Counter)  # imprecise ones by quantity
+    example: str = ""  # the first imprecise one
 
 
 def sweep(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tally]:
@@ -87,6 +93,11 @@ def sweep(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tally]:
             outcome = Outcome(values[k], {n: grads[n][k] for n in draws})
             quantities = compare(graph, exact(graph, point), outcome, point, tol, engine)
             tally.points += 1
+            for q in quantities:
+                if q.verdict is Verdict.IMPRECISE:
+                    tally.imprecise += 1
+                    tally.where[q.name] += 1
+                    tally.example = tally.example or f"{q.name} at {({n: float(v) for n, v in point.items()})}: {q.note}"
             failed = [q for q in quantities if q.verdict is Verdict.FAIL]
             if failed:
                 tally.false_alarms += 1
@@ -128,6 +139,11 @@ def sweep_modes(engine: Engine, per_form: int, seed: int = 0, chunk: int = 250) 
             quantities, _ = mode_quantities(graph, point, engine, tol, modes, 1, rng.randrange(2**31), ())
             over = 0  # failing elements summed over the quantities: at least the failing points, at most
             for q in quantities:  # a few times them
+                if q.verdict is Verdict.IMPRECISE:
+                    count = int(q.note.split(" of ")[0]) if " elements beyond the precision bound" in q.note else 1
+                    tally.imprecise += count
+                    tally.where[q.name] += count
+                    tally.example = tally.example or f"{q.name}: {q.note}"
                 if q.verdict is Verdict.FAIL:
                     over += int(q.note.split(" of ")[0]) if " elements over tolerance" in q.note else n
                     if not tally.first:

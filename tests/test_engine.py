@@ -890,3 +890,32 @@ def test_backward_with_create_graph_gives_each_node_a_grad_of_its_own() -> None:
     assert len({id(g) for g in grads} | {id(n) for n in nodes}) == 2 * len(nodes)
     assert [data(g) for g in grads] == [5.0 * (3.0 + 1.0), 5.0 * 2.0, 8.0, 5.0, 1.0]
     assert repr(x).startswith("Value(data=2.0, grad=Value(data=20.0, grad=0.0")
+
+
+@pytest.mark.parametrize(("x", "exact"), [(40.0, 4.248354255291589e-18), (-40.0, 4.248354255291589e-18),
+                                          (0.3, 0.24445831169074586), (1e-300, 0.25)])
+def test_sigmoid_derivative_keeps_every_digit_in_the_tails(x: float, exact: float) -> None:
+    v = Value(x)
+    v.sigmoid().backward()
+    assert v.grad == pytest.approx(exact, rel=4e-16)
+
+
+@pytest.mark.parametrize(("x", "exact"), [(20.0, 1.6993417021166355e-17), (-20.0, 1.6993417021166355e-17),
+                                          (0.1, 0.9900662908474398)])
+def test_tanh_derivative_keeps_every_digit_in_the_tails(x: float, exact: float) -> None:
+    v = Value(x)
+    v.tanh().backward()
+    assert v.grad == pytest.approx(exact, rel=4e-16)
+
+
+def test_second_derivatives_of_tanh_and_sigmoid_near_zero_keep_their_digits() -> None:
+    x = Value(1e-300)
+    (d1,) = grad(x.tanh(), [x], create_graph=True)
+    assert isinstance(d1, Value)
+    (d2,) = grad(d1, [x])
+    assert d2 == pytest.approx(-2e-300, rel=1e-15)  # 1 - t*t from t = 1e-300 would not lose it either
+    y = Value(1e-300)
+    (s1,) = grad(y.sigmoid(), [y], create_graph=True)
+    assert isinstance(s1, Value)
+    (s2,) = grad(s1, [y])
+    assert s2 == pytest.approx(-2.5e-301, rel=1e-15)  # s'(1 - 2s) would round 1 - 2s to 0

@@ -187,3 +187,48 @@ def test_a_backward_of_the_wrong_shape_is_seen_before_torch_sums_it_down() -> No
     assert kinds.verdict is Verdict.FAIL
     assert kinds.note == ("SparsemaxBeforeFix.backward returned a gradient of shape [3, 3, 4] for x of shape "
                           "[3, 1, 4], which torch sums down to the input's shape")
+
+
+GELU_TANH = "0.5*x*(1 + tanh(0.7978845608028654*(x + 0.044715*x**3)))"
+LIBRARY = [
+    ("jax", lambda x: __import__("jax").nn.softmax(x, axis=-1), "softmax(x, axis=-1)"),
+    ("jax", lambda x: __import__("jax").nn.gelu(x, approximate=True), GELU_TANH),
+    ("torch", lambda x: torch.softmax(x, -1), "softmax(x, axis=-1)"),
+    ("torch", lambda x: torch.nn.functional.gelu(x, approximate="tanh"), GELU_TANH),
+]
+
+
+@pytest.mark.parametrize(("library", "fn", "reference"), LIBRARY, ids=["jax-softmax", "jax-gelu", "torch-softmax", "torch-gelu"])
+def test_float32_library_functions_are_linear_in_the_cotangent_within_their_terms(library: str, fn: object,
+                                                                                  reference: str) -> None:
+    # jax.nn.softmax was off by 7.8e-8 where 8 eps of the result allowed 2.0e-8, jax.nn.gelu by 7.4e-8 for
+    # 1.6e-10: the elements are formed by terms that cancel, and the terms bound their rounding.
+    pytest.importorskip(library)
+    x = np.float32(np.random.default_rng(11).uniform(-3, 3, (3, 4))).astype(float)
+    for seed in range(3):
+        result = gradspec.check_function(fn, reference, {"x": x}, engine=f"{library}:float32", seed=seed)
+        linear = next(q for q in result.quantities if q.name == "linear in the cotangent")
+        assert linear.verdict is Verdict.PASS, result.table()
+        assert result.verdict is not Verdict.FAIL, result.table()
+
+
+class _AddsTerm(torch.autograd.Function):
+    """A softmax whose backward adds 1e-6 * sign(g): 1e-6 does not scale with the cotangent."""
+
+    @staticmethod
+    def forward(ctx: object, x: object) -> object:
+        y = torch.softmax(x, -1)
+        ctx.save_for_backward(y)  # type: ignore[attr-defined]
+        return y
+
+    @staticmethod
+    def backward(ctx: object, g: object) -> object:
+        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return y * (g - (g * y).sum(-1, keepdim=True)) + 1e-6 * torch.sign(g)
+
+
+def test_a_backward_term_that_does_not_scale_with_the_cotangent_still_breaks_linearity_in_float32() -> None:
+    x = np.float32(np.random.default_rng(11).uniform(-3, 3, (3, 4))).astype(float)
+    result = gradspec.check_function(_AddsTerm.apply, "softmax(x, axis=-1)", {"x": x}, engine="torch:float32")
+    linear = next(q for q in result.quantities if q.name == "linear in the cotangent")
+    assert linear.verdict is Verdict.FAIL and "does not scale with its cotangent" in linear.note

@@ -373,3 +373,40 @@ def test_a_row_the_function_refuses_is_left_out_with_the_reason_and_the_rest_com
     assert got.refused == {"jvp": "no jvp here", "jacobian": "no jvp here"}
     assert got.jvp is None and got.jacobian is None and got.hvp_fwd is None  # no forward over reverse either
     assert float(got.vjp[0]) == 2.25 and [float(h) for h in got.hvp] == [0.0] and got.orders == {2: 0.0}
+
+
+# -- the precision verdict in forward mode and second order -----------------------------------------------
+
+
+def test_an_underflowed_intermediate_never_makes_an_allowance_infinite() -> None:
+    # exp(-1201) is 0 in float64: log's partial there (e**1201) is beyond the float range, yet the JVP of
+    # log(exp(y)) is an ordinary number, so its bound and mode consistency's stay finite.
+    graph = build_tensor(parse("log(exp(y) + exp(2*y))"), {"y": (1,)})
+    point = tensor_point(y=[-1201])
+    ask_modes = frozenset({Mode.JVP})
+    ref = mode_reference(graph, point, _ask(graph, ask_modes), 2.0**-52)
+    assert ref.jvp is not None and np.isfinite(ref.jvp.allowance).all()
+    qs, _ = mode_quantities(graph, point, resolve("torch"), Tolerance(), ask_modes, 1, 0, ())
+    by = {q.name: q for q in qs}
+    assert by["jvp"].tolerance is not None and math.isfinite(by["jvp"].tolerance)
+    assert by["mode consistency"].tolerance is not None and math.isfinite(by["mode consistency"].tolerance)
+    # torch's nan (log(0) on the way) is no longer accepted for a finite, normal JVP
+    assert by["jvp"].verdict is Verdict.FAIL
+
+
+def _ask(graph: Any, modes: frozenset[Mode]) -> Ask:
+    from gradspec.checks.modes import directions
+
+    return directions(graph, modes, 1, 0)
+
+
+def test_a_second_derivative_lost_to_an_underflow_is_imprecise_not_a_pass() -> None:
+    # tanh''(1e-300) = -2e-300, a normal float64: JAX returns 0
+    graph = build_tensor(parse("tanh(x)"), {"x": (1,)})
+    qs, _ = mode_quantities(graph, tensor_point(x=[1e-300]), resolve("jax"), Tolerance(), frozenset({Mode.HVP}), 1, 0, ())
+    hvp = next(q for q in qs if q.name == "hvp x")
+    assert (hvp.verdict, hvp.engine) == (Verdict.IMPRECISE, 0.0)
+    assert "0 of 16 digits" in hvp.note
+    builtin, _ = mode_quantities(graph, tensor_point(x=[1e-300]), resolve("builtin"), Tolerance(),
+                                 frozenset({Mode.HVP}), 1, 0, ())
+    assert {q.verdict for q in builtin} == {Verdict.PASS}

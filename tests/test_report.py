@@ -190,7 +190,7 @@ def test_every_json_field_is_documented(run: Run) -> None:
 def test_markdown_summary_and_failures(run: Run) -> None:
     md = render("markdown", run)
     assert md.startswith("## gradspec: invalid input")
-    assert "| engine | pass | fail | convention | skip | xfail | error | total |" in md
+    assert "| engine | pass | fail | imprecise | convention | skip | xfail | error | total |" in md
     broken = run.results[1].engine
     c = run.counts(engine=broken)
     assert f"| `{broken}` | {c[Verdict.PASS]} | **{c[Verdict.FAIL]}** |" in md
@@ -396,7 +396,7 @@ def test_json_matrix(matrix_run: Run) -> None:
     tanh = matrix["rows"][1]
     assert tanh["file"] == matrix_run.files[0] and list(tanh["cells"]) == list(matrix_run.engines)
     assert tanh["cells"][broken] == {"verdict": "fail", "summary": "✗ 2/3 d/dx rel 0.43 (✓ 1)",
-                                     "counts": {"pass": 1, "fail": 2, "convention": 0, "skip": 0, "xfail": 0, "error": 0}}
+                                     "counts": {"pass": 1, "fail": 2, "imprecise": 0, "convention": 0, "skip": 0, "xfail": 0, "error": 0}}
     total = sum(n for row in matrix["rows"] for cell in row["cells"].values() for n in cell["counts"].values())
     assert total == len(matrix_run.results)
 
@@ -435,7 +435,7 @@ def test_html_matrix(matrix_run: Run) -> None:
     assert section.count('<tr class="matrix-row"') == 6
     assert 'id="matrix-filter"' in section and 'id="matrix-only-failing"' in section
     assert section.count('<td class="cell fail"') == 2 and section.count('<td class="cell convention"') == 1
-    assert section.count('<li><span class="cell') == 6  # the legend
+    assert section.count('<li><span class="cell') == 7  # the legend: one entry per verdict
     assert '<span class="detail">engine has no tanh</span>' in section
     assert '<span class="count">2/3</span> <span class="detail">d/dx rel 0.43</span>' in section
     assert SCRIPT_TEXT not in page
@@ -631,3 +631,28 @@ def test_html_escapes_hostile_text_everywhere() -> None:
     assert 'onmouseover="' not in page  # no attribute was closed early
     assert page.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") >= 15
     assert page.count("&#34; onmouseover=&#34;alert(1)") >= 4  # case id, expression (and its title), tooltip
+
+
+def _imprecise_run(strict: bool = False) -> Run:
+    from tests.test_precision import Rebuilt
+
+    result = _at(gradspec.check("sigmoid(x)", {"x": 40.0}, engine=Rebuilt), "sigmoid-tail", "t.gradspec.yaml", 3)
+    assert result.verdict is Verdict.IMPRECISE
+    fine = _at(gradspec.check("x*y", {"x": 2, "y": 3}), "c", "t.gradspec.yaml", 1)
+    return Run((fine, result), (result.engine,), ("t.gradspec.yaml",), strict=strict)
+
+
+def test_imprecise_is_counted_in_every_report_and_never_all_checks_passed() -> None:
+    from gradspec.report.terminal import summary
+
+    run = _imprecise_run()
+    assert run.exit_code == 0 and _imprecise_run(strict=True).exit_code == 1
+    text = summary(run)
+    assert "NO FAILURES, SOME IMPRECISE" in text and "1 imprecise" in text and "OK:" not in text
+    assert "t.gradspec.yaml:3: sigmoid-tail on tests.test_precision:Rebuilt: d/dx imprecise: engine 0, exact 4.25e-18: 0 of 16 digits" in text
+    data = json.loads(render("json", run))
+    assert data["summary"]["totals"]["imprecise"] == 1 and data["summary"]["strict"] is False
+    md = render("markdown", run)
+    assert "no failures, 1 imprecise" in md and "all checks passed" not in md
+    page = render("html", run)
+    assert "no failures, 1 imprecise" in page and "all checks passed" not in page

@@ -34,12 +34,13 @@ def test_equal_graphs_share_one_reference_and_its_work(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(store, "exact_at", again)
     monkeypatch.setattr(store, "numerical", again)
-    monkeypatch.setattr(store, "allowances", again)
+    monkeypatch.setattr(store, "bounds", again)
     second = reference(prepare("a = x * y;  tanh(a) + x", ["x", "y"]), {**point, "unused": Fraction(7)})
     assert second.graph is not first.graph and second.graph == first.graph
     assert second.exact() is first.exact()
     assert second.numerical(1e-4) is nums
     assert second.rounding(2.0**-23) is first.rounding(2.0**-23)
+    assert second.precision(2.0**-23) is first.precision(2.0**-23)
 
 
 def test_a_different_point_or_graph_is_another_reference() -> None:

@@ -14,8 +14,10 @@ a*u + b*v, zero, and u again):
 - ``inputs unmodified``: the function does not write into its inputs.
 
 The combinations are exact in binary (the cotangents are multiples of 1/1024), so the allowance for
-linearity is the rounding of the three VJPs in the engine's precision: ``8 * eps`` times the sum of
-their magnitudes, plus the case's ``atol``.
+linearity is the rounding of the three VJPs in the engine's precision, element by element: each VJP's
+rounding bound from the exact tape (:mod:`gradspec.reference.tensor`), which follows the magnitudes of
+the terms that cancel to form the element rather than the element itself, plus the rounding of
+``a*VJP(u) + b*VJP(v)`` and the case's tolerance.
 
 A function case checks ``[value, vjp]`` unless its ``check:`` list opts in to more (a user's function need
 not have forward mode): ``jvp``, ``hvp``, ``jvp-of-jvp``, ``jacobian`` and ``order: N`` are then compared
@@ -41,11 +43,12 @@ from gradspec.engines import call
 from gradspec.engines.function import FunctionEngine, Probe, family, import_function
 from gradspec.engines.protocol import Engine, resolve
 from gradspec.engines.targets import accept
-from gradspec.errors import EngineError
+from gradspec.errors import DomainError, EngineError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import parse
 from gradspec.lang.numbers import exact_number
 from gradspec.modes import DEFAULT, Mode
+from gradspec.reference.tensor import exact_tensor
 from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["LINEAR", "check_function", "check_graph_function", "run_case"]
@@ -191,7 +194,14 @@ def _properties(graph: TensorGraph, point: Mapping[str, Any], engine: FunctionEn
         return [_quantity("properties", called.verdict or Verdict.FAIL, called.message)]
     probe = called.get()
     differentiable = [n for n, _ in graph.differentiable]
-    return [_linear(probe, differentiable, engine.eps, tol), _zero(probe, differentiable, tol),
+    try:
+        ref = exact_tensor(graph, point)
+        grads = [ref.vjp(c) for c in cotangents[:3]]
+        terms = {n: engine.eps * sum(abs(k) * (g.rounding[n] + g.rebuilt[n]) for k, g in zip((a, b, 1), grads, strict=True))
+                 for n in differentiable}
+    except DomainError:  # the value check already says so
+        terms = {}
+    return [_linear(probe, differentiable, engine.eps, tol, terms), _zero(probe, differentiable, tol),
             _repeat(probe, differentiable, tol), _kinds(probe, graph), _unmodified(probe)]
 
 
@@ -221,7 +231,8 @@ def _missing(probe: Probe, names: list[str]) -> str:
     return f"no gradient returned for {gone[0]}" if gone else ""
 
 
-def _linear(probe: Probe, names: list[str], eps: float, tol: Tolerance) -> Quantity:
+def _linear(probe: Probe, names: list[str], eps: float, tol: Tolerance, terms: Mapping[str, Any]) -> Quantity:
+    """``terms``: per input, the rounding bound of VJP(w) + |a|*VJP(u) + |b|*VJP(v) from the exact tape."""
     name = "linear in the cotangent"
     if _missing(probe, names):
         return _quantity(name, Verdict.SKIP, _missing(probe, names))
@@ -232,8 +243,12 @@ def _linear(probe: Probe, names: list[str], eps: float, tol: Tolerance) -> Quant
         if not gu.shape == gv.shape == gw.shape:
             return _quantity(name, Verdict.FAIL, f"the gradients of {n} change shape with the cotangent")
         rhs = a * gu + b * gv
-        scale = np.abs(a * gu) + np.abs(b * gv) + np.abs(gw)
-        pairs.append((n, np.abs(gw - rhs), tol.atol + tol.rtol * np.abs(rhs) + 8 * eps * scale))
+        if n in terms and np.shape(terms[n]) == gu.shape:
+            # each VJP within its own bound, then a*gu + b*gv rounded twice
+            allowed = terms[n] + eps * (np.abs(a * gu) + np.abs(b * gv))
+        else:
+            allowed = 8 * eps * (np.abs(a * gu) + np.abs(b * gv) + np.abs(gw))
+        pairs.append((n, np.abs(gw - rhs), tol.atol + tol.rtol * np.abs(rhs) + allowed))
     same = all(np.array_equal(probe.grads[0][n], probe.grads[k][n]) for n in names for k in (1, 2))
     why = "pattern: ignored cotangent: every cotangent gives the same gradient" if same else \
         "the backward adds a term that does not scale with its cotangent"

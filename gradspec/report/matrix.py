@@ -45,6 +45,7 @@ LEGEND: tuple[tuple[Verdict, str], ...] = (
 )
 MAX_DETAIL = 100  # characters of the message or quantity a cell quotes; longer ones end in "…"
 _CONVENTION = re.compile(r"convention (?:gives|is) ([^\s;,]+)")
+_DIGITS = re.compile(r"\d+ of \d+ digits")
 _MIXED_ORDER = sorted(VERDICTS, key=severity)  # worst first
 
 
@@ -144,6 +145,10 @@ def _detail(result: CheckResult, verdict: Verdict) -> str:
         return _failure(result)
     if verdict is Verdict.CONVENTION:
         return _convention(result)
+    if verdict is Verdict.IMPRECISE:
+        q = next((q for q in result.quantities if q.verdict is Verdict.IMPRECISE), None)
+        kept = _DIGITS.search(q.note) if q is not None else None
+        return f"{quantity_label(q)} {kept.group(0)}" if q is not None and kept else _one_line(result.message)
     if verdict is Verdict.XFAIL:
         return result.message.removeprefix("expected failure: ")
     return _one_line(result.message)
