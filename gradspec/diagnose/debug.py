@@ -382,6 +382,12 @@ def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: 
 
 
 def _fails(mini: tuple[Graph, dict[str, Fraction]], engine: Engine, *, ran: bool = False) -> bool:
+    """Whether the op's little graph fails on the engine, twice in a row: a failure that does not repeat
+    is the engine's run-to-run order (a traversal that changes between runs), not the op's rule."""
+    return _fails_once(mini, engine, ran=ran) and _fails_once(mini, engine, ran=ran)
+
+
+def _fails_once(mini: tuple[Graph, dict[str, Fraction]], engine: Engine, *, ran: bool = False) -> bool:
     graph, point = mini
     called = call.run(engine, graph, {k: float(v) for k, v in point.items()}, representable=False)
     if called.verdict is not None:  # the op alone cannot even be run: it is the culprit (unless it must run)
