@@ -284,3 +284,20 @@ def test_the_public_check_takes_nested_lists_and_arrays() -> None:
     assert gradspec.check("sum(x) * 2", {"x": 1.5}, engine="torch").verdict is Verdict.PASS  # a 0-d tensor
     with pytest.raises(ExpressionError, match=r"matmul: \[2\] @ \[3\]: inner dimensions 2 and 3 differ"):
         gradspec.check("x @ w", {"x": [1, 2], "w": [1, 2, 3]})
+
+
+@pytest.mark.parametrize(("text", "shapes", "inside"), [
+    ("sum(tanh(a @ b))", {"a": (2, 3), "b": (3, 2)}, "mul inside matmul at column 12"),
+    ("conv2d(x, w)", {"x": (1, 1, 3, 3), "w": (1, 1, 2, 2)}, "mul inside conv2d at column 1"),
+    ("max(x, axis=0)", {"x": (3, 3)}, "mul (which sub inside max at column 1 calls)"),
+])
+def test_on_a_value_class_the_culprit_is_the_users_scalar_op_inside_the_tensor_op(
+        monkeypatch: pytest.MonkeyPatch, text: str, shapes: dict[str, tuple[int, ...]], inside: str) -> None:
+    # gradspec lowers matmul, conv2d and max onto the class's own * + and -: the user wrote those, not matmul
+    monkeypatch.syspath_prepend(str(DATA))
+    result = run(text, shapes, "textbook:MulAssign")  # = for += in mul's backward
+    assert result.verdict is Verdict.FAIL
+    assert result.culprit is not None and (result.culprit.op, result.culprit.kind) == ("mul", "accumulation")
+    assert result.culprit.message.startswith(f"{inside}: overwrites the gradient of its input")
+    assert run(text, shapes, "textbook:Value").verdict is Verdict.PASS
+

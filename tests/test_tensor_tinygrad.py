@@ -181,3 +181,19 @@ def test_tinygrad_float32_tanh_near_zero_is_off_by_dozens_of_ulps_where_torch_is
     assert result.culprit is not None and result.culprit.op == "tanh"
     assert [q.verdict for q in result.quantities if q.role == "input"] == [Verdict.PASS] * 3  # tanh' = 1 - t*t
     assert check_tensor(graph, point, engine("torch:float32"), Tolerance()).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize("spec", ["tinygrad", "tinygrad:float32"])
+def test_scalar_leaves_are_0_d_tensors_and_equal_values_are_merged_there(spec: str) -> None:
+    # users write a scalar parameter as Tensor(3.0): the adapter does too, so what tinygrad does to such
+    # leaves is what is checked; tinygrad 0.14 merges two of them that hold the same number (tinygrad#9597)
+    from gradspec import check
+
+    made = engine(spec)
+    made.begin()
+    assert made.leaf(3.0).shape == ()
+    equal = check("w1 + w2", {"w1": 3, "w2": 3}, engine=made)
+    assert equal.verdict is Verdict.FAIL
+    assert {q.name: (q.engine, q.exact) for q in equal.quantities if q.name != "value"} == \
+        {"w1": (2.0, 1.0), "w2": (2.0, 1.0)}
+    assert check("w1 + w2", {"w1": 3, "w2": 4}, engine=made).verdict is Verdict.PASS

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 import gradspec
+from gradspec.casefile.model import data_dir
 from gradspec.cli import main
 from gradspec.report import terminal
 from gradspec.report.common import worst_rel_error
@@ -347,3 +348,18 @@ def test_conventions_and_xfails_are_listed_by_reason(tmp_path: Path, engines: Mo
     assert code == 0 and "1 xfail: the assignment bug (1)" in out.splitlines(), out
     code, out, _ = run("run", str(path), "--engine", "engines:ReluOneAtZero", "-q")
     assert code == 1 and "1 convention: another subgradient at a kink (1)" in out.splitlines(), out
+
+
+@pytest.mark.slow
+def test_one_planted_bug_on_the_whole_library_prints_at_most_three_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # = for += in mul's backward of a correct textbook engine: every case it breaks names mul, in full once
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "data"))
+    code, out, _ = run("run", str(data_dir("cases")), "--engine", "textbook:MulAssign")
+    assert code == 1
+    blocks = [line for line in out.splitlines() if line.startswith("FAIL  ")]
+    assert len(blocks) <= 3, "\n".join(blocks)
+    culprits = [line for line in out.splitlines() if line.startswith("  culprit: ")]
+    assert culprits[0].startswith("  culprit: mul at `x * x`: overwrites the gradient of its input")
+    assert all("not deterministic" not in c and "every op's backward rule is right" not in c for c in culprits)
+    one_liners = [line for line in out.splitlines() if " as in " in line]
+    assert len(one_liners) > 40 and all("culprit mul (accumulation) as in" in line for line in one_liners)

@@ -166,13 +166,15 @@ def _localise(graph: TensorGraph, ref: TensorExact | BallExact, engine: Engine, 
         text = str(Apply(step.op, tuple(args), 0, step.kwargs))
         try:
             alone = build_tensor(parse(text), shapes, frozenset(data))
+            # On a scalar engine the op is the user's scalar ops: each is tested alone, which does not
+            # depend on the order a backward happens to take this time (a set-ordered engine's = for +=)
+            inside = scalar_culprit(alone, point, engine, step.op, step.col)
+            if inside is not None:
+                return inside
             result = check_tensor(alone, point, engine, tol, seed=seed, localise=False, modes=modes, order=order)
         except GradspecError:
             continue
         if result.verdict is Verdict.FAIL:
-            inside = scalar_culprit(alone, point, engine, step.op, step.col)
-            if inside is not None:
-                return inside
             bad = [q for q in result.quantities if q.verdict is Verdict.FAIL]
             kind = CulpritKind.FORWARD if bad and bad[0].role == Role.VALUE else CulpritKind.RULE
             detail = f"{bad[0].name}: {bad[0].note}" if bad else result.message

@@ -122,7 +122,9 @@ class TinygradEngine(Engine):
             return super().run(graph, point, every_node=every_node)
 
     def leaf(self, x: float) -> Any:
-        return self.Tensor([x], dtype=self.dtype, device=self.device)
+        # A 0-d tensor, as users write a scalar parameter (Tensor(3.0)): tinygrad builds it as a constant
+        # that equal-valued leaves can share (tinygrad#9597), where a 1-element buffer is always its own.
+        return self.Tensor(x, dtype=self.dtype, device=self.device)
 
     def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
         grads = out.sum().gradient(*nodes)
@@ -200,7 +202,8 @@ class TinygradEngine(Engine):
         # tinygrad reads such a tensor through its CPU device, which needs clang: give it ours instead.
         if t.device is None:
             t = t.clone(self.device)
-        return float(t.tolist()[0])
+        values = t.tolist()
+        return float(values[0] if isinstance(values, list) else values)
 
 
 class _Primitives:
