@@ -1,6 +1,7 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
-    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors reference rounding functions secondorder]   (default: all)
+    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors reference rounding rounding-tensors
+                                 functions secondorder]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -464,6 +465,27 @@ def rounding(points: int = 100_000) -> None:
 
 
 
+def rounding_tensors(per_form: int = 100) -> None:
+    """False alarms of the tensor rounding bound (computed one tensor op at a time beside the ball
+    reference) on correct float32 engines: each tensor form at ``per_form`` draws (want 0)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rounding_sweep import TENSOR_FORMS, sweep_tensors
+
+    from gradspec.engines.protocol import resolve
+
+    print(f"rounding-tensors: {per_form} draws of each of {len(TENSOR_FORMS)} tensor forms per engine (value, two VJPs, "
+          "the Jacobian where small), default tolerance; a correct engine must raise no false alarm")
+    for spec in ("torch:float32", "jax:float32"):
+        start = time.perf_counter()
+        tallies = sweep_tensors(resolve(spec), per_form, seed=2026)
+        alarms = sum(t.false_alarms for t in tallies.values())
+        row(f"{spec}: false alarms (target 0) in {time.perf_counter() - start:.0f} s",
+            f"{alarms} of {sum(t.points for t in tallies.values()):,} checks")
+        for form, t in tallies.items():
+            if t.false_alarms:
+                row(f"  {form}", f"{t.false_alarms}: {t.first}")
+
+
 def rounding_modes(points: int = 10_000) -> None:
     """False alarms of the forward-mode and second-order rounding bound over sampled points of every op
     on correct float32 engines (want 0)."""
@@ -851,7 +873,8 @@ def secondorder() -> None:
 
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
             "tensors": tensors, "reference": reference, "rounding": rounding, "functions": functions,
-            "secondorder": secondorder, "rounding-modes": rounding_modes}
+            "secondorder": secondorder, "rounding-modes": rounding_modes,
+            "rounding-tensors": rounding_tensors}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)
