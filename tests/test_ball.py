@@ -107,6 +107,18 @@ def test_a_fraction_cotangent_is_exact() -> None:
 
 
 def test_pairwise_depths_follow_the_lowering() -> None:
+    from gradspec.ops.lowering import _sum
+
+    class Count:  # a backend whose add node is the list of terms below it, each with its additions so far
+        def op(self, name: str, a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+            return [(t, d + 1) for t, d in a + b]
+
+        def shift(self, xs: object) -> None:
+            return None
+
+    for n in range(1, 70):
+        tree = _sum(Count(), [[(t, 0)] for t in range(n)])
+        assert [d for _, d in sorted(tree)] == list(depths(n)), n
     assert list(depths(1)) == [0]
     assert list(depths(4)) == [2, 2, 2, 2]
     assert list(depths(5)) == [3, 3, 3, 3, 1]  # ((a+b)+(c+d))+e

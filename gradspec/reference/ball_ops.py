@@ -357,14 +357,15 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
 
 @cache
 def depths(n: int) -> Any:
-    """How many pairwise additions (:func:`gradspec.ops.lowering._sum`) each of ``n`` terms passes through."""
+    """How many pairwise additions (:func:`gradspec.ops.lowering._sum`) each of ``n`` terms passes through:
+    at every level the groups pair up in order, an odd last group waiting for the next level."""
     depth = np.zeros(n)
-    groups = [[i] for i in range(n)]
-    while len(groups) > 1:
-        merged = [groups[i] + groups[i + 1] for i in range(0, len(groups) - 1, 2)]
-        for g in merged:
-            depth[g] += 1
-        groups = merged + ([groups[-1]] if len(groups) % 2 else [])
+    group = np.arange(n)
+    groups = n
+    while groups > 1:
+        depth += group < groups // 2 * 2
+        group //= 2  # the waiting last group (groups - 1, groups odd) becomes groups // 2 as well
+        groups = (groups + 1) // 2
     return depth
 
 
