@@ -44,6 +44,12 @@ class Arr:
     # Inputs and constants: (object array of ints, d) with value == ints / d exactly. A matrix product
     # of integers is many times faster than one of full-precision balls.
     ints: tuple[Any, int] | None = None
+    f: Any = None  # the values as float64, where already known
+
+
+def midpoints(a: Arr) -> Any:
+    """``a``'s values as float64 (converted once per op result where the kernel knows them)."""
+    return a.f if a.f is not None else floats(a.value)
 
 
 _float = np.frompyfunc(float, 1, 1)
@@ -97,7 +103,7 @@ def constant(values: Any) -> Arr:
     vals = np.asarray(values, dtype=object)
     f = floats(vals)
     inexact = np.asarray(_inexact(vals), dtype=bool).reshape(vals.shape)
-    return Arr(to_balls(vals), np.where(inexact, np.abs(f) / 2, 0.0), ints=_integers(vals))
+    return Arr(to_balls(vals), np.where(inexact, np.abs(f) / 2, 0.0), ints=_integers(vals), f=f)
 
 
 def _integers(vals: Any) -> tuple[Any, int] | None:
@@ -128,7 +134,7 @@ class Tape:
         out = self.push(arr.value, arr.err)
         assert out.node is not None
         self.leaves.add(out.node)
-        return Arr(out.value, out.err, out.node, arr.ints)
+        return Arr(out.value, out.err, out.node, arr.ints, arr.f)
 
     def copy(self, a: Arr, shape: tuple[int, ...]) -> Arr:
         """Broadcast ``a`` as per-copy nodes (the scalar tape's ``expand``): each copy's adjoint can be read,
@@ -143,7 +149,7 @@ class Tape:
         if a.node in self.leaves:
             assert out.node is not None
             self.copy_of[out.node] = a.node
-        return out
+        return Arr(out.value, out.err, out.node, f=np.broadcast_to(midpoints(a), shape))
 
     def sweep(self, out: int | None, seed: Any) -> tuple[dict[int, Any], dict[int, Any], dict[int, list[Any]]]:
         """Reverse accumulation from ``seed`` at node ``out``: the adjoints and backward bounds of the
@@ -316,18 +322,25 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
     if kernel.check is not None:
         kernel.check(vals, varying)
     value = np.asarray(kernel.value(vals), dtype=object).reshape(shape)
-    if not _all(lambda x: x.is_finite(), value):
-        raise Unsupported(f"{name} is not finite here")
-    partials = kernel.partials(vals, value)
-    mags = [np.abs(floats(np.broadcast_to(p, shape))) if not isinstance(p, int) else abs(p) for p in partials]
     fv = floats(value)
+    if not np.all(np.isfinite(fv)):
+        raise Unsupported(f"{name} is not finite in float64 here")
+    fx = [np.broadcast_to(midpoints(a), shape) for a in args]
+    partials = kernel.partials(vals, value)
+
+    def magnitude(p: Any) -> Any:
+        if isinstance(p, int):
+            return abs(p)
+        known = fv if p is value else next((f for v, f in zip(vals, fx, strict=True) if p is v), None)
+        return np.abs(known if known is not None else floats(np.broadcast_to(p, shape)))
+
+    mags = [magnitude(p) for p in partials]
     if name in _RATIONAL:
         err = np.abs(fv)
         perr: list[Any] = [errs[1], errs[0]] if name == "mul" else [0.0, 0.0]
     else:
         err = max(1.0, op.ulps) * np.abs(fv)
         if kernel.second is not None and any(np.any(e) for e in errs):
-            fx = [floats(v) for v in vals]
             second = kernel.second(fx, fv)
             moved = [sum((np.abs(s) * e for s, e in zip(row, errs, strict=True)), np.zeros(shape)) for row in second]
         else:
@@ -337,7 +350,7 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
         err = err + mags[k] * errs[k]
     err = np.broadcast_to(err, shape)
     if not any(varying):
-        return Arr(value, err)
+        return Arr(value, err, f=fv)
     shares = [(partials[k], mags[k], perr[k], a.value.shape) for k, a in enumerate(args)]
 
     def back(g: Any, ge: Any, ag: Any) -> list[tuple[Any, Any]]:
@@ -350,7 +363,8 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
             out.append((_unbroadcast(gp, source), _unbroadcast(mag * ge + 2 * ag * mag + ag * pe, source)))
         return out
 
-    return tape.push(value, err, [a.node for a in args], back)
+    out = tape.push(value, err, [a.node for a in args], back)
+    return Arr(out.value, out.err, out.node, f=fv)
 
 
 # -- sums and contractions -----------------------------------------------------------------------------
@@ -432,7 +446,7 @@ def contract(x: Arr, y: Arr, depth: Any, valid: Any = None) -> tuple[Any, Any, C
     """z = x @ y for 2-D arrays, each z_ij the pairwise sum over t of x_it y_tj (only the terms where
     ``valid``, when given); ``depth`` (broadcast to x's shape) is each term's number of additions.
     Returns the value, the forward bound and a function (g, ge, ag) -> (gx, gex, gy, gey)."""
-    fx, fy = floats(x.value), floats(y.value)
+    fx, fy = midpoints(x), midpoints(y)
     ax, ay = np.abs(fx), np.abs(fy)
     value = _product(x.value, y.value, x.ints, y.ints)
     err = ax @ ay + x.err @ ay + ax @ y.err + _partial_sums(fx, fy, depth, valid)
