@@ -158,3 +158,15 @@ def test_supported_graphs_take_the_ball_path() -> None:
     ref = exact_tensor(graph, point)
     assert isinstance(ref, BallExact)
     assert ref.radius < 1e-30
+
+
+def test_the_largest_radius_is_in_the_result_and_its_json_record() -> None:
+    import gradspec
+    from gradspec.report.json_format import check_record
+
+    result = gradspec.check("layer_norm(softmax(x, axis=-1))", {"x": [[0.1, -0.7, 2.5], [1.25, 0.3, -0.2]]})
+    assert result.verdict.value == "pass"
+    assert result.radius is not None and 0 < result.radius < 1e-30
+    assert check_record(result)["radius"] == result.radius
+    scalar = gradspec.check("x * y", {"x": 0.5, "y": 2.0})
+    assert scalar.radius is None and check_record(scalar)["radius"] is None

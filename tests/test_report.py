@@ -112,7 +112,7 @@ def test_the_run_has_every_kind_of_result(run: Run) -> None:
 
 TOP_KEYS = ["gradspec", "format", "summary", "engines", "files", "errors", "matrix", "checks"]
 CHECK_KEYS = ["case", "file", "line", "kind", "engine", "point", "expression", "verdict", "message", "kinks", "quantities",
-              "culprit", "shrunk"]
+              "culprit", "shrunk", "radius"]
 QUANTITY_KEYS = ["name", "role", "engine", "exact", "exact_text", "numerical", "abs_error", "rel_error", "tolerance",
                  "verdict", "symbolic", "note", "index", "elements"]
 
