@@ -170,3 +170,12 @@ def test_the_largest_radius_is_in_the_result_and_its_json_record() -> None:
     assert check_record(result)["radius"] == result.radius
     scalar = gradspec.check("x * y", {"x": 0.5, "y": 2.0})
     assert scalar.radius is None and check_record(scalar)["radius"] is None
+
+
+def test_remembered_references_are_bounded_by_their_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tensor, "MEMO_ELEMENTS", 100)
+    tensor._MEMO.clear()
+    graph = build_tensor(parse("softmax(x, axis=-1)"), {"x": (2, 10)})  # 20 + 20 elements over its steps
+    refs = [exact_tensor(graph, draw({"x": (2, 10)}, seed)) for seed in range(4)]
+    assert len(tensor._MEMO) == 2 and list(tensor._MEMO.values()) == refs[2:]
+    assert exact_tensor(graph, draw({"x": (2, 10)}, 3)) is refs[3]

@@ -14,6 +14,7 @@ of its local partial, which is how far the partial moves when its arguments move
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -328,14 +329,22 @@ def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact | 
     found = _MEMO.get(key)
     if found is not None:
         return found
-    result = _fast(graph, point) or _exact_tensor(graph, point)
-    if len(_MEMO) >= 64:
+    size = sum(math.prod(s.shape) for s in graph.steps)
+    # Kept by count and by size, so memory stays proportional to the graphs being checked: one
+    # reference of a 256x256 chain holds a few hundred thousand balls and their closures.
+    while _MEMO and (len(_MEMO) >= 64 or sum(_SIZES.get(k, 0) for k in _MEMO) + size > MEMO_ELEMENTS):
         _MEMO.pop(next(iter(_MEMO)))
+    result = _fast(graph, point) or _exact_tensor(graph, point)
     _MEMO[key] = result
+    for gone in [k for k in _SIZES if k not in _MEMO]:  # the memo may also be cleared from outside
+        del _SIZES[gone]
+    _SIZES[key] = size
     return result
 
 
 _MEMO: dict[tuple[Any, ...], TensorExact | BallExact] = {}
+_SIZES: dict[tuple[Any, ...], int] = {}  # elements over all steps of each remembered graph
+MEMO_ELEMENTS = 2_000_000
 
 
 def _numbers(values: Any) -> tuple[Any, ...]:
