@@ -1,6 +1,7 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
-    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors reference rounding functions secondorder]   (default: all)
+    python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors reference rounding rounding-tensors
+                                 functions secondorder]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -32,6 +33,17 @@ def median_time(fn: Callable[[], object], repeat: int = 5) -> float:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def median_cpu(fn: Callable[[], object], repeat: int = 5) -> float:
+    """The median CPU time of this process: on a machine shared with other work, a few milliseconds of
+    wall time mostly measure the scheduler; CPU time measures the work (the same on a quiet machine)."""
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
@@ -301,7 +313,7 @@ def tensors() -> None:
     from gradspec.engines.protocol import resolve
     from gradspec.graph.tensor import build_tensor
     from gradspec.lang.expr import parse
-    from gradspec.reference import tensor as reference
+    from gradspec.reference.store import STORE
     from gradspec.results import Tolerance
 
     torch.set_num_threads(1)  # as the research figures were measured; tiny tensors gain nothing from threads
@@ -322,7 +334,8 @@ def tensors() -> None:
             assert check_tensor(graph, point, engine, Tolerance()).verdict.value == "pass"  # type: ignore[arg-type]
 
         def cold(ours: Callable[[], None] = ours) -> None:
-            reference._MEMO.clear()
+            STORE.tensors.clear()
+            STORE.modes.clear()
             ours()
 
         floats = {n: torch.tensor(np.asarray(v, dtype=float), dtype=torch.float64, requires_grad=n not in data)
@@ -392,7 +405,7 @@ def reference() -> None:
     import torch
 
     import gradspec
-    from gradspec.reference import tensor as exact
+    from gradspec.reference.store import STORE
 
     torch.set_num_threads(1)
 
@@ -402,21 +415,21 @@ def reference() -> None:
         return result
 
     def cold(text: str, point: dict[str, Any]) -> None:
-        exact._MEMO.clear()
+        STORE.tensors.clear()
         ours(text, point)
 
     print("reference: gradspec.check(..., engine='torch') against torch.autograd.gradcheck, float64, one thread;")
-    print("  medians of 5 (cold, default gradcheck) and 9 (warm, fast_mode)")
+    print("  CPU time of this process, medians of 5 (cold, default gradcheck) and 9 (warm, fast_mode)")
     print(f"  {'case':<28} {'cold':>9} {'warm':>9} {'gc':>9} {'gc fast':>9}  cold/gc (<=0.5)  warm/fast (<=1)  radius")
     for label, text, shapes, fn in REFERENCE_CASES:
         point = _decimals(shapes, label)
         inputs = tuple(torch.tensor(point[n], dtype=torch.float64, requires_grad=True) for n in shapes)
         f = partial(fn, torch)
         ours(text, point)  # every op's first call in the process (imports, torch's own warm-up) is not timed
-        t_cold = median_time(partial(cold, text, point), 5)
-        t_warm = median_time(partial(ours, text, point), 9)
-        t_gc = median_time(lambda f=f, inputs=inputs: torch.autograd.gradcheck(f, inputs), 5)
-        t_fast = median_time(lambda f=f, inputs=inputs: torch.autograd.gradcheck(f, inputs, fast_mode=True), 9)
+        t_cold = median_cpu(partial(cold, text, point), 5)
+        t_warm = median_cpu(partial(ours, text, point), 9)
+        t_gc = median_cpu(lambda f=f, inputs=inputs: torch.autograd.gradcheck(f, inputs), 5)
+        t_fast = median_cpu(lambda f=f, inputs=inputs: torch.autograd.gradcheck(f, inputs, fast_mode=True), 9)
         radius = ours(text, point).radius
         print(f"  {label:<28} {t_cold * 1e3:7.2f}ms {t_warm * 1e3:7.2f}ms {t_gc * 1e3:7.2f}ms {t_fast * 1e3:7.2f}ms"
               f"  {t_cold / t_gc:6.2f}x {'met' if t_cold <= 0.5 * t_gc else 'NOT met':>7}"
@@ -426,11 +439,13 @@ def reference() -> None:
         point = _decimals({"x": (n, n), "w": (n, n)}, f"chain {n}")
         before = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss
         repeat = 3 if n <= 128 else 1
-        t = median_time(partial(cold, CHAIN, point), repeat)
+        wall = time.perf_counter()
+        t = median_cpu(partial(cold, CHAIN, point), repeat)
+        wall = (time.perf_counter() - wall) / repeat
         grown = (_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss - before) / 1024
         target = "  (target <= 5 s: " + ("met)" if t <= 5 else "NOT met)") if n == 256 else ""
-        print(f"    n={n:<4} {t:8.3f} s  peak memory grew {grown:6.0f} MB{target}")
-        exact._MEMO.clear()
+        print(f"    n={n:<4} {t:8.3f} s CPU ({wall:.3f} s wall)  peak memory grew {grown:6.0f} MB{target}")
+        STORE.tensors.clear()
 
 
 # -- 7. the rounding allowance on correct float32 engines ---------------------------------------------------
@@ -462,6 +477,27 @@ def rounding(points: int = 100_000) -> None:
             if t.false_alarms:
                 row(f"  {form}", f"{t.false_alarms}: {t.first}")
 
+
+
+def rounding_tensors(per_form: int = 100) -> None:
+    """False alarms of the tensor rounding bound (computed one tensor op at a time beside the ball
+    reference) on correct float32 engines: each tensor form at ``per_form`` draws (want 0)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rounding_sweep import TENSOR_FORMS, sweep_tensors
+
+    from gradspec.engines.protocol import resolve
+
+    print(f"rounding-tensors: {per_form} draws of each of {len(TENSOR_FORMS)} tensor forms per engine (value, two VJPs, "
+          "the Jacobian where small), default tolerance; a correct engine must raise no false alarm")
+    for spec in ("torch:float32", "jax:float32"):
+        start = time.perf_counter()
+        tallies = sweep_tensors(resolve(spec), per_form, seed=2026)
+        alarms = sum(t.false_alarms for t in tallies.values())
+        row(f"{spec}: false alarms (target 0) in {time.perf_counter() - start:.0f} s",
+            f"{alarms} of {sum(t.points for t in tallies.values()):,} checks")
+        for form, t in tallies.items():
+            if t.false_alarms:
+                row(f"  {form}", f"{t.false_alarms}: {t.first}")
 
 
 def rounding_modes(points: int = 10_000) -> None:
@@ -729,7 +765,7 @@ def secondorder() -> None:
     from gradspec.graph.tensor import build_tensor
     from gradspec.lang.expr import parse
     from gradspec.modes import Mode
-    from gradspec.reference import modes as reference
+    from gradspec.reference.store import STORE
     from gradspec.results import Tolerance, Verdict
 
     torch.set_num_threads(1)
@@ -808,10 +844,12 @@ def secondorder() -> None:
             assert qs and all(q.verdict is Verdict.PASS for q in qs), [(q.name, q.verdict) for q in qs]
 
         def cold(ours: Callable[[], None] = ours) -> None:
-            reference._MEMO.clear()
+            STORE.tensors.clear()
+            STORE.modes.clear()
             ours()
 
-        reference._MEMO.clear()
+        STORE.tensors.clear()
+        STORE.modes.clear()
         t_first = median_time(ours, 1)  # the first call for this case in this process
         t_cold = median_time(cold, 5)
         ours()
@@ -880,7 +918,8 @@ def secondorder() -> None:
 
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
             "tensors": tensors, "reference": reference, "rounding": rounding, "functions": functions,
-            "secondorder": secondorder, "rounding-modes": rounding_modes, "precision": precision}
+            "secondorder": secondorder, "rounding-modes": rounding_modes, "precision": precision,
+            "rounding-tensors": rounding_tensors}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

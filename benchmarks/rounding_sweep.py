@@ -153,3 +153,43 @@ def sweep_modes(engine: Engine, per_form: int, seed: int = 0, chunk: int = 250) 
             tally.false_alarms += over
             done += n
     return out
+
+
+#: Tensor forms for the reference one tensor op at a time: each composite op's rounding bound, per op.
+TENSOR_FORMS: dict[str, dict[str, tuple[int, ...]]] = {
+    "softmax(x, axis=-1)": {"x": (4, 16)},
+    "log_softmax(x, axis=0) + logsumexp(x, axis=1)": {"x": (8, 8)},
+    "layer_norm(x, eps=1e-5)": {"x": (4, 16)},
+    "a @ b": {"a": (8, 12), "b": (12, 8)},
+    "conv2d(x, w, padding=1)": {"x": (1, 3, 6, 6), "w": (4, 3, 3, 3)},
+    "softmax((q @ transpose(k)) / 2, axis=-1) @ v": {"q": (4, 4), "k": (4, 4), "v": (4, 4)},
+    "tanh(tanh(x @ w1) @ w2)": {"x": (4, 8), "w1": (8, 8), "w2": (8, 8)},
+    "layer_norm(softmax(x @ w, axis=-1))": {"x": (8, 8), "w": (8, 8)},
+    "mean(sigmoid(x) * exp(y) / (1 + y * y), axis=0) - sum(sqrt(x * x + 1))": {"x": (6, 5), "y": (5,)},
+}
+
+
+def sweep_tensors(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tally]:
+    """Tensor checks (value, two VJPs, and the Jacobian where small) of every tensor form at ``per_form``
+    draws of six-digit decimals in [-3, 3], on ``engine``; a check that fails is a false alarm."""
+    import numpy as np
+
+    from gradspec.checks.tensor import check_tensor
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+
+    rng = random.Random(seed)
+    out: dict[str, Tally] = {}
+    for text, shapes in TENSOR_FORMS.items():
+        graph = build_tensor(parse(text), shapes)
+        tally = out[text] = Tally()
+        for k in range(per_form):
+            point = {n: np.array([decimal(rng.uniform(-3, 3)) for _ in range(int(np.prod(s)))], dtype=object).reshape(s)
+                     for n, s in shapes.items()}
+            result = check_tensor(graph, point, engine, Tolerance(), seed=k, localise=False)
+            tally.points += 1
+            if result.verdict is Verdict.FAIL:
+                tally.false_alarms += 1
+                if not tally.first:
+                    tally.first = "; ".join(f"{q.name}: {q.note}" for q in result.failures())
+    return out

@@ -18,6 +18,7 @@ from gradspec.reference import tensor
 from gradspec.reference.ball import BallExact, Unsupported, ball_tensor, supported
 from gradspec.reference.ball_ops import SCALAR, depths
 from gradspec.reference.kernels import TENSOR
+from gradspec.reference.store import STORE
 from gradspec.reference.tensor import TensorExact, exact_tensor
 
 # Every kernel, on small shapes that broadcast, batch and pad; each line names the kernels it covers.
@@ -36,10 +37,22 @@ CASES: list[tuple[str, dict[str, tuple[int, ...]]]] = [
     ("conv2d(x, w)", {"x": (2, 2, 5, 5), "w": (3, 2, 3, 3)}),
     ("conv2d(x, w, stride=2, padding=1)", {"x": (1, 3, 6, 5), "w": (2, 3, 3, 2)}),
     ("x + y - x * y / (y * y + 1) - (-x)", {"x": (3, 1), "y": (4,)}),
-    ("exp(x) + log(x * x + 1) + tanh(x) + sigmoid(x) + sin(x) + cos(x) + sqrt(x * x + 2)", {"x": (7,)}),
+    ("exp(x) + log(x * x + 1) + sin(x) + cos(x) + sqrt(x * x + 2)", {"x": (7,)}),
     ("x ** 3 + (x * x + 1) ** 0.5 + (x * x + 1) ** y", {"x": (4,), "y": (4,)}),
     ("relu(x) + abs(x)", {"x": (6,)}),
 ]
+
+
+@pytest.mark.parametrize("text", ["tanh(x) + x", "sigmoid(x @ w)"])
+def test_an_op_whose_partial_is_rebuilt_from_its_output_runs_on_the_scalar_tape(text: str) -> None:
+    # The tape keeps what 1 - tanh**2 from a rounded tanh loses apart from the precision bound; the ball
+    # sweep does not carry that second bound, so such graphs are not taken here.
+    shapes = {"x": (2, 3), "w": (3,)} if "w" in text else {"x": (3,)}
+    graph = build_tensor(parse(text), shapes)
+    assert not supported(graph)
+    with pytest.raises(Unsupported):
+        ball_tensor(graph, draw(shapes, 0))
+    assert isinstance(exact_tensor(graph, draw(shapes, 0)), TensorExact)
 
 
 def draw(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, Any]:
@@ -107,6 +120,18 @@ def test_a_fraction_cotangent_is_exact() -> None:
 
 
 def test_pairwise_depths_follow_the_lowering() -> None:
+    from gradspec.ops.lowering import _sum
+
+    class Count:  # a backend whose add node is the list of terms below it, each with its additions so far
+        def op(self, name: str, a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+            return [(t, d + 1) for t, d in a + b]
+
+        def shift(self, xs: object) -> None:
+            return None
+
+    for n in range(1, 70):
+        tree = _sum(Count(), [[(t, 0)] for t in range(n)])
+        assert [d for _, d in sorted(tree)] == list(depths(n)), n
     assert list(depths(1)) == [0]
     assert list(depths(4)) == [2, 2, 2, 2]
     assert list(depths(5)) == [3, 3, 3, 3, 1]  # ((a+b)+(c+d))+e
@@ -146,3 +171,25 @@ def test_supported_graphs_take_the_ball_path() -> None:
     ref = exact_tensor(graph, point)
     assert isinstance(ref, BallExact)
     assert ref.radius < 1e-30
+
+
+def test_the_largest_radius_is_in_the_result_and_its_json_record() -> None:
+    import gradspec
+    from gradspec.report.json_format import check_record
+
+    result = gradspec.check("layer_norm(softmax(x, axis=-1))", {"x": [[0.1, -0.7, 2.5], [1.25, 0.3, -0.2]]})
+    assert result.verdict.value == "pass"
+    assert result.radius is not None and 0 < result.radius < 1e-30
+    assert check_record(result)["radius"] == result.radius
+    scalar = gradspec.check("x * y", {"x": 0.5, "y": 2.0})
+    assert scalar.radius is None and check_record(scalar)["radius"] is None
+
+
+def test_remembered_references_are_bounded_by_their_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(STORE.tensors, "budget", 100)
+    STORE.tensors.clear()
+    graph = build_tensor(parse("softmax(x, axis=-1)"), {"x": (2, 10)})  # 20 + 20 elements over its steps
+    refs = [exact_tensor(graph, draw({"x": (2, 10)}, seed)) for seed in range(4)]
+    assert len(STORE.tensors) == 2
+    assert exact_tensor(graph, draw({"x": (2, 10)}, 3)) is refs[3]
+    assert exact_tensor(graph, draw({"x": (2, 10)}, 2)) is refs[2]

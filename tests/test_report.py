@@ -112,7 +112,8 @@ def test_the_run_has_every_kind_of_result(run: Run) -> None:
 
 TOP_KEYS = ["gradspec", "format", "summary", "engines", "files", "sources", "errors", "matrix", "checks"]
 CHECK_KEYS = ["case", "file", "line", "kind", "engine", "point", "inputs", "expression", "verdict", "message", "kinks",
-              "quantities", "culprit", "shrunk", "step_input", "step_errors"]
+              "quantities", "culprit", "shrunk", "radius", "step_input",
+              "step_errors"]
 QUANTITY_KEYS = ["name", "role", "engine", "exact", "exact_text", "numerical", "abs_error", "rel_error", "tolerance",
                  "verdict", "symbolic", "note", "index", "elements"]
 

@@ -44,12 +44,8 @@ _SAFETY = 2  # as the scalar tape's: the allowance is twice the running bound
 
 
 def supported(graph: TensorGraph) -> bool:
-    """Does every op of ``graph`` have a kernel here? An op whose engines rebuild its partial from its
-    rounded output (``partial_abs``: tanh, sigmoid) is left to the scalar tape, which keeps what that
-    loses apart from the precision bound (:attr:`~gradspec.reference.tensor.Grad.rebuilt`); the sweep
-    here carries the precision bound alone."""
-    return all(s.op is None or ((s.op in ball_ops.SCALAR or s.op in TENSOR) and not (s.op in OPS and OPS[s.op].partial_abs))
-               for s in graph.steps)
+    """Does every op of ``graph`` have a kernel here?"""
+    return all(s.op is None or s.op in ball_ops.SCALAR or s.op in TENSOR for s in graph.steps)
 
 
 @dataclass(frozen=True)

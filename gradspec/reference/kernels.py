@@ -14,7 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from gradspec.reference.ball_ops import Arr, Tape, Unsupported, constant, contract, depths, elementwise, pairsum, summed
+from gradspec.reference.ball_ops import (
+    Arr,
+    Tape,
+    Unsupported,
+    constant,
+    contract,
+    depths,
+    elementwise,
+    midpoints,
+    pairsum,
+    summed,
+)
 
 __all__ = ["TENSOR"]
 
@@ -85,10 +96,11 @@ def _view(tape: Tape, x: Arr, forward: Callable[[Any], Any], backward: Callable[
         return [(backward(g), backward(ge))]
 
     ints = None if x.ints is None else (forward(x.ints[0]), x.ints[1])
+    f = None if x.f is None else forward(x.f)
     if x.node is None:
-        return Arr(forward(x.value), forward(x.err), ints=ints)
+        return Arr(forward(x.value), forward(x.err), ints=ints, f=f)
     out = tape.push(forward(x.value), forward(x.err), [x.node], back)
-    return Arr(out.value, out.err, out.node, ints)
+    return Arr(out.value, out.err, out.node, ints, f)
 
 
 def _reshape(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
@@ -119,9 +131,11 @@ def _matmul(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[in
     backs = {}
     xi = None if x.ints is None else np.broadcast_to(x.ints[0] if x.value.ndim > 1 else x.ints[0][None, :], (*batch, m, k))
     yi = None if y.ints is None else np.broadcast_to(y.ints[0] if y.value.ndim > 1 else y.ints[0][:, None], (*batch, k, n))
+    xf = np.broadcast_to(midpoints(x).reshape(xv.shape), (*batch, m, k))
+    yf = np.broadcast_to(midpoints(y).reshape(yv.shape), (*batch, k, n))
     for idx in np.ndindex(batch):
-        left = Arr(xs[idx], xes[idx], ints=None if xi is None or x.ints is None else (xi[idx], x.ints[1]))
-        right = Arr(ys[idx], yes[idx], ints=None if yi is None or y.ints is None else (yi[idx], y.ints[1]))
+        left = Arr(xs[idx], xes[idx], ints=None if xi is None or x.ints is None else (xi[idx], x.ints[1]), f=xf[idx])
+        right = Arr(ys[idx], yes[idx], ints=None if yi is None or y.ints is None else (yi[idx], y.ints[1]), f=yf[idx])
         value[idx], err[idx], backs[idx] = contract(left, right, depth)
 
     def grads(g: Any, ge: Any, ag: Any) -> tuple[Any, Any, Any, Any]:

@@ -100,18 +100,29 @@ class Reference:
 
 class Bounded(Generic[K, V]):
     """A memo of reference work keyed by what it is (a graph's text, a point's exact elements), holding at
-    most ``limit`` results: the oldest goes first."""
+    most ``limit`` results and, where ``budget`` is given, results of at most that total size (what a
+    result holds grows with its graph: one reference of a 256x256 chain holds hundreds of thousands of
+    exact numbers): the oldest goes first."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, budget: int | None = None) -> None:
         self.limit = limit
+        self.budget = budget
         self._items: dict[K, V] = {}
+        self._sizes: dict[K, int] = {}
 
-    def get(self, key: K, compute: Callable[[], V]) -> V:
-        """The result remembered for ``key``, else ``compute()``, remembered (an exception is not)."""
+    def get(self, key: K, compute: Callable[[], V], size: int = 0) -> V:
+        """The result remembered for ``key``, else ``compute()``, remembered (an exception is not);
+        ``size`` is what the result counts against the budget."""
         found = self._items.get(key)
         if found is None:
             found = compute()
-            _bounded(self._items, self.limit)[key] = found
+            while self._items and (len(self._items) >= self.limit
+                                   or (self.budget is not None and sum(self._sizes.values()) + size > self.budget)):
+                oldest = next(iter(self._items))
+                del self._items[oldest]
+                self._sizes.pop(oldest, None)
+            self._items[key] = found
+            self._sizes[key] = size
         return found
 
     def __len__(self) -> int:
@@ -119,6 +130,7 @@ class Bounded(Generic[K, V]):
 
     def clear(self) -> None:
         self._items.clear()
+        self._sizes.clear()
 
 
 class Store:
@@ -137,7 +149,7 @@ class Store:
         # Per draw, the exact tensor tape (loading a case computes it, every engine's check reuses it),
         # the mode references (every engine of one precision at one draw shares them), and a scalar
         # graph laid out as a tensor graph over 0-d inputs (for its modes).
-        self.tensors: Bounded[Any, Any] = Bounded(64)
+        self.tensors: Bounded[Any, Any] = Bounded(64, budget=2_000_000)  # elements over all steps
         self.modes: Bounded[Any, Any] = Bounded(256)
         self.lowered: Bounded[Any, Any] = Bounded(512)
 

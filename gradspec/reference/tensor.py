@@ -14,6 +14,7 @@ of its local partial, which is how far the partial moves when its arguments move
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -336,7 +337,9 @@ def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact | 
     every engine's check then reuses them.
     """
     key = (graph.key, tuple((n, _numbers(v)) for n, v in sorted(point.items())))
-    found: TensorExact | BallExact = STORE.tensors.get(key, lambda: _fast(graph, point) or _exact_tensor(graph, point))
+    size = sum(math.prod(s.shape) for s in graph.steps)
+    found: TensorExact | BallExact = STORE.tensors.get(key, lambda: _fast(graph, point) or _exact_tensor(graph, point),
+                                                       size=size)
     return found
 
 
