@@ -38,6 +38,10 @@ class Phi(sympy.Function):
         (x,) = self.args
         return sympy.exp(-x**2 / 2) / sympy.sqrt(2 * sympy.pi)
 
+    def _eval_evalf(self, prec: int) -> sympy.Expr:
+        (x,) = self.args
+        return (sympy.erfc(-x / sympy.sqrt(2)) / 2)._eval_evalf(prec)
+
 
 #: The comparisons ``where`` takes: spelling -> (Python operator, SymPy relation).
 COMPARE: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {

@@ -474,7 +474,7 @@ _SPECIAL_ROWS: tuple[Op, ...] = (
     Op("xlogy", 2, _S.xlogy, _S.f_xlogy, method="xlogy", domain=_S.d_xlogy, torch=_lib("xlogy"),
        jax=_S.jax_special("xlogy"), tinygrad_lacks="tinygrad has no xlogy", ulps=_LIBM, partial_ulps=1, fuzz=None),
     Op("where", 4, _S.where, _S.f_where, method="where",
-       keywords=(Keyword("cmp", "str", choices=tuple(_S.COMPARE), internal=True),),
+       keywords=(Keyword("cmp", "str", ">", choices=tuple(_S.COMPARE), internal=True),),
        kink=Kink(lambda a, cmp: _S.k_tie(a), (0.0, 0.0, 1.0, 0.0), ((0.0, 0.0), (0.0, 0.0), _UNIT[0], _UNIT[0]),
                  "where at a comparison's tie (its operands equal)"),
        torch=_S.torch_where, jax=_S.jax_where, tinygrad=_S.tinygrad_where, value_call=_S.value_where, ulps=0, fuzz=None),
@@ -544,7 +544,7 @@ class _OpTable(dict[str, Op]):
         return dict.__contains__(self, name) or (isinstance(name, str) and _by_name(name) is not None)
 
 
-OPS = _OpTable({**OPS, **{o.name: o if any(k.required for k in o.keywords) else bind(o, {}) for o in _SPECIAL_ROWS}})
+OPS = _OpTable({**OPS, **{o.name: bind(o, {}) for o in _SPECIAL_ROWS}})
 
 #: Infix and prefix spellings: (symbol, arity) -> op name.
 INFIX: dict[tuple[str, int], str] = {(o.symbol, o.arity): o.name for o in OPS.values() if o.symbol}
