@@ -297,7 +297,11 @@ class _Parser:
             if abs(value) > 1_000_000:
                 raise ExpressionError(f"{op}: {key}= {value} is too large", col=tok.col)
             return int(value)
-        if not math.isfinite(float(value)):
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # 1e999: the exact value is too large for a float to hold at all
+            finite = False
+        if not finite:
             raise ExpressionError(f"{op}: {key}= {tok.text} is outside the float64 range", col=tok.col)
         return value
 
