@@ -144,7 +144,7 @@ class Tape:
             perr.append(self._moved(partials[k], vals, errs, p) + _eps_units(op.partial_ulps) * abs(float(p))
                         + op.partial_abs)
         if op.kink is not None and op.kink.at(vals):
-            self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval))
+            self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval_for(vals)))
         return self._push(value, tuple(parents), tuple(perr), err)
 
     def _errors(self, args: Sequence[Any], vals: Sequence[Scalar]) -> list[float]:
