@@ -265,7 +265,7 @@ class SpecialOps:
         x = self.data
         return self._one(0.0 if x <= -3 else x if x >= 3 else x * (x + 3) / 6, "hardswish", _hardswish_partials)
 
-    def clamp(self, min: float | None = None, max: float | None = None) -> Value:  # noqa: A002 -- torch's names
+    def clamp(self, min: float | None = None, max: float | None = None) -> Value:
         """x limited to [min, max]; derivative 1 at the bounds themselves (torch's)."""
         x = self.data
         value = max if max is not None and x > max else min if min is not None and x < min else x

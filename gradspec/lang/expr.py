@@ -171,8 +171,8 @@ class _Parser:
         if o.name == "where":
             return self.where_call(name, o)
         if o.keywords:
-            args, given = self.call_args(name, o.name, o.arity, o.keywords)
-            return self.make(bind(o, given).name, tuple(args), name.col)
+            operands, given = self.call_args(name, o.name, o.arity, o.keywords)
+            return self.make(bind(o, given).name, tuple(operands), name.col)
         self.take()  # "("
         self.paren += 1
         args: list[Node] = []
