@@ -131,6 +131,44 @@ def test_parse_is_cached() -> None:
     assert parse("x*y + 1") is parse("x*y + 1")
 
 
+# -- keywords on scalar ops, strings, where with comparisons --------------------------------------------
+
+
+def test_keyword_values_bind_the_op_and_the_defaults_are_the_plain_op() -> None:
+    assert out("softplus(x, beta=2)") == Apply("softplus[beta=2]", (Name("x"),))
+    assert out("softplus(x, beta=1, threshold=20)") == out("softplus(x)") == Apply("softplus", (Name("x"),))
+    assert out('gelu(x, approximate="tanh")') == Apply("gelu[approximate=tanh]", (Name("x"),))
+    assert out("gelu(x, approximate='none')") == Apply("gelu", (Name("x"),))
+    assert out("clamp(x, max=1, min=-0.5)") == Apply("clamp[min=-1/2,max=1]", (Name("x"),))
+    assert out("leaky_relu(x, negative_slope=-0.25)").op == "leaky_relu[negative_slope=-1/4]"
+    assert out("hardtanh(x, min_val=-2)").op == "hardtanh[min_val=-2]"
+
+
+def test_where_takes_a_comparison_of_expressions() -> None:
+    got = out("where(x * y <= y + 1, x, 0.5)")
+    assert got == Apply("where[cmp=<=]", (Apply("mul", (Name("x"), Name("y"))), Apply("add", (Name("y"), Num(Fraction(1), "1"))),
+                                           Name("x"), Num(Fraction(1, 2), "0.5")))
+    assert out("where(x > 0, x, y)").op == "where"  # > is where's default comparison
+    assert [out(f"where(x {c} 0, x, y)").op for c in ("<", "<=", ">=", "==", "!=")] == [
+        "where[cmp=<]", "where[cmp=<=]", "where[cmp=>=]", "where[cmp===]", "where[cmp=!=]"]
+    assert out("where(where(x > 1, x, y) < y, 1, x)").args[0] == out("where(x > 1, x, y)")
+    assert parse("where(x > 0, x, y)").inputs == ("x", "y")
+
+
+def test_keyword_and_where_calls_print_as_they_are_written_and_reparse() -> None:
+    for text in ("softplus(x, beta=2, threshold=10)", 'gelu(x, approximate="tanh")', "where(x > y, x, (y * 2))",
+                 "where((x * y) != 1, x, y)", "clamp(x, min=-0.5)", "((x + maximum(x, y)) * atan2(y, x))"):
+        p = parse(text)
+        assert str(p) == text
+        assert parse(str(p)).output == p.output
+    assert str(parse("softplus(x, beta=1)")) == "softplus(x)"
+
+
+def test_a_comparison_of_constants_folds_to_the_chosen_branch() -> None:
+    assert out("where(1 > 2, 3, 4)") == Apply("where", tuple(Num(Fraction(v), str(v)) for v in (1, 2, 3, 4)))
+    assert parse("where(1 > 2, 3, 4) + x").inputs == ("x",)
+
+
 # -- refused ----------------------------------------------------------------------------------------
 
 REFUSED = [
@@ -178,7 +216,34 @@ REFUSED = [
     ("a = x; x = a; x", 5, "used as an input before it is assigned"),
     ("x; y", 1, "only the last statement may be a bare expression"),
     ("x // y", 3, "'//'"),
-    ("x == y", 3, "comparisons"),
+    ("x == y", 3, "comparisons are allowed only as where's first argument"),
+    ("x + (y < 1)", 8, "comparisons are allowed only as where's first argument"),
+    ("tanh(x >= 0)", 8, "a comparison is data, not a value"),
+    ("a = x != y; a", 7, "comparisons are allowed only"),
+    ("where(x, y, 1)", 7, "where's first argument must be a comparison such as x > 0, found ','"),
+    ("where((x > 0), y, 1)", 10, "comparisons are allowed only"),
+    ("where(x > 0 > y, 1, x)", 13, "comparisons are allowed only"),
+    ("where(x > 0, y)", 1, "where takes 3 arguments, got 2"),
+    ("where(x > 0, x, y, 1)", 1, "where takes 3 arguments, got 4"),
+    ("where(x > 0, x, y, cmp=1)", 20, "where takes no keyword arguments"),
+    ("x => y", 4, "expected a number, a name or '(', found '>'"),
+    ("x <> y", 3, "comparisons are allowed only"),
+    ('gelu(x, approximate="exact")', 21, 'gelu: approximate= takes one of "none", "tanh", found \'"exact"\''),
+    ("gelu(x, approximate=1)", 21, 'approximate= takes one of "none", "tanh", found \'1\''),
+    ('softplus(x, beta="tanh")', 18, "softplus: beta= takes a number, found '\"tanh\"'"),
+    ("softplus(x, beta=y)", 18, "softplus: beta= takes a number, found 'y'"),
+    ("softplus(x, gamma=2)", 13, "softplus has no keyword 'gamma' (keywords: beta, threshold)"),
+    ("elu(x, alpha=1, alpha=2)", 17, "keyword 'alpha' is given twice"),
+    ("elu(alpha=1, x)", 14, "a positional argument cannot follow a keyword argument"),
+    ("elu(x, 2)", 1, "elu takes 1 argument, got 2"),
+    ("maximum(x)", 1, "maximum takes 2 arguments, got 1"),
+    ("atan2(x, y, z)", 1, "atan2 takes 2 arguments, got 3"),
+    ("layer_norm(x, eps=1e999)", 19, "eps= 1e999 is outside the float64 range"),
+    ("x + 'tanh'", 5, "strings are not allowed, except as a keyword's value"),
+    ('a = "tanh"; x', 5, "strings are not allowed, except as a keyword's value"),
+    ('sum(x, axis="0")', 13, "sum: axis= takes an integer, found '\"0\"'"),
+    ("clamp(x, min=1e999)", 14, "outside the float64 range"),
+    ("log1p(-1)", 1, "not a finite float64 number"),
     ("x @ @ y", 5, "expected a number, a name or '('"),
     ("{x}", 1, "braces"),
     ("x:y", 2, "':' is not allowed"),

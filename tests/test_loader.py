@@ -69,7 +69,7 @@ CORPUS: dict[str, list[tuple[int, int, str]]] = {
     "expect_value_contradicts.yaml": [(5, 21, "expect.value = 10 contradicts the exact value = 9.0 at x=3")],
     "expect_domain_inside.yaml": [(6, 14, "expect.error is 'domain' but point x=1 is inside every op's domain")],
     "undefined_variable.yaml": [(3, 19, "expr: undefined variable 'w' (inputs: x, y)")],
-    "unknown_op.yaml": [(3, 15, "expr: unknown function 'softplus'")],
+    "unknown_op.yaml": [(3, 15, "expr: unknown function 'softsign'")],
     "several_errors.yaml": [
         (14, 5, "unknown key 'tolerence' in cases[3]; did you mean 'tolerance'?"),
         (6, 15, "expr: undefined variable 'w' (inputs: x)"),
@@ -405,9 +405,9 @@ def test_undefined_name_that_is_also_part_of_a_longer_name(write_case: Callable[
 
 
 def test_unknown_op_in_block_scalar(write_case: Callable[..., Path]) -> None:
-    path = write_case("cases:\n  - id: a\n    expr: |\n      a = x * y\n      gelu(a) + a\n    at: {x: 1, y: 2}\n")
+    path = write_case("cases:\n  - id: a\n    expr: |\n      a = x * y\n      swish(a) + a\n    at: {x: 1, y: 2}\n")
     (line,) = errors(path)
-    assert line.startswith(f"{path}:5:7: [a] expr: unknown function 'gelu'")
+    assert line.startswith(f"{path}:5:7: [a] expr: unknown function 'swish'")
 
 
 def test_expression_error_columns_folded_scalar(write_case: Callable[..., Path]) -> None:

@@ -34,6 +34,26 @@ POINTS: dict[str, list[tuple[float, ...]]] = {
     "sqrt": [(0.5,), (2.0,), (9.0,), (0.01,)],
     "abs": [(0.5,), (-2.0,), (3.0,), (-0.01,)],
 }
+# The special functions and activations: inside each domain, away from each kink, on both pieces.
+SPECIAL_POINTS: dict[str, list[tuple[float, ...]]] = {
+    "erf": [(0.5,), (-2.0,), (0.0,)], "erfc": [(0.5,), (-2.0,), (3.0,)],
+    "log1p": [(0.5,), (-0.5,), (1e-3,)], "expm1": [(0.5,), (-2.0,), (1e-3,)],
+    "softplus": [(0.5,), (-3.0,), (25.0,)], "logsigmoid": [(0.5,), (-3.0,), (4.0,)],
+    "elu": [(0.5,), (-2.0,)], "selu": [(0.5,), (-2.0,)], "celu": [(0.5,), (-2.0,)],
+    "gelu": [(0.5,), (-2.0,), (0.0,)], "silu": [(0.5,), (-2.0,)], "mish": [(0.5,), (-2.0,)],
+    "tan": [(0.5,), (-1.2,)], "atan": [(0.5,), (-2.0,)], "asin": [(0.5,), (-0.9,)], "acos": [(0.5,), (-0.9,)],
+    "sinh": [(0.5,), (-2.0,)], "cosh": [(0.5,), (-2.0,)], "asinh": [(0.5,), (-2.0,)], "acosh": [(1.5,), (4.0,)],
+    "atanh": [(0.5,), (-0.9,)], "reciprocal": [(0.5,), (-2.0,)], "rsqrt": [(0.5,), (4.0,)],
+    "square": [(0.5,), (-2.0,)], "sign": [(0.5,), (-2.0,)], "leaky_relu": [(0.5,), (-2.0,)],
+    "relu6": [(0.5,), (-2.0,), (7.0,)], "hardtanh": [(0.5,), (-2.0,), (3.0,)],
+    "hardsigmoid": [(0.5,), (-4.0,), (3.5,)], "hardswish": [(0.5,), (-4.0,), (3.5,)],
+    "clamp": [(0.5,), (-2.0,)],  # no bounds by default: the identity; bound ones below
+    "maximum": [(0.5, 1.5), (2.0, -1.0)], "minimum": [(0.5, 1.5), (2.0, -1.0)],
+    "atan2": [(0.5, 1.5), (2.0, -1.0), (-1.0, -3.0)], "logaddexp": [(0.5, 1.5), (30.0, -2.0)],
+    "xlogy": [(0.5, 1.5), (-2.0, 0.25), (0.0, 3.0)], "where": [(1.0, 0.5, 2.0, 3.0), (0.0, 0.5, 2.0, 3.0)],
+}
+SPECIAL = set(SPECIAL_POINTS)
+POINTS |= SPECIAL_POINTS
 
 # Hand-written derivatives, independent of both the SymPy and the float forms.
 KNOWN: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -46,6 +66,26 @@ KNOWN: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cos": ((math.pi / 2,), (-1.0,)),
     "relu": ((-3.0,), (0.0,)),
     "abs": ((-3.0,), (-1.0,)),
+    "erf": ((0.0,), (2 / math.sqrt(math.pi),)),
+    "erfc": ((0.0,), (-2 / math.sqrt(math.pi),)),
+    "log1p": ((1.0,), (0.5,)),
+    "expm1": ((0.0,), (1.0,)),
+    "softplus": ((0.0,), (0.5,)),
+    "logsigmoid": ((0.0,), (0.5,)),
+    "gelu": ((0.0,), (0.5,)),
+    "silu": ((0.0,), (0.5,)),
+    "mish": ((0.0,), (math.tanh(math.log(2)),)),
+    "atan": ((1.0,), (0.5,)),
+    "asinh": ((0.0,), (1.0,)),
+    "atanh": ((0.5,), (4 / 3,)),
+    "rsqrt": ((4.0,), (-1 / 16,)),
+    "square": ((3.0,), (6.0,)),
+    "hardswish": ((1.0,), (5 / 6,)),
+    "maximum": ((3.0, 1.0), (1.0, 0.0)),
+    "atan2": ((1.0, 1.0), (0.5, -0.5)),
+    "logaddexp": ((0.0, 0.0), (0.5, 0.5)),
+    "xlogy": ((0.0, math.e), (1.0, 0.0)),
+    "where": ((1.0, 0.5, 2.0, 3.0), (0.0, 0.0, 1.0, 0.0)),
 }
 
 
@@ -107,8 +147,10 @@ def test_sympy_derivative_matches_hand_derivative(name: str) -> None:
     assert got == pytest.approx(list(want), rel=1e-12, abs=1e-15)
 
 
-def test_only_relu_and_abs_have_kinks() -> None:
-    assert {n for n, o in OPS.items() if o.kink is not None} == {"relu", "abs"}
+def test_the_piecewise_ops_have_kinks() -> None:
+    assert {n for n, o in OPS.items() if o.kink is not None} == {
+        "relu", "abs", "softplus", "elu", "selu", "celu", "sign", "leaky_relu", "relu6", "hardtanh", "hardsigmoid",
+        "hardswish", "clamp", "maximum", "minimum", "where"}
 
 
 @pytest.mark.parametrize("name, convention", [("relu", 0.0), ("abs", 0.0)])
@@ -181,7 +223,8 @@ def test_callable_table() -> None:
         assert o.symbol is None
         assert o.method == name
         assert o.pyop is None
-        assert o.arity == 1
+        assert o.arity == (1 if name not in ("maximum", "minimum", "atan2", "logaddexp", "xlogy", "where") else
+                           4 if name == "where" else 2)
 
 
 def test_infix_and_callable_partition_the_ops() -> None:
@@ -246,6 +289,23 @@ def test_domains() -> None:
     assert pw([mpf(2), mpf("0.5")], [True, True]) is None
     for name in ("add", "sub", "mul", "neg", "relu", "tanh", "exp", "sigmoid", "sin", "cos", "abs"):
         assert OPS[name].domain is None
+    assert "log1p needs x > -1" in OPS["log1p"].domain([mpf(-1)], [True])
+    assert OPS["log1p"].domain([mpf("-0.999")], [True]) is None
+    assert "asin needs |x| <= 1" in OPS["asin"].domain([mpf("1.5")], [True])
+    assert OPS["asin"].domain([mpf(1)], [True]) is None
+    assert "atanh needs |x| < 1" in OPS["atanh"].domain([mpf(1)], [True])
+    assert "acosh needs x >= 1" in OPS["acosh"].domain([mpf("0.5")], [True])
+    assert "rsqrt needs x > 0" in OPS["rsqrt"].domain([mpf(0)], [True])
+    assert "reciprocal of zero" in OPS["reciprocal"].domain([mpf(0)], [True])
+    assert "atan2(0, 0)" in OPS["atan2"].domain([mpf(0), mpf(0)], [True, True])
+    assert "xlogy needs y > 0" in OPS["xlogy"].domain([mpf(1), mpf(0)], [True, True])
+    assert "xlogy needs y > 0" in OPS["xlogy"].domain([mpf(0), mpf(0)], [True, True])
+    assert OPS["xlogy"].domain([mpf(0), mpf(0)], [False, False]) is None  # xlogy(0, 0) = 0, as a constant
+    assert "beta > 0" in OPS["softplus[beta=-1]"].domain([mpf(1)], [True])
+    assert "min_val < max_val" in OPS["hardtanh[min_val=1,max_val=-1]"].domain([mpf(0)], [True])
+    assert "clamp needs min= or max=" in OPS["clamp"].domain([mpf(0)], [True])
+    assert "min <= max" in OPS["clamp[min=2,max=1]"].domain([mpf(0)], [True])
+    assert OPS["clamp[min=0]"].domain([mpf(0)], [True]) is None
 
 
 # -- facts the rest of gradspec reads from the row ---------------------------------------------------------
@@ -282,12 +342,13 @@ def test_rows_fold_rational_constants_exactly_and_refuse_what_float64_cannot_hol
 
 
 def test_fuzz_draws_every_row_that_allows_it_and_keeps_domains_positive() -> None:
-    assert {o.name for o in fuzz_module._OPS} == {o.name for o in OPS.values() if o.fuzz is not None} == set(OPS)
+    drawn = {o.name for o in OPS.values() if o.fuzz is not None}
+    assert {o.name for o in fuzz_module._OPS} == drawn == set(OPS) - SPECIAL  # the fuzzer draws the textbook ops
     assert [o.arity for o in fuzz_module._OPS] == sorted(o.arity for o in fuzz_module._OPS)
     restricted = {o.name: o.fuzz.positive for o in OPS.values() if o.fuzz and o.fuzz.positive}
     assert restricted == {"log": (0,), "sqrt": (0,), "div": (1,), "pow": (0,)}
-    assert all(OPS[n].domain is not None for n in restricted)  # and every op with a domain is kept inside it
-    assert {o.name for o in OPS.values() if o.domain is not None} == set(restricted)
+    assert all(OPS[n].domain is not None for n in restricted)  # and every drawn op with a domain is kept inside it
+    assert {o.name for o in OPS.values() if o.domain is not None and o.fuzz is not None} == set(restricted)
 
 
 def test_capabilities_are_declared_by_ops_and_engines() -> None:
@@ -298,14 +359,16 @@ def test_capabilities_are_declared_by_ops_and_engines() -> None:
 
 
 def test_rounding_budgets_are_op_facts() -> None:
-    exact = {"neg", "relu", "abs"}  # sign changes and selections: no rounding at all
-    ieee = {"add", "sub", "mul", "div", "sqrt"}  # correctly rounded: half an ulp
+    # sign changes and selections: no rounding at all
+    exact = {"neg", "relu", "abs", "sign", "relu6", "hardtanh", "clamp", "maximum", "minimum", "where"}
+    # correctly rounded: half an ulp
+    ieee = {"add", "sub", "mul", "div", "sqrt", "square", "reciprocal", "leaky_relu"}
     for o in OPS.values():
         if o.name in exact:
             assert o.ulps == 0
         elif o.name in ieee:
             assert o.ulps == 0.5
-        else:  # library functions: a few ulps
+        else:  # library functions, and a few roundings in a row (hardswish): a few ulps
             assert 1 <= o.ulps <= 8, o.name
         assert o.partial_ulps >= 0 and o.partial_abs >= 0
     # partials recomputed from the op's own rounded output lose absolute, not relative, accuracy

@@ -171,8 +171,8 @@ class _Parser:
         if o.name == "where":
             return self.where_call(name, o)
         if o.keywords:
-            args, given = self.call_args(name, o.name, o.arity, o.keywords)
-            return self.make(bind(o, given).name, tuple(args), name.col)
+            operands, given = self.call_args(name, o.name, o.arity, o.keywords)
+            return self.make(bind(o, given).name, tuple(operands), name.col)
         self.take()  # "("
         self.paren += 1
         args: list[Node] = []
@@ -297,7 +297,11 @@ class _Parser:
             if abs(value) > 1_000_000:
                 raise ExpressionError(f"{op}: {key}= {value} is too large", col=tok.col)
             return int(value)
-        if not math.isfinite(float(value)):
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # 1e999: the exact value is too large for a float to hold at all
+            finite = False
+        if not finite:
             raise ExpressionError(f"{op}: {key}= {tok.text} is outside the float64 range", col=tok.col)
         return value
 

@@ -12,7 +12,7 @@ from gradspec.ops.table import OPS, TENSOR_OPS
 
 __all__ = ["Apply", "KwValue", "Name", "Node", "Num", "Program"]
 
-KwValue = int | Fraction | tuple[int, ...]  # a number keyword is the exact decimal written
+KwValue = int | Fraction | tuple[int, ...] | str  # a number keyword is the exact decimal written
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ Node = Num | Name | Apply
 
 
 def _kw_text(v: KwValue) -> str:
+    if isinstance(v, str):
+        return f'"{v}"'
     if isinstance(v, tuple):
         return "[" + ", ".join(map(str, v)) + "]"
     return repr(float(v)) if isinstance(v, Fraction) else str(v)

@@ -38,6 +38,10 @@ class Phi(sympy.Function):
         (x,) = self.args
         return sympy.exp(-x**2 / 2) / sympy.sqrt(2 * sympy.pi)
 
+    def _eval_evalf(self, prec: int) -> sympy.Expr:
+        (x,) = self.args
+        return (sympy.erfc(-x / sympy.sqrt(2)) / 2)._eval_evalf(prec)
+
 
 #: The comparisons ``where`` takes: spelling -> (Python operator, SymPy relation).
 COMPARE: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
@@ -83,7 +87,7 @@ def hardtanh(x: Any, min_val: Any, max_val: Any) -> Any:
     return sympy.Piecewise((min_val, x <= min_val), (max_val, x >= max_val), (x, True))
 
 
-def clamp(x: Any, min: Any, max: Any) -> Any:  # noqa: A002 -- torch's keyword names
+def clamp(x: Any, min: Any, max: Any) -> Any:
     pieces = []
     if max is not None:
         pieces.append((max, x > max))
@@ -149,7 +153,7 @@ def f_mish(x: float) -> float:
     return x * math.tanh(f_softplus(x, 1.0, math.inf))
 
 
-def f_clamp(x: float, min: float | None, max: float | None) -> float:  # noqa: A002
+def f_clamp(x: float, min: float | None, max: float | None) -> float:
     if max is not None and x > max:
         return max
     if min is not None and x < min:
@@ -229,7 +233,7 @@ def d_hardtanh(a: Args, varying: Sequence[bool], min_val: Any, max_val: Any) -> 
     return f"hardtanh needs min_val < max_val, got {_show(min_val)} and {_show(max_val)}" if min_val >= max_val else None
 
 
-def d_clamp(a: Args, varying: Sequence[bool], min: Any, max: Any) -> str | None:  # noqa: A002
+def d_clamp(a: Args, varying: Sequence[bool], min: Any, max: Any) -> str | None:
     if min is None and max is None:
         return "clamp needs min= or max="
     if min is not None and max is not None and min > max:
@@ -301,7 +305,7 @@ def jax_where(j: Any, a: Args, kw: dict[str, Any]) -> Any:
 
 def jax_special(name: str) -> Callable[[Any, Args, dict[str, Any]], Any]:
     def spelled(j: Any, a: Args, kw: dict[str, Any]) -> Any:
-        import jax.scipy.special  # noqa: F401 -- a submodule jax does not import itself
+        import jax.scipy.special
 
         return getattr(j.scipy.special, name)(*a)
     return spelled

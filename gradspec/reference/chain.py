@@ -118,7 +118,7 @@ def subgradient_ranges(graph: Graph, values: list[Scalar], kinks: list[Kinked]) 
         assert isinstance(step, Apply)
         declared = OPS[step.op].kink
         assert declared is not None, "a kinked step is an op with a kink"
-        interval = declared.interval
+        interval = declared.interval_for([values[a] for a in step.args])
         corners = [c | {(kink.step, k): mpmath.mpf(end)} for c in corners for k in range(len(step.args)) for end in interval[k]]
     names = dict(graph.inputs + graph.intermediates)
     ranges: dict[str, tuple[Scalar, Scalar]] = {}

@@ -150,7 +150,7 @@ class Tape:
             # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
             perr.append(self._moved(partials[k], vals, errs, p) + _eps_units(op.partial_ulps) * abs(float(p)))
         if op.kink is not None and op.kink.at(vals):
-            self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval))
+            self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval_for(vals)))
         return self._push(value, tuple(parents), tuple(perr), err, op.partial_abs)
 
     def _errors(self, args: Sequence[Any], vals: Sequence[Scalar]) -> list[float]:

@@ -1,0 +1,225 @@
+"""The special-function and activation rows: keyword binding, exact forms in the tails, the declared
+conventions at every kink, and each library's spelling against the row's own float form."""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+
+import mpmath
+import pytest
+import sympy
+
+from gradspec.ops.table import OPS, bind
+from gradspec.reference.chain import derivative
+from tests.test_ops import SPECIAL, SPECIAL_POINTS
+
+# -- keywords: one bound op per set of values ----------------------------------------------------------------
+
+
+def test_bound_ops_are_named_by_the_values_that_differ_from_the_defaults() -> None:
+    row = OPS["softplus"]
+    assert bind(row, {}) is not row and bind(row, {}).name == "softplus"
+    assert bind(row, {"beta": Fraction(1)}).name == "softplus"  # the default written out: the same op
+    two = bind(row, {"beta": Fraction(2)})
+    assert two.name == "softplus[beta=2]" and two.base == "softplus"
+    assert two.kwargs == {"beta": 2.0, "threshold": 20.0}
+    assert bind(OPS["gelu"], {"approximate": "tanh"}).name == "gelu[approximate=tanh]"
+    assert bind(OPS["clamp"], {"min": Fraction(-1, 2)}).name == "clamp[min=-1/2]"
+    assert bind(OPS["clamp"], {"min": Fraction(-1, 2)}).kwargs == {"min": -0.5, "max": None}
+    assert OPS["where"].kwargs == {"cmp": ">"} and bind(OPS["where"], {"cmp": "<="}).name == "where[cmp=<=]"
+    assert bind(OPS["tanh"], {}) is OPS["tanh"]  # a row without keywords is its own bound op
+
+
+def test_the_table_finds_bound_ops_by_name_and_nothing_else() -> None:
+    op = OPS["softplus[beta=2,threshold=10]"]
+    assert op.kwargs == {"beta": 2.0, "threshold": 10.0}
+    assert op.fn(6.0) == 6.0 and op.fn(4.0) == pytest.approx(math.log1p(math.exp(8.0)) / 2, rel=1e-15)
+    assert "softplus[beta=2]" in OPS and "where[cmp=!=]" in OPS
+    for bad in ("softplus[gamma=2]", "softplus[beta=2", "tanh[beta=2]", "nothing[beta=1]", "softplus[beta=x]"[:0] + "x"):
+        assert bad not in OPS
+        with pytest.raises(KeyError):
+            OPS[bad]
+    assert 5 not in OPS  # only names are ops
+    assert set(OPS) == set(dict.keys(OPS))  # iterating gives the rows, never bound variants
+    assert op.render(["x"]) == "softplus(x, beta=2, threshold=10)"
+    assert OPS["gelu[approximate=tanh]"].render(["x"]) == 'gelu(x, approximate="tanh")'
+    assert OPS["where[cmp===]"].render(["a", "b", "c", "d"]) == "where(a == b, c, d)"
+
+
+def test_keyword_values_reach_the_exact_form_as_rationals() -> None:
+    x = sympy.Symbol("x", real=True)
+    form = OPS["softplus[beta=1/2,threshold=3]"].sympy(x)
+    assert form.has(sympy.Rational(1, 2)) and not form.has(sympy.Float)
+    assert str(form.args[0][1]) == "x > 6"  # beta*x > threshold, exactly
+    assert OPS["leaky_relu[negative_slope=1/5]"].sympy(x).subs(x, -5) == -1
+
+
+# -- exact forms keep their digits in the tails ----------------------------------------------------------------
+
+
+def _at(name: str, multi: tuple[int, ...], *args: float | str) -> mpmath.mpf:
+    with mpmath.workdps(60):
+        return derivative(name, multi)([mpmath.mpf(a) for a in args])
+
+
+@pytest.mark.parametrize("name, multi, x, want", [
+    ("gelu", (), -10, "-7.619853024160526066e-23"),  # x*Phi(x); x*(1 + erf(x/sqrt 2))/2 cancels to 0
+    ("gelu", (0,), -30, "-4.4153973484916946e-195"),
+    ("softplus", (), -200, "1.3838965267367376e-87"),  # log1p(exp(x)): log(1 + e^-200) would be 0
+    ("softplus", (0,), -200, "1.3838965267367376e-87"),
+    ("logsigmoid", (), 200, "-1.3838965267367376e-87"),
+    ("expm1", (), "1e-40", "1.0e-40"),
+    ("log1p", (), "1e-70", "1.0e-70"),
+    ("erfc", (), 26, "5.663192408856142e-296"),
+])
+def test_exact_forms_are_exact_in_the_tails(name: str, multi: tuple[int, ...], x: float, want: str) -> None:
+    assert float(_at(name, multi, x)) == pytest.approx(float(want), rel=1e-15)
+
+
+def test_gelu_tanh_is_the_tanh_formula_and_its_tail_keeps_digits() -> None:
+    u = math.sqrt(2 / math.pi) * (1.5 + 0.044715 * 1.5**3)
+    assert float(_at("gelu[approximate=tanh]", (), 1.5)) == pytest.approx(0.75 * (1 + math.tanh(u)), rel=1e-15)
+    with mpmath.workdps(60):
+        x = mpmath.mpf(-10)
+        v = mpmath.sqrt(2 / mpmath.pi) * (x + mpmath.mpf("0.044715") * x**3)
+        want = x / (1 + mpmath.exp(-2 * v))
+    assert float(_at("gelu[approximate=tanh]", (), -10)) == pytest.approx(float(want), rel=1e-15)
+    assert float(want) < -1e-38  # not 0, which 0.5*x*(1 + tanh(v)) is in float64
+
+
+# -- kinks: where they are, the convention there, the other subgradients ---------------------------------------
+
+# (bound op name, a point on a kink, the derivative there: the documented library convention)
+KINKS = [
+    ("softplus", 20, 1 / (1 + math.exp(-20))),  # torch: beta*x > threshold is false at equality: the log1p branch
+    ("softplus[beta=2,threshold=10]", 5, 1 / (1 + math.exp(-10))),
+    ("elu", 0, 1.0), ("elu[alpha=2]", 0, 2.0), ("selu", 0, 1.0507009873554805 * 1.6732632423543772),
+    ("celu[alpha=1/2]", 0, 1.0), ("sign", 0, 0.0),
+    ("leaky_relu", 0, 0.01), ("leaky_relu[negative_slope=2]", 0, 2.0),
+    ("relu6", 0, 0.0), ("relu6", 6, 0.0), ("hardtanh", -1, 0.0), ("hardtanh", 1, 0.0),
+    ("hardtanh[min_val=-2,max_val=1/2]", 0.5, 0.0), ("hardsigmoid", -3, 0.0), ("hardsigmoid", 3, 0.0),
+    ("hardswish", -3, 0.0), ("hardswish", 3, 1.0), ("clamp[min=-1/2,max=1/2]", -0.5, 1.0),
+    ("clamp[min=-1/2,max=1/2]", 0.5, 1.0), ("clamp[max=1]", 1, 1.0),
+]
+
+
+@pytest.mark.parametrize("name, x, convention", KINKS, ids=[f"{n}@{x}" for n, x, _ in KINKS])
+def test_each_kink_is_found_and_its_convention_is_what_sympy_derives(name: str, x: float, convention: float) -> None:
+    op = OPS[name]
+    assert op.kink is not None
+    point = [mpmath.mpf(x)]
+    assert op.kink.at(point)
+    assert op.kink.at([mpmath.mpf(x) + mpmath.mpf("1e-50")])  # reached through high-precision rounding
+    assert not op.kink.at([mpmath.mpf(x) + mpmath.mpf("0.25")])
+    assert float(_at(name, (0,), x)) == pytest.approx(convention, rel=1e-15)
+    ((lo, hi),) = op.kink.interval_for(point)
+    assert lo - 1e-12 <= convention <= hi + 1e-12
+    # the one-sided slopes are the interval's ends
+    with mpmath.workdps(60):
+        sides = sorted(float(derivative(name, (0,))([mpmath.mpf(x) + d])) for d in (mpmath.mpf("-1e-30"), mpmath.mpf("1e-30")))
+    assert sides == pytest.approx([lo, hi], rel=1e-9, abs=1e-12)
+
+
+def test_hardswish_has_a_different_interval_at_each_kink() -> None:
+    kink = OPS["hardswish"].kink
+    assert kink is not None
+    assert kink.interval_for([mpmath.mpf(-3)]) == ((-0.5, 0.0),)
+    assert kink.interval_for([mpmath.mpf(3)]) == ((1.0, 1.5),)
+    assert OPS["relu"].kink is not None and OPS["relu"].kink.interval_for([mpmath.mpf(0)]) == ((0.0, 1.0),)
+
+
+def test_binary_ties_split_the_gradient_and_where_gives_none_to_its_comparison() -> None:
+    for name in ("maximum", "minimum"):
+        op = OPS[name]
+        assert op.kink is not None and op.kink.at([mpmath.mpf(2), mpmath.mpf(2)])
+        assert not op.kink.at([mpmath.mpf(2), mpmath.mpf(3)])
+        assert [float(_at(name, (k,), 2, 2)) for k in (0, 1)] == [0.5, 0.5]
+    where = OPS["where[cmp=>=]"]
+    assert where.kink is not None and where.kink.at([mpmath.mpf(1)] * 4)
+    assert [float(_at("where[cmp=>=]", (k,), 1, 1, 5, 7)) for k in range(4)] == [0, 0, 1, 0]  # 1 >= 1: a
+    assert [float(_at("where", (k,), 1, 1, 5, 7)) for k in range(4)] == [0, 0, 0, 1]  # 1 > 1 is false: b
+    assert float(_at("where[cmp=!=]", (), 1, 2, 5, 7)) == 5
+
+
+# -- each library's spelling against the row's float form --------------------------------------------------------
+
+
+def _spelling_points(name: str) -> list[tuple[float, ...]]:
+    return SPECIAL_POINTS[name]
+
+
+def _variants(name: str) -> list[str]:
+    extra = {"softplus": ["softplus[beta=2,threshold=10]"], "elu": ["elu[alpha=1/2]"], "celu": ["celu[alpha=2]"],
+             "gelu": ["gelu[approximate=tanh]"], "leaky_relu": ["leaky_relu[negative_slope=1/5]"],
+             "hardtanh": ["hardtanh[min_val=-2,max_val=1/2]"], "clamp": ["clamp[min=-1/2,max=1]", "clamp[max=0]"],
+             "where": ["where[cmp=<]", "where[cmp=<=]", "where[cmp=>=]", "where[cmp===]", "where[cmp=!=]"]}
+    return [*([] if name == "clamp" else [name]), *extra.get(name, [])]  # clamp needs a bound
+
+
+CASES = [(v, p) for n in sorted(SPECIAL) for v in _variants(n) for p in _spelling_points(n)]
+
+
+@pytest.mark.parametrize("name, args", CASES, ids=[f"{n}{a}" for n, a in CASES])
+def test_torch_spelling_computes_the_float_form(name: str, args: tuple[float, ...]) -> None:
+    torch = pytest.importorskip("torch")
+    op = OPS[name]
+    assert op.torch is not None
+    got = op.torch(torch, [torch.tensor(a, dtype=torch.float64) for a in args], op.kwargs)
+    assert float(got) == pytest.approx(op.fn(*args), rel=4e-16 * 8, abs=1e-300)
+
+
+@pytest.mark.parametrize("name, args", CASES, ids=[f"{n}{a}" for n, a in CASES])
+def test_jax_spelling_computes_the_float_form(name: str, args: tuple[float, ...]) -> None:
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    op = OPS[name]
+    assert op.jax is not None
+    got = op.jax(jax, [jax.numpy.asarray(a, dtype="float64") for a in args], op.kwargs)
+    assert float(got) == pytest.approx(op.fn(*args), rel=4e-16 * 8, abs=1e-300)
+
+
+# tinygrad's erf (and so its exact gelu) is Abramowitz and Stegun 7.1.26, accurate to 1.5e-7
+TINYGRAD_APPROXIMATE = {"erf", "gelu"}
+
+
+@pytest.mark.parametrize("name, args", CASES, ids=[f"{n}{a}" for n, a in CASES])
+def test_tinygrad_spelling_computes_the_float_form_or_says_what_it_lacks(name: str, args: tuple[float, ...]) -> None:
+    os.environ.setdefault("DEV", "PYTHON")
+    tinygrad = pytest.importorskip("tinygrad")
+    op = OPS[name]
+    if op.tinygrad is None:
+        base = name.partition("[")[0]
+        assert op.tinygrad_lacks == f"tinygrad has no {base}"
+        assert not hasattr(tinygrad.Tensor, base)
+        return
+    assert op.tinygrad_lacks is None
+    dtype = tinygrad.dtypes.float64
+    got = op.tinygrad(tinygrad, [tinygrad.Tensor([a], dtype=dtype) for a in args], op.kwargs).numpy()[0]
+    # the spelling computes the op; how accurately is the case library's question (tinygrad's erf, asin,
+    # acos and atan are polynomial approximations, its selu constants have 5 digits: pinned below)
+    rel = 3e-6 if name == "selu" else 1e-6
+    assert float(got) == pytest.approx(op.fn(*args), rel=rel, abs=1.5e-7 if name in TINYGRAD_APPROXIMATE else 1e-300)
+
+
+def test_tinygrad_approximations_seen_through_the_spellings() -> None:
+    os.environ.setdefault("DEV", "PYTHON")
+    tinygrad = pytest.importorskip("tinygrad")
+
+    def run(name: str, x: float) -> float:
+        op = OPS[name]
+        assert op.tinygrad is not None
+        return float(op.tinygrad(tinygrad, [tinygrad.Tensor([x], dtype=tinygrad.dtypes.float64)], op.kwargs).numpy()[0])
+
+    assert 1e-10 < abs(run("erf", 0.5) - math.erf(0.5)) < 1.5e-7  # Abramowitz and Stegun 7.1.26
+    assert 1e-9 < abs(run("asin", 0.5) - math.pi / 6) < 1e-7  # in float64
+    assert run("selu", 0.5) == 0.5 * 1.0507  # scale 1.0507, not 1.0507009873554805: 9.4e-7 of itself off
+
+
+def test_every_special_row_names_its_spellings() -> None:
+    for name in SPECIAL:
+        op = OPS[name]
+        assert op.method == name and op.torch is not None and op.jax is not None, name
+        assert (op.tinygrad is None) != (op.tinygrad_lacks is None), name
+    assert {n for n in SPECIAL if OPS[n].tinygrad is None} == {"erfc", "log1p", "expm1", "atan2", "xlogy"}
