@@ -339,3 +339,17 @@ def test_the_modes_examples_run_as_documented(monkeypatch: pytest.MonkeyPatch) -
                 stderr=io.StringIO())
     assert code == 0, out.getvalue()
     assert "2 xfail" in out.getvalue()  # each planted bug fails, as its case declares
+
+
+def test_a_function_written_with_a_function_without_jvp_is_read_through_its_code() -> None:
+    # what the wrapper calls decides its modes: no call is made to find out, and no error text is read
+    def doubled(x: Any) -> Any:
+        return 2 * fut.old_xsin_no_jvp(x)
+
+    result = check_function(doubled, "2 * x * sin(x)", X, check=["value", "vjp", "jvp", "hvp", "jvp-of-jvp"], order=2)
+    assert result.verdict is Verdict.PASS, result.table()
+    assert quantity(result, "hvp x").verdict is quantity(result, "order 2").verdict is Verdict.PASS
+    jvp, nested = quantity(result, "jvp"), quantity(result, "jvp-of-jvp")
+    assert jvp.verdict is nested.verdict is Verdict.SKIP
+    assert "doubled (through OldXSinNoJvp) has no forward mode: it does not implement jvp" in jvp.note
+    assert "(through OldXSinNoJvp) has no setup_context" in nested.note

@@ -23,8 +23,8 @@ A function case checks ``[value, vjp]`` unless its ``check:`` list opts in to mo
 not have forward mode): ``jvp``, ``hvp``, ``jvp-of-jvp``, ``jacobian`` and ``order: N`` are then compared
 as for a tensor case (:mod:`gradspec.checks.modes`), on torch and JAX, through the library's own transforms
 applied to the function. A mode the function does not have (no ``jvp`` on a ``torch.autograd.Function``,
-a ``jax.custom_vjp`` under forward mode) is skipped with the library's reason; a mode it has and gets
-wrong fails. An ``hvp`` of zeros where the exact one is not says the backward is not differentiable.
+a ``jax.custom_vjp`` under forward mode), as its adapter reads from what the function defines, is
+skipped with the reason; a mode it has and gets wrong fails. An ``hvp`` of zeros where the exact one is not says the backward is not differentiable.
 """
 
 from __future__ import annotations

@@ -191,16 +191,20 @@ def function_modes(t: Any, function: Any, label: str) -> tuple[dict[str, str], b
     classes: list[Any] = referenced(function, lambda c: isinstance(c, type) and issubclass(c, base) and c is not base) \
         if function is not None else []
     refused: dict[str, str] = {}
-    old_style = any(cls.setup_context is base.setup_context for cls in classes)
-    if old_style:
-        refused[Mode.JVP_OF_JVP] = (f"{label} has no setup_context, so torch.func cannot nest its forward mode, and "
-                                    "torch.autograd.forward_ad has one level")
-    if any(cls.jvp is base.jvp for cls in classes):
+
+    def who(cls: Any) -> str:  # the function itself, or the Function it is written with
+        return label if label == f"{cls.__qualname__}.apply" else f"{label} (through {cls.__qualname__})"
+
+    old = [cls for cls in classes if cls.setup_context is base.setup_context]
+    if old:
+        refused[Mode.JVP_OF_JVP] = (f"{who(old[0])} has no setup_context, so torch.func cannot nest its forward mode, "
+                                    "and torch.autograd.forward_ad has one level")
+    for cls in [cls for cls in classes if cls.jvp is base.jvp][:1]:
         for row in rows(frozenset(Mode), 2):
             if row.forward:
-                refused.setdefault(row.key, f"{label} has no forward mode: it does not implement jvp")
+                refused.setdefault(row.key, f"{who(cls)} has no forward mode: it does not implement jvp")
     vmaps = all(bool(getattr(cls, "generate_vmap_rule", False)) or cls.vmap is not base.vmap for cls in classes)
-    return refused, old_style, vmaps
+    return refused, bool(old), vmaps
 
 
 class _Primitives:
