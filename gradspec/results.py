@@ -8,8 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["COMPARED", "CheckResult", "Culprit", "CulpritKind", "ElementErrors", "Quantity", "Role", "Run", "Tolerance", "Verdict",
-           "OVERFLOW_POLICY", "overflow_policy", "quantity_label", "skip_reason", "worst"]
+__all__ = ["COMPARED", "OVERFLOW_POLICY", "CheckResult", "Culprit", "CulpritKind", "ElementErrors", "Quantity", "Role", "Run",
+           "Tolerance", "Verdict", "overflow_policy", "quantity_label", "skip_reason", "worst"]
 
 
 class Verdict(StrEnum):
