@@ -8,26 +8,9 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = [
-    "COMPARED",
-    "OVERFLOW_POLICY",
-    "CheckResult",
-    "Culprit",
-    "CulpritKind",
-    "ElementErrors",
-    "Quantity",
-    "Role",
-    "Run",
-    "Tolerance",
-    "Verdict",
-    "mode_skip_reason",
-    "not_computed",
-    "overflow_policy",
-    "quantity_label",
-    "skip_reason",
-    "verdict_reason",
-    "worst",
-]
+__all__ = ["COMPARED", "OVERFLOW_POLICY", "CheckResult", "Culprit", "CulpritKind", "ElementErrors", "Quantity", "Role", "Run",
+           "Tolerance", "Verdict", "mode_skip_reason", "not_computed", "overflow_policy", "quantity_label", "skip_reason",
+           "verdict_reason", "worst"]
 
 
 class Verdict(StrEnum):

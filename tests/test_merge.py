@@ -75,7 +75,7 @@ def test_shards_merge_into_the_whole_run(folder: Path) -> None:
 def test_per_engine_jobs_merge_into_the_conformance_matrix(folder: Path, engines: object) -> None:
     assert run("run", "c.gradspec.yaml", "--report", "a.json")[0] == 0
     assert run("run", "c.gradspec.yaml", "--engine", "engines:TanhSignFlip", "--report", "b.json")[0] == 1
-    code, out, _ = run("merge", "a.json", "b.json", "--report", "all.json", "--report", "all.md")
+    code, _, _ = run("merge", "a.json", "b.json", "--report", "all.json", "--report", "all.md")
     assert code == 1
     matrix = json.loads((folder / "all.json").read_text(encoding="utf-8"))["matrix"]
     assert matrix["engines"] == ["builtin", "engines:TanhSignFlip"]

@@ -169,7 +169,7 @@ def test_accept() -> None:
     jax = pytest.importorskip("jax")
     custom = jax.custom_vjp(mine)
     assert accept(custom, "jax", "m:custom") is custom
-    with pytest.raises(EngineError, match="not a function, a jax.custom_vjp or custom_jvp, or a jitted function for jax"):
+    with pytest.raises(EngineError, match=r"not a function, a jax\.custom_vjp or custom_jvp, or a jitted function for jax"):
         accept(torch.nn.Tanh(), "jax", "m:layer")
 
 

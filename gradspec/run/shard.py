@@ -9,6 +9,7 @@ case files and options split them the same way, with every case in exactly one s
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,10 +33,8 @@ def case_key(path: str, case_id: str) -> tuple[str, str]:
     """A case's key, the same on every machine: its file relative to the current folder where it is
     inside it (a checkout's location differs between CI machines), and its id."""
     p = Path(path)
-    try:
+    with contextlib.suppress(ValueError, OSError):  # outside the current folder: the path as given
         p = p.resolve().relative_to(Path.cwd().resolve())
-    except (ValueError, OSError):
-        pass
     return p.as_posix(), case_id
 
 
