@@ -418,8 +418,8 @@ def test_the_plugin_keeps_its_state_in_the_config_stash_only() -> None:
     tree = ast.parse(Path(plugin.__file__).read_text(encoding="utf-8"))
     assigned = [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
-    assert assigned == ["_ENGINES", "_SPECS", "_RESOLVED", "_CONVENTIONS", "_CASE_FILE_ERRORS", "_OTHER_ERRORS",
-                        "_IMPORTABLE", "_ENGINES_RAN", "_ENGINES_COMPARED", "_FIRST_FAILURE", "_SHARD"]
+    assert assigned == ["_ENGINES", "_SPECS", "_RESOLVED", "_CONVENTIONS", "_IMPRECISE", "_MODE_SKIPS", "_CASE_FILE_ERRORS",
+                        "_OTHER_ERRORS", "_IMPORTABLE", "_ENGINES_RAN", "_ENGINES_COMPARED", "_FIRST_FAILURE", "_SHARD"]
     assert all(isinstance(getattr(plugin, name), pytest.StashKey) for name in assigned)
 
 

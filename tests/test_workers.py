@@ -341,3 +341,12 @@ def test_a_case_whose_points_all_crash_stops_after_three(misbehaving: ModuleType
     assert messages[:3] == ["the worker process died (exit code 1) during this check"] * 3
     assert len(set(messages[3:])) == 1 and messages[3].endswith("so its remaining points fail at once instead of "
                                                                 "taking a worker down again")
+
+
+def test_the_crash_breaker_tells_an_op_on_values_from_one_with_a_constant(tmp_path: Path) -> None:
+    from gradspec.casefile.loader import load_file
+
+    path = tmp_path / "p.gradspec.yaml"
+    path.write_text("cases:\n  - id: p\n    expr: x ** y + x ** 2 - log(x)\n    at: {x: 2, y: 3}\n")
+    (case,) = load_file(path).cases
+    assert workers._ops(case) == {"pow", "pow with a constant", "add", "sub", "log"}

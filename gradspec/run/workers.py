@@ -123,7 +123,7 @@ class _Pool:
             count.update(ops)
             for op in ops:
                 units.setdefault(op, set()).add(u)
-        blamed = sorted(op for op in self.case_ops(unit)
+        blamed = sorted(op for op in _ops(self.case(unit))
                         if count[op] >= STRIKES and len(units[op]) >= 2 and op not in self.survived[ei])
         if not blamed:
             return None
@@ -132,19 +132,16 @@ class _Pool:
                 f"check using {listed} has finished ({self.last_crash[ei]}), so its remaining checks that use "
                 f"{listed} fail at once instead of taking a worker down again")
 
-    def case_ops(self, unit: int) -> frozenset[str]:
-        return _ops(self.case(unit))
-
     def crashed(self, unit: int, how: str) -> None:
         """Count a check of ``unit`` that took its worker down."""
         ei = self.units[unit][2]
-        self.crashes[ei].append((unit, self.case_ops(unit)))
+        self.crashes[ei].append((unit, _ops(self.case(unit))))
         self.last_crash[ei] = f"the last: {how}"
 
     def finished(self, unit: int, result: CheckResult) -> None:
         """A check that came back: the ops it ran did not take the process down."""
         if result.quantities:  # the engine was called and returned numbers
-            self.survived[self.units[unit][2]].update(self.case_ops(unit))
+            self.survived[self.units[unit][2]].update(_ops(self.case(unit)))
 
     def case(self, unit: int) -> Case:
         fi, ci, _ = self.units[unit]
@@ -352,9 +349,18 @@ def _single_threaded() -> bool:
 
 def _ops(case: Case) -> frozenset[str]:
     """The op-table names a case's graph applies (a tensor case's own tensor ops); empty for a kind
-    without one graph (training), which the crash breaker then never stops."""
+    without one graph (training), which the crash breaker then never stops. A binary op with a constant
+    operand is an op of its own here (``pow with a constant``): an engine's ``x ** 2`` and ``x ** y``
+    are different code, and one may crash where the other does not."""
     graph = getattr(case.spec, "graph", None) or case.graph
-    return frozenset(op for step in getattr(graph, "steps", ()) if (op := getattr(step, "op", None)))
+    varying = getattr(graph, "varying", None)
+    out = set()
+    for step in getattr(graph, "steps", ()):
+        if (op := getattr(step, "op", None)) is None:
+            continue
+        constant = varying is not None and len(step.args) > 1 and not all(varying[a] for a in step.args)
+        out.add(f"{op} with a constant" if constant else op)
+    return frozenset(out)
 
 
 def _cost(case: Case) -> tuple[int, int]:
