@@ -390,8 +390,29 @@ def test_an_underflowed_intermediate_never_makes_an_allowance_infinite() -> None
     by = {q.name: q for q in qs}
     assert by["jvp"].tolerance is not None and math.isfinite(by["jvp"].tolerance)
     assert by["mode consistency"].tolerance is not None and math.isfinite(by["mode consistency"].tolerance)
-    # torch's nan (log(0) on the way) is no longer accepted for a finite, normal JVP
-    assert by["jvp"].verdict is Verdict.FAIL
+    # torch's nan (log(0) on the way) no longer passes for a finite, normal JVP: digits lost, imprecise
+    assert by["jvp"].verdict is Verdict.IMPRECISE and by["mode consistency"].verdict is Verdict.IMPRECISE
+    # and a wrong finite JVP fails
+    qs, _ = mode_quantities(graph, point, _FiniteJvp(), Tolerance(), ask_modes, 1, 0, ())
+    assert next(q for q in qs if q.name == "jvp").verdict is Verdict.FAIL
+
+
+class _FiniteJvp(Engine):
+    """torch, with every JVP replaced by 5: finite, and far from 0.366, log(exp(y) + exp(2*y))' at -1201."""
+
+    def __init__(self) -> None:
+        self.base: Any = resolve("torch")
+        self.name, self.eps = "finite-jvp", self.base.eps
+        self.capabilities, self.max_order = self.base.capabilities, 1
+
+    def function_of(self, graph: Any, data: Any) -> Any:
+        return self.base.function_of(graph, data)
+
+    def derivatives(self, f: Any, primals: Any, ask: Ask) -> Any:
+        import dataclasses
+
+        got = self.base.derivatives(f, primals, ask)
+        return dataclasses.replace(got, jvp=np.full(np.shape(got.jvp), 5.0))
 
 
 def _ask(graph: Any, modes: frozenset[Mode]) -> Ask:

@@ -143,11 +143,14 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
             # result, and inf or nan is what IEEE gives. An underflow may also lose the relative precision:
             # digits lost that the quantity itself does not lose, so within it the verdict is imprecise
             # (tanh''(1e-300) = -2e-300 returned as 0), never a pass.
-            # Never for a finite quantity of the engine's normal range: its allowance stays finite.
+            # For a finite quantity of the engine's normal range the allowance stays finite: its inf or
+            # nan is then digits lost to the intermediate (imprecise), never a pass.
             under = known.low < smallest
             normal = np.isfinite(exact) & (np.abs(exact) >= smallest)
-            allowance = np.where(((known.peak > limit) | under) & ~np.isfinite(given) & ~normal, np.inf, allowance)
+            lost = ((known.peak > limit) | under) & ~np.isfinite(given)
+            allowance = np.where(lost & ~normal, np.inf, allowance)
             rebuilt = np.where(under, rebuilt + np.abs(exact), rebuilt)
+            rebuilt = np.where(lost & normal, np.inf, rebuilt)
         out.append(judge(label, Role.DERIVATIVE, computed, known.exact, exact, allowance, tol, eps=eps,
                          rebuilt=rebuilt))
 
@@ -166,11 +169,12 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
                 if second is not None:
                     one(row.second_label.format(input=name), second[i], known[i], row.key)
         if row.consistency:
-            out.append(_consistency(ref, got, ask, eps, tol, floor))
+            out.append(_consistency(ref, got, ask, eps, tol, floor, limit))
     return out
 
 
-def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolerance, floor: float) -> Quantity:
+def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolerance, floor: float,
+                 limit: float = math.inf) -> Quantity:
     """v·(J u) from the engine's JVP against (Jᵀ v)·u from its VJP: the two modes of one Jacobian."""
     label = "mode consistency"
     if got.jvp is None or got.vjp is None or ref.jvp is None:
@@ -193,6 +197,11 @@ def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolera
     diff = 0.0 if forward == backward else abs(forward - backward)  # equal infinities agree
     verdict = Verdict.PASS if diff == 0 or (math.isfinite(diff) and diff <= allowed) else Verdict.FAIL
     note = f"v·(J u) = {forward:.17g} by forward mode, (Jᵀ v)·u = {backward:.17g} by reverse mode"
+    overflowed = ref.jvp.peak is not None and bool(np.any((np.asarray(ref.jvp.peak) > limit)
+                                                          | (np.asarray(ref.jvp.low) < floor / 16)))
+    if verdict is Verdict.FAIL and not math.isfinite(diff) and overflowed:
+        verdict = Verdict.IMPRECISE  # inf or nan from an intermediate beyond the float range, as IEEE gives
+        note += "; an intermediate over- or underflows in the engine's precision"
     return Quantity(label, Role.DERIVATIVE, forward, exact, None, diff, diff / max(abs(exact), 1e-300), allowed,
                     verdict, note=note)
 
