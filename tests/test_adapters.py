@@ -435,8 +435,14 @@ def property_cases(write_case: Callable[..., Path]) -> dict[str, Case]:
 @pytest.mark.parametrize("spec", ["torch", "jax", "tinygrad"])
 def test_linearity_chain_rule_and_training(spec: str, property_cases: dict[str, Case]) -> None:
     engine = make(spec)
-    # tinygrad builds and realizes a kernel graph per step: it trains the tiny model only
-    training = ["train-tiny"] if spec == "tinygrad" else ["train", "train-tiny"]
+    if spec == "tinygrad":
+        # Every bias starts at 0: as 0-d tensors (Tensor(0.0), as users write them) tinygrad merges leaves
+        # that hold the same number (tinygrad#9597), so the first gradient is wrong, though the loss falls
+        (train,) = run_case(property_cases["train-tiny"], engine)
+        assert [q.verdict for q in train.quantities] == [Verdict.PASS, Verdict.FAIL]
+        assert train.quantities[1].name.endswith("(first step)") and train.culprit is not None
+    # tinygrad builds and realizes a kernel graph per step: it trains nothing more here
+    training = [] if spec == "tinygrad" else ["train", "train-tiny"]
     for case_id in ["lin", "chain", *training]:
         results = run_case(property_cases[case_id], engine)
         assert len(results) == (1 if case_id.startswith("train") else 2)
@@ -453,6 +459,8 @@ def test_linearity_chain_rule_and_training(spec: str, property_cases: dict[str, 
                 assert r.quantities[1].name.endswith("(first step)")
                 assert r.quantities[1].verdict is Verdict.PASS
                 assert r.quantities[0].rel_error < 0.5  # the final/initial loss ratio
+    if spec == "tinygrad":
+        return
     train = only(run_case(property_cases["train-tiny"], engine))
     builtin = only(run_case(property_cases["train-tiny"], resolve("builtin")))
     # the same model, data and initial parameters: the same first-step gradient as gradspec's own engine
