@@ -35,6 +35,7 @@ from gradspec.graph.tensor import TensorGraph
 from gradspec.ops.table import OPS
 from gradspec.reference import ball_ops
 from gradspec.reference.ball_ops import Unsupported
+from gradspec.reference.ball_scalar import SCALAR, elementwise
 from gradspec.reference.kernels import TENSOR
 
 __all__ = ["PREC", "BallExact", "Unsupported", "ball_tensor", "supported"]
@@ -45,7 +46,7 @@ _SAFETY = 2  # as the scalar tape's: the allowance is twice the running bound
 
 def supported(graph: TensorGraph) -> bool:
     """Does every op of ``graph`` have a kernel here?"""
-    return all(s.op is None or s.op in ball_ops.SCALAR or s.op in TENSOR for s in graph.steps)
+    return all(s.op is None or s.op in SCALAR or s.op in TENSOR for s in graph.steps)
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
                 assert step.const is not None
                 arr = ball_ops.constant(_obj(step.const))
             elif step.op in OPS:
-                arr = ball_ops.elementwise(tape, step.op, [arrays[a] for a in step.args], step.shape, expand=True)
+                arr = elementwise(tape, step.op, [arrays[a] for a in step.args], step.shape, expand=True)
             else:
                 arr = TENSOR[step.op](tape, [arrays[a] for a in step.args], step.kw, step.shape)
             arrays.append(arr)
