@@ -16,7 +16,8 @@ from gradspec.lang.expr import parse
 from gradspec.ops.table import OPS, TENSOR_OPS
 from gradspec.reference import tensor
 from gradspec.reference.ball import BallExact, Unsupported, ball_tensor, supported
-from gradspec.reference.ball_ops import SCALAR, depths
+from gradspec.reference.ball_ops import depths
+from gradspec.reference.ball_scalar import SCALAR
 from gradspec.reference.kernels import TENSOR
 from gradspec.reference.store import STORE
 from gradspec.reference.tensor import TensorExact, exact_tensor

@@ -5,14 +5,21 @@ each in mpmath; a 256x256 matmul is 33 million nodes. Here each op of the graph 
 tape: a matmul or a convolution is one ``arb_mat`` product, an element-wise op one C-level call per
 element. Every number is a rigorous midpoint-radius ball at ``PREC`` bits, so the reference certifies
 itself: :attr:`BallExact.radius` is the largest radius of any value or gradient element relative to
-its magnitude.
+its magnitude. The array tape and its sums and products are in :mod:`gradspec.reference.ball_ops`, the
+element-wise kernels in :mod:`gradspec.reference.ball_scalar`, the tensor ops in
+:mod:`gradspec.reference.kernels`.
 
 The lowering (:mod:`gradspec.ops.lowering`) stays the definition of every op: each kernel here computes
 the same function, and the composite ops (softmax, layer norm, ...) are written as the lowering writes
 them, in the same scalar ops and the same pairwise sums. The rounding bound of the tape is computed
 beside the values with NumPy, per op: the same formulas, summed over an op's scalar nodes (exactly for
-sums and element-wise ops; for the terms of a matmul or a convolution, the partial sums of the pairwise
-tree are bounded by the depth-weighted sum of the terms' magnitudes, never below the tape's figure).
+sums, matrix products up to 2 million terms and element-wise ops of one argument; for a larger product,
+the partial sums of each pairwise tree are bounded by the depth-weighted sum of the terms' magnitudes;
+for a partial of two moving arguments, by the sum of its second partials' magnitudes; never below the
+tape's figure, which a test checks on every kernel).
+
+Inputs that are decimals also travel as integers over their common denominator, so that a matrix
+product with an input is a product of integer matrices (many times faster than one of 128-bit balls).
 
 A graph this module cannot take as a whole raises :class:`Unsupported` (an op without a kernel, an
 element on a kink or within a ball of a domain's edge), and the caller runs the scalar tape instead.
@@ -35,6 +42,7 @@ from gradspec.graph.tensor import TensorGraph
 from gradspec.ops.table import OPS
 from gradspec.reference import ball_ops
 from gradspec.reference.ball_ops import Unsupported
+from gradspec.reference.ball_scalar import SCALAR, elementwise
 from gradspec.reference.kernels import TENSOR
 
 __all__ = ["PREC", "BallExact", "Unsupported", "ball_tensor", "supported"]
@@ -45,7 +53,7 @@ _SAFETY = 2  # as the scalar tape's: the allowance is twice the running bound
 
 def supported(graph: TensorGraph) -> bool:
     """Does every op of ``graph`` have a kernel here?"""
-    return all(s.op is None or s.op in ball_ops.SCALAR or s.op in TENSOR for s in graph.steps)
+    return all(s.op is None or s.op in SCALAR or s.op in TENSOR for s in graph.steps)
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
                 assert step.const is not None
                 arr = ball_ops.constant(_obj(step.const))
             elif step.op in OPS:
-                arr = ball_ops.elementwise(tape, step.op, [arrays[a] for a in step.args], step.shape, expand=True)
+                arr = elementwise(tape, step.op, [arrays[a] for a in step.args], step.shape, expand=True)
             else:
                 arr = TENSOR[step.op](tape, [arrays[a] for a in step.args], step.kw, step.shape)
             arrays.append(arr)

@@ -14,18 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from gradspec.reference.ball_ops import (
-    Arr,
-    Tape,
-    Unsupported,
-    constant,
-    contract,
-    depths,
-    elementwise,
-    midpoints,
-    pairsum,
-    summed,
-)
+from gradspec.reference.ball_ops import Arr, Tape, Unsupported, constant, contract, depths, midpoints, pairsum, summed
+from gradspec.reference.ball_scalar import elementwise
 
 __all__ = ["TENSOR"]
 
