@@ -40,6 +40,10 @@ POINTS = [
 ]
 
 
+# every special op this file checks: the points above, and where (test_ties_and_where)
+COVERED = {name.partition("[")[0] for name, _ in POINTS} | {"where"}
+
+
 def build(name: str, args: tuple[float, ...]) -> tuple[list[Value], Value]:
     op = OPS[name]
     leaves = [Value(a) for a in args]
