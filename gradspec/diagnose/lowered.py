@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gradspec.diagnose.debug import unit_culprit
+from gradspec.diagnose.unit import unit_culprit
 from gradspec.engines.protocol import Engine
 from gradspec.graph.tensor import TensorGraph, evaluate
 from gradspec.ops.table import OPS
