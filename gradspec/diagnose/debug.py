@@ -23,6 +23,7 @@ from typing import Any
 
 import mpmath
 
+from gradspec.diagnose.raised import raised_culprit
 from gradspec.diagnose.unit import close as _close
 from gradspec.diagnose.unit import delegated as _delegated
 from gradspec.diagnose.unit import exact_state as _exact_state
