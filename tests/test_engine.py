@@ -471,7 +471,6 @@ def test_every_op_matches_the_exact_reference(key: str) -> None:
 
 def test_reference_covers_every_op() -> None:
     from gradspec.ops.table import OPS
-
     from tests.test_engine_special import COVERED  # the special functions, to third order there
 
     covered = {k.split("-")[0] for k in REFERENCE} | COVERED
@@ -641,7 +640,6 @@ def _sig2(x: float) -> float:
 
 def test_hessians_cover_every_op() -> None:
     from gradspec.ops.table import OPS
-
     from tests.test_engine_special import COVERED  # the special functions, to third order there
 
     assert set(OPS) <= {k.split("-")[0] for k in HESSIANS} | COVERED
