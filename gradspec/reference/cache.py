@@ -13,6 +13,7 @@ The folder is ``$GRADSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/gradspec``, else `
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -33,7 +34,22 @@ _DIGITS = 40
 
 
 def versions() -> dict[str, str]:
-    return {"gradspec": __version__, "sympy": sympy.__version__, "mpmath": mpmath.__version__, "format": "1"}
+    return {"gradspec": __version__, "sympy": sympy.__version__, "mpmath": mpmath.__version__, "format": "1",
+            "definitions": _definitions()}
+
+
+@functools.cache
+def _definitions() -> str:
+    """A hash of the code that defines what a reference is (the op table, the grammar, the reference
+    itself): an op whose meaning changes under the same name, between releases or in a checkout, must
+    not be served a result computed for the old one."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for package in ("ops", "lang", "reference"):
+        for path in sorted((root / package).glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def folder() -> Path | None:
