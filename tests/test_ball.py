@@ -194,3 +194,15 @@ def test_remembered_references_are_bounded_by_their_size(monkeypatch: pytest.Mon
     assert len(STORE.tensors) == 2
     assert exact_tensor(graph, draw({"x": (2, 10)}, 3)) is refs[3]
     assert exact_tensor(graph, draw({"x": (2, 10)}, 2)) is refs[2]
+
+
+@pytest.mark.parametrize(("text", "shapes"), [("sum(x * y)", {"x": (3,), "y": (3,)}), ("s * s", {"s": ()}),
+                                              ("sum(x) * sum(x)", {"x": (3,)}), ("logsumexp(x) * s", {"x": (3,), "s": ()})])
+def test_scalar_outputs_and_gradients_are_arrays(text: str, shapes: dict[str, tuple[int, ...]]) -> None:
+    ball, tape = both(text, shapes)
+    assert isinstance(ball.value, np.ndarray) and ball.value.shape == ()
+    agree(ball.value, tape.value)
+    got = ball.vjp(np.asarray(0.5))
+    for name, want in tape.vjp(np.asarray(0.5)).exact.items():
+        assert isinstance(got.exact[name], np.ndarray) and got.exact[name].shape == want.shape
+        agree(got.exact[name], want)

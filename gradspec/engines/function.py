@@ -116,7 +116,7 @@ def _names(code: Any) -> list[str]:
 
 def _filled(cell: Any) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents
     except ValueError:
         return False
     return True

@@ -305,7 +305,7 @@ def jax_where(j: Any, a: Args, kw: dict[str, Any]) -> Any:
 
 def jax_special(name: str) -> Callable[[Any, Args, dict[str, Any]], Any]:
     def spelled(j: Any, a: Args, kw: dict[str, Any]) -> Any:
-        import jax.scipy.special
+        import jax.scipy.special  # noqa: F401  (loads the submodule that j.scipy.special names)
 
         return getattr(j.scipy.special, name)(*a)
     return spelled

@@ -180,7 +180,9 @@ def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
                 arr = TENSOR[step.op](tape, [arrays[a] for a in step.args], step.kw, step.shape)
             arrays.append(arr)
         out = arrays[graph.output]
-        ref = BallExact(graph, tape, out, leaves, out.value, out.err * _SAFETY, arrays)
+        value = np.asarray(out.value, dtype=object).reshape(graph.shape)
+        ref = BallExact(graph, tape, out, leaves, value, np.asarray(out.err * _SAFETY, dtype=float).reshape(graph.shape),
+                        arrays)
         ref.radii.append(ball_ops.relative_radius(out.value))
     return ref
 

@@ -168,10 +168,10 @@ class Tape:
                 if parent is None:
                     continue
                 if parent in adj:
-                    adj[parent] = adj[parent] + gp
+                    adj[parent] = objects(adj[parent] + gp)
                     err[parent] = err[parent] + ep
                 else:
-                    adj[parent], err[parent] = gp, ep
+                    adj[parent], err[parent] = objects(gp), ep
         for found in copies.values():
             found.reverse()  # in the order the copies were made, as the scalar tape lists them
         return adj, err, copies

@@ -28,7 +28,7 @@ class Kernel:
     partials in float (``second(x, v)[k][j]`` = d partial_k / d x_j) for the bound on a moved partial.
     ``check`` raises :class:`Unsupported` where an element may sit on a kink or a domain edge."""
 
-    value: Callable[[list[Any]], Any]
+    forward: Callable[[list[Any]], Any]  # the op on balls
     partials: Callable[[list[Any], Any], list[Any]]
     second: Callable[[list[Any], Any], list[list[Any]]] | None = None
     check: Callable[[list[Any], list[bool]], None] | None = None
@@ -131,7 +131,7 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
     varying = [a.node is not None for a in args]
     if kernel.check is not None:
         kernel.check(vals, varying)
-    value = np.asarray(kernel.value(vals), dtype=object).reshape(shape)
+    value = np.asarray(kernel.forward(vals), dtype=object).reshape(shape)
     fv = floats(value)
     if not np.all(np.isfinite(fv)):
         raise Unsupported(f"{name} is not finite in float64 here")
