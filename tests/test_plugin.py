@@ -387,7 +387,7 @@ def test_the_plugin_keeps_its_state_in_the_config_stash_only() -> None:
     tree = ast.parse(Path(plugin.__file__).read_text(encoding="utf-8"))
     assigned = [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
-    assert assigned == ["_ENGINES", "_CONVENTIONS", "_CASE_FILE_ERRORS", "_OTHER_ERRORS", "_IMPORTABLE", "_ENGINES_RAN",
+    assert assigned == ["_ENGINES", "_CONVENTIONS", "_IMPRECISE", "_CASE_FILE_ERRORS", "_OTHER_ERRORS", "_IMPORTABLE", "_ENGINES_RAN",
                         "_ENGINES_COMPARED", "_FIRST_FAILURE"]
     assert all(isinstance(getattr(plugin, name), pytest.StashKey) for name in assigned)
 
@@ -506,3 +506,16 @@ def test_bad_configuration_is_a_usage_error_naming_the_file_and_key(pytester: py
     result = pytest_as_installed(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {path}: tool.gradspec.time-limit: expected a number of seconds above 0, found -3"])
+
+
+def test_imprecise_items_pass_and_are_listed_and_fail_under_gradspec_strict(pytester: pytest.Pytester) -> None:
+    write(pytester, "rebuilt.py", "import math\nfrom gradspec.engine import Value\n\n\nclass Rebuilt(Value):\n"
+                                  "    def sigmoid(self):\n        s = 1.0 / (1.0 + math.exp(-self.data))\n"
+                                  "        out = Rebuilt(s, (self,), 'sigmoid')\n\n        def _backward():\n"
+                                  "            self.grad += s * (1 - s) * out.grad\n\n"
+                                  "        out._backward = _backward\n        return out\n")
+    write(pytester, "t.gradspec.yaml", "cases:\n  - id: tail\n    expr: sigmoid(x)\n    at: {x: 40}\n")
+    result = pytester.runpytest("--gradspec-engine", "rebuilt:Rebuilt")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*gradspec imprecise*", "*engine 0, exact 4.25e-18: 0 of 16 digits*"])
+    pytester.runpytest("--gradspec-engine", "rebuilt:Rebuilt", "--gradspec-strict").assert_outcomes(failed=1)
