@@ -560,3 +560,16 @@ def test_modes_an_engine_cannot_compute_are_counted_in_the_summary(pytester: pyt
     builtin = pytester.runpytest("--gradspec-engine", "builtin")
     builtin.assert_outcomes(passed=2)
     assert "modes not computed" not in builtin.stdout.str()
+
+
+def test_imprecise_items_pass_and_are_listed_and_fail_under_gradspec_strict(pytester: pytest.Pytester) -> None:
+    write(pytester, "rebuilt.py", "import math\nfrom gradspec.engine import Value\n\n\nclass Rebuilt(Value):\n"
+                                  "    def sigmoid(self):\n        s = 1.0 / (1.0 + math.exp(-self.data))\n"
+                                  "        out = Rebuilt(s, (self,), 'sigmoid')\n\n        def _backward():\n"
+                                  "            self.grad += s * (1 - s) * out.grad\n\n"
+                                  "        out._backward = _backward\n        return out\n")
+    write(pytester, "t.gradspec.yaml", "cases:\n  - id: tail\n    expr: sigmoid(x)\n    at: {x: 40}\n")
+    result = pytester.runpytest("--gradspec-engine", "rebuilt:Rebuilt")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*gradspec imprecise*", "*engine 0, exact 4.25e-18: 0 of 16 digits*"])
+    pytester.runpytest("--gradspec-engine", "rebuilt:Rebuilt", "--gradspec-strict").assert_outcomes(failed=1)
