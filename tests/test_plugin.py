@@ -339,8 +339,10 @@ def test_junitxml(suite: pytest.Pytester, engines: ModuleType) -> None:
     assert "mul[x=2,y=3][engines:TanhSignFlip]" in names
     failed = [c for c in cases if c.find("failure") is not None and c.get("name", "").startswith("tanh")]
     assert sorted(c.get("name") for c in failed) == [f"tanh[sample{i}][engines:TanhSignFlip]" for i in range(3)]
-    message = failed[0].find("failure").get("message")  # type: ignore[union-attr]
-    assert "case 'tanh'" in message and "d/dx = 1 - tanh(x)**2" in message
+    failure = failed[0].find("failure")
+    message = failure.get("message")  # type: ignore[union-attr]
+    assert message.startswith("culprit: tanh at `tanh(x)`") and "case 'tanh'" in message  # what is wrong, then where
+    assert "d/dx = 1 - tanh(x)**2" in failure.text  # type: ignore[union-attr, operator]  # the whole report
     verdicts = {p.get("value") for c in failed for p in c.iter("property") if p.get("name") == "gradspec_verdict"}
     assert verdicts == {"fail"}
 
