@@ -25,6 +25,21 @@ import sympy
 
 from gradspec.modes import Capability
 from gradspec.ops import shapes as _shape
+from gradspec.ops.forms import (
+    LIBM,
+    at_zero,
+    div_domain,
+    float_range,
+    fold_div,
+    fold_pow,
+    log_domain,
+    pow_domain,
+    pow_float,
+    relu_sym,
+    sigmoid,
+    sqrt_domain,
+)
+from gradspec.ops.row import REVERSE_AND_TENSOR, REVERSE_ONLY, Fuzz, Keyword, Kink, Op, show_number
 
 __all__ = [
     "CALLABLE",
@@ -46,287 +61,55 @@ __all__ = [
     "show_number",
 ]
 
-# (exact arguments, which of them vary) -> what is wrong, or None; a keyworded row's domain, kink test and
-# interval also take the keyword values as keyword arguments (see bind), hence the open signatures.
-Domain = Callable[..., "str | None"]
-
 #: The binding power of prefix ops (unary minus): tighter than * and /, looser than **.
 PREFIX_BINDING = 30
-
-
-@dataclass(frozen=True)
-class Kink:
-    """Where an op is continuous but not differentiable, and what gradient it declares there.
-
-    ``convention`` is the partial derivative (per argument) gradspec expects by default; ``interval``
-    the subgradients an engine may choose instead, which are reported as convention differences.
-    """
-
-    at: Callable[..., bool]
-    convention: tuple[float, ...]
-    interval: tuple[tuple[float, float], ...]
-    where: str
-    # For an op with several kinks whose subgradients differ (hardswish at -3 and at 3): the interval
-    # at the given arguments; None: ``interval`` everywhere.
-    interval_at: Callable[..., tuple[tuple[float, float], ...]] | None = None
-
-    def interval_for(self, args: Sequence[mpmath.mpf]) -> tuple[tuple[float, float], ...]:
-        """The subgradient interval of each argument at the kink ``args`` lies on."""
-        return self.interval if self.interval_at is None else self.interval_at(args)
-
-
-#: What every op and engine supports today; a later mode adds its member to the rows that support it.
-REVERSE_ONLY = frozenset({Capability.VJP})
-#: Engines that also run tensor cases (:mod:`gradspec.engines.tensor`).
-REVERSE_AND_TENSOR = frozenset({Capability.VJP, Capability.TENSOR})
-
-
-_REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class Keyword:
-    """One keyword argument: ``kind`` is "int", "number", "ints" (a list of integers) or "str" (one of
-    ``choices``); an ``internal`` keyword is set by the parser from the syntax (``where``'s comparison),
-    never written as a keyword."""
-
-    name: str
-    kind: str
-    default: object = _REQUIRED
-    choices: tuple[str, ...] = ()
-    internal: bool = False
-
-    @property
-    def required(self) -> bool:
-        return self.default is _REQUIRED
-
-
-@dataclass(frozen=True)
-class Fuzz:
-    """How the fuzzer draws this op: ``positive`` are argument positions drawn as ``a*a + c`` to keep them
-    inside the op's domain; ``constants``, when given, replace the last argument half of the time."""
-
-    positive: tuple[int, ...] = ()
-    constants: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Op:
-    name: str
-    arity: int
-    sympy: Callable[..., sympy.Expr]
-    fn: Callable[..., float]
-    symbol: str | None = None  # infix or prefix spelling ("+", "**"); None: called as name(...)
-    method: str | None = None  # a Value method (x.tanh()); None: a Python operator
-    pyop: Callable[..., object] | None = None  # the Python operator (operator.add) for operator ops
-    dunders: tuple[str, ...] = ()  # special methods a Value class needs: own side, reflected side
-    domain: Domain | None = None
-    kink: Kink | None = None
-    # Infix ops: (left binding power, the binding power its right operand is parsed at). Higher binds
-    # tighter; a right power below the left one makes the op right-associative (``**``).
-    binding: tuple[int, int] | None = None
-    # The exact value on rational constants (None where it is not rational); ArithmeticError refuses them.
-    fold: Callable[..., Fraction | None] | None = None
-    fuzz: Fuzz | None = Fuzz()  # None: the fuzzer does not draw this op
-    # (argument, meaning): a micrograd-style class asserts when this argument is a Value; that assertion
-    # means the engine does not support it, not that it is wrong.
-    asserts_on_value: tuple[int, str] | None = None
-    # Every scalar op also applies to tensors, element by element with broadcasting.
-    capabilities: frozenset[Capability] = REVERSE_AND_TENSOR
-    # Rounding: how far (in units in the last place of the engine's float) an engine may err on the
-    # op's result (0 for exact ops, 0.5 for correctly rounded IEEE ops, a few for library
-    # transcendentals), on each local partial its backward computes, and, for partials recomputed
-    # from the op's own rounded output (tanh' = 1 - t*t, sigmoid' = s*(1 - s)), an absolute error in
-    # units of machine epsilon: t is off by its ulps, and 1 - t*t loses that absolutely, not relatively.
-    ulps: float = 0.5
-    partial_ulps: float = 0.0
-    partial_abs: float = 0.0
-    # A second spelling Python gives the op: (special method, the builtin that calls it), as abs(x)
-    # calls __abs__ while gradspec calls the method x.abs(). Engines that have both are run with both;
-    # one that has only the special method is run with it.
-    builtin: tuple[str, Callable[..., object]] | None = None
-    # Keyword arguments (``softplus(x, beta=2)``) and, in a bound op, their values (every keyword
-    # filled in): the row's forms get them as keyword arguments (see :func:`bind`).
-    keywords: tuple[Keyword, ...] = ()
-    kw: tuple[tuple[str, object], ...] = ()
-    # How PyTorch, JAX and tinygrad spell the op, each given its library module, the operands and the
-    # keyword values (floats and strings); None: the Tensor method or jnp/jax.nn function ``method``,
-    # or the Python operator. ``tinygrad_lacks`` says why tinygrad cannot run the op, where it cannot.
-    torch: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None = None
-    jax: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None = None
-    tinygrad: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None = None
-    tinygrad_lacks: str | None = None
-    # How a Value class spells an op whose first operands are data (where's comparison): given the class's
-    # method by name, a reader of a node's float, the operands and the keyword values; None: the method.
-    value_call: Callable[[Callable[[str], Any], Callable[[Any], float], Sequence[Any], dict[str, Any]], Any] | None = None
-    base: str = ""  # the row's own name, for a bound op; empty for a row
-    shown: str = ""  # how the op is called in expression text, for a bound op (``softplus`` or ``where``)
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        """The keyword values as engines take them: floats, ints and strings (None for an omitted bound)."""
-        return {k: float(v) if isinstance(v, Fraction) else v for k, v in self.kw}
-
-    def render(self, args: Sequence[str]) -> str:
-        """This op applied to argument texts, fully parenthesised, as the expression language spells it."""
-        if self.shown == "where":
-            return f"where({args[0]} {self.kwargs['cmp']} {args[1]}, {args[2]}, {args[3]})"
-        if self.symbol is None:
-            defaults = {k.name: k.default for k in self.keywords}
-            given = [f"{k}={_kw_show(v)}" for k, v in self.kw if v != defaults.get(k)]
-            return f"{self.shown or self.name}({', '.join([*args, *given])})"
-        if self.arity == 1:
-            return f"({self.symbol}{args[0]})"
-        return f"({args[0]} {self.symbol} {args[1]})"
-
-    def needs(self, value_left: bool) -> str:
-        """The special method or method a Value class must have to apply this op."""
-        if self.method:
-            return self.method
-        if self.arity == 1 or value_left:
-            return self.dunders[0]
-        return self.dunders[1]
-
-
-def _kw_show(v: object) -> str:
-    if isinstance(v, str):
-        return f'"{v}"'
-    return show_number(v) if isinstance(v, Fraction) else str(v)
-
-
-def _relu_sym(x: sympy.Expr) -> sympy.Expr:
-    # Piecewise rather than Max(0, x): SymPy differentiates Max into Heaviside(x), which is 1/2 at 0;
-    # this form makes the declared convention relu'(0) = 0 the derivative SymPy itself returns.
-    return sympy.Piecewise((0, x <= 0), (x, True))
-
-
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def _div_domain(args: Sequence[mpmath.mpf], varying: Sequence[bool]) -> str | None:
-    return "division by zero" if args[1] == 0 else None
-
-
-def _log_domain(args: Sequence[mpmath.mpf], varying: Sequence[bool]) -> str | None:
-    return f"log needs x > 0, got x = {mpmath.nstr(args[0], 17)}" if args[0] <= 0 else None
-
-
-def _sqrt_domain(args: Sequence[mpmath.mpf], varying: Sequence[bool]) -> str | None:
-    return f"sqrt needs x >= 0, got x = {mpmath.nstr(args[0], 17)}" if args[0] < 0 else None
-
-
-def _pow_domain(args: Sequence[mpmath.mpf], varying: Sequence[bool]) -> str | None:
-    base, exponent = args
-    integral = exponent == mpmath.floor(exponent)
-    if base < 0 and not integral:
-        return f"pow of a negative base needs an integer exponent, got {mpmath.nstr(exponent, 17)}"
-    if base == 0 and exponent < 0:
-        return "pow: zero to a negative power"
-    if varying[1] and base <= 0:
-        return "pow: the exponent depends on an input, so the base must be > 0 (d/dy x**y = x**y*log(x))"
-    return None
-
-
-def _at_zero(args: Sequence[mpmath.mpf]) -> bool:
-    # Exact inputs are evaluated at high precision, so a kink reached through arithmetic (x - 0.3 at
-    # x = 0.3) can miss zero by rounding far below anything a float can resolve.
-    return bool(abs(args[0]) < mpmath.mpf("1e-40"))
-
-
-# IEEE 754 rounds + - * / and sqrt correctly (half an ulp); math libraries compute exp, log, tanh,
-# sigmoid, sin, cos and pow to within a few ulps (XLA's float32 tanh among the least accurate).
-_LIBM = 4.0
-
-
-def _pow(x: float, y: float) -> float:
-    return math.pow(x, y)
-
-
-def show_number(value: Fraction) -> str:
-    """A rational constant for a message: an integer as itself, anything else as its float."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    return repr(float(value))
-
-
-def _float_range(fold: Callable[..., Fraction]) -> Callable[..., Fraction]:
-    """``fold``, refusing a nonzero result that float64 cannot hold (it would be inf or 0 in an engine)."""
-
-    def folded(*args: Fraction) -> Fraction:
-        result = fold(*args)
-        if result != 0 and not 1e-308 < abs(result) < 1.7e308:
-            raise OverflowError(f"constant {show_number(result)} is outside the float64 range")
-        return result
-
-    return folded
-
-
-def _fold_div(a: Fraction, b: Fraction) -> Fraction:
-    if b == 0:
-        raise ZeroDivisionError("division by zero in a constant")
-    return a / b
-
-
-def _fold_pow(base: Fraction, e: Fraction) -> Fraction | None:
-    if e.denominator != 1:
-        return None
-    if base == 0 and e < 0:
-        raise ZeroDivisionError("zero to a negative power in a constant")
-    if base != 0 and abs(e) * abs(math.log10(abs(base))) > 308:  # refused before it is computed
-        raise OverflowError(f"constant {show_number(base)}**{show_number(e)} is outside the float64 range")
-    return base**e.numerator
-
 
 
 OPS: dict[str, Op] = {
     o.name: o
     for o in (
         Op("add", 2, operator.add, operator.add, "+", pyop=operator.add, dunders=("__add__", "__radd__"),
-           binding=(10, 10), fold=_float_range(operator.add)),
+           binding=(10, 10), fold=float_range(operator.add)),
         Op("sub", 2, operator.sub, operator.sub, "-", pyop=operator.sub, dunders=("__sub__", "__rsub__"),
-           binding=(10, 10), fold=_float_range(operator.sub)),
+           binding=(10, 10), fold=float_range(operator.sub)),
         Op("mul", 2, operator.mul, operator.mul, "*", pyop=operator.mul, dunders=("__mul__", "__rmul__"),
-           binding=(20, 20), fold=_float_range(operator.mul)),
+           binding=(20, 20), fold=float_range(operator.mul)),
         Op(
             "div", 2, operator.truediv, operator.truediv, "/",
-            pyop=operator.truediv, dunders=("__truediv__", "__rtruediv__"), domain=_div_domain,
-            binding=(20, 20), fold=_float_range(_fold_div), fuzz=Fuzz(positive=(1,)),
+            pyop=operator.truediv, dunders=("__truediv__", "__rtruediv__"), domain=div_domain,
+            binding=(20, 20), fold=float_range(fold_div), fuzz=Fuzz(positive=(1,)),
             partial_ulps=1.5,  # 1/b; -a/(b*b)
         ),
         Op(
-            "pow", 2, lambda a, b: sympy.Pow(a, b), _pow, "**",
-            pyop=operator.pow, dunders=("__pow__", "__rpow__"), domain=_pow_domain,
+            "pow", 2, lambda a, b: sympy.Pow(a, b), pow_float, "**",
+            pyop=operator.pow, dunders=("__pow__", "__rpow__"), domain=pow_domain,
             # Binds tighter than unary minus on its left (-x**2 is -(x**2)) and takes a unary on its
             # right (2**-x), so its right operand is parsed at the prefix binding power.
-            binding=(41, PREFIX_BINDING), fold=_fold_pow, fuzz=Fuzz(positive=(0,), constants=("2", "3", "-1", "0.5")),
+            binding=(41, PREFIX_BINDING), fold=fold_pow, fuzz=Fuzz(positive=(0,), constants=("2", "3", "-1", "0.5")),
             asserts_on_value=(1, "engine's ** does not take a Value exponent"),
-            ulps=_LIBM, partial_ulps=2 * _LIBM + 1,  # y * x**(y-1); x**y * log(x)
+            ulps=LIBM, partial_ulps=2 * LIBM + 1,  # y * x**(y-1); x**y * log(x)
         ),
         Op("neg", 1, operator.neg, operator.neg, "-", pyop=operator.neg, dunders=("__neg__",),
-           fold=_float_range(operator.neg), ulps=0),
+           fold=float_range(operator.neg), ulps=0),
         Op(
-            "relu", 1, _relu_sym, lambda x: x if x > 0 else 0.0, method="relu",
-            kink=Kink(_at_zero, (0.0,), ((0.0, 1.0),), "relu at 0"), ulps=0,
+            "relu", 1, relu_sym, lambda x: x if x > 0 else 0.0, method="relu",
+            kink=Kink(at_zero, (0.0,), ((0.0, 1.0),), "relu at 0"), ulps=0,
         ),
-        Op("tanh", 1, sympy.tanh, math.tanh, method="tanh", ulps=_LIBM, partial_ulps=1, partial_abs=2 * _LIBM + 1),
-        Op("exp", 1, sympy.exp, math.exp, method="exp", ulps=_LIBM, partial_ulps=_LIBM),  # exp' is exp's output
-        Op("log", 1, sympy.log, math.log, method="log", domain=_log_domain, fuzz=Fuzz(positive=(0,)),
-           ulps=_LIBM, partial_ulps=0.5),
+        Op("tanh", 1, sympy.tanh, math.tanh, method="tanh", ulps=LIBM, partial_ulps=1, partial_abs=2 * LIBM + 1),
+        Op("exp", 1, sympy.exp, math.exp, method="exp", ulps=LIBM, partial_ulps=LIBM),  # exp' is exp's output
+        Op("log", 1, sympy.log, math.log, method="log", domain=log_domain, fuzz=Fuzz(positive=(0,)),
+           ulps=LIBM, partial_ulps=0.5),
         Op(
-            "sigmoid", 1, lambda x: 1 / (1 + sympy.exp(-x)), _sigmoid, method="sigmoid",
-            ulps=_LIBM, partial_ulps=1, partial_abs=_LIBM + 1,
+            "sigmoid", 1, lambda x: 1 / (1 + sympy.exp(-x)), sigmoid, method="sigmoid",
+            ulps=LIBM, partial_ulps=1, partial_abs=LIBM + 1,
         ),
-        Op("sin", 1, sympy.sin, math.sin, method="sin", ulps=_LIBM, partial_ulps=_LIBM),
-        Op("cos", 1, sympy.cos, math.cos, method="cos", ulps=_LIBM, partial_ulps=_LIBM),
-        Op("sqrt", 1, sympy.sqrt, math.sqrt, method="sqrt", domain=_sqrt_domain, fuzz=Fuzz(positive=(0,)),
+        Op("sin", 1, sympy.sin, math.sin, method="sin", ulps=LIBM, partial_ulps=LIBM),
+        Op("cos", 1, sympy.cos, math.cos, method="cos", ulps=LIBM, partial_ulps=LIBM),
+        Op("sqrt", 1, sympy.sqrt, math.sqrt, method="sqrt", domain=sqrt_domain, fuzz=Fuzz(positive=(0,)),
            partial_ulps=1.5),  # 0.5 / s
         Op(
             "abs", 1, sympy.Abs, abs, method="abs",
-            kink=Kink(_at_zero, (0.0,), ((-1.0, 1.0),), "abs at 0"), ulps=0, builtin=("__abs__", abs),
+            kink=Kink(at_zero, (0.0,), ((-1.0, 1.0),), "abs at 0"), ulps=0, builtin=("__abs__", abs),
         ),
     )
 }

@@ -1,0 +1,168 @@
+"""One row of the op table: the classes a row is made of (:class:`Op`, its :class:`Kink`, its
+:class:`Keyword` arguments, how the fuzzer draws it) and how a rational constant is shown. The rows
+themselves are in :mod:`gradspec.ops.table` and :mod:`gradspec.ops.special_rows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import mpmath
+import sympy
+
+from gradspec.modes import Capability
+
+__all__ = ["REVERSE_AND_TENSOR", "REVERSE_ONLY", "Domain", "Fuzz", "Keyword", "Kink", "Op", "show_number"]
+
+# (exact arguments, which of them vary) -> what is wrong, or None; a keyworded row's domain, kink test and
+# interval also take the keyword values as keyword arguments (see bind), hence the open signatures.
+Domain = Callable[..., "str | None"]
+
+@dataclass(frozen=True)
+class Kink:
+    """Where an op is continuous but not differentiable, and what gradient it declares there.
+
+    ``convention`` is the partial derivative (per argument) gradspec expects by default; ``interval``
+    the subgradients an engine may choose instead, which are reported as convention differences.
+    """
+
+    at: Callable[..., bool]
+    convention: tuple[float, ...]
+    interval: tuple[tuple[float, float], ...]
+    where: str
+    # For an op with several kinks whose subgradients differ (hardswish at -3 and at 3): the interval
+    # at the given arguments; None: ``interval`` everywhere.
+    interval_at: Callable[..., tuple[tuple[float, float], ...]] | None = None
+
+    def interval_for(self, args: Sequence[mpmath.mpf]) -> tuple[tuple[float, float], ...]:
+        """The subgradient interval of each argument at the kink ``args`` lies on."""
+        return self.interval if self.interval_at is None else self.interval_at(args)
+
+
+#: What every op and engine supports today; a later mode adds its member to the rows that support it.
+REVERSE_ONLY = frozenset({Capability.VJP})
+#: Engines that also run tensor cases (:mod:`gradspec.engines.tensor`).
+REVERSE_AND_TENSOR = frozenset({Capability.VJP, Capability.TENSOR})
+
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """One keyword argument: ``kind`` is "int", "number", "ints" (a list of integers) or "str" (one of
+    ``choices``); an ``internal`` keyword is set by the parser from the syntax (``where``'s comparison),
+    never written as a keyword."""
+
+    name: str
+    kind: str
+    default: object = _REQUIRED
+    choices: tuple[str, ...] = ()
+    internal: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
+@dataclass(frozen=True)
+class Fuzz:
+    """How the fuzzer draws this op: ``positive`` are argument positions drawn as ``a*a + c`` to keep them
+    inside the op's domain; ``constants``, when given, replace the last argument half of the time."""
+
+    positive: tuple[int, ...] = ()
+    constants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    arity: int
+    sympy: Callable[..., sympy.Expr]
+    fn: Callable[..., float]
+    symbol: str | None = None  # infix or prefix spelling ("+", "**"); None: called as name(...)
+    method: str | None = None  # a Value method (x.tanh()); None: a Python operator
+    pyop: Callable[..., object] | None = None  # the Python operator (operator.add) for operator ops
+    dunders: tuple[str, ...] = ()  # special methods a Value class needs: own side, reflected side
+    domain: Domain | None = None
+    kink: Kink | None = None
+    # Infix ops: (left binding power, the binding power its right operand is parsed at). Higher binds
+    # tighter; a right power below the left one makes the op right-associative (``**``).
+    binding: tuple[int, int] | None = None
+    # The exact value on rational constants (None where it is not rational); ArithmeticError refuses them.
+    fold: Callable[..., Fraction | None] | None = None
+    fuzz: Fuzz | None = Fuzz()  # None: the fuzzer does not draw this op
+    # (argument, meaning): a micrograd-style class asserts when this argument is a Value; that assertion
+    # means the engine does not support it, not that it is wrong.
+    asserts_on_value: tuple[int, str] | None = None
+    # Every scalar op also applies to tensors, element by element with broadcasting.
+    capabilities: frozenset[Capability] = REVERSE_AND_TENSOR
+    # Rounding: how far (in units in the last place of the engine's float) an engine may err on the
+    # op's result (0 for exact ops, 0.5 for correctly rounded IEEE ops, a few for library
+    # transcendentals), on each local partial its backward computes, and, for partials recomputed
+    # from the op's own rounded output (tanh' = 1 - t*t, sigmoid' = s*(1 - s)), an absolute error in
+    # units of machine epsilon: t is off by its ulps, and 1 - t*t loses that absolutely, not relatively.
+    ulps: float = 0.5
+    partial_ulps: float = 0.0
+    partial_abs: float = 0.0
+    # A second spelling Python gives the op: (special method, the builtin that calls it), as abs(x)
+    # calls __abs__ while gradspec calls the method x.abs(). Engines that have both are run with both;
+    # one that has only the special method is run with it.
+    builtin: tuple[str, Callable[..., object]] | None = None
+    # Keyword arguments (``softplus(x, beta=2)``) and, in a bound op, their values (every keyword
+    # filled in): the row's forms get them as keyword arguments (see :func:`bind`).
+    keywords: tuple[Keyword, ...] = ()
+    kw: tuple[tuple[str, object], ...] = ()
+    # How PyTorch, JAX and tinygrad spell the op, each given its library module, the operands and the
+    # keyword values (floats and strings); None: the Tensor method or jnp/jax.nn function ``method``,
+    # or the Python operator. ``tinygrad_lacks`` says why tinygrad cannot run the op, where it cannot.
+    torch: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None = None
+    jax: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None = None
+    tinygrad: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None = None
+    tinygrad_lacks: str | None = None
+    # How a Value class spells an op whose first operands are data (where's comparison): given the class's
+    # method by name, a reader of a node's float, the operands and the keyword values; None: the method.
+    value_call: Callable[[Callable[[str], Any], Callable[[Any], float], Sequence[Any], dict[str, Any]], Any] | None = None
+    base: str = ""  # the row's own name, for a bound op; empty for a row
+    shown: str = ""  # how the op is called in expression text, for a bound op (``softplus`` or ``where``)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword values as engines take them: floats, ints and strings (None for an omitted bound)."""
+        return {k: float(v) if isinstance(v, Fraction) else v for k, v in self.kw}
+
+    def render(self, args: Sequence[str]) -> str:
+        """This op applied to argument texts, fully parenthesised, as the expression language spells it."""
+        if self.shown == "where":
+            return f"where({args[0]} {self.kwargs['cmp']} {args[1]}, {args[2]}, {args[3]})"
+        if self.symbol is None:
+            defaults = {k.name: k.default for k in self.keywords}
+            given = [f"{k}={_kw_show(v)}" for k, v in self.kw if v != defaults.get(k)]
+            return f"{self.shown or self.name}({', '.join([*args, *given])})"
+        if self.arity == 1:
+            return f"({self.symbol}{args[0]})"
+        return f"({args[0]} {self.symbol} {args[1]})"
+
+    def needs(self, value_left: bool) -> str:
+        """The special method or method a Value class must have to apply this op."""
+        if self.method:
+            return self.method
+        if self.arity == 1 or value_left:
+            return self.dunders[0]
+        return self.dunders[1]
+
+
+def _kw_show(v: object) -> str:
+    if isinstance(v, str):
+        return f'"{v}"'
+    return show_number(v) if isinstance(v, Fraction) else str(v)
+
+
+def show_number(value: Fraction) -> str:
+    """A rational constant for a message: an integer as itself, anything else as its float."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return repr(float(value))
