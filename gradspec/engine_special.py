@@ -111,9 +111,7 @@ class SpecialOps:
         return self._make(data, (self,), op, partials)  # type: ignore[arg-type]
 
     def _two(self, other: Operand, data: float, op: str, partials: Partials) -> Value:
-        from gradspec.engine import _lift
-
-        o = _lift(other)
+        o = other if isinstance(other, type(self)) else type(self)(other)  # type: ignore[call-arg]
         return self._make(data, (self, o), op, partials)  # type: ignore[arg-type]
 
     def _other(self, other: Operand) -> float:
@@ -301,15 +299,13 @@ class SpecialOps:
         value = 0.0 if x == 0 else x * (-math.inf if y == 0 else _safe(math.log, y))
         return self._two(other, value, "xlogy", _xlogy_partials)
 
-    @staticmethod
-    def where(condition: bool, a: Operand, b: Operand) -> Value:
+    @classmethod
+    def where(cls, condition: bool, a: Operand, b: Operand) -> Value:
         """``a`` where ``condition`` holds, else ``b`` (torch.where): the condition is data, so only the
         chosen side gets a gradient (1) and the other 0."""
-        from gradspec.engine import _lift
-
         chosen = bool(condition)
-        left, right = _lift(a), _lift(b)
-        return left._make(left.data if chosen else right.data, (left, right), "where",
+        left, right = (v if isinstance(v, cls) else cls(v) for v in (a, b))  # type: ignore[call-arg]
+        return left._make(left.data if chosen else right.data, (left, right), "where",  # type: ignore[arg-type]
                           _where_true if chosen else _where_false)
 
 

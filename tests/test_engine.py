@@ -404,10 +404,15 @@ def test_op_and_parents_attributes() -> None:
         assert node._parents == (x, y)
     from gradspec.ops.table import OPS
 
-    for op in [name for name, o in OPS.items() if o.method is not None]:  # every op the table spells as a method
-        node = getattr(x, op)()
+    for op, row in OPS.items():  # every op the table spells as a method of one or two Values
+        if row.method is None or row.value_call is not None:
+            continue
+        others = (y,) * (row.arity - 1)
+        node = getattr(x, op)(*others)
         assert node._op == op
-        assert node._parents == (x,)
+        assert node._parents == (x, *others)
+    chosen = Value.where(True, x, y)  # where's first operands are data: the Value class is given the comparison
+    assert chosen._op == "where" and chosen._parents == (x, y) and chosen.data == 2.0
     assert (-x)._op == "neg" and (-x)._parents == (x,)
     const_pow = x**2
     assert const_pow._op == "pow" and const_pow._parents == (x,)

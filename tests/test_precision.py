@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gradspec.checks.check import check, prepare
+from gradspec.checks.api import check, prepare
 from gradspec.engine import Value
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS
 from gradspec.reference.precision import digits, representation, split
