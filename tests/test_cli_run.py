@@ -41,8 +41,8 @@ def test_run_passing_file(kinds_file: Path) -> None:
     code, out, err = run("run", str(kinds_file))
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].split() == ["engine", "pass", "fail", "convention", "skip", "xfail", "error", "checks"]
-    assert lines[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "13"]
+    assert lines[0].split() == ["engine", "pass", "fail", "imprecise", "convention", "skip", "xfail", "error", "checks"]
+    assert lines[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "0", "13"]
     m = summary(out)
     assert m.groups()[:6] == ("OK", "13", "7", "1", "1", "13 pass")
     assert m.group(7) == "0"
@@ -79,7 +79,7 @@ def test_run_with_a_broken_engine(kinds_file: Path, engines: ModuleType) -> None
     assert out.count("  d/dy = 2*x*(x*y + x) + tanh(y)**2 - 1") == 1
     m = summary(out)
     assert m.groups()[:6] == ("FAILED", "13", "7", "1", "1", "10 pass, 3 fail")
-    assert out.splitlines()[-2].split() == ["engines:TanhSignFlip", "10", "3", "0", "0", "0", "0", "13"]
+    assert out.splitlines()[-2].split() == ["engines:TanhSignFlip", "10", "3", "0", "0", "0", "0", "0", "13"]
 
 
 def test_verbose_shows_every_failing_check(kinds_file: Path, engines: ModuleType) -> None:
@@ -102,9 +102,9 @@ def test_run_on_two_engines(kinds_file: Path, engines: ModuleType) -> None:
     assert err == ""
     lines = out.splitlines()
     assert len(lines) == 4  # -q: only the summary table and line
-    assert lines[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "13"]
+    assert lines[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "0", "13"]
     # ZeroGrad: the stationary case is the only one whose exact gradient is zero
-    assert lines[2].split() == ["engines:ZeroGrad", "1", "12", "0", "0", "0", "0", "13"]
+    assert lines[2].split() == ["engines:ZeroGrad", "1", "12", "0", "0", "0", "0", "0", "13"]
     assert summary(out).groups()[:6] == ("FAILED", "26", "7", "1", "2", "14 pass, 12 fail")
 
 
@@ -125,7 +125,7 @@ def test_invalid_file_is_reported_and_the_rest_still_runs(tmp_path: Path, kinds_
     assert err.splitlines() == [
         f"{bad}:7:9: [b] point x=-4 is outside the domain: sqrt needs x >= 0, got x = -4.0 (in sqrt(x))",
     ]
-    assert out.splitlines()[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "13"]
+    assert out.splitlines()[1].split() == ["builtin", "13", "0", "0", "0", "0", "0", "0", "13"]
     m = summary(out)
     assert m.groups() == ("INVALID INPUT", "13", "7", "1", "1", "13 pass", "1")
     assert "Traceback" not in out + err
@@ -257,7 +257,7 @@ def test_an_engine_module_in_the_current_folder_is_found(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=120, check=False)
     assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[1].split() == ["myengine:Value", "1", "0", "0", "0", "0", "0", "1"]
+    assert lines[1].split() == ["myengine:Value", "1", "0", "0", "0", "0", "0", "0", "1"]
     assert summary(done.stdout).group(1) == "OK"
 
 

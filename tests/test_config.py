@@ -262,7 +262,7 @@ def test_the_command_line_uses_the_configured_engines_paths_and_names(tmp_path: 
     # --engine picks a named engine; the wrong one fails, exit 1
     code, out, _ = run("run", "--engine", "wrong", "-q")
     assert code == 1
-    assert out.splitlines()[1].split() == ["wrong", "1", "2", "0", "0", "0", "0", "3"]  # tanh's rule: mixed fails
+    assert out.splitlines()[1].split() == ["wrong", "1", "2", "0", "0", "0", "0", "0", "3"]  # tanh's rule: mixed fails
     code, out, _ = run("check", "tanh(x) * y", "--at", "x=0.5,y=2", "--engine", "mine")
     assert code == 0 and "on mine" in out
     assert root.as_posix() not in sys.path and str(root) not in sys.path

@@ -167,7 +167,7 @@ def test_a_function_case_runs_on_its_own_engine_unless_engines_are_given(write_c
     out = io.StringIO()
     assert main(["run", str(path)], stdout=out, stderr=io.StringIO()) == 0, out.getvalue()
     rows = {line.split()[0]: line.split()[1:] for line in out.getvalue().splitlines() if line.startswith(("builtin ", "torch "))}
-    assert rows == {"builtin": ["1", "0", "0", "0", "0", "0", "1"], "torch": ["6", "0", "0", "0", "0", "0", "6"]}
+    assert rows == {"builtin": ["1", "0", "0", "0", "0", "0", "0", "1"], "torch": ["6", "0", "0", "0", "0", "0", "0", "6"]}
     out = io.StringIO()  # an engine list given filters: the function cases have no builtin function
     assert main(["run", str(path), "--engine", "builtin"], stdout=out, stderr=io.StringIO()) == 0, out.getvalue()
     assert "6 skipped: case is only for engines: torch (6)" in out.getvalue()

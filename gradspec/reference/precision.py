@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from gradspec.reference.rounding import smallest_normal
 from gradspec.results import Verdict
 
@@ -32,6 +30,13 @@ def representation(exact: Any, eps: float) -> Any:
     """How far the exact value (float or array) can be from what the engine's dtype holds: half an ulp
     of a normal number, all of a number below the smallest normal one (rounded to a subnormal, or
     flushed to 0: 1.8e-67 is 0 in float32). Never more than the value itself."""
+    if isinstance(exact, float | int):  # a scalar check: no NumPy (a first-order scalar run never imports it)
+        magnitude = abs(float(exact))
+        if not math.isfinite(magnitude):
+            return 0.0
+        return magnitude if magnitude < smallest_normal(eps) else magnitude * eps / 2
+    import numpy as np
+
     magnitude = np.abs(np.asarray(exact, dtype=float))
     with np.errstate(invalid="ignore"):
         out = np.where(magnitude < smallest_normal(eps), magnitude, magnitude * eps / 2)
@@ -41,6 +46,8 @@ def representation(exact: Any, eps: float) -> Any:
 
 def split(err: Any, bound: Any, rebuilt: Any) -> tuple[Any, Any]:
     """Per element: (beyond both bounds: fails, beyond the precision bound alone: imprecise)."""
+    import numpy as np  # array quantities only
+
     with np.errstate(invalid="ignore"):
         fails = err > bound + rebuilt
         imprecise = (err > bound) & ~fails
