@@ -125,7 +125,7 @@ def test_validate_never_runs_the_code_a_case_names_and_run_does(package: Path) -
     code = main(["run", str(path)], out, io.StringIO())
     assert package.read_text(encoding="utf-8") == "package imported\nmodule imported\n"
     assert code == 1, out.getvalue()  # f and Twice pass; tanh is not 2 * x
-    assert _row(out.getvalue(), "torch") == [2, 1, 0, 0, 0, 0, 3]
+    assert _row(out.getvalue(), "torch") == [2, 1, 0, 0, 0, 0, 0, 3]
 
 
 def test_validate_refuses_standard_library_targets_located(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,7 +149,7 @@ def test_run_refuses_what_is_not_a_function_of_the_library(package: Path) -> Non
     assert ("'pkg_targets.ops:shell' is a builtin_function_or_method from Python's standard library "
             f"({os.system.__module__}); a function case runs the code it names") in text
     assert "'pkg_targets.ops:plain' is a Plain, not a function, a torch.autograd.Function subclass or a torch.nn.Module for torch" in text
-    assert _row(text, "torch") == [0, 0, 0, 0, 0, 2, 2]
+    assert _row(text, "torch") == [0, 0, 0, 0, 0, 0, 2, 2]
 
 
 def test_accept() -> None:
