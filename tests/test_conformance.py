@@ -47,6 +47,13 @@ TINYGRAD_SPECIAL = Counter({
     ("logsigmoid-tails", "fail"): 2, ("mish-tails", "fail"): 2, ("relu6-at-bounds", "convention"): 1,
     ("selu-at-zero", "fail"): 1, ("selu-edges", "fail"): 4, ("selu-sampled", "fail"): 3, ("softplus-tails", "fail"): 2,
     ("special-tensor", "fail"): 2, ("xlogy-at-zero", "skip"): 1, ("xlogy-sampled", "skip"): 3,
+    # its silu' at -700 has the wrong sign and magnitude (9.9e-305, exact -6.9e-302); tanh-form gelu(-10) is 0
+    ("silu-tails", "fail"): 1, ("gelu-tanh-tails", "fail"): 1,
+    # on 0-d leaves (Tensor(0.0), as users write scalars): sign'(0) is 1 where a one-element tensor gives 0, and
+    # two leaves holding the same number are merged (tinygrad#9597): each gets both gradients at a tie of
+    # maximum, minimum and logaddexp, and sinh(x) + cosh(y) at x = y gives d/dy = cosh' + sinh'
+    ("sign-at-zero", "fail"): 1, ("maximum-tie", "convention"): 1, ("minimum-tie", "convention"): 1,
+    ("logaddexp-edges", "fail"): 2, ("sinh-cosh-edges", "fail"): 2,
 })
 SLOW_ON_TINYGRAD = {"deep-10000", "deep-nonlinear"}
 # Cases with two inputs of the same value at a point, which tinygrad merges (tinygrad#9597).
@@ -54,20 +61,46 @@ MERGED_ON_TINYGRAD = ("equal-valued-inputs", "log-sum-exp-equal", "huge-product"
                       "sub-points", "linearity-points")
 
 
-def run_library(spec: str, nondet: float = 0.0) -> list[CheckResult]:
+def run_library(spec: str, nondet: float | None = None) -> list[CheckResult]:
     engine = resolve(spec)
     if getattr(engine, "reason", None):
         pytest.skip(str(engine.reason))
     chosen = CASES
     if spec.startswith("tinygrad"):
         chosen = [c for c in CASES if c.id not in SLOW_ON_TINYGRAD and c.kind != "training"]
-    if nondet:
+    if nondet is not None:
         chosen = [dataclasses.replace(c, tolerance=dataclasses.replace(c.tolerance, nondet=nondet)) for c in chosen]
     return [r for case in chosen for r in run_case(case, engine)]
 
 
 def outcomes(results: list[CheckResult]) -> Counter[tuple[str, str]]:
-    return Counter((r.case_id, r.verdict.value) for r in results if r.verdict is not Verdict.PASS)
+    """Every verdict but pass and imprecise, by case (imprecise ones: :func:`imprecise_only_where_rebuilt`)."""
+    return Counter((r.case_id, r.verdict.value) for r in results if r.verdict not in (Verdict.PASS, Verdict.IMPRECISE))
+
+
+REBUILT = {name for name, o in OPS.items() if o.partial_abs}  # ops whose partial engines rebuild from the output
+
+
+def imprecise_only_where_rebuilt(results: list[CheckResult]) -> set[str]:
+    """The cases with imprecise checks, after checking that each is where the precision verdict says it may
+    be: an expression with an op whose derivative frameworks rebuild from its rounded output (1 - t*t for
+    tanh), and an engine within that op's allowance but not within the precision bound."""
+    found = set()
+    for r in results:
+        if r.verdict is not Verdict.IMPRECISE:
+            continue
+        assert any(re.search(rf"\b{name}\(", r.expression) for name in REBUILT), (r.case_id, r.expression)
+        assert all("within what a derivative rebuilt from a rounded output loses" in q.note
+                   for q in r.quantities if q.verdict is Verdict.IMPRECISE)
+        found.add(r.case_id)
+    return found
+
+
+# float64 torch and JAX rebuild tanh' and sigmoid' from their outputs: in the saturated tails the derivative
+# comes back 0 or with few digits (tanh'(20) = 1.7e-17 as 0), imprecise, never a failure
+TAILS = {"tanh-large-20", "tanh-large-negative-20", "tanh-large-sampled", "tanh-large-negative-sampled",
+         "tanh-saturated-second-order", "chain-tanh-of-square", "sigmoid-extremes", "sigmoid-tail", "tanh-tail",
+         "expm1-edges"}
 
 
 def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_third_order() -> None:
@@ -77,6 +110,7 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
     # while its value, VJPs, Jacobian, JVP and both Hessian-vector products are right
     assert outcomes(results) == Counter({("layer-norm-second-order", "fail"): 2, ("hardsigmoid-sampled", "fail"): 3,
                                          ("gelu-tails", "fail"): 2, ("gelu-tanh-tails", "fail"): 1, ("asinh-edges", "fail"): 1})
+    assert imprecise_only_where_rebuilt(results) == TAILS
     for r in results:
         if r.verdict is not Verdict.FAIL:
             continue
@@ -124,7 +158,12 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
                                          ("tanh-tiny", "fail"): 2, ("sin-cos-large", "fail"): 1,
                                          ("tanh-tiny-second-order", "fail"): 2,
                                          ("tanh-saturated-reverse-over-reverse", "fail"): 1,
+                                         ("tanh-huge", "fail"): 1, ("tanh-second-derivative-near-zero", "fail"): 1,
+                                         ("softplus-second-derivative-tail", "skip"): 1,
+                                         ("softplus-threshold-tail", "skip"): 1,  # function cases of torch, JAX
                                          **{(case, "fail"): 1 for case in MERGED_ON_TINYGRAD}})
+    # its sigmoid' at -700 is 0 (exact 9.9e-305): rebuilt from the rounded sigmoid, imprecise
+    assert imprecise_only_where_rebuilt(results) == {"sigmoid-deep-tail"}
     for r in results:
         if r.verdict is Verdict.FAIL and r.case_id in MERGED_ON_TINYGRAD:
             # tinygrad#9597: two 0-d leaves (Tensor(3.0)) holding the same number are merged into one, so
@@ -142,7 +181,11 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
             (q,) = [q for q in r.quantities if q.verdict is Verdict.FAIL]
             assert q.name == "value" and q.exact == r.point["x"] and abs(r.point["x"]) == 1e-12
             assert q.engine is not None and 1e-5 < abs(q.engine / q.exact - 1) < 1e-3
-        elif r.verdict is Verdict.FAIL and r.case_id == "tanh-tiny-second-order":
+        elif r.verdict is Verdict.FAIL and r.case_id == "tanh-huge":
+            # 2 * sigmoid(2x) - 1 at x = -400: the sigmoid's backward overflows exp(800), nan where tanh' is 0
+            assert r.point == {"x": -400.0}
+            assert [(q.name, q.exact) for q in r.quantities if q.verdict is Verdict.FAIL] == [("x", 0.0)]
+        elif r.verdict is Verdict.FAIL and r.case_id in ("tanh-tiny-second-order", "tanh-second-derivative-near-zero"):
             # 2 * sigmoid(2x) - 1 is exactly 0 at x = 1e-300: the value is wrong, and so every derivative after it
             assert any(q.name == "value" and q.engine == 0.0 for q in r.quantities if q.verdict is Verdict.FAIL)
         elif r.verdict is Verdict.FAIL and r.case_id == "tanh-saturated-reverse-over-reverse":
@@ -165,7 +208,11 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
     assert outcomes(results) == Counter({("abs-at-zero", "convention"): 1, ("leaky-relu-at-zero", "convention"): 1,
                                          ("hardtanh-at-bounds", "convention"): 2, ("hardtanh-bounds-at-bounds", "convention"): 2,
                                          ("clamp-at-bounds", "convention"): 2, ("gelu-tanh-tails", "fail"): 1,
-                                         ("asinh-edges", "fail"): 1})
+                                         ("asinh-edges", "fail"): 1, ("softplus-second-derivative-tail", "xfail"): 1})
+    # as torch's, and its elu family's slope (expm1's output rebuilt), tanh'' near 0 and at saturation
+    assert imprecise_only_where_rebuilt(results) == TAILS | {
+        "elu-edges", "selu-edges", "celu-edges", "tanh-saturated-reverse-over-reverse", "tanh-tiny-second-order",
+        "tanh-second-derivative-near-zero"}
     # its conventions at kinks: leaky_relu'(0) = 1, hardtanh' = 1 at its bounds, jnp.clip' = 1/2 at its bounds
     conventions = {(r.case_id, q.engine, q.exact) for r in results if r.verdict is Verdict.CONVENTION
                    for q in r.quantities if q.verdict is Verdict.CONVENTION}
@@ -174,7 +221,12 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
     # 0.5*x*(1 + tanh(u)) is 0 at x = -10 (exact -1.2e-37); asinh'(1e200) is 0 (exact 1e-200): x*x overflows
     failed = {(r.case_id, q.name, q.engine) for r in results if r.verdict is Verdict.FAIL
               for q in r.quantities if q.verdict is Verdict.FAIL}
+    # jax.nn.softplus'' at 37.43 is 0 (exact 5.5e-17: its sigmoid' rebuilt from a rounded sigmoid), beyond even
+    # that allowance against the stable spelling x + log(1 + exp(-x)); hvp along the seeded directions
     assert failed == {("gelu-tanh-tails", "value", 0.0), ("asinh-edges", "x", 0.0), ("asinh-edges", "jvp", 0.0)}
+    (tail,) = [r for r in results if r.case_id == "softplus-second-derivative-tail"]  # declared xfail
+    assert {(q.name, q.engine) for q in tail.quantities if q.verdict is Verdict.FAIL} == {
+        ("hvp x", 0.0), ("hvp x (fwd-rev)", 0.0)}
     (abs_at_zero,) = [r for r in results if r.case_id == "abs-at-zero"]
     (q,) = [q for q in abs_at_zero.quantities if q.name == "x"]
     assert (q.engine, q.exact) == (1.0, 0.0)
@@ -184,14 +236,15 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
 def test_micrograd_skips_what_it_lacks_and_fails_the_deep_composition() -> None:
     pytest.importorskip("micrograd")
     # micrograd's backward orders nodes through a set (hashed by address), so its sums differ in the last
-    # bit from run to run: that is nondeterminism, allowed here (nondet_tol) to pin everything else
-    results = run_library("micrograd", nondet=1e-9)
+    # bits from run to run: within what rounding allows two runs, never a failure
+    results = run_library("micrograd")
     failed = [r for r in results if r.verdict is Verdict.FAIL]
     assert [(r.case_id, r.message.split(":")[0]) for r in failed] == [("deep-10000", "engine raised RecursionError")]
     skipped = [r for r in results if r.verdict is Verdict.SKIP]
     reasons = {re.sub(r"(engine has no) \w+", r"\1 OP", r.message.split(":")[0]) for r in skipped}
-    assert reasons == {"engine has no OP", "engine's ** does not take a Value exponent"}
+    assert reasons == {"engine has no OP", "engine's ** does not take a Value exponent", "case is only for engines"}
     missing = {r.message.removeprefix("engine has no ") for r in skipped if r.message.startswith("engine has no")}
-    # micrograd has relu and the operators, but no number ** Value: every other method op is missing
-    assert missing == {o.method for o in OPS.values() if o.method not in (None, "relu")} | {"__rpow__"}
+    # micrograd has relu and the operators, but no number ** Value: every other method op is missing (cosh is
+    # never reached: its one case, sinh(x) + cosh(y), stops at sinh)
+    assert missing == {o.method for o in OPS.values() if o.method not in (None, "relu", "cosh")} | {"__rpow__"}
     assert sum(r.verdict is Verdict.PASS for r in results) > 1000
