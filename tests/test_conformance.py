@@ -90,8 +90,7 @@ def imprecise_only_where_rebuilt(results: list[CheckResult]) -> set[str]:
         if r.verdict is not Verdict.IMPRECISE:
             continue
         assert any(re.search(rf"\b{name}\(", r.expression) for name in REBUILT), (r.case_id, r.expression)
-        assert all("within what a derivative rebuilt from a rounded output loses" in q.note
-                   for q in r.quantities if q.verdict is Verdict.IMPRECISE)
+        assert all(" digits" in q.note for q in r.quantities if q.verdict is Verdict.IMPRECISE)  # the digits kept
         found.add(r.case_id)
     return found
 
@@ -109,7 +108,8 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
     # torch 2.13.0's layer norm: its nested JVP and its third derivative are wrong in the first digit,
     # while its value, VJPs, Jacobian, JVP and both Hessian-vector products are right
     assert outcomes(results) == Counter({("layer-norm-second-order", "fail"): 2, ("hardsigmoid-sampled", "fail"): 3,
-                                         ("gelu-tails", "fail"): 2, ("gelu-tanh-tails", "fail"): 1, ("asinh-edges", "fail"): 1})
+                                         ("gelu-tails", "fail"): 2, ("gelu-tanh-tails", "fail"): 1, ("asinh-edges", "fail"): 1,
+                                         ("softplus-second-derivative-tail", "skip"): 1})  # JAX's function case
     assert imprecise_only_where_rebuilt(results) == TAILS
     for r in results:
         if r.verdict is not Verdict.FAIL:
@@ -146,13 +146,16 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
     # its erf is Abramowitz and Stegun 7.1.26 times sign(x), so erf'(0) is 0 (exact 2/sqrt(pi)); its atan'(0)
     # is 0 and atan'(1e10) nan; asinh(1e200) is inf (x*x overflows); elu'(0) with alpha = 2 is 0, not a
     # subgradient in [1, 2] (relu(x) - alpha*relu(1 - exp(x))); selu's scale has 5 digits (1.0507)
-    assert {("erf-at-zero", 0.0, "x", 0.0), ("atan-edges", 0.0, "x", 0.0), ("elu-at-zero", 0.0, "x", 0.0),
-            ("selu-at-zero", 0.0, "x", 1.0507), ("asinh-edges", 1e200, "value", math.inf)} <= found
+    # (on a 0-d leaf at 0, erf' and atan' come back as 1e-9 and 2e-8, next to nothing against 1.128 and 1)
+    assert {("elu-at-zero", 0.0, "x", 0.0), ("selu-at-zero", 0.0, "x", 1.0507),
+            ("asinh-edges", 1e200, "value", math.inf)} <= found
+    near_zero = {(case, x) for case, x, name, engine in found if name == "x" and engine == engine and abs(engine) < 1e-6}
+    assert {("erf-at-zero", 0.0), ("atan-edges", 0.0)} <= near_zero
     assert ("atan-edges", 1e10, "x") in {f[:3] for f in found if f[3] != f[3]}  # nan
     # tensor cases run on tinygrad's own Tensor ops, and every one passes
     tensor = [r for r in results if r.kind == "tensor"]
     assert {r.verdict for r in tensor} == {Verdict.PASS}
-    assert {r.case_id for r in tensor} == {c.id for c in CASES if c.kind == "tensor"}
+    assert {r.case_id for r in tensor} == {c.id for c in CASES if c.kind == "tensor" and c.id not in ACTIVATIONS}
     results = [r for r in results if r.kind != "tensor"]
     assert outcomes(results) == Counter({("sigmoid-extremes", "fail"): 1, ("sigmoid-far-negative", "fail"): 1,
                                          ("tanh-tiny", "fail"): 2, ("sin-cos-large", "fail"): 1,
@@ -208,7 +211,8 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
     assert outcomes(results) == Counter({("abs-at-zero", "convention"): 1, ("leaky-relu-at-zero", "convention"): 1,
                                          ("hardtanh-at-bounds", "convention"): 2, ("hardtanh-bounds-at-bounds", "convention"): 2,
                                          ("clamp-at-bounds", "convention"): 2, ("gelu-tanh-tails", "fail"): 1,
-                                         ("asinh-edges", "fail"): 1, ("softplus-second-derivative-tail", "xfail"): 1})
+                                         ("asinh-edges", "fail"): 1, ("softplus-second-derivative-tail", "xfail"): 1,
+                                         ("softplus-threshold-tail", "skip"): 1})  # torch's function case
     # as torch's, and its elu family's slope (expm1's output rebuilt), tanh'' near 0 and at saturation
     assert imprecise_only_where_rebuilt(results) == TAILS | {
         "elu-edges", "selu-edges", "celu-edges", "tanh-saturated-reverse-over-reverse", "tanh-tiny-second-order",
