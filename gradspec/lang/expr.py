@@ -10,6 +10,7 @@ Grammar (Python's precedence and associativity)::
     power      := atom ("**" unary)?              right-associative: -x**2 is -(x**2)
     atom       := NUMBER | NAME | NAME "(" args ")" | "(" expr ")"
     atom       |= "where" "(" expr CMP expr "," expr "," expr ")"
+    atom       |= NAME "(" args ")" "[" INT "]"    one output of a multi-output op (slogdet(a)[1])
     args       := expr ("," expr)* ("," NAME "=" kwvalue)*
     kwvalue    := ["-"] NUMBER | "[" ["-"] INT ("," ["-"] INT)* "]" | STRING
     CMP        := "<" | "<=" | ">" | ">=" | "==" | "!="
@@ -199,9 +200,31 @@ class _Parser:
     def tensor_call(self, name: Tok, o: TensorOp) -> Node:
         """A tensor op's call: positional operands, then keyword values checked against its signature."""
         args, given = self.call_args(name, o.name, o.arity, o.keywords)
+        if o.outputs:
+            given["output"] = self.output(name, o)
         kwargs: tuple[tuple[str, Any], ...] = tuple((k.name, given.get(k.name, k.default)) for k in o.keywords)
         self.count(name.col)
         return Apply(o.name, tuple(args), name.col, kwargs)
+
+    def output(self, name: Tok, o: TensorOp) -> int:
+        """Which output of a multi-output op a call means: ``slogdet(a)[1]``, or the row's ``bare`` one."""
+        names = ", ".join(o.outputs)
+        if self.peek().text != "[":
+            if o.bare is None:
+                raise ExpressionError(f"{o.name} returns a tuple ({names}); subscript it: {o.name}(...)[0]",
+                                      col=name.col)
+            return o.bare
+        self.i += 1
+        tok = self.peek()
+        if tok.kind != "number" or not tok.text.isdigit() or int(tok.text) >= len(o.outputs):
+            raise ExpressionError(f"{o.name} returns {len(o.outputs)} outputs ({names}); subscript it with 0 to "
+                                  f"{len(o.outputs) - 1}, found {describe(tok)}", col=tok.col)
+        self.i += 1
+        end = self.peek()
+        if end.text != "]":
+            raise ExpressionError(f"expected ']', found {describe(end)}", col=end.col)
+        self.i += 1
+        return int(tok.text)
 
     def call_args(self, name: Tok, op: str, arity: int, keywords: tuple[Keyword, ...]) -> tuple[list[Node], dict[str, KwValue]]:
         """A call's positional operands, then its keyword values checked against the op's signature."""

@@ -1,6 +1,7 @@
 """One row of the op table: the classes a row is made of (:class:`Op`, its :class:`Kink`, its
 :class:`Keyword` arguments, how the fuzzer draws it) and how a rational constant is shown. The rows
-themselves are in :mod:`gradspec.ops.table` and :mod:`gradspec.ops.special_rows`.
+themselves are in :mod:`gradspec.ops.table`, :mod:`gradspec.ops.special_rows` and the tensor-op groups
+(``*_rows.py``), and a tensor op is a :class:`TensorOp`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sympy
 
 from gradspec.modes import Capability
 
-__all__ = ["REVERSE_AND_TENSOR", "REVERSE_ONLY", "Domain", "Fuzz", "Keyword", "Kink", "Op", "show_number"]
+__all__ = ["REVERSE_AND_TENSOR", "REVERSE_ONLY", "Domain", "Fuzz", "Keyword", "Kink", "Op", "TensorOp", "show_number"]
 
 # (exact arguments, which of them vary) -> what is wrong, or None; a keyworded row's domain, kink test and
 # interval also take the keyword values as keyword arguments (see bind), hence the open signatures.
@@ -153,6 +154,44 @@ class Op:
         if self.arity == 1 or value_left:
             return self.dunders[0]
         return self.dunders[1]
+
+
+@dataclass(frozen=True)
+class TensorOp:
+    """One tensor op: a keyword signature, a shape rule (:mod:`gradspec.ops.shapes`), the element-wise
+    definition in scalar ops that the exact reference differentiates and scalar engines run (a function of
+    :mod:`gradspec.ops.lowering`), and how PyTorch, JAX and tinygrad spell it with their own kernels (each
+    gets the library module, the operands and the keyword values; None: the library lacks the op).
+
+    A multi-output op (``slogdet``, ``sort`` with its indices) names its ``outputs`` and has the internal
+    keyword ``output``: ``op(...)[k]`` selects output ``k``, and a bare call means output ``bare`` (None:
+    a bare call is refused, the tuple must be subscripted).
+    """
+
+    name: str
+    arity: int
+    keywords: tuple[Keyword, ...]
+    shape: Callable[[str, Sequence[tuple[int, ...]], dict[str, Any]], tuple[int, ...]]
+    # The element-wise definition: a function of gradspec.ops.lowering ("softmax") or of one of its
+    # modules ("scans.cumsum"), imported on use (NumPy).
+    lowering: str
+    torch: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None
+    jax: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None
+    definition: str  # the element-wise definition, for reports
+    symbol: str | None = None  # an infix spelling ("@")
+    binding: tuple[int, int] | None = None  # an infix op's binding powers, as for scalar rows
+    data: tuple[int, ...] = ()  # arguments that are integer data (class targets), never differentiated
+    tinygrad: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None = None  # gets the tinygrad module
+    outputs: tuple[str, ...] = ()  # a multi-output op's outputs, by name; empty: one output
+    bare: int | None = 0  # the output a bare call of a multi-output op means; None: it must be subscripted
+
+    def lower(self, backend: Any, args: Sequence[Any], kw: dict[str, Any], shape: tuple[int, ...]) -> Any:
+        """This op's element-wise definition applied to object arrays of ``backend``'s scalars."""
+        import importlib
+
+        module, _, fn = self.lowering.rpartition(".")
+        where = importlib.import_module("gradspec.ops.lowering" + (f".{module}" if module else ""))
+        return getattr(where, fn)(backend, args, kw, shape)
 
 
 def _kw_show(v: object) -> str:

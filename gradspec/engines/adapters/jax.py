@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from gradspec.engines.function import Probe, output_shape, referenced
-from gradspec.engines.protocol import Engine, Unavailable
+from gradspec.engines.protocol import Engine, Unavailable, Unsupported
 from gradspec.engines.tensor import build_steps
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph
 from gradspec.modes import Capability, Mode, rows
-from gradspec.ops.table import REVERSE_AND_TENSOR, Op
+from gradspec.ops.table import REVERSE_AND_TENSOR, Op, TensorOp
 
 
 def create(options: str) -> Engine:
@@ -197,9 +197,14 @@ class JaxEngine(Engine):
         def f(*arrays: Any) -> Any:
             return build_steps(graph, dict(zip(names, arrays, strict=True)) | fixed,
                                lambda c: jnp.asarray(c, dtype=self.dtype), lambda op, args: self._fn(op)(*args),
-                               lambda row, args, kw: row.jax(self.jax, args, kw))
+                               lambda row, args, kw: self._tensor_op(row, args, kw))
 
         return f
+
+    def _tensor_op(self, row: TensorOp, args: Sequence[Any], kw: dict[str, Any]) -> Any:
+        if row.jax is None:
+            raise Unsupported(f"JAX has no {row.name}")
+        return row.jax(self.jax, args, kw)
 
     def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
         """A tensor case: one ``jax.vjp`` of the case as a function of its differentiable inputs, pulled

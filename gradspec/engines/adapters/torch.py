@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gradspec.engines.function import Probe, output_shape, referenced
-from gradspec.engines.protocol import Engine, Unavailable
+from gradspec.engines.protocol import Engine, Unavailable, Unsupported
 from gradspec.engines.tensor import build_steps
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Graph
@@ -96,6 +96,8 @@ class TorchEngine(Engine):
 
     def tensor_op(self, op: TensorOp, args: Sequence[Any], kw: dict[str, Any]) -> Any:
         """Apply a tensor op as the op table spells it for torch (a subclass may substitute its own)."""
+        if op.torch is None:
+            raise Unsupported(f"torch has no {op.name}")
         return op.torch(self.torch, args, kw)
 
     def function_of(self, graph: TensorGraph, data: Mapping[str, Any]) -> Callable[..., Any]:

@@ -1,0 +1,13 @@
+"""The tensor ops of one group of the op table: reductions and scans (prod, var, cumsum, sort, ...).
+
+Each row is a :class:`~gradspec.ops.row.TensorOp`; :mod:`gradspec.ops.table` joins the groups into
+``TENSOR_OPS``. Their element-wise definitions are in :mod:`gradspec.ops.lowering`.
+"""
+
+from __future__ import annotations
+
+from gradspec.ops.row import TensorOp
+
+__all__ = ["ROWS"]
+
+ROWS: tuple[TensorOp, ...] = ()
