@@ -189,17 +189,24 @@ class _Parser:
         self.close_call(name, o.arity, args)
         return self.make(o.name, tuple(args), name.col)
 
-    def close_call(self, name: Tok, arity: int, args: list[Node]) -> None:
-        """The ``)`` that ends a call, and its count of positional arguments against the op's arity."""
+    def close_call(self, name: Tok, arity: int, args: list[Node], most: int | None = None) -> None:
+        """The ``)`` that ends a call, and its count of positional arguments against the op's arity (at
+        least ``arity`` and at most ``most`` where a tensor op takes optional operands; -1: no limit)."""
         self.paren -= 1
         self.expect(")", f"',' or ')' in the call of {name.text}")
-        if len(args) != arity:
-            plural = "s" if arity != 1 else ""
-            raise ExpressionError(f"{name.text} takes {arity} argument{plural}, got {len(args)}", col=name.col)
+        top = arity if most is None else most
+        if len(args) < arity or (top >= 0 and len(args) > top):
+            if top == arity:
+                count = f"{arity} argument{'s' if arity != 1 else ''}"
+            elif top < 0:
+                count = f"at least {arity} arguments"
+            else:
+                count = f"{arity} to {top} arguments"
+            raise ExpressionError(f"{name.text} takes {count}, got {len(args)}", col=name.col)
 
     def tensor_call(self, name: Tok, o: TensorOp) -> Node:
         """A tensor op's call: positional operands, then keyword values checked against its signature."""
-        args, given = self.call_args(name, o.name, o.arity, o.keywords)
+        args, given = self.call_args(name, o.name, o.arity, o.keywords, o.max_arity)
         if o.outputs:
             given["output"] = self.output(name, o)
         kwargs: tuple[tuple[str, Any], ...] = tuple((k.name, given.get(k.name, k.default)) for k in o.keywords)
@@ -226,7 +233,8 @@ class _Parser:
         self.i += 1
         return int(tok.text)
 
-    def call_args(self, name: Tok, op: str, arity: int, keywords: tuple[Keyword, ...]) -> tuple[list[Node], dict[str, KwValue]]:
+    def call_args(self, name: Tok, op: str, arity: int, keywords: tuple[Keyword, ...],
+                  most: int | None = None) -> tuple[list[Node], dict[str, KwValue]]:
         """A call's positional operands, then its keyword values checked against the op's signature."""
         self.take()  # "("
         self.paren += 1
@@ -251,7 +259,7 @@ class _Parser:
             if self.peek().text != ",":
                 break
             self.take()
-        self.close_call(name, arity, args)
+        self.close_call(name, arity, args, most)
         missing = [k.name for k in keywords if k.required and not k.internal and k.name not in given]
         if missing:
             raise ExpressionError(f"{name.text} needs the keyword {missing[0]}=", col=name.col)

@@ -182,6 +182,9 @@ class TensorOp:
     binding: tuple[int, int] | None = None  # an infix op's binding powers, as for scalar rows
     data: tuple[int, ...] = ()  # arguments that are integer data (class targets), never differentiated
     tinygrad: Callable[[Any, Sequence[Any], dict[str, Any]], Any] | None = None  # gets the tinygrad module
+    # Operands beyond ``arity`` that a call may add (``batch_norm(x, w, b)``: arity 1, up to 3); None:
+    # exactly ``arity``; -1: any number (``stack(a, b, ...)``). Absent operands are absent from the args.
+    max_arity: int | None = None
     outputs: tuple[str, ...] = ()  # a multi-output op's outputs, by name; empty: one output
     bare: int | None = 0  # the output a bare call of a multi-output op means; None: it must be subscripted
 
