@@ -65,7 +65,7 @@ def overhead() -> None:
     from gradspec.casefile.loader import load_file
     from gradspec.casefile.model import Overrides, data_dir, discover
     from gradspec.checks.training import initial_params, mlp_loss
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.modes import Mode
     from gradspec.run.runner import run_case
 
@@ -121,7 +121,7 @@ def gradcheck() -> None:
     from gradspec.casefile.loader import load_file
     from gradspec.casefile.model import data_dir
     from gradspec.checks.check import check_graph
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.results import Tolerance
 
     engine = resolve("torch")
@@ -269,7 +269,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def sweep() -> None:
     from gradspec.checks.check import prepare
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
 
     graph = prepare("exp(x) * tanh(x) + x*x", ["x"])
     n = 1_000_000
@@ -310,7 +310,7 @@ def tensors() -> None:
     import torch
 
     from gradspec.checks.tensor import check_tensor
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.graph.tensor import build_tensor
     from gradspec.lang.expr import parse
     from gradspec.reference.store import STORE
@@ -458,7 +458,7 @@ def rounding(points: int = 100_000) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from rounding_sweep import FORMS, sweep
 
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
 
     per_form = -(-points // len(FORMS))
     print(f"rounding: {per_form * len(FORMS):,} sampled points ({len(FORMS)} forms covering every op) per engine, "
@@ -485,7 +485,7 @@ def rounding_tensors(per_form: int = 100) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from rounding_sweep import TENSOR_FORMS, sweep_tensors
 
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
 
     print(f"rounding-tensors: {per_form} draws of each of {len(TENSOR_FORMS)} tensor forms per engine (value, two VJPs, "
           "the Jacobian where small), default tolerance; a correct engine must raise no false alarm")
@@ -507,7 +507,7 @@ def rounding_modes(points: int = 10_000) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from rounding_sweep import FORMS, sweep_modes
 
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
 
     per_form = -(-points // len(FORMS))
     print(f"rounding-modes: {per_form * len(FORMS):,} sampled points ({len(FORMS)} forms covering every op) per "
@@ -532,7 +532,7 @@ def precision(points: int = 100_000, mode_points: int = 10_000) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from rounding_sweep import FORMS, sweep, sweep_modes
 
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
 
     per_form, per_mode = -(-points // len(FORMS)), -(-mode_points // len(FORMS))
     print(f"precision: {per_form * len(FORMS):,} points (value and gradient) and {per_mode * len(FORMS):,} points "
@@ -761,7 +761,7 @@ def secondorder() -> None:
     import gradspec
     from gradspec.checks.modes import mode_quantities
     from gradspec.checks.tensor import check_tensor
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.graph.tensor import build_tensor
     from gradspec.lang.expr import parse
     from gradspec.modes import Mode

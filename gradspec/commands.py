@@ -16,7 +16,8 @@ from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
 from gradspec.checks.check import check_graph, prepare
 from gradspec.engines.probe import require
-from gradspec.engines.protocol import Engine, NamedEngine, resolve
+from gradspec.engines.protocol import Engine, NamedEngine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.lang.numbers import exact_number
 from gradspec.report.terminal import Progress

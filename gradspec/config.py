@@ -35,7 +35,8 @@ import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
 from gradspec.engines.paths import importable
-from gradspec.engines.protocol import ADAPTERS, NamedEngine
+from gradspec.engines.protocol import NamedEngine
+from gradspec.engines.resolve import ADAPTERS
 from gradspec.errors import ConfigError
 from gradspec.ops.table import OPS
 

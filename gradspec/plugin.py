@@ -23,7 +23,8 @@ from gradspec.checks.kinds import KINDS
 from gradspec.config import Config, engine_help, importable
 from gradspec.config import load as load_config
 from gradspec.engines.probe import require
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.protocol import Engine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.limits import LIMITS
 from gradspec.report.terminal import brief_table

@@ -24,7 +24,8 @@ from gradspec import check
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import Case
 from gradspec.checks.check import prepare
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine
+from gradspec.engines.resolve import resolve
 from gradspec.graph.ir import Apply
 from gradspec.ops.special_rows import ROWS as SPECIAL_ROWS
 from gradspec.ops.table import OPS
@@ -541,7 +542,8 @@ TINYGRAD_PROBE = """
 import sys
 import tinygrad  # imported before gradspec sets DEV, as pytest.importorskip or the user's own code does
 from gradspec import check
-from gradspec.engines.protocol import Unavailable, resolve
+from gradspec.engines.protocol import Unavailable
+from gradspec.engines.resolve import resolve
 engine = resolve(sys.argv[1])
 if isinstance(engine, Unavailable):
     print("unavailable:", engine.reason)

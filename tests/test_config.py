@@ -18,7 +18,8 @@ import pytest
 from gradspec import check
 from gradspec.cli import main
 from gradspec.config import Config, find, importable, load
-from gradspec.engines.protocol import NamedEngine, ValueClassEngine, resolve
+from gradspec.engines.protocol import NamedEngine, ValueClassEngine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import ConfigError, EngineError, GradspecError
 from gradspec.results import Verdict
 

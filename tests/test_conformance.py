@@ -25,7 +25,7 @@ import pytest
 
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import data_dir, discover
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.ops.table import OPS
 from gradspec.results import CheckResult, Verdict
 from gradspec.run.runner import run_case

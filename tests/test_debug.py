@@ -15,7 +15,7 @@ from gradspec.checks.api import check
 from gradspec.checks.check import prepare
 from gradspec.cli import main
 from gradspec.diagnose.debug import explain, localise, primary, render_dot, shrink_input, subprogram
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.results import Culprit, CulpritKind, Tolerance, Verdict
 from gradspec.run.runner import diagnose, run_case
 

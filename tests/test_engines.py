@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-import gradspec.engines.protocol as engines_module
+import gradspec.engines.resolve as engines_module
 from gradspec import check
 from gradspec.casefile.loader import load_file
 from gradspec.checks.check import prepare
 from gradspec.engine import Value
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine, resolve
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, Engine, Unavailable, ValueClassEngine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply
 from gradspec.ops.table import OPS

@@ -14,7 +14,7 @@ import pytest
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import FunctionSpec
 from gradspec.cli import main
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.run.runner import run_case
 
 pytest.importorskip("torch")

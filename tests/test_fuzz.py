@@ -17,7 +17,7 @@ from gradspec.casefile.loader import load_file
 from gradspec.casefile.schema_file import installed
 from gradspec.checks.check import check_graph, prepare
 from gradspec.cli import main
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.reference.store import exact
 from gradspec.results import Tolerance, Verdict
 from gradspec.run.runner import run_case

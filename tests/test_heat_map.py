@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gradspec.casefile.loader import load_file
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.reference.numerical import relative_error
 from gradspec.report import render
 from gradspec.report.plots import MAX_HEAT_MAPS, NON_FINITE_COLOUR, ZERO_COLOUR, error_colour, heat_maps

@@ -13,7 +13,8 @@ from gradspec.checks import expression
 from gradspec.checks.kinds import KINDS, CaseKind, Kind
 from gradspec.engine import Value
 from gradspec.engines import call
-from gradspec.engines.protocol import Engine, ValueClassEngine, resolve
+from gradspec.engines.protocol import Engine, ValueClassEngine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import CaseFileError
 from gradspec.reference.store import exact
 from gradspec.results import CheckResult, Verdict

@@ -15,7 +15,8 @@ import pytest
 from gradspec.casefile.loader import load_file
 from gradspec.checks.modes import mode_quantities
 from gradspec.cli import main
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.protocol import Engine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import CaseFileError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse

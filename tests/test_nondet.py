@@ -14,7 +14,7 @@ import pytest
 from gradspec import check
 from gradspec.casefile.loader import load_file
 from gradspec.cli import main
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.errors import CaseFileError
 from gradspec.results import Tolerance, Verdict
 from gradspec.run.runner import run_case

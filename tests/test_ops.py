@@ -11,7 +11,7 @@ import sympy
 
 import gradspec.tools.fuzz as fuzz_module
 from gradspec.engine import Value
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.errors import ExpressionError
 from gradspec.lang.expr import parse
 from gradspec.ops.table import CALLABLE, INFIX, OPS, PREFIX_BINDING, Capability, op

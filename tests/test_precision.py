@@ -102,7 +102,7 @@ def test_strict_makes_an_imprecise_run_fail() -> None:
 
 def test_a_case_of_precision_strict_fails_where_it_is_imprecise(tmp_path: Any) -> None:
     from gradspec.casefile.loader import load_file
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.run.runner import run_point
 
     path = tmp_path / "t.gradspec.yaml"

@@ -8,7 +8,8 @@ from types import ModuleType
 import pytest
 
 from gradspec.engines.probe import probe_value_class, require
-from gradspec.engines.protocol import Unavailable, ValueClassEngine, resolve
+from gradspec.engines.protocol import Unavailable, ValueClassEngine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import EngineError
 
 

@@ -17,7 +17,7 @@ import pytest
 import gradspec
 from gradspec.casefile.loader import load_file
 from gradspec.engine import Value
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.errors import GradspecError
 from gradspec.report import check_report_paths, format_for, render, write_reports
 from gradspec.report.json_format import to_dict
@@ -596,7 +596,7 @@ def test_html_matrix_sorts_and_filters_in_a_headless_browser(matrix_run: Run, tm
 
 def test_a_failing_record_names_its_culprit(tmp_path: Path, engines: ModuleType) -> None:
     from gradspec.casefile.loader import load_file
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.run.runner import run_case
 
     path = tmp_path / "c.gradspec.yaml"

@@ -16,7 +16,8 @@ import pytest
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import data_dir
 from gradspec.checks.check import prepare
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS, resolve
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS
+from gradspec.engines.resolve import resolve
 from gradspec.ops.table import OPS
 from gradspec.reference.rounding import allowances, smallest_normal
 from gradspec.results import Verdict

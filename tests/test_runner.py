@@ -12,7 +12,8 @@ import pytest
 
 from gradspec.casefile.loader import load_file
 from gradspec.casefile.model import Case, data_dir
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.protocol import Engine
+from gradspec.engines.resolve import resolve
 from gradspec.results import CheckResult, Quantity, Verdict, overflow_policy
 from gradspec.run.runner import applies, run_case, run_files, run_point
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from types import ModuleType
 
 from gradspec.casefile.loader import load_file
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.results import Verdict
 from gradspec.run.session import run_picked
 

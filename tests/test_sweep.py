@@ -10,7 +10,7 @@ import pytest
 
 from gradspec.checks.check import prepare
 from gradspec.cli import main
-from gradspec.engines.protocol import resolve
+from gradspec.engines.resolve import resolve
 from gradspec.tools.sweep import classify, ranges, sweep
 
 

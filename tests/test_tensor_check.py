@@ -18,7 +18,8 @@ import pytest
 from gradspec.checks.elements import cotangent
 from gradspec.checks.tensor import check_tensor
 from gradspec.diagnose.patterns import guess
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.protocol import Engine
+from gradspec.engines.resolve import resolve
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
 from gradspec.ops.table import REVERSE_AND_TENSOR

@@ -146,7 +146,7 @@ def test_ties_in_max_are_kinks_whose_subgradients_cover_an_even_split() -> None:
 
 @pytest.mark.parametrize("spec", ["torch", "torch:float32", "jax:float32"])
 def test_real_float_engines_stay_inside_the_rounding_bound(spec: str) -> None:
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.engines.tensor import run_tensor
 
     engine = resolve(spec)

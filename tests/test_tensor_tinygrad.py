@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from gradspec.checks.tensor import check_tensor
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.protocol import Engine
+from gradspec.engines.resolve import resolve
 from gradspec.engines.tensor import run_tensor, tensor_unsupported
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse

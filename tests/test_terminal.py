@@ -91,7 +91,7 @@ def test_many_failing_points_of_one_case_are_one_block(squares: Path, engines: M
 
 def test_the_worst_point_is_the_one_shown(squares: Path, engines: ModuleType) -> None:
     from gradspec.casefile.loader import load_file
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.run.runner import run_case
 
     case = load_file(squares).cases[2]  # plain: x*y + y, then break it on purpose with ZeroGrad

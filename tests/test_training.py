@@ -12,7 +12,8 @@ import pytest
 
 from gradspec.casefile.model import Training
 from gradspec.checks.training import initial_params, load, mlp_loss, train
-from gradspec.engines.protocol import ValueClassEngine, resolve
+from gradspec.engines.protocol import ValueClassEngine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import CaseFileError
 from gradspec.nn import MLP
 from gradspec.results import CulpritKind, Tolerance, Verdict

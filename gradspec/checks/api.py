@@ -14,7 +14,8 @@ from gradspec.casefile.tensors import is_tensor_case
 from gradspec.checks.check import check_graph, prepare
 from gradspec.engine import Value
 from gradspec.engines import call
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.protocol import Engine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import GradspecError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse

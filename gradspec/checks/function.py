@@ -41,7 +41,8 @@ from gradspec.checks.elements import cotangent
 from gradspec.checks.tensor import check_tensor
 from gradspec.engines import call
 from gradspec.engines.function import FunctionEngine, Probe, family, import_function
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.protocol import Engine
+from gradspec.engines.resolve import resolve
 from gradspec.engines.targets import accept
 from gradspec.errors import DomainError, EngineError
 from gradspec.graph.tensor import TensorGraph, build_tensor

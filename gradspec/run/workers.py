@@ -385,7 +385,7 @@ def _serve(conn: Connection, state: Any, setup: _Setup, built: tuple[Sequence[Ca
     """A worker's life: rebuild the cases and engines (unless ``built`` brings them), then run units
     until told to stop."""
     from gradspec.casefile.loader import load_file
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.reference.store import STORE
     from gradspec.run.runner import iter_case
 

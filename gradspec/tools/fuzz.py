@@ -36,7 +36,8 @@ from hypothesis.errors import NoSuchExample
 from gradspec.casefile.schema_file import SCHEMA_LINE, copy_beside
 from gradspec.checks.check import check_graph, prepare
 from gradspec.diagnose.debug import as_yaml_case, localise, shrink, shrink_input, subprogram
-from gradspec.engines.protocol import Engine, resolve
+from gradspec.engines.protocol import Engine
+from gradspec.engines.resolve import resolve
 from gradspec.errors import GradspecError
 from gradspec.graph.printer import strip
 from gradspec.ops.table import OPS, Op
