@@ -65,6 +65,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Union
 
+from gradspec.engine_floats import _INF, _div, _ieee, _pow
 from gradspec.engine_special import SpecialOps
 
 __all__ = ["Value", "grad", "jvp"]
@@ -76,36 +77,6 @@ Partial = Union["Value", float, None]
 # An op's partials: given its output node and the value of the gradient arriving at it (1.0 in forward
 # mode; only pow's exponent looks at it), d(out)/d(parent) for each parent, in the parents' order.
 Partials = Callable[["Value", float], tuple[Partial, ...]]
-
-_INF = math.inf
-
-
-def _ieee(fn: Callable[..., float], *args: float) -> float:
-    """``fn(*args)`` with IEEE results where Python's math raises."""
-    try:
-        result = fn(*args)
-    except OverflowError:
-        return _INF
-    except (ValueError, ZeroDivisionError):
-        return math.nan
-    if isinstance(result, complex):  # (-8) ** (1/3)
-        return math.nan
-    return float(result)
-
-
-def _div(a: float, b: float) -> float:
-    if b == 0.0:
-        if a == 0.0 or math.isnan(a):
-            return math.nan
-        return math.copysign(_INF, a) * math.copysign(1.0, b)
-    return a / b
-
-
-def _pow(a: float, b: float) -> float:
-    if a == 0.0 and b < 0:
-        return _INF
-    return _ieee(math.pow, a, b)
-
 
 class Value(SpecialOps):
     """A scalar in a computation graph, with its value ``data`` and its gradient ``grad``.

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from gradspec.engine import Operand, Partial, Partials, Value
 
+from gradspec.engine_floats import _ncdf, _safe, _sigmoid, _softplus
+
 __all__ = ["SpecialOps"]
 
 _SQRT1_2 = math.sqrt(0.5)
@@ -37,57 +39,6 @@ _GELU_K = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _safe(fn: object, *args: float) -> float:
-    """``fn(*args)`` with IEEE results where Python's math raises: nan off the domain, a signed
-    infinity on overflow (sinh(-1000) is -inf)."""
-    try:
-        return float(fn(*args))  # type: ignore[operator]
-    except OverflowError:
-        return math.copysign(math.inf, args[0]) if fn is math.sinh else math.inf
-    except (ValueError, ZeroDivisionError):
-        return math.nan
-
-
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-def _two_product(a: float, b: float) -> tuple[float, float]:
-    """``a*b`` as ``p + e`` exactly (Dekker's product, by Veltkamp's splitting)."""
-    p = a * b
-    if not math.isfinite(p):
-        return p, 0.0
-
-    def split(v: float) -> tuple[float, float]:
-        c = 134217729.0 * v  # 2**27 + 1
-        hi = c - (c - v)
-        return hi, v - hi
-
-    (ah, al), (bh, bl) = split(a), split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-_SQRT1_2_LO = -4.833646656726457e-17  # sqrt(1/2) - _SQRT1_2, the part of sqrt(1/2) a float cannot hold
-
-
-def _ncdf(x: float) -> float:
-    """Phi(x) = erfc(-x/sqrt(2))/2 with the argument's rounding corrected: erfc is conditioned like 2z**2,
-    so far in the left tail the rounding of -x/sqrt(2) alone would cost ~100 ulps at x = -10."""
-    z, e = _two_product(-x, _SQRT1_2)
-    dz = e - x * _SQRT1_2_LO
-    value = math.erfc(z)
-    if dz and math.isfinite(z):
-        value -= dz * (2 / math.sqrt(math.pi)) * math.exp(-z * z)
-    return value / 2
-
-
-def _softplus(z: float) -> float:
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
 class SpecialOps:

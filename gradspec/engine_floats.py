@@ -1,0 +1,94 @@
+"""The float arithmetic of the built-in engine (:mod:`gradspec.engine`, :mod:`gradspec.engine_special`):
+IEEE results where Python's math raises (overflow is inf, an undefined result nan), and the few
+functions written for their digits (a sigmoid that cannot overflow, Phi with its argument's rounding
+corrected by an exact product).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+__all__: list[str] = []  # private to the built-in engine
+
+_SQRT1_2 = math.sqrt(0.5)
+_INF = math.inf
+
+
+def _ieee(fn: Callable[..., float], *args: float) -> float:
+    """``fn(*args)`` with IEEE results where Python's math raises."""
+    try:
+        result = fn(*args)
+    except OverflowError:
+        return _INF
+    except (ValueError, ZeroDivisionError):
+        return math.nan
+    if isinstance(result, complex):  # (-8) ** (1/3)
+        return math.nan
+    return float(result)
+
+
+def _div(a: float, b: float) -> float:
+    if b == 0.0:
+        if a == 0.0 or math.isnan(a):
+            return math.nan
+        return math.copysign(_INF, a) * math.copysign(1.0, b)
+    return a / b
+
+
+def _pow(a: float, b: float) -> float:
+    if a == 0.0 and b < 0:
+        return _INF
+    return _ieee(math.pow, a, b)
+
+
+
+def _safe(fn: Callable[..., float], *args: float) -> float:
+    """``fn(*args)`` with IEEE results where Python's math raises: nan off the domain, a signed
+    infinity on overflow (sinh(-1000) is -inf)."""
+    try:
+        return float(fn(*args))
+    except OverflowError:
+        return math.copysign(math.inf, args[0]) if fn is math.sinh else math.inf
+    except (ValueError, ZeroDivisionError):
+        return math.nan
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _two_product(a: float, b: float) -> tuple[float, float]:
+    """``a*b`` as ``p + e`` exactly (Dekker's product, by Veltkamp's splitting)."""
+    p = a * b
+    if not math.isfinite(p):
+        return p, 0.0
+
+    def split(v: float) -> tuple[float, float]:
+        c = 134217729.0 * v  # 2**27 + 1
+        hi = c - (c - v)
+        return hi, v - hi
+
+    (ah, al), (bh, bl) = split(a), split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+_SQRT1_2_LO = -4.833646656726457e-17  # sqrt(1/2) - _SQRT1_2, the part of sqrt(1/2) a float cannot hold
+
+
+def _ncdf(x: float) -> float:
+    """Phi(x) = erfc(-x/sqrt(2))/2 with the argument's rounding corrected: erfc is conditioned like 2z**2,
+    so far in the left tail the rounding of -x/sqrt(2) alone would cost ~100 ulps at x = -10."""
+    z, e = _two_product(-x, _SQRT1_2)
+    dz = e - x * _SQRT1_2_LO
+    value = math.erfc(z)
+    if dz and math.isfinite(z):
+        value -= dz * (2 / math.sqrt(math.pi)) * math.exp(-z * z)
+    return value / 2
+
+
+def _softplus(z: float) -> float:
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
