@@ -11,6 +11,7 @@ import pytest
 
 import gradspec
 import gradspec.engine as engine_module
+import gradspec.engine_graph as engine_graph
 from gradspec.engine import Value, grad, jvp
 
 
@@ -508,6 +509,8 @@ def data(v: Value | float) -> float:
 
 def test_module_doctests() -> None:
     assert doctest.testmod(engine_module).failed == 0
+    walks = doctest.testmod(engine_graph)  # grad's and jvp's examples
+    assert walks.attempted > 0 and walks.failed == 0
 
 
 def test_grad_first_order_leaves_every_grad_untouched() -> None:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gradspec import engine as _engine
+from gradspec import engine_graph as _engine_graph
 from gradspec.casefile.model import Case
 from gradspec.checks.kinds import KINDS
 from gradspec.engines.protocol import Engine, ValueClassEngine
@@ -38,7 +39,7 @@ __all__ = ["MUTANTS", "Mutant", "MutationReport", "build", "mutate"]
 class Mutant:
     name: str
     description: str
-    old: str  # a snippet of gradspec/engine.py, present exactly once
+    old: str  # a snippet of gradspec/engine.py or engine_graph.py, present exactly once in the two
     new: str
     # Which cases can kill it, tried first: op-table ops whose gradient it changes, "rsub"/"rdiv" for a
     # number on the left of - or /, "deep" for deep graphs; empty: any case.
@@ -126,20 +127,38 @@ MUTANTS: tuple[Mutant, ...] = (
 
 
 def build(mutant: Mutant) -> type:
-    """The mutant's Value class, compiled from gradspec's engine source with the bug written in."""
-    source = inspect.getsource(_engine)
-    if source.count(mutant.old) != 1:
-        raise ValueError(f"mutant {mutant.name}: its snippet occurs {source.count(mutant.old)} times in engine.py")
-    source = source.replace(mutant.old, mutant.new)
+    """The mutant's Value class, compiled from gradspec's engine source with the bug written in: the bug goes
+    into whichever of the engine's modules holds its snippet, and a mutated graph walk is the one the
+    compiled engine imports."""
+    sources = {name: inspect.getsource(module) for name, module in _ENGINE_MODULES}
+    found = sum(source.count(mutant.old) for source in sources.values())
+    if found != 1:
+        raise ValueError(f"mutant {mutant.name}: its snippet occurs {found} times in engine.py and engine_graph.py")
+    sources = {name: source.replace(mutant.old, mutant.new) for name, source in sources.items()}
     if mutant.name == "recursive-backward":
-        source = source.replace("\n\ndef _lift(", _RECURSIVE_TOPOLOGICAL + "\n\ndef _lift(")
-    spec = importlib.util.spec_from_loader(f"gradspec_mutant_{mutant.name.replace('-', '_')}", loader=None)
+        sources["gradspec.engine"] = sources["gradspec.engine"].replace("\n\ndef _lift(", _RECURSIVE_TOPOLOGICAL + "\n\ndef _lift(")
+    tag = mutant.name.replace("-", "_")
+    walks = _compiled(f"gradspec_mutant_graph_{tag}", sources["gradspec.engine_graph"], mutant.name)
+    real = sys.modules["gradspec.engine_graph"]
+    sys.modules["gradspec.engine_graph"] = walks  # the mutant engine's `from gradspec.engine_graph import`
+    try:
+        module = _compiled(f"gradspec_mutant_{tag}", sources["gradspec.engine"], mutant.name)
+    finally:
+        sys.modules["gradspec.engine_graph"] = real
+    value: type = module.Value
+    return value
+
+
+_ENGINE_MODULES = (("gradspec.engine", _engine), ("gradspec.engine_graph", _engine_graph))
+
+
+def _compiled(name: str, source: str, mutant: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_loader(name, loader=None)
     assert spec is not None
     module = types.ModuleType(spec.name)
     sys.modules[spec.name] = module  # dataclasses and annotations resolve names through sys.modules
-    exec(compile(source, f"<mutant {mutant.name} of gradspec/engine.py>", "exec"), module.__dict__)  # gradspec's own engine source, never case text
-    value: type = module.Value
-    return value
+    exec(compile(source, f"<mutant {mutant} of {name}>", "exec"), module.__dict__)  # gradspec's own engine source, never case text
+    return module
 
 
 @dataclass
