@@ -24,7 +24,7 @@ maximum and minimum give 1/2 to each side of a tie; sign' = 0.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gradspec.engine import Operand, Partial, Partials, Value
@@ -50,7 +50,9 @@ class SpecialOps:
         data: float
         _parents: tuple[Value, ...]
 
-        def _make(self, data: float, parents: tuple[Value, ...], op: str, partials: Partials) -> Value: ...
+        # The mixin's self is the Value it is mixed into: its constructor and node maker take mixin nodes.
+        def __init__(self, data: float) -> None: ...
+        def _make(self, data: float, parents: tuple[Any, ...], op: str, partials: Partials) -> Value: ...
         def sigmoid(self) -> Value: ...
         def exp(self) -> Value: ...
         def log(self) -> Value: ...
@@ -59,11 +61,11 @@ class SpecialOps:
         def abs(self) -> Value: ...
 
     def _one(self, data: float, op: str, partials: Partials) -> Value:
-        return self._make(data, (self,), op, partials)  # type: ignore[arg-type]
+        return self._make(data, (self,), op, partials)
 
     def _two(self, other: Operand, data: float, op: str, partials: Partials) -> Value:
-        o = other if isinstance(other, type(self)) else type(self)(other)  # type: ignore[call-arg]
-        return self._make(data, (self, o), op, partials)  # type: ignore[arg-type]
+        o = other if isinstance(other, SpecialOps) else type(self)(other)
+        return self._make(data, (self, o), op, partials)
 
     def _other(self, other: Operand) -> float:
         return other if isinstance(other, float | int) else other.data
@@ -255,8 +257,8 @@ class SpecialOps:
         """``a`` where ``condition`` holds, else ``b`` (torch.where): the condition is data, so only the
         chosen side gets a gradient (1) and the other 0."""
         chosen = bool(condition)
-        left, right = (v if isinstance(v, cls) else cls(v) for v in (a, b))  # type: ignore[call-arg]
-        return left._make(left.data if chosen else right.data, (left, right), "where",  # type: ignore[arg-type]
+        left, right = (v if isinstance(v, SpecialOps) else cls(v) for v in (a, b))
+        return left._make(left.data if chosen else right.data, (left, right), "where",
                           _where_true if chosen else _where_false)
 
 

@@ -116,9 +116,11 @@ def accept(found: Any, family: str, target: str) -> Callable[..., Any]:
             applied: Callable[..., Any] = found.apply
             return applied
         if isinstance(found, torch.nn.Module) or (inspect.isbuiltin(found) and str(owner).split(".")[0] in roots):
-            return found  # type: ignore[no-any-return]
+            module: Callable[..., Any] = found
+            return module
     if roots and callable(found) and type(found).__module__.split(".")[0] in roots:
-        return found  # type: ignore[no-any-return]  # jax.custom_vjp, custom_jvp, a jitted function
+        wrapped: Callable[..., Any] = found  # jax.custom_vjp, custom_jvp, a jitted function
+        return wrapped
     allowed = {"torch": "a function, a torch.autograd.Function subclass or a torch.nn.Module",
                "jax": "a function, a jax.custom_vjp or custom_jvp, or a jitted function"}
     raise EngineError(f"{target!r} is {_what(found)}, not {allowed.get(family, 'a function')} for {family}")

@@ -201,7 +201,8 @@ def _conv2d(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[in
             np.add.at(flat_e, index[valid], exn[valid])
             gw = gwn if gw is None else gw + gwn
             ew = ewn if ew is None else ew + ewn
-        return gx, ex, gw.T.reshape(w.value.shape), ew.T.reshape(w.value.shape)  # type: ignore[union-attr]
+        assert gw is not None and ew is not None  # an empty batch is refused below, before any gradient
+        return gx, ex, gw.T.reshape(w.value.shape), ew.T.reshape(w.value.shape)
 
     if batch == 0:
         raise Unsupported("an empty batch")
