@@ -146,6 +146,8 @@ def _claims(forward: bool = True, gradgrad: bool = True, fwbw: bool = True) -> A
 def test_every_claimed_mode_is_judged_and_an_unclaimed_one_asked_for_is_named() -> None:
     assert claimed_modes(_claims(), None, 1) == (_ALL, 1, [])
     assert claimed_modes(_claims(forward=False, fwbw=False), None, 1)[0] == [Mode.VALUE, Mode.VJP, Mode.HVP]
+    # native_layer_norm claims forward over reverse but no forward AD: forward over forward is not claimed
+    assert claimed_modes(_claims(forward=False), None, 1)[0] == [Mode.VALUE, Mode.VJP, Mode.HVP]
     modes, order, dropped = claimed_modes(_claims(fwbw=False, gradgrad=False), [Mode.VALUE, Mode.JVP_OF_JVP], 3)
     assert modes == [Mode.VALUE] and order == 1
     assert dropped == ["jvp-of-jvp (OpInfo's supports_fwgrad_bwgrad is False)",

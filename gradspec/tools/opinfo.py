@@ -97,17 +97,20 @@ def _wrapper(info: Any) -> str:
 
 # -- modes -------------------------------------------------------------------------------------------------
 
-# The claim each mode needs: value needs none; reverse mode supports_autograd; the rest as named.
-_CLAIMS = {Mode.VJP: "supports_autograd", Mode.JVP: "supports_forward_ad", Mode.JACOBIAN: "supports_forward_ad",
-           Mode.HVP: "supports_gradgrad", Mode.JVP_OF_JVP: "supports_fwgrad_bwgrad"}
+# The claims each mode needs: value needs none; reverse mode supports_autograd; forward over forward both
+# forward AD and its derivative (OpInfo has no flag of its own for it).
+_CLAIMS = {Mode.VJP: ("supports_autograd",), Mode.JVP: ("supports_forward_ad",),
+           Mode.JACOBIAN: ("supports_forward_ad",), Mode.HVP: ("supports_gradgrad",),
+           Mode.JVP_OF_JVP: ("supports_forward_ad", "supports_fwgrad_bwgrad")}
 
 
 def claimed_modes(info: Any, asked: Sequence[Mode] | None, order: int) -> tuple[list[Mode], int, list[str]]:
     """The modes to judge ``info``'s samples in (those asked for, else every one it claims), the order,
     and what was asked for but is not claimed (not judged: torch does not promise it)."""
     wanted = list(asked) if asked else [Mode.VALUE, Mode.VJP, Mode.JVP, Mode.HVP, Mode.JVP_OF_JVP]
-    kept = [m for m in wanted if m not in _CLAIMS or getattr(info, _CLAIMS[m])]
-    dropped = [f"{m} (OpInfo's {_CLAIMS[m]} is False)" for m in wanted if m not in kept] if asked else []
+    lacking = {m: [c for c in _CLAIMS.get(m, ()) if not getattr(info, c)] for m in wanted}
+    kept = [m for m in wanted if not lacking[m]]
+    dropped = [f"{m} (OpInfo's {' and '.join(lacking[m])} is False)" for m in wanted if lacking[m]] if asked else []
     if order >= 2 and not info.supports_gradgrad:
         dropped.append(f"order {order} (OpInfo's supports_gradgrad is False)")
         order = 1
