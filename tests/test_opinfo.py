@@ -42,6 +42,7 @@ def _info(op_db: list[Any], name: str) -> Any:
 
 
 def _sample(x: Any, *args: Any, **kwargs: Any) -> Any:
+    pytest.importorskip("expecttest", reason="the gradspec[opinfo] extra is not installed")  # torch's helpers need it
     from torch.testing._internal.opinfo.core import SampleInput
 
     return SampleInput(x, args=args, kwargs=kwargs)
