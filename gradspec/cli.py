@@ -24,10 +24,13 @@ from gradspec.commands import (
     EXIT_FAILED,
     EXIT_INVALID,
     EXIT_OK,
+    add_opinfo_parser,
     explain_command,
     fuzz_command,
     load_all,
     mutate_command,
+    opinfo_command,
+    parse_modes,
     sweep_command,
     usable,
 )
@@ -36,7 +39,6 @@ from gradspec.config import load as load_config
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
 from gradspec.limits import LIMITS
-from gradspec.modes import Mode
 from gradspec.report.terminal import Progress, failure_lines, next_steps, summary
 from gradspec.results import COMPARED, Run, Tolerance, Verdict
 
@@ -163,7 +165,7 @@ def _build_parser(config: Config | None = None) -> _Parser:
                              "that quantity); every check runs the engine twice")
     nondet.add_argument("--deterministic", action="store_true",
                         help="the two runs of every check must agree bitwise (--nondet-tol 0)")
-    r.add_argument("--check", type=_modes, metavar="MODES",
+    r.add_argument("--check", type=parse_modes, metavar="MODES",
                    help="compare these quantities in every gradient, stationary, tensor and function case, a "
                         "comma-separated list of value, vjp, jvp, hvp, jvp-of-jvp, jacobian (default: each case's "
                         "check: list)")
@@ -182,6 +184,7 @@ def _build_parser(config: Config | None = None) -> _Parser:
     g.add_argument("--report", action="append", default=[], metavar="FILE",
                    help="write the joined report; the suffix picks the format (.json, .md, .html); repeatable")
     g.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    add_opinfo_parser(sub)
     starter.add_parsers(sub)
     return parser
 
@@ -256,6 +259,8 @@ def _command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return sweep_command(args, out)
     if args.command == "mutate":
         return mutate_command(args, out, err)
+    if args.command == "opinfo":
+        return opinfo_command(args, out, err)
     if args.command == "validate":
         return _validate_command(args, out, err)
     if args.command == "merge":
@@ -306,15 +311,6 @@ def _merge_command(args: argparse.Namespace, out: TextIO) -> int:
     for path in args.report:
         print(f"report written: {path}", file=out)
     return run.exit_code
-
-
-def _modes(text: str) -> tuple[Mode, ...]:
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in {mode.value for mode in Mode}]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown mode {unknown[0] if unknown else text!r}; use a comma-separated "
-                                         f"list of {', '.join(m.value for m in Mode)}")
-    return tuple(Mode(m) for m in dict.fromkeys(names))
 
 
 def _run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -1,4 +1,4 @@
-"""The command line's tool commands: ``explain``, ``fuzz``, ``sweep`` and ``mutate``, and what every
+"""The command line's tool commands: ``explain``, ``fuzz``, ``sweep``, ``mutate`` and ``opinfo``, and what every
 command shares (loading the case files named, the engines asked for).
 
 Each takes the parsed arguments and the streams to write to, and returns an exit code, as
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Sequence
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from gradspec.casefile.loader import errors_of, load_file
 from gradspec.casefile.model import CaseFile, data_dir, discover
@@ -20,11 +22,12 @@ from gradspec.engines.protocol import Engine, NamedEngine
 from gradspec.engines.resolve import resolve
 from gradspec.errors import CaseFileError, GradspecError
 from gradspec.lang.numbers import exact_number
+from gradspec.modes import Mode
 from gradspec.report.terminal import Progress
 from gradspec.results import Tolerance, Verdict
 
-__all__ = ["EXIT_FAILED", "EXIT_INVALID", "EXIT_OK", "explain_command", "fuzz_command", "load_all",
-           "mutate_command", "sweep_command", "usable"]
+__all__ = ["EXIT_FAILED", "EXIT_INVALID", "EXIT_OK", "add_opinfo_parser", "explain_command", "fuzz_command", "load_all",
+           "mutate_command", "opinfo_command", "parse_modes", "sweep_command", "usable"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -190,3 +193,116 @@ def sweep_command(args: argparse.Namespace, out: TextIO) -> int:
         args.plot.write_text(render_svg(f"d/d{args.var} {args.expression}: correct digits", series), encoding="utf-8")
         print(f"plot written: {args.plot}", file=out)
     return EXIT_OK
+
+
+def add_opinfo_parser(sub: Any) -> None:
+    """``gradspec opinfo``'s arguments (kept here, beside the command, as the other tools' are short)."""
+    o = sub.add_parser("opinfo", help="judge PyTorch's own OpInfo samples exactly, in every mode torch claims")
+    o.add_argument("--ops", type=lambda t: [n.strip() for n in t.split(",") if n.strip()], metavar="NAME,...",
+                   help="OpInfo entries as OpInfo names them (erf, linalg.det, div.no_rounding_mode); default: "
+                        "every covered one")
+    o.add_argument("--list", action="store_true", help="list the covered entries and their gradspec ops, and count them")
+    o.add_argument("--uncovered", action="store_true", help="with --list: the entries not covered, by reason")
+    o.add_argument("--check", type=parse_modes, metavar="MODES",
+                   help="judge these modes where torch claims them (default: every mode the entry claims: vjp; jvp "
+                        "with supports_forward_ad; hvp with supports_gradgrad; jvp-of-jvp with supports_fwgrad_bwgrad)")
+    o.add_argument("--order", type=int, default=1, choices=range(1, 7), metavar="N",
+                   help="also nested derivatives up to order N (2 to 6), where torch claims gradgrad")
+    o.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="the samples' dtype and the torch engine's (default float64)")
+    o.add_argument("--report", action="append", default=[], metavar="FILE",
+                   help="write a report; the suffix picks the format (.json, .md, .html); repeatable")
+    o.add_argument("--out", type=Path, metavar="DIR", help="write the generated case files here and keep them")
+    o.add_argument("-j", "--jobs", type=int, metavar="N", help="run the checks in N worker processes (0: one per core)")
+    o.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+
+
+def parse_modes(text: str) -> tuple[Mode, ...]:
+    """A comma-separated list of modes (``value,vjp,jvp-of-jvp``)."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in {mode.value for mode in Mode}]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown mode {unknown[0] if unknown else text!r}; use a comma-separated "
+                                         f"list of {', '.join(m.value for m in Mode)}")
+    return tuple(Mode(m) for m in dict.fromkeys(names))
+
+
+def opinfo_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gradspec.tools.opinfo import coverage, load_op_db
+
+    if args.jobs is not None and args.jobs < 0:
+        raise GradspecError("--jobs must be 0 (one per core) or more")
+    if args.uncovered and not args.list:
+        raise GradspecError("--uncovered goes with --list")
+    op_db = load_op_db()
+    if not args.list:
+        return _opinfo_run(args, op_db, out, err)
+    cover = coverage(op_db)
+    if args.uncovered:
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in cover.uncovered:
+            by_reason.setdefault(reason, []).append(name)
+        for reason, names in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
+            print(f"not covered ({len(names)}): {reason}: {', '.join(names)}", file=out)
+    else:
+        width = max((len(n) for n, _ in cover.covered), default=0)
+        for name, entry in cover.covered:
+            note = f"  ({entry.note})" if entry.note else ""
+            print(f"{name:<{width}}  {entry.op}{note}", file=out)
+    print(f"{len(cover.covered)} of {cover.total} differentiable OpInfo entries covered", file=out)
+    return EXIT_OK
+
+
+def _opinfo_run(args: argparse.Namespace, op_db: list[Any], out: TextIO, err: TextIO) -> int:
+    import shutil
+    import tempfile
+
+    import gradspec
+    from gradspec.report import check_report_paths, write_reports
+    from gradspec.report.terminal import failure_lines, summary
+    from gradspec.results import Run
+    from gradspec.run.plan import run_planned
+    from gradspec.tools.opinfo import coverage, prepare
+
+    check_report_paths(args.report)
+    spec = "torch" if args.dtype == "float64" else "torch:float32"
+    engine = usable([spec])[0]
+    start = time.perf_counter()
+    folder = args.out or Path(tempfile.mkdtemp(prefix="gradspec-opinfo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        entries = args.ops or [n for n, _ in coverage(op_db).covered]
+        progress = Progress(err, len(entries), "OpInfo entries converted")
+        try:
+            prepared = prepare(op_db, entries, folder, engine=engine.name, dtype=args.dtype, asked=args.check,
+                               order=args.order, on_entry=progress.step)
+        finally:
+            progress.done()
+        files = prepared.files
+        picked = [(fi, ci) for fi, f in enumerate(files) for ci in range(len(f.cases))]
+        progress = Progress(err, len(picked), "cases")
+        try:
+            results, _ = run_planned(files, picked, [(spec, engine)], [(0,)] * len(picked), jobs=args.jobs,
+                                     on_case=progress.step, on_failure=progress.failure, isolate=True)
+        finally:
+            progress.done()
+    finally:
+        if args.out is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    run = Run(tuple(results) + tuple(prepared.skipped), (engine.name,), tuple(f.path for f in files), (),
+              time.perf_counter() - start, gradspec.__version__)
+    if not args.quiet:
+        for line in failure_lines(list(results)):
+            print(line, file=out)
+        for note in prepared.notes:
+            print(note, file=out)
+    print(f"OpInfo: {len(entries)} entries, {prepared.samples} samples, {len(picked)} cases run, "
+          f"{len(prepared.skipped)} samples not run (see the skip reasons)", file=out)
+    print(summary(run), file=out)
+    write_reports(args.report, run)
+    for path in args.report:
+        print(f"report written: {path}", file=out)
+    if args.out is not None:
+        print(f"case files written: {folder}", file=out)
+    failed = any(r.verdict in (Verdict.FAIL, Verdict.ERROR) for r in run.results)
+    return EXIT_FAILED if failed else EXIT_OK

@@ -33,6 +33,7 @@ CASES: list[tuple[str, dict[str, tuple[int, ...]]]] = [
     ("layer_norm(x, eps=0)", {"x": (2, 4)}),
     ("reshape(x, shape=[6, 2]) @ transpose(w)", {"x": (3, 4), "w": (5, 2)}),
     ("permute(x, axes=[2, 0, 1])", {"x": (2, 3, 4)}),
+    ("permute(x, axes=[0, -2, -1, 1])", {"x": (1, 2, 3, 4)}),  # negative axes (an OpInfo sample)
     ("a @ b", {"a": (2, 1, 3, 2), "b": (3, 2, 4)}),
     ("a @ v + v @ transpose(a)", {"a": (3, 3), "v": (3,)}),
     ("conv2d(x, w)", {"x": (2, 2, 5, 5), "w": (3, 2, 3, 3)}),

@@ -103,7 +103,7 @@ def _transpose(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple
 
 
 def _permute(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
-    axes = list(kw["axes"])
+    axes = [a % len(shape) for a in kw["axes"]]  # argsort inverts the permutation only with axes counted from 0
     return _view(tape, args[0], lambda a: np.transpose(a, axes), lambda g: np.transpose(g, np.argsort(axes)))
 
 
