@@ -150,7 +150,8 @@ def conv2d(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
 from types import EllipsisType  # noqa: E402
 
 __all__ += ["Item", "concat", "diagonal", "einsum", "einsum_terms", "expand", "gather", "index", "index_items",
-            "index_plan", "index_select", "on_axis", "one_hot", "pad", "squeeze", "stack", "triangle", "unsqueeze"]
+            "index_plan", "index_select", "on_axis", "one_hot", "pad", "slice_text", "squeeze", "stack", "triangle",
+            "unsqueeze"]
 
 # One item of a subscript (NumPy basic indexing): an integer, a slice, None (a new axis of size 1) or
 # Ellipsis. The parser keeps a subscript as its canonical text ("1:3, ::-1, None, ..."), which every
