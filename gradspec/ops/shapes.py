@@ -244,7 +244,7 @@ def stack(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     if any(s != first for s in shapes):
         raise ShapeError(f"{name}: every operand needs the same shape, got {', '.join(map(show, shapes))}")
     axis = axis_of(name, (*first, 1), kw["axis"])
-    return first[:axis] + (len(shapes),) + first[axis:]
+    return (*first[:axis], len(shapes), *first[axis:])
 
 
 def concat(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
@@ -254,7 +254,7 @@ def concat(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     axis = axis_of(name, first, kw["axis"])
     if any(len(s) != len(first) or s[:axis] + s[axis + 1:] != first[:axis] + first[axis + 1:] for s in shapes):
         raise ShapeError(f"{name}: operands {', '.join(map(show, shapes))} differ off axis {kw['axis']}")
-    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1:]
+    return (*first[:axis], sum(s[axis] for s in shapes), *first[axis + 1:])
 
 
 def pad(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
@@ -323,7 +323,7 @@ def squeeze(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
 def unsqueeze(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     (shape,) = shapes
     axis = axis_of(name, (*shape, 1), kw["axis"])
-    return shape[:axis] + (1,) + shape[axis:]
+    return (*shape[:axis], 1, *shape[axis:])
 
 
 def one_hot(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:

@@ -61,7 +61,7 @@ def gather(b: Scalars, args: Sequence[Array], kw: Kw, shape: Shape) -> Array:
     pos = _positions(b, "gather", idx, x.shape[axis])
     out = np.empty(shape, dtype=object)
     for at in np.ndindex(shape):
-        out[at] = x[at[:axis] + (pos[at],) + at[axis + 1:]]
+        out[at] = x[(*at[:axis], pos[at], *at[axis + 1:])]
     return out
 
 
