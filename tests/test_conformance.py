@@ -152,9 +152,13 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
     near_zero = {(case, x) for case, x, name, engine in found if name == "x" and engine == engine and abs(engine) < 1e-6}
     assert {("erf-at-zero", 0.0), ("atan-edges", 0.0)} <= near_zero
     assert ("atan-edges", 1e10, "x") in {f[:3] for f in found if f[3] != f[3]}  # nan
-    # tensor cases run on tinygrad's own Tensor ops, and every one passes
+    # tensor cases run on tinygrad's own Tensor ops, and every one passes but one: tinygrad 0.14 raises on the
+    # gradient of tril(x, k=-1) * triu(x, k=1) (two triangles that do not overlap: the product is 0 everywhere,
+    # exact gradient 0), folding the product to a 0-d constant that its backward cannot reshape to x's shape
     tensor = [r for r in results if r.kind == "tensor"]
-    assert {r.verdict for r in tensor} == {Verdict.PASS}
+    assert outcomes(tensor) == Counter({("tril-times-triu", "fail"): 1})
+    (disjoint,) = [r for r in tensor if r.verdict is Verdict.FAIL]
+    assert "engine raised ValueError: bad reshape: () -> (3, 3)" in disjoint.message
     assert {r.case_id for r in tensor} == {c.id for c in CASES if c.kind == "tensor" and c.id not in ACTIVATIONS}
     results = [r for r in results if r.kind != "tensor"]
     assert outcomes(results) == Counter({("sigmoid-extremes", "fail"): 1, ("sigmoid-far-negative", "fail"): 1,

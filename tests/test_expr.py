@@ -190,7 +190,7 @@ REFUSED = [
     ("sum(x, axis=[1])", 13, "axis= takes an integer, found '['"),
     ("softmax(axis=1, x)", 17, "a positional argument cannot follow a keyword argument"),
     ("sum(x, axis=1, axis=2)", 16, "keyword 'axis' is given twice"),
-    ("x[0]", 2, "brackets are not allowed"),
+    ("x * [0]", 5, "brackets are not allowed"),  # a subscript follows an expression (tests/test_expr_index.py)
     ("[x, y]", 1, "brackets are not allowed"),
     ("sum = x; sum(x)", 1, "'sum' is an op and cannot be assigned"),
     ("foo(x)", 1, "unknown function 'foo'"),

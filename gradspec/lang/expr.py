@@ -7,18 +7,24 @@ Grammar (Python's precedence and associativity)::
     statement  := NAME "=" expr | expr            the last statement is the output
     expr       := expr ("+" | "-") expr | expr ("*" | "/") expr | unary
     unary      := ("-" | "+") unary | power
-    power      := atom ("**" unary)?              right-associative: -x**2 is -(x**2)
+    power      := postfix ("**" unary)?           right-associative: -x**2 is -(x**2)
+    postfix    := atom subscript*                 x[0], x[1:, None]: binds tightest (-x[0] is -(x[0]))
     atom       := NUMBER | NAME | NAME "(" args ")" | "(" expr ")"
     atom       |= "where" "(" expr CMP expr "," expr "," expr ")"
     atom       |= NAME "(" args ")" "[" INT "]"    one output of a multi-output op (slogdet(a)[1])
+    atom       |= "einsum" "(" STRING "," expr ("," expr)* ")"    einsum("ij,jk->ik", a, b)
+    subscript  := "[" item ("," item)* "]"
+    item       := INT | [INT] ":" [INT] [":" [INT]] | "None" | "..."     integer literals, signed
     args       := expr ("," expr)* ("," NAME "=" kwvalue)*
     kwvalue    := ["-"] NUMBER | "[" ["-"] INT ("," ["-"] INT)* "]" | STRING
     CMP        := "<" | "<=" | ">" | ">=" | "==" | "!="
 
 ``@`` (matrix product) binds like ``*``. Keyword arguments are checked against the op's keyword
 signature; their values are numbers, lists of integers or strings (``approximate="tanh"``), never
-expressions, so brackets and strings appear nowhere else (no indexing, no list literals). A comparison
-is data, not a value: it is only where's first argument.
+expressions. Brackets also subscript an expression (NumPy basic indexing with literals,
+:mod:`gradspec.lang.subscript`); a subscript directly on a multi-output op's call selects an output
+(``sort(x)[0][1]`` indexes the first output). There are no list literals, and a string is otherwise only
+einsum's equation. A comparison is data, not a value: it is only where's first argument.
 
 Nothing in case text is ever handed to ``eval``, ``exec`` or SymPy's parsers: text becomes tokens,
 tokens become the nodes below, and every name is checked against the op table or the inputs.
@@ -32,7 +38,8 @@ from functools import lru_cache
 from typing import Any
 
 from gradspec.errors import ExpressionError
-from gradspec.lang.tokens import REFUSED, STRINGS, Tok, describe, tokenize
+from gradspec.lang.subscript import read_subscript
+from gradspec.lang.tokens import REFUSED, STRING_CALLS, STRINGS, Tok, describe, tokenize
 from gradspec.lang.tree import Apply, KwValue, Name, Node, Num, Program
 from gradspec.ops.special import COMPARE
 from gradspec.ops.table import CALLABLE, OPS, PREFIX_BINDING, TENSOR_OPS, Keyword, Op, TensorOp, bind, show_number
@@ -52,6 +59,9 @@ _INFIX: dict[str, tuple[tuple[int, int], str]] = {
     **{o.symbol: (o.binding, o.name) for o in OPS.values() if o.symbol and o.binding is not None},
     **{t.symbol: (t.binding, t.name) for t in TENSOR_OPS.values() if t.symbol and t.binding is not None},
 }
+# Op names, which no input or intermediate may take; the subscript op ("[]") is syntax, not a name.
+_OP_NAMES = frozenset({*OPS, *(n for n, t in TENSOR_OPS.items() if t.symbol != "[]")})
+_SUBSCRIPT = next(t.name for t in TENSOR_OPS.values() if t.symbol == "[]")
 
 
 class _Parser:
@@ -123,7 +133,8 @@ class _Parser:
         while True:
             tok = self.peek()
             if tok.text == "[":
-                raise ExpressionError(REFUSED["["], col=tok.col)
+                left = self.subscript(left, tok)
+                continue
             if tok.text in COMPARE:
                 if comparison or min_bp > 0:
                     break
@@ -155,7 +166,7 @@ class _Parser:
         if tok.kind == "name":
             if self.peek().text == "(":
                 return self.call(tok)
-            if tok.text in OPS or tok.text in TENSOR_OPS:
+            if tok.text in _OP_NAMES:
                 raise ExpressionError(f"{tok.text!r} is an op; call it as {tok.text}(...)", col=tok.col)
             self.count(tok.col)
             return Name(tok.text, tok.col)
@@ -204,6 +215,14 @@ class _Parser:
                 count = f"{arity} to {top} arguments"
             raise ExpressionError(f"{name.text} takes {count}, got {len(args)}", col=name.col)
 
+    def subscript(self, left: Node, bracket: Tok) -> Node:
+        """``left[...]``: the tensor op ``index`` with the subscript's canonical text as its ``spec``."""
+        if isinstance(left, Num):
+            raise ExpressionError("a number cannot be subscripted", col=bracket.col)
+        spec, self.i = read_subscript(self.toks, self.i)
+        self.count(bracket.col)
+        return Apply(_SUBSCRIPT, (left,), bracket.col, (("spec", spec),))
+
     def tensor_call(self, name: Tok, o: TensorOp) -> Node:
         """A tensor op's call: positional operands, then keyword values checked against its signature."""
         args, given = self.call_args(name, o.name, o.arity, o.keywords, o.max_arity)
@@ -241,6 +260,14 @@ class _Parser:
         args: list[Node] = []
         given: dict[str, KwValue] = {}
         signature = {k.name: k for k in keywords if not k.internal}
+        if op in STRING_CALLS:  # einsum("ij,jk->ik", a, b): the equation, then the operands
+            tok = self.peek()
+            if tok.kind != "string":
+                raise ExpressionError(f'{op} takes its equation first, as a string: {op}("ij,jk->ik", a, b); '
+                                      f"found {describe(tok)}", col=tok.col)
+            self.i += 1
+            given["equation"] = "".join(tok.text[1:-1].split())
+            self.expect(",", f"',' and the operands after {op}'s equation")
         while self.peek().text != ")":
             tok = self.peek()
             if tok.kind == "name" and self.toks[self.i + 1].text == "=":
@@ -252,7 +279,7 @@ class _Parser:
                     raise ExpressionError(f"keyword {tok.text!r} is given twice", col=tok.col)
                 self.i += 2
                 given[tok.text] = self.kw_value(op, key)
-            elif given:
+            elif given.keys() & signature.keys():
                 raise ExpressionError("a positional argument cannot follow a keyword argument", col=tok.col)
             else:
                 args.append(self.expr(0))
@@ -406,7 +433,7 @@ def parse(text: str) -> Program:
     defined: set[str] = set()
     inputs: dict[str, int] = {}
     for name, node, col in assigns:
-        if name in OPS or name in TENSOR_OPS:
+        if name in _OP_NAMES:
             raise ExpressionError(f"{name!r} is an op and cannot be assigned", col=col)
         if name in defined:
             raise ExpressionError(f"{name!r} is assigned twice; each intermediate is named once", col=col)

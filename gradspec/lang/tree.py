@@ -44,10 +44,17 @@ class Apply:
     def __str__(self) -> str:
         t = TENSOR_OPS.get(self.op)
         if t is not None:
+            kw = dict(self.kwargs)
+            if t.symbol == "[]":  # a subscript: x[1:, None]
+                return f"{self.args[0]}[{kw['spec']}]"
             if t.symbol:
                 return f"({self.args[0]} {t.symbol} {self.args[1]})"
-            kws = [f"{k}={_kw_text(v)}" for k, v in self.kwargs if v is not None]
-            return f"{self.op}({', '.join([*map(str, self.args), *kws])})"
+            internal = {k.name for k in t.keywords if k.internal}
+            kws = [f"{k}={_kw_text(v)}" for k, v in self.kwargs if v is not None and k not in internal]
+            lead = [f'"{kw["equation"]}"'] if "equation" in internal else []
+            call = f"{self.op}({', '.join([*lead, *map(str, self.args), *kws])})"
+            # A multi-output op's call names its output, always: a subscript after it then indexes it.
+            return f"{call}[{kw['output']}]" if t.outputs else call
         return OPS[self.op].render([str(a) for a in self.args])
 
 
