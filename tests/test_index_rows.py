@@ -233,7 +233,7 @@ def test_index_slots_take_integer_data_inputs_only() -> None:
 @pytest.mark.parametrize("library", ["torch", "jax"])
 def test_every_spelling_matches_the_exact_reference(library: str) -> None:
     pytest.importorskip(library)
-    from gradspec.engines.protocol import resolve
+    from gradspec.engines.resolve import resolve
     from gradspec.engines.tensor import run_tensor
 
     engine = resolve(library)
