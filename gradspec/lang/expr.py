@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import Any
 
 from gradspec.errors import ExpressionError
+from gradspec.lang.keywords import read_keyword
 from gradspec.lang.subscript import read_subscript
 from gradspec.lang.tokens import REFUSED, STRING_CALLS, STRINGS, Tok, describe, tokenize
 from gradspec.lang.tree import Apply, KwValue, Name, Node, Num, Program
@@ -278,7 +279,7 @@ class _Parser:
                 if tok.text in given:
                     raise ExpressionError(f"keyword {tok.text!r} is given twice", col=tok.col)
                 self.i += 2
-                given[tok.text] = self.kw_value(op, key)
+                given[tok.text], self.i = read_keyword(self.toks, self.i, op, key)
             elif given.keys() & signature.keys():
                 raise ExpressionError("a positional argument cannot follow a keyword argument", col=tok.col)
             else:
@@ -312,56 +313,6 @@ class _Parser:
             args.append(self.expr(0))
         self.close_call(name, 3, args[1:])  # the comparison is one argument
         return self.make(bind(o, {"cmp": cmp}).name, tuple(args), name.col)
-
-    def kw_value(self, op: str, keyword: Keyword) -> KwValue:
-        tok = self.peek()
-        key, kind = keyword.name, keyword.kind
-        if kind == "str":
-            choices = ", ".join(f'"{c}"' for c in keyword.choices)
-            if tok.kind != "string" or tok.text[1:-1] not in keyword.choices:
-                raise ExpressionError(f"{op}: {key}= takes one of {choices}, found {describe(tok)}", col=tok.col)
-            self.i += 1
-            return tok.text[1:-1]
-        if kind == "ints":
-            if tok.text != "[":
-                raise ExpressionError(f"{op}: {key}= takes a list of integers such as [2, 3]", col=tok.col)
-            self.i += 1
-            items: list[int] = []
-            while True:
-                items.append(int(self.signed(op, key, "int")))
-                end = self.peek()
-                self.i += 1
-                if end.text == "]":
-                    return tuple(items)
-                if end.text != ",":
-                    raise ExpressionError(f"expected ',' or ']' in {key}=, found {describe(end)}", col=end.col)
-        return self.signed(op, key, kind)
-
-    def signed(self, op: str, key: str, kind: str) -> int | Fraction:
-        tok = self.peek()
-        sign = 1
-        if tok.text == "-":
-            sign = -1
-            self.i += 1
-            tok = self.peek()
-        if tok.kind != "number":
-            what = "an integer" if kind == "int" else "a number"
-            raise ExpressionError(f"{op}: {key}= takes {what}, found {describe(tok)}", col=tok.col)
-        self.i += 1
-        value = sign * Fraction(tok.text)
-        if kind == "int":
-            if value.denominator != 1:
-                raise ExpressionError(f"{op}: {key}= takes an integer, got {tok.text}", col=tok.col)
-            if abs(value) > 1_000_000:
-                raise ExpressionError(f"{op}: {key}= {value} is too large", col=tok.col)
-            return int(value)
-        try:
-            finite = math.isfinite(float(value))
-        except OverflowError:  # 1e999: the exact value is too large for a float to hold at all
-            finite = False
-        if not finite:
-            raise ExpressionError(f"{op}: {key}= {tok.text} is outside the float64 range", col=tok.col)
-        return value
 
     def number(self, tok: Tok) -> Num:
         self.count(tok.col)
