@@ -48,7 +48,7 @@ class Tok:
 def tokenize(text: str) -> list[Tok]:
     toks: list[Tok] = []
     pos = 0
-    in_list = False
+    in_list = in_output = False
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         col = pos + 1
@@ -62,10 +62,15 @@ def tokenize(text: str) -> list[Tok]:
             raise ExpressionError(f"malformed number {tok + text[pos + len(tok)]!r}", col=col)
         # Brackets only open a keyword's integer list (`shape=[3, 4]`) and close it; anywhere else
         # they would be indexing or a list literal.
+        # and subscript a multi-output call (`slogdet(a)[1]`; the parser checks the call takes one).
         if tok == "[" and toks and toks[-1].text == "=" and not in_list:
             in_list = True
         elif tok == "]" and in_list:
             in_list = False
+        elif tok == "[" and toks and toks[-1].text == ")" and not (in_list or in_output):
+            in_output = True
+        elif tok == "]" and in_output:
+            in_output = False
         elif kind == "op" and tok in REFUSED:
             raise ExpressionError(REFUSED[tok], col=col)
         # A string is a keyword's value (approximate="tanh") and nothing else: it follows an "=".

@@ -46,8 +46,10 @@ class Apply:
         if t is not None:
             if t.symbol:
                 return f"({self.args[0]} {t.symbol} {self.args[1]})"
-            kws = [f"{k}={_kw_text(v)}" for k, v in self.kwargs if v is not None]
-            return f"{self.op}({', '.join([*map(str, self.args), *kws])})"
+            kws = [f"{k}={_kw_text(v)}" for k, v in self.kwargs if v is not None and k != "output"]
+            # A multi-output op's internal keyword is its subscript: slogdet(a)[1].
+            pick = f"[{dict(self.kwargs)['output']}]" if t.outputs else ""
+            return f"{self.op}({', '.join([*map(str, self.args), *kws])}){pick}"
         return OPS[self.op].render([str(a) for a in self.args])
 
 
