@@ -103,3 +103,51 @@ ROWS: tuple[TensorOp, ...] = (
              "reduced Q and R by Householder reflections with LAPACK's signs (R_kk = -sign(alpha_k) |x_k|)",
              outputs=("Q", "R"), bare=None),
 )
+
+
+# -- what part of an operand an op reads -------------------------------------------------------------
+# cholesky reads a symmetric matrix through its lower triangle; a factor is read through its triangle.
+# A differentiable input given straight to such an operand is perturbed only within that structure
+# (symmetric tangents, triangular ones), and its gradients are compared projected onto it: an engine
+# that symmetrises a gradient, or returns one on the triangle it never reads, follows a convention, and
+# is judged where every convention agrees (docs/linalg.md).
+
+
+def _side(kw: dict[str, Any]) -> str:
+    return "upper" if kw.get("upper") else "lower"
+
+
+READS: dict[str, Any] = {
+    "cholesky": lambda kw: {0: "symmetric"},
+    "cholesky_solve": lambda kw: {1: _side(kw)},
+    "cholesky_inverse": lambda kw: {0: _side(kw)},
+    "solve_triangular": lambda kw: {0: _side(kw)},
+}
+
+
+def project(structure: str, x: Any) -> Any:
+    """``x`` (an array whose last two axes are a matrix) projected onto ``structure``: its symmetric part,
+    or its lower or upper triangle (the other entries an exact zero)."""
+    import numpy as np
+
+    arr = np.asarray(x)
+    if structure == "symmetric":
+        return (arr + np.swapaxes(arr, -1, -2)) / 2
+    n, m = arr.shape[-2:]
+    keep = np.tril(np.ones((n, m), dtype=bool)) if structure == "lower" else np.triu(np.ones((n, m), dtype=bool))
+    return np.where(keep, arr, arr * 0)
+
+
+def structures(steps: Sequence[Any], differentiable: Sequence[tuple[str, int]]) -> dict[str, str]:
+    """The differentiable inputs (by name) that some op reads through a structure, and that structure."""
+    index = {i: name for name, i in differentiable}
+    found: dict[str, str] = {}
+    for step in steps:
+        reads = READS.get(step.op) if step.op else None
+        if reads is None:
+            continue
+        for position, structure in reads(step.kw).items():
+            name = index.get(step.args[position])
+            if name is not None:
+                found.setdefault(name, structure)
+    return found
