@@ -72,7 +72,7 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
         return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)
     floats = {n: np.asarray(np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)), dtype=float)
               for n, v in point.items()}
-    reason = _unrepresentable(engine, floats)
+    reason = _unrepresentable(engine, floats) or _ill_conditioned(ref, engine.eps)
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)
     rng = random.Random(seed)
@@ -111,6 +111,16 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
     for name, values in floats.items():
         if values.size and float(np.max(np.abs(values))) > FLOAT32_MAX:
             return f"input {name} has an element beyond float32's range, the engine's precision"
+    return None
+
+
+def _ill_conditioned(ref: TensorExact | BallExact, eps: float) -> str | None:
+    """A matrix a linear-algebra op factors whose condition number is beyond what the engine's precision
+    resolves (more than 1/eps): its answer may lose every digit, so it is reported, not judged."""
+    for where, cond in getattr(ref, "conditions", ()):
+        if cond * eps > 1:
+            return (f"condition number {cond:.3g} (1-norm) beyond 1/eps = {1 / eps:.3g} of the engine's precision, "
+                    f"in {where}; not judged")
     return None
 
 
