@@ -88,6 +88,12 @@ def test_the_library_tensor_file_covers_every_tensor_op() -> None:
 
     cases = load_file(data_dir("cases") / "tensors.gradspec.yaml").cases
     used = {step.op for c in cases for step in c.spec.graph.steps if step.op}  # type: ignore[union-attr]
+    # a group of tensor ops may keep its cases in a file of its own (linear algebra: linalg.gradspec.yaml)
+    from gradspec.ops.linalg_rows import ROWS as LINALG
+
+    linalg = load_file(data_dir("cases") / "linalg.gradspec.yaml").cases
+    assert {row.name for row in LINALG} <= {step.op for c in linalg for step in c.spec.graph.steps}  # type: ignore[union-attr]
+    used |= {row.name for row in LINALG}
     assert set(TENSOR_OPS) <= used
     # calls and binary operators of the table's basic rows (the special functions' tensor cases are in
     # activations.gradspec.yaml, checked on every engine by the conformance tests)
