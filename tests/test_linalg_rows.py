@@ -21,10 +21,10 @@ from gradspec.ops.linalg_rows import project, structures
 from gradspec.reference.tensor import exact_tensor
 from gradspec.results import Tolerance, Verdict
 
-SPD = [[2, 1, 0.5], [1, 3, -0.75], [0.5, -0.75, 1.5]]
-GENERAL = [[1, 2, 0.5], [0.5, -1, 2], [2, 0.25, 1]]  # det < 0; LAPACK's QR gives R a negative diagonal
-B = [[1, 0.5], [-1, 2], [0.25, 1]]
-LOWER = [[2, 0, 0], [1, 3, 0], [0.5, 0.25, 1.5]]
+SPD: list[list[float]] = [[2, 1, 0.5], [1, 3, -0.75], [0.5, -0.75, 1.5]]
+GENERAL: list[list[float]] = [[1, 2, 0.5], [0.5, -1, 2], [2, 0.25, 1]]  # det < 0; LAPACK's QR gives R a negative diagonal
+B: list[list[float]] = [[1, 0.5], [-1, 2], [0.25, 1]]
+LOWER: list[list[float]] = [[2, 0, 0], [1, 3, 0], [0.5, 0.25, 1.5]]
 
 
 def exact(x: Any) -> Any:
@@ -61,8 +61,8 @@ VALUES: list[tuple[str, dict[str, Any], Callable[..., Any]]] = [
     ("matrix_power(a, n=-2)", {"a": GENERAL}, lambda a: mpmath.inverse(M(a)) ** 2),
     ("matrix_power(a, n=5)", {"a": GENERAL}, lambda a: M(a) ** 5),
     ("cholesky(a)", {"a": SPD}, lambda a: _cholesky(M(a))),
-    ("cholesky_inverse(l)", {"l": LOWER}, lambda l: mpmath.inverse(M(l) * M(l).T)),
-    ("cholesky_solve(b, l)", {"b": B, "l": LOWER}, lambda b, l: mpmath.inverse(M(l) * M(l).T) * M(b)),
+    ("cholesky_inverse(l)", {"l": LOWER}, lambda f: mpmath.inverse(M(f) * M(f).T)),
+    ("cholesky_solve(b, l)", {"b": B, "l": LOWER}, lambda b, f: mpmath.inverse(M(f) * M(f).T) * M(b)),
     ("pinv(a)", {"a": [[1, 2], [0.5, -1], [2, 0.25]]},
      lambda a: mpmath.inverse(M(a).T * M(a)) * M(a).T),
 ]

@@ -57,7 +57,7 @@ def _jax_lu_solve(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
 
     lu, b = _jax_batch(j, a[0], a[1])
     n = lu.shape[-1]
-    pivots = j.numpy.broadcast_to(j.numpy.arange(n, dtype="int32"), lu.shape[:-2] + (n,))  # 0-based here
+    pivots = j.numpy.broadcast_to(j.numpy.arange(n, dtype="int32"), (*lu.shape[:-2], n))  # 0-based here
     return jax.scipy.linalg.lu_solve((lu, pivots), b)
 
 

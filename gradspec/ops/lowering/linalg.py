@@ -315,9 +315,9 @@ def cholesky(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple
     return _batched(args, [2], shape, lambda a: _cholesky(b, a, "cholesky"))
 
 
-def _factor(l: Mat, upper: bool) -> Mat:
-    """The lower factor L of A = L L^T that ``cholesky_solve``/``cholesky_inverse`` read from ``l``."""
-    return _t(_triangle(l, True)) if upper else _triangle(l, False)
+def _factor(given: Mat, upper: bool) -> Mat:
+    """The lower factor L of A = L L^T that ``cholesky_solve``/``cholesky_inverse`` read from the given one."""
+    return _t(_triangle(given, True)) if upper else _triangle(given, False)
 
 
 def _cho_solve(b: Scalars, low: Mat, rhs: Mat, name: str) -> Mat:
@@ -328,13 +328,13 @@ def _cho_solve(b: Scalars, low: Mat, rhs: Mat, name: str) -> Mat:
 def cholesky_solve(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
     """X with L L^T X = B (``upper``: U^T U X = B), reading only the factor's triangle."""
     upper = bool(kw["upper"])
-    return _batched(args, [2, 2], shape, lambda rhs, l: _cho_solve(b, _factor(l, upper), rhs, "cholesky_solve"))
+    return _batched(args, [2, 2], shape, lambda rhs, f: _cho_solve(b, _factor(f, upper), rhs, "cholesky_solve"))
 
 
 def cholesky_inverse(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
     upper = bool(kw["upper"])
     return _batched(args, [2], shape,
-                    lambda l: _cho_solve(b, _factor(l, upper), _eye(len(l)), "cholesky_inverse"))
+                    lambda f: _cho_solve(b, _factor(f, upper), _eye(len(f)), "cholesky_inverse"))
 
 
 def lu_solve(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
