@@ -56,6 +56,19 @@ TINYGRAD_SPECIAL = Counter({
     ("logaddexp-edges", "fail"): 2, ("sinh-cosh-edges", "fail"): 2,
 })
 SLOW_ON_TINYGRAD = {"deep-10000", "deep-nonlinear"}
+LINALG = {c.id for c in load_file(data_dir("cases") / "linalg.gradspec.yaml").cases}
+# det([[1, 1], [1, 1 + 2**-52]]): condition number 1.8e16, beyond float64's 1/eps; reported, not judged
+ILL_CONDITIONED = ("near-singular-unresolved", "skip")
+# torch 2.13's linear algebra, each checked against mpmath at 50 digits (docs/linalg.md): the quantities that
+# fail. det, slogdet and solve are wrong forward over forward (pytorch#192540/#196696; slogdet's is 0);
+# cholesky_inverse's JVP is wrong along a lower-triangular tangent (pytorch#196682), and cholesky_solve's
+# with batched factors against an unbatched right-hand side (pytorch#196694), so forward and reverse
+# disagree. cholesky_inverse's Jacobian entry d inv(L Lᵀ)[1, 1] / dL[0, 0], exactly 0 (the lowering never
+# reads L[0, 0] there), comes back 1.1e-18 from torch's dense formula: rounding the lowering's bound cannot
+# see, not a finding
+TORCH_LINALG = {"det-3x3": {"jvp-of-jvp"}, "slogdet-negative": {"jvp-of-jvp"}, "slogdet-spd": {"jvp-of-jvp"},
+                "solve-spd": {"jvp-of-jvp"}, "cholesky-solve-batched-factors": {"jvp", "mode consistency"},
+                "cholesky-inverse": {"jvp", "mode consistency", "l (jacobian)"}}
 # Cases with two inputs of the same value at a point, which tinygrad merges (tinygrad#9597).
 MERGED_ON_TINYGRAD = ("equal-valued-inputs", "log-sum-exp-equal", "huge-product", "one-per-line-exact", "add-points",
                       "sub-points", "linearity-points")
@@ -109,7 +122,8 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
     # while its value, VJPs, Jacobian, JVP and both Hessian-vector products are right
     assert outcomes(results) == Counter({("layer-norm-second-order", "fail"): 2, ("hardsigmoid-sampled", "fail"): 3,
                                          ("gelu-tails", "fail"): 2, ("gelu-tanh-tails", "fail"): 1, ("asinh-edges", "fail"): 1,
-                                         ("softplus-second-derivative-tail", "skip"): 1})  # JAX's function case
+                                         ("softplus-second-derivative-tail", "skip"): 1,  # JAX's function case
+                                         ILL_CONDITIONED: 1, **{(case, "fail"): 1 for case in TORCH_LINALG}})
     assert imprecise_only_where_rebuilt(results) == TAILS
     for r in results:
         if r.verdict is not Verdict.FAIL:
@@ -123,6 +137,10 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
             # first derivative raises
             assert set(failed) == {"hvp", "jvp", "jvp-of-jvp", "order 3"}
             assert all("hardsigmoid_backward is not implemented" in q.note for q in failed.values())
+        elif r.case_id in TORCH_LINALG:
+            assert set(failed) == TORCH_LINALG[r.case_id], r.case_id
+            if r.case_id == "slogdet-spd":
+                assert failed["jvp-of-jvp"].engine == 0.0 and failed["jvp-of-jvp"].exact != 0
         elif r.case_id in ("gelu-tails", "gelu-tanh-tails"):
             # x*(1 + erf(x/sqrt 2))/2 and x*(1 + tanh(u))/2 are 0 where the exact gelu(-10) is -7.6e-23
             # (tanh form: -1.2e-37) and gelu(-30) is -1.5e-196
@@ -140,6 +158,12 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
     results = run_library("tinygrad")
     special = [r for r in results if r.case_id in ACTIVATIONS]
     results = [r for r in results if r.case_id not in ACTIVATIONS]
+    # tinygrad has no linear algebra: every such case skips, naming the op (the ill-conditioned one, first,
+    # its condition number)
+    linalg = [r for r in results if r.case_id in LINALG]
+    results = [r for r in results if r.case_id not in LINALG]
+    assert {r.case_id for r in linalg} == LINALG and {r.verdict for r in linalg} == {Verdict.SKIP}
+    assert all(r.message.startswith(("tinygrad has no ", "condition number ")) for r in linalg)
     assert outcomes(special) == TINYGRAD_SPECIAL
     found = {(r.case_id, r.point.get("x"), q.name, q.engine) for r in special if r.verdict is Verdict.FAIL
              for q in r.quantities if q.verdict is Verdict.FAIL}
@@ -159,7 +183,7 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
     assert outcomes(tensor) == Counter({("tril-times-triu", "fail"): 1})
     (disjoint,) = [r for r in tensor if r.verdict is Verdict.FAIL]
     assert "engine raised ValueError: bad reshape: () -> (3, 3)" in disjoint.message
-    assert {r.case_id for r in tensor} == {c.id for c in CASES if c.kind == "tensor" and c.id not in ACTIVATIONS}
+    assert {r.case_id for r in tensor} == {c.id for c in CASES if c.kind == "tensor" and c.id not in ACTIVATIONS | LINALG}
     results = [r for r in results if r.kind != "tensor"]
     assert outcomes(results) == Counter({("sigmoid-extremes", "fail"): 1, ("sigmoid-far-negative", "fail"): 1,
                                          ("tanh-tiny", "fail"): 2, ("sin-cos-large", "fail"): 1,
@@ -218,7 +242,8 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
                                          ("hardtanh-at-bounds", "convention"): 2, ("hardtanh-bounds-at-bounds", "convention"): 2,
                                          ("clamp-at-bounds", "convention"): 2, ("gelu-tanh-tails", "fail"): 1,
                                          ("asinh-edges", "fail"): 1, ("softplus-second-derivative-tail", "xfail"): 1,
-                                         ("softplus-threshold-tail", "skip"): 1})  # torch's function case
+                                         ("softplus-threshold-tail", "skip"): 1,  # torch's function case
+                                         ILL_CONDITIONED: 1})  # every linear-algebra finding of torch passes here
     # as torch's, and its elu family's slope (expm1's output rebuilt), tanh'' near 0 and at saturation
     assert imprecise_only_where_rebuilt(results) == TAILS | {
         "elu-edges", "selu-edges", "celu-edges", "tanh-saturated-reverse-over-reverse", "tanh-tiny-second-order",
@@ -250,7 +275,7 @@ def test_micrograd_skips_what_it_lacks_and_fails_the_deep_composition() -> None:
     results = run_library("micrograd")
     failed = [r for r in results if r.verdict is Verdict.FAIL]
     assert [(r.case_id, r.message.split(":")[0]) for r in failed] == [("deep-10000", "engine raised RecursionError")]
-    skipped = [r for r in results if r.verdict is Verdict.SKIP]
+    skipped = [r for r in results if r.verdict is Verdict.SKIP and (r.case_id, "skip") != ILL_CONDITIONED]
     reasons = {re.sub(r"(engine has no) \w+", r"\1 OP", r.message.split(":")[0]) for r in skipped}
     assert reasons == {"engine has no OP", "engine's ** does not take a Value exponent", "case is only for engines"}
     missing = {r.message.removeprefix("engine has no ") for r in skipped if r.message.startswith("engine has no")}

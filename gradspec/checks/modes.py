@@ -18,6 +18,7 @@ At a kink forward-mode and higher derivatives are not defined, and these quantit
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.modes import Ask, Mode, needs, rows
+from gradspec.ops.linalg_rows import project, structures
 from gradspec.reference.modes import Known, ModeReference, mode_reference
 from gradspec.reference.precision import digits
 from gradspec.reference.store import STORE
@@ -66,10 +68,17 @@ def directions(graph: TensorGraph, modes: frozenset[Mode], order: int, seed: int
     """The seeded directions of one draw: ``u`` and ``w`` per differentiable input, ``v`` for the output."""
     rng = random.Random(seed + _DIRECTIONS)
     shapes = [graph.steps[i].shape for _, i in graph.differentiable]
-    u = tuple(cotangent(s, rng) for s in shapes)
-    w = tuple(cotangent(s, rng) for s in shapes)
+    # An input an op reads through a structure (cholesky's symmetric matrix) is perturbed within it.
+    held = structures(graph.steps, graph.differentiable)
+    names = [n for n, _ in graph.differentiable]
+    u = tuple(_within(held.get(n), cotangent(s, rng)) for n, s in zip(names, shapes, strict=True))
+    w = tuple(_within(held.get(n), cotangent(s, rng)) for n, s in zip(names, shapes, strict=True))
     v = cotangent(graph.shape, random.Random(seed))  # the first cotangent of the draw's VJP checks
     return Ask(modes, u, w, v, order)
+
+
+def _within(structure: str | None, direction: Any) -> Any:
+    return direction if structure is None else np.asarray(project(structure, direction), dtype=float)
 
 
 def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance,
@@ -118,6 +127,7 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
 def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine: Engine,
              tol: Tolerance) -> list[Quantity]:
     names = [n for n, _ in graph.differentiable]
+    held = structures(graph.steps, graph.differentiable)
     out: list[Quantity] = []
     eps, limit = engine.eps, float_range(engine)
     smallest = float(np.finfo(np.float32 if eps >= FLOAT32_EPS else float).tiny)  # the smallest normal number
@@ -166,12 +176,25 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
             one(row.label, computed, known, row.key)
         else:
             for i, name in enumerate(names):
-                one(row.label.format(input=name), None if computed is None else computed[i], known[i], row.key)
+                mine, theirs = _onto(held.get(name), known[i], None if computed is None else computed[i])
+                one(row.label.format(input=name), theirs, mine, row.key)
                 if second is not None:
-                    one(row.second_label.format(input=name), second[i], known[i], row.key)
+                    one(row.second_label.format(input=name), _onto(held.get(name), known[i], second[i])[1], mine, row.key)
         if row.consistency:
             out.append(_consistency(ref, got, ask, eps, tol, floor, limit))
     return out
+
+
+def _onto(structure: str | None, known: Known | None, computed: Any) -> tuple[Known | None, Any]:
+    """A per-input quantity (its input's axes last) projected onto the structure its input is read
+    through, on both sides (see :data:`gradspec.ops.linalg_rows.READS`)."""
+    if structure is None or known is None:
+        return known, computed
+    mine = dataclasses.replace(known, exact=project(structure, known.exact),
+                               allowance=project(structure, np.asarray(known.allowance, dtype=float)),
+                               rebuilt=project(structure, np.broadcast_to(np.asarray(known.rebuilt, dtype=float),
+                                                                          np.shape(known.exact))))
+    return mine, None if computed is None else project(structure, np.asarray(computed, dtype=float))
 
 
 def _consistency(ref: ModeReference, got: Any, ask: Ask, eps: float, tol: Tolerance, floor: float,

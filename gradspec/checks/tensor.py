@@ -31,6 +31,7 @@ from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.modes import Mode, asked
+from gradspec.ops.linalg_rows import project, structures
 from gradspec.reference.tensor import TensorExact, exact_tensor
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
         return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)
     floats = {n: np.asarray(np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)), dtype=float)
               for n, v in point.items()}
-    reason = _unrepresentable(engine, floats)
+    reason = _unrepresentable(engine, floats) or _ill_conditioned(ref, engine.eps)
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)
     rng = random.Random(seed)
@@ -113,18 +114,37 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _ill_conditioned(ref: TensorExact | BallExact, eps: float) -> str | None:
+    """A matrix a linear-algebra op factors whose condition number is beyond what the engine's precision
+    resolves (more than 1/eps): its answer may lose every digit, so it is reported, not judged."""
+    for where, cond in getattr(ref, "conditions", ()):
+        if cond * eps > 1:
+            return (f"condition number {cond:.3g} (1-norm) beyond 1/eps = {1 / eps:.3g} of the engine's precision, "
+                    f"in {where}; not judged")
+    return None
+
+
 def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
              eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
     value = ref.value_floats
     out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol, eps=eps)]
+    # An input an op reads through a structure (cholesky's symmetric matrix, a triangular factor) is
+    # judged on that structure: both gradients projected onto it (see gradspec.ops.linalg_rows.READS).
+    held = structures(graph.steps, graph.differentiable)
+
+    def onto(name: str, x: Any) -> Any:
+        return x if x is None or name not in held else project(held[name], x)
+
     for k in range(COTANGENTS):
         grad = ref.vjp(cotangents[k])
         ranges = ref.subgradient_range(cotangents[k]) if ref.kinks else None
         for name, _ in graph.differentiable:
             span = ranges.get(name) if ranges else None
-            out.append(judge(f"{name} (vjp{k})", Role.INPUT, outcome.grads[k].get(name), grad.exact[name],
-                              grad.floats[name], eps * grad.rounding[name], tol, span, kink, grad.copies.get(name, ()),
-                              value, eps=eps, rebuilt=eps * grad.rebuilt[name]))
+            got = outcome.grads[k].get(name)
+            out.append(judge(f"{name} (vjp{k})", Role.INPUT, onto(name, None if got is None else np.asarray(got, dtype=float)),
+                              onto(name, grad.exact[name]), onto(name, grad.floats[name]),
+                              eps * onto(name, grad.rounding[name]), tol, span, kink, grad.copies.get(name, ()),
+                              value, eps=eps, rebuilt=eps * onto(name, grad.rebuilt[name])))
     if rows:
         grads = [ref.vjp(c) for c in cotangents[COTANGENTS:]]
         for name, _ in graph.differentiable:
@@ -136,8 +156,9 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
             rebuilt = np.stack([g.rebuilt[name] for g in grads]).reshape(shape)
-            out.append(judge(f"{name} (jacobian)", Role.INPUT, stacked, exact, floats, eps * allowed, tol,
-                              out_axes=len(graph.shape), eps=eps, rebuilt=eps * rebuilt))
+            out.append(judge(f"{name} (jacobian)", Role.INPUT, onto(name, stacked), onto(name, exact), onto(name, floats),
+                              eps * onto(name, allowed), tol, out_axes=len(graph.shape), eps=eps,
+                              rebuilt=eps * onto(name, rebuilt)))
     return out
 
 

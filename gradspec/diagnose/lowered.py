@@ -49,6 +49,9 @@ class _Recorder:
         self.first.setdefault((name, varying), list(zip(floats, varying, strict=True)))
         return _Var(result)
 
+    def peek(self, x: Any) -> float:
+        return x.v if isinstance(x, _Var) else float(x)
+
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
         top = max(x.v if isinstance(x, _Var) else float(x) for x in xs)
         return Fraction(top) if np.isfinite(top) and top != 0 else None

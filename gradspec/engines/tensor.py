@@ -96,6 +96,9 @@ class Values:
         """A data input (never differentiated) as the lowering's exact constants."""
         return np.vectorize(lambda v: Fraction(float(v)), otypes=[object])(arr) if arr.size else arr
 
+    def peek(self, x: Any) -> float:
+        return float(x) if constant(x) else self.engine.value(x)
+
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
         # A float engine needs exp's argument shifted by the lane's largest value to stay finite.
         values = [float(x) if constant(x) else self.engine.value(x) for x in xs]

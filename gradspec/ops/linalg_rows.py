@@ -1,13 +1,153 @@
-"""The tensor ops of one group of the op table: linear algebra (det, solve, cholesky, eigh, svd, ...).
+"""The tensor ops of one group of the op table: linear algebra (det, solve, cholesky, qr, ...).
 
 Each row is a :class:`~gradspec.ops.row.TensorOp`; :mod:`gradspec.ops.table` joins the groups into
-``TENSOR_OPS``. Their element-wise definitions are in :mod:`gradspec.ops.lowering`.
+``TENSOR_OPS``. Their element-wise definitions are in :mod:`gradspec.ops.lowering.linalg` (elimination
+with the pivots chosen at the point); every op is batched over leading axes. The conventions (which
+triangle an op reads, qr's signs, lu_solve's packed operand) are in docs/linalg.md.
 """
 
 from __future__ import annotations
 
-from gradspec.ops.row import TensorOp
+from collections.abc import Sequence
+from typing import Any
+
+from gradspec.ops import shapes as _shape
+from gradspec.ops.row import Keyword, TensorOp
 
 __all__ = ["ROWS"]
 
-ROWS: tuple[TensorOp, ...] = ()
+_OUTPUT = Keyword("output", "int", 0, internal=True)
+_UPPER = Keyword("upper", "int", 0)
+
+
+def _jax_batch(j: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    """``a`` and ``b`` with their batch axes broadcast (lax's triangular solve wants them equal)."""
+    batch = j.numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return j.numpy.broadcast_to(a, batch + a.shape[-2:]), j.numpy.broadcast_to(b, batch + b.shape[-2:])
+
+
+def _jax_triangular(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    t, b = _jax_batch(j, a[0], a[1])
+    return j.lax.linalg.triangular_solve(t, b, left_side=True, lower=not kw["upper"])
+
+
+def _jax_cho_solve(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    import jax.scipy.linalg
+
+    factor, b = _jax_batch(j, a[1], a[0])
+    return jax.scipy.linalg.cho_solve((factor, not kw["upper"]), b)
+
+
+def _jax_cho_inverse(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    import jax.scipy.linalg
+
+    eye = j.numpy.broadcast_to(j.numpy.eye(a[0].shape[-1], dtype=a[0].dtype), a[0].shape)
+    return jax.scipy.linalg.cho_solve((a[0], not kw["upper"]), eye)
+
+
+def _torch_lu_solve(t: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    # No row exchanges: LAPACK's 1-based pivots 1..n.
+    n = a[0].shape[-1]
+    pivots = t.arange(1, n + 1, dtype=t.int32).expand(*a[0].shape[:-2], n)
+    return t.linalg.lu_solve(a[0], pivots, a[1])
+
+
+def _jax_lu_solve(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    import jax.scipy.linalg
+
+    lu, b = _jax_batch(j, a[0], a[1])
+    n = lu.shape[-1]
+    pivots = j.numpy.broadcast_to(j.numpy.arange(n, dtype="int32"), (*lu.shape[:-2], n))  # 0-based here
+    return jax.scipy.linalg.lu_solve((lu, pivots), b)
+
+
+ROWS: tuple[TensorOp, ...] = (
+    TensorOp("det", 1, (), _shape.square_batch, "linalg.det",
+             lambda t, a, kw: t.linalg.det(a[0]), lambda j, a, kw: j.numpy.linalg.det(a[0]),
+             "the product of U's diagonal in P A = L U (partial pivoting), times the permutation's sign"),
+    TensorOp("slogdet", 1, (_OUTPUT,), _shape.square_batch, "linalg.slogdet",
+             lambda t, a, kw: t.linalg.slogdet(a[0])[kw["output"]],
+             lambda j, a, kw: j.numpy.linalg.slogdet(a[0])[kw["output"]],
+             "(sign of det, log|det|): the sign an exact ±1, log|det| = sum_k log|u_kk| of P A = L U",
+             outputs=("sign", "logabsdet"), bare=None),
+    TensorOp("inv", 1, (), _shape.square_same, "linalg.inv",
+             lambda t, a, kw: t.linalg.inv(a[0]), lambda j, a, kw: j.numpy.linalg.inv(a[0]),
+             "A^-1 = U^-1 L^-1 P by substitution on the identity"),
+    TensorOp("solve", 2, (), _shape.linear_solve, "linalg.solve",
+             lambda t, a, kw: t.linalg.solve(a[0], a[1]), lambda j, a, kw: j.numpy.linalg.solve(a[0], a[1]),
+             "X with A X = B: P A = L U, forward then back substitution"),
+    TensorOp("matrix_power", 1, (Keyword("n", "int"),), _shape.square_same, "linalg.matrix_power",
+             lambda t, a, kw: t.linalg.matrix_power(a[0], kw["n"]),
+             lambda j, a, kw: j.numpy.linalg.matrix_power(a[0], kw["n"]),
+             "A^n by repeated squaring (n < 0: the inverse's power; n = 0: the identity)"),
+    TensorOp("solve_triangular", 2, (Keyword("upper", "int"),), _shape.triangular_solve, "linalg.solve_triangular",
+             lambda t, a, kw: t.linalg.solve_triangular(a[0], a[1], upper=bool(kw["upper"])), _jax_triangular,
+             "X with T X = B by substitution, T the triangle of A that upper names (the other one is not read)"),
+    TensorOp("cholesky", 1, (), _shape.square_same, "linalg.cholesky",
+             lambda t, a, kw: t.linalg.cholesky(a[0]), lambda j, a, kw: j.numpy.linalg.cholesky(a[0]),
+             "L with L L^T = A, reading A's lower triangle: L_jj = sqrt(a_jj - sum_k L_jk^2), "
+             "L_ij = (a_ij - sum_k L_ik L_jk) / L_jj"),
+    TensorOp("cholesky_solve", 2, (_UPPER,), _shape.cholesky_solve, "linalg.cholesky_solve",
+             lambda t, a, kw: t.cholesky_solve(a[0], a[1], upper=bool(kw["upper"])), _jax_cho_solve,
+             "X with L L^T X = B (upper=1: U^T U X = B), reading only the factor's triangle"),
+    TensorOp("cholesky_inverse", 1, (_UPPER,), _shape.square_same, "linalg.cholesky_inverse",
+             lambda t, a, kw: t.cholesky_inverse(a[0], upper=bool(kw["upper"])), _jax_cho_inverse,
+             "(L L^T)^-1 (upper=1: (U^T U)^-1), reading only the factor's triangle"),
+    TensorOp("lu_solve", 2, (), _shape.triangular_solve, "linalg.lu_solve", _torch_lu_solve, _jax_lu_solve,
+             "X with L U X = B, L (unit diagonal) and U packed in lu as LAPACK packs them, no row exchanges"),
+    TensorOp("pinv", 1, (), _shape.pinv, "linalg.pinv",
+             lambda t, a, kw: t.linalg.pinv(a[0]), lambda j, a, kw: j.numpy.linalg.pinv(a[0]),
+             "full rank only: (A^T A)^-1 A^T when tall, A^T (A A^T)^-1 when wide"),
+    TensorOp("qr", 1, (_OUTPUT,), _shape.qr, "linalg.qr",
+             lambda t, a, kw: t.linalg.qr(a[0])[kw["output"]], lambda j, a, kw: j.numpy.linalg.qr(a[0])[kw["output"]],
+             "reduced Q and R by Householder reflections with LAPACK's signs (R_kk = -sign(alpha_k) |x_k|)",
+             outputs=("Q", "R"), bare=None),
+)
+
+
+# -- what part of an operand an op reads -------------------------------------------------------------
+# cholesky reads a symmetric matrix through its lower triangle; a factor is read through its triangle.
+# A differentiable input given straight to such an operand is perturbed only within that structure
+# (symmetric tangents, triangular ones), and its gradients are compared projected onto it: an engine
+# that symmetrises a gradient, or returns one on the triangle it never reads, follows a convention, and
+# is judged where every convention agrees (docs/linalg.md).
+
+
+def _side(kw: dict[str, Any]) -> str:
+    return "upper" if kw.get("upper") else "lower"
+
+
+READS: dict[str, Any] = {
+    "cholesky": lambda kw: {0: "symmetric"},
+    "cholesky_solve": lambda kw: {1: _side(kw)},
+    "cholesky_inverse": lambda kw: {0: _side(kw)},
+    "solve_triangular": lambda kw: {0: _side(kw)},
+}
+
+
+def project(structure: str, x: Any) -> Any:
+    """``x`` (an array whose last two axes are a matrix) projected onto ``structure``: its symmetric part,
+    or its lower or upper triangle (the other entries an exact zero)."""
+    import numpy as np
+
+    arr = np.asarray(x)
+    if structure == "symmetric":
+        return (arr + np.swapaxes(arr, -1, -2)) / 2
+    n, m = arr.shape[-2:]
+    keep = np.tril(np.ones((n, m), dtype=bool)) if structure == "lower" else np.triu(np.ones((n, m), dtype=bool))
+    return np.where(keep, arr, arr * 0)
+
+
+def structures(steps: Sequence[Any], differentiable: Sequence[tuple[str, int]]) -> dict[str, str]:
+    """The differentiable inputs (by name) that some op reads through a structure, and that structure."""
+    index = {i: name for name, i in differentiable}
+    found: dict[str, str] = {}
+    for step in steps:
+        reads = READS.get(step.op) if step.op else None
+        if reads is None:
+            continue
+        for position, structure in reads(step.kw).items():
+            name = index.get(step.args[position])
+            if name is not None:
+                found.setdefault(name, structure)
+    return found

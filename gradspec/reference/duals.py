@@ -232,6 +232,10 @@ class Jets:
         top = max((float(v.v) if isinstance(v, Err) else float(v) for v in values if v is not None), default=0.0)
         return Fraction(top) if np.isfinite(top) and top != 0 else None
 
+    def peek(self, x: Any) -> Any:
+        found = flatten(self.values[x.i] if isinstance(x, Node) else x)
+        return found.v if isinstance(found, Err) else found
+
     def sweep(self, seeds: Mapping[int, Any]) -> list[Any]:
         """Reverse accumulation in dual arithmetic from ``seeds`` (node -> cotangent)."""
         adj: list[Any] = [None] * len(self.values)

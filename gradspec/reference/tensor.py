@@ -90,6 +90,7 @@ class Tape:
         self.rebuilt: list[float] = []  # a partial rebuilt from the op's rounded output: its absolute error
         self.error: list[float] = []  # forward rounding bound, in units of eps
         self.kinks: list[_Kink] = []
+        self.conditions: list[tuple[str, float]] = []  # (which op factors a matrix, its 1-norm condition number)
         self.expanded: list[tuple[Any, Any]] = []  # (source array, its per-copy broadcast nodes)
         self.step = ""  # the op being lowered, for domain messages
         self.col = 0
@@ -110,6 +111,18 @@ class Tape:
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
         return None  # 60 digits and mpmath's unbounded exponents: exp needs no shift
+
+    def peek(self, x: Any) -> Scalar:
+        return self.values[x.i]
+
+    def condition(self, name: str, a: Sequence[Sequence[Any]]) -> None:
+        """Note the condition number of a matrix an op factors (:mod:`gradspec.ops.lowering.linalg`)."""
+        matrix = mpmath.matrix([[to_mpf(x) if isinstance(x, Fraction) else x for x in row] for row in a])
+        try:
+            value = float(mpmath.cond(matrix, norm=lambda m: mpmath.mnorm(m, 1)))
+        except ZeroDivisionError:
+            value = math.inf
+        self.conditions.append((f"{name} ({self.step or name})", value))
 
     def expand(self, a: Any, shape: tuple[int, ...]) -> Any:
         """Broadcast ``a`` as per-copy identity nodes, so the adjoint of every copy can be read: an
@@ -255,6 +268,7 @@ class TensorExact:
     value_rounding: Any  # float array: the forward allowance in units of eps
     kinks: tuple[str, ...]
     arrays: list[Any]  # every step's array of nodes (or data), for checking one op at a time
+    conditions: tuple[tuple[str, float], ...] = ()  # every matrix a linear-algebra op factors: (where, 1-norm cond)
     grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)  # by cotangent (bounded)
 
     @property
@@ -385,7 +399,7 @@ def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
         rounding = np.vectorize(lambda n: tape.error[n.i] * _SAFETY if isinstance(n, Node) else 0.0,
                                 otypes=[float])(outputs)
     return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)),
-                       arrays)
+                       arrays, conditions=tuple(tape.conditions))
 
 
 def _describe(graph: TensorGraph, index: int) -> str:

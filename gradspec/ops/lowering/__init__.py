@@ -5,9 +5,11 @@ Each function here is the element-wise definition of one tensor op in terms of t
 the exact tape of :mod:`gradspec.reference.tensor` (so the reference differentiates exactly this) and
 a micrograd-style engine's Values (so a scalar engine runs tensor cases as a tensor of Values). A
 backend is any object with ``op(name, *args)`` (args are its nodes or :class:`~fractions.Fraction`
-constants) and ``shift(nodes)``, a constant to subtract before ``exp`` or None: a float engine needs
+constants), ``shift(nodes)``, a constant to subtract before ``exp`` or None: a float engine needs
 it to keep ``exp`` finite for large logits; the exact tape does not, and the result is the same
-function either way, since softmax and logsumexp are invariant under the shift.
+function either way, since softmax and logsumexp are invariant under the shift; and ``peek(node)``,
+the node's value at the point (a float, or the tape's exact number), for the branches of an algorithm
+whose result does not depend on them (a pivot's row in elimination, :mod:`.linalg`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Scalars(Protocol):
     def op(self, name: str, *args: Any) -> Any: ...
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None: ...
+
+    def peek(self, x: Any) -> Any: ...
 
 
 def obj(x: Any) -> Array:
