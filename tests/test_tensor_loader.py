@@ -88,6 +88,10 @@ def test_the_library_tensor_file_covers_every_tensor_op() -> None:
 
     cases = load_file(data_dir("cases") / "tensors.gradspec.yaml").cases
     used = {step.op for c in cases for step in c.spec.graph.steps if step.op}  # type: ignore[union-attr]
+    # the groups of tensor ops with case files of their own
+    for name in ("layers", "losses"):
+        grouped = load_file(data_dir("cases") / f"{name}.gradspec.yaml").cases
+        used |= {step.op for c in grouped for step in c.spec.graph.steps if step.op}  # type: ignore[union-attr]
     assert set(TENSOR_OPS) <= used
     # calls and binary operators of the table's basic rows (the special functions' tensor cases are in
     # activations.gradspec.yaml, checked on every engine by the conformance tests)

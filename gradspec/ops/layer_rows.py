@@ -11,6 +11,7 @@ dtype, which would make the exact answer depend on the engine's precision.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -95,10 +96,11 @@ def _jax_pool(j: Any, a: Sequence[Any], kw: dict[str, Any], top: bool) -> Any:
     x, k, p = a[0], kw["kernel"], kw["padding"]
     s = k if kw["stride"] is None else kw["stride"]
     lead = (1,) * (x.ndim - 2)
+    window, strides = (*lead, k, k), (*lead, s, s)
     pads = [(0, 0)] * (x.ndim - 2) + [(p, p)] * 2
     if top:
-        return j.lax.reduce_window(x, -j.numpy.inf, j.lax.max, lead + (k, k), lead + (s, s), pads)
-    return j.lax.reduce_window(x, 0.0, j.lax.add, lead + (k, k), lead + (s, s), pads) / (k * k)
+        return j.lax.reduce_window(x, -j.numpy.inf, j.lax.max, window, strides, pads)
+    return j.lax.reduce_window(x, 0.0, j.lax.add, window, strides, pads) / (k * k)
 
 
 def _jax_attention(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
@@ -148,11 +150,10 @@ def _tg_group_norm(tg: Any, a: Sequence[Any], kw: dict[str, Any], groups: int) -
 
 
 def _tg_attention(tg: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
-    if kw["scale"] is not None:
-        from gradspec.engines.protocol import Unsupported
-
-        raise Unsupported("tinygrad's scaled_dot_product_attention has no scale")
-    return a[0].scaled_dot_product_attention(a[1], a[2], attn_mask=_opt(a, 3), is_causal=bool(kw["causal"]))
+    """tinygrad's attention divides by sqrt(E) and takes no scale: another scale multiplies the query by
+    scale * sqrt(E) first."""
+    q = a[0] if kw["scale"] is None else a[0] * (float(kw["scale"]) * math.sqrt(a[0].shape[-1]))
+    return q.scaled_dot_product_attention(a[1], a[2], attn_mask=_opt(a, 3), is_causal=bool(kw["causal"]))
 
 
 def _torch_conv(name: str) -> Any:

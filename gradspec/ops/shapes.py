@@ -11,10 +11,32 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["Shape", "ShapeError", "attention", "axis_of", "batch_norm", "broadcast", "class_loss", "conv",
-           "conv_transpose2d", "embedding", "group_norm", "instance_norm", "layer_norm", "linear", "matmul",
-           "pointwise_loss", "pool2d", "rms_norm",
-           "permute", "reduce", "reshape", "same_along_axis", "show", "transpose"]
+__all__ = [
+    "Shape",
+    "ShapeError",
+    "attention",
+    "axis_of",
+    "batch_norm",
+    "broadcast",
+    "class_loss",
+    "conv",
+    "conv_transpose2d",
+    "embedding",
+    "group_norm",
+    "instance_norm",
+    "layer_norm",
+    "linear",
+    "matmul",
+    "permute",
+    "pointwise_loss",
+    "pool2d",
+    "reduce",
+    "reshape",
+    "rms_norm",
+    "same_along_axis",
+    "show",
+    "transpose",
+]
 
 Shape = tuple[int, ...]
 Kw = Mapping[str, Any]
@@ -240,7 +262,8 @@ def conv(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     s, p, d = kw["stride"], kw["padding"], kw["dilation"]
     sizes = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k in zip(x[2:], w[2:], strict=True))
     if min(sizes) < 1:
-        raise ShapeError(f"{name}: kernel {show(w[2:])} (dilation {d}) is larger than the padded input {show(x[2:])}")
+        dilated = f" (dilation {d})" if d != 1 else ""
+        raise ShapeError(f"{name}: kernel {show(w[2:])}{dilated} is larger than the padded input {show(x[2:])}")
     return (x[0], w[0], *sizes)
 
 
@@ -325,7 +348,8 @@ def class_loss(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     soft = name == "cross_entropy" and target == scores
     if len(scores) != 2 or (target != scores[:1] and not soft):
         wanted = "targets [batch] or probabilities [batch, classes]" if name == "cross_entropy" else "targets [batch]"
-        raise ShapeError(f"{name}: needs scores [batch, classes] and {wanted}, got {show(scores)} and {show(target)}")
+        what = "logits" if name == "cross_entropy" else "log-probabilities"
+        raise ShapeError(f"{name}: needs {what} [batch, classes] and {wanted}, got {show(scores)} and {show(target)}")
     smoothing = kw.get("label_smoothing", 0)
     if not 0 <= smoothing <= 1:
         raise ShapeError(f"{name}: label_smoothing must be in [0, 1], got {float(smoothing):g}")
