@@ -312,7 +312,11 @@ def attention(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     if len(shapes) > 3:
         if kw["causal"]:
             raise ShapeError(f"{name}: a mask and causal=1 together (torch refuses both; give one)")
-        if len(shapes[3]) > len(full) or broadcast(name, [shapes[3], full]) != full:
+        try:
+            fits = len(shapes[3]) <= len(full) and broadcast(name, [shapes[3], full]) == full
+        except ShapeError:
+            fits = False
+        if not fits:
             raise ShapeError(f"{name}: mask {show(shapes[3])} does not broadcast to the scores {show(full)}")
     if kw["causal"] not in (0, 1):
         raise ShapeError(f"{name}: causal= takes 0 or 1, got {kw['causal']}")
