@@ -63,7 +63,7 @@ def test_linear_and_embedding() -> None:
 def conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int, dilation: int, groups: int) -> np.ndarray:
     """A direct cross-correlation in NumPy, over a zero-padded input."""
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    n, c, h, v = xp.shape
+    n, _, h, v = xp.shape
     o, per, kh, kw = w.shape
     oh, ow = (h - dilation * (kh - 1) - 1) // stride + 1, (v - dilation * (kw - 1) - 1) // stride + 1
     out = np.zeros((n, o, oh, ow))
