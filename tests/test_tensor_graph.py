@@ -108,7 +108,8 @@ def test_tensor_calls_print_back_to_the_same_program() -> None:
 def test_keyword_defaults_are_filled_in_from_the_op_row() -> None:
     call = parse("softmax(x)").output
     assert call.kwargs == (("axis", -1),)  # type: ignore[union-attr]
-    assert parse("conv2d(x, w, padding=1)").output.kwargs == (("stride", 1), ("padding", 1))  # type: ignore[union-attr]
+    assert parse("conv2d(x, w, padding=1)").output.kwargs == (  # type: ignore[union-attr]
+        ("stride", 1), ("padding", 1), ("dilation", 1), ("groups", 1))
 
 
 def test_an_op_row_that_does_not_declare_tensors_is_refused_in_a_tensor_graph(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -209,17 +209,6 @@ def _dims(kw: dict[str, Any]) -> dict[str, Any]:
     return {} if kw.get("axis") is None else {"dim": kw["axis"]}
 
 
-def _jax_ce(jax: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
-    logp = jax.nn.log_softmax(a[0], axis=-1)
-    picked = jax.numpy.take_along_axis(logp, a[1].astype("int32")[:, None], axis=-1)
-    return -jax.numpy.mean(picked)
-
-
-def _jax_conv(jax: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
-    s, p = kw["stride"], kw["padding"]
-    return jax.lax.conv_general_dilated(a[0], a[1], (s, s), [(p, p), (p, p)], dimension_numbers=("NCHW", "OIHW", "NCHW"))
-
-
 _BASIC_TENSOR_ROWS: tuple[TensorOp, ...] = (
     TensorOp("sum", 1, (_AXIS,), _shape.reduce, "total",
              lambda t, a, kw: a[0].sum(**_dims(kw)), lambda j, a, kw: j.numpy.sum(a[0], axis=kw["axis"]),
@@ -265,19 +254,6 @@ _BASIC_TENSOR_ROWS: tuple[TensorOp, ...] = (
              lambda t, a, kw: t.log_softmax(a[0], dim=kw["axis"]),
              lambda j, a, kw: j.nn.log_softmax(a[0], axis=kw["axis"]), "y_i = x_i - logsumexp(x) along axis",
              tinygrad=lambda tg, a, kw: a[0].log_softmax(kw["axis"])),
-    TensorOp("layer_norm", 1, (Keyword("eps", "number", Fraction(1, 100_000)),), _shape.layer_norm, "layer_norm",
-             lambda t, a, kw: t.nn.functional.layer_norm(a[0], a[0].shape[-1:], eps=float(kw["eps"])),
-             lambda j, a, kw: j.nn.standardize(a[0], axis=-1, epsilon=float(kw["eps"])),
-             "y_i = (x_i - mean) / sqrt(var + eps) over the last axis (biased variance, no affine)",
-             tinygrad=lambda tg, a, kw: a[0].layernorm(-1, eps=float(kw["eps"]))),
-    TensorOp("cross_entropy", 2, (), _shape.cross_entropy, "cross_entropy",
-             lambda t, a, kw: t.nn.functional.cross_entropy(a[0], a[1].long()), _jax_ce,
-             "mean over the batch of logsumexp(logits_n) - logits_n[target_n]", data=(1,),
-             tinygrad=lambda tg, a, kw: a[0].cross_entropy(a[1].cast(tg.dtypes.int32))),
-    TensorOp("conv2d", 2, (Keyword("stride", "int", 1), Keyword("padding", "int", 0)), _shape.conv2d, "conv2d",
-             lambda t, a, kw: t.nn.functional.conv2d(a[0], a[1], stride=kw["stride"], padding=kw["padding"]),
-             _jax_conv, "y[n,o,i,j] = sum_{c,p,q} x[n,c,i*s+p-pad,j*s+q-pad] w[o,c,p,q] (zero padding)",
-             tinygrad=lambda tg, a, kw: a[0].conv2d(a[1], stride=kw["stride"], padding=kw["padding"])),
 )
 
 from gradspec.ops import index_rows, layer_rows, linalg_rows, loss_rows, reduce_rows  # noqa: E402

@@ -68,6 +68,8 @@ def _log_softmax(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tup
 
 
 def _layer_norm(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
+    if len(args) > 1:
+        raise Unsupported("layer norm with a weight or bias")  # the scalar tape runs the affine form
     x = args[0]
     axis = x.value.ndim - 1
     n = _const(Fraction(x.value.shape[-1]))
@@ -161,6 +163,8 @@ def _two(tape: Tape, x: Arr, y: Arr, value: Any, err: Any, grads: Callable[..., 
 def _conv2d(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
     """Cross-correlation through one matrix product per image: the windows as rows (zero where the window
     leaves the input, those terms absent from the pairwise sums, as in the lowering)."""
+    if len(args) > 2 or kw["dilation"] != 1 or kw["groups"] != 1:
+        raise Unsupported("a convolution with a bias, dilation or groups")  # the scalar tape runs these
     x, w = args
     stride, pad = kw["stride"], kw["padding"]
     batch, channels, height, width = x.value.shape

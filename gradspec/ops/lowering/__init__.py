@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Scalars", "conv2d", "cross_entropy", "elementwise", "layer_norm", "log_softmax", "logsumexp",
-           "matmul", "maximum", "mean", "minimum", "obj", "permute", "reshape", "softmax", "total", "transpose"]
+__all__ = ["Scalars", "elementwise", "log_softmax", "logsumexp", "matmul", "maximum", "mean", "minimum", "obj",
+           "permute", "reshape", "softmax", "total", "transpose"]
 
 Array = Any  # a NumPy object array of scalar nodes (or Fractions, for data)
 
@@ -158,26 +158,8 @@ def log_softmax(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tu
     return _lanes(args[0], kw["axis"] % args[0].ndim, lane)
 
 
-def layer_norm(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
-    """(x - mean) / sqrt(var + eps) over the last axis, with the biased variance (no affine)."""
-    eps = Fraction(kw["eps"])
-
-    def lane(xs: list[Any]) -> list[Any]:
-        n = Fraction(len(xs))
-        mu = b.op("div", _sum(b, xs), n)
-        ds = [b.op("sub", x, mu) for x in xs]
-        var = b.op("div", _sum(b, [b.op("mul", d, d) for d in ds]), n)
-        scale = b.op("sqrt", b.op("add", var, eps) if eps else var)
-        return [b.op("div", d, scale) for d in ds]
-
-    return _lanes(args[0], -1 % args[0].ndim, lane)
 
 
-def cross_entropy(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
-    """mean over the batch of logsumexp(row) - row[target]; targets are data (integers)."""
-    logits, target = args
-    losses = [b.op("sub", _lse(b, list(logits[n])), logits[n, int(target[n])]) for n in range(logits.shape[0])]
-    return obj(b.op("div", _sum(b, losses), Fraction(len(losses))))
 
 
 def reshape(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
@@ -206,21 +188,3 @@ def matmul(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[i
             for j in range(n):
                 out[(*idx, i, j)] = _sum(b, [b.op("mul", xs[(*idx, i, t)], ys[(*idx, t, j)]) for t in range(k)])
     return out.reshape(shape)
-
-
-def conv2d(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
-    """Cross-correlation, NCHW input, OIHW weight; zero padding contributes no terms."""
-    x, w = args
-    stride, pad = kw["stride"], kw["padding"]
-    _, channels, height, width = x.shape
-    out = np.empty(shape, dtype=object)
-    for n, o, i, j in np.ndindex(shape):
-        terms = []
-        for c in range(channels):
-            for p in range(w.shape[2]):
-                for q in range(w.shape[3]):
-                    r, s = i * stride + p - pad, j * stride + q - pad
-                    if 0 <= r < height and 0 <= s < width:
-                        terms.append(b.op("mul", x[n, c, r, s], w[o, c, p, q]))
-        out[n, o, i, j] = _sum(b, terms)
-    return out
