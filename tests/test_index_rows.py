@@ -15,8 +15,8 @@ import pytest
 from gradspec.errors import ExpressionError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import parse
-from gradspec.ops import shapes
 from gradspec.ops.index_rows import torch_items
+from gradspec.ops.shapes import index as shapes
 from gradspec.reference.tensor import exact_tensor
 
 X = np.array([[0.5, -1.0, 2.0, 3.5], [1.5, 0.25, -2.0, -0.75], [4.0, -3.0, 0.125, 1.0]])  # [3, 4]

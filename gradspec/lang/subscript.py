@@ -5,7 +5,7 @@ integer literals with any part omitted, ``None`` (a new axis) or ``...`` (the ax
 else is an index: a name, an expression or a float inside the brackets is refused at its column. A
 subscript is kept as its canonical text (items joined by ", "), the ``spec`` of the tensor op
 ``index``, which the shape rule, the lowering and every library read back with
-:func:`gradspec.ops.shapes.index_items`.
+:func:`gradspec.ops.shapes.index.index_items`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gradspec.ops import shapes as _shape
 from gradspec.ops.row import Keyword, TensorOp
+from gradspec.ops.shapes import linalg as _shape
 
 __all__ = ["ROWS"]
 

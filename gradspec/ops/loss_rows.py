@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from gradspec.ops import shapes as _shape
 from gradspec.ops.row import Keyword, TensorOp
+from gradspec.ops.shapes import layers as _shape
 
 __all__ = ["ROWS"]
 

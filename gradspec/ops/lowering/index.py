@@ -17,7 +17,7 @@ import numpy as np
 
 from gradspec.errors import DomainError
 from gradspec.ops.lowering import Array, Scalars, _sum, obj
-from gradspec.ops.shapes import einsum_terms, index_items, index_plan
+from gradspec.ops.shapes.index import einsum_terms, index_items, index_plan
 
 __all__ = ["concat", "diagonal", "einsum", "expand", "flip", "gather", "index", "index_select", "one_hot", "pad",
            "roll", "select", "squeeze", "stack", "tril", "triu", "unsqueeze"]
