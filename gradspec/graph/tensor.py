@@ -120,7 +120,8 @@ def build_tensor(program: Program, shapes: Mapping[str, Shape], data: frozenset[
     output = emit(program.output)
     varying: list[bool] = []
     for s in steps:
-        varying.append((s.name is not None and s.name not in data) or any(varying[a] for a in s.args))
+        varying.append((s.name is not None and s.name not in data) or (any(varying[a] for a in s.args)
+                                                                         and not _indices(s)))
     for name, index in intermediates:
         if not varying[index]:
             raise ExpressionError(f"intermediate {name!r} does not depend on any differentiable input",
@@ -128,6 +129,12 @@ def build_tensor(program: Program, shapes: Mapping[str, Shape], data: frozenset[
     if not varying[output]:
         raise ExpressionError("the expression does not depend on any differentiable input", col=1)
     return TensorGraph(program, tuple(steps), output, inputs, tuple(intermediates), frozenset(data), tuple(varying))
+
+
+def _indices(step: TStep) -> bool:
+    """Is the step the integer indices of a multi-output op (``sort(x)[1]``): data, never differentiated."""
+    row = TENSOR_OPS.get(step.op or "")
+    return row is not None and bool(row.outputs) and row.outputs[dict(step.kwargs).get("output", 0)] == "indices"
 
 
 def _step(node: Apply, args: tuple[int, ...], steps: list[TStep], data: frozenset[str]) -> TStep:

@@ -57,6 +57,13 @@ class _Reader:
                     return tuple(items)
                 if end.text != ",":
                     raise ExpressionError(f"expected ',' or ']' in {key}=, found {describe(end)}", col=end.col)
+        if keyword.choices and tok.kind == "string":  # a number keyword that also names values (ord="inf")
+            if tok.text[1:-1] not in keyword.choices:
+                choices = ", ".join(f'"{c}"' for c in keyword.choices)
+                raise ExpressionError(f"{op}: {key}= takes {'an integer' if kind == 'int' else 'a number'} or one "
+                                      f"of {choices}, found {describe(tok)}", col=tok.col)
+            self.i += 1
+            return tok.text[1:-1]
         return self.signed(op, key, kind)
 
     def signed(self, op: str, key: str, kind: str) -> int | Fraction:

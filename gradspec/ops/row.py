@@ -55,7 +55,8 @@ _REQUIRED = object()
 @dataclass(frozen=True)
 class Keyword:
     """One keyword argument: ``kind`` is "int", "number", "ints" (a list of integers) or "str" (one of
-    ``choices``); an ``internal`` keyword is set by the parser from the syntax (``where``'s comparison),
+    ``choices``; an "int" or "number" keyword with ``choices`` also takes those strings, as ``norm``'s
+    ord="inf"); an ``internal`` keyword is set by the parser from the syntax (``where``'s comparison),
     never written as a keyword."""
 
     name: str
