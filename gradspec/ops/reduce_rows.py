@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradspec.ops import shapes as _shape
-from gradspec.ops.shapes import scans as _scans
 from gradspec.ops.row import Keyword, TensorOp
+from gradspec.ops.shapes import scans as _scans
 
 __all__ = ["ROWS"]
 
