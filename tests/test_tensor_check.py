@@ -302,3 +302,26 @@ def test_on_a_value_class_the_culprit_is_the_users_scalar_op_inside_the_tensor_o
     assert result.culprit.message.startswith(f"{inside}: overwrites the gradient of its input")
     assert run(text, shapes, "textbook:Value").verdict is Verdict.PASS
 
+
+
+def test_an_allowance_that_could_not_be_computed_allows_nothing() -> None:
+    from gradspec.checks.elements import judge
+    from gradspec.results import Role
+
+    exact = np.array([2.0, 3.0])
+    tol = Tolerance(rtol=1e-7, atol=0.0)
+    wrong = judge("x", Role.INPUT, [2.0, 3.5], exact.astype(object), exact, np.array([np.nan, np.nan]), tol,
+                  eps=2.0**-52)
+    assert wrong.verdict is Verdict.FAIL
+    right = judge("x", Role.INPUT, [2.0, 3.0], exact.astype(object), exact, np.array([np.nan, 0.0]), tol,
+                  eps=2.0**-52)
+    assert right.verdict is Verdict.PASS
+
+
+def test_an_underflowed_intermediate_leaves_the_rounding_bound_finite() -> None:
+    # exp(-800) underflows a float while log's partial 1/u overflows one: their product must not be NaN
+    from gradspec.checks.api import check
+
+    result = check("sum(logcumsumexp(x, axis=0))", {"x": [-800.0, 1.0, 0.5]}, engine="builtin")
+    assert result.verdict is Verdict.PASS
+    assert all(np.isfinite(q.tolerance) for q in result.quantities if q.tolerance is not None)

@@ -59,6 +59,10 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         note = unsummed_shape(engine.shape, exact.shape) if unsummed else \
             f"the engine's array has shape {list(engine.shape)}, the exact one {list(exact.shape)}"
         return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)
+    # An allowance that could not be computed (NaN) allows nothing: the element is judged by the case's
+    # tolerance alone, never passed whatever the engine returns.
+    allowance = np.nan_to_num(np.asarray(allowance, dtype=float), nan=0.0, posinf=np.inf)
+    rebuilt = np.nan_to_num(np.asarray(rebuilt, dtype=float), nan=0.0, posinf=np.inf)
     bound = tol.atol + tol.rtol * np.abs(exact) + allowance + (representation(exact, eps) if eps else 0.0)
     both_nan = np.isnan(engine) & np.isnan(exact)
     with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree

@@ -38,6 +38,16 @@ __all__ = ["RATIONAL", "Node", "TensorExact", "exact_tensor", "rational"]
 
 
 
+def _carried(partial: Scalar, error: float) -> float:
+    """``|partial| * error``, the error an argument carries into a result: none where the argument has
+    none, and computed exactly where the partial overflows a float (1/u for u = exp(-800) is 1e347, and
+    inf * 0 would make the allowance NaN, which accepts anything)."""
+    if not error:
+        return 0.0
+    term = abs(float(partial)) * error
+    return term if math.isfinite(term) else float(abs(partial) * mpmath.mpf(error))
+
+
 def _eps_units(ulps: float) -> float:
     """An op row's rounding budget in whole units of eps: the tape's running bound counts at least one
     eps per rounding (twice the unit roundoff of a correctly rounded op), cruder than the first-order
@@ -159,7 +169,7 @@ class Tape:
                 continue
             p = partials[k](vals)
             parents.append((a.i, p))
-            err += abs(float(p)) * errs[k]
+            err += _carried(p, errs[k])
             # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
             perr.append(self._moved(partials[k], vals, errs, p) + _eps_units(op.partial_ulps) * abs(float(p)))
         if op.kink is not None and op.kink.at(vals):
@@ -179,7 +189,7 @@ class Tape:
         for k, a in enumerate(args):
             if isinstance(a, Node):
                 parents.append((a.i, partials[k]))
-                err += abs(float(partials[k])) * errs[k]
+                err += _carried(partials[k], errs[k])
                 perr.append(errs[1 - k] if name == "mul" else 0.0)  # d(a*b)/da = b moves as b does
         return self._push(value, tuple(parents), tuple(perr), err)
 
