@@ -565,6 +565,8 @@ def tinygrad_probe(spec: str, dev: str | None, *, compiler: bool = False) -> lis
         env["DEV"] = dev
     if not compiler:
         env["PATH"] = str(Path(sys.executable).parent)
+        # and no kernels compiled earlier: tinygrad's disk cache would run them without a compiler
+        env["CACHELEVEL"] = "0"
     done = subprocess.run([sys.executable, "-c", TINYGRAD_PROBE, spec], env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -216,7 +216,8 @@ def test_run_builtin_library() -> None:
     code, out, err = run("run", "-q")
     assert code in (0, 1), err
     m = summary(out)
-    assert m.group(1) == ("OK" if code == 0 else "FAILED")
+    # one skip by design: the library's matrix too ill-conditioned for float64 is reported, not judged
+    assert m.group(1) == ("NO FAILURES, SOME SKIPPED" if code == 0 else "FAILED")
     assert int(m.group(2)) > 0 and int(m.group(4)) >= 1
     assert m.group(7) == "0"
 

@@ -81,4 +81,13 @@ def scalar_culprit(alone: TensorGraph, point: Mapping[str, Any], engine: Engine,
         found = unit_culprit(name, args, engine, where)
         if found is not None:
             return found
+    # An op that only moves elements (gather, expand, stack) applies none of the engine's ops: a repeated
+    # element's gradient is summed by the engine's own backward, through the products sum(cotangent *
+    # output) that gradspec builds with the engine's mul and add to ask for a VJP.
+    for name, args in (("mul", [(1.5, True), (0.75, False)]), ("add", [(1.5, True), (0.75, True)])):
+        if (name, tuple(v for _, v in args)) not in recorder.first:
+            found = unit_culprit(name, args, engine, f"{name}, which weighs the outputs of {op} at column {col} "
+                                                     "by the cotangent")
+            if found is not None:
+                return found
     return None

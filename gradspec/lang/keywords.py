@@ -20,7 +20,7 @@ __all__ = ["read_keyword"]
 def read_keyword(toks: list[Tok], i: int, op: str, keyword: Keyword) -> tuple[KwValue, int]:
     """The value of ``keyword`` whose first token is ``toks[i]``, and the index after it."""
     reader = _Reader(toks, i)
-    return reader.value(op, keyword), reader.i
+    return reader.read(op, keyword), reader.i
 
 
 class _Reader:
@@ -35,7 +35,7 @@ class _Reader:
             tok = self.toks[self.i]
         return tok
 
-    def value(self, op: str, keyword: Keyword) -> KwValue:
+    def read(self, op: str, keyword: Keyword) -> KwValue:
         tok = self.peek()
         key, kind = keyword.name, keyword.kind
         if kind == "str":
