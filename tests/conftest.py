@@ -136,3 +136,14 @@ def assert_invalid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[
         return lines
 
     return check
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # An xdist worker whose tests are done may still be releasing what its session held when the controller
+    # ends it, and execnet then interrupts it with SIGINT after 5 s: the KeyboardInterrupt lands in whatever
+    # callback runs (a weak reference's) and is printed as an unraisable exception. Its work is over; it
+    # finishes on its own, or execnet ends it 10 s later.
+    if hasattr(session.config, "workerinput"):
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
