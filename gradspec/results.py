@@ -311,7 +311,9 @@ def skip_reason(result: CheckResult) -> str:
 def verdict_reason(result: CheckResult, verdict: Verdict) -> str:
     """Why a check has ``verdict`` (skip, convention, xfail), in words shared by every check with it for
     that reason, as :func:`skip_reason`; an xfail's reason is the case's own."""
-    text = result.message or next((q.note for q in result.quantities if q.verdict is verdict and q.note), "")
+    note = next((q.note for q in result.quantities if q.verdict is verdict and q.note), "")
+    # a tensor check's message is its header (inputs, seeds): a convention's reason is its quantity's note
+    text = note if verdict is Verdict.CONVENTION and note else result.message or note
     if verdict is Verdict.XFAIL:
         return text.removeprefix("expected failure: ") or "no reason given"
     if verdict is Verdict.CONVENTION:  # the detail in parentheses (which quantities, the engine's words) varies

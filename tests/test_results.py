@@ -83,3 +83,12 @@ def test_a_run_counts_by_engine_and_file_and_sets_the_exit_code() -> None:
     assert Run(results[:1], ("a",), ("f1",)).exit_code == 0
     assert Run(results[:1], ("a",), ("f1",), errors=("f:1:1: bad",)).exit_code == 2
     assert Run((CheckResult("x", {}, "a", Verdict.ERROR),), ("a",), ()).exit_code == 2
+
+
+def test_a_tensor_convention_is_counted_by_its_quantitys_reason_not_the_header() -> None:
+    header = "inputs x[2, 3], w[2]; cotangent seed 4065747235; jvp not checked"
+    kink = Quantity("x (vjp0)", Role.INPUT, 0.1, 0.0, None, 0.1, math.inf, 1e-9, Verdict.CONVENTION,
+                    note="another subgradient at a kink")
+    results = (CheckResult("amax(x)", {}, "torch", Verdict.CONVENTION, (kink,), message=header),
+               CheckResult("amax(x)", {}, "jax", Verdict.CONVENTION, (kink,), message=header + " (2)"))
+    assert Run(results, ("torch", "jax"), ()).reasons(Verdict.CONVENTION) == [("another subgradient at a kink", 2)]
