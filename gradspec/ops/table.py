@@ -258,11 +258,15 @@ _BASIC_TENSOR_ROWS: tuple[TensorOp, ...] = (
 
 from gradspec.ops import index_rows, layer_rows, linalg_rows, loss_rows, reduce_rows  # noqa: E402
 
+# torch's names of the same reductions: gradspec's max and min are torch.amax and torch.amin already (a tie is
+# relu's kink; torch splits it evenly, a convention difference)
+_ALIASES = tuple(dataclasses.replace(r, name=f"a{r.name}") for r in _BASIC_TENSOR_ROWS if r.name in ("max", "min"))
+
 # The tensor ops by group: the basics above, then reductions and scans, indexing and shape, normalisation
 # and layers, losses and linear algebra, each group's rows in its own module.
 TENSOR_OPS: dict[str, TensorOp] = {
     o.name: o
-    for o in (*_BASIC_TENSOR_ROWS, *reduce_rows.ROWS, *index_rows.ROWS, *layer_rows.ROWS, *loss_rows.ROWS,
+    for o in (*_BASIC_TENSOR_ROWS, *_ALIASES, *reduce_rows.ROWS, *index_rows.ROWS, *layer_rows.ROWS, *loss_rows.ROWS,
               *linalg_rows.ROWS)
 }
 
