@@ -90,6 +90,7 @@ class ModeRow:
     second_label: str = ""
     consistency: bool = False  # also judged: v·(J u) from this row against (Jᵀ v)·u from the reverse pass
     whole: bool = False  # a full matrix: skipped where it has more entries than the checks' limit
+    degree: int = 1  # how many times the quantity differentiates f (ORDER: k, per quantity)
 
     @property
     def mode(self) -> Mode | None:
@@ -106,11 +107,11 @@ ROWS: tuple[ModeRow, ...] = (
     ModeRow(Mode.HVP.value, "∇²(v·f) u", frozenset({Capability.HVP}), _NO_AGAIN, "hvp", "hvp {input}",
             "forward over reverse: the tape in duals along u, swept back from v",
             "reverse over reverse: the gradient of (Jᵀv)·u; and jvp(vjp(f, v), u) on an engine with forward mode",
-            again=True, second="hvp_fwd", second_label="hvp {input} (fwd-rev)"),
+            again=True, second="hvp_fwd", second_label="hvp {input} (fwd-rev)", degree=2),
     ModeRow(Mode.JVP_OF_JVP.value, "∂²f[u, w]", frozenset({Capability.JVP}),
             "no nested forward mode (it needs the jvp capability and max_order of at least 2)", "jvp_of_jvp",
             "jvp-of-jvp", "two levels of dual numbers, along u and w", "jvp(jvp(f, u), w)", min_order=2,
-            forward=True),
+            forward=True, degree=2),
     ModeRow(Mode.JACOBIAN.value, "J", frozenset({Capability.JVP}), _NO_FORWARD, "jacobian", "jacobian {input} (fwd)",
             "the exact tensor tape, one VJP per output element", "the library's forward Jacobian, or jvp per column",
             forward=True, whole=True),

@@ -115,7 +115,10 @@ def imprecise_only_where_rebuilt(results: list[CheckResult]) -> set[str]:
     for r in results:
         if r.verdict is not Verdict.IMPRECISE:
             continue
-        assert any(re.search(rf"\b{name}\(", r.expression) for name in REBUILT), (r.case_id, r.expression)
+        if r.kind == "function":  # judged by its conditioning: within what the reference's spelling loses
+            assert all("conditioning bound" in q.note for q in r.quantities if q.verdict is Verdict.IMPRECISE)
+        else:
+            assert any(re.search(rf"\b{name}\(", r.expression) for name in REBUILT), (r.case_id, r.expression)
         assert all(" digits" in q.note for q in r.quantities if q.verdict is Verdict.IMPRECISE)  # the digits kept
         found.add(r.case_id)
     return found
@@ -126,6 +129,9 @@ def imprecise_only_where_rebuilt(results: list[CheckResult]) -> set[str]:
 TAILS = {"tanh-large-20", "tanh-large-negative-20", "tanh-large-sampled", "tanh-large-negative-sampled",
          "tanh-saturated-second-order", "chain-tanh-of-square", "sigmoid-extremes", "sigmoid-tail", "tanh-tail",
          "expm1-edges"}
+# JAX's function cases judged by their conditioning: softplus'' against a cancelling spelling, softmax's VJP
+# and log_softmax's value in the tail (the reference's own spelling loses them, the functions need not)
+CONDITIONED_TAILS = ("softplus-second-derivative-cancelling-reference", "softmax-vjp-tail", "log-softmax-value-tail")
 
 
 def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_third_order() -> None:
@@ -135,7 +141,8 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
     # while its value, VJPs, Jacobian, JVP and both Hessian-vector products are right
     assert outcomes(results) == Counter({("layer-norm-second-order", "fail"): 2, ("hardsigmoid-sampled", "fail"): 3,
                                          ("gelu-tails", "fail"): 2, ("gelu-tanh-tails", "fail"): 1, ("asinh-edges", "fail"): 1,
-                                         ("softplus-second-derivative-tail", "skip"): 1,  # JAX's function case
+                                         ("softplus-second-derivative-tail", "skip"): 1,  # JAX's function cases
+                                         **{(case, "skip"): 1 for case in CONDITIONED_TAILS},
                                          ILL_CONDITIONED: 1, **{(case, "fail"): 1 for case in TORCH_LINALG},
                                          ("batch-norm-second-order", "fail"): 1, ("smooth-l1-huber", "fail"): 1,
                                          ("binary-cross-entropy-with-logits", "fail"): 1,
@@ -287,6 +294,7 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
                                          ("tanh-huge", "fail"): 1, ("tanh-second-derivative-near-zero", "fail"): 1,
                                          ("softplus-second-derivative-tail", "skip"): 1,
                                          ("softplus-threshold-tail", "skip"): 1,  # function cases of torch, JAX
+                                         **{(case, "skip"): 1 for case in CONDITIONED_TAILS},
                                          **{(case, "fail"): 1 for case in MERGED_ON_TINYGRAD}})
     # its sigmoid' at -700 is 0 (exact 9.9e-305): rebuilt from the rounded sigmoid, imprecise
     assert imprecise_only_where_rebuilt(results) == {"sigmoid-deep-tail"}
@@ -344,7 +352,7 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
     # as torch's, and its elu family's slope (expm1's output rebuilt), tanh'' near 0 and at saturation
     assert imprecise_only_where_rebuilt(results) == TAILS | {
         "elu-edges", "selu-edges", "celu-edges", "tanh-saturated-reverse-over-reverse", "tanh-tiny-second-order",
-        "tanh-second-derivative-near-zero"}
+        "tanh-second-derivative-near-zero", *CONDITIONED_TAILS}
     # its conventions at kinks: leaky_relu'(0) = 1, hardtanh' = 1 at its bounds, jnp.clip' = 1/2 at its bounds
     conventions = {(r.case_id, q.engine, q.exact) for r in results if r.verdict is Verdict.CONVENTION
                    for q in r.quantities if q.verdict is Verdict.CONVENTION and r.case_id != "l1-at-zero"

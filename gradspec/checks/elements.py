@@ -20,7 +20,7 @@ from gradspec.diagnose.patterns import guess, unsummed_shape
 from gradspec.graph.tensor import TensorGraph
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
-from gradspec.reference.precision import precision_note, representation, split
+from gradspec.reference.precision import REBUILT, precision_note, representation, split
 from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
 
 __all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "cotangent", "jacobian_size", "judge"]
@@ -44,10 +44,11 @@ def jacobian_size(graph: TensorGraph) -> int:
 
 def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowance: Any, tol: Tolerance,
            span: tuple[Any, Any] | None = None, kink: str | None = None, copies: Any = (), output: Any = None,
-           out_axes: int | None = None, *, eps: float = 0.0, rebuilt: Any = 0.0) -> Quantity:
+           out_axes: int | None = None, *, eps: float = 0.0, rebuilt: Any = 0.0, why: str = REBUILT) -> Quantity:
     """Element by element: within ``atol + rtol*|exact|``, the precision bound ``allowance`` and how far
     the exact value is from the engine's dtype (``eps``), pass; beyond that but within ``rebuilt`` more
-    (partials rebuilt from rounded outputs), imprecise; beyond both, fail."""
+    (partials rebuilt from rounded outputs), imprecise; beyond both, fail. ``why`` names the two bounds
+    in an imprecise quantity's note."""
     if engine is None:
         return Quantity(label, role, None, None, None, None, None, None, Verdict.SKIP,
                         note="the engine does not report this gradient")
@@ -102,7 +103,7 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     if verdict is Verdict.IMPRECISE:
         count = int(imprecise.sum())
         head = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " if exact.size > 1 else ""
-        note = head + precision_note(e, x, eps, float(np.broadcast_to(bound, exact.shape)[w]))
+        note = head + precision_note(e, x, eps, float(np.broadcast_to(bound, exact.shape)[w]), why)
     return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x),
                     float(np.broadcast_to(bound, exact.shape)[w]), verdict,
                     exact_text=exact_text, note=note, index=w, elements=elements)

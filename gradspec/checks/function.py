@@ -135,7 +135,7 @@ def check_graph_function(graph: TensorGraph, point: Mapping[str, Any], engines: 
             return CheckResult(expression=graph.program.source, point={}, engine=engine.name, verdict=Verdict.SKIP,
                                kind="function", message=exc.message)
         result = _explained(check_tensor(graph, point, wrapped, tol, seed=seed, localise=False, modes=modes,
-                                         order=order, kink=kink), wrapped)
+                                         order=order, kink=kink, conditioned=True), wrapped)
         quantities = list(result.quantities)
         if result.verdict not in (Verdict.ERROR, Verdict.SKIP) and result.quantities:
             quantities += _properties(graph, point, wrapped, tol, seed)

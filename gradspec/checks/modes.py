@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -34,10 +34,11 @@ from gradspec.engines.protocol import FLOAT32_EPS, Engine
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
-from gradspec.modes import Ask, Mode, needs, rows
+from gradspec.modes import Ask, Mode, ModeRow, needs, rows
 from gradspec.ops.linalg_rows import project, structures
+from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
 from gradspec.reference.modes import Known, ModeReference, mode_reference
-from gradspec.reference.precision import digits
+from gradspec.reference.precision import CONDITIONED, REBUILT, digits
 from gradspec.reference.store import STORE
 from gradspec.results import Quantity, Role, Tolerance, Verdict
 
@@ -83,10 +84,11 @@ def _within(structure: str | None, direction: Any) -> Any:
 
 def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance,
                     modes: frozenset[Mode], order: int, seed: int, kinks: Sequence[str],
-                    fn: Callable[..., Any] | None = None) -> tuple[list[Quantity], str]:
+                    fn: Callable[..., Any] | None = None, *, conditioned: bool = False) -> tuple[list[Quantity], str]:
     """The quantities of ``modes`` (and ``order``) for ``graph`` at ``point`` (input -> array of
     Fractions) on ``engine``, and a message to add to the check's; ``fn`` is a user's function standing
-    for the graph on the engine."""
+    for the graph on the engine; ``conditioned``: judged by the function's conditioning bound
+    (:mod:`gradspec.reference.conditioning`), as :func:`gradspec.checks.tensor.check_tensor` says."""
     if not modes and order < 2:
         return [], ""
     if kinks:
@@ -120,12 +122,53 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
         assert called.verdict is not None
         return out + _skipped(frozenset(runnable), reach, called.message, called.verdict), ""
     got = called.get()
-    out += _compare(graph, ref, got, ask, engine, tol)
+    sums = _conditioning(graph, point, ask, engine.eps) if conditioned else None
+    out += _compare(graph, ref, got, ask, engine, tol, sums)
     return out, f"directions seed {seed}"
 
 
+def _items(ref: ModeReference, ask: Ask, names: Sequence[str]) -> Iterator[tuple[ModeRow, str, Known | None, int]]:
+    """Every quantity of ``ask`` in the reference: (its row, label, exact quantity, its degree), a row's
+    second composition under its own label beside the first."""
+    for row in rows(ask.modes, ask.order):
+        known = getattr(ref, row.slot)
+        if row.mode is None:  # one quantity per order
+            for k in ask.orders:
+                yield row, row.label.format(k=k), None if known is None else known[k], k
+        elif "{input}" not in row.label:
+            yield row, row.label, known, row.degree
+        else:
+            for i, name in enumerate(names):
+                yield row, row.label.format(input=name), known[i], row.degree
+                if row.second:
+                    yield row, row.second_label.format(input=name), known[i], row.degree
+
+
+def _conditioning(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float) -> Sums | None:
+    """``S(q)`` of every quantity of ``ask``: over the inputs' elements and the directions' (u, w, v)."""
+    names = [n for n, _ in graph.differentiable]
+    directions = [*ask.u, *ask.w, ask.v]
+    inputs = sum(np.asarray(point[n], dtype=object).size for n in names)
+    if inputs + sum(int(np.size(d)) for d in directions) > LIMIT:
+        return None
+
+    def exact(r: ModeReference) -> dict[str, Any]:
+        return {label: known.exact for _, label, known, _ in _items(r, ask, names) if known is not None}
+
+    terms = input_sums(lambda p: exact(mode_reference(graph, p, ask, eps)), point, names)
+    if terms is None:
+        return None
+    n = len(names)
+
+    def along(ds: Sequence[Any]) -> dict[str, Any]:
+        moved = dataclasses.replace(ask, u=tuple(ds[:n]), w=tuple(ds[n:2 * n]), v=ds[2 * n])
+        return exact(mode_reference(graph, point, moved, eps))
+
+    return Sums(add(terms, direction_sums(along, directions)), inputs + math.prod(graph.shape))
+
+
 def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine: Engine,
-             tol: Tolerance) -> list[Quantity]:
+             tol: Tolerance, sums: Sums | None = None) -> list[Quantity]:
     names = [n for n, _ in graph.differentiable]
     held = structures(graph.steps, graph.differentiable)
     out: list[Quantity] = []
@@ -136,9 +179,15 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
     # floor above a normal exact value would let 0 pass for it).
     floor = 16 * smallest
 
+    degrees = {label: degree for _, label, _, degree in _items(ref, ask, names)}
+
     def one(label: str, computed: Any, known: Known | None, key: str) -> None:
         if known is None:
             return
+        bound = None if sums is None else sums.bound(label, known.floats, degrees[label], eps)
+        if bound is not None:  # the function's conditioning; what the reference's spelling loses: imprecise
+            known = dataclasses.replace(known, allowance=bound, rebuilt=np.asarray(known.allowance, dtype=float)
+                                        + np.asarray(known.rebuilt, dtype=float))
         if computed is None:
             out.append(_skip(label, got.refused.get(key, "the engine did not compute it")))
             return
@@ -163,7 +212,7 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
             rebuilt = np.where(under, rebuilt + np.abs(exact), rebuilt)
             rebuilt = np.where(lost & normal, np.inf, rebuilt)
         out.append(judge(label, Role.DERIVATIVE, computed, known.exact, exact, allowance, tol, eps=eps,
-                         rebuilt=rebuilt))
+                         rebuilt=rebuilt, why=REBUILT if sums is None else CONDITIONED))
 
     for row in rows(ask.modes, ask.order):
         known, computed = getattr(ref, row.slot), getattr(got, row.slot)

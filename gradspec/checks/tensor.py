@@ -11,9 +11,10 @@ failing check is then localised by checking each op of the graph alone at its ex
 
 from __future__ import annotations
 
+import functools
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.modes import Mode, asked
 from gradspec.ops.linalg_rows import project, structures
+from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
+from gradspec.reference.precision import CONDITIONED, REBUILT
 from gradspec.reference.tensor import TensorExact, exact_tensor
 
 if TYPE_CHECKING:
@@ -62,9 +65,12 @@ def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> C
 
 def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance, *, seed: int = 0,
                  kink: str | None = None, localise: bool = True, modes: frozenset[Mode] = frozenset(),
-                 order: int = 1) -> CheckResult:
+                 order: int = 1, conditioned: bool = False) -> CheckResult:
     """Check ``graph`` at ``point`` (input -> array of Fractions) on ``engine``; ``modes`` and ``order``
-    add forward-mode and higher-order quantities (:mod:`gradspec.checks.modes`)."""
+    add forward-mode and higher-order quantities (:mod:`gradspec.checks.modes`). ``conditioned``: the
+    engine computes the graph by an algorithm of its own (a user's function, one library kernel), so a
+    quantity passes within its conditioning bound (:mod:`gradspec.reference.conditioning`), and what the
+    graph's own spelling loses beyond that is imprecise."""
     base: dict[str, Any] = {"expression": graph.program.source, "point": {}, "engine": engine.name, "kind": "tensor"}
     try:
         ref = exact_tensor(graph, point)
@@ -88,7 +94,8 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
         assert called.verdict is not None
         return CheckResult(**base, verdict=called.verdict, message=called.message)
     outcome = called.get()
-    quantities = _compare(graph, ref, outcome, cotangents, rows, engine.eps, tol, kink)
+    sums = conditioning(graph, point, ref, cotangents, rows) if conditioned else None
+    quantities = _compare(graph, ref, outcome, cotangents, rows, engine.eps, tol, kink, sums)
     verdict = worst([q.verdict for q in quantities])
     shapes = ", ".join(f"{n}{list(s)}" for n, s in graph.shapes.items())
     message = f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else "")
@@ -97,7 +104,8 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message,
                          radius=ref.radius)
     if modes or order >= 2:
-        result = with_modes(result, *mode_quantities(graph, point, engine, tol, modes, order, seed, ref.kinks))
+        result = with_modes(result, *mode_quantities(graph, point, engine, tol, modes, order, seed, ref.kinks,
+                                                     conditioned=conditioned))
     if result.verdict is Verdict.FAIL and localise:
         culprit = _localise(graph, ref, engine, tol, seed, modes, order)
         if culprit is not None:
@@ -125,9 +133,18 @@ def _ill_conditioned(ref: TensorExact | BallExact, eps: float) -> str | None:
 
 
 def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
-             eps: float, tol: Tolerance, kink: str | None) -> list[Quantity]:
+             eps: float, tol: Tolerance, kink: str | None, sums: Sums | None = None) -> list[Quantity]:
     value = ref.value_floats
-    out = [judge("value", Role.VALUE, outcome.value, ref.value, value, eps * ref.value_rounding, tol, eps=eps)]
+
+    def bounds(label: str, exact: Any, rounding: Any, rebuilt: Any, order: int) -> tuple[Any, Any]:
+        """(precision bound, rebuilt allowance): the graph's, or the function's conditioning bound and
+        then what the graph's own spelling loses (see gradspec.reference.conditioning)."""
+        bound = None if sums is None else sums.bound(label, exact, order, eps)
+        return (rounding, rebuilt) if bound is None else (bound, rounding + rebuilt)
+
+    why = CONDITIONED if sums is not None else REBUILT
+    allowed, lost = bounds("value", value, eps * ref.value_rounding, 0.0, 0)
+    out = [judge("value", Role.VALUE, outcome.value, ref.value, value, allowed, tol, eps=eps, rebuilt=lost, why=why)]
     # An input an op reads through a structure (cholesky's symmetric matrix, a triangular factor) is
     # judged on that structure: both gradients projected onto it (see gradspec.ops.linalg_rows.READS).
     held = structures(graph.steps, graph.differentiable)
@@ -141,10 +158,12 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
         for name, _ in graph.differentiable:
             span = ranges.get(name) if ranges else None
             got = outcome.grads[k].get(name)
+            allowed, lost = bounds(f"{name} (vjp{k})", grad.floats[name], eps * grad.rounding[name],
+                                   eps * grad.rebuilt[name], 1)
             out.append(judge(f"{name} (vjp{k})", Role.INPUT, onto(name, None if got is None else np.asarray(got, dtype=float)),
                               onto(name, grad.exact[name]), onto(name, grad.floats[name]),
-                              eps * onto(name, grad.rounding[name]), tol, span, kink, grad.copies.get(name, ()),
-                              value, eps=eps, rebuilt=eps * onto(name, grad.rebuilt[name])))
+                              onto(name, allowed), tol, span, kink, grad.copies.get(name, ()),
+                              value, eps=eps, rebuilt=onto(name, lost), why=why))
     if rows:
         grads = [ref.vjp(c) for c in cotangents[COTANGENTS:]]
         for name, _ in graph.differentiable:
@@ -156,10 +175,44 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
             rebuilt = np.stack([g.rebuilt[name] for g in grads]).reshape(shape)
+            allowed, lost = bounds(f"{name} (jacobian)", floats, eps * allowed, eps * rebuilt, 1)
             out.append(judge(f"{name} (jacobian)", Role.INPUT, onto(name, stacked), onto(name, exact), onto(name, floats),
-                              eps * onto(name, allowed), tol, out_axes=len(graph.shape), eps=eps,
-                              rebuilt=eps * onto(name, rebuilt)))
+                              onto(name, allowed), tol, out_axes=len(graph.shape), eps=eps,
+                              rebuilt=onto(name, lost), why=why))
     return out
+
+
+def conditioning(graph: TensorGraph, point: Mapping[str, Any], ref: TensorExact | BallExact, cotangents: list[Any],
+                 rows: int) -> Sums | None:
+    """The ``S(q)`` of the value, each VJP and the Jacobian of a check; None at a kink, beyond
+    :data:`LIMIT` moved elements, or where a move leaves an op's domain (the graph's bound then stands)."""
+    names = [n for n, _ in graph.differentiable]
+    vjps = cotangents[:COTANGENTS]
+    inputs = sum(np.asarray(point[n], dtype=object).size for n in names)
+    if ref.kinks or inputs + sum(np.size(c) for c in vjps) > LIMIT:
+        return None
+
+    def at(r: TensorExact | BallExact, cs: Sequence[Any], first: int = 0) -> dict[str, Any]:
+        out = {}
+        for k, c in enumerate(cs, start=first):
+            g = r.vjp(c).exact
+            out.update({f"{n} (vjp{k})": g[n] for n in names})
+        return out
+
+    def everything(p: Mapping[str, Any]) -> dict[str, Any]:
+        r = exact_tensor(graph, p)
+        out = {"value": r.value, **at(r, vjps)}
+        if rows:
+            out.update({f"{n} (jacobian)": np.stack([r.vjp(c).exact[n] for c in cotangents[COTANGENTS:]])
+                       .reshape((*graph.shape, *np.shape(r.vjp(cotangents[0]).exact[n]))) for n in names})
+        return out
+
+    terms = input_sums(everything, point, names)
+    if terms is None:
+        return None
+    for k, c in enumerate(vjps):  # a VJP moves with its cotangent's elements too
+        terms = add(terms, direction_sums(functools.partial(at, ref, first=k), [c]))
+    return Sums(terms, inputs + math.prod(graph.shape))
 
 
 def _localise(graph: TensorGraph, ref: TensorExact | BallExact, engine: Engine, tol: Tolerance, seed: int,

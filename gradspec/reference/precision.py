@@ -23,7 +23,7 @@ from typing import Any
 from gradspec.reference.rounding import smallest_normal
 from gradspec.results import Verdict
 
-__all__ = ["digits", "precision_note", "representation", "split", "verdict_of"]
+__all__ = ["CONDITIONED", "REBUILT", "digits", "precision_note", "representation", "split", "verdict_of"]
 
 
 def representation(exact: Any, eps: float) -> Any:
@@ -64,10 +64,15 @@ def digits(engine: float, exact: float, eps: float) -> str:
     return f"{kept} of {total} digits"
 
 
-def precision_note(engine: float, exact: float, eps: float, bound: float) -> str:
-    """Why a quantity is imprecise: "engine 0, exact 4.25e-18: 0 of 16 digits (precision bound 1.9e-33)"."""
-    return (f"engine {engine:.3g}, exact {exact:.3g}: {digits(engine, exact, eps)} (precision bound {bound:.2g}; "
-            "within what a derivative rebuilt from a rounded output loses)")
+REBUILT = "precision bound {bound:.2g}; within what a derivative rebuilt from a rounded output loses"
+CONDITIONED = "conditioning bound {bound:.2g}; within what the reference's own spelling loses"
+
+
+def precision_note(engine: float, exact: float, eps: float, bound: float, why: str = REBUILT) -> str:
+    """Why a quantity is imprecise: "engine 0, exact 4.25e-18: 0 of 16 digits (precision bound 1.9e-33;
+    ...)"; ``why`` names the two bounds (:data:`REBUILT`, or :data:`CONDITIONED` for a function judged by
+    its conditioning)."""
+    return f"engine {engine:.3g}, exact {exact:.3g}: {digits(engine, exact, eps)} ({why.format(bound=bound)})"
 
 
 def verdict_of(fails: bool, imprecise: bool) -> Verdict:
