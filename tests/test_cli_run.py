@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
-import importlib.util
 import re
 import subprocess
 import sys

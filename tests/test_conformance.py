@@ -87,6 +87,13 @@ MERGED_ON_TINYGRAD = ("equal-valued-inputs", "log-sum-exp-equal", "huge-product"
                       "sub-points", "linearity-points")
 
 
+# A sampled case draws 50 points (4,300 of the library's 4,800). On tinygrad and JAX, whose checks cost 10 to 20
+# ms each (tinygrad schedules every graph it realizes, JAX dispatches every op), the pinned run takes the first
+# DRAWS of them, in which every sampled finding below already shows; `gradspec run --engine tinygrad` (and
+# jax) runs all of them, as docs/conformance.md's matrix does.
+DRAWS = 10
+
+
 def run_library(spec: str, nondet: float | None = None) -> list[CheckResult]:
     engine = resolve(spec)
     if getattr(engine, "reason", None):
@@ -94,6 +101,8 @@ def run_library(spec: str, nondet: float | None = None) -> list[CheckResult]:
     chosen = CASES
     if spec.startswith("tinygrad"):
         chosen = [c for c in CASES if c.id not in SLOW_ON_TINYGRAD and c.kind != "training"]
+    if spec.startswith(("tinygrad", "jax")):
+        chosen = [dataclasses.replace(c, points=c.points[:DRAWS]) if c.sampled else c for c in chosen]
     if nondet is not None:
         chosen = [dataclasses.replace(c, tolerance=dataclasses.replace(c.tolerance, nondet=nondet)) for c in chosen]
     return [r for case in chosen for r in run_case(case, engine)]
@@ -335,7 +344,7 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
             (q,) = [q for q in r.quantities if q.verdict is Verdict.FAIL]
             assert (q.name, q.exact) == ("x", 0.0) and q.engine != q.engine  # nan
             assert r.culprit is not None and r.culprit.op == "sigmoid"
-    assert len(results) > 4000
+    assert len(results) > 600  # the scalar cases, a sampled one at its first DRAWS points
 
 
 def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:

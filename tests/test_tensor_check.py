@@ -139,6 +139,13 @@ def test_cotangents_are_seeded_dyadic_and_never_all_ones() -> None:
     assert all(s.denominator == 1 and 1 <= abs(s) <= 1024 for s in steps)  # nonzero multiples of 1/1024
     assert len(set(a.flat)) > 10
     assert (a.astype(np.float32).astype(float) == a).all()  # exact in float32 too
+    # a one-element cotangent is never 1, over every seed that would draw it
+    def draws_one(seed: int) -> bool:
+        rng = random.Random(seed)
+        return rng.choice((-1, 1)) == 1 and rng.randint(1, 1024) == 1024
+
+    ones = [seed for seed in range(20000) if draws_one(seed)]
+    assert ones and all(cotangent((), random.Random(seed)) == 1023 / 1024 for seed in ones)
 
 
 def test_patterns() -> None:
@@ -325,3 +332,36 @@ def test_an_underflowed_intermediate_leaves_the_rounding_bound_finite() -> None:
     result = check("sum(logcumsumexp(x, axis=0))", {"x": [-800.0, 1.0, 0.5]}, engine="builtin")
     assert result.verdict is Verdict.PASS
     assert all(np.isfinite(q.tolerance) for q in result.quantities if q.tolerance is not None)
+
+
+class _IgnoresCotangent(Engine):
+    """sum(tanh(x)) with the gradient for a unit cotangent, whatever cotangent it is given."""
+
+    name = "ignores-cotangent"
+    capabilities = REVERSE_AND_TENSOR
+
+    def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
+        value = np.sum(np.tanh(inputs["x"]))
+        return value, [{"x": 1 - np.tanh(inputs["x"]) ** 2} for _ in cotangents]
+
+
+class _Counts(_IgnoresCotangent):
+    name = "counts"
+
+    def run_tensor(self, graph: Any, inputs: Any, cotangents: Any) -> Any:
+        self.seen = len(cotangents)
+        value = np.sum(np.tanh(inputs["x"]))
+        return value, [{"x": float(c) * (1 - np.tanh(inputs["x"]) ** 2)} for c in cotangents]
+
+
+def test_a_one_element_output_is_checked_by_one_vjp_which_is_its_whole_jacobian() -> None:
+    counting = _Counts()
+    result = run("sum(tanh(x))", {"x": (3, 2)}, counting)
+    assert result.verdict is Verdict.PASS and counting.seen == 1
+    assert [q.name for q in result.quantities] == ["value", "x (vjp0)"]
+    assert "full Jacobian" not in result.message
+    # a backward that ignores its cotangent still fails: the one cotangent is never 1
+    result = run("sum(tanh(x))", {"x": (3, 2)}, _IgnoresCotangent())
+    assert result.verdict is Verdict.FAIL
+    (bad,) = [q for q in result.quantities if q.verdict is Verdict.FAIL]
+    assert bad.name == "x (vjp0)"

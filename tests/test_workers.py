@@ -90,7 +90,7 @@ sys.exit(code)
 def test_workers_give_the_results_of_one_process_in_the_same_order(engines: ModuleType, tmp_path: Path, start: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     library = Path(__file__).parent.parent / "cases"
-    args = [str(library / "ops.gradspec.yaml"), str(library / "compositions.gradspec.yaml"), "-q",
+    args = [str(library / "ops.gradspec.yaml"), "-q",
             "--engine", "builtin", "--engine", "engines:TanhSignFlip"]
     serial, parallel = tmp_path / "serial.json", tmp_path / "parallel.json"
     code_serial, _, _ = run("run", *args, f"--report={serial}")

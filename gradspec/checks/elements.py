@@ -30,10 +30,12 @@ MAP_LIMIT = 4096  # elements of a failing quantity whose errors the result carri
 
 
 def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
-    """A seeded random cotangent: nonzero multiples of 1/1024 in [-1, 1], held exactly by a float64 array
-    (and by float32), so the reference and the engine get the same numbers."""
+    """A seeded random cotangent: nonzero multiples of 1/1024 in [-1, 1], never all ones, held exactly by a
+    float64 array (and by float32), so the reference and the engine get the same numbers."""
     size = math.prod(shape)
     steps = [rng.choice((-1, 1)) * rng.randint(1, 1024) for _ in range(size)]
+    if all(step == 1024 for step in steps):  # all ones: a backward that ignores its cotangent would pass
+        steps[0] = 1023
     return (np.asarray(steps, dtype=float) / 1024).reshape(shape)
 
 

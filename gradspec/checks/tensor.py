@@ -52,7 +52,7 @@ from gradspec.results import (
 
 __all__ = ["COTANGENTS", "check_tensor", "run_case"]
 
-COTANGENTS = 2  # seeded random cotangents per draw
+COTANGENTS = 2  # seeded random cotangents per draw (one where the output is one element: its gradient says all)
 
 
 
@@ -82,9 +82,12 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)
     rng = random.Random(seed)
-    cotangents = [cotangent(graph.shape, rng) for _ in range(COTANGENTS)]
     size = math.prod(graph.shape)
-    rows = size if jacobian_size(graph) <= JACOBIAN_LIMIT and not ref.kinks else 0
+    # A one-element output's VJP is its gradient times the cotangent: one non-unit cotangent checks the
+    # backward, its scaling by the cotangent and the whole Jacobian at once.
+    vjps = 1 if size == 1 else COTANGENTS
+    cotangents = [cotangent(graph.shape, rng) for _ in range(vjps)]
+    rows = size if size > 1 and jacobian_size(graph) <= JACOBIAN_LIMIT and not ref.kinks else 0
     for r in range(rows):
         one_hot = np.zeros(size)
         one_hot[r] = 1.0
@@ -94,8 +97,8 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
         assert called.verdict is not None
         return CheckResult(**base, verdict=called.verdict, message=called.message)
     outcome = called.get()
-    sums = conditioning(graph, point, ref, cotangents, rows) if conditioned else None
-    quantities = _compare(graph, ref, outcome, cotangents, rows, engine.eps, tol, kink, sums)
+    sums = conditioning(graph, point, ref, cotangents, vjps) if conditioned else None
+    quantities = _compare(graph, ref, outcome, cotangents, vjps, engine.eps, tol, kink, sums)
     verdict = worst([q.verdict for q in quantities])
     shapes = ", ".join(f"{n}{list(s)}" for n, s in graph.shapes.items())
     message = f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else "")
@@ -132,8 +135,10 @@ def _ill_conditioned(ref: TensorExact | BallExact, eps: float) -> str | None:
     return None
 
 
-def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOutcome, cotangents: list[Any], rows: int,
+def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOutcome, cotangents: list[Any], vjps: int,
              eps: float, tol: Tolerance, kink: str | None, sums: Sums | None = None) -> list[Quantity]:
+    """The value, the first ``vjps`` cotangents' VJPs, and the Jacobian from the one-hot cotangents after them."""
+    rows = len(cotangents) - vjps
     value = ref.value_floats
 
     def bounds(label: str, exact: Any, rounding: Any, rebuilt: Any, order: int) -> tuple[Any, Any]:
@@ -152,7 +157,7 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
     def onto(name: str, x: Any) -> Any:
         return x if x is None or name not in held else project(held[name], x)
 
-    for k in range(COTANGENTS):
+    for k in range(vjps):
         grad = ref.vjp(cotangents[k])
         ranges = ref.subgradient_range(cotangents[k]) if ref.kinks else None
         for name, _ in graph.differentiable:
@@ -165,9 +170,9 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
                               onto(name, allowed), tol, span, kink, grad.copies.get(name, ()),
                               value, eps=eps, rebuilt=onto(name, lost), why=why))
     if rows:
-        grads = [ref.vjp(c) for c in cotangents[COTANGENTS:]]
+        grads = [ref.vjp(c) for c in cotangents[vjps:]]
         for name, _ in graph.differentiable:
-            engine_rows: list[Any] = [outcome.grads[COTANGENTS + r].get(name) for r in range(rows)]
+            engine_rows: list[Any] = [outcome.grads[vjps + r].get(name) for r in range(rows)]
             stacked = None if any(g is None for g in engine_rows) or len({np.shape(g) for g in engine_rows}) > 1 \
                 else np.stack(engine_rows).reshape((*graph.shape, *np.shape(engine_rows[0])))
             shape = (*graph.shape, *grads[0].exact[name].shape)
@@ -183,13 +188,14 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
 
 
 def conditioning(graph: TensorGraph, point: Mapping[str, Any], ref: TensorExact | BallExact, cotangents: list[Any],
-                 rows: int) -> Sums | None:
+                 vjps: int) -> Sums | None:
     """The ``S(q)`` of the value, each VJP and the Jacobian of a check; None at a kink, beyond
     :data:`LIMIT` moved elements, or where a move leaves an op's domain (the graph's bound then stands)."""
     names = [n for n, _ in graph.differentiable]
-    vjps = cotangents[:COTANGENTS]
+    rows = len(cotangents) - vjps
+    seeded = cotangents[:vjps]
     inputs = sum(np.asarray(point[n], dtype=object).size for n in names)
-    if ref.kinks or inputs + sum(np.size(c) for c in vjps) > LIMIT:
+    if ref.kinks or inputs + sum(np.size(c) for c in seeded) > LIMIT:
         return None
 
     def at(r: TensorExact | BallExact, cs: Sequence[Any], first: int = 0) -> dict[str, Any]:
@@ -201,16 +207,16 @@ def conditioning(graph: TensorGraph, point: Mapping[str, Any], ref: TensorExact 
 
     def everything(p: Mapping[str, Any]) -> dict[str, Any]:
         r = exact_tensor(graph, p)
-        out = {"value": r.value, **at(r, vjps)}
+        out = {"value": r.value, **at(r, seeded)}
         if rows:
-            out.update({f"{n} (jacobian)": np.stack([r.vjp(c).exact[n] for c in cotangents[COTANGENTS:]])
+            out.update({f"{n} (jacobian)": np.stack([r.vjp(c).exact[n] for c in cotangents[vjps:]])
                        .reshape((*graph.shape, *np.shape(r.vjp(cotangents[0]).exact[n]))) for n in names})
         return out
 
     terms = input_sums(everything, point, names)
     if terms is None:
         return None
-    for k, c in enumerate(vjps):  # a VJP moves with its cotangent's elements too
+    for k, c in enumerate(seeded):  # a VJP moves with its cotangent's elements too
         terms = add(terms, direction_sums(functools.partial(at, ref, first=k), [c]))
     return Sums(terms, inputs + math.prod(graph.shape))
 
