@@ -91,9 +91,9 @@ def note(b: Scalars, name: str, a: Mat) -> None:
 
 
 def gap(b: Scalars, name: str, what: str, spacing: float, scale: float) -> None:
-    """Tell a backend that listens the smallest spacing of a spectrum ``name`` computes (two eigenvalues,
-    two singular values) against the matrix's scale: an engine cannot resolve a spacing below eps times
-    the scale, and the derivatives divide by it."""
+    """Tell a backend that listens the smallest spacing of a spectrum ``name`` computes against its largest
+    magnitude ``scale`` (``what`` names it: "eigenvalue spacing", "smallest singular value"): an engine
+    cannot resolve a spacing below eps times the scale, and the derivatives divide by it."""
     listen = getattr(b, "gap", None)
     if listen is not None:
         listen(name, what, spacing, scale)
