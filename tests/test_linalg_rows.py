@@ -165,6 +165,9 @@ def test_structures_name_the_inputs_read_through_one() -> None:
 
     assert found("cholesky(a)", {"a": (3, 3)}) == {"a": "symmetric"}
     assert found("cholesky((a + transpose(a)) / 2)", {"a": (3, 3)}) == {}  # any tangent: it symmetrises first
+    assert found("eigvalsh(a) + eigh(b)[0] + svdvals(c)", {"a": (2, 2), "b": (2, 2), "c": (2, 2)}) == \
+        {"a": "symmetric", "b": "symmetric"}
+    assert found("matrix_exp(a)", {"a": (2, 2)}) == {}
     assert found("cholesky_solve(b, l, upper=1) + cholesky_inverse(m)", {"b": (2, 1), "l": (2, 2), "m": (2, 2)}) == \
         {"l": "upper", "m": "lower"}
     assert found("solve_triangular(a, b, upper=0)", {"a": (2, 2), "b": (2, 2)}) == {"a": "lower"}

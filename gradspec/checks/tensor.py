@@ -127,11 +127,11 @@ def _unrepresentable(engine: Engine, floats: Mapping[str, Any]) -> str | None:
 
 def _ill_conditioned(ref: TensorExact | BallExact, eps: float) -> str | None:
     """A matrix a linear-algebra op factors whose condition number is beyond what the engine's precision
-    resolves (more than 1/eps): its answer may lose every digit, so it is reported, not judged."""
-    for where, cond in getattr(ref, "conditions", ()):
+    resolves (more than 1/eps), or a spectrum whose spacing is (its largest magnitude over its smallest
+    spacing beyond 1/eps): the answer may lose every digit, so it is reported, not judged."""
+    for where, cond, what in getattr(ref, "conditions", ()):
         if cond * eps > 1:
-            return (f"condition number {cond:.3g} (1-norm) beyond 1/eps = {1 / eps:.3g} of the engine's precision, "
-                    f"in {where}; not judged")
+            return f"{what} beyond 1/eps = {1 / eps:.3g} of the engine's precision, in {where}; not judged"
     return None
 
 

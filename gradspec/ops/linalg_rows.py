@@ -1,9 +1,10 @@
-"""The tensor ops of one group of the op table: linear algebra (det, solve, cholesky, qr, ...).
+"""The tensor ops of one group of the op table: linear algebra (det, solve, cholesky, qr, eigh, ...).
 
 Each row is a :class:`~gradspec.ops.row.TensorOp`; :mod:`gradspec.ops.table` joins the groups into
 ``TENSOR_OPS``. Their element-wise definitions are in :mod:`gradspec.ops.lowering.linalg` (elimination
-with the pivots chosen at the point); every op is batched over leading axes. The conventions (which
-triangle an op reads, qr's signs, lu_solve's packed operand) are in docs/linalg.md.
+with the pivots chosen at the point) and :mod:`gradspec.ops.lowering.spectral` (iterations run at the
+point until they converge); every op is batched over leading axes. The conventions (which triangle an
+op reads, qr's signs, eigenvectors' signs, lu_solve's packed operand) are in docs/linalg.md.
 """
 
 from __future__ import annotations
@@ -61,6 +62,35 @@ def _jax_lu_solve(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
     return jax.scipy.linalg.lu_solve((lu, pivots), b)
 
 
+# An eigenvector's sign is free: eigh's engine spellings make the first entry of each column whose magnitude
+# is at least half the column's largest positive, as the lowering does (a constant ±1 per column, so the
+# engine's derivatives are flipped with its values and compared as they are).
+
+
+def _torch_eigh(t: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    values, vectors = t.linalg.eigh(a[0])
+    if kw["output"] == 0:
+        return values
+    mags = vectors.abs()
+    first = (mags >= mags.amax(dim=-2, keepdim=True) / 2).to(t.int64).argmax(dim=-2, keepdim=True)
+    return vectors * t.sign(t.gather(vectors, -2, first))
+
+
+def _jax_eigh(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    values, vectors = j.numpy.linalg.eigh(a[0])
+    if kw["output"] == 0:
+        return values
+    mags = j.numpy.abs(vectors)
+    first = j.numpy.argmax(mags >= j.numpy.max(mags, axis=-2, keepdims=True) / 2, axis=-2, keepdims=True)
+    return vectors * j.lax.stop_gradient(j.numpy.sign(j.numpy.take_along_axis(vectors, first, axis=-2)))
+
+
+def _jax_expm(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    import jax.scipy.linalg
+
+    return jax.scipy.linalg.expm(a[0])
+
+
 ROWS: tuple[TensorOp, ...] = (
     TensorOp("det", 1, (), _shape.square_batch, "linalg.det",
              lambda t, a, kw: t.linalg.det(a[0]), lambda j, a, kw: j.numpy.linalg.det(a[0]),
@@ -102,15 +132,29 @@ ROWS: tuple[TensorOp, ...] = (
              lambda t, a, kw: t.linalg.qr(a[0])[kw["output"]], lambda j, a, kw: j.numpy.linalg.qr(a[0])[kw["output"]],
              "reduced Q and R by Householder reflections with LAPACK's signs (R_kk = -sign(alpha_k) |x_k|)",
              outputs=("Q", "R"), bare=None),
+    TensorOp("eigvalsh", 1, (), _shape.eigvalsh, "spectral.eigvalsh",
+             lambda t, a, kw: t.linalg.eigvalsh(a[0]), lambda j, a, kw: j.numpy.linalg.eigvalsh(a[0]),
+             "the eigenvalues, ascending, of the symmetric matrix read through A's lower triangle: the diagonal "
+             "of cyclic Jacobi rotations run at the point to 1e-60 of A, and 3 sweeps more"),
+    TensorOp("eigh", 1, (_OUTPUT,), _shape.eigh, "spectral.eigh", _torch_eigh, _jax_eigh,
+             "(eigenvalues ascending, eigenvectors as columns) of the symmetric matrix read through A's lower "
+             "triangle, by cyclic Jacobi; each column's first entry at least half its largest is positive",
+             outputs=("eigenvalues", "eigenvectors"), bare=None),
+    TensorOp("svdvals", 1, (), _shape.svdvals, "spectral.svdvals",
+             lambda t, a, kw: t.linalg.svdvals(a[0]), lambda j, a, kw: j.numpy.linalg.svdvals(a[0]),
+             "the singular values, descending: sqrt of the eigenvalues of A^T A (A A^T when wide), by Jacobi"),
+    TensorOp("matrix_exp", 1, (), _shape.square_same, "spectral.matrix_exp",
+             lambda t, a, kw: t.linalg.matrix_exp(a[0]), _jax_expm,
+             "exp(A) = T(A / 2^s)^(2^s), T the Taylor polynomial of 50 terms, |A / 2^s|_inf <= 1/2"),
 )
 
 
 # -- what part of an operand an op reads -------------------------------------------------------------
-# cholesky reads a symmetric matrix through its lower triangle; a factor is read through its triangle.
-# A differentiable input given straight to such an operand is perturbed only within that structure
-# (symmetric tangents, triangular ones), and its gradients are compared projected onto it: an engine
-# that symmetrises a gradient, or returns one on the triangle it never reads, follows a convention, and
-# is judged where every convention agrees (docs/linalg.md).
+# cholesky, eigvalsh and eigh read a symmetric matrix through its lower triangle; a factor is read through
+# its triangle. A differentiable input given straight to such an operand is perturbed only within that
+# structure (symmetric tangents, triangular ones), and its gradients are compared projected onto it: an
+# engine that symmetrises a gradient, or returns one on the triangle it never reads, follows a convention,
+# and is judged where every convention agrees (docs/linalg.md).
 
 
 def _side(kw: dict[str, Any]) -> str:
@@ -119,6 +163,8 @@ def _side(kw: dict[str, Any]) -> str:
 
 READS: dict[str, Any] = {
     "cholesky": lambda kw: {0: "symmetric"},
+    "eigvalsh": lambda kw: {0: "symmetric"},
+    "eigh": lambda kw: {0: "symmetric"},
     "cholesky_solve": lambda kw: {1: _side(kw)},
     "cholesky_inverse": lambda kw: {0: _side(kw)},
     "solve_triangular": lambda kw: {0: _side(kw)},

@@ -100,7 +100,9 @@ class Tape:
         self.rebuilt: list[float] = []  # a partial rebuilt from the op's rounded output: its absolute error
         self.error: list[float] = []  # forward rounding bound, in units of eps
         self.kinks: list[_Kink] = []
-        self.conditions: list[tuple[str, float]] = []  # (which op factors a matrix, its 1-norm condition number)
+        # (where, how ill-conditioned: 1/eps of an engine that cannot resolve it, that number in words): the
+        # matrices a linear-algebra op factors, the spectra it computes
+        self.conditions: list[tuple[str, float, str]] = []
         self.expanded: list[tuple[Any, Any]] = []  # (source array, its per-copy broadcast nodes)
         self.step = ""  # the op being lowered, for domain messages
         self.col = 0
@@ -132,7 +134,15 @@ class Tape:
             value = float(mpmath.cond(matrix, norm=lambda m: mpmath.mnorm(m, 1)))
         except ZeroDivisionError:
             value = math.inf
-        self.conditions.append((f"{name} ({self.step or name})", value))
+        self.conditions.append((f"{name} ({self.step or name})", value, f"condition number {value:.3g} (1-norm)"))
+
+    def gap(self, name: str, what: str, spacing: float, scale: float) -> None:
+        """Note the smallest spacing of a spectrum an op computes (:mod:`gradspec.ops.lowering.spectral`)
+        against the spectrum's largest magnitude: an engine errs by eps times that magnitude."""
+        ratio = scale / spacing if spacing > 0 else math.inf
+        self.conditions.append((f"{name} ({self.step or name})", ratio,
+                                f"{what} {spacing:.3g} against a largest magnitude of {scale:.3g} "
+                                f"(ratio {ratio:.3g})"))
 
     def expand(self, a: Any, shape: tuple[int, ...]) -> Any:
         """Broadcast ``a`` as per-copy identity nodes, so the adjoint of every copy can be read: an
@@ -278,7 +288,7 @@ class TensorExact:
     value_rounding: Any  # float array: the forward allowance in units of eps
     kinks: tuple[str, ...]
     arrays: list[Any]  # every step's array of nodes (or data), for checking one op at a time
-    conditions: tuple[tuple[str, float], ...] = ()  # every matrix a linear-algebra op factors: (where, 1-norm cond)
+    conditions: tuple[tuple[str, float, str], ...] = ()  # every matrix a linear-algebra op factors: (where, cond, what)
     grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)  # by cotangent (bounded)
 
     @property

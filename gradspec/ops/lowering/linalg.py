@@ -19,123 +19,30 @@ zero sub-column), so its signs are those of torch and JAX on the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-
 from gradspec.errors import DomainError
 from gradspec.ops.lowering import Scalars
+from gradspec.ops.lowering.matrices import (
+    SINGULAR,
+    Array,
+    Mat,
+    add_all,
+    arith,
+    batched,
+    dot,
+    eye,
+    fail,
+    mm,
+    note,
+    peek,
+    transposed,
+)
 
 __all__ = ["cholesky", "cholesky_inverse", "cholesky_solve", "det", "inv", "lu_solve", "matrix_power", "pinv", "qr",
            "slogdet", "solve", "solve_triangular"]
-
-Array = Any
-Mat = list[list[Any]]
-
-# A pivot this small against the matrix's largest entry is zero: the tape carries 60 digits, and a float
-# engine cannot tell such a matrix from a singular one either.
-_SINGULAR = 1e-40
-
-
-def _const(x: Any) -> bool:
-    return isinstance(x, Fraction | int | float)
-
-
-def _peek(b: Scalars, x: Any) -> float:
-    """The value of ``x`` at the point, for a branch (a pivot choice, a sign)."""
-    return float(x) if _const(x) else float(b.peek(x))
-
-
-def _op(b: Scalars, name: str, x: Any, y: Any) -> Any:
-    """``b.op`` that folds exact constants, so the identity and the zeros of a triangle stay exact."""
-    if _const(x) and _const(y):
-        fx, fy = Fraction(x), Fraction(y)
-        if name == "div":
-            return fx / fy
-        return fx + fy if name == "add" else fx - fy if name == "sub" else fx * fy
-    if name == "mul" and ((_const(x) and x == 0) or (_const(y) and y == 0)):
-        return Fraction(0)
-    if name == "mul" and _const(x) and x == 1:
-        return y
-    if name in ("mul", "div") and _const(y) and y == 1:
-        return x
-    if name == "add" and _const(x) and x == 0:
-        return y
-    if name in ("add", "sub") and _const(y) and y == 0:
-        return x
-    if name == "sub" and _const(x) and x == 0:
-        return b.op("neg", y)
-    return b.op(name, x, y)
-
-
-def _sum(b: Scalars, xs: Sequence[Any]) -> Any:
-    xs = [x for x in xs if not (_const(x) and x == 0)]
-    if not xs:
-        return Fraction(0)
-    while len(xs) > 1:
-        xs = [_op(b, "add", xs[i], xs[i + 1]) for i in range(0, len(xs) - 1, 2)] + ([xs[-1]] if len(xs) % 2 else [])
-    return xs[0]
-
-
-def _dot(b: Scalars, xs: Sequence[Any], ys: Sequence[Any]) -> Any:
-    return _sum(b, [_op(b, "mul", x, y) for x, y in zip(xs, ys, strict=True)])
-
-
-def _where(b: Scalars) -> str:
-    step = getattr(b, "step", "")
-    return f" (in {step})" if step else ""
-
-
-def _fail(b: Scalars, message: str) -> DomainError:
-    return DomainError(message + _where(b), col=getattr(b, "col", 0) or None)
-
-
-def _note(b: Scalars, name: str, a: Mat) -> None:
-    """Tell a backend that listens (the exact tape) the condition number of a matrix ``name`` factors."""
-    condition = getattr(b, "condition", None)
-    if condition is not None:
-        condition(name, [[_peek_exact(b, x) for x in row] for row in a])
-
-
-def _peek_exact(b: Scalars, x: Any) -> Any:
-    return Fraction(x) if _const(x) else b.peek(x)
-
-
-# -- batching ---------------------------------------------------------------------------------------
-
-
-def _rows(x: Array) -> Mat:
-    return [list(r) for r in x]
-
-
-def _array(rows: Any) -> Array:
-    """A list (of lists) of scalars as an object array; a scalar as a 0-d one."""
-    if not isinstance(rows, list):
-        out = np.empty((), dtype=object)
-        out[()] = rows
-        return out
-    shape = (len(rows), len(rows[0])) if rows and isinstance(rows[0], list) else (len(rows),)
-    out = np.empty(shape, dtype=object)
-    for index in np.ndindex(shape):
-        out[index] = rows[index[0]][index[1]] if len(shape) == 2 else rows[index[0]]
-    return out
-
-
-def _batched(args: Sequence[Array], cores: Sequence[int], shape: tuple[int, ...],
-             fn: Callable[..., Any]) -> Array:
-    """``fn`` applied to every batch element (the leading axes, broadcast) of ``args``, each of which
-    has ``cores[k]`` trailing core axes; ``fn`` gets lists (of lists) and returns one (or a scalar)."""
-    batch = np.broadcast_shapes(*(a.shape[:a.ndim - c] for a, c in zip(args, cores, strict=True)))
-    spread = [np.broadcast_to(a, batch + a.shape[a.ndim - c:]) for a, c in zip(args, cores, strict=True)]
-    out = np.empty(shape, dtype=object)
-    for idx in np.ndindex(batch):
-        parts = [s[idx] for s in spread]
-        result = _array(fn(*[_rows(p) if p.ndim == 2 else list(p) for p in parts]))
-        out[idx] = result if result.ndim else result[()]
-    return out
-
 
 # -- elimination --------------------------------------------------------------------------------------
 
@@ -143,26 +50,26 @@ def _batched(args: Sequence[Array], cores: Sequence[int], shape: tuple[int, ...]
 def _lu(b: Scalars, a: Mat, name: str) -> tuple[list[int], int, Mat, Mat]:
     """P A = L U with partial pivoting: (row order, its sign, the multipliers, U)."""
     n = len(a)
-    _note(b, name, a)
-    scale = max((abs(_peek(b, x)) for row in a for x in row), default=0.0)
+    note(b, name, a)
+    scale = max((abs(peek(b, x)) for row in a for x in row), default=0.0)
     m = [row[:] for row in a]
     order, sign = list(range(n)), 1
     low: Mat = [[Fraction(0)] * n for _ in range(n)]
     for k in range(n):
-        p = max(range(k, n), key=lambda i: abs(_peek(b, m[i][k])))
-        if abs(_peek(b, m[p][k])) <= _SINGULAR * scale or scale == 0:
-            raise _fail(b, f"{name}: the matrix is singular (no nonzero pivot in column {k + 1} after elimination)")
+        p = max(range(k, n), key=lambda i: abs(peek(b, m[i][k])))
+        if abs(peek(b, m[p][k])) <= SINGULAR * scale or scale == 0:
+            raise fail(b, f"{name}: the matrix is singular (no nonzero pivot in column {k + 1} after elimination)")
         if p != k:
             m[k], m[p] = m[p], m[k]
             low[k], low[p] = low[p], low[k]
             order[k], order[p] = order[p], order[k]
             sign = -sign
         for i in range(k + 1, n):
-            f = _op(b, "div", m[i][k], m[k][k])
+            f = arith(b, "div", m[i][k], m[k][k])
             low[i][k] = f
             m[i][k] = Fraction(0)
             for j in range(k + 1, n):
-                m[i][j] = _op(b, "sub", m[i][j], _op(b, "mul", f, m[k][j]))
+                m[i][j] = arith(b, "sub", m[i][j], arith(b, "mul", f, m[k][j]))
     return order, sign, low, m
 
 
@@ -172,8 +79,8 @@ def _forward(b: Scalars, low: Mat, rhs: Mat, unit: bool) -> Mat:
     y: Mat = [[Fraction(0)] * len(rhs[0]) for _ in range(n)]
     for j in range(len(rhs[0])):
         for i in range(n):
-            s = _op(b, "sub", rhs[i][j], _dot(b, low[i][:i], [y[t][j] for t in range(i)]))
-            y[i][j] = s if unit else _op(b, "div", s, low[i][i])
+            s = arith(b, "sub", rhs[i][j], dot(b, low[i][:i], [y[t][j] for t in range(i)]))
+            y[i][j] = s if unit else arith(b, "div", s, low[i][i])
     return y
 
 
@@ -183,27 +90,14 @@ def _back(b: Scalars, up: Mat, rhs: Mat) -> Mat:
     x: Mat = [[Fraction(0)] * len(rhs[0]) for _ in range(n)]
     for j in range(len(rhs[0])):
         for i in range(n - 1, -1, -1):
-            s = _op(b, "sub", rhs[i][j], _dot(b, up[i][i + 1:], [x[t][j] for t in range(i + 1, n)]))
-            x[i][j] = _op(b, "div", s, up[i][i])
+            s = arith(b, "sub", rhs[i][j], dot(b, up[i][i + 1:], [x[t][j] for t in range(i + 1, n)]))
+            x[i][j] = arith(b, "div", s, up[i][i])
     return x
 
 
 def _lu_solve(b: Scalars, a: Mat, rhs: Mat, name: str) -> Mat:
     order, _, low, up = _lu(b, a, name)
     return _back(b, up, _forward(b, low, [rhs[i] for i in order], unit=True))
-
-
-def _eye(n: int) -> Mat:
-    return [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]
-
-
-def _t(a: Mat) -> Mat:
-    return [list(r) for r in zip(*a, strict=True)]
-
-
-def _mm(b: Scalars, x: Mat, y: Mat) -> Mat:
-    cols = _t(y)
-    return [[_dot(b, row, col) for col in cols] for row in x]
 
 
 def _triangle(a: Mat, upper: bool, unit: bool = False) -> Mat:
@@ -214,15 +108,15 @@ def _triangle(a: Mat, upper: bool, unit: bool = False) -> Mat:
 
 
 def _check_diagonal(b: Scalars, t: Mat, name: str) -> None:
-    scale = max((abs(_peek(b, x)) for row in t for x in row), default=0.0)
+    scale = max((abs(peek(b, x)) for row in t for x in row), default=0.0)
     for k in range(len(t)):
-        if scale == 0 or abs(_peek(b, t[k][k])) <= _SINGULAR * scale:
-            raise _fail(b, f"{name}: the triangular matrix is singular (diagonal entry {k + 1} is zero)")
+        if scale == 0 or abs(peek(b, t[k][k])) <= SINGULAR * scale:
+            raise fail(b, f"{name}: the triangular matrix is singular (diagonal entry {k + 1} is zero)")
 
 
 def _tri_solve(b: Scalars, t: Mat, rhs: Mat, upper: bool, name: str) -> Mat:
     _check_diagonal(b, t, name)
-    _note(b, name, t)
+    note(b, name, t)
     if upper:
         return _back(b, t, rhs)
     return _forward(b, t, rhs, unit=False)
@@ -235,12 +129,12 @@ def _det(b: Scalars, a: Mat, name: str) -> Any:
     _, sign, _, up = _lu(b, a, name)
     out: Any = up[0][0]
     for k in range(1, len(a)):
-        out = _op(b, "mul", out, up[k][k])
-    return out if sign > 0 else _op(b, "mul", Fraction(-1), out)
+        out = arith(b, "mul", out, up[k][k])
+    return out if sign > 0 else arith(b, "mul", Fraction(-1), out)
 
 
 def det(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
-    return _batched(args, [2], shape, lambda a: _det(b, a, "det"))
+    return batched(args, [2], shape, lambda a: _det(b, a, "det"))
 
 
 def slogdet(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
@@ -250,23 +144,23 @@ def slogdet(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[
     def one(a: Mat) -> Any:
         _, sign, _, up = _lu(b, a, "slogdet")
         pivots = [up[k][k] for k in range(len(a))]
-        negative = sum(_peek(b, u) < 0 for u in pivots)
+        negative = sum(peek(b, u) < 0 for u in pivots)
         if kw["output"] == 0:
             return Fraction(sign * (-1) ** negative)
-        return _sum(b, [b.op("log", u if _peek(b, u) > 0 else b.op("neg", u)) for u in pivots])
+        return add_all(b, [b.op("log", u if peek(b, u) > 0 else b.op("neg", u)) for u in pivots])
 
-    return _batched(args, [2], shape, one)
+    return batched(args, [2], shape, one)
 
 
 def inv(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
-    return _batched(args, [2], shape, lambda a: _lu_solve(b, a, _eye(len(a)), "inv"))
+    return batched(args, [2], shape, lambda a: _lu_solve(b, a, eye(len(a)), "inv"))
 
 
 def solve(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
     """A X = B for a matrix B (batched, broadcast), or A x = b for a vector b (one dimension)."""
     if args[1].ndim == 1:
-        return _batched(args, [2, 1], shape, lambda a, v: [r[0] for r in _lu_solve(b, a, [[x] for x in v], "solve")])
-    return _batched(args, [2, 2], shape, lambda a, rhs: _lu_solve(b, a, rhs, "solve"))
+        return batched(args, [2, 1], shape, lambda a, v: [r[0] for r in _lu_solve(b, a, [[x] for x in v], "solve")])
+    return batched(args, [2, 2], shape, lambda a, rhs: _lu_solve(b, a, rhs, "solve"))
 
 
 def matrix_power(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
@@ -274,67 +168,67 @@ def matrix_power(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: t
     n = kw["n"]
 
     def one(a: Mat) -> Mat:
-        base = _lu_solve(b, a, _eye(len(a)), "matrix_power") if n < 0 else a
+        base = _lu_solve(b, a, eye(len(a)), "matrix_power") if n < 0 else a
         out: Mat | None = None
         k = abs(n)
         while k:
             if k & 1:
-                out = base if out is None else _mm(b, out, base)
+                out = base if out is None else mm(b, out, base)
             k >>= 1
             if k:
-                base = _mm(b, base, base)
-        return _eye(len(a)) if out is None else out
+                base = mm(b, base, base)
+        return eye(len(a)) if out is None else out
 
-    return _batched(args, [2], shape, one)
+    return batched(args, [2], shape, one)
 
 
 def solve_triangular(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
     """A X = B reading only the triangle of A that ``upper`` names."""
     upper = bool(kw["upper"])
-    return _batched(args, [2, 2], shape,
+    return batched(args, [2, 2], shape,
                     lambda a, rhs: _tri_solve(b, _triangle(a, upper), rhs, upper, "solve_triangular"))
 
 
 def _cholesky(b: Scalars, a: Mat, name: str) -> Mat:
     """A = L L^T reading the lower triangle of A: L_jj = sqrt(a_jj - sum_k L_jk^2)."""
     n = len(a)
-    _note(b, name, [[a[max(i, j)][min(i, j)] for j in range(n)] for i in range(n)])
+    note(b, name, [[a[max(i, j)][min(i, j)] for j in range(n)] for i in range(n)])
     low: Mat = [[Fraction(0)] * n for _ in range(n)]
     for j in range(n):
-        d = _op(b, "sub", a[j][j], _dot(b, low[j][:j], low[j][:j]))
-        if _peek(b, d) <= 0:
-            raise _fail(b, f"{name}: the matrix is not positive definite (pivot {j + 1} is "
-                           f"{_peek(b, d):.6g} after eliminating the earlier ones)")
+        d = arith(b, "sub", a[j][j], dot(b, low[j][:j], low[j][:j]))
+        if peek(b, d) <= 0:
+            raise fail(b, f"{name}: the matrix is not positive definite (pivot {j + 1} is "
+                           f"{peek(b, d):.6g} after eliminating the earlier ones)")
         low[j][j] = b.op("sqrt", d)
         for i in range(j + 1, n):
-            low[i][j] = _op(b, "div", _op(b, "sub", a[i][j], _dot(b, low[i][:j], low[j][:j])), low[j][j])
+            low[i][j] = arith(b, "div", arith(b, "sub", a[i][j], dot(b, low[i][:j], low[j][:j])), low[j][j])
     return low
 
 
 def cholesky(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
-    return _batched(args, [2], shape, lambda a: _cholesky(b, a, "cholesky"))
+    return batched(args, [2], shape, lambda a: _cholesky(b, a, "cholesky"))
 
 
 def _factor(given: Mat, upper: bool) -> Mat:
     """The lower factor L of A = L L^T that ``cholesky_solve``/``cholesky_inverse`` read from the given one."""
-    return _t(_triangle(given, True)) if upper else _triangle(given, False)
+    return transposed(_triangle(given, True)) if upper else _triangle(given, False)
 
 
 def _cho_solve(b: Scalars, low: Mat, rhs: Mat, name: str) -> Mat:
     y = _tri_solve(b, low, rhs, False, name)
-    return _tri_solve(b, _t(low), y, True, name)
+    return _tri_solve(b, transposed(low), y, True, name)
 
 
 def cholesky_solve(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
     """X with L L^T X = B (``upper``: U^T U X = B), reading only the factor's triangle."""
     upper = bool(kw["upper"])
-    return _batched(args, [2, 2], shape, lambda rhs, f: _cho_solve(b, _factor(f, upper), rhs, "cholesky_solve"))
+    return batched(args, [2, 2], shape, lambda rhs, f: _cho_solve(b, _factor(f, upper), rhs, "cholesky_solve"))
 
 
 def cholesky_inverse(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
     upper = bool(kw["upper"])
-    return _batched(args, [2], shape,
-                    lambda f: _cho_solve(b, _factor(f, upper), _eye(len(f)), "cholesky_inverse"))
+    return batched(args, [2], shape,
+                    lambda f: _cho_solve(b, _factor(f, upper), eye(len(f)), "cholesky_inverse"))
 
 
 def lu_solve(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
@@ -344,10 +238,10 @@ def lu_solve(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple
     def one(lu: Mat, rhs: Mat) -> Mat:
         up = _triangle(lu, True)
         _check_diagonal(b, up, "lu_solve")
-        _note(b, "lu_solve", up)
+        note(b, "lu_solve", up)
         return _back(b, up, _forward(b, _triangle(lu, False, unit=True), rhs, unit=True))
 
-    return _batched(args, [2, 2], shape, one)
+    return batched(args, [2, 2], shape, one)
 
 
 def pinv(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
@@ -355,13 +249,13 @@ def pinv(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int
     A^T (A A^T)^-1 when wide (a rank-deficient A has a singular Gram matrix, refused)."""
 
     def one(a: Mat) -> Mat:
-        at = _t(a)
+        at = transposed(a)
         if len(a) >= len(at):
-            return _lu_solve(b, _mm(b, at, a), at, "pinv")
-        return _t(_lu_solve(b, _mm(b, a, at), a, "pinv"))
+            return _lu_solve(b, mm(b, at, a), at, "pinv")
+        return transposed(_lu_solve(b, mm(b, a, at), a, "pinv"))
 
     try:
-        return _batched(args, [2], shape, one)
+        return batched(args, [2], shape, one)
     except DomainError as exc:
         raise DomainError(exc.message.replace("the matrix is singular", "the matrix is rank deficient (its Gram "
                                               "matrix is singular)"), col=exc.col) from None
@@ -375,38 +269,38 @@ def _qr(b: Scalars, a: Mat) -> tuple[Mat, Mat]:
     reflectors: list[tuple[Any, list[Any], int]] = []
     for k in range(kk):
         alpha, rest = r[k][k], [r[i][k] for i in range(k + 1, m)]
-        norm2 = _dot(b, rest, rest)
-        if not rest or _peek(b, norm2) == 0:
+        norm2 = dot(b, rest, rest)
+        if not rest or peek(b, norm2) == 0:
             continue  # LAPACK's dlarfg: tau = 0, no reflection
-        beta = b.op("sqrt", _op(b, "add", _op(b, "mul", alpha, alpha), norm2))
-        if _peek(b, alpha) >= 0:
+        beta = b.op("sqrt", arith(b, "add", arith(b, "mul", alpha, alpha), norm2))
+        if peek(b, alpha) >= 0:
             beta = b.op("neg", beta)
-        scale = _op(b, "sub", alpha, beta)
-        v = [Fraction(1), *[_op(b, "div", x, scale) for x in rest]]
-        tau = _op(b, "div", _op(b, "sub", beta, alpha), beta)
+        scale = arith(b, "sub", alpha, beta)
+        v = [Fraction(1), *[arith(b, "div", x, scale) for x in rest]]
+        tau = arith(b, "div", arith(b, "sub", beta, alpha), beta)
         reflectors.append((tau, v, k))
         r[k][k] = beta
         for i in range(k + 1, m):
             r[i][k] = Fraction(0)
         for j in range(k + 1, n):
-            w = _op(b, "mul", tau, _dot(b, v, [r[i][j] for i in range(k, m)]))
+            w = arith(b, "mul", tau, dot(b, v, [r[i][j] for i in range(k, m)]))
             for i in range(k, m):
-                r[i][j] = _op(b, "sub", r[i][j], _op(b, "mul", v[i - k], w))
+                r[i][j] = arith(b, "sub", r[i][j], arith(b, "mul", v[i - k], w))
     q: Mat = [[Fraction(int(i == j)) for j in range(kk)] for i in range(m)]
     for tau, v, k in reversed(reflectors):
         for j in range(kk):
-            w = _op(b, "mul", tau, _dot(b, v, [q[i][j] for i in range(k, m)]))
+            w = arith(b, "mul", tau, dot(b, v, [q[i][j] for i in range(k, m)]))
             for i in range(k, m):
-                q[i][j] = _op(b, "sub", q[i][j], _op(b, "mul", v[i - k], w))
+                q[i][j] = arith(b, "sub", q[i][j], arith(b, "mul", v[i - k], w))
     return q, [[r[i][j] if j >= i else Fraction(0) for j in range(n)] for i in range(kk)]
 
 
 def qr(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
     def one(a: Mat) -> Mat:
-        scale = max(abs(_peek(b, x)) for row in a for x in row)
+        scale = max(abs(peek(b, x)) for row in a for x in row)
         q, r = _qr(b, a)
-        if any(abs(_peek(b, r[k][k])) <= _SINGULAR * scale for k in range(len(r))) or scale == 0:
-            raise _fail(b, "qr: the matrix is rank deficient (a zero diagonal entry of R): Q is not determined")
+        if any(abs(peek(b, r[k][k])) <= SINGULAR * scale for k in range(len(r))) or scale == 0:
+            raise fail(b, "qr: the matrix is rank deficient (a zero diagonal entry of R): Q is not determined")
         return q if kw["output"] == 0 else r
 
-    return _batched(args, [2], shape, one)
+    return batched(args, [2], shape, one)

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from gradspec.ops.shapes import Kw, Shape, ShapeError, broadcast, show
 
-__all__ = ['cholesky_solve', 'linear_solve', 'pinv', 'qr', 'square_batch', 'square_same', 'triangular_solve']
+__all__ = ['cholesky_solve', 'eigh', 'eigvalsh', 'linear_solve', 'pinv', 'qr', 'square_batch', 'square_same', 'svdvals',
+           'triangular_solve']
 
 def _matrix(name: str, shape: Shape, what: str = "a") -> tuple[Shape, int, int]:
     if len(shape) < 2:
@@ -95,3 +96,21 @@ def qr(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     batch, m, n = _matrix(name, shapes[0])
     k = min(m, n)
     return (*batch, m, k) if kw["output"] == 0 else (*batch, k, n)
+
+
+def eigvalsh(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
+    """The eigenvalues of a batch of symmetric matrices [..., n, n]: [..., n]."""
+    batch, n = _square(name, shapes[0])
+    return (*batch, n)
+
+
+def eigh(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
+    """eigh(a) of [..., n, n]: the eigenvalues [..., n] (output 0) and the eigenvectors [..., n, n] (output 1)."""
+    batch, n = _square(name, shapes[0])
+    return (*batch, n) if kw["output"] == 0 else (*batch, n, n)
+
+
+def svdvals(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
+    """The singular values of [..., m, n]: [..., min(m, n)]."""
+    batch, m, n = _matrix(name, shapes[0])
+    return (*batch, min(m, n))
