@@ -1,7 +1,7 @@
-"""The float arithmetic of the built-in engine (:mod:`gradspec.engine`, :mod:`gradspec.engine_special`):
-IEEE results where Python's math raises (overflow is inf, an undefined result nan), and the few
-functions written for their digits (a sigmoid that cannot overflow, Phi with its argument's rounding
-corrected by an exact product).
+"""The float arithmetic of the built-in engine (:mod:`gradspec.engine`, :mod:`gradspec.engine_special`,
+:mod:`gradspec.engine_activations`): IEEE results where Python's math raises (overflow is inf, an undefined
+result nan), and the few functions written for their digits (a sigmoid that cannot overflow, Phi with its
+argument's rounding corrected by an exact product, logit near 1/2, x - tanh(x) near 0).
 """
 
 from __future__ import annotations
@@ -92,3 +92,28 @@ def _ncdf(x: float) -> float:
 
 def _softplus(z: float) -> float:
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+def _logit(z: float) -> float:
+    """``log(z/(1 - z))``: -inf at 0, inf at 1, nan outside [0, 1]."""
+    if z == 0 or z == 1:
+        return math.copysign(_INF, z - 0.5)
+    if not 0 < z < 1:
+        return math.nan
+    if 0.25 <= z <= 0.75:  # 2z - 1 is exact here, and log1p keeps the digits of a logit near 0
+        return math.log1p((2 * z - 1) / (1 - z))
+    return math.log(z) - math.log1p(-z)
+
+
+def _tanhshrink(x: float) -> float:
+    """``x - tanh(x)``. Near 0 it is ``x*q/(1 + q)``, ``q = x**2/(3 + x**2/(5 + ...))`` (Lambert's continued
+    fraction of tanh): every term positive, so nothing cancels; 20 terms reach float64's precision for
+    |x| <= 2, beyond which the difference loses no digits."""
+    if not abs(x) <= 2:
+        return x - math.tanh(x)
+    x2, s = x * x, 41.0
+    for k in range(19, 0, -1):
+        s = 2 * k + 1 + x2 / s
+    q = x2 / s
+    return x * q / (1 + q)
+
