@@ -107,8 +107,9 @@ FORMS: dict[str, dict[str, Draw]] = {
     # beyond the op's budget far out (at x = -102.384, 85 float32 ulps where 82 are allowed)
     "exp2(x)": {"x": uniform(-30, 30)},
     # below about -1 torch's ndtr, (1 + erf(x/sqrt(2)))/2, cancels beyond rounding: a finding of the case
-    # library (ndtr-tails), not a false alarm
-    "ndtr(x)": {"x": uniform(-1, 8)},
+    # library (ndtr-tails), not a false alarm; beyond about 5 the rounding of x*x inside the slope
+    # exp(-x*x/2), x*x/4 ulps of it, outgrows the op's budget (as erf's, drawn within 4)
+    "ndtr(x)": {"x": uniform(-1, 5)},
     "logit(x) + logit(y, eps=0.25)": {"x": uniform(0.001, 0.999), "y": uniform(0, 1)},
     "entr(x)": {"x": magnitude(1e-6, 1e6)},
     "deg2rad(x) + rad2deg(y)": {"x": WIDE, "y": WIDE},
