@@ -6,8 +6,9 @@ Every partial is built from Value ops, so it can be differentiated again, to any
 to keep its digits in the tails: ``asin' = 1/sqrt((1 - x)*(1 + x))`` (not ``1 - x*x``), ``expm1'`` from
 ``exp(x)`` rather than the output plus 1, ``logit' = 1/(x*(1 - x))``, ``entr' = -log1p((x - 1/e)*e)``
 near its zero at 1/e, the partials of logaddexp and logaddexp2 as sigmoids. Values use ``log1p``/``expm1``
-where the direct form cancels, ``logit`` ``log1p((2x - 1)/(1 - x))`` near 1/2 and ``ndtr`` the normal
-CDF with its argument's rounding corrected. sign' = 0.
+where the direct form cancels, ``logit`` ``log1p((2x - 1)/(1 - x))`` near 1/2, ``ndtr`` the normal CDF
+with its argument's rounding corrected, and ``sinc`` sin(pi*x) without pi*x's rounding and each of its
+derivatives from its Taylor series near 0. sign' = 0.
 
 >>> import math
 >>> from gradspec.engine import Value, grad
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gradspec.engine import Operand, Partial, Partials, Value
 
-from gradspec.engine_floats import _logit, _ncdf, _safe
+from gradspec.engine_floats import _logit, _ncdf, _safe, _sinc_d
 
 __all__ = ["OpMixin", "SpecialOps"]
 
@@ -166,6 +167,14 @@ class SpecialOps(OpMixin):
             return (1 / (v * (1 - v)),)
 
         return self._one(_logit(x if eps is None else min(max(x, eps), 1 - eps)), "logit", partials)
+
+    def sinc(self) -> Value:
+        """``sin(pi*x)/(pi*x)``, 1 at 0 (torch's); each derivative from its own series near 0, none a 0/0."""
+        return self._sinc(0)
+
+    def _sinc(self, n: int) -> Value:
+        # sinc's n-th derivative as a node whose partial is the next one: differentiable to any order
+        return self._one(_sinc_d(self.data, n), "sinc", lambda out, g: (_x(out)._sinc(n + 1),))
 
     def entr(self) -> Value:
         """``-x*log(x)``: 0 at 0, -inf below."""

@@ -8,8 +8,9 @@ gradient is 0, its tanh at +-1e-12 is 9e-5 of itself off (2 * sigmoid(2x) - 1 ca
 and its Hessian of tanh(u) u^2 at u = -1e8 is nan), and its cos at
 1e15 is wrong in the first digit. On the special functions and activations: torch's gelu (both forms) is 0 far in
 the left tail, as are its ndtr below -8 and tanhshrink at 1e-8 (x - tanh(x)), its asinh' is 0 at 1e200, its
-logaddexp2(-1, -1) is -4.8e-17 for 0 and it cannot differentiate hardsigmoid twice; JAX's tanh-form gelu, asinh',
-tanhshrink and logaddexp2 do the same, its hypot' is inf at 1e-300 and 1.06 for 0.707 at 1e300, and it takes other
+logaddexp2(-1, -1) is -4.8e-17 for 0, its sinc'' is nan at 0 and sinc' 0 at 1e-10, sinc(3) is 3.9e-17 for 0, and it
+cannot differentiate hardsigmoid twice; JAX's tanh-form gelu, asinh', tanhshrink, logaddexp2 and sinc do the same
+(its sinc is right at 0, not beside it), its hypot' is inf at 1e-300 and 1.06 for 0.707 at 1e300, and it takes other
 subgradients at leaky_relu's, hardtanh's, clip's and logit's eps kinks; tinygrad's erf,
 atan, asin and acos are polynomial approximations (erf'(0) and atan'(0) are 0), its selu has 5-digit constants; it merges two scalar inputs that hold the same number (tinygrad#9597).
 On the layers and losses: torch's batch norm is wrong forward over forward and at third order (pytorch#196699),
@@ -62,7 +63,7 @@ TINYGRAD_SPECIAL = Counter({
     # maximum, minimum and logaddexp, and sinh(x) + cosh(y) at x = y gives d/dy = cosh' + sinh'
     ("sign-at-zero", "fail"): 1, ("maximum-tie", "convention"): 1, ("minimum-tie", "convention"): 1,
     ("logaddexp-edges", "fail"): 2, ("sinh-cosh-edges", "fail"): 2,
-    # it has no ndtr, logit, entr, deg2rad, rad2deg, tanhshrink, hardshrink, softshrink, threshold, hypot,
+    # it has no ndtr, sinc, logit, entr, deg2rad, rad2deg, tanhshrink, hardshrink, softshrink, threshold, hypot,
     # logaddexp2 or xlog1py (skipped, by case and points); its log2, log10, exp2 and softsign pass
     **{(case, "skip"): n for case, n in (
         ("ndtr-sampled", 3), ("ndtr-tails", 5), ("logit-sampled", 3), ("logit-edges", 4), ("logit-eps-sampled", 4),
@@ -71,7 +72,7 @@ TINYGRAD_SPECIAL = Counter({
         ("hardshrink-softshrink-sampled", 4), ("hardshrink-at-bounds", 2), ("softshrink-at-bounds", 2),
         ("threshold-sampled", 3), ("threshold-at-threshold", 1), ("hypot-sampled", 3), ("hypot-edges", 4),
         ("logaddexp2-sampled", 3), ("logaddexp2-edges", 4), ("xlog1py-sampled", 3), ("xlog1py-edges", 3),
-        ("more-special-tensor", 2))},
+        ("sinc-sampled", 3), ("sinc-at-zero", 1), ("sinc-edges", 4), ("more-special-tensor", 2))},
 })
 # cases/reductions.gradspec.yaml on torch 2.13: cumprod's forward over forward at a zero factor (pytorch#196701),
 # logcumsumexp's JVP with logits hundreds apart (pytorch#196705), and amax's even split of a tie (a convention)
@@ -139,10 +140,11 @@ def imprecise_only_where_rebuilt(results: list[CheckResult]) -> set[str]:
 
 # float64 torch and JAX rebuild tanh' and sigmoid' from their outputs: in the saturated tails the derivative
 # comes back 0 or with few digits (tanh'(20) = 1.7e-17 as 0), imprecise, never a failure; their autograd forms
-# softsign' as 1/(1 + |x|) - |x|/(1 + |x|)**2, which keeps one digit of softsign'(1e15) = 1e-30
+# softsign' as 1/(1 + |x|) - |x|/(1 + |x|)**2, which keeps one digit of softsign'(1e15) = 1e-30, and sinc' as
+# (cos(pi x) - sinc(x))/x of a rounded pi x, -7.8e-17 at 100000000.5 for -3.2e-17
 TAILS = {"tanh-large-20", "tanh-large-negative-20", "tanh-large-sampled", "tanh-large-negative-sampled",
          "tanh-saturated-second-order", "chain-tanh-of-square", "sigmoid-extremes", "sigmoid-tail", "tanh-tail",
-         "expm1-edges", "softsign-edges"}
+         "expm1-edges", "softsign-edges", "sinc-edges"}
 # JAX's function cases judged by their conditioning: softplus'' against a cancelling spelling, softmax's VJP
 # and log_softmax's value in the tail (the reference's own spelling loses them, the functions need not)
 CONDITIONED_TAILS = ("softplus-second-derivative-cancelling-reference", "softmax-vjp-tail", "log-softmax-value-tail")
@@ -161,7 +163,8 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
                                          ("batch-norm-second-order", "fail"): 1, ("smooth-l1-huber", "fail"): 1,
                                          ("binary-cross-entropy-with-logits", "fail"): 1,
                                          ("ndtr-tails", "fail"): 3, ("tanhshrink-near-zero", "fail"): 2,
-                                         ("logaddexp2-edges", "fail"): 1, **REDUCTIONS_ON_TORCH})
+                                         ("logaddexp2-edges", "fail"): 1, ("sinc-at-zero", "fail"): 1,
+                                         ("sinc-edges", "fail"): 2, **REDUCTIONS_ON_TORCH})
     # torch.amax and torch.amin split a tie's gradient evenly: another subgradient, not the declared one
     (ties,) = [r for r in results if r.case_id == "amax-amin-ties"]
     assert {q.note for q in ties.quantities if q.verdict is Verdict.CONVENTION} == {"another subgradient at a kink"}
@@ -218,6 +221,19 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
             # log2(2**-1 + 2**-1) is 0 exactly; torch gives -4.8e-17 (its log1p(1)/log(2) is not 1)
             assert r.point == {"x": -1.0, "y": -1.0} and set(failed) == {"value"}
             assert failed["value"].engine == pytest.approx(-4.756597398230631e-17, rel=1e-12)
+        elif r.case_id == "sinc-at-zero":
+            # torch.sinc's backward is (pi x cos(pi x) - sin(pi x))/(pi x**2), masked to 0 at x = 0: right there
+            # (sinc'(0) = 0), but its own derivative is nan (reverse over reverse) or 0 (forward), where sinc''(0)
+            # is -pi**2/3
+            assert set(failed) == {"hvp x", "hvp x (fwd-rev)", "jvp-of-jvp", "order 2", "order 3"}
+            assert failed["order 2"].engine != failed["order 2"].engine and failed["hvp x (fwd-rev)"].engine == 0.0
+        elif r.case_id == "sinc-edges":
+            # sin(pi x)/(pi x) of a rounded pi x: sinc(3) is 3.9e-17 (exact 0); at 1e-10 its backward cancels to 0
+            # (exact -3.3e-10, and sinc''(1e-10) = -3.29). sinc'(100000000.5) is -7.8e-17 (exact -3.2e-17: cos(pi x)
+            # is 0), a few eps off absolutely: imprecise
+            engine = {3.0: ("value", 3.8981718325193755e-17), 1e-10: ("x", 0.0)}
+            name, value = engine[r.point["x"]]
+            assert failed[name].engine == pytest.approx(value, rel=1e-12, abs=1e-300)
         elif r.case_id in ("gelu-tails", "gelu-tanh-tails"):
             # x*(1 + erf(x/sqrt 2))/2 and x*(1 + tanh(u))/2 are 0 where the exact gelu(-10) is -7.6e-23
             # (tanh form: -1.2e-37) and gelu(-30) is -1.5e-196
@@ -377,6 +393,7 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
                                          ("l1-at-zero", "convention"): 1,  # every linear-algebra finding of torch passes here
                                          ("tanhshrink-near-zero", "fail"): 2, ("hypot-edges", "fail"): 2,
                                          ("logaddexp2-edges", "fail"): 1, ("logit-eps-at-bounds", "convention"): 2,
+                                         ("sinc-edges", "fail"): 2,
                                          **{(case, "convention"): 1 for case in EVEN_TIES}})
     # as torch's, and its elu family's slope (expm1's output rebuilt), tanh'' near 0 and at saturation
     assert imprecise_only_where_rebuilt(results) == TAILS | {
@@ -398,7 +415,8 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
                            ("logit-eps-at-bounds", 8 / 3, 16 / 3)}
     # 0.5*x*(1 + tanh(u)) is 0 at x = -10 (exact -1.2e-37); asinh'(1e200) is 0 (exact 1e-200): x*x overflows
     failed = {(r.case_id, q.name, q.engine) for r in results if r.verdict is Verdict.FAIL
-              for q in r.quantities if q.verdict is Verdict.FAIL and r.case_id not in ("attention-scale", "hypot-edges")}
+              for q in r.quantities if q.verdict is Verdict.FAIL and r.case_id not in ("attention-scale", "hypot-edges",
+                                                                                         "sinc-edges")}
     # jax.nn.dot_product_attention casts the scores to float32 for its softmax whatever the input's dtype: on
     # float64 inputs its values and derivatives are off by about 1e-7 relatively (worst 1.6e-7 in the value), where
     # the composed spelling (the other attention cases, whose value width differs from q's) is float64-exact
@@ -418,6 +436,13 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
              for q in r.quantities if q.verdict is Verdict.FAIL and q.name in ("x", "y")}
     assert hypot == {(1e-300, "x"): -math.inf, (1e-300, "y"): math.inf, (1e300, "x"): pytest.approx(1.5 / math.sqrt(2)),
                      (1e300, "y"): pytest.approx(1.5 / math.sqrt(2))}
+    # jnp.sinc: sin(pi x)/(pi x) of a rounded pi x, as torch's (sinc(3) is 3.9e-17 for 0; sinc'(100000000.5),
+    # -7.8e-17 for -3.2e-17, is imprecise); its derivatives at 0 itself are right (a Maclaurin series there), but
+    # beside it they cancel: sinc'(1e-10) is -1.5e-6 (exact -3.3e-10) and sinc''(1e-10) -12868 (exact -3.29)
+    sinc = {(r.point["x"], q.name): q.engine for r in results if r.case_id == "sinc-edges" and r.verdict is Verdict.FAIL
+            for q in r.quantities if q.verdict is Verdict.FAIL and q.name in ("value", "x", "hvp x")}
+    assert sinc == {(3.0, "value"): pytest.approx(3.8981718325193755e-17), (1e-10, "x"): pytest.approx(-1.4980281131695715e-06),
+                    (1e-10, "hvp x"): pytest.approx(-12867.963509103793)}
     (tail,) = [r for r in results if r.case_id == "softplus-second-derivative-tail"]  # declared xfail
     assert {(q.name, q.engine) for q in tail.quantities if q.verdict is Verdict.FAIL} == {
         ("hvp x", 0.0), ("hvp x (fwd-rev)", 0.0)}

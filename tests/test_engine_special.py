@@ -48,7 +48,8 @@ POINTS = [
     ("threshold[threshold=1,value=-3]", (2.0,)), ("hypot", (3.0, -4.0)), ("hypot", (1e-150, 1e-150)),
     ("hypot", (1e300, 1e300)), ("logaddexp2", (0.5, 1.5)), ("logaddexp2", (-1.0, -1.0)),
     ("logaddexp2", (-2000.0, 2000.0)), ("xlog1py", (0.5, 1.5)), ("xlog1py", (0.0, 2.0)),
-    ("xlog1py", (3.0, -0.999999)), ("xlog1py", (-2.0, 1e-10)),
+    ("xlog1py", (3.0, -0.999999)), ("xlog1py", (-2.0, 1e-10)), ("sinc", (0.0,)), ("sinc", (1e-10,)), ("sinc", (0.3,)),
+    ("sinc", (0.6366,)), ("sinc", (3.0,)), ("sinc", (-2.5,)), ("sinc", (100000000.5,)), ("sinc", (7.38,)),
 ]
 
 
@@ -133,6 +134,12 @@ def test_tails_keep_their_digits_where_the_naive_rule_gives_zero() -> None:
     assert grad(t.tanhshrink(), [t])[0] == pytest.approx(1e-16, rel=1e-15)  # tanh(x)**2, not 1 - (1 - t*t) = 0
     s = Value(1e8)
     assert grad(s.softsign(), [s])[0] == pytest.approx(1 / (1 + 1e8) ** 2, rel=1e-15)
+    z = Value(0.0)
+    (d1,) = grad(z.sinc(), [z], create_graph=True)
+    assert d1.data == 0.0 and grad(d1, [z])[0] == pytest.approx(-math.pi**2 / 3, rel=1e-15)  # not 0/0
+    assert Value(3.0).sinc().data == 0.0  # sin(pi*x) of x reduced exactly: 0, not sin(3*pi) = 3.7e-16
+    far = Value(100000000.5)
+    assert grad(far.sinc(), [far])[0] == pytest.approx(-1 / (math.pi * 100000000.5**2), rel=1e-15)  # cos(pi x) = 0
     h = Value(0.5 + 2**-30)
     assert h.logit().data == pytest.approx(2**-28, rel=1e-15)  # log(x/(1 - x)) keeps 8 digits of it
 

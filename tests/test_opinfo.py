@@ -104,8 +104,8 @@ def test_the_special_and_shrinking_entries_pass_their_keywords(op_db: list[Any])
     assert first("nn.functional.hardshrink")["expr"] == "hardshrink(x, lambd=-0.5)"  # torch's takes any lambd
     assert first("nn.functional.softshrink")["expr"] == "softshrink(x, lambd=0.0)"
     assert first("special.xlog1py")["expr"] == "xlog1py(x, y)" and first("hypot")["expr"] == "hypot(x, y)"
-    assert [first(n)["expr"] for n in ("special.entr", "special.ndtr", "log2", "exp2", "deg2rad")] == [
-        "entr(x)", "ndtr(x)", "log2(x)", "exp2(x)", "deg2rad(x)"]
+    assert [first(n)["expr"] for n in ("special.entr", "special.ndtr", "log2", "exp2", "deg2rad", "sinc")] == [
+        "entr(x)", "ndtr(x)", "log2(x)", "exp2(x)", "deg2rad(x)", "sinc(x)"]
     inplace = convert("t", TABLE["nn.functional.threshold"], _sample(_t([1.0]), 0.5, -1.0, True), 0, _ALL)
     assert inplace.cases == [] and inplace.skipped == "inplace=True: gradspec's threshold takes only inplace=False"
 
@@ -222,7 +222,7 @@ def test_the_listing_names_each_covered_entry_and_ends_with_the_count(op_db: lis
     listed = dict(line.split()[:2] for line in lines[:-1])
     assert listed["erf"] == "erf" and listed["nn.functional.gelu"] == "gelu" and listed["amax"] == "max"
     assert listed["special.ndtr"] == "ndtr" and listed["nn.functional.softshrink"] == "softshrink"
-    assert listed["logaddexp2"] == "logaddexp2" and int(last[1]) >= 156
+    assert listed["logaddexp2"] == "logaddexp2" and listed["sinc"] == "sinc" and int(last[1]) >= 157
     assert all(op in OPS or op in TENSOR_OPS for op in listed.values())
     code, out, _ = _run("opinfo", "--list", "--uncovered")
     lines = out.splitlines()

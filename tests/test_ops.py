@@ -57,7 +57,7 @@ SPECIAL_POINTS: dict[str, list[tuple[float, ...]]] = {
     "tanhshrink": [(0.5,), (-2.0,), (3.0,)], "hardshrink": [(0.7,), (-2.0,), (0.2,)],
     "softshrink": [(0.7,), (-2.0,), (0.2,)], "threshold": [(0.5,), (-2.0,)],
     "hypot": [(0.5, 1.5), (-2.0, 0.25), (3.0, -4.0)], "logaddexp2": [(0.5, 1.5), (30.0, -2.0)],
-    "xlog1py": [(0.5, 1.5), (-2.0, -0.5), (0.0, 3.0)],
+    "xlog1py": [(0.5, 1.5), (-2.0, -0.5), (0.0, 3.0)], "sinc": [(0.3,), (-2.5,), (1.7,)],
 }
 SPECIAL = set(SPECIAL_POINTS)
 POINTS |= SPECIAL_POINTS
@@ -107,6 +107,7 @@ KNOWN: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "hypot": ((3.0, 4.0), (0.6, 0.8)),
     "logaddexp2": ((1.0, 1.0), (0.5, 0.5)),
     "xlog1py": ((2.0, 0.0), (0.0, 2.0)),
+    "sinc": ((0.5,), (-4 / math.pi,)),  # (cos(pi x) - sinc(x))/x
 }
 
 
@@ -409,7 +410,7 @@ def test_rounding_budgets_are_op_facts() -> None:
         assert o.partial_ulps >= 0 and o.partial_abs >= 0
     # partials recomputed from the op's own rounded output lose absolute, not relative, accuracy
     assert {o.name for o in OPS.values() if o.partial_abs} == {"tanh", "sigmoid", "expm1", "elu", "selu", "celu", "gelu",
-                                                               "hardswish", "entr", "softsign", "tanhshrink"}
+                                                               "hardswish", "entr", "softsign", "tanhshrink", "sinc"}
     assert OPS["tanh"].partial_abs > 2 * OPS["tanh"].ulps  # 1 - t*t: twice t's error, plus its own
 
 

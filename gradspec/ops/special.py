@@ -254,6 +254,15 @@ def f_entr(x: float) -> float:
 def f_ndtr(x: float) -> float:
     return math.erfc(-x / math.sqrt(2)) / 2
 
+
+def f_sinc(x: float) -> float:
+    if x == 0:
+        return 1.0
+    r = math.fmod(x, 2.0)  # sin(pi*x) of x reduced exactly to [-1/2, 1/2]: pi*x's rounding never enters
+    r = r - 2 if r > 1 else r + 2 if r < -1 else r
+    r = 1 - r if r > 0.5 else -1 - r if r < -0.5 else r
+    return math.sin(math.pi * r) / (math.pi * x)
+
 # -- domains: (exact arguments, which vary) -> what is wrong, or None --------------------------------------
 
 

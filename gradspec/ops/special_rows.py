@@ -16,7 +16,7 @@ import sympy
 from gradspec.ops import special as _S
 from gradspec.ops import spellings as _sp
 from gradspec.ops.forms import LIBM, at_zero
-from gradspec.ops.functions import Phi, TanhShrink, expm1, log1p
+from gradspec.ops.functions import Phi, Sinc, TanhShrink, expm1, log1p
 from gradspec.ops.row import Keyword, Kink, Op
 from gradspec.ops.spellings import lib, same, swapped
 
@@ -50,6 +50,12 @@ ROWS: tuple[Op, ...] = (
     Op("ndtr", 1, Phi, _S.f_ndtr, method="ndtr", torch=lib("special.ndtr"), jax=_sp.jax_special("ndtr"),
        # erfc(-x/sqrt(2))/2: erfc's budget; the slope exp(-x*x/2)/sqrt(2*pi) as erf's
        tinygrad_lacks="tinygrad has no ndtr", ulps=2 * LIBM, partial_ulps=LIBM + 1, fuzz=None),
+    Op("sinc", 1, Sinc, _S.f_sinc, method="sinc", torch=lib("sinc"), jax=lib("numpy.sinc"),
+       # sin and a division; the slope (cos(pi*x) - sinc(x))/x: two library functions of a rounded pi*x (whose
+       # rounding moves cos by up to pi/2 eps per unit of x), each to about LIBM + 1 eps, differenced where they
+       # cancel (near the slope's zeros, and towards 0): absolute, for |x| from about 1/2 on
+       tinygrad_lacks="tinygrad has no sinc", ulps=LIBM + 1, partial_ulps=2 * LIBM + 1, partial_abs=2 * LIBM + 2,
+       fuzz=None),
     Op("logit", 1, _S.logit, _S.f_logit, method="logit", domain=_S.d_logit, keywords=(Keyword("eps", _NUM, None),),
        kink=Kink(_S.k_logit, (1.0,), _UNIT, "logit at eps or 1 - eps (the inner slope 1/(eps*(1 - eps)), torch's)",
                  interval_at=_S.k_logit_interval),

@@ -40,7 +40,7 @@ _FUNCS: dict[type, Callable[[Scalar], Scalar]] = {
     # the special functions and activations of the op table (gradspec.ops.special)
     sympy.erf: mpmath.erf,
     sympy.erfc: mpmath.erfc,
-    **MPMATH,  # log1p, expm1, Phi, x - tanh(x): gradspec's own SymPy functions (gradspec.ops.functions)
+    **MPMATH,  # log1p, expm1, Phi, x - tanh(x), sinc: gradspec's own SymPy functions (gradspec.ops.functions)
     sympy.atan: mpmath.atan,
     sympy.asin: lambda v: mpmath.asin(v) if abs(v) <= 1 else mpmath.nan,
     sympy.acos: lambda v: mpmath.acos(v) if abs(v) <= 1 else mpmath.nan,
@@ -123,6 +123,9 @@ def compile_expr(expr: sympy.Basic) -> Callable[[Env], Scalar]:
     if fn is not None and len(expr.args) == 1:
         arg = compile_expr(expr.args[0])
         return lambda env: fn(arg(env))
+    if fn is not None:  # a function of gradspec's own with more arguments (Sinc(x, n): its n-th derivative)
+        args = [compile_expr(a) for a in expr.args]
+        return lambda env: fn(*(a(env) for a in args))
     raise NotImplementedError(f"no mpmath form for {type(expr).__name__}")
 
 

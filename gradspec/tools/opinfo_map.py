@@ -97,7 +97,7 @@ def E(op: str, params: str = "", keywords: str = "", *, operands: str = "input",
 
 _UNARY = ["abs", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "exp",
           "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "square", "sign", "erf", "erfc", "sigmoid", "neg",
-          "log2", "log10", "exp2", "deg2rad", "rad2deg"]
+          "log2", "log10", "exp2", "deg2rad", "rad2deg", "sinc"]
 _BINARY = {"add": "{input} + {other}", "sub": "{input} - {other}", "mul": "{input} * {other}",
            "div.no_rounding_mode": "{input} / {other}", "true_divide": "{input} / {other}"}
 _BINARY_CALLS = {"atan2": "atan2", "maximum": "maximum", "minimum": "minimum", "logaddexp": "logaddexp",
