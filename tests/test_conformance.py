@@ -218,7 +218,7 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
             # F.tanhshrink is x - tanh(x): 0 at +-1e-8 where it is +-3.3e-25 (its slope, 1 - (1 - t*t), is imprecise)
             assert set(failed) == {"value"} and failed["value"].engine == 0.0 and abs(r.point["x"]) == 1e-8
         elif r.case_id == "logaddexp2-edges":
-            # log2(2**-1 + 2**-1) is 0 exactly; torch gives -4.8e-17 (its log1p(1)/log(2) is not 1)
+            # log2(2**-1 + 2**-1) is 0 exactly; torch gives -4.8e-17
             assert r.point == {"x": -1.0, "y": -1.0} and set(failed) == {"value"}
             assert failed["value"].engine == pytest.approx(-4.756597398230631e-17, rel=1e-12)
         elif r.case_id == "sinc-at-zero":
