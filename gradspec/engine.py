@@ -65,6 +65,7 @@ import math
 from collections.abc import Callable
 from typing import Union
 
+from gradspec.engine_activations import ActivationOps
 from gradspec.engine_floats import _INF, _div, _ieee, _pow
 from gradspec.engine_graph import _reverse, _topological, grad, jvp
 from gradspec.engine_special import SpecialOps
@@ -79,11 +80,12 @@ Partial = Union["Value", float, None]
 # mode; only pow's exponent looks at it), d(out)/d(parent) for each parent, in the parents' order.
 Partials = Callable[["Value", float], tuple[Partial, ...]]
 
-class Value(SpecialOps):
+class Value(SpecialOps, ActivationOps):
     """A scalar in a computation graph, with its value ``data`` and its gradient ``grad``.
 
     ``grad`` is a float, or a Value after ``backward(create_graph=True)``. The special functions and
-    activations (erf, softplus, gelu, maximum, where, ...) come from :class:`SpecialOps`.
+    activations come from :class:`SpecialOps` (erf, log2, logit, atan2, ...) and :class:`ActivationOps`
+    (softplus, gelu, hardshrink, maximum, where, ...).
     """
 
     __slots__ = ("_hand_written", "_op", "_parents", "_partials", "data", "grad", "label")
@@ -103,7 +105,7 @@ class Value(SpecialOps):
 
     @staticmethod
     def _make(data: float, parents: tuple[Value, ...], op: str, partials: Partials) -> Value:
-        """A node made by an op of :class:`SpecialOps`."""
+        """A node made by an op of :class:`SpecialOps` or :class:`ActivationOps`."""
         return Value(data, parents, op, "", partials)
 
     # -- binary ops -----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The float arithmetic of the built-in engine (:mod:`gradspec.engine`, :mod:`gradspec.engine_special`):
-IEEE results where Python's math raises (overflow is inf, an undefined result nan), and the few
-functions written for their digits (a sigmoid that cannot overflow, Phi with its argument's rounding
-corrected by an exact product).
+"""The float arithmetic of the built-in engine (:mod:`gradspec.engine`, :mod:`gradspec.engine_special`,
+:mod:`gradspec.engine_activations`): IEEE results where Python's math raises (overflow is inf, an undefined
+result nan), and the few functions written for their digits (a sigmoid that cannot overflow, Phi with its
+argument's rounding corrected by an exact product, logit near 1/2, x - tanh(x) near 0, sin(pi*x) without
+pi*x's rounding, and sinc's derivatives).
 """
 
 from __future__ import annotations
@@ -92,3 +93,66 @@ def _ncdf(x: float) -> float:
 
 def _softplus(z: float) -> float:
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+def _logit(z: float) -> float:
+    """``log(z/(1 - z))``: -inf at 0, inf at 1, nan outside [0, 1]."""
+    if z == 0 or z == 1:
+        return math.copysign(_INF, z - 0.5)
+    if not 0 < z < 1:
+        return math.nan
+    if 0.25 <= z <= 0.75:  # 2z - 1 is exact here, and log1p keeps the digits of a logit near 0
+        return math.log1p((2 * z - 1) / (1 - z))
+    return math.log(z) - math.log1p(-z)
+
+
+def _tanhshrink(x: float) -> float:
+    """``x - tanh(x)``. Near 0 it is ``x*q/(1 + q)``, ``q = x**2/(3 + x**2/(5 + ...))`` (Lambert's continued
+    fraction of tanh): every term positive, so nothing cancels; 20 terms reach float64's precision for
+    |x| <= 2, beyond which the difference loses no digits."""
+    if not abs(x) <= 2:
+        return x - math.tanh(x)
+    x2, s = x * x, 41.0
+    for k in range(19, 0, -1):
+        s = 2 * k + 1 + x2 / s
+    q = x2 / s
+    return x * q / (1 + q)
+
+
+def _sinpi(x: float) -> float:
+    """``sin(pi*x)`` with x reduced exactly to [-1/2, 1/2] first (each step is an exact subtraction), so the
+    rounding of pi*x never enters: 0 at every integer, and every digit near one."""
+    if not math.isfinite(x):
+        return math.nan
+    r = math.fmod(x, 2.0)
+    r = r - 2 if r > 1 else r + 2 if r < -1 else r
+    r = 1 - r if r > 0.5 else -1 - r if r < -0.5 else r
+    return math.sin(math.pi * r)
+
+
+def _cospi(x: float) -> float:
+    """``cos(pi*x)``, reduced as :func:`_sinpi` is: 0 at every half-integer."""
+    if not math.isfinite(x):
+        return math.nan
+    r = math.fmod(abs(x), 2.0)
+    r = 2 - r if r > 1 else r
+    return math.cos(math.pi * r) if r < 0.25 else -math.sin(math.pi * (r - 0.5))
+
+
+def _sinc_d(x: float, n: int) -> float:
+    """The ``n``-th derivative of ``sin(pi*x)/(pi*x)`` (1 at 0): within 2 of 0 (in pi*x) its Taylor series
+    term by term, so no derivative is 0/0 or a cancelling difference there; elsewhere Leibniz's rule on
+    ``sin(pi*x) * (pi*x)**-1``, with sin and cos of pi*x from :func:`_sinpi` and :func:`_cospi`."""
+    y = math.pi * x
+    if abs(y) <= 2:
+        terms, k = [], (n + 1) // 2
+        while True:  # (-1)**k y**(2k - n)/((2k + 1)(2k - n)!) over 2k >= n
+            terms.append((-1) ** k * y ** (2 * k - n) / ((2 * k + 1) * math.factorial(2 * k - n)))
+            if abs(terms[-1]) <= 2.0**-60 * abs(terms[0]) or not terms[-1]:
+                break
+            k += 1
+        return math.pi**n * math.fsum(terms)
+    trig = (_sinpi(x), _cospi(x), -_sinpi(x), -_cospi(x))  # sin(pi*x + m*pi/2)
+    return math.pi**n * math.fsum(math.comb(n, k) * (-1) ** k * math.factorial(k) * trig[(n - k) % 4] / _ieee(math.pow, y, k + 1)
+                                  for k in range(n + 1))
+

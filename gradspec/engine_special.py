@@ -1,24 +1,22 @@
-"""The built-in engine's special functions and activations: the methods :class:`gradspec.engine.Value`
-takes from :class:`SpecialOps`, each with its partials, as the ops of :mod:`gradspec.engine` are written.
+"""The built-in engine's special functions: the methods :class:`gradspec.engine.Value` takes from
+:class:`SpecialOps`, each with its partials, as the ops of :mod:`gradspec.engine` are written, and
+:class:`OpMixin`, what it shares with the activations (:mod:`gradspec.engine_activations`).
 
 Every partial is built from Value ops, so it can be differentiated again, to any order, and is written
-to keep its digits in the tails: ``softplus' = sigmoid(beta*x)`` (not ``1 - 1/(1 + exp)``),
-``logsigmoid' = sigmoid(-x)``, ``silu' = s*(1 + x*sigmoid(-x))``, ``mish`` through ``1/cosh(sp)**2``
-rather than ``1 - tanh(sp)**2``, ``asin' = 1/sqrt((1 - x)*(1 + x))``, gelu's ``Phi`` as
-``erfc(-x/sqrt(2))/2``. Values use ``log1p``/``expm1`` where the direct form cancels.
+to keep its digits in the tails: ``asin' = 1/sqrt((1 - x)*(1 + x))`` (not ``1 - x*x``), ``expm1'`` from
+``exp(x)`` rather than the output plus 1, ``logit' = 1/(x*(1 - x))``, ``entr' = -log1p((x - 1/e)*e)``
+near its zero at 1/e, the partials of logaddexp and logaddexp2 as sigmoids. Values use ``log1p``/``expm1``
+where the direct form cancels, ``logit`` ``log1p((2x - 1)/(1 - x))`` near 1/2, ``ndtr`` the normal CDF
+with its argument's rounding corrected, and ``sinc`` sin(pi*x) without pi*x's rounding and each of its
+derivatives from its Taylor series near 0. sign' = 0.
 
-Conventions at the kinks are the op table's (torch's where it documents one): softplus returns x where
-``beta*x > threshold``; elu'(0) = alpha, leaky_relu'(0) = negative_slope; relu6', hardtanh' and
-hardsigmoid' are 0 at their bounds, clamp' is 1; hardswish' is the outer piece's slope at -3 and 3;
-maximum and minimum give 1/2 to each side of a tie; sign' = 0.
-
+>>> import math
 >>> from gradspec.engine import Value, grad
->>> x = Value(-30.0)
->>> f'{grad(x.softplus(), [x])[0]:.6e}'  # sigmoid(-30), not 1 - 1/(1 + exp(-30)) = 0
-'9.357623e-14'
->>> y = Value(0.0)
->>> grad(Value.where(y.data > 0, y, y * 0.01), [y])
-[0.01]
+>>> x = Value(-40.0)
+>>> grad(x.expm1(), [x]) == [math.exp(-40.0)]  # exp(x), not expm1(x) + 1 = 0
+True
+>>> Value(0.5 + 2**-30).logit().data  # log(x/(1 - x)) keeps 8 of its digits
+3.725290298461914e-09
 """
 
 from __future__ import annotations
@@ -29,20 +27,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gradspec.engine import Operand, Partial, Partials, Value
 
-from gradspec.engine_floats import _ncdf, _safe, _sigmoid, _softplus
+from gradspec.engine_floats import _logit, _ncdf, _safe, _sinc_d
 
-__all__ = ["SpecialOps"]
+__all__ = ["OpMixin", "SpecialOps"]
 
-_SQRT1_2 = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
-_GELU_K = math.sqrt(2 / math.pi)
-_GELU_C = 0.044715
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_SCALE = 1.0507009873554804934193349852946
+_LN2, _LN10 = math.log(2), math.log(10)
+_DEG, _RAD = math.radians(1), math.degrees(1)  # pi/180 and 180/pi, each correctly rounded
+_INV_E, _INV_E_LO = math.exp(-1), -1.2428753672788363e-17  # 1/e as a float, and what that float lacks of it
 
 
-class SpecialOps:
-    """Special functions and activations of a Value, one method each (a mixin of Value)."""
+def _log(fn: Any, x: float) -> float:
+    return -math.inf if x == 0 else _safe(fn, x)
+
+
+class OpMixin:
+    """What the mixins of Value share: how an op makes its node, and its operands' values."""
 
     __slots__ = ()
 
@@ -64,11 +64,17 @@ class SpecialOps:
         return self._make(data, (self,), op, partials)
 
     def _two(self, other: Operand, data: float, op: str, partials: Partials) -> Value:
-        o = other if isinstance(other, SpecialOps) else type(self)(other)
+        o = other if isinstance(other, OpMixin) else type(self)(other)
         return self._make(data, (self, o), op, partials)
 
     def _other(self, other: Operand) -> float:
         return other if isinstance(other, float | int) else other.data
+
+
+class SpecialOps(OpMixin):
+    """Special functions of a Value, one method each (a mixin of Value)."""
+
+    __slots__ = ()
 
     # -- special functions --------------------------------------------------------------------------
     def erf(self) -> Value:
@@ -130,113 +136,52 @@ class SpecialOps:
         x = self.data
         return self._one(float((x > 0) - (x < 0)), "sign", _zero_partials)
 
-    # -- activations ---------------------------------------------------------------------------------
-    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Value:
-        """``log(1 + exp(beta*x))/beta``, and x itself where ``beta*x > threshold`` (torch's)."""
-        z = beta * self.data
-        value = self.data if z > threshold else _softplus(z) / beta
+    def log2(self) -> Value:
+        return self._one(_log(math.log2, self.data), "log2", _log2_partials)
 
-        def partials(out: Value, g: float) -> tuple[Partial, ...]:
-            (x,) = out._parents
-            return (1.0 if beta * x.data > threshold else (x * beta).sigmoid(),)
+    def log10(self) -> Value:
+        return self._one(_log(math.log10, self.data), "log10", _log10_partials)
 
-        return self._one(value, "softplus", partials)
+    def exp2(self) -> Value:
+        return self._one(_safe(math.exp2, self.data), "exp2", _exp2_partials)
 
-    def logsigmoid(self) -> Value:
-        x = self.data
-        return self._one(min(x, 0.0) - math.log1p(math.exp(-abs(x))), "logsigmoid", _logsigmoid_partials)
+    def deg2rad(self) -> Value:
+        return self._one(self.data * _DEG, "deg2rad", lambda out, g: (_DEG,))
 
-    def elu(self, alpha: float = 1.0) -> Value:
-        x = self.data
+    def rad2deg(self) -> Value:
+        return self._one(self.data * _RAD, "rad2deg", lambda out, g: (_RAD,))
 
-        def partials(out: Value, g: float) -> tuple[Partial, ...]:
-            (v,) = out._parents
-            return (1.0 if v.data > 0 else v.exp() * alpha,)  # elu'(0) = alpha: torch's
+    def ndtr(self) -> Value:
+        """The standard normal CDF, ``erfc(-x/sqrt(2))/2`` with the argument's rounding corrected."""
+        return self._one(_ncdf(self.data), "ndtr", _ndtr_partials)
 
-        return self._one(x if x > 0 else alpha * _safe(math.expm1, x), "elu", partials)
-
-    def selu(self) -> Value:
-        x = self.data
-        value = SELU_SCALE * (x if x > 0 else SELU_ALPHA * math.expm1(x))
-        return self._one(value, "selu", _selu_partials)
-
-    def celu(self, alpha: float = 1.0) -> Value:
+    def logit(self, eps: float | None = None) -> Value:
+        """``log(x/(1 - x))``, of x clamped to [eps, 1 - eps] where eps is given; derivative 0 outside that
+        interval and the inner slope at its ends (torch's)."""
         x = self.data
 
         def partials(out: Value, g: float) -> tuple[Partial, ...]:
-            (v,) = out._parents
-            return (1.0 if v.data > 0 else (v / alpha).exp(),)
+            v = _x(out)
+            if eps is not None and not eps <= v.data <= 1 - eps:
+                return (0.0,)
+            return (1 / (v * (1 - v)),)
 
-        return self._one(x if x > 0 else alpha * _safe(math.expm1, x / alpha), "celu", partials)
+        return self._one(_logit(x if eps is None else min(max(x, eps), 1 - eps)), "logit", partials)
 
-    def gelu(self, approximate: str = "none") -> Value:
-        """``x*Phi(x)``, or with ``approximate="tanh"`` ``x*sigmoid(2u)``, u = sqrt(2/pi)(x + 0.044715x**3)."""
+    def sinc(self) -> Value:
+        """``sin(pi*x)/(pi*x)``, 1 at 0 (torch's); each derivative from its own series near 0, none a 0/0."""
+        return self._sinc(0)
+
+    def _sinc(self, n: int) -> Value:
+        # sinc's n-th derivative as a node whose partial is the next one: differentiable to any order
+        return self._one(_sinc_d(self.data, n), "sinc", lambda out, g: (_x(out)._sinc(n + 1),))
+
+    def entr(self) -> Value:
+        """``-x*log(x)``: 0 at 0, -inf below."""
         x = self.data
-        if approximate == "tanh":
-            u = _GELU_K * (x + _GELU_C * x * x * x)
-            return self._one(x * _sigmoid(2 * u), "gelu", _gelu_tanh_partials)
-        if approximate != "none":
-            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        return self._one(x * _ncdf(x), "gelu", _gelu_partials)
-
-    def silu(self) -> Value:
-        x = self.data
-        return self._one(x * _sigmoid(x), "silu", _silu_partials)
-
-    def mish(self) -> Value:
-        x = self.data
-        return self._one(x * math.tanh(_softplus(x)), "mish", _mish_partials)
-
-    def leaky_relu(self, negative_slope: float = 0.01) -> Value:
-        x = self.data
-
-        def partials(out: Value, g: float) -> tuple[Partial, ...]:
-            return (1.0 if out._parents[0].data > 0 else negative_slope,)  # the slope at 0: torch's
-
-        return self._one(x if x > 0 else negative_slope * x, "leaky_relu", partials)
-
-    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Value:
-        return self._bounded(min_val, max_val, "hardtanh")
-
-    def relu6(self) -> Value:
-        return self._bounded(0.0, 6.0, "relu6")
-
-    def _bounded(self, lo: float, hi: float, op: str) -> Value:
-        # Derivative 0 at the bounds themselves: torch's (and JAX's relu6).
-        def partials(out: Value, g: float) -> tuple[Partial, ...]:
-            return (1.0 if lo < out._parents[0].data < hi else 0.0,)
-
-        return self._one(min(max(self.data, lo), hi), op, partials)
-
-    def hardsigmoid(self) -> Value:
-        x = self.data
-        return self._one(min(max(x / 6 + 0.5, 0.0), 1.0), "hardsigmoid", _hardsigmoid_partials)
-
-    def hardswish(self) -> Value:
-        x = self.data
-        return self._one(0.0 if x <= -3 else x if x >= 3 else x * (x + 3) / 6, "hardswish", _hardswish_partials)
-
-    def clamp(self, min: float | None = None, max: float | None = None) -> Value:
-        """x limited to [min, max]; derivative 1 at the bounds themselves (torch's)."""
-        x = self.data
-        value = max if max is not None and x > max else min if min is not None and x < min else x
-
-        def partials(out: Value, g: float) -> tuple[Partial, ...]:
-            v = out._parents[0].data
-            inside = (min is None or v >= min) and (max is None or v <= max)
-            return (1.0 if inside else 0.0,)
-
-        return self._one(value, "clamp", partials)
+        return self._one(-x * math.log(x) if x > 0 else 0.0 if x == 0 else -math.inf, "entr", _entr_partials)
 
     # -- binary ops ----------------------------------------------------------------------------------
-    def maximum(self, other: Operand) -> Value:
-        a, b = self.data, self._other(other)
-        return self._two(other, a if a >= b else b, "maximum", _maximum_partials)
-
-    def minimum(self, other: Operand) -> Value:
-        a, b = self.data, self._other(other)
-        return self._two(other, a if a <= b else b, "minimum", _minimum_partials)
-
     def atan2(self, other: Operand) -> Value:
         """``atan2(self, other)``: the angle of the point (other, self), as ``math.atan2(y, x)``."""
         return self._two(other, math.atan2(self.data, self._other(other)), "atan2", _atan2_partials)
@@ -252,14 +197,19 @@ class SpecialOps:
         value = 0.0 if x == 0 else x * (-math.inf if y == 0 else _safe(math.log, y))
         return self._two(other, value, "xlogy", _xlogy_partials)
 
-    @classmethod
-    def where(cls, condition: bool, a: Operand, b: Operand) -> Value:
-        """``a`` where ``condition`` holds, else ``b`` (torch.where): the condition is data, so only the
-        chosen side gets a gradient (1) and the other 0."""
-        chosen = bool(condition)
-        left, right = (v if isinstance(v, SpecialOps) else cls(v) for v in (a, b))
-        return left._make(left.data if chosen else right.data, (left, right), "where",
-                          _where_true if chosen else _where_false)
+    def hypot(self, other: Operand) -> Value:
+        return self._two(other, math.hypot(self.data, self._other(other)), "hypot", _hypot_partials)
+
+    def logaddexp2(self, other: Operand) -> Value:
+        a, b = self.data, self._other(other)
+        value = max(a, b) + math.log1p(2.0 ** -abs(a - b)) / _LN2 if math.isfinite(a - b) else max(a, b)
+        return self._two(other, value, "logaddexp2", _logaddexp2_partials)
+
+    def xlog1py(self, other: Operand) -> Value:
+        """``self * log1p(other)``, 0 where self is 0 (even at other = -1)."""
+        x, y = self.data, self._other(other)
+        value = 0.0 if x == 0 else x * (-math.inf if y == -1 else _safe(math.log1p, y))
+        return self._two(other, value, "xlog1py", _xlog1py_partials)
 
 
 # -- partials ---------------------------------------------------------------------------------------------
@@ -348,65 +298,6 @@ def _zero_partials(out: Value, g: float) -> tuple[Partial, ...]:
     return (0.0,)
 
 
-def _logsigmoid_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    return ((-_x(out)).sigmoid(),)  # sigmoid(-x), not 1 - sigmoid(x)
-
-
-def _selu_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    x = _x(out)
-    return (SELU_SCALE if x.data > 0 else x.exp() * (SELU_SCALE * SELU_ALPHA),)
-
-
-def _gelu_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    x = _x(out)
-    cdf = (x * -_SQRT1_2).erfc() * 0.5
-    pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
-    return (cdf + x * pdf,)
-
-
-def _gelu_tanh_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    x = _x(out)
-    two_u = (x + x * x * x * _GELU_C) * (2 * _GELU_K)
-    du = (x * x * (3 * _GELU_C) + 1) * (2 * _GELU_K)
-    s, s_neg = two_u.sigmoid(), (-two_u).sigmoid()  # s and 1 - s, each to full precision
-    return (s + x * s * s_neg * du,)
-
-
-def _silu_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    x = _x(out)
-    return (x.sigmoid() * (x * (-x).sigmoid() + 1),)
-
-
-def _mish_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    x = _x(out)
-    sp = x.softplus(threshold=math.inf)
-    c = sp.cosh()
-    return (sp.tanh() + x * x.sigmoid() / (c * c),)  # 1/cosh**2: 1 - tanh**2 would round to 0 in the tail
-
-
-def _hardsigmoid_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    return (1 / 6 if -3 < _x(out).data < 3 else 0.0,)
-
-
-def _hardswish_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    x = _x(out)
-    if x.data <= -3:
-        return (0.0,)
-    if x.data >= 3:
-        return (1.0,)
-    return (x * (1 / 3) + 0.5,)
-
-
-def _maximum_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    a, b = out._parents
-    return (1.0, 0.0) if a.data > b.data else (0.0, 1.0) if a.data < b.data else (0.5, 0.5)
-
-
-def _minimum_partials(out: Value, g: float) -> tuple[Partial, ...]:
-    a, b = out._parents
-    return (1.0, 0.0) if a.data < b.data else (0.0, 1.0) if a.data > b.data else (0.5, 0.5)
-
-
 def _atan2_partials(out: Value, g: float) -> tuple[Partial, ...]:
     y, x = out._parents
     r2 = x * x + y * y
@@ -422,10 +313,42 @@ def _xlogy_partials(out: Value, g: float) -> tuple[Partial, ...]:
     x, y = out._parents
     return (y.log(), x / y)
 
+def _log2_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (1 / (_x(out) * _LN2),)
 
-def _where_true(out: Value, g: float) -> tuple[Partial, ...]:
-    return (1.0, None)
+
+def _log10_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (1 / (_x(out) * _LN10),)
 
 
-def _where_false(out: Value, g: float) -> tuple[Partial, ...]:
-    return (None, 1.0)
+def _exp2_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    return (out * _LN2,)
+
+
+def _ndtr_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    return ((x * x * -0.5).exp() * _INV_SQRT_2PI,)
+
+
+def _entr_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x = _x(out)
+    if 0.25 <= x.data <= 0.5:
+        # log(x) + 1 = log1p((x - 1/e)*e) near its zero at 1/e: x - 1/e is exact here and its low part is
+        # added after, so the slope keeps its digits where log(x) + 1 would cancel
+        return (-(((x - _INV_E) - _INV_E_LO) * math.e).log1p(),)
+    return (-(x.log() + 1),)
+
+
+def _hypot_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    a, b = out._parents
+    return (a / out, b / out)
+
+
+def _logaddexp2_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    a, b = out._parents
+    return (((a - b) * _LN2).sigmoid(), ((b - a) * _LN2).sigmoid())
+
+
+def _xlog1py_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x, y = out._parents
+    return (y.log1p(), x / (y + 1))

@@ -7,8 +7,11 @@ sigmoid gradient is nan far in the negative tail (exp(800) overflows in its back
 gradient is 0, its tanh at +-1e-12 is 9e-5 of itself off (2 * sigmoid(2x) - 1 cancels; at +-1e-300 it is 0,
 and its Hessian of tanh(u) u^2 at u = -1e8 is nan), and its cos at
 1e15 is wrong in the first digit. On the special functions and activations: torch's gelu (both forms) is 0 far in
-the left tail, its asinh' is 0 at 1e200 and it cannot differentiate hardsigmoid twice; JAX's tanh-form gelu and
-asinh' do the same, and it takes other subgradients at leaky_relu's, hardtanh's and clip's kinks; tinygrad's erf,
+the left tail, as are its ndtr below -8 and tanhshrink at 1e-8 (x - tanh(x)), its asinh' is 0 at 1e200, its
+logaddexp2(-1, -1) is -4.8e-17 for 0, its sinc'' is nan at 0 and sinc' 0 at 1e-10, sinc(3) is 3.9e-17 for 0, and it
+cannot differentiate hardsigmoid twice; JAX's tanh-form gelu, asinh', tanhshrink, logaddexp2 and sinc do the same
+(its sinc is right at 0, not beside it), its hypot' is inf at 1e-300 and 1.06 for 0.707 at 1e300, and it takes other
+subgradients at leaky_relu's, hardtanh's, clip's and logit's eps kinks; tinygrad's erf,
 atan, asin and acos are polynomial approximations (erf'(0) and atan'(0) are 0), its selu has 5-digit constants; it merges two scalar inputs that hold the same number (tinygrad#9597).
 On the layers and losses: torch's batch norm is wrong forward over forward and at third order (pytorch#196699),
 its huber_loss has no forward-mode rule, and binary_cross_entropy_with_logits' gradient is 0 at z = 40 (exact
@@ -39,7 +42,8 @@ ACTIVATIONS = {c.id for c in load_file(data_dir("cases") / "activations.gradspec
 REDUCTIONS = {c.id for c in load_file(data_dir("cases") / "reductions.gradspec.yaml").cases}
 # tinygrad on the special functions and activations: its erf (so gelu), atan, asin and acos are float32-grade
 # polynomials, its selu constants have 5 digits, softplus, logsigmoid and mish lose their tails, asinh
-# overflows; erfc, log1p, expm1, atan2 and xlogy it lacks; at kinks it takes other subgradients
+# overflows; erfc, log1p, expm1, atan2 and xlogy it lacks (and the later rows below); at kinks it takes other
+# subgradients
 TINYGRAD_SPECIAL = Counter({
     ("acos-sampled", "fail"): 3, ("activations-tensor", "fail"): 2, ("asin-acos-edges", "fail"): 2,
     ("asin-sampled", "fail"): 3, ("asinh-edges", "fail"): 2, ("atan-edges", "fail"): 4, ("atan-sampled", "fail"): 2,
@@ -59,6 +63,16 @@ TINYGRAD_SPECIAL = Counter({
     # maximum, minimum and logaddexp, and sinh(x) + cosh(y) at x = y gives d/dy = cosh' + sinh'
     ("sign-at-zero", "fail"): 1, ("maximum-tie", "convention"): 1, ("minimum-tie", "convention"): 1,
     ("logaddexp-edges", "fail"): 2, ("sinh-cosh-edges", "fail"): 2,
+    # it has no ndtr, sinc, logit, entr, deg2rad, rad2deg, tanhshrink, hardshrink, softshrink, threshold, hypot,
+    # logaddexp2 or xlog1py (skipped, by case and points); its log2, log10, exp2 and softsign pass
+    **{(case, "skip"): n for case, n in (
+        ("ndtr-sampled", 3), ("ndtr-tails", 5), ("logit-sampled", 3), ("logit-edges", 4), ("logit-eps-sampled", 4),
+        ("logit-eps-at-bounds", 2), ("entr-sampled", 3), ("entr-edges", 4), ("deg2rad-rad2deg-sampled", 3),
+        ("deg2rad-rad2deg-edges", 3), ("tanhshrink-sampled", 3), ("tanhshrink-near-zero", 5),
+        ("hardshrink-softshrink-sampled", 4), ("hardshrink-at-bounds", 2), ("softshrink-at-bounds", 2),
+        ("threshold-sampled", 3), ("threshold-at-threshold", 1), ("hypot-sampled", 3), ("hypot-edges", 4),
+        ("logaddexp2-sampled", 3), ("logaddexp2-edges", 4), ("xlog1py-sampled", 3), ("xlog1py-edges", 3),
+        ("sinc-sampled", 3), ("sinc-at-zero", 1), ("sinc-edges", 4), ("more-special-tensor", 2))},
 })
 # cases/reductions.gradspec.yaml on torch 2.13: cumprod's forward over forward at a zero factor (pytorch#196701),
 # logcumsumexp's JVP with logits hundreds apart (pytorch#196705), and amax's even split of a tie (a convention)
@@ -136,10 +150,12 @@ def imprecise_only_where_rebuilt(results: list[CheckResult]) -> set[str]:
 
 
 # float64 torch and JAX rebuild tanh' and sigmoid' from their outputs: in the saturated tails the derivative
-# comes back 0 or with few digits (tanh'(20) = 1.7e-17 as 0), imprecise, never a failure
+# comes back 0 or with few digits (tanh'(20) = 1.7e-17 as 0), imprecise, never a failure; their autograd forms
+# softsign' as 1/(1 + |x|) - |x|/(1 + |x|)**2, which keeps one digit of softsign'(1e15) = 1e-30, and sinc' as
+# (cos(pi x) - sinc(x))/x of a rounded pi x, -7.8e-17 at 100000000.5 for -3.2e-17
 TAILS = {"tanh-large-20", "tanh-large-negative-20", "tanh-large-sampled", "tanh-large-negative-sampled",
          "tanh-saturated-second-order", "chain-tanh-of-square", "sigmoid-extremes", "sigmoid-tail", "tanh-tail",
-         "expm1-edges"}
+         "expm1-edges", "softsign-edges", "sinc-edges"}
 # JAX's function cases judged by their conditioning: softplus'' against a cancelling spelling, softmax's VJP
 # and log_softmax's value in the tail (the reference's own spelling loses them, the functions need not)
 CONDITIONED_TAILS = ("softplus-second-derivative-cancelling-reference", "softmax-vjp-tail", "log-softmax-value-tail")
@@ -157,7 +173,9 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
                                          **ILL_CONDITIONED, **{(case, "fail"): 1 for case in TORCH_LINALG},
                                          ("batch-norm-second-order", "fail"): 1, ("smooth-l1-huber", "fail"): 1,
                                          ("binary-cross-entropy-with-logits", "fail"): 1,
-                                         **REDUCTIONS_ON_TORCH})
+                                         ("ndtr-tails", "fail"): 3, ("tanhshrink-near-zero", "fail"): 2,
+                                         ("logaddexp2-edges", "fail"): 1, ("sinc-at-zero", "fail"): 1,
+                                         ("sinc-edges", "fail"): 2, **REDUCTIONS_ON_TORCH})
     # torch.amax and torch.amin split a tie's gradient evenly: another subgradient, not the declared one
     (ties,) = [r for r in results if r.case_id == "amax-amin-ties"]
     assert {q.note for q in ties.quantities if q.verdict is Verdict.CONVENTION} == {"another subgradient at a kink"}
@@ -202,6 +220,31 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
             # underflows and the first prefix's derivative, 1, is lost (0.84 for 0.42 along the seeded tangent)
             assert set(failed) == {"jvp", "mode consistency"}
             assert r.culprit is not None and r.culprit.op == "logcumsumexp"
+        elif r.case_id == "ndtr-tails":
+            # torch.special.ndtr is (1 + erf(x/sqrt(2)))/2: an ulp of 1 halved at -8.3 (5.55e-17 for 5.21e-17), 0 at
+            # -10 and -30 (exact 7.6e-24 and 4.9e-198); its slope, exp(-x*x/2)/sqrt(2*pi), keeps every digit
+            assert set(failed) == {"value"} and r.point["x"] in (-8.3, -10.0, -30.0)
+            assert failed["value"].engine == (5.551115123125783e-17 if r.point["x"] == -8.3 else 0.0)
+        elif r.case_id == "tanhshrink-near-zero":
+            # F.tanhshrink is x - tanh(x): 0 at +-1e-8 where it is +-3.3e-25 (its slope, 1 - (1 - t*t), is imprecise)
+            assert set(failed) == {"value"} and failed["value"].engine == 0.0 and abs(r.point["x"]) == 1e-8
+        elif r.case_id == "logaddexp2-edges":
+            # log2(2**-1 + 2**-1) is 0 exactly; torch gives -4.8e-17
+            assert r.point == {"x": -1.0, "y": -1.0} and set(failed) == {"value"}
+            assert failed["value"].engine == pytest.approx(-4.756597398230631e-17, rel=1e-12)
+        elif r.case_id == "sinc-at-zero":
+            # torch.sinc's backward is (pi x cos(pi x) - sin(pi x))/(pi x**2), masked to 0 at x = 0: right there
+            # (sinc'(0) = 0), but its own derivative is nan (reverse over reverse) or 0 (forward), where sinc''(0)
+            # is -pi**2/3
+            assert set(failed) == {"hvp x", "hvp x (fwd-rev)", "jvp-of-jvp", "order 2", "order 3"}
+            assert failed["order 2"].engine != failed["order 2"].engine and failed["hvp x (fwd-rev)"].engine == 0.0
+        elif r.case_id == "sinc-edges":
+            # sin(pi x)/(pi x) of a rounded pi x: sinc(3) is 3.9e-17 (exact 0); at 1e-10 its backward cancels to 0
+            # (exact -3.3e-10, and sinc''(1e-10) = -3.29). sinc'(100000000.5) is -7.8e-17 (exact -3.2e-17: cos(pi x)
+            # is 0), a few eps off absolutely: imprecise
+            engine = {3.0: ("value", 3.8981718325193755e-17), 1e-10: ("x", 0.0)}
+            name, value = engine[r.point["x"]]
+            assert failed[name].engine == pytest.approx(value, rel=1e-12, abs=1e-300)
         elif r.case_id in ("gelu-tails", "gelu-tanh-tails"):
             # x*(1 + erf(x/sqrt 2))/2 and x*(1 + tanh(u))/2 are 0 where the exact gelu(-10) is -7.6e-23
             # (tanh form: -1.2e-37) and gelu(-30) is -1.5e-196
@@ -360,12 +403,16 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
                                          ("softplus-threshold-tail", "skip"): 1,  # torch's function case
                                          **ILL_CONDITIONED, ("attention-scale", "fail"): 1,
                                          ("l1-at-zero", "convention"): 1,  # every linear-algebra finding of torch passes here
+                                         ("tanhshrink-near-zero", "fail"): 2, ("hypot-edges", "fail"): 2,
+                                         ("logaddexp2-edges", "fail"): 1, ("logit-eps-at-bounds", "convention"): 2,
+                                         ("sinc-edges", "fail"): 2,
                                          **{(case, "convention"): 1 for case in EVEN_TIES}})
     # as torch's, and its elu family's slope (expm1's output rebuilt), tanh'' near 0 and at saturation
     assert imprecise_only_where_rebuilt(results) == TAILS | {
         "elu-edges", "selu-edges", "celu-edges", "tanh-saturated-reverse-over-reverse", "tanh-tiny-second-order",
         "tanh-second-derivative-near-zero", *CONDITIONED_TAILS}
-    # its conventions at kinks: leaky_relu'(0) = 1, hardtanh' = 1 at its bounds, jnp.clip' = 1/2 at its bounds
+    # its conventions at kinks: leaky_relu'(0) = 1, hardtanh' = 1 at its bounds, jnp.clip' = 1/2 at its bounds (so
+    # logit(jnp.clip(x, eps, 1 - eps))' is half the inner slope 16/3 at eps = 1/4 and 3/4)
     conventions = {(r.case_id, q.engine, q.exact) for r in results if r.verdict is Verdict.CONVENTION
                    for q in r.quantities if q.verdict is Verdict.CONVENTION and r.case_id != "l1-at-zero"
                    and r.case_id not in EVEN_TIES}
@@ -376,10 +423,12 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
     assert set(signs) == {"a (vjp0)", "b (vjp0)", "a (vjp1)", "b (vjp1)"}
     assert signs["a (vjp0)"] == -signs["b (vjp0)"] != 0 and signs["a (vjp1)"] == -signs["b (vjp1)"] != 0
     assert conventions == {("abs-at-zero", 1.0, 0.0), ("leaky-relu-at-zero", 1.0, 0.2), ("hardtanh-at-bounds", 1.0, 0.0),
-                           ("hardtanh-bounds-at-bounds", 1.0, 0.0), ("clamp-at-bounds", 0.5, 1.0)}
+                           ("hardtanh-bounds-at-bounds", 1.0, 0.0), ("clamp-at-bounds", 0.5, 1.0),
+                           ("logit-eps-at-bounds", 8 / 3, 16 / 3)}
     # 0.5*x*(1 + tanh(u)) is 0 at x = -10 (exact -1.2e-37); asinh'(1e200) is 0 (exact 1e-200): x*x overflows
     failed = {(r.case_id, q.name, q.engine) for r in results if r.verdict is Verdict.FAIL
-              for q in r.quantities if q.verdict is Verdict.FAIL and r.case_id != "attention-scale"}
+              for q in r.quantities if q.verdict is Verdict.FAIL and r.case_id not in ("attention-scale", "hypot-edges",
+                                                                                         "sinc-edges")}
     # jax.nn.dot_product_attention casts the scores to float32 for its softmax whatever the input's dtype: on
     # float64 inputs its values and derivatives are off by about 1e-7 relatively (worst 1.6e-7 in the value), where
     # the composed spelling (the other attention cases, whose value width differs from q's) is float64-exact
@@ -389,7 +438,23 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
     assert all(1e-9 < abs(q.engine / q.exact - 1) < 1e-4 for q in bad if q.engine is not None and q.exact)
     # jax.nn.softplus'' at 37.43 is 0 (exact 5.5e-17: its sigmoid' rebuilt from a rounded sigmoid), beyond even
     # that allowance against the stable spelling x + log(1 + exp(-x)); hvp along the seeded directions
-    assert failed == {("gelu-tanh-tails", "value", 0.0), ("asinh-edges", "x", 0.0), ("asinh-edges", "jvp", 0.0)}
+    # x - jnp.tanh(x) is 0 at +-1e-8 (exact +-3.3e-25); logaddexp2(-1, -1) is -4.8e-17 where it is 0 exactly
+    assert failed == {("gelu-tanh-tails", "value", 0.0), ("asinh-edges", "x", 0.0), ("asinh-edges", "jvp", 0.0),
+                      ("tanhshrink-near-zero", "value", 0.0), ("logaddexp2-edges", "value", -4.756597398230631e-17)}
+    # jnp.hypot is max * sqrt(1 + (min/max)**2): its derivative through min/max forms max**2, which over- and
+    # underflows: d/dx and d/dy are -inf and inf at (1e-300, -1e-300), 1.06 each at (1e300, 1e300) (exact
+    # +-0.7071 both times); its value is right
+    hypot = {(r.point["x"], q.name): q.engine for r in results if r.case_id == "hypot-edges" and r.verdict is Verdict.FAIL
+             for q in r.quantities if q.verdict is Verdict.FAIL and q.name in ("x", "y")}
+    assert hypot == {(1e-300, "x"): -math.inf, (1e-300, "y"): math.inf, (1e300, "x"): pytest.approx(1.5 / math.sqrt(2)),
+                     (1e300, "y"): pytest.approx(1.5 / math.sqrt(2))}
+    # jnp.sinc: sin(pi x)/(pi x) of a rounded pi x, as torch's (sinc(3) is 3.9e-17 for 0; sinc'(100000000.5),
+    # -7.8e-17 for -3.2e-17, is imprecise); its derivatives at 0 itself are right (a Maclaurin series there), but
+    # beside it they cancel: sinc'(1e-10) is -1.5e-6 (exact -3.3e-10) and sinc''(1e-10) -12868 (exact -3.29)
+    sinc = {(r.point["x"], q.name): q.engine for r in results if r.case_id == "sinc-edges" and r.verdict is Verdict.FAIL
+            for q in r.quantities if q.verdict is Verdict.FAIL and q.name in ("value", "x", "hvp x")}
+    assert sinc == {(3.0, "value"): pytest.approx(3.8981718325193755e-17), (1e-10, "x"): pytest.approx(-1.4980281131695715e-06),
+                    (1e-10, "hvp x"): pytest.approx(-12867.963509103793)}
     (tail,) = [r for r in results if r.case_id == "softplus-second-derivative-tail"]  # declared xfail
     assert {(q.name, q.engine) for q in tail.quantities if q.verdict is Verdict.FAIL} == {
         ("hvp x", 0.0), ("hvp x (fwd-rev)", 0.0)}
@@ -410,7 +475,9 @@ def test_micrograd_skips_what_it_lacks_and_fails_the_deep_composition() -> None:
     reasons = {re.sub(r"(engine has no) \w+", r"\1 OP", r.message.split(":")[0]) for r in skipped}
     assert reasons == {"engine has no OP", "engine's ** does not take a Value exponent", "case is only for engines"}
     missing = {r.message.removeprefix("engine has no ") for r in skipped if r.message.startswith("engine has no")}
-    # micrograd has relu and the operators, but no number ** Value: every other method op is missing (cosh is
-    # never reached: its one case, sinh(x) + cosh(y), stops at sinh)
-    assert missing == {o.method for o in OPS.values() if o.method not in (None, "relu", "cosh")} | {"__rpow__"}
+    # micrograd has relu and the operators, but no number ** Value: every other method op is missing (cosh, log10
+    # and rad2deg are never reached: their cases, sinh(x) + cosh(y), log2(x) * log10(y) and deg2rad(x) * rad2deg(y)
+    # and a tensor case micrograd does not run, stop at the op before them)
+    assert missing == {o.method for o in OPS.values() if o.method not in (None, "relu", "cosh", "log10", "rad2deg")} | {
+        "__rpow__"}
     assert sum(r.verdict is Verdict.PASS for r in results) > 1000

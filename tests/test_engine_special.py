@@ -37,6 +37,19 @@ POINTS = [
     ("maximum", (0.5, 1.5)), ("maximum", (2.0, -1.0)), ("minimum", (0.5, 1.5)), ("atan2", (0.5, -1.5)),
     ("atan2", (-2.0, 0.1)), ("logaddexp", (0.5, 1.5)), ("logaddexp", (1000.0, 1000.0)), ("logaddexp", (-30.0, 30.0)),
     ("xlogy", (0.5, 1.5)), ("xlogy", (0.0, 2.0)), ("xlogy", (-3.0, 0.25)),
+    ("log2", (0.3,)), ("log2", (1e-300,)), ("log10", (7.0,)), ("log10", (1.0000001,)), ("exp2", (-8.3,)),
+    ("exp2", (1000.5,)), ("deg2rad", (-8.7,)), ("rad2deg", (3.1,)), ("ndtr", (0.4,)), ("ndtr", (-10.0,)),
+    ("ndtr", (-30.0,)), ("logit", (0.3,)), ("logit", (0.5 + 2**-30,)), ("logit", (1e-100,)), ("logit", (0.999,)),
+    ("logit[eps=1/4]", (0.1,)), ("logit[eps=1/4]", (0.6,)), ("entr", (0.3,)), ("entr", (0.36787944117144233,)),
+    ("entr", (8.0,)), ("entr", (1e-300,)), ("softsign", (0.5,)), ("softsign", (-1e8,)), ("softsign", (1e200,)),
+    ("tanhshrink", (0.5,)), ("tanhshrink", (1e-8,)), ("tanhshrink", (-1.9,)), ("tanhshrink", (2.5,)),
+    ("tanhshrink", (-30.0,)), ("hardshrink", (0.7,)), ("hardshrink", (0.2,)), ("softshrink", (-2.0,)),
+    ("softshrink[lambd=1/4]", (0.1,)), ("threshold[threshold=1,value=-3]", (0.5,)),
+    ("threshold[threshold=1,value=-3]", (2.0,)), ("hypot", (3.0, -4.0)), ("hypot", (1e-150, 1e-150)),
+    ("hypot", (1e300, 1e300)), ("logaddexp2", (0.5, 1.5)), ("logaddexp2", (-1.0, -1.0)),
+    ("logaddexp2", (-2000.0, 2000.0)), ("xlog1py", (0.5, 1.5)), ("xlog1py", (0.0, 2.0)),
+    ("xlog1py", (3.0, -0.999999)), ("xlog1py", (-2.0, 1e-10)), ("sinc", (0.0,)), ("sinc", (1e-10,)), ("sinc", (0.3,)),
+    ("sinc", (0.6366,)), ("sinc", (3.0,)), ("sinc", (-2.5,)), ("sinc", (100000000.5,)), ("sinc", (7.38,)),
 ]
 
 
@@ -114,6 +127,21 @@ def test_tails_keep_their_digits_where_the_naive_rule_gives_zero() -> None:
     w = Value(30.0)
     assert w.logsigmoid().data == pytest.approx(-9.357622968839737e-14, rel=1e-15)
     assert w.mish().data == 30.0
+    e = Value(0.36787944117144233)  # 1/e as a float: entr' = -(log(x) + 1) is -3.4e-17 there, not 0
+    assert grad(e.entr(), [e])[0] == pytest.approx(-3.3784855259134225e-17, rel=1e-15)
+    t = Value(1e-8)
+    assert t.tanhshrink().data == pytest.approx(3.333333333333333e-25, rel=1e-15)  # x - tanh(x) would be 0
+    assert grad(t.tanhshrink(), [t])[0] == pytest.approx(1e-16, rel=1e-15)  # tanh(x)**2, not 1 - (1 - t*t) = 0
+    s = Value(1e8)
+    assert grad(s.softsign(), [s])[0] == pytest.approx(1 / (1 + 1e8) ** 2, rel=1e-15)
+    z = Value(0.0)
+    (d1,) = grad(z.sinc(), [z], create_graph=True)
+    assert d1.data == 0.0 and grad(d1, [z])[0] == pytest.approx(-math.pi**2 / 3, rel=1e-15)  # not 0/0
+    assert Value(3.0).sinc().data == 0.0  # sin(pi*x) of x reduced exactly: 0, not sin(3*pi) = 3.7e-16
+    far = Value(100000000.5)
+    assert grad(far.sinc(), [far])[0] == pytest.approx(-1 / (math.pi * 100000000.5**2), rel=1e-15)  # cos(pi x) = 0
+    h = Value(0.5 + 2**-30)
+    assert h.logit().data == pytest.approx(2**-28, rel=1e-15)  # log(x/(1 - x)) keeps 8 digits of it
 
 
 @pytest.mark.parametrize("name, x, convention", KINKS, ids=[f"{n}@{x}" for n, x, _ in KINKS])
@@ -144,6 +172,14 @@ def test_edges_of_the_domains_give_ieee_results() -> None:
     assert Value(0.0).reciprocal().data == math.inf and Value(0.0).rsqrt().data == math.inf
     assert Value(-1000.0).sinh().data == -math.inf and Value(1000.0).cosh().data == math.inf
     assert Value(0.0).xlogy(0.0).data == 0.0 and Value(2.0).xlogy(0.0).data == -math.inf
+    assert Value(0.0).log2().data == -math.inf and math.isnan(Value(-1.0).log10().data)
+    assert Value(2000.0).exp2().data == math.inf and Value(-2000.0).exp2().data == 0.0
+    assert Value(0.0).logit().data == -math.inf and Value(1.0).logit().data == math.inf
+    assert math.isnan(Value(2.0).logit().data) and Value(2.0).logit(eps=0.25).data == pytest.approx(math.log(3), rel=1e-15)
+    assert Value(0.0).entr().data == 0.0 and Value(-1.0).entr().data == -math.inf
+    assert Value(0.0).xlog1py(-1.0).data == 0.0 and Value(2.0).xlog1py(-1.0).data == -math.inf
+    a, b = Value(0.0), Value(0.0)
+    assert all(math.isnan(g) for g in grad(a.hypot(b), [a, b]))  # 0/0: no derivative at the origin
     with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
         Value(1.0).gelu("exact")
 

@@ -11,7 +11,7 @@ PACKAGE = Path(gradspec.__file__).parent
 # Foundations first, front ends last: the order data flows through the pipeline.
 ORDER = ["errors", "limits", "results", "version", "modes", "ops", "lang", "graph", "reference", "engines", "diagnose",
          "casefile", "checks", "run", "tools", "report", "config", "starter", "commands", "cli", "plugin", "__main__"]
-PUBLIC = {"engine", "engine_floats", "engine_graph", "engine_special", "nn"}  # public modules (and the engine's parts),
+PUBLIC = {"engine", "engine_activations", "engine_floats", "engine_graph", "engine_special", "nn"}  # public modules (and the engine's parts),
 # built on the layers like any user's code
 ALLOWED = {("casefile.loader", "checks.kinds")}  # the loader reads the kind table (which keys a kind takes)
 

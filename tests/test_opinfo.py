@@ -92,6 +92,24 @@ def test_keywords_follow_the_row_and_dim_becomes_axis(op_db: list[Any]) -> None:
     assert constant["expr"] == "x * (-2.5)" and list(constant["at"]) == ["x"]
 
 
+def test_the_special_and_shrinking_entries_pass_their_keywords(op_db: list[Any]) -> None:
+    def first(name: str, index: int = 0) -> dict[str, Any]:
+        sample = list(_info(op_db, name).sample_inputs("cpu", torch.float64, requires_grad=True))[index]
+        got = convert(name, TABLE[name], sample, index, _ALL)
+        assert not got.skipped, got.skipped
+        return got.cases[0]
+
+    assert first("logit")["expr"] == "logit(x)" and first("logit", 1)["expr"] == "logit(x, eps=0.2)"
+    assert first("nn.functional.threshold")["expr"] == "threshold(x, threshold=-7.582430495695129, value=-0.6046891126565539)"
+    assert first("nn.functional.hardshrink")["expr"] == "hardshrink(x, lambd=-0.5)"  # torch's takes any lambd
+    assert first("nn.functional.softshrink")["expr"] == "softshrink(x, lambd=0.0)"
+    assert first("special.xlog1py")["expr"] == "xlog1py(x, y)" and first("hypot")["expr"] == "hypot(x, y)"
+    assert [first(n)["expr"] for n in ("special.entr", "special.ndtr", "log2", "exp2", "deg2rad", "sinc")] == [
+        "entr(x)", "ndtr(x)", "log2(x)", "exp2(x)", "deg2rad(x)", "sinc(x)"]
+    inplace = convert("t", TABLE["nn.functional.threshold"], _sample(_t([1.0]), 0.5, -1.0, True), 0, _ALL)
+    assert inplace.cases == [] and inplace.skipped == "inplace=True: gradspec's threshold takes only inplace=False"
+
+
 def test_a_boolean_condition_and_a_class_target_are_data_inputs() -> None:
     x, y = _t([[1.0, 2.0]]), _t([[3.0, 4.0]])
     where = convert("where", TABLE["where"], _sample(x, _t([[True, False]], dtype=torch.bool), y), 0, _ALL).cases[0]
@@ -203,6 +221,8 @@ def test_the_listing_names_each_covered_entry_and_ends_with_the_count(op_db: lis
     assert int(last[1]) == len(lines) - 1 and int(last[2]) == sum(i.supports_autograd for i in op_db)
     listed = dict(line.split()[:2] for line in lines[:-1])
     assert listed["erf"] == "erf" and listed["nn.functional.gelu"] == "gelu" and listed["amax"] == "max"
+    assert listed["special.ndtr"] == "ndtr" and listed["nn.functional.softshrink"] == "softshrink"
+    assert listed["logaddexp2"] == "logaddexp2" and listed["sinc"] == "sinc" and int(last[1]) >= 157
     assert all(op in OPS or op in TENSOR_OPS for op in listed.values())
     code, out, _ = _run("opinfo", "--list", "--uncovered")
     lines = out.splitlines()
@@ -224,6 +244,15 @@ def test_a_run_judges_the_samples_on_torch_and_exits_0(op_db: list[Any], tmp_pat
     assert "10 pass, 13 skip" in out and report.exists()
     assert sorted(p.name for p in (tmp_path / "cases").iterdir()) == ["nn.functional.softplus.gradspec.yaml",
                                                                        "sum.gradspec.yaml"]
+
+
+def test_torchs_ndtr_fails_its_own_sample_in_the_left_tail(op_db: list[Any], tmp_path: Any) -> None:
+    # torch.special.ndtr is (1 + erf(x/sqrt(2)))/2: at OpInfo's own sample element x = -8.3157 it returns
+    # 5.55e-17 (one ulp of 1, halved) where Phi(x) = 4.56e-17; its derivatives, exp(-x*x/2)/sqrt(2*pi), are right
+    code, out, _ = _run("opinfo", "--ops", "special.ndtr", "--check", "value,vjp", "--out", str(tmp_path))
+    assert code == 1
+    assert "FAIL  ndtr(x)  at x[20]  on torch" in out and re.search(r"value +5\.551115123e-17 +4\.561194603e-17", out)
+    assert re.search(r"d/dx \(vjp0\) .* pass", out)
 
 
 def test_a_failing_mode_exits_1_torchs_layer_norm_forward_over_forward(monkeypatch: pytest.MonkeyPatch) -> None:

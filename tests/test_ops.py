@@ -51,6 +51,13 @@ SPECIAL_POINTS: dict[str, list[tuple[float, ...]]] = {
     "maximum": [(0.5, 1.5), (2.0, -1.0)], "minimum": [(0.5, 1.5), (2.0, -1.0)],
     "atan2": [(0.5, 1.5), (2.0, -1.0), (-1.0, -3.0)], "logaddexp": [(0.5, 1.5), (30.0, -2.0)],
     "xlogy": [(0.5, 1.5), (-2.0, 0.25), (0.0, 3.0)], "where": [(1.0, 0.5, 2.0, 3.0), (0.0, 0.5, 2.0, 3.0)],
+    "log2": [(0.5,), (3.0,), (1e-3,)], "log10": [(0.5,), (3.0,), (1e-3,)], "exp2": [(0.5,), (-2.0,), (10.0,)],
+    "ndtr": [(0.5,), (-2.0,), (3.0,)], "logit": [(0.3,), (0.9,), (0.5,)], "entr": [(0.5,), (2.0,), (0.1,)],
+    "deg2rad": [(0.5,), (-200.0,)], "rad2deg": [(0.5,), (-3.0,)], "softsign": [(0.5,), (-2.0,)],
+    "tanhshrink": [(0.5,), (-2.0,), (3.0,)], "hardshrink": [(0.7,), (-2.0,), (0.2,)],
+    "softshrink": [(0.7,), (-2.0,), (0.2,)], "threshold": [(0.5,), (-2.0,)],
+    "hypot": [(0.5, 1.5), (-2.0, 0.25), (3.0, -4.0)], "logaddexp2": [(0.5, 1.5), (30.0, -2.0)],
+    "xlog1py": [(0.5, 1.5), (-2.0, -0.5), (0.0, 3.0)], "sinc": [(0.3,), (-2.5,), (1.7,)],
 }
 SPECIAL = set(SPECIAL_POINTS)
 POINTS |= SPECIAL_POINTS
@@ -86,6 +93,21 @@ KNOWN: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "logaddexp": ((0.0, 0.0), (0.5, 0.5)),
     "xlogy": ((0.0, math.e), (1.0, 0.0)),
     "where": ((1.0, 0.5, 2.0, 3.0), (0.0, 0.0, 1.0, 0.0)),
+    "log2": ((2.0,), (1 / (2 * math.log(2)),)),
+    "log10": ((10.0,), (0.1 / math.log(10),)),
+    "exp2": ((3.0,), (8 * math.log(2),)),
+    "ndtr": ((0.0,), (1 / math.sqrt(2 * math.pi),)),
+    "logit": ((0.5,), (4.0,)),
+    "entr": ((1.0,), (-1.0,)),
+    "deg2rad": ((1.0,), (math.pi / 180,)),
+    "rad2deg": ((1.0,), (180 / math.pi,)),
+    "softsign": ((1.0,), (0.25,)),
+    "tanhshrink": ((0.0,), (0.0,)),
+    "softshrink": ((2.0,), (1.0,)),
+    "hypot": ((3.0, 4.0), (0.6, 0.8)),
+    "logaddexp2": ((1.0, 1.0), (0.5, 0.5)),
+    "xlog1py": ((2.0, 0.0), (0.0, 2.0)),
+    "sinc": ((0.5,), (-4 / math.pi,)),  # (cos(pi x) - sinc(x))/x
 }
 
 
@@ -150,7 +172,7 @@ def test_sympy_derivative_matches_hand_derivative(name: str) -> None:
 def test_the_piecewise_ops_have_kinks() -> None:
     assert {n for n, o in OPS.items() if o.kink is not None} == {
         "relu", "abs", "softplus", "elu", "selu", "celu", "sign", "leaky_relu", "relu6", "hardtanh", "hardsigmoid",
-        "hardswish", "clamp", "maximum", "minimum", "where"}
+        "hardswish", "clamp", "maximum", "minimum", "where", "logit", "softsign", "hardshrink", "softshrink", "threshold"}
 
 
 @pytest.mark.parametrize("name, convention", [("relu", 0.0), ("abs", 0.0)])
@@ -223,8 +245,8 @@ def test_callable_table() -> None:
         assert o.symbol is None
         assert o.method == name
         assert o.pyop is None
-        assert o.arity == (1 if name not in ("maximum", "minimum", "atan2", "logaddexp", "xlogy", "where") else
-                           4 if name == "where" else 2)
+        binary = ("maximum", "minimum", "atan2", "logaddexp", "xlogy", "hypot", "logaddexp2", "xlog1py")
+        assert o.arity == (4 if name == "where" else 2 if name in binary else 1)
 
 
 def test_infix_and_callable_partition_the_ops() -> None:
@@ -306,6 +328,20 @@ def test_domains() -> None:
     assert "clamp needs min= or max=" in OPS["clamp"].domain([mpf(0)], [True])
     assert "min <= max" in OPS["clamp[min=2,max=1]"].domain([mpf(0)], [True])
     assert OPS["clamp[min=0]"].domain([mpf(0)], [True]) is None
+    assert "log2 needs x > 0, got x = 0.0" in OPS["log2"].domain([mpf(0)], [True])
+    assert "log10 needs x > 0, got x = -1.0" in OPS["log10"].domain([mpf(-1)], [True])
+    assert "logit needs 0 < x < 1 (or eps=), got x = 1.0" in OPS["logit"].domain([mpf(1)], [True])
+    assert OPS["logit[eps=1/4]"].domain([mpf(2)], [True]) is None  # clamped to 1 - eps: a constant there
+    assert "logit needs 0 < eps < 0.5, got eps = 0.5" in OPS["logit[eps=1/2]"].domain([mpf("0.3")], [True])
+    assert "entr needs x > 0 (0 only as a constant)" in OPS["entr"].domain([mpf(0)], [True])
+    assert OPS["entr"].domain([mpf(0)], [False]) is None and "got x = -1.0" in OPS["entr"].domain([mpf(-1)], [False])
+    assert OPS["hypot"].domain([mpf(0), mpf(0)], [True, False]) == "hypot has no derivative at (0, 0)"
+    assert OPS["hypot"].domain([mpf(0), mpf(0)], [False, False]) is None
+    assert OPS["hypot"].domain([mpf(0), mpf(1)], [True, True]) is None
+    assert "xlog1py needs y > -1" in OPS["xlog1py"].domain([mpf(0), mpf(-1)], [True, False])
+    assert OPS["xlog1py"].domain([mpf(0), mpf(-1)], [False, False]) is None  # xlog1py(0, -1) = 0, as a constant
+    assert "softshrink needs lambd >= 0, got lambd = -0.5" in OPS["softshrink[lambd=-1/2]"].domain([mpf(0)], [True])
+    assert OPS["hardshrink[lambd=-1/2]"].domain is None  # torch's hardshrink takes any lambd: x itself below 0
 
 
 # -- facts the rest of gradspec reads from the row ---------------------------------------------------------
@@ -360,9 +396,10 @@ def test_capabilities_are_declared_by_ops_and_engines() -> None:
 
 def test_rounding_budgets_are_op_facts() -> None:
     # sign changes and selections: no rounding at all
-    exact = {"neg", "relu", "abs", "sign", "relu6", "hardtanh", "clamp", "maximum", "minimum", "where"}
+    exact = {"neg", "relu", "abs", "sign", "relu6", "hardtanh", "clamp", "maximum", "minimum", "where", "hardshrink",
+             "threshold"}
     # correctly rounded: half an ulp
-    ieee = {"add", "sub", "mul", "div", "sqrt", "square", "reciprocal", "leaky_relu"}
+    ieee = {"add", "sub", "mul", "div", "sqrt", "square", "reciprocal", "leaky_relu", "softshrink"}
     for o in OPS.values():
         if o.name in exact:
             assert o.ulps == 0
@@ -373,7 +410,7 @@ def test_rounding_budgets_are_op_facts() -> None:
         assert o.partial_ulps >= 0 and o.partial_abs >= 0
     # partials recomputed from the op's own rounded output lose absolute, not relative, accuracy
     assert {o.name for o in OPS.values() if o.partial_abs} == {"tanh", "sigmoid", "expm1", "elu", "selu", "celu", "gelu",
-                                                               "hardswish"}
+                                                               "hardswish", "entr", "softsign", "tanhshrink", "sinc"}
     assert OPS["tanh"].partial_abs > 2 * OPS["tanh"].ulps  # 1 - t*t: twice t's error, plus its own
 
 

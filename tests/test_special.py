@@ -10,7 +10,9 @@ from fractions import Fraction
 import mpmath
 import pytest
 import sympy
+from sympy.core.function import ArgumentIndexError
 
+from gradspec.ops.functions import Sinc
 from gradspec.ops.table import OPS, bind
 from gradspec.reference.chain import derivative
 from tests.test_ops import SPECIAL, SPECIAL_POINTS
@@ -73,9 +75,38 @@ def _at(name: str, multi: tuple[int, ...], *args: float | str) -> mpmath.mpf:
     ("expm1", (), "1e-40", "1.0e-40"),
     ("log1p", (), "1e-70", "1.0e-70"),
     ("erfc", (), 26, "5.663192408856142e-296"),
+    ("tanhshrink", (), "1e-30", "3.3333333333333333e-91"),  # x - tanh(x) at 50 digits would be 0
+    ("tanhshrink", (0,), "1e-30", "1.0e-60"),
+    ("ndtr", (), -30, "4.906713927148187e-198"),
+    ("logit", (), 0.5 + 2**-30, "3.725290298461914e-09"),  # log(x) - log1p(-x), 9 of 50 digits cancelled
+    ("entr", (0,), 0.36787944117144233, "-3.3784855259134225e-17"),  # -(log(x) + 1) beside 1/e
+    ("logaddexp2", (), -2000, "-1999.0"),
+    ("sinc", (0, 0), 0, "-3.2898681336964529"),  # -pi**2/3: sin(pi x)/(pi x) differentiated twice is 0/0 at 0
+    ("sinc", (0,), "1e-10", "-3.2898681336964529e-10"),  # (cos(pi x) - sinc(x))/x keeps nothing of it
+    ("sinc", (0,), 100000000.5, "-3.1830988300069183e-17"),  # cos(pi x) = 0 exactly: -sinc(x)/x  # at (-2000, -2000): 2**-2000 is 0 in any float, not in mpmath
 ])
 def test_exact_forms_are_exact_in_the_tails(name: str, multi: tuple[int, ...], x: float, want: str) -> None:
-    assert float(_at(name, multi, x)) == pytest.approx(float(want), rel=1e-15)
+    args = (x, -2000) if name == "logaddexp2" else (x,)
+    assert float(_at(name, multi, *args)) == pytest.approx(float(want), rel=1e-15)
+
+
+def test_sinc_differentiates_into_its_own_derivatives_exact_at_zero() -> None:
+    x = sympy.Symbol("x", real=True)
+    form = OPS["sinc"].sympy(x)
+    assert sympy.diff(form, x, 3) == Sinc(x, 3)
+    assert [float(Sinc(0, n).evalf(30)) for n in range(5)] == pytest.approx(
+        [1, 0, -math.pi**2 / 3, 0, math.pi**4 / 5], rel=1e-15, abs=1e-300)
+    assert Sinc(3, 0).evalf(30) == 0 and float(Sinc(sympy.Rational(1, 2), 1).evalf(30)) == pytest.approx(-4 / math.pi)
+    with pytest.raises(ArgumentIndexError):
+        Sinc(x, 1).fdiff(2)
+
+
+def test_tanhshrink_is_a_sympy_function_of_its_own_with_its_digits() -> None:
+    x = sympy.Symbol("x", real=True)
+    form = OPS["tanhshrink"].sympy(x)
+    assert sympy.diff(form, x) == sympy.tanh(x) ** 2
+    assert float(form.subs(x, sympy.Rational(1, 10**20)).evalf(30)) == pytest.approx(1e-60 / 3, rel=1e-15)
+    assert form.subs(x, sympy.Symbol("y")).evalf().has(sympy.Symbol("y"))  # not a number: left whole
 
 
 def test_gelu_tanh_is_the_tanh_formula_and_its_tail_keeps_digits() -> None:
@@ -102,6 +133,10 @@ KINKS = [
     ("hardtanh[min_val=-2,max_val=1/2]", 0.5, 0.0), ("hardsigmoid", -3, 0.0), ("hardsigmoid", 3, 0.0),
     ("hardswish", -3, 0.0), ("hardswish", 3, 1.0), ("clamp[min=-1/2,max=1/2]", -0.5, 1.0),
     ("clamp[min=-1/2,max=1/2]", 0.5, 1.0), ("clamp[max=1]", 1, 1.0),
+    ("softsign", 0, 1.0), ("logit[eps=1/4]", 0.25, 16 / 3), ("logit[eps=1/4]", 0.75, 16 / 3),
+    ("hardshrink", 0.5, 0.0), ("hardshrink", -0.5, 0.0), ("hardshrink[lambd=1/4]", 0.25, 0.0),
+    ("softshrink", 0.5, 0.0), ("softshrink", -0.5, 0.0), ("softshrink[lambd=2]", -2, 0.0),
+    ("threshold[threshold=1,value=-3]", 1, 0.0), ("threshold", 0, 0.0),
 ]
 
 
@@ -154,7 +189,9 @@ def _variants(name: str) -> list[str]:
     extra = {"softplus": ["softplus[beta=2,threshold=10]"], "elu": ["elu[alpha=1/2]"], "celu": ["celu[alpha=2]"],
              "gelu": ["gelu[approximate=tanh]"], "leaky_relu": ["leaky_relu[negative_slope=1/5]"],
              "hardtanh": ["hardtanh[min_val=-2,max_val=1/2]"], "clamp": ["clamp[min=-1/2,max=1]", "clamp[max=0]"],
-             "where": ["where[cmp=<]", "where[cmp=<=]", "where[cmp=>=]", "where[cmp===]", "where[cmp=!=]"]}
+             "where": ["where[cmp=<]", "where[cmp=<=]", "where[cmp=>=]", "where[cmp===]", "where[cmp=!=]"],
+             "logit": ["logit[eps=1/4]"], "hardshrink": ["hardshrink[lambd=1/4]", "hardshrink[lambd=-1/2]"],
+             "softshrink": ["softshrink[lambd=0]"], "threshold": ["threshold[threshold=1,value=-3]"]}
     return [*([] if name == "clamp" else [name]), *extra.get(name, [])]  # clamp needs a bound
 
 
@@ -222,4 +259,6 @@ def test_every_special_row_names_its_spellings() -> None:
         op = OPS[name]
         assert op.method == name and op.torch is not None and op.jax is not None, name
         assert (op.tinygrad is None) != (op.tinygrad_lacks is None), name
-    assert {n for n in SPECIAL if OPS[n].tinygrad is None} == {"erfc", "log1p", "expm1", "atan2", "xlogy"}
+    assert {n for n in SPECIAL if OPS[n].tinygrad is None} == {
+        "erfc", "log1p", "expm1", "atan2", "xlogy", "ndtr", "logit", "entr", "deg2rad", "rad2deg", "tanhshrink",
+        "hardshrink", "softshrink", "threshold", "hypot", "logaddexp2", "xlog1py", "sinc"}

@@ -1,18 +1,22 @@
 """The pieces of the special-function and activation rows of the op table (:mod:`gradspec.ops.table`).
 
 Each row there names, for one op, functions defined here: its exact SymPy form, its float form, its
-domain and the points where it is not differentiable, and how PyTorch, JAX and tinygrad spell it. A
-row with keywords (``softplus(x, beta=2)``) gets their values as keyword arguments: SymPy Rationals in
-the exact form, mpmath numbers in the domain and kink tests, floats (or strings) everywhere else.
+domain and the points where it is not differentiable (how each library spells it is in
+:mod:`gradspec.ops.spellings`). A row with keywords (``softplus(x, beta=2)``) gets their values as
+keyword arguments: SymPy Rationals in the exact form, mpmath numbers in the domain and kink tests, floats
+(or strings) everywhere else.
 
 Exact forms are written so that their values and derivatives keep every digit in the tails: ``log1p``,
-``expm1`` and the normal CDF ``Phi`` are SymPy functions of their own, evaluated by mpmath's
-``log1p``, ``expm1`` and ``ncdf``, so ``gelu(-20)`` is not ``1 - 0.99999...`` and ``softplus(-200)``
-is not ``log(1 + 1e-87)``; SymPy would otherwise rewrite ``erfc(-x)`` into ``2 - erfc(x)``.
+``expm1``, the normal CDF ``Phi`` and ``x - tanh(x)`` are SymPy functions of their own, evaluated by
+mpmath's ``log1p``, ``expm1`` and ``ncdf`` and at the precision the difference needs, so ``gelu(-20)``
+is not ``1 - 0.99999...``, ``softplus(-200)`` is not ``log(1 + 1e-87)`` and ``tanhshrink(1e-30)`` is not
+0; SymPy would otherwise rewrite ``erfc(-x)`` into ``2 - erfc(x)``. ``logit`` is ``log(x) - log1p(-x)``.
 
 Piecewise forms state each library's documented convention at its boundaries, which SymPy then
 differentiates: torch's ``softplus`` returns ``x`` where ``beta*x > threshold``; ``hardtanh`` and
-``relu6`` have derivative 0 at their bounds, ``clamp`` 1; ``sign'(0) = 0``; ``gelu`` is ``x*Phi(x)``.
+``relu6`` have derivative 0 at their bounds, ``clamp`` 1; ``sign'(0) = 0``; ``gelu`` is ``x*Phi(x)``;
+``hardshrink``, ``softshrink`` and ``threshold`` have derivative 0 at their boundaries, and ``logit``
+with ``eps`` the inner slope at ``eps`` and ``1 - eps`` (torch's).
 """
 
 from __future__ import annotations
@@ -24,23 +28,12 @@ from typing import Any
 
 import mpmath
 import sympy
-from sympy.codegen.cfunctions import expm1, log1p
 
-__all__ = ["COMPARE", "Phi", "expm1", "log1p"]
+from gradspec.ops.functions import Phi, expm1, log1p
+
+__all__ = ["COMPARE"]
 
 Args = Sequence[Any]
-
-
-class Phi(sympy.Function):
-    """The standard normal CDF, ``erfc(-x/sqrt(2))/2``, kept whole so its tail keeps its digits."""
-
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        (x,) = self.args
-        return sympy.exp(-x**2 / 2) / sympy.sqrt(2 * sympy.pi)
-
-    def _eval_evalf(self, prec: int) -> sympy.Expr:
-        (x,) = self.args
-        return (sympy.erfc(-x / sympy.sqrt(2)) / 2)._eval_evalf(prec)
 
 
 #: The comparisons ``where`` takes: spelling -> (Python operator, SymPy relation).
@@ -116,6 +109,40 @@ def where(lhs: Any, rhs: Any, a: Any, b: Any, cmp: str) -> Any:
     return sympy.Piecewise((a, COMPARE[cmp][1](lhs, rhs)), (b, True))
 
 
+
+def hardshrink(x: Any, lambd: Any) -> Any:
+    return sympy.Piecewise((0, (x >= -lambd) & (x <= lambd)), (x, True))
+
+
+def softshrink(x: Any, lambd: Any) -> Any:
+    return sympy.Piecewise((x - lambd, x > lambd), (x + lambd, x < -lambd), (0, True))
+
+
+def threshold(x: Any, threshold: Any, value: Any) -> Any:
+    return sympy.Piecewise((x, x > threshold), (value, True))
+
+
+def _logit(z: Any) -> Any:
+    return sympy.log(z) - log1p(-z)
+
+
+def logit(x: Any, eps: Any) -> Any:
+    if eps is None:
+        return _logit(x)
+    return sympy.Piecewise((_logit(eps), x < eps), (_logit(1 - eps), x > 1 - eps), (_logit(x), True))
+
+
+def logaddexp2(a: Any, b: Any) -> Any:
+    return sympy.log(2**a + 2**b) / sympy.log(2)
+
+
+def xlog1py(x: Any, y: Any) -> Any:
+    return sympy.Piecewise((x * log1p(y), y > -1), (0, True))
+
+
+def entr(x: Any) -> Any:
+    return sympy.Piecewise((-x * sympy.log(x), x > 0), (0, True))
+
 # -- float forms ---------------------------------------------------------------------------------------
 
 
@@ -177,6 +204,64 @@ def f_xlogy(x: float, y: float) -> float:
 def f_where(lhs: float, rhs: float, a: float, b: float, cmp: str) -> float:
     return a if COMPARE[cmp][0](lhs, rhs) else b
 
+
+
+def _cf_tanhshrink(x: float) -> float:
+    # x - tanh(x) = x*q/(1 + q), q = x**2/(3 + x**2/(5 + ...)) (Lambert's continued fraction of tanh):
+    # every term positive, so nothing cancels; 20 terms reach float64's precision for |x| <= 2
+    x2, s = x * x, 41.0
+    for k in range(19, 0, -1):
+        s = 2 * k + 1 + x2 / s
+    q = x2 / s
+    return x * q / (1 + q)
+
+
+def f_tanhshrink(x: float) -> float:
+    return _cf_tanhshrink(x) if abs(x) <= 2 else x - math.tanh(x)
+
+
+def f_hardshrink(x: float, lambd: float) -> float:
+    return 0.0 if -lambd <= x <= lambd else x
+
+
+def f_softshrink(x: float, lambd: float) -> float:
+    return x - lambd if x > lambd else x + lambd if x < -lambd else 0.0
+
+
+def f_threshold(x: float, threshold: float, value: float) -> float:
+    return x if x > threshold else value
+
+
+def f_logit(x: float, eps: float | None) -> float:
+    z = x if eps is None else min(max(x, eps), 1 - eps)
+    if 0.25 <= z <= 0.75:  # 2z - 1 is exact here, and log1p keeps the digits of a logit near 0
+        return math.log1p((2 * z - 1) / (1 - z))
+    return math.log(z) - math.log1p(-z)
+
+
+def f_logaddexp2(a: float, b: float) -> float:
+    return max(a, b) + math.log1p(2.0 ** -abs(a - b)) / math.log(2)
+
+
+def f_xlog1py(x: float, y: float) -> float:
+    return 0.0 if x == 0 else x * math.log1p(y)
+
+
+def f_entr(x: float) -> float:
+    return -x * math.log(x) if x > 0 else 0.0 if x == 0 else -math.inf
+
+
+def f_ndtr(x: float) -> float:
+    return math.erfc(-x / math.sqrt(2)) / 2
+
+
+def f_sinc(x: float) -> float:
+    if x == 0:
+        return 1.0
+    r = math.fmod(x, 2.0)  # sin(pi*x) of x reduced exactly to [-1/2, 1/2]: pi*x's rounding never enters
+    r = r - 2 if r > 1 else r + 2 if r < -1 else r
+    r = 1 - r if r > 0.5 else -1 - r if r < -0.5 else r
+    return math.sin(math.pi * r) / (math.pi * x)
 
 # -- domains: (exact arguments, which vary) -> what is wrong, or None --------------------------------------
 
@@ -241,6 +326,41 @@ def d_clamp(a: Args, varying: Sequence[bool], min: Any, max: Any) -> str | None:
     return None
 
 
+
+def d_positive(name: str) -> Callable[[Args, Sequence[bool]], str | None]:
+    def domain(a: Args, varying: Sequence[bool]) -> str | None:
+        return f"{name} needs x > 0, got x = {_show(a[0])}" if a[0] <= 0 else None
+    return domain
+
+
+def d_hypot(a: Args, varying: Sequence[bool]) -> str | None:
+    # sqrt(a*a + b*b) is a cone at the origin: no derivative there (torch's is nan, JAX's 1/2 each)
+    at_origin = a[0] == 0 and a[1] == 0
+    return "hypot has no derivative at (0, 0)" if at_origin and (varying[0] or varying[1]) else None
+
+
+def d_xlog1py(a: Args, varying: Sequence[bool]) -> str | None:
+    x, y = a
+    if y > -1 or (y == -1 and x == 0 and not varying[0] and not varying[1]):
+        return None
+    return f"xlog1py needs y > -1 (-1 only for a constant x = 0), got y = {_show(y)}"
+
+
+def d_entr(a: Args, varying: Sequence[bool]) -> str | None:
+    if a[0] > 0 or (a[0] == 0 and not varying[0]):
+        return None
+    return f"entr needs x > 0 (0 only as a constant), got x = {_show(a[0])}"
+
+
+def d_logit(a: Args, varying: Sequence[bool], eps: Any) -> str | None:
+    if eps is not None:
+        return None if 0 < eps < 0.5 else f"logit needs 0 < eps < 0.5, got eps = {_show(eps)}"
+    return None if 0 < a[0] < 1 else f"logit needs 0 < x < 1 (or eps=), got x = {_show(a[0])}"
+
+
+def d_softshrink(a: Args, varying: Sequence[bool], lambd: Any) -> str | None:
+    return f"softshrink needs lambd >= 0, got lambd = {_show(lambd)}" if lambd < 0 else None
+
 # -- kinks: where the op is not differentiable ------------------------------------------------------------
 
 
@@ -268,61 +388,17 @@ def k_hardswish_interval(a: Args) -> tuple[tuple[float, float], ...]:
     return ((-0.5, 0.0),) if a[0] < 0 else ((1.0, 1.5),)
 
 
-# -- engine spellings: (library module, arguments, keyword values) -> result ------------------------------
+def k_shrink(a: Args, lambd: Any) -> bool:
+    return lambd >= 0 and (_near(a[0], lambd) or _near(a[0], -lambd))
 
 
-def torch_where(t: Any, a: Args, kw: dict[str, Any]) -> Any:
-    cond = COMPARE[kw["cmp"]][0](a[0], a[1])
-    if isinstance(cond, bool):  # a comparison of constants
-        return a[2] if cond else a[3]
-    return t.where(cond, a[2], a[3])
+def k_threshold(a: Args, threshold: Any, value: Any) -> bool:
+    return _near(a[0], threshold)
 
 
-def torch_clamp(t: Any, a: Args, kw: dict[str, Any]) -> Any:
-    return t.clamp(a[0], min=kw["min"], max=kw["max"])
+def k_logit(a: Args, eps: Any) -> bool:
+    return eps is not None and (_near(a[0], eps) or _near(a[0], 1 - eps))
 
 
-def jax_softplus(j: Any, a: Args, kw: dict[str, Any]) -> Any:
-    # jax.nn.softplus has neither beta nor threshold; torch's threshold is spelled with jnp.where.
-    beta, x = kw["beta"], a[0]
-    return j.numpy.where(beta * x > kw["threshold"], x, j.nn.softplus(beta * x) / beta)
-
-
-def jax_hardtanh(j: Any, a: Args, kw: dict[str, Any]) -> Any:
-    if (kw["min_val"], kw["max_val"]) == (-1.0, 1.0):
-        return j.nn.hard_tanh(a[0])
-    # jax.nn.hard_tanh's bounds are fixed at -1 and 1; other bounds as it is written, with jnp.where.
-    x = a[0]
-    return j.numpy.where(x > kw["max_val"], kw["max_val"], j.numpy.where(x < kw["min_val"], kw["min_val"], x))
-
-
-def jax_where(j: Any, a: Args, kw: dict[str, Any]) -> Any:
-    cond = COMPARE[kw["cmp"]][0](a[0], a[1])
-    if isinstance(cond, bool):  # a comparison of constants
-        return a[2] if cond else a[3]
-    return j.numpy.where(cond, a[2], a[3])
-
-
-def jax_special(name: str) -> Callable[[Any, Args, dict[str, Any]], Any]:
-    def spelled(j: Any, a: Args, kw: dict[str, Any]) -> Any:
-        import jax.scipy.special  # noqa: F401  (loads the submodule that j.scipy.special names)
-
-        return getattr(j.scipy.special, name)(*a)
-    return spelled
-
-
-def tinygrad_softplus(tg: Any, a: Args, kw: dict[str, Any]) -> Any:
-    x, beta = a[0], kw["beta"]
-    return (x * beta > kw["threshold"]).where(x, x.softplus(beta))
-
-
-def tinygrad_where(tg: Any, a: Args, kw: dict[str, Any]) -> Any:
-    cond = COMPARE[kw["cmp"]][0](a[0], a[1])
-    if isinstance(cond, bool):  # a comparison of constants
-        return a[2] if cond else a[3]
-    return cond.where(a[2], a[3])
-
-
-def value_where(method: Callable[[str], Any], number: Callable[[Any], float], a: Args, kw: dict[str, Any]) -> Any:
-    """A Value class's ``where(cond, a, b)``, with ``cond`` the comparison of the engine's own values."""
-    return method("where")(COMPARE[kw["cmp"]][0](number(a[0]), number(a[1])), a[2], a[3])
+def k_logit_interval(a: Args, eps: Any) -> tuple[tuple[float, float], ...]:
+    return ((0.0, float(1 / (eps * (1 - eps)))),)

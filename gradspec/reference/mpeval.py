@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import mpmath
 import sympy
 
-from gradspec.ops.special import Phi, expm1, log1p
+from gradspec.ops.functions import MPMATH
 
 __all__ = ["Env", "Scalar", "compile_expr", "to_mpf"]
 
@@ -40,9 +40,7 @@ _FUNCS: dict[type, Callable[[Scalar], Scalar]] = {
     # the special functions and activations of the op table (gradspec.ops.special)
     sympy.erf: mpmath.erf,
     sympy.erfc: mpmath.erfc,
-    log1p: lambda v: -mpmath.inf if v == -1 else (mpmath.log1p(v) if v > -1 else mpmath.nan),
-    expm1: mpmath.expm1,
-    Phi: mpmath.ncdf,
+    **MPMATH,  # log1p, expm1, Phi, x - tanh(x), sinc: gradspec's own SymPy functions (gradspec.ops.functions)
     sympy.atan: mpmath.atan,
     sympy.asin: lambda v: mpmath.asin(v) if abs(v) <= 1 else mpmath.nan,
     sympy.acos: lambda v: mpmath.acos(v) if abs(v) <= 1 else mpmath.nan,
@@ -125,6 +123,9 @@ def compile_expr(expr: sympy.Basic) -> Callable[[Env], Scalar]:
     if fn is not None and len(expr.args) == 1:
         arg = compile_expr(expr.args[0])
         return lambda env: fn(arg(env))
+    if fn is not None:  # a function of gradspec's own with more arguments (Sinc(x, n): its n-th derivative)
+        args = [compile_expr(a) for a in expr.args]
+        return lambda env: fn(*(a(env) for a in args))
     raise NotImplementedError(f"no mpmath form for {type(expr).__name__}")
 
 

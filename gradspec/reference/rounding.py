@@ -47,7 +47,8 @@ def smallest_normal(eps: float) -> float:
 
 @cache
 def _second_partials(name: str) -> tuple[tuple[Partial, ...], ...]:
-    """d2 op/(d a_k d a_l); zero for ops with a kink, whose derivative jumps rather than bends."""
+    """d2 op/(d a_k d a_l); zero for a piecewise op with a kink, whose derivative jumps rather than bends
+    (an op whose kink only a keyword brings, as logit's eps, bends like any other without it)."""
     op = OPS[name]
     dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(op.arity)]
     form = op.sympy(*dummies)
@@ -56,7 +57,7 @@ def _second_partials(name: str) -> tuple[tuple[Partial, ...], ...]:
         body = compile_expr(expr)
         return lambda args: body({d: args[i] for i, d in enumerate(dummies)})
 
-    if op.kink is not None:
+    if op.kink is not None and form.has(sympy.Piecewise):
         return tuple(tuple(compiled(sympy.Integer(0)) for _ in dummies) for _ in dummies)
     return tuple(tuple(compiled(sympy.diff(form, dk, dl)) for dl in dummies) for dk in dummies)
 

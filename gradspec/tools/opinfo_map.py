@@ -96,11 +96,13 @@ def E(op: str, params: str = "", keywords: str = "", *, operands: str = "input",
 
 
 _UNARY = ["abs", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "exp",
-          "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "square", "sign", "erf", "erfc", "sigmoid", "neg"]
+          "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "square", "sign", "erf", "erfc", "sigmoid", "neg",
+          "log2", "log10", "exp2", "deg2rad", "rad2deg", "sinc"]
 _BINARY = {"add": "{input} + {other}", "sub": "{input} - {other}", "mul": "{input} * {other}",
            "div.no_rounding_mode": "{input} / {other}", "true_divide": "{input} / {other}"}
 _BINARY_CALLS = {"atan2": "atan2", "maximum": "maximum", "minimum": "minimum", "logaddexp": "logaddexp",
-                 "xlogy": "xlogy", "max.binary": "maximum", "min.binary": "minimum"}
+                 "xlogy": "xlogy", "max.binary": "maximum", "min.binary": "minimum", "hypot": "hypot",
+                 "logaddexp2": "logaddexp2"}
 _ACTIVATIONS = {  # nn.functional name: (gradspec op, parameters after the input, keyword specs)
     "relu": ("relu", "inplace", "inplace=False"),
     "softplus": ("softplus", "beta threshold", "beta>beta threshold>threshold"),
@@ -116,6 +118,11 @@ _ACTIVATIONS = {  # nn.functional name: (gradspec op, parameters after the input
     "hardtanh": ("hardtanh", "min_val max_val inplace", "min_val>min_val max_val>max_val inplace=False"),
     "hardsigmoid": ("hardsigmoid", "inplace", "inplace=False"),
     "hardswish": ("hardswish", "inplace", "inplace=False"),
+    "softsign": ("softsign", "", ""),
+    "tanhshrink": ("tanhshrink", "", ""),
+    "hardshrink": ("hardshrink", "lambd", "lambd>lambd"),
+    "softshrink": ("softshrink", "lambd", "lambd>lambd"),
+    "threshold": ("threshold", "threshold value inplace", "threshold>threshold value>value inplace=False"),
 }
 _REDUCE = "dim>axis keepdim=False dtype=None"
 _LOSS = "size_average=None reduce=None reduction>reduction='mean'"
@@ -133,6 +140,10 @@ TABLE: dict[str, Entry] = {
        for name, op in _BINARY_CALLS.items()},
     "pow": E("pow", "exponent", operands="input exponent", form="{input} ** {exponent}"),
     "clamp": E("clamp", "min max", "min>min max>max"),
+    "logit": E("logit", "eps", "eps>eps"),
+    "special.entr": E("entr"),
+    "special.ndtr": E("ndtr"),
+    "special.xlog1py": E("xlog1py", "other", operands="input other"),
     "__radd__": E("add", "other", operands="input other", form="{other} + {input}", note="x.__radd__(c) is c + x"),
     "__rmul__": E("mul", "other", operands="input other", form="{other} * {input}", note="x.__rmul__(c) is c * x"),
     "where": E("where", "condition other", operands="input condition other", data="condition",
