@@ -12,10 +12,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import mpmath
 import numpy as np
 import pytest
 
-from gradspec.checks.elements import cotangent
+from gradspec.checks.elements import cotangent, judge
 from gradspec.checks.tensor import check_tensor
 from gradspec.diagnose.patterns import guess
 from gradspec.engines.protocol import Engine
@@ -24,7 +25,7 @@ from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
 from gradspec.ops.table import REVERSE_AND_TENSOR
 from gradspec.report.json_format import quantity_record
-from gradspec.results import Tolerance, Verdict
+from gradspec.results import Role, Tolerance, Verdict
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -365,3 +366,20 @@ def test_a_one_element_output_is_checked_by_one_vjp_which_is_its_whole_jacobian(
     assert result.verdict is Verdict.FAIL
     (bad,) = [q for q in result.quantities if q.verdict is Verdict.FAIL]
     assert bad.name == "x (vjp0)"
+
+
+def test_a_point_without_a_derivative_is_an_input_error_never_a_pass() -> None:
+    # norm's gradient at the zero vector and std's across a constant lane: sqrt' at 0 is not finite
+    for text, values in (("norm(x)", [[0.0, 0.0, 0.0]]), ("std(x, axis=0)", [[1.0, 2.0], [1.0, 3.0]])):
+        arr = np.asarray(values if text.startswith("std") else values[0], dtype=float)
+        graph = build_tensor(parse(text), {"x": arr.shape})
+        point = {"x": np.vectorize(Fraction, otypes=[object])(arr)}
+        result = check_tensor(graph, point, resolve("builtin"), Tolerance())
+        assert result.verdict is Verdict.ERROR
+        assert "the derivative of sqrt is not finite here" in result.message
+
+
+def test_an_undefined_exact_value_is_never_judged() -> None:
+    q = judge("x", Role.INPUT, np.array([0.0]), np.array([mpmath.nan], dtype=object), np.array([np.nan]),
+              np.array([0.0]), Tolerance(), eps=2.0**-52)
+    assert q.verdict is Verdict.ERROR and "not defined" in q.note

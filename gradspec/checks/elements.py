@@ -62,6 +62,9 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         note = unsummed_shape(engine.shape, exact.shape) if unsummed else \
             f"the engine's array has shape {list(engine.shape)}, the exact one {list(exact.shape)}"
         return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)
+    if np.isnan(np.asarray(exact, dtype=float)).any():  # never judged against an undefined number
+        return Quantity(label, role, None, None, None, None, None, None, Verdict.ERROR,
+                        note="the exact value is not defined here (NaN): no reference to judge against")
     # An allowance that could not be computed (NaN) allows nothing: the element is judged by the case's
     # tolerance alone, never passed whatever the engine returns.
     allowance = np.nan_to_num(np.asarray(allowance, dtype=float), nan=0.0, posinf=np.inf)

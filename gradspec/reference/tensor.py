@@ -177,7 +177,12 @@ class Tape:
         for k, a in enumerate(args):
             if not isinstance(a, Node):
                 continue
-            p = partials[k](vals)
+            try:
+                p = partials[k](vals)
+            except ZeroDivisionError:
+                p = mpmath.inf
+            if not mpmath.isfinite(p):  # no derivative here (sqrt at 0, as in norm's at the zero vector)
+                raise DomainError(f"the derivative of {name} is not finite here (in {self.step})", col=self.col or None)
             parents.append((a.i, p))
             err += _carried(p, errs[k])
             # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
