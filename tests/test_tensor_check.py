@@ -355,13 +355,12 @@ class _Counts(_IgnoresCotangent):
         return value, [{"x": float(c) * (1 - np.tanh(inputs["x"]) ** 2)} for c in cotangents]
 
 
-def test_a_one_element_output_is_checked_by_one_vjp_which_is_its_whole_jacobian() -> None:
+def test_a_one_element_output_is_checked_by_one_vjp_and_the_unit_cotangent() -> None:
     counting = _Counts()
     result = run("sum(tanh(x))", {"x": (3, 2)}, counting)
-    assert result.verdict is Verdict.PASS and counting.seen == 1
-    assert [q.name for q in result.quantities] == ["value", "x (vjp0)"]
-    assert "full Jacobian" not in result.message
-    # a backward that ignores its cotangent still fails: the one cotangent is never 1
+    assert result.verdict is Verdict.PASS and counting.seen == 2
+    assert [q.name for q in result.quantities] == ["value", "x (vjp0)", "x (jacobian)"]
+    # a backward that ignores its cotangent still fails: the random cotangent is never 1
     result = run("sum(tanh(x))", {"x": (3, 2)}, _IgnoresCotangent())
     assert result.verdict is Verdict.FAIL
     (bad,) = [q for q in result.quantities if q.verdict is Verdict.FAIL]

@@ -101,9 +101,9 @@ def test_cross_entropy_with_integer_targets_passes_on_tinygrad(spec: str) -> Non
     result = check("cross_entropy(tanh(x) @ w, t)", {"x": (5, 2), "w": (2, 3), "t": (5,)}, spec, 9202,
                    classes={"t": 3})
     assert result.verdict is Verdict.PASS, result.table()
-    # the targets are data: no gradient is asked for, or reported; the loss is one number, so one VJP is its
-    # whole Jacobian
-    assert {q.name for q in result.quantities} == {"value", "x (vjp0)", "w (vjp0)"}
+    # the targets are data: no gradient is asked for, or reported; the loss is one number: one seeded VJP,
+    # and the unit cotangent's (its Jacobian)
+    assert {q.name for q in result.quantities} == {"value", "x (vjp0)", "w (vjp0)", "x (jacobian)", "w (jacobian)"}
 
 
 def test_layer_norm_of_a_near_constant_row_passes_in_float32() -> None:
@@ -180,8 +180,9 @@ def test_tinygrad_float32_tanh_near_zero_is_off_by_dozens_of_ulps_where_torch_is
     assert value.verdict is Verdict.FAIL and value.engine is not None and value.exact is not None
     assert abs(value.engine - value.exact) / abs(value.exact) > 30 * 2.0**-23
     assert result.culprit is not None and result.culprit.op == "tanh"
-    # tanh' = 1 - t*t keeps its digits; a one-element output has one VJP, which is its whole Jacobian
-    assert [(q.name, q.verdict) for q in result.quantities if q.role == "input"] == [("x (vjp0)", Verdict.PASS)]
+    # tanh' = 1 - t*t keeps its digits; a one-element output has one seeded VJP and its one-row Jacobian
+    assert [(q.name, q.verdict) for q in result.quantities if q.role == "input"] == [
+        ("x (vjp0)", Verdict.PASS), ("x (jacobian)", Verdict.PASS)]
     assert check_tensor(graph, point, engine("torch:float32"), Tolerance()).verdict is Verdict.PASS
 
 
