@@ -69,7 +69,7 @@ CORPUS: dict[str, list[tuple[int, int, str]]] = {
     "expect_value_contradicts.yaml": [(5, 21, "expect.value = 10 contradicts the exact value = 9.0 at x=3")],
     "expect_domain_inside.yaml": [(6, 14, "expect.error is 'domain' but point x=1 is inside every op's domain")],
     "undefined_variable.yaml": [(3, 19, "expr: undefined variable 'w' (inputs: x, y)")],
-    "unknown_op.yaml": [(3, 15, "expr: unknown function 'softsign'")],
+    "unknown_op.yaml": [(3, 15, "expr: unknown function 'frobnicate'")],
     "several_errors.yaml": [
         (14, 5, "unknown key 'tolerence' in cases[3]; did you mean 'tolerance'?"),
         (6, 15, "expr: undefined variable 'w' (inputs: x)"),
