@@ -19,11 +19,13 @@ At a kink forward-mode and higher derivatives are not defined, and these quantit
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -127,21 +129,46 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
     return out, f"directions seed {seed}"
 
 
-def _items(ref: ModeReference, ask: Ask, names: Sequence[str]) -> Iterator[tuple[ModeRow, str, Known | None, int]]:
-    """Every quantity of ``ask`` in the reference: (its row, label, exact quantity, its degree), a row's
-    second composition under its own label beside the first."""
+class _Item(NamedTuple):
+    """One quantity of an :class:`Ask`: its row, label, exact quantity and degree, the input it belongs to
+    (None for a whole-output one), and how to read the engine's from what it computed; ``second``: the
+    row's second composition, compared only where the engine has it."""
+
+    row: ModeRow
+    label: str
+    known: Known | None
+    degree: int
+    name: str | None
+    pick: Callable[[Any], Any]
+    second: bool = False
+
+
+def _read(slot: str, index: int | None, got: Any) -> Any:
+    """The engine's quantity in ``slot`` of what it computed, at an input or order ``index`` (None: whole)."""
+    computed = getattr(got, slot)
+    if computed is None or index is None:
+        return computed
+    return computed.get(index) if isinstance(computed, Mapping) else computed[index]
+
+
+def _items(ref: ModeReference, ask: Ask, names: Sequence[str]) -> Iterator[_Item]:
+    """Every quantity of ``ask``, in the mode table's order: one per order for ``order: N``, one per input
+    for a per-input row (its second composition beside it), else one."""
     for row in rows(ask.modes, ask.order):
         known = getattr(ref, row.slot)
         if row.mode is None:  # one quantity per order
             for k in ask.orders:
-                yield row, row.label.format(k=k), None if known is None else known[k], k
+                yield _Item(row, row.label.format(k=k), None if known is None else known[k], k, None,
+                            functools.partial(_read, row.slot, k))
         elif "{input}" not in row.label:
-            yield row, row.label, known, row.degree
+            yield _Item(row, row.label, known, row.degree, None, functools.partial(_read, row.slot, None))
         else:
             for i, name in enumerate(names):
-                yield row, row.label.format(input=name), known[i], row.degree
+                yield _Item(row, row.label.format(input=name), known[i], row.degree, name,
+                            functools.partial(_read, row.slot, i))
                 if row.second:
-                    yield row, row.second_label.format(input=name), known[i], row.degree
+                    yield _Item(row, row.second_label.format(input=name), known[i], row.degree, name,
+                                functools.partial(_read, row.second, i), second=True)
 
 
 def _conditioning(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float) -> Sums | None:
@@ -153,7 +180,7 @@ def _conditioning(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: f
         return None
 
     def exact(r: ModeReference) -> dict[str, Any]:
-        return {label: known.exact for _, label, known, _ in _items(r, ask, names) if known is not None}
+        return {item.label: item.known.exact for item in _items(r, ask, names) if item.known is not None}
 
     terms = input_sums(lambda p: exact(mode_reference(graph, p, ask, eps)), point, names)
     if terms is None:
@@ -179,12 +206,10 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
     # floor above a normal exact value would let 0 pass for it).
     floor = 16 * smallest
 
-    degrees = {label: degree for _, label, _, degree in _items(ref, ask, names)}
-
-    def one(label: str, computed: Any, known: Known | None, key: str) -> None:
+    def one(label: str, computed: Any, known: Known | None, key: str, degree: int) -> None:
         if known is None:
             return
-        bound = None if sums is None else sums.bound(label, known.floats, degrees[label], eps)
+        bound = None if sums is None else sums.bound(label, known.floats, degree, eps)
         if bound is not None:  # the function's conditioning; what the reference's spelling loses: imprecise
             known = dataclasses.replace(known, allowance=bound, rebuilt=np.asarray(known.allowance, dtype=float)
                                         + np.asarray(known.rebuilt, dtype=float))
@@ -214,21 +239,13 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
         out.append(judge(label, Role.DERIVATIVE, computed, known.exact, exact, allowance, tol, eps=eps,
                          rebuilt=rebuilt, why=REBUILT if sums is None else CONDITIONED))
 
-    for row in rows(ask.modes, ask.order):
-        known, computed = getattr(ref, row.slot), getattr(got, row.slot)
-        second = getattr(got, row.second) if row.second else None
-        if row.mode is None:  # one quantity per order
-            for k in ask.orders:
-                assert known is not None
-                one(row.label.format(k=k), computed.get(k), known[k], row.key)
-        elif "{input}" not in row.label:
-            one(row.label, computed, known, row.key)
-        else:
-            for i, name in enumerate(names):
-                mine, theirs = _onto(held.get(name), known[i], None if computed is None else computed[i])
-                one(row.label.format(input=name), theirs, mine, row.key)
-                if second is not None:
-                    one(row.second_label.format(input=name), _onto(held.get(name), known[i], second[i])[1], mine, row.key)
+    for row, items in itertools.groupby(_items(ref, ask, names), key=lambda item: item.row):
+        for item in items:
+            computed = item.pick(got)
+            if item.second and computed is None:  # the engine has no second composition
+                continue
+            mine, theirs = _onto(held.get(item.name), item.known, computed) if item.name else (item.known, computed)
+            one(item.label, theirs, mine, row.key, item.degree)
         if row.consistency:
             out.append(_consistency(ref, got, ask, eps, tol, floor, limit))
     return out

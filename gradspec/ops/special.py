@@ -29,6 +29,7 @@ from typing import Any
 import mpmath
 import sympy
 
+from gradspec.engine_floats import _tanhshrink
 from gradspec.ops.functions import Phi, expm1, log1p
 
 __all__ = ["COMPARE"]
@@ -206,18 +207,8 @@ def f_where(lhs: float, rhs: float, a: float, b: float, cmp: str) -> float:
 
 
 
-def _cf_tanhshrink(x: float) -> float:
-    # x - tanh(x) = x*q/(1 + q), q = x**2/(3 + x**2/(5 + ...)) (Lambert's continued fraction of tanh):
-    # every term positive, so nothing cancels; 20 terms reach float64's precision for |x| <= 2
-    x2, s = x * x, 41.0
-    for k in range(19, 0, -1):
-        s = 2 * k + 1 + x2 / s
-    q = x2 / s
-    return x * q / (1 + q)
-
-
-def f_tanhshrink(x: float) -> float:
-    return _cf_tanhshrink(x) if abs(x) <= 2 else x - math.tanh(x)
+# x - tanh(x) without its cancellation near 0: the built-in engine's float form, which the row shares
+f_tanhshrink = _tanhshrink
 
 
 def f_hardshrink(x: float, lambd: float) -> float:
