@@ -157,7 +157,7 @@ def _build_parser(config: Config | None = None) -> _Parser:
                    help="stop at the first failing check (--maxfail 1)")
     r.add_argument("--strict", action="store_true",
                    help="fail the run on an imprecise check (digits lost beyond what rounding allows, within what a "
-                        "derivative rebuilt from a rounded output loses); by default it is reported and exits 0")
+                        "formula rebuilt from a rounded intermediate loses); by default it is reported and exits 0")
     nondet = r.add_mutually_exclusive_group()
     nondet.add_argument("--nondet-tol", type=float, metavar="TOL",
                         help="how far two runs of one check may differ, an explicit absolute bound (default: the "

@@ -17,7 +17,7 @@ class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     CONVENTION = "convention"  # an engine took another valid subgradient at a kink
-    IMPRECISE = "imprecise"  # beyond what rounding allows the quantity, within a derivative rebuilt from a rounded output
+    IMPRECISE = "imprecise"  # beyond what rounding allows the quantity, within a formula rebuilt from a rounded intermediate
     SKIP = "skip"
     XFAIL = "xfail"  # failed, and the case says it is expected to
     ERROR = "error"  # the check itself is invalid (a point outside an op's domain)

@@ -149,7 +149,7 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
         return (rounding, rebuilt) if bound is None else (bound, rounding + rebuilt)
 
     why = CONDITIONED if sums is not None else REBUILT
-    allowed, lost = bounds("value", value, eps * ref.value_rounding, 0.0, 0)
+    allowed, lost = bounds("value", value, eps * ref.value_rounding, eps * np.asarray(ref.value_lost), 0)
     out = [judge("value", Role.VALUE, outcome.value, ref.value, value, allowed, tol, eps=eps, rebuilt=lost, why=why)]
     # An input an op reads through a structure (cholesky's symmetric matrix, a triangular factor) is
     # judged on that structure: both gradients projected onto it (see gradspec.ops.linalg_rows.READS).

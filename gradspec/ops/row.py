@@ -109,7 +109,18 @@ class Op:
     # units of machine epsilon: t is off by its ulps, and 1 - t*t loses that absolutely, not relatively.
     ulps: float = 0.5
     partial_ulps: float = 0.0
+    # An op that scales its arguments by a constant and rounds them before its library function (exp2 as
+    # exp(x*log(2)), ndtr as erfc(-x/sqrt(2))/2, sinc of pi*x): its value and every derivative err as
+    # the exact ones of arguments moved by this many eps, relatively (the scaled argument's rounding and
+    # the constant's).
+    arg_ulps: float = 0.0
     partial_abs: float = 0.0
+    # Where engines form the value or a derivative of order k as a difference of terms that cancel
+    # (gelu = x/2 + x*erf(x/sqrt(2))/2, silu'' from a rounded sigmoid): what that loses, absolutely, in
+    # units of eps, given k, the arguments, the exact value of that derivative and the keyword values.
+    # None: ``partial_abs`` for each order from the first (a derivative of order k differentiates the
+    # rebuilt partial k - 1 more times), nothing for the value.
+    rebuilt: Callable[[int, Sequence[float], float, dict[str, Any]], float] | None = None
     # A second spelling Python gives the op: (special method, the builtin that calls it), as abs(x)
     # calls __abs__ while gradspec calls the method x.abs(). Engines that have both are run with both;
     # one that has only the special method is run with it.
@@ -130,6 +141,13 @@ class Op:
     value_call: Callable[[Callable[[str], Any], Callable[[Any], float], Sequence[Any], dict[str, Any]], Any] | None = None
     base: str = ""  # the row's own name, for a bound op; empty for a row
     shown: str = ""  # how the op is called in expression text, for a bound op (``softplus`` or ``where``)
+
+    def rebuilt_abs(self, order: int, args: Sequence[Any], value: Any) -> float:
+        """What the engines' spelling of this op's value (order 0) or derivative of ``order`` loses
+        absolutely, beyond its relative rounding, in units of eps: the rebuilt allowance."""
+        if self.rebuilt is not None:
+            return self.rebuilt(order, [float(a) for a in args], float(value), self.kwargs)
+        return self.partial_abs * order
 
     @property
     def kwargs(self) -> dict[str, Any]:

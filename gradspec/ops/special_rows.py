@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import sympy
 
+from gradspec.ops import rebuilt as _R
 from gradspec.ops import special as _S
 from gradspec.ops import spellings as _sp
 from gradspec.ops.forms import LIBM, at_zero
@@ -45,17 +46,19 @@ ROWS: tuple[Op, ...] = (
        domain=_S.d_positive("log10"), torch=lib("log10"), jax=lib("numpy.log10"), tinygrad=lib(".log10"),
        ulps=LIBM + 1, partial_ulps=1.5, fuzz=None),
     Op("exp2", 1, lambda x: 2**x, lambda x: 2.0**x, method="exp2", torch=lib("exp2"), jax=lib("numpy.exp2"),
-       # exp2' = exp2(x)*log(2), read from the output: its error, the constant's and the product's
-       tinygrad=lib(".exp2"), ulps=LIBM, partial_ulps=LIBM + 1, fuzz=None),
+       # exp2' = exp2(x)*log(2), read from the output: its error, the constant's and the product's; JAX's
+       # exp2 is exp(x*log(2)), a rounded product: an ulp of x (the product's and the constant's half each)
+       tinygrad=lib(".exp2"), ulps=LIBM, partial_ulps=LIBM + 1, arg_ulps=1, fuzz=None),
     Op("ndtr", 1, Phi, _S.f_ndtr, method="ndtr", torch=lib("special.ndtr"), jax=_sp.jax_special("ndtr"),
-       # erfc(-x/sqrt(2))/2: erfc's budget; the slope exp(-x*x/2)/sqrt(2*pi) as erf's
-       tinygrad_lacks="tinygrad has no ndtr", ulps=2 * LIBM, partial_ulps=LIBM + 1, fuzz=None),
+       # erfc(-x/sqrt(2))/2: erfc's budget, of a rounded x/sqrt(2) (an ulp of x); the slope
+       # exp(-x*x/2)/sqrt(2*pi) as erf's
+       tinygrad_lacks="tinygrad has no ndtr", ulps=2 * LIBM, partial_ulps=LIBM + 1, arg_ulps=1, rebuilt=_R.ndtr,
+       fuzz=None),
     Op("sinc", 1, Sinc, _S.f_sinc, method="sinc", torch=lib("sinc"), jax=lib("numpy.sinc"),
        # sin and a division; the slope (cos(pi*x) - sinc(x))/x: two library functions of a rounded pi*x (whose
        # rounding moves cos by up to pi/2 eps per unit of x), each to about LIBM + 1 eps, differenced where they
        # cancel (near the slope's zeros, and towards 0): absolute, for |x| from about 1/2 on
-       tinygrad_lacks="tinygrad has no sinc", ulps=LIBM + 1, partial_ulps=2 * LIBM + 1, partial_abs=2 * LIBM + 2,
-       fuzz=None),
+       tinygrad_lacks="tinygrad has no sinc", ulps=LIBM + 1, partial_ulps=2 * LIBM + 1, rebuilt=_R.sinc, fuzz=None),
     Op("logit", 1, _S.logit, _S.f_logit, method="logit", domain=_S.d_logit, keywords=(Keyword("eps", _NUM, None),),
        kink=Kink(_S.k_logit, (1.0,), _UNIT, "logit at eps or 1 - eps (the inner slope 1/(eps*(1 - eps)), torch's)",
                  interval_at=_S.k_logit_interval),
@@ -71,10 +74,11 @@ ROWS: tuple[Op, ...] = (
        kink=Kink(_S.k_softplus, (1.0,), _UNIT, "softplus at beta*x = threshold (torch returns x above it)",
                  interval_at=_S.k_softplus_interval),
        torch=lib("nn.functional.softplus", **same("beta", "threshold")), jax=_sp.jax_softplus,
-       tinygrad=_sp.tinygrad_softplus, ulps=LIBM, partial_ulps=2 * LIBM, fuzz=None),  # z/(z + 1), z = exp(beta*x)
+       tinygrad=_sp.tinygrad_softplus, ulps=LIBM, partial_ulps=2 * LIBM, rebuilt=_R.softplus,
+       fuzz=None),  # z/(z + 1), z = exp(beta*x)
     Op("logsigmoid", 1, lambda x: -log1p(sympy.exp(-x)), _S.f_logsigmoid, method="logsigmoid",
        torch=lib("nn.functional.logsigmoid"), jax=lib("nn.log_sigmoid"), tinygrad=lib(".logsigmoid"),
-       ulps=LIBM, partial_ulps=LIBM + 1, fuzz=None),
+       ulps=LIBM, partial_ulps=LIBM + 1, rebuilt=_R.second_from, fuzz=None),
     Op("elu", 1, _S.elu, _S.f_elu, method="elu", keywords=(Keyword("alpha", _NUM, Fraction(1)),),
        kink=Kink(lambda a, alpha: at_zero(a), (1.0,), _UNIT, "elu at 0 (elu'(0) = alpha, torch's)",
                  interval_at=lambda a, alpha: ((float(min(alpha, 1)), float(max(alpha, 1))),)),
@@ -98,13 +102,14 @@ ROWS: tuple[Op, ...] = (
        # gelu' = Phi + x*phi (or its tanh form): two library functions and a product, which cancel where
        # the slope crosses 0 (x = -0.75); the tanh form's 1 - t*t loses t's error absolutely, times x*u'
        # (up to about 5 before 1 - t*t is 0): absolute errors, as for tanh
-       tinygrad=lib(".gelu", approximate="approximate"), ulps=LIBM + 2, partial_ulps=3 * LIBM, partial_abs=4 * LIBM,
-       fuzz=None),
+       # erf of a rounded x/sqrt(2), tanh of a rounded c*(x + 0.044715*x**3): up to two ulps of x
+       tinygrad=lib(".gelu", approximate="approximate"), ulps=LIBM + 2, partial_ulps=3 * LIBM, arg_ulps=2,
+       rebuilt=_R.gelu, fuzz=None),
     Op("silu", 1, lambda x: x / (1 + sympy.exp(-x)), _S.f_silu, method="silu", torch=lib("nn.functional.silu"),
-       jax=lib("nn.silu"), tinygrad=lib(".silu"), ulps=LIBM + 1, partial_ulps=2 * LIBM, fuzz=None),
+       jax=lib("nn.silu"), tinygrad=lib(".silu"), ulps=LIBM + 1, partial_ulps=2 * LIBM, rebuilt=_R.silu, fuzz=None),
     Op("mish", 1, lambda x: x * sympy.tanh(log1p(sympy.exp(x))), _S.f_mish, method="mish",
        torch=lib("nn.functional.mish"), jax=lib("nn.mish"), tinygrad=lib(".mish"),
-       ulps=2 * LIBM, partial_ulps=3 * LIBM, fuzz=None),
+       ulps=2 * LIBM, partial_ulps=3 * LIBM, rebuilt=_R.mish, fuzz=None),
     Op("tan", 1, sympy.tan, math.tan, method="tan", torch=lib("tan"), jax=lib("numpy.tan"), tinygrad=lib(".tan"),
        ulps=LIBM, partial_ulps=2 * LIBM + 1, fuzz=None),
     Op("atan", 1, sympy.atan, math.atan, method="atan", torch=lib("atan"), jax=lib("numpy.arctan"),
@@ -122,7 +127,7 @@ ROWS: tuple[Op, ...] = (
     Op("acosh", 1, sympy.acosh, math.acosh, method="acosh", domain=_S.d_acosh, torch=lib("acosh"),
        jax=lib("numpy.arccosh"), tinygrad=lib(".acosh"), ulps=LIBM, partial_ulps=3, fuzz=None),
     Op("atanh", 1, sympy.atanh, math.atanh, method="atanh", domain=_S.d_unit("atanh", False), torch=lib("atanh"),
-       jax=lib("numpy.arctanh"), tinygrad=lib(".atanh"), ulps=LIBM, partial_ulps=2, fuzz=None),
+       jax=lib("numpy.arctanh"), tinygrad=lib(".atanh"), ulps=LIBM, partial_ulps=2, rebuilt=_R.atanh, fuzz=None),
     Op("reciprocal", 1, lambda x: 1 / x, lambda x: 1 / x, method="reciprocal", domain=_S.d_nonzero("reciprocal"),
        torch=lib("reciprocal"), jax=lib("numpy.reciprocal"), tinygrad=lib(".reciprocal"),
        partial_ulps=1.5, fuzz=None),
@@ -184,7 +189,7 @@ ROWS: tuple[Op, ...] = (
        # x - tanh(x) away from 0: tanh's error and the difference; the slope tanh(x)**2. torch's autograd forms
        # it as 1 - (1 - t*t), tanh's rebuilt slope subtracted from 1: tanh's allowance, and one more eps
        jax=_sp.jax_tanhshrink, tinygrad_lacks="tinygrad has no tanhshrink", ulps=LIBM + 1, partial_ulps=2 * LIBM + 1,
-       partial_abs=2 * LIBM + 2, fuzz=None),
+       rebuilt=_R.tanhshrink, fuzz=None),
     Op("hardshrink", 1, _S.hardshrink, _S.f_hardshrink, method="hardshrink",
        keywords=(Keyword("lambd", _NUM, Fraction(1, 2)),),
        kink=Kink(_S.k_shrink, (0.0,), _UNIT, "hardshrink at -lambd or lambd (a jump; derivative 0 there, torch's)"),
@@ -213,17 +218,17 @@ ROWS: tuple[Op, ...] = (
     Op("logaddexp", 2, lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)), _S.f_logaddexp, method="logaddexp",
        # the partials are sigmoid(a - b): a - b's own rounding, times |a - b|, adds ulps far from a tie
        torch=lib("logaddexp"), jax=lib("numpy.logaddexp"), tinygrad=swapped(".logaddexp"),
-       ulps=LIBM, partial_ulps=2 * LIBM + 1, fuzz=None),
+       ulps=LIBM, partial_ulps=2 * LIBM + 1, rebuilt=_R.logaddexp, fuzz=None),
     Op("xlogy", 2, _S.xlogy, _S.f_xlogy, method="xlogy", domain=_S.d_xlogy, torch=lib("xlogy"),
        jax=_sp.jax_special("xlogy"), tinygrad_lacks="tinygrad has no xlogy", ulps=LIBM, partial_ulps=1, fuzz=None),
     Op("hypot", 2, lambda a, b: sympy.sqrt(a**2 + b**2), math.hypot, method="hypot", domain=_S.d_hypot,
        # the partials a/h and b/h divide by the rounded output
        torch=lib("hypot"), jax=lib("numpy.hypot"), tinygrad_lacks="tinygrad has no hypot", ulps=LIBM,
-       partial_ulps=LIBM + 1, fuzz=None),
+       partial_ulps=LIBM + 1, rebuilt=_R.hypot, fuzz=None),
     Op("logaddexp2", 2, _S.logaddexp2, _S.f_logaddexp2, method="logaddexp2",
        # as logaddexp's, in base 2: the partials are sigmoid((a - b)*log(2))
        torch=lib("logaddexp2"), jax=lib("numpy.logaddexp2"), tinygrad_lacks="tinygrad has no logaddexp2",
-       ulps=LIBM, partial_ulps=2 * LIBM + 1, fuzz=None),
+       ulps=LIBM, partial_ulps=2 * LIBM + 1, rebuilt=_R.logaddexp2, fuzz=None),
     Op("xlog1py", 2, _S.xlog1py, _S.f_xlog1py, method="xlog1py", domain=_S.d_xlog1py, torch=lib("special.xlog1py"),
        # the partials: log1p(y), a library function, and x/(1 + y)
        jax=_sp.jax_special("xlog1py"), tinygrad_lacks="tinygrad has no xlog1py", ulps=LIBM, partial_ulps=LIBM,

@@ -79,6 +79,7 @@ class BallExact:
     value_rounding: Any  # float array: the forward allowance in units of eps
     arrays: list[ball_ops.Arr]
     kinks: tuple[str, ...] = ()
+    value_lost: Any = 0.0  # none here: no op of a supported graph forms its value by cancelling terms
     grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)
     radii: list[float] = field(default_factory=list, repr=False)
 

@@ -148,10 +148,9 @@ def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Calla
     op = OPS[name]
     # The bounds are kept at mpmath's range: a partial beyond the float range (log' at exp(-1201)) times
     # an error below it is an ordinary number, where floats would make it inf * 0.
-    rebuilt: Any = 0.0
+    rebuilt: Any = op.rebuilt_abs(len(multi), vals, value)
     if multi:  # the engine's rule for this derivative: its partial's budget, and more for each order up
         err: Any = (op.partial_ulps + 2.0 * (len(multi) - 1)) * abs(value)
-        rebuilt = op.partial_abs * len(multi)
     else:
         err = op.ulps * abs(value)
     peak = abs(float(value))
@@ -160,6 +159,8 @@ def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Calla
         peak, low = max(peak, 1 / peak), min(low, 1 / peak)
     for k, a in enumerate(args):
         e = a.e if isinstance(a, Err) else precise(a)
+        if op.arg_ulps:
+            e = e + op.arg_ulps * abs(vals[k])
         peak = max(peak, a.peak if isinstance(a, Err) else abs(float(a)))
         low = min(low, a.low) if isinstance(a, Err) else _low(low, abs(float(a)))
         r = a.r if isinstance(a, Err) else 0.0

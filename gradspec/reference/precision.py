@@ -64,7 +64,7 @@ def digits(engine: float, exact: float, eps: float) -> str:
     return f"{kept} of {total} digits"
 
 
-REBUILT = "precision bound {bound:.2g}; within what a derivative rebuilt from a rounded output loses"
+REBUILT = "precision bound {bound:.2g}; within what a formula rebuilt from a rounded intermediate loses"
 CONDITIONED = "conditioning bound {bound:.2g}; within what the reference's own spelling loses"
 
 

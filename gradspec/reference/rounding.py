@@ -109,6 +109,8 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
     partials: list[list[Scalar]] = [[] for _ in range(n)]
     seconds: list[list[list[Scalar]]] = [[] for _ in range(n)]
     rounding: list[Scalar] = [mpmath.mpf(0)] * n  # the largest error of each node's forward value
+    lost: list[Scalar] = [mpmath.mpf(0)] * n  # what values formed by cancelling terms (gelu) add to it
+    scaled: list[list[Scalar]] = [[] for _ in range(n)]  # each argument's rounding inside the op (Op.arg_ulps)
 
     def below(x: Scalar) -> Scalar:  # underflow: a result below the smallest normal may lose it all
         return tiny if abs(x) < tiny else 0
@@ -124,14 +126,21 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
         args = [values[a] for a in step.args]
         partials[i] = [p(args) for p in local_partials(step.op)]
         seconds[i] = [[q(args) for q in row] for row in _second_partials(step.op)]
+        own = op.rebuilt_abs(0, args, values[i]) * eps if graph.varying[i] else 0  # a folded constant: one rounding
+        carried = mpmath.fsum(abs(partials[i][k]) * lost[a] for k, a in enumerate(step.args) if lost[a])
+        lost[i] = own + carried if own or carried else lost[i]
+        if op.arg_ulps:  # the op rounds a scaled copy of its arguments first
+            scaled[i] = [abs(x) * op.arg_ulps * eps for x in args]
         if graph.varying[i]:
             rounding[i] = v * op.ulps * eps + (below(v) if op.ulps else 0)
+            if scaled[i]:
+                rounding[i] += mpmath.fsum(abs(p) * e for p, e in zip(partials[i], scaled[i], strict=True))
         else:  # folded in float64 by the engine layer, then handed to the engine as one constant
             rounding[i] = v * (u + op.ulps * 2.0**-52) + below(v)
 
     adj = _reverse(graph, partials)
     out: dict[str, float] = {"": _finite(mpmath.fsum(abs(a) * r for a, r in zip(adj, rounding, strict=True) if r))}
-    rebuilt: dict[str, float] = {"": 0.0}
+    rebuilt: dict[str, float] = {"": _finite(lost[graph.output])}
 
     # What the backward sweep itself rounds: each contribution adjoint * partial (its partial computed
     # to the op's partial budget, the product rounded once unless the partial is +-1), and each sum of
@@ -152,8 +161,10 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
             p = partials[i][k]
             product = 0 if abs(p) == 1 else u
             err = abs(adj[i]) * (abs(p) * (op.partial_ulps * eps + product) + below(p)) + below(adj[i] * p)
+            if scaled[i]:  # the partial, of arguments the op rounds first
+                err += abs(adj[i]) * mpmath.fsum(abs(q) * e for q, e in zip(seconds[i][k], scaled[i], strict=True))
             edge_error[i].append(err)
-            edge_rebuilt[i].append(abs(adj[i]) * op.partial_abs * eps)
+            edge_rebuilt[i].append(abs(adj[i]) * op.rebuilt_abs(1, [values[b] for b in step.args], p) * eps)
             total[a] += abs(adj[i] * p)
             count[a] += 1
     accumulate = [u * (count[a] - 1) * total[a] if count[a] > 1 else mpmath.mpf(0) for a in range(n)]
@@ -162,7 +173,7 @@ def _bounds(graph: Graph, values: list[Scalar], exact_leaves: Sequence[Fraction 
     for name, j in graph.inputs + graph.intermediates:
         if j not in done:
             tight, extra = _gradient_bound(graph, j, partials, seconds, adj, rounding, edge_error, edge_rebuilt,
-                                           accumulate)
+                                           accumulate, lost)
             done[j] = _finite(tight), _finite(extra)
         out[name], rebuilt[name] = done[j]
     return out, rebuilt
@@ -191,6 +202,7 @@ def _gradient_bound(
     edge_error: list[list[Scalar]],
     edge_rebuilt: list[list[Scalar]],
     accumulate: list[Scalar],
+    lost: list[Scalar],
 ) -> tuple[Scalar, Scalar]:
     """The allowance of d out/d node j (precision bound, rebuilt-partial part): one tangent sweep seeded
     at j, then its adjoint."""
@@ -222,6 +234,7 @@ def _gradient_bound(
     terms.extend(abs(tangent[a]) * accumulate[a] for a in range(n) if tangent[a] and accumulate[a])
     extra = [abs(tangent[a]) * edge_rebuilt[i][k] for i, step in enumerate(steps) if isinstance(step, Apply)
              and edge_rebuilt[i] for k, a in enumerate(step.args) if tangent[a] and edge_rebuilt[i][k]]
+    extra.extend(abs(second[m]) * lost[m] for m in range(n) if lost[m] and second[m])
     return mpmath.fsum(terms), mpmath.fsum(extra)
 
 

@@ -97,7 +97,8 @@ class Tape:
         self.values: list[Scalar] = []
         self.parents: list[tuple[tuple[int, Scalar], ...]] = []
         self.partial_error: list[tuple[float, ...]] = []  # how far each local partial can move
-        self.rebuilt: list[float] = []  # a partial rebuilt from the op's rounded output: its absolute error
+        self.rebuilt: list[tuple[float, ...]] = []  # per parent: a partial rebuilt from a rounded output, its absolute error
+        self.lost: list[float] = []  # a value formed by cancelling terms (gelu), carried forward: its absolute error
         self.error: list[float] = []  # forward rounding bound, in units of eps
         self.kinks: list[_Kink] = []
         # (where, how ill-conditioned: 1/eps of an engine that cannot resolve it, that number in words): the
@@ -113,13 +114,17 @@ class Tape:
         return self._push(x, (), (), abs(float(x)) / 2 if float(v) != v else 0.0)
 
     def _push(self, value: Scalar, parents: tuple[tuple[int, Scalar], ...], perr: tuple[float, ...],
-              error: float, rebuilt: float = 0.0) -> Node:
+              error: float, rebuilt: tuple[float, ...] = (), lost: float = 0.0) -> Node:
         self.values.append(value)
         self.parents.append(parents)
         self.partial_error.append(perr)
         self.rebuilt.append(rebuilt)
         self.error.append(error)
+        self.lost.append(lost)
         return Node(len(self.values) - 1)
+
+    def _lost(self, args: Sequence[Any]) -> list[float]:
+        return [self.lost[a.i] if isinstance(a, Node) else 0.0 for a in args]
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
         return None  # 60 digits and mpmath's unbounded exponents: exp needs no shift
@@ -151,8 +156,8 @@ class Tape:
         out = np.empty(shape, dtype=object)
         for index in np.ndindex(shape):
             v = spread[index]
-            out[index] = self._push(self.values[v.i], ((v.i, _ONE),), (0.0,), self.error[v.i]) \
-                if isinstance(v, Node) else v
+            out[index] = self._push(self.values[v.i], ((v.i, _ONE),), (0.0,), self.error[v.i],
+                                    lost=self.lost[v.i]) if isinstance(v, Node) else v
         self.expanded.append((a, out))
         return out
 
@@ -174,6 +179,11 @@ class Tape:
         perr: list[float] = []
         err = _eps_units(op.ulps) * abs(float(value))
         errs = self._errors(args, vals)
+        if op.arg_ulps:  # the op rounds a scaled copy of its arguments first
+            errs = [e + op.arg_ulps * abs(float(v)) for e, v in zip(errs, vals, strict=True)]
+        losts = self._lost(args)
+        lost = op.rebuilt_abs(0, vals, value)
+        rebuilt: list[float] = []
         for k, a in enumerate(args):
             if not isinstance(a, Node):
                 continue
@@ -185,11 +195,13 @@ class Tape:
                 raise DomainError(f"the derivative of {name} is not finite here (in {self.step})", col=self.col or None)
             parents.append((a.i, p))
             err += _carried(p, errs[k])
+            lost += _carried(p, losts[k])
             # The partial moves with its arguments, and is itself rounded (or read from a rounded output).
             perr.append(self._moved(partials[k], vals, errs, p) + _eps_units(op.partial_ulps) * abs(float(p)))
+            rebuilt.append(op.rebuilt_abs(1, vals, p) + self._moved(partials[k], vals, losts, p))
         if op.kink is not None and op.kink.at(vals):
             self.kinks.append(_Kink(len(self.values), op.kink.where, op.kink.interval_for(vals)))
-        return self._push(value, tuple(parents), tuple(perr), err, op.partial_abs)
+        return self._push(value, tuple(parents), tuple(perr), err, tuple(rebuilt), lost)
 
     def _errors(self, args: Sequence[Any], vals: Sequence[Scalar]) -> list[float]:
         return [self.error[a.i] if isinstance(a, Node) else (abs(float(v)) / 2 if float(a) != a else 0.0)
@@ -198,15 +210,20 @@ class Tape:
     def _rational(self, name: str, args: Sequence[Any], vals: list[Scalar]) -> Node:
         value, partials = rational(name, vals[0], vals[1])
         errs = self._errors(args, vals)
+        losts = self._lost(args)
         err = abs(float(value))
+        lost = 0.0
         parents: list[tuple[int, Scalar]] = []
         perr: list[float] = []
+        rebuilt: list[float] = []
         for k, a in enumerate(args):
             if isinstance(a, Node):
                 parents.append((a.i, partials[k]))
                 err += _carried(partials[k], errs[k])
+                lost += _carried(partials[k], losts[k])
                 perr.append(errs[1 - k] if name == "mul" else 0.0)  # d(a*b)/da = b moves as b does
-        return self._push(value, tuple(parents), tuple(perr), err)
+                rebuilt.append(losts[1 - k] if name == "mul" else 0.0)
+        return self._push(value, tuple(parents), tuple(perr), err, tuple(rebuilt) if any(rebuilt) else (), lost)
 
     @staticmethod
     def _moved(partial: Callable[[Any], Scalar], vals: list[Scalar], errs: list[float], p: Scalar) -> float:
@@ -252,7 +269,7 @@ class Tape:
                 fd = abs(float(d))
                 err[p] += fd * ei + 2 * fa * fd + fa * perrs[i][k]
                 if xi or ri:
-                    extra[p] += fd * xi + fa * ri
+                    extra[p] += fd * xi + (fa * ri[k] if ri else 0.0)
         return adj, err, extra
 
 
@@ -294,6 +311,7 @@ class TensorExact:
     kinks: tuple[str, ...]
     arrays: list[Any]  # every step's array of nodes (or data), for checking one op at a time
     conditions: tuple[tuple[str, float, str], ...] = ()  # every matrix a linear-algebra op factors: (where, cond, what)
+    value_lost: Any = 0.0  # float array: what values formed by cancelling terms may add (units of eps, kept apart)
     grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)  # by cotangent (bounded)
 
     @property
@@ -423,8 +441,9 @@ def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
         value = np.vectorize(lambda n: tape.values[n.i] if isinstance(n, Node) else to_mpf(n), otypes=[object])(outputs)
         rounding = np.vectorize(lambda n: tape.error[n.i] * _SAFETY if isinstance(n, Node) else 0.0,
                                 otypes=[float])(outputs)
+        lost = np.vectorize(lambda n: tape.lost[n.i] * _SAFETY if isinstance(n, Node) else 0.0, otypes=[float])(outputs)
     return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)),
-                       arrays, conditions=tuple(tape.conditions))
+                       arrays, conditions=tuple(tape.conditions), value_lost=lost)
 
 
 def _describe(graph: TensorGraph, index: int) -> str:

@@ -37,7 +37,7 @@ SYMBOLS: dict[Verdict, str] = {
 LEGEND: tuple[tuple[Verdict, str], ...] = (
     (Verdict.PASS, "pass: every point agreed with the exact reference (the number of points)"),
     (Verdict.FAIL, "fail: failed points of all points, and the first failure's message or worst quantity"),
-    (Verdict.IMPRECISE, "imprecise: digits lost beyond what rounding allows, within a derivative rebuilt from a rounded output"),
+    (Verdict.IMPRECISE, "imprecise: digits lost beyond what rounding allows, within a formula rebuilt from a rounded intermediate"),
     (Verdict.CONVENTION, "convention: another valid subgradient at a kink (the engine's value, then the convention)"),
     (Verdict.SKIP, "skip: the engine lacks an op, or the case excludes it (the reason)"),
     (Verdict.XFAIL, "xfail: failed, as the case says it is expected to (the reason)"),

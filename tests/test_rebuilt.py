@@ -1,0 +1,111 @@
+"""The rebuilt allowance of the op table's rows (gradspec.ops.rebuilt): values and derivatives that
+libraries form from terms that cancel are imprecise in their tails, never fail, and a wrong digit beyond
+that still fails."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+from gradspec.checks.api import check, prepare
+from gradspec.engine import Value
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS
+from gradspec.ops import rebuilt as R
+from gradspec.ops.forms import LIBM
+from gradspec.ops.table import OPS
+from gradspec.reference.ball_scalar import SCALAR
+from gradspec.reference.rounding import bounds
+from gradspec.results import Verdict
+
+
+def test_each_rows_allowance_by_order() -> None:
+    gelu, silu, softplus = OPS["gelu"], OPS["silu"], OPS["softplus"]
+    assert gelu.rebuilt_abs(0, [-5.5], 0.0) == (LIBM + 2) * 5.5 / 2  # x/2*(1 + erf): erf near -1, times |x|/2
+    assert gelu.rebuilt_abs(1, [-5.5], 0.0) == 4 * LIBM  # Phi from a rounded erf
+    assert silu.rebuilt_abs(0, [17.0], 0.0) == 0.0  # x*s: a product, nothing cancels
+    assert silu.rebuilt_abs(2, [17.0], 0.0) == R.SIGMOID * 2 * 18  # x s'' + 2 s', s from a rounded sigmoid
+    assert softplus.rebuilt_abs(1, [17.0], 0.0) == 0.0  # softplus' = z/(z + 1), computed, not rebuilt
+    assert softplus.rebuilt_abs(2, [17.0], 0.0) == R.SIGMOID
+    assert OPS["tanh"].rebuilt_abs(2, [3.0], 0.0) == 2 * OPS["tanh"].partial_abs  # the default: per order
+    assert OPS["tanh"].rebuilt_abs(0, [3.0], 0.0) == 0.0
+    assert OPS["sinc"].rebuilt_abs(1, [0.0], 0.0) == pytest.approx((2 * LIBM + 2) * math.pi)  # finite at 0
+    assert OPS["hypot"].rebuilt_abs(2, [0.0, 0.0], 0.0) == 0.0
+
+
+def test_bound_ops_pass_their_keywords() -> None:
+    tanh_form = OPS["gelu[approximate=tanh]"]
+    assert tanh_form.rebuilt_abs(2, [4.88], 0.0) > OPS["gelu"].rebuilt_abs(2, [4.88], 0.0)
+    assert OPS["softplus[beta=2]"].rebuilt_abs(3, [1.0], 0.0) == R.SIGMOID * 2 * 4
+
+
+def test_no_ball_kernel_for_an_op_whose_spelling_loses_absolutely() -> None:
+    # the ball sweep carries no rebuilt channel: such ops run on the scalar tape, which does
+    assert not {n for n in SCALAR if OPS[n].rebuilt is not None or OPS[n].partial_abs or OPS[n].arg_ulps}
+
+
+def test_a_value_formed_by_cancelling_terms_has_its_loss_kept_apart() -> None:
+    tight, rebuilt = bounds(prepare("gelu(x)", ["x"]), (("x", Fraction(-9)),), FLOAT64_EPS)
+    exact = 1.0e-18  # -9 * Phi(-9) = -1.0e-18
+    assert tight[""] < exact * 1e-13
+    assert rebuilt[""] > 1000 * exact
+    # carried on: y * gelu(x) loses it in its value and in d/dy (which is gelu(x) itself)
+    tight, rebuilt = bounds(prepare("y * gelu(x)", ["x", "y"]), (("x", Fraction(-9)), ("y", Fraction(3))),
+                            FLOAT64_EPS)
+    assert rebuilt[""] > 3000 * exact and rebuilt["y"] > 1000 * exact
+
+
+class Cancelling(Value):
+    """A correct engine whose gelu is x/2*(1 + erf(x/sqrt(2))), as torch writes it."""
+
+    def gelu(self, approximate: str = "none") -> Any:
+        x = self.data
+        out = type(self)(x / 2 * (1 + math.erf(x / math.sqrt(2))), (self,), "gelu")
+
+        def _backward() -> None:
+            phi = (1 + math.erf(x / math.sqrt(2))) / 2
+            self.grad += (phi + x * math.exp(-x * x / 2) / math.sqrt(2 * math.pi)) * out.grad
+
+        out._backward = _backward
+        return out
+
+
+class Wrong(Cancelling):
+    """gelu off by a part in a million: beyond any rounding and the default rtol of 1e-7."""
+
+    def gelu(self, approximate: str = "none") -> Any:
+        out = super().gelu(approximate)
+        out.data *= 1 + 1e-6
+        return out
+
+
+def test_a_cancelling_value_in_its_tail_is_imprecise_and_a_wrong_one_fails() -> None:
+    result = check("gelu(x)", {"x": -9.0}, engine=Cancelling)
+    value = next(q for q in result.quantities if q.name == "value")
+    assert (value.verdict, value.engine) == (Verdict.IMPRECISE, -0.0)
+    assert "exact -1.02e-18: 0 of 16 digits" in value.note
+    assert check("gelu(x)", {"x": -9.0}, engine="builtin").verdict is Verdict.PASS  # the built-in keeps them
+    assert check("gelu(x)", {"x": -1.5}, engine=Cancelling).verdict is Verdict.PASS
+    assert check("gelu(x)", {"x": -1.5}, engine=Wrong).verdict is Verdict.FAIL
+
+
+def test_second_derivatives_from_a_rounded_sigmoid_are_imprecise_on_torch_float32(tmp_path: Any) -> None:
+    pytest.importorskip("torch")
+    from gradspec.casefile.loader import load_file
+    from gradspec.engines.resolve import resolve
+    from gradspec.run.runner import run_point
+
+    path = tmp_path / "t.gradspec.yaml"
+    path.write_text("version: 1\ncases:\n"
+                    "  - id: silu\n    expr: silu(x)\n    check: [hvp, jvp-of-jvp]\n    at: {x: 18.5088}\n"
+                    "  - id: softplus\n    expr: softplus(x)\n    check: [hvp, jvp-of-jvp]\n    at: {x: 18.201}\n"
+                    "  - id: gelu\n    expr: gelu(x)\n    at: {x: -5.6636}\n")
+    engine = resolve("torch:float32")
+    assert engine.eps == FLOAT32_EPS
+    for case in load_file(path).cases:
+        result = run_point(case, case.points[0], engine)
+        assert result.verdict is Verdict.IMPRECISE, (case.id, result.table())
+        lost = [q for q in result.quantities if q.verdict is Verdict.IMPRECISE]
+        assert lost[0].engine == 0 and "0 of 7 digits" in lost[0].note, case.id  # gelu's value, silu'', softplus''
