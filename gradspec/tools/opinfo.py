@@ -133,10 +133,21 @@ def _last_axis_normalized(values: Mapping[str, Any]) -> str | None:
     return f"normalized_shape={shape}: gradspec normalises over the last axis only"
 
 
+def _reduced_or_square(values: Mapping[str, Any]) -> str | None:
+    """torch.linalg.svd's full_matrices (default True) or torch.svd's some (default True, reduced)."""
+    full = values.get("full_matrices", True) if "some" not in values else not values["some"]
+    shape = list(values["input"].shape)
+    if not full or len(shape) < 2 or shape[-1] == shape[-2]:
+        return None
+    said = f"full_matrices={full}" if "some" not in values else f"some={not full}"
+    return f"{said} on a {shape} matrix: gradspec's svd is the reduced one, the same function only when square"
+
+
 #: Named conditions an entry may put on a sample (``when=``): None when the sample fits, else why not.
 CONDITIONS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "last-two-axes": _last_two_axes,
     "last-axis-normalized": _last_axis_normalized,
+    "reduced-or-square": _reduced_or_square,
 }
 
 _NAMES = ["x", "y", "z", "w", "v", "u", "s", "r", "q", "p"]
@@ -189,7 +200,8 @@ def _cases(name: str, entry: Entry, sample: Any, index: int, modes: Sequence[Mod
     for k in entry.outputs or (None,):
         case: dict[str, Any] = {"id": f"{name}-{index}" + ("" if k is None or len(entry.outputs) < 2 else f"-out{k}"),
                                 "description": f"OpInfo {name}, sample {index}" + (f" ({sample.name})" if sample.name else ""),
-                                "expr": expr if k is None else f"{expr}[{k}]", "at": at, "check": check}
+                                "expr": expr if k is None else dict(entry.forms).get(k, "{out}").format(out=f"{expr}[{k}]"),
+                                "at": at, "check": check}
         if data:
             case["data_inputs"] = data
         if order >= 2:
