@@ -133,21 +133,31 @@ def _last_axis_normalized(values: Mapping[str, Any]) -> str | None:
     return f"normalized_shape={shape}: gradspec normalises over the last axis only"
 
 
-def _reduced_or_square(values: Mapping[str, Any]) -> str | None:
-    """torch.linalg.svd's full_matrices (default True) or torch.svd's some (default True, reduced)."""
-    full = values.get("full_matrices", True) if "some" not in values else not values["some"]
-    shape = list(values["input"].shape)
+def _reduced_or_square(said: str, full: bool, x: Any) -> str | None:
+    shape = list(x.shape)
     if not full or len(shape) < 2 or shape[-1] == shape[-2]:
         return None
-    said = f"full_matrices={full}" if "some" not in values else f"some={not full}"
     return f"{said} on a {shape} matrix: gradspec's svd is the reduced one, the same function only when square"
+
+
+def _full_matrices(values: Mapping[str, Any]) -> str | None:
+    """torch.linalg.svd's full_matrices, True by default."""
+    full = values.get("full_matrices", True)
+    return _reduced_or_square(f"full_matrices={full}", full, values["input"])
+
+
+def _some(values: Mapping[str, Any]) -> str | None:
+    """torch.svd's some, True (reduced) by default."""
+    some = values.get("some", True)
+    return _reduced_or_square(f"some={some}", not some, values["input"])
 
 
 #: Named conditions an entry may put on a sample (``when=``): None when the sample fits, else why not.
 CONDITIONS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "last-two-axes": _last_two_axes,
     "last-axis-normalized": _last_axis_normalized,
-    "reduced-or-square": _reduced_or_square,
+    "reduced-or-square": _full_matrices,
+    "some-or-square": _some,
 }
 
 _NAMES = ["x", "y", "z", "w", "v", "u", "s", "r", "q", "p"]

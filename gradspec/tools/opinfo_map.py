@@ -284,7 +284,7 @@ TABLE: dict[str, Entry] = {
     "linalg.svd": E("svd", "full_matrices driver", "full_matrices=* driver=None", outputs=(0, 1, 2),
                     when="reduced-or-square", note=_SINGULAR_VECTORS),
     "svd": E("svd", "some compute_uv", "some=* compute_uv=True", outputs=(0, 1, 2), forms=((2, "transpose({out})"),),
-             when="reduced-or-square", note="torch.svd is torch.linalg.svd with V = Vh^T, compared as "
+             when="some-or-square", note="torch.svd is torch.linalg.svd with V = Vh^T, compared as "
                                             "transpose(svd(x)[2]); " + _SINGULAR_VECTORS),
     "linalg.svdvals": E("svdvals"),
     "matrix_exp": E("matrix_exp"),
