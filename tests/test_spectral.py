@@ -254,15 +254,13 @@ def test_the_derivatives_of_u_and_vh_are_those_of_mpmaths_svd(a: Any, digits60: 
     for k in (0, 2):
         ref = modes(f"svd(a)[{k}]", {"a": a}, {"a": direction}, np.ones(np.shape(reference(f"svd(a)[{k}]", a=a).value)))
 
-        def entry(t: Any, i: int, j: int, k: int = k) -> Any:
-            return _svd(mp(a) + t * mp(direction))[k][i, j]
+        def derivative(order: int, shape: tuple[int, int], k: int = k) -> list[list[Any]]:
+            return [[mpmath.diff(lambda t, i=i, j=j: _svd(mp(a) + t * mp(direction))[k][i, j], 0, order)
+                     for j in range(shape[1])] for i in range(shape[0])]
 
         assert ref.jvp is not None and ref.jvp_of_jvp is not None
-        rows, cols = ref.jvp.exact.shape
-        near(ref.jvp.exact, [[mpmath.diff(lambda t: entry(t, i, j), 0) for j in range(cols)] for i in range(rows)],
-             digits=35)
-        near(ref.jvp_of_jvp.exact, [[mpmath.diff(lambda t: entry(t, i, j), 0, 2) for j in range(cols)]
-                                    for i in range(rows)], digits=30)
+        near(ref.jvp.exact, derivative(1, ref.jvp.exact.shape), digits=35)
+        near(ref.jvp_of_jvp.exact, derivative(2, ref.jvp.exact.shape), digits=30)
 
 
 def test_svd_refuses_what_svdvals_refuses_and_an_unreadable_sign() -> None:
