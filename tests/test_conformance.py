@@ -64,7 +64,7 @@ TINYGRAD_SPECIAL = Counter({
     ("sign-at-zero", "fail"): 1, ("maximum-tie", "convention"): 1, ("minimum-tie", "convention"): 1,
     ("logaddexp-edges", "fail"): 2, ("sinh-cosh-edges", "fail"): 2,
     # it has no ndtr, sinc, logit, entr, deg2rad, rad2deg, tanhshrink, hardshrink, softshrink, threshold, hypot,
-    # logaddexp2 or xlog1py (skipped, by case and points); its log2, log10, exp2 and softsign pass
+    # logaddexp2, xlog1py or prelu (skipped, by case and points); its log2, log10, exp2 and softsign pass
     **{(case, "skip"): n for case, n in (
         ("ndtr-sampled", 3), ("ndtr-tails", 5), ("logit-sampled", 3), ("logit-edges", 4), ("logit-eps-sampled", 4),
         ("logit-eps-at-bounds", 2), ("entr-sampled", 3), ("entr-edges", 4), ("deg2rad-rad2deg-sampled", 3),
@@ -72,7 +72,8 @@ TINYGRAD_SPECIAL = Counter({
         ("hardshrink-softshrink-sampled", 4), ("hardshrink-at-bounds", 2), ("softshrink-at-bounds", 2),
         ("threshold-sampled", 3), ("threshold-at-threshold", 1), ("hypot-sampled", 3), ("hypot-edges", 4),
         ("logaddexp2-sampled", 3), ("logaddexp2-edges", 4), ("xlog1py-sampled", 3), ("xlog1py-edges", 3),
-        ("sinc-sampled", 3), ("sinc-at-zero", 1), ("sinc-edges", 4), ("more-special-tensor", 2))},
+        ("sinc-sampled", 3), ("sinc-at-zero", 1), ("sinc-edges", 4), ("more-special-tensor", 2),
+        ("prelu-sampled", 3), ("prelu-at-zero", 1), ("prelu-tensor", 2))},
 })
 # cases/reductions.gradspec.yaml on torch 2.13: cumprod's forward over forward at a zero factor (pytorch#196701),
 # logcumsumexp's JVP with logits hundreds apart (pytorch#196705), and amax's even split of a tie (a convention)

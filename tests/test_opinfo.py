@@ -173,6 +173,17 @@ def test_svd_entries_judge_u_s_and_vh_and_take_full_matrices_only_when_square() 
         assert got.cases == [] and got.skipped.replace(": ", "; ").startswith(reason), got.skipped
 
 
+def test_prelu_samples_run_where_torchs_weight_broadcasts_as_gradspecs() -> None:
+    entry = TABLE["nn.functional.prelu"]
+    one = convert("p", entry, _sample(_t([[1.0, -2.0]]), _t(0.25)), 0, _ALL).cases
+    assert [c["expr"] for c in one] == ["prelu(x, y)"] and one[0]["at"]["y"] == 0.25
+    per_channel = convert("p", entry, _sample(_t([[1.0, -2.0]]), weight=_t([0.25, 0.5])), 0, _ALL).cases
+    assert [c["expr"] for c in per_channel] == ["prelu(x, y)"]  # [N, C]: the channels are the last axis
+    for x, w in (([[[1.0, -2.0], [3.0, -1.0]]], [0.25, 0.5]), (1.0, [0.25])):
+        got = convert("p", entry, _sample(_t(x), _t(w)), 0, _ALL)
+        assert got.cases == [] and "torch applies a weight along axis 1 and keeps the input's shape" in got.skipped
+
+
 def test_eigh_samples_with_uplo_u_read_the_upper_triangle() -> None:
     a = _t([[2.0, 1.0], [0.0, 3.0]])
     upper = convert("linalg.eigh", TABLE["linalg.eigh"], _sample(a, UPLO="U"), 0, _ALL).cases

@@ -140,6 +140,19 @@ KINKS = [
 ]
 
 
+def test_prelu_has_its_kink_at_zero_whatever_the_weight_with_torchs_slope_w() -> None:
+    op = OPS["prelu"]
+    assert op.kink is not None
+    for w in ("0.25", "-3", "2"):
+        at = [mpmath.mpf(0), mpmath.mpf(w)]
+        assert op.kink.at(at) and op.kink.at([mpmath.mpf("1e-50"), mpmath.mpf(w)])
+        assert not op.kink.at([mpmath.mpf("0.25"), mpmath.mpf(w)])
+        assert float(_at("prelu", (0,), 0, float(w))) == float(w)  # d/dx = w at 0 (torch's kernel: x > 0 ? 1 : w)
+        assert float(_at("prelu", (1,), 0, float(w))) == 0.0  # d/dw = x
+        assert op.kink.interval_for(at) == ((min(float(w), 1.0), max(float(w), 1.0)), (0.0, 0.0))
+    assert float(_at("prelu", (0, 1), -2, 0.25)) == 1.0 and float(_at("prelu", (0, 1), 2, 0.25)) == 0.0
+
+
 @pytest.mark.parametrize("name, x, convention", KINKS, ids=[f"{n}@{x}" for n, x, _ in KINKS])
 def test_each_kink_is_found_and_its_convention_is_what_sympy_derives(name: str, x: float, convention: float) -> None:
     op = OPS[name]
@@ -261,4 +274,4 @@ def test_every_special_row_names_its_spellings() -> None:
         assert (op.tinygrad is None) != (op.tinygrad_lacks is None), name
     assert {n for n in SPECIAL if OPS[n].tinygrad is None} == {
         "erfc", "log1p", "expm1", "atan2", "xlogy", "ndtr", "logit", "entr", "deg2rad", "rad2deg", "tanhshrink",
-        "hardshrink", "softshrink", "threshold", "hypot", "logaddexp2", "xlog1py", "sinc"}
+        "hardshrink", "softshrink", "threshold", "hypot", "logaddexp2", "xlog1py", "sinc", "prelu"}

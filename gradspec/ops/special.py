@@ -144,6 +144,10 @@ def xlog1py(x: Any, y: Any) -> Any:
 def entr(x: Any) -> Any:
     return sympy.Piecewise((-x * sympy.log(x), x > 0), (0, True))
 
+
+def prelu(x: Any, w: Any) -> Any:
+    return sympy.Piecewise((x, x > 0), (w * x, True))
+
 # -- float forms ---------------------------------------------------------------------------------------
 
 
@@ -240,6 +244,10 @@ def f_xlog1py(x: float, y: float) -> float:
 
 def f_entr(x: float) -> float:
     return -x * math.log(x) if x > 0 else 0.0 if x == 0 else -math.inf
+
+
+def f_prelu(x: float, w: float) -> float:
+    return x if x > 0 else w * x
 
 
 def f_ndtr(x: float) -> float:
@@ -393,3 +401,8 @@ def k_logit(a: Args, eps: Any) -> bool:
 
 def k_logit_interval(a: Args, eps: Any) -> tuple[tuple[float, float], ...]:
     return ((0.0, float(1 / (eps * (1 - eps)))),)
+
+
+def k_prelu_interval(a: Args) -> tuple[tuple[float, float], ...]:
+    w = float(a[1])  # the slope on either side of 0 in x; d/dw = x is 0 on both
+    return ((min(w, 1.0), max(w, 1.0)), (0.0, 0.0))

@@ -202,6 +202,11 @@ ROWS: tuple[Op, ...] = (
                  "unless value = threshold)"),
        torch=lib("nn.functional.threshold", **same("threshold", "value")), jax=_sp.jax_threshold,
        tinygrad_lacks="tinygrad has no threshold", ulps=0, fuzz=None),
+    Op("prelu", 2, _S.prelu, _S.f_prelu, method="prelu",
+       kink=Kink(at_zero, (0.25, 0.0), (_UNIT[0], (0.0, 0.0)), "prelu at x = 0 (d/dx = w there, torch's; d/dw = x = 0)",
+                 interval_at=_S.k_prelu_interval),
+       # w*x: one rounding; the partials 1 or w and 0 or x are exact
+       torch=_sp.torch_prelu, jax=_sp.jax_prelu, tinygrad_lacks="tinygrad has no prelu", ulps=0.5, fuzz=None),
     Op("maximum", 2, _S.maximum, max, method="maximum",
        kink=Kink(_S.k_tie, (0.5, 0.5), (_UNIT[0], _UNIT[0]), "maximum at a tie (1/2 each, torch's and JAX's)"),
        torch=lib("maximum"), jax=lib("numpy.maximum"), tinygrad=swapped(".maximum"), ulps=0, fuzz=None),

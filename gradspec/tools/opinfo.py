@@ -152,12 +152,26 @@ def _some(values: Mapping[str, Any]) -> str | None:
     return _reduced_or_square(f"some={some}", not some, values["input"])
 
 
+def _prelu_weight(values: Mapping[str, Any]) -> str | None:
+    """torch's prelu applies a weight of C elements along axis 1 and keeps the input's shape; gradspec's
+    broadcasts it against the trailing axes, as every binary op: the same function for one weight that adds
+    no axis, or a [C] weight on an [N, C] input."""
+    x, w = values["input"], values.get("weight")
+    if w is None or not hasattr(w, "shape"):
+        return None  # not a tensor: the operand check says why
+    if (w.numel() == 1 and w.dim() <= x.dim()) or (x.dim() == 2 and list(w.shape) == [x.shape[1]]):
+        return None
+    return (f"weight {list(w.shape)} on an input {list(x.shape)}: torch applies a weight along axis 1 and keeps the "
+            "input's shape, gradspec's prelu broadcasts it against the trailing axes")
+
+
 #: Named conditions an entry may put on a sample (``when=``): None when the sample fits, else why not.
 CONDITIONS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "last-two-axes": _last_two_axes,
     "last-axis-normalized": _last_axis_normalized,
     "reduced-or-square": _full_matrices,
     "some-or-square": _some,
+    "prelu-weight": _prelu_weight,
 }
 
 _NAMES = ["x", "y", "z", "w", "v", "u", "s", "r", "q", "p"]

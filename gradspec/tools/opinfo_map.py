@@ -223,6 +223,7 @@ TABLE: dict[str, Entry] = {
     "nn.functional.instance_norm": E(
         "instance_norm", "running_mean running_var weight bias use_input_stats momentum eps",
         "running_mean=None running_var=None weight=None bias=None use_input_stats=True momentum=* eps>eps"),
+    "nn.functional.prelu": E("prelu", "weight", operands="input weight", when="prelu-weight"),
     "nn.functional.linear": E("linear", "weight bias", operands="input weight bias"),
     "nn.functional.embedding": E("embedding", "weight padding_idx max_norm norm_type scale_grad_by_freq sparse",
                                  "padding_idx=None max_norm=None norm_type=2.0 scale_grad_by_freq=False sparse=False",
