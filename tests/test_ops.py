@@ -59,6 +59,8 @@ SPECIAL_POINTS: dict[str, list[tuple[float, ...]]] = {
     "hypot": [(0.5, 1.5), (-2.0, 0.25), (3.0, -4.0)], "logaddexp2": [(0.5, 1.5), (30.0, -2.0)],
     "xlog1py": [(0.5, 1.5), (-2.0, -0.5), (0.0, 3.0)], "sinc": [(0.3,), (-2.5,), (1.7,)],
     "prelu": [(0.5, 0.25), (-2.0, 0.25), (-1.5, -3.0)],
+    "lgamma": [(0.5,), (3.7,), (-0.5,), (7.3,)], "digamma": [(0.5,), (3.7,), (-2.5,)],
+    "log_ndtr": [(0.3,), (-2.5,), (4.0,)],
 }
 SPECIAL = set(SPECIAL_POINTS)
 POINTS |= SPECIAL_POINTS
@@ -110,6 +112,9 @@ KNOWN: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "xlog1py": ((2.0, 0.0), (0.0, 2.0)),
     "sinc": ((0.5,), (-4 / math.pi,)),  # (cos(pi x) - sinc(x))/x
     "prelu": ((-2.0, 0.25), (0.25, -2.0)),  # (w, x) below 0
+    "lgamma": ((1.0,), (-0.5772156649015329,)),  # digamma(1) = -Euler's gamma
+    "digamma": ((1.0,), (math.pi**2 / 6,)),  # trigamma(1) = zeta(2)
+    "log_ndtr": ((0.0,), (2 / math.sqrt(2 * math.pi),)),  # phi(0)/Phi(0)
 }
 
 
@@ -413,7 +418,8 @@ def test_rounding_budgets_are_op_facts() -> None:
         assert o.partial_ulps >= 0 and o.partial_abs >= 0
     # partials recomputed from the op's own rounded output lose absolute, not relative, accuracy
     assert {o.name for o in OPS.values() if o.partial_abs} == {"tanh", "sigmoid", "expm1", "elu", "selu", "celu", "gelu",
-                                                               "hardswish", "entr", "softsign", "tanhshrink", "sinc"}
+                                                               "hardswish", "entr", "softsign", "tanhshrink", "sinc",
+                                                               "lgamma"}
     assert OPS["tanh"].partial_abs > 2 * OPS["tanh"].ulps  # 1 - t*t: twice t's error, plus its own
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import mpmath
 import sympy
 
-from gradspec.engine_floats import _tanhshrink
+from gradspec.engine_floats import _lgamma, _log_ndtr, _polygamma, _tanhshrink
 from gradspec.ops.functions import Phi, expm1, log1p
 
 __all__ = ["COMPARE"]
@@ -246,6 +246,18 @@ def f_entr(x: float) -> float:
     return -x * math.log(x) if x > 0 else 0.0 if x == 0 else -math.inf
 
 
+def f_log_ndtr(x: float) -> float:
+    return _log_ndtr(x)
+
+
+def f_lgamma(x: float) -> float:
+    return _lgamma(x)
+
+
+def f_digamma(x: float) -> float:
+    return _polygamma(0, x)
+
+
 def f_prelu(x: float, w: float) -> float:
     return x if x > 0 else w * x
 
@@ -349,6 +361,15 @@ def d_entr(a: Args, varying: Sequence[bool]) -> str | None:
     if a[0] > 0 or (a[0] == 0 and not varying[0]):
         return None
     return f"entr needs x > 0 (0 only as a constant), got x = {_show(a[0])}"
+
+
+def d_gamma_pole(name: str) -> Callable[[Args, Sequence[bool]], str | None]:
+    def check(a: Args, varying: Sequence[bool]) -> str | None:
+        x = a[0]
+        if x <= 0 and x == mpmath.floor(x):
+            return f"{name} has a pole at every integer x <= 0, got x = {_show(x)}"
+        return None
+    return check
 
 
 def d_logit(a: Args, varying: Sequence[bool], eps: Any) -> str | None:

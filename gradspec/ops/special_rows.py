@@ -16,7 +16,7 @@ import sympy
 from gradspec.ops import special as _S
 from gradspec.ops import spellings as _sp
 from gradspec.ops.forms import LIBM, at_zero
-from gradspec.ops.functions import Phi, Sinc, TanhShrink, expm1, log1p
+from gradspec.ops.functions import LogGamma, LogNdtr, Phi, Psi, Sinc, TanhShrink, expm1, log1p
 from gradspec.ops.row import Keyword, Kink, Op
 from gradspec.ops.spellings import lib, same, swapped
 
@@ -55,6 +55,18 @@ ROWS: tuple[Op, ...] = (
        # rounding moves cos by up to pi/2 eps per unit of x), each to about LIBM + 1 eps, differenced where they
        # cancel (near the slope's zeros, and towards 0): absolute, for |x| from about 1/2 on
        tinygrad_lacks="tinygrad has no sinc", ulps=LIBM + 1, partial_ulps=2 * LIBM + 1, partial_abs=2 * LIBM + 2,
+       fuzz=None),
+    Op("log_ndtr", 1, LogNdtr, _S.f_log_ndtr, method="log_ndtr", torch=lib("special.log_ndtr"),
+       # log of erfc (or of erfcx in the left tail, with -x*x/2 added); the slope phi/Phi, a ratio of two
+       jax=_sp.jax_special("log_ndtr"), tinygrad_lacks="tinygrad has no log_ndtr", ulps=LIBM, partial_ulps=LIBM + 1,
+       fuzz=None),
+    Op("lgamma", 1, LogGamma, _S.f_lgamma, method="lgamma", domain=_S.d_gamma_pole("lgamma"), torch=lib("lgamma"),
+       # the slope digamma(x) is a library function whose recurrence and series cancel beside its zero at
+       # 1.4616: an absolute error of a few eps there (as sinc's)
+       jax=_sp.jax_special("gammaln"), tinygrad_lacks="tinygrad has no lgamma", ulps=LIBM, partial_ulps=LIBM,
+       partial_abs=LIBM, fuzz=None),
+    Op("digamma", 1, Psi, _S.f_digamma, method="digamma", domain=_S.d_gamma_pole("digamma"), torch=lib("digamma"),
+       jax=_sp.jax_special("digamma"), tinygrad_lacks="tinygrad has no digamma", ulps=LIBM, partial_ulps=LIBM,
        fuzz=None),
     Op("logit", 1, _S.logit, _S.f_logit, method="logit", domain=_S.d_logit, keywords=(Keyword("eps", _NUM, None),),
        kink=Kink(_S.k_logit, (1.0,), _UNIT, "logit at eps or 1 - eps (the inner slope 1/(eps*(1 - eps)), torch's)",
