@@ -369,8 +369,12 @@ def test_a_repeated_eigenvalue_in_a_case_file_is_a_located_load_error(write_case
           - id: b
             expr: svdvals(a)
             at: {a: [[1, 2], [2, 4]]}
+          - id: c
+            expr: svd(a)[2]
+            at: {a: [[3, 0], [0, -3]]}
         """), [(4, 9, "point 0 is outside the domain: eigvalsh: eigenvalues 1 and 2 are repeated"),
-               (7, 9, "point 0 is outside the domain: svdvals: singular value 2 is zero")])
+               (7, 9, "point 0 is outside the domain: svdvals: singular value 2 is zero"),
+               (10, 9, "point 0 is outside the domain: svd: singular values 1 and 2 are repeated (both 3)")])
 
 
 def test_a_spectrum_closer_than_the_precision_is_reported_with_its_spacing() -> None:
@@ -389,6 +393,9 @@ def test_a_spectrum_closer_than_the_precision_is_reported_with_its_spacing() -> 
     flat = {"a": np.array([[Fraction(1)] * 2, [Fraction(1), Fraction(1) + Fraction(2) ** -52]], dtype=object)}
     assert "smallest singular value 1.11e-16 against a largest magnitude of 2 (ratio 1.8e+16)" in \
         check_tensor(graph, flat, resolve("builtin"), Tolerance()).message
+    graph = build_tensor(parse("svd(a)[0]"), {"a": (2, 2)})  # svd reports its spectrum as svdvals does
+    assert "smallest singular value 1.11e-16 against a largest magnitude of 2 (ratio 1.8e+16) beyond 1/eps = " \
+        "4.5e+15 of the engine's precision, in svd" in check_tensor(graph, flat, resolve("builtin"), Tolerance()).message
 
 
 @pytest.mark.parametrize("text", ["sum(eigvalsh(s))", "sum(eigh(s)[1] * eigh(s)[0])", "sum(svdvals(a))",
