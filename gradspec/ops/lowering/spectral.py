@@ -4,7 +4,8 @@
 sweep, until the off-diagonal part is below ``TOLERANCE`` of the matrix (relative, in the Frobenius norm)
 at the point, then ``EXTRA`` sweeps more; the diagonal, sorted, is the eigenvalues and the product of the
 rotations the eigenvectors. ``svdvals`` is the square roots of the eigenvalues of AᵀA (A Aᵀ when A is
-wide); ``svd`` adds their eigenvectors V (U when wide) and the other side, U = A V Σ⁻¹ (V = Aᵀ U Σ⁻¹). ``matrix_exp`` is scaling and squaring: a Taylor polynomial of ``TERMS`` terms at A / 2^s, with
+wide); ``svd`` adds their eigenvectors V (U when wide) and the other side, U = A V Σ⁻¹ (V = Aᵀ U Σ⁻¹).
+``matrix_exp`` is scaling and squaring: a Taylor polynomial of ``TERMS`` terms at A / 2^s, with
 |A / 2^s| at most 1/2, squared s times. The number of sweeps, the scaling s, the sign of every rotation's
 formula and the sorting are branches read at the point (the backend's ``peek``), like a pivot.
 
