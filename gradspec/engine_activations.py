@@ -12,8 +12,8 @@ rather than ``1 - tanh(sp)**2``, gelu's ``Phi`` as ``erfc(-x/sqrt(2))/2``, ``sof
 Conventions at the kinks are the op table's (torch's where it documents one): softplus returns x where
 ``beta*x > threshold``; elu'(0) = alpha, leaky_relu'(0) = negative_slope; relu6', hardtanh' and
 hardsigmoid' are 0 at their bounds, clamp' is 1; hardswish' is the outer piece's slope at -3 and 3;
-hardshrink', softshrink' and threshold' are 0 at their boundaries; maximum and minimum give 1/2 to each
-side of a tie.
+hardshrink', softshrink' and threshold' are 0 at their boundaries; prelu'(0) is the weight w; maximum
+and minimum give 1/2 to each side of a tie.
 
 >>> from gradspec.engine import Value, grad
 >>> x = Value(-30.0)
@@ -192,6 +192,11 @@ class ActivationOps(OpMixin):
         a, b = self.data, self._other(other)
         return self._two(other, a if a <= b else b, "minimum", _minimum_partials)
 
+    def prelu(self, other: Operand) -> Value:
+        """``x`` above 0, ``w*x`` at and below it (torch's: d/dx = w at 0)."""
+        x, w = self.data, self._other(other)
+        return self._two(other, x if x > 0 else w * x, "prelu", _prelu_partials)
+
     @classmethod
     def where(cls, condition: bool, a: Operand, b: Operand) -> Value:
         """``a`` where ``condition`` holds, else ``b`` (torch.where): the condition is data, so only the
@@ -272,6 +277,11 @@ def _maximum_partials(out: Value, g: float) -> tuple[Partial, ...]:
 def _minimum_partials(out: Value, g: float) -> tuple[Partial, ...]:
     a, b = out._parents
     return (1.0, 0.0) if a.data < b.data else (0.0, 1.0) if a.data > b.data else (0.5, 0.5)
+
+
+def _prelu_partials(out: Value, g: float) -> tuple[Partial, ...]:
+    x, w = out._parents
+    return (1.0, 0.0) if x.data > 0 else (w, x)
 
 
 def _where_true(out: Value, g: float) -> tuple[Partial, ...]:

@@ -8,7 +8,9 @@ to keep its digits in the tails: ``asin' = 1/sqrt((1 - x)*(1 + x))`` (not ``1 - 
 near its zero at 1/e, the partials of logaddexp and logaddexp2 as sigmoids. Values use ``log1p``/``expm1``
 where the direct form cancels, ``logit`` ``log1p((2x - 1)/(1 - x))`` near 1/2, ``ndtr`` the normal CDF
 with its argument's rounding corrected, and ``sinc`` sin(pi*x) without pi*x's rounding and each of its
-derivatives from its Taylor series near 0. sign' = 0.
+derivatives from its Taylor series near 0; ``lgamma' = digamma`` and each polygamma function's derivative
+the next one; ``log_ndtr' = phi/Phi`` as ``g - x`` with ``g = x + phi/Phi`` from Mills' ratio in the left
+tail (phi/Phi is nearly -x there). sign' = 0.
 
 >>> import math
 >>> from gradspec.engine import Value, grad
@@ -27,7 +29,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gradspec.engine import Operand, Partial, Partials, Value
 
-from gradspec.engine_floats import _logit, _ncdf, _safe, _sinc_d
+from gradspec.engine_floats import (
+    _lgamma,
+    _log_ndtr,
+    _logit,
+    _ncdf,
+    _ndtr_gap,
+    _ndtr_ratio,
+    _polygamma,
+    _safe,
+    _sinc_d,
+)
 
 __all__ = ["OpMixin", "SpecialOps"]
 
@@ -175,6 +187,36 @@ class SpecialOps(OpMixin):
     def _sinc(self, n: int) -> Value:
         # sinc's n-th derivative as a node whose partial is the next one: differentiable to any order
         return self._one(_sinc_d(self.data, n), "sinc", lambda out, g: (_x(out)._sinc(n + 1),))
+
+    def log_ndtr(self) -> Value:
+        """``log(Phi(x))``, both tails kept; its slope r = phi/Phi, below 0 as g - x with g = x + phi/Phi
+        computed whole (r is nearly -x there), else as r itself (nearly 0 in the right tail)."""
+
+        def partials(out: Value, g: float) -> tuple[Partial, ...]:
+            x = _x(out)
+            return (x._ndtr_gap() - x if x.data < 0 else x._ndtr_ratio(),)
+
+        return self._one(_log_ndtr(self.data), "log_ndtr", partials)
+
+    def _ndtr_gap(self) -> Value:
+        # g = x + phi/Phi; with r = g - x, r' = -r*g and g' = 1 - r*g, in Value ops: differentiable to any order
+        return self._one(_ndtr_gap(self.data), "log_ndtr", lambda out, g: (1 - (out - _x(out)) * out,))
+
+    def _ndtr_ratio(self) -> Value:
+        # r = phi/Phi, r' = -r*(x + r)
+        return self._one(_ndtr_ratio(self.data), "log_ndtr", lambda out, g: (-out * (_x(out) + out),))
+
+    def lgamma(self) -> Value:
+        """``log|Gamma(x)|``; +inf at a pole (0, -1, -2, ...), as torch's; its derivative is digamma."""
+        return self._one(_lgamma(self.data), "lgamma", lambda out, g: (_x(out).digamma(),))
+
+    def digamma(self) -> Value:
+        """The derivative of ``lgamma``; nan at a pole."""
+        return self._polygamma(0)
+
+    def _polygamma(self, n: int) -> Value:
+        # the n-th polygamma function as a node whose partial is the next one: differentiable to any order
+        return self._one(_polygamma(n, self.data), "digamma", lambda out, g: (_x(out)._polygamma(n + 1),))
 
     def entr(self) -> Value:
         """``-x*log(x)``: 0 at 0, -inf below."""

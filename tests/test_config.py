@@ -133,7 +133,7 @@ BAD = [
      "expected a Python attribute name, found 'the value'"),
     ('[tool.gradspec.engine.mine]\nclass = "m:V"\nmethods = { softmax = "Softmax" }',
      "tool.gradspec.engine.mine.methods.softmax", "not allowed; expected one of abs, acos, acosh, asin, asinh, atan, atan2, "
-     "atanh, backward, celu, clamp, cos, cosh, deg2rad, elu, entr, erf, erfc, exp"),
+     "atanh, backward, celu, clamp, cos, cosh, deg2rad, digamma, elu, entr, erf, erfc, exp"),
     ('[tool.gradspec.engine.mine]\nclass = "m:V"\nmethods = { relu = 1 }', "tool.gradspec.engine.mine.methods.relu",
      "expected a Python attribute name, found 1"),
     ('[tool.gradspec.engine.mine]\nclass = "m:V"\ngradient = "g"', "tool.gradspec.engine.mine.gradient",

@@ -8,9 +8,10 @@ gradient is 0, its tanh at +-1e-12 is 9e-5 of itself off (2 * sigmoid(2x) - 1 ca
 and its Hessian of tanh(u) u^2 at u = -1e8 is nan), and its cos at
 1e15 is wrong in the first digit. On the special functions and activations: torch's gelu (both forms) is 0 far in
 the left tail, as are its ndtr below -8 and tanhshrink at 1e-8 (x - tanh(x)), its asinh' is 0 at 1e200, its
-logaddexp2(-1, -1) is -4.8e-17 for 0, its sinc'' is nan at 0 and sinc' 0 at 1e-10, sinc(3) is 3.9e-17 for 0, and it
-cannot differentiate hardsigmoid twice; JAX's tanh-form gelu, asinh', tanhshrink, logaddexp2 and sinc do the same
-(its sinc is right at 0, not beside it), its hypot' is inf at 1e-300 and 1.06 for 0.707 at 1e300, and it takes other
+logaddexp2(-1, -1) is -4.8e-17 for 0, its sinc'' is nan at 0 and sinc' 0 at 1e-10, sinc(3) is 3.9e-17 for 0, its
+digamma keeps no digit beside its zero, and it cannot differentiate hardsigmoid twice; JAX's tanh-form gelu, asinh',
+tanhshrink, logaddexp2, sinc and digamma do the same (its sinc is right at 0, not beside it), its log_ndtr(8) is
+log(ndtr(8)) (-6.7e-16 for -6.2e-16), its hypot' is inf at 1e-300 and 1.06 for 0.707 at 1e300, and it takes other
 subgradients at leaky_relu's, hardtanh's, clip's and logit's eps kinks; tinygrad's erf,
 atan, asin and acos are polynomial approximations (erf'(0) and atan'(0) are 0), its selu has 5-digit constants; it merges two scalar inputs that hold the same number (tinygrad#9597).
 On the layers and losses: torch's batch norm is wrong forward over forward and at third order (pytorch#196699),
@@ -64,7 +65,8 @@ TINYGRAD_SPECIAL = Counter({
     ("sign-at-zero", "fail"): 1, ("maximum-tie", "convention"): 1, ("minimum-tie", "convention"): 1,
     ("logaddexp-edges", "fail"): 2, ("sinh-cosh-edges", "fail"): 2,
     # it has no ndtr, sinc, logit, entr, deg2rad, rad2deg, tanhshrink, hardshrink, softshrink, threshold, hypot,
-    # logaddexp2 or xlog1py (skipped, by case and points); its log2, log10, exp2 and softsign pass
+    # logaddexp2, xlog1py, prelu, log_ndtr, lgamma or digamma (skipped, by case and points); its log2, log10, exp2
+    # and softsign pass
     **{(case, "skip"): n for case, n in (
         ("ndtr-sampled", 3), ("ndtr-tails", 5), ("logit-sampled", 3), ("logit-edges", 4), ("logit-eps-sampled", 4),
         ("logit-eps-at-bounds", 2), ("entr-sampled", 3), ("entr-edges", 4), ("deg2rad-rad2deg-sampled", 3),
@@ -72,7 +74,9 @@ TINYGRAD_SPECIAL = Counter({
         ("hardshrink-softshrink-sampled", 4), ("hardshrink-at-bounds", 2), ("softshrink-at-bounds", 2),
         ("threshold-sampled", 3), ("threshold-at-threshold", 1), ("hypot-sampled", 3), ("hypot-edges", 4),
         ("logaddexp2-sampled", 3), ("logaddexp2-edges", 4), ("xlog1py-sampled", 3), ("xlog1py-edges", 3),
-        ("sinc-sampled", 3), ("sinc-at-zero", 1), ("sinc-edges", 4), ("more-special-tensor", 2))},
+        ("sinc-sampled", 3), ("sinc-at-zero", 1), ("sinc-edges", 4), ("more-special-tensor", 2),
+        ("prelu-sampled", 3), ("prelu-at-zero", 1), ("prelu-tensor", 2), ("log-ndtr-sampled", 3), ("log-ndtr-tails", 5),
+        ("lgamma-digamma-sampled", 3), ("lgamma-edges", 5), ("digamma-edges", 5))},
 })
 # cases/reductions.gradspec.yaml on torch 2.13: cumprod's forward over forward at a zero factor (pytorch#196701),
 # logcumsumexp's JVP with logits hundreds apart (pytorch#196705), and amax's even split of a tie (a convention)
@@ -205,7 +209,7 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
                                          ("batch-norm-second-order", "fail"): 1, ("smooth-l1-huber", "fail"): 1,
                                          ("binary-cross-entropy-with-logits", "fail"): 1,
                                          ("logaddexp2-edges", "fail"): 1, ("sinc-at-zero", "fail"): 1,
-                                         ("sinc-edges", "fail"): 1, **REDUCTIONS_ON_TORCH})
+                                         ("sinc-edges", "fail"): 1, ("digamma-edges", "fail"): 1, **REDUCTIONS_ON_TORCH})
     # torch.amax and torch.amin split a tie's gradient evenly: another subgradient, not the declared one
     (ties,) = [r for r in results if r.case_id == "amax-amin-ties"]
     assert {q.note for q in ties.quantities if q.verdict is Verdict.CONVENTION} == {"another subgradient at a kink"}
@@ -265,6 +269,11 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
             # is -pi**2/3
             assert set(failed) == {"hvp x", "hvp x (fwd-rev)", "jvp-of-jvp", "order 2", "order 3"}
             assert failed["order 2"].engine != failed["order 2"].engine and failed["hvp x (fwd-rev)"].engine == 0.0
+        elif r.case_id == "digamma-edges":
+            # digamma at the float nearest its zero 1.4616...: -4.1e-16 where it is -9.2e-17 (the recurrence and the
+            # series cancel to nothing of it); its slope, trigamma, is right
+            assert r.point == {"x": 1.4616321449683622} and set(failed) == {"value"}
+            assert failed["value"].engine == pytest.approx(-4.069010753338098e-16, rel=1e-12)
         else:
             # asinh'(1e200) = 1/sqrt(1 + x*x): x*x overflows and the slope is 0 where the exact one is 1e-200
             assert r.case_id == "asinh-edges" and r.point == {"x": 1e200}
@@ -419,8 +428,8 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
                                          ("l1-at-zero", "convention"): 1,  # every linear-algebra finding of torch passes here
                                          ("hypot-edges", "fail"): 2,
                                          ("logaddexp2-edges", "fail"): 1, ("logit-eps-at-bounds", "convention"): 2,
-                                         ("sinc-edges", "fail"): 1,
-                                         **{(case, "convention"): 1 for case in EVEN_TIES}})
+                                         ("sinc-edges", "fail"): 1, ("digamma-edges", "fail"): 1,
+                                         ("log-ndtr-tails", "fail"): 1, **{(case, "convention"): 1 for case in EVEN_TIES}})
     # as torch's, and its elu family's slope (expm1's output rebuilt), tanh'' near 0 and at saturation
     assert imprecise_only_where_rebuilt(results) == TAILS | {
         "elu-edges", "selu-edges", "celu-edges", "tanh-saturated-reverse-over-reverse", "tanh-tiny-second-order",
@@ -453,9 +462,13 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
     assert all(1e-9 < abs(q.engine / q.exact - 1) < 1e-4 for q in bad if q.engine is not None and q.exact)
     # jax.nn.softplus'' at 37.43 is 0 (exact 5.5e-17: its sigmoid' rebuilt from a rounded sigmoid), beyond even
     # that allowance against the stable spelling x + log(1 + exp(-x)); hvp along the seeded directions
-    # logaddexp2(-1, -1) is -4.8e-17 where it is 0 exactly
+    # logaddexp2(-1, -1) is -4.8e-17 where it is 0 exactly; digamma at the float nearest its zero is 2.2e-16
+    # (exact -9.2e-17), as torch's; log_ndtr(8) is log(ndtr(8)), the log of 1 - 6.2e-16 rounded: -6.7e-16 (exact
+    # -6.2e-16: its right-tail form starts above 8)
     assert failed == {("asinh-edges", "x", 0.0), ("asinh-edges", "jvp", 0.0),
-                      ("logaddexp2-edges", "value", -4.756597398230631e-17)}
+                      ("logaddexp2-edges", "value", -4.756597398230631e-17),
+                      ("digamma-edges", "value", 2.220446049250313e-16),
+                      ("log-ndtr-tails", "value", -6.661338147750941e-16)}
     lost = {(r.case_id, q.name, q.engine) for r in results if r.case_id in ("gelu-tanh-tails", "tanhshrink-near-zero")
             for q in r.quantities if q.verdict is Verdict.IMPRECISE and q.name == "value"}
     assert lost == {("gelu-tanh-tails", "value", 0.0), ("tanhshrink-near-zero", "value", 0.0)}

@@ -50,6 +50,12 @@ POINTS = [
     ("logaddexp2", (-2000.0, 2000.0)), ("xlog1py", (0.5, 1.5)), ("xlog1py", (0.0, 2.0)),
     ("xlog1py", (3.0, -0.999999)), ("xlog1py", (-2.0, 1e-10)), ("sinc", (0.0,)), ("sinc", (1e-10,)), ("sinc", (0.3,)),
     ("sinc", (0.6366,)), ("sinc", (3.0,)), ("sinc", (-2.5,)), ("sinc", (100000000.5,)), ("sinc", (7.38,)),
+    ("prelu", (0.5, 0.25)), ("prelu", (-2.0, 0.25)), ("prelu", (-1.5, -3.0)),
+    ("lgamma", (0.5,)), ("lgamma", (1.0 + 2**-40,)), ("lgamma", (2.0,)), ("lgamma", (-2.5,)), ("lgamma", (1e-8,)),
+    ("lgamma", (171.5,)), ("lgamma", (1e10,)), ("digamma", (0.5,)), ("digamma", (1.4616321449683622,)),
+    ("digamma", (-0.5,)), ("digamma", (-7.25,)), ("digamma", (1e-8,)), ("digamma", (12.3,)), ("digamma", (1e6,)),
+    ("digamma", (1.3,)), ("log_ndtr", (0.3,)), ("log_ndtr", (-0.5,)), ("log_ndtr", (-1.0,)), ("log_ndtr", (-3.5,)),
+    ("log_ndtr", (-10.0,)), ("log_ndtr", (-40.0,)), ("log_ndtr", (8.0,)), ("log_ndtr", (30.0,)),
 ]
 
 
@@ -142,6 +148,21 @@ def test_tails_keep_their_digits_where_the_naive_rule_gives_zero() -> None:
     assert grad(far.sinc(), [far])[0] == pytest.approx(-1 / (math.pi * 100000000.5**2), rel=1e-15)  # cos(pi x) = 0
     h = Value(0.5 + 2**-30)
     assert h.logit().data == pytest.approx(2**-28, rel=1e-15)  # log(x/(1 - x)) keeps 8 digits of it
+    g = Value(3.0)
+    (d1,) = grad(g.lgamma(), [g], create_graph=True)  # digamma(3) = 3/2 - gamma, then trigamma, tetragamma
+    (d2,) = grad(d1, [g], create_graph=True)
+    assert d1.data == pytest.approx(1.5 - 0.5772156649015329, rel=1e-15)
+    assert d2.data == pytest.approx(math.pi**2 / 6 - 1.25, rel=1e-14)
+    assert grad(d2, [g])[0] == pytest.approx(-2 * (1.2020569031595942 - 1 - 1 / 8), rel=1e-13)  # -2 (zeta(3) - 9/8)
+    assert Value(-3.0).lgamma().data == math.inf and math.isnan(Value(-3.0).digamma().data)  # poles
+    assert Value(1 + 2**-40).lgamma().data == pytest.approx(-5.2497458900760183e-13, rel=1e-15)  # math.lgamma: 7e-4 off
+    assert Value(1.4616321449683622).digamma().data == pytest.approx(-9.241265521729427e-17, rel=1e-14)  # beside its zero
+    n = Value(-40.0)
+    (s1,) = grad(n.log_ndtr(), [n], create_graph=True)  # phi/Phi: nearly -x, as x + phi/Phi from Mills' ratio
+    assert n.log_ndtr().data == pytest.approx(-804.60844201375379, rel=1e-15)  # Phi(-40) = 3.7e-350 underflows
+    assert s1.data == pytest.approx(40.024968847207264, rel=1e-15)
+    assert grad(s1, [n])[0] == pytest.approx(-0.99937733162140861, rel=1e-13)  # -r*g, no 1 - r*g cancelled
+    assert Value(8.0).log_ndtr().data == pytest.approx(-6.220960574271784e-16, rel=1e-15)  # log1p(-Phi(-8))
 
 
 @pytest.mark.parametrize("name, x, convention", KINKS, ids=[f"{n}@{x}" for n, x, _ in KINKS])

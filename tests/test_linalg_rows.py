@@ -177,6 +177,27 @@ def test_structures_name_the_inputs_read_through_one() -> None:
     assert project("upper", x).tolist() == [[1.0, 2.0], [0.0, 3.0]]
 
 
+def test_uplo_u_reads_the_upper_triangle_on_every_side() -> None:
+    """eigvalsh and eigh with uplo="U" at a matrix with junk below the diagonal are the lower-triangle ops at
+    the symmetric matrix, exactly; the lower triangle's gradient is 0, and torch's spelling reads the same."""
+    junk = np.tril(np.full((3, 3), 9.0), -1) + np.triu(SPD)
+    for text in ("eigvalsh(a{})", "eigh(a{})[1]", "eigh(a{})[0]"):
+        assert (reference(text.format(', uplo="U"'), a=junk).value == reference(text.format(""), a=SPD).value).all()
+    grad = reference('eigvalsh(a, uplo="U")', a=junk).vjp(np.array([1.0, -0.5, 0.25])).exact["a"]
+    assert all(grad[r][c] == 0 for r in range(3) for c in range(r))
+    assert all(grad[r][c] != 0 for r in range(3) for c in range(r, 3))
+    graph = build_tensor(parse('eigh(a, uplo="U")[1]'), {"a": (3, 3)})
+    assert str(graph.program.output) == 'eigh(a, uplo="U")[1]'
+    assert structures(graph.steps, graph.differentiable) == {"a": "symmetric"}
+    torch = pytest.importorskip("torch")
+    from gradspec.ops.table import TENSOR_OPS
+
+    got = TENSOR_OPS["eigh"].torch(torch, [torch.tensor(junk)], {"output": 1, "uplo": "U"}).numpy()
+    assert np.allclose(got, reference("eigh(a)[1]", a=SPD).value_floats, rtol=0, atol=1e-14)
+    with pytest.raises(ExpressionError, match='eigvalsh: uplo= takes one of "L", "U", found \'"X"\''):
+        parse('eigvalsh(a, uplo="X")')
+
+
 def test_a_subscripted_call_prints_and_parses_back() -> None:
     for text in ("slogdet(a)[1]", "qr(a)[0]", "cholesky_solve(b, l, upper=1)"):
         assert str(parse(text).output).replace(", upper=0", "") == text

@@ -154,6 +154,44 @@ def test_multi_output_entries_judge_each_output_in_a_case_of_its_own() -> None:
     assert hermitian.cases[0]["expr"] == "sum((x + transpose(x)))"
 
 
+def test_svd_entries_judge_u_s_and_vh_and_take_full_matrices_only_when_square() -> None:
+    tall, square = _t([[1.0, 2.0], [0.5, -1.0], [2.0, 0.25]]), _t([[1.0, 2.0], [0.5, -1.0]])
+    linalg = convert("linalg.svd", TABLE["linalg.svd"], _sample(tall, full_matrices=False), 0, _ALL).cases
+    assert [c["expr"] for c in linalg] == ["svd(x)[0]", "svd(x)[1]", "svd(x)[2]"]
+    full = convert("linalg.svd", TABLE["linalg.svd"], _sample(square, full_matrices=True), 0, _ALL).cases
+    assert [c["expr"] for c in full] == ["svd(x)[0]", "svd(x)[1]", "svd(x)[2]"]  # the same function when square
+    old = convert("svd", TABLE["svd"], _sample(tall, some=True), 0, _ALL).cases
+    assert [c["expr"] for c in old] == ["svd(x)[0]", "svd(x)[1]", "transpose(svd(x)[2])"]  # torch.svd returns V
+    for name, kwargs, reason in [
+        ("linalg.svd", {"full_matrices": True}, "full_matrices=True on a [3, 2] matrix; gradspec's svd is the reduced "
+                                                "one, the same function only when square"),
+        ("linalg.svd", {}, "full_matrices=True on a [3, 2] matrix"),  # torch's default
+        ("svd", {"some": False}, "some=False on a [3, 2] matrix"),
+        ("svd", {"compute_uv": False}, "compute_uv=False; gradspec's svd takes only compute_uv=True"),
+    ]:
+        got = convert(name, TABLE[name], _sample(tall, **kwargs), 0, _ALL)
+        assert got.cases == [] and got.skipped.replace(": ", "; ").startswith(reason), got.skipped
+
+
+def test_prelu_samples_run_where_torchs_weight_broadcasts_as_gradspecs() -> None:
+    entry = TABLE["nn.functional.prelu"]
+    one = convert("p", entry, _sample(_t([[1.0, -2.0]]), _t(0.25)), 0, _ALL).cases
+    assert [c["expr"] for c in one] == ["prelu(x, y)"] and one[0]["at"]["y"] == 0.25
+    per_channel = convert("p", entry, _sample(_t([[1.0, -2.0]]), weight=_t([0.25, 0.5])), 0, _ALL).cases
+    assert [c["expr"] for c in per_channel] == ["prelu(x, y)"]  # [N, C]: the channels are the last axis
+    for x, w in (([[[1.0, -2.0], [3.0, -1.0]]], [0.25, 0.5]), (1.0, [0.25])):
+        got = convert("p", entry, _sample(_t(x), _t(w)), 0, _ALL)
+        assert got.cases == [] and "torch applies a weight along axis 1 and keeps the input's shape" in got.skipped
+
+
+def test_eigh_samples_with_uplo_u_read_the_upper_triangle() -> None:
+    a = _t([[2.0, 1.0], [0.0, 3.0]])
+    upper = convert("linalg.eigh", TABLE["linalg.eigh"], _sample(a, UPLO="U"), 0, _ALL).cases
+    assert [c["expr"] for c in upper] == ['eigh((x + transpose(x)), uplo="U")[0]', 'eigh((x + transpose(x)), uplo="U")[1]']
+    lower = convert("linalg.eigvalsh", TABLE["linalg.eigvalsh"], _sample(a, UPLO="L"), 0, _ALL).cases
+    assert [c["expr"] for c in lower] == ["eigvalsh((x + transpose(x)))"]
+
+
 # -- modes ------------------------------------------------------------------------------------------------
 
 
@@ -222,7 +260,9 @@ def test_the_listing_names_each_covered_entry_and_ends_with_the_count(op_db: lis
     listed = dict(line.split()[:2] for line in lines[:-1])
     assert listed["erf"] == "erf" and listed["nn.functional.gelu"] == "gelu" and listed["amax"] == "max"
     assert listed["special.ndtr"] == "ndtr" and listed["nn.functional.softshrink"] == "softshrink"
-    assert listed["logaddexp2"] == "logaddexp2" and listed["sinc"] == "sinc" and int(last[1]) >= 157
+    assert listed["logaddexp2"] == "logaddexp2" and listed["sinc"] == "sinc" and int(last[1]) >= 163
+    assert listed["linalg.svd"] == listed["svd"] == "svd" and listed["nn.functional.prelu"] == "prelu"
+    assert (listed["lgamma"], listed["digamma"], listed["special.log_ndtr"]) == ("lgamma", "digamma", "log_ndtr")
     assert all(op in OPS or op in TENSOR_OPS for op in listed.values())
     code, out, _ = _run("opinfo", "--list", "--uncovered")
     lines = out.splitlines()

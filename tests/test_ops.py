@@ -58,6 +58,9 @@ SPECIAL_POINTS: dict[str, list[tuple[float, ...]]] = {
     "softshrink": [(0.7,), (-2.0,), (0.2,)], "threshold": [(0.5,), (-2.0,)],
     "hypot": [(0.5, 1.5), (-2.0, 0.25), (3.0, -4.0)], "logaddexp2": [(0.5, 1.5), (30.0, -2.0)],
     "xlog1py": [(0.5, 1.5), (-2.0, -0.5), (0.0, 3.0)], "sinc": [(0.3,), (-2.5,), (1.7,)],
+    "prelu": [(0.5, 0.25), (-2.0, 0.25), (-1.5, -3.0)],
+    "lgamma": [(0.5,), (3.7,), (-0.5,), (7.3,)], "digamma": [(0.5,), (3.7,), (-2.5,)],
+    "log_ndtr": [(0.3,), (-2.5,), (4.0,)],
 }
 SPECIAL = set(SPECIAL_POINTS)
 POINTS |= SPECIAL_POINTS
@@ -108,6 +111,10 @@ KNOWN: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "logaddexp2": ((1.0, 1.0), (0.5, 0.5)),
     "xlog1py": ((2.0, 0.0), (0.0, 2.0)),
     "sinc": ((0.5,), (-4 / math.pi,)),  # (cos(pi x) - sinc(x))/x
+    "prelu": ((-2.0, 0.25), (0.25, -2.0)),  # (w, x) below 0
+    "lgamma": ((1.0,), (-0.5772156649015329,)),  # digamma(1) = -Euler's gamma
+    "digamma": ((1.0,), (math.pi**2 / 6,)),  # trigamma(1) = zeta(2)
+    "log_ndtr": ((0.0,), (2 / math.sqrt(2 * math.pi),)),  # phi(0)/Phi(0)
 }
 
 
@@ -172,7 +179,8 @@ def test_sympy_derivative_matches_hand_derivative(name: str) -> None:
 def test_the_piecewise_ops_have_kinks() -> None:
     assert {n for n, o in OPS.items() if o.kink is not None} == {
         "relu", "abs", "softplus", "elu", "selu", "celu", "sign", "leaky_relu", "relu6", "hardtanh", "hardsigmoid",
-        "hardswish", "clamp", "maximum", "minimum", "where", "logit", "softsign", "hardshrink", "softshrink", "threshold"}
+        "hardswish", "clamp", "maximum", "minimum", "where", "logit", "softsign", "hardshrink", "softshrink", "threshold",
+        "prelu"}
 
 
 @pytest.mark.parametrize("name, convention", [("relu", 0.0), ("abs", 0.0)])
@@ -245,7 +253,7 @@ def test_callable_table() -> None:
         assert o.symbol is None
         assert o.method == name
         assert o.pyop is None
-        binary = ("maximum", "minimum", "atan2", "logaddexp", "xlogy", "hypot", "logaddexp2", "xlog1py")
+        binary = ("maximum", "minimum", "atan2", "logaddexp", "xlogy", "hypot", "logaddexp2", "xlog1py", "prelu")
         assert o.arity == (4 if name == "where" else 2 if name in binary else 1)
 
 
@@ -399,7 +407,7 @@ def test_rounding_budgets_are_op_facts() -> None:
     exact = {"neg", "relu", "abs", "sign", "relu6", "hardtanh", "clamp", "maximum", "minimum", "where", "hardshrink",
              "threshold"}
     # correctly rounded: half an ulp
-    ieee = {"add", "sub", "mul", "div", "sqrt", "square", "reciprocal", "leaky_relu", "softshrink"}
+    ieee = {"add", "sub", "mul", "div", "sqrt", "square", "reciprocal", "leaky_relu", "softshrink", "prelu"}
     for o in OPS.values():
         if o.name in exact:
             assert o.ulps == 0
@@ -410,7 +418,7 @@ def test_rounding_budgets_are_op_facts() -> None:
         assert o.partial_ulps >= 0 and o.partial_abs >= 0
     # partials recomputed from the op's own rounded output lose absolute, not relative, accuracy
     assert {o.name for o in OPS.values() if o.partial_abs} == {"tanh", "sigmoid", "expm1", "elu", "selu", "celu",
-                                                               "hardswish", "entr", "softsign"}
+                                                               "hardswish", "entr", "softsign", "lgamma"}
     # and values or derivatives formed from terms that cancel, by order (gradspec.ops.rebuilt)
     assert {o.name for o in OPS.values() if o.rebuilt} == {"gelu", "silu", "mish", "softplus", "logsigmoid", "ndtr",
                                                           "sinc", "tanhshrink", "atanh", "logaddexp", "logaddexp2",

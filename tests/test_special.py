@@ -83,7 +83,12 @@ def _at(name: str, multi: tuple[int, ...], *args: float | str) -> mpmath.mpf:
     ("logaddexp2", (), -2000, "-1999.0"),
     ("sinc", (0, 0), 0, "-3.2898681336964529"),  # -pi**2/3: sin(pi x)/(pi x) differentiated twice is 0/0 at 0
     ("sinc", (0,), "1e-10", "-3.2898681336964529e-10"),  # (cos(pi x) - sinc(x))/x keeps nothing of it
-    ("sinc", (0,), 100000000.5, "-3.1830988300069183e-17"),  # cos(pi x) = 0 exactly: -sinc(x)/x  # at (-2000, -2000): 2**-2000 is 0 in any float, not in mpmath
+    ("sinc", (0,), 100000000.5, "-3.1830988300069183e-17"),
+    ("lgamma", (), "1.0000000000000000000001", "-5.7721566490153286e-23"),  # log|Gamma| beside its zero at 1
+    ("lgamma", (), -2.5, "-0.056243716497674054"),  # log|Gamma(-2.5)|: real below 0, where SymPy's loggamma is not
+    ("digamma", (0, 0), 1, "-2.4041138063191886"),  # psi''(1) = -2 zeta(3)
+    ("log_ndtr", (), 30, "-4.906713927148187e-198"),  # log1p(-Phi(-30)): log(Phi(30)) is 0 at any fixed precision
+    ("log_ndtr", (0,), -40, "40.024968847207264"),  # phi/Phi where both are below 1e-347  # cos(pi x) = 0 exactly: -sinc(x)/x  # at (-2000, -2000): 2**-2000 is 0 in any float, not in mpmath
 ])
 def test_exact_forms_are_exact_in_the_tails(name: str, multi: tuple[int, ...], x: float, want: str) -> None:
     args = (x, -2000) if name == "logaddexp2" else (x,)
@@ -99,6 +104,22 @@ def test_sinc_differentiates_into_its_own_derivatives_exact_at_zero() -> None:
     assert Sinc(3, 0).evalf(30) == 0 and float(Sinc(sympy.Rational(1, 2), 1).evalf(30)) == pytest.approx(-4 / math.pi)
     with pytest.raises(ArgumentIndexError):
         Sinc(x, 1).fdiff(2)
+
+
+def test_lgamma_differentiates_into_the_polygamma_functions_and_refuses_its_poles() -> None:
+    from gradspec.ops.functions import LogGamma, Psi
+
+    x = sympy.Symbol("x", real=True)
+    assert sympy.diff(OPS["lgamma"].sympy(x), x, 2) == Psi(x, 1) and sympy.diff(OPS["digamma"].sympy(x), x) == Psi(x, 1)
+    assert float(LogGamma(sympy.Rational(-1, 2)).evalf(30)) == pytest.approx(math.log(2 * math.sqrt(math.pi)), rel=1e-15)
+    assert float(Psi(sympy.Rational(1, 2), 1).evalf(30)) == pytest.approx(math.pi**2 / 2, rel=1e-15)
+    for name in ("lgamma", "digamma"):
+        domain = OPS[name].domain
+        assert domain is not None
+        assert domain([mpmath.mpf(-3)], [True]) == f"{name} has a pole at every integer x <= 0, got x = -3.0"
+        assert domain([mpmath.mpf(0)], [True]) is not None and domain([mpmath.mpf("-2.5")], [True]) is None
+    with pytest.raises(ArgumentIndexError):
+        Psi(x, 1).fdiff(2)
 
 
 def test_tanhshrink_is_a_sympy_function_of_its_own_with_its_digits() -> None:
@@ -138,6 +159,19 @@ KINKS = [
     ("softshrink", 0.5, 0.0), ("softshrink", -0.5, 0.0), ("softshrink[lambd=2]", -2, 0.0),
     ("threshold[threshold=1,value=-3]", 1, 0.0), ("threshold", 0, 0.0),
 ]
+
+
+def test_prelu_has_its_kink_at_zero_whatever_the_weight_with_torchs_slope_w() -> None:
+    op = OPS["prelu"]
+    assert op.kink is not None
+    for w in ("0.25", "-3", "2"):
+        at = [mpmath.mpf(0), mpmath.mpf(w)]
+        assert op.kink.at(at) and op.kink.at([mpmath.mpf("1e-50"), mpmath.mpf(w)])
+        assert not op.kink.at([mpmath.mpf("0.25"), mpmath.mpf(w)])
+        assert float(_at("prelu", (0,), 0, float(w))) == float(w)  # d/dx = w at 0 (torch's kernel: x > 0 ? 1 : w)
+        assert float(_at("prelu", (1,), 0, float(w))) == 0.0  # d/dw = x
+        assert op.kink.interval_for(at) == ((min(float(w), 1.0), max(float(w), 1.0)), (0.0, 0.0))
+    assert float(_at("prelu", (0, 1), -2, 0.25)) == 1.0 and float(_at("prelu", (0, 1), 2, 0.25)) == 0.0
 
 
 @pytest.mark.parametrize("name, x, convention", KINKS, ids=[f"{n}@{x}" for n, x, _ in KINKS])
@@ -261,4 +295,5 @@ def test_every_special_row_names_its_spellings() -> None:
         assert (op.tinygrad is None) != (op.tinygrad_lacks is None), name
     assert {n for n in SPECIAL if OPS[n].tinygrad is None} == {
         "erfc", "log1p", "expm1", "atan2", "xlogy", "ndtr", "logit", "entr", "deg2rad", "rad2deg", "tanhshrink",
-        "hardshrink", "softshrink", "threshold", "hypot", "logaddexp2", "xlog1py", "sinc"}
+        "hardshrink", "softshrink", "threshold", "hypot", "logaddexp2", "xlog1py", "sinc", "prelu", "lgamma", "digamma",
+        "log_ndtr"}

@@ -1,4 +1,4 @@
-"""The spectral lowerings (eigvalsh, eigh, svdvals, matrix_exp): their values and derivatives, to every
+"""The spectral lowerings (eigvalsh, eigh, svdvals, svd, matrix_exp): their values and derivatives, to every
 order the modes ask for, against closed forms and mpmath at high precision; the conditions they refuse
 (repeated eigenvalues, zero or repeated singular values, an unreadable sign) and the spectra they report
 instead of judging; the built-in engine and torch through the same conventions."""
@@ -182,12 +182,12 @@ def test_torch_and_jax_spellings_take_the_same_signs() -> None:
 
     row = TENSOR_OPS["eigh"]
     want = reference("eigh(a)[1]", a=[SYM, GENERAL]).value_floats  # the second is read through its lower triangle
-    got = row.torch(torch, [torch.tensor([SYM, GENERAL], dtype=torch.float64)], {"output": 1}).numpy()
+    got = row.torch(torch, [torch.tensor([SYM, GENERAL], dtype=torch.float64)], {"output": 1, "uplo": "L"}).numpy()
     assert np.allclose(got, want, rtol=0, atol=1e-14)
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
     lower = np.tril(GENERAL) + np.tril(GENERAL, -1).T  # JAX symmetrises its input: give it the symmetric one
-    got = np.asarray(row.jax(jax, [jax.numpy.asarray([SYM, lower])], {"output": 1}))
+    got = np.asarray(row.jax(jax, [jax.numpy.asarray([SYM, lower])], {"output": 1, "uplo": "L"}))
     assert np.allclose(got, want, rtol=0, atol=1e-14)
 
 
@@ -216,6 +216,99 @@ def test_a_zero_or_repeated_singular_value_says_which(a: Any, message: str) -> N
     with pytest.raises(DomainError) as info:
         reference("svdvals(a)", a=a)
     assert message in info.value.message
+
+
+# -- svd -------------------------------------------------------------------------------------------------
+
+TALL: list[list[float]] = [[1, 2], [0.5, -1], [2, 0.25]]
+WIDE: list[list[float]] = [[1, 2, 0.5], [0.5, -1, 2]]
+
+
+def _svd(a: Any) -> tuple[Any, Any, Any]:
+    """mpmath's reduced SVD with each pair's sign read on U's column by the lowering's rule."""
+    uu, sigma, vt = mpmath.svd_r(a if isinstance(a, mpmath.matrix) else mp(a), full_matrices=False)
+    u = _signed(uu)
+    for k in range(u.cols):
+        if any(u[i, k] != uu[i, k] for i in range(u.rows)):
+            for j in range(vt.cols):
+                vt[k, j] = -vt[k, j]
+    return u, [sigma[k] for k in range(len(sigma))], vt
+
+
+@pytest.mark.parametrize("a", [TALL, WIDE, GENERAL], ids=["tall", "wide", "square"])
+def test_the_svd_is_mpmaths_with_the_sign_of_each_pair_read_on_u(a: Any, digits60: Any) -> None:
+    u, sigma, vt = _svd(a)
+    got = [reference(f"svd(a)[{k}]", a=a).value for k in range(3)]
+    near(got[0], u)
+    near(got[1], sigma)
+    near(got[2], vt)
+    rebuilt = mpmath.matrix(got[0].tolist()) * mpmath.diag(list(got[1])) * mpmath.matrix(got[2].tolist())
+    near(np.asarray(rebuilt.tolist(), dtype=object), mp(a))
+
+
+@pytest.mark.parametrize("a", [TALL, WIDE], ids=["tall", "wide"])
+def test_the_derivatives_of_u_and_vh_are_those_of_mpmaths_svd(a: Any, digits60: Any) -> None:
+    """The JVP and the JVP of JVP of U and Vh along a direction, against mpmath's own SVD differentiated at 60
+    digits (its signs fixed by the same rule, which holds near the point)."""
+    direction = np.linspace(-1, 1, np.size(a)).reshape(np.shape(a))
+    for k in (0, 2):
+        ref = modes(f"svd(a)[{k}]", {"a": a}, {"a": direction}, np.ones(np.shape(reference(f"svd(a)[{k}]", a=a).value)))
+
+        def derivative(order: int, shape: tuple[int, int], k: int = k) -> list[list[Any]]:
+            return [[mpmath.diff(lambda t, i=i, j=j: _svd(mp(a) + t * mp(direction))[k][i, j], 0, order)
+                     for j in range(shape[1])] for i in range(shape[0])]
+
+        assert ref.jvp is not None and ref.jvp_of_jvp is not None
+        near(ref.jvp.exact, derivative(1, ref.jvp.exact.shape), digits=35)
+        near(ref.jvp_of_jvp.exact, derivative(2, ref.jvp.exact.shape), digits=30)
+
+
+def test_svd_refuses_what_svdvals_refuses_and_an_unreadable_sign() -> None:
+    with pytest.raises(DomainError, match="svd: singular value 2 is zero"):
+        reference("svd(a)[0]", a=[[1, 2], [2, 4]])
+    with pytest.raises(DomainError) as info:
+        reference("svd(a)[2]", a=[[3, 0], [0, -3]])
+    assert "svd: singular values 1 and 2 are repeated (both 3): the singular vectors are not determined where " \
+        "two singular values meet" in info.value.message
+    # [[3, -2], [6, 1]] has orthogonal columns: u_1 = (1, 2)/sqrt(5), whose 1 is half its 2
+    with pytest.raises(DomainError, match="svd: left singular vector 1 has an entry at half its largest"):
+        reference("svd(a)[0]", a=[[3, -2], [6, 1]])
+    reference("svd(a)[1]", a=[[3, -2], [6, 1]])  # S alone has no sign to read
+
+
+def test_torch_and_jax_spellings_take_the_same_signs_of_singular_pairs() -> None:
+    torch = pytest.importorskip("torch")
+    from gradspec.ops.table import TENSOR_OPS
+
+    row = TENSOR_OPS["svd"]
+    batch = [TALL, [[-2, 0.25], [1, 1.5], [0.5, -0.75]]]
+    for a in (batch, WIDE, GENERAL):
+        for k in range(3):
+            want = reference(f"svd(a)[{k}]", a=a).value_floats
+            got = row.torch(torch, [torch.tensor(a, dtype=torch.float64)], {"output": k}).numpy()
+            assert np.allclose(got, want, rtol=0, atol=1e-14), (a, k)
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    for k in range(3):
+        got = np.asarray(row.jax(jax, [jax.numpy.asarray(batch)], {"output": k}))
+        assert np.allclose(got, reference(f"svd(a)[{k}]", a=batch).value_floats, rtol=0, atol=1e-14)
+
+
+def test_a_check_says_where_signs_were_fixed() -> None:
+    from gradspec.checks.tensor import check_tensor
+    from gradspec.ops.linalg_rows import sign_notes
+
+    def steps(text: str) -> Any:
+        return build_tensor(parse(text), {"a": (3, 2), "s": (2, 2)}).steps
+
+    singular, eigen = ("signs of singular vectors fixed by gradspec's rule (docs/linalg.md)",
+                       "signs of eigenvectors fixed by gradspec's rule (docs/linalg.md)")
+    assert sign_notes(steps("svd(a)[0]")) == sign_notes(steps("svd(a)[2]")) == [singular]
+    assert sign_notes(steps("svd(a)[1]")) == sign_notes(steps("eigh(s)[0] + svdvals(a)")) == []
+    assert sign_notes(steps("sum(eigh(s)[1]) + sum(svd(a)[0] ** 2)")) == [eigen, singular]
+    graph = build_tensor(parse("svd(a)[0] ** 2"), {"a": (3, 2)})
+    result = check_tensor(graph, {"a": exact(TALL)}, resolve("builtin"), Tolerance())
+    assert result.verdict is Verdict.PASS and result.message.endswith("; " + singular)
 
 
 # -- matrix_exp ----------------------------------------------------------------------------------------
@@ -276,8 +369,12 @@ def test_a_repeated_eigenvalue_in_a_case_file_is_a_located_load_error(write_case
           - id: b
             expr: svdvals(a)
             at: {a: [[1, 2], [2, 4]]}
+          - id: c
+            expr: svd(a)[2]
+            at: {a: [[3, 0], [0, -3]]}
         """), [(4, 9, "point 0 is outside the domain: eigvalsh: eigenvalues 1 and 2 are repeated"),
-               (7, 9, "point 0 is outside the domain: svdvals: singular value 2 is zero")])
+               (7, 9, "point 0 is outside the domain: svdvals: singular value 2 is zero"),
+               (10, 9, "point 0 is outside the domain: svd: singular values 1 and 2 are repeated (both 3)")])
 
 
 def test_a_spectrum_closer_than_the_precision_is_reported_with_its_spacing() -> None:
@@ -296,10 +393,13 @@ def test_a_spectrum_closer_than_the_precision_is_reported_with_its_spacing() -> 
     flat = {"a": np.array([[Fraction(1)] * 2, [Fraction(1), Fraction(1) + Fraction(2) ** -52]], dtype=object)}
     assert "smallest singular value 1.11e-16 against a largest magnitude of 2 (ratio 1.8e+16)" in \
         check_tensor(graph, flat, resolve("builtin"), Tolerance()).message
+    graph = build_tensor(parse("svd(a)[0]"), {"a": (2, 2)})  # svd reports its spectrum as svdvals does
+    assert "smallest singular value 1.11e-16 against a largest magnitude of 2 (ratio 1.8e+16) beyond 1/eps = " \
+        "4.5e+15 of the engine's precision, in svd" in check_tensor(graph, flat, resolve("builtin"), Tolerance()).message
 
 
 @pytest.mark.parametrize("text", ["sum(eigvalsh(s))", "sum(eigh(s)[1] * eigh(s)[0])", "sum(svdvals(a))",
-                                  "sum(matrix_exp(a))"])
+                                  "sum(matrix_exp(a))", "sum(svd(a)[0] * svd(a)[1]) + sum(svd(a)[2])"])
 def test_the_builtin_engine_runs_them_through_the_lowering(text: str) -> None:
     from gradspec.checks.tensor import check_tensor
 
@@ -311,11 +411,24 @@ def test_the_builtin_engine_runs_them_through_the_lowering(text: str) -> None:
     assert result.verdict is Verdict.PASS, result
 
 
+def test_tinygrad_has_no_svd_and_says_so() -> None:
+    from gradspec.checks.tensor import check_tensor
+
+    engine = resolve("tinygrad")
+    if getattr(engine, "reason", None):
+        pytest.skip(str(engine.reason))
+    result = check_tensor(build_tensor(parse("svd(a)[0]"), {"a": (3, 2)}), {"a": exact(TALL)}, engine, Tolerance())
+    assert (result.verdict, result.message) == (Verdict.SKIP, "tinygrad has no svd")
+
+
 @pytest.mark.parametrize(("text", "shapes", "message"), [
     ("eigvalsh(a)", {"a": (2, 3)}, "eigvalsh: a must be square (its last two axes equal), got [2, 3]"),
     ("eigh(a)", {"a": (2, 2)}, "eigh returns a tuple (eigenvalues, eigenvectors); subscript it"),
     ("eigh(a)[2]", {"a": (2, 2)}, "eigh returns 2 outputs (eigenvalues, eigenvectors)"),
     ("svdvals(a)", {"a": (3,)}, "svdvals: a needs at least two axes"),
+    ("svd(a)", {"a": (3, 2)}, "svd returns a tuple (U, S, Vh); subscript it"),
+    ("svd(a)[3]", {"a": (3, 2)}, "svd returns 3 outputs (U, S, Vh)"),
+    ("svd(a)[0]", {"a": (3,)}, "svd: a needs at least two axes"),
     ("matrix_exp(a)", {"a": (4, 2, 3)}, "matrix_exp: a must be square"),
 ])
 def test_operands_that_do_not_fit_are_refused_at_the_call(text: str, shapes: dict[str, tuple[int, ...]],
@@ -330,3 +443,5 @@ def test_shapes_follow_the_batch() -> None:
                         ("matrix_exp(a)", (2, 3, 3))]:
         assert build_tensor(parse(text), {"a": (2, 3, 3)}).shape == shape
     assert build_tensor(parse("svdvals(a)"), {"a": (4, 2, 3)}).shape == (4, 2)
+    for shape, want in [((4, 3, 2), [(4, 3, 2), (4, 2), (4, 2, 2)]), ((2, 3), [(2, 2), (2,), (2, 3)])]:
+        assert [build_tensor(parse(f"svd(a)[{k}]"), {"a": shape}).shape for k in range(3)] == want

@@ -32,7 +32,7 @@ from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.modes import Mode, asked
-from gradspec.ops.linalg_rows import project, structures
+from gradspec.ops.linalg_rows import project, sign_notes, structures
 from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
 from gradspec.reference.precision import CONDITIONED, REBUILT
 from gradspec.reference.tensor import TensorExact, exact_tensor
@@ -102,7 +102,8 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     quantities = _compare(graph, ref, outcome, cotangents, vjps, engine.eps, tol, kink, sums)
     verdict = worst([q.verdict for q in quantities])
     shapes = ", ".join(f"{n}{list(s)}" for n, s in graph.shapes.items())
-    message = f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else "")
+    message = "; ".join([f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else ""),
+                         *sign_notes(graph.steps)])
     if ref.kinks and kink is None:
         message = "; ".join(filter(None, [message, "at a kink not declared by the case: the op table's convention applies"]))
     result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message,

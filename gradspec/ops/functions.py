@@ -7,7 +7,10 @@ none of its 50 digits. Each function here is kept whole, differentiates into Sym
 evaluated by an mpmath function that keeps every digit: ``log1p`` and ``expm1`` (SymPy's codegen
 functions), the normal CDF :class:`Phi`, :class:`TanhShrink` and :class:`Sinc` with its derivatives, whose
 removable singularity at 0 SymPy's own ``sinc`` differentiates into 0/0 (its second derivative there is
-``-pi**2/3``, not 0).
+``-pi**2/3``, not 0), and :class:`LogGamma` (log|Gamma(x)|, real on the whole line, where SymPy's
+``loggamma`` is complex below 0) with the polygamma functions :class:`Psi` it differentiates into (kept
+apart from SymPy's ``polygamma``, which rewrites itself at rational points), and :class:`LogNdtr`,
+log(Phi(x)), whose right tail ``log(Phi(40))`` would be 0 at any fixed precision.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import sympy
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.core.function import ArgumentIndexError
 
-__all__ = ["MPMATH", "Phi", "Sinc", "TanhShrink", "expm1", "log1p", "mp_sinc", "mp_tanhshrink"]
+__all__ = ["MPMATH", "LogGamma", "LogNdtr", "Phi", "Psi", "Sinc", "TanhShrink", "expm1", "log1p", "mp_lgamma", "mp_log_ndtr", "mp_psi",
+           "mp_sinc", "mp_tanhshrink"]
 
 
 class Phi(sympy.Function):
@@ -106,6 +110,82 @@ class Sinc(sympy.Function):
             return sympy.Float(mp_sinc(x._to_mpmath(prec), n), precision=prec)
 
 
+def _pole(x: Any) -> bool:
+    return bool(x <= 0 and x == mpmath.floor(x))
+
+
+def mp_lgamma(x: Any) -> Any:
+    """log|Gamma(x)| in mpmath: the real part of its loggamma, which keeps the digits beside the zeros at 1
+    and 2; +inf at a pole (0, -1, -2, ...), as torch.lgamma."""
+    if not mpmath.isfinite(x):
+        return mpmath.inf if not mpmath.isnan(x) else x
+    return mpmath.inf if _pole(x) else mpmath.re(mpmath.loggamma(x))
+
+
+def mp_psi(x: Any, n: Any = 0) -> Any:
+    """The n-th polygamma function (n = 0: digamma) in mpmath; nan at a pole."""
+    return mpmath.nan if not mpmath.isfinite(x) or _pole(x) else mpmath.psi(int(n), x)
+
+
+def mp_log_ndtr(x: Any) -> Any:
+    """log(Phi(x)) in mpmath: log1p(-Phi(-x)) above 0, where Phi(x) rounds to 1 (log_ndtr(40) = -3.6e-350)."""
+    if mpmath.isnan(x):
+        return x
+    return mpmath.log1p(-mpmath.ncdf(-x)) if x > 0 else mpmath.log(mpmath.ncdf(x))
+
+
+class LogNdtr(sympy.Function):
+    """``log(Phi(x))`` (torch.special.log_ndtr), kept whole so both tails keep their digits; its derivative
+    is phi(x)/Phi(x), with Phi kept whole too."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        (x,) = self.args
+        return sympy.exp(-x**2 / 2) / (sympy.sqrt(2 * sympy.pi) * Phi(x))
+
+    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
+        x = self.args[0]._eval_evalf(prec)
+        if x is None or not x.is_Number:
+            return None
+        with mpmath.workprec(prec):
+            return sympy.Float(mp_log_ndtr(x._to_mpmath(prec)), precision=prec)
+
+
+class Psi(sympy.Function):
+    """``Psi(x)`` is digamma, the derivative of log|Gamma(x)|; ``Psi(x, n)`` its n-th derivative, which is
+    what it differentiates into."""
+
+    nargs = (1, 2)
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        if argindex != 1:
+            raise ArgumentIndexError(self, argindex)
+        x, n = self.args[0], (self.args[1] if len(self.args) > 1 else sympy.Integer(0))
+        return Psi(x, n + 1)
+
+    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
+        x = self.args[0]._eval_evalf(prec)
+        if x is None or not x.is_Number:
+            return None
+        n = int(self.args[1]) if len(self.args) > 1 else 0
+        with mpmath.workprec(prec):
+            return sympy.Float(mp_psi(x._to_mpmath(prec), n), precision=prec)
+
+
+class LogGamma(sympy.Function):
+    """log|Gamma(x)| (torch.lgamma, scipy's gammaln), real wherever Gamma has no pole; its derivative is
+    digamma on both sides of 0."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return Psi(self.args[0])
+
+    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
+        x = self.args[0]._eval_evalf(prec)
+        if x is None or not x.is_Number:
+            return None
+        with mpmath.workprec(prec):
+            return sympy.Float(mp_lgamma(x._to_mpmath(prec)), precision=prec)
+
+
 #: Each function's mpmath evaluation (mpfs in, an mpf out).
 MPMATH: dict[type, Callable[[Any], Any]] = {
     log1p: lambda v: -mpmath.inf if v == -1 else (mpmath.log1p(v) if v > -1 else mpmath.nan),
@@ -113,4 +193,7 @@ MPMATH: dict[type, Callable[[Any], Any]] = {
     Phi: mpmath.ncdf,
     TanhShrink: mp_tanhshrink,
     Sinc: mp_sinc,  # Sinc(x) and Sinc(x, n), n an integer
+    LogGamma: mp_lgamma,
+    LogNdtr: mp_log_ndtr,
+    Psi: mp_psi,  # Psi(x) and Psi(x, n)
 }

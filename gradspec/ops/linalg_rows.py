@@ -19,6 +19,7 @@ __all__ = ["ROWS"]
 
 _OUTPUT = Keyword("output", "int", 0, internal=True)
 _UPPER = Keyword("upper", "int", 0)
+_UPLO = Keyword("uplo", "str", "L", choices=("L", "U"))  # the triangle a symmetric matrix is read through
 
 
 def _jax_batch(j: Any, a: Any, b: Any) -> tuple[Any, Any]:
@@ -62,27 +63,45 @@ def _jax_lu_solve(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
     return jax.scipy.linalg.lu_solve((lu, pivots), b)
 
 
-# An eigenvector's sign is free: eigh's engine spellings make the first entry of each column whose magnitude
-# is at least half the column's largest positive, as the lowering does (a constant ±1 per column, so the
-# engine's derivatives are flipped with its values and compared as they are).
+# An eigenvector's sign is free, and so is a singular pair's (u_k, v_k), shared by the two: the engine
+# spellings make the first entry of each column (of the eigenvectors, of U) whose magnitude is at least
+# half the column's largest positive, as the lowering does, and flip Vh's row k with U's column k (a
+# constant ±1 per column, so the engine's derivatives are flipped with its values and compared as they are).
+
+
+def _torch_signs(t: Any, columns: Any) -> Any:
+    """The sign of each column's first entry at least half its largest: [..., 1, k]."""
+    mags = columns.abs()
+    first = (mags >= mags.amax(dim=-2, keepdim=True) / 2).to(t.int64).argmax(dim=-2, keepdim=True)
+    return t.sign(t.gather(columns, -2, first)).detach()
+
+
+def _jax_signs(j: Any, columns: Any) -> Any:
+    mags = j.numpy.abs(columns)
+    first = j.numpy.argmax(mags >= j.numpy.max(mags, axis=-2, keepdims=True) / 2, axis=-2, keepdims=True)
+    return j.lax.stop_gradient(j.numpy.sign(j.numpy.take_along_axis(columns, first, axis=-2)))
 
 
 def _torch_eigh(t: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
-    values, vectors = t.linalg.eigh(a[0])
-    if kw["output"] == 0:
-        return values
-    mags = vectors.abs()
-    first = (mags >= mags.amax(dim=-2, keepdim=True) / 2).to(t.int64).argmax(dim=-2, keepdim=True)
-    return vectors * t.sign(t.gather(vectors, -2, first))
+    values, vectors = t.linalg.eigh(a[0], UPLO=kw["uplo"])
+    return values if kw["output"] == 0 else vectors * _torch_signs(t, vectors)
 
 
 def _jax_eigh(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
-    values, vectors = j.numpy.linalg.eigh(a[0])
-    if kw["output"] == 0:
-        return values
-    mags = j.numpy.abs(vectors)
-    first = j.numpy.argmax(mags >= j.numpy.max(mags, axis=-2, keepdims=True) / 2, axis=-2, keepdims=True)
-    return vectors * j.lax.stop_gradient(j.numpy.sign(j.numpy.take_along_axis(vectors, first, axis=-2)))
+    values, vectors = j.numpy.linalg.eigh(a[0], UPLO=kw["uplo"])
+    return values if kw["output"] == 0 else vectors * _jax_signs(j, vectors)
+
+
+def _torch_svd(t: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    u, s, vh = t.linalg.svd(a[0], full_matrices=False)
+    signs = _torch_signs(t, u)
+    return (u * signs, s, vh * signs.transpose(-1, -2))[kw["output"]]
+
+
+def _jax_svd(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    u, s, vh = j.numpy.linalg.svd(a[0], full_matrices=False)
+    signs = _jax_signs(j, u)
+    return (u * signs, s, vh * j.numpy.swapaxes(signs, -1, -2))[kw["output"]]
 
 
 def _jax_expm(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
@@ -132,17 +151,22 @@ ROWS: tuple[TensorOp, ...] = (
              lambda t, a, kw: t.linalg.qr(a[0])[kw["output"]], lambda j, a, kw: j.numpy.linalg.qr(a[0])[kw["output"]],
              "reduced Q and R by Householder reflections with LAPACK's signs (R_kk = -sign(alpha_k) |x_k|)",
              outputs=("Q", "R"), bare=None),
-    TensorOp("eigvalsh", 1, (), _shape.eigvalsh, "spectral.eigvalsh",
-             lambda t, a, kw: t.linalg.eigvalsh(a[0]), lambda j, a, kw: j.numpy.linalg.eigvalsh(a[0]),
-             "the eigenvalues, ascending, of the symmetric matrix read through A's lower triangle: the diagonal "
-             "of cyclic Jacobi rotations run at the point to 1e-60 of A, and 3 sweeps more"),
-    TensorOp("eigh", 1, (_OUTPUT,), _shape.eigh, "spectral.eigh", _torch_eigh, _jax_eigh,
+    TensorOp("eigvalsh", 1, (_UPLO,), _shape.eigvalsh, "spectral.eigvalsh",
+             lambda t, a, kw: t.linalg.eigvalsh(a[0], UPLO=kw["uplo"]),
+             lambda j, a, kw: j.numpy.linalg.eigvalsh(a[0], UPLO=kw["uplo"]),
+             "the eigenvalues, ascending, of the symmetric matrix read through A's lower triangle (uplo=\"U\": "
+             "the upper): the diagonal of cyclic Jacobi rotations run at the point to 1e-60 of A, and 3 sweeps more"),
+    TensorOp("eigh", 1, (_OUTPUT, _UPLO), _shape.eigh, "spectral.eigh", _torch_eigh, _jax_eigh,
              "(eigenvalues ascending, eigenvectors as columns) of the symmetric matrix read through A's lower "
-             "triangle, by cyclic Jacobi; each column's first entry at least half its largest is positive",
-             outputs=("eigenvalues", "eigenvectors"), bare=None),
+             "triangle (uplo=\"U\": the upper), by cyclic Jacobi; each column's first entry at least half its "
+             "largest is positive", outputs=("eigenvalues", "eigenvectors"), bare=None),
     TensorOp("svdvals", 1, (), _shape.svdvals, "spectral.svdvals",
              lambda t, a, kw: t.linalg.svdvals(a[0]), lambda j, a, kw: j.numpy.linalg.svdvals(a[0]),
              "the singular values, descending: sqrt of the eigenvalues of A^T A (A A^T when wide), by Jacobi"),
+    TensorOp("svd", 1, (_OUTPUT,), _shape.svd, "spectral.svd", _torch_svd, _jax_svd,
+             "the reduced SVD (U, S, Vh), S descending: V the eigenvectors of A^T A by Jacobi, U = A V / S (wide: "
+             "U those of A A^T, V = A^T U / S); each column of U has its first entry at least half its largest "
+             "positive, Vh's row flipped with it", outputs=("U", "S", "Vh"), bare=None),
     TensorOp("matrix_exp", 1, (), _shape.square_same, "spectral.matrix_exp",
              lambda t, a, kw: t.linalg.matrix_exp(a[0]), _jax_expm,
              "exp(A) = T(A / 2^s)^(2^s), T the Taylor polynomial of 50 terms, |A / 2^s|_inf <= 1/2"),
@@ -169,6 +193,22 @@ READS: dict[str, Any] = {
     "cholesky_inverse": lambda kw: {0: _side(kw)},
     "solve_triangular": lambda kw: {0: _side(kw)},
 }
+
+
+# -- outputs whose signs gradspec fixes --------------------------------------------------------------
+# eigh's eigenvectors and svd's U and Vh have a free sign per column (pair); the lowering and the engine
+# spellings fix it by one rule, and a report says so wherever such an output is compared.
+
+SIGNS: dict[str, tuple[tuple[int, ...], str]] = {
+    "eigh": ((1,), "signs of eigenvectors fixed by gradspec's rule (docs/linalg.md)"),
+    "svd": ((0, 2), "signs of singular vectors fixed by gradspec's rule (docs/linalg.md)"),
+}
+
+
+def sign_notes(steps: Sequence[Any]) -> list[str]:
+    """What a report says of the sign-normalised outputs the steps use (each note once, in table order)."""
+    used = {step.op for step in steps if step.op in SIGNS and step.kw.get("output") in SIGNS[step.op][0]}
+    return [note for op, (_, note) in SIGNS.items() if op in used]
 
 
 def project(structure: str, x: Any) -> Any:

@@ -29,7 +29,7 @@ from typing import Any
 import mpmath
 import sympy
 
-from gradspec.engine_floats import _tanhshrink
+from gradspec.engine_floats import _lgamma, _log_ndtr, _polygamma, _tanhshrink
 from gradspec.ops.functions import Phi, expm1, log1p
 
 __all__ = ["COMPARE"]
@@ -144,6 +144,10 @@ def xlog1py(x: Any, y: Any) -> Any:
 def entr(x: Any) -> Any:
     return sympy.Piecewise((-x * sympy.log(x), x > 0), (0, True))
 
+
+def prelu(x: Any, w: Any) -> Any:
+    return sympy.Piecewise((x, x > 0), (w * x, True))
+
 # -- float forms ---------------------------------------------------------------------------------------
 
 
@@ -240,6 +244,22 @@ def f_xlog1py(x: float, y: float) -> float:
 
 def f_entr(x: float) -> float:
     return -x * math.log(x) if x > 0 else 0.0 if x == 0 else -math.inf
+
+
+def f_log_ndtr(x: float) -> float:
+    return _log_ndtr(x)
+
+
+def f_lgamma(x: float) -> float:
+    return _lgamma(x)
+
+
+def f_digamma(x: float) -> float:
+    return _polygamma(0, x)
+
+
+def f_prelu(x: float, w: float) -> float:
+    return x if x > 0 else w * x
 
 
 def f_ndtr(x: float) -> float:
@@ -343,6 +363,15 @@ def d_entr(a: Args, varying: Sequence[bool]) -> str | None:
     return f"entr needs x > 0 (0 only as a constant), got x = {_show(a[0])}"
 
 
+def d_gamma_pole(name: str) -> Callable[[Args, Sequence[bool]], str | None]:
+    def check(a: Args, varying: Sequence[bool]) -> str | None:
+        x = a[0]
+        if x <= 0 and x == mpmath.floor(x):
+            return f"{name} has a pole at every integer x <= 0, got x = {_show(x)}"
+        return None
+    return check
+
+
 def d_logit(a: Args, varying: Sequence[bool], eps: Any) -> str | None:
     if eps is not None:
         return None if 0 < eps < 0.5 else f"logit needs 0 < eps < 0.5, got eps = {_show(eps)}"
@@ -393,3 +422,8 @@ def k_logit(a: Args, eps: Any) -> bool:
 
 def k_logit_interval(a: Args, eps: Any) -> tuple[tuple[float, float], ...]:
     return ((0.0, float(1 / (eps * (1 - eps)))),)
+
+
+def k_prelu_interval(a: Args) -> tuple[tuple[float, float], ...]:
+    w = float(a[1])  # the slope on either side of 0 in x; d/dw = x is 0 on both
+    return ((min(w, 1.0), max(w, 1.0)), (0.0, 0.0))

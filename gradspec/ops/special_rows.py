@@ -17,7 +17,7 @@ from gradspec.ops import rebuilt as _R
 from gradspec.ops import special as _S
 from gradspec.ops import spellings as _sp
 from gradspec.ops.forms import LIBM, at_zero
-from gradspec.ops.functions import Phi, Sinc, TanhShrink, expm1, log1p
+from gradspec.ops.functions import LogGamma, LogNdtr, Phi, Psi, Sinc, TanhShrink, expm1, log1p
 from gradspec.ops.row import Keyword, Kink, Op
 from gradspec.ops.spellings import lib, same, swapped
 
@@ -59,6 +59,18 @@ ROWS: tuple[Op, ...] = (
        # rounding moves cos by up to pi/2 eps per unit of x), each to about LIBM + 1 eps, differenced where they
        # cancel (near the slope's zeros, and towards 0): absolute, for |x| from about 1/2 on
        tinygrad_lacks="tinygrad has no sinc", ulps=LIBM + 1, partial_ulps=2 * LIBM + 1, rebuilt=_R.sinc, fuzz=None),
+    Op("log_ndtr", 1, LogNdtr, _S.f_log_ndtr, method="log_ndtr", torch=lib("special.log_ndtr"),
+       # log of erfc (or of erfcx in the left tail, with -x*x/2 added); the slope phi/Phi, a ratio of two
+       jax=_sp.jax_special("log_ndtr"), tinygrad_lacks="tinygrad has no log_ndtr", ulps=LIBM, partial_ulps=LIBM + 1,
+       fuzz=None),
+    Op("lgamma", 1, LogGamma, _S.f_lgamma, method="lgamma", domain=_S.d_gamma_pole("lgamma"), torch=lib("lgamma"),
+       # the slope digamma(x) is a library function whose recurrence and series cancel beside its zero at
+       # 1.4616: an absolute error of a few eps there (as sinc's)
+       jax=_sp.jax_special("gammaln"), tinygrad_lacks="tinygrad has no lgamma", ulps=LIBM, partial_ulps=LIBM,
+       partial_abs=LIBM, fuzz=None),
+    Op("digamma", 1, Psi, _S.f_digamma, method="digamma", domain=_S.d_gamma_pole("digamma"), torch=lib("digamma"),
+       jax=_sp.jax_special("digamma"), tinygrad_lacks="tinygrad has no digamma", ulps=LIBM, partial_ulps=LIBM,
+       fuzz=None),
     Op("logit", 1, _S.logit, _S.f_logit, method="logit", domain=_S.d_logit, keywords=(Keyword("eps", _NUM, None),),
        kink=Kink(_S.k_logit, (1.0,), _UNIT, "logit at eps or 1 - eps (the inner slope 1/(eps*(1 - eps)), torch's)",
                  interval_at=_S.k_logit_interval),
@@ -207,6 +219,11 @@ ROWS: tuple[Op, ...] = (
                  "unless value = threshold)"),
        torch=lib("nn.functional.threshold", **same("threshold", "value")), jax=_sp.jax_threshold,
        tinygrad_lacks="tinygrad has no threshold", ulps=0, fuzz=None),
+    Op("prelu", 2, _S.prelu, _S.f_prelu, method="prelu",
+       kink=Kink(at_zero, (0.25, 0.0), (_UNIT[0], (0.0, 0.0)), "prelu at x = 0 (d/dx = w there, torch's; d/dw = x = 0)",
+                 interval_at=_S.k_prelu_interval),
+       # w*x: one rounding; the partials 1 or w and 0 or x are exact
+       torch=_sp.torch_prelu, jax=_sp.jax_prelu, tinygrad_lacks="tinygrad has no prelu", ulps=0.5, fuzz=None),
     Op("maximum", 2, _S.maximum, max, method="maximum",
        kink=Kink(_S.k_tie, (0.5, 0.5), (_UNIT[0], _UNIT[0]), "maximum at a tie (1/2 each, torch's and JAX's)"),
        torch=lib("maximum"), jax=lib("numpy.maximum"), tinygrad=swapped(".maximum"), ulps=0, fuzz=None),

@@ -15,9 +15,9 @@ from typing import Any
 
 from gradspec.ops.special import COMPARE
 
-__all__ = ["jax_hardshrink", "jax_hardtanh", "jax_logit", "jax_softplus", "jax_softshrink", "jax_special",
-           "jax_tanhshrink", "jax_threshold", "jax_where", "lib", "same", "swapped", "tinygrad_softplus",
-           "tinygrad_where", "torch_clamp", "torch_logit", "torch_where", "value_where"]
+__all__ = ["jax_hardshrink", "jax_hardtanh", "jax_logit", "jax_prelu", "jax_softplus", "jax_softshrink",
+           "jax_special", "jax_tanhshrink", "jax_threshold", "jax_where", "lib", "same", "swapped", "tinygrad_softplus",
+           "tinygrad_where", "torch_clamp", "torch_logit", "torch_prelu", "torch_where", "value_where"]
 
 Args = Sequence[Any]
 Spelling = Callable[[Any, Args, dict[str, Any]], Any]
@@ -64,6 +64,14 @@ def torch_where(t: Any, a: Args, kw: dict[str, Any]) -> Any:
 
 def torch_clamp(t: Any, a: Args, kw: dict[str, Any]) -> Any:
     return t.clamp(a[0], min=kw["min"], max=kw["max"])
+
+
+def torch_prelu(t: Any, a: Args, kw: dict[str, Any]) -> Any:
+    """torch.nn.functional.prelu applies a weight of C elements along axis 1 of x; gradspec's prelu broadcasts
+    w against x as every binary op does, so x and w are broadcast and laid out as one row of channels, each
+    element with its own weight."""
+    x, w = t.broadcast_tensors(a[0], a[1])
+    return t.nn.functional.prelu(x.reshape(1, -1), w.reshape(-1)).reshape(x.shape)
 
 
 def torch_logit(t: Any, a: Args, kw: dict[str, Any]) -> Any:
@@ -118,6 +126,10 @@ def jax_softshrink(j: Any, a: Args, kw: dict[str, Any]) -> Any:
 
 def jax_threshold(j: Any, a: Args, kw: dict[str, Any]) -> Any:
     return j.numpy.where(a[0] > kw["threshold"], a[0], kw["value"])
+
+
+def jax_prelu(j: Any, a: Args, kw: dict[str, Any]) -> Any:
+    return j.numpy.where(a[0] > 0, a[0], a[1] * a[0])  # JAX has no prelu: torch's kernel, x > 0 ? x : w*x
 
 
 def jax_logit(j: Any, a: Args, kw: dict[str, Any]) -> Any:

@@ -133,10 +133,45 @@ def _last_axis_normalized(values: Mapping[str, Any]) -> str | None:
     return f"normalized_shape={shape}: gradspec normalises over the last axis only"
 
 
+def _reduced_or_square(said: str, full: bool, x: Any) -> str | None:
+    shape = list(x.shape)
+    if not full or len(shape) < 2 or shape[-1] == shape[-2]:
+        return None
+    return f"{said} on a {shape} matrix: gradspec's svd is the reduced one, the same function only when square"
+
+
+def _full_matrices(values: Mapping[str, Any]) -> str | None:
+    """torch.linalg.svd's full_matrices, True by default."""
+    full = values.get("full_matrices", True)
+    return _reduced_or_square(f"full_matrices={full}", full, values["input"])
+
+
+def _some(values: Mapping[str, Any]) -> str | None:
+    """torch.svd's some, True (reduced) by default."""
+    some = values.get("some", True)
+    return _reduced_or_square(f"some={some}", not some, values["input"])
+
+
+def _prelu_weight(values: Mapping[str, Any]) -> str | None:
+    """torch's prelu applies a weight of C elements along axis 1 and keeps the input's shape; gradspec's
+    broadcasts it against the trailing axes, as every binary op: the same function for one weight that adds
+    no axis, or a [C] weight on an [N, C] input."""
+    x, w = values["input"], values.get("weight")
+    if w is None or not hasattr(w, "shape"):
+        return None  # not a tensor: the operand check says why
+    if (w.numel() == 1 and w.dim() <= x.dim()) or (x.dim() == 2 and list(w.shape) == [x.shape[1]]):
+        return None
+    return (f"weight {list(w.shape)} on an input {list(x.shape)}: torch applies a weight along axis 1 and keeps the "
+            "input's shape, gradspec's prelu broadcasts it against the trailing axes")
+
+
 #: Named conditions an entry may put on a sample (``when=``): None when the sample fits, else why not.
 CONDITIONS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "last-two-axes": _last_two_axes,
     "last-axis-normalized": _last_axis_normalized,
+    "reduced-or-square": _full_matrices,
+    "some-or-square": _some,
+    "prelu-weight": _prelu_weight,
 }
 
 _NAMES = ["x", "y", "z", "w", "v", "u", "s", "r", "q", "p"]
@@ -189,7 +224,8 @@ def _cases(name: str, entry: Entry, sample: Any, index: int, modes: Sequence[Mod
     for k in entry.outputs or (None,):
         case: dict[str, Any] = {"id": f"{name}-{index}" + ("" if k is None or len(entry.outputs) < 2 else f"-out{k}"),
                                 "description": f"OpInfo {name}, sample {index}" + (f" ({sample.name})" if sample.name else ""),
-                                "expr": expr if k is None else f"{expr}[{k}]", "at": at, "check": check}
+                                "expr": expr if k is None else dict(entry.forms).get(k, "{out}").format(out=f"{expr}[{k}]"),
+                                "at": at, "check": check}
         if data:
             case["data_inputs"] = data
         if order >= 2:

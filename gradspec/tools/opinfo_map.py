@@ -62,6 +62,7 @@ class Entry:
     keywords: tuple[Keyword, ...] = ()
     form: str = ""
     outputs: tuple[int, ...] = ()
+    forms: tuple[tuple[int, str], ...] = ()
     data: tuple[str, ...] = ()
     wrap: str = ""
     when: str = ""
@@ -89,12 +90,15 @@ def _keywords(spec: str) -> tuple[Keyword, ...]:
 
 
 def E(op: str, params: str = "", keywords: str = "", *, operands: str = "input", form: str = "",
-      outputs: tuple[int, ...] = (), data: str = "", wrap: str = "", when: str = "", note: str = "") -> Entry:
+      outputs: tuple[int, ...] = (), forms: tuple[tuple[int, str], ...] = (), data: str = "", wrap: str = "",
+      when: str = "", note: str = "") -> Entry:
     wrapper = {"sym": "gradcheck_wrapper_hermitian_input"}.get(wrap, "")
-    return Entry(op, tuple(params.split()), tuple(operands.split()), _keywords(keywords), form, outputs,
+    return Entry(op, tuple(params.split()), tuple(operands.split()), _keywords(keywords), form, outputs, forms,
                  tuple(data.split()), wrap, when, note, wrapper)
 
 
+_EIGENVECTORS = "signs of eigenvectors fixed by gradspec's rule (docs/linalg.md)"
+_SINGULAR_VECTORS = "signs of singular vectors fixed by gradspec's rule (docs/linalg.md)"
 _UNARY = ["abs", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "exp",
           "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "square", "sign", "erf", "erfc", "sigmoid", "neg",
           "log2", "log10", "exp2", "deg2rad", "rad2deg", "sinc"]
@@ -143,6 +147,9 @@ TABLE: dict[str, Entry] = {
     "logit": E("logit", "eps", "eps>eps"),
     "special.entr": E("entr"),
     "special.ndtr": E("ndtr"),
+    "special.log_ndtr": E("log_ndtr"),
+    "lgamma": E("lgamma"),
+    "digamma": E("digamma"),
     "special.xlog1py": E("xlog1py", "other", operands="input other"),
     "__radd__": E("add", "other", operands="input other", form="{other} + {input}", note="x.__radd__(c) is c + x"),
     "__rmul__": E("mul", "other", operands="input other", form="{other} * {input}", note="x.__rmul__(c) is c * x"),
@@ -219,6 +226,7 @@ TABLE: dict[str, Entry] = {
     "nn.functional.instance_norm": E(
         "instance_norm", "running_mean running_var weight bias use_input_stats momentum eps",
         "running_mean=None running_var=None weight=None bias=None use_input_stats=True momentum=* eps>eps"),
+    "nn.functional.prelu": E("prelu", "weight", operands="input weight", when="prelu-weight"),
     "nn.functional.linear": E("linear", "weight bias", operands="input weight bias"),
     "nn.functional.embedding": E("embedding", "weight padding_idx max_norm norm_type scale_grad_by_freq sparse",
                                  "padding_idx=None max_norm=None norm_type=2.0 scale_grad_by_freq=False sparse=False",
@@ -275,10 +283,13 @@ TABLE: dict[str, Entry] = {
     "linalg.lu_solve": E("lu_solve", "pivots B", "left=True adjoint=False", operands="input pivots B",
                          data="pivots"),
     "linalg.qr": E("qr", "mode", "mode='reduced'", outputs=(0, 1)),
-    "linalg.eigh": E("eigh", "UPLO", "UPLO='L'", outputs=(0, 1), wrap="sym",
-                     note="each eigenvector's sign fixed as gradspec's eigh fixes it (docs/linalg.md)"),
-    "linalg.eigvalsh": E("eigvalsh", "UPLO", "UPLO='L'", wrap="sym"),
-    "linalg.svd": E("svd", "full_matrices", "full_matrices=False", outputs=(0, 1, 2)),
+    "linalg.eigh": E("eigh", "UPLO", "UPLO>uplo='L'", outputs=(0, 1), wrap="sym", note=_EIGENVECTORS),
+    "linalg.eigvalsh": E("eigvalsh", "UPLO", "UPLO>uplo='L'", wrap="sym"),
+    "linalg.svd": E("svd", "full_matrices driver", "full_matrices=* driver=None", outputs=(0, 1, 2),
+                    when="reduced-or-square", note=_SINGULAR_VECTORS),
+    "svd": E("svd", "some compute_uv", "some=* compute_uv=True", outputs=(0, 1, 2), forms=((2, "transpose({out})"),),
+             when="some-or-square", note="torch.svd is torch.linalg.svd with V = Vh^T, compared as "
+                                            "transpose(svd(x)[2]); " + _SINGULAR_VECTORS),
     "linalg.svdvals": E("svdvals"),
     "matrix_exp": E("matrix_exp"),
     "linalg.matrix_exp": E("matrix_exp", note="the same function as matrix_exp (torch 2.13 lists only that one)"),
@@ -300,6 +311,6 @@ NOT_COVERED: dict[str, str] = {
     "mm": "torch.mm, not torch.matmul", "bmm": "torch.bmm, not torch.matmul",
     "view": "Tensor.view, not torch.reshape", "mT": "Tensor.mT, not gradspec's transpose",
     "cholesky": "torch.cholesky (deprecated), not torch.linalg.cholesky",
-    "qr": "torch.qr (deprecated), not torch.linalg.qr", "svd": "torch.svd returns V, not Vh",
+    "qr": "torch.qr (deprecated), not torch.linalg.qr",
     "lu_solve": "torch.lu_solve (deprecated), not torch.linalg.lu_solve",
 }

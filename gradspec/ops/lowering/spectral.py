@@ -4,7 +4,8 @@
 sweep, until the off-diagonal part is below ``TOLERANCE`` of the matrix (relative, in the Frobenius norm)
 at the point, then ``EXTRA`` sweeps more; the diagonal, sorted, is the eigenvalues and the product of the
 rotations the eigenvectors. ``svdvals`` is the square roots of the eigenvalues of AᵀA (A Aᵀ when A is
-wide). ``matrix_exp`` is scaling and squaring: a Taylor polynomial of ``TERMS`` terms at A / 2^s, with
+wide); ``svd`` adds their eigenvectors V (U when wide) and the other side, U = A V Σ⁻¹ (V = Aᵀ U Σ⁻¹).
+``matrix_exp`` is scaling and squaring: a Taylor polynomial of ``TERMS`` terms at A / 2^s, with
 |A / 2^s| at most 1/2, squared s times. The number of sweeps, the scaling s, the sign of every rotation's
 formula and the sorting are branches read at the point (the backend's ``peek``), like a pivot.
 
@@ -21,9 +22,11 @@ not determined); the smallest spacing against the largest magnitude is told to t
 so a check reports a spectrum too close for the engine's precision instead of judging it.
 
 Inputs read through a structure: ``eigvalsh`` and ``eigh`` read the lower triangle of a symmetric matrix,
-as torch and LAPACK do. An eigenvector's sign is free; ``eigh`` makes the first entry of each column
-whose magnitude is at least half the column's largest positive, and so do the engine spellings
-(:mod:`gradspec.ops.linalg_rows`), so values and derivatives are compared with the same signs.
+as torch and LAPACK do (``uplo="U"``: the upper one). An eigenvector's sign is free; ``eigh`` makes the
+first entry of each column whose magnitude is at least half the column's largest positive, and so do the
+engine spellings (:mod:`gradspec.ops.linalg_rows`), so values and derivatives are compared with the same
+signs. A singular pair (u_k, v_k) has one free sign, shared: ``svd`` reads the same rule on U's column and
+flips U's column and Vᵀ's row together.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from gradspec.ops.lowering.matrices import (
     transposed,
 )
 
-__all__ = ["EXTRA", "TERMS", "TOLERANCE", "eigh", "eigvalsh", "matrix_exp", "svdvals"]
+__all__ = ["EXTRA", "TERMS", "TOLERANCE", "eigh", "eigvalsh", "matrix_exp", "svd", "svdvals"]
 
 TOLERANCE = 1e-60  # the off-diagonal part at the point, against the matrix, where Jacobi has converged
 EXTRA = 3  # sweeps past convergence: what is left then vanishes to order 2**EXTRA - 1 = 7 (docs/linalg.md)
@@ -58,9 +61,11 @@ _ZERO_SINGULAR = 1e-50  # a squared singular value this small against the larges
 _SIGN_MARGIN = 1e-6  # an entry this close to half its column's largest makes the sign convention unreadable
 
 
-def _symmetric(a: Mat) -> Mat:
-    """The symmetric matrix read through the lower triangle of ``a``."""
+def _symmetric(a: Mat, uplo: str = "L") -> Mat:
+    """The symmetric matrix read through the lower triangle of ``a`` (``uplo="U"``: the upper one)."""
     n = len(a)
+    if uplo == "U":
+        return [[a[min(i, j)][max(i, j)] for j in range(n)] for i in range(n)]
     return [[a[max(i, j)][min(i, j)] for j in range(n)] for i in range(n)]
 
 
@@ -139,64 +144,91 @@ def _spectrum(b: Scalars, values: Sequence[Any], name: str, what: str, why: str)
         gap(b, name, f"{what} spacing", min(spacings), top)
 
 
-def _eigen(b: Scalars, a: Mat, name: str, why: str) -> tuple[list[Any], Mat]:
-    values, vectors = _jacobi(b, _symmetric(a), name)
+def _eigen(b: Scalars, a: Mat, name: str, why: str, uplo: str) -> tuple[list[Any], Mat]:
+    values, vectors = _jacobi(b, _symmetric(a, uplo), name)
     _spectrum(b, [_exact(b, x) for x in values], name, "eigenvalue", why)
     return values, vectors
 
 
 def eigvalsh(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
-    """The eigenvalues, ascending, of the symmetric matrix read through the lower triangle."""
+    """The eigenvalues, ascending, of the symmetric matrix read through the lower (upper) triangle."""
     why = "the sorted eigenvalues are not differentiable where two meet"
-    return batched(args, [2], shape, lambda a: _eigen(b, a, "eigvalsh", why)[0])
+    return batched(args, [2], shape, lambda a: _eigen(b, a, "eigvalsh", why, kw["uplo"])[0])
 
 
-def _signed(b: Scalars, vectors: Mat, name: str) -> Mat:
-    """Each column times the sign of its first entry whose magnitude is at least half the column's largest."""
-    n = len(vectors)
-    out = [row[:] for row in vectors]
-    for k in range(n):
-        mags = [abs(peek(b, vectors[i][k])) for i in range(n)]
+def _flips(b: Scalars, columns: Mat, name: str, what: str) -> list[bool]:
+    """For each column: is the first entry whose magnitude is at least half the column's largest negative?"""
+    n = len(columns)
+    out = []
+    for k in range(len(columns[0])):
+        mags = [abs(peek(b, columns[i][k])) for i in range(n)]
         top = max(mags)
         if any(abs(x / top - 0.5) <= _SIGN_MARGIN for x in mags):
-            raise fail(b, f"{name}: eigenvector {k + 1} has an entry at half its largest: the sign convention "
+            raise fail(b, f"{name}: {what} {k + 1} has an entry at half its largest: the sign convention "
                           "(the first entry at least half the largest is positive) cannot be read reliably")
         first = next(i for i in range(n) if mags[i] >= top / 2)
-        if peek(b, vectors[first][k]) < 0:
-            for i in range(n):
-                out[i][k] = arith(b, "mul", Fraction(-1), vectors[i][k])
+        out.append(peek(b, columns[first][k]) < 0)
     return out
 
 
+def _negated(b: Scalars, columns: Mat, flips: Sequence[bool]) -> Mat:
+    """``columns`` with the columns ``flips`` names times -1."""
+    return [[arith(b, "mul", Fraction(-1), x) if flip else x for x, flip in zip(row, flips, strict=True)]
+            for row in columns]
+
+
 def eigh(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
-    """(eigenvalues ascending, eigenvectors as columns with the sign convention of :func:`_signed`)."""
+    """(eigenvalues ascending, eigenvectors as columns with the sign convention of :func:`_flips`)."""
     why = "the eigenvectors are not determined where two eigenvalues meet"
 
     def one(a: Mat) -> Any:
-        values, vectors = _eigen(b, a, "eigh", why)
-        return values if kw["output"] == 0 else _signed(b, vectors, "eigh")
+        values, vectors = _eigen(b, a, "eigh", why, kw["uplo"])
+        return values if kw["output"] == 0 else _negated(b, vectors, _flips(b, vectors, "eigh", "eigenvector"))
 
     return batched(args, [2], shape, one)
 
 
+def _singular(b: Scalars, a: Mat, name: str, vectors: bool) -> tuple[list[Any], Mat, Mat]:
+    """The singular values of ``a`` (m x n), descending, and with ``vectors`` U (m x k) and V (n x k), k =
+    min(m, n), as columns in the same order: the eigenvectors of AᵀA are V and U = A V Σ⁻¹ (wide: the
+    eigenvectors of A Aᵀ are U and V = Aᵀ U Σ⁻¹), with no sign convention yet."""
+    at = transposed(a)
+    tall = len(a) >= len(at)
+    gram = mm(b, at, a) if tall else mm(b, a, at)
+    squares, eigenvectors = _jacobi(b, gram, name)
+    top = max(_exact(b, x) for x in squares)
+    for k, x in enumerate(squares):
+        if _exact(b, x) <= _ZERO_SINGULAR * top or top <= 0:
+            raise fail(b, f"{name}: singular value {len(squares) - k} is zero: the singular values are "
+                          "not differentiable there (as |x| at 0)")
+    sigma = [b.op("sqrt", x) for x in reversed(squares)]
+    ascending = [_exact(b, x) for x in reversed(sigma)]
+    why = "the singular values are not differentiable where two meet" if not vectors else \
+        "the singular vectors are not determined where two singular values meet"
+    _spectrum(b, ascending, name, "singular value", why)
+    gap(b, name, "smallest singular value", float(ascending[0]), float(ascending[-1]))  # from a zero one
+    if not vectors:
+        return sigma, [], []
+    side = [row[::-1] for row in eigenvectors]  # columns in the order of sigma
+    other = [[arith(b, "div", x, s) for x, s in zip(row, sigma, strict=True)] for row in mm(b, a if tall else at, side)]
+    return (sigma, other, side) if tall else (sigma, side, other)
+
+
 def svdvals(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
     """The singular values, descending: square roots of the eigenvalues of AᵀA (A Aᵀ when A is wide)."""
+    return batched(args, [2], shape, lambda a: _singular(b, a, "svdvals", vectors=False)[0])
 
-    def one(a: Mat) -> list[Any]:
-        at = transposed(a)
-        gram = mm(b, at, a) if len(a) >= len(at) else mm(b, a, at)
-        squares, _ = _jacobi(b, gram, "svdvals")
-        top = max(_exact(b, x) for x in squares)
-        for k, x in enumerate(squares):
-            if _exact(b, x) <= _ZERO_SINGULAR * top or top <= 0:
-                raise fail(b, f"svdvals: singular value {len(squares) - k} is zero: the singular values are "
-                              "not differentiable there (as |x| at 0)")
-        sigma = [b.op("sqrt", x) for x in reversed(squares)]
-        ascending = [_exact(b, x) for x in reversed(sigma)]
-        _spectrum(b, ascending, "svdvals", "singular value",
-                  "the singular values are not differentiable where two meet")
-        gap(b, "svdvals", "smallest singular value", float(ascending[0]), float(ascending[-1]))  # from a zero one
-        return sigma
+
+def svd(b: Scalars, args: Sequence[Array], kw: dict[str, Any], shape: tuple[int, ...]) -> Array:
+    """The reduced SVD (U, S, Vᵀ) with S descending; each singular pair's sign read on U's column by the
+    rule of :func:`_flips`, U's column and Vᵀ's row flipped together."""
+
+    def one(a: Mat) -> Any:
+        sigma, u, v = _singular(b, a, "svd", vectors=kw["output"] != 1)
+        if kw["output"] == 1:
+            return sigma
+        flips = _flips(b, u, "svd", "left singular vector")
+        return _negated(b, u, flips) if kw["output"] == 0 else transposed(_negated(b, v, flips))
 
     return batched(args, [2], shape, one)
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from gradspec.ops.shapes import Kw, Shape, ShapeError, broadcast, show
 
-__all__ = ['cholesky_solve', 'eigh', 'eigvalsh', 'linear_solve', 'pinv', 'qr', 'square_batch', 'square_same', 'svdvals',
-           'triangular_solve']
+__all__ = ['cholesky_solve', 'eigh', 'eigvalsh', 'linear_solve', 'pinv', 'qr', 'square_batch', 'square_same', 'svd',
+           'svdvals', 'triangular_solve']
 
 def _matrix(name: str, shape: Shape, what: str = "a") -> tuple[Shape, int, int]:
     if len(shape) < 2:
@@ -114,3 +114,11 @@ def svdvals(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
     """The singular values of [..., m, n]: [..., min(m, n)]."""
     batch, m, n = _matrix(name, shapes[0])
     return (*batch, min(m, n))
+
+
+def svd(name: str, shapes: Sequence[Shape], kw: Kw) -> Shape:
+    """The reduced SVD of [..., m, n], k = min(m, n): U [..., m, k] (output 0), S [..., k] (output 1) and
+    Vᵀ [..., k, n] (output 2)."""
+    batch, m, n = _matrix(name, shapes[0])
+    k = min(m, n)
+    return ((*batch, m, k), (*batch, k), (*batch, k, n))[kw["output"]]
