@@ -110,3 +110,33 @@ def test_second_derivatives_from_a_rounded_sigmoid_are_imprecise_in_float32(spec
         assert result.verdict is Verdict.IMPRECISE, (case.id, result.table())
         lost = [q for q in result.quantities if q.verdict is Verdict.IMPRECISE]
         assert lost[0].engine == 0 and "0 of 7 digits" in lost[0].note, case.id  # gelu's value, silu'', softplus''
+
+
+def test_a_dense_linear_algebra_kernel_may_lose_its_order_times_eps_of_the_largest_element() -> None:
+    from gradspec.checks.elements import normwise
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+    from gradspec.ops.linalg_rows import kernel_order
+
+    graph = build_tensor(parse("cholesky(a) @ b"), {"a": (3, 3), "b": (3, 2)})
+    assert kernel_order(graph.steps) == 3
+    assert kernel_order(build_tensor(parse("a @ b"), {"a": (3, 3), "b": (3, 2)}).steps) == 0  # a product: no kernel
+    assert normwise(3, [[0.0, -2.0], [1.0, 0.5]], FLOAT32_EPS) == 4 * 3 * FLOAT32_EPS * 2.0
+    assert normwise(0, [[5.0]], FLOAT32_EPS) == 0.0
+
+
+def test_a_structural_zero_of_a_cholesky_jacobian_is_imprecise_in_float32_not_a_failure(tmp_path: Any) -> None:
+    pytest.importorskip("torch")
+    from gradspec.casefile.loader import load_file
+    from gradspec.engines.resolve import resolve
+    from gradspec.run.runner import run_point
+
+    path = tmp_path / "t.gradspec.yaml"
+    path.write_text("version: 1\ncases:\n  - id: c\n    expr: cholesky(a)\n"
+                    "    at: {a: [[2, 1, 0.5], [1, 3, -0.75], [0.5, -0.75, 1.5]]}\n")
+    (case,) = load_file(path).cases
+    result = run_point(case, case.points[0], resolve("torch:float32"))
+    assert result.verdict is Verdict.IMPRECISE, result.table()
+    (jac,) = [q for q in result.quantities if q.verdict is Verdict.IMPRECISE]
+    # d L[2,0]/d a[0,1], symmetrised: L[2,0] = a[2,0]/sqrt(a[0,0]) reads neither; torch's matrix formula gives 7e-9
+    assert (jac.name, jac.index, jac.exact) == ("a (jacobian)", (2, 0, 0, 1), 0.0) and 0 < abs(jac.engine) < 1e-7

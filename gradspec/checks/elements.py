@@ -23,7 +23,7 @@ from gradspec.reference.numerical import relative_error
 from gradspec.reference.precision import REBUILT, precision_note, representation, split
 from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
 
-__all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "cotangent", "jacobian_size", "judge"]
+__all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "cotangent", "jacobian_size", "judge", "normwise"]
 
 JACOBIAN_LIMIT = 1000  # output elements x differentiable input elements
 MAP_LIMIT = 4096  # elements of a failing quantity whose errors the result carries for a heat map
@@ -37,6 +37,17 @@ def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
     if all(step == 1024 for step in steps):  # all ones: a backward that ignores its cotangent would pass
         steps[0] = 1023
     return (np.asarray(steps, dtype=float) / 1024).reshape(shape)
+
+
+def normwise(order: int, exact: Any, eps: float) -> float:
+    """What a dense linear-algebra kernel of matrix order ``order`` (and the matrix formulas of its
+    derivatives) may lose in every element of a quantity: four matrix operations, each ``order*eps`` of
+    the quantity's largest element (see :func:`gradspec.ops.linalg_rows.kernel_order`); 0 without one."""
+    if not order:
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        peak = float(np.max(np.abs(np.asarray(exact, dtype=float)), initial=0.0))
+    return 4 * order * eps * peak if math.isfinite(peak) else 0.0
 
 
 def jacobian_size(graph: TensorGraph) -> int:

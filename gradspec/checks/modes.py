@@ -30,14 +30,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gradspec.checks.check import float_range
-from gradspec.checks.elements import JACOBIAN_LIMIT, cotangent, jacobian_size, judge
+from gradspec.checks.elements import JACOBIAN_LIMIT, cotangent, jacobian_size, judge, normwise
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, Engine
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.modes import Ask, Mode, ModeRow, needs, rows
-from gradspec.ops.linalg_rows import project, structures
+from gradspec.ops.linalg_rows import kernel_order, project, structures
 from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
 from gradspec.reference.modes import Known, ModeReference, mode_reference
 from gradspec.reference.precision import CONDITIONED, REBUILT, digits
@@ -205,11 +205,15 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
     # absolute terms, beside the relative rounding bound, where the exact value is itself below it (a
     # floor above a normal exact value would let 0 pass for it).
     floor = 16 * smallest
+    dense = kernel_order(graph.steps)
 
     def one(label: str, computed: Any, known: Known | None, key: str, degree: int) -> None:
         if known is None:
             return
         bound = None if sums is None else sums.bound(label, known.floats, degree, eps)
+        if dense:  # a dense linear-algebra kernel's normwise rounding
+            known = dataclasses.replace(known, rebuilt=np.asarray(known.rebuilt, dtype=float)
+                                        + normwise(dense, known.floats, eps))
         if bound is not None:  # the function's conditioning; what the reference's spelling loses: imprecise
             known = dataclasses.replace(known, allowance=bound, rebuilt=np.asarray(known.allowance, dtype=float)
                                         + np.asarray(known.rebuilt, dtype=float))

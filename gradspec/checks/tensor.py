@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradspec.casefile.model import Case, Point, TensorPoint, TensorSpec
-from gradspec.checks.elements import JACOBIAN_LIMIT, cotangent, jacobian_size, judge
+from gradspec.checks.elements import JACOBIAN_LIMIT, cotangent, jacobian_size, judge, normwise
 from gradspec.checks.expression import with_modes
 from gradspec.checks.modes import mode_quantities
 from gradspec.diagnose.lowered import scalar_culprit
@@ -32,7 +32,7 @@ from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.modes import Mode, asked
-from gradspec.ops.linalg_rows import project, sign_notes, structures
+from gradspec.ops.linalg_rows import kernel_order, project, sign_notes, structures
 from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
 from gradspec.reference.precision import CONDITIONED, REBUILT
 from gradspec.reference.tensor import TensorExact, exact_tensor
@@ -147,9 +147,11 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
         """(precision bound, rebuilt allowance): the graph's, or the function's conditioning bound and
         then what the graph's own spelling loses (see gradspec.reference.conditioning)."""
         bound = None if sums is None else sums.bound(label, exact, order, eps)
+        rebuilt = rebuilt + normwise(dense, exact, eps)  # a dense linear-algebra kernel's normwise rounding
         return (rounding, rebuilt) if bound is None else (bound, rounding + rebuilt)
 
     why = CONDITIONED if sums is not None else REBUILT
+    dense = kernel_order(graph.steps)
     allowed, lost = bounds("value", value, eps * ref.value_rounding, eps * np.asarray(ref.value_lost), 0)
     out = [judge("value", Role.VALUE, outcome.value, ref.value, value, allowed, tol, eps=eps, rebuilt=lost, why=why)]
     # An input an op reads through a structure (cholesky's symmetric matrix, a triangular factor) is

@@ -15,7 +15,7 @@ from typing import Any
 from gradspec.ops.row import Keyword, TensorOp
 from gradspec.ops.shapes import linalg as _shape
 
-__all__ = ["ROWS"]
+__all__ = ["ROWS", "kernel_order"]
 
 _OUTPUT = Keyword("output", "int", 0, internal=True)
 _UPPER = Keyword("upper", "int", 0)
@@ -203,6 +203,20 @@ SIGNS: dict[str, tuple[tuple[int, ...], str]] = {
     "eigh": ((1,), "signs of eigenvectors fixed by gradspec's rule (docs/linalg.md)"),
     "svd": ((0, 2), "signs of singular vectors fixed by gradspec's rule (docs/linalg.md)"),
 }
+
+
+def kernel_order(steps: Sequence[Any]) -> int:
+    """The largest matrix order among the graph's linear-algebra ops (0 where there is none).
+
+    Engines compute each of these as one dense kernel (LAPACK or its like) and differentiate it by matrix
+    formulas of its factors (torch's and JAX's cholesky backward: triangular solves and products with the
+    cotangent). Those are normwise stable: every element of the result errs by a few times ``n*eps`` of
+    the matrices' size, elements that are exactly 0 included (d L[2,0]/d a[1,0] of a Cholesky factor comes
+    back as 7e-9 in float32), where the reference's elimination has no such terms. What that loses is
+    part of the rebuilt allowance (imprecise, never pass): see :func:`gradspec.checks.elements.normwise`."""
+    kernels = {row.name for row in ROWS}
+    return max((max(steps[a].shape[-2:], default=0) for s in steps if s.op in kernels for a in s.args[:1]),
+               default=0)
 
 
 def sign_notes(steps: Sequence[Any]) -> list[str]:
