@@ -916,10 +916,18 @@ def secondorder() -> None:
     print("  the correct Function's jvp-of-jvp: torch.func.jvp nested over an autograd.Function's jvp returns zeros")
 
 
+def library_tails() -> None:
+    """Correct library ops at wide ranges on torch and JAX, float32 and float64: fail (want 0) and imprecise."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import library_tails as tails
+
+    tails.run()
+
+
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
             "tensors": tensors, "reference": reference, "rounding": rounding, "functions": functions,
             "secondorder": secondorder, "rounding-modes": rounding_modes, "precision": precision,
-            "rounding-tensors": rounding_tensors}
+            "rounding-tensors": rounding_tensors, "library-tails": library_tails}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)
