@@ -125,6 +125,14 @@ FORMS: dict[str, dict[str, Draw]] = {
     # within about 0.5 of 0 torch's and JAX's sinc' = (cos(pi*x) - sinc(x))/x cancels beyond what even its
     # absolute allowance covers: a finding of the case library (sinc-edges), not a false alarm
     "sinc(x)": {"x": magnitude(0.5, 6, True)},
+    "prelu(x, w)": {"x": magnitude(1e-3, 1e3, True), "w": uniform(-2, 2)},
+    # JAX's log_ndtr is log(ndtr(x)) up to 8, which loses ndtr's rounding there (log_ndtr(8): a finding of the
+    # case library, log-ndtr-tails); both libraries keep the left tail
+    "log_ndtr(x)": {"x": uniform(-30, 5)},
+    # beside lgamma's zeros at 1 and 2 and digamma's at 1.4616 the libraries' series cancel: findings of the
+    # case library (lgamma-edges, digamma-edges), drawn away from them here
+    "lgamma(x)": {"x": uniform(2.5, 30)},
+    "digamma(x)": {"x": uniform(2.5, 30)},
 }
 
 

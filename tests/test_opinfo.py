@@ -286,13 +286,14 @@ def test_a_run_judges_the_samples_on_torch_and_exits_0(op_db: list[Any], tmp_pat
                                                                        "sum.gradspec.yaml"]
 
 
-def test_torchs_ndtr_fails_its_own_sample_in_the_left_tail(op_db: list[Any], tmp_path: Any) -> None:
+def test_torchs_ndtr_is_imprecise_on_its_own_sample_in_the_left_tail(op_db: list[Any], tmp_path: Any) -> None:
     # torch.special.ndtr is (1 + erf(x/sqrt(2)))/2: at OpInfo's own sample element x = -8.3157 it returns
-    # 5.55e-17 (one ulp of 1, halved) where Phi(x) = 4.56e-17; its derivatives, exp(-x*x/2)/sqrt(2*pi), are right
+    # 5.55e-17 (one ulp of 1, halved) where Phi(x) = 4.56e-17, the loss of a sum that cancels (imprecise, not a
+    # failure); its derivatives, exp(-x*x/2)/sqrt(2*pi), are right
     code, out, _ = _run("opinfo", "--ops", "special.ndtr", "--check", "value,vjp", "--out", str(tmp_path))
-    assert code == 1
-    assert "FAIL  ndtr(x)  at x[20]  on torch" in out and re.search(r"value +5\.551115123e-17 +4\.561194603e-17", out)
-    assert re.search(r"d/dx \(vjp0\) .* pass", out)
+    assert code == 0
+    assert "value imprecise: 2 of 20 elements beyond the precision bound; worst at [11]: engine 5.55e-17, exact 4.56e-17" in out
+    assert "1 imprecise" in out and "NO FAILURES" in out
 
 
 def test_a_failing_mode_exits_1_torchs_layer_norm_forward_over_forward(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from gradspec.ops.forms import LIBM
 
-__all__ = ["SIGMOID", "TANH", "atanh", "gelu", "hypot", "logaddexp", "logaddexp2", "mish", "ndtr", "second_from",
+__all__ = ["SIGMOID", "TANH", "atanh", "digamma", "gelu", "hypot", "log_ndtr", "logaddexp", "logaddexp2", "mish", "ndtr", "second_from",
            "silu", "sinc", "softplus", "tanhshrink"]
 
 SIGMOID = LIBM + 1  # s*(1 - s) from a rounded s: s's ulps, absolutely, and the product's
@@ -48,27 +48,35 @@ def gelu(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
     return max(4 * LIBM * k, TANH * k * (x / 2 + k) * max(1.0, du) ** k)
 
 
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
 def silu(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
-    # silu^(k) = x s^(k) + k s^(k-1), s = sigmoid(x) rounded: s^(j) loses SIGMOID*j for j >= 1 (silu' =
-    # s*(1 + x*(1 - s)) is 0 in float32 beyond x = 17 where (1 - s) is; silu'' likewise)
+    # silu^(k) = x s^(k) + k s^(k-1), s = sigmoid(x) rounded: s^(j) loses SIGMOID*j for j >= 1 where s is near
+    # 1 (silu' = s*(1 + x*(1 - s)) is 0 in float32 beyond x = 17 where (1 - s) is; silu'' likewise); where s is
+    # small it keeps its relative precision, and so does the loss: times s
     if k == 0:
         return 0.0
-    return SIGMOID * k * (abs(a[0]) + k - 1)
+    return SIGMOID * k * (abs(a[0]) + k - 1) * _sigmoid(a[0])
 
 
 def mish(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
     # mish = x*t, t = tanh(softplus(x)): mish^(k) = x t^(k) + k t^(k-1); t' = (1 - t*t)*sigmoid(x), from
-    # the rounded t and s: TANH + SIGMOID per order
+    # the rounded t and s: TANH + SIGMOID per order, where t is near 1; times t (about e^x) in the left tail
     if k == 0:
         return 0.0
-    return (TANH + SIGMOID) * k * (abs(a[0]) + k - 1)
+    x = a[0]
+    t = math.tanh(math.log1p(math.exp(x))) if x < 20 else 1.0
+    return (TANH + SIGMOID) * k * (abs(x) + k - 1) * t
 
 
 def softplus(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
     # softplus' = z/(z + 1), z = exp(beta*x), differentiated again: beta*(z/(z + 1) - z^2/(z + 1)^2), two
-    # terms near beta that cancel where the slope saturates; sigmoid's loss from the second order on
-    beta = abs(float(kw.get("beta", 1.0)))
-    return SIGMOID * (k - 1) * beta ** (k - 1) if k >= 2 else 0.0
+    # terms near beta that cancel where the slope saturates; sigmoid's loss from the second order on, times
+    # z/(z + 1) (terms of that size: in the left tail they keep their relative precision)
+    beta = float(kw.get("beta", 1.0))
+    return SIGMOID * (k - 1) * abs(beta) ** (k - 1) * _sigmoid(beta * a[0]) if k >= 2 else 0.0
 
 
 def second_from(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
@@ -89,6 +97,22 @@ def ndtr(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
     # (1 + erf(x/sqrt(2)))/2: erf's ulps near -1, absolutely, and the sum's; its derivatives are the
     # Gaussian's, computed directly
     return (LIBM + 2) / 2 if k == 0 else 0.0
+
+
+def digamma(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
+    # the libraries' recurrence and asymptotic series sum terms of about 1 that cancel beside digamma's zero at
+    # 1.4616 (-9.2e-17 at the float nearest it): their ulps, absolutely; its derivatives are computed directly
+    return LIBM if k == 0 else 0.0
+
+
+def log_ndtr(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
+    # the value as log(ndtr(x)) where ndtr is near 1 (JAX's, up to x = 8): ndtr's ulps of 1, absolutely, and
+    # the log's; the slope phi/Phi as exp(-x*x/2 - log_ndtr(x))/sqrt(2*pi) (torch's): in the left tail an
+    # exponent of two terms near x*x/2 that cancel, x*x's rounding and log_ndtr's ulps of it, so that many
+    # ulps of the result, per order
+    if k == 0:
+        return LIBM + 1
+    return k * (LIBM + 1) * (a[0] * a[0] / 2 + 1) * abs(v)
 
 
 def tanhshrink(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:

@@ -62,7 +62,7 @@ ROWS: tuple[Op, ...] = (
     Op("log_ndtr", 1, LogNdtr, _S.f_log_ndtr, method="log_ndtr", torch=lib("special.log_ndtr"),
        # log of erfc (or of erfcx in the left tail, with -x*x/2 added); the slope phi/Phi, a ratio of two
        jax=_sp.jax_special("log_ndtr"), tinygrad_lacks="tinygrad has no log_ndtr", ulps=LIBM, partial_ulps=LIBM + 1,
-       fuzz=None),
+       rebuilt=_R.log_ndtr, fuzz=None),
     Op("lgamma", 1, LogGamma, _S.f_lgamma, method="lgamma", domain=_S.d_gamma_pole("lgamma"), torch=lib("lgamma"),
        # the slope digamma(x) is a library function whose recurrence and series cancel beside its zero at
        # 1.4616: an absolute error of a few eps there (as sinc's)
@@ -70,7 +70,7 @@ ROWS: tuple[Op, ...] = (
        partial_abs=LIBM, fuzz=None),
     Op("digamma", 1, Psi, _S.f_digamma, method="digamma", domain=_S.d_gamma_pole("digamma"), torch=lib("digamma"),
        jax=_sp.jax_special("digamma"), tinygrad_lacks="tinygrad has no digamma", ulps=LIBM, partial_ulps=LIBM,
-       fuzz=None),
+       rebuilt=_R.digamma, fuzz=None),
     Op("logit", 1, _S.logit, _S.f_logit, method="logit", domain=_S.d_logit, keywords=(Keyword("eps", _NUM, None),),
        kink=Kink(_S.k_logit, (1.0,), _UNIT, "logit at eps or 1 - eps (the inner slope 1/(eps*(1 - eps)), torch's)",
                  interval_at=_S.k_logit_interval),
