@@ -21,6 +21,23 @@ pytest_plugins = ["pytester"]
 # they neither read a developer's cache nor leave files in it.
 os.environ["GRADSPEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradspec-test-cache-")
 
+# Most of the JAX tests' time is XLA compiling the small programs of eager JAX: each op of each graph, in
+# each mode, in each process (every pytest-xdist worker, every `gradspec run` worker). JAX's persistent
+# compilation cache keeps them on disk by what they are (the program, its compile options, the versions
+# and flags of jax and XLA), so a program compiled once, by any test process of this run or of an earlier
+# one, is loaded rather than compiled again: the same executable, the same numbers. Set here before any
+# test imports jax (JAX reads these once, on import), and inherited by the processes tests start. Bounded
+# in size, which also makes JAX lock the folder, so that processes writing it at once never read a
+# half-written entry. A cache a developer configured is left as it is.
+JAX_CACHE = {
+    "JAX_COMPILATION_CACHE_DIR": str(Path(tempfile.gettempdir()) / "gradspec-test-xla-cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # the default (1 s) leaves out every program here
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+    "JAX_COMPILATION_CACHE_MAX_SIZE": str(512 * 2**20),
+}
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ.update(JAX_CACHE)
+
 DATA = Path(__file__).resolve().parent / "data"
 HOSTILE = DATA / "hostile"
 VALID = DATA / "valid"
