@@ -21,6 +21,29 @@ pytest_plugins = ["pytester"]
 # they neither read a developer's cache nor leave files in it.
 os.environ["GRADSPEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradspec-test-cache-")
 
+# Most of the JAX tests' time is XLA compiling the small programs of eager JAX: each op of each graph, in
+# each mode, in each process (every pytest-xdist worker, every `gradspec run` worker). JAX's persistent
+# compilation cache keeps them on disk by what they are (the program, its compile options, the versions
+# and flags of jax and XLA), so a program compiled once, by any test process of this run or of an earlier
+# one, is loaded rather than compiled again: the same executable, the same numbers. Set here before any
+# test imports jax (JAX reads these once, on import), and inherited by the processes tests start. A cache
+# a developer configured is left as it is. JAX's own size bound is not used: it lists and stats the whole
+# folder on every write (quadratic in the entries, most of a cold run's system time); the folder is
+# emptied instead when a run starts with it over XLA_CACHE_LIMIT (by the one process that starts the
+# run, before any worker). Without that bound JAX writes entries unlocked: a process that reads one half
+# written warns and compiles the program itself.
+XLA_CACHE = Path(tempfile.gettempdir()) / "gradspec-test-xla-cache"
+XLA_CACHE_LIMIT = 1 << 30
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    if "PYTEST_XDIST_WORKER" not in os.environ and XLA_CACHE.is_dir() and \
+            sum(p.stat().st_size for p in XLA_CACHE.iterdir()) > XLA_CACHE_LIMIT:
+        shutil.rmtree(XLA_CACHE, ignore_errors=True)
+    os.environ.update({
+        "JAX_COMPILATION_CACHE_DIR": str(XLA_CACHE),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # the default (1 s) leaves out every program here
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+    })
+
 DATA = Path(__file__).resolve().parent / "data"
 HOSTILE = DATA / "hostile"
 VALID = DATA / "valid"

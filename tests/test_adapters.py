@@ -627,3 +627,67 @@ def test_jax_takes_the_same_path_in_both_runs_of_a_check() -> None:
     for x in (-3.670862283897047, -3.670862283897047, 1.25, 1.25, -0.5):
         result = check("exp(sin(x)) * cos(tanh(x)) + log(sigmoid(x))", {"x": x}, engine=engine)
         assert result.verdict is Verdict.PASS, result.table()
+
+
+@pytest.fixture
+def jax_compiles() -> Iterator[list[str]]:
+    """The compile requests JAX makes meanwhile, and what its persistent cache answered to each (hits and misses)."""
+    jax = pytest.importorskip("jax")
+    seen: list[str] = []
+
+    def listen(event: str, **_: Any) -> None:
+        if event.startswith("/jax/compilation_cache/") and event.rsplit("/", 1)[1] in (
+                "compile_requests_use_cache", "cache_hits", "cache_misses"):
+            seen.append(event.rsplit("/", 1)[1])
+
+    jax.monitoring.register_event_listener(listen)
+    yield seen
+    jax.monitoring.unregister_event_listener(listen)
+
+
+def test_jax_compiles_a_graph_once_for_every_draw_and_again_for_another_shape_or_dtype(
+        jax_compiles: list[str], tmp_path: Path) -> None:
+    # Each draw of a tensor case is checked on its own inputs, and JAX keeps the programs it compiled for
+    # a graph at its shapes and dtype: a later draw compiles nothing, another shape or dtype compiles anew.
+    import jax
+
+    def draws(shape: str, spec: str) -> list[CheckResult]:
+        path = tmp_path / f"{shape}-{spec.replace(':', '-')}.gradspec.yaml"
+        path.write_text("cases:\n  - id: t\n    expr: x * tanh(x)\n    check: [value, vjp, jvp]\n"
+                        f"    sample: {{count: 2, vars: {{x: {{shape: [{shape}], normal: [0, 1]}}}}}}\n", encoding="utf-8")
+        return run_case(load_file(path).cases[0], resolve(spec))
+
+    jax.clear_caches()
+    first = draws("2", "jax")
+    compiled = jax_compiles.count("compile_requests_use_cache")
+    assert compiled > 0 and jax_compiles.count("cache_hits") + jax_compiles.count("cache_misses") == compiled
+    for shape, spec in (("2", "jax"), ("3", "jax"), ("2", "jax:float32")):
+        jax_compiles.clear()
+        results = draws(shape, spec)
+        assert [r.verdict for r in first + results] == [Verdict.PASS] * 4
+        assert {q.name for q in results[1].quantities} == {"value", "x (vjp0)", "x (vjp1)", "x (jacobian)", "jvp", "mode consistency"}
+        if spec == "jax" and shape == "2":  # the graph of the first run: nothing compiled, not even looked up
+            assert jax_compiles == []
+            assert [q.engine for q in results[1].quantities] == [q.engine for q in first[1].quantities]
+        else:
+            assert jax_compiles.count("compile_requests_use_cache") > 0
+
+
+def test_jax_programs_compiled_once_are_loaded_from_the_persistent_cache_with_the_same_answers(
+        jax_compiles: list[str]) -> None:
+    # What a test process compiled is on disk (tests/conftest.py configures the cache) for every later one:
+    # emptying this process's own caches stands for a new process.
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        pytest.skip("no persistent compilation cache is configured")
+    engine = resolve("jax")
+    expression, point = "logsumexp(x * y, axis=0)", {"x": [[0.5, -1.25], [2.0, 0.75]], "y": [[1.5, 0.25], [-0.5, 1.0]]}
+    before = check(expression, point, engine=engine)
+    jax.clear_caches()
+    jax_compiles.clear()
+    after = check(expression, point, engine=engine)
+    assert after.verdict is before.verdict is Verdict.PASS
+    assert [(q.name, q.engine) for q in after.quantities] == [(q.name, q.engine) for q in before.quantities]
+    assert jax_compiles.count("compile_requests_use_cache") == jax_compiles.count("cache_hits") > 0
+    assert "cache_misses" not in jax_compiles
