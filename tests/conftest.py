@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -34,9 +35,19 @@ os.environ["GRADSPEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradspec-test-cache-
 # written warns and compiles the program itself.
 XLA_CACHE = Path(tempfile.gettempdir()) / "gradspec-test-xla-cache"
 XLA_CACHE_LIMIT = 1 << 30
+
+
+def _cache_size(folder: Path) -> int:
+    """The folder's bytes; files another process removes meanwhile count as none."""
+    total = 0
+    for entry in folder.iterdir():
+        with contextlib.suppress(OSError):
+            total += entry.stat().st_size
+    return total
+
+
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    if "PYTEST_XDIST_WORKER" not in os.environ and XLA_CACHE.is_dir() and \
-            sum(p.stat().st_size for p in XLA_CACHE.iterdir()) > XLA_CACHE_LIMIT:
+    if "PYTEST_XDIST_WORKER" not in os.environ and XLA_CACHE.is_dir() and _cache_size(XLA_CACHE) > XLA_CACHE_LIMIT:
         shutil.rmtree(XLA_CACHE, ignore_errors=True)
     os.environ.update({
         "JAX_COMPILATION_CACHE_DIR": str(XLA_CACHE),
