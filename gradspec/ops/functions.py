@@ -27,6 +27,31 @@ __all__ = ["MPMATH", "LogGamma", "LogNdtr", "Phi", "Psi", "Sinc", "TanhShrink", 
            "mp_sinc", "mp_tanhshrink"]
 
 
+class _Whole(sympy.Function):
+    """A function kept whole: a number is evaluated by its mpmath form in :data:`MPMATH` at the working
+    precision (any further arguments are integer orders)."""
+
+    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
+        x = self.args[0]._eval_evalf(prec)
+        if x is None or not x.is_Number:
+            return None
+        with mpmath.workprec(prec):
+            return sympy.Float(MPMATH[type(self)](x._to_mpmath(prec), *(int(a) for a in self.args[1:])),
+                               precision=prec)
+
+
+class _Derivatives(_Whole):
+    """``F(x)`` and ``F(x, n)``, its ``n``-th derivative, which is what it differentiates into."""
+
+    nargs = (1, 2)
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        if argindex != 1:
+            raise ArgumentIndexError(self, argindex)
+        x, n = self.args[0], (self.args[1] if len(self.args) > 1 else sympy.Integer(0))
+        return type(self)(x, n + 1)
+
+
 class Phi(sympy.Function):
     """The standard normal CDF, ``erfc(-x/sqrt(2))/2``, kept whole so its tail keeps its digits."""
 
@@ -49,19 +74,12 @@ def mp_tanhshrink(x: Any) -> Any:
     return +value
 
 
-class TanhShrink(sympy.Function):
+class TanhShrink(_Whole):
     """``x - tanh(x)``, kept whole so that its digits near 0 are kept (torch's tanhshrink)."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         (x,) = self.args
         return sympy.tanh(x) ** 2
-
-    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
-        x = self.args[0]._eval_evalf(prec)
-        if x is None or not x.is_Number:
-            return None
-        with mpmath.workprec(prec):
-            return sympy.Float(mp_tanhshrink(x._to_mpmath(prec)), precision=prec)
 
 
 def mp_sinc(x: Any, n: Any = 0) -> Any:
@@ -89,25 +107,10 @@ def mp_sinc(x: Any, n: Any = 0) -> Any:
     return +value
 
 
-class Sinc(sympy.Function):
+class Sinc(_Derivatives):
     """``sin(pi*x)/(pi*x)``, 1 at 0 (torch's and NumPy's sinc), kept whole; ``Sinc(x, n)`` is its ``n``-th
     derivative, which is what it differentiates into, so every derivative is exact at 0 too."""
 
-    nargs = (1, 2)
-
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        if argindex != 1:
-            raise ArgumentIndexError(self, argindex)
-        x, n = self.args[0], (self.args[1] if len(self.args) > 1 else sympy.Integer(0))
-        return Sinc(x, n + 1)
-
-    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
-        x = self.args[0]._eval_evalf(prec)
-        if x is None or not x.is_Number:
-            return None
-        n = int(self.args[1]) if len(self.args) > 1 else 0
-        with mpmath.workprec(prec):
-            return sympy.Float(mp_sinc(x._to_mpmath(prec), n), precision=prec)
 
 
 def _pole(x: Any) -> bool:
@@ -134,7 +137,7 @@ def mp_log_ndtr(x: Any) -> Any:
     return mpmath.log1p(-mpmath.ncdf(-x)) if x > 0 else mpmath.log(mpmath.ncdf(x))
 
 
-class LogNdtr(sympy.Function):
+class LogNdtr(_Whole):
     """``log(Phi(x))`` (torch.special.log_ndtr), kept whole so both tails keep their digits; its derivative
     is phi(x)/Phi(x), with Phi kept whole too."""
 
@@ -142,48 +145,19 @@ class LogNdtr(sympy.Function):
         (x,) = self.args
         return sympy.exp(-x**2 / 2) / (sympy.sqrt(2 * sympy.pi) * Phi(x))
 
-    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
-        x = self.args[0]._eval_evalf(prec)
-        if x is None or not x.is_Number:
-            return None
-        with mpmath.workprec(prec):
-            return sympy.Float(mp_log_ndtr(x._to_mpmath(prec)), precision=prec)
 
-
-class Psi(sympy.Function):
+class Psi(_Derivatives):
     """``Psi(x)`` is digamma, the derivative of log|Gamma(x)|; ``Psi(x, n)`` its n-th derivative, which is
     what it differentiates into."""
 
-    nargs = (1, 2)
-
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        if argindex != 1:
-            raise ArgumentIndexError(self, argindex)
-        x, n = self.args[0], (self.args[1] if len(self.args) > 1 else sympy.Integer(0))
-        return Psi(x, n + 1)
-
-    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
-        x = self.args[0]._eval_evalf(prec)
-        if x is None or not x.is_Number:
-            return None
-        n = int(self.args[1]) if len(self.args) > 1 else 0
-        with mpmath.workprec(prec):
-            return sympy.Float(mp_psi(x._to_mpmath(prec), n), precision=prec)
 
 
-class LogGamma(sympy.Function):
+class LogGamma(_Whole):
     """log|Gamma(x)| (torch.lgamma, scipy's gammaln), real wherever Gamma has no pole; its derivative is
     digamma on both sides of 0."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return Psi(self.args[0])
-
-    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
-        x = self.args[0]._eval_evalf(prec)
-        if x is None or not x.is_Number:
-            return None
-        with mpmath.workprec(prec):
-            return sympy.Float(mp_lgamma(x._to_mpmath(prec)), precision=prec)
 
 
 #: Each function's mpmath evaluation (mpfs in, an mpf out).

@@ -185,6 +185,7 @@ def _side(kw: dict[str, Any]) -> str:
     return "upper" if kw.get("upper") else "lower"
 
 
+_KERNELS = frozenset(row.name for row in ROWS)  # each a dense kernel on every engine (kernel_order)
 READS: dict[str, Any] = {
     "cholesky": lambda kw: {0: "symmetric"},
     "eigvalsh": lambda kw: {0: "symmetric"},
@@ -214,8 +215,7 @@ def kernel_order(steps: Sequence[Any]) -> int:
     the matrices' size, elements that are exactly 0 included (d L[2,0]/d a[1,0] of a Cholesky factor comes
     back as 7e-9 in float32), where the reference's elimination has no such terms. What that loses is
     part of the rebuilt allowance (imprecise, never pass): see :func:`gradspec.checks.elements.normwise`."""
-    kernels = {row.name for row in ROWS}
-    return max((max(steps[a].shape[-2:], default=0) for s in steps if s.op in kernels for a in s.args[:1]),
+    return max((max(steps[a].shape[-2:], default=0) for s in steps if s.op in _KERNELS for a in s.args[:1]),
                default=0)
 
 

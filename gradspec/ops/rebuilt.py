@@ -19,9 +19,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from gradspec.ops.forms import LIBM
+from gradspec.ops.forms import LIBM, sigmoid
 
-__all__ = ["SIGMOID", "TANH", "atanh", "digamma", "gelu", "hypot", "log_ndtr", "logaddexp", "logaddexp2", "mish", "ndtr", "second_from",
+__all__ = ["SIGMOID", "TANH", "atanh", "digamma", "gelu", "hypot", "log_ndtr", "logaddexp2", "mish", "ndtr", "second_from",
            "silu", "sinc", "softplus", "tanhshrink"]
 
 SIGMOID = LIBM + 1  # s*(1 - s) from a rounded s: s's ulps, absolutely, and the product's
@@ -48,17 +48,13 @@ def gelu(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
     return max(4 * LIBM * k, TANH * k * (x / 2 + k) * max(1.0, du) ** k)
 
 
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
-
-
 def silu(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
     # silu^(k) = x s^(k) + k s^(k-1), s = sigmoid(x) rounded: s^(j) loses SIGMOID*j for j >= 1 where s is near
     # 1 (silu' = s*(1 + x*(1 - s)) is 0 in float32 beyond x = 17 where (1 - s) is; silu'' likewise); where s is
     # small it keeps its relative precision, and so does the loss: times s
     if k == 0:
         return 0.0
-    return SIGMOID * k * (abs(a[0]) + k - 1) * _sigmoid(a[0])
+    return SIGMOID * k * (abs(a[0]) + k - 1) * sigmoid(a[0])
 
 
 def mish(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
@@ -76,7 +72,7 @@ def softplus(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
     # terms near beta that cancel where the slope saturates; sigmoid's loss from the second order on, times
     # z/(z + 1) (terms of that size: in the left tail they keep their relative precision)
     beta = float(kw.get("beta", 1.0))
-    return SIGMOID * (k - 1) * abs(beta) ** (k - 1) * _sigmoid(beta * a[0]) if k >= 2 else 0.0
+    return SIGMOID * (k - 1) * abs(beta) ** (k - 1) * sigmoid(beta * a[0]) if k >= 2 else 0.0
 
 
 def second_from(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
@@ -84,8 +80,6 @@ def second_from(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> flo
     sigmoid(a - b)): their second derivatives are ``s*(1 - s)`` from the rounded s."""
     return SIGMOID * (k - 1) if k >= 2 else 0.0
 
-
-logaddexp = second_from
 
 
 def logaddexp2(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
