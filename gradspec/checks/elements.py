@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mpmath
@@ -18,12 +19,14 @@ import numpy as np
 
 from gradspec.diagnose.patterns import guess, unsummed_shape
 from gradspec.graph.tensor import TensorGraph
+from gradspec.ops.rebuilt_tensor import Site
+from gradspec.ops.table import TENSOR_OPS
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.precision import REBUILT, precision_note, representation, split
 from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
 
-__all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "cotangent", "jacobian_size", "judge", "normwise"]
+__all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "Kernels", "cotangent", "jacobian_size", "judge"]
 
 JACOBIAN_LIMIT = 1000  # output elements x differentiable input elements
 MAP_LIMIT = 4096  # elements of a failing quantity whose errors the result carries for a heat map
@@ -39,15 +42,61 @@ def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
     return (np.asarray(steps, dtype=float) / 1024).reshape(shape)
 
 
-def normwise(order: int, exact: Any, eps: float) -> float:
-    """What a dense linear-algebra kernel of matrix order ``order`` (and the matrix formulas of its
-    derivatives) may lose in every element of a quantity: four matrix operations, each ``order*eps`` of
-    the quantity's largest element (see :func:`gradspec.ops.linalg_rows.kernel_order`); 0 without one."""
-    if not order:
-        return 0.0
-    with np.errstate(invalid="ignore"):
-        peak = float(np.max(np.abs(np.asarray(exact, dtype=float)), initial=0.0))
-    return 4 * order * eps * peak if math.isfinite(peak) else 0.0
+class Kernels:
+    """The tensor ops of a graph whose engines' kernels lose more than the lowering's rounding
+    (``TensorOp.rebuilt``: a dense linear-algebra kernel, logcumsumexp's weights), ready to say what that
+    adds to each quantity's rebuilt allowance (imprecise, never pass).
+
+    ``point``: input -> array of exact numbers; ``value``: the graph's exact value (floats), or a function
+    that computes it (called only where an op sees the quantity's directions). An op applied
+    to the graph's inputs whose output is the graph's sees the quantity's own directions (a
+    :class:`~gradspec.ops.rebuilt_tensor.Site` with its operands); any other sees only the quantity."""
+
+    def __init__(self, graph: TensorGraph, point: Mapping[str, Any], value: Any, eps: float) -> None:
+        self.eps = eps
+        self.sites: list[tuple[Any, Any, tuple[Any, ...] | None, tuple[tuple[int, ...], ...]]] = []
+        inputs = {i: n for n, i in graph.inputs}
+        self.names = [n for n, _ in graph.differentiable]
+        for i, step in enumerate(graph.steps):
+            row = TENSOR_OPS.get(step.op) if step.op else None
+            if row is None or row.rebuilt is None:
+                continue
+            sources = [graph.steps[a] for a in step.args]
+            direct = i == graph.output and all(a in inputs or s.const is not None for a, s in zip(step.args, sources, strict=True))
+            operands = tuple(_floats(point[inputs[a]]) if a in inputs else np.asarray(float(s.const or 0))
+                             for a, s in zip(step.args, sources, strict=True)) if direct else None
+            self.sites.append((row, step, operands, tuple(s.shape for s in sources)))
+        self.graph = graph
+        direct = any(operands is not None for _, _, operands, _ in self.sites)
+        self.value = (value() if callable(value) else value) if direct else None
+
+    def __bool__(self) -> bool:
+        return bool(self.sites)
+
+    def lost(self, exact: Any, degree: int, *, cotangent: Any = None, tangents: Sequence[Sequence[Any]] = (),
+             wrt: str | None = None, whole: bool = False) -> Any:
+        """The allowance of a quantity with exact value ``exact`` (floats) and degree ``degree``: taken
+        along ``cotangent`` (reverse) and ``tangents`` (one direction per differentiable input, per slot),
+        with respect to input ``wrt`` (a per-input quantity), ``whole`` for a Jacobian."""
+        total: Any = 0.0
+        inputs = {i: n for n, i in self.graph.inputs}
+        for row, step, operands, shapes in self.sites:
+            where = None
+            if operands is not None and wrt is not None:
+                found = [k for k, a in enumerate(step.args) if inputs.get(a) == wrt]
+                where = found[0] if len(found) == 1 else None
+            if operands is not None and wrt is not None and where is None:
+                operands = None
+            slots = tuple(tuple(t[self.names.index(inputs[a])] if inputs.get(a) in self.names else None
+                                for a in step.args) for t in tangents) if operands is not None else ()
+            site = Site(step.kw, shapes, exact, degree, self.eps, operands, self.value if operands is not None else None,
+                        cotangent if operands is not None else None, slots, where, whole)
+            total = total + np.nan_to_num(np.asarray(row.rebuilt(site), dtype=float), nan=0.0)
+        return total
+
+
+def _floats(values: Any) -> Any:
+    return np.vectorize(float, otypes=[float])(np.asarray(values, dtype=object))
 
 
 def jacobian_size(graph: TensorGraph) -> int:

@@ -30,18 +30,19 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gradspec.checks.check import float_range
-from gradspec.checks.elements import JACOBIAN_LIMIT, cotangent, jacobian_size, judge, normwise
+from gradspec.checks.elements import JACOBIAN_LIMIT, Kernels, cotangent, jacobian_size, judge
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, Engine
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.modes import Ask, Mode, ModeRow, needs, rows
-from gradspec.ops.linalg_rows import kernel_order, project, structures
+from gradspec.ops.linalg_rows import project, structures
 from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
 from gradspec.reference.modes import Known, ModeReference, mode_reference
 from gradspec.reference.precision import CONDITIONED, REBUILT, digits
 from gradspec.reference.store import STORE
+from gradspec.reference.tensor import exact_tensor
 from gradspec.results import Quantity, Role, Tolerance, Verdict
 
 __all__ = ["directions", "mode_quantities", "scalar_modes"]
@@ -125,7 +126,8 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
         return out + _skipped(frozenset(runnable), reach, called.message, called.verdict), ""
     got = called.get()
     sums = _conditioning(graph, point, ask, engine.eps) if conditioned else None
-    out += _compare(graph, ref, got, ask, engine, tol, sums)
+    kernels = Kernels(graph, point, lambda: exact_tensor(graph, point).value_floats, engine.eps)
+    out += _compare(graph, ref, got, ask, engine, tol, sums, kernels)
     return out, f"directions seed {seed}"
 
 
@@ -195,7 +197,7 @@ def _conditioning(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: f
 
 
 def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine: Engine,
-             tol: Tolerance, sums: Sums | None = None) -> list[Quantity]:
+             tol: Tolerance, sums: Sums | None = None, kernels: Kernels | None = None) -> list[Quantity]:
     names = [n for n, _ in graph.differentiable]
     held = structures(graph.steps, graph.differentiable)
     out: list[Quantity] = []
@@ -205,15 +207,14 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
     # absolute terms, beside the relative rounding bound, where the exact value is itself below it (a
     # floor above a normal exact value would let 0 pass for it).
     floor = 16 * smallest
-    dense = kernel_order(graph.steps)
 
-    def one(label: str, computed: Any, known: Known | None, key: str, degree: int) -> None:
+    def one(label: str, computed: Any, known: Known | None, key: str, degree: int, site: dict[str, Any]) -> None:
         if known is None:
             return
         bound = None if sums is None else sums.bound(label, known.floats, degree, eps)
-        if dense:  # a dense linear-algebra kernel's normwise rounding
+        if kernels:  # what an engine's own kernel of an op loses (TensorOp.rebuilt)
             known = dataclasses.replace(known, rebuilt=np.asarray(known.rebuilt, dtype=float)
-                                        + normwise(dense, known.floats, eps))
+                                        + kernels.lost(known.floats, degree, **site))
         if bound is not None:  # the function's conditioning; what the reference's spelling loses: imprecise
             known = dataclasses.replace(known, allowance=bound, rebuilt=np.asarray(known.allowance, dtype=float)
                                         + np.asarray(known.rebuilt, dtype=float))
@@ -249,10 +250,20 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
             if item.second and computed is None:  # the engine has no second composition
                 continue
             mine, theirs = _onto(held.get(item.name), item.known, computed) if item.name else (item.known, computed)
-            one(item.label, theirs, mine, row.key, item.degree)
+            one(item.label, theirs, mine, row.key, item.degree, _site(item, ask))
         if row.consistency:
             out.append(_consistency(ref, got, ask, eps, tol, floor, limit))
     return out
+
+
+def _site(item: _Item, ask: Ask) -> dict[str, Any]:
+    """The directions a quantity is taken along, for :meth:`gradspec.checks.elements.Kernels.lost`."""
+    if item.row.mode is None:  # order k: D^k(v·f)[u^k]
+        return {"cotangent": ask.v, "tangents": (ask.u,) * item.degree}
+    return {Mode.JVP: {"tangents": (ask.u,)},
+            Mode.HVP: {"cotangent": ask.v, "tangents": (ask.u,), "wrt": item.name},
+            Mode.JVP_OF_JVP: {"tangents": (ask.u, ask.w)},
+            Mode.JACOBIAN: {"wrt": item.name, "whole": True}}.get(item.row.mode, {})
 
 
 def _onto(structure: str | None, known: Known | None, computed: Any) -> tuple[Known | None, Any]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradspec.casefile.model import Case, Point, TensorPoint, TensorSpec
-from gradspec.checks.elements import JACOBIAN_LIMIT, cotangent, jacobian_size, judge, normwise
+from gradspec.checks.elements import JACOBIAN_LIMIT, Kernels, cotangent, jacobian_size, judge
 from gradspec.checks.expression import with_modes
 from gradspec.checks.modes import mode_quantities
 from gradspec.diagnose.lowered import scalar_culprit
@@ -32,7 +32,7 @@ from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.modes import Mode, asked
-from gradspec.ops.linalg_rows import kernel_order, project, sign_notes, structures
+from gradspec.ops.linalg_rows import project, sign_notes, structures
 from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
 from gradspec.reference.precision import CONDITIONED, REBUILT
 from gradspec.reference.tensor import TensorExact, exact_tensor
@@ -99,7 +99,8 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
         return CheckResult(**base, verdict=called.verdict, message=called.message)
     outcome = called.get()
     sums = conditioning(graph, point, ref, cotangents, vjps) if conditioned else None
-    quantities = _compare(graph, ref, outcome, cotangents, vjps, engine.eps, tol, kink, sums)
+    kernels = Kernels(graph, point, ref.value_floats, engine.eps)
+    quantities = _compare(graph, ref, outcome, cotangents, vjps, engine.eps, tol, kink, sums, kernels)
     verdict = worst([q.verdict for q in quantities])
     shapes = ", ".join(f"{n}{list(s)}" for n, s in graph.shapes.items())
     message = "; ".join([f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else ""),
@@ -138,20 +139,22 @@ def _ill_conditioned(ref: TensorExact | BallExact, eps: float) -> str | None:
 
 
 def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOutcome, cotangents: list[Any], vjps: int,
-             eps: float, tol: Tolerance, kink: str | None, sums: Sums | None = None) -> list[Quantity]:
+             eps: float, tol: Tolerance, kink: str | None, sums: Sums | None = None,
+             kernels: Kernels | None = None) -> list[Quantity]:
     """The value, the first ``vjps`` cotangents' VJPs, and the Jacobian from the one-hot cotangents after them."""
     rows = len(cotangents) - vjps
     value = ref.value_floats
 
-    def bounds(label: str, exact: Any, rounding: Any, rebuilt: Any, order: int) -> tuple[Any, Any]:
+    def bounds(label: str, exact: Any, rounding: Any, rebuilt: Any, order: int, **site: Any) -> tuple[Any, Any]:
         """(precision bound, rebuilt allowance): the graph's, or the function's conditioning bound and
-        then what the graph's own spelling loses (see gradspec.reference.conditioning)."""
+        then what the graph's own spelling loses (see gradspec.reference.conditioning); ``site``: the
+        quantity's directions, for what an engine's own kernel of an op loses (``TensorOp.rebuilt``)."""
         bound = None if sums is None else sums.bound(label, exact, order, eps)
-        rebuilt = rebuilt + normwise(dense, exact, eps)  # a dense linear-algebra kernel's normwise rounding
+        if kernels:
+            rebuilt = rebuilt + kernels.lost(exact, order, **site)
         return (rounding, rebuilt) if bound is None else (bound, rounding + rebuilt)
 
     why = CONDITIONED if sums is not None else REBUILT
-    dense = kernel_order(graph.steps)
     allowed, lost = bounds("value", value, eps * ref.value_rounding, eps * np.asarray(ref.value_lost), 0)
     out = [judge("value", Role.VALUE, outcome.value, ref.value, value, allowed, tol, eps=eps, rebuilt=lost, why=why)]
     # An input an op reads through a structure (cholesky's symmetric matrix, a triangular factor) is
@@ -168,7 +171,7 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
             span = ranges.get(name) if ranges else None
             got = outcome.grads[k].get(name)
             allowed, lost = bounds(f"{name} (vjp{k})", grad.floats[name], eps * grad.rounding[name],
-                                   eps * grad.rebuilt[name], 1)
+                                   eps * grad.rebuilt[name], 1, cotangent=cotangents[k], wrt=name)
             out.append(judge(f"{name} (vjp{k})", Role.INPUT, onto(name, None if got is None else np.asarray(got, dtype=float)),
                               onto(name, grad.exact[name]), onto(name, grad.floats[name]),
                               onto(name, allowed), tol, span, kink, grad.copies.get(name, ()),
@@ -184,7 +187,7 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
             rebuilt = np.stack([g.rebuilt[name] for g in grads]).reshape(shape)
-            allowed, lost = bounds(f"{name} (jacobian)", floats, eps * allowed, eps * rebuilt, 1)
+            allowed, lost = bounds(f"{name} (jacobian)", floats, eps * allowed, eps * rebuilt, 1, wrt=name, whole=True)
             out.append(judge(f"{name} (jacobian)", Role.INPUT, onto(name, stacked), onto(name, exact), onto(name, floats),
                               onto(name, allowed), tol, out_axes=len(graph.shape), eps=eps,
                               rebuilt=onto(name, lost), why=why))

@@ -9,13 +9,15 @@ op reads, qr's signs, eigenvectors' signs, lu_solve's packed operand) are in doc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from gradspec.ops.rebuilt_tensor import dense
 from gradspec.ops.row import Keyword, TensorOp
 from gradspec.ops.shapes import linalg as _shape
 
-__all__ = ["ROWS", "kernel_order"]
+__all__ = ["ROWS"]
 
 _OUTPUT = Keyword("output", "int", 0, internal=True)
 _UPPER = Keyword("upper", "int", 0)
@@ -110,66 +112,123 @@ def _jax_expm(j: Any, a: Sequence[Any], kw: dict[str, Any]) -> Any:
     return jax.scipy.linalg.expm(a[0])
 
 
+# -- what a dense kernel's derivatives invert (gradspec.ops.rebuilt_tensor.dense) ---------------------
+
+
+def _dense(matrix: Callable[[Sequence[Any], dict[str, Any]], Any] | None = None, power: int = 1) -> Callable[[Any], Any]:
+    """The rebuilt allowance of a dense kernel whose derivatives carry the inverse of ``matrix`` (of the
+    operands and keywords, as float arrays) ``power`` times per order; None: a spectral or matrix function,
+    allowed only its quantity's own largest element (:func:`gradspec.ops.rebuilt_tensor.dense`)."""
+    return functools.partial(dense, matrix=matrix, power=power)
+
+
+def _first(a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    return a[0]
+
+
+def _symmetric(a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    """The symmetric matrix read through the lower triangle (cholesky's)."""
+    import numpy as np
+
+    low = np.tril(a[0])
+    return low + np.swapaxes(np.tril(a[0], -1), -1, -2)
+
+
+def _triangle(index: int) -> Callable[[Sequence[Any], dict[str, Any]], Any]:
+    """The triangle of operand ``index`` that ``upper`` names: the factor a solve reads."""
+    def read(a: Sequence[Any], kw: dict[str, Any]) -> Any:
+        import numpy as np
+
+        return np.triu(a[index]) if kw.get("upper") else np.tril(a[index])
+
+    return read
+
+
+def _packed(a: Sequence[Any], kw: dict[str, Any]) -> Any:
+    """L U from lu_solve's packed operand (L's unit diagonal implied)."""
+    import numpy as np
+
+    lu = np.asarray(a[0], dtype=float)
+    return (np.tril(lu, -1) + np.eye(lu.shape[-1])) @ np.triu(lu)
+
+
 ROWS: tuple[TensorOp, ...] = (
     TensorOp("det", 1, (), _shape.square_batch, "linalg.det",
              lambda t, a, kw: t.linalg.det(a[0]), lambda j, a, kw: j.numpy.linalg.det(a[0]),
-             "the product of U's diagonal in P A = L U (partial pivoting), times the permutation's sign"),
+             "the product of U's diagonal in P A = L U (partial pivoting), times the permutation's sign",
+             rebuilt=_dense(_first)),
     TensorOp("slogdet", 1, (_OUTPUT,), _shape.square_batch, "linalg.slogdet",
              lambda t, a, kw: t.linalg.slogdet(a[0])[kw["output"]],
              lambda j, a, kw: j.numpy.linalg.slogdet(a[0])[kw["output"]],
              "(sign of det, log|det|): the sign an exact ±1, log|det| = sum_k log|u_kk| of P A = L U",
-             outputs=("sign", "logabsdet"), bare=None),
+             outputs=("sign", "logabsdet"), bare=None,
+             rebuilt=_dense(_first)),
     TensorOp("inv", 1, (), _shape.square_same, "linalg.inv",
              lambda t, a, kw: t.linalg.inv(a[0]), lambda j, a, kw: j.numpy.linalg.inv(a[0]),
-             "A^-1 = U^-1 L^-1 P by substitution on the identity"),
+             "A^-1 = U^-1 L^-1 P by substitution on the identity",
+             rebuilt=_dense(_first)),
     TensorOp("solve", 2, (), _shape.linear_solve, "linalg.solve",
              lambda t, a, kw: t.linalg.solve(a[0], a[1]), lambda j, a, kw: j.numpy.linalg.solve(a[0], a[1]),
-             "X with A X = B: P A = L U, forward then back substitution"),
+             "X with A X = B: P A = L U, forward then back substitution",
+             rebuilt=_dense(_first)),
     TensorOp("matrix_power", 1, (Keyword("n", "int"),), _shape.square_same, "linalg.matrix_power",
              lambda t, a, kw: t.linalg.matrix_power(a[0], kw["n"]),
              lambda j, a, kw: j.numpy.linalg.matrix_power(a[0], kw["n"]),
-             "A^n by repeated squaring (n < 0: the inverse's power; n = 0: the identity)"),
+             "A^n by repeated squaring (n < 0: the inverse's power; n = 0: the identity)",
+             rebuilt=_dense()),
     TensorOp("solve_triangular", 2, (Keyword("upper", "int"),), _shape.triangular_solve, "linalg.solve_triangular",
              lambda t, a, kw: t.linalg.solve_triangular(a[0], a[1], upper=bool(kw["upper"])), _jax_triangular,
-             "X with T X = B by substitution, T the triangle of A that upper names (the other one is not read)"),
+             "X with T X = B by substitution, T the triangle of A that upper names (the other one is not read)",
+             rebuilt=_dense(_triangle(0))),
     TensorOp("cholesky", 1, (), _shape.square_same, "linalg.cholesky",
              lambda t, a, kw: t.linalg.cholesky(a[0]), lambda j, a, kw: j.numpy.linalg.cholesky(a[0]),
              "L with L L^T = A, reading A's lower triangle: L_jj = sqrt(a_jj - sum_k L_jk^2), "
-             "L_ij = (a_ij - sum_k L_ik L_jk) / L_jj"),
+             "L_ij = (a_ij - sum_k L_ik L_jk) / L_jj",
+             rebuilt=_dense(_symmetric)),
     TensorOp("cholesky_solve", 2, (_UPPER,), _shape.cholesky_solve, "linalg.cholesky_solve",
              lambda t, a, kw: t.cholesky_solve(a[0], a[1], upper=bool(kw["upper"])), _jax_cho_solve,
-             "X with L L^T X = B (upper=1: U^T U X = B), reading only the factor's triangle"),
+             "X with L L^T X = B (upper=1: U^T U X = B), reading only the factor's triangle",
+             rebuilt=_dense(_triangle(1), power=2)),
     TensorOp("cholesky_inverse", 1, (_UPPER,), _shape.square_same, "linalg.cholesky_inverse",
              lambda t, a, kw: t.cholesky_inverse(a[0], upper=bool(kw["upper"])), _jax_cho_inverse,
-             "(L L^T)^-1 (upper=1: (U^T U)^-1), reading only the factor's triangle"),
+             "(L L^T)^-1 (upper=1: (U^T U)^-1), reading only the factor's triangle",
+             rebuilt=_dense(_triangle(0), power=2)),
     TensorOp("lu_solve", 2, (), _shape.triangular_solve, "linalg.lu_solve", _torch_lu_solve, _jax_lu_solve,
-             "X with L U X = B, L (unit diagonal) and U packed in lu as LAPACK packs them, no row exchanges"),
+             "X with L U X = B, L (unit diagonal) and U packed in lu as LAPACK packs them, no row exchanges",
+             rebuilt=_dense(_packed)),
     TensorOp("pinv", 1, (), _shape.pinv, "linalg.pinv",
              lambda t, a, kw: t.linalg.pinv(a[0]), lambda j, a, kw: j.numpy.linalg.pinv(a[0]),
-             "full rank only: (A^T A)^-1 A^T when tall, A^T (A A^T)^-1 when wide"),
+             "full rank only: (A^T A)^-1 A^T when tall, A^T (A A^T)^-1 when wide",
+             rebuilt=_dense(_first)),
     TensorOp("qr", 1, (_OUTPUT,), _shape.qr, "linalg.qr",
              lambda t, a, kw: t.linalg.qr(a[0])[kw["output"]], lambda j, a, kw: j.numpy.linalg.qr(a[0])[kw["output"]],
              "reduced Q and R by Householder reflections with LAPACK's signs (R_kk = -sign(alpha_k) |x_k|)",
-             outputs=("Q", "R"), bare=None),
+             outputs=("Q", "R"), bare=None,
+             rebuilt=_dense(_first)),
     TensorOp("eigvalsh", 1, (_UPLO,), _shape.eigvalsh, "spectral.eigvalsh",
              lambda t, a, kw: t.linalg.eigvalsh(a[0], UPLO=kw["uplo"]),
              lambda j, a, kw: j.numpy.linalg.eigvalsh(a[0], UPLO=kw["uplo"]),
              "the eigenvalues, ascending, of the symmetric matrix read through A's lower triangle (uplo=\"U\": "
-             "the upper): the diagonal of cyclic Jacobi rotations run at the point to 1e-60 of A, and 3 sweeps more"),
+             "the upper): the diagonal of cyclic Jacobi rotations run at the point to 1e-60 of A, and 3 sweeps more",
+             rebuilt=_dense()),
     TensorOp("eigh", 1, (_OUTPUT, _UPLO), _shape.eigh, "spectral.eigh", _torch_eigh, _jax_eigh,
              "(eigenvalues ascending, eigenvectors as columns) of the symmetric matrix read through A's lower "
              "triangle (uplo=\"U\": the upper), by cyclic Jacobi; each column's first entry at least half its "
-             "largest is positive", outputs=("eigenvalues", "eigenvectors"), bare=None),
+             "largest is positive", outputs=("eigenvalues", "eigenvectors"), bare=None,
+             rebuilt=_dense()),
     TensorOp("svdvals", 1, (), _shape.svdvals, "spectral.svdvals",
              lambda t, a, kw: t.linalg.svdvals(a[0]), lambda j, a, kw: j.numpy.linalg.svdvals(a[0]),
-             "the singular values, descending: sqrt of the eigenvalues of A^T A (A A^T when wide), by Jacobi"),
+             "the singular values, descending: sqrt of the eigenvalues of A^T A (A A^T when wide), by Jacobi",
+             rebuilt=_dense()),
     TensorOp("svd", 1, (_OUTPUT,), _shape.svd, "spectral.svd", _torch_svd, _jax_svd,
              "the reduced SVD (U, S, Vh), S descending: V the eigenvectors of A^T A by Jacobi, U = A V / S (wide: "
              "U those of A A^T, V = A^T U / S); each column of U has its first entry at least half its largest "
-             "positive, Vh's row flipped with it", outputs=("U", "S", "Vh"), bare=None),
+             "positive, Vh's row flipped with it", outputs=("U", "S", "Vh"), bare=None,
+             rebuilt=_dense()),
     TensorOp("matrix_exp", 1, (), _shape.square_same, "spectral.matrix_exp",
              lambda t, a, kw: t.linalg.matrix_exp(a[0]), _jax_expm,
-             "exp(A) = T(A / 2^s)^(2^s), T the Taylor polynomial of 50 terms, |A / 2^s|_inf <= 1/2"),
+             "exp(A) = T(A / 2^s)^(2^s), T the Taylor polynomial of 50 terms, |A / 2^s|_inf <= 1/2",
+             rebuilt=_dense()),
 )
 
 
@@ -185,7 +244,6 @@ def _side(kw: dict[str, Any]) -> str:
     return "upper" if kw.get("upper") else "lower"
 
 
-_KERNELS = frozenset(row.name for row in ROWS)  # each a dense kernel on every engine (kernel_order)
 READS: dict[str, Any] = {
     "cholesky": lambda kw: {0: "symmetric"},
     "eigvalsh": lambda kw: {0: "symmetric"},
@@ -204,19 +262,6 @@ SIGNS: dict[str, tuple[tuple[int, ...], str]] = {
     "eigh": ((1,), "signs of eigenvectors fixed by gradspec's rule (docs/linalg.md)"),
     "svd": ((0, 2), "signs of singular vectors fixed by gradspec's rule (docs/linalg.md)"),
 }
-
-
-def kernel_order(steps: Sequence[Any]) -> int:
-    """The largest matrix order among the graph's linear-algebra ops (0 where there is none).
-
-    Engines compute each of these as one dense kernel (LAPACK or its like) and differentiate it by matrix
-    formulas of its factors (torch's and JAX's cholesky backward: triangular solves and products with the
-    cotangent). Those are normwise stable: every element of the result errs by a few times ``n*eps`` of
-    the matrices' size, elements that are exactly 0 included (d L[2,0]/d a[1,0] of a Cholesky factor comes
-    back as 7e-9 in float32), where the reference's elimination has no such terms. What that loses is
-    part of the rebuilt allowance (imprecise, never pass): see :func:`gradspec.checks.elements.normwise`."""
-    return max((max(steps[a].shape[-2:], default=0) for s in steps if s.op in _KERNELS for a in s.args[:1]),
-               default=0)
 
 
 def sign_notes(steps: Sequence[Any]) -> list[str]:

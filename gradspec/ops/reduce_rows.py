@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradspec.ops import shapes as _shape
+from gradspec.ops.rebuilt_tensor import scan_weights
 from gradspec.ops.row import Keyword, TensorOp
 from gradspec.ops.shapes import scans as _scans
 
@@ -114,7 +115,7 @@ ROWS: tuple[TensorOp, ...] = (
              lambda t, a, kw: t.logcumsumexp(a[0], dim=kw["axis"]),
              lambda j, a, kw: j.lax.cumlogsumexp(a[0], axis=kw["axis"] % a[0].ndim),
              "y_k = log(sum_(i <= k) exp(x_i)) along axis, each prefix shifted by its own largest element",
-             tinygrad=lambda tg, a, kw: a[0].logcumsumexp(kw["axis"])),
+             tinygrad=lambda tg, a, kw: a[0].logcumsumexp(kw["axis"]), rebuilt=scan_weights),
     TensorOp("cummax", 1, (_SCAN, _OUTPUT), _scans.scan, "reduce.cummax",
              lambda t, a, kw: _pick(t.cummax(a[0], dim=kw["axis"]), kw, a[0]),
              lambda j, a, kw: _jax_running(j, a, kw, larger=True),

@@ -206,6 +206,11 @@ class TensorOp:
     max_arity: int | None = None
     outputs: tuple[str, ...] = ()  # a multi-output op's outputs, by name; empty: one output
     bare: int | None = 0  # the output a bare call of a multi-output op means; None: it must be subscripted
+    # What engines' own kernel of the op loses beyond the rounding of this lowering, where their spelling
+    # cancels terms larger than the result (a dense kernel's matrix formulas, a scan's weights from its
+    # rounded output): given a :class:`gradspec.ops.rebuilt_tensor.Site`, the absolute allowance of every
+    # element of a quantity (the rebuilt allowance: imprecise, never pass); None: nothing.
+    rebuilt: Callable[[Any], Any] | None = None
 
     def lower(self, backend: Any, args: Sequence[Any], kw: dict[str, Any], shape: tuple[int, ...]) -> Any:
         """This op's element-wise definition applied to object arrays of ``backend``'s scalars."""
