@@ -14,7 +14,7 @@ from gradspec.engine import Value
 from gradspec.engines.resolve import resolve
 from gradspec.errors import ExpressionError
 from gradspec.lang.expr import parse
-from gradspec.ops.table import CALLABLE, INFIX, OPS, PREFIX_BINDING, Capability, op
+from gradspec.ops.table import CALLABLE, INFIX, OPS, PREFIX_BINDING, TENSOR_OPS, Capability, op
 
 # Points inside each op's domain and away from its kinks: one tuple of arguments per point.
 POINTS: dict[str, list[tuple[float, ...]]] = {
@@ -426,6 +426,12 @@ def test_rounding_budgets_are_op_facts() -> None:
     # and arguments scaled and rounded before the library function
     assert {o.name for o in OPS.values() if o.arg_ulps} == {"exp2", "ndtr", "gelu"}
     assert OPS["tanh"].partial_abs > 2 * OPS["tanh"].ulps  # 1 - t*t: twice t's error, plus its own
+    # and tensor ops whose engines' own kernels lose more than the lowering's rounding
+    # (gradspec.ops.rebuilt_tensor): every linear-algebra row, a dense kernel on every engine, and logcumsumexp,
+    # whose weights torch forms from its rounded output
+    assert {o.name for o in TENSOR_OPS.values() if o.rebuilt} == {
+        "det", "slogdet", "inv", "solve", "matrix_power", "solve_triangular", "cholesky", "cholesky_solve",
+        "cholesky_inverse", "lu_solve", "pinv", "qr", "eigvalsh", "eigh", "svdvals", "svd", "matrix_exp", "logcumsumexp"}
 
 
 def test_second_spellings_call_the_special_method() -> None:

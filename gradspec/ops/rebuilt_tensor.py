@@ -79,9 +79,9 @@ def _condition(m: Any) -> float:
     if arr.ndim < 2:
         return 1.0
     s = np.linalg.svd(arr, compute_uv=False)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero singular value: inf (nan for a zero matrix)
         inverse = np.sqrt(np.sum(1.0 / np.square(s), axis=-1))
-    return float(np.max(np.sqrt(np.sum(np.square(s), axis=-1)) * inverse))
+        return float(np.max(np.sqrt(np.sum(np.square(s), axis=-1)) * inverse))
 
 
 def dense(site: Site, matrix: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None, power: int = 1) -> float:
@@ -140,26 +140,27 @@ def dense(site: Site, matrix: Callable[[tuple[Any, ...], dict[str, Any]], Any] |
 
 
 def scan_weights(site: Site) -> Any:
-    """``logcumsumexp`` as torch differentiates it: its weights ``W_ik = exp(x_k - y_i)`` (k <= i along the
-    axis) formed from the rounded output ``y``.
+    """``logcumsumexp`` as torch differentiates it: by weights ``W_ik = exp(x_k - y_i)`` (k <= i along the
+    axis) whose exponents are rounded at the magnitude of the numbers they subtract.
 
-    torch's backward is ``exp(x + rev_logcumsumexp(log|v| - y))`` (for the positive and the negative part
-    of the cotangent, subtracted), its forward mode ``cumsum(exp(x - max) u) / cumsum(exp(x - max))``.
-    Each exponent is a sum of numbers of magnitude up to ``r0 = max|x| + max|y| + max|log|v||``, each
-    rounded (``y`` rounded at 1e4 is 1e4 eps off): the weight is off by ``r0`` eps relatively, however
-    close to 1 it is; the exponential adds its ``LIBM`` ulps, the scan's sum of ``N`` terms up to ``N``
-    roundings of the terms. So every term a weight multiplies is off by ``r = r0 + LIBM + N`` eps of itself,
-    per pass through such a formula: 4 roundings of magnitude ``r0`` in the backward (``log|v| - y``,
-    the reversed scan's shift and result, ``+ x``), and a quantity of degree ``d`` passes ``d`` times
+    torch's backward is ``exp(x + rev_logcumsumexp(log|v| - y))`` (for the positive and the negative part of
+    the cotangent, subtracted): each weight's exponent sums ``x_k``, ``y_i`` and ``log|v_i|``, each rounded
+    (``y`` rounded at 1e4 is 1e4 eps off), so the weight is off by ``R_ik = |x_k| + |y_i| + |log|v_i||``
+    eps relatively, however close to 1 it is. Its forward mode is ``cumsum(exp(x - m) u) / cumsum(exp(x -
+    m))``, ``m`` the line's largest element: ``R_ik = |x_k - m| + sum_l W_il |x_l - m|``, the numerator's
+    exponent and the denominator's. Each adds the exponential's ``LIBM`` ulps and the scan's sum of ``N``
+    terms up to ``N`` roundings; a pass through such a formula rounds up to 4 exponents (``log|v| - y``, the
+    reversed scan's shift and its result, ``+ x``), and a quantity of degree ``d`` makes ``d`` passes
     (reverse over reverse runs that backward again inside it).
 
-    The terms, element by element (the directions' magnitudes, ``|u|``): a VJP element ``k`` is
-    ``sum_i v_i W_ik``; a JVP element ``i`` is ``sum_k W_ik u_k``; each tangent slot beyond differentiates
-    a weight into ``W_ik (delta_kl - W_il)``, at most ``|u_k| + sum_l W_il |u_l|`` per slot (times the
-    ways the product rule spreads it, ``(d - 1)!``). Where the exact result is far smaller than those terms
-    (``x_k`` dominating its prefixes: the HVP is ``s (1 - s)`` with ``s`` near 1), the loss is all there
-    is: ``4 d r eps`` times the terms. The value itself rounds as the lowering does: nothing. A site inside
-    a larger graph: nothing (its directions at the op are not the graph's)."""
+    The terms, element by element (the directions' magnitudes ``|u|``): a VJP element ``k`` is ``sum_i v_i
+    W_ik``; a JVP element ``i`` is ``sum_k W_ik u_k``; each tangent slot beyond differentiates a weight into
+    ``W_ik (delta_kl - W_il)``, at most ``|u_k| + sum_l W_il |u_l|`` (times the ways the product rule
+    spreads it, ``(d - 1)!``). Each term is off by the sum of its weights' errors (``W_ik R_ik`` eps, the
+    first order of a product), and the allowance is ``4 d`` times that. Where the exact result is far
+    smaller than its terms (``x_k`` dominating its prefixes: the HVP is ``s (1 - s)`` with ``s`` near 1)
+    that is all there is. The value rounds as the lowering does: nothing. A site inside a larger graph:
+    nothing (its directions at the op are not the graph's)."""
     import numpy as np
 
     if site.operands is None or site.degree == 0:
@@ -172,26 +173,30 @@ def scan_weights(site: Site) -> Any:
     with np.errstate(over="ignore", invalid="ignore"):
         weights = np.where(below, np.exp(np.where(below, x[..., None, :] - y[..., :, None], 0.0)), 0.0)
     v = None if site.cotangent is None else np.moveaxis(np.abs(np.asarray(site.cotangent, dtype=float)), axis, -1)
-    r0 = float(np.max(np.abs(x), initial=0.0) + np.max(np.abs(y), initial=0.0))
-    if v is not None and np.any(v > 0):
-        r0 += float(np.max(np.abs(np.log(v[v > 0]))))
-    r = r0 + LIBM + size
+    logs = np.zeros(y.shape) if v is None else np.abs(np.log(np.where(v > 0, v, 1.0)))
+    backward = np.abs(x)[..., None, :] + np.abs(y)[..., :, None] + logs[..., :, None]
+    apart = np.max(x, axis=-1, keepdims=True) - x  # |x_k - m|
+    forward = apart[..., None, :] + (weights @ apart[..., :, None])
+    spelled = forward if v is None and not site.whole else backward if not site.whole else np.maximum(forward, backward)
+    errors = weights * (spelled + LIBM + size)  # each weight's absolute error, in eps
     slots = [np.moveaxis(np.abs(np.asarray(t[0] if t[0] is not None else np.zeros(site.shapes[0]), dtype=float)),
                          axis, -1) for t in site.tangents]
-    spread = float(math.factorial(max(site.degree - 1, 1)))
 
-    def moved(u: Any) -> Any:  # [..., i, k]: |u_k| + sum_l W_il |u_l|
-        return u[..., None, :] + (weights @ u[..., :, None])
+    def times(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:  # (terms, their error): a product
+        return a[0] * b[0], a[0] * b[1] + a[1] * b[0]
 
-    def reverse(cot: Any) -> Any:  # [..., k]: sum_i |v_i| W_ik prod_slots (...)
-        terms = cot[..., :, None] * weights
+    def moved(u: Any) -> tuple[Any, Any]:  # [..., i, k]: |u_k| + sum_l W_il |u_l|, and its error
+        return u[..., None, :] + (weights @ u[..., :, None]), (errors @ u[..., :, None]) + 0 * weights
+
+    def reverse(cot: Any) -> Any:  # [..., k]: the error of sum_i |v_i| W_ik prod_slots (...)
+        terms = (cot[..., :, None] * weights, cot[..., :, None] * errors)
         for u in slots:
-            terms = terms * moved(u)
-        return terms.sum(axis=-2)
+            terms = times(terms, moved(u))
+        return terms[1].sum(axis=-2)
 
     found: Any
     if site.whole:  # a Jacobian: a one-hot cotangent per output element
-        out_shape = tuple(int(s) for s in np.shape(site.output))
+        out_shape = tuple(int(n) for n in np.shape(site.output))
         rows = []
         for index in np.ndindex(*out_shape):
             one = np.zeros(out_shape)
@@ -202,8 +207,8 @@ def scan_weights(site: Site) -> Any:
         summed = reverse(v)  # order k (no wrt): the whole contraction, one number
         found = float(summed.sum()) if site.wrt is None else np.moveaxis(summed, -1, axis)
     else:  # forward: [..., i]: sum_k W_ik |u_k| prod_other_slots (...)
-        terms = weights * slots[0][..., None, :]
+        terms = (weights * slots[0][..., None, :], errors * slots[0][..., None, :])
         for u in slots[1:]:
-            terms = terms * moved(u)
-        found = np.moveaxis(terms.sum(axis=-1), -1, axis)
-    return 4 * site.degree * r * site.eps * spread * found
+            terms = times(terms, moved(u))
+        found = np.moveaxis(terms[1].sum(axis=-1), -1, axis)
+    return 4 * site.degree * site.eps * math.factorial(max(site.degree - 1, 1)) * found
