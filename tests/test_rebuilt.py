@@ -113,19 +113,6 @@ def test_second_derivatives_from_a_rounded_sigmoid_are_imprecise_in_float32(spec
         assert lost[0].engine == 0 and "0 of 7 digits" in lost[0].note, case.id  # gelu's value, silu'', softplus''
 
 
-def test_a_dense_linear_algebra_kernel_may_lose_its_order_times_eps_of_the_largest_element() -> None:
-    from gradspec.checks.elements import normwise
-    from gradspec.graph.tensor import build_tensor
-    from gradspec.lang.expr import parse
-    from gradspec.ops.linalg_rows import kernel_order
-
-    graph = build_tensor(parse("cholesky(a) @ b"), {"a": (3, 3), "b": (3, 2)})
-    assert kernel_order(graph.steps) == 3
-    assert kernel_order(build_tensor(parse("a @ b"), {"a": (3, 3), "b": (3, 2)}).steps) == 0  # a product: no kernel
-    assert normwise(3, [[0.0, -2.0], [1.0, 0.5]], FLOAT32_EPS) == 4 * 3 * FLOAT32_EPS * 2.0
-    assert normwise(0, [[5.0]], FLOAT32_EPS) == 0.0
-
-
 def test_a_structural_zero_of_a_cholesky_jacobian_is_imprecise_in_float32_not_a_failure(tmp_path: Any) -> None:
     pytest.importorskip("torch")
     from gradspec.casefile.loader import load_file
