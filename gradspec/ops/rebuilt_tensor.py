@@ -186,7 +186,7 @@ def scan_weights(site: Site) -> Any:
         return a[0] * b[0], a[0] * b[1] + a[1] * b[0]
 
     def moved(u: Any) -> tuple[Any, Any]:  # [..., i, k]: |u_k| + sum_l W_il |u_l|, and its error
-        return u[..., None, :] + (weights @ u[..., :, None]), (errors @ u[..., :, None]) + 0 * weights
+        return u[..., None, :] + (weights @ u[..., :, None]), np.broadcast_to(errors @ u[..., :, None], weights.shape)
 
     def reverse(cot: Any) -> Any:  # [..., k]: the error of sum_i |v_i| W_ik prod_slots (...)
         terms = (cot[..., :, None] * weights, cot[..., :, None] * errors)
