@@ -84,9 +84,10 @@ class Kernels:
             where = None
             if operands is not None and wrt is not None:
                 found = [k for k, a in enumerate(step.args) if inputs.get(a) == wrt]
-                where = found[0] if len(found) == 1 else None
-            if operands is not None and wrt is not None and where is None:
-                operands = None
+                if len(found) == 1:
+                    where = found[0]
+                else:  # an input given as two operands (solve(a, a)): no one operand's direction
+                    operands = None
             slots = tuple(tuple(t[self.names.index(inputs[a])] if inputs.get(a) in self.names else None
                                 for a in step.args) for t in tangents) if operands is not None else ()
             site = Site(step.kw, shapes, exact, degree, self.eps, operands, self.value if operands is not None else None,
