@@ -20,7 +20,7 @@ from gradspec.errors import GradspecError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
 from gradspec.lang.numbers import Number, exact_float, exact_number
-from gradspec.limits import too_large
+from gradspec.limits import limited, too_large
 from gradspec.modes import Mode
 from gradspec.reference.numerical import relative_error
 from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
@@ -52,7 +52,8 @@ def check(
     """
     tol = tolerance or Tolerance(**tolerances)
     if any(not isinstance(v, Number) for v in point.values()) or _tensor_ops(expression):
-        return _check_tensor(expression, point, resolve(engine), tol)
+        with limited():  # one interval timer for every engine call of the check
+            return _check_tensor(expression, point, resolve(engine), tol)
     graph = prepare(expression, list(point))
     exact_point = {k: exact_number(v) for k, v in point.items()}
     return check_graph(graph, exact_point, resolve(engine), tol, localise_failures=True)
@@ -73,8 +74,9 @@ def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, 
     """
     from gradspec.checks import function  # NumPy, for tensor checks only
 
-    return function.check_function(fn, reference, inputs, engine=engine, data=data, tolerance=tolerance, seed=seed,
-                                   check=check, order=order, **tolerances)
+    with limited():  # one interval timer for every call of the check
+        return function.check_function(fn, reference, inputs, engine=engine, data=data, tolerance=tolerance, seed=seed,
+                                       check=check, order=order, **tolerances)
 
 
 def _tensor_ops(expression: str) -> bool:

@@ -25,6 +25,7 @@ from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Eng
 from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
+from gradspec.limits import limited
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.precision import precision_note, representation
@@ -58,6 +59,14 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     ``domain_error(problem)`` judges a point outside an op's domain that the case expects. An
     OverflowError from the engine is judged by :func:`overflow_verdict` (``ieee``: the case demands inf).
     """
+    with limited():  # one interval timer for both engine runs (and the localisation's)
+        return _check_graph(graph, point, engine, tol, localise_failures, expect, extra, domain_error, ieee)
+
+
+def _check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, localise_failures: bool,
+                 expect: Callable[[Quantity, bool], Quantity] | None,
+                 extra: Callable[[Outcome], tuple[list[Quantity], str]] | None,
+                 domain_error: Callable[[str], CheckResult] | None, ieee: bool) -> CheckResult:
     floats = {k: float(v) for k, v in point.items()}
 
     def result(verdict: Verdict, message: str = "") -> CheckResult:
