@@ -29,7 +29,7 @@ from gradspec.limits import limited
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.precision import precision_note, representation
-from gradspec.reference.store import reference
+from gradspec.reference.store import Reference, reference
 from gradspec.results import OVERFLOW_POLICY, CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["check_graph", "compare", "float_range", "overflow_verdict", "prepare"]
@@ -90,7 +90,7 @@ def _check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, to
             failed = dataclasses.replace(failed, culprit=raised_culprit(graph, called.error))
         return failed
     outcome = called.get()
-    quantities = list(compare(graph, ref, outcome, point, tol, engine))
+    quantities = list(compare(graph, ref, outcome, point, tol, engine, refs=refs))
     if expect is not None:
         quantities = [expect(q, ref.kinks != ()) for q in quantities]
     # A second run on a fresh build: the first is judged, the second says whether it can be trusted.
@@ -102,15 +102,18 @@ def _check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, to
         more, problem = extra(outcome)
         quantities += more
         message = "; ".join(filter(None, [message, problem]))
-    checked = CheckResult(graph.program.source, floats, engine.name, worst([q.verdict for q in quantities]),
-                          tuple(quantities), message, tuple(k.where for k in ref.kinks), culprit=unstable)
-    if unstable is not None and checked.verdict is Verdict.PASS:  # the second run failed; the first passed
-        checked = dataclasses.replace(checked, verdict=Verdict.FAIL)
+    verdict = worst([q.verdict for q in quantities])
+    if unstable is not None and verdict is Verdict.PASS:  # the second run failed; the first passed
+        verdict = Verdict.FAIL
+    step_input = ""
+    step_errors: tuple[tuple[int, float], ...] = ()
     if not ref.kinks:  # a difference across a kink measures the kink, not the step size
         q = next((q for q in quantities if q.role is Role.INPUT and q.exact is not None and math.isfinite(q.exact)), None)
         if q is not None and q.exact is not None:
-            checked = dataclasses.replace(checked, step_input=q.name,
-                                          step_errors=central_errors(graph, floats, q.name, q.exact))
+            step_input, step_errors = q.name, central_errors(graph, floats, q.name, q.exact)
+    checked = CheckResult(graph.program.source, floats, engine.name, verdict, tuple(quantities), message,
+                          tuple(k.where for k in ref.kinks), step_errors=step_errors, step_input=step_input,
+                          culprit=unstable)
     if checked.verdict is Verdict.FAIL and localise_failures:
         checked = dataclasses.replace(checked, culprit=primary(localise(graph, point, engine), unstable))
     return checked
@@ -148,9 +151,12 @@ def compare(
     point: Mapping[str, Fraction],
     tol: Tolerance,
     engine: Engine,
+    *,
+    refs: Reference | None = None,
 ) -> tuple[Quantity, ...]:
-    """Judge an engine's value and gradients against the exact reference, quantity by quantity."""
-    refs = reference(graph, point)
+    """Judge an engine's value and gradients against the exact reference, quantity by quantity (``refs``:
+    the references of ``graph`` at ``point``, where the caller has them)."""
+    refs = reference(graph, point) if refs is None else refs
     formulas = refs.formulas
     eps = getattr(engine, "eps", FLOAT64_EPS)
     limit = float_range(engine)
@@ -169,7 +175,7 @@ def compare(
     for spelling, other in outcome.spelled.items():
         # The graph built with the other spelling: only numbers that differ can be judged differently.
         same = {"value": outcome.value, **outcome.grads}
-        for q in compare(graph, ref, other, point, tol, engine):
+        for q in compare(graph, ref, other, point, tol, engine, refs=refs):
             if not _identical(q.engine, same.get(q.name)):
                 out.append(dataclasses.replace(q, name=f"{q.name} via {spelling}",
                                                note="; ".join(filter(None, [f"built with {spelling}", q.note]))))
