@@ -295,6 +295,28 @@ def test_the_public_check_takes_nested_lists_and_arrays() -> None:
         gradspec.check("x @ w", {"x": [1, 2], "w": [1, 2, 3]})
 
 
+def test_floats_read_once_by_their_bytes_give_the_same_check_as_their_decimals_written_out() -> None:
+    import gradspec
+    from gradspec.reference.store import STORE
+
+    floats = {"x": [[0.1, -0.0, 2.5], [1e-3, -1.75, 3.0]], "w": np.array([0.25, -1.5, 0.3], dtype=np.float32)}
+    written = {"x": [["0.1", "0", "2.5"], ["0.001", "-1.75", "3"]], "w": [str(float(v)) for v in floats["w"]]}
+    STORE.points.clear()
+    for _ in range(2):  # converted the first time, found by bytes the second
+        fast = gradspec.check("tanh(x) @ w * x[0, 1]", floats, engine="torch")
+        assert len(STORE.points) == 2
+        slow = gradspec.check("tanh(x) @ w * x[0, 1]", written, engine="torch")  # strings: every element read
+        assert fast.verdict is Verdict.PASS
+        assert [(q.name, repr(q.engine), q.exact, q.exact_text, q.verdict, q.note) for q in fast.quantities] == \
+            [(q.name, repr(q.engine), q.exact, q.exact_text, q.verdict, q.note) for q in slow.quantities]
+    assert STORE.decimals(np.array([[0.1, -0.0]])).tolist() == [[Fraction(1, 10), 0]]
+    with pytest.raises(TypeError, match="a boolean is not a number"):  # never read as 1.0 and 0.0
+        gradspec.check("sum(x)", {"x": [True, 1.5]})
+    with pytest.raises(ValueError, match="nan is not a finite number"):
+        gradspec.check("sum(x)", {"x": [float("nan"), 1.5]})
+    assert gradspec.check("sum(x * x)", {"x": [1, 2.5]}).verdict is Verdict.PASS  # an int among floats
+
+
 @pytest.mark.parametrize(("text", "shapes", "inside"), [
     ("sum(tanh(a @ b))", {"a": (2, 3), "b": (3, 2)}, "mul inside matmul at column 12"),
     ("conv2d(x, w)", {"x": (1, 1, 3, 3), "w": (1, 1, 2, 2)}, "mul inside conv2d at column 1"),

@@ -23,6 +23,7 @@ from gradspec.lang.numbers import Number, exact_float, exact_number
 from gradspec.limits import limited, too_large
 from gradspec.modes import Mode
 from gradspec.reference.numerical import relative_error
+from gradspec.reference.store import STORE
 from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["check", "check_function", "check_gradients"]
@@ -89,12 +90,16 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
 
     from gradspec.checks.tensor import check_tensor
 
-    arrays = {}
+    arrays, read = {}, {}
     for name, value in point.items():
         refused = too_large(name, int(np.size(value)))  # before any work: converting a point is work too
         if refused:
             raise GradspecError(refused)
     for name, value in point.items():
+        floats = _floats(value, np)
+        if floats is not None:  # every element a finite float: its decimals remembered by its bytes
+            arrays[name], read[name] = STORE.decimals(floats), floats
+            continue
         arr = np.asarray(value, dtype=object)
         out = np.empty(arr.shape, dtype=object)
         flat = out.reshape(-1)
@@ -103,7 +108,25 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
             flat[i] = exact_float(v) if type(v) is float else exact_number(v)
         arrays[name] = out
     graph = build_tensor(parse(expression), {n: a.shape for n, a in arrays.items()})
-    return check_tensor(graph, arrays, engine, tol)
+    return check_tensor(graph, arrays, engine, tol, read_from=read if len(read) == len(arrays) else None)
+
+
+def _floats(value: Any, np: Any) -> Any:
+    """``value`` as a float64 array where each of its elements is a finite float (a Python float, or an
+    array of a float dtype), with -0.0 as 0.0 (its decimal is 0); None otherwise (ints, strings,
+    Fractions, booleans and non-finite numbers take the general path, which reads or refuses each)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind != "f":
+            return None
+        floats = value.astype(np.float64)
+    else:
+        arr = np.asarray(value, dtype=object)
+        if set(map(type, arr.flat)) != {float}:
+            return None
+        floats = arr.astype(np.float64)
+    if not np.isfinite(floats).all():
+        return None
+    return floats + 0.0  # -0.0 + 0.0 is 0.0
 
 
 def check_gradients(
