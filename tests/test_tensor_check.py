@@ -149,6 +149,20 @@ def test_cotangents_are_seeded_dyadic_and_never_all_ones() -> None:
     assert ones and all(cotangent((), random.Random(seed)) == 1023 / 1024 for seed in ones)
 
 
+def test_cotangents_are_the_draws_of_random_choice_and_randint_on_this_python() -> None:
+    # The seeded directions (and the findings pinned by them) were drawn by choice and randint; the
+    # draw written out with getrandbits must give the same numbers and leave the stream where they did.
+    for seed in range(200):
+        ours, theirs = random.Random(seed), random.Random(seed)
+        size = 1 + seed % 97
+        drawn = cotangent((size,), ours)
+        steps = [theirs.choice((-1, 1)) * theirs.randint(1, 1024) for _ in range(size)]
+        if all(step == 1024 for step in steps):
+            steps[0] = 1023
+        assert drawn.tolist() == [step / 1024 for step in steps]
+        assert ours.random() == theirs.random()
+
+
 def test_patterns() -> None:
     rng = np.random.default_rng(0)
     exact = rng.normal(size=(3, 3))
