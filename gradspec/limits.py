@@ -26,6 +26,13 @@ from typing import Any
 
 __all__ = ["LIMITS", "TimeLimit", "deadline", "limited", "too_large"]
 
+try:  # the C function under signal.signal, without its conversions to and from enums: with a Python
+    # handler on either side, each raises and catches an exception, which costs more than the rest of
+    # holding the signal for a check
+    from _signal import signal as _set_handler
+except ImportError:  # pragma: no cover - another Python implementation
+    _set_handler = signal.signal
+
 
 class _Limits:
     """Seconds allowed, settable from the command line (``--time-limit``) and pytest's ini."""
@@ -105,7 +112,7 @@ class limited:  # lower case: used as a function, ``with limited():``
         self._holds = (not t.held and hasattr(signal, "setitimer") and _main_thread()
                        and signal.getitimer(signal.ITIMER_REAL)[0] == 0)  # never override an enclosing limit
         if self._holds:
-            t.handler = signal.signal(signal.SIGALRM, t.expired)
+            t.handler = _set_handler(signal.SIGALRM, t.expired)
             t.hook, sys.unraisablehook = sys.unraisablehook, t.swallowed
             t.held, t.start, t.fires = True, None, 0.0
 
@@ -114,7 +121,7 @@ class limited:  # lower case: used as a function, ``with limited():``
             t = _TIMER
             signal.setitimer(signal.ITIMER_REAL, 0)
             t.held, t.start, t.fires = False, None, 0.0
-            signal.signal(signal.SIGALRM, t.handler)
+            _set_handler(signal.SIGALRM, t.handler)
             sys.unraisablehook = t.hook
             t.handler = t.hook = None
 
