@@ -12,7 +12,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
 
 import mpmath
 
@@ -207,13 +206,11 @@ def _judge(
     if abs(exact_f) > limit:  # beyond the engine's float range: IEEE arithmetic overflows to inf
         exact_mp = mpmath.inf if exact_f > 0 else -mpmath.inf
         exact_f = float(exact_mp)
-    common: dict[str, Any] = {"name": name, "role": role, "exact": exact_f, "numerical": num,
-                              "exact_text": exact_text, "symbolic": symbolic}
     if engine is None:
-        return Quantity(**common, engine=None, abs_error=None, rel_error=None, tolerance=None,
-                        verdict=Verdict.SKIP, note="the engine does not report this gradient")
+        return Quantity(name, role, None, exact_f, num, None, None, None, Verdict.SKIP, exact_text, symbolic,
+                        "the engine does not report this gradient")
     bound = tol.bound(exact_f)
-    err = _abs_error(engine, exact_mp)
+    err = _abs_error(engine, exact_mp, exact_f)
     note = ""
     verdict = Verdict.PASS if err <= bound else Verdict.FAIL
     if bound < err < math.inf:
@@ -231,12 +228,13 @@ def _judge(
             note = f"another subgradient at a kink: any value in [{lo:g}, {hi:g}] is valid, convention gives {exact_f:g}"
     if num is not None and math.isfinite(exact_f) and relative_error(num, exact_f) > 1e-5 and not subgradients:
         note = note or "the central difference is poor here; the exact value decides"
-    return Quantity(**common, engine=engine, abs_error=err, rel_error=relative_error(engine, exact_f),
-                    tolerance=bound, verdict=verdict, note=note)
+    return Quantity(name, role, engine, exact_f, num, err, relative_error(engine, exact_f), bound, verdict,
+                    exact_text, symbolic, note)
 
 
-def _abs_error(engine: float, exact_mp: mpmath.mpf) -> float:
-    exact_f = float(exact_mp)  # overflow rounds to inf, as the engine's own arithmetic does
+def _abs_error(engine: float, exact_mp: mpmath.mpf, exact_f: float) -> float:
+    """``|engine - exact|``; ``exact_f`` is ``float(exact_mp)`` (overflow rounds to inf, as the engine's own
+    arithmetic does)."""
     if math.isnan(exact_f) or math.isnan(engine):
         return 0.0 if math.isnan(exact_f) and math.isnan(engine) else math.inf
     if math.isinf(exact_f) or math.isinf(engine):
