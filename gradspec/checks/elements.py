@@ -101,7 +101,8 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     bound = tol.atol + tol.rtol * np.abs(exact) + allowance + (representation(exact, eps) if eps else 0.0)
     with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
         err = np.abs(engine - exact)
-        if not np.isfinite(err).all():  # where every difference is finite, this changes nothing
+        finite = bool(np.isfinite(err).all())
+        if not finite:  # where every difference is finite, this changes nothing
             both_nan = np.isnan(engine) & np.isnan(exact)
             err = np.where(both_nan | (engine == exact), 0.0, err)
             err = np.where(np.isnan(err), np.inf, err)
@@ -120,7 +121,7 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             over = np.zeros_like(over)
     if verdict is Verdict.FAIL:
         bound = bound + rebuilt  # what it failed against: both bounds
-    if (bound > 0).all() and np.isfinite(err).all():  # the general case below gives the same
+    if finite and (bound > 0).all():  # the general case below gives the same
         ratio = err / bound
     else:
         with np.errstate(invalid="ignore"):  # inf / inf: an overflow the allowance accepts
@@ -139,12 +140,12 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     with mpmath.workdps(DPS):
         exact_text = mpmath.nstr(mpmath.mpf(exact_w), 30)
     e, x = float(engine[w]), float(exact[w])
+    bound_w = float(bound[w] if np.shape(bound) == exact.shape else np.broadcast_to(bound, exact.shape)[w])
     if verdict is Verdict.IMPRECISE:
         count = int(imprecise.sum())
         head = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " if exact.size > 1 else ""
-        note = head + precision_note(e, x, eps, float(np.broadcast_to(bound, exact.shape)[w]), why)
-    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x),
-                    float(np.broadcast_to(bound, exact.shape)[w]), verdict,
+        note = head + precision_note(e, x, eps, bound_w, why)
+    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x), bound_w, verdict,
                     exact_text=exact_text, note=note, index=w, elements=elements)
 
 
