@@ -416,6 +416,7 @@ def reference() -> None:
 
     def cold(text: str, point: dict[str, Any]) -> None:
         STORE.tensors.clear()
+        STORE.points.clear()  # the point's exact decimals too: cold converts the point again
         ours(text, point)
 
     print("reference: gradspec.check(..., engine='torch') against torch.autograd.gradcheck, float64, one thread;")
