@@ -329,6 +329,8 @@ def test_floats_read_once_by_their_bytes_give_the_same_check_as_their_decimals_w
     with pytest.raises(ValueError, match="nan is not a finite number"):
         gradspec.check("sum(x)", {"x": [float("nan"), 1.5]})
     assert gradspec.check("sum(x * x)", {"x": [1, 2.5]}).verdict is Verdict.PASS  # an int among floats
+    for engine in ("builtin", "torch"):  # a 0-d float stays a 0-d array on its way to the engine
+        assert gradspec.check("sum(x) * 2", {"x": 1.5}, engine=engine).verdict is Verdict.PASS
 
 
 @pytest.mark.parametrize(("text", "shapes", "inside"), [

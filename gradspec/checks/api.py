@@ -126,7 +126,7 @@ def _floats(value: Any, np: Any) -> Any:
         floats = arr.astype(np.float64)
     if not np.isfinite(floats).all():
         return None
-    return floats + 0.0  # -0.0 + 0.0 is 0.0
+    return np.asarray(floats + 0.0)  # -0.0 + 0.0 is 0.0; an array even where the input is 0-d
 
 
 def check_gradients(
