@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gradspec.limits import LIMITS, TimeLimit, deadline
+from gradspec.limits import LIMITS, TimeLimit, deadline, limited
 
 
 def spin(seconds: float) -> None:
@@ -82,6 +82,74 @@ def test_the_watch_hears_each_limited_call_start_and_end(monkeypatch: pytest.Mon
     with pytest.raises(TimeLimit), deadline(0.02):
         spin(2)
     assert heard == [2, None, 0.02, None]
+
+
+def test_held_over_many_calls_each_stuck_call_is_stopped_at_its_own_limit() -> None:
+    handler, hook = signal.getsignal(signal.SIGALRM), sys.unraisablehook
+    with limited():
+        with deadline(10):  # sets the timer 10 s ahead; the next call's limit is shorter
+            pass
+        start = time.monotonic()
+        with pytest.raises(TimeLimit, match=r"within 0\.05 s"), deadline(0.05):
+            spin(5)
+        assert time.monotonic() - start < 1
+        with deadline(0.2):  # ends in time: the timer set for the last call, then none, never raise here
+            spin(0.05)
+        spin(0.3)  # between calls nothing is limited, and the timer that goes off meanwhile raises nothing
+        start = time.monotonic()
+        with pytest.raises(TimeLimit, match=r"within 0\.1 s"), deadline(0.1):
+            spin(5)
+        assert 0.09 < time.monotonic() - start < 1
+    assert signal.getsignal(signal.SIGALRM) is handler
+    assert sys.unraisablehook is hook
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_held_over_many_calls_a_call_gets_its_whole_limit_from_its_own_start() -> None:
+    with limited():
+        with deadline(0.2):
+            spin(0.15)
+        start = time.monotonic()
+        with deadline(0.2):  # the timer set for the first call goes off 0.05 s in: set again, not raised
+            spin(0.15)
+        with pytest.raises(TimeLimit), deadline(0.2):
+            spin(5)
+        assert 0.33 < time.monotonic() - start < 1.5
+
+
+def test_held_over_many_calls_a_swallowed_limit_is_raised_again_and_the_watch_hears_each_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    heard: list[float | None] = []
+    monkeypatch.setattr(LIMITS, "watch", heard.append)
+    with limited(), limited():  # the inner one does nothing: the outer one holds the timer
+        with deadline(3), deadline(4):
+            pass
+        start = time.monotonic()
+        with pytest.raises(TimeLimit), deadline(0.05):
+            _SlowFinalizer()
+            spin(3)
+        assert time.monotonic() - start < 1.5
+    assert heard == [3, None, 0.05, None]
+
+
+def test_an_engine_stuck_in_a_check_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradspec.checks.check import check_graph, prepare
+    from gradspec.engine import Value
+    from gradspec.engines.protocol import ValueClassEngine
+    from gradspec.results import Tolerance
+
+    class Stuck(Value):
+        def tanh(self) -> Value:
+            spin(60)
+            return super().tanh()
+
+    monkeypatch.setattr(LIMITS, "engine", 0.1)
+    start = time.monotonic()
+    result = check_graph(prepare("tanh(x) * x", ["x"]), {"x": 1}, ValueClassEngine(Stuck), Tolerance())
+    assert result.verdict.value == "fail"
+    assert result.message == "engine did not finish within 0.1 s"
+    assert time.monotonic() - start < 2
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_a_tensor_input_over_the_element_limit_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -149,6 +149,20 @@ def test_cotangents_are_seeded_dyadic_and_never_all_ones() -> None:
     assert ones and all(cotangent((), random.Random(seed)) == 1023 / 1024 for seed in ones)
 
 
+def test_cotangents_are_the_draws_of_random_choice_and_randint_on_this_python() -> None:
+    # The seeded directions (and the findings pinned by them) were drawn by choice and randint; the
+    # draw written out with getrandbits must give the same numbers and leave the stream where they did.
+    for seed in range(200):
+        ours, theirs = random.Random(seed), random.Random(seed)
+        size = 1 + seed % 97
+        drawn = cotangent((size,), ours)
+        steps = [theirs.choice((-1, 1)) * theirs.randint(1, 1024) for _ in range(size)]
+        if all(step == 1024 for step in steps):
+            steps[0] = 1023
+        assert drawn.tolist() == [step / 1024 for step in steps]
+        assert ours.random() == theirs.random()
+
+
 def test_patterns() -> None:
     rng = np.random.default_rng(0)
     exact = rng.normal(size=(3, 3))
@@ -293,6 +307,30 @@ def test_the_public_check_takes_nested_lists_and_arrays() -> None:
     assert gradspec.check("sum(x) * 2", {"x": 1.5}, engine="torch").verdict is Verdict.PASS  # a 0-d tensor
     with pytest.raises(ExpressionError, match=r"matmul: \[2\] @ \[3\]: inner dimensions 2 and 3 differ"):
         gradspec.check("x @ w", {"x": [1, 2], "w": [1, 2, 3]})
+
+
+def test_floats_read_once_by_their_bytes_give_the_same_check_as_their_decimals_written_out() -> None:
+    import gradspec
+    from gradspec.reference.store import STORE
+
+    floats = {"x": [[0.1, -0.0, 2.5], [1e-3, -1.75, 3.0]], "w": np.array([0.25, -1.5, 0.3], dtype=np.float32)}
+    written = {"x": [["0.1", "0", "2.5"], ["0.001", "-1.75", "3"]], "w": [str(float(v)) for v in floats["w"]]}
+    STORE.points.clear()
+    for _ in range(2):  # converted the first time, found by bytes the second
+        fast = gradspec.check("tanh(x) @ w * x[0, 1]", floats, engine="torch")
+        assert len(STORE.points) == 2
+        slow = gradspec.check("tanh(x) @ w * x[0, 1]", written, engine="torch")  # strings: every element read
+        assert fast.verdict is Verdict.PASS
+        assert [(q.name, repr(q.engine), q.exact, q.exact_text, q.verdict, q.note) for q in fast.quantities] == \
+            [(q.name, repr(q.engine), q.exact, q.exact_text, q.verdict, q.note) for q in slow.quantities]
+    assert STORE.decimals(np.array([[0.1, -0.0]])).tolist() == [[Fraction(1, 10), 0]]
+    with pytest.raises(TypeError, match="a boolean is not a number"):  # never read as 1.0 and 0.0
+        gradspec.check("sum(x)", {"x": [True, 1.5]})
+    with pytest.raises(ValueError, match="nan is not a finite number"):
+        gradspec.check("sum(x)", {"x": [float("nan"), 1.5]})
+    assert gradspec.check("sum(x * x)", {"x": [1, 2.5]}).verdict is Verdict.PASS  # an int among floats
+    for engine in ("builtin", "torch"):  # a 0-d float stays a 0-d array on its way to the engine
+        assert gradspec.check("sum(x) * 2", {"x": 1.5}, engine=engine).verdict is Verdict.PASS
 
 
 @pytest.mark.parametrize(("text", "shapes", "inside"), [

@@ -20,9 +20,10 @@ from gradspec.errors import GradspecError
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
 from gradspec.lang.numbers import Number, exact_float, exact_number
-from gradspec.limits import too_large
+from gradspec.limits import limited, too_large
 from gradspec.modes import Mode
 from gradspec.reference.numerical import relative_error
+from gradspec.reference.store import STORE
 from gradspec.results import CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["check", "check_function", "check_gradients"]
@@ -52,7 +53,8 @@ def check(
     """
     tol = tolerance or Tolerance(**tolerances)
     if any(not isinstance(v, Number) for v in point.values()) or _tensor_ops(expression):
-        return _check_tensor(expression, point, resolve(engine), tol)
+        with limited():  # one interval timer for every engine call of the check
+            return _check_tensor(expression, point, resolve(engine), tol)
     graph = prepare(expression, list(point))
     exact_point = {k: exact_number(v) for k, v in point.items()}
     return check_graph(graph, exact_point, resolve(engine), tol, localise_failures=True)
@@ -73,8 +75,9 @@ def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, 
     """
     from gradspec.checks import function  # NumPy, for tensor checks only
 
-    return function.check_function(fn, reference, inputs, engine=engine, data=data, tolerance=tolerance, seed=seed,
-                                   check=check, order=order, **tolerances)
+    with limited():  # one interval timer for every call of the check
+        return function.check_function(fn, reference, inputs, engine=engine, data=data, tolerance=tolerance, seed=seed,
+                                       check=check, order=order, **tolerances)
 
 
 def _tensor_ops(expression: str) -> bool:
@@ -87,12 +90,16 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
 
     from gradspec.checks.tensor import check_tensor
 
-    arrays = {}
+    arrays, read = {}, {}
     for name, value in point.items():
         refused = too_large(name, int(np.size(value)))  # before any work: converting a point is work too
         if refused:
             raise GradspecError(refused)
     for name, value in point.items():
+        floats = _floats(value, np)
+        if floats is not None:  # every element a finite float: its decimals remembered by its bytes
+            arrays[name], read[name] = STORE.decimals(floats), floats
+            continue
         arr = np.asarray(value, dtype=object)
         out = np.empty(arr.shape, dtype=object)
         flat = out.reshape(-1)
@@ -101,7 +108,25 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
             flat[i] = exact_float(v) if type(v) is float else exact_number(v)
         arrays[name] = out
     graph = build_tensor(parse(expression), {n: a.shape for n, a in arrays.items()})
-    return check_tensor(graph, arrays, engine, tol)
+    return check_tensor(graph, arrays, engine, tol, read_from=read if len(read) == len(arrays) else None)
+
+
+def _floats(value: Any, np: Any) -> Any:
+    """``value`` as a float64 array where each of its elements is a finite float (a Python float, or an
+    array of a float dtype), with -0.0 as 0.0 (its decimal is 0); None otherwise (ints, strings,
+    Fractions, booleans and non-finite numbers take the general path, which reads or refuses each)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind != "f":
+            return None
+        floats = value.astype(np.float64)
+    else:
+        arr = np.asarray(value, dtype=object)
+        if set(map(type, arr.flat)) != {float}:
+            return None
+        floats = arr.astype(np.float64)
+    if not np.isfinite(floats).all():
+        return None
+    return np.asarray(floats + 0.0)  # -0.0 + 0.0 is 0.0; an array even where the input is 0-d
 
 
 def check_gradients(

@@ -12,7 +12,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
 
 import mpmath
 
@@ -25,10 +24,11 @@ from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Eng
 from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
+from gradspec.limits import limited
 from gradspec.reference.exact import DPS, Exact
 from gradspec.reference.numerical import relative_error
 from gradspec.reference.precision import precision_note, representation
-from gradspec.reference.store import reference
+from gradspec.reference.store import Reference, reference
 from gradspec.results import OVERFLOW_POLICY, CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
 __all__ = ["check_graph", "compare", "float_range", "overflow_verdict", "prepare"]
@@ -58,6 +58,14 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
     ``domain_error(problem)`` judges a point outside an op's domain that the case expects. An
     OverflowError from the engine is judged by :func:`overflow_verdict` (``ieee``: the case demands inf).
     """
+    with limited():  # one interval timer for both engine runs (and the localisation's)
+        return _check_graph(graph, point, engine, tol, localise_failures, expect, extra, domain_error, ieee)
+
+
+def _check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance, localise_failures: bool,
+                 expect: Callable[[Quantity, bool], Quantity] | None,
+                 extra: Callable[[Outcome], tuple[list[Quantity], str]] | None,
+                 domain_error: Callable[[str], CheckResult] | None, ieee: bool) -> CheckResult:
     floats = {k: float(v) for k, v in point.items()}
 
     def result(verdict: Verdict, message: str = "") -> CheckResult:
@@ -81,7 +89,7 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
             failed = dataclasses.replace(failed, culprit=raised_culprit(graph, called.error))
         return failed
     outcome = called.get()
-    quantities = list(compare(graph, ref, outcome, point, tol, engine))
+    quantities = list(compare(graph, ref, outcome, point, tol, engine, refs=refs))
     if expect is not None:
         quantities = [expect(q, ref.kinks != ()) for q in quantities]
     # A second run on a fresh build: the first is judged, the second says whether it can be trusted.
@@ -93,15 +101,18 @@ def check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol
         more, problem = extra(outcome)
         quantities += more
         message = "; ".join(filter(None, [message, problem]))
-    checked = CheckResult(graph.program.source, floats, engine.name, worst([q.verdict for q in quantities]),
-                          tuple(quantities), message, tuple(k.where for k in ref.kinks), culprit=unstable)
-    if unstable is not None and checked.verdict is Verdict.PASS:  # the second run failed; the first passed
-        checked = dataclasses.replace(checked, verdict=Verdict.FAIL)
+    verdict = worst([q.verdict for q in quantities])
+    if unstable is not None and verdict is Verdict.PASS:  # the second run failed; the first passed
+        verdict = Verdict.FAIL
+    step_input = ""
+    step_errors: tuple[tuple[int, float], ...] = ()
     if not ref.kinks:  # a difference across a kink measures the kink, not the step size
         q = next((q for q in quantities if q.role is Role.INPUT and q.exact is not None and math.isfinite(q.exact)), None)
         if q is not None and q.exact is not None:
-            checked = dataclasses.replace(checked, step_input=q.name,
-                                          step_errors=central_errors(graph, floats, q.name, q.exact))
+            step_input, step_errors = q.name, central_errors(graph, floats, q.name, q.exact)
+    checked = CheckResult(graph.program.source, floats, engine.name, verdict, tuple(quantities), message,
+                          tuple(k.where for k in ref.kinks), step_errors=step_errors, step_input=step_input,
+                          culprit=unstable)
     if checked.verdict is Verdict.FAIL and localise_failures:
         checked = dataclasses.replace(checked, culprit=primary(localise(graph, point, engine), unstable))
     return checked
@@ -139,9 +150,12 @@ def compare(
     point: Mapping[str, Fraction],
     tol: Tolerance,
     engine: Engine,
+    *,
+    refs: Reference | None = None,
 ) -> tuple[Quantity, ...]:
-    """Judge an engine's value and gradients against the exact reference, quantity by quantity."""
-    refs = reference(graph, point)
+    """Judge an engine's value and gradients against the exact reference, quantity by quantity (``refs``:
+    the references of ``graph`` at ``point``, where the caller has them)."""
+    refs = reference(graph, point) if refs is None else refs
     formulas = refs.formulas
     eps = getattr(engine, "eps", FLOAT64_EPS)
     limit = float_range(engine)
@@ -160,7 +174,7 @@ def compare(
     for spelling, other in outcome.spelled.items():
         # The graph built with the other spelling: only numbers that differ can be judged differently.
         same = {"value": outcome.value, **outcome.grads}
-        for q in compare(graph, ref, other, point, tol, engine):
+        for q in compare(graph, ref, other, point, tol, engine, refs=refs):
             if not _identical(q.engine, same.get(q.name)):
                 out.append(dataclasses.replace(q, name=f"{q.name} via {spelling}",
                                                note="; ".join(filter(None, [f"built with {spelling}", q.note]))))
@@ -192,13 +206,11 @@ def _judge(
     if abs(exact_f) > limit:  # beyond the engine's float range: IEEE arithmetic overflows to inf
         exact_mp = mpmath.inf if exact_f > 0 else -mpmath.inf
         exact_f = float(exact_mp)
-    common: dict[str, Any] = {"name": name, "role": role, "exact": exact_f, "numerical": num,
-                              "exact_text": exact_text, "symbolic": symbolic}
     if engine is None:
-        return Quantity(**common, engine=None, abs_error=None, rel_error=None, tolerance=None,
-                        verdict=Verdict.SKIP, note="the engine does not report this gradient")
+        return Quantity(name, role, None, exact_f, num, None, None, None, Verdict.SKIP, exact_text, symbolic,
+                        "the engine does not report this gradient")
     bound = tol.bound(exact_f)
-    err = _abs_error(engine, exact_mp)
+    err = _abs_error(engine, exact_mp, exact_f)
     note = ""
     verdict = Verdict.PASS if err <= bound else Verdict.FAIL
     if bound < err < math.inf:
@@ -216,12 +228,13 @@ def _judge(
             note = f"another subgradient at a kink: any value in [{lo:g}, {hi:g}] is valid, convention gives {exact_f:g}"
     if num is not None and math.isfinite(exact_f) and relative_error(num, exact_f) > 1e-5 and not subgradients:
         note = note or "the central difference is poor here; the exact value decides"
-    return Quantity(**common, engine=engine, abs_error=err, rel_error=relative_error(engine, exact_f),
-                    tolerance=bound, verdict=verdict, note=note)
+    return Quantity(name, role, engine, exact_f, num, err, relative_error(engine, exact_f), bound, verdict,
+                    exact_text, symbolic, note)
 
 
-def _abs_error(engine: float, exact_mp: mpmath.mpf) -> float:
-    exact_f = float(exact_mp)  # overflow rounds to inf, as the engine's own arithmetic does
+def _abs_error(engine: float, exact_mp: mpmath.mpf, exact_f: float) -> float:
+    """``|engine - exact|``; ``exact_f`` is ``float(exact_mp)`` (overflow rounds to inf, as the engine's own
+    arithmetic does)."""
     if math.isnan(exact_f) or math.isnan(engine):
         return 0.0 if math.isnan(exact_f) and math.isnan(engine) else math.inf
     if math.isinf(exact_f) or math.isinf(engine):

@@ -36,10 +36,39 @@ def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
     """A seeded random cotangent: nonzero multiples of 1/1024 in [-1, 1], never all ones, held exactly by a
     float64 array (and by float32), so the reference and the engine get the same numbers."""
     size = math.prod(shape)
-    steps = [rng.choice((-1, 1)) * rng.randint(1, 1024) for _ in range(size)]
+    steps = _steps(size, rng)
     if all(step == 1024 for step in steps):  # all ones: a backward that ignores its cotangent would pass
         steps[0] = 1023
     return (np.asarray(steps, dtype=float) / 1024).reshape(shape)
+
+
+def _steps(size: int, rng: random.Random) -> list[int]:
+    """``[rng.choice((-1, 1)) * rng.randint(1, 1024) for _ in range(size)]``, the same numbers from the same
+    stream four times faster: each of those calls is one rejection draw of ``getrandbits`` (2 bits for
+    the sign, below 2; 11 for the step, below 1024), written out here without the four calls between.
+    ``tests/test_tensor_check.py`` holds the two spellings equal, so the seeded directions never move."""
+    bits = rng.getrandbits
+    steps = []
+    for _ in range(size):
+        sign = bits(2)
+        while sign >= 2:
+            sign = bits(2)
+        step = bits(11)
+        while step >= 1024:
+            step = bits(11)
+        steps.append(step + 1 if sign else -step - 1)
+    return steps
+
+
+def normwise(order: int, exact: Any, eps: float) -> float:
+    """What a dense linear-algebra kernel of matrix order ``order`` (and the matrix formulas of its
+    derivatives) may lose in every element of a quantity: four matrix operations, each ``order*eps`` of
+    the quantity's largest element (see :func:`gradspec.ops.linalg_rows.kernel_order`); 0 without one."""
+    if not order:
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        peak = float(np.max(np.abs(np.asarray(exact, dtype=float)), initial=0.0))
+    return 4 * order * eps * peak if math.isfinite(peak) else 0.0
 
 
 class Kernels:
@@ -128,13 +157,16 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
                         note="the exact value is not defined here (NaN): no reference to judge against")
     # An allowance that could not be computed (NaN) allows nothing: the element is judged by the case's
     # tolerance alone, never passed whatever the engine returns.
-    allowance = np.nan_to_num(np.asarray(allowance, dtype=float), nan=0.0, posinf=np.inf)
-    rebuilt = np.nan_to_num(np.asarray(rebuilt, dtype=float), nan=0.0, posinf=np.inf)
+    allowance = _nan_as_zero(allowance)
+    rebuilt = _nan_as_zero(rebuilt)
     bound = tol.atol + tol.rtol * np.abs(exact) + allowance + (representation(exact, eps) if eps else 0.0)
-    both_nan = np.isnan(engine) & np.isnan(exact)
     with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
-        err = np.where(both_nan | (engine == exact), 0.0, np.abs(engine - exact))
-    err = np.where(np.isnan(err), np.inf, err)
+        err = np.abs(engine - exact)
+        finite = bool(np.isfinite(err).all())
+        if not finite:  # where every difference is finite, this changes nothing
+            both_nan = np.isnan(engine) & np.isnan(exact)
+            err = np.where(both_nan | (engine == exact), 0.0, err)
+            err = np.where(np.isnan(err), np.inf, err)
     over, imprecise = split(err, bound, rebuilt)
     verdict = Verdict.FAIL if over.any() else Verdict.IMPRECISE if imprecise.any() else Verdict.PASS
     if verdict is Verdict.IMPRECISE:  # at a kink, another subgradient may explain it
@@ -150,9 +182,12 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             over = np.zeros_like(over)
     if verdict is Verdict.FAIL:
         bound = bound + rebuilt  # what it failed against: both bounds
-    with np.errstate(invalid="ignore"):  # inf / inf: an overflow the allowance accepts
-        ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
-    ratio = np.nan_to_num(ratio, nan=0.0)
+    if finite and (bound > 0).all():  # the general case below gives the same
+        ratio = err / bound
+    else:
+        with np.errstate(invalid="ignore"):  # inf / inf: an overflow the allowance accepts
+            ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
+        ratio = np.nan_to_num(ratio, nan=0.0)
     w = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), exact.shape)) if exact.size else ()
     elements = None
     if verdict is Verdict.FAIL:
@@ -166,13 +201,22 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     with mpmath.workdps(DPS):
         exact_text = mpmath.nstr(mpmath.mpf(exact_w), 30)
     e, x = float(engine[w]), float(exact[w])
+    bound_w = float(bound[w] if np.shape(bound) == exact.shape else np.broadcast_to(bound, exact.shape)[w])
     if verdict is Verdict.IMPRECISE:
         count = int(imprecise.sum())
         head = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " if exact.size > 1 else ""
-        note = head + precision_note(e, x, eps, float(np.broadcast_to(bound, exact.shape)[w]), why)
-    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x),
-                    float(np.broadcast_to(bound, exact.shape)[w]), verdict,
+        note = head + precision_note(e, x, eps, bound_w, why)
+    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x), bound_w, verdict,
                     exact_text=exact_text, note=note, index=w, elements=elements)
+
+
+def _nan_as_zero(allowance: Any) -> Any:
+    """An allowance as a float array, NaN (not computed) as 0 (np.nan_to_num's other rules too, where an
+    element is not finite; NumPy's own call costs more than the rest of a small quantity's judgement)."""
+    allowance = np.asarray(allowance, dtype=float)
+    if np.isfinite(allowance).all():
+        return allowance
+    return np.nan_to_num(allowance, nan=0.0, posinf=np.inf)
 
 
 def _non_finite(engine: Any, exact: Any) -> str:

@@ -65,19 +65,21 @@ def run_case(case: Case, point: Point | TensorPoint | None, engine: Engine) -> C
 
 def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance, *, seed: int = 0,
                  kink: str | None = None, localise: bool = True, modes: frozenset[Mode] = frozenset(),
-                 order: int = 1, conditioned: bool = False) -> CheckResult:
+                 order: int = 1, conditioned: bool = False, read_from: Mapping[str, Any] | None = None) -> CheckResult:
     """Check ``graph`` at ``point`` (input -> array of Fractions) on ``engine``; ``modes`` and ``order``
     add forward-mode and higher-order quantities (:mod:`gradspec.checks.modes`). ``conditioned``: the
     engine computes the graph by an algorithm of its own (a user's function, one library kernel), so a
     quantity passes within its conditioning bound (:mod:`gradspec.reference.conditioning`), and what the
-    graph's own spelling loses beyond that is imprecise."""
+    graph's own spelling loses beyond that is imprecise. ``read_from``: the float64 arrays whose shortest
+    decimals the point is (a user's floats), given to the engine as they are."""
     base: dict[str, Any] = {"expression": graph.program.source, "point": {}, "engine": engine.name, "kind": "tensor"}
     try:
-        ref = exact_tensor(graph, point)
+        ref = exact_tensor(graph, point, read_from=read_from)
     except DomainError as exc:
         return CheckResult(**base, verdict=Verdict.ERROR, message=exc.message)
-    floats = {n: np.asarray(np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)), dtype=float)
-              for n, v in point.items()}
+    floats = dict(read_from) if read_from is not None else \
+        {n: np.asarray(np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)), dtype=float)
+         for n, v in point.items()}
     reason = _unrepresentable(engine, floats) or _ill_conditioned(ref, engine.eps)
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)

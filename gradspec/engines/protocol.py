@@ -133,11 +133,10 @@ class Engine:
 
     def unsupported(self, graph: Graph) -> str | None:
         """Why this engine cannot run ``graph``, or None."""
-        for step in graph.steps:
-            if isinstance(step, Apply) and any(graph.varying[a] for a in step.args):
-                reason = self.missing(OPS[step.op], graph.varying[step.args[0]])
-                if reason:
-                    return reason
+        for op, value_left in graph.moving_ops:
+            reason = self.missing(OPS[op], value_left)
+            if reason:
+                return reason
         return None
 
     def run(self, graph: Graph, point: Mapping[str, float], *, every_node: bool = False) -> Outcome:

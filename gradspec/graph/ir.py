@@ -112,6 +112,13 @@ class Graph:
         return sum(1 for s in self.steps if isinstance(s, Apply))
 
     @cached_property
+    def moving_ops(self) -> tuple[tuple[str, bool], ...]:
+        """The ops an engine runs on a value that depends on an input, in step order, each with whether
+        its first argument does (constants alone are folded in float64, never given to an engine)."""
+        return tuple((s.op, self.varying[s.args[0]]) for s in self.steps
+                     if isinstance(s, Apply) and any(self.varying[a] for a in s.args))
+
+    @cached_property
     def reaches_output(self) -> tuple[bool, ...]:
         """Which steps the output depends on."""
         used = [False] * len(self.steps)

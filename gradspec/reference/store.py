@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 import mpmath
 
 from gradspec.graph.ir import Graph
+from gradspec.lang.numbers import exact_float
 from gradspec.limits import LIMITS, TimeLimit, deadline
 from gradspec.reference.cache import DiskCache, decode, encode
 from gradspec.reference.exact import DPS, Derivation, Exact, Kinked, derive, exact_at, small
@@ -150,6 +151,9 @@ class Store:
         # the mode references (every engine of one precision at one draw shares them), and a scalar
         # graph laid out as a tensor graph over 0-d inputs (for its modes).
         self.tensors: Bounded[Any, Any] = Bounded(64, budget=2_000_000)  # elements over all steps
+        # The exact decimals of a float input, by its bytes: a user's point checked again (gradspec.check
+        # in a loop, every engine of a comparison) is converted once.
+        self.points: Bounded[Any, Any] = Bounded(64, budget=2_000_000)  # elements
         self.modes: Bounded[Any, Any] = Bounded(256)
         self.lowered: Bounded[Any, Any] = Bounded(512)
 
@@ -162,6 +166,18 @@ class Store:
                 self._memos.clear()
             memo = self._memos[key] = _Memo()
         return Reference(self, graph, key[1], memo)
+
+    def decimals(self, floats: Any) -> Any:
+        """The shortest decimal of each element of ``floats`` (a finite float64 array), as an object array
+        of Fractions of the same shape (:func:`gradspec.lang.numbers.exact_float`); remembered by bytes."""
+        import numpy as np  # tensor inputs only
+
+        def convert() -> Any:
+            exact = np.empty(floats.shape, dtype=object)
+            exact.reshape(-1)[:] = [exact_float(v) for v in floats.flat]
+            return exact
+
+        return self.points.get((floats.shape, floats.tobytes()), convert, size=floats.size)
 
     # -- graph-wide facts ------------------------------------------------------------------------------
     def derivation(self, graph: Graph) -> Derivation:

@@ -385,15 +385,21 @@ class TensorExact:
         return {n: (lows[n], highs[n]) for n in lows}
 
 
-def exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact | BallExact:
+def exact_tensor(graph: TensorGraph, point: Mapping[str, Any], *,
+                 read_from: Mapping[str, Any] | None = None) -> TensorExact | BallExact:
     """Lower ``graph`` at ``point`` (input -> array of Fractions) onto an exact tape; raises
     :class:`DomainError` at the op's column when an element leaves an op's domain.
 
     The last few results are remembered by what they are (the graph's text and shapes, the point's
     elements), in the store (:data:`gradspec.reference.store.STORE`): loading a case computes them, and
-    every engine's check then reuses them.
+    every engine's check then reuses them. ``read_from``: the float64 arrays the point is the shortest
+    decimals of (:func:`gradspec.reference.store.Store.decimals`), which say what the point is more
+    cheaply than its elements do.
     """
-    key = (graph.key, tuple((n, _numbers(v)) for n, v in sorted(point.items())))
+    if read_from is not None:
+        key: Any = (graph.key, "decimals of", tuple((n, a.shape, a.tobytes()) for n, a in sorted(read_from.items())))
+    else:
+        key = (graph.key, tuple((n, _numbers(v)) for n, v in sorted(point.items())))
     size = sum(math.prod(s.shape) for s in graph.steps)
     found: TensorExact | BallExact = STORE.tensors.get(key, lambda: _fast(graph, point) or _exact_tensor(graph, point),
                                                        size=size)

@@ -14,6 +14,7 @@ from gradspec.diagnose.debug import localise as _localise
 from gradspec.engines.protocol import Engine
 from gradspec.errors import GradspecError
 from gradspec.graph.ir import Graph
+from gradspec.limits import limited
 from gradspec.results import CheckResult, CulpritKind, Tolerance, Verdict
 
 __all__ = ["applies", "failed", "iter_case", "run_case", "run_files", "run_point", "shapes"]
@@ -139,4 +140,5 @@ def _run(case: Case, point: Point | TensorPoint | None, engine: Engine) -> Check
     reason = applies(case, engine)
     if reason:
         return CheckResult(case.expression, point.floats() if point else {}, engine.name, Verdict.SKIP, message=reason)
-    return KINDS[case.kind].run(case, point, engine)
+    with limited():  # one interval timer for every engine call of the check
+        return KINDS[case.kind].run(case, point, engine)
