@@ -164,3 +164,47 @@ def test_real_float_engines_stay_inside_the_rounding_bound(spec: str) -> None:
         for name in ("x", "w"):
             exact = np.vectorize(float, otypes=[float])(grad.exact[name])
             assert np.all(np.abs(out.grads[0][name] - exact) <= engine.eps * grad.rounding[name])
+
+
+@pytest.mark.parametrize("expression", ["softmax(x, axis=-1)", "log_softmax(x, axis=-1)", "logsumexp(x, axis=-1)"])
+def test_large_logits_are_bounded_as_a_float_engine_computes_them(expression: str) -> None:
+    """exp(1e4) overflows a float, so an engine shifts by the lane's largest logit: the rounding bound is
+    that spelling's, finite, on the scalar tape and in ball arithmetic alike, and torch is judged by it."""
+    from gradspec.reference.ball import ball_tensor
+    from gradspec.reference.tensor import _exact_tensor
+
+    graph = build_tensor(parse(expression), {"x": (2, 3)})
+    point = {"x": np.array([[Fraction(10**4), Fraction(0), Fraction(1)], [Fraction(-700), Fraction(3), Fraction(-2)]],
+                           dtype=object)}
+    cot = np.array([[Fraction(1), Fraction(-1, 2), Fraction(3, 4)], [Fraction(1, 4), Fraction(1), Fraction(-1)]],
+                   dtype=object)
+    if graph.shape == (2,):
+        cot = cot[:, 0]
+    for ref in (_exact_tensor(graph, point), ball_tensor(graph, point)):
+        assert np.all(np.isfinite(np.asarray(ref.value_rounding, dtype=float)))
+        grad = ref.vjp(cot)
+        bound = np.asarray(grad.rounding["x"], dtype=float)
+        assert np.all(np.isfinite(bound)) and np.max(bound) < 100  # units of eps: a few times the terms' size
+    torch = pytest.importorskip("torch")
+    from gradspec import check
+
+    x = [[1e4, 0.0, 1.0], [-700.0, 3.0, -2.0]]
+    assert check(expression, {"x": x}, engine="torch").verdict.value == "pass"
+
+    class Dropped(torch.autograd.Function):  # softmax's backward without the -s (s . v) term
+        @staticmethod
+        def forward(ctx, z):  # type: ignore[no-untyped-def]
+            s = torch.softmax(z, dim=-1)
+            ctx.save_for_backward(s)
+            return s
+
+        @staticmethod
+        def backward(ctx, v):  # type: ignore[no-untyped-def]
+            (s,) = ctx.saved_tensors
+            return s * v
+
+    if expression.startswith("softmax"):
+        from gradspec import check_function
+
+        result = check_function(Dropped.apply, expression, {"x": np.asarray(x)}, engine="torch")
+        assert result.verdict.value == "fail"

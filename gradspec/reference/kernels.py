@@ -44,10 +44,29 @@ def _mean(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int,
     return elementwise(tape, "div", [s, _const(Fraction(n))], shape)
 
 
+def _shifted(tape: Tape, x: Arr, axis: int | None) -> tuple[Arr, Any]:
+    """``x`` less each lane's largest value (as a float), as the lowering's ``shift`` writes it for a float
+    engine, whose exp must stay finite. Returns the shifted array and the shifts (floats, the axis kept
+    as a dimension of one), or ``x`` and None where every lane's largest value is 0 (or not finite)."""
+    top = np.max(midpoints(x), axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    if not np.any(top):
+        return x, None
+    return elementwise(tape, "sub", [x, _fractions(top)], x.value.shape), top
+
+
+def _fractions(f: Any) -> Arr:
+    return constant(np.vectorize(Fraction, otypes=[object])(f))
+
+
 def _lse(tape: Tape, x: Arr, axis: int | None, keep: bool) -> Arr:
-    es = elementwise(tape, "exp", [x], x.value.shape)
+    shifted, top = _shifted(tape, x, axis)
+    es = elementwise(tape, "exp", [shifted], x.value.shape)
     s = pairsum(tape, es, axis, keep)
-    return elementwise(tape, "log", [s], s.value.shape)
+    out = elementwise(tape, "log", [s], s.value.shape)
+    if top is None:
+        return out
+    return elementwise(tape, "add", [out, _fractions(top.reshape(out.value.shape))], out.value.shape)
 
 
 def _logsumexp(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
@@ -56,8 +75,10 @@ def _logsumexp(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple
 
 def _softmax(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
     x = args[0]
-    es = elementwise(tape, "exp", [x], shape)
-    s = pairsum(tape, es, kw["axis"] % x.value.ndim, keep=True)
+    axis = kw["axis"] % x.value.ndim
+    shifted, _ = _shifted(tape, x, axis)
+    es = elementwise(tape, "exp", [shifted], shape)
+    s = pairsum(tape, es, axis, keep=True)
     return elementwise(tape, "div", [es, s], shape)
 
 

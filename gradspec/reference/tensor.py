@@ -127,7 +127,12 @@ class Tape:
         return [self.lost[a.i] if isinstance(a, Node) else 0.0 for a in args]
 
     def shift(self, xs: Sequence[Any]) -> Fraction | None:
-        return None  # 60 digits and mpmath's unbounded exponents: exp needs no shift
+        """The lane's largest value as a float engine takes it (mpmath's exponents need no shift, but the
+        rounding bound is that of a float engine, whose exp must stay finite: unshifted, exp(1e4)
+        overflows the bound and the engine's result, which shifts, cannot be judged). The value is the
+        same either way: softmax and logsumexp are invariant under the shift."""
+        top = max((float(self.values[x.i]) if isinstance(x, Node) else float(x) for x in xs), default=0.0)
+        return Fraction(top) if math.isfinite(top) and top != 0 else None
 
     def peek(self, x: Any) -> Scalar:
         return self.values[x.i]
