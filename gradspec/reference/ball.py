@@ -149,18 +149,18 @@ def _progress(graph: TensorGraph) -> Iterator[Callable[[int], object] | None]:
 
 
 def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
-                progress: Callable[[int], object] | None = None) -> BallExact:
+                progress: Callable[[int], object] | None = None, shift: bool = False) -> BallExact:
     """The exact value of ``graph`` at ``point`` (input -> array of Fractions); raises :class:`Unsupported`
     where the scalar tape must run instead. ``progress`` hears each step's index as it starts (by default
-    a progress bar, for a large graph on a terminal)."""
+    a progress bar, for a large graph on a terminal); ``shift``: see :attr:`ball_ops.Tape.shift`."""
     if not supported(graph):
         raise Unsupported("an op without a ball kernel")
     if progress is None:
         with _progress(graph) as shown:
             if shown is not None:
-                return ball_tensor(graph, point, shown)
+                return ball_tensor(graph, point, shown, shift)
     with ctx.workprec(PREC):
-        tape = ball_ops.Tape()
+        tape = ball_ops.Tape(shift)
         arrays: list[ball_ops.Arr] = []
         leaves: dict[str, ball_ops.Arr] = {}
         for i, step in enumerate(graph.steps):

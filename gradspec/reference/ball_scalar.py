@@ -174,4 +174,97 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
         return out
 
     out = tape.push(value, err, [a.node for a in args], back)
-    return Arr(out.value, out.err, out.node, f=fv)
+    made = Arr(out.value, out.err, out.node, f=fv)
+
+    def rule(ts: list[Arr | None]) -> Arr | None:
+        t = _TANGENT[name](tape, list(args), made, ts)
+        if t is None:
+            return None
+        if t.value.shape != shape:  # the tangent of one broadcast argument alone
+            t = tape.spread(t, shape)
+            assert t is not None
+        # Never below the nested duals' bound of the same tangent, sum_k p_k t_k with each partial off by
+        # its own bound (perr: the op row's partial budget and how far the arguments' errors move it):
+        # the kernels above spell a partial in ops whose budgets may add up to less than the row's.
+        floor = np.zeros(shape)
+        for p_mag, p_err, tk in zip(mags, perr, ts, strict=True):
+            if tk is not None:
+                tf = np.abs(midpoints(tk))
+                floor = floor + p_mag * tk.err + tf * p_err + p_mag * tf
+        floor = floor + (sum(tk is not None for tk in ts) - 1) * np.abs(midpoints(t))
+        return Arr(t.value, np.maximum(t.err, floor), t.node, t.ints, t.f)
+
+    assert out.node is not None
+    tape.rules[out.node] = rule
+    return made
+
+
+# -- forward mode --------------------------------------------------------------------------------------
+# Each op's tangent written in the ops that have kernels, as an engine's forward mode writes it: the
+# partial times the argument's tangent, summed over the arguments. Built on the tape, the tangent is
+# itself differentiable (reverse, for a Hessian-vector product; forward again, for jvp-of-jvp).
+
+Tangent = Callable[[Tape, list[Arr], Arr, "list[Arr | None]"], "Arr | None"]
+
+
+def _op(tape: Tape, name: str, *args: Arr) -> Arr:
+    return elementwise(tape, name, args, np.broadcast_shapes(*(a.value.shape for a in args)))
+
+
+def _plus(tape: Tape, a: Arr | None, b: Arr | None, sub: bool = False) -> Arr | None:
+    if b is None:
+        return a
+    if a is None:
+        return _op(tape, "neg", b) if sub else b
+    return _op(tape, "sub" if sub else "add", a, b)
+
+
+def _times(tape: Tape, partial: Arr, t: Arr | None) -> Arr | None:
+    return None if t is None else _op(tape, "mul", partial, t)
+
+
+def _number(like: Arr, x: int) -> Arr:
+    """A constant of ``like``'s shape holding the exact integer ``x`` (no rounding: err 0)."""
+    out = np.empty(like.value.shape, dtype=object)
+    out[...] = arb(x)
+    return Arr(out, np.zeros(like.value.shape), f=np.full(like.value.shape, float(x)))
+
+
+def _mask(a: Arr, positive: int, negative: int) -> Arr:
+    """The exact partial of relu or abs off its kink: ``positive`` where ``a > 0``, else ``negative``."""
+    out = np.asarray(_where(a.value, arb(positive), arb(negative)), dtype=object)
+    return Arr(out, np.zeros(out.shape), f=floats(out))
+
+
+def _div_tangent(tape: Tape, a: list[Arr], v: Arr, t: list[Arr | None]) -> Arr | None:
+    # d(x/y) = x'/y - (x/y) y'/y
+    first = None if t[0] is None else _op(tape, "div", t[0], a[1])
+    second = None if t[1] is None else _op(tape, "div", _op(tape, "mul", v, t[1]), a[1])
+    return _plus(tape, first, second, sub=True)
+
+
+def _pow_tangent(tape: Tape, a: list[Arr], v: Arr, t: list[Arr | None]) -> Arr | None:
+    if t[1] is not None or a[1].node is not None:
+        raise Unsupported("a power with a moving exponent in forward mode")  # the scalar path takes it
+    e = a[1]
+    if all(x == 1 for x in np.asarray(e.value).flat):
+        return t[0]
+    less = Arr(np.asarray(e.value - 1, dtype=object), e.err, f=np.asarray(midpoints(e) - 1))
+    return _times(tape, _op(tape, "mul", e, _op(tape, "pow", a[0], less)), t[0])
+
+
+_TANGENT: dict[str, Tangent] = {
+    "add": lambda tape, a, v, t: _plus(tape, t[0], t[1]),
+    "sub": lambda tape, a, v, t: _plus(tape, t[0], t[1], sub=True),
+    "mul": lambda tape, a, v, t: _plus(tape, _times(tape, a[1], t[0]), _times(tape, a[0], t[1])),
+    "div": _div_tangent,
+    "neg": lambda tape, a, v, t: None if t[0] is None else _op(tape, "neg", t[0]),
+    "exp": lambda tape, a, v, t: _times(tape, v, t[0]),
+    "log": lambda tape, a, v, t: None if t[0] is None else _op(tape, "div", t[0], a[0]),
+    "sin": lambda tape, a, v, t: _times(tape, _op(tape, "cos", a[0]), t[0]),
+    "cos": lambda tape, a, v, t: _times(tape, _op(tape, "neg", _op(tape, "sin", a[0])), t[0]),
+    "sqrt": lambda tape, a, v, t: None if t[0] is None else _op(tape, "div", t[0], _op(tape, "mul", _number(v, 2), v)),
+    "pow": _pow_tangent,
+    "relu": lambda tape, a, v, t: _times(tape, _mask(a[0], 1, 0), t[0]),
+    "abs": lambda tape, a, v, t: _times(tape, _mask(a[0], 1, -1), t[0]),
+}
