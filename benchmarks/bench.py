@@ -1,7 +1,7 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
     python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors reference rounding rounding-tensors
-                                 functions secondorder modes-reference]   (default: all)
+                                 functions secondorder modes-reference rounding-tensor-modes]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -524,6 +524,30 @@ def rounding_modes(points: int = 10_000) -> None:
                 row(f"  {form}", f"{t.false_alarms}: {t.first}")
 
 
+def rounding_tensor_modes(per_form: int = 100) -> None:
+    """False alarms of the forward-mode and second-order rounding bound on the tensor forms (the ball tape
+    for jvp and hvp where it takes the graph, nested duals otherwise) on correct float32 engines (want 0)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rounding_sweep import TENSOR_FORMS, sweep_tensor_modes
+
+    from gradspec.engines.resolve import resolve
+
+    print(f"rounding-tensor-modes: {per_form} draws of each of {len(TENSOR_FORMS)} tensor forms per engine (jvp, mode "
+          "consistency, hvp both ways), default tolerance; a correct engine must raise no false alarm")
+    for spec in ("torch:float32", "jax:float32"):
+        start = time.perf_counter()
+        tallies = sweep_tensor_modes(resolve(spec), per_form, seed=2026)
+        alarms = sum(t.false_alarms for t in tallies.values())
+        imprecise = sum(t.imprecise for t in tallies.values())
+        row(f"{spec}: false alarms (target 0), imprecise, in {time.perf_counter() - start:.0f} s",
+            f"{alarms} of {sum(t.points for t in tallies.values()):,} checks, {imprecise}")
+        for form, t in tallies.items():
+            if t.false_alarms:
+                row(f"  {form}", f"{t.false_alarms}: {t.first}")
+            if t.imprecise:
+                row(f"  {form}: imprecise", ", ".join(f"{name} {count}" for name, count in t.where.most_common()))
+
+
 def precision(points: int = 100_000, mode_points: int = 10_000) -> None:
     """Over the rounding sweeps' sampled points: how many quantities of correct float32 engines are
     imprecise (digits lost beyond the precision bound, within what a derivative rebuilt from a rounded
@@ -984,7 +1008,7 @@ SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale
             "tensors": tensors, "reference": reference, "rounding": rounding, "functions": functions,
             "secondorder": secondorder, "rounding-modes": rounding_modes, "precision": precision,
             "rounding-tensors": rounding_tensors, "library-tails": library_tails,
-            "modes-reference": modes_reference}
+            "modes-reference": modes_reference, "rounding-tensor-modes": rounding_tensor_modes}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

@@ -7,7 +7,9 @@ derivative at once, and ``order: N`` nests N levels along ``u``. An op applied t
 partial derivatives of every order, which SymPy derives from the op's exact form in the op table (the
 same form the first-order references differentiate). The Hessian-vector product is forward over
 reverse: the graph is taped in duals along ``u`` and swept back from the cotangent ``v`` in dual
-arithmetic, so the adjoints carry ``Jᵀv`` and ``∇²(v·f) u`` together.
+arithmetic, so the adjoints carry ``Jᵀv`` and ``∇²(v·f) u`` together. Where the ball tape takes the
+graph, jvp and hvp are computed there instead (:mod:`gradspec.reference.ball_modes`, one tensor op at a
+time in ball arithmetic), and the duals run for the rest.
 
 Beside each exact number rides a first-order bound of what float rounding can do to it, in units of
 the engine's machine epsilon (:class:`Err`): every input and inexact constant is off by half an ulp,
