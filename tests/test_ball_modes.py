@@ -129,3 +129,26 @@ def test_correct_engines_pass_through_attention(spec: str) -> None:
         quantities, _ = mode_quantities(graph, point, engine, Tolerance(), ASKED, 1, seed, ())
         assert quantities and all(q.verdict in (Verdict.PASS, Verdict.SKIP) for q in quantities), \
             [(q.name, q.verdict, q.note) for q in quantities]
+
+
+def test_every_element_wise_kernel_has_a_forward_rule_and_every_kernel_is_exercised() -> None:
+    from gradspec.reference.ball_scalar import _TANGENT, SCALAR
+    from gradspec.reference.kernels import TENSOR
+
+    assert set(_TANGENT) == set(SCALAR)
+    used = set()
+    for text, shapes in TAKEN:
+        used |= {s.op for s in build_tensor(parse(text), shapes).steps if s.op}
+    assert set(SCALAR) <= used and set(TENSOR) <= used
+
+
+def test_a_node_without_a_forward_rule_sends_the_graph_to_the_duals() -> None:
+    from gradspec.reference.ball_ops import Tape, constant
+
+    tape = Tape()
+    leaf = tape.leaf(constant(np.array([Fraction(1), Fraction(2)], dtype=object)))
+    assert leaf.node is not None
+    out = tape.push(leaf.value, leaf.err, [leaf.node])  # a reverse rule's node, no forward one
+    assert out.node is not None
+    with pytest.raises(Unsupported, match="without a forward rule"):
+        tape.tangents({leaf.node: constant(np.array([Fraction(1), Fraction(1)], dtype=object))}, out.node)

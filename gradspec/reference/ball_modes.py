@@ -1,10 +1,10 @@
-"""Forward mode and second order on the ball tape: JVPs, Hessian-vector products and jvp-of-jvp in balls.
+"""Forward mode and second order on the ball tape: JVPs and Hessian-vector products in ball arithmetic.
 
 The tape of :mod:`gradspec.reference.ball` keeps, beside each op node's reverse rule, a forward rule that
 builds the node's tangent from its arguments' with the same kernels (:meth:`Tape.tangents`): a matrix
 product's is ``x' @ y + x @ y'``, an element-wise op's its partial times the argument's tangent, a sum's
-the sum of the tangents. The tangents are nodes of the same tape, so the three quantities of the mode
-table's forward and second-order rows are sweeps of it:
+the sum of the tangents. The tangents are nodes of the same tape, so the quantities of the mode table's
+jvp and hvp rows are sweeps of it:
 
 - the JVP ``J u`` is the tangent of the output along ``u``;
 - the Hessian-vector product ``∇²(v·f) u`` is the reverse sweep of that tangent from ``v`` (the gradient

@@ -137,7 +137,7 @@ class Tape:
     def tangents(self, seeds: dict[int, Arr], upto: int) -> dict[int, Arr]:
         """A forward sweep: the tangent of every node up to ``upto`` from the leaves' (``seeds``), each op's
         built by its rule from its arguments' on this tape, so that the tangents are nodes too (swept in
-        reverse for a Hessian-vector product, in forward again for a second directional derivative)."""
+        reverse for a Hessian-vector product)."""
         out = dict(seeds)
         for i in range(upto + 1):
             parents, _ = self.nodes[i]

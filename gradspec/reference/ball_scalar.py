@@ -202,7 +202,7 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
 # -- forward mode --------------------------------------------------------------------------------------
 # Each op's tangent written in the ops that have kernels, as an engine's forward mode writes it: the
 # partial times the argument's tangent, summed over the arguments. Built on the tape, the tangent is
-# itself differentiable (reverse, for a Hessian-vector product; forward again, for jvp-of-jvp).
+# itself differentiable (swept in reverse, it gives a Hessian-vector product).
 
 Tangent = Callable[[Tape, list[Arr], Arr, "list[Arr | None]"], "Arr | None"]
 
