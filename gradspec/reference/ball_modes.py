@@ -34,6 +34,7 @@ from flint import ctx
 from gradspec.graph.tensor import TensorGraph
 from gradspec.reference.ball import PREC, ball_tensor
 from gradspec.reference.ball_ops import Arr, Unsupported, constant, floats, objects, relative_radius, to_balls, zeros
+from gradspec.reference.ball_scalar import REBUILT
 
 __all__ = ["RANGE", "Directional", "directional"]
 
@@ -44,29 +45,54 @@ __all__ = ["RANGE", "Directional", "directional"]
 RANGE = 2.0**60
 
 
+Quantity = tuple[Any, Any, Any]  # exact balls, rounding bound, rebuilt allowance (units of eps)
+
+
 @dataclass(frozen=True)
 class Directional:
-    """The quantities asked for, each (exact balls, rounding bound in units of eps, before any safety
-    factor): per differentiable input for ``vjp`` and ``hvp``; ``radius`` as :attr:`BallExact.radius`."""
+    """The quantities asked for, each (exact balls, rounding bound, what partials rebuilt from rounded
+    outputs may add; both in units of eps, before any safety factor): per differentiable input for
+    ``vjp`` and ``hvp``; ``radius`` as :attr:`BallExact.radius`."""
 
-    jvp: tuple[Any, Any]
-    vjp: tuple[tuple[Any, Any], ...]
-    hvp: tuple[tuple[Any, Any], ...]
+    jvp: Quantity
+    vjp: tuple[Quantity, ...]
+    hvp: tuple[Quantity, ...]
     radius: float
 
 
 def directional(graph: TensorGraph, point: Mapping[str, Any], u: Sequence[Any], v: Any | None) -> Directional:
     """The JVP along ``u`` (per differentiable input, in the graph's order); with ``v``, the VJP and the
-    Hessian-vector product. Raises :class:`Unsupported`."""
+    Hessian-vector product. Raises :class:`Unsupported`.
+
+    A graph with an op whose partial engines rebuild from its rounded output (tanh) is swept twice: the
+    rounding bound without what that loses, then with it; the difference is the rebuilt allowance, kept
+    apart as the nested duals keep it (a quantity beyond the first and within both is imprecise)."""
     # Past the float range a bound is inf or nan (an overflowed partial times a zero error); every quantity
     # and tangent is checked below, and such a point goes to the duals.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _directional(graph, point, u, v)
+        if not any(s.op in REBUILT for s in graph.steps):
+            jvp, vjp, hvp, radius = _directional(graph, point, u, v, None)
+            return Directional(_none(jvp), tuple(map(_none, vjp)), tuple(map(_none, hvp)), radius)
+        jvp, vjp, hvp, radius = _directional(graph, point, u, v, False)
+        wide = _directional(graph, point, u, v, True)
+        return Directional(_apart(jvp, wide[0]), tuple(map(_apart, vjp, wide[1])), tuple(map(_apart, hvp, wide[2])),
+                           radius)
 
 
-def _directional(graph: TensorGraph, point: Mapping[str, Any], u: Sequence[Any], v: Any | None) -> Directional:
+def _none(q: tuple[Any, Any]) -> Quantity:
+    return q[0], q[1], np.zeros(np.shape(q[1]))
+
+
+def _apart(q: tuple[Any, Any], wide: tuple[Any, Any]) -> Quantity:
+    # The wider bound counts every source the narrower does and more, each with a coefficient at least as
+    # large, so the difference is what the rebuilt partials add.
+    return q[0], q[1], np.maximum(np.asarray(wide[1], dtype=float) - q[1], 0.0)
+
+
+def _directional(graph: TensorGraph, point: Mapping[str, Any], u: Sequence[Any], v: Any | None,
+                 rebuilt: bool | None) -> tuple[tuple[Any, Any], list[tuple[Any, Any]], list[tuple[Any, Any]], float]:
     # A tape of its own (the tangents' nodes do not grow a remembered one), shifted as the duals are.
-    ref = ball_tensor(graph, point, shift=True)
+    ref = ball_tensor(graph, point, shift=True, rebuilt=rebuilt)
     names = [n for n, _ in graph.differentiable]
     radii = [ref.radius]
     with ctx.workprec(PREC):
@@ -91,7 +117,7 @@ def _directional(graph: TensorGraph, point: Mapping[str, Any], u: Sequence[Any],
             radii.append(relative_radius(exact))
         for t in along.values():
             _in_range(t.value, t.err)
-    return Directional(_whole(jvp, shape), tuple(vjp), tuple(hvp), max(radii))
+    return _whole(jvp, shape), vjp, hvp, max(radii)
 
 
 def _balls(a: Any) -> Any:

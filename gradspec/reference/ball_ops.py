@@ -118,10 +118,13 @@ class Tape:
     """Op nodes: each keeps its arguments' nodes (None for constants) and one function from its adjoint,
     the adjoint's backward bound and the adjoint's magnitude to every argument's share of both."""
 
-    def __init__(self, shift: bool = False) -> None:
+    def __init__(self, shift: bool = False, rebuilt: bool | None = None) -> None:
         # Subtract each lane's largest element before exp (softmax, logsumexp), as the lowering does on a
         # backend that shifts (the nested duals of the mode references do; the scalar tape does not).
         self.shift = shift
+        # None: no op whose partial is rebuilt from its rounded output (tanh) is taken; False: taken, what
+        # that loses left out of the bound; True: counted in it (see ball_scalar.REBUILT).
+        self.rebuilt = rebuilt
         self.nodes: list[tuple[tuple[int | None, ...], Back | None]] = []
         self.leaves: set[int] = set()
         self.copy_of: dict[int, int] = {}  # a broadcast copy of a leaf -> the leaf

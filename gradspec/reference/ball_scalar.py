@@ -19,7 +19,7 @@ from flint import arb
 from gradspec.ops.table import OPS
 from gradspec.reference.ball_ops import Arr, Tape, Unsupported, floats, midpoints, unbroadcast
 
-__all__ = ["SCALAR", "Kernel", "elementwise"]
+__all__ = ["REBUILT", "SCALAR", "Kernel", "elementwise"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _map(fn: Callable[..., Any]) -> Callable[..., Any]:
     return lambda x: np.asarray(f(x), dtype=object).reshape(np.shape(x))
 
 
-_exp, _log, _sin, _cos, _sqrt = (_map(getattr(arb, n)) for n in ("exp", "log", "sin", "cos", "sqrt"))
+_exp, _log, _sin, _cos, _sqrt, _tanh = (_map(getattr(arb, n)) for n in ("exp", "log", "sin", "cos", "sqrt", "tanh"))
 
 
 def _all(pred: Callable[[Any], bool], a: Any) -> bool:
@@ -117,13 +117,21 @@ SCALAR: dict[str, Kernel] = {
     "abs": Kernel(lambda a: _where(a[0], a[0], -a[0]), lambda a, v: [_where(a[0], arb(1), arb(-1))], None, _off_kink),
 }
 _RATIONAL = frozenset({"add", "sub", "mul"})
+# The ops whose engines rebuild the partial from the rounded output, taken only by a tape that keeps what
+# that loses (``Tape.rebuilt`` not None: the mode references, which build the tape twice, without and with
+# it, and keep the difference apart as the rebuilt allowance); the first-order sweep does not carry it.
+REBUILT: dict[str, Kernel] = {
+    "tanh": Kernel(lambda a: _tanh(a[0]), lambda a, v: [1 - v * v], lambda x, v: [[-2 * v * (1 - v * v)]]),
+}
 
 
 def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ...], expand: bool = False) -> Arr:
     """A scalar op element by element with NumPy broadcasting. ``expand``: broadcast arguments as per-copy
     nodes, as a graph's element-wise step does; otherwise a broadcast argument is one node used many
     times, as inside the lowering of softmax."""
-    op, kernel = OPS[name], SCALAR[name]
+    op, kernel = OPS[name], SCALAR[name] if name in SCALAR else REBUILT[name]
+    if name in REBUILT and tape.rebuilt is None:
+        raise Unsupported(f"{name}: a partial rebuilt from a rounded output, on a tape that does not keep it")
     if expand:
         args = [tape.copy(a, shape) if a.node is not None and a.value.shape != shape else a for a in args]
     vals = [np.broadcast_to(a.value, shape) for a in args]
@@ -155,7 +163,8 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
             moved = [sum((np.abs(s) * e for s, e in zip(row, errs, strict=True)), np.zeros(shape)) for row in second]
         else:
             moved = [0.0] * len(args)
-        perr = [moved[k] + max(1.0, op.partial_ulps) * mags[k] for k in range(len(args))]
+        lost = op.partial_abs if tape.rebuilt else 0.0  # nonzero only for the ops of REBUILT
+        perr = [moved[k] + max(1.0, op.partial_ulps) * mags[k] + lost for k in range(len(args))]
     for k in range(len(args)):
         err = err + mags[k] * errs[k]
     err = np.broadcast_to(err, shape)
@@ -253,6 +262,31 @@ def _pow_tangent(tape: Tape, a: list[Arr], v: Arr, t: list[Arr | None]) -> Arr |
     return _times(tape, _op(tape, "mul", e, _op(tape, "pow", a[0], less)), t[0])
 
 
+def _slope(tape: Tape, x: Arr, y: Arr) -> Arr:
+    """tanh's partial ``1 - y*y`` at ``x`` (``y = tanh(x)``) as one node, with the op row's budget for it and
+    for its own derivative ``-2 y (1 - y*y)``, as the nested duals give a derivative of each order: relative
+    ``partial_ulps + 2 (order - 1)``, and, on a tape that keeps it, ``partial_abs * order`` absolute for the
+    partial rebuilt from the rounded output."""
+    op = OPS["tanh"]
+    p = np.asarray(1 - y.value * y.value, dtype=object)
+    fy = midpoints(y)
+    fp = 1 - fy * fy
+    d1 = np.abs(-2 * fy * fp)
+    d2 = np.abs(-2 * fp * (1 - 3 * fy * fy))
+    lost = op.partial_abs if tape.rebuilt else 0.0
+    err = max(1.0, op.partial_ulps) * np.abs(fp) + d1 * x.err + lost
+    if x.node is None:
+        return Arr(p, err, f=fp)
+    slope = np.asarray(-2 * y.value * p, dtype=object)
+    perr = max(1.0, op.partial_ulps + 2) * d1 + d2 * x.err + 2 * lost
+
+    def back(g: Any, ge: Any, ag: Any) -> list[tuple[Any, Any]]:
+        return [(g * slope, d1 * ge + 2 * ag * d1 + ag * perr)]
+
+    out = tape.push(p, err, [x.node], back)
+    return Arr(out.value, out.err, out.node, f=fp)
+
+
 _TANGENT: dict[str, Tangent] = {
     "add": lambda tape, a, v, t: _plus(tape, t[0], t[1]),
     "sub": lambda tape, a, v, t: _plus(tape, t[0], t[1], sub=True),
@@ -267,4 +301,5 @@ _TANGENT: dict[str, Tangent] = {
     "pow": _pow_tangent,
     "relu": lambda tape, a, v, t: _times(tape, _mask(a[0], 1, 0), t[0]),
     "abs": lambda tape, a, v, t: _times(tape, _mask(a[0], 1, -1), t[0]),
+    "tanh": lambda tape, a, v, t: _times(tape, _slope(tape, a[0], v), t[0]),
 }

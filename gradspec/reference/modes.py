@@ -126,7 +126,7 @@ def _in_balls(graph: TensorGraph, point: Mapping[str, Any], ask: Ask) -> dict[st
     from gradspec.reference.ball_ops import Unsupported
 
     asked = ask.modes & _DIRECTIONAL
-    if not asked or not supported(graph):
+    if not asked or not supported(graph, rebuilt=True):
         return {}
     try:
         with mpmath.workdps(DPS):  # beside the work precision of the balls: nothing here evaluates mpmath
@@ -134,8 +134,8 @@ def _in_balls(graph: TensorGraph, point: Mapping[str, Any], ask: Ask) -> dict[st
     except Unsupported:
         return {}
 
-    def known(q: tuple[Any, Any]) -> Known:
-        return Known(q[0], q[1], rebuilt=np.zeros(np.shape(q[1])))  # no op of a ball graph rebuilds a partial
+    def known(q: tuple[Any, Any, Any]) -> Known:
+        return Known(q[0], q[1], rebuilt=q[2])
 
     found: dict[str, Any] = {"jvp": known(got.jvp), "radius": got.radius}
     if Mode.HVP in asked:
