@@ -173,3 +173,21 @@ def test_a_partial_rebuilt_from_a_rounded_output_is_kept_apart() -> None:
     plain = build_tensor(parse("sin(x @ w) * 2"), {"x": (2, 3), "w": (3,)})
     balls = modes._in_balls(plain, point, ask)
     assert balls and not np.any(balls["jvp"].rebuilt) and not any(np.any(k.rebuilt) for k in balls["hvp"])
+
+
+def test_tanh_far_out_keeps_its_partials_relative_bound() -> None:
+    # At x = 20, tanh' = 1 - t*t is 1.7e-17: 0 from a float t, a ball of that size here; the duals' bound
+    # counts its relative budget, and so must the tape's (a partial read as 0 would drop it).
+    balls, duals = both_at("tanh(x) * 3", {"x": np.array([Fraction(20), Fraction(-21), Fraction(1, 3)], dtype=object)})
+    at_least(balls["jvp"], duals["jvp"])
+    at_least(balls["vjp"][0], duals["vjp"][0])
+    at_least(balls["hvp"][0], duals["hvp"][0])
+
+
+def both_at(text: str, point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    graph = build_tensor(parse(text), {n: v.shape for n, v in point.items()})
+    ask = directions(graph, ASKED, 1, 0)
+    names = [n for n, _ in graph.differentiable]
+    with mpmath.workdps(60):
+        return modes._in_balls(graph, point, ask), modes._jvp(graph, point, ask, FLOAT32, names) | \
+            modes._hvp(graph, point, ask, FLOAT32, names)

@@ -122,7 +122,7 @@ _RATIONAL = frozenset({"add", "sub", "mul"})
 # that loses (``Tape.rebuilt`` not None: the mode references, which build the tape twice, without and with
 # it, and keep the difference apart as the rebuilt allowance); the first-order sweep does not carry it.
 REBUILT: dict[str, Kernel] = {
-    "tanh": Kernel(lambda a: _tanh(a[0]), lambda a, v: [_sech2(a[0])], lambda x, v: [[-2 * v * (1 - v * v)]]),
+    "tanh": Kernel(lambda a: _tanh(a[0]), lambda a, v: [_sech2(a[0])], lambda x, v: [[-2 * v / np.cosh(x[0]) ** 2]]),
 }
 
 
@@ -264,14 +264,14 @@ def _pow_tangent(tape: Tape, a: list[Arr], v: Arr, t: list[Arr | None]) -> Arr |
 
 
 def _slope(tape: Tape, x: Arr, y: Arr) -> Arr:
-    """tanh's partial ``1 - y*y`` at ``x`` (``y = tanh(x)``; in balls as sech²) as one node, with the op row's budget for it and
-    for its own derivative ``-2 y (1 - y*y)``, as the nested duals give a derivative of each order: relative
-    ``partial_ulps + 2 (order - 1)``, and, on a tape that keeps it, ``partial_abs * order`` absolute for the
-    partial rebuilt from the rounded output."""
+    """tanh's partial ``1 - y*y`` at ``x`` (``y = tanh(x)``; in balls as sech²) as one node, with the op
+    row's budget for it and for its own derivative ``-2 y (1 - y*y)``, as the nested duals give a derivative
+    of each order: relative ``partial_ulps + 2 (order - 1)``, and, on a tape that keeps it,
+    ``partial_abs * order`` absolute for the partial rebuilt from the rounded output."""
     op = OPS["tanh"]
     p = _sech2(x.value)
     fy = midpoints(y)
-    fp = 1 - fy * fy
+    fp = floats(p)  # not 1 - fy*fy, which is 0 in float64 where |x| > 19
     d1 = np.abs(-2 * fy * fp)
     d2 = np.abs(-2 * fp * (1 - 3 * fy * fy))
     lost = op.partial_abs if tape.rebuilt else 0.0
