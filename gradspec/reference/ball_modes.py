@@ -67,9 +67,9 @@ def directional(graph: TensorGraph, point: Mapping[str, Any], u: Sequence[Any], 
     A graph with an op whose partial engines rebuild from its rounded output (tanh) is swept twice: the
     rounding bound without what that loses, then with it; the difference is the rebuilt allowance, kept
     apart as the nested duals keep it (a quantity beyond the first and within both is imprecise)."""
-    # Past the float range a bound is inf or nan (an overflowed partial times a zero error); every quantity
-    # and tangent is checked below, and such a point goes to the duals.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # Past the float range a bound is inf or nan (an overflowed partial, or one over an underflowed square,
+    # times a zero error); every quantity and tangent is checked below, and such a point goes to the duals.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if not any(s.op in REBUILT for s in graph.steps):
             jvp, vjp, hvp, radius = _directional(graph, point, u, v, None)
             return Directional(_none(jvp), tuple(map(_none, vjp)), tuple(map(_none, hvp)), radius)
