@@ -1,7 +1,7 @@
 """gradspec's benchmarks: medians and ratios, each measured against its baseline in the same run.
 
     python benchmarks/bench.py [overhead gradcheck cache scale sweep tensors reference rounding rounding-tensors
-                                 functions secondorder]   (default: all)
+                                 functions secondorder modes-reference rounding-tensor-modes]   (default: all)
 
 Each section prints what it compares, the median of several repetitions of each side, the ratio and the
 target. Nothing here is a test: timings vary with the machine, ratios much less.
@@ -536,6 +536,30 @@ def rounding_modes(points: int = 10_000) -> None:
                 row(f"  {form}", f"{t.false_alarms}: {t.first}")
 
 
+def rounding_tensor_modes(per_form: int = 100) -> None:
+    """False alarms of the forward-mode and second-order rounding bound on the tensor forms (the ball tape
+    for jvp and hvp where it takes the graph, nested duals otherwise) on correct float32 engines (want 0)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rounding_sweep import TENSOR_FORMS, sweep_tensor_modes
+
+    from gradspec.engines.resolve import resolve
+
+    print(f"rounding-tensor-modes: {per_form} draws of each of {len(TENSOR_FORMS)} tensor forms per engine (jvp, mode "
+          "consistency, hvp both ways), default tolerance; a correct engine must raise no false alarm")
+    for spec in ("torch:float32", "jax:float32"):
+        start = time.perf_counter()
+        tallies = sweep_tensor_modes(resolve(spec), per_form, seed=2026)
+        alarms = sum(t.false_alarms for t in tallies.values())
+        imprecise = sum(t.imprecise for t in tallies.values())
+        row(f"{spec}: false alarms (target 0), imprecise, in {time.perf_counter() - start:.0f} s",
+            f"{alarms} of {sum(t.points for t in tallies.values()):,} checks, {imprecise}")
+        for form, t in tallies.items():
+            if t.false_alarms:
+                row(f"  {form}", f"{t.false_alarms}: {t.first}")
+            if t.imprecise:
+                row(f"  {form}: imprecise", ", ".join(f"{name} {count}" for name, count in t.where.most_common()))
+
+
 def precision(points: int = 100_000, mode_points: int = 10_000) -> None:
     """Over the rounding sweeps' sampled points: how many quantities of correct float32 engines are
     imprecise (digits lost beyond the precision bound, within what a derivative rebuilt from a rounded
@@ -928,6 +952,62 @@ def secondorder() -> None:
     print("  the correct Function's jvp-of-jvp: torch.func.jvp nested over an autograd.Function's jvp returns zeros")
 
 
+def modes_reference(repeat: int = 3) -> None:
+    """``check: [jvp, hvp]`` on the six cases of :func:`reference`, cold (the exact references computed),
+    against ``torch.autograd.gradgradcheck`` on the torch function a user would write; CPU time."""
+    import warnings
+    from fractions import Fraction
+
+    import numpy as np
+    import torch
+
+    from gradspec.checks.modes import directions, mode_quantities
+    from gradspec.engines.resolve import resolve
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+    from gradspec.modes import Mode
+    from gradspec.reference.modes import mode_reference
+    from gradspec.reference.store import STORE
+    from gradspec.results import Tolerance, Verdict
+
+    torch.set_num_threads(1)
+    engine: Any = resolve("torch")
+    modes = frozenset({Mode.JVP, Mode.HVP})
+
+    def ours(graph: Any, point: dict[str, Any]) -> list[Any]:
+        qs, _ = mode_quantities(graph, point, engine, Tolerance(), modes, 1, 0, ())
+        # imprecise: digits lost within what partials rebuilt from rounded outputs lose (tanh' as 1 - t*t)
+        assert qs and all(q.verdict in (Verdict.PASS, Verdict.IMPRECISE) for q in qs), [(q.name, q.verdict) for q in qs]
+        return qs
+
+    def cold(graph: Any, point: dict[str, Any]) -> None:
+        STORE.tensors.clear()
+        STORE.modes.clear()
+        ours(graph, point)
+
+    def gradgrad(f: Any, inputs: tuple[Any, ...]) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert torch.autograd.gradgradcheck(f, inputs)
+
+    print("modes-reference: mode_quantities with check [jvp, hvp] on the torch adapter (float64, one thread), cold,")
+    print(f"  against torch.autograd.gradgradcheck (default arguments); CPU time of this process, medians of {repeat}")
+    print(f"  {'case':<28} {'cold':>10} {'ggc':>10}  cold/ggc (<=0.5)  radius")
+    for label, text, shapes, fn in REFERENCE_CASES:
+        decimals = _decimals(shapes, label)
+        point = {n: np.vectorize(lambda v: Fraction(str(v)), otypes=[object])(np.asarray(decimals[n], dtype=float))
+                 for n in shapes}
+        graph = build_tensor(parse(text), shapes, frozenset())
+        inputs = tuple(torch.tensor(decimals[n], dtype=torch.float64, requires_grad=True) for n in shapes)
+        f = partial(fn, torch)
+        ours(graph, point)  # every op's first call in the process (imports, SymPy's partials) is not timed
+        t_cold = median_cpu(partial(cold, graph, point), repeat)
+        t_gg = median_cpu(partial(gradgrad, f, inputs), repeat)
+        radius = getattr(mode_reference(graph, point, directions(graph, modes, 1, 0), engine.eps), "radius", None)
+        print(f"  {label:<28} {t_cold * 1e3:8.1f}ms {t_gg * 1e3:8.1f}ms  {t_cold / t_gg:6.2f}x "
+              f"{'met' if t_cold <= 0.5 * t_gg else 'NOT met':>7}  {'n/a' if radius is None else f'{radius:.1e}'}")
+
+
 def library_tails() -> None:
     """Correct library ops at wide ranges on torch and JAX, float32 and float64: fail (want 0) and imprecise."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -939,7 +1019,8 @@ def library_tails() -> None:
 SECTIONS = {"overhead": overhead, "gradcheck": gradcheck, "cache": cache, "scale": scale, "sweep": sweep,
             "tensors": tensors, "reference": reference, "rounding": rounding, "functions": functions,
             "secondorder": secondorder, "rounding-modes": rounding_modes, "precision": precision,
-            "rounding-tensors": rounding_tensors, "library-tails": library_tails}
+            "rounding-tensors": rounding_tensors, "library-tails": library_tails,
+            "modes-reference": modes_reference, "rounding-tensor-modes": rounding_tensor_modes}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

@@ -266,3 +266,38 @@ def sweep_tensors(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tal
                 if not tally.first:
                     tally.first = "; ".join(f"{q.name}: {q.note}" for q in result.failures())
     return out
+
+
+def sweep_tensor_modes(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tally]:
+    """The tensor forms in forward mode and to second order (jvp, mode consistency, hvp reverse over reverse
+    and forward over reverse: the rows the ball tape computes where it takes the graph) at ``per_form`` draws
+    of six-digit decimals in [-3, 3], judged by ``mode_quantities``; a draw with a failing quantity is a
+    false alarm. (jvp-of-jvp is left out: its reference is the duals' either way, and torch's layer norm is
+    wrong there, see benchmarks/README.md.)"""
+    import numpy as np
+
+    from gradspec.checks.modes import mode_quantities
+    from gradspec.graph.tensor import build_tensor
+    from gradspec.lang.expr import parse
+    from gradspec.modes import Mode
+
+    rng = random.Random(seed)
+    modes = frozenset({Mode.JVP, Mode.HVP})
+    out: dict[str, Tally] = {}
+    for text, shapes in TENSOR_FORMS.items():
+        graph = build_tensor(parse(text), shapes)
+        tally = out[text] = Tally()
+        for _ in range(per_form):
+            point = {n: np.array([decimal(rng.uniform(-3, 3)) for _ in range(int(np.prod(s)))], dtype=object).reshape(s)
+                     for n, s in shapes.items()}
+            quantities, _ = mode_quantities(graph, point, engine, Tolerance(), modes, 1, rng.randrange(2**31), ())
+            tally.points += 1
+            for q in quantities:
+                if q.verdict is Verdict.IMPRECISE:
+                    tally.imprecise += 1
+                    tally.where[q.name] += 1
+            failed = [q for q in quantities if q.verdict is Verdict.FAIL]
+            if failed:
+                tally.false_alarms += 1
+                tally.first = tally.first or "; ".join(f"{q.name}: {q.note}" for q in failed)
+    return out

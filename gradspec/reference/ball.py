@@ -42,7 +42,7 @@ from gradspec.graph.tensor import TensorGraph
 from gradspec.ops.table import OPS
 from gradspec.reference import ball_ops
 from gradspec.reference.ball_ops import Unsupported
-from gradspec.reference.ball_scalar import SCALAR, elementwise
+from gradspec.reference.ball_scalar import REBUILT, SCALAR, elementwise
 from gradspec.reference.kernels import TENSOR
 
 __all__ = ["PREC", "BallExact", "Unsupported", "ball_tensor", "supported"]
@@ -51,9 +51,10 @@ PREC = 128  # bits: every input and constant is a ball of relative radius about 
 _SAFETY = 2  # as the scalar tape's: the allowance is twice the running bound
 
 
-def supported(graph: TensorGraph) -> bool:
-    """Does every op of ``graph`` have a kernel here?"""
-    return all(s.op is None or s.op in SCALAR or s.op in TENSOR for s in graph.steps)
+def supported(graph: TensorGraph, rebuilt: bool = False) -> bool:
+    """Does every op of ``graph`` have a kernel here? ``rebuilt``: on a tape that keeps what a partial
+    rebuilt from a rounded output loses (:data:`REBUILT`)."""
+    return all(s.op is None or s.op in SCALAR or s.op in TENSOR or (rebuilt and s.op in REBUILT) for s in graph.steps)
 
 
 @dataclass(frozen=True)
@@ -149,18 +150,18 @@ def _progress(graph: TensorGraph) -> Iterator[Callable[[int], object] | None]:
 
 
 def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
-                progress: Callable[[int], object] | None = None) -> BallExact:
+                progress: Callable[[int], object] | None = None, rebuilt: bool | None = None) -> BallExact:
     """The exact value of ``graph`` at ``point`` (input -> array of Fractions); raises :class:`Unsupported`
     where the scalar tape must run instead. ``progress`` hears each step's index as it starts (by default
-    a progress bar, for a large graph on a terminal)."""
-    if not supported(graph):
+    a progress bar, for a large graph on a terminal); ``rebuilt``: see :class:`ball_ops.Tape`."""
+    if not supported(graph, rebuilt is not None):
         raise Unsupported("an op without a ball kernel")
     if progress is None:
         with _progress(graph) as shown:
             if shown is not None:
-                return ball_tensor(graph, point, shown)
+                return ball_tensor(graph, point, shown, rebuilt)
     with ctx.workprec(PREC):
-        tape = ball_ops.Tape()
+        tape = ball_ops.Tape(rebuilt)
         arrays: list[ball_ops.Arr] = []
         leaves: dict[str, ball_ops.Arr] = {}
         for i, step in enumerate(graph.steps):

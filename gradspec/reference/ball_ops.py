@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 from flint import arb, arb_mat, fmpz_mat
 
-__all__ = ["Arr", "Tape", "Unsupported", "constant", "contract", "depths", "floats", "midpoints", "objects", "pairsum",
+__all__ = ["Arr", "Rule", "Tape", "Unsupported", "constant", "contract", "depths", "floats", "midpoints", "objects", "pairsum",
            "relative_radius", "summed", "to_balls", "unbroadcast", "zeros"]
 
 # (adjoint, its bound, |adjoint|) -> every argument's share of both
 Back = Callable[[Any, Any, Any], "list[tuple[Any, Any]]"]
+# the arguments' tangents (None: zero) -> the node's tangent, built on the tape from the same kernels
+Rule = Callable[["list[Arr | None]"], "Arr | None"]
 
 
 class Unsupported(Exception):
@@ -116,14 +118,41 @@ class Tape:
     """Op nodes: each keeps its arguments' nodes (None for constants) and one function from its adjoint,
     the adjoint's backward bound and the adjoint's magnitude to every argument's share of both."""
 
-    def __init__(self) -> None:
+    def __init__(self, rebuilt: bool | None = None) -> None:
+        # None: no op whose partial is rebuilt from its rounded output (tanh) is taken; False: taken, what
+        # that loses left out of the bound; True: counted in it (see ball_scalar.REBUILT).
+        self.rebuilt = rebuilt
         self.nodes: list[tuple[tuple[int | None, ...], Back | None]] = []
         self.leaves: set[int] = set()
         self.copy_of: dict[int, int] = {}  # a broadcast copy of a leaf -> the leaf
+        self.rules: dict[int, Rule] = {}  # each op node's forward rule (forward mode: :meth:`tangents`)
 
-    def push(self, value: Any, err: Any, parents: Sequence[int | None] = (), back: Back | None = None) -> Arr:
+    def push(self, value: Any, err: Any, parents: Sequence[int | None] = (), back: Back | None = None,
+             rule: Rule | None = None) -> Arr:
         self.nodes.append((tuple(parents), back))
+        if rule is not None:
+            self.rules[len(self.nodes) - 1] = rule
         return Arr(value, err, len(self.nodes) - 1)
+
+    def tangents(self, seeds: dict[int, Arr], upto: int) -> dict[int, Arr]:
+        """A forward sweep: the tangent of every node up to ``upto`` from the leaves' (``seeds``), each op's
+        built by its rule from its arguments' on this tape, so that the tangents are nodes too (swept in
+        reverse for a Hessian-vector product)."""
+        out = dict(seeds)
+        for i in range(upto + 1):
+            parents, _ = self.nodes[i]
+            if i in out or i in self.leaves:
+                continue
+            ts = [None if p is None else out.get(p) for p in parents]
+            if all(t is None for t in ts):
+                continue
+            rule = self.rules.get(i)
+            if rule is None:
+                raise Unsupported("an op without a forward rule")
+            t = rule(ts)
+            if t is not None:
+                out[i] = t
+        return out
 
     def leaf(self, arr: Arr) -> Arr:
         out = self.push(arr.value, arr.err)
@@ -140,11 +169,18 @@ class Tape:
         def back(g: Any, ge: Any, ag: Any) -> list[tuple[Any, Any]]:
             return [(unbroadcast(g, source), unbroadcast(ge + 2 * ag, source))]
 
-        out = self.push(np.broadcast_to(a.value, shape), np.broadcast_to(a.err, shape), [a.node], back)
+        out = self.push(np.broadcast_to(a.value, shape), np.broadcast_to(a.err, shape), [a.node], back,
+                        lambda ts: self.spread(ts[0], shape))
         if a.node in self.leaves:
             assert out.node is not None
             self.copy_of[out.node] = a.node
         return Arr(out.value, out.err, out.node, f=np.broadcast_to(midpoints(a), shape))
+
+    def spread(self, t: Arr | None, shape: tuple[int, ...]) -> Arr | None:
+        """``t`` broadcast to ``shape``: a copy node of a node, a view of a constant."""
+        if t is None or t.node is not None:
+            return None if t is None else self.copy(t, shape)
+        return Arr(np.broadcast_to(t.value, shape), np.broadcast_to(t.err, shape), f=np.broadcast_to(midpoints(t), shape))
 
     def sweep(self, out: int | None, seed: Any) -> tuple[dict[int, Any], dict[int, Any], dict[int, list[Any]]]:
         """Reverse accumulation from ``seed`` at node ``out``: the adjoints and backward bounds of the
@@ -251,7 +287,8 @@ def pairsum(tape: Tape, x: Arr, axis: int | None, keep: bool) -> Arr:
 
     if x.node is None:
         return Arr(v.reshape(out_shape), e.reshape(out_shape))
-    return tape.push(v.reshape(out_shape), e.reshape(out_shape), [x.node], back)
+    return tape.push(v.reshape(out_shape), e.reshape(out_shape), [x.node], back,
+                     lambda ts: None if ts[0] is None else pairsum(tape, ts[0], axis, keep))
 
 
 def _product(a: Any, b: Any, ia: tuple[Any, int] | None = None, ib: tuple[Any, int] | None = None) -> Any:

@@ -19,7 +19,7 @@ from flint import arb
 from gradspec.ops.table import OPS
 from gradspec.reference.ball_ops import Arr, Tape, Unsupported, floats, midpoints, unbroadcast
 
-__all__ = ["SCALAR", "Kernel", "elementwise"]
+__all__ = ["REBUILT", "SCALAR", "Kernel", "elementwise"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ def _map(fn: Callable[..., Any]) -> Callable[..., Any]:
     return lambda x: np.asarray(f(x), dtype=object).reshape(np.shape(x))
 
 
-_exp, _log, _sin, _cos, _sqrt = (_map(getattr(arb, n)) for n in ("exp", "log", "sin", "cos", "sqrt"))
+_exp, _log, _sin, _cos, _sqrt, _tanh = (_map(getattr(arb, n)) for n in ("exp", "log", "sin", "cos", "sqrt", "tanh"))
+_sech2 = _map(lambda x: 1 / x.cosh() ** 2)  # tanh' without 1 - t*t's cancellation where |t| is near 1
 
 
 def _all(pred: Callable[[Any], bool], a: Any) -> bool:
@@ -117,13 +118,21 @@ SCALAR: dict[str, Kernel] = {
     "abs": Kernel(lambda a: _where(a[0], a[0], -a[0]), lambda a, v: [_where(a[0], arb(1), arb(-1))], None, _off_kink),
 }
 _RATIONAL = frozenset({"add", "sub", "mul"})
+# The ops whose engines rebuild the partial from the rounded output, taken only by a tape that keeps what
+# that loses (``Tape.rebuilt`` not None: the mode references, which build the tape twice, without and with
+# it, and keep the difference apart as the rebuilt allowance); the first-order sweep does not carry it.
+REBUILT: dict[str, Kernel] = {
+    "tanh": Kernel(lambda a: _tanh(a[0]), lambda a, v: [_sech2(a[0])], lambda x, v: [[-2 * v / np.cosh(x[0]) ** 2]]),
+}
 
 
 def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ...], expand: bool = False) -> Arr:
     """A scalar op element by element with NumPy broadcasting. ``expand``: broadcast arguments as per-copy
     nodes, as a graph's element-wise step does; otherwise a broadcast argument is one node used many
     times, as inside the lowering of softmax."""
-    op, kernel = OPS[name], SCALAR[name]
+    op, kernel = OPS[name], SCALAR[name] if name in SCALAR else REBUILT[name]
+    if name in REBUILT and tape.rebuilt is None:
+        raise Unsupported(f"{name}: a partial rebuilt from a rounded output, on a tape that does not keep it")
     if expand:
         args = [tape.copy(a, shape) if a.node is not None and a.value.shape != shape else a for a in args]
     vals = [np.broadcast_to(a.value, shape) for a in args]
@@ -155,7 +164,8 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
             moved = [sum((np.abs(s) * e for s, e in zip(row, errs, strict=True)), np.zeros(shape)) for row in second]
         else:
             moved = [0.0] * len(args)
-        perr = [moved[k] + max(1.0, op.partial_ulps) * mags[k] for k in range(len(args))]
+        lost = op.partial_abs if tape.rebuilt else 0.0  # nonzero only for the ops of REBUILT
+        perr = [moved[k] + max(1.0, op.partial_ulps) * mags[k] + lost for k in range(len(args))]
     for k in range(len(args)):
         err = err + mags[k] * errs[k]
     err = np.broadcast_to(err, shape)
@@ -174,4 +184,123 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
         return out
 
     out = tape.push(value, err, [a.node for a in args], back)
-    return Arr(out.value, out.err, out.node, f=fv)
+    made = Arr(out.value, out.err, out.node, f=fv)
+
+    def rule(ts: list[Arr | None]) -> Arr | None:
+        t = _TANGENT[name](tape, list(args), made, ts)
+        if t is None:
+            return None
+        if t.value.shape != shape:  # the tangent of one broadcast argument alone
+            t = tape.spread(t, shape)
+            assert t is not None
+        # Never below the nested duals' bound of the same tangent, sum_k p_k t_k with each partial off by
+        # its own bound (perr: the op row's partial budget and how far the arguments' errors move it):
+        # the kernels above spell a partial in ops whose budgets may add up to less than the row's.
+        floor = np.zeros(shape)
+        for p_mag, p_err, tk in zip(mags, perr, ts, strict=True):
+            if tk is not None:
+                tf = np.abs(midpoints(tk))
+                floor = floor + p_mag * tk.err + tf * p_err + p_mag * tf
+        floor = floor + (sum(tk is not None for tk in ts) - 1) * np.abs(midpoints(t))
+        return Arr(t.value, np.maximum(t.err, floor), t.node, t.ints, t.f)
+
+    assert out.node is not None
+    tape.rules[out.node] = rule
+    return made
+
+
+# -- forward mode --------------------------------------------------------------------------------------
+# Each op's tangent written in the ops that have kernels, as an engine's forward mode writes it: the
+# partial times the argument's tangent, summed over the arguments. Built on the tape, the tangent is
+# itself differentiable (swept in reverse, it gives a Hessian-vector product).
+
+Tangent = Callable[[Tape, list[Arr], Arr, "list[Arr | None]"], "Arr | None"]
+
+
+def _op(tape: Tape, name: str, *args: Arr) -> Arr:
+    return elementwise(tape, name, args, np.broadcast_shapes(*(a.value.shape for a in args)))
+
+
+def _plus(tape: Tape, a: Arr | None, b: Arr | None, sub: bool = False) -> Arr | None:
+    if b is None:
+        return a
+    if a is None:
+        return _op(tape, "neg", b) if sub else b
+    return _op(tape, "sub" if sub else "add", a, b)
+
+
+def _times(tape: Tape, partial: Arr, t: Arr | None) -> Arr | None:
+    return None if t is None else _op(tape, "mul", partial, t)
+
+
+def _number(like: Arr, x: int) -> Arr:
+    """A constant of ``like``'s shape holding the exact integer ``x`` (no rounding: err 0)."""
+    out = np.empty(like.value.shape, dtype=object)
+    out[...] = arb(x)
+    return Arr(out, np.zeros(like.value.shape), f=np.full(like.value.shape, float(x)))
+
+
+def _mask(a: Arr, positive: int, negative: int) -> Arr:
+    """The exact partial of relu or abs off its kink: ``positive`` where ``a > 0``, else ``negative``."""
+    out = np.asarray(_where(a.value, arb(positive), arb(negative)), dtype=object)
+    return Arr(out, np.zeros(out.shape), f=floats(out))
+
+
+def _div_tangent(tape: Tape, a: list[Arr], v: Arr, t: list[Arr | None]) -> Arr | None:
+    # d(x/y) = x'/y - (x/y) y'/y
+    first = None if t[0] is None else _op(tape, "div", t[0], a[1])
+    second = None if t[1] is None else _op(tape, "div", _op(tape, "mul", v, t[1]), a[1])
+    return _plus(tape, first, second, sub=True)
+
+
+def _pow_tangent(tape: Tape, a: list[Arr], v: Arr, t: list[Arr | None]) -> Arr | None:
+    if t[1] is not None or a[1].node is not None:
+        raise Unsupported("a power with a moving exponent in forward mode")  # the scalar path takes it
+    e = a[1]
+    if all(x == 1 for x in np.asarray(e.value).flat):
+        return t[0]
+    less = Arr(np.asarray(e.value - 1, dtype=object), e.err, f=np.asarray(midpoints(e) - 1))
+    return _times(tape, _op(tape, "mul", e, _op(tape, "pow", a[0], less)), t[0])
+
+
+def _slope(tape: Tape, x: Arr, y: Arr) -> Arr:
+    """tanh's partial ``1 - y*y`` at ``x`` (``y = tanh(x)``; in balls as sech²) as one node, with the op
+    row's budget for it and for its own derivative ``-2 y (1 - y*y)``, as the nested duals give a derivative
+    of each order: relative ``partial_ulps + 2 (order - 1)``, and, on a tape that keeps it,
+    ``partial_abs * order`` absolute for the partial rebuilt from the rounded output."""
+    op = OPS["tanh"]
+    p = _sech2(x.value)
+    fy = midpoints(y)
+    fp = floats(p)  # not 1 - fy*fy, which is 0 in float64 where |x| > 19
+    d1 = np.abs(-2 * fy * fp)
+    d2 = np.abs(-2 * fp * (1 - 3 * fy * fy))
+    lost = op.partial_abs if tape.rebuilt else 0.0
+    err = max(1.0, op.partial_ulps) * np.abs(fp) + d1 * x.err + lost
+    if x.node is None:
+        return Arr(p, err, f=fp)
+    slope = np.asarray(-2 * y.value * p, dtype=object)
+    perr = max(1.0, op.partial_ulps + 2) * d1 + d2 * x.err + 2 * lost
+
+    def back(g: Any, ge: Any, ag: Any) -> list[tuple[Any, Any]]:
+        return [(g * slope, d1 * ge + 2 * ag * d1 + ag * perr)]
+
+    out = tape.push(p, err, [x.node], back)
+    return Arr(out.value, out.err, out.node, f=fp)
+
+
+_TANGENT: dict[str, Tangent] = {
+    "add": lambda tape, a, v, t: _plus(tape, t[0], t[1]),
+    "sub": lambda tape, a, v, t: _plus(tape, t[0], t[1], sub=True),
+    "mul": lambda tape, a, v, t: _plus(tape, _times(tape, a[1], t[0]), _times(tape, a[0], t[1])),
+    "div": _div_tangent,
+    "neg": lambda tape, a, v, t: None if t[0] is None else _op(tape, "neg", t[0]),
+    "exp": lambda tape, a, v, t: _times(tape, v, t[0]),
+    "log": lambda tape, a, v, t: None if t[0] is None else _op(tape, "div", t[0], a[0]),
+    "sin": lambda tape, a, v, t: _times(tape, _op(tape, "cos", a[0]), t[0]),
+    "cos": lambda tape, a, v, t: _times(tape, _op(tape, "neg", _op(tape, "sin", a[0])), t[0]),
+    "sqrt": lambda tape, a, v, t: None if t[0] is None else _op(tape, "div", t[0], _op(tape, "mul", _number(v, 2), v)),
+    "pow": _pow_tangent,
+    "relu": lambda tape, a, v, t: _times(tape, _mask(a[0], 1, 0), t[0]),
+    "abs": lambda tape, a, v, t: _times(tape, _mask(a[0], 1, -1), t[0]),
+    "tanh": lambda tape, a, v, t: _times(tape, _slope(tape, a[0], v), t[0]),
+}

@@ -44,29 +44,28 @@ def _mean(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int,
     return elementwise(tape, "div", [s, _const(Fraction(n))], shape)
 
 
-def _shifted(tape: Tape, x: Arr, axis: int | None) -> tuple[Arr, Any]:
-    """``x`` less each lane's largest value (as a float), as the lowering's ``shift`` writes it for a float
-    engine, whose exp must stay finite. Returns the shifted array and the shifts (floats, the axis kept
-    as a dimension of one), or ``x`` and None where every lane's largest value is 0 (or not finite)."""
+def _exps(tape: Tape, x: Arr, axis: int | None) -> tuple[Arr, Arr | None]:
+    """``exp(x - c)`` with ``c`` each lane's largest element as a float, subtracted as a float engine does
+    (its exp must stay finite) and as the lowering does on every backend (the value is the same either
+    way; the rounding bound counts the subtraction); ``exp(x)`` where every lane's largest element is 0."""
     top = np.max(midpoints(x), axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
+    if not np.all(np.isfinite(top)):
+        raise Unsupported("a lane beyond the float range")
     if not np.any(top):
-        return x, None
-    return elementwise(tape, "sub", [x, _fractions(top)], x.value.shape), top
-
-
-def _fractions(f: Any) -> Arr:
-    return constant(np.vectorize(Fraction, otypes=[object])(f))
+        return elementwise(tape, "exp", [x], x.value.shape), None
+    c = constant(np.vectorize(Fraction, otypes=[object])(top))
+    return elementwise(tape, "exp", [elementwise(tape, "sub", [x, c], x.value.shape)], x.value.shape), c
 
 
 def _lse(tape: Tape, x: Arr, axis: int | None, keep: bool) -> Arr:
-    shifted, top = _shifted(tape, x, axis)
-    es = elementwise(tape, "exp", [shifted], x.value.shape)
+    es, c = _exps(tape, x, axis)
     s = pairsum(tape, es, axis, keep)
     out = elementwise(tape, "log", [s], s.value.shape)
-    if top is None:
+    if c is None:
         return out
-    return elementwise(tape, "add", [out, _fractions(top.reshape(out.value.shape))], out.value.shape)
+    size = out.value.shape
+    kept = c if keep else Arr(c.value.reshape(size), c.err.reshape(size), f=midpoints(c).reshape(size))
+    return elementwise(tape, "add", [out, kept], out.value.shape)
 
 
 def _logsumexp(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
@@ -76,8 +75,7 @@ def _logsumexp(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple
 def _softmax(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
     x = args[0]
     axis = kw["axis"] % x.value.ndim
-    shifted, _ = _shifted(tape, x, axis)
-    es = elementwise(tape, "exp", [shifted], shape)
+    es, _ = _exps(tape, x, axis)
     s = pairsum(tape, es, axis, keep=True)
     return elementwise(tape, "div", [es, s], shape)
 
@@ -112,7 +110,8 @@ def _view(tape: Tape, x: Arr, forward: Callable[[Any], Any], backward: Callable[
     f = None if x.f is None else forward(x.f)
     if x.node is None:
         return Arr(forward(x.value), forward(x.err), ints=ints, f=f)
-    out = tape.push(forward(x.value), forward(x.err), [x.node], back)
+    out = tape.push(forward(x.value), forward(x.err), [x.node], back,
+                    lambda ts: None if ts[0] is None else _view(tape, ts[0], forward, backward))
     return Arr(out.value, out.err, out.node, ints, f)
 
 
@@ -160,7 +159,8 @@ def _matmul(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[in
         return _fold(gx, xv.shape).reshape(x.value.shape), _fold(ex, xv.shape).reshape(x.value.shape), \
             _fold(gy, yv.shape).reshape(y.value.shape), _fold(ey, yv.shape).reshape(y.value.shape)
 
-    return _two(tape, x, y, value.reshape(shape), err.reshape(shape), grads)
+    return _two(tape, x, y, value.reshape(shape), err.reshape(shape), grads,
+                lambda a, b: _matmul(tape, [a, b], kw, shape))
 
 
 def _fold(a: Any, shape: tuple[int, ...]) -> Any:
@@ -170,7 +170,10 @@ def _fold(a: Any, shape: tuple[int, ...]) -> Any:
     return summed(a, axes).reshape(shape) if axes else a
 
 
-def _two(tape: Tape, x: Arr, y: Arr, value: Any, err: Any, grads: Callable[..., tuple[Any, Any, Any, Any]]) -> Arr:
+def _two(tape: Tape, x: Arr, y: Arr, value: Any, err: Any, grads: Callable[..., tuple[Any, Any, Any, Any]],
+         again: Callable[[Arr, Arr], Arr]) -> Arr:
+    """A bilinear op's node; ``again`` applies the op to other arguments (its tangent is
+    ``again(x', y) + again(x, y')``, as an engine's forward mode writes it)."""
     if x.node is None and y.node is None:
         return Arr(value, err)
 
@@ -178,7 +181,11 @@ def _two(tape: Tape, x: Arr, y: Arr, value: Any, err: Any, grads: Callable[..., 
         gx, ex, gy, ey = grads(g, ge, ag)
         return [(gx, ex), (gy, ey)]
 
-    return tape.push(value, err, [x.node, y.node], back)
+    def rule(ts: list[Arr | None]) -> Arr | None:
+        terms = [again(t, y) if k == 0 else again(x, t) for k, t in enumerate(ts) if t is not None]
+        return terms[0] if len(terms) == 1 else elementwise(tape, "add", terms, terms[0].value.shape)
+
+    return tape.push(value, err, [x.node, y.node], back, rule)
 
 
 def _conv2d(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[int, ...]) -> Arr:
@@ -231,7 +238,7 @@ def _conv2d(tape: Tape, args: Sequence[Arr], kw: dict[str, Any], shape: tuple[in
 
     if batch == 0:
         raise Unsupported("an empty batch")
-    return _two(tape, x, w, value, err, grads)
+    return _two(tape, x, w, value, err, grads, lambda a, b: _conv2d(tape, [a, b], kw, shape))
 
 
 TENSOR: dict[str, Kernel] = {

@@ -7,7 +7,9 @@ derivative at once, and ``order: N`` nests N levels along ``u``. An op applied t
 partial derivatives of every order, which SymPy derives from the op's exact form in the op table (the
 same form the first-order references differentiate). The Hessian-vector product is forward over
 reverse: the graph is taped in duals along ``u`` and swept back from the cotangent ``v`` in dual
-arithmetic, so the adjoints carry ``Jᵀv`` and ``∇²(v·f) u`` together.
+arithmetic, so the adjoints carry ``Jᵀv`` and ``∇²(v·f) u`` together. Where the ball tape takes the
+graph, jvp and hvp are computed there instead (:mod:`gradspec.reference.ball_modes`, one tensor op at a
+time in ball arithmetic), and the duals run for the rest.
 
 Beside each exact number rides a first-order bound of what float rounding can do to it, in units of
 the engine's machine epsilon (:class:`Err`): every input and inexact constant is off by half an ulp,
@@ -67,6 +69,9 @@ class ModeReference:
     jvp_of_jvp: Known | None = None
     jacobian: tuple[Known, ...] = ()  # per differentiable input: output shape + input shape
     orders: Mapping[int, Known] | None = None
+    # The largest radius of the quantities computed in ball arithmetic (relative, as BallExact.radius);
+    # None where the nested duals computed them.
+    radius: float | None = None
 
 
 def mode_reference(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float) -> ModeReference:
@@ -95,18 +100,47 @@ def _scaled(ref: ModeReference, eps: float) -> ModeReference:
     return ModeReference(s(ref.jvp), tuple(s(k) for k in ref.vjp), tuple(s(k) for k in ref.hvp), s(ref.jvp_of_jvp),
                          tuple(Known(k.exact, eps * k.allowance, rebuilt=eps * np.asarray(k.rebuilt))
                                for k in ref.jacobian),
-                         None if ref.orders is None else {n: s(k) for n, k in ref.orders.items()})
+                         None if ref.orders is None else {n: s(k) for n, k in ref.orders.items()}, ref.radius)
 
 
 def _reference(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float) -> ModeReference:
     names = [n for n, _ in graph.differentiable]
-    found: dict[str, Any] = {}
+    found: dict[str, Any] = _in_balls(graph, point, ask)
     # Deepest first: two levels of duals carry the first level too, so a JVP asked beside a JVP of a JVP
     # is read from the same evaluation (a row skips what an earlier one filled).
     for row in sorted(rows(ask.modes, ask.order), key=lambda r: -_LEVELS.get(r.key, 1)):
         if row.slot not in found:
             found |= _REFERENCES[row.key](graph, point, ask, eps, names)
     return ModeReference(**found)
+
+
+_DIRECTIONAL = frozenset({Mode.JVP, Mode.HVP})
+
+
+def _in_balls(graph: TensorGraph, point: Mapping[str, Any], ask: Ask) -> dict[str, Any]:
+    """The rows of forward mode and second order (jvp, hvp and its vjp) in ball arithmetic, one
+    tensor op at a time (:mod:`gradspec.reference.ball_modes`), where the ball tape takes the graph and the
+    point; otherwise nothing, and the rows' nested duals run."""
+    from gradspec.reference.ball import supported
+    from gradspec.reference.ball_modes import directional
+    from gradspec.reference.ball_ops import Unsupported
+
+    asked = ask.modes & _DIRECTIONAL
+    if not asked or not supported(graph, rebuilt=True):
+        return {}
+    try:
+        with mpmath.workdps(DPS):  # beside the work precision of the balls: nothing here evaluates mpmath
+            got = directional(graph, point, ask.u, ask.v if Mode.HVP in asked else None)
+    except Unsupported:
+        return {}
+
+    def known(q: tuple[Any, Any, Any]) -> Known:
+        return Known(q[0], q[1], rebuilt=q[2])
+
+    found: dict[str, Any] = {"jvp": known(got.jvp), "radius": got.radius}
+    if Mode.HVP in asked:
+        found |= {"vjp": tuple(known(q) for q in got.vjp), "hvp": tuple(known(q) for q in got.hvp)}
+    return found
 
 
 def _jvp(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: float, names: list[str]) -> dict[str, Any]:
