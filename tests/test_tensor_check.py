@@ -324,6 +324,9 @@ def test_floats_read_once_by_their_bytes_give_the_same_check_as_their_decimals_w
         assert [(q.name, repr(q.engine), q.exact, q.exact_text, q.verdict, q.note) for q in fast.quantities] == \
             [(q.name, repr(q.engine), q.exact, q.exact_text, q.verdict, q.note) for q in slow.quantities]
     assert STORE.decimals(np.array([[0.1, -0.0]])).tolist() == [[Fraction(1, 10), 0]]
+    # NumPy's floats in exponent form (their repr names their type): the decimal written, not a ValueError
+    assert STORE.decimals(np.array([1e-12, -2.5e20])).tolist() == [Fraction(1, 10**12), -25 * 10**19]
+    assert gradspec.check("sin(x)", {"x": [20.0, -1e-12, 0.5]}, engine="torch").verdict is Verdict.PASS
     with pytest.raises(TypeError, match="a boolean is not a number"):  # never read as 1.0 and 0.0
         gradspec.check("sum(x)", {"x": [True, 1.5]})
     with pytest.raises(ValueError, match="nan is not a finite number"):

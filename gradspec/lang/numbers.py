@@ -27,7 +27,8 @@ def exact_number(x: Number) -> Fraction:
 def exact_float(x: float) -> Fraction:
     """:func:`exact_number` of a finite float, several times faster (a tensor of a million inputs): the
     shortest decimal that reads back as ``x`` (its repr) as digits over a power of ten."""
-    text = repr(float(x))
+    x = float(x)  # a NumPy float's repr names its type
+    text = repr(x)
     if "e" in text or "n" in text:  # exponent form, inf, nan: the general path
         return exact_number(x)
     whole, _, frac = text.partition(".")

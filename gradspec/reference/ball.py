@@ -65,7 +65,7 @@ class Grad:
     rounding: dict[str, Any]
     copies: dict[str, list[tuple[tuple[int, ...], Any]]]
     floats: dict[str, Any]
-    rebuilt: dict[str, Any] = field(default_factory=dict)  # none here: no op of a supported graph rebuilds a partial
+    rebuilt: dict[str, Any] = field(default_factory=dict)  # what partials rebuilt from rounded outputs add (eps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +83,9 @@ class BallExact:
     value_lost: Any = 0.0  # none here: no op of a supported graph forms its value by cancelling terms
     grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)
     radii: list[float] = field(default_factory=list, repr=False)
+    # A graph with an op whose partial engines rebuild from its rounded output (tanh): this tape leaves
+    # what that loses out of its bound, ``wide`` counts it; the difference is the rebuilt allowance.
+    wide: BallExact | None = field(default=None, repr=False)
 
     @property
     def value_floats(self) -> Any:
@@ -121,7 +124,12 @@ class BallExact:
                      for name, leaf in self.leaves.items() if leaf.node in copies}
             floats = {n: ball_ops.floats(a) for n, a in exact.items()}
             self.radii.extend(ball_ops.relative_radius(a) for a in exact.values())
-        grad = Grad(exact, rounding, shown, floats, {n: np.zeros(np.shape(a)) for n, a in exact.items()})
+        if self.wide is None:
+            rebuilt = {n: np.zeros(np.shape(a)) for n, a in exact.items()}
+        else:  # the wider bound counts every source the narrower does, each with a coefficient as large
+            wide = self.wide.vjp(cotangent).rounding
+            rebuilt = {n: np.maximum(np.asarray(wide[n], dtype=float) - rounding[n], 0.0) for n in exact}
+        grad = Grad(exact, rounding, shown, floats, rebuilt)
         if len(self.grads) >= 64:  # one-hot Jacobian rows of a large output would otherwise pile up
             self.grads.clear()
         self.grads[key] = grad

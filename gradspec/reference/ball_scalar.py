@@ -119,8 +119,8 @@ SCALAR: dict[str, Kernel] = {
 }
 _RATIONAL = frozenset({"add", "sub", "mul"})
 # The ops whose engines rebuild the partial from the rounded output, taken only by a tape that keeps what
-# that loses (``Tape.rebuilt`` not None: the mode references, which build the tape twice, without and with
-# it, and keep the difference apart as the rebuilt allowance); the first-order sweep does not carry it.
+# that loses (``Tape.rebuilt`` not None: the references build the tape twice, without and with it, and keep
+# the difference apart as the rebuilt allowance).
 REBUILT: dict[str, Kernel] = {
     "tanh": Kernel(lambda a: _tanh(a[0]), lambda a, v: [_sech2(a[0])], lambda x, v: [[-2 * v / np.cosh(x[0]) ** 2]]),
 }
