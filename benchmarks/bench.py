@@ -844,7 +844,7 @@ def secondorder() -> None:
 
     def gradspec_verdicts(graph: Any, point: dict, fn: Any = None, eng: Any = engine) -> dict[str, str]:
         """Per quantity group: hvp (reverse over reverse), fwd-rev, jvp-of-jvp, order 3."""
-        qs, _ = mode_quantities(graph, point, eng, tol, nested, 3, 0, (), fn=fn)
+        qs, *_ = mode_quantities(graph, point, eng, tol, nested, 3, 0, (), fn=fn)
         groups = {"hvp": lambda n: n.startswith("hvp") and "fwd-rev" not in n,
                   "fwd-rev": lambda n: "fwd-rev" in n, "jvp-of-jvp": lambda n: n == "jvp-of-jvp",
                   "order 3": lambda n: n == "order 3"}
@@ -876,7 +876,7 @@ def secondorder() -> None:
         prepared.append((label, graph, point, f, inputs))
 
         def ours(modes: frozenset = hvp, graph: Any = graph, point: dict = point) -> None:
-            qs, _ = mode_quantities(graph, point, engine, tol, modes, 1, 0, ())
+            qs, *_ = mode_quantities(graph, point, engine, tol, modes, 1, 0, ())
             assert qs and all(q.verdict is Verdict.PASS for q in qs), [(q.name, q.verdict) for q in qs]
 
         def cold(ours: Callable[[], None] = ours) -> None:
@@ -975,7 +975,7 @@ def modes_reference(repeat: int = 3) -> None:
     modes = frozenset({Mode.JVP, Mode.HVP})
 
     def ours(graph: Any, point: dict[str, Any]) -> list[Any]:
-        qs, _ = mode_quantities(graph, point, engine, Tolerance(), modes, 1, 0, ())
+        qs, *_ = mode_quantities(graph, point, engine, Tolerance(), modes, 1, 0, ())
         # imprecise: digits lost within what partials rebuilt from rounded outputs lose (tanh' as 1 - t*t)
         assert qs and all(q.verdict in (Verdict.PASS, Verdict.IMPRECISE) for q in qs), [(q.name, q.verdict) for q in qs]
         return qs

@@ -209,7 +209,7 @@ def sweep_modes(engine: Engine, per_form: int, seed: int = 0, chunk: int = 250) 
             n = min(chunk, per_form - done)
             graph = build_tensor(parse(text), {name: (n,) for name in draws})
             point = {name: np.asarray([decimal(d(rng)) for _ in range(n)], dtype=object) for name, d in draws.items()}
-            quantities, _ = mode_quantities(graph, point, engine, tol, modes, 1, rng.randrange(2**31), ())
+            quantities, *_ = mode_quantities(graph, point, engine, tol, modes, 1, rng.randrange(2**31), ())
             over = 0  # failing elements summed over the quantities: at least the failing points, at most
             for q in quantities:  # a few times them
                 if q.verdict is Verdict.IMPRECISE:
@@ -290,7 +290,7 @@ def sweep_tensor_modes(engine: Engine, per_form: int, seed: int = 0) -> dict[str
         for _ in range(per_form):
             point = {n: np.array([decimal(rng.uniform(-3, 3)) for _ in range(int(np.prod(s)))], dtype=object).reshape(s)
                      for n, s in shapes.items()}
-            quantities, _ = mode_quantities(graph, point, engine, Tolerance(), modes, 1, rng.randrange(2**31), ())
+            quantities, *_ = mode_quantities(graph, point, engine, Tolerance(), modes, 1, rng.randrange(2**31), ())
             tally.points += 1
             for q in quantities:
                 if q.verdict is Verdict.IMPRECISE:

@@ -78,9 +78,9 @@ def test_a_wrong_second_derivative_through_the_kernels_fails() -> None:
     ask = directions(graph, ASKED, 1, 4)
     assert modes._in_balls(graph, point, ask)  # the ball path computes the reference
     STORE.modes.clear()
-    right, _ = mode_quantities(graph, point, resolve("builtin"), Tolerance(), ASKED, 1, 4, ())
+    right, *_ = mode_quantities(graph, point, resolve("builtin"), Tolerance(), ASKED, 1, 4, ())
     assert {q.verdict for q in right} == {Verdict.PASS}
-    wrong, _ = mode_quantities(graph, point, engine, Tolerance(), ASKED, 1, 4, ())
+    wrong, *_ = mode_quantities(graph, point, engine, Tolerance(), ASKED, 1, 4, ())
     assert {q.name for q in wrong if q.verdict is Verdict.FAIL} == {"hvp x", "hvp x (fwd-rev)"}
 
 
@@ -125,6 +125,29 @@ def test_the_mode_reference_takes_the_ball_path_and_reports_its_radius() -> None
     assert len(ref.hvp) == 2 and all(k.peak is None for k in ref.hvp)
 
 
+def test_a_check_reports_the_largest_radius_of_its_mode_references_too() -> None:
+    import dataclasses
+
+    from gradspec.checks.expression import with_modes
+    from gradspec.checks.tensor import check_tensor
+    from gradspec.report.json_format import check_record
+
+    graph = build_tensor(parse("layer_norm(softmax(x @ w, axis=-1))"), {"x": (3, 4), "w": (4, 4)})
+    point = draw({"x": (3, 4), "w": (4, 4)}, 2)
+    STORE.modes.clear()
+    found = mode_quantities(graph, point, resolve("builtin"), Tolerance(), ASKED, 1, 0, ())
+    ref = modes.mode_reference(graph, point, directions(graph, ASKED, 1, 0), resolve("builtin").eps)
+    assert found.radius == ref.radius and found.radius is not None and 0 < found.radius < 1e-30
+    first = check_tensor(graph, point, resolve("builtin"), Tolerance())
+    both = check_tensor(graph, point, resolve("builtin"), Tolerance(), modes=ASKED)
+    assert first.verdict is both.verdict is Verdict.PASS
+    assert first.radius is not None and both.radius == max(first.radius, found.radius)
+    assert check_record(both)["radius"] == both.radius
+    # the larger of the two, whichever it is; a check without a first-order radius takes the modes'
+    assert with_modes(first, found.quantities, found.note, 1e-20).radius == 1e-20
+    assert with_modes(dataclasses.replace(first, radius=None), *found).radius == found.radius
+
+
 @pytest.mark.parametrize("spec", ["builtin", "torch:float32"])
 def test_correct_engines_pass_through_attention(spec: str) -> None:
     engine = resolve(spec)
@@ -134,7 +157,7 @@ def test_correct_engines_pass_through_attention(spec: str) -> None:
     for seed in range(3):
         point = draw({n: (3, 3) for n in "qkv"}, seed)
         STORE.modes.clear()
-        quantities, _ = mode_quantities(graph, point, engine, Tolerance(), ASKED, 1, seed, ())
+        quantities, *_ = mode_quantities(graph, point, engine, Tolerance(), ASKED, 1, seed, ())
         assert quantities and all(q.verdict in (Verdict.PASS, Verdict.SKIP) for q in quantities), \
             [(q.name, q.verdict, q.note) for q in quantities]
 

@@ -108,7 +108,7 @@ def test_err_arithmetic_counts_no_rounding_for_exact_zero_and_one() -> None:
 
 def test_a_derivative_that_is_not_finite_is_a_skip_with_the_reason() -> None:
     graph = build_tensor(parse("sqrt(x)"), {"x": ()})
-    qs, _ = mode_quantities(graph, scalar_point(x=0), resolve("jax"), Tolerance(), frozenset({Mode.JVP}), 1, 0, ())
+    qs, *_ = mode_quantities(graph, scalar_point(x=0), resolve("jax"), Tolerance(), frozenset({Mode.JVP}), 1, 0, ())
     assert {q.verdict for q in qs} == {Verdict.SKIP}
     assert "not finite" in qs[0].note
 
@@ -121,7 +121,7 @@ def test_every_mode_passes_on_a_smooth_composition(spec: str) -> None:
     engine = resolve(spec)
     graph = build_tensor(parse("softmax(x, axis=-1) @ w + sum(tanh(x))"), {"x": (2, 3), "w": (3,)})
     point = tensor_point(x=[[1, 2, 3], [4, 5, -6]], w=[0.5, -1.5, 2])
-    qs, _ = mode_quantities(graph, point, engine, Tolerance(), EVERY, 3, 7, ())
+    qs, *_ = mode_quantities(graph, point, engine, Tolerance(), EVERY, 3, 7, ())
     names = {q.name for q in qs}
     assert {"jvp", "mode consistency", "hvp x", "hvp x (fwd-rev)", "jvp-of-jvp", "jacobian w (fwd)", "order 2",
             "order 3"} <= names
@@ -140,12 +140,12 @@ def test_torch_layer_norm_is_wrong_forward_over_forward_and_at_third_order() -> 
     pytest.importorskip("torch")
     graph = build_tensor(parse("layer_norm(x)"), {"x": (2, 4)})
     point = tensor_point(x=[[1, 2, 3, 5], [0.5, -1.5, 2.25, 0.125]])
-    qs, _ = mode_quantities(graph, point, resolve("torch"), Tolerance(), EVERY, 3, 3, ())
+    qs, *_ = mode_quantities(graph, point, resolve("torch"), Tolerance(), EVERY, 3, 3, ())
     failing = {q.name for q in qs if q.verdict is Verdict.FAIL}
     assert failing == {"jvp-of-jvp", "order 3"}
     worst = next(q for q in qs if q.name == "jvp-of-jvp")
     assert worst.rel_error is not None and worst.rel_error > 0.1
-    jax_qs, _ = mode_quantities(graph, point, resolve("jax"), Tolerance(), EVERY, 3, 3, ())
+    jax_qs, *_ = mode_quantities(graph, point, resolve("jax"), Tolerance(), EVERY, 3, 3, ())
     assert {q.verdict for q in jax_qs} == {Verdict.PASS}
 
 
@@ -192,7 +192,7 @@ def test_a_wrong_forward_rule_with_a_right_reverse_rule_fails_jvp_and_consistenc
     pytest.importorskip("torch")
     graph = build_tensor(parse("tanh(x * 1.5)"), {"x": (3,)})
     point = tensor_point(x=[0.25, -1, 2])
-    qs, _ = mode_quantities(graph, point, _WrongForward(), Tolerance(), frozenset({Mode.JVP}), 1, 0, ())
+    qs, *_ = mode_quantities(graph, point, _WrongForward(), Tolerance(), frozenset({Mode.JVP}), 1, 0, ())
     verdicts = {q.name: q.verdict for q in qs}
     assert verdicts == {"jvp": Verdict.FAIL, "mode consistency": Verdict.FAIL}
     consistency = next(q for q in qs if q.name == "mode consistency")
@@ -202,7 +202,7 @@ def test_a_wrong_forward_rule_with_a_right_reverse_rule_fails_jvp_and_consistenc
 def test_a_mode_the_engine_lacks_is_a_skip_naming_the_capability() -> None:
     micrograd = resolve("micrograd")
     graph = build_tensor(parse("tanh(x) * x"), {"x": ()})
-    qs, _ = mode_quantities(graph, scalar_point(x=1), micrograd, Tolerance(), EVERY, 3, 0, ())
+    qs, *_ = mode_quantities(graph, scalar_point(x=1), micrograd, Tolerance(), EVERY, 3, 0, ())
     assert {q.verdict for q in qs} == {Verdict.SKIP}
     notes = {q.name: q.note for q in qs}
     assert "no forward mode" in notes["jvp"] and "hvp capability" in notes["hvp"]
@@ -212,7 +212,7 @@ def test_a_mode_the_engine_lacks_is_a_skip_naming_the_capability() -> None:
 
 def test_at_a_kink_the_modes_skip_saying_so() -> None:
     graph = build_tensor(parse("relu(x)"), {"x": ()})
-    qs, _ = mode_quantities(graph, scalar_point(x=0), resolve("jax"), Tolerance(), frozenset({Mode.HVP}), 1, 0,
+    qs, *_ = mode_quantities(graph, scalar_point(x=0), resolve("jax"), Tolerance(), frozenset({Mode.HVP}), 1, 0,
                             ("relu at 0",))
     assert [(q.verdict, "kink" in q.note) for q in qs] == [(Verdict.SKIP, True)]
 
@@ -283,9 +283,9 @@ def test_each_mode_catches_what_first_order_cannot(mutant: str, failing: set[str
     op = "sin" if mutant.startswith("sin") else "tanh"
     graph = build_tensor(parse(f"{op}(x * x) * x"), {"x": (3,)})
     point = tensor_point(x=[Fraction(1, 4), Fraction(-3, 4), Fraction(5, 4)])
-    first, _ = mode_quantities(graph, point, resolve("builtin"), Tolerance(), EVERY, 3, 5, ())
+    first, *_ = mode_quantities(graph, point, resolve("builtin"), Tolerance(), EVERY, 3, 5, ())
     assert {q.verdict for q in first} == {Verdict.PASS}
-    qs, _ = mode_quantities(graph, point, engine, Tolerance(), EVERY, 3, 5, ())
+    qs, *_ = mode_quantities(graph, point, engine, Tolerance(), EVERY, 3, 5, ())
     assert {q.name for q in qs if q.verdict is Verdict.FAIL} == failing
     from gradspec.checks.tensor import check_tensor
 
@@ -391,14 +391,14 @@ def test_an_underflowed_intermediate_never_makes_an_allowance_infinite() -> None
     ask_modes = frozenset({Mode.JVP})
     ref = mode_reference(graph, point, _ask(graph, ask_modes), 2.0**-52)
     assert ref.jvp is not None and np.isfinite(ref.jvp.allowance).all()
-    qs, _ = mode_quantities(graph, point, resolve("torch"), Tolerance(), ask_modes, 1, 0, ())
+    qs, *_ = mode_quantities(graph, point, resolve("torch"), Tolerance(), ask_modes, 1, 0, ())
     by = {q.name: q for q in qs}
     assert by["jvp"].tolerance is not None and math.isfinite(by["jvp"].tolerance)
     assert by["mode consistency"].tolerance is not None and math.isfinite(by["mode consistency"].tolerance)
     # torch's nan (log(0) on the way) no longer passes for a finite, normal JVP: digits lost, imprecise
     assert by["jvp"].verdict is Verdict.IMPRECISE and by["mode consistency"].verdict is Verdict.IMPRECISE
     # and a wrong finite JVP fails
-    qs, _ = mode_quantities(graph, point, _FiniteJvp(), Tolerance(), ask_modes, 1, 0, ())
+    qs, *_ = mode_quantities(graph, point, _FiniteJvp(), Tolerance(), ask_modes, 1, 0, ())
     assert next(q for q in qs if q.name == "jvp").verdict is Verdict.FAIL
 
 
@@ -429,10 +429,10 @@ def _ask(graph: Any, modes: frozenset[Mode]) -> Ask:
 def test_a_second_derivative_lost_to_an_underflow_is_imprecise_not_a_pass() -> None:
     # tanh''(1e-300) = -2e-300, a normal float64: JAX returns 0
     graph = build_tensor(parse("tanh(x)"), {"x": (1,)})
-    qs, _ = mode_quantities(graph, tensor_point(x=[1e-300]), resolve("jax"), Tolerance(), frozenset({Mode.HVP}), 1, 0, ())
+    qs, *_ = mode_quantities(graph, tensor_point(x=[1e-300]), resolve("jax"), Tolerance(), frozenset({Mode.HVP}), 1, 0, ())
     hvp = next(q for q in qs if q.name == "hvp x")
     assert (hvp.verdict, hvp.engine) == (Verdict.IMPRECISE, 0.0)
     assert "0 of 16 digits" in hvp.note
-    builtin, _ = mode_quantities(graph, tensor_point(x=[1e-300]), resolve("builtin"), Tolerance(),
+    builtin, *_ = mode_quantities(graph, tensor_point(x=[1e-300]), resolve("builtin"), Tolerance(),
                                  frozenset({Mode.HVP}), 1, 0, ())
     assert {q.verdict for q in builtin} == {Verdict.PASS}

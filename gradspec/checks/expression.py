@@ -84,12 +84,13 @@ def run_gradient(case: Case, point: Point | None, engine: Engine) -> CheckResult
     from gradspec.checks.modes import scalar_modes  # NumPy: these checks only
 
     assert case.graph is not None and point is not None
-    more, note = scalar_modes(case.graph, point.exact(), engine, case.tolerance, modes, case.order, result.kinks)
-    return with_modes(result, more, note)
+    return with_modes(result, *scalar_modes(case.graph, point.exact(), engine, case.tolerance, modes, case.order,
+                                            result.kinks))
 
 
-def with_modes(result: CheckResult, more: list[Quantity], note: str) -> CheckResult:
-    """``result`` with the mode quantities added, its verdict the worst of all."""
+def with_modes(result: CheckResult, more: list[Quantity], note: str, radius: float | None = None) -> CheckResult:
+    """``result`` with the mode quantities added, its verdict the worst of all; ``radius``: the largest
+    radius of their exact values, where they were computed in ball arithmetic."""
     if not more:
         return result
     quantities = (*result.quantities, *more)
@@ -101,7 +102,10 @@ def with_modes(result: CheckResult, more: list[Quantity], note: str) -> CheckRes
     said = [f"{', '.join(names)} not checked: {reason}" for reason, names in skipped.items()]
     message = "; ".join(filter(None, [result.message, note, *said]))
     verdict = worst([result.verdict, *(q.verdict for q in more if q.verdict is not Verdict.SKIP)])
-    return dataclasses.replace(result, quantities=quantities, verdict=verdict, message=message)
+    if radius is not None:
+        radius = max(radius, result.radius or 0.0)
+    return dataclasses.replace(result, quantities=quantities, verdict=verdict, message=message,
+                               radius=result.radius if radius is None else radius)
 
 
 def _apply_expectations(case: Case, q: Quantity, at_kink: bool) -> Quantity:

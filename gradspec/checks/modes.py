@@ -50,13 +50,22 @@ __all__ = ["directions", "mode_quantities", "scalar_modes"]
 _DIRECTIONS = 7919  # offsets the tangents' seed from the cotangents' of the same draw
 
 
+class Found(NamedTuple):
+    """The mode quantities of one check, a note for its message, and the largest radius of their exact
+    values where they were computed in ball arithmetic (None otherwise)."""
+
+    quantities: list[Quantity]
+    note: str
+    radius: float | None = None
+
+
 def scalar_modes(graph: Graph, point: Mapping[str, Fraction], engine: Engine, tol: Tolerance,
-                 modes: frozenset[Mode], order: int, kinks: Sequence[str]) -> tuple[list[Quantity], str]:
+                 modes: frozenset[Mode], order: int, kinks: Sequence[str]) -> Found:
     """:func:`mode_quantities` for a scalar expression case: its graph over 0-d inputs."""
     try:
         tensor = _as_tensor(graph)
     except ExpressionError as exc:
-        return _skipped(modes, order, f"not checked in these modes: {exc.message}"), ""
+        return Found(_skipped(modes, order, f"not checked in these modes: {exc.message}"), "")
     arrays = {n: np.asarray(point[n], dtype=object) for n, _ in tensor.inputs}
     seed = random.Random(repr(sorted((n, str(v)) for n, v in point.items()))).randrange(2**31)
     return mode_quantities(tensor, arrays, engine, tol, modes, order, seed, kinks)
@@ -87,16 +96,16 @@ def _within(structure: str | None, direction: Any) -> Any:
 
 def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, tol: Tolerance,
                     modes: frozenset[Mode], order: int, seed: int, kinks: Sequence[str],
-                    fn: Callable[..., Any] | None = None, *, conditioned: bool = False) -> tuple[list[Quantity], str]:
+                    fn: Callable[..., Any] | None = None, *, conditioned: bool = False) -> Found:
     """The quantities of ``modes`` (and ``order``) for ``graph`` at ``point`` (input -> array of
     Fractions) on ``engine``, and a message to add to the check's; ``fn`` is a user's function standing
     for the graph on the engine; ``conditioned``: judged by the function's conditioning bound
     (:mod:`gradspec.reference.conditioning`), as :func:`gradspec.checks.tensor.check_tensor` says."""
     if not modes and order < 2:
-        return [], ""
+        return Found([], "")
     if kinks:
-        return _skipped(modes, order, f"at a kink ({', '.join(kinks)}): forward-mode and higher derivatives "
-                                      "are not defined there"), ""
+        return Found(_skipped(modes, order, f"at a kink ({', '.join(kinks)}): forward-mode and higher "
+                                            "derivatives are not defined there"), "")
     out: list[Quantity] = []
     too_big: list[Quantity] = []
     runnable: set[Mode] = set()
@@ -113,22 +122,22 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
             runnable.add(row.mode)
     out += too_big
     if not runnable and reach < 2:
-        return out, ""
+        return Found(out, "")
     ask = directions(graph, frozenset(runnable), reach, seed)
     try:
         ref = mode_reference(graph, point, ask, engine.eps)
     except DomainError as exc:
-        return out + _skipped(frozenset(runnable), reach, f"no exact reference: {exc.message}"), ""
+        return Found(out + _skipped(frozenset(runnable), reach, f"no exact reference: {exc.message}"), "")
     floats = {n: np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)) for n, v in point.items()}
     called = call.derivatives(engine, graph, floats, ask, fn)
     if not called.ok:
         assert called.verdict is not None
-        return out + _skipped(frozenset(runnable), reach, called.message, called.verdict), ""
+        return Found(out + _skipped(frozenset(runnable), reach, called.message, called.verdict), "")
     got = called.get()
     sums = _conditioning(graph, point, ask, engine.eps) if conditioned else None
     kernels = Kernels(graph, point, lambda: exact_tensor(graph, point).value_floats, engine.eps)
     out += _compare(graph, ref, got, ask, engine, tol, sums, kernels)
-    return out, f"directions seed {seed}"
+    return Found(out, f"directions seed {seed}", ref.radius)
 
 
 class _Item(NamedTuple):
