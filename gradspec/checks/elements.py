@@ -60,17 +60,6 @@ def _steps(size: int, rng: random.Random) -> list[int]:
     return steps
 
 
-def normwise(order: int, exact: Any, eps: float) -> float:
-    """What a dense linear-algebra kernel of matrix order ``order`` (and the matrix formulas of its
-    derivatives) may lose in every element of a quantity: four matrix operations, each ``order*eps`` of
-    the quantity's largest element (see :func:`gradspec.ops.linalg_rows.kernel_order`); 0 without one."""
-    if not order:
-        return 0.0
-    with np.errstate(invalid="ignore"):
-        peak = float(np.max(np.abs(np.asarray(exact, dtype=float)), initial=0.0))
-    return 4 * order * eps * peak if math.isfinite(peak) else 0.0
-
-
 class Kernels:
     """The tensor ops of a graph whose engines' kernels lose more than the lowering's rounding
     (``TensorOp.rebuilt``: a dense linear-algebra kernel, logcumsumexp's weights), ready to say what that
