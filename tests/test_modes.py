@@ -436,3 +436,21 @@ def test_a_second_derivative_lost_to_an_underflow_is_imprecise_not_a_pass() -> N
     builtin, _ = mode_quantities(graph, tensor_point(x=[1e-300]), resolve("builtin"), Tolerance(),
                                  frozenset({Mode.HVP}), 1, 0, ())
     assert {q.verdict for q in builtin} == {Verdict.PASS}
+
+
+def test_terms_flushed_to_zero_beside_the_smallest_normal_number_are_digits_lost_not_a_failure() -> None:
+    # JAX forms rsqrt'' as -0.5*(r'/x - r/x**2), r' = -0.5*r/x: terms of a third and two thirds of the result.
+    # Where the hvp element is within a few smallest normal numbers (1.2e-38) of float32, its terms are
+    # subnormal, and XLA's CPU flushes them: 2/3 of it, or 0, comes back for a normal exact value.
+    pytest.importorskip("jax")
+    engine = resolve("jax:float32")
+    xs = [Fraction(f"{m:.5e}") for m in np.logspace(14, 16, 96)]  # rsqrt'' = 0.75*x**-2.5: 7.5e-36 to 7.5e-41
+    graph = build_tensor(parse("rsqrt(x)"), {"x": (len(xs),)})
+    qs, _ = mode_quantities(graph, tensor_point(x=xs), engine, Tolerance(), frozenset({Mode.HVP}), 1, 3, ())
+    assert [(q.name, q.note) for q in qs if q.verdict not in (Verdict.PASS, Verdict.IMPRECISE)] == []
+    lost = [q for q in qs if q.verdict is Verdict.IMPRECISE]
+    assert lost, "no element of the sweep fell where the terms underflow"
+    smallest = float(np.finfo(np.float32).tiny)
+    for q in lost:  # only normal results within the floor of 16 smallest normal numbers lose their digits
+        assert q.exact is not None and q.engine is not None
+        assert smallest <= abs(q.exact) < 16 * smallest and abs(q.engine) < abs(q.exact), q.note
