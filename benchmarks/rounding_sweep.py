@@ -13,6 +13,7 @@ Used by ``benchmarks/bench.py rounding`` and ``precision`` (100,000 points) and 
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ WIDE = uniform(-100, 100)
 #: What an engine raises for a derivative its library does not implement (torch: "derivative for
 #: aten::hardsigmoid_backward is not implemented"): counted apart from false alarms in the modes sweep.
 LACKS = "is not implemented"
+_OVER = re.compile(r"(\d+) of \d+ elements over tolerance")
 #: expression -> how each input is drawn. Every op of the op table appears (a test checks it).
 FORMS: dict[str, dict[str, Draw]] = {
     "x + y": {"x": WIDE, "y": WIDE},
@@ -227,7 +229,8 @@ def sweep_modes(engine: Engine, per_form: int, seed: int = 0, chunk: int = 250) 
                     tally.lacks += n  # false alarm: torch has no double backward of hardsigmoid, by design
                     tally.lacking = tally.lacking or f"{q.name}: {q.note}"
                 elif q.verdict is Verdict.FAIL:
-                    over += int(q.note.split(" of ")[0]) if " elements over tolerance" in q.note else n
+                    # "3 of 136 elements are inf; 1 of 136 elements over tolerance": the second count
+                    over += int(counted.group(1)) if (counted := _OVER.search(q.note)) else n
                     if not tally.first:
                         tally.first = f"{text}: {q.name}: engine {q.engine!r}, exact {q.exact_text}, " \
                                       f"error {q.abs_error}, tolerance {q.tolerance}; {q.note}"
