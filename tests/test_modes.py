@@ -436,3 +436,39 @@ def test_a_second_derivative_lost_to_an_underflow_is_imprecise_not_a_pass() -> N
     builtin, *_ = mode_quantities(graph, tensor_point(x=[1e-300]), resolve("builtin"), Tolerance(),
                                  frozenset({Mode.HVP}), 1, 0, ())
     assert {q.verdict for q in builtin} == {Verdict.PASS}
+
+
+def test_terms_flushed_to_zero_beside_the_smallest_normal_number_are_digits_lost_not_a_failure() -> None:
+    # JAX forms rsqrt'' as -0.5*(r'/x - r/x**2), r' = -0.5*r/x: terms of a third and two thirds of the result.
+    # Where the hvp element is within a few smallest normal numbers (1.2e-38) of float32, its terms are
+    # subnormal, and XLA's CPU flushes them: 2/3 of it, or 0, comes back for a normal exact value.
+    pytest.importorskip("jax")
+    engine = resolve("jax:float32")
+    xs = [Fraction(f"{m:.5e}") for m in np.logspace(14, 16, 96)]  # rsqrt'' = 0.75*x**-2.5: 7.5e-36 to 7.5e-41
+    graph = build_tensor(parse("rsqrt(x)"), {"x": (len(xs),)})
+    qs, _ = mode_quantities(graph, tensor_point(x=xs), engine, Tolerance(), frozenset({Mode.HVP}), 1, 3, ())
+    assert [(q.name, q.note) for q in qs if q.verdict not in (Verdict.PASS, Verdict.IMPRECISE)] == []
+    lost = [q for q in qs if q.verdict is Verdict.IMPRECISE]
+    assert lost, "no element of the sweep fell where the terms underflow"
+    smallest = float(np.finfo(np.float32).tiny)
+    for q in lost:  # only normal results within the floor of 16 smallest normal numbers lose their digits
+        assert q.exact is not None and q.engine is not None
+        assert smallest <= abs(q.exact) < 16 * smallest and abs(q.engine) < abs(q.exact), q.note
+
+
+def test_log10_second_derivative_through_an_underflowed_square_is_imprecise_where_the_square_is_subnormal() -> None:
+    # JAX's log10 is log(x)/log(10), differentiated as such: log10''(y) forms y*y, which at y = 9.78248e-20
+    # is 9.6e-39, below float32's smallest normal number; XLA's CPU flushes it and divides by 0: -inf, where
+    # the exact log10'' is -4.5e37. Its reciprocal, y*y*log(10) = 2.2e-38, is normal: the row's
+    # derivative_scale tells the duals of the intermediate
+    pytest.importorskip("jax")
+    graph = build_tensor(parse("log10(y)"), {"y": (3,)})
+    point = tensor_point(y=[Fraction("9.78248e-20"), Fraction("2e-19"), Fraction("0.001")])
+    qs, _ = mode_quantities(graph, point, resolve("jax:float32"), Tolerance(), frozenset({Mode.HVP}), 1, 5, ())
+    assert [(q.name, q.note) for q in qs if q.verdict not in (Verdict.PASS, Verdict.IMPRECISE)] == []
+    lost = [q for q in qs if q.verdict is Verdict.IMPRECISE]
+    assert lost and all(q.index == (0,) and q.engine == -math.inf for q in lost), [(q.name, q.note) for q in lost]
+    # the reference knows the square underflows at the first point, not at 2e-19 (y*y = 4e-38, normal)
+    ask = Ask(frozenset({Mode.HVP}), (np.ones(3),), (), np.ones(3))
+    (hvp,) = mode_reference(graph, point, ask, 2.0**-23).hvp
+    assert hvp.low is not None and list(hvp.low < np.finfo(np.float32).tiny) == [True, False, False]

@@ -4,6 +4,7 @@ that still fails."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from fractions import Fraction
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 
 from gradspec.checks.api import check, prepare
-from gradspec.engine import Value
+from gradspec.engine import Value, grad, jvp  # noqa: F401  (so its Value classes are checked in every mode)
+from gradspec.engine_floats import _ndtr_gap, _ndtr_ratio
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT64_EPS
 from gradspec.ops import rebuilt as R
 from gradspec.ops.forms import LIBM
@@ -128,3 +130,55 @@ def test_a_structural_zero_of_a_cholesky_jacobian_is_imprecise_in_float32_not_a_
     (jac,) = [q for q in result.quantities if q.verdict is Verdict.IMPRECISE]
     # d L[2,0]/d a[0,1], symmetrised: L[2,0] = a[2,0]/sqrt(a[0,0]) reads neither; torch's matrix formula gives 7e-9
     assert (jac.name, jac.index, jac.exact) == ("a (jacobian)", (2, 0, 0, 1), 0.0) and 0 < abs(jac.engine) < 1e-7
+
+
+def _log_ndtr_second(x: float) -> float:
+    r = _ndtr_ratio(x)  # log_ndtr' = phi/Phi = r, log_ndtr'' = -r*(x + r)
+    return -r * (x + r)
+
+
+def test_log_ndtr_second_derivative_loses_what_its_rebuilt_slope_loses_through_x_plus_r() -> None:
+    row, x = OPS["log_ndtr"], -23.3599
+    r, delta = _ndtr_ratio(x), (LIBM + 1) * (x * x / 2 + 1)  # r's relative loss, in eps: x*x/2 cancelled
+    assert row.rebuilt_abs(1, [x], r) == pytest.approx(delta * r)  # the slope: delta of itself
+    # P_2 = -r*(x + r), differentiated in r: -(x + 2r), times r's absolute loss r*delta
+    assert row.rebuilt_abs(2, [x], _log_ndtr_second(x)) == pytest.approx(abs(x + 2 * r) * r * delta)
+    assert row.rebuilt_abs(2, [x], 0.0) > 500 * delta  # about x*x times delta, where the result is near -1
+    # P_3 = r*(2r^2 + 3xr + x^2 - 1), differentiated in r: 6r^2 + 6xr + x^2 - 1, times r*delta
+    assert row.rebuilt_abs(3, [x], 0.0) == pytest.approx(abs(6 * r * r + 6 * x * r + x * x - 1) * r * delta)
+    # nearer the middle it stays below a part in 10^4 of the second derivative in float32: a wrong digit fails
+    assert row.rebuilt_abs(2, [-2.0], 0.0) * FLOAT32_EPS < 1e-4 * abs(_log_ndtr_second(-2.0)) / 4
+
+
+class WrongSecond(Value):
+    """log_ndtr with its second derivative (and only it) a part in 10^4 off: g = x + r's slope 1 - r*g is
+    given as 1 - (1 + 1e-4)*r*g, so that r' = g' - 1 is (1 + 1e-4) times the exact -r*g."""
+
+    def _ndtr_gap(self) -> Any:
+        def partials(out: Any, g: float) -> tuple[Any, ...]:
+            x = out._parents[0]
+            return (1 - (out - x) * out * (1 + 1e-4),)
+
+        return self._one(_ndtr_gap(self.data), "log_ndtr", partials)
+
+
+@pytest.mark.parametrize("x", [-23.3599, -5.96256])
+def test_log_ndtr_second_order_in_its_left_tail_is_imprecise_and_a_wrong_digit_fails(x: float, tmp_path: Any) -> None:
+    from gradspec.casefile.loader import load_file
+    from gradspec.engines.resolve import resolve
+    from gradspec.run.runner import run_point
+
+    path = tmp_path / "t.gradspec.yaml"
+    path.write_text(f"version: 1\ncases:\n  - id: l\n    expr: log_ndtr(x)\n    check: [hvp, jvp-of-jvp]\n"
+                    f"    at: {{x: {x}}}\n")
+    (case,) = load_file(path).cases
+    assert run_point(case, case.points[0], resolve("builtin")).verdict is Verdict.PASS
+    wrong = run_point(case, case.points[0], resolve(WrongSecond))  # float64: a part in 10^4 is far beyond
+    assert wrong.verdict is Verdict.FAIL, wrong.table()
+    assert {q.name for q in wrong.quantities if q.verdict is Verdict.FAIL} >= {"hvp x", "jvp-of-jvp"}
+    assert all(q.verdict is Verdict.PASS for q in wrong.quantities if q.name in ("value", "x"))
+    for spec in ("torch:float32", "jax:float32"):  # the libraries' own, rounded r cancelling in x + r
+        if importlib.util.find_spec(spec.split(":")[0]) is None:
+            continue
+        result = run_point(case, case.points[0], resolve(spec))
+        assert result.verdict in (Verdict.PASS, Verdict.IMPRECISE), (spec, result.table())

@@ -203,3 +203,21 @@ def test_the_same_sweep_catches_a_planted_bug(bug: str, form: str) -> None:
     # tanh(x) samples [-20, 20]: beyond |x| of about 9 float32's tanh is 1 and both 1 - t and 1 - t*t
     # are 0, within rounding of the exact slope (< 1e-7): there no float32 engine can tell them apart
     assert tallies[form].false_alarms >= 20
+
+
+@pytest.mark.slow
+def test_the_modes_sweep_counts_what_a_library_lacks_apart_from_false_alarms(monkeypatch: Any) -> None:
+    engine = float32("torch:float32")
+    sweep = _sweep_module()
+    # torch has no double backward nor forward-mode rule for hardsigmoid: it raises, by design
+    forms = {f: d for f, d in sweep.FORMS.items() if f in ("hardsigmoid(x)", "log_ndtr(x)", "rsqrt(x)")}
+    monkeypatch.setattr(sweep, "FORMS", forms)
+    tallies = sweep.sweep_modes(engine, 20, seed=2026)
+    lacks = tallies["hardsigmoid(x)"]
+    assert (lacks.false_alarms, lacks.lacks) == (0, 3 * 20)  # jvp, hvp and jvp-of-jvp, each element
+    assert "hardsigmoid_backward is not implemented" in lacks.lacking
+    assert {f: t.first for f, t in tallies.items() if t.false_alarms} == {}
+    assert tallies["log_ndtr(x)"].lacks == 0
+    # a failing quantity counts its elements over tolerance, not those that are inf within it
+    note = "3 of 136 elements are inf; 1 of 136 elements over tolerance; worst at [131]"
+    assert int(sweep._OVER.search(note).group(1)) == 1

@@ -214,7 +214,11 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
     smallest = float(np.finfo(np.float32 if eps >= FLOAT32_EPS else float).tiny)  # the smallest normal number
     # Below it an engine may flush to zero (DAZ/FTZ in vectorised kernels): a few of them are allowed in
     # absolute terms, beside the relative rounding bound, where the exact value is itself below it (a
-    # floor above a normal exact value would let 0 pass for it).
+    # floor above a normal exact value would let 0 pass for it). A normal quantity an engine forms as a sum
+    # of terms loses each term it flushes, every one below the smallest normal number: where the quantity is
+    # within a few of them its terms may all be (JAX's rsqrt'' as -0.5*(r'/x - r/x**2), r' = -0.5*r/x,
+    # along directions that bring it to 1.2e-38: both terms subnormal, XLA's CPU flushes them, 0 comes
+    # back). The same floor, for a normal exact value, as digits lost (imprecise), never a pass.
     floor = 16 * smallest
 
     def one(label: str, computed: Any, known: Known | None, key: str, degree: int, site: dict[str, Any]) -> None:
@@ -234,7 +238,7 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
         with np.errstate(invalid="ignore"):  # beyond the engine's float range, IEEE arithmetic gives inf
             exact = np.where(np.abs(exact) > limit, np.sign(exact) * np.inf, exact)
         allowance = np.asarray(known.allowance, dtype=float) + np.where(np.abs(exact) < smallest, floor, 0.0)
-        rebuilt = np.asarray(known.rebuilt, dtype=float)
+        rebuilt = np.asarray(known.rebuilt, dtype=float) + np.where(np.abs(exact) < smallest, 0.0, floor)
         given = np.asarray(computed, dtype=float)
         if known.peak is not None and given.shape == np.shape(allowance):
             # A value it is computed from is beyond the float range (or below its smallest normal number):

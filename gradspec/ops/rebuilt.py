@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from gradspec.engine_floats import _ndtr_ratio
 from gradspec.ops.forms import LIBM, sigmoid
 
 __all__ = ["SIGMOID", "TANH", "atanh", "digamma", "gelu", "hypot", "log_ndtr", "logaddexp2", "mish", "ndtr", "second_from",
@@ -101,12 +102,36 @@ def digamma(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
 
 def log_ndtr(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:
     # the value as log(ndtr(x)) where ndtr is near 1 (JAX's, up to x = 8): ndtr's ulps of 1, absolutely, and
-    # the log's; the slope phi/Phi as exp(-x*x/2 - log_ndtr(x))/sqrt(2*pi) (torch's): in the left tail an
-    # exponent of two terms near x*x/2 that cancel, x*x's rounding and log_ndtr's ulps of it, so that many
-    # ulps of the result, per order
+    # the log's. The slope r = phi/Phi as exp(-x*x/2 - log_ndtr(x))/sqrt(2*pi) (torch's; JAX's
+    # exp(norm_logpdf(x) - log_ndtr(x))): in the left tail an exponent of two terms near x*x/2 that cancel,
+    # x*x's rounding and log_ndtr's ulps of it, so r is off by delta = (LIBM + 1)*(x*x/2 + 1) eps, relatively.
+    # Both libraries differentiate that rule again with the same rounded r (torch's autograd through it, JAX's
+    # custom_jvp), so the k-th derivative is a polynomial P_k(x, r) of the rounded r: it loses
+    # |dP_k/dr| * |r| * delta. P_2 = -r*(x + r), where x + r cancels (r is nearly -x below 0): |x + 2r| |r|
+    # delta, about x**4 eps at a second derivative near -1 (x = -23.36: 2% in torch float32, 9% allowed)
     if k == 0:
         return LIBM + 1
-    return k * (LIBM + 1) * (a[0] * a[0] / 2 + 1) * abs(v)
+    x = a[0]
+    delta = (LIBM + 1) * (x * x / 2 + 1)
+    return k * delta * abs(v) if k == 1 else abs(_log_ndtr_sensitivity(k, x)) * delta
+
+
+def _log_ndtr_sensitivity(k: int, x: float) -> float:
+    """d P_k / dr * r at (x, r = phi(x)/Phi(x)), where P_k(x, r) is log_ndtr's k-th derivative written in r:
+    P_1 = r and P_(j+1) = dP_j/dx + dP_j/dr * r', with r' = -r*x - r*r (exact polynomials, {(i, j): c} for
+    c x^i r^j)."""
+    poly: dict[tuple[int, int], float] = {(0, 1): 1.0}
+    for _ in range(k - 1):
+        nxt: dict[tuple[int, int], float] = {}
+        for (i, j), c in poly.items():
+            if i:
+                nxt[(i - 1, j)] = nxt.get((i - 1, j), 0.0) + c * i
+            if j:  # c j x^i r^(j-1) * (-x r - r^2)
+                nxt[(i + 1, j)] = nxt.get((i + 1, j), 0.0) - c * j
+                nxt[(i, j + 1)] = nxt.get((i, j + 1), 0.0) - c * j
+        poly = nxt
+    r = _ndtr_ratio(x)
+    return sum(c * j * x**i * r**j for (i, j), c in poly.items() if j)
 
 
 def tanhshrink(k: int, a: Sequence[float], v: float, kw: dict[str, Any]) -> float:

@@ -114,6 +114,10 @@ class Op:
     # the exact ones of arguments moved by this many eps, relatively (the scaled argument's rounding and
     # the constant's).
     arg_ulps: float = 0.0
+    # An op whose derivatives are another's times a constant, and formed so (log10' as log' divided by
+    # log(10)): that constant. An engine forms the other's derivative, whose reciprocal (x*x for log'')
+    # is this op's reciprocal times it, and may underflow where this op's own does not.
+    derivative_scale: float = 1.0
     partial_abs: float = 0.0
     # Where engines form the value or a derivative of order k as a difference of terms that cancel
     # (gelu = x/2 + x*erf(x/sqrt(2))/2, silu'' from a rounded sigmoid): what that loses, absolutely, in

@@ -41,10 +41,12 @@ ROWS: tuple[Op, ...] = (
        tinygrad_lacks="tinygrad has no expm1", ulps=LIBM, partial_ulps=LIBM, partial_abs=LIBM + 1, fuzz=None),
     Op("log2", 1, lambda x: sympy.log(x) / sympy.log(2), math.log2, method="log2", domain=_S.d_positive("log2"),
        # JAX's is log(x)/log(2): log's error and a division; the slope 1/(x*log 2): a constant and two roundings
-       torch=lib("log2"), jax=lib("numpy.log2"), tinygrad=lib(".log2"), ulps=LIBM + 1, partial_ulps=1.5, fuzz=None),
+       torch=lib("log2"), jax=lib("numpy.log2"), tinygrad=lib(".log2"), ulps=LIBM + 1, partial_ulps=1.5,
+       derivative_scale=1 / math.log(2), fuzz=None),
     Op("log10", 1, lambda x: sympy.log(x) / sympy.log(10), math.log10, method="log10",
        domain=_S.d_positive("log10"), torch=lib("log10"), jax=lib("numpy.log10"), tinygrad=lib(".log10"),
-       ulps=LIBM + 1, partial_ulps=1.5, fuzz=None),
+       # JAX's is log(x)/log(10), differentiated as such: log10'' forms x*x, 1/log(10) of log10'''s reciprocal
+       ulps=LIBM + 1, partial_ulps=1.5, derivative_scale=1 / math.log(10), fuzz=None),
     Op("exp2", 1, lambda x: 2**x, lambda x: 2.0**x, method="exp2", torch=lib("exp2"), jax=lib("numpy.exp2"),
        # exp2' = exp2(x)*log(2), read from the output: its error, the constant's and the product's; JAX's
        # exp2 is exp(x*log(2)), a rounded product: an ulp of x (the product's and the constant's half each)

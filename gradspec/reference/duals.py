@@ -155,8 +155,9 @@ def _base(name: str, multi: tuple[int, ...], args: Sequence[Any], precise: Calla
         err = op.ulps * abs(value)
     peak = abs(float(value))
     low = _low(math.inf, peak)
-    if peak:  # an engine may form a derivative through its reciprocal (1/x, then squared): count both
-        peak, low = max(peak, 1 / peak), min(low, 1 / peak)
+    if peak:  # an engine may form a derivative through its reciprocal (1/x, then squared): count both; and
+        # that of the derivative it scales (log10'' from log'': its reciprocal over log(10))
+        peak, low = max(peak, 1 / peak), min(low, 1 / peak, op.derivative_scale / peak)
     for k, a in enumerate(args):
         e = a.e if isinstance(a, Err) else precise(a)
         if op.arg_ulps:
