@@ -446,7 +446,7 @@ def test_terms_flushed_to_zero_beside_the_smallest_normal_number_are_digits_lost
     engine = resolve("jax:float32")
     xs = [Fraction(f"{m:.5e}") for m in np.logspace(14, 16, 96)]  # rsqrt'' = 0.75*x**-2.5: 7.5e-36 to 7.5e-41
     graph = build_tensor(parse("rsqrt(x)"), {"x": (len(xs),)})
-    qs, _ = mode_quantities(graph, tensor_point(x=xs), engine, Tolerance(), frozenset({Mode.HVP}), 1, 3, ())
+    qs, *_ = mode_quantities(graph, tensor_point(x=xs), engine, Tolerance(), frozenset({Mode.HVP}), 1, 3, ())
     assert [(q.name, q.note) for q in qs if q.verdict not in (Verdict.PASS, Verdict.IMPRECISE)] == []
     lost = [q for q in qs if q.verdict is Verdict.IMPRECISE]
     assert lost, "no element of the sweep fell where the terms underflow"
@@ -464,7 +464,7 @@ def test_log10_second_derivative_through_an_underflowed_square_is_imprecise_wher
     pytest.importorskip("jax")
     graph = build_tensor(parse("log10(y)"), {"y": (3,)})
     point = tensor_point(y=[Fraction("9.78248e-20"), Fraction("2e-19"), Fraction("0.001")])
-    qs, _ = mode_quantities(graph, point, resolve("jax:float32"), Tolerance(), frozenset({Mode.HVP}), 1, 5, ())
+    qs, *_ = mode_quantities(graph, point, resolve("jax:float32"), Tolerance(), frozenset({Mode.HVP}), 1, 5, ())
     assert [(q.name, q.note) for q in qs if q.verdict not in (Verdict.PASS, Verdict.IMPRECISE)] == []
     lost = [q for q in qs if q.verdict is Verdict.IMPRECISE]
     assert lost and all(q.index == (0,) and q.engine == -math.inf for q in lost), [(q.name, q.note) for q in lost]
