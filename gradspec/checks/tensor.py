@@ -147,17 +147,22 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
     rows = len(cotangents) - vjps
     value = ref.value_floats
 
-    def bounds(label: str, exact: Any, rounding: Any, rebuilt: Any, order: int, **site: Any) -> tuple[Any, Any]:
+    def bounds(label: str, exact: Any, rounding: Any, rebuilt: Any, order: int, unknown: Any = 0.0,
+               **site: Any) -> tuple[Any, Any]:
         """(precision bound, rebuilt allowance): the graph's, or the function's conditioning bound and
         then what the graph's own spelling loses (see gradspec.reference.conditioning); ``site``: the
-        quantity's directions, for what an engine's own kernel of an op loses (``TensorOp.rebuilt``)."""
+        quantity's directions, for what an engine's own kernel of an op loses (``TensorOp.rebuilt``).
+        ``unknown``: each exact element's radius, where the reference is a ball: an engine within it of
+        the midpoint cannot be told wrong (an element that cancels below the radius, as softmax's gradient
+        at logits hundreds apart, whose exact value is e^-250 and whose ball is 1e-39 wide)."""
         bound = None if sums is None else sums.bound(label, exact, order, eps)
         if kernels:
             rebuilt = rebuilt + kernels.lost(exact, order, **site)
-        return (rounding, rebuilt) if bound is None else (bound, rounding + rebuilt)
+        return (rounding + unknown, rebuilt) if bound is None else (bound + unknown, rounding + rebuilt)
 
     why = CONDITIONED if sums is not None else REBUILT
-    allowed, lost = bounds("value", value, eps * ref.value_rounding, eps * np.asarray(ref.value_lost), 0)
+    allowed, lost = bounds("value", value, eps * ref.value_rounding, eps * np.asarray(ref.value_lost), 0,
+                           getattr(ref, "value_radius", 0.0))
     out = [judge("value", Role.VALUE, outcome.value, ref.value, value, allowed, tol, eps=eps, rebuilt=lost, why=why)]
     # An input an op reads through a structure (cholesky's symmetric matrix, a triangular factor) is
     # judged on that structure: both gradients projected onto it (see gradspec.ops.linalg_rows.READS).
@@ -173,7 +178,8 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
             span = ranges.get(name) if ranges else None
             got = outcome.grads[k].get(name)
             allowed, lost = bounds(f"{name} (vjp{k})", grad.floats[name], eps * grad.rounding[name],
-                                   eps * grad.rebuilt[name], 1, cotangent=cotangents[k], wrt=name)
+                                   eps * grad.rebuilt[name], 1, grad.radius.get(name, 0.0), cotangent=cotangents[k],
+                                   wrt=name)
             out.append(judge(f"{name} (vjp{k})", Role.INPUT, onto(name, None if got is None else np.asarray(got, dtype=float)),
                               onto(name, grad.exact[name]), onto(name, grad.floats[name]),
                               onto(name, allowed), tol, span, kink, grad.copies.get(name, ()),
@@ -189,7 +195,9 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
             floats = np.stack([g.floats[name] for g in grads]).reshape(shape)
             allowed = np.stack([g.rounding[name] for g in grads]).reshape(shape)
             rebuilt = np.stack([g.rebuilt[name] for g in grads]).reshape(shape)
-            allowed, lost = bounds(f"{name} (jacobian)", floats, eps * allowed, eps * rebuilt, 1, wrt=name, whole=True)
+            unknown = np.stack([np.broadcast_to(g.radius.get(name, 0.0), g.floats[name].shape) for g in grads])
+            allowed, lost = bounds(f"{name} (jacobian)", floats, eps * allowed, eps * rebuilt, 1, unknown.reshape(shape),
+                                   wrt=name, whole=True)
             out.append(judge(f"{name} (jacobian)", Role.INPUT, onto(name, stacked), onto(name, exact), onto(name, floats),
                               onto(name, allowed), tol, out_axes=len(graph.shape), eps=eps,
                               rebuilt=onto(name, lost), why=why))

@@ -66,6 +66,7 @@ class Grad:
     copies: dict[str, list[tuple[tuple[int, ...], Any]]]
     floats: dict[str, Any]
     rebuilt: dict[str, Any] = field(default_factory=dict)  # what partials rebuilt from rounded outputs add (eps)
+    radius: dict[str, Any] = field(default_factory=dict)  # name -> float array: each exact element's radius
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +91,11 @@ class BallExact:
     @property
     def value_floats(self) -> Any:
         return ball_ops.floats(self.value)
+
+    @property
+    def value_radius(self) -> Any:
+        """Each exact element's radius (absolute): what no comparison may claim to know better."""
+        return ball_ops.radii(self.value)
 
     @property
     def radius(self) -> float:
@@ -129,7 +135,7 @@ class BallExact:
         else:  # the wider bound counts every source the narrower does, each with a coefficient as large
             wide = self.wide.vjp(cotangent).rounding
             rebuilt = {n: np.maximum(np.asarray(wide[n], dtype=float) - rounding[n], 0.0) for n in exact}
-        grad = Grad(exact, rounding, shown, floats, rebuilt)
+        grad = Grad(exact, rounding, shown, floats, rebuilt, {n: ball_ops.radii(a) for n, a in exact.items()})
         if len(self.grads) >= 64:  # one-hot Jacobian rows of a large output would otherwise pile up
             self.grads.clear()
         self.grads[key] = grad

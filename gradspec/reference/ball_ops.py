@@ -59,6 +59,11 @@ def floats(a: Any) -> Any:
     return np.asarray(_float(a), dtype=float).reshape(np.shape(a))
 
 
+def radii(a: Any) -> Any:
+    """The balls' radii as float64: how far each exact value may lie from its midpoint."""
+    return np.asarray(_rad(a), dtype=float).reshape(np.shape(a)) if np.size(a) else np.zeros(np.shape(a))
+
+
 def relative_radius(a: Any) -> float:
     if not np.size(a):
         return 0.0

@@ -301,6 +301,7 @@ class Grad:
     copies: dict[str, list[tuple[tuple[int, ...], Any]]]  # name -> [(broadcast shape, per-copy adjoints as floats)]
     floats: dict[str, Any]  # name -> the exact array rounded to float64
     rebuilt: dict[str, Any] = field(default_factory=dict)  # name -> float array: partials rebuilt from rounded outputs (eps)
+    radius: dict[str, Any] = field(default_factory=dict)  # name -> each element's radius: none here (60 digits)
 
 
 @dataclass(frozen=True, eq=False)
