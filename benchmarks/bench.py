@@ -494,22 +494,31 @@ def rounding(points: int = 100_000) -> None:
 def rounding_tensors(per_form: int = 100) -> None:
     """False alarms of the tensor rounding bound (computed one tensor op at a time beside the ball
     reference) on correct float32 engines: each tensor form at ``per_form`` draws (want 0)."""
+    _tensor_sweep("rounding-tensors", "sweep_tensors", per_form, "value, two VJPs, the Jacobian where small")
+
+
+def _tensor_sweep(name: str, sweep: str, per_form: int, what: str) -> None:
+    """One of the tensor forms' sweeps (``sweep``, a function of rounding_sweep.py) on both float32 engines:
+    false alarms per form (want 0), and the quantities judged imprecise."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from rounding_sweep import TENSOR_FORMS, sweep_tensors
+    import rounding_sweep
 
     from gradspec.engines.resolve import resolve
 
-    print(f"rounding-tensors: {per_form} draws of each of {len(TENSOR_FORMS)} tensor forms per engine (value, two VJPs, "
-          "the Jacobian where small), default tolerance; a correct engine must raise no false alarm")
+    print(f"{name}: {per_form} draws of each of {len(rounding_sweep.TENSOR_FORMS)} tensor forms per engine ({what}), "
+          "default tolerance; a correct engine must raise no false alarm")
     for spec in ("torch:float32", "jax:float32"):
         start = time.perf_counter()
-        tallies = sweep_tensors(resolve(spec), per_form, seed=2026)
+        tallies = getattr(rounding_sweep, sweep)(resolve(spec), per_form, seed=2026)
         alarms = sum(t.false_alarms for t in tallies.values())
-        row(f"{spec}: false alarms (target 0) in {time.perf_counter() - start:.0f} s",
-            f"{alarms} of {sum(t.points for t in tallies.values()):,} checks")
+        imprecise = sum(t.imprecise for t in tallies.values())
+        row(f"{spec}: false alarms (target 0), imprecise, in {time.perf_counter() - start:.0f} s",
+            f"{alarms} of {sum(t.points for t in tallies.values()):,} checks, {imprecise}")
         for form, t in tallies.items():
             if t.false_alarms:
                 row(f"  {form}", f"{t.false_alarms}: {t.first}")
+            if t.imprecise:
+                row(f"  {form}: imprecise", ", ".join(f"{name} {count}" for name, count in t.where.most_common()))
 
 
 def rounding_modes(points: int = 10_000) -> None:
@@ -543,25 +552,7 @@ def rounding_modes(points: int = 10_000) -> None:
 def rounding_tensor_modes(per_form: int = 100) -> None:
     """False alarms of the forward-mode and second-order rounding bound on the tensor forms (the ball tape
     for jvp and hvp where it takes the graph, nested duals otherwise) on correct float32 engines (want 0)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from rounding_sweep import TENSOR_FORMS, sweep_tensor_modes
-
-    from gradspec.engines.resolve import resolve
-
-    print(f"rounding-tensor-modes: {per_form} draws of each of {len(TENSOR_FORMS)} tensor forms per engine (jvp, mode "
-          "consistency, hvp both ways), default tolerance; a correct engine must raise no false alarm")
-    for spec in ("torch:float32", "jax:float32"):
-        start = time.perf_counter()
-        tallies = sweep_tensor_modes(resolve(spec), per_form, seed=2026)
-        alarms = sum(t.false_alarms for t in tallies.values())
-        imprecise = sum(t.imprecise for t in tallies.values())
-        row(f"{spec}: false alarms (target 0), imprecise, in {time.perf_counter() - start:.0f} s",
-            f"{alarms} of {sum(t.points for t in tallies.values()):,} checks, {imprecise}")
-        for form, t in tallies.items():
-            if t.false_alarms:
-                row(f"  {form}", f"{t.false_alarms}: {t.first}")
-            if t.imprecise:
-                row(f"  {form}: imprecise", ", ".join(f"{name} {count}" for name, count in t.where.most_common()))
+    _tensor_sweep("rounding-tensor-modes", "sweep_tensor_modes", per_form, "jvp, mode consistency, hvp both ways")
 
 
 def precision(points: int = 100_000, mode_points: int = 10_000) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from gradspec.checks.check import compare, prepare
 from gradspec.engines.protocol import Engine, Outcome
@@ -254,10 +255,17 @@ TENSOR_FORMS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 
 
+def _tensor_point(shapes: dict[str, tuple[int, ...]], rng: random.Random) -> dict[str, Any]:
+    """One draw of six-digit decimals in [-3, 3] for every input of a tensor form."""
+    import numpy as np
+
+    return {n: np.array([decimal(rng.uniform(-3, 3)) for _ in range(int(np.prod(s)))], dtype=object).reshape(s)
+            for n, s in shapes.items()}
+
+
 def sweep_tensors(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tally]:
     """Tensor checks (value, two VJPs, and the Jacobian where small) of every tensor form at ``per_form``
     draws of six-digit decimals in [-3, 3], on ``engine``; a check that fails is a false alarm."""
-    import numpy as np
 
     from gradspec.checks.tensor import check_tensor
     from gradspec.graph.tensor import build_tensor
@@ -269,8 +277,7 @@ def sweep_tensors(engine: Engine, per_form: int, seed: int = 0) -> dict[str, Tal
         graph = build_tensor(parse(text), shapes)
         tally = out[text] = Tally()
         for k in range(per_form):
-            point = {n: np.array([decimal(rng.uniform(-3, 3)) for _ in range(int(np.prod(s)))], dtype=object).reshape(s)
-                     for n, s in shapes.items()}
+            point = _tensor_point(shapes, rng)
             result = check_tensor(graph, point, engine, Tolerance(), seed=k, localise=False)
             tally.points += 1
             if result.verdict is Verdict.FAIL:
@@ -286,7 +293,6 @@ def sweep_tensor_modes(engine: Engine, per_form: int, seed: int = 0) -> dict[str
     of six-digit decimals in [-3, 3], judged by ``mode_quantities``; a draw with a failing quantity is a
     false alarm. (jvp-of-jvp is left out: its reference is the duals' either way, and torch's layer norm is
     wrong there, see benchmarks/README.md.)"""
-    import numpy as np
 
     from gradspec.checks.modes import mode_quantities
     from gradspec.graph.tensor import build_tensor
@@ -300,8 +306,7 @@ def sweep_tensor_modes(engine: Engine, per_form: int, seed: int = 0) -> dict[str
         graph = build_tensor(parse(text), shapes)
         tally = out[text] = Tally()
         for _ in range(per_form):
-            point = {n: np.array([decimal(rng.uniform(-3, 3)) for _ in range(int(np.prod(s)))], dtype=object).reshape(s)
-                     for n, s in shapes.items()}
+            point = _tensor_point(shapes, rng)
             quantities, *_ = mode_quantities(graph, point, engine, Tolerance(), modes, 1, rng.randrange(2**31), ())
             tally.points += 1
             for q in quantities:

@@ -162,7 +162,7 @@ def _compare(graph: TensorGraph, ref: TensorExact | BallExact, outcome: TensorOu
 
     why = CONDITIONED if sums is not None else REBUILT
     allowed, lost = bounds("value", value, eps * ref.value_rounding, eps * np.asarray(ref.value_lost), 0,
-                           getattr(ref, "value_radius", 0.0))
+                           ref.value_radius)
     out = [judge("value", Role.VALUE, outcome.value, ref.value, value, allowed, tol, eps=eps, rebuilt=lost, why=why)]
     # An input an op reads through a structure (cholesky's symmetric matrix, a triangular factor) is
     # judged on that structure: both gradients projected onto it (see gradspec.ops.linalg_rows.READS).

@@ -319,6 +319,7 @@ class TensorExact:
     conditions: tuple[tuple[str, float, str], ...] = ()  # every matrix a linear-algebra op factors: (where, cond, what)
     value_lost: Any = 0.0  # float array: what values formed by cancelling terms may add (units of eps, kept apart)
     grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)  # by cotangent (bounded)
+    value_radius: float = 0.0  # no ball here: 60 digits, as BallExact.value_radius has none to give
 
     @property
     def value_floats(self) -> Any:
