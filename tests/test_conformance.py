@@ -28,19 +28,21 @@ import dataclasses
 import math
 import re
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from gradspec.casefile.loader import load_file
-from gradspec.casefile.model import data_dir, discover
+from gradspec.casefile.model import Case, data_dir, discover
 from gradspec.engines.resolve import resolve
 from gradspec.ops.table import OPS
 from gradspec.results import CheckResult, Verdict
 from gradspec.run.runner import run_case
 
-CASES = [c for p in discover([data_dir("cases")]) for c in load_file(p).cases]
-ACTIVATIONS = {c.id for c in load_file(data_dir("cases") / "activations.gradspec.yaml").cases}
-REDUCTIONS = {c.id for c in load_file(data_dir("cases") / "reductions.gradspec.yaml").cases}
+BY_FILE = {p.name.removesuffix(".gradspec.yaml"): load_file(p).cases for p in discover([data_dir("cases")])}
+CASES = [c for cases in BY_FILE.values() for c in cases]
+ACTIVATIONS = {c.id for c in BY_FILE["activations"]}
+REDUCTIONS = {c.id for c in BY_FILE["reductions"]}
 # tinygrad on the special functions and activations: its erf (so gelu), atan, asin and acos are float32-grade
 # polynomials, its selu constants have 5 digits, softplus, logsigmoid and mish lose their tails, asinh
 # overflows; erfc, log1p, expm1, atan2 and xlogy it lacks (and the later rows below); at kinks it takes other
@@ -87,7 +89,7 @@ REDUCTIONS_ON_TORCH = Counter({("cumprod-zero-factor", "fail"): 1, ("logcumsumex
 # element, as the declared convention does): another subgradient
 EVEN_TIES = ("amax-amin-ties", "cummax-cummin-ties")
 SLOW_ON_TINYGRAD = {"deep-10000", "deep-nonlinear"}
-LINALG = {c.id for c in load_file(data_dir("cases") / "linalg.gradspec.yaml").cases}
+LINALG = {c.id for c in BY_FILE["linalg"]}
 # det([[1, 1], [1, 1 + 2**-52]]): condition number 1.8e16, beyond float64's 1/eps; eigenvalues 1 +- 1e-17
 # (spacing against magnitude 5e16) and a smallest singular value of 1.1e-16 against 2: reported, not judged
 UNRESOLVED = ("near-singular-unresolved", "eigvalsh-near-repeated-unresolved", "svdvals-near-zero-unresolved")
@@ -102,7 +104,7 @@ ILL_CONDITIONED = {(case, "skip"): 1 for case in UNRESOLVED}
 TORCH_LINALG = {"det-3x3": {"jvp-of-jvp"}, "slogdet-negative": {"jvp-of-jvp"}, "slogdet-spd": {"jvp-of-jvp"},
                 "solve-spd": {"jvp-of-jvp"}, "cholesky-solve-batched-factors": {"jvp", "mode consistency"},
                 "cholesky-inverse": {"jvp", "mode consistency"}}
-LAYERS_AND_LOSSES = {c.id for name in ("layers", "losses") for c in load_file(data_dir("cases") / f"{name}.gradspec.yaml").cases}
+LAYERS_AND_LOSSES = {c.id for name in ("layers", "losses") for c in BY_FILE[name]}
 # Cases with two inputs of the same value at a point, which tinygrad merges (tinygrad#9597).
 MERGED_ON_TINYGRAD = ("equal-valued-inputs", "log-sum-exp-equal", "huge-product", "one-per-line-exact", "add-points",
                       "sub-points", "linearity-points")
@@ -114,19 +116,53 @@ MERGED_ON_TINYGRAD = ("equal-valued-inputs", "log-sum-exp-equal", "huge-product"
 # jax) runs all of them, as docs/conformance.md's matrix does.
 DRAWS = 10
 
+# The library in parts, each an engine's test of its own, so that pytest-xdist spreads one engine's run over
+# its workers (JAX's whole run, XLA compiling each eager op of each tensor case in each mode, takes six minutes
+# of one core here): files grouped, and JAX's two longest (about 90 s each) halved, every other case. Every
+# expectation below is keyed by case, and each part checks those of its own cases (:func:`within`).
+GROUPS = {"scalar": ("accumulation", "compositions", "edge-cases", "intermediates", "learning", "ops", "properties",
+                     "tails"),
+          "activations": ("activations",), "linalg": ("linalg",), "reductions": ("reductions", "indexing"),
+          "layers": ("layers", "losses"), "tensors": ("tensors", "modes")}
+HALVED = ("activations", "linalg")
+PART_CASES: dict[str, list[Case]] = {}
+for _group, _files in GROUPS.items():
+    _cases = [case for name in _files for case in BY_FILE[name]]
+    PART_CASES.update({f"{_group}-1": _cases[0::2], f"{_group}-2": _cases[1::2]} if _group in HALVED
+                      else {_group: _cases})
+PARTS = list(PART_CASES)
 
-def run_library(spec: str, nondet: float | None = None) -> list[CheckResult]:
+
+def run_library(spec: str, part: str | None = None, nondet: float | None = None) -> list[CheckResult]:
+    """The library (or one of its PARTS) on an engine; every chosen case gives results."""
     engine = resolve(spec)
     if getattr(engine, "reason", None):
         pytest.skip(str(engine.reason))
-    chosen = CASES
+    chosen = CASES if part is None else PART_CASES[part]
     if spec.startswith("tinygrad"):
-        chosen = [c for c in CASES if c.id not in SLOW_ON_TINYGRAD and c.kind != "training"]
+        chosen = [c for c in chosen if c.id not in SLOW_ON_TINYGRAD and c.kind != "training"]
     if spec.startswith(("tinygrad", "jax")):
         chosen = [dataclasses.replace(c, points=c.points[:DRAWS]) if c.sampled else c for c in chosen]
     if nondet is not None:
         chosen = [dataclasses.replace(c, tolerance=dataclasses.replace(c.tolerance, nondet=nondet)) for c in chosen]
-    return [r for case in chosen for r in run_case(case, engine)]
+    results = [r for case in chosen for r in run_case(case, engine)]
+    assert {r.case_id for r in results} == {c.id for c in chosen}
+    return results
+
+
+def test_the_parts_cover_the_library_once() -> None:
+    assert sorted(name for files in GROUPS.values() for name in files) == sorted(BY_FILE)
+    every = [case for cases in PART_CASES.values() for case in cases]
+    assert len(every) == len(CASES) and {id(c) for c in every} == {id(c) for c in CASES}
+
+
+def within(expected: Any, part: str) -> Any:
+    """The part of an expectation that concerns the cases of a part: a Counter or set keyed by (case, ...)
+    tuples, or a set of cases."""
+    ran = {c.id for c in PART_CASES[part]}
+    if isinstance(expected, Counter):
+        return Counter({k: n for k, n in expected.items() if k[0] in ran})
+    return {e for e in expected if (e[0] if isinstance(e, tuple) else e) in ran}
 
 
 def outcomes(results: list[CheckResult]) -> Counter[tuple[str, str]]:
@@ -202,12 +238,13 @@ def torch_cancels(results: list[CheckResult]) -> None:
             assert r.point["x"] in (-10.0, -30.0)
 
 
-def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_third_order() -> None:
+@pytest.mark.parametrize("part", PARTS)
+def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_third_order(part: str) -> None:
     pytest.importorskip("torch")
-    results = run_library("torch")
+    results = run_library("torch", part)
     # torch 2.13.0's layer norm: its nested JVP and its third derivative are wrong in the first digit,
     # while its value, VJPs, Jacobian, JVP and both Hessian-vector products are right
-    assert outcomes(results) == Counter({("layer-norm-second-order", "fail"): 2, ("hardsigmoid-sampled", "fail"): 3,
+    assert outcomes(results) == within(Counter({("layer-norm-second-order", "fail"): 2, ("hardsigmoid-sampled", "fail"): 3,
                                          ("asinh-edges", "fail"): 1,
                                          ("softplus-second-derivative-tail", "skip"): 1,  # JAX's function cases
                                          **{(case, "skip"): 1 for case in CONDITIONED_TAILS},
@@ -215,11 +252,11 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
                                          ("batch-norm-second-order", "fail"): 1, ("smooth-l1-huber", "fail"): 1,
                                          ("binary-cross-entropy-with-logits", "fail"): 1,
                                          ("logaddexp2-edges", "fail"): 1, ("sinc-at-zero", "fail"): 1,
-                                         ("sinc-edges", "fail"): 1, **REDUCTIONS_ON_TORCH})
+                                         ("sinc-edges", "fail"): 1, **REDUCTIONS_ON_TORCH}), part)
     # torch.amax and torch.amin split a tie's gradient evenly: another subgradient, not the declared one
-    (ties,) = [r for r in results if r.case_id == "amax-amin-ties"]
-    assert {q.note for q in ties.quantities if q.verdict is Verdict.CONVENTION} == {"another subgradient at a kink"}
-    assert imprecise_only_where_rebuilt(results) == TAILS | TORCH_CANCELS
+    for ties in [r for r in results if r.case_id == "amax-amin-ties"]:
+        assert {q.note for q in ties.quantities if q.verdict is Verdict.CONVENTION} == {"another subgradient at a kink"}
+    assert imprecise_only_where_rebuilt(results) == within(TAILS | TORCH_CANCELS, part)
     torch_cancels(results)
     for r in results:
         if r.verdict is not Verdict.FAIL:
@@ -279,7 +316,6 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
             # asinh'(1e200) = 1/sqrt(1 + x*x): x*x overflows and the slope is 0 where the exact one is 1e-200
             assert r.case_id == "asinh-edges" and r.point == {"x": 1e200}
             assert (failed["x"].engine, failed["x"].exact) == (0.0, 1e-200)
-    assert len(results) > 4000
 
 
 def test_torch_batch_norm_forward_over_forward_natively() -> None:
@@ -318,47 +354,49 @@ def test_torch_batch_norm_forward_over_forward_natively() -> None:
     assert float(nested) == pytest.approx(1.2321651476954458, rel=1e-9)  # forward over forward: 2.05 times it
 
 
-def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge_cos() -> None:
+@pytest.mark.parametrize("part", PARTS)
+def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge_cos(part: str) -> None:
     pytest.importorskip("tinygrad")
-    results = run_library("tinygrad")
+    results = run_library("tinygrad", part)
     special = [r for r in results if r.case_id in ACTIVATIONS]
     results = [r for r in results if r.case_id not in ACTIVATIONS]
     # tinygrad has no linear algebra: every such case skips, naming the op (the unresolved ones, first, their
     # condition number or spectral spacing)
     linalg = [r for r in results if r.case_id in LINALG]
     results = [r for r in results if r.case_id not in LINALG]
-    assert {r.case_id for r in linalg} == LINALG and {r.verdict for r in linalg} == {Verdict.SKIP}
+    assert {r.case_id for r in linalg} == within(LINALG, part) and {r.verdict for r in linalg} <= {Verdict.SKIP}
     assert all(r.message.startswith(("tinygrad has no ", "condition number ", "eigenvalue spacing ",
                                       "smallest singular value ")) for r in linalg)
-    assert outcomes(special) == TINYGRAD_SPECIAL
+    assert outcomes(special) == within(TINYGRAD_SPECIAL, part)
     found = {(r.case_id, r.point.get("x"), q.name, q.engine) for r in special if r.verdict is Verdict.FAIL
              for q in r.quantities if q.verdict is Verdict.FAIL}
     # its erf is Abramowitz and Stegun 7.1.26 times sign(x), so erf'(0) is 0 (exact 2/sqrt(pi)); its atan'(0)
     # is 0 and atan'(1e10) nan; asinh(1e200) is inf (x*x overflows); elu'(0) with alpha = 2 is 0, not a
     # subgradient in [1, 2] (relu(x) - alpha*relu(1 - exp(x))); selu's scale has 5 digits (1.0507)
     # (on a 0-d leaf at 0, erf' and atan' come back as 1e-9 and 2e-8, next to nothing against 1.128 and 1)
-    assert {("elu-at-zero", 0.0, "x", 0.0), ("selu-at-zero", 0.0, "x", 1.0507),
-            ("asinh-edges", 1e200, "value", math.inf)} <= found
+    assert within({("elu-at-zero", 0.0, "x", 0.0), ("selu-at-zero", 0.0, "x", 1.0507),
+                   ("asinh-edges", 1e200, "value", math.inf)}, part) <= found
     near_zero = {(case, x) for case, x, name, engine in found if name == "x" and engine == engine and abs(engine) < 1e-6}
-    assert {("erf-at-zero", 0.0), ("atan-edges", 0.0)} <= near_zero
-    assert ("atan-edges", 1e10, "x") in {f[:3] for f in found if f[3] != f[3]}  # nan
+    assert within({("erf-at-zero", 0.0), ("atan-edges", 0.0)}, part) <= near_zero
+    assert within({("atan-edges", 1e10, "x")}, part) <= {f[:3] for f in found if f[3] != f[3]}  # nan
     # tensor cases run on tinygrad's own Tensor ops, and every one passes but the losses tinygrad has no method
     # of and one: tinygrad 0.14 raises on the gradient of tril(x, k=-1) * triu(x, k=1) (two triangles that do
     # not overlap: the product is 0 everywhere, exact gradient 0), folding the product to a 0-d constant that
     # its backward cannot reshape to x's shape
     tensor = [r for r in results if r.kind == "tensor" and r.case_id not in REDUCTIONS]
-    assert outcomes(tensor) == Counter({("tril-times-triu", "fail"): 1, ("mse-l1", "skip"): 1, ("l1-at-zero", "skip"): 1,
-                                        ("smooth-l1-huber", "skip"): 1, ("smooth-l1-huber-at-switch", "skip"): 1,
-                                        ("kl-div", "skip"): 1})
-    (disjoint,) = [r for r in tensor if r.verdict is Verdict.FAIL]
-    assert "engine raised ValueError: bad reshape: () -> (3, 3)" in disjoint.message
-    assert {r.verdict for r in tensor if r.case_id not in LAYERS_AND_LOSSES | {"tril-times-triu"}} == {Verdict.PASS}
-    assert {r.case_id for r in tensor} == {c.id for c in CASES if c.kind == "tensor" and c.id not in ACTIVATIONS | LINALG | REDUCTIONS}
+    assert outcomes(tensor) == within(Counter({("tril-times-triu", "fail"): 1, ("mse-l1", "skip"): 1,
+                                               ("l1-at-zero", "skip"): 1, ("smooth-l1-huber", "skip"): 1,
+                                               ("smooth-l1-huber-at-switch", "skip"): 1, ("kl-div", "skip"): 1}), part)
+    for disjoint in [r for r in tensor if r.verdict is Verdict.FAIL]:
+        assert "engine raised ValueError: bad reshape: () -> (3, 3)" in disjoint.message
+    assert {r.verdict for r in tensor if r.case_id not in LAYERS_AND_LOSSES | {"tril-times-triu"}} <= {Verdict.PASS}
+    assert {r.case_id for r in tensor} == within({c.id for c in CASES if c.kind == "tensor"
+                                                  and c.id not in ACTIVATIONS | LINALG | REDUCTIONS}, part)
     # the reductions: pinned apart
     reductions = [r for r in results if r.case_id in REDUCTIONS]
-    assert outcomes(reductions) == Counter({("prod-zero-factors", "fail"): 1, ("sort-sampled", "fail"): 1,
-                                            ("norm-sampled", "skip"): 1, ("norm-kinks", "skip"): 1,  # no norm
-                                            **{(case, "convention"): 1 for case in EVEN_TIES}})
+    assert outcomes(reductions) == within(Counter({("prod-zero-factors", "fail"): 1, ("sort-sampled", "fail"): 1,
+                                                   ("norm-sampled", "skip"): 1, ("norm-kinks", "skip"): 1,  # no norm
+                                                   **{(case, "convention"): 1 for case in EVEN_TIES}}), part)
     for r in reductions:
         if r.verdict is Verdict.FAIL:
             # reverse over reverse: Tensor.prod's Hessian with two zero factors in a row is 0 (at (0, 1.5, 0),
@@ -367,7 +405,7 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
             assert r.case_id in ("prod-zero-factors", "sort-sampled")
             assert {q.name: q.engine for q in r.quantities if q.verdict is Verdict.FAIL} == {"hvp x": 0.0}
     results = [r for r in results if r.kind != "tensor"]
-    assert outcomes(results) == Counter({("sigmoid-extremes", "fail"): 1, ("sigmoid-far-negative", "fail"): 1,
+    assert outcomes(results) == within(Counter({("sigmoid-extremes", "fail"): 1, ("sigmoid-far-negative", "fail"): 1,
                                          ("tanh-tiny", "fail"): 2, ("sin-cos-large", "fail"): 1,
                                          ("tanh-tiny-second-order", "fail"): 2,
                                          ("tanh-saturated-reverse-over-reverse", "fail"): 1,
@@ -375,9 +413,9 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
                                          ("softplus-second-derivative-tail", "skip"): 1,
                                          ("softplus-threshold-tail", "skip"): 1,  # function cases of torch, JAX
                                          **{(case, "skip"): 1 for case in CONDITIONED_TAILS},
-                                         **{(case, "fail"): 1 for case in MERGED_ON_TINYGRAD}})
+                                         **{(case, "fail"): 1 for case in MERGED_ON_TINYGRAD}}), part)
     # its sigmoid' at -700 is 0 (exact 9.9e-305): rebuilt from the rounded sigmoid, imprecise
-    assert imprecise_only_where_rebuilt(results) == {"sigmoid-deep-tail"}
+    assert imprecise_only_where_rebuilt(results) == within({"sigmoid-deep-tail"}, part)
     for r in results:
         if r.verdict is Verdict.FAIL and r.case_id in MERGED_ON_TINYGRAD:
             # tinygrad#9597: two 0-d leaves (Tensor(3.0)) holding the same number are merged into one, so
@@ -415,13 +453,13 @@ def test_tinygrad_fails_only_sigmoid_far_in_the_negative_tail_tiny_tanh_and_huge
             (q,) = [q for q in r.quantities if q.verdict is Verdict.FAIL]
             assert (q.name, q.exact) == ("x", 0.0) and q.engine != q.engine  # nan
             assert r.culprit is not None and r.culprit.op == "sigmoid"
-    assert len(results) > 600  # the scalar cases, a sampled one at its first DRAWS points
 
 
-def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
+@pytest.mark.parametrize("part", PARTS)
+def test_jax_differs_only_by_its_abs_convention_at_zero(part: str) -> None:
     pytest.importorskip("jax")
-    results = run_library("jax")
-    assert outcomes(results) == Counter({("abs-at-zero", "convention"): 1, ("leaky-relu-at-zero", "convention"): 1,
+    results = run_library("jax", part)
+    assert outcomes(results) == within(Counter({("abs-at-zero", "convention"): 1, ("leaky-relu-at-zero", "convention"): 1,
                                          ("hardtanh-at-bounds", "convention"): 2, ("hardtanh-bounds-at-bounds", "convention"): 2,
                                          ("clamp-at-bounds", "convention"): 2, ("asinh-edges", "fail"): 1, ("softplus-second-derivative-tail", "xfail"): 1,
                                          ("softplus-threshold-tail", "skip"): 1,  # torch's function case
@@ -429,12 +467,13 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
                                          ("l1-at-zero", "convention"): 1,  # every linear-algebra finding of torch passes here
                                          ("hypot-edges", "fail"): 2,
                                          ("logaddexp2-edges", "fail"): 1, ("logit-eps-at-bounds", "convention"): 2,
-                                         ("sinc-edges", "fail"): 1, **{(case, "convention"): 1 for case in EVEN_TIES}})
+                                         ("sinc-edges", "fail"): 1, **{(case, "convention"): 1 for case in EVEN_TIES}}),
+                                       part)
     # as torch's, and its elu family's slope (expm1's output rebuilt), tanh'' near 0 and at saturation
-    assert imprecise_only_where_rebuilt(results) == TAILS | {
+    assert imprecise_only_where_rebuilt(results) == within(TAILS | {
         "elu-edges", "selu-edges", "celu-edges", "tanh-saturated-reverse-over-reverse", "tanh-tiny-second-order",
         "tanh-second-derivative-near-zero", *CONDITIONED_TAILS, "gelu-tanh-tails", "tanhshrink-near-zero",
-        "digamma-edges", "log-ndtr-tails"}
+        "digamma-edges", "log-ndtr-tails"}, part)
     # its conventions at kinks: leaky_relu'(0) = 1, hardtanh' = 1 at its bounds, jnp.clip' = 1/2 at its bounds (so
     # logit(jnp.clip(x, eps, 1 - eps))' is half the inner slope 16/3 at eps = 1/4 and 3/4)
     conventions = {(r.case_id, q.engine, q.exact) for r in results if r.verdict is Verdict.CONVENTION
@@ -442,13 +481,13 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
                    and r.case_id not in EVEN_TIES}
     # l1_loss through jnp.abs: d|a - b|/da = 1 at a = b, so each input's gradient is the cotangent's sum over the
     # two tied elements (with opposite signs), where the convention abs'(0) = 0 gives 0
-    (l1,) = [r for r in results if r.case_id == "l1-at-zero"]
-    signs = {q.name: q.engine for q in l1.quantities if q.verdict is Verdict.CONVENTION and q.exact == 0.0}
-    assert set(signs) == {"a (vjp0)", "b (vjp0)", "a (vjp1)", "b (vjp1)"}
-    assert signs["a (vjp0)"] == -signs["b (vjp0)"] != 0 and signs["a (vjp1)"] == -signs["b (vjp1)"] != 0
-    assert conventions == {("abs-at-zero", 1.0, 0.0), ("leaky-relu-at-zero", 1.0, 0.2), ("hardtanh-at-bounds", 1.0, 0.0),
-                           ("hardtanh-bounds-at-bounds", 1.0, 0.0), ("clamp-at-bounds", 0.5, 1.0),
-                           ("logit-eps-at-bounds", 8 / 3, 16 / 3)}
+    for l1 in [r for r in results if r.case_id == "l1-at-zero"]:
+        signs = {q.name: q.engine for q in l1.quantities if q.verdict is Verdict.CONVENTION and q.exact == 0.0}
+        assert set(signs) == {"a (vjp0)", "b (vjp0)", "a (vjp1)", "b (vjp1)"}
+        assert signs["a (vjp0)"] == -signs["b (vjp0)"] != 0 and signs["a (vjp1)"] == -signs["b (vjp1)"] != 0
+    assert conventions == within({("abs-at-zero", 1.0, 0.0), ("leaky-relu-at-zero", 1.0, 0.2),
+                                  ("hardtanh-at-bounds", 1.0, 0.0), ("hardtanh-bounds-at-bounds", 1.0, 0.0),
+                                  ("clamp-at-bounds", 0.5, 1.0), ("logit-eps-at-bounds", 8 / 3, 16 / 3)}, part)
     # 0.5*x*(1 + tanh(u)) is 0 at x = -10 (exact -1.2e-37), x - jnp.tanh(x) 0 at +-1e-8 (exact +-3.3e-25):
     # imprecise, as torch's; asinh'(1e200) is 0 (exact 1e-200): x*x overflows
     failed = {(r.case_id, q.name, q.engine) for r in results if r.verdict is Verdict.FAIL
@@ -457,48 +496,49 @@ def test_jax_differs_only_by_its_abs_convention_at_zero() -> None:
     # jax.nn.dot_product_attention casts the scores to float32 for its softmax whatever the input's dtype: on
     # float64 inputs its values and derivatives are off by about 1e-7 relatively (worst 1.6e-7 in the value), where
     # the composed spelling (the other attention cases, whose value width differs from q's) is float64-exact
-    (attention,) = [r for r in results if r.case_id == "attention-scale"]
-    bad = [q for q in attention.quantities if q.verdict is Verdict.FAIL]
-    assert {q.name for q in bad} >= {"value", "jvp"}
-    assert all(1e-9 < abs(q.engine / q.exact - 1) < 1e-4 for q in bad if q.engine is not None and q.exact)
+    for attention in [r for r in results if r.case_id == "attention-scale"]:
+        bad = [q for q in attention.quantities if q.verdict is Verdict.FAIL]
+        assert {q.name for q in bad} >= {"value", "jvp"}
+        assert all(1e-9 < abs(q.engine / q.exact - 1) < 1e-4 for q in bad if q.engine is not None and q.exact)
     # jax.nn.softplus'' at 37.43 is 0 (exact 5.5e-17: its sigmoid' rebuilt from a rounded sigmoid), beyond even
     # that allowance against the stable spelling x + log(1 + exp(-x)); hvp along the seeded directions
     # logaddexp2(-1, -1) is -4.8e-17 where it is 0 exactly
-    assert failed == {("asinh-edges", "x", 0.0), ("asinh-edges", "jvp", 0.0),
-                      ("logaddexp2-edges", "value", -4.756597398230631e-17)}
+    assert failed == within({("asinh-edges", "x", 0.0), ("asinh-edges", "jvp", 0.0),
+                             ("logaddexp2-edges", "value", -4.756597398230631e-17)}, part)
     # imprecise, spellings that cancel: digamma at the float nearest its zero is 2.2e-16 (exact -9.2e-17), as
     # torch's; log_ndtr(8) is log(ndtr(8)), the log of 1 - 6.2e-16 rounded: -6.7e-16 (exact -6.2e-16: its
     # right-tail form starts above 8)
     lost = {(r.case_id, q.name, q.engine) for r in results
             if r.case_id in ("gelu-tanh-tails", "tanhshrink-near-zero", "digamma-edges", "log-ndtr-tails")
             for q in r.quantities if q.verdict is Verdict.IMPRECISE and q.name == "value"}
-    assert lost == {("gelu-tanh-tails", "value", 0.0), ("tanhshrink-near-zero", "value", 0.0),
-                    ("digamma-edges", "value", 2.220446049250313e-16),
-                    ("log-ndtr-tails", "value", -6.661338147750941e-16)}
+    assert lost == within({("gelu-tanh-tails", "value", 0.0), ("tanhshrink-near-zero", "value", 0.0),
+                           ("digamma-edges", "value", 2.220446049250313e-16),
+                           ("log-ndtr-tails", "value", -6.661338147750941e-16)}, part)
     # jnp.hypot is max * sqrt(1 + (min/max)**2): its derivative through min/max forms max**2, which over- and
     # underflows: d/dx and d/dy are -inf and inf at (1e-300, -1e-300), 1.06 each at (1e300, 1e300) (exact
     # +-0.7071 both times); its value is right
     hypot = {(r.point["x"], q.name): q.engine for r in results if r.case_id == "hypot-edges" and r.verdict is Verdict.FAIL
              for q in r.quantities if q.verdict is Verdict.FAIL and q.name in ("x", "y")}
-    assert hypot == {(1e-300, "x"): -math.inf, (1e-300, "y"): math.inf, (1e300, "x"): pytest.approx(1.5 / math.sqrt(2)),
-                     (1e300, "y"): pytest.approx(1.5 / math.sqrt(2))}
+    assert hypot == ({(1e-300, "x"): -math.inf, (1e-300, "y"): math.inf, (1e300, "x"): pytest.approx(1.5 / math.sqrt(2)),
+                      (1e300, "y"): pytest.approx(1.5 / math.sqrt(2))} if within({"hypot-edges"}, part) else {})
     # jnp.sinc: sin(pi x)/(pi x) of a rounded pi x, as torch's (sinc(3) is 3.9e-17 for 0; sinc'(100000000.5),
     # -7.8e-17 for -3.2e-17, is imprecise); its derivatives at 0 itself are right (a Maclaurin series there), but
     # beside it they are terms of 1/(pi x)**k that cancel: sinc'(1e-10) is -1.5e-6 (exact -3.3e-10) and
     # sinc''(1e-10) -12868 (exact -3.29), within what such terms lose (gradspec.ops.rebuilt.sinc): imprecise
     sinc = {(r.point["x"], q.name, q.verdict.value): q.engine for r in results if r.case_id == "sinc-edges"
             for q in r.quantities if q.verdict in (Verdict.FAIL, Verdict.IMPRECISE) and q.name in ("value", "x", "hvp x")}
-    assert sinc == {(3.0, "value", "fail"): pytest.approx(3.8981718325193755e-17),
-                    (1e-10, "x", "imprecise"): pytest.approx(-1.4980281131695715e-06),
-                    (1e-10, "hvp x", "imprecise"): pytest.approx(-12867.963509103793),
-                    (100000000.5, "x", "imprecise"): pytest.approx(-7.8e-17, rel=0.05)}
-    (tail,) = [r for r in results if r.case_id == "softplus-second-derivative-tail"]  # declared xfail
-    assert {(q.name, q.engine) for q in tail.quantities if q.verdict is Verdict.FAIL} == {
-        ("hvp x", 0.0), ("hvp x (fwd-rev)", 0.0)}
-    (abs_at_zero,) = [r for r in results if r.case_id == "abs-at-zero"]
-    (q,) = [q for q in abs_at_zero.quantities if q.name == "x"]
-    assert (q.engine, q.exact) == (1.0, 0.0)
-    assert "another subgradient at a kink" in q.note
+    assert sinc == ({(3.0, "value", "fail"): pytest.approx(3.8981718325193755e-17),
+                     (1e-10, "x", "imprecise"): pytest.approx(-1.4980281131695715e-06),
+                     (1e-10, "hvp x", "imprecise"): pytest.approx(-12867.963509103793),
+                     (100000000.5, "x", "imprecise"): pytest.approx(-7.8e-17, rel=0.05)}
+                    if within({"sinc-edges"}, part) else {})
+    for tail in [r for r in results if r.case_id == "softplus-second-derivative-tail"]:  # declared xfail
+        assert {(q.name, q.engine) for q in tail.quantities if q.verdict is Verdict.FAIL} == {
+            ("hvp x", 0.0), ("hvp x (fwd-rev)", 0.0)}
+    for abs_at_zero in [r for r in results if r.case_id == "abs-at-zero"]:
+        (q,) = [q for q in abs_at_zero.quantities if q.name == "x"]
+        assert (q.engine, q.exact) == (1.0, 0.0)
+        assert "another subgradient at a kink" in q.note
 
 
 def test_micrograd_skips_what_it_lacks_and_fails_the_deep_composition() -> None:

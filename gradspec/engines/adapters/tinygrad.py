@@ -127,12 +127,10 @@ class TinygradEngine(Engine):
         return self.Tensor(x, dtype=self.dtype, device=self.device)
 
     def gradients(self, out: Any, nodes: Sequence[Any]) -> list[float | None]:
-        grads = out.sum().gradient(*nodes)
-        self.Tensor.realize(out, *grads)
-        return [self._read(g) for g in grads]
+        return [float(g.reshape(-1)[0]) for g in self._arrays(*out.sum().gradient(*nodes))]
 
     def value(self, node: Any) -> float:
-        return self._read(node)
+        return float(self._arrays(node)[0].reshape(-1)[0])
 
     def run_tensor(self, graph: TensorGraph, inputs: Mapping[str, Any], cotangents: Sequence[Any]) -> tuple[Any, list[dict[str, Any]]]:
         """A tensor case from tinygrad's own ops (:meth:`_run_tensor`), under tinygrad's recursion limit."""
@@ -177,9 +175,9 @@ class TinygradEngine(Engine):
         wanted = [self._tensor(inputs[n]) for n, _ in graph.differentiable]
         out = self.function_of(graph, {n: inputs[n] for n in graph.data})(*wanted)
         grads = [out.gradient(*wanted, gradient=self._tensor(c)) if wanted else [] for c in cotangents]
-        self.Tensor.realize(out, *(g for per in grads for g in per))
-        return self._array(out), [{n: self._array(g) for (n, _), g in zip(graph.differentiable, per, strict=True)}
-                                  for per in grads]
+        value, *read = self._arrays(out, *(g for per in grads for g in per))
+        per_cotangent = [read[k * len(wanted):(k + 1) * len(wanted)] for k in range(len(cotangents))]
+        return value, [{n: g for (n, _), g in zip(graph.differentiable, got, strict=True)} for got in per_cotangent]
 
     def primitives(self, f: Callable[..., Any], primals: Sequence[Any], function: Any = None,
                    label: str = "") -> _Primitives:
@@ -192,18 +190,16 @@ class TinygradEngine(Engine):
         s = sum((g * d).sum() for g, d in zip(grads, u, strict=True))
         return list(s.gradient(*xs))
 
-    def _array(self, t: Any) -> Any:
-        if t.device is None:
-            t = t.clone(self.device)
-        return t.numpy().astype("float64")
-
-    def _read(self, t: Any) -> float:
+    def _arrays(self, *tensors: Any) -> list[Any]:
+        """The tensors' values as float64 arrays, realized in one schedule: each is made contiguous first, so
+        that reading it back is a copy of its buffer rather than a kernel of its own to schedule and lower
+        (most of tinygrad's time on small graphs)."""
         # A gradient that does not depend on any input (d(x+1)/dx) is a constant with no device, and
         # tinygrad reads such a tensor through its CPU device, which needs clang: give it ours instead.
-        if t.device is None:
-            t = t.clone(self.device)
-        values = t.tolist()
-        return float(values[0] if isinstance(values, list) else values)
+        ready = [(t if t.device is not None else t.clone(self.device)).contiguous() for t in tensors]
+        if ready:
+            self.Tensor.realize(*ready)
+        return [t.numpy().astype("float64") for t in ready]
 
 
 class _Primitives:
@@ -220,7 +216,8 @@ class _Primitives:
         with _deep():
             out = self.function(*self.xs)
             level = out.gradient(*self.xs, gradient=self.engine._tensor(v))
-            return self.engine._array(out), [self.engine._array(g) for g in level], level
+            value, *grads = self.engine._arrays(out, *level)
+            return value, grads, level
 
     def again(self, grads: Any, u: Sequence[Any]) -> Any:
         with _deep():
@@ -229,11 +226,11 @@ class _Primitives:
     def along(self, grads: Any, u: Sequence[Any]) -> float:
         with _deep():
             tangents = [self.engine._tensor(a) for a in u]
-            return float(self.engine._array(sum((g * d).sum() for g, d in zip(grads, tangents, strict=True))))
+            return float(self.engine._arrays(sum((g * d).sum() for g, d in zip(grads, tangents, strict=True)))[0])
 
     def arrays(self, grads: Any) -> list[Any]:
         with _deep():
-            return [self.engine._array(g) for g in grads]
+            return self.engine._arrays(*grads)
 
     def jvp(self, fn: Any, u: Sequence[Any]) -> Any:
         raise Unsupported("tinygrad has no forward mode")
