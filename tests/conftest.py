@@ -18,9 +18,13 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-# The tests keep gradspec's disk cache of exact references to themselves (a fresh folder per run), so
-# they neither read a developer's cache nor leave files in it.
-os.environ["GRADSPEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradspec-test-cache-")
+# The tests keep gradspec's disk cache of exact references to themselves, so they neither read a
+# developer's cache nor leave files in it: a fresh folder per run, made by the process that starts the run
+# and inherited by its pytest-xdist workers, so that a reference one worker worked out (the built-in
+# library's, which three tests run whole) another reads.
+if "PYTEST_XDIST_WORKER" not in os.environ or "GRADSPEC_TEST_CACHE_DIR" not in os.environ:
+    os.environ["GRADSPEC_TEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradspec-test-cache-")
+os.environ["GRADSPEC_CACHE_DIR"] = os.environ["GRADSPEC_TEST_CACHE_DIR"]
 
 # Most of the JAX tests' time is XLA compiling the small programs of eager JAX: each op of each graph, in
 # each mode, in each process (every pytest-xdist worker, every `gradspec run` worker). JAX's persistent

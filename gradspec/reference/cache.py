@@ -3,7 +3,9 @@
 One JSON file per graph, named by a hash of the graph's canonical text (:attr:`Graph.key`) and the
 versions of gradspec, SymPy and mpmath. It holds the symbolic formulas, the over-budget mark and, per
 point, the exact value, gradients, kinks and subgradient ranges to 40 significant digits, and the
-numerical references. A file that is unreadable, corrupt or written by other versions is ignored and
+numerical references. Other references keep a record of their own, one file per key
+(:meth:`DiskCache.record`: the forward-mode and higher-order references of a graph, a point and the
+directions). A file that is unreadable, corrupt or written by other versions is ignored and
 rewritten; the cache never decides a result, it only remembers one. Only
 :mod:`gradspec.reference.store` uses it.
 
@@ -31,6 +33,7 @@ from gradspec.version import __version__
 __all__ = ["DiskCache", "decode", "encode", "folder", "versions", "write"]
 
 _DIGITS = 40
+_PENDING = 256
 
 
 def versions() -> dict[str, str]:
@@ -69,6 +72,7 @@ class DiskCache:
         self._entries: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
         self._keys: dict[Graph, str] = {}
+        self._records: dict[str, Any] = {}  # by file name: what :meth:`keep` was given, not yet written
 
     def _key(self, graph: Graph) -> str:
         key = self._keys.get(graph)
@@ -141,16 +145,45 @@ class DiskCache:
             entry["over_budget"] = True
             self._dirty.add(self._key(graph))
 
+    # -- records by a key of their own ------------------------------------------------------------------
+    @staticmethod
+    def _record_name(key: str) -> str:
+        return "r" + hashlib.sha256(json.dumps([key, versions()]).encode()).hexdigest()[:32]
+
+    def record(self, key: str) -> Any:
+        """What :meth:`keep` was given for ``key`` (by this process or an earlier one), else None."""
+        name = self._record_name(key)
+        if name in self._records:
+            return self._records[name]
+        where = folder()
+        if where is None:
+            return None
+        try:
+            data = json.loads((where / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data.get("record") if isinstance(data, dict) and data.get("versions") == versions() else None
+
+    def keep(self, key: str, record: Any) -> None:
+        """Remember ``record`` (JSON data) for ``key``; written by :meth:`flush`, which runs every
+        ``_PENDING`` records (memory stays bounded, and another process of the same run reads them)."""
+        self._records[self._record_name(key)] = record
+        if len(self._records) >= _PENDING:
+            self.flush()
+
     def flush(self) -> None:
         """Write what changed, atomically; a folder that cannot be written is skipped silently.
 
         What another process wrote meanwhile (a worker of the same run) is merged in, not overwritten.
         """
         where = folder()
-        if where is None or not self._dirty:
+        if where is None or not (self._dirty or self._records):
             return
         try:
             where.mkdir(parents=True, exist_ok=True)
+            for name, record in self._records.items():
+                write(where / f"{name}.json", {"versions": versions(), "record": record})
+            self._records.clear()
             for key in sorted(self._dirty):
                 entry = self._entries[key]
                 on_disk = self._read(where / f"{key}.json")
@@ -167,6 +200,7 @@ class DiskCache:
         """Forget what was read (what was not flushed is lost)."""
         self._entries.clear()
         self._dirty.clear()
+        self._records.clear()
 
 
 def write(path: Path, data: Any) -> None:

@@ -23,13 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import mpmath
 import numpy as np
 
 from gradspec.graph.tensor import TensorGraph, evaluate
 from gradspec.modes import ORDER, Ask, Mode, rows
+from gradspec.reference import mode_records
 from gradspec.reference.duals import Dual, Err, Jets, flatten, plus
 from gradspec.reference.exact import DPS
 from gradspec.reference.mpeval import Scalar, to_mpf
@@ -82,8 +83,16 @@ def mode_reference(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: 
            ask.order, eps >= 2.0**-23)
 
     def compute() -> ModeReference:
+        text = repr(key)
         with mpmath.workdps(DPS):
-            return _reference(graph, point, ask, eps)
+            kept = STORE.disk.record(text)
+            if kept is not None:
+                return cast(ModeReference, mode_records.read(kept, Known, ModeReference))
+            found = _reference(graph, point, ask, eps)
+        data = mode_records.record(found)
+        if data is not None:
+            STORE.disk.keep(text, data)
+        return found
 
     return _scaled(STORE.modes.get(key, compute), eps)
 
