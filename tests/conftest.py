@@ -85,6 +85,17 @@ def _default_recursion_limit() -> Iterator[None]:
 
 
 @pytest.fixture
+def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A disk cache of references of the test's own, empty, with nothing of the store in memory."""
+    from gradspec.reference.store import STORE
+
+    monkeypatch.setenv("GRADSPEC_CACHE_DIR", str(tmp_path))
+    STORE.clear_memory()
+    yield tmp_path
+    STORE.clear_memory()
+
+
+@pytest.fixture
 def engines(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """tests/data/engines.py, importable as ``engines`` (so ``engines:Class`` specs resolve)."""
     monkeypatch.syspath_prepend(str(DATA))

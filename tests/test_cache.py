@@ -14,11 +14,8 @@ from gradspec.reference.store import STORE, exact, reference
 
 
 @pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GRADSPEC_CACHE_DIR", str(tmp_path))
-    STORE.clear_memory()
-    yield tmp_path
-    STORE.clear_memory()
+def folder(cache_folder: Path) -> Path:
+    return cache_folder
 
 
 POINT = {"x": Fraction(1, 3), "y": Fraction(2)}

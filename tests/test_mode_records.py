@@ -21,14 +21,6 @@ from gradspec.reference.store import STORE
 ASKED = frozenset({Mode.JVP, Mode.HVP, Mode.JVP_OF_JVP, Mode.JACOBIAN})
 
 
-@pytest.fixture
-def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GRADSPEC_CACHE_DIR", str(tmp_path))
-    STORE.clear_memory()
-    yield tmp_path
-    STORE.clear_memory()
-
-
 def scalar_case() -> tuple[Any, dict[str, Any], Ask]:
     graph = build_tensor(parse("x*y*y + tanh(x) + erf(y)"), {"x": (), "y": ()})
     point = {"x": np.asarray(Fraction(1, 2), dtype=object), "y": np.asarray(Fraction(3), dtype=object)}
@@ -91,13 +83,13 @@ def test_a_record_reads_back_to_the_same_reference(case: Any) -> None:
     same(ref, back)
 
 
-def test_a_second_process_reads_the_reference_from_disk(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_process_reads_the_reference_from_disk(cache_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     graph, point, ask = scalar_case()
     first = modes.mode_reference(graph, point, ask, 2.0**-52)
     STORE.flush()
     STORE.clear_memory()  # as a new process: nothing in memory, the folder as the first one left it
     STORE.modes.clear()
-    assert any(p.name.startswith("r") for p in fresh.iterdir())
+    assert any(p.name.startswith("r") for p in cache_folder.iterdir())
 
     def refuse(*_: Any) -> Any:
         raise AssertionError("worked out again")
@@ -107,13 +99,13 @@ def test_a_second_process_reads_the_reference_from_disk(fresh: Path, monkeypatch
     same(first, again)
 
 
-def test_a_record_of_other_versions_is_not_read(fresh: Path) -> None:
+def test_a_record_of_other_versions_is_not_read(cache_folder: Path) -> None:
     STORE.disk.keep("k", {"a": 1})
     STORE.flush()
     STORE.clear_memory()
     assert STORE.disk.record("k") == {"a": 1}
     STORE.clear_memory()
-    (path,) = [p for p in fresh.iterdir() if p.name.startswith("r")]
+    (path,) = [p for p in cache_folder.iterdir() if p.name.startswith("r")]
     data = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**data, "versions": {**data["versions"], "gradspec": "0.0.0"}}), encoding="utf-8")
     assert STORE.disk.record("k") is None
