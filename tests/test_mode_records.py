@@ -120,3 +120,15 @@ def test_a_large_reference_is_not_kept() -> None:
     assert mode_records.record(modes.ModeReference(jvp=large)) is None
     unspellable = modes.Known(np.asarray([object()], dtype=object), np.zeros(1))
     assert mode_records.record(modes.ModeReference(jvp=unspellable)) is None
+
+
+def test_records_are_held_only_until_written(cache_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradspec.reference import cache
+
+    for k in range(cache._PENDING):  # the last one writes them all
+        STORE.disk.keep(f"k{k}", {"a": k})
+    assert not STORE.disk._records and len([p for p in cache_folder.iterdir() if p.name.startswith("r")]) == cache._PENDING
+    assert STORE.disk.record("k7") == {"a": 7}
+    monkeypatch.setenv("GRADSPEC_CACHE", "0")  # no cache: nothing kept, in memory either
+    STORE.disk.keep("other", {"a": 1})
+    assert not STORE.disk._records and STORE.disk.record("other") is None

@@ -167,9 +167,12 @@ class DiskCache:
     def keep(self, key: str, record: Any) -> None:
         """Remember ``record`` (JSON data) for ``key``; written by :meth:`flush`, which runs every
         ``_PENDING`` records (memory stays bounded, and another process of the same run reads them)."""
+        if folder() is None:  # no cache: nothing to write, and nothing held in memory for it
+            return
         self._records[self._record_name(key)] = record
         if len(self._records) >= _PENDING:
             self.flush()
+            self._records.clear()  # written, or a folder that cannot be written: either way not held
 
     def flush(self) -> None:
         """Write what changed, atomically; a folder that cannot be written is skipped silently.
