@@ -119,8 +119,9 @@ class JaxEngine(Engine):
         grad_fn = self._compiled(out.index, offset_at)
         value, (g_leaves, g_offsets) = grad_fn(self._leaves(), offsets)
         self._last = (out.index, float(value))
-        return [float(g_leaves[leaf_pos[n.index]]) if n.index in leaf_pos else float(g_offsets[offset_at[n.index]])
-                for n in nodes]
+        # read on the host once: indexing a JAX array element by element dispatches an op per element
+        on_leaves, on_offsets = (self.jax.device_get(g).tolist() for g in (g_leaves, g_offsets))
+        return [on_leaves[leaf_pos[n.index]] if n.index in leaf_pos else on_offsets[offset_at[n.index]] for n in nodes]
 
     def _compiled(self, out: int, offset_at: dict[int, int]) -> Any:
         """value_and_grad of the replayed tape; jitted once the same graph shape comes back.
