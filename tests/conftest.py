@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import math
 import os
@@ -10,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -84,6 +86,20 @@ def _default_recursion_limit() -> Iterator[None]:
     sys.setrecursionlimit(RECURSION_LIMIT)
 
 
+@contextlib.contextmanager
+def quickly(seconds: float = 1.0) -> Iterator[None]:
+    """What the block does costs this thread less than ``seconds`` of CPU (its own time: neither a loaded machine
+    nor another library's threads decide), with the garbage collector held off meanwhile: a full collection
+    in a test process that holds other tests' large graphs can take that long by itself."""
+    gc.disable()
+    start = time.thread_time()
+    try:
+        yield
+    finally:
+        gc.enable()
+    assert time.thread_time() - start < seconds
+
+
 @pytest.fixture
 def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A disk cache of references of the test's own, empty, with nothing of the store in memory."""
@@ -146,7 +162,6 @@ def assert_invalid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[
     parallel workers on a small machine do not make the bound flaky.
     """
     import io
-    import time
 
     from gradspec.casefile.loader import errors_of, load_file
     from gradspec.cli import main

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
-import gc
 import os
 import subprocess
-import time
-from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
@@ -16,6 +12,7 @@ import pytest
 from gradspec.errors import ExpressionError, GradspecError
 from gradspec.lang import expr
 from gradspec.lang.expr import MAX_DEPTH, MAX_LENGTH, MAX_NODES, Apply, Name, Num, Program, parse
+from tests.conftest import quickly
 
 
 def out(text: str):
@@ -261,20 +258,6 @@ REFUSED = [
     ("log(0)", 1, "not a finite float64 number"),
     ("x * sqrt(-1)", 5, "not a finite float64 number"),
 ]
-
-
-@contextlib.contextmanager
-def quickly() -> Iterator[None]:
-    """What the block does costs this thread under a second of CPU (its own time: neither a loaded machine
-    nor another library's threads decide), with the garbage collector held off meanwhile: a full collection
-    in a test process that holds other tests' large graphs can take that long by itself."""
-    gc.disable()
-    start = time.thread_time()
-    try:
-        yield
-    finally:
-        gc.enable()
-    assert time.thread_time() - start < 1.0
 
 
 @pytest.mark.parametrize("text, col, phrase", REFUSED, ids=[repr(t) for t, _, _ in REFUSED])
