@@ -168,6 +168,20 @@ def test_a_tensor_input_over_the_element_limit_is_refused_before_any_work(monkey
     assert gradspec.check("sum(x * x)", {"x": [1.0, 2.0, 3.0, 4.0]}).verdict.value == "pass"
 
 
+def test_a_nested_list_over_the_limit_is_counted_without_converting_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gradspec
+    from gradspec.errors import GradspecError
+
+    monkeypatch.setattr(LIMITS, "elements", 1_000)
+    row = [0.5] * 1_000
+    start = time.thread_time()
+    with pytest.raises(GradspecError, match=r"input x has 1,000,000 elements; the limit is 1,000 per input"):
+        gradspec.check("sum(x)", {"x": [row] * 1_000})
+    assert time.thread_time() - start < 0.5
+    with pytest.raises(TypeError, match="input x is a nested list of unequal lengths, not an array"):
+        gradspec.check("sum(x)", {"x": [[1.0, 2.0], [3.0]]})
+
+
 def test_the_element_limit_comes_from_the_project_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 

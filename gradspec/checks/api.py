@@ -92,7 +92,7 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
 
     arrays, read = {}, {}
     for name, value in point.items():
-        refused = too_large(name, int(np.size(value)))  # before any work: converting a point is work too
+        refused = too_large(name, _size(value))  # before any work: converting a point is work too
         if refused:
             raise GradspecError(refused)
     for name, value in point.items():
@@ -105,10 +105,27 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
         flat = out.reshape(-1)
         for i, v in enumerate(arr.flat):
             v = v.item() if isinstance(v, np.generic) else v
+            if isinstance(v, list | tuple | np.ndarray):
+                raise TypeError(f"input {name} is a nested list of unequal lengths, not an array")
             flat[i] = exact_float(v) if type(v) is float else exact_number(v)
         arrays[name] = out
     graph = build_tensor(parse(expression), {n: a.shape for n, a in arrays.items()})
     return check_tensor(graph, arrays, engine, tol, read_from=read if len(read) == len(arrays) else None)
+
+
+def _size(value: Any) -> int:
+    """How many elements ``value`` holds, read from its shape or from the lengths of its first elements
+    down the nesting, without converting it (a ragged list is refused later, element by element)."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return math.prod(shape)
+    size = 1
+    while isinstance(value, list | tuple):
+        size *= len(value)
+        if not value:
+            break
+        value = value[0]
+    return size
 
 
 def _floats(value: Any, np: Any) -> Any:

@@ -9,6 +9,7 @@ A failing quantity names its worst element, how many elements are over, and a pa
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import mpmath
 import numpy as np
+from mpmath.libmp import to_str
 
 from gradspec.diagnose.patterns import guess, unsummed_shape
 from gradspec.graph.tensor import TensorGraph
@@ -23,10 +25,10 @@ from gradspec.ops.rebuilt_tensor import Site
 from gradspec.ops.table import TENSOR_OPS
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
-from gradspec.reference.precision import REBUILT, precision_note, representation, split
+from gradspec.reference.precision import REBUILT, all_finite, precision_note, representation, split
 from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
 
-__all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "Kernels", "cotangent", "jacobian_size", "judge"]
+__all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "Kernels", "cotangent", "jacobian_size", "judge", "seeded"]
 
 JACOBIAN_LIMIT = 1000  # output elements x differentiable input elements
 MAP_LIMIT = 4096  # elements of a failing quantity whose errors the result carries for a heat map
@@ -40,6 +42,17 @@ def cotangent(shape: tuple[int, ...], rng: random.Random) -> Any:
     if all(step == 1024 for step in steps):  # all ones: a backward that ignores its cotangent would pass
         steps[0] = 1023
     return (np.asarray(steps, dtype=float) / 1024).reshape(shape)
+
+
+@functools.lru_cache(maxsize=256)
+def seeded(shape: tuple[int, ...], seed: int, count: int) -> tuple[Any, ...]:
+    """The first ``count`` cotangents of ``random.Random(seed)`` (:func:`cotangent`), read-only: every
+    draw of a case, every run of a check, uses the same ones, drawn once per process."""
+    rng = random.Random(seed)
+    out = tuple(cotangent(shape, rng) for _ in range(count))
+    for c in out:
+        c.setflags(write=False)
+    return out
 
 
 def _steps(size: int, rng: random.Random) -> list[int]:
@@ -141,7 +154,8 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         note = unsummed_shape(engine.shape, exact.shape) if unsummed else \
             f"the engine's array has shape {list(engine.shape)}, the exact one {list(exact.shape)}"
         return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)
-    if np.isnan(np.asarray(exact, dtype=float)).any():  # never judged against an undefined number
+    exact = np.asarray(exact, dtype=float)
+    if not all_finite(exact) and np.isnan(exact).any():  # never judged against an undefined number
         return Quantity(label, role, None, None, None, None, None, None, Verdict.ERROR,
                         note="the exact value is not defined here (NaN): no reference to judge against")
     # An allowance that could not be computed (NaN) allows nothing: the element is judged by the case's
@@ -149,19 +163,25 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     allowance = _nan_as_zero(allowance)
     rebuilt = _nan_as_zero(rebuilt)
     bound = tol.atol + tol.rtol * np.abs(exact) + allowance + (representation(exact, eps) if eps else 0.0)
-    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
+    if all_finite(engine):  # no inf - inf to mask (the exact element may still be inf)
         err = np.abs(engine - exact)
-        finite = bool(np.isfinite(err).all())
-        if not finite:  # where every difference is finite, this changes nothing
+        finite = all_finite(err)
+    else:
+        with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
+            err = np.abs(engine - exact)
+            finite = False
             both_nan = np.isnan(engine) & np.isnan(exact)
             err = np.where(both_nan | (engine == exact), 0.0, err)
             err = np.where(np.isnan(err), np.inf, err)
-    over, imprecise = split(err, bound, rebuilt)
-    verdict = Verdict.FAIL if over.any() else Verdict.IMPRECISE if imprecise.any() else Verdict.PASS
-    if verdict is Verdict.IMPRECISE:  # at a kink, another subgradient may explain it
-        over = imprecise
+    if finite and (err <= bound).all():  # the usual case: nothing beyond the precision bound
+        verdict, over, imprecise = Verdict.PASS, None, None
+    else:
+        over, imprecise = split(err, bound, rebuilt)
+        verdict = Verdict.FAIL if over.any() else Verdict.IMPRECISE if imprecise.any() else Verdict.PASS
+        if verdict is Verdict.IMPRECISE:  # at a kink, another subgradient may explain it
+            over = imprecise
     note = ""
-    if over.any() and span is not None:
+    if over is not None and over.any() and span is not None:
         lo = np.vectorize(float, otypes=[float])(span[0])
         hi = np.vectorize(float, otypes=[float])(span[1])
         inside = (engine >= lo - bound) & (engine <= hi + bound)
@@ -171,7 +191,7 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             over = np.zeros_like(over)
     if verdict is Verdict.FAIL:
         bound = bound + rebuilt  # what it failed against: both bounds
-    if finite and (bound > 0).all():  # the general case below gives the same
+    if finite and (not np.size(bound) or np.minimum.reduce(bound, axis=None) > 0):  # as the general case below
         ratio = err / bound
     else:
         with np.errstate(invalid="ignore"):  # inf / inf: an overflow the allowance accepts
@@ -186,9 +206,7 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         note = "; ".join(filter(None, [_non_finite(engine, exact),
                                        f"{count} of {exact.size} elements over tolerance; worst at {list(w)}",
                                        f"pattern: {pattern}" if pattern else ""]))
-    exact_w = exact_mp[w] if exact.shape else exact_mp[()]
-    with mpmath.workdps(DPS):
-        exact_text = mpmath.nstr(mpmath.mpf(exact_w), 30)
+    exact_text = _text(exact_mp[w] if exact.shape else exact_mp[()])
     e, x = float(engine[w]), float(exact[w])
     bound_w = float(bound[w] if np.shape(bound) == exact.shape else np.broadcast_to(bound, exact.shape)[w])
     if verdict is Verdict.IMPRECISE:
@@ -199,11 +217,21 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
                     exact_text=exact_text, note=note, index=w, elements=elements)
 
 
+def _text(exact: Any) -> str:
+    """An exact element to 30 digits: an mpf or a ball's midpoint (``_mpf_``) as it is, anything else (a
+    Fraction) rounded to the reference's precision first."""
+    mpf = getattr(exact, "_mpf_", None)
+    if mpf is not None:
+        return to_str(mpf, 30)
+    with mpmath.workdps(DPS):
+        return mpmath.nstr(mpmath.mpf(exact), 30)
+
+
 def _nan_as_zero(allowance: Any) -> Any:
     """An allowance as a float array, NaN (not computed) as 0 (np.nan_to_num's other rules too, where an
     element is not finite; NumPy's own call costs more than the rest of a small quantity's judgement)."""
     allowance = np.asarray(allowance, dtype=float)
-    if np.isfinite(allowance).all():
+    if all_finite(allowance):
         return allowance
     return np.nan_to_num(allowance, nan=0.0, posinf=np.inf)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import random
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradspec.casefile.model import Case, Point, TensorPoint, TensorSpec
-from gradspec.checks.elements import JACOBIAN_LIMIT, Kernels, cotangent, jacobian_size, judge
+from gradspec.checks.elements import JACOBIAN_LIMIT, Kernels, jacobian_size, judge, seeded
 from gradspec.checks.expression import with_modes
 from gradspec.checks.modes import mode_quantities
 from gradspec.diagnose.lowered import scalar_culprit
@@ -83,13 +82,12 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     reason = _unrepresentable(engine, floats) or _ill_conditioned(ref, engine.eps)
     if reason:
         return CheckResult(**base, verdict=Verdict.SKIP, message=reason)
-    rng = random.Random(seed)
     size = math.prod(graph.shape)
     # A one-element output's VJP is its gradient times the cotangent: one non-unit cotangent checks the
     # backward and its scaling by the cotangent, and the Jacobian's one row is the gradient with the unit
     # cotangent of loss.backward() (tinygrad folds a product with 1 differently).
     vjps = 1 if size == 1 else COTANGENTS
-    cotangents = [cotangent(graph.shape, rng) for _ in range(vjps)]
+    cotangents = list(seeded(graph.shape, seed, vjps))
     rows = size if jacobian_size(graph) <= JACOBIAN_LIMIT and not ref.kinks else 0
     for r in range(rows):
         one_hot = np.zeros(size)

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -88,14 +89,14 @@ class BallExact:
     # what that loses out of its bound, ``wide`` counts it; the difference is the rebuilt allowance.
     wide: BallExact | None = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def value_floats(self) -> Any:
-        return ball_ops.floats(self.value)
+        return _read_only(ball_ops.floats(self.value))
 
-    @property
+    @cached_property
     def value_radius(self) -> Any:
         """Each exact element's radius (absolute): what no comparison may claim to know better."""
-        return ball_ops.radii(self.value)
+        return _read_only(ball_ops.radii(self.value))
 
     @property
     def radius(self) -> float:
@@ -201,6 +202,12 @@ def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
                         arrays)
         ref.radii.append(ball_ops.relative_radius(out.value))
     return ref
+
+
+def _read_only(a: Any) -> Any:
+    """An array worked out once and handed to every check of the draw: no check may change it."""
+    a.setflags(write=False)
+    return a
 
 
 def _obj(x: Fraction) -> Any:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import mpmath
@@ -321,9 +322,11 @@ class TensorExact:
     grads: dict[tuple[Any, ...], Grad] = field(default_factory=dict, repr=False)  # by cotangent (bounded)
     value_radius: float = 0.0  # no ball here: 60 digits, as BallExact.value_radius has none to give
 
-    @property
+    @cached_property
     def value_floats(self) -> Any:
-        return _floats(self.value)
+        floats = _floats(self.value)
+        floats.setflags(write=False)  # worked out once, handed to every check of the draw
+        return floats
 
     @property
     def radius(self) -> float | None:
