@@ -173,8 +173,10 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             both_nan = np.isnan(engine) & np.isnan(exact)
             err = np.where(both_nan | (engine == exact), 0.0, err)
             err = np.where(np.isnan(err), np.inf, err)
+    over: Any = None  # per element: beyond the bound the verdict names (None where every element passes)
+    imprecise: Any = None
     if finite and (err <= bound).all():  # the usual case: nothing beyond the precision bound
-        verdict, over, imprecise = Verdict.PASS, None, None
+        verdict = Verdict.PASS
     else:
         over, imprecise = split(err, bound, rebuilt)
         verdict = Verdict.FAIL if over.any() else Verdict.IMPRECISE if imprecise.any() else Verdict.PASS
