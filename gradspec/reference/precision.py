@@ -47,7 +47,7 @@ def representation(exact: Any, eps: float) -> Any:
 
     magnitude = np.abs(np.asarray(exact, dtype=float))
     if all_finite(magnitude):  # the usual case, in as few array operations as it takes
-        out = magnitude * (eps / 2)
+        out = magnitude * eps / 2
         small = magnitude < smallest_normal(eps)
         if small.any():
             out = np.where(small, magnitude, out)
