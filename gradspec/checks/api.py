@@ -6,6 +6,7 @@ tensor and function checks, which import NumPy and are imported only when a chec
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from gradspec.engines import call
 from gradspec.engines.protocol import Engine
 from gradspec.engines.resolve import resolve
 from gradspec.errors import GradspecError
-from gradspec.graph.tensor import build_tensor
+from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import parse
 from gradspec.lang.numbers import Number, exact_float, exact_number
 from gradspec.limits import limited, too_large
@@ -109,8 +110,14 @@ def _check_tensor(expression: str, point: Mapping[str, Any], engine: Engine, tol
                 raise TypeError(f"input {name} is a nested list of unequal lengths, not an array")
             flat[i] = exact_float(v) if type(v) is float else exact_number(v)
         arrays[name] = out
-    graph = build_tensor(parse(expression), {n: a.shape for n, a in arrays.items()})
+    graph = _graph(expression, tuple((n, a.shape) for n, a in arrays.items()))
     return check_tensor(graph, arrays, engine, tol, read_from=read if len(read) == len(arrays) else None)
+
+
+@functools.lru_cache(maxsize=256)
+def _graph(expression: str, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> TensorGraph:
+    """The expression laid out over inputs of these shapes, once per process (a graph is immutable)."""
+    return build_tensor(parse(expression), dict(shapes))
 
 
 def _size(value: Any) -> int:

@@ -224,9 +224,15 @@ def _text(exact: Any) -> str:
     Fraction) rounded to the reference's precision first."""
     mpf = getattr(exact, "_mpf_", None)
     if mpf is not None:
-        return to_str(mpf, 30)
+        return _digits(mpf)
     with mpmath.workdps(DPS):
         return mpmath.nstr(mpmath.mpf(exact), 30)
+
+
+@functools.lru_cache(maxsize=4096)
+def _digits(mpf: tuple[int, int, int, int]) -> str:
+    """30 digits of an mpf by its (sign, mantissa, exponent, bits): a warm check shows the same ones."""
+    return str(to_str(mpf, 30))
 
 
 def _nan_as_zero(allowance: Any) -> Any:
