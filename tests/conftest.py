@@ -211,3 +211,42 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# The tests that take tens of seconds each: every engine's run of the built-in library, by part (JAX's and
+# tinygrad's parts 15-55 s each), and the two that run the whole library through the command line.
+LONG = ("tests/test_conformance.py::test_jax_", "tests/test_conformance.py::test_tinygrad_",
+        "tests/test_conformance.py::", "tests/test_cli_run.py::test_run_builtin_library",
+        "tests/test_terminal.py::test_one_planted_bug_on_the_whole_library")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the long tests first, dealt out evenly between the workers' first shares.
+
+    Work stealing hands each worker a contiguous share of the collection in order (the first N // n items
+    to one, and so on) and lets an idle worker take the back half of another's queue, never the test it
+    runs nor the one after it. Where the long tests sat together in one share, a worker ran the last of
+    them alone for up to a minute while the others had nothing left to take. Here each share begins with
+    its part of the long tests, JAX's and tinygrad's heaviest dealt first, and ends with the short ones,
+    which are what stealing moves. The order is the same in every worker, as xdist requires; a run
+    without workers keeps the collection's order."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+
+    def rank(item: pytest.Item) -> int:
+        return next((k for k, prefix in enumerate(LONG) if item.nodeid.startswith(prefix)), len(LONG))
+
+    ranked = sorted(range(len(items)), key=lambda i: (rank(items[i]), i))
+    long = [items[i] for i in ranked if rank(items[i]) < len(LONG)]
+    rest = [items[i] for i in ranked if rank(items[i]) == len(LONG)]
+    shares: list[list[pytest.Item]] = [long[k::workers] for k in range(workers)]
+    left = len(items)
+    for k, share in enumerate(shares):  # the sizes xdist gives: what is left over the workers left
+        size = left // (workers - k)
+        take = max(0, size - len(share))
+        share += rest[:take]
+        rest = rest[take:]
+        left -= size
+    shares[-1] += rest
+    items[:] = [item for share in shares for item in share]
