@@ -25,7 +25,7 @@ from gradspec.ops.rebuilt_tensor import Site
 from gradspec.ops.table import TENSOR_OPS
 from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error
-from gradspec.reference.precision import REBUILT, all_finite, precision_note, representation, split
+from gradspec.reference.precision import REBUILT, precision_note, representation, split
 from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
 
 __all__ = ["JACOBIAN_LIMIT", "MAP_LIMIT", "Kernels", "cotangent", "jacobian_size", "judge", "seeded"]
@@ -155,7 +155,7 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             f"the engine's array has shape {list(engine.shape)}, the exact one {list(exact.shape)}"
         return Quantity(label, role, None, None, None, math.inf, math.inf, None, Verdict.FAIL, note=note)
     exact = np.asarray(exact, dtype=float)
-    if not all_finite(exact) and np.isnan(exact).any():  # never judged against an undefined number
+    if np.isnan(exact).any():  # never judged against an undefined number
         return Quantity(label, role, None, None, None, None, None, None, Verdict.ERROR,
                         note="the exact value is not defined here (NaN): no reference to judge against")
     # An allowance that could not be computed (NaN) allows nothing: the element is judged by the case's
@@ -163,9 +163,9 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     allowance = _nan_as_zero(allowance)
     rebuilt = _nan_as_zero(rebuilt)
     bound = tol.atol + tol.rtol * np.abs(exact) + allowance + (representation(exact, eps) if eps else 0.0)
-    if all_finite(engine):  # no inf - inf to mask (the exact element may still be inf)
+    if np.isfinite(engine).all():  # no inf - inf to mask (the exact element may still be inf)
         err = np.abs(engine - exact)
-        finite = all_finite(err)
+        finite = bool(np.isfinite(err).all())
     else:
         with np.errstate(invalid="ignore"):  # inf - inf: equal infinities agree
             err = np.abs(engine - exact)
@@ -239,7 +239,7 @@ def _nan_as_zero(allowance: Any) -> Any:
     """An allowance as a float array, NaN (not computed) as 0 (np.nan_to_num's other rules too, where an
     element is not finite; NumPy's own call costs more than the rest of a small quantity's judgement)."""
     allowance = np.asarray(allowance, dtype=float)
-    if all_finite(allowance):
+    if np.isfinite(allowance).all():
         return allowance
     return np.nan_to_num(allowance, nan=0.0, posinf=np.inf)
 
