@@ -130,13 +130,14 @@ class BallExact:
             shown = {name: [(shape, ball_ops.floats(g)) for shape, g in copies.get(leaf.node, [])]
                      for name, leaf in self.leaves.items() if leaf.node in copies}
             floats = {n: ball_ops.floats(a) for n, a in exact.items()}
-            self.radii.extend(ball_ops.relative_radius(a) for a in exact.values())
+            radius = {n: ball_ops.radii(a) for n, a in exact.items()}
+            self.radii.extend(ball_ops.relative_radius(a, radius[n], floats[n]) for n, a in exact.items())
         if self.wide is None:
             rebuilt = {n: np.zeros(np.shape(a)) for n, a in exact.items()}
         else:  # the wider bound counts every source the narrower does, each with a coefficient as large
             wide = self.wide.vjp(cotangent).rounding
             rebuilt = {n: np.maximum(np.asarray(wide[n], dtype=float) - rounding[n], 0.0) for n in exact}
-        grad = Grad(exact, rounding, shown, floats, rebuilt, {n: ball_ops.radii(a) for n, a in exact.items()})
+        grad = Grad(exact, rounding, shown, floats, rebuilt, radius)
         if len(self.grads) >= 64:  # one-hot Jacobian rows of a large output would otherwise pile up
             self.grads.clear()
         self.grads[key] = grad

@@ -64,11 +64,13 @@ def radii(a: Any) -> Any:
     return np.asarray(_rad(a), dtype=float).reshape(np.shape(a)) if np.size(a) else np.zeros(np.shape(a))
 
 
-def relative_radius(a: Any) -> float:
+def relative_radius(a: Any, rad: Any = None, mid: Any = None) -> float:
+    """The largest radius of ``a``'s balls relative to its midpoint (absolute where the midpoint is 0);
+    ``rad``, ``mid``: its :func:`radii` and :func:`floats`, where already known."""
     if not np.size(a):
         return 0.0
-    rad = np.asarray(_rad(a), dtype=float)
-    mag = np.abs(floats(a))
+    rad = np.asarray(_rad(a), dtype=float) if rad is None else np.asarray(rad, dtype=float)
+    mag = np.abs(floats(a) if mid is None else mid)
     return float(np.max(np.where(mag > 0, rad / np.where(mag > 0, mag, 1), rad)))
 
 
