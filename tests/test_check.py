@@ -166,6 +166,15 @@ def test_pass_result_quantities() -> None:
     assert q["x"].exact_text == "64.0"
 
 
+def test_the_relative_error_is_of_the_exact_difference() -> None:
+    # 1/3 in float64 is the float nearest the exact 1/3, which it misses by 1/3 - 6004799503160661/2**54
+    # = 1/(3 * 2**54): the engine is that far off, relatively 2**-54, not 0
+    q = by_name(check("x / 3", {"x": 1.0}))["value"]
+    assert q.engine == q.exact == 1 / 3
+    assert q.abs_error == pytest.approx(1 / (3 * 2**54), rel=1e-9, abs=0)
+    assert q.rel_error == pytest.approx(2.0**-54, rel=1e-9, abs=0)
+
+
 def test_pass_table_text() -> None:
     r = check("x*y", {"x": 2, "y": 3})
     lines = r.table().splitlines()

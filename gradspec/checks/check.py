@@ -228,8 +228,10 @@ def _judge(
             note = f"another subgradient at a kink: any value in [{lo:g}, {hi:g}] is valid, convention gives {exact_f:g}"
     if num is not None and math.isfinite(exact_f) and relative_error(num, exact_f) > 1e-5 and not subgradients:
         note = note or "the central difference is poor here; the exact value decides"
-    return Quantity(name, role, engine, exact_f, num, err, relative_error(engine, exact_f), bound, verdict,
-                    exact_text, symbolic, note)
+    # |engine - exact| / max(|engine|, |exact|, 1e-8) with the exact difference, as abs_error has it: an
+    # engine that returns the float nearest the exact value is off by that float's residual, not by 0.
+    rel = err / max(abs(engine), abs(exact_f), 1e-8) if 0 < err < math.inf else relative_error(engine, exact_f)
+    return Quantity(name, role, engine, exact_f, num, err, rel, bound, verdict, exact_text, symbolic, note)
 
 
 def _abs_error(engine: float, exact_mp: mpmath.mpf, exact_f: float) -> float:
