@@ -145,8 +145,9 @@ def _expected_domain_error(case: Case, point: Point, engine: Engine, problem: st
         return result(called.verdict, called.message)
     out = called.get()
     signalled = [name for name, v in [("value", out.value), *out.grads.items()] if v is not None and not math.isfinite(v)]
-    if not signalled:
-        return result(Verdict.FAIL, f"outside the domain ({problem}), yet the engine returned a finite value "
-                                    f"{out.value:g} and finite gradients")
+    if not signalled:  # every number it gave, so the one that has no right value is in view
+        given = ", ".join(f"{name if name == 'value' else 'd/d' + name} {v:g}"
+                          for name, v in [("value", out.value), *out.grads.items()] if v is not None)
+        return result(Verdict.FAIL, f"outside the domain ({problem}), yet the engine returned finite numbers: {given}")
     return result(Verdict.PASS, f"outside the domain ({problem}); engine gave non-finite {', '.join(signalled)}")
 
