@@ -8,6 +8,7 @@ came out of holds the op being built (its forward raised), and a RecursionError 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,10 +25,12 @@ def raised_culprit(graph: Graph, exc: BaseException) -> Culprit | None:
     frames = list(_frames(exc))
     in_backward = any(f.f_code.co_name == "gradients" for f in frames)
     if isinstance(exc, RecursionError) and in_backward:
+        # the function that calls itself: the engine's own, the one most often on the stack
+        name, depth = Counter(f.f_code.co_name for f in frames).most_common(1)[0]
         return Culprit("backward", CulpritKind.TRAVERSAL, label(graph, graph.output), message=(
             f"backward raised RecursionError on a graph {graph.depth} ops deep: it walks the graph recursively "
-            f"(a recursive topological sort), which Python's recursion limit ({sys.getrecursionlimit()}) "
-            "stops; an iterative traversal does not"))
+            f"({name} calls itself, {depth} deep when it stopped), which Python's recursion limit "
+            f"({sys.getrecursionlimit()}) stops; an iterative traversal does not"))
     if in_backward:
         return None
     applying = next((f for f in frames if f.f_code.co_name == "_apply" and "op" in f.f_locals), None)
