@@ -149,7 +149,7 @@ def _build_parser(config: Config | None = None) -> _Parser:
     r.add_argument("-k", dest="keyword", metavar="TEXT", help="only cases whose id contains TEXT")
     r.add_argument("--exclude", action="append", default=[], metavar="CASE_ID",
                    help="leave out the case with this id (repeatable)")
-    r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    r.add_argument("-q", "--quiet", action="store_true", help="print only the summary (no progress, no failing checks)")
     r.add_argument("-v", "--verbose", action="store_true",
                    help="print every failing check in full (default: the worst point of each case and engine)")
     r.add_argument("--maxfail", type=_max_fail, metavar="N", help="stop after N failing checks")
@@ -353,7 +353,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         specs, per_case = plan([files[fi].cases[ci] for fi, ci in picked], defaults, explicit=bool(args.engine))
     engines: list[Engine] = usable(specs)
     runs = sum(len(e) for e in per_case)
-    progress = Progress(err, runs, "cases" if runs == len(picked) else "case runs")
+    progress = Progress(err, runs, "cases" if runs == len(picked) else "case runs", shown=not args.quiet)
     try:
         results, stopped = run_planned(files, picked, list(zip(specs, engines, strict=True)), per_case,
                                        jobs=args.jobs, maxfail=args.maxfail, on_case=progress.step,

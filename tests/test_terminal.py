@@ -188,6 +188,14 @@ def test_progress_lines_of_a_run(squares: Path, monkeypatch: pytest.MonkeyPatch)
     assert err.splitlines() == [f"gradspec: {n}/3 cases ({100 * n // 3}%), 0 s" for n in (1, 2, 3)]
 
 
+def test_a_quiet_run_prints_no_progress(squares: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(terminal.Progress, "__init__", _eager(terminal.Progress.__init__))
+    code, out, err = run("run", str(squares), "-q")
+    assert code == 0
+    assert err == ""
+    assert "OK: 23 checks of 3 cases" in out
+
+
 def _eager(init):  # type: ignore[no-untyped-def]
     def eager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         init(self, *args, **{**kwargs, "quiet_for": 0.0})

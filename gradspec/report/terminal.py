@@ -257,25 +257,29 @@ class Progress:
     ``live_from`` steps). Elsewhere (a CI log), nothing for the first ``quiet_for`` seconds (default
     :data:`QUIET_FOR`), so short
     runs stay quiet, then one line whenever another 10% is done or ``every`` seconds have passed.
-    The caller tells each failing check to :meth:`failure`; their count is shown when not 0.
+    The caller tells each failing check to :meth:`failure`; their count is shown when not 0. ``shown``
+    False (``--quiet``) counts the steps and prints nothing.
     The bar is redrawn from :meth:`step` (no refresh thread): a process with a second thread is not
     forked by the worker pool, and spawning costs a second or more per worker.
     """
 
     def __init__(self, stream: TextIO, total: int, what: str = "cases", *, quiet_for: float | None = None,
-                 every: float = 5.0, live_from: int = 20, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream, self.total, self.what, self.clock = stream, total, what, clock
+                 every: float = 5.0, live_from: int = 20, clock: Callable[[], float] = time.monotonic,
+                 shown: bool = True) -> None:
+        self.stream, self.total, self.what, self.clock, self.shown = stream, total, what, clock, shown
         self.n = self.failed = 0
         self.start = self.last = clock()
         self.quiet_for, self.every = QUIET_FOR if quiet_for is None else quiet_for, every
         self.tenths = 0
         self.bar: Any = None
         isatty = getattr(stream, "isatty", None)
-        if total > live_from and callable(isatty) and isatty():
+        if shown and total > live_from and callable(isatty) and isatty():
             self.bar = _live_bar(stream, total, what)
 
     def step(self, label: str) -> None:
         self.n += 1
+        if not self.shown:
+            return
         now = self.clock()
         if self.bar is not None:
             from rich.markup import escape
