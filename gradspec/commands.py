@@ -158,9 +158,7 @@ def fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
               f"{report.tried} drawn{discarded})", file=out)
         return EXIT_OK
     print(f"FAILURE after {report.tried} graphs on {engine.name} (seed {args.seed}), shrunk to:", file=out)
-    print(report.failure.table(), file=out)
-    if report.culprit is not None:
-        print(f"culprit: {report.culprit.message}", file=out)
+    print(report.failure.table(), file=out)  # with its culprit
     if report.written is not None:
         print(f"regression case written: {report.written}", file=out)
     return EXIT_FAILED

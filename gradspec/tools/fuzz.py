@@ -20,6 +20,7 @@ graphs and the same minimal failure from the Python API and from the command lin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -35,7 +36,7 @@ from hypothesis.errors import NoSuchExample
 
 from gradspec.casefile.schema_file import SCHEMA_LINE, copy_beside
 from gradspec.checks.check import check_graph, prepare
-from gradspec.diagnose.debug import as_yaml_case, localise, shrink, shrink_input, subprogram
+from gradspec.diagnose.debug import as_yaml_case, localise, primary, shrink, shrink_input, subprogram
 from gradspec.engines.protocol import Engine
 from gradspec.engines.resolve import resolve
 from gradspec.errors import GradspecError
@@ -254,8 +255,11 @@ def fuzz(
         program, point = shrunk
     assert result is not None
     graph = prepare(program, list(point))
-    report = FuzzReport(tried, result, program, point, localise(graph, point, engine), ran=ran,
-                        discarded=dict(discarded), ops=ops)
+    # One culprit: the op the localiser finds, with the two runs' disagreement beside it where they
+    # disagreed, as gradspec.check reports it (the check's own culprit is only the disagreement).
+    culprit = primary(localise(graph, point, engine), result.culprit)
+    result = dataclasses.replace(result, culprit=culprit)
+    report = FuzzReport(tried, result, program, point, culprit, ran=ran, discarded=dict(discarded), ops=ops)
     if out is not None:
         report.written = _write(out, engine, seed, program, point, report.culprit)
     return report
