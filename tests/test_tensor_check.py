@@ -423,3 +423,13 @@ def test_an_undefined_exact_value_is_never_judged() -> None:
     q = judge("x", Role.INPUT, np.array([0.0]), np.array([mpmath.nan], dtype=object), np.array([np.nan]),
               np.array([0.0]), Tolerance(), eps=2.0**-52)
     assert q.verdict is Verdict.ERROR and "not defined" in q.note
+
+
+def test_a_quantitys_errors_are_of_the_exact_value_not_its_nearest_float() -> None:
+    import gradspec
+
+    # the engine's 1/3 is the float nearest the exact 1/3, which it misses by 1/(3 * 2**54)
+    q = gradspec.check("x / 3", {"x": [1.0, 2.0]}).quantities[0]
+    assert (q.name, q.index, q.engine, q.exact) == ("value", (0,), 1 / 3, 1 / 3)
+    assert q.abs_error == pytest.approx(1 / (3 * 2**54), rel=1e-9, abs=0)
+    assert q.rel_error == pytest.approx(2.0**-54, rel=1e-9, abs=0)

@@ -26,12 +26,12 @@ from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
 from gradspec.limits import limited
 from gradspec.reference.exact import DPS, Exact
-from gradspec.reference.numerical import relative_error
+from gradspec.reference.numerical import relative_error, relative_to
 from gradspec.reference.precision import precision_note, representation
 from gradspec.reference.store import Reference, reference
 from gradspec.results import OVERFLOW_POLICY, CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
-__all__ = ["check_graph", "compare", "float_range", "overflow_verdict", "prepare"]
+__all__ = ["abs_error", "check_graph", "compare", "float_range", "overflow_verdict", "prepare"]
 
 def prepare(expression: str, names: Sequence[str]) -> Graph:
     """Parse and lay out ``expression`` for a point over ``names``; undefined names are errors."""
@@ -210,7 +210,7 @@ def _judge(
         return Quantity(name, role, None, exact_f, num, None, None, None, Verdict.SKIP, exact_text, symbolic,
                         "the engine does not report this gradient")
     bound = tol.bound(exact_f)
-    err = _abs_error(engine, exact_mp, exact_f)
+    err = abs_error(engine, exact_mp, exact_f)
     note = ""
     verdict = Verdict.PASS if err <= bound else Verdict.FAIL
     if bound < err < math.inf:
@@ -228,13 +228,13 @@ def _judge(
             note = f"another subgradient at a kink: any value in [{lo:g}, {hi:g}] is valid, convention gives {exact_f:g}"
     if num is not None and math.isfinite(exact_f) and relative_error(num, exact_f) > 1e-5 and not subgradients:
         note = note or "the central difference is poor here; the exact value decides"
-    # |engine - exact| / max(|engine|, |exact|, 1e-8) with the exact difference, as abs_error has it: an
-    # engine that returns the float nearest the exact value is off by that float's residual, not by 0.
-    rel = err / max(abs(engine), abs(exact_f), 1e-8) if 0 < err < math.inf else relative_error(engine, exact_f)
-    return Quantity(name, role, engine, exact_f, num, err, rel, bound, verdict, exact_text, symbolic, note)
+    # of the exact difference, as abs_error: an engine that returns the float nearest the exact value is
+    # off by that float's residual, not by 0
+    return Quantity(name, role, engine, exact_f, num, err, relative_to(err, engine, exact_f), bound, verdict,
+                    exact_text, symbolic, note)
 
 
-def _abs_error(engine: float, exact_mp: mpmath.mpf, exact_f: float) -> float:
+def abs_error(engine: float, exact_mp: mpmath.mpf, exact_f: float) -> float:
     """``|engine - exact|``; ``exact_f`` is ``float(exact_mp)`` (overflow rounds to inf, as the engine's own
     arithmetic does)."""
     if math.isnan(exact_f) or math.isnan(engine):

@@ -13,18 +13,20 @@ import functools
 import math
 import random
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import mpmath
 import numpy as np
 from mpmath.libmp import to_str
 
+from gradspec.checks.check import abs_error
 from gradspec.diagnose.patterns import guess, unsummed_shape
 from gradspec.graph.tensor import TensorGraph
 from gradspec.ops.rebuilt_tensor import Site
 from gradspec.ops.table import TENSOR_OPS
 from gradspec.reference.exact import DPS
-from gradspec.reference.numerical import relative_error
+from gradspec.reference.numerical import relative_error, relative_to
 from gradspec.reference.precision import REBUILT, precision_note, representation, split
 from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
 
@@ -215,8 +217,21 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         count = int(imprecise.sum())
         head = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " if exact.size > 1 else ""
         note = head + precision_note(e, x, eps, bound_w, why)
-    return Quantity(label, role, e, x, None, float(err[w]), relative_error(e, x), bound_w, verdict,
+    worst = _error(e, exact_mp[w] if exact.shape else exact_mp[()], x)
+    return Quantity(label, role, e, x, None, worst, relative_to(worst, e, x), bound_w, verdict,
                     exact_text=exact_text, note=note, index=w, elements=elements)
+
+
+def _error(engine: float, exact: Any, nearest: float) -> float:
+    """The worst element's |engine - exact| with the exact element as it is (an mpf, a ball's midpoint, a
+    Fraction), not its nearest float ``nearest``: an engine that returns that float is off by its residual."""
+    mpf = getattr(exact, "_mpf_", None)
+    if mpf is not None:
+        with mpmath.workdps(DPS):  # the mantissa as it is: a ball's 128 bits, an mpf's
+            return abs_error(engine, mpmath.mpf(mpf), nearest)
+    if isinstance(exact, Fraction) and math.isfinite(engine):
+        return float(abs(Fraction(engine) - exact))
+    return abs_error(engine, mpmath.mpf(nearest), nearest)
 
 
 def _text(exact: Any) -> str:

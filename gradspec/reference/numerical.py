@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from gradspec.graph.ir import Const, Graph, Leaf
 from gradspec.ops.table import OPS
 
-__all__ = ["float_forward", "numerical", "relative_error"]
+__all__ = ["float_forward", "numerical", "relative_error", "relative_to"]
 
 
 def float_forward(graph: Graph, inputs: Mapping[str, float], override: tuple[int, float] | None = None) -> float:
@@ -66,3 +66,10 @@ def relative_error(computed: float, reference: float, floor: float = 1e-8) -> fl
         return math.inf
     return abs(computed - reference) / max(abs(computed), abs(reference), floor)
 
+
+def relative_to(error: float, computed: float, reference: float, floor: float = 1e-8) -> float:
+    """:func:`relative_error` of an absolute error worked out exactly (``reference`` is the exact value's
+    nearest float, which ``computed`` may equal while the exact value differs)."""
+    if 0 < error < math.inf:
+        return error / max(abs(computed), abs(reference), floor)
+    return relative_error(computed, reference)
