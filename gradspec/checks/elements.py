@@ -210,16 +210,16 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         note = "; ".join(filter(None, [_non_finite(engine, exact),
                                        f"{count} of {exact.size} elements over tolerance; worst at {list(w)}",
                                        f"pattern: {pattern}" if pattern else ""]))
-    exact_text = _text(exact_mp[w] if exact.shape else exact_mp[()])
+    exact_w = exact_mp[w] if exact.shape else exact_mp[()]
     e, x = float(engine[w]), float(exact[w])
     bound_w = float(bound[w] if np.shape(bound) == exact.shape else np.broadcast_to(bound, exact.shape)[w])
     if verdict is Verdict.IMPRECISE:
         count = int(imprecise.sum())
         head = f"{count} of {exact.size} elements beyond the precision bound; worst at {list(w)}: " if exact.size > 1 else ""
         note = head + precision_note(e, x, eps, bound_w, why)
-    worst = _error(e, exact_mp[w] if exact.shape else exact_mp[()], x)
+    worst = _error(e, exact_w, x)
     return Quantity(label, role, e, x, None, worst, relative_to(worst, e, x), bound_w, verdict,
-                    exact_text=exact_text, note=note, index=w, elements=elements)
+                    exact_text=_text(exact_w), note=note, index=w, elements=elements)
 
 
 def _error(engine: float, exact: Any, nearest: float) -> float:
