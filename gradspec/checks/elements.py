@@ -226,9 +226,8 @@ def _error(engine: float, exact: Any, nearest: float) -> float:
     """The worst element's |engine - exact| with the exact element as it is (an mpf, a ball's midpoint, a
     Fraction), not its nearest float ``nearest``: an engine that returns that float is off by its residual."""
     mpf = getattr(exact, "_mpf_", None)
-    if mpf is not None:
-        with mpmath.workdps(DPS):  # the mantissa as it is: a ball's 128 bits, an mpf's
-            return abs_error(engine, mpmath.mpf(mpf), nearest)
+    if mpf is not None:  # the mantissa as it is (make_mpf does not round it): a ball's 128 bits, an mpf's
+        return abs_error(engine, mpmath.mp.make_mpf(mpf), nearest)
     if isinstance(exact, Fraction) and math.isfinite(engine):
         return float(abs(Fraction(engine) - exact))
     return abs_error(engine, mpmath.mpf(nearest), nearest)
