@@ -131,7 +131,7 @@ class BallExact:
                      for name, leaf in self.leaves.items() if leaf.node in copies}
             floats = {n: ball_ops.floats(a) for n, a in exact.items()}
             radius = {n: ball_ops.radii(a) for n, a in exact.items()}
-            self.radii.extend(ball_ops.relative_radius(a, radius[n], floats[n]) for n, a in exact.items())
+            self.radii.extend(ball_ops.relative_radius(radius[n], floats[n]) for n in exact)
         if self.wide is None:
             rebuilt = {n: np.zeros(np.shape(a)) for n, a in exact.items()}
         else:  # the wider bound counts every source the narrower does, each with a coefficient as large
@@ -201,7 +201,7 @@ def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
         value = np.asarray(out.value, dtype=object).reshape(graph.shape)
         ref = BallExact(graph, tape, out, leaves, value, np.asarray(out.err * _SAFETY, dtype=float).reshape(graph.shape),
                         arrays)
-        ref.radii.append(ball_ops.relative_radius(out.value))
+        ref.radii.append(ball_ops.relative_radius(ref.value_radius, ref.value_floats))
     return ref
 
 

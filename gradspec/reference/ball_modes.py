@@ -33,7 +33,17 @@ from flint import ctx
 
 from gradspec.graph.tensor import TensorGraph
 from gradspec.reference.ball import PREC, ball_tensor
-from gradspec.reference.ball_ops import Arr, Unsupported, constant, floats, objects, relative_radius, to_balls, zeros
+from gradspec.reference.ball_ops import (
+    Arr,
+    Unsupported,
+    constant,
+    floats,
+    objects,
+    radii,
+    relative_radius,
+    to_balls,
+    zeros,
+)
 from gradspec.reference.ball_scalar import REBUILT
 
 __all__ = ["RANGE", "Directional", "directional"]
@@ -94,7 +104,7 @@ def _directional(graph: TensorGraph, point: Mapping[str, Any], u: Sequence[Any],
     # A tape of its own: the tangents' nodes do not grow a remembered one.
     ref = ball_tensor(graph, point, rebuilt=rebuilt)
     names = [n for n, _ in graph.differentiable]
-    radii = [ref.radius]
+    largest = [ref.radius]
     with ctx.workprec(PREC):
         tape, out = ref.tape, ref.output
         if out.node is None:
@@ -114,10 +124,10 @@ def _directional(graph: TensorGraph, point: Mapping[str, Any], u: Sequence[Any],
         quantities = [_whole(jvp, shape), *vjp, *hvp]
         for exact, err in quantities:
             _in_range(exact, err)
-            radii.append(relative_radius(exact))
+            largest.append(relative_radius(radii(exact), floats(exact)))
         for t in along.values():
             _in_range(t.value, t.err)
-    return _whole(jvp, shape), vjp, hvp, max(radii)
+    return _whole(jvp, shape), vjp, hvp, max(largest)
 
 
 def _balls(a: Any) -> Any:

@@ -21,7 +21,7 @@ import numpy as np
 from flint import arb, arb_mat, fmpz_mat
 
 __all__ = ["Arr", "Rule", "Tape", "Unsupported", "constant", "contract", "depths", "floats", "midpoints", "objects", "pairsum",
-           "relative_radius", "summed", "to_balls", "unbroadcast", "zeros"]
+           "radii", "relative_radius", "summed", "to_balls", "unbroadcast", "zeros"]
 
 # (adjoint, its bound, |adjoint|) -> every argument's share of both
 Back = Callable[[Any, Any, Any], "list[tuple[Any, Any]]"]
@@ -64,13 +64,12 @@ def radii(a: Any) -> Any:
     return np.asarray(_rad(a), dtype=float).reshape(np.shape(a)) if np.size(a) else np.zeros(np.shape(a))
 
 
-def relative_radius(a: Any, rad: Any = None, mid: Any = None) -> float:
-    """The largest radius of ``a``'s balls relative to its midpoint (absolute where the midpoint is 0);
-    ``rad``, ``mid``: its :func:`radii` and :func:`floats`, where already known."""
-    if not np.size(a):
+def relative_radius(rad: Any, mid: Any) -> float:
+    """The largest of balls' radii ``rad`` relative to their midpoints ``mid`` (their :func:`radii` and
+    :func:`floats`; absolute where the midpoint is 0)."""
+    if not np.size(rad):
         return 0.0
-    rad = np.asarray(_rad(a), dtype=float) if rad is None else np.asarray(rad, dtype=float)
-    mag = np.abs(floats(a) if mid is None else mid)
+    mag = np.abs(mid)
     return float(np.max(np.where(mag > 0, rad / np.where(mag > 0, mag, 1), rad)))
 
 
