@@ -12,8 +12,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 import mpmath
+from mpmath.libmp import to_str
 
 from gradspec.checks import nondet
 from gradspec.checks.stepsize import central_errors
@@ -31,7 +33,7 @@ from gradspec.reference.precision import precision_note, representation
 from gradspec.reference.store import Reference, reference
 from gradspec.results import OVERFLOW_POLICY, CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
-__all__ = ["abs_error", "check_graph", "compare", "float_range", "overflow_verdict", "prepare"]
+__all__ = ["abs_error", "check_graph", "compare", "exact_text", "float_range", "overflow_verdict", "prepare"]
 
 def prepare(expression: str, names: Sequence[str]) -> Graph:
     """Parse and lay out ``expression`` for a point over ``names``; undefined names are errors."""
@@ -201,13 +203,13 @@ def _judge(
     """One quantity's verdict: within the case's tolerance plus the precision bound (``rounding()[0]``),
     pass; beyond it but within the full rounding allowance (``rounding()[1]``, partials rebuilt from
     rounded outputs included), imprecise; beyond both, fail (:mod:`gradspec.reference.precision`)."""
-    exact_text = _text(exact_mp)
+    text = exact_text(exact_mp)
     exact_f = float(exact_mp)
     if abs(exact_f) > limit:  # beyond the engine's float range: IEEE arithmetic overflows to inf
         exact_mp = mpmath.inf if exact_f > 0 else -mpmath.inf
         exact_f = float(exact_mp)
     if engine is None:
-        return Quantity(name, role, None, exact_f, num, None, None, None, Verdict.SKIP, exact_text, symbolic,
+        return Quantity(name, role, None, exact_f, num, None, None, None, Verdict.SKIP, text, symbolic,
                         "the engine does not report this gradient")
     bound = tol.bound(exact_f)
     err = abs_error(engine, exact_mp, exact_f)
@@ -231,7 +233,7 @@ def _judge(
     # of the exact difference, as abs_error: an engine that returns the float nearest the exact value is
     # off by that float's residual, not by 0
     return Quantity(name, role, engine, exact_f, num, err, relative_to(err, engine, exact_f), bound, verdict,
-                    exact_text, symbolic, note)
+                    text, symbolic, note)
 
 
 def abs_error(engine: float, exact_mp: mpmath.mpf, exact_f: float) -> float:
@@ -257,8 +259,18 @@ def _residual(exact_mp: mpmath.mpf) -> float:
         return float(exact_mp - mpmath.mpf(float(exact_mp)))
 
 
-@lru_cache(maxsize=65536)
-def _text(exact_mp: mpmath.mpf) -> str:
-    """An exact value to 30 significant digits (the same numbers recur across engines and runs)."""
+def exact_text(exact: Any) -> str:
+    """An exact value to 30 significant digits: an mpf, or a ball's midpoint (``_mpf_``), as it is; anything
+    else (a Fraction) rounded to the reference's precision first."""
+    mpf = getattr(exact, "_mpf_", None)
+    if mpf is not None:
+        return _digits(mpf)
     with mpmath.workdps(DPS):
-        return str(mpmath.nstr(exact_mp, 30))
+        return str(mpmath.nstr(mpmath.mpf(exact), 30))
+
+
+@lru_cache(maxsize=65536)
+def _digits(mpf: tuple[int, int, int, int]) -> str:
+    """30 digits of an mpf by its (sign, mantissa, exponent, bits): the same numbers recur across engines,
+    draws and runs."""
+    return str(to_str(mpf, 30))

@@ -18,14 +18,12 @@ from typing import Any
 
 import mpmath
 import numpy as np
-from mpmath.libmp import to_str
 
-from gradspec.checks.check import abs_error
+from gradspec.checks.check import abs_error, exact_text
 from gradspec.diagnose.patterns import guess, unsummed_shape
 from gradspec.graph.tensor import TensorGraph
 from gradspec.ops.rebuilt_tensor import Site
 from gradspec.ops.table import TENSOR_OPS
-from gradspec.reference.exact import DPS
 from gradspec.reference.numerical import relative_error, relative_to
 from gradspec.reference.precision import REBUILT, precision_note, representation, split
 from gradspec.results import ElementErrors, Quantity, Role, Tolerance, Verdict
@@ -219,7 +217,7 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
         note = head + precision_note(e, x, eps, bound_w, why)
     worst = _error(e, exact_w, x)
     return Quantity(label, role, e, x, None, worst, relative_to(worst, e, x), bound_w, verdict,
-                    exact_text=_text(exact_w), note=note, index=w, elements=elements)
+                    exact_text=exact_text(exact_w), note=note, index=w, elements=elements)
 
 
 def _error(engine: float, exact: Any, nearest: float) -> float:
@@ -231,22 +229,6 @@ def _error(engine: float, exact: Any, nearest: float) -> float:
     if isinstance(exact, Fraction) and math.isfinite(engine):
         return float(abs(Fraction(engine) - exact))
     return abs_error(engine, mpmath.mpf(nearest), nearest)
-
-
-def _text(exact: Any) -> str:
-    """An exact element to 30 digits: an mpf or a ball's midpoint (``_mpf_``) as it is, anything else (a
-    Fraction) rounded to the reference's precision first."""
-    mpf = getattr(exact, "_mpf_", None)
-    if mpf is not None:
-        return _digits(mpf)
-    with mpmath.workdps(DPS):
-        return mpmath.nstr(mpmath.mpf(exact), 30)
-
-
-@functools.lru_cache(maxsize=4096)
-def _digits(mpf: tuple[int, int, int, int]) -> str:
-    """30 digits of an mpf by its (sign, mantissa, exponent, bits): a warm check shows the same ones."""
-    return str(to_str(mpf, 30))
 
 
 def _nan_as_zero(allowance: Any) -> Any:
