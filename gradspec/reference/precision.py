@@ -38,15 +38,13 @@ def representation(exact: Any, eps: float) -> Any:
     import numpy as np
 
     magnitude = np.abs(np.asarray(exact, dtype=float))
-    if np.isfinite(magnitude).all():  # the usual case, in as few array operations as it takes
-        out = magnitude * eps / 2
-        small = magnitude < smallest_normal(eps)
-        if small.any():
-            out = np.where(small, magnitude, out)
-    else:
-        with np.errstate(invalid="ignore"):
-            out = np.where(magnitude < smallest_normal(eps), magnitude, magnitude * eps / 2)
-        out = np.where(np.isfinite(out), out, 0.0)
+    out = magnitude * eps / 2
+    small = magnitude < smallest_normal(eps)  # NaN compares False
+    if small.any():
+        out = np.where(small, magnitude, out)
+    finite = np.isfinite(out)
+    if not finite.all():
+        out = np.where(finite, out, 0.0)
     return float(out) if np.ndim(out) == 0 else out
 
 
