@@ -194,11 +194,15 @@ class FuzzReport:
     failure: CheckResult | None = None
     program: str = ""
     point: dict[str, Fraction] | None = None
-    culprit: Culprit | None = None
     written: Path | None = None
     ran: int = 0
     discarded: dict[str, int] = field(default_factory=dict)
     ops: Ops = field(default_factory=Ops)
+
+    @property
+    def culprit(self) -> Culprit | None:
+        """Where the shrunk failure goes wrong (the failure's own culprit)."""
+        return None if self.failure is None else self.failure.culprit
 
 
 def fuzz(
@@ -257,9 +261,8 @@ def fuzz(
     graph = prepare(program, list(point))
     # One culprit: the op the localiser finds, with the two runs' disagreement beside it where they
     # disagreed, as gradspec.check reports it (the check's own culprit is only the disagreement).
-    culprit = primary(localise(graph, point, engine), result.culprit)
-    result = dataclasses.replace(result, culprit=culprit)
-    report = FuzzReport(tried, result, program, point, culprit, ran=ran, discarded=dict(discarded), ops=ops)
+    result = dataclasses.replace(result, culprit=primary(localise(graph, point, engine), result.culprit))
+    report = FuzzReport(tried, result, program, point, ran=ran, discarded=dict(discarded), ops=ops)
     if out is not None:
         report.written = _write(out, engine, seed, program, point, report.culprit)
     return report
