@@ -290,6 +290,9 @@ class Run:
     def idle_engines(self) -> list[str]:
         """Engines of the run that compared nothing: every check of theirs skipped (or there were none)."""
         compared = {r.engine for r in self.results if r.verdict in COMPARED}
+        # a function case run in another dtype than its engine's compares for that engine (torch's case in
+        # float32 reports as torch:float32 in a run of torch)
+        compared |= {without_dtype(c) for c in compared if c not in self.engines}
         return [e for e in self.engines if e not in compared]
 
     @property
@@ -336,3 +339,8 @@ def not_computed(q: Quantity) -> bool:
 def mode_skip_reason(q: Quantity) -> str:
     """A skipped mode quantity as it is counted: the mode, then why the engine cannot compute it."""
     return f"{q.name}: {q.note or 'no reason given'}"
+
+
+def without_dtype(engine: str) -> str:
+    """An engine's name without its dtype option: ``torch:float32`` -> ``torch``."""
+    return ":".join(p for p in engine.split(":") if p not in ("float32", "float64"))

@@ -173,6 +173,17 @@ def test_a_function_case_runs_on_its_own_engine_unless_engines_are_given(write_c
     assert "6 skipped: case is only for engines: torch (6)" in out.getvalue()
 
 
+def test_a_float32_only_function_case_passes_the_run_of_its_engine(write_case: Callable[..., Path], module: str) -> None:
+    # its checks run on torch in float32 (named torch:float32): torch compared, so the run passes
+    path = write_case(ISSUE.replace("{mod}", module).replace("[float64, float32]", "[float32]").split("- id: ce")[0])
+    for engines in ([], ["--engine", "torch"]):
+        out = io.StringIO()
+        assert main(["run", str(path), *engines], stdout=out, stderr=io.StringIO()) == 0, out.getvalue()
+        rows = [line.split() for line in out.getvalue().splitlines() if line.startswith("torch")]
+        assert rows == [["torch:float32", "3", "0", "0", "0", "0", "0", "0", "3"]]
+        assert "compared nothing" not in out.getvalue()
+
+
 def test_pytest_runs_a_function_case_on_its_own_engine(pytester: pytest.Pytester) -> None:
     (pytester.path / "fut_own.py").write_text(MODULE, encoding="utf-8")
     (pytester.path / "f.gradspec.yaml").write_text(textwrap.dedent(ISSUE.replace("{mod}", "fut_own")), encoding="utf-8")

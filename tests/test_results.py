@@ -7,6 +7,8 @@ import math
 
 import pytest
 
+from gradspec.report.common import engines_of
+from gradspec.report.terminal import summary
 from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Run, Tolerance, Verdict, worst
 
 
@@ -83,6 +85,19 @@ def test_a_run_counts_by_engine_and_file_and_sets_the_exit_code() -> None:
     assert Run(results[:1], ("a",), ("f1",)).exit_code == 0
     assert Run(results[:1], ("a",), ("f1",), errors=("f:1:1: bad",)).exit_code == 2
     assert Run((CheckResult("x", {}, "a", Verdict.ERROR),), ("a",), ()).exit_code == 2
+
+
+def test_a_check_run_in_another_dtype_compares_for_its_engine() -> None:
+    # a float32-only function case on torch reports as torch:float32: torch compared, the run passes
+    run = Run((CheckResult("x", {}, "torch:float32", Verdict.PASS),), ("torch",), ())
+    assert run.idle_engines() == [] and run.exit_code == 0
+    assert engines_of(run) == ["torch:float32"]  # no empty row for torch
+    assert summary(run).splitlines()[1].split() == ["torch:float32", "1", "0", "0", "0", "0", "0", "0", "1"]
+    # an engine of the run whose checks all skipped still compared nothing, whatever another engine did
+    run = Run((CheckResult("x", {}, "torch:float32", Verdict.PASS), CheckResult("x", {}, "jax", Verdict.SKIP)),
+              ("torch", "jax"), ())
+    assert run.idle_engines() == ["jax"] and run.exit_code == 1
+    assert engines_of(run) == ["jax", "torch:float32"]
 
 
 def test_a_tensor_convention_is_counted_by_its_quantitys_reason_not_the_header() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradspec.results import CheckResult, Quantity, Run, Verdict
+from gradspec.results import CheckResult, Quantity, Run, Verdict, without_dtype
 from gradspec.results import quantity_label as label
 from gradspec.version import __version__
 
@@ -48,8 +48,11 @@ def _unique(items: list[str]) -> list[str]:
 
 
 def engines_of(run: Run) -> list[str]:
-    """The run's engines in order, then any engine a result names that the run does not list."""
-    return _unique([*run.engines, *(r.engine for r in run.results)])
+    """The run's engines in order, then any engine a result names that the run does not list; a listed
+    engine whose checks all ran in another dtype (a float32 function case on torch) only as that one."""
+    named = _unique([r.engine for r in run.results])
+    variants = {without_dtype(e) for e in named if e not in run.engines}
+    return _unique([*(e for e in run.engines if e in named or e not in variants), *named])
 
 
 def files_of(run: Run) -> list[str]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from gradspec.report.common import NOT_PASSING, VERDICTS, fmt, quantity_label, severity, worst_rel_error
+from gradspec.report.common import NOT_PASSING, VERDICTS, engines_of, fmt, quantity_label, severity, worst_rel_error
 from gradspec.results import CheckResult, CulpritKind, Run, Verdict, mode_skip_reason, not_computed
 
 __all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "imprecise_lines", "next_steps", "skip_lines",
@@ -189,7 +189,7 @@ def failure_lines(results: Sequence[CheckResult], *, every: bool = False) -> lis
 def summary(run: Run) -> str:
     """The terminal summary: checks per engine and per verdict, then the totals."""
     rows = [("engine", *(v.value for v in VERDICTS), "checks")]
-    for engine in run.engines:
+    for engine in engines_of(run):
         c = run.counts(engine=engine)
         rows.append((engine, *(str(c[v]) for v in VERDICTS), str(sum(c.values()))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
