@@ -36,7 +36,7 @@ from gradspec.engines.protocol import FLOAT32_EPS, Engine
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
-from gradspec.modes import Ask, Mode, ModeRow, needs, rows
+from gradspec.modes import Ask, Derivatives, Mode, ModeRow, needs, rows
 from gradspec.ops.linalg_rows import project, structures
 from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
 from gradspec.reference.modes import Known, ModeReference, mode_reference
@@ -130,14 +130,42 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
         return Found(out + _skipped(frozenset(runnable), reach, f"no exact reference: {exc.message}"), "")
     floats = {n: np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)) for n, v in point.items()}
     called = call.derivatives(engine, graph, floats, ask, fn)
-    if not called.ok:
+    if called.ok:
+        got = called.get()
+    elif called.raised and len(runnable) + (reach >= 2) > 1:  # which mode raised: each asked alone
+        got, failed = _each_alone(engine, graph, floats, ask, fn)
+        out += failed
+    else:
         assert called.verdict is not None
         return Found(out + _skipped(frozenset(runnable), reach, called.message, called.verdict), "")
-    got = called.get()
     sums = _conditioning(graph, point, ask, engine.eps) if conditioned else None
     kernels = Kernels(graph, point, lambda: exact_tensor(graph, point).value_floats, engine.eps)
     out += _compare(graph, ref, got, ask, engine, tol, sums, kernels)
     return Found(out, f"directions seed {seed}", ref.radius)
+
+
+def _each_alone(engine: Engine, graph: TensorGraph, floats: Mapping[str, Any], ask: Ask,
+                fn: Callable[..., Any] | None) -> tuple[Derivatives, list[Quantity]]:
+    """The modes of ``ask`` asked one at a time (the same directions), after asking them together raised:
+    what each computed, merged, and the modes that raised on their own, failed with what they raised."""
+    got = Derivatives()
+    failed: list[Quantity] = []
+    parts = [dataclasses.replace(ask, modes=frozenset({m}), order=1) for m in sorted(ask.modes)]
+    parts += [dataclasses.replace(ask, modes=frozenset(), order=ask.order)] if ask.order >= 2 else []
+    for part in parts:
+        called = call.derivatives(engine, graph, floats, part, fn)
+        if not called.ok:
+            assert called.verdict is not None
+            failed += _skipped(part.modes, part.order, called.message, called.verdict)
+            continue
+        alone = called.get()
+        for f in dataclasses.fields(Derivatives):
+            mine, theirs = getattr(got, f.name), getattr(alone, f.name)
+            if isinstance(mine, dict):
+                mine.update(theirs)
+            elif mine is None:
+                setattr(got, f.name, theirs)
+    return got, failed
 
 
 class _Item(NamedTuple):
