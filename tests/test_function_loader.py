@@ -184,6 +184,26 @@ def test_a_float32_only_function_case_passes_the_run_of_its_engine(write_case: C
         assert "compared nothing" not in out.getvalue()
 
 
+def test_a_builtin_function_case_runs_on_a_users_value_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # builtin names the Value-class family: the case runs on any micrograd-style class given as the engine
+    (tmp_path / "value_fns.py").write_text("def swish(x):\n    return x * (1 + (-x).exp()) ** -1\n", encoding="utf-8")
+    (tmp_path / "v.gradspec.yaml").write_text(textwrap.dedent("""
+        cases:
+        - id: swish
+          kind: function
+          function: {builtin: "value_fns:swish"}
+          reference: x * sigmoid(x)
+          at: [{x: -3.0}, {x: 0.5}]
+        """), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "data"))
+    out = io.StringIO()
+    assert main(["run", "v.gradspec.yaml", "--engine", "textbook:Value"], stdout=out, stderr=io.StringIO()) == 0, \
+        out.getvalue()
+    assert [line.split() for line in out.getvalue().splitlines() if line.startswith("textbook")] == [
+        ["textbook:Value", "2", "0", "0", "0", "0", "0", "0", "2"]]
+
+
 def test_pytest_runs_a_function_case_on_its_own_engine(pytester: pytest.Pytester) -> None:
     (pytester.path / "fut_own.py").write_text(MODULE, encoding="utf-8")
     (pytester.path / "f.gradspec.yaml").write_text(textwrap.dedent(ISSUE.replace("{mod}", "fut_own")), encoding="utf-8")

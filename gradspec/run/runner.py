@@ -8,7 +8,7 @@ from fractions import Fraction
 
 from gradspec.casefile.model import Bounds, Case, CaseFile, Point, TensorPoint
 from gradspec.checks.check import check_graph, prepare
-from gradspec.checks.kinds import KINDS
+from gradspec.checks.kinds import KINDS, CaseKind
 from gradspec.diagnose.debug import as_yaml_case, primary, shrink, shrink_input
 from gradspec.diagnose.debug import localise as _localise
 from gradspec.engines.protocol import Engine
@@ -24,9 +24,16 @@ def applies(case: Case, engine: Engine) -> str | None:
     """Why ``case`` does not run on ``engine`` (a skip reason), or None."""
     if case.skip:
         return case.skip
-    if case.engines and engine.name not in case.engines and engine.name.split(":")[0] not in case.engines:
+    if case.engines and engine.name not in case.engines and engine.name.split(":")[0] not in case.engines \
+            and not (case.kind == CaseKind.FUNCTION and _family(engine) in case.engines):  # builtin: any Value class
         return f"case is only for engines: {', '.join(case.engines)}"
     return None
+
+
+def _family(engine: Engine) -> str:
+    from gradspec.engines.function import family  # NumPy, for function cases only
+
+    return family(engine)
 
 
 def run_case(case: Case, engine: Engine) -> list[CheckResult]:
