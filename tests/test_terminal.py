@@ -78,7 +78,7 @@ def test_many_failing_points_of_one_case_are_one_block(squares: Path, engines: M
                          '      expr: "x * x"', "      at: {x: 1}"]
     assert len(same_culprit) == 1
     assert re.fullmatch(rf"{re.escape(str(squares))}:9: cube on engines:MulAssign: 2 of 2 checks fail "
-                        r"\(d/dx rel err 0\.67\); culprit mul \(accumulation\) as in square-sampled", same_culprit[0])
+                        r"\(d/dx 4 for 12\); culprit mul \(accumulation\) as in square-sampled", same_culprit[0])
     assert len(out.splitlines()) == 14 + 1 + 1 + 1 + 3  # the block, a blank line, a line, a blank line, the summary
     assert out.count("FAIL  ") == 1
 

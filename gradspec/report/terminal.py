@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from gradspec.report.common import NOT_PASSING, VERDICTS, engines_of, fmt, quantity_label, severity, worst_rel_error
-from gradspec.results import CheckResult, CulpritKind, Run, Verdict, mode_skip_reason, not_computed
+from gradspec.results import CheckResult, CulpritKind, Quantity, Run, Verdict, mode_skip_reason, not_computed
 
 __all__ = ["FailureGroup", "Progress", "brief_table", "failure_lines", "group_failures", "imprecise_lines", "next_steps", "skip_lines",
            "summary"]
@@ -73,8 +73,18 @@ def _worst_quantity(r: CheckResult) -> str:
     bad = [q for q in r.quantities if q.verdict in (Verdict.FAIL, Verdict.CONVENTION, Verdict.IMPRECISE)]
     if not bad:
         return r.message.split(";")[0][:80] if r.message else r.verdict.value
-    q = max(bad, key=lambda q: math.inf if q.rel_error is None or math.isnan(q.rel_error) else q.rel_error)
-    return f"{quantity_label(q)} rel err {fmt(q.rel_error, 2)}"
+    q = max(bad, key=_excess)
+    if q.engine is None or q.exact is None:
+        return f"{quantity_label(q)}: {q.note.split(';')[0][:80]}" if q.note else quantity_label(q)
+    return f"{quantity_label(q)} {fmt(q.engine, 4)} for {fmt(q.exact, 4)}"
+
+
+def _excess(q: Quantity) -> float:
+    """How far beyond its tolerance a quantity is (its error over the tolerance): the worst one is named
+    with its two numbers, since a relative error with a floor calls 0 for 1e-300 "1e-292"."""
+    if q.abs_error is None or math.isnan(q.abs_error) or q.tolerance is None:
+        return math.inf
+    return q.abs_error / q.tolerance if q.tolerance > 0 else (math.inf if q.abs_error > 0 else 0.0)
 
 
 def _head(group: FailureGroup) -> str:
