@@ -119,6 +119,13 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 
 @pytest.fixture
+def textbook(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """tests/data/textbook.py, a micrograd-style Value class and its one-bug variants, as ``textbook``."""
+    monkeypatch.syspath_prepend(str(DATA))
+    return importlib.import_module("textbook")
+
+
+@pytest.fixture
 def misbehaving(engines: ModuleType) -> ModuleType:
     """tests/data/misbehaving.py, importable as ``misbehaving`` (so ``misbehaving:Class`` specs resolve)."""
     return importlib.import_module("misbehaving")

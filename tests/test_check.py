@@ -459,6 +459,16 @@ def test_overflow_where_the_exact_value_is_finite_fails(engines: ModuleType) -> 
     assert check("sigmoid(x)", {"x": -8}, engine=engines.MathOverflow).verdict is Verdict.PASS
 
 
+def test_a_division_by_zero_where_the_exact_slope_is_infinite_is_a_convention_difference(
+        textbook: ModuleType) -> None:
+    # sqrt'(0) = +inf: 0.5 / 0.0 raises in Python where IEEE 754 gives inf, as OverflowError does beyond the range
+    r = check("sqrt(x)", {"x": 0}, engine=textbook.SqrtDividing)
+    assert r.verdict is Verdict.CONVENTION
+    assert r.message.startswith("overflow policy: raised ZeroDivisionError where IEEE 754 gives inf (x: float division")
+    # away from 0 the same engine is right
+    assert check("sqrt(x)", {"x": 4}, engine=textbook.SqrtDividing).verdict is Verdict.PASS
+
+
 def test_check_gradients_calls_the_function_through_the_guarded_door() -> None:
     def broken(x: object) -> object:
         raise RuntimeError("no forward today")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -66,6 +65,17 @@ def test_a_wrong_forward_value_is_blamed_on_its_op(engines: ModuleType) -> None:
     culprit = culprit_of("engines:InfExp", "exp(x*0.5) + x", {"x": Fraction(1)})
     assert culprit is not None
     assert (culprit.op, culprit.kind) == ("exp", "forward")
+
+
+def test_an_intermediate_beyond_the_float_range_is_named_as_overflowing() -> None:
+    # x*x is 1e400 exactly: every float engine gives inf there, and sqrt(inf) = inf for 2.2e200; the
+    # culprit is the op that overflows, not a backward rule (the unit tests cannot even run at 1e400)
+    result = check("sqrt(x*x + y*y)", {"x": 1e200, "y": 2e200})
+    assert result.verdict is Verdict.FAIL
+    assert {q.name: q.engine for q in result.quantities if q.name in ("value", "x")} == {"value": math.inf, "x": 0.0}
+    assert result.culprit is not None and (result.culprit.op, result.culprit.kind) == ("mul", CulpritKind.FORWARD)
+    assert result.culprit.message.startswith("mul at `x * x` overflows: on the engine's operands (1e+200, 1e+200) "
+                                             "its exact value is 1.0e+400, beyond the engine's float range")
 
 
 def test_localisation_works_through_the_torch_adapter() -> None:
@@ -222,12 +232,6 @@ def test_engines_that_keep_only_the_leaves_gradients_get_no_culprit(misbehaving:
     assert result.culprit is None  # never "backward dropped an accumulation" for gradients never stored
 
 
-@pytest.fixture
-def textbook(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "data"))
-    return importlib.import_module("textbook")
-
-
 def test_a_tiny_wrong_gradient_upstream_is_followed_not_blamed_on_the_traversal(textbook: ModuleType) -> None:
     # d/dy of tanh(y) at y = 11 is 1.1e-9, and 1 - t for 1 - t**2 halves it: off by less than the walk's
     # absolute tolerance at y, by 5.6e-8 at x. Every op below tanh is right: the culprit is tanh's rule.
@@ -266,6 +270,16 @@ def test_a_tiny_value_computed_by_cancellation_is_named(textbook: ModuleType) ->
     assert "(4 of 16 digits right)" in found.message
     # a correct engine's cancellation in a subtraction of its own operands is not an op's fault
     assert culprit_of("textbook:Value", "(x - 0.3) * 1e20", {"x": Fraction("0.30000000000001")}) is None
+
+
+def test_a_value_a_few_digits_short_gives_way_to_a_wrong_backward_rule(textbook: ModuleType) -> None:
+    # tanh(5e-4) as a ratio of exponentials is right to 12 digits: alone it is named (the case may ask for
+    # every digit), beside mul's = for +=, which is what makes the gradient wrong, mul is
+    expr, point = "tanh(x * 0.001) * 3 + x * y + x", {"x": Fraction(1, 2), "y": Fraction(3, 2)}
+    alone = culprit_of("textbook:TanhCancelling", expr, point)
+    assert alone is not None and (alone.op, alone.kind) == ("tanh", "forward") and "(12 of 16 digits right)" in alone.message
+    both = culprit_of("textbook:TanhCancellingMulAssign", expr, point)
+    assert both is not None and (both.op, both.kind) == ("mul", "accumulation")
 
 
 def test_where_reruns_come_out_right_each_op_is_tested_alone(textbook: ModuleType,

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from types import ModuleType
-
-import pytest
 
 from gradspec.engine import Value
 from gradspec.engines.delegation import delegates
-
-
-@pytest.fixture
-def textbook(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "data"))
-    return importlib.import_module("textbook")
 
 
 def test_micrograd_spellings_are_followed_in_the_order_they_run(textbook: ModuleType) -> None:

@@ -5,6 +5,7 @@ cotangents, skips and failures of the engine itself behave as documented."""
 from __future__ import annotations
 
 import importlib
+import math
 import random
 import textwrap
 from fractions import Fraction
@@ -23,6 +24,7 @@ from gradspec.engines.protocol import Engine
 from gradspec.engines.resolve import resolve
 from gradspec.graph.tensor import build_tensor
 from gradspec.lang.expr import parse
+from gradspec.modes import Mode
 from gradspec.ops.table import REVERSE_AND_TENSOR
 from gradspec.report.json_format import quantity_record
 from gradspec.results import Role, Tolerance, Verdict
@@ -417,6 +419,67 @@ def test_a_point_without_a_derivative_is_an_input_error_never_a_pass() -> None:
         result = check_tensor(graph, point, resolve("builtin"), Tolerance())
         assert result.verdict is Verdict.ERROR
         assert "the derivative of sqrt is not finite here" in result.message
+
+
+@pytest.mark.parametrize("expr", ["norm(x)", "sqrt(sum(x * x))", "sum((x @ w) * 1e-300)"])
+def test_an_intermediate_beyond_the_float_range_fails_with_a_finite_bound(expr: str) -> None:
+    # x*x (or x @ w) is 1e400 exactly: the engine's inf (or 0 gradient) for a finite exact value must fail,
+    # never pass against a bound that overflowed with it; the culprit is the op that overflows
+    import gradspec
+
+    point = {"x": [1e200, 2e200], "w": [[1e200, 1.0], [1.0, 1e200]]} if "@" in expr else {"x": [1e200, 2e200]}
+    result = gradspec.check(expr, point)
+    value = result.quantities[0]
+    assert (value.name, value.verdict, value.engine) == ("value", Verdict.FAIL, math.inf)
+    assert value.tolerance is not None and math.isfinite(value.tolerance)
+    assert result.culprit is not None
+    if expr == "norm(x)":  # the overflow is inside the op: norm alone fails at these inputs
+        assert result.culprit.message.startswith("norm at column 1 (norm(a0, ord=2)) fails on its own: value: 1 of 1 "
+                                                 "element is inf")
+    else:
+        assert result.culprit.op == ("matmul" if "@" in expr else "mul")
+        assert f"overflows: its exact value reaches {4 if 'x * x' in expr else 2}.0e+400, beyond the engine's float range" \
+            in result.culprit.message
+
+
+def test_a_tensor_case_says_which_named_intermediates_it_left_uncompared() -> None:
+    import gradspec
+
+    result = gradspec.check("h = tanh(x)\ng = h * h\nsum(g)", {"x": [0.5, -1.0]})
+    assert result.verdict is Verdict.PASS and [q.name for q in result.quantities] == ["value", "x (vjp0)",
+                                                                                       "x (jacobian)"]
+    assert "intermediates not compared: h, g (a tensor case compares its inputs' gradients)" in result.message
+
+
+def test_a_mode_that_raises_fails_alone_and_the_others_are_judged() -> None:
+    # torch's huber_loss has a JVP, but its backward has no forward-mode rule: asked together, the
+    # forward-over-reverse Hessian product raised for every mode; each is then asked alone
+    pytest.importorskip("torch")
+    import gradspec
+
+    result = gradspec.check('huber_loss(a, b, reduction="none")', {"a": [0.25, 3.0], "b": [0.0, 0.0]}, engine="torch")
+    assert result.verdict is Verdict.PASS  # value, VJPs and Jacobian only: no mode asked
+    graph = build_tensor(parse('huber_loss(a, b, reduction="none")'), {"a": (2,), "b": (2,)})
+    point = {"a": np.array([Fraction(1, 4), Fraction(3)], dtype=object), "b": np.array([Fraction(0)] * 2, dtype=object)}
+    found = check_tensor(graph, point, resolve("torch"), Tolerance(), modes=frozenset({Mode.JVP, Mode.HVP}))
+    verdicts = {q.name: q.verdict for q in found.quantities}
+    assert verdicts["jvp"] is Verdict.PASS and verdicts["hvp"] is Verdict.FAIL
+    (hvp,) = [q for q in found.quantities if q.name == "hvp"]
+    assert "forward AD with huber_loss_backward" in hvp.note
+
+
+def test_an_exact_value_beyond_the_float_range_passes_only_as_its_infinity() -> None:
+    exact = np.array([mpmath.mpf("3e400"), mpmath.mpf("-3e400"), mpmath.mpf(2)], dtype=object)
+    floats = np.array([math.inf, -math.inf, 2.0])
+    tol = Tolerance()
+
+    def verdict(engine: list[float]) -> Verdict:
+        return judge("value", Role.VALUE, engine, exact, floats, np.zeros(3), tol, eps=2.0**-52).verdict
+
+    assert verdict([math.inf, -math.inf, 2.0]) is Verdict.PASS  # IEEE's rounding of +-3e400
+    assert verdict([np.finfo(float).max, -math.inf, 2.0]) is Verdict.PASS  # the largest float: a rounding short
+    for wrong in ([math.nan, -math.inf, 2.0], [1.0, -math.inf, 2.0], [-math.inf, -math.inf, 2.0]):
+        assert verdict(wrong) is Verdict.FAIL, wrong
 
 
 def test_an_undefined_exact_value_is_never_judged() -> None:

@@ -22,7 +22,7 @@ from gradspec.checks.stepsize import central_errors
 from gradspec.diagnose.debug import localise, primary
 from gradspec.diagnose.raised import raised_culprit
 from gradspec.engines import call
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome
+from gradspec.engines.protocol import FLOAT64_EPS, Engine, Outcome, float_range
 from gradspec.errors import DomainError, ExpressionError, GradspecError
 from gradspec.graph.ir import Graph, build
 from gradspec.lang.expr import parse
@@ -83,7 +83,7 @@ def _check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, to
     called = call.run(engine, graph, floats)
     if called.verdict is not None:
         failed = result(called.verdict, called.message)
-        if isinstance(called.error, OverflowError):  # beyond the float range, raising may be a convention
+        if isinstance(called.error, OverflowError | ZeroDivisionError):  # IEEE's inf, raised: may be a convention
             failed = result(*overflow_verdict(ref, engine, called.error, ieee=ieee))
             if failed.verdict is not Verdict.FAIL:
                 return failed
@@ -120,29 +120,24 @@ def _check_graph(graph: Graph, point: Mapping[str, Fraction], engine: Engine, to
     return checked
 
 
-def float_range(engine: Engine) -> float:
-    """The largest finite magnitude of the engine's float type (inf: whatever float64 holds)."""
-    eps = getattr(engine, "eps", FLOAT64_EPS)
-    return getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
+def overflow_verdict(ref: Exact, engine: Engine, exc: ArithmeticError, *, ieee: bool) -> tuple[Verdict, str]:
+    """The verdict on an engine that raised OverflowError, or ZeroDivisionError (Python's ``0.5 / 0.0``).
 
-
-def overflow_verdict(ref: Exact, engine: Engine, exc: OverflowError, *, ieee: bool) -> tuple[Verdict, str]:
-    """The verdict on an engine that raised OverflowError.
-
-    Where the exact value or a gradient is beyond the engine's float range there is no right float to
-    return: IEEE 754 gives inf, Python's math raises, and both are accepted (a convention difference)
-    unless the case demands IEEE behaviour. Where every exact quantity is finite (sigmoid(-800) is
-    about 0) the overflow is a bug in how the engine computes it.
+    Where the exact value or a gradient is beyond the engine's float range (or infinite: sqrt'(0)) there
+    is no right float to return: IEEE 754 gives inf, Python raises, and both are accepted (a convention
+    difference) unless the case demands IEEE behaviour. Where every exact quantity is finite
+    (sigmoid(-800) is about 0) the overflow is a bug in how the engine computes it.
     """
     limit = float_range(engine)
     beyond = [name or "value" for name, q in [("", ref.value), *ref.grads.items()]
               if math.isinf(float(q)) or abs(float(q)) > limit]
-    raised = f"engine raised OverflowError: {exc}"
+    what = type(exc).__name__
+    raised = f"engine raised {what}: {exc}"
     if not beyond:
         return Verdict.FAIL, f"{raised}; the exact value and gradients are finite in the engine's precision"
     if ieee:
         return Verdict.FAIL, f"{raised}; the case expects IEEE 754 behaviour (inf for {', '.join(beyond)})"
-    return Verdict.CONVENTION, f"{OVERFLOW_POLICY}: raised OverflowError where IEEE 754 gives inf ({', '.join(beyond)}: {exc})"
+    return Verdict.CONVENTION, f"{OVERFLOW_POLICY}: raised {what} where IEEE 754 gives inf ({', '.join(beyond)}: {exc})"
 
 
 def compare(

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+import mpmath
 import numpy as np
 
 from gradspec.casefile.model import Case, Point, TensorPoint, TensorSpec
@@ -25,7 +26,7 @@ from gradspec.checks.expression import with_modes
 from gradspec.checks.modes import mode_quantities
 from gradspec.diagnose.lowered import scalar_culprit
 from gradspec.engines import call
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, Engine, float_range
 from gradspec.engines.tensor import TensorOutcome
 from gradspec.errors import DomainError, GradspecError
 from gradspec.graph.tensor import TensorGraph, build_tensor
@@ -103,8 +104,11 @@ def check_tensor(graph: TensorGraph, point: Mapping[str, Any], engine: Engine, t
     quantities = _compare(graph, ref, outcome, cotangents, vjps, engine.eps, tol, kink, sums, kernels)
     verdict = worst([q.verdict for q in quantities])
     shapes = ", ".join(f"{n}{list(s)}" for n, s in graph.shapes.items())
+    named = [n for n, _ in graph.intermediates]
     message = "; ".join([f"inputs {shapes}; cotangent seed {seed}" + (f"; full Jacobian compared ({size} rows)" if rows else ""),
-                         *sign_notes(graph.steps)])
+                         *sign_notes(graph.steps),
+                         *([f"intermediates not compared: {', '.join(named)} (a tensor case compares its inputs' "
+                            "gradients)"] if named else [])])
     if ref.kinks and kink is None:
         message = "; ".join(filter(None, [message, "at a kink not declared by the case: the op table's convention applies"]))
     result = CheckResult(**base, verdict=verdict, quantities=tuple(quantities), kinks=ref.kinks, message=message,
@@ -238,9 +242,20 @@ def conditioning(graph: TensorGraph, point: Mapping[str, Any], ref: TensorExact 
 
 def _localise(graph: TensorGraph, ref: TensorExact | BallExact, engine: Engine, tol: Tolerance, seed: int,
               modes: frozenset[Mode], order: int) -> Culprit | None:
-    """The first op, in graph order, that fails when checked alone at its exact operands."""
+    """The first op, in graph order, that fails when checked alone at its exact operands; or that overflows:
+    whose exact value is beyond the engine's float range, where no float computation of the graph as
+    written keeps it."""
+    limit = float_range(engine)
     for i, step in enumerate(graph.steps):
-        if step.op is None or not graph.varying[i]:
+        if step.op is None:
+            continue
+        big = max((abs(float(v)) for v in np.asarray(ref.values_of(i), dtype=object).flat), default=0.0)
+        if not big < limit:
+            top = max(np.asarray(ref.values_of(i), dtype=object).flat, key=lambda v: abs(mpmath.mpf(v)))
+            return Culprit(step.op, CulpritKind.FORWARD, graph.label(i), message=(
+                f"{step.op} at column {step.col} overflows: its exact value reaches {mpmath.nstr(mpmath.mpf(top), 4)}, "
+                f"beyond the engine's float range; the expression as written cannot be computed in its floats here"))
+        if not graph.varying[i]:
             continue
         args: list[Node] = []
         shapes: dict[str, tuple[int, ...]] = {}

@@ -31,7 +31,7 @@ from gradspec.diagnose.unit import shown as _g
 from gradspec.diagnose.unit import unit_culprit
 from gradspec.diagnose.unit import unit_test as _unit_test
 from gradspec.engines import call
-from gradspec.engines.protocol import Engine, Outcome
+from gradspec.engines.protocol import FLOAT64_EPS, Engine, Outcome, float_range
 from gradspec.errors import EngineError
 from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.graph.printer import ancestors as _ancestors
@@ -126,9 +126,10 @@ def _localise_run(graph: Graph, point: Mapping[str, Fraction], engine: Engine, v
     if called.verdict is not None:  # the check reports the failure; where it raised may name the culprit
         return (raised_culprit(graph, called.error) if called.raised and called.error is not None else None), True
     outcome = called.get()
-    forward_bug = _first_wrong_value(graph, outcome, values, getattr(engine, "eps", 2.0**-52))
-    if forward_bug is not None:
+    forward_bug = _first_wrong_value(graph, outcome, values, engine)
+    if forward_bug is not None and not _minor(forward_bug):
         return forward_bug, True
+    # a value off in its last digits (a tanh of exponentials) is named only where no backward rule is wrong
     grads = outcome.node_grads
     for j in range(len(graph.steps) - 1, -1, -1):
         if j not in grads or j == graph.output or grads[j] is None:  # None: not reported, so not judged
@@ -136,9 +137,19 @@ def _localise_run(graph: Graph, point: Mapping[str, Fraction], engine: Engine, v
         if _close(grads[j], float(adj[j])):
             continue
         if any(grads[i] is None for i, s in enumerate(graph.steps) if j in s.args and i in grads):
-            return None, True  # what its consumers passed down is not reported: nothing to say which one erred
+            return forward_bug, True  # what its consumers passed down is not reported: nothing says which erred
         return _blame(graph, j, values, adj, grads, engine), True
-    return None, False
+    return forward_bug, forward_bug is not None
+
+
+_MINOR = 1e-7  # a wrong value within this relative error (7 digits right) gives way to a wrong backward rule
+
+
+def _minor(culprit: Culprit) -> bool:
+    """Whether a wrong value keeps all but its last digits: too close to explain a failure on its own."""
+    e, x = culprit.engine, culprit.exact
+    return e is not None and x is not None and math.isfinite(e) and x != 0 and math.isfinite(x) \
+        and abs(e - x) <= _MINOR * abs(x)
 
 
 def primary(found: Culprit | None, unstable: Culprit | None) -> Culprit | None:
@@ -157,13 +168,15 @@ def primary(found: Culprit | None, unstable: Culprit | None) -> Culprit | None:
                                   "changes from run to run")
 
 
-def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any], eps: float) -> Culprit | None:
+def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any], engine: Engine) -> Culprit | None:
     """The first op whose value is wrong given the engine's own operand values: what the op makes of
     exactly those floats, against what the engine made of them, within a few ulps of the op's rounding.
 
     Judged op by op rather than against the exact value of the whole graph, so rounding carried in from
     earlier ops (``x - 0.3`` near 0.3) is not blamed on a later one, and a tiny value computed with no
-    digits to spare (tanh(1e-12) as a difference of exponentials) is, however small its absolute error."""
+    digits to spare (tanh(1e-12) as a difference of exponentials) is, however small its absolute error.
+    An op whose exact value on those floats is beyond the engine's float range is named as overflowing."""
+    eps = getattr(engine, "eps", FLOAT64_EPS)
     for i, step in enumerate(graph.steps):
         if not isinstance(step, Apply) or outcome.node_values.get(i) is None:
             continue
@@ -171,9 +184,16 @@ def _first_wrong_value(graph: Graph, outcome: Outcome, values: list[Any], eps: f
         operands = [_operand(graph, a, outcome, values) for a in step.args]
         try:
             with mpmath.workdps(DPS):
-                local = float(mp_apply(step.op, [mpmath.mpf(x) for x in operands]))
+                exact = mp_apply(step.op, [mpmath.mpf(x) for x in operands])
+                local = float(exact)
         except (ValueError, ZeroDivisionError, ArithmeticError, TypeError):
             continue  # outside the op's domain at the engine's operands: the value check says so
+        if mpmath.isfinite(exact) and not abs(local) < float_range(engine):
+            shown = ", ".join(f"{x!r}" for x in operands)
+            return Culprit(step.op, CulpritKind.FORWARD, _label(graph, i), exact=local, engine=ve,
+                           message=f"{step.op} at `{_label(graph, i)}` overflows: on the engine's operands ({shown}) its "
+                                   f"exact value is {mpmath.nstr(exact, 4)}, beyond the engine's float range, so the "
+                                   f"engine gives {ve!r}; the expression as written cannot be computed in its floats here")
         if not math.isfinite(local) or not math.isfinite(ve):
             if ve == local or (math.isnan(ve) and math.isnan(local)) or not math.isfinite(local):
                 continue

@@ -102,7 +102,10 @@ def unit_test(name: str, args: list[tuple[float, bool]], engine: Engine, *, ran:
     """Test op ``name`` alone at its argument values (value, varying): "rule" when it fails alone,
     "accumulation" when it fails beside another use of its input, and (the graph, exact, engine d/da) when
     it fails only with one node in both operand slots; None when it passes every test. With ``ran``, a
-    test the engine cannot even run (a ``**`` that refuses a Value exponent) is no failure."""
+    test the engine cannot even run (a ``**`` that refuses a Value exponent) is no failure. An argument
+    beyond the float range (an intermediate whose exact value overflows) gives no test: None."""
+    if not all(math.isfinite(v) for v, _ in args):
+        return None
     op = OPS[name]
     for upstream in (None, _UPSTREAM):  # alone, then under an upstream gradient that is not 1
         if _fails(_mini(op.name, args, accumulate=False, shared=False, upstream=upstream), engine, ran=ran):

@@ -33,6 +33,7 @@ engines register a factory under the ``gradspec.engines`` entry-point group.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,12 +46,18 @@ from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, REVERSE_ONLY, Capability, Op
 
 __all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NamedEngine", "NotANumber", "Outcome", "Unavailable",
-           "Unsupported", "ValueClassEngine"]
+           "Unsupported", "ValueClassEngine", "float_range"]
 
 FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
 FLOAT32_MAX = 3.4028234663852886e38
 FLOAT32_SMALLEST = 1.401298464324817e-45  # the smallest subnormal
+
+
+def float_range(engine: Any) -> float:
+    """The largest finite magnitude of the engine's float type (inf: whatever float64 holds)."""
+    eps = getattr(engine, "eps", FLOAT64_EPS)
+    return getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
 
 
 class Unsupported(Exception):

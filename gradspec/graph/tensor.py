@@ -150,7 +150,7 @@ def _step(node: Apply, args: tuple[int, ...], steps: list[TStep], data: frozense
                 target = steps[args[position]]
                 if target.name is None or target.name not in data:
                     raise ShapeError(f"{row.name}: argument {position + 1} must be an input marked "
-                                     "`differentiable: false` (integer class labels)")
+                                     "`differentiable: false` (data: class labels, indices or target probabilities)")
             kw = {k: list(v) if isinstance(v, tuple) else v for k, v in node.kwargs}
             shape = row.shape(row.name, shapes, kw)
     except ShapeError as exc:

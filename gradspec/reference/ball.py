@@ -176,7 +176,7 @@ def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
         with _progress(graph) as shown:
             if shown is not None:
                 return ball_tensor(graph, point, shown, rebuilt)
-    with ctx.workprec(PREC):
+    with ctx.workprec(PREC), np.errstate(over="ignore"):  # a bound beyond the float range is refused below
         tape = ball_ops.Tape(rebuilt)
         arrays: list[ball_ops.Arr] = []
         leaves: dict[str, ball_ops.Arr] = {}
@@ -196,6 +196,8 @@ def ball_tensor(graph: TensorGraph, point: Mapping[str, Any],
                 arr = elementwise(tape, step.op, [arrays[a] for a in step.args], step.shape, expand=True)
             else:
                 arr = TENSOR[step.op](tape, [arrays[a] for a in step.args], step.kw, step.shape)
+            if not np.isfinite(arr.err).all():  # an intermediate beyond the float range: its bound is kept as an
+                raise Unsupported("an intermediate beyond the float range")  # mpf on the scalar tape
             arrays.append(arr)
         out = arrays[graph.output]
         value = np.asarray(out.value, dtype=object).reshape(graph.shape)

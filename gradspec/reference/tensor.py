@@ -39,14 +39,26 @@ __all__ = ["RATIONAL", "Node", "TensorExact", "exact_tensor", "rational"]
 
 
 
-def _carried(partial: Scalar, error: float) -> float:
+def _carried(partial: Scalar, error: Scalar) -> Scalar:
     """``|partial| * error``, the error an argument carries into a result: none where the argument has
-    none, and computed exactly where the partial overflows a float (1/u for u = exp(-800) is 1e347, and
-    inf * 0 would make the allowance NaN, which accepts anything)."""
+    none, and computed exactly where a float would overflow (1/u for u = exp(-800) is 1e347, and inf * 0
+    would make the allowance NaN, which accepts anything; an error beyond the float range stays an mpf)."""
     if not error:
         return 0.0
     term = abs(float(partial)) * error
-    return term if math.isfinite(term) else float(abs(partial) * mpmath.mpf(error))
+    if isinstance(term, float) and math.isfinite(term):
+        return term
+    return _magnitude(abs(partial) * mpmath.mpf(error))
+
+
+def _magnitude(x: Any) -> Scalar:
+    """``|x|`` as a float, or as an mpf where it is beyond the float range: an intermediate whose exact value
+    overflows a float (x*x at x = 1e200) keeps a finite bound, which the engine's inf then exceeds."""
+    try:
+        m = abs(float(x))
+    except OverflowError:  # a Fraction beyond the float range
+        m = math.inf
+    return m if m != math.inf else abs(mpmath.mpf(x))
 
 
 def _eps_units(ulps: float) -> float:
@@ -112,7 +124,7 @@ class Tape:
     def leaf(self, v: Fraction) -> Node:
         x = to_mpf(v)
         # An engine gets the nearest float: half an ulp off unless the decimal is a binary float.
-        return self._push(x, (), (), abs(float(x)) / 2 if float(v) != v else 0.0)
+        return self._push(x, (), (), _magnitude(x) / 2 if float(v) != v else 0.0)
 
     def _push(self, value: Scalar, parents: tuple[tuple[int, Scalar], ...], perr: tuple[float, ...],
               error: float, rebuilt: tuple[float, ...] = (), lost: float = 0.0) -> Node:
@@ -183,10 +195,10 @@ class Tape:
         partials = local_partials(name)
         parents: list[tuple[int, Scalar]] = []
         perr: list[float] = []
-        err = _eps_units(op.ulps) * abs(float(value))
+        err = _eps_units(op.ulps) * _magnitude(value)
         errs = self._errors(args, vals)
         if op.arg_ulps:  # the op rounds a scaled copy of its arguments first
-            errs = [e + op.arg_ulps * abs(float(v)) for e, v in zip(errs, vals, strict=True)]
+            errs = [e + op.arg_ulps * _magnitude(v) for e, v in zip(errs, vals, strict=True)]
         losts = self._lost(args)
         lost = op.rebuilt_abs(0, vals, value)
         rebuilt: list[float] = []
@@ -210,14 +222,14 @@ class Tape:
         return self._push(value, tuple(parents), tuple(perr), err, tuple(rebuilt), lost)
 
     def _errors(self, args: Sequence[Any], vals: Sequence[Scalar]) -> list[float]:
-        return [self.error[a.i] if isinstance(a, Node) else (abs(float(v)) / 2 if float(a) != a else 0.0)
+        return [self.error[a.i] if isinstance(a, Node) else (_magnitude(v) / 2 if float(a) != a else 0.0)
                 for a, v in zip(args, vals, strict=True)]
 
     def _rational(self, name: str, args: Sequence[Any], vals: list[Scalar]) -> Node:
         value, partials = rational(name, vals[0], vals[1])
         errs = self._errors(args, vals)
         losts = self._lost(args)
-        err = abs(float(value))
+        err = _magnitude(value)
         lost = 0.0
         parents: list[tuple[int, Scalar]] = []
         perr: list[float] = []
@@ -266,13 +278,13 @@ class Tape:
             a = adj[i]
             if not a and not err[i] and not extra[i]:
                 continue
-            fa, ei, xi, ri = abs(float(a)), err[i], extra[i], rebuilt[i]
+            fa, ei, xi, ri = _magnitude(a), err[i], extra[i], rebuilt[i]
             for k, (p, d) in enumerate(parents[i]):
                 if override and (i, k) in override:
                     d = override[(i, k)]
                 contribution = a * d
                 adj[p] += contribution
-                fd = abs(float(d))
+                fd = _magnitude(d)
                 err[p] += fd * ei + 2 * fa * fd + fa * perrs[i][k]
                 if xi or ri:
                     extra[p] += fd * xi + (fa * ri[k] if ri else 0.0)

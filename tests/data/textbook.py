@@ -170,3 +170,14 @@ class TanhCancelling(Value):
             return super().tanh()
         a, b = math.exp(x), math.exp(-x)
         return self._unary((a - b) / (a + b), lambda t: 1 - math.tanh(x) ** 2, "tanh")
+
+
+class TanhCancellingMulAssign(TanhCancelling, MulAssign):
+    """Both: a tanh a few digits short (right to 1e-13 at moderate x) and mul's ``=`` for ``+=``."""
+
+
+class SqrtDividing(Value):
+    """sqrt's slope as ``0.5 / s`` in Python floats: at 0 it raises ZeroDivisionError where IEEE gives inf."""
+
+    def sqrt(self):  # type: ignore[no-untyped-def]
+        return self._unary(math.sqrt(self.data), lambda s: 0.5 / s, "sqrt")
