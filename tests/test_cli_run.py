@@ -19,7 +19,7 @@ from gradspec.cli import main
 
 SUMMARY = re.compile(
     r"^(OK|NO FAILURES, SOME SKIPPED|NO FAILURES, SOME IMPRECISE|FAILED|INVALID INPUT): (\d+) checks of (\d+) cases in (\d+) files on (\d+) engine\(s\): (.*); "
-    r"(\d+) input error\(s\); \d+\.\d\ds$"
+    r"(\d+) case-file error\(s\); \d+\.\d\ds$"
 )
 
 

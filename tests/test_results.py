@@ -8,7 +8,7 @@ import math
 import pytest
 
 from gradspec.report.common import engines_of
-from gradspec.report.terminal import summary
+from gradspec.report.terminal import skip_lines, summary
 from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Run, Tolerance, Verdict, worst
 
 
@@ -98,6 +98,11 @@ def test_a_check_run_in_another_dtype_compares_for_its_engine() -> None:
               ("torch", "jax"), ())
     assert run.idle_engines() == ["jax"] and run.exit_code == 1
     assert engines_of(run) == ["jax", "torch:float32"]
+    assert skip_lines(run)[-1] == "engine jax compared nothing: all 1 of its checks were skipped"
+    # what its checks ended as, where not all were skipped (a function that cannot be imported is an error)
+    run = Run((CheckResult("x", {}, "torch", Verdict.ERROR), CheckResult("x", {}, "torch", Verdict.SKIP)), ("torch",), ())
+    assert skip_lines(run)[-1] == "engine torch compared nothing: its 2 checks: 1 skipped, 1 error"
+    assert summary(run).endswith("; 0 case-file error(s); 0.00s")
 
 
 def test_a_tensor_convention_is_counted_by_its_quantitys_reason_not_the_header() -> None:

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -216,7 +217,7 @@ def summary(run: Run) -> str:
     verdict = {0: clean, 1: "FAILED", 2: "INVALID INPUT"}[run.exit_code]
     lines.append(f"{verdict}: {len(run.results)} checks of {cases} cases in {len(run.files)} files on "
                  f"{len(run.engines)} engine(s): {', '.join(parts) or 'nothing run'}; "
-                 f"{len(run.errors)} input error(s); {run.seconds:.2f}s")
+                 f"{len(run.errors)} case-file error(s); {run.seconds:.2f}s")
     return "\n".join(lines)
 
 
@@ -244,9 +245,16 @@ def skip_lines(run: Run) -> list[str]:
             more = f", and {len(reasons) - 8} more reasons" if len(reasons) > 8 else ""
             lines.append(f"{total:,} {what}: {shown}{more}")
     for engine in run.idle_engines():
-        n = sum(1 for r in run.results if r.engine == engine)
-        lines.append(f"engine {engine} compared nothing: " + (f"all {n:,} of its checks were skipped" if n
-                                                                else "no check ran on it"))
+        ended = Counter(r.verdict for r in run.results if r.engine == engine)  # skip or error, each
+        n = sum(ended.values())
+        if not n:
+            lines.append(f"engine {engine} compared nothing: no check ran on it")
+            continue
+        how = ", ".join(f"{k:,} {'skipped' if v is Verdict.SKIP else v.value}" for v, k in sorted(
+            ended.items(), key=lambda item: item[0].value, reverse=True))
+        lines.append(f"engine {engine} compared nothing: " + (f"all {n:,} of its checks were skipped"
+                                                              if set(ended) == {Verdict.SKIP} else
+                                                              f"its {n:,} check{'s' * (n != 1)}: {how}"))
     return lines
 
 
