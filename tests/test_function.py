@@ -5,6 +5,8 @@ says what is wrong (the pattern guess, or the property that breaks)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -225,6 +227,22 @@ class _AddsTerm(torch.autograd.Function):
     def backward(ctx: object, g: object) -> object:
         (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
         return y * (g - (g * y).sum(-1, keepdim=True)) + 1e-6 * torch.sign(g)
+
+
+def test_digits_lost_inside_a_function_are_not_called_a_term_that_does_not_scale() -> None:
+    # log(cosh(x)) as logaddexp(x, -x) - log 2 in float32: its slope is a difference of two halves of the
+    # cotangent, 3 digits of it left at 1e-5, and the VJPs miss linearity by as much as they miss the exact
+    # ones; doubling the cotangent doubles them exactly, so the culprit is the VJPs, not the linearity
+    def log_cosh(x: torch.Tensor) -> torch.Tensor:
+        return torch.logaddexp(x, -x) - math.log(2.0)
+
+    result = gradspec.check_function(log_cosh, "log(cosh(x))", {"x": np.array([1e-5, 2e-5, -3e-5])},
+                                     engine="torch:float32")
+    linear = next(q for q in result.quantities if q.name == "linear in the cotangent")
+    assert linear.verdict is Verdict.PASS and linear.abs_error is not None and linear.tolerance is not None
+    assert linear.abs_error > linear.tolerance and linear.note.startswith("VJP(2u) = 2*VJP(u) exactly")
+    assert result.verdict is Verdict.FAIL and result.culprit is not None
+    assert "x (vjp0): 3 of 3 elements over tolerance" in result.culprit.message
 
 
 def test_a_backward_term_that_does_not_scale_with_the_cotangent_still_breaks_linearity_in_float32() -> None:

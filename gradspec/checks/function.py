@@ -7,7 +7,8 @@ named quantity with its own verdict, from one more forward and five backward pas
 a*u + b*v, zero, and u again):
 
 - ``linear in the cotangent``: VJP(a*u + b*v) = a*VJP(u) + b*VJP(v), a = 3/4, b = -5/4 (a + b != 1, so
-  a backward that ignores its cotangent fails);
+  a backward that ignores its cotangent fails), within rounding; where only rounding inside the function
+  breaks the sum, VJP(2u) = 2*VJP(u) exactly says so;
 - ``zero cotangent``: a zero cotangent gives zero gradients;
 - ``repeatable``: two identical backward passes agree within the case's tolerance;
 - ``gradient shapes and dtypes``: each gradient has its input's shape and dtype, and data inputs get none;
@@ -189,7 +190,7 @@ def _properties(graph: TensorGraph, point: Mapping[str, Any], engine: FunctionEn
     rng = random.Random(seed ^ 0x5EED)
     u, v = cotangent(graph.shape, rng), cotangent(graph.shape, rng)
     a, b = LINEAR
-    cotangents = [u, v, a * u + b * v, np.zeros(graph.shape), u]
+    cotangents = [u, v, a * u + b * v, np.zeros(graph.shape), u, 2 * u]
     called = call.guarded(lambda: engine.probe(graph, floats, cotangents))
     if not called.ok:  # the value and the VJPs came back; these five passes did not
         return [_quantity("properties", called.verdict or Verdict.FAIL, called.message)]
@@ -233,7 +234,15 @@ def _missing(probe: Probe, names: list[str]) -> str:
 
 
 def _linear(probe: Probe, names: list[str], eps: float, tol: Tolerance, terms: Mapping[str, Any]) -> Quantity:
-    """``terms``: per input, the rounding bound of VJP(w) + |a|*VJP(u) + |b|*VJP(v) from the exact tape."""
+    """``terms``: per input, the rounding bound of VJP(w) + |a|*VJP(u) + |b|*VJP(v) from the exact tape.
+
+    That bound is the reference's spelling's: a function that loses digits inside (a difference of two
+    halves of the cotangent: logaddexp(x, -x) at 1e-5 in float32) can miss it by as much as its VJPs miss
+    the exact ones, which their own comparisons judge. What rounding cannot do is break homogeneity:
+    doubling the cotangent doubles every rounded product and sum exactly, so VJP(2u) = 2*VJP(u) bit for
+    bit in a backward linear in its cotangent, and a term that does not scale with it breaks that. Where
+    only the sum departs from linearity and doubling holds (and a zero cotangent gives zero), this
+    property passes, saying so."""
     name = "linear in the cotangent"
     if _missing(probe, names):
         return _quantity(name, Verdict.SKIP, _missing(probe, names))
@@ -253,7 +262,19 @@ def _linear(probe: Probe, names: list[str], eps: float, tol: Tolerance, terms: M
     same = all(np.array_equal(probe.grads[0][n], probe.grads[k][n]) for n in names for k in (1, 2))
     why = "pattern: ignored cotangent: every cotangent gives the same gradient" if same else \
         "the backward adds a term that does not scale with its cotangent"
-    return _worst(name, pairs, tol, f"VJP({a}*u + {b}*v) != {a}*VJP(u) + {b}*VJP(v); {why}")
+    judged = _worst(name, pairs, tol, f"VJP({a}*u + {b}*v) != {a}*VJP(u) + {b}*VJP(v); {why}")
+    if judged.verdict is Verdict.FAIL and not same and _homogeneous(probe, names):
+        return _quantity(name, Verdict.PASS, "VJP(2u) = 2*VJP(u) exactly and a zero cotangent gives zero: the "
+                                             "sum's departure is rounding inside the function, which the VJPs' own "
+                                             "comparisons judge", judged.abs_error, judged.tolerance, judged.index)
+    return judged
+
+
+def _homogeneous(probe: Probe, names: list[str]) -> bool:
+    """Whether doubling the cotangent doubled every gradient exactly, and a zero one gave zeros."""
+    return all(probe.grads[k].get(n) is not None for k in (3, 5) for n in names) and all(
+        np.array_equal(probe.grads[5][n], 2 * np.asarray(probe.grads[0][n])) and not np.any(probe.grads[3][n])
+        for n in names)
 
 
 def _zero(probe: Probe, names: list[str], tol: Tolerance) -> Quantity:
