@@ -193,6 +193,13 @@ cases:
     ("""
 cases:
   - id: a
+    expr: sum(x * y)
+    at: {x: [1, 2], y: [3, 4]}
+    expect: {grad: {x: [3, 4], y: [1, 2]}}
+""", [(5, 5, "expect does not apply to a tensor case")]),  # arrays the schema refuses: said once, as it is
+    ("""
+cases:
+  - id: a
     expr: cross_entropy(z, t)
     sample:
       count: 1

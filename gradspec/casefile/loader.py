@@ -135,18 +135,25 @@ class _Loader:
     def schema_errors(self) -> set[int]:
         """Validate against the schema; returns the indices of cases with errors."""
         bad: set[int] = set()
+        said = {str(e) for e in self.errors}
         errors = sorted(_validator().iter_errors(self.doc.data), key=relevance)
         for err in errors:
             err = _specific(err)
             path = tuple(err.absolute_path)
             if len(path) >= 2 and path[0] == "cases" and isinstance(path[1], int):
                 bad.add(path[1])
-            self.errors.append(self._schema_error(err, path))
+            error = self._schema_error(err, path)
+            if str(error) not in said:  # one tensor case's expect, however many of its values the schema refused
+                said.add(str(error))
+                self.errors.append(error)
         return bad
 
     def _schema_error(self, err: ValidationError, path: tuple[Hashable, ...]) -> CaseFileError:
         where = _dotted(path)
         case_id = _case_id(self.doc.data, path)
+        if len(path) >= 3 and path[2] == "expect" and _tensor_at(self.doc.data, path):  # tensors in expect
+            return self.doc.error("expect does not apply to a tensor case (the exact reference is the expectation)",
+                                  path[:3], key=True, case_id=case_id)
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
             allowed = set(err.schema.get("properties", {})) if isinstance(err.schema, dict) else set()
             extra = [k for k in err.instance if k not in allowed]
@@ -162,6 +169,16 @@ class _Loader:
 def _specific(err: ValidationError) -> ValidationError:
     """The most specific error under an anyOf/oneOf failure (the deepest relevant one)."""
     return best_match([err]) or err
+
+
+def _tensor_at(data: Any, path: tuple[Hashable, ...]) -> bool:
+    """Whether the case at ``path`` (cases, i, ...) is a tensor case, as its loader will decide."""
+    try:
+        raw = data["cases"][path[1]]
+    except (IndexError, TypeError, KeyError):
+        return False
+    return isinstance(raw, dict) and raw.get("kind", "gradient") in ("gradient", "tensor") and \
+        _tensors.is_tensor_case(raw, _parsed(raw.get("expr")))
 
 
 def _dotted(path: tuple[Hashable, ...]) -> str:
