@@ -26,8 +26,10 @@ RANGES = {
 }
 BINARY = ("logaddexp", "xlogy", "hypot", "logaddexp2", "xlog1py", "atan2")
 ENGINES = ("torch:float32", "jax:float32", "torch", "jax")
-# torch has no second derivative nor forward-mode rule for hardsigmoid: it raises, by design of torch
-TORCH_LACKS = "hardsigmoid_backward is not implemented"
+# torch has no second derivative of hardsigmoid, nor forward mode over its backward: it raises, by design of
+# torch ("derivative for aten::hardsigmoid_backward is not implemented", "forward AD with
+# aten::hardsigmoid_backward that does not support it")
+TORCH_LACKS = "aten::hardsigmoid_backward"
 
 
 def case_file(count: int = 60) -> str:
