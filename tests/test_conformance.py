@@ -250,7 +250,7 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
                                          **{(case, "skip"): 1 for case in CONDITIONED_TAILS},
                                          **ILL_CONDITIONED, **{(case, "fail"): 1 for case in TORCH_LINALG},
                                          ("batch-norm-second-order", "fail"): 1, ("smooth-l1-huber", "fail"): 1,
-                                         ("binary-cross-entropy-with-logits", "fail"): 1,
+                                         ("binary-cross-entropy-with-logits", "fail"): 1, ("attention-heads", "fail"): 1,
                                          ("logaddexp2-edges", "fail"): 1, ("sinc-at-zero", "fail"): 1,
                                          ("sinc-edges", "fail"): 1, **REDUCTIONS_ON_TORCH}), part)
     # torch.amax and torch.amin split a tie's gradient evenly: another subgradient, not the declared one
@@ -280,6 +280,11 @@ def test_torch_passes_everything_but_layer_norm_forward_over_forward_and_at_thir
             assert set(failed) == {"z (vjp0)", "z (jacobian)"}
             assert all(q.engine == 0.0 and 0 < abs(q.exact) < 1e-17 for q in failed.values())
             assert failed["z (jacobian)"].exact == pytest.approx(-math.exp(-40) / (1 + math.exp(-40)) / 5, rel=1e-12)
+        elif r.case_id == "attention-heads":
+            # 4-D inputs go to torch's CPU flash-attention kernel, which has no forward-mode rule
+            # (pytorch#128971): its JVP raises; its value and VJPs are right
+            assert set(failed) == {"jvp"}
+            assert "forward AD with _scaled_dot_product_flash_attention_for_cpu" in failed["jvp"].note
         elif r.case_id == "hardsigmoid-sampled":
             # torch has no derivative of hardsigmoid's backward: every mode past the first derivative raises (its
             # JVP is right, float32's 1/6 inside the default tolerance)
@@ -464,7 +469,7 @@ def test_jax_differs_only_by_its_abs_convention_at_zero(part: str) -> None:
                                          ("hardtanh-at-bounds", "convention"): 2, ("hardtanh-bounds-at-bounds", "convention"): 2,
                                          ("clamp-at-bounds", "convention"): 2, ("asinh-edges", "fail"): 1, ("softplus-second-derivative-tail", "xfail"): 1,
                                          ("softplus-threshold-tail", "skip"): 1,  # torch's function case
-                                         **ILL_CONDITIONED, ("attention-scale", "fail"): 1,
+                                         **ILL_CONDITIONED, ("attention-scale", "fail"): 1, ("attention-heads", "fail"): 1,
                                          ("l1-at-zero", "convention"): 1,  # every linear-algebra finding of torch passes here
                                          ("hypot-edges", "fail"): 2,
                                          ("logaddexp2-edges", "fail"): 1, ("logit-eps-at-bounds", "convention"): 2,
@@ -492,12 +497,12 @@ def test_jax_differs_only_by_its_abs_convention_at_zero(part: str) -> None:
     # 0.5*x*(1 + tanh(u)) is 0 at x = -10 (exact -1.2e-37), x - jnp.tanh(x) 0 at +-1e-8 (exact +-3.3e-25):
     # imprecise, as torch's; asinh'(1e200) is 0 (exact 1e-200): x*x overflows
     failed = {(r.case_id, q.name, q.engine) for r in results if r.verdict is Verdict.FAIL
-              for q in r.quantities if q.verdict is Verdict.FAIL and r.case_id not in ("attention-scale", "hypot-edges",
+              for q in r.quantities if q.verdict is Verdict.FAIL and r.case_id not in ("attention-scale", "attention-heads", "hypot-edges",
                                                                                          "sinc-edges")}
     # jax.nn.dot_product_attention casts the scores to float32 for its softmax whatever the input's dtype: on
     # float64 inputs its values and derivatives are off by about 1e-7 relatively (worst 1.6e-7 in the value), where
     # the composed spelling (the other attention cases, whose value width differs from q's) is float64-exact
-    for attention in [r for r in results if r.case_id == "attention-scale"]:
+    for attention in [r for r in results if r.case_id in ("attention-scale", "attention-heads")]:
         bad = [q for q in attention.quantities if q.verdict is Verdict.FAIL]
         assert {q.name for q in bad} >= {"value", "jvp"}
         assert all(1e-9 < abs(q.engine / q.exact - 1) < 1e-4 for q in bad if q.engine is not None and q.exact)
