@@ -249,9 +249,10 @@ def _localise(graph: TensorGraph, ref: TensorExact | BallExact, engine: Engine, 
     for i, step in enumerate(graph.steps):
         if step.op is None:
             continue
-        big = max((abs(float(v)) for v in np.asarray(ref.values_of(i), dtype=object).flat), default=0.0)
-        if not big < limit:
-            top = max(np.asarray(ref.values_of(i), dtype=object).flat, key=lambda v: abs(mpmath.mpf(v)))
+        values = np.asarray(ref.values_of(i), dtype=object).ravel()
+        magnitudes = [abs(float(v)) for v in values]
+        if magnitudes and not max(magnitudes) < limit:
+            top = max((v for v, m in zip(values, magnitudes, strict=True) if not m < limit), key=lambda v: abs(mpmath.mpf(v)))
             return Culprit(step.op, CulpritKind.FORWARD, graph.label(i), message=(
                 f"{step.op} at column {step.col} overflows: its exact value reaches {mpmath.nstr(mpmath.mpf(top), 4)}, "
                 f"beyond the engine's float range; the expression as written cannot be computed in its floats here"))
