@@ -282,6 +282,25 @@ def test_a_value_a_few_digits_short_gives_way_to_a_wrong_backward_rule(textbook:
     assert both is not None and (both.op, both.kind) == ("mul", "accumulation")
 
 
+def test_an_engine_that_refuses_numbers_is_unit_tested_without_them(textbook: ModuleType) -> None:
+    # mul's = for +=: the probe 1.75 * op(a, b) cannot even be built on Values that refuse a float, which
+    # must not read as a wrong rule; without the constant, the accumulation shows
+    found = culprit_of("textbook:NumberFreeMulAssign", "a = x * y; a + x", {"x": Fraction(2), "y": Fraction(3)})
+    assert found is not None and (found.op, found.kind) == ("mul", "accumulation")
+    assert found.message.startswith("mul at `a = x * y`: overwrites the gradient of its input")
+
+
+def test_an_op_that_writes_into_its_input_is_named_not_the_op_that_read_it_after(textbook: ModuleType) -> None:
+    # abs sets x.data = 2 at x = -2: relu(x) read -2 before it and is right, though x now holds 2
+    for expr in ("relu(x) + abs(x)", "abs(x) + relu(x)"):
+        found = culprit_of("textbook:AbsInPlace", expr, {"x": Fraction(-2)})
+        assert found is not None and (found.op, found.kind) == ("abs", "forward"), expr
+        assert found.message == ("abs at `abs(x)` writes into its input: x holds 2.0 after it runs, given -2.0, "
+                                 "and every op that reads x after it reads 2.0")
+    # float32 engines hold their inputs rounded: that is no write
+    assert culprit_of("torch:float32", "relu(x) + abs(x)", {"x": Fraction(1, 10)}) is None
+
+
 def test_where_reruns_come_out_right_each_op_is_tested_alone(textbook: ModuleType,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     # a backward ordered by a set loses mul's overwritten contribution in some orders only: where the

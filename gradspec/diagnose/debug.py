@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -31,14 +32,15 @@ from gradspec.diagnose.unit import shown as _g
 from gradspec.diagnose.unit import unit_culprit
 from gradspec.diagnose.unit import unit_test as _unit_test
 from gradspec.engines import call
-from gradspec.engines.protocol import FLOAT64_EPS, Engine, Outcome, float_range
+from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, float_range
 from gradspec.errors import EngineError
-from gradspec.graph.ir import Apply, Const, Graph, Leaf
+from gradspec.graph.ir import Apply, Const, Graph, GraphBuilder, Leaf
 from gradspec.graph.printer import ancestors as _ancestors
 from gradspec.graph.printer import label as _label
 from gradspec.graph.printer import number as _number
 from gradspec.graph.printer import short as _short
 from gradspec.graph.printer import subexpression, subprogram
+from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
 from gradspec.reference.chain import local_partials as _local_partials
 from gradspec.reference.chain import mp_apply
@@ -126,6 +128,9 @@ def _localise_run(graph: Graph, point: Mapping[str, Fraction], engine: Engine, v
     if called.verdict is not None:  # the check reports the failure; where it raised may name the culprit
         return (raised_culprit(graph, called.error) if called.raised and called.error is not None else None), True
     outcome = called.get()
+    written = _written_input(graph, outcome, floats, engine)
+    if written is not None:
+        return written, True
     forward_bug = _first_wrong_value(graph, outcome, values, engine)
     if forward_bug is not None and not _minor(forward_bug):
         return forward_bug, True
@@ -140,6 +145,38 @@ def _localise_run(graph: Graph, point: Mapping[str, Fraction], engine: Engine, v
             return forward_bug, True  # what its consumers passed down is not reported: nothing says which erred
         return _blame(graph, j, values, adj, grads, engine), True
     return forward_bug, forward_bug is not None
+
+
+def _written_input(graph: Graph, outcome: Outcome, floats: Mapping[str, float], engine: Engine) -> Culprit | None:
+    """An input whose node holds another number after the run than it was given: an op wrote into it (a
+    Value class's ``__abs__`` that sets ``self.data``), and every op after it read the new number. The op
+    is the consumer that writes into its input when run alone."""
+    single = getattr(engine, "eps", FLOAT64_EPS) >= FLOAT32_EPS  # a float32 engine holds its input rounded
+    for i, step in enumerate(graph.steps):
+        held = outcome.node_values.get(i)
+        if not isinstance(step, Leaf) or held is None or math.isnan(held):
+            continue
+        given = floats[step.name]
+        if held == (struct.unpack("f", struct.pack("f", given))[0] if single and abs(given) < FLOAT32_MAX else given):
+            continue
+        for j, user in enumerate(graph.steps):
+            if isinstance(user, Apply) and i in user.args and _writes_into(user.op, given, engine):
+                return Culprit(user.op, CulpritKind.FORWARD, _label(graph, j), exact=given, engine=held, message=(
+                    f"{user.op} at `{_label(graph, j)}` writes into its input: {step.name} holds {held!r} after "
+                    f"it runs, given {given!r}, and every op that reads {step.name} after it reads {held!r}"))
+        return Culprit("input", CulpritKind.FORWARD, step.name, exact=given, engine=held, message=(
+            f"an op wrote into input {step.name}: it holds {held!r} after the run, given {given!r}"))
+    return None
+
+
+def _writes_into(op: str, value: float, engine: Engine) -> bool:
+    """Whether ``op`` alone, on an input holding ``value`` (both operands, for a binary op), changes it."""
+    b = GraphBuilder()
+    a = b.leaf("a")
+    out = b.apply(op, (a,) * OPS[op].arity)
+    graph = b.graph(Program(f"unit test of {op}", (), Name("out"), ("a",)), out)
+    called = call.run(engine, graph, {"a": value}, every_node=True, representable=False)
+    return called.verdict is None and called.get().node_values.get(0, value) != value
 
 
 _MINOR = 1e-7  # a wrong value within this relative error (7 digits right) gives way to a wrong backward rule

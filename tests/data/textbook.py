@@ -181,3 +181,19 @@ class SqrtDividing(Value):
 
     def sqrt(self):  # type: ignore[no-untyped-def]
         return self._unary(math.sqrt(self.data), lambda s: 0.5 / s, "sqrt")
+
+
+class NumberFreeMulAssign(MulAssign):
+    """mul's ``=`` for ``+=`` in an engine whose Values refuse Python numbers (``other.data`` of a float
+    raises AttributeError), as some public micrograd ports are written."""
+
+    def _lift(self, other):  # type: ignore[no-untyped-def]
+        return other
+
+
+class AbsInPlace(Value):
+    """``abs`` that writes into its input and returns it (``self.data = abs(self.data); return self``)."""
+
+    def abs(self):  # type: ignore[no-untyped-def]
+        self.data = abs(self.data)
+        return self
