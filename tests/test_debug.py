@@ -211,6 +211,15 @@ def test_an_op_raising_in_its_forward_for_large_inputs_is_named(misbehaving: Mod
     assert result.culprit.message == "tanh raised OverflowError in its forward at (400): math range error"
 
 
+def test_an_op_that_hands_on_a_non_number_is_named_not_the_op_that_reads_it(textbook: ModuleType) -> None:
+    # tanh stores a Value in .data; exp, the stock op after it, raises reading it
+    result = check("exp(tanh(x))", {"x": 0.5}, engine=textbook.TanhWrapsValue)
+    assert result.verdict is Verdict.FAIL and result.culprit is not None
+    assert (result.culprit.op, result.culprit.kind) == ("tanh", "forward")
+    assert result.culprit.message.startswith("tanh at `tanh(x)` returned a node whose value is a TanhWrapsValue, not a "
+                                             "number; exp, which reads it, raised TypeError")
+
+
 def test_recursion_in_backward_names_the_recursive_traversal(engines: ModuleType) -> None:
     deep = "; ".join(f"t{i} = {'x' if i == 0 else f't{i - 1}'} * 1.0001" for i in range(1200)) + "; t1199"
     result = check(deep, {"x": 1}, engine="engines:RecursiveBackward")

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from gradspec.graph.ir import Graph
+from gradspec.graph.ir import Apply, Graph
 from gradspec.graph.printer import label
 from gradspec.results import Culprit, CulpritKind
 
@@ -38,8 +38,34 @@ def raised_culprit(graph: Graph, exc: BaseException) -> Culprit | None:
         return None
     op = applying.f_locals["op"]
     shown = [_num(a) for a in applying.f_locals.get("args", ())]
+    producer = _non_number_producer(graph, frames)
+    if producer is not None:  # the op before it handed it a node that holds no number
+        i, held = producer
+        made = graph.steps[i].op  # type: ignore[union-attr]
+        return Culprit(made, CulpritKind.FORWARD, label(graph, i), message=(
+            f"{made} at `{label(graph, i)}` returned a node whose value is a {type(held).__name__}, not a number; "
+            f"{op.name}, which reads it, raised {type(exc).__name__}: {exc}"))
     return Culprit(op.name, CulpritKind.FORWARD, op.name, message=(
         f"{op.name} raised {type(exc).__name__} in its forward at ({', '.join(shown)}): {exc}"))
+
+
+def _non_number_producer(graph: Graph, frames: list[Any]) -> tuple[int, Any] | None:
+    """The step, among the operands of the op being built when the engine raised, whose node's value is
+    not a number (a Value class's tanh that stores a Value in ``.data``), and that value; else None."""
+    building = next((f for f in frames if f.f_code.co_name == "build" and {"nodes", "step"} <= f.f_locals.keys()),
+                    None)
+    if building is None:
+        return None
+    nodes, step = building.f_locals["nodes"], building.f_locals["step"]
+    for a in getattr(step, "args", ()):
+        if a >= len(nodes) or not isinstance(graph.steps[a], Apply):
+            continue
+        held = getattr(nodes[a], "data", nodes[a])
+        try:
+            float(held)
+        except (TypeError, ValueError):
+            return a, held
+    return None
 
 
 def _frames(exc: BaseException) -> Iterator[Any]:

@@ -197,3 +197,12 @@ class AbsInPlace(Value):
     def abs(self):  # type: ignore[no-untyped-def]
         self.data = abs(self.data)
         return self
+
+
+class TanhWrapsValue(Value):
+    """tanh that stores a Value in ``.data`` (``Value(Value(...))``): the op after it cannot read a number."""
+
+    def tanh(self):  # type: ignore[no-untyped-def]
+        out = type(self)(0.0, (self,), "tanh")
+        out.data = type(self)(math.tanh(self.data))
+        return out
