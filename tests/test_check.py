@@ -469,6 +469,14 @@ def test_a_division_by_zero_where_the_exact_slope_is_infinite_is_a_convention_di
     assert check("sqrt(x)", {"x": 4}, engine=textbook.SqrtDividing).verdict is Verdict.PASS
 
 
+def test_values_that_refuse_python_numbers_skip_what_needs_one(textbook: ModuleType) -> None:
+    # x * 2 reads 2's .data: AttributeError, as a missing __rmul__ is a TypeError: the engine lacks it
+    r = check("x * 2 + x * y", {"x": 0.5, "y": 3.0}, engine=textbook.NumberFree)
+    assert r.verdict is Verdict.SKIP
+    assert r.message.startswith("engine cannot apply mul to Value, number: 'float' object has no attribute 'data'")
+    assert check("x * y + x", {"x": 0.5, "y": 3.0}, engine=textbook.NumberFree).verdict is Verdict.PASS
+
+
 def test_check_gradients_calls_the_function_through_the_guarded_door() -> None:
     def broken(x: object) -> object:
         raise RuntimeError("no forward today")

@@ -195,12 +195,14 @@ class Engine:
         args = [a if v else self.const(a) for a, v in zip(args, varying, strict=True)]
         try:
             return self.apply(op, args)
-        except (TypeError, NotImplementedError, AssertionError) as exc:
+        except (TypeError, NotImplementedError, AssertionError, AttributeError) as exc:
             # micrograd-style classes raise TypeError, or assert, on operand kinds they do not take (a Value
-            # exponent). Whether that is what happened is asked of the engine: the same op on the same
-            # operand kinds at harmless values. If that works, the engine takes these operands and raised
-            # on these values (a complex result of (-8) ** 0.5): its error, not a missing feature.
-            if self.takes(op, varying):
+            # exponent), and AttributeError where they read a plain number's .data (no number wrapping).
+            # Whether that is what happened is asked of the engine: the same op on the same operand kinds at
+            # harmless values. If that works, the engine takes these operands and raised on these values (a
+            # complex result of (-8) ** 0.5): its error, not a missing feature. An AttributeError with no
+            # number among the operands is the engine's own error.
+            if self.takes(op, varying) or (isinstance(exc, AttributeError) and all(varying)):
                 raise
             if isinstance(exc, AssertionError):
                 refused = op.asserts_on_value  # the op's row says which argument such an assert is about

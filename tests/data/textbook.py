@@ -183,12 +183,16 @@ class SqrtDividing(Value):
         return self._unary(math.sqrt(self.data), lambda s: 0.5 / s, "sqrt")
 
 
-class NumberFreeMulAssign(MulAssign):
-    """mul's ``=`` for ``+=`` in an engine whose Values refuse Python numbers (``other.data`` of a float
-    raises AttributeError), as some public micrograd ports are written."""
+class NumberFree(Value):
+    """Values that refuse Python numbers (``other.data`` of a float raises AttributeError), as some public
+    micrograd ports are written."""
 
     def _lift(self, other):  # type: ignore[no-untyped-def]
         return other
+
+
+class NumberFreeMulAssign(NumberFree, MulAssign):
+    """mul's ``=`` for ``+=`` in an engine whose Values refuse Python numbers."""
 
 
 class AbsInPlace(Value):
