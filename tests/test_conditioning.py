@@ -3,14 +3,18 @@ follow the function, not the spelling of its reference."""
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
+import mpmath
 import numpy as np
 import pytest
 
 from gradspec.checks.function import check_function
 from gradspec.reference.conditioning import LIMIT, Sums, allowance, direction_sums, input_sums
 from gradspec.results import Verdict
+
+SCALE = 2.0**-52  # S is kept in units of 2^52
 
 
 def _point(**values: list[float]) -> dict[str, np.ndarray]:
@@ -22,7 +26,7 @@ def test_input_sums_are_the_condition_number_times_the_inputs() -> None:
     point = _point(x=[3.0, -0.5, 1.4])
     sums = input_sums(lambda p: {"q": np.asarray([p["x"][0] * p["x"][1] - p["x"][2]], dtype=object)}, point, ["x"])
     assert sums is not None
-    assert sums["q"][0] == pytest.approx(1.5 + 1.5 + 1.4, rel=1e-12)
+    assert sums["q"][0] == pytest.approx((1.5 + 1.5 + 1.4) * SCALE, rel=1e-12)
 
 
 def test_a_zero_input_is_not_moved_and_a_cancelling_quantity_keeps_its_small_sum() -> None:
@@ -30,21 +34,31 @@ def test_a_zero_input_is_not_moved_and_a_cancelling_quantity_keeps_its_small_sum
     point = _point(x=[2.0, 2.0, 0.0])
     sums = input_sums(lambda p: {"q": np.asarray([p["x"][0] - p["x"][1] + 7 * p["x"][2]], dtype=object)}, point, ["x"])
     assert sums is not None
-    assert sums["q"][0] == pytest.approx(4.0, rel=1e-12)  # x2 = 0 contributes nothing
+    assert sums["q"][0] == pytest.approx(4.0 * SCALE, rel=1e-12)  # x2 = 0 contributes nothing
 
 
 def test_direction_sums_of_a_linear_quantity_are_exact() -> None:
     jacobian = np.array([[2.0, -3.0], [0.5, 4.0]])
     c = np.array([0.25, -0.75])
     sums = direction_sums(lambda ds: {"g": (jacobian.T @ ds[0]).astype(object)}, [c])
-    assert list(sums["g"]) == pytest.approx(list(np.abs(jacobian.T) @ np.abs(c)), rel=1e-12)
+    assert list(sums["g"]) == pytest.approx(list(np.abs(jacobian.T) @ np.abs(c) * SCALE), rel=1e-12)
 
 
 def test_the_bound_scales_with_the_order_and_the_function_size() -> None:
     eps = 2.0**-52
     # (d + 1)(n_in + n_out) roundings of S, and 4 (d + 1) ulps of the quantity itself
-    assert allowance(np.array([1.0]), np.array([0.0]), 0, 3, eps)[0] == 3 * eps
-    assert allowance(np.array([1.0]), np.array([2.0]), 2, 3, eps)[0] == eps * (9 + 24)
+    assert allowance(np.array([SCALE]), np.array([0.0]), 0, 3, eps)[0] == 3 * eps
+    assert allowance(np.array([SCALE]), np.array([2.0]), 2, 3, eps)[0] == eps * (9 + 24)
+    # S is kept times 2^-52: an S beyond the float range (|x| * exp2'(x) at x = 1020) has a bound within it
+    def exp2(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = p["x"][0]
+        with mpmath.workdps(60):
+            return {"q": np.asarray([mpmath.mpf(2) ** (mpmath.mpf(x.numerator) / x.denominator)], dtype=object)}
+
+    huge = input_sums(exp2, _point(x=[1020.0]), ["x"])
+    assert huge is not None and np.isfinite(huge["q"][0])
+    assert allowance(huge["q"], np.array([2.0**1020]), 0, 2, eps)[0] == pytest.approx(
+        2 * eps * 1020 * 2.0**1020 * math.log(2) + 4 * eps * 2.0**1020, rel=1e-9)
     assert Sums({"v": np.array([1.0])}, 3).bound("w", np.array([0.0]), 1, eps) is None
     assert LIMIT >= 64
 

@@ -6,6 +6,7 @@ says what is wrong (the pattern guess, or the property that breaks)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -243,6 +244,53 @@ def test_digits_lost_inside_a_function_are_not_called_a_term_that_does_not_scale
     assert linear.abs_error > linear.tolerance and linear.note.startswith("VJP(2u) = 2*VJP(u) exactly")
     assert result.verdict is Verdict.FAIL and result.culprit is not None
     assert "x (vjp0): 3 of 3 elements over tolerance" in result.culprit.message
+
+
+class _Exp2Half(torch.autograd.Function):
+    """exp2 whose backward multiplies by 0.5 where log(2) belongs."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return torch.exp2(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * torch.exp2(x) * 0.5
+
+
+def test_a_wrong_slope_near_the_top_of_the_float_range_fails() -> None:
+    # at x = 1020 the slope is 7.8e306; its conditioning sum |x| * 7.8e306 is beyond the float range, and
+    # the bound made of it passed 5.6e306 (28% off)
+    result = gradspec.check_function(_Exp2Half.apply, "exp2(x)", {"x": np.array([1020.0])})
+    bad = {q.name: q for q in result.quantities if q.verdict is Verdict.FAIL}
+    assert result.verdict is Verdict.FAIL and {"x (vjp0)", "x (jacobian)"} <= set(bad)
+    assert bad["x (jacobian)"].tolerance is not None and 0 < bad["x (jacobian)"].tolerance < 1e301
+    assert gradspec.check_function(lambda x: torch.exp2(x), "exp2(x)", {"x": np.array([1020.0])}).verdict is Verdict.PASS
+
+
+class _ExpNanOnZero(torch.autograd.Function):
+    """exp whose backward divides by its cotangent: NaN where the cotangent is 0."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        y = torch.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return (g * y) / g * g
+
+
+def test_a_nan_gradient_for_a_zero_cotangent_fails() -> None:
+    # 40 elements: a Jacobian over the limit, and the seeded cotangents are never 0, so only this shows it
+    result = gradspec.check_function(_ExpNanOnZero.apply, "exp(x)", {"x": np.linspace(-1, 1, 40)})
+    zero = next(q for q in result.quantities if q.name == "zero cotangent")
+    assert result.verdict is Verdict.FAIL and zero.verdict is Verdict.FAIL
+    assert zero.note.startswith("a zero cotangent gives NaN gradients")
 
 
 def test_a_backward_term_that_does_not_scale_with_the_cotangent_still_breaks_linearity_in_float32() -> None:

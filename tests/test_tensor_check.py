@@ -8,6 +8,7 @@ import importlib
 import math
 import random
 import textwrap
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -173,6 +174,12 @@ def test_patterns() -> None:
     assert guess(exact / 3, exact, bound) == "scaled by a constant: engine = 1/3 * exact"
     assert guess(2 * exact, exact, bound) == "scaled by a constant: engine = 2 * exact"
     assert guess(np.array([2.79]), np.array([1.0]), np.array([1e-12])) == ""  # one number: any scale fits
+    # nor is one number a dropped term along the output: a lane of one element is a multiple of anything
+    assert guess(np.array([2.79]), np.array([1.0]), np.array([1e-12]), output=np.array([4.0])) == ""
+    # near the top of the float range, silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert guess(np.array([5.6e306, 1e308]), np.array([7.8e306, 1.5e308]), np.array([1e300] * 2)) == ""
     assert guess(exact.T, exact, bound).startswith("transposed")
     assert guess(np.zeros((3, 3)), exact, bound) == "all zeros where the exact gradient is not"
     assert guess(exact + rng.normal(size=(3, 3)), exact, bound) == ""
@@ -466,6 +473,21 @@ def test_a_mode_that_raises_fails_alone_and_the_others_are_judged() -> None:
     assert verdicts["jvp"] is Verdict.PASS and verdicts["hvp"] is Verdict.FAIL
     (hvp,) = [q for q in found.quantities if q.name == "hvp"]
     assert "forward AD with huber_loss_backward" in hvp.note
+
+
+def test_a_bound_that_overflowed_a_float_allows_nothing_beyond_the_tolerance() -> None:
+    # exp2(1020) = 1.1e307: counted in units of eps, its bound (1020 ulps of x times the slope 7.8e306) is
+    # beyond the float range, and an infinite allowance passed anything; the bound of a finite quantity is
+    # never infinite, so it allows what the case's tolerance does
+    exact = np.array([mpmath.mpf(2) ** 1020], dtype=object)
+    floats = np.array([2.0**1020])
+    q = judge("value", Role.VALUE, [0.72 * 2.0**1020], exact, floats, np.array([np.inf]), Tolerance(), eps=2.0**-52)
+    assert q.verdict is Verdict.FAIL and q.tolerance is not None and math.isfinite(q.tolerance)
+    import gradspec
+
+    result = gradspec.check("exp2(x)", {"x": [1020.0]}, engine="builtin")
+    assert result.verdict is Verdict.PASS and all(q.tolerance is not None and math.isfinite(q.tolerance)
+                                                  for q in result.quantities)
 
 
 def test_an_exact_value_beyond_the_float_range_passes_only_as_its_infinity() -> None:

@@ -203,8 +203,9 @@ def _properties(graph: TensorGraph, point: Mapping[str, Any], engine: FunctionEn
                  for n in differentiable}
     except DomainError:  # the value check already says so
         terms = {}
-    return [_linear(probe, differentiable, engine.eps, tol, terms), _zero(probe, differentiable, tol),
-            _repeat(probe, differentiable, tol), _kinds(probe, graph), _unmodified(probe)]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in a gradient that overflowed: judged below
+        return [_linear(probe, differentiable, engine.eps, tol, terms), _zero(probe, differentiable, tol),
+                _repeat(probe, differentiable, tol), _kinds(probe, graph), _unmodified(probe)]
 
 
 def _quantity(name: str, verdict: Verdict, note: str, err: float | None = None, bound: float | None = None,
@@ -216,7 +217,11 @@ def _worst(name: str, pairs: list[tuple[str, Any, Any]], tol: Tolerance, describ
     """The worst element over ``(input, error, allowed)`` arrays: pass when every error is within its bound."""
     worst_ratio, at = -1.0, None
     for n, err, bound in pairs:
-        ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
+        # NaN is no agreement (a NaN gradient for a zero cotangent), and a NaN bound allows nothing
+        err, bound = np.where(np.isnan(err), np.inf, err), np.where(np.isnan(bound), 0.0, bound)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf / inf: an overflow both sides share
+            ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
+        ratio = np.nan_to_num(ratio, nan=0.0)
         if ratio.size and float(np.max(ratio)) > worst_ratio:
             k = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
             worst_ratio, at = float(ratio[k]), (n, k, float(err[k]), float(bound[k]))
@@ -252,6 +257,9 @@ def _linear(probe: Probe, names: list[str], eps: float, tol: Tolerance, terms: M
         gu, gv, gw = probe.grads[0][n], probe.grads[1][n], probe.grads[2][n]
         if not gu.shape == gv.shape == gw.shape:
             return _quantity(name, Verdict.FAIL, f"the gradients of {n} change shape with the cotangent")
+        if not all(np.isfinite(g).all() for g in (gu, gv, gw)):
+            return _quantity(name, Verdict.SKIP, f"not judged: a gradient of {n} is not finite (its VJPs are "
+                                                 "compared with the exact ones above)")
         rhs = a * gu + b * gv
         if n in terms and np.shape(terms[n]) == gu.shape:
             # each VJP within its own bound, then a*gu + b*gv rounded twice
@@ -281,7 +289,10 @@ def _zero(probe: Probe, names: list[str], tol: Tolerance) -> Quantity:
     name = "zero cotangent"
     pairs = [(n, np.abs(probe.grads[3][n]), np.full(np.shape(probe.grads[3][n]), tol.atol)) for n in names
              if probe.grads[3].get(n) is not None]
-    return _worst(name, pairs, tol, "a zero cotangent gives nonzero gradients")
+    undefined = any(np.isnan(np.asarray(err)).any() for _, err, _ in pairs)
+    return _worst(name, pairs, tol, "a zero cotangent gives NaN gradients (0 times an infinite intermediate, or "
+                                    "a division by the cotangent)" if undefined else
+                  "a zero cotangent gives nonzero gradients")
 
 
 def _repeat(probe: Probe, names: list[str], tol: Tolerance) -> Quantity:

@@ -25,6 +25,11 @@ def guess(engine: Any, exact: Any, bound: Any, copies: Sequence[tuple[tuple[int,
     the op's exact output when it has the gradient's shape (one op checked alone)."""
     if not np.all(np.isfinite(engine)) or exact.size == 0:
         return ""
+    with np.errstate(over="ignore", invalid="ignore"):  # near the top of the float range, a product overflows
+        return _guess(engine, exact, bound, copies, output)
+
+
+def _guess(engine: Any, exact: Any, bound: Any, copies: Sequence[tuple[tuple[int, ...], Any]], output: Any) -> str:
     # A pattern must explain the elements well beyond rounding, so bound generously but not loosely.
     loose = bound + 1e-9 * np.maximum(np.abs(exact), np.abs(engine))
     if np.any(exact != 0) and _close(engine, -exact, loose):
@@ -38,7 +43,9 @@ def guess(engine: Any, exact: Any, bound: Any, copies: Sequence[tuple[tuple[int,
         found = _one_slice(engine, per_copy, exact.shape, loose)
         if found:
             return found
-    if output is not None and output.shape == exact.shape and exact.ndim >= 1 and _along_output(engine, exact, output, loose):
+    # a lane of one element is always a multiple of the output: it says nothing
+    if output is not None and output.shape == exact.shape and exact.ndim >= 1 and exact.shape[-1] > 1 \
+            and _along_output(engine, exact, output, loose):
         return ("a term along the output is missing: in every lane of the last axis, engine - exact is a "
                 "multiple of the op's output (a dropped normaliser or variance term)")
     # one nonzero number is always some multiple of another: a scale explains something only across several

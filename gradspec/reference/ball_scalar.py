@@ -161,7 +161,9 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
         err = max(1.0, op.ulps) * np.abs(fv)
         if kernel.second is not None and any(np.any(e) for e in errs):
             second = kernel.second(fx, fv)
-            moved = [sum((np.abs(s) * e for s, e in zip(row, errs, strict=True)), np.zeros(shape)) for row in second]
+            with np.errstate(invalid="ignore"):  # an infinite second partial times an error of 0 moves nothing
+                moved = [sum((np.where(np.asarray(e) == 0, 0.0, np.abs(s) * e) for s, e in zip(row, errs, strict=True)),
+                             np.zeros(shape)) for row in second]
         else:
             moved = [0.0] * len(args)
         lost = op.partial_abs if tape.rebuilt else 0.0  # nonzero only for the ops of REBUILT

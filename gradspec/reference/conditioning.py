@@ -44,6 +44,9 @@ LIMIT = 256  # input and direction elements a check may move; beyond that, the r
 _STEP = Fraction(1, 2**64)  # relative move of an input element
 _DIRECTION_STEP = 2.0**-30  # absolute move of a direction element (they are multiples of 1/1024 in [-1, 1])
 _LAST_ULPS = 4  # a library op's own rounding of its result (the op table's largest ``ulps``)
+# ``S`` is kept in units of 2^52 (times 2^-52): it is only ever used times eps, and a quantity near the top of
+# the float range (exp2'(1020) = 7.8e306, times |x| = 1020) has an S beyond it that its bound is not.
+_SCALE = 2.0**-52
 
 Quantities = Callable[[Mapping[str, Any]], Mapping[str, Any]]  # point -> {label: exact array}
 
@@ -52,7 +55,7 @@ def allowance(sums: Any, exact: Any, order: int, elements: int, eps: float) -> A
     """The conditioning bound of a quantity of derivative ``order``, from its ``S`` (``sums``), its
     exact value (float array) and the function's input plus output elements."""
     multiplier = (order + 1) * elements
-    return eps * (multiplier * np.asarray(sums, dtype=float) + _LAST_ULPS * (order + 1) * np.abs(exact))
+    return (eps / _SCALE) * multiplier * np.asarray(sums, dtype=float) + eps * _LAST_ULPS * (order + 1) * np.abs(exact)
 
 
 def magnitudes(values: Any) -> Any:
@@ -78,8 +81,8 @@ def _moves(point: Mapping[str, Any], names: Sequence[str]) -> Iterator[tuple[Fra
 
 
 def input_sums(quantities: Quantities, point: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any] | None:
-    """``sum_j |dq/dx_j| |x_j|`` over the named inputs' elements, for every quantity ``quantities``
-    returns at a point; None where the function is not differentiable across a move (a domain's edge)."""
+    """``sum_j |dq/dx_j| |x_j|`` (times 2^-52) over the named inputs' elements, for every quantity
+    ``quantities`` returns at a point; None where the function is not differentiable across a move (a domain's edge)."""
     total: dict[str, Any] = {}
     for h, up, down in _moves(point, names):
         try:
@@ -89,13 +92,13 @@ def input_sums(quantities: Quantities, point: Mapping[str, Any], names: Sequence
         x = float(abs(h / _STEP))
         for label, value in hi.items():
             slope = np.abs(magnitudes(np.asarray(value, dtype=object) - np.asarray(lo[label], dtype=object)))
-            total[label] = total.get(label, 0.0) + slope * (x / (2 * float(h)))
+            total[label] = total.get(label, 0.0) + slope * (x / (2 * float(h)) * _SCALE)
     return total
 
 
 def direction_sums(quantities: Callable[[Sequence[Any]], Mapping[str, Any]],
                    directions: Sequence[Any]) -> dict[str, Any]:
-    """``sum_j |dq/dd_j| |d_j|`` over the elements of float ``directions`` (arrays), for every quantity
+    """``sum_j |dq/dd_j| |d_j|`` (times 2^-52) over the elements of float ``directions`` (arrays), for every quantity
     ``quantities`` returns given the directions."""
     total: dict[str, Any] = {}
     for k, direction in enumerate(directions):
@@ -113,7 +116,7 @@ def direction_sums(quantities: Callable[[Sequence[Any]], Mapping[str, Any]],
             h = float(up[index] - down[index])
             for label, value in hi.items():
                 slope = np.abs(magnitudes(np.asarray(value, dtype=object) - np.asarray(lo[label], dtype=object)))
-                total[label] = total.get(label, 0.0) + slope * (abs(d) / h)
+                total[label] = total.get(label, 0.0) + slope * (abs(d) / h * _SCALE)
     return total
 
 

@@ -257,7 +257,7 @@ class Tape:
                 return float("inf")
             if not mpmath.isfinite(moved):
                 return float("inf")
-            worst = max(worst, float(abs(moved - p) / tau))
+            worst = max(worst, _magnitude(abs(moved - p) / tau))  # an mpf beyond the float range
         return worst
 
     def sweep(self, seeds: Mapping[int, Scalar], override: Mapping[tuple[int, int], Scalar] | None = None,
