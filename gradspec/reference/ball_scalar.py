@@ -159,6 +159,7 @@ def elementwise(tape: Tape, name: str, args: Sequence[Arr], shape: tuple[int, ..
         perr: list[Any] = [errs[1], errs[0]] if name == "mul" else [0.0, 0.0]
     else:
         err = max(1.0, op.ulps) * np.abs(fv)
+        moved: list[Any]
         if kernel.second is not None and any(np.any(e) for e in errs):
             second = kernel.second(fx, fv)
             with np.errstate(invalid="ignore"):  # an infinite second partial times an error of 0 moves nothing
