@@ -162,9 +162,11 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
     # An allowance that could not be computed (NaN) allows nothing: the element is judged by the case's
     # tolerance alone, never passed whatever the engine returns. Nor does one that overflowed a float for a
     # finite exact element (exp2'(1020) = 7.8e306 times 1020 ulps of its input, counted in units of eps):
-    # the bound of a finite quantity is never infinite, and an infinite one would pass anything.
+    # the bound of a finite quantity is never infinite, and an infinite one would pass anything. The rebuilt
+    # allowance may be: an infinite one makes any number imprecise, never a pass (an intermediate that
+    # under- or overflows on the way: docs/verdicts.md).
     allowance = _nan_as_zero(allowance, exact)
-    rebuilt = _nan_as_zero(rebuilt, exact)
+    rebuilt = _nan_as_zero(rebuilt, None)
     bound = tol.atol + tol.rtol * np.abs(exact) + allowance + (representation(exact, eps) if eps else 0.0)
     if np.isfinite(engine).all():  # no inf - inf to mask (the exact element may still be inf)
         err = np.abs(engine - exact)
@@ -243,12 +245,13 @@ def _error(engine: float, exact: Any, nearest: float) -> float:
 
 def _nan_as_zero(allowance: Any, exact: Any) -> Any:
     """An allowance as a float array, NaN (not computed) as 0, and inf as 0 where the exact element is
-    finite (NumPy's own call costs more than the rest of a small quantity's judgement: only where an element
-    is not finite)."""
+    finite, given ``exact`` (NumPy's own call costs more than the rest of a small quantity's judgement:
+    only where an element is not finite)."""
     allowance = np.asarray(allowance, dtype=float)
     if np.isfinite(allowance).all():
         return allowance
-    return np.where(np.isnan(allowance) | (np.isinf(allowance) & np.isfinite(exact)), 0.0, allowance)
+    unknown = np.isnan(allowance) if exact is None else np.isnan(allowance) | (np.isinf(allowance) & np.isfinite(exact))
+    return np.where(unknown, 0.0, allowance)
 
 
 def _non_finite(engine: Any, exact: Any) -> str:

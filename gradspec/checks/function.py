@@ -199,8 +199,10 @@ def _properties(graph: TensorGraph, point: Mapping[str, Any], engine: FunctionEn
     try:
         ref = exact_tensor(graph, point)
         grads = [ref.vjp(c) for c in cotangents[:3]]
-        terms = {n: engine.eps * sum(abs(k) * (g.rounding[n] + g.rebuilt[n]) for k, g in zip((a, b, 1), grads, strict=True))
-                 for n in differentiable}
+        with np.errstate(over="ignore"):  # near the top of the float range: the largest float, times eps
+            terms = {n: engine.eps * np.minimum(sum(abs(k) * (g.rounding[n] + g.rebuilt[n])
+                                                    for k, g in zip((a, b, 1), grads, strict=True)), np.finfo(float).max)
+                     for n in differentiable}
     except DomainError:  # the value check already says so
         terms = {}
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in a gradient that overflowed: judged below

@@ -15,6 +15,7 @@ of its local partial, which is how far the partial moves when its arguments move
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -69,6 +70,14 @@ def _eps_units(ulps: float) -> float:
 
 
 _SAFETY = 2
+
+
+def _bound(units: Scalar) -> float:
+    """A running bound (units of eps) as the allowance's float, doubled: a finite one beyond the float
+    range (exp2(1020)'s 1020 ulps of its input times 7.8e306) as the largest float, whose absolute
+    allowance (times eps) is still 4e292, never inf, which would allow anything."""
+    doubled = float(units * _SAFETY)
+    return doubled if doubled != math.inf or not mpmath.isfinite(units) else sys.float_info.max
 
 
 class Node:
@@ -376,10 +385,9 @@ class TensorExact:
                     return np.vectorize(lambda n: table[n.i] if n.i < len(table) else 0, otypes=[object])(nodes)
 
             exact = {n: read(a, adj) for n, a in self.leaves.items()}
-            rounding = {n: np.vectorize(lambda e: e * _SAFETY, otypes=[float])(read(a, err))
-                        for n, a in self.leaves.items()}
-            rebuilt = {n: np.vectorize(lambda e: e * _SAFETY, otypes=[float])(read(a, extra))
-                       for n, a in self.leaves.items()}
+            with np.errstate(over="ignore"):  # a bound beyond the float range: _bound says what it is
+                rounding = {n: np.vectorize(_bound, otypes=[float])(read(a, err)) for n, a in self.leaves.items()}
+                rebuilt = {n: np.vectorize(_bound, otypes=[float])(read(a, extra)) for n, a in self.leaves.items()}
             copies: dict[str, list[tuple[tuple[int, ...], Any]]] = {}
             for name, a in self.leaves.items():
                 for source, spread in self.tape.expanded:
@@ -472,9 +480,10 @@ def _exact_tensor(graph: TensorGraph, point: Mapping[str, Any]) -> TensorExact:
         arrays = evaluate(graph, tape, given, on_step=at)
         outputs = arrays[graph.output]
         value = np.vectorize(lambda n: tape.values[n.i] if isinstance(n, Node) else to_mpf(n), otypes=[object])(outputs)
-        rounding = np.vectorize(lambda n: tape.error[n.i] * _SAFETY if isinstance(n, Node) else 0.0,
-                                otypes=[float])(outputs)
-        lost = np.vectorize(lambda n: tape.lost[n.i] * _SAFETY if isinstance(n, Node) else 0.0, otypes=[float])(outputs)
+        with np.errstate(over="ignore"):  # a bound beyond the float range: _bound says what it is
+            rounding = np.vectorize(lambda n: _bound(tape.error[n.i]) if isinstance(n, Node) else 0.0,
+                                    otypes=[float])(outputs)
+            lost = np.vectorize(lambda n: _bound(tape.lost[n.i]) if isinstance(n, Node) else 0.0, otypes=[float])(outputs)
     return TensorExact(graph, tape, outputs, leaves, value, rounding, tuple(dict.fromkeys(k.where for k in tape.kinks)),
                        arrays, conditions=tuple(tape.conditions), value_lost=lost)
 
