@@ -126,11 +126,18 @@ def unit_test(name: str, args: list[tuple[float, bool]], engine: Engine, *, ran:
 
 
 def _takes_numbers(engine: Engine) -> bool:
-    """Whether the engine multiplies one of its values by a Python number (``a * 1.75``)."""
-    b = GraphBuilder()
-    out = b.apply("mul", (b.leaf("a"), b.const(Fraction(7, 4))))
-    graph = b.graph(Program("unit test of a constant", (), Name("out"), ("a",)), out)
-    return call.run(engine, graph, {"a": 0.5}, representable=False).verdict is None
+    """Whether the engine multiplies one of its values by a Python number (``a * 1.75``); asked once per
+    engine of a process."""
+    known = _TAKES_NUMBERS.get(engine.name)
+    if known is None:
+        b = GraphBuilder()
+        out = b.apply("mul", (b.leaf("a"), b.const(Fraction(7, 4))))
+        graph = b.graph(Program("unit test of a constant", (), Name("out"), ("a",)), out)
+        known = _TAKES_NUMBERS[engine.name] = call.run(engine, graph, {"a": 0.5}, representable=False).verdict is None
+    return known
+
+
+_TAKES_NUMBERS: dict[str, bool] = {}
 
 
 def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: bool,
