@@ -36,7 +36,7 @@ from gradspec.engines.protocol import FLOAT32_EPS, Engine
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor
-from gradspec.modes import Ask, Derivatives, Mode, ModeRow, needs, rows
+from gradspec.modes import ORDER, Ask, Derivatives, Mode, ModeRow, needs, rows
 from gradspec.ops.linalg_rows import project, structures
 from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
 from gradspec.reference.modes import Known, ModeReference, mode_reference
@@ -130,26 +130,29 @@ def mode_quantities(graph: TensorGraph, point: Mapping[str, Any], engine: Engine
         return Found(out + _skipped(frozenset(runnable), reach, f"no exact reference: {exc.message}"), "")
     floats = {n: np.vectorize(float, otypes=[float])(np.asarray(v, dtype=object)) for n, v in point.items()}
     called = call.derivatives(engine, graph, floats, ask, fn)
+    raised: frozenset[str] = frozenset()  # rows that raised on their own: failed above, not compared
     if called.ok:
         got = called.get()
     elif called.raised and len(runnable) + (reach >= 2) > 1:  # which mode raised: each asked alone
-        got, failed = _each_alone(engine, graph, floats, ask, fn)
+        got, failed, raised = _each_alone(engine, graph, floats, ask, fn)
         out += failed
     else:
         assert called.verdict is not None
         return Found(out + _skipped(frozenset(runnable), reach, called.message, called.verdict), "")
     sums = _conditioning(graph, point, ask, engine.eps) if conditioned else None
     kernels = Kernels(graph, point, lambda: exact_tensor(graph, point).value_floats, engine.eps)
-    out += _compare(graph, ref, got, ask, engine, tol, sums, kernels)
+    out += _compare(graph, ref, got, ask, engine, tol, sums, kernels, raised)
     return Found(out, f"directions seed {seed}", ref.radius)
 
 
 def _each_alone(engine: Engine, graph: TensorGraph, floats: Mapping[str, Any], ask: Ask,
-                fn: Callable[..., Any] | None) -> tuple[Derivatives, list[Quantity]]:
+                fn: Callable[..., Any] | None) -> tuple[Derivatives, list[Quantity], frozenset[str]]:
     """The modes of ``ask`` asked one at a time (the same directions), after asking them together raised:
-    what each computed, merged, and the modes that raised on their own, failed with what they raised."""
+    what each computed, merged; the modes that raised on their own, failed with what they raised; and
+    their rows' keys."""
     got = Derivatives()
     failed: list[Quantity] = []
+    keys: set[str] = set()
     parts = [dataclasses.replace(ask, modes=frozenset({m}), order=1) for m in sorted(ask.modes)]
     parts += [dataclasses.replace(ask, modes=frozenset(), order=ask.order)] if ask.order >= 2 else []
     for part in parts:
@@ -157,6 +160,7 @@ def _each_alone(engine: Engine, graph: TensorGraph, floats: Mapping[str, Any], a
         if not called.ok:
             assert called.verdict is not None
             failed += _skipped(part.modes, part.order, called.message, called.verdict)
+            keys |= {m.value for m in part.modes} | ({ORDER} if part.order >= 2 else set())
             continue
         alone = called.get()
         for f in dataclasses.fields(Derivatives):
@@ -165,7 +169,7 @@ def _each_alone(engine: Engine, graph: TensorGraph, floats: Mapping[str, Any], a
                 mine.update(theirs)
             elif mine is None:
                 setattr(got, f.name, theirs)
-    return got, failed
+    return got, failed, frozenset(keys)
 
 
 class _Item(NamedTuple):
@@ -234,7 +238,8 @@ def _conditioning(graph: TensorGraph, point: Mapping[str, Any], ask: Ask, eps: f
 
 
 def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine: Engine,
-             tol: Tolerance, sums: Sums | None = None, kernels: Kernels | None = None) -> list[Quantity]:
+             tol: Tolerance, sums: Sums | None = None, kernels: Kernels | None = None,
+             raised: frozenset[str] = frozenset()) -> list[Quantity]:
     names = [n for n, _ in graph.differentiable]
     held = structures(graph.steps, graph.differentiable)
     out: list[Quantity] = []
@@ -260,7 +265,8 @@ def _compare(graph: TensorGraph, ref: ModeReference, got: Any, ask: Ask, engine:
             known = dataclasses.replace(known, allowance=bound, rebuilt=np.asarray(known.allowance, dtype=float)
                                         + np.asarray(known.rebuilt, dtype=float))
         if computed is None:
-            out.append(_skip(label, got.refused.get(key, "the engine did not compute it")))
+            if key not in raised:  # a row that raised on its own is failed already, with what it raised
+                out.append(_skip(label, got.refused.get(key, "the engine did not compute it")))
             return
         exact = known.floats
         with np.errstate(invalid="ignore"):  # beyond the engine's float range, IEEE arithmetic gives inf
