@@ -33,7 +33,7 @@ from gradspec.reference.precision import precision_note, representation
 from gradspec.reference.store import Reference, reference
 from gradspec.results import OVERFLOW_POLICY, CheckResult, Quantity, Role, Tolerance, Verdict, worst
 
-__all__ = ["abs_error", "check_graph", "compare", "exact_text", "float_range", "overflow_verdict", "prepare"]
+__all__ = ["abs_error", "check_graph", "compare", "exact_text", "overflow_verdict", "prepare"]
 
 def prepare(expression: str, names: Sequence[str]) -> Graph:
     """Parse and lay out ``expression`` for a point over ``names``; undefined names are errors."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from gradspec.checks.check import abs_error, exact_text
 from gradspec.diagnose.patterns import guess, unsummed_shape
-from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX
+from gradspec.engines.protocol import dtype_range
 from gradspec.graph.tensor import TensorGraph
 from gradspec.ops.rebuilt_tensor import Site
 from gradspec.ops.table import TENSOR_OPS
@@ -178,9 +178,10 @@ def judge(label: str, role: Role, engine: Any, exact_mp: Any, exact: Any, allowa
             both_nan = np.isnan(engine) & np.isnan(exact)
             err = np.where(both_nan | (engine == exact), 0.0, err)
             err = np.where(np.isnan(err), np.inf, err)
-    beyond = ~(np.abs(exact) < (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf))
+    limit = dtype_range(eps)
+    beyond = ~(np.abs(exact) < limit)
     if beyond.any():  # an exact element beyond the dtype's range (or infinite): IEEE's answer is that infinity
-        top = np.sign(exact) * (FLOAT32_MAX if eps >= FLOAT32_EPS else np.finfo(float).max)
+        top = np.sign(exact) * (limit if math.isfinite(limit) else np.finfo(float).max)
         agrees = (engine == np.sign(exact) * np.inf) | (engine == top)  # or the largest float, a rounding short
         err = np.where(beyond, np.where(agrees, 0.0, np.inf), err)
         bound = np.where(beyond, 0.0, bound)  # never inf, which would pass any number (NaN included)

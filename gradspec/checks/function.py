@@ -51,7 +51,7 @@ from gradspec.lang.expr import parse
 from gradspec.lang.numbers import exact_number
 from gradspec.modes import DEFAULT, Mode
 from gradspec.reference.tensor import exact_tensor
-from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, worst
+from gradspec.results import CheckResult, Culprit, CulpritKind, Quantity, Role, Tolerance, Verdict, without_dtype, worst
 
 __all__ = ["LINEAR", "check_function", "check_graph_function", "run_case"]
 
@@ -91,8 +91,7 @@ def _modes(check: Sequence[Mode | str] | None) -> frozenset[Mode]:
 
 
 def _at_dtype(engine: Engine, dtype: str) -> Engine:
-    head, *options = engine.name.split(":")
-    return resolve(":".join([head, *[o for o in options if o not in ("float32", "float64")], dtype]))
+    return resolve(f"{without_dtype(engine.name)}:{dtype}")
 
 
 def check_function(fn: Callable[..., Any], reference: str, inputs: Mapping[str, Any], *, engine: str | Engine = "torch",

@@ -29,10 +29,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gradspec.checks.check import float_range
 from gradspec.checks.elements import JACOBIAN_LIMIT, Kernels, cotangent, jacobian_size, judge, seeded
 from gradspec.engines import call
-from gradspec.engines.protocol import FLOAT32_EPS, Engine
+from gradspec.engines.protocol import FLOAT32_EPS, Engine, float_range
 from gradspec.errors import DomainError, ExpressionError
 from gradspec.graph.ir import Graph
 from gradspec.graph.tensor import TensorGraph, build_tensor

@@ -33,7 +33,7 @@ from gradspec.graph.tensor import TensorGraph, build_tensor
 from gradspec.lang.expr import Apply, Name, Node, Num, parse
 from gradspec.modes import Mode, asked
 from gradspec.ops.linalg_rows import project, sign_notes, structures
-from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums
+from gradspec.reference.conditioning import LIMIT, Sums, add, direction_sums, input_sums, magnitudes
 from gradspec.reference.precision import CONDITIONED, REBUILT
 from gradspec.reference.tensor import TensorExact, exact_tensor
 
@@ -250,9 +250,10 @@ def _localise(graph: TensorGraph, ref: TensorExact | BallExact, engine: Engine, 
         if step.op is None:
             continue
         values = np.asarray(ref.values_of(i), dtype=object).ravel()
-        magnitudes = [abs(float(v)) for v in values]
-        if magnitudes and not max(magnitudes) < limit:
-            top = max((v for v, m in zip(values, magnitudes, strict=True) if not m < limit), key=lambda v: abs(mpmath.mpf(v)))
+        with np.errstate(over="ignore"):  # what it looks for: a value whose float is inf
+            beyond = values[~(np.abs(magnitudes(values)) < limit)]
+        if beyond.size:
+            top = max(beyond, key=lambda v: abs(mpmath.mpf(v)))
             return Culprit(step.op, CulpritKind.FORWARD, graph.label(i), message=(
                 f"{step.op} at column {step.col} overflows: its exact value reaches {mpmath.nstr(mpmath.mpf(top), 4)}, "
                 f"beyond the engine's float range; the expression as written cannot be computed in its floats here"))

@@ -29,18 +29,17 @@ from gradspec.diagnose.unit import close as _close
 from gradspec.diagnose.unit import delegated as _delegated
 from gradspec.diagnose.unit import exact_state as _exact_state
 from gradspec.diagnose.unit import shown as _g
-from gradspec.diagnose.unit import unit_culprit
+from gradspec.diagnose.unit import unit_culprit, writes_into
 from gradspec.diagnose.unit import unit_test as _unit_test
 from gradspec.engines import call
 from gradspec.engines.protocol import FLOAT32_EPS, FLOAT32_MAX, FLOAT64_EPS, Engine, Outcome, float_range
 from gradspec.errors import EngineError
-from gradspec.graph.ir import Apply, Const, Graph, GraphBuilder, Leaf
+from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.graph.printer import ancestors as _ancestors
 from gradspec.graph.printer import label as _label
 from gradspec.graph.printer import number as _number
 from gradspec.graph.printer import short as _short
 from gradspec.graph.printer import subexpression, subprogram
-from gradspec.lang.expr import Name, Program
 from gradspec.ops.table import OPS
 from gradspec.reference.chain import local_partials as _local_partials
 from gradspec.reference.chain import mp_apply
@@ -162,21 +161,11 @@ def _written_input(graph: Graph, outcome: Outcome, floats: Mapping[str, float], 
         # named only where a consumer does it again alone: an engine that holds an input another way (a
         # flushed subnormal, say) is localised as before
         for j, user in enumerate(graph.steps):
-            if isinstance(user, Apply) and i in user.args and _writes_into(user.op, given, engine):
+            if isinstance(user, Apply) and i in user.args and writes_into(user.op, given, engine):
                 return Culprit(user.op, CulpritKind.FORWARD, _label(graph, j), exact=given, engine=held, message=(
                     f"{user.op} at `{_label(graph, j)}` writes into its input: {step.name} holds {held!r} after "
                     f"it runs, given {given!r}, and every op that reads {step.name} after it reads {held!r}"))
     return None
-
-
-def _writes_into(op: str, value: float, engine: Engine) -> bool:
-    """Whether ``op`` alone, on an input holding ``value`` (both operands, for a binary op), changes it."""
-    b = GraphBuilder()
-    a = b.leaf("a")
-    out = b.apply(op, (a,) * OPS[op].arity)
-    graph = b.graph(Program(f"unit test of {op}", (), Name("out"), ("a",)), out)
-    called = call.run(engine, graph, {"a": value}, every_node=True, representable=False)
-    return called.verdict is None and called.get().node_values.get(0, value) != value
 
 
 _MINOR = 1e-7  # a wrong value within this relative error (7 digits right) gives way to a wrong backward rule

@@ -26,7 +26,7 @@ from gradspec.reference.exact import DPS
 from gradspec.reference.store import reference
 from gradspec.results import Culprit, CulpritKind
 
-__all__ = ["close", "delegated", "exact_state", "shown", "unit_culprit", "unit_test"]
+__all__ = ["close", "delegated", "exact_state", "shown", "unit_culprit", "unit_test", "writes_into"]
 
 _UPSTREAM = 1.75  # an upstream gradient that is not 1, so a missing chain factor shows
 _OWN_ROUNDING = 8  # times the rounding bound: how far one op's gradient may be from exact before its rule is blamed
@@ -138,6 +138,16 @@ def _takes_numbers(engine: Engine) -> bool:
 
 
 _TAKES_NUMBERS: dict[str, bool] = {}
+
+
+def writes_into(op: str, value: float, engine: Engine) -> bool:
+    """Whether ``op`` alone, on an input holding ``value`` (both operands, for a binary op), changes it."""
+    b = GraphBuilder()
+    a = b.leaf("a")
+    out = b.apply(op, (a,) * OPS[op].arity)
+    graph = b.graph(Program(f"unit test of {op}", (), Name("out"), ("a",)), out)
+    called = call.run(engine, graph, {"a": value}, every_node=True, representable=False)
+    return called.verdict is None and called.get().node_values.get(0, value) != value
 
 
 def _mini(op: str, args: list[tuple[float, bool]], *, accumulate: bool, shared: bool,

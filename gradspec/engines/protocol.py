@@ -46,7 +46,7 @@ from gradspec.graph.ir import Apply, Const, Graph, Leaf
 from gradspec.ops.table import OPS, REVERSE_AND_TENSOR, REVERSE_ONLY, Capability, Op
 
 __all__ = ["FLOAT32_EPS", "FLOAT32_MAX", "FLOAT64_EPS", "Engine", "NamedEngine", "NotANumber", "Outcome", "Unavailable",
-           "Unsupported", "ValueClassEngine", "float_range"]
+           "Unsupported", "ValueClassEngine", "dtype_range", "float_range"]
 
 FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
@@ -56,8 +56,13 @@ FLOAT32_SMALLEST = 1.401298464324817e-45  # the smallest subnormal
 
 def float_range(engine: Any) -> float:
     """The largest finite magnitude of the engine's float type (inf: whatever float64 holds)."""
-    eps = getattr(engine, "eps", FLOAT64_EPS)
-    return getattr(engine, "max", None) or (FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf)
+    return getattr(engine, "max", None) or dtype_range(getattr(engine, "eps", FLOAT64_EPS))
+
+
+def dtype_range(eps: float) -> float:
+    """The largest finite magnitude of the float type of machine epsilon ``eps`` (inf: whatever float64
+    holds, so that a magnitude is beyond it where its float is inf)."""
+    return FLOAT32_MAX if eps >= FLOAT32_EPS else math.inf
 
 
 class Unsupported(Exception):
